@@ -1,0 +1,76 @@
+# repvol - replicated block volumes.  Plain make; see README.md.
+
+PREFIX   ?= /usr/local
+CC       ?= gcc
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
+            -D_GNU_SOURCE -Iuserspace/lib -MMD -MP
+LDLIBS   += -luring -laio -ljson-c -lm
+
+B        := build
+LIB_SRC  := $(wildcard userspace/lib/*.c userspace/lib/*/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+LIB      := $(B)/librepvol.a
+PROGS    := $(B)/repvold $(B)/repvol
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+
+.PHONY: all clean check check-unit check-integration bench demo install deps
+all: $(PROGS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/repvold: $(patsubst %.c,$(B)/%.o,$(wildcard userspace/repvold/*.c)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/repvol: $(patsubst %.c,$(B)/%.o,$(wildcard userspace/repvol/*.c)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+deps:
+	scripts/install-deps.sh
+
+check-unit: $(UNITS)
+	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
+
+check-integration: all
+	tests/run-integration.sh
+
+# Installs missing Debian packages, builds, runs every tier.
+check:
+	scripts/install-deps.sh
+	$(MAKE) all $(UNITS)
+	$(MAKE) check-unit
+	$(MAKE) check-integration
+
+bench:
+	scripts/install-deps.sh
+	$(MAKE) all
+	tests/perf/bench.sh
+
+demo:
+	scripts/install-deps.sh
+	$(MAKE) all
+	scripts/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
+	  $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(B)/repvol $(DESTDIR)$(PREFIX)/bin/repvol
+	install -m 755 $(B)/repvold $(DESTDIR)$(PREFIX)/sbin/repvold
+	install -m 644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,46 @@
+#!/bin/bash
+# Install the Debian packages repvol needs to build, test, bench and demo.
+#
+# Idempotent: asks dpkg which packages are missing and installs only those,
+# running "apt-get update" only when there is something to install.  When
+# everything is present it is a fast no-op.  Needs root (or sudo) only when
+# something is missing.
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    build-essential pkg-config
+    liburing-dev libaio-dev libjson-c-dev
+    # unit tests
+    libcmocka-dev
+    # NBD clients and servers used by tests, bench and demo
+    fio libnbd-bin nbdkit qemu-utils
+    # process, network and file tools used by the scripts
+    coreutils util-linux procps psmisc iproute2 e2fsprogs python3
+    # "man -l man/*.8"
+    man-db
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    # "ii " = installed and configured; anything else needs installing.
+    [[ $status == ii* ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: all ${#PACKAGES[@]} packages present"
+    exit 0
+fi
+
+echo "install-deps: installing: ${missing[*]}"
+SUDO=
+if ((EUID != 0)); then
+    command -v sudo >/dev/null ||
+        { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+    SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "install-deps: installed: ${missing[*]}"

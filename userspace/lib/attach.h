@@ -1,0 +1,21 @@
+/* attach.h - "repvol attach": fence, build the engine over the
+ * replicas, serve it through a frontend until detach.
+ */
+#ifndef REPVOL_ATTACH_H
+#define REPVOL_ATTACH_H
+
+#include <stdbool.h>
+#include "registry/registry.h"
+
+struct attach_opts {
+  const char *volume;
+  const char *nbd;              /* "unix:PATH" or "tcp:ADDR:PORT" */
+  int timeout_ms;               /* replica I/O timeout (default 10000) */
+};
+
+/* Runs in the foreground until SIGTERM/SIGINT or "repvol detach".
+ * Returns a process exit code; prints one-line errors itself.
+ */
+int attach_run (struct registry *reg, const struct attach_opts *o);
+
+#endif

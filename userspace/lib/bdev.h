@@ -1,0 +1,74 @@
+/* bdev.h - the asynchronous block operation table every data-path layer
+ * implements: the engine, the replica client, the local store.
+ *
+ * A caller fills a struct bdev_io and hands it to bdev_submit(); the
+ * layer completes it exactly once through io->done, possibly before
+ * bdev_submit() returns.  Layers stack like nbdkit filters: the engine
+ * is a bdev whose children are replica-client bdevs.  Everything runs
+ * on one event loop thread.
+ */
+#ifndef REPVOL_BDEV_H
+#define REPVOL_BDEV_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+enum bdev_op {
+  BDEV_READ = 1,
+  BDEV_WRITE,
+  BDEV_FLUSH,
+  BDEV_TRIM,
+  BDEV_WRITE_ZEROES,
+};
+
+#define BDEV_FUA        (1u << 0)   /* write stable before completion */
+#define BDEV_NO_HOLE    (1u << 1)   /* write-zeroes must allocate */
+
+struct bdev_io;
+typedef void (*bdev_done_fn) (struct bdev_io *io, int err);
+
+struct bdev_io {
+  enum bdev_op op;
+  uint32_t flags;
+  uint64_t offset;
+  uint32_t len;
+  void *buf;                    /* READ: filled; WRITE: source */
+  bdev_done_fn done;            /* err: 0 or a positive errno */
+  void *opaque;                 /* the caller's */
+  void *layer_priv;             /* free for the layer handling it */
+};
+
+struct bdev;
+
+struct bdev_ops {
+  const char *name;
+  /* Start io; complete it through io->done.  Never fails synchronously:
+   * errors are reported through done.
+   */
+  void (*submit) (struct bdev *b, struct bdev_io *io);
+  /* Finish in-flight I/O, then call done (for detach). */
+  void (*drain) (struct bdev *b, void (*done) (void *opaque), void *opaque);
+  void (*close) (struct bdev *b);
+};
+
+/* What a device promises, advertised to clients by the frontend. */
+struct bdev_info {
+  uint64_t size;
+  uint32_t block_size;          /* minimum I/O granularity */
+  uint32_t max_io;              /* largest single request, bytes */
+  int volatile_cache;           /* writes need FLUSH/FUA to be stable */
+};
+
+struct bdev {
+  const struct bdev_ops *ops;
+  struct bdev_info info;
+  void *priv;
+};
+
+static inline void
+bdev_submit (struct bdev *b, struct bdev_io *io)
+{
+  b->ops->submit (b, io);
+}
+
+#endif

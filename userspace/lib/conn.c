@@ -1,0 +1,349 @@
+/* conn.c - framed nonblocking stream connections (see conn.h). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/uio.h>
+
+#include "conn.h"
+#include "util.h"
+
+#define IBUF_SIZE   (256 * 1024)
+#define DIRECT_MIN  (64 * 1024)    /* read bulk payloads straight to the caller */
+#define IOV_BATCH   64
+
+struct conn_out {
+  struct conn_out *next;
+  char hdr[CONN_HDR_MAX];
+  size_t hdr_len;
+  const char *payload;
+  size_t payload_len;
+  size_t sent;                  /* of hdr_len + payload_len */
+  conn_sent_cb done;
+  void *opaque;
+};
+
+static void conn_ready (struct loop_watch *w, uint32_t revents);
+static void conn_flush (struct loop_defer *d);
+
+struct conn *
+conn_new (struct loop *loop, int fd, const char *name,
+          conn_close_cb on_close, void *opaque)
+{
+  struct conn *c = calloc (1, sizeof *c);
+
+  if (!c)
+    return NULL;
+  c->ibuf = malloc (IBUF_SIZE);
+  if (!c->ibuf) {
+    free (c);
+    return NULL;
+  }
+  c->ibuf_cap = IBUF_SIZE;
+  c->loop = loop;
+  c->fd = fd;
+  c->on_close = on_close;
+  c->opaque = opaque;
+  c->refs = 1;
+  snprintf (c->name, sizeof c->name, "%s", name);
+  set_nonblock (fd);
+  if (loop_add (loop, &c->watch, fd, 0, conn_ready, c) == -1) {
+    free (c->ibuf);
+    free (c);
+    return NULL;
+  }
+  return c;
+}
+
+void
+conn_get (struct conn *c)
+{
+  c->refs++;
+}
+
+static void
+conn_free (struct conn *c)
+{
+  free (c->ibuf);
+  free (c);
+}
+
+static void
+conn_free_deferred (struct loop_defer *d)
+{
+  conn_free (d->opaque);
+}
+
+void
+conn_put (struct conn *c)
+{
+  if (--c->refs > 0)
+    return;
+  /* The loop may still hold this conn's watch in the current epoll
+   * batch, and the flush defer may be queued: free after both.
+   */
+  loop_defer (c->loop, &c->reap, conn_free_deferred, c);
+}
+
+static void
+update_events (struct conn *c)
+{
+  uint32_t ev = 0;
+
+  if (c->closed)
+    return;
+  if (c->want_cb)
+    ev |= EPOLLIN;
+  if (c->out_head)
+    ev |= EPOLLOUT;
+  loop_mod (c->loop, &c->watch, ev);
+}
+
+void
+conn_close (struct conn *c, const char *fmt, ...)
+{
+  struct conn_out *o;
+
+  if (c->closed)
+    return;
+  if (fmt) {
+    char why[512];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (why, sizeof why, fmt, ap);
+    va_end (ap);
+    log_warn ("%s: closing connection: %s", c->name, why);
+  }
+  c->closed = true;
+  c->want_cb = NULL;
+  loop_del (c->loop, &c->watch);
+  close (c->fd);
+  c->fd = -1;
+
+  conn_get (c);
+  while ((o = c->out_head) != NULL) {
+    c->out_head = o->next;
+    if (o->done)
+      o->done (o->opaque, ECONNRESET);
+    free (o);
+  }
+  c->out_tail = NULL;
+  c->out_bytes = 0;
+  if (c->on_close)
+    c->on_close (c, c->opaque);
+  conn_put (c);                 /* ours */
+  conn_put (c);                 /* the reference conn_new gave the owner */
+}
+
+/* Deliver buffered bytes to the current expectation; call callbacks as
+ * expectations complete.  Returns when input is exhausted or nobody is
+ * waiting.
+ */
+static void
+deliver (struct conn *c)
+{
+  while (c->want_cb && !c->closed) {
+    size_t avail = c->ibuf_len - c->ibuf_pos;
+    size_t need = c->want_len - c->want_got;
+    size_t n = MIN (avail, need);
+
+    if (n) {
+      memcpy (c->want_buf + c->want_got, c->ibuf + c->ibuf_pos, n);
+      c->want_got += n;
+      c->ibuf_pos += n;
+    }
+    if (c->want_got < c->want_len)
+      return;                   /* need more from the socket */
+
+    conn_read_cb cb = c->want_cb;
+    c->want_cb = NULL;
+    cb (c, c->want_opaque);     /* may set the next expectation */
+  }
+}
+
+void
+conn_expect (struct conn *c, void *buf, size_t len, conn_read_cb cb,
+             void *opaque)
+{
+  if (c->closed)
+    return;
+  c->want_buf = buf;
+  c->want_len = len;
+  c->want_got = 0;
+  c->want_cb = cb;
+  c->want_opaque = opaque;
+  /* If called from outside a read callback (back-pressure released),
+   * buffered bytes may already satisfy it.
+   */
+  if (!c->in_callback) {
+    conn_get (c);
+    c->in_callback = true;
+    deliver (c);
+    c->in_callback = false;
+    update_events (c);
+    conn_put (c);
+  }
+}
+
+static void
+do_read (struct conn *c)
+{
+  for (;;) {
+    ssize_t r;
+
+    deliver (c);
+    if (c->closed || !c->want_cb)
+      return;
+
+    size_t need = c->want_len - c->want_got;
+    if (c->ibuf_pos == c->ibuf_len && need >= DIRECT_MIN) {
+      /* Bulk payload: straight into the caller's buffer. */
+      c->ibuf_pos = c->ibuf_len = 0;
+      r = read (c->fd, c->want_buf + c->want_got, need);
+      if (r > 0) {
+        c->want_got += r;
+        continue;
+      }
+    }
+    else {
+      if (c->ibuf_pos == c->ibuf_len)
+        c->ibuf_pos = c->ibuf_len = 0;
+      else if (c->ibuf_pos > 0) {
+        memmove (c->ibuf, c->ibuf + c->ibuf_pos, c->ibuf_len - c->ibuf_pos);
+        c->ibuf_len -= c->ibuf_pos;
+        c->ibuf_pos = 0;
+      }
+      r = read (c->fd, c->ibuf + c->ibuf_len, c->ibuf_cap - c->ibuf_len);
+      if (r > 0) {
+        c->ibuf_len += r;
+        continue;
+      }
+    }
+    if (r == 0) {
+      if (c->want_got > 0 || c->ibuf_pos < c->ibuf_len)
+        conn_close (c, "peer closed in the middle of a frame");
+      else
+        conn_close (c, NULL);
+      return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return;
+    if (errno == EINTR)
+      continue;
+    conn_close (c, "read: %s", strerror (errno));
+    return;
+  }
+}
+
+static void
+do_write (struct conn *c)
+{
+  while (c->out_head && !c->closed) {
+    struct iovec iov[IOV_BATCH * 2];
+    int n = 0;
+    ssize_t r;
+
+    for (struct conn_out *o = c->out_head; o && n < IOV_BATCH * 2 - 1;
+         o = o->next) {
+      size_t off = o->sent;
+      if (off < o->hdr_len) {
+        iov[n++] = (struct iovec) { o->hdr + off, o->hdr_len - off };
+        off = o->hdr_len;
+      }
+      if (o->payload_len && off < o->hdr_len + o->payload_len)
+        iov[n++] = (struct iovec) {
+          (void *) (o->payload + (off - o->hdr_len)),
+          o->hdr_len + o->payload_len - off
+        };
+    }
+    r = writev (c->fd, iov, n);
+    if (r == -1) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        break;
+      if (errno == EINTR)
+        continue;
+      conn_close (c, "write: %s", strerror (errno));
+      return;
+    }
+    c->out_bytes -= r;
+    while (r > 0) {
+      struct conn_out *o = c->out_head;
+      size_t left = o->hdr_len + o->payload_len - o->sent;
+      if ((size_t) r < left) {
+        o->sent += r;
+        break;
+      }
+      r -= left;
+      c->out_head = o->next;
+      if (!c->out_head)
+        c->out_tail = NULL;
+      if (o->done)
+        o->done (o->opaque, 0);
+      free (o);
+    }
+  }
+}
+
+static void
+conn_flush (struct loop_defer *d)
+{
+  struct conn *c = d->opaque;
+
+  if (c->closed)
+    return;
+  conn_get (c);
+  do_write (c);
+  update_events (c);
+  conn_put (c);
+}
+
+void
+conn_send (struct conn *c, const void *hdr, size_t hdr_len,
+           const void *payload, size_t payload_len,
+           conn_sent_cb done, void *opaque)
+{
+  struct conn_out *o;
+
+  if (c->closed || hdr_len > CONN_HDR_MAX ||
+      (o = malloc (sizeof *o)) == NULL) {
+    if (done)
+      done (opaque, c->closed ? ECONNRESET : ENOMEM);
+    return;
+  }
+  memcpy (o->hdr, hdr, hdr_len);
+  o->hdr_len = hdr_len;
+  o->payload = payload;
+  o->payload_len = payload_len;
+  o->sent = 0;
+  o->done = done;
+  o->opaque = opaque;
+  o->next = NULL;
+  if (c->out_tail)
+    c->out_tail->next = o;
+  else
+    c->out_head = o;
+  c->out_tail = o;
+  c->out_bytes += hdr_len + payload_len;
+  /* Leave at the end of this loop iteration, batched with the rest. */
+  loop_defer (c->loop, &c->flush, conn_flush, c);
+}
+
+static void
+conn_ready (struct loop_watch *w, uint32_t revents)
+{
+  struct conn *c = w->opaque;
+
+  conn_get (c);
+  c->in_callback = true;
+  if (revents & (EPOLLIN | EPOLLERR | EPOLLHUP))
+    do_read (c);
+  if (!c->closed && (revents & EPOLLOUT))
+    do_write (c);
+  if (!c->closed && (revents & (EPOLLERR | EPOLLHUP)) && !c->want_cb)
+    conn_close (c, NULL);
+  c->in_callback = false;
+  update_events (c);
+  conn_put (c);
+}

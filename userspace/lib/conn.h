@@ -1,0 +1,95 @@
+/* conn.h - a nonblocking, framed stream connection on the event loop.
+ *
+ * Shared by the NBD frontend, the replica server and the replica client:
+ * each is a small state machine that says "give me the next N bytes in
+ * this buffer, then call me" (conn_expect) and "send this header and
+ * payload, then tell me" (conn_send).  conn hides partial reads, partial
+ * writes, batching of replies into one writev per loop iteration, and
+ * tear-down.
+ *
+ * Reads: small expectations are served from an internal buffer filled
+ * with large read()s; large ones (bulk payloads) are read straight into
+ * the caller's buffer.  While no expectation is set the connection stops
+ * reading, which is how callers apply back-pressure.
+ *
+ * Writes: conn_send copies the header (at most CONN_HDR_MAX bytes) and
+ * references the payload, which must stay valid until the done callback
+ * runs.  Queued data leaves at the end of the loop iteration.
+ */
+#ifndef REPVOL_CONN_H
+#define REPVOL_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "loop.h"
+
+#define CONN_HDR_MAX 128
+
+struct conn;
+struct conn_out;
+
+typedef void (*conn_read_cb) (struct conn *c, void *opaque);
+typedef void (*conn_sent_cb) (void *opaque, int err);
+typedef void (*conn_close_cb) (struct conn *c, void *opaque);
+
+struct conn {
+  struct loop *loop;
+  struct loop_watch watch;
+  struct loop_defer flush;       /* batched writev at end of iteration */
+  struct loop_defer reap;        /* free after the current epoll batch */
+  int fd;
+  char name[96];                /* for log lines: peer or role */
+
+  /* input */
+  char *ibuf;
+  size_t ibuf_len, ibuf_pos, ibuf_cap;
+  char *want_buf;               /* where the expected bytes go */
+  size_t want_len, want_got;
+  conn_read_cb want_cb;
+  void *want_opaque;
+
+  /* output */
+  struct conn_out *out_head, *out_tail;
+  size_t out_bytes;             /* queued, for back-pressure decisions */
+
+  conn_close_cb on_close;
+  void *opaque;
+  bool closed;
+  bool in_callback;             /* free deferred until callbacks unwind */
+  bool free_pending;
+  int refs;
+};
+
+/* Adopt fd (made nonblocking).  on_close runs once when the connection
+ * ends for any reason (peer closed, error, conn_close).
+ */
+struct conn *conn_new (struct loop *loop, int fd, const char *name,
+                       conn_close_cb on_close, void *opaque);
+
+/* Expect exactly len bytes into buf; cb runs when they have arrived.
+ * Call it again from cb for the next frame.  len 0 calls cb at once.
+ */
+void conn_expect (struct conn *c, void *buf, size_t len, conn_read_cb cb,
+                  void *opaque);
+
+/* Queue hdr (copied) followed by payload (referenced).  done (may be
+ * NULL) runs with err 0 once written, or with an errno when the
+ * connection closes first.
+ */
+void conn_send (struct conn *c, const void *hdr, size_t hdr_len,
+                const void *payload, size_t payload_len,
+                conn_sent_cb done, void *opaque);
+
+/* Close with a reason that is logged (NULL: quiet).  Queued sends fail
+ * with ECONNRESET; on_close runs; the conn is freed once no callback is
+ * running.
+ */
+void conn_close (struct conn *c, const char *reason_fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+/* Keep the struct alive across a callback that may close it. */
+void conn_get (struct conn *c);
+void conn_put (struct conn *c);
+
+#endif

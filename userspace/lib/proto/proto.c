@@ -1,0 +1,329 @@
+/* proto.c - codec for the replication protocol (see proto.h and
+ * man/repvol-protocol.7).  Pure functions: no I/O, no allocation.
+ */
+#include <errno.h>
+#include <string.h>
+#include <endian.h>
+
+#include "proto/proto.h"
+#include "util.h"
+
+/* Little-endian field access at a byte offset. */
+static inline void put16 (uint8_t *p, uint16_t v) { v = htole16 (v); memcpy (p, &v, 2); }
+static inline void put32 (uint8_t *p, uint32_t v) { v = htole32 (v); memcpy (p, &v, 4); }
+static inline void put64 (uint8_t *p, uint64_t v) { v = htole64 (v); memcpy (p, &v, 8); }
+static inline uint16_t get16 (const uint8_t *p) { uint16_t v; memcpy (&v, p, 2); return le16toh (v); }
+static inline uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return le32toh (v); }
+static inline uint64_t get64 (const uint8_t *p) { uint64_t v; memcpy (&v, p, 8); return le64toh (v); }
+
+#define FAIL(msg) do { *why = (msg); errno = EPROTO; return -1; } while (0)
+
+/* A fixed-size name field must be NUL terminated, NUL padded. */
+static int
+get_name (const uint8_t *p, char out[RV_NAME_MAX], bool may_be_empty)
+{
+  const uint8_t *nul = memchr (p, 0, RV_NAME_MAX);
+  if (!nul)
+    return -1;
+  for (const uint8_t *q = nul; q < p + RV_NAME_MAX; q++)
+    if (*q)
+      return -1;
+  memcpy (out, p, RV_NAME_MAX);
+  if (out[0] == '\0')
+    return may_be_empty ? 0 : -1;
+  return valid_name (out) ? 0 : -1;
+}
+
+static void
+put_name (uint8_t *p, const char *name)
+{
+  memset (p, 0, RV_NAME_MAX);
+  strncpy ((char *) p, name, RV_NAME_MAX - 1);
+}
+
+/* HELLO: magic 8, version 4, flags 4, epoch 8, volume 64 = 88 */
+void
+rv_encode_hello (const struct rv_hello *h, uint8_t out[RV_HELLO_SIZE])
+{
+  put64 (out, RV_HELLO_MAGIC);
+  put32 (out + 8, h->version);
+  put32 (out + 12, h->flags);
+  put64 (out + 16, h->epoch);
+  put_name (out + 24, h->volume);
+}
+
+int
+rv_decode_hello (const uint8_t in[RV_HELLO_SIZE], struct rv_hello *h,
+                 const char **why)
+{
+  if (get64 (in) != RV_HELLO_MAGIC)
+    FAIL ("bad HELLO magic");
+  h->version = get32 (in + 8);
+  h->flags = get32 (in + 12);
+  h->epoch = get64 (in + 16);
+  if (h->version != RV_PROTO_VERSION)
+    FAIL ("unsupported protocol version");
+  if (h->flags & ~RV_HELLO_ADMIN)
+    FAIL ("unknown HELLO flags");
+  if (get_name (in + 24, h->volume, false) == -1)
+    FAIL ("bad volume name in HELLO");
+  return 0;
+}
+
+/* WELCOME: magic 8, version 4, status 4, server 64, zone 64,
+ * block_size 4, exists 4, size 8, epoch 8 = 168, padded to 176.
+ */
+void
+rv_encode_welcome (const struct rv_welcome *w, uint8_t out[RV_WELCOME_SIZE])
+{
+  memset (out, 0, RV_WELCOME_SIZE);
+  put64 (out, RV_WELCOME_MAGIC);
+  put32 (out + 8, w->version);
+  put32 (out + 12, w->status);
+  put_name (out + 16, w->server);
+  put_name (out + 80, w->zone);
+  put32 (out + 144, w->block_size);
+  put32 (out + 148, w->exists);
+  put64 (out + 152, w->size);
+  put64 (out + 160, w->epoch);
+}
+
+int
+rv_decode_welcome (const uint8_t in[RV_WELCOME_SIZE], struct rv_welcome *w,
+                   const char **why)
+{
+  if (get64 (in) != RV_WELCOME_MAGIC)
+    FAIL ("bad WELCOME magic");
+  w->version = get32 (in + 8);
+  w->status = get32 (in + 12);
+  if (w->version != RV_PROTO_VERSION)
+    FAIL ("unsupported protocol version");
+  if (get_name (in + 16, w->server, false) == -1)
+    FAIL ("bad server name in WELCOME");
+  if (get_name (in + 80, w->zone, true) == -1)
+    FAIL ("bad zone name in WELCOME");
+  w->block_size = get32 (in + 144);
+  w->exists = get32 (in + 148);
+  w->size = get64 (in + 152);
+  w->epoch = get64 (in + 160);
+  if (w->exists > 1)
+    FAIL ("bad exists field in WELCOME");
+  if (w->exists && (w->block_size != 512 && w->block_size != 4096))
+    FAIL ("bad block size in WELCOME");
+  if (w->exists && w->size % w->block_size)
+    FAIL ("volume size not a multiple of its block size");
+  return 0;
+}
+
+/* Request: magic 4, cmd 2, flags 2, id 8, offset 8, length 4, crc 4 = 32 */
+void
+rv_encode_req (const struct rv_req *r, uint8_t out[RV_REQ_SIZE])
+{
+  put32 (out, RV_REQ_MAGIC);
+  put16 (out + 4, r->cmd);
+  put16 (out + 6, r->flags);
+  put64 (out + 8, r->id);
+  put64 (out + 16, r->offset);
+  put32 (out + 24, r->length);
+  put32 (out + 28, r->crc);
+}
+
+static uint16_t
+allowed_flags (uint16_t cmd)
+{
+  switch (cmd) {
+  case RV_WRITE: case RV_TRIM: return RV_F_FUA;
+  case RV_WRITE_ZEROES: return RV_F_FUA | RV_F_NO_HOLE;
+  default: return 0;
+  }
+}
+
+int
+rv_decode_req (const uint8_t in[RV_REQ_SIZE], struct rv_req *r,
+               const char **why)
+{
+  if (get32 (in) != RV_REQ_MAGIC)
+    FAIL ("bad request magic");
+  r->cmd = get16 (in + 4);
+  r->flags = get16 (in + 6);
+  r->id = get64 (in + 8);
+  r->offset = get64 (in + 16);
+  r->length = get32 (in + 24);
+  r->crc = get32 (in + 28);
+  if (r->cmd < 1 || r->cmd > RV_CMD_MAX)
+    FAIL ("unknown command");
+  if (r->flags & ~allowed_flags (r->cmd))
+    FAIL ("flags not allowed for this command");
+  switch (r->cmd) {
+  case RV_READ: case RV_WRITE: case RV_TRIM: case RV_WRITE_ZEROES:
+    if (r->length > RV_MAX_PAYLOAD && r->cmd != RV_TRIM &&
+        r->cmd != RV_WRITE_ZEROES)
+      FAIL ("length larger than the protocol maximum");
+    break;
+  case RV_CREATE:
+    if (r->length != RV_CREATE_SIZE)
+      FAIL ("CREATE payload has the wrong length");
+    break;
+  default:                      /* FLUSH, DELETE, STAT: no payload */
+    if (r->length != 0 || r->offset != 0)
+      FAIL ("length/offset must be zero for this command");
+  }
+  if (!rv_req_has_payload (r->cmd) && r->crc != 0)
+    FAIL ("checksum on a command without payload");
+  return 0;
+}
+
+int
+rv_check_range (const struct rv_req *r, uint64_t size, uint32_t block_size,
+                const char **why)
+{
+  if (r->cmd == RV_FLUSH)
+    return 0;
+  if (r->length == 0)
+    FAIL ("zero length");
+  if (r->offset % block_size || r->length % block_size)
+    FAIL ("offset or length not aligned to the block size");
+  if (r->offset > size || r->length > size - r->offset)
+    FAIL ("request beyond the end of the volume");
+  return 0;
+}
+
+bool
+rv_req_has_payload (uint16_t cmd)
+{
+  return cmd == RV_WRITE || cmd == RV_CREATE;
+}
+
+/* Reply: magic 4, status 4, id 8, length 4, crc 4 = 24 */
+void
+rv_encode_rep (const struct rv_rep *r, uint8_t out[RV_REP_SIZE])
+{
+  put32 (out, RV_REP_MAGIC);
+  put32 (out + 4, r->status);
+  put64 (out + 8, r->id);
+  put32 (out + 16, r->length);
+  put32 (out + 20, r->crc);
+}
+
+int
+rv_decode_rep (const uint8_t in[RV_REP_SIZE], struct rv_rep *r,
+               const char **why)
+{
+  if (get32 (in) != RV_REP_MAGIC)
+    FAIL ("bad reply magic");
+  r->status = get32 (in + 4);
+  r->id = get64 (in + 8);
+  r->length = get32 (in + 16);
+  r->crc = get32 (in + 20);
+  if (r->length > RV_MAX_PAYLOAD)
+    FAIL ("reply payload larger than the protocol maximum");
+  if (r->status != RV_OK && r->length != 0)
+    FAIL ("error reply with a payload");
+  return 0;
+}
+
+/* CREATE payload: size 8, block_size 4, flags 4, epoch 8 = 24 */
+void
+rv_encode_create (const struct rv_create *c, uint8_t out[RV_CREATE_SIZE])
+{
+  put64 (out, c->size);
+  put32 (out + 8, c->block_size);
+  put32 (out + 12, c->flags);
+  put64 (out + 16, c->epoch);
+}
+
+int
+rv_decode_create (const uint8_t in[RV_CREATE_SIZE], struct rv_create *c,
+                  const char **why)
+{
+  c->size = get64 (in);
+  c->block_size = get32 (in + 8);
+  c->flags = get32 (in + 12);
+  c->epoch = get64 (in + 16);
+  if (c->block_size != 512 && c->block_size != 4096)
+    FAIL ("block size must be 512 or 4096");
+  if (c->size == 0 || c->size % c->block_size)
+    FAIL ("size must be a non-zero multiple of the block size");
+  if (c->size > (1ull << 60))
+    FAIL ("size too large");
+  if (c->flags & ~RV_F_RESERVE)
+    FAIL ("unknown CREATE flags");
+  return 0;
+}
+
+/* STAT payload: exists 4, block_size 4, size 8, epoch 8, allocated 8,
+ * flags 4, state 4, reserved 8 = 48
+ */
+void
+rv_encode_volinfo (const struct rv_volinfo *v, uint8_t out[RV_STAT_SIZE])
+{
+  memset (out, 0, RV_STAT_SIZE);
+  put32 (out, v->exists);
+  put32 (out + 4, v->block_size);
+  put64 (out + 8, v->size);
+  put64 (out + 16, v->epoch);
+  put64 (out + 24, v->allocated);
+  put32 (out + 32, v->flags);
+  put32 (out + 36, v->state);
+}
+
+int
+rv_decode_volinfo (const uint8_t in[RV_STAT_SIZE], struct rv_volinfo *v,
+                   const char **why)
+{
+  v->exists = get32 (in);
+  v->block_size = get32 (in + 4);
+  v->size = get64 (in + 8);
+  v->epoch = get64 (in + 16);
+  v->allocated = get64 (in + 24);
+  v->flags = get32 (in + 32);
+  v->state = get32 (in + 36);
+  if (v->exists > 1)
+    FAIL ("bad exists field in STAT");
+  if (v->exists && (v->block_size != 512 && v->block_size != 4096))
+    FAIL ("bad block size in STAT");
+  return 0;
+}
+
+int
+rv_status_to_errno (uint32_t status)
+{
+  switch (status) {
+  case RV_OK: return 0;
+  case RV_EPERM: return EPERM;
+  case RV_ENOENT: return ENOENT;
+  case RV_EEXIST: return EEXIST;
+  case RV_EINVAL: return EINVAL;
+  case RV_ENOSPC: return ENOSPC;
+  case RV_ECRC: return EBADMSG;
+  case RV_ENOTSUP: return ENOTSUP;
+  default: return EIO;
+  }
+}
+
+uint32_t
+rv_errno_to_status (int err)
+{
+  switch (err) {
+  case 0: return RV_OK;
+  case EPERM: return RV_EPERM;
+  case ENOENT: return RV_ENOENT;
+  case EEXIST: return RV_EEXIST;
+  case EINVAL: return RV_EINVAL;
+  case ENOSPC: case EDQUOT: return RV_ENOSPC;
+  case EBADMSG: return RV_ECRC;
+  case ENOTSUP: return RV_ENOTSUP;
+  default: return RV_EIO;
+  }
+}
+
+const char *
+rv_cmd_name (uint16_t cmd)
+{
+  static const char *names[] = {
+    [RV_READ] = "READ", [RV_WRITE] = "WRITE", [RV_FLUSH] = "FLUSH",
+    [RV_TRIM] = "TRIM", [RV_WRITE_ZEROES] = "WRITE_ZEROES",
+    [RV_CREATE] = "CREATE", [RV_DELETE] = "DELETE", [RV_STAT] = "STAT",
+  };
+  return cmd <= RV_CMD_MAX && names[cmd] ? names[cmd] : "UNKNOWN";
+}

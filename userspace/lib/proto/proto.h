@@ -1,0 +1,163 @@
+/* proto.h - the replication protocol between the engine (repvol attach,
+ * repvol create/delete/status) and replica servers (repvold).
+ *
+ * All integers are little-endian on the wire.  man/repvol-protocol.7 is
+ * the normative description; this header and proto.c are its codec.
+ *
+ *   client -> server   HELLO    (RV_HELLO_SIZE bytes)
+ *   server -> client   WELCOME  (RV_WELCOME_SIZE bytes)
+ *   then, pipelined:
+ *   client -> server   request header (RV_REQ_SIZE) [+ payload]
+ *   server -> client   reply header (RV_REP_SIZE) [+ payload], any order
+ *
+ * Decoding functions validate every field and return 0, or -1 with a
+ * static human-readable reason in *why.  Nothing is trusted before that.
+ */
+#ifndef REPVOL_PROTO_H
+#define REPVOL_PROTO_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+
+#define RV_PROTO_VERSION   1
+#define RV_HELLO_MAGIC     0x4f4c4548564f4c52ULL  /* "RLOVHELO" */
+#define RV_WELCOME_MAGIC   0x4d4f434c45574c52ULL  /* "RLWELCOM" */
+#define RV_REQ_MAGIC       0x51525652u            /* "RVRQ" */
+#define RV_REP_MAGIC       0x50525652u            /* "RVRP" */
+
+#define RV_NAME_MAX        64     /* includes the NUL */
+#define RV_MAX_PAYLOAD     (32u << 20)
+#define RV_MAX_INFLIGHT    256    /* per connection, enforced by the server */
+
+#define RV_HELLO_SIZE      88
+#define RV_WELCOME_SIZE    176
+#define RV_REQ_SIZE        32
+#define RV_REP_SIZE        24
+
+enum rv_cmd {
+  RV_READ = 1,
+  RV_WRITE = 2,          /* payload: data */
+  RV_FLUSH = 3,
+  RV_TRIM = 4,
+  RV_WRITE_ZEROES = 5,
+  RV_CREATE = 6,         /* payload: struct rv_create (RV_CREATE_SIZE) */
+  RV_DELETE = 7,
+  RV_STAT = 8,           /* reply payload: struct rv_stat (RV_STAT_SIZE) */
+};
+#define RV_CMD_MAX 8
+
+/* Request flags. */
+#define RV_F_FUA           (1u << 0)   /* WRITE / WRITE_ZEROES / TRIM */
+#define RV_F_NO_HOLE       (1u << 1)   /* WRITE_ZEROES */
+#define RV_F_RESERVE       (1u << 0)   /* CREATE: fallocate the whole size */
+
+/* HELLO flags. */
+#define RV_HELLO_ADMIN     (1u << 0)   /* no data I/O: create/delete/stat */
+
+/* Reply status codes (protocol values, not host errno). */
+enum rv_status {
+  RV_OK = 0,
+  RV_EPERM = 1,          /* epoch older than the replica's: fenced */
+  RV_EIO = 5,
+  RV_ENOENT = 2,         /* no such volume */
+  RV_EEXIST = 17,
+  RV_EINVAL = 22,
+  RV_ENOSPC = 28,
+  RV_ECRC = 74,          /* payload checksum mismatch (EBADMSG) */
+  RV_ENOTSUP = 95,
+};
+
+struct rv_hello {
+  uint32_t version;
+  uint32_t flags;
+  uint64_t epoch;
+  char volume[RV_NAME_MAX];     /* NUL terminated, valid_name() */
+};
+
+/* Volume state returned in WELCOME and STAT. */
+struct rv_volinfo {
+  uint32_t exists;
+  uint32_t block_size;
+  uint64_t size;
+  uint64_t epoch;               /* highest epoch the replica has seen */
+  uint64_t allocated;           /* bytes allocated on disk (STAT) */
+  uint32_t flags;               /* RV_F_RESERVE if reserved */
+  uint32_t state;               /* reserved for the failover work; 0 */
+};
+
+struct rv_welcome {
+  uint32_t version;
+  uint32_t status;              /* enum rv_status */
+  char server[RV_NAME_MAX];
+  char zone[RV_NAME_MAX];       /* "" when the server has no zone */
+  uint32_t block_size;          /* volume's, or 0 */
+  uint32_t exists;
+  uint64_t size;
+  uint64_t epoch;
+};
+
+struct rv_req {
+  uint16_t cmd;
+  uint16_t flags;
+  uint64_t id;
+  uint64_t offset;
+  uint32_t length;              /* payload bytes for WRITE/CREATE, else I/O length */
+  uint32_t crc;                 /* crc32c of the payload, 0 when none */
+};
+
+struct rv_rep {
+  uint32_t status;
+  uint64_t id;
+  uint32_t length;              /* payload bytes that follow */
+  uint32_t crc;                 /* crc32c of the payload */
+};
+
+#define RV_CREATE_SIZE 24
+struct rv_create {
+  uint64_t size;
+  uint32_t block_size;
+  uint32_t flags;               /* RV_F_RESERVE */
+  uint64_t epoch;
+};
+
+#define RV_STAT_SIZE 48
+/* STAT reply payload: struct rv_volinfo. */
+
+void rv_encode_hello (const struct rv_hello *h, uint8_t out[RV_HELLO_SIZE]);
+int rv_decode_hello (const uint8_t in[RV_HELLO_SIZE], struct rv_hello *h,
+                     const char **why);
+void rv_encode_welcome (const struct rv_welcome *w, uint8_t out[RV_WELCOME_SIZE]);
+int rv_decode_welcome (const uint8_t in[RV_WELCOME_SIZE], struct rv_welcome *w,
+                       const char **why);
+void rv_encode_req (const struct rv_req *r, uint8_t out[RV_REQ_SIZE]);
+/* Checks magic, command, flags and length limits (not the volume range:
+ * see rv_check_range).
+ */
+int rv_decode_req (const uint8_t in[RV_REQ_SIZE], struct rv_req *r,
+                   const char **why);
+void rv_encode_rep (const struct rv_rep *r, uint8_t out[RV_REP_SIZE]);
+int rv_decode_rep (const uint8_t in[RV_REP_SIZE], struct rv_rep *r,
+                   const char **why);
+void rv_encode_create (const struct rv_create *c, uint8_t out[RV_CREATE_SIZE]);
+int rv_decode_create (const uint8_t in[RV_CREATE_SIZE], struct rv_create *c,
+                      const char **why);
+void rv_encode_volinfo (const struct rv_volinfo *v, uint8_t out[RV_STAT_SIZE]);
+int rv_decode_volinfo (const uint8_t in[RV_STAT_SIZE], struct rv_volinfo *v,
+                       const char **why);
+
+/* Range check for a data request against a volume: aligned to
+ * block_size, inside [0, size), non-zero length (except FLUSH).
+ */
+int rv_check_range (const struct rv_req *r, uint64_t size, uint32_t block_size,
+                    const char **why);
+
+/* Does this command carry a request payload / a reply payload? */
+bool rv_req_has_payload (uint16_t cmd);
+
+/* Map between protocol status and host errno. */
+int rv_status_to_errno (uint32_t status);
+uint32_t rv_errno_to_status (int err);
+const char *rv_cmd_name (uint16_t cmd);
+
+#endif

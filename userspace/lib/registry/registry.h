@@ -1,0 +1,107 @@
+/* registry.h - the one authority per volume: size, replicas and their
+ * state, epoch, current attachment.
+ *
+ * One small interface, several backends: dir.c (a directory of small
+ * JSON files, the embedded default) now, etcd later.  No code outside
+ * registry/ knows which backend is in use.  Every change is a
+ * read-modify-write through registry_update(), atomic with respect to
+ * other processes (flock + rename for dir.c; a compare-and-swap
+ * transaction for etcd).
+ */
+#ifndef REPVOL_REGISTRY_H
+#define REPVOL_REGISTRY_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define REG_NAME_MAX     64
+#define REG_ADDR_MAX     128
+#define REG_MAX_REPLICAS 8
+
+enum reg_replica_state {
+  REG_IN_SYNC = 0,
+  REG_OUT_OF_SYNC = 1,
+};
+
+struct reg_replica {
+  char addr[REG_ADDR_MAX];      /* ADDR:PORT of its repvold */
+  char server[REG_NAME_MAX];    /* the server's --name */
+  char zone[REG_NAME_MAX];      /* "" when the server has no zone */
+  enum reg_replica_state state;
+  uint64_t out_of_sync_epoch;   /* when it fell behind (0: never) */
+  time_t out_of_sync_since;
+};
+
+struct reg_attachment {
+  bool attached;
+  char host[REG_NAME_MAX];      /* gethostname() of the attach */
+  pid_t pid;
+  char frontend[256];           /* e.g. "nbd unix:/run/x.sock" */
+  uint64_t epoch;               /* the epoch this attachment holds */
+  time_t since;
+};
+
+struct reg_volume {
+  char name[REG_NAME_MAX];
+  char uuid[37];
+  uint64_t size;
+  uint32_t block_size;
+  uint64_t epoch;
+  bool reserved;                /* space reserved up front (--reserve) */
+  bool allow_same_zone;
+  time_t created;
+  int nreplicas;
+  struct reg_replica replicas[REG_MAX_REPLICAS];
+  struct reg_attachment attachment;
+};
+
+struct registry;
+
+struct registry_ops {
+  const char *name;
+  /* 0, or -1 with errno (EEXIST if the name is taken). */
+  int (*create) (struct registry *r, const struct reg_volume *v);
+  /* 0, or -1 with errno (ENOENT). */
+  int (*get) (struct registry *r, const char *name, struct reg_volume *v);
+  /* Atomically: read, call fn, write back if fn returns 0.  fn's
+   * non-zero return (a positive errno) aborts the update and is
+   * returned as -1 with errno set to it.
+   */
+  int (*update) (struct registry *r, const char *name,
+                 int (*fn) (struct reg_volume *v, void *arg), void *arg);
+  int (*remove) (struct registry *r, const char *name);
+  /* Sorted names; free with registry_free_names(). */
+  int (*list) (struct registry *r, char ***names, int *n);
+  void (*close) (struct registry *r);
+};
+
+struct registry {
+  const struct registry_ops *ops;
+  void *priv;
+};
+
+/* Open the registry named by location (a directory path for now;
+ * "etcd://..." later).  NULL -> $REPVOL_REGISTRY -> /var/lib/repvol.
+ * Returns NULL with an error printed on failure.
+ */
+struct registry *registry_open (const char *location);
+void registry_close (struct registry *r);
+void registry_free_names (char **names, int n);
+
+static inline int registry_create (struct registry *r, const struct reg_volume *v)
+{ return r->ops->create (r, v); }
+static inline int registry_get (struct registry *r, const char *name, struct reg_volume *v)
+{ return r->ops->get (r, name, v); }
+static inline int registry_update (struct registry *r, const char *name,
+                                   int (*fn) (struct reg_volume *, void *), void *arg)
+{ return r->ops->update (r, name, fn, arg); }
+static inline int registry_remove (struct registry *r, const char *name)
+{ return r->ops->remove (r, name); }
+static inline int registry_list (struct registry *r, char ***names, int *n)
+{ return r->ops->list (r, names, n); }
+
+const char *reg_state_name (enum reg_replica_state s);
+
+#endif

@@ -1,0 +1,64 @@
+/* util.h - logging, parsing and small helpers shared by every repvol program. */
+#ifndef REPVOL_UTIL_H
+#define REPVOL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#define ARRAY_SIZE(a) (sizeof (a) / sizeof ((a)[0]))
+#define container_of(ptr, type, member) \
+  ((type *) ((char *) (ptr) - offsetof (type, member)))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Logging.  Messages go to stderr, one line each, prefixed with the
+ * program name set by log_init().  log_debug() prints only when the
+ * REPVOL_DEBUG environment variable is set.
+ */
+void log_init (const char *progname);
+void log_info (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+void log_warn (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+void log_error (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+void log_debug (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+extern bool log_debug_enabled;
+
+/* Parse a size such as "4096", "64M", "10G", "1T" (binary units, an
+ * optional trailing "B" or "iB").  Returns 0 and sets *out, or -1 with
+ * errno = EINVAL / ERANGE.
+ */
+int parse_size (const char *s, uint64_t *out);
+
+/* Format bytes as "64 MiB" style into buf. */
+const char *format_size (uint64_t bytes, char *buf, size_t len);
+
+/* Parse "ADDR:PORT" (ADDR an IPv4 address, [IPv6] or a host name).  The
+ * result is usable with socket(ss->ss_family, ...) / bind / connect.
+ */
+int parse_hostport (const char *s, struct sockaddr_storage *ss, socklen_t *len);
+
+/* Parse an unsigned decimal integer within [min, max]. */
+int parse_uint (const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* A volume or server name: 1..63 of [A-Za-z0-9._-], not starting with '.'. */
+bool valid_name (const char *s);
+
+/* Nonblocking TCP / unix sockets. */
+int set_nonblock (int fd);
+int tcp_listen (const char *hostport);          /* returns fd or -1 */
+int tcp_connect (const char *hostport, int timeout_ms); /* blocking, bounded */
+int unix_listen (const char *path);
+void set_tcp_nodelay (int fd);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t now_ns (void);
+
+/* Read/write all of a buffer on a blocking fd (EINTR-safe). */
+int read_full (int fd, void *buf, size_t len);
+int write_full (int fd, const void *buf, size_t len);
+
+/* crc32c (Castagnoli), hardware accelerated where the CPU has SSE4.2. */
+uint32_t crc32c (uint32_t crc, const void *buf, size_t len);
+
+#endif
