@@ -40,6 +40,14 @@ struct bdev_io {
 
 struct bdev;
 
+/* How a layer is doing, for the engine's choices (which replica to read
+ * from, which ones are gone).
+ */
+struct bdev_health {
+  int up;                       /* accepting I/O */
+  uint64_t latency_ns;          /* smoothed service time, 0 if unknown */
+};
+
 struct bdev_ops {
   const char *name;
   /* Start io; complete it through io->done.  Never fails synchronously:
@@ -48,6 +56,8 @@ struct bdev_ops {
   void (*submit) (struct bdev *b, struct bdev_io *io);
   /* Finish in-flight I/O, then call done (for detach). */
   void (*drain) (struct bdev *b, void (*done) (void *opaque), void *opaque);
+  /* Optional: report health (NULL: always up, latency unknown). */
+  void (*health) (struct bdev *b, struct bdev_health *h);
   void (*close) (struct bdev *b);
 };
 

@@ -38,7 +38,7 @@ static void
 put_name (uint8_t *p, const char *name)
 {
   memset (p, 0, RV_NAME_MAX);
-  strncpy ((char *) p, name, RV_NAME_MAX - 1);
+  memcpy (p, name, strnlen (name, RV_NAME_MAX - 1));
 }
 
 /* HELLO: magic 8, version 4, flags 4, epoch 8, volume 64 = 88 */

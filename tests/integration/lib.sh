@@ -1,0 +1,312 @@
+# Shared helpers for repvol's numbered integration tests.
+#
+# Source it first thing from a test:
+#
+#     #!/bin/bash
+#     . "$(dirname "$0")/lib.sh"
+#
+# It gives the test:
+#   - "set -euo pipefail";
+#   - a private temp dir $T (under ${TMPDIR:-/tmp}), removed on exit unless
+#     KEEP_TMP=1, and REPVOL_REGISTRY=$T/registry exported;
+#   - $REPVOL / $REPVOLD (the built binaries) and a `repvol` shell function;
+#   - start_repvold, start_attach, stop_attach, start_bg, wait_for,
+#     wait_exit, kill_pid;
+#   - an EXIT trap that stops every process started through these helpers,
+#     by pid (SIGTERM, then SIGKILL after a bounded wait), and on failure
+#     prints the tail of every process log;
+#   - assertions: fail, skip, assert_eq, assert_files_identical,
+#     expect_fail, expect_fail_match, require_cmd.
+#
+# Processes must be started from the test's main shell (not inside "$(...)")
+# so that their pids land in the arrays the EXIT trap reads.
+#
+# Nothing here sleeps for a fixed time hoping something happened: every wait
+# polls a condition and gives up after a bound (WAIT_TIMEOUT, default 10 s).
+
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+REPVOL=$BUILD/repvol
+REPVOLD=$BUILD/repvold
+TEST_NAME=$(basename "$0" .sh)
+WAIT_TIMEOUT=${WAIT_TIMEOUT:-10}
+# LAUNCH: a command prefix for every process start_bg starts, e.g.
+# LAUNCH=(taskset -c 0) to pin them all; empty by default.
+LAUNCH=(${LAUNCH[@]+"${LAUNCH[@]}"})
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/repvol-test-$TEST_NAME.XXXXXX")
+export REPVOL_REGISTRY=$T/registry
+mkdir -p "$REPVOL_REGISTRY"
+# Replica servers keep their data under $REPVOLD_DATA_ROOT/NAME (default $T).
+REPVOLD_DATA_ROOT=${REPVOLD_DATA_ROOT:-$T}
+
+PIDS=()                    # every pid we started, in start order
+CLEANUP_PATHS=()           # more paths the EXIT trap removes (besides $T)
+declare -A PID_LOG=()      # pid -> its log file
+declare -A REPVOLD_PID=()  # replica server name -> pid
+declare -A REPVOLD_PORT=() # replica server name -> TCP port
+declare -A REPVOLD_ADDR=() # replica server name -> 127.0.0.1:port
+declare -A REPVOLD_DIR=()  # replica server name -> data directory
+declare -A ATTACH_PID=()   # volume -> pid of its "repvol attach"
+declare -A ATTACH_SOCK=()  # volume -> NBD unix socket path
+
+log()  { printf '[%s] %s\n' "$TEST_NAME" "$*" >&2; }
+
+fail() {
+    printf 'FAIL: %s: %s\n' "$TEST_NAME" "$*" >&2
+    exit 1
+}
+
+# Exit code 77 tells tests/run-integration.sh the test was skipped.
+skip() {
+    printf 'SKIP: %s: %s\n' "$TEST_NAME" "$*" >&2
+    exit 77
+}
+
+require_cmd() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || skip "needs $c"
+    done
+}
+
+repvol() { "$REPVOL" "$@"; }
+
+# ---------------------------------------------------------------------------
+# processes
+
+# pid_alive PID: true while PID runs (a zombie we have not reaped counts as
+# dead, which "kill -0" alone would not say).
+pid_alive() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ ${st%% *} != Z ]]
+}
+
+# wait_exit PID [TIMEOUT]: wait (bounded) for PID to exit; returns its exit
+# status (if it is our child), 124 if it is still running at the bound.
+wait_exit() {
+    local pid=$1 bound=${2:-$WAIT_TIMEOUT} deadline rc=0
+    deadline=$(( $(date +%s%N) + bound * 1000000000 ))
+    while pid_alive "$pid"; do
+        (( $(date +%s%N) < deadline )) || return 124
+        sleep 0.02
+    done
+    wait "$pid" 2>/dev/null || rc=$?
+    return "$rc"
+}
+
+# kill_pid PID [SIGNAL] [TIMEOUT]: send SIGNAL (default TERM); if the
+# process is still there after TIMEOUT seconds (default WAIT_TIMEOUT),
+# SIGKILL it.  Always reaps it.  Returns 0.
+kill_pid() {
+    local pid=$1 sig=${2:-TERM} bound=${3:-$WAIT_TIMEOUT}
+    kill -s "$sig" "$pid" 2>/dev/null || true
+    if ! wait_exit "$pid" "$bound" && pid_alive "$pid"; then
+        log "pid $pid ignored SIG$sig for ${bound}s; sending SIGKILL"
+        kill -s KILL "$pid" 2>/dev/null || true
+        wait_exit "$pid" 5 || true
+    fi
+    return 0
+}
+
+# wait_for [-t SECS] CMD...: run CMD until it succeeds, at most SECS
+# seconds (default WAIT_TIMEOUT); fails the test if it never does.
+wait_for() {
+    local bound=$WAIT_TIMEOUT deadline
+    if [[ ${1-} == -t ]]; then bound=$2; shift 2; fi
+    deadline=$(( $(date +%s%N) + bound * 1000000000 ))
+    until "$@" >/dev/null 2>&1; do
+        (( $(date +%s%N) < deadline )) || fail "timed out after ${bound}s waiting for: $*"
+        sleep 0.02
+    done
+}
+
+# free_port: print a TCP port on 127.0.0.1 that is free right now.
+free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+port_listening() {
+    ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# start_bg LOG CMD...: start CMD in the background with output to LOG and record
+# its pid; the pid is left in $BG_PID.
+start_bg() {
+    local logf=$1; shift
+    ${LAUNCH[@]+"${LAUNCH[@]}"} "$@" >"$logf" 2>&1 &
+    BG_PID=$!
+    PIDS+=("$BG_PID")
+    PID_LOG[$BG_PID]=$logf
+}
+
+# start_repvold NAME [ZONE] [EXTRA ARGS...]
+# Starts a replica server on a free loopback port with data dir
+# $REPVOLD_DATA_ROOT/NAME (default $T/NAME) and
+# waits until it listens.  ZONE may be "" for no zone; an argument starting
+# with "-" in ZONE's place is taken as the first extra argument.
+# Sets REPVOLD_PID[NAME], REPVOLD_PORT[NAME], REPVOLD_ADDR[NAME],
+# REPVOLD_DIR[NAME], and $PORT / $ADDR for the one just started.
+start_repvold() {
+    local name=$1 zone="" attempt port logf pid deadline
+    shift
+    if (($#)) && [[ $1 != -* ]]; then zone=$1; shift; fi
+    local dir=$REPVOLD_DATA_ROOT/$name
+    local args=(--data-dir "$dir" --name "$name")
+    [[ -n $zone ]] && args+=(--zone "$zone")
+    mkdir -p "$dir"
+    [[ -x $REPVOLD ]] || fail "$REPVOLD not built"
+    for attempt in 1 2 3; do
+        port=$(free_port)
+        logf=$T/repvold-$name.log
+        start_bg "$logf" "$REPVOLD" "${args[@]}" --listen "127.0.0.1:$port" "$@"
+        pid=$BG_PID
+        deadline=$(( $(date +%s%N) + WAIT_TIMEOUT * 1000000000 ))
+        while pid_alive "$pid" && ! port_listening "$port"; do
+            (( $(date +%s%N) < deadline )) ||
+                fail "repvold $name did not listen on 127.0.0.1:$port within ${WAIT_TIMEOUT}s"
+            sleep 0.02
+        done
+        if pid_alive "$pid"; then
+            REPVOLD_PID[$name]=$pid
+            REPVOLD_PORT[$name]=$port
+            REPVOLD_ADDR[$name]=127.0.0.1:$port
+            REPVOLD_DIR[$name]=$dir
+            PORT=$port
+            ADDR=127.0.0.1:$port
+            log "repvold $name${zone:+ (zone $zone)} pid $pid on $ADDR"
+            return 0
+        fi
+        # It exited before listening: most likely someone took the port
+        # between free_port and bind.  Try another port, twice.
+        wait "$pid" 2>/dev/null || true
+        log "repvold $name exited early (attempt $attempt):"; tail -n 5 "$logf" >&2
+    done
+    fail "repvold $name would not start; see $logf"
+}
+
+# stop_repvold NAME [SIGNAL]: stop a replica server (default SIGTERM; use
+# KILL to simulate a crash) and wait for it.
+stop_repvold() {
+    kill_pid "${REPVOLD_PID[$1]}" "${2:-TERM}"
+}
+
+nbd_uri() { printf 'nbd+unix:///?socket=%s' "$1"; }
+
+# start_attach VOL SOCK [EXTRA ARGS...]: run "repvol attach VOL --nbd
+# unix:SOCK" in the background and wait until an NBD client can connect.
+# Sets ATTACH_PID[VOL], ATTACH_SOCK[VOL].
+start_attach() {
+    local vol=$1 sock=$2 pid deadline logf
+    shift 2
+    logf=$T/attach-$vol.log
+    start_bg "$logf" "$REPVOL" attach "$vol" --nbd "unix:$sock" "$@"
+    pid=$BG_PID
+    deadline=$(( $(date +%s%N) + WAIT_TIMEOUT * 1000000000 ))
+    until [[ -S $sock ]] && timeout 5 nbdinfo --size "$(nbd_uri "$sock")" >/dev/null 2>&1; do
+        if ! pid_alive "$pid"; then
+            cat "$logf" >&2
+            fail "repvol attach $vol exited before serving NBD"
+        fi
+        (( $(date +%s%N) < deadline )) ||
+            fail "repvol attach $vol not serving on $sock within ${WAIT_TIMEOUT}s"
+        sleep 0.02
+    done
+    ATTACH_PID[$vol]=$pid
+    ATTACH_SOCK[$vol]=$sock
+    log "attach $vol pid $pid on $sock"
+}
+
+# stop_attach VOL: "repvol detach VOL", then the attach process must exit 0
+# within the bound.
+stop_attach() {
+    local vol=$1 pid=${ATTACH_PID[$1]} rc=0
+    "$REPVOL" detach "$vol" || fail "repvol detach $vol failed"
+    wait_exit "$pid" || rc=$?
+    ((rc != 124)) || fail "repvol attach $vol still running ${WAIT_TIMEOUT}s after detach"
+    ((rc == 0)) || fail "repvol attach $vol exited with status $rc after detach"
+    unset "ATTACH_PID[$vol]"
+}
+
+# ---------------------------------------------------------------------------
+# assertions
+
+# assert_eq EXPECTED ACTUAL [WHAT]
+assert_eq() {
+    [[ $1 == "$2" ]] || fail "${3:-value}: expected '$1', got '$2'"
+}
+
+# assert_files_identical A B: byte-for-byte equal (cmp), or fail showing
+# where they differ and both checksums.
+assert_files_identical() {
+    local out
+    [[ -f $1 ]] || fail "missing file $1"
+    [[ -f $2 ]] || fail "missing file $2"
+    if ! out=$(cmp -- "$1" "$2" 2>&1); then
+        sha256sum -- "$1" "$2" >&2
+        fail "files differ: $out"
+    fi
+}
+
+# expect_fail CMD...: CMD must exit non-zero (and not by a signal or a
+# timeout); its stderr is printed and left in $EXPECT_STDERR.
+expect_fail() {
+    local rc=0 errf=$T/expect_fail.stderr
+    "$@" >"$T/expect_fail.stdout" 2>"$errf" || rc=$?
+    EXPECT_STDERR=$(cat "$errf")
+    if ((rc == 0)); then
+        cat "$T/expect_fail.stdout" "$errf" >&2
+        fail "expected failure but it succeeded: $*"
+    fi
+    ((rc < 124)) || fail "expected a clean failure, got exit status $rc: $*"
+    printf '  expected failure (exit %d): %s\n    %s\n' "$rc" "$*" "$EXPECT_STDERR" >&2
+}
+
+# expect_fail_match REGEX CMD...: as expect_fail, and stderr must match
+# the extended REGEX.
+expect_fail_match() {
+    local re=$1; shift
+    expect_fail "$@"
+    grep -Eq -- "$re" <<<"$EXPECT_STDERR" ||
+        fail "stderr of '$*' does not match /$re/: $EXPECT_STDERR"
+}
+
+# ---------------------------------------------------------------------------
+# cleanup
+
+_lib_cleanup() {
+    local rc=$? pid i
+    trap - EXIT INT TERM
+    set +e
+    # Newest first: clients before the servers they talk to.
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        pid=${PIDS[i]}
+        pid_alive "$pid" && kill -s TERM "$pid" 2>/dev/null
+    done
+    for pid in "${PIDS[@]}"; do
+        pid_alive "$pid" && kill_pid "$pid" TERM "$WAIT_TIMEOUT"
+        wait "$pid" 2>/dev/null
+    done
+    if ((rc != 0 && rc != 77)); then
+        for pid in "${PIDS[@]}"; do
+            [[ -s ${PID_LOG[$pid]} ]] || continue
+            printf -- '--- %s (last 20 lines)\n' "${PID_LOG[$pid]##*/}" >&2
+            tail -n 20 "${PID_LOG[$pid]}" >&2
+        done
+    fi
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then
+        log "kept $T ${CLEANUP_PATHS[*]}"
+    else
+        rm -rf "$T" ${CLEANUP_PATHS[@]+"${CLEANUP_PATHS[@]}"}
+    fi
+    exit "$rc"
+}
+trap _lib_cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT

@@ -1,0 +1,65 @@
+#!/bin/bash
+# Run repvol's numbered integration tests in order.
+#
+#   tests/run-integration.sh [TEST...]
+#
+# With no arguments runs every tests/integration/[0-9][0-9][0-9]-*.sh.
+# Each test runs in its own bash with a bound (TEST_TIMEOUT, default 300 s;
+# on timeout the whole test's process group gets SIGTERM, then SIGKILL 10 s
+# later).  Exit status 0 = PASS, 77 = SKIP, anything else = FAIL.  Output of
+# each test goes to tests/out/NAME.log (VERBOSE=1 also streams it); a failing
+# test's log tail is printed.  The last line is "N passed, N failed" (plus
+# ", N skipped" when any were), and the exit status is non-zero when any test
+# failed or when no test was found.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${TEST_OUT:-$TOP/tests/out}
+TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+mkdir -p "$OUT"
+
+if (($#)); then
+    tests=("$@")
+else
+    shopt -s nullglob
+    tests=("$TOP"/tests/integration/[0-9][0-9][0-9]-*.sh)
+    shopt -u nullglob
+fi
+
+passed=0 failed=0 skipped=0 failures=()
+if ((${#tests[@]} == 0)); then
+    echo "run-integration: no tests found under tests/integration/" >&2
+    echo "0 passed, 0 failed"
+    exit 1
+fi
+
+for t in "${tests[@]}"; do
+    name=$(basename "$t" .sh)
+    logf=$OUT/$name.log
+    start=$(date +%s%N)
+    rc=0
+    if [[ ${VERBOSE:-0} == 1 ]]; then
+        timeout -k 10 "$TEST_TIMEOUT" bash "$t" 2>&1 | tee "$logf" || rc=${PIPESTATUS[0]}
+    else
+        timeout -k 10 "$TEST_TIMEOUT" bash "$t" >"$logf" 2>&1 </dev/null || rc=$?
+    fi
+    secs=$(( ($(date +%s%N) - start) / 1000000 ))
+    secs=$(printf '%d.%03d' $((secs / 1000)) $((secs % 1000)))
+    case $rc in
+    0)  passed=$((passed + 1)); printf 'PASS %-40s %8ss\n' "$name" "$secs" ;;
+    77) skipped=$((skipped + 1))
+        printf 'SKIP %-40s %8ss  %s\n' "$name" "$secs" \
+            "$(grep -m1 '^SKIP' "$logf" | sed 's/^SKIP: [^:]*: //' || true)" ;;
+    *)  failed=$((failed + 1)); failures+=("$name")
+        why="exit $rc"
+        ((rc == 124 || rc == 137)) && why="timed out after ${TEST_TIMEOUT}s"
+        printf 'FAIL %-40s %8ss  (%s; log: %s)\n' "$name" "$secs" "$why" "${logf#"$TOP"/}"
+        [[ ${VERBOSE:-0} == 1 ]] || tail -n 30 "$logf" | sed 's/^/    | /' ;;
+    esac
+done
+
+((failed == 0)) || echo "failed: ${failures[*]}"
+summary="$passed passed, $failed failed"
+((skipped == 0)) || summary+=", $skipped skipped"
+echo "$summary"
+((failed == 0))

@@ -1,0 +1,70 @@
+/* frontend.c - the table of frontends and the generic start/stop/free. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "frontend/frontend.h"
+
+/* Adding a frontend: implement struct frontend_ops in its own file,
+ * declare it in frontend.h and list it here.
+ */
+static const struct frontend_ops *const frontends[] = {
+  &nbd_frontend_ops,
+};
+
+const struct frontend_ops *
+frontend_find (const char *name)
+{
+  size_t i;
+
+  for (i = 0; i < ARRAY_SIZE (frontends); i++)
+    if (strcmp (frontends[i]->name, name) == 0)
+      return frontends[i];
+  return NULL;
+}
+
+struct frontend *
+frontend_start (const char *name, struct loop *loop, struct bdev *dev,
+                const char *export_name, const char *spec)
+{
+  const struct frontend_ops *ops = frontend_find (name);
+  struct frontend *f;
+
+  if (!ops) {
+    log_error ("unknown frontend '%s'", name);
+    return NULL;
+  }
+  f = calloc (1, sizeof *f);
+  if (!f || !(f->export_name = strdup (export_name))) {
+    log_error ("%s frontend: out of memory", name);
+    free (f);
+    return NULL;
+  }
+  f->ops = ops;
+  f->loop = loop;
+  f->dev = dev;
+  if (ops->start (f, spec) == -1) {
+    ops->free (f);
+    free (f->export_name);
+    free (f);
+    return NULL;
+  }
+  return f;
+}
+
+void
+frontend_stop (struct frontend *f, void (*stopped) (void *opaque),
+               void *opaque)
+{
+  f->ops->stop (f, stopped, opaque);
+}
+
+void
+frontend_free (struct frontend *f)
+{
+  if (!f)
+    return;
+  f->ops->free (f);
+  free (f->export_name);
+  free (f);
+}

@@ -1,0 +1,81 @@
+/* frontend.h - how a volume is exposed to its users.
+ *
+ * A frontend takes a struct bdev (normally the engine) and serves it to
+ * something outside the process: NBD clients on a socket (nbd.c), the
+ * kernel's NBD driver over netlink, ublk, or repvol.ko.  Each frontend
+ * is one file implementing struct frontend_ops plus one line in the
+ * table in frontend.c; nothing else in the tree changes.
+ *
+ * Everything runs on the caller's event loop thread.
+ *
+ * Typical use (repvol attach):
+ *
+ *   struct frontend *fe = frontend_start ("nbd", loop, engine, "vol1",
+ *                                         "unix:/run/vol1.sock");
+ *   if (!fe) return 1;                    // reason already logged
+ *   ...loop_run...
+ *   // on detach / SIGTERM:
+ *   frontend_stop (fe, stopped_cb, ctx);  // stopped_cb: drain bdev, flush, exit
+ *   ...
+ *   frontend_free (fe);                   // after stopped_cb has run
+ */
+#ifndef REPVOL_FRONTEND_H
+#define REPVOL_FRONTEND_H
+
+#include "loop.h"
+#include "bdev.h"
+
+struct frontend;
+
+struct frontend_ops {
+  const char *name;             /* "nbd", ... as given to frontend_find */
+
+  /* Begin serving f->dev as f->export_name.  spec is the frontend's own
+   * address syntax (for "nbd": "unix:PATH" or "tcp:ADDR:PORT").  Store
+   * private state in f->priv.  On failure log one line saying why and
+   * return -1; f->priv must then need no cleanup beyond free().
+   */
+  int (*start) (struct frontend *f, const char *spec);
+
+  /* Stop accepting new users, let requests already submitted to the
+   * bdev complete and their replies go out, disconnect everyone, then
+   * call stopped(opaque) exactly once, from the loop (never from inside
+   * stop itself).  After stopped runs, the frontend submits nothing
+   * more to the bdev.
+   */
+  void (*stop) (struct frontend *f, void (*stopped) (void *opaque),
+                void *opaque);
+
+  /* Release f->priv.  Only after stopped ran, or if start failed. */
+  void (*free) (struct frontend *f);
+};
+
+struct frontend {
+  const struct frontend_ops *ops;
+  struct loop *loop;
+  struct bdev *dev;             /* shared by every client; not owned */
+  char *export_name;            /* owned copy */
+  void *priv;                   /* the frontend implementation's */
+};
+
+/* The frontend called name, or NULL. */
+const struct frontend_ops *frontend_find (const char *name);
+
+/* Allocate a frontend of type name and start it.  Returns NULL after
+ * logging one line (unknown type, bad spec, cannot listen...).
+ */
+struct frontend *frontend_start (const char *name, struct loop *loop,
+                                 struct bdev *dev, const char *export_name,
+                                 const char *spec);
+
+/* See frontend_ops.stop. */
+void frontend_stop (struct frontend *f, void (*stopped) (void *opaque),
+                    void *opaque);
+
+/* See frontend_ops.free; also frees f.  NULL is a no-op. */
+void frontend_free (struct frontend *f);
+
+/* The frontends, for frontend.c's table. */
+extern const struct frontend_ops nbd_frontend_ops;
+
+#endif

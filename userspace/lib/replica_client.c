@@ -1,0 +1,432 @@
+/* replica_client.c - the replica client layer: a bdev whose I/O goes to
+ * one repvold over the replication protocol.
+ *
+ * Requests are pipelined on one TCP connection and answered out of
+ * order; each in-flight request owns a slot, and its wire id is
+ * (generation << 16 | slot), so a reply is matched in O(1) and a stale
+ * or forged id is detected.  More than RV_MAX_INFLIGHT requests wait in
+ * a FIFO so their order on the wire is the order of submission, which
+ * the engine relies on (DESIGN.md rule 6).
+ *
+ * Failure model for now: a broken connection, a protocol violation by
+ * the server, or a request older than the timeout closes the connection
+ * and fails everything with EIO; the engine decides what that means.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "replica_client.h"
+#include "util.h"
+
+#define SLOTS RV_MAX_INFLIGHT
+
+struct rc_slot {
+  struct bdev_io *io;           /* NULL when free */
+  uint64_t id;
+  uint64_t start_ns;
+};
+
+struct rc {
+  struct bdev bdev;
+  struct loop *loop;
+  struct conn *conn;
+  char addr[128];
+  int timeout_ms;
+  bool dead;
+
+  struct rc_slot slots[SLOTS];
+  int free_slots[SLOTS], nfree;
+  uint64_t generation;
+  int inflight;
+
+  /* Waiting for a slot, in submission order (linked via layer_priv). */
+  struct bdev_io *wait_head, *wait_tail;
+
+  /* Reply being read. */
+  uint8_t rep_buf[RV_REP_SIZE];
+  struct rv_rep rep;
+  struct rc_slot *rep_slot;
+
+  struct loop_timer timer;
+  uint64_t latency_ns;          /* EWMA of request service time */
+
+  void (*drain_done) (void *);
+  void *drain_opaque;
+};
+
+static void expect_reply (struct rc *rc);
+
+int
+rv_connect (const char *addr, const char *volume, uint64_t epoch,
+            uint32_t flags, int timeout_ms, struct rv_welcome *w,
+            char *err, size_t errlen)
+{
+  struct rv_hello h = { .version = RV_PROTO_VERSION, .flags = flags,
+                        .epoch = epoch };
+  uint8_t out[RV_HELLO_SIZE], in[RV_WELCOME_SIZE];
+  struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+  const char *why;
+  int fd;
+
+  if (strlen (volume) >= sizeof h.volume) {
+    snprintf (err, errlen, "volume name too long");
+    return -1;
+  }
+  strcpy (h.volume, volume);
+  fd = tcp_connect (addr, timeout_ms);
+  if (fd == -1) {
+    snprintf (err, errlen, "cannot connect to %s: %s", addr, strerror (errno));
+    return -1;
+  }
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  rv_encode_hello (&h, out);
+  if (write_full (fd, out, sizeof out) == -1 ||
+      read_full (fd, in, sizeof in) == -1) {
+    snprintf (err, errlen, "%s: handshake failed: %s", addr,
+              errno == EAGAIN ? "timed out" : strerror (errno));
+    goto fail;
+  }
+  if (rv_decode_welcome (in, w, &why) == -1) {
+    snprintf (err, errlen, "%s: bad handshake reply: %s", addr, why);
+    goto fail;
+  }
+  return fd;
+
+ fail:
+  close (fd);
+  return -1;
+}
+
+/* ---- completion and failure ---- */
+
+static void
+complete (struct rc *rc, struct rc_slot *s, int err)
+{
+  struct bdev_io *io = s->io;
+  uint64_t lat = now_ns () - s->start_ns;
+  int slot = s - rc->slots;
+
+  if (!err)
+    rc->latency_ns = rc->latency_ns ? (rc->latency_ns * 7 + lat) / 8 : lat;
+  s->io = NULL;
+  rc->free_slots[rc->nfree++] = slot;
+  rc->inflight--;
+  io->done (io, err);
+}
+
+static void
+fail_all (struct rc *rc)
+{
+  /* In-flight first, then waiting: every caller hears EIO exactly once. */
+  for (int i = 0; i < SLOTS; i++)
+    if (rc->slots[i].io)
+      complete (rc, &rc->slots[i], EIO);
+  while (rc->wait_head) {
+    struct bdev_io *io = rc->wait_head;
+    rc->wait_head = io->layer_priv;
+    io->done (io, EIO);
+  }
+  rc->wait_tail = NULL;
+  if (rc->drain_done) {
+    void (*done) (void *) = rc->drain_done;
+    rc->drain_done = NULL;
+    done (rc->drain_opaque);
+  }
+}
+
+static void
+on_close (struct conn *c, void *opaque)
+{
+  struct rc *rc = opaque;
+
+  if (!rc->dead)
+    log_error ("replica %s: connection lost", rc->addr);
+  rc->dead = true;
+  rc->conn = NULL;
+  loop_timer_cancel (rc->loop, &rc->timer);
+  fail_all (rc);
+}
+
+static void
+check_drained (struct rc *rc)
+{
+  if (rc->drain_done && rc->inflight == 0 && !rc->wait_head) {
+    void (*done) (void *) = rc->drain_done;
+    rc->drain_done = NULL;
+    done (rc->drain_opaque);
+  }
+}
+
+/* ---- sending ---- */
+
+static uint16_t
+wire_cmd (enum bdev_op op)
+{
+  switch (op) {
+  case BDEV_READ: return RV_READ;
+  case BDEV_WRITE: return RV_WRITE;
+  case BDEV_FLUSH: return RV_FLUSH;
+  case BDEV_TRIM: return RV_TRIM;
+  case BDEV_WRITE_ZEROES: return RV_WRITE_ZEROES;
+  }
+  return 0;
+}
+
+static void
+send_req (struct rc *rc, struct bdev_io *io)
+{
+  int slot = rc->free_slots[--rc->nfree];
+  struct rc_slot *s = &rc->slots[slot];
+  struct rv_req req = {
+    .cmd = wire_cmd (io->op),
+    .id = (++rc->generation << 16) | slot,
+    .offset = io->offset,
+    .length = io->op == BDEV_FLUSH ? 0 : io->len,
+  };
+  uint8_t hdr[RV_REQ_SIZE];
+
+  if (io->flags & BDEV_FUA)
+    req.flags |= RV_F_FUA;
+  if (io->op == BDEV_WRITE_ZEROES && (io->flags & BDEV_NO_HOLE))
+    req.flags |= RV_F_NO_HOLE;
+  if (io->op == BDEV_WRITE)
+    req.crc = crc32c (0, io->buf, io->len);
+  s->io = io;
+  s->id = req.id;
+  s->start_ns = now_ns ();
+  rc->inflight++;
+  rv_encode_req (&req, hdr);
+  conn_send (rc->conn, hdr, sizeof hdr,
+             io->op == BDEV_WRITE ? io->buf : NULL,
+             io->op == BDEV_WRITE ? io->len : 0, NULL, NULL);
+}
+
+static void
+rc_submit (struct bdev *b, struct bdev_io *io)
+{
+  struct rc *rc = b->priv;
+
+  if (rc->dead) {
+    io->done (io, EIO);
+    return;
+  }
+  if (rc->nfree == 0 || rc->wait_head) {
+    io->layer_priv = NULL;
+    if (rc->wait_tail)
+      rc->wait_tail->layer_priv = io;
+    else
+      rc->wait_head = io;
+    rc->wait_tail = io;
+    return;
+  }
+  send_req (rc, io);
+}
+
+static void
+send_waiting (struct rc *rc)
+{
+  while (rc->wait_head && rc->nfree > 0 && !rc->dead) {
+    struct bdev_io *io = rc->wait_head;
+    rc->wait_head = io->layer_priv;
+    if (!rc->wait_head)
+      rc->wait_tail = NULL;
+    send_req (rc, io);
+  }
+}
+
+/* ---- receiving ---- */
+
+static void
+got_payload (struct conn *c, void *opaque)
+{
+  struct rc *rc = opaque;
+  struct rc_slot *s = rc->rep_slot;
+
+  if (crc32c (0, s->io->buf, rc->rep.length) != rc->rep.crc) {
+    /* Data damaged on the wire or on the server: never hand it up. */
+    log_error ("replica %s: READ reply checksum mismatch", rc->addr);
+    complete (rc, s, EIO);
+  }
+  else
+    complete (rc, s, 0);
+  send_waiting (rc);
+  check_drained (rc);
+  expect_reply (rc);
+}
+
+static void
+got_reply (struct conn *c, void *opaque)
+{
+  struct rc *rc = opaque;
+  const char *why;
+  uint32_t slot;
+  struct rc_slot *s;
+
+  if (rv_decode_rep (rc->rep_buf, &rc->rep, &why) == -1) {
+    conn_close (c, "replica %s: %s", rc->addr, why);
+    return;
+  }
+  slot = rc->rep.id & 0xffff;
+  s = slot < SLOTS ? &rc->slots[slot] : NULL;
+  if (!s || !s->io || s->id != rc->rep.id) {
+    conn_close (c, "replica %s: reply for unknown request id %#llx",
+                rc->addr, (unsigned long long) rc->rep.id);
+    return;
+  }
+  if (rc->rep.status == RV_OK && s->io->op == BDEV_READ) {
+    if (rc->rep.length != s->io->len) {
+      conn_close (c, "replica %s: READ reply of %u bytes for %u requested",
+                  rc->addr, rc->rep.length, s->io->len);
+      return;
+    }
+    rc->rep_slot = s;
+    conn_expect (c, s->io->buf, rc->rep.length, got_payload, rc);
+    return;
+  }
+  if (rc->rep.length != 0) {
+    conn_close (c, "replica %s: unexpected reply payload", rc->addr);
+    return;
+  }
+  if (rc->rep.status == RV_EPERM)
+    log_error ("replica %s: request refused: this attachment has been fenced "
+               "by a newer epoch", rc->addr);
+  complete (rc, s, rv_status_to_errno (rc->rep.status));
+  send_waiting (rc);
+  check_drained (rc);
+  expect_reply (rc);
+}
+
+static void
+expect_reply (struct rc *rc)
+{
+  if (rc->conn)
+    conn_expect (rc->conn, rc->rep_buf, RV_REP_SIZE, got_reply, rc);
+}
+
+/* ---- timeout ---- */
+
+static void
+tick (struct loop_timer *t)
+{
+  struct rc *rc = t->opaque;
+  uint64_t limit = (uint64_t) rc->timeout_ms * 1000000ull, now = now_ns ();
+
+  for (int i = 0; i < SLOTS; i++) {
+    struct rc_slot *s = &rc->slots[i];
+    if (s->io && now - s->start_ns > limit) {
+      /* Closing fails every request, including payloads still queued. */
+      conn_close (rc->conn, "replica %s: no answer for %d ms", rc->addr,
+                  rc->timeout_ms);
+      return;
+    }
+  }
+  loop_timer_arm (rc->loop, &rc->timer, MAX (rc->timeout_ms / 4, 10), tick, rc);
+}
+
+/* ---- the rest of the table ---- */
+
+static void
+rc_drain (struct bdev *b, void (*done) (void *), void *opaque)
+{
+  struct rc *rc = b->priv;
+
+  rc->drain_done = done;
+  rc->drain_opaque = opaque;
+  check_drained (rc);
+}
+
+static void
+rc_health (struct bdev *b, struct bdev_health *h)
+{
+  struct rc *rc = b->priv;
+
+  h->up = !rc->dead;
+  h->latency_ns = rc->latency_ns;
+}
+
+static void
+rc_close (struct bdev *b)
+{
+  struct rc *rc = b->priv;
+
+  rc->dead = true;              /* quiet: this close is ours */
+  if (rc->conn)
+    conn_close (rc->conn, NULL);
+  loop_timer_cancel (rc->loop, &rc->timer);
+  free (rc);
+}
+
+static const struct bdev_ops replica_client_ops = {
+  .name = "replica-client",
+  .submit = rc_submit,
+  .drain = rc_drain,
+  .health = rc_health,
+  .close = rc_close,
+};
+
+struct bdev *
+replica_client_open (struct loop *loop, const char *addr, const char *volume,
+                     uint64_t epoch, int timeout_ms, struct rv_welcome *w,
+                     char *err, size_t errlen)
+{
+  struct rc *rc;
+  char name[160];
+  int fd;
+
+  fd = rv_connect (addr, volume, epoch, 0, timeout_ms, w, err, errlen);
+  if (fd == -1)
+    return NULL;
+  if (w->status != RV_OK || !w->exists) {
+    if (w->status == RV_EPERM)
+      snprintf (err, errlen, "%s: refused: epoch %llu is older than the "
+                "replica's %llu (fenced)", addr,
+                (unsigned long long) epoch, (unsigned long long) w->epoch);
+    else
+      snprintf (err, errlen, "%s: %s", addr,
+                w->status != RV_OK ? strerror (rv_status_to_errno (w->status))
+                : "volume does not exist on this server");
+    close (fd);
+    return NULL;
+  }
+  /* The event loop owns timing from now on. */
+  struct timeval tv = { 0, 0 };
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+
+  rc = calloc (1, sizeof *rc);
+  if (!rc) {
+    snprintf (err, errlen, "out of memory");
+    close (fd);
+    return NULL;
+  }
+  snprintf (rc->addr, sizeof rc->addr, "%s", addr);
+  snprintf (name, sizeof name, "replica %s", addr);
+  rc->loop = loop;
+  rc->timeout_ms = timeout_ms;
+  for (int i = 0; i < SLOTS; i++)
+    rc->free_slots[i] = SLOTS - 1 - i;
+  rc->nfree = SLOTS;
+  rc->conn = conn_new (loop, fd, name, on_close, rc);
+  if (!rc->conn) {
+    snprintf (err, errlen, "out of memory");
+    close (fd);
+    free (rc);
+    return NULL;
+  }
+  rc->bdev.ops = &replica_client_ops;
+  rc->bdev.priv = rc;
+  rc->bdev.info = (struct bdev_info) {
+    .size = w->size, .block_size = w->block_size,
+    .max_io = RV_MAX_PAYLOAD, .volatile_cache = 1,
+  };
+  expect_reply (rc);
+  loop_timer_arm (loop, &rc->timer, MAX (timeout_ms / 4, 10), tick, rc);
+  return &rc->bdev;
+}

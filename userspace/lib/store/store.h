@@ -1,0 +1,135 @@
+/* store.h - the replica store: the volumes one repvold keeps.
+ *
+ * A store is a data directory.  Each volume VOL in it is two files:
+ *
+ *   DIR/VOL.data   the volume's bytes at their offsets, sparse where
+ *                  unwritten: `dd if=DIR/VOL.data` gets the data back.
+ *   DIR/VOL.meta   STORE_META_SIZE bytes, versioned and crc32c-checked,
+ *                  replaced atomically (temp file, fsync, rename, fsync
+ *                  dir) so a torn update is never read back as valid.
+ *
+ * A volume exists exactly when its .meta file does: create writes the
+ * data file first and the metadata last; delete removes the metadata
+ * first.
+ *
+ * Each open volume is a struct bdev (bdev.h) whose I/O runs through the
+ * store's I/O engine (io_uring or libaio, see io_engine.h).  Everything
+ * runs on the event loop thread; only metadata updates (create, delete,
+ * epoch changes) block it, briefly, for their fsyncs.
+ */
+#ifndef REPVOL_STORE_H
+#define REPVOL_STORE_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include "bdev.h"
+#include "loop.h"
+
+#define STORE_NAME_MAX     64           /* includes the NUL */
+#define STORE_META_SIZE    256
+#define STORE_META_VERSION 1
+#define STORE_MAX_IO       (32u << 20)  /* largest single bdev request */
+
+/* store_meta.flags */
+#define STORE_F_RESERVED   (1u << 0)    /* data file fully fallocated */
+#define STORE_F_KNOWN      STORE_F_RESERVED
+
+/* store_meta.state: reserved for the failover work. */
+enum store_state {
+  STORE_STATE_NONE = 0,
+};
+#define STORE_STATE_MAX STORE_STATE_NONE
+
+struct store_meta {
+  char name[STORE_NAME_MAX];
+  uint8_t uuid[16];
+  uint64_t size;                /* bytes, a multiple of block_size */
+  uint32_t block_size;          /* power of two, 512 .. 65536 */
+  uint32_t flags;               /* STORE_F_* */
+  uint64_t epoch;               /* highest epoch seen */
+  uint32_t state;               /* enum store_state */
+  uint64_t created;             /* seconds since the epoch */
+};
+
+/* Pure codec (unit-tested).  decode validates every field and returns 0,
+ * or -1 with a static reason in *why.
+ */
+void store_meta_encode (const struct store_meta *m,
+                        uint8_t out[STORE_META_SIZE]);
+int store_meta_decode (const uint8_t *in, size_t len, struct store_meta *m,
+                       const char **why);
+/* Field checks shared by decode and create. */
+int store_meta_check (const struct store_meta *m, const char **why);
+
+/* File level: write atomically into dir / read and validate.  Return 0
+ * or -errno (-EBADMSG for a file that fails validation, with *why set).
+ */
+int store_meta_write (int dirfd, const struct store_meta *m);
+int store_meta_read (int dirfd, const char *name, struct store_meta *m,
+                     const char **why);
+
+enum store_cache {
+  STORE_CACHE_NONE,             /* O_DIRECT where the filesystem allows */
+  STORE_CACHE_WRITEBACK,        /* page cache; FLUSH/FUA still fdatasync */
+};
+
+struct store;
+struct store_vol;
+
+/* Open data directory dir, start the I/O engine (engine: "auto",
+ * "io_uring" or "libaio") and load every volume in it.  A volume whose
+ * metadata fails validation is refused with an error line and skipped;
+ * the others load.  Returns NULL with an error logged.
+ */
+struct store *store_open (struct loop *loop, const char *dir,
+                          const char *engine, enum store_cache cache);
+/* Wait (bounded) for in-flight I/O, fdatasync every volume, free. */
+void store_close (struct store *s);
+
+const char *store_engine_name (const struct store *s);
+const char *store_cache_name (enum store_cache cache);
+int store_parse_cache (const char *s, enum store_cache *out);
+size_t store_volume_count (const struct store *s);
+/* I/O requests not yet completed, all volumes. */
+unsigned store_pending (const struct store *s);
+
+/* Volumes.  store_lookup returns a borrowed pointer (NULL if none);
+ * take a reference with store_vol_get to keep it beyond the current
+ * callback.  A deleted volume stays valid (I/O to it fails with ENOENT
+ * semantics decided by the caller) until its last reference goes.
+ */
+struct store_vol *store_lookup (struct store *s, const char *name);
+void store_vol_get (struct store_vol *v);
+void store_vol_put (struct store_vol *v);
+
+/* Create name: size bytes, block_size (power of two 512..65536, size a
+ * multiple of it), flags STORE_F_RESERVED to fallocate the whole size.
+ * Returns 0 and *out (borrowed) or -errno: -EEXIST, -EINVAL, -ENOSPC,
+ * -EOPNOTSUPP (reserve on a filesystem without fallocate), -EIO.
+ */
+int store_create (struct store *s, const char *name, uint64_t size,
+                  uint32_t block_size, uint32_t flags, uint64_t epoch,
+                  struct store_vol **out);
+/* Remove both files; the volume leaves the store's list at once, I/O
+ * still in flight finishes against the unlinked file.  0 or -errno.
+ */
+int store_delete (struct store *s, struct store_vol *v);
+
+const struct store_meta *store_vol_meta (const struct store_vol *v);
+bool store_vol_deleted (const struct store_vol *v);
+/* Persist a higher epoch (atomic metadata update).  A lower or equal
+ * epoch is a no-op returning 0.
+ */
+int store_vol_set_epoch (struct store_vol *v, uint64_t epoch);
+/* Bytes allocated on disk for the data file. */
+uint64_t store_vol_allocated (const struct store_vol *v);
+
+/* The volume as a bdev.  Borrowed: valid while a reference is held;
+ * bdev close() is a no-op (release with store_vol_put).  io->buf for
+ * READ/WRITE should be 4096-aligned for O_DIRECT to be used; others go
+ * through the page cache.
+ */
+struct bdev *store_vol_bdev (struct store_vol *v);
+
+#endif

@@ -1,0 +1,81 @@
+/* repvol.h - what the repvol CLI's verb files share. */
+#ifndef REPVOL_CLI_H
+#define REPVOL_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "registry/registry.h"
+
+#define EXIT_USAGE 2            /* a malformed command line */
+
+/* Set by --registry, before or after the verb; NULL means
+ * $REPVOL_REGISTRY, then /var/lib/repvol (registry_open decides).
+ * The CLI is single threaded: main() and the verb own it in turn.
+ */
+extern const char *cli_registry;
+
+/* Verbs: argv[0] is the verb name; returns the process exit code. */
+int cmd_create (int argc, char **argv);
+int cmd_list (int argc, char **argv);
+int cmd_status (int argc, char **argv);
+int cmd_attach (int argc, char **argv);
+int cmd_detach (int argc, char **argv);
+int cmd_delete (int argc, char **argv);
+
+/* Each verb's --help text (main.c). */
+void verb_help (const char *verb, bool to_stderr);
+
+/* Print "repvol: error: VERB: MSG" and a pointer to --help; returns
+ * EXIT_USAGE.
+ */
+int usage_error (const char *verb, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+/* getopt_long wrapper shared by the verbs: handles --registry and
+ * --help itself, turns unknown options and missing arguments into one
+ * error line.  Returns the option character, -1 at the end, or
+ * -2 - exit_code when the verb should return (help printed, or a usage
+ * error).
+ */
+#define OPT_DONE(r) ((r) <= -2)
+#define OPT_EXIT(r) (-(r) - 2)
+int cli_getopt (int argc, char **argv, const char *verb,
+                const struct option *longopts);
+
+/* Exactly one positional VOL after the options, valid_name()d.
+ * Returns it, or NULL after printing a usage error.
+ */
+const char *one_volume (int argc, char **argv, const char *verb);
+
+/* Open the registry (errors already printed on failure). */
+struct registry *open_registry (void);
+
+/* registry_get that prints the one error line: "unknown volume" for
+ * ENOENT; other causes were logged by the backend.
+ */
+int get_volume (struct registry *r, const char *vol, struct reg_volume *v);
+
+/* This host's name as attach records it. */
+const char *this_host (void);
+
+/* Is the recorded attachment's process still running?  Only meaningful
+ * when it is on this host.  A pid that now belongs to a process not
+ * mentioning the volume in its command line (pid reuse) or to a zombie
+ * counts as gone.
+ */
+bool attachment_alive (const struct reg_attachment *a, const char *vol);
+bool attachment_is_local (const struct reg_attachment *a);
+
+/* Clear the attachment if it is still exactly a (same host, pid and
+ * epoch).  Returns 0 if cleared, 1 if it had already changed, -1 on a
+ * registry error (printed).
+ */
+int clear_attachment (struct registry *r, const char *vol,
+                      const struct reg_attachment *a);
+
+/* "2026-11-27 16:40:01 UTC" */
+const char *format_time (time_t t, char *buf, size_t len);
+
+#endif
