@@ -172,7 +172,6 @@ attach_run (struct registry *reg, const struct attach_opts *o)
 {
   static const int sigs[] = { SIGTERM, SIGINT };
   struct attach a = { .reg = reg, .o = o };
-  const struct frontend_ops *fops;
   struct reg_volume v;
   char size[32];
   int rc = 1;
@@ -184,11 +183,6 @@ attach_run (struct registry *reg, const struct attach_opts *o)
 
   if (registry_get (reg, o->volume, &v) == -1) {
     log_error ("no such volume: %s", o->volume);
-    return 1;
-  }
-  fops = frontend_find ("nbd");
-  if (!fops) {
-    log_error ("no NBD frontend built in");
     return 1;
   }
   if (registry_update (reg, o->volume, claim, &a) == -1) {
@@ -213,7 +207,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   a.dev = open_engine (&a, &v);
   if (!a.dev)
     goto out;
-  a.fe = frontend_start (fops, a.loop, a.dev, v.name, o->nbd);
+  a.fe = frontend_start ("nbd", a.loop, a.dev, v.name, o->nbd);
   if (!a.fe)
     goto out;
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 
 #include "util.h"
 #include "store/io_engine.h"

@@ -1,0 +1,115 @@
+#!/bin/bash
+# Malformed replication-protocol input sent straight to a repvold (wrong
+# magic, wrong version, bad names, unknown command, out-of-range offset,
+# misaligned offset, oversized length, bad checksum,
+# truncated frames) closes that connection or gets an error reply; the
+# server keeps serving an attached volume, whose data stays correct.
+. "$(dirname "$0")/lib.sh"
+require_cmd nbdcopy
+
+start_repvold a zone-a
+start_repvold b zone-b
+repvol create vol --size 8M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
+repvol create other --size 4M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
+start_attach vol "$T/nbd.sock"
+uri=$(nbd_uri "$T/nbd.sock")
+head -c 8M /dev/urandom > "$T/src"
+nbdcopy --flush "$T/src" "$uri"
+
+python3 - 127.0.0.1 "${REPVOLD_PORT[a]}" <<'PY'
+import socket, struct, sys, zlib
+host, port = sys.argv[1], int(sys.argv[2])
+HELLO = 0x4f4c4548564f4c52; WELCOME = 0x4d4f434c45574c52
+RQ, RP = 0x51525652, 0x50525652
+
+def crc32c(data):
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82f63b78 if crc & 1 else crc >> 1
+    return crc ^ 0xffffffff
+assert crc32c(b"123456789") == 0xe3069283
+
+def recv_exact(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise EOFError
+        b += c
+    return b
+
+def closed(s):
+    try:
+        return s.recv(1) == b""
+    except (ConnectionResetError, socket.timeout):
+        return True
+
+def hello(vol=b"other", version=1, flags=0, epoch=0, magic=HELLO):
+    s = socket.create_connection((host, port), timeout=10)
+    s.sendall(struct.pack("<QIIQ64s", magic, version, flags, epoch, vol))
+    return s
+
+def welcome(s):
+    w = recv_exact(s, 176)
+    magic, version, status = struct.unpack_from("<QII", w)
+    assert magic == WELCOME, hex(magic)
+    return status
+
+def req(cmd, id, off, ln, flags=0, crc=0):
+    return struct.pack("<IHHQQII", RQ, cmd, flags, id, off, ln, crc)
+
+def reply(s):
+    magic, status, id, ln, crc = struct.unpack("<IIQII", recv_exact(s, 24))
+    assert magic == RP
+    return status, id, ln, crc
+
+# handshake errors: connection closed
+s = hello(magic=0x1122334455667788); assert closed(s), "bad HELLO magic"
+s = hello(version=99); assert closed(s) , "bad version accepted"
+s = hello(vol=b"../etc/passwd"); assert closed(s), "bad volume name accepted"
+s = hello(vol=b"x" * 64); assert closed(s), "unterminated name accepted"
+s = hello(flags=0x80); assert closed(s), "unknown flags accepted"
+
+# A data connection to 'other' (epoch 0 < its epoch is refused, so use a high one
+# on a volume nobody is attached to).
+def data_conn():
+    s = hello(epoch=1 << 40)
+    assert welcome(s) == 0
+    return s
+
+s = data_conn(); s.sendall(struct.pack("<I", 0xdeadbeef) + b"\0" * 28); assert closed(s), "bad request magic"
+s = data_conn(); s.sendall(req(99, 1, 0, 0)); assert closed(s), "unknown command"
+s = data_conn(); s.sendall(req(1, 1, 4 << 20, 4096)); assert closed(s), "read past the end"
+s = data_conn(); s.sendall(req(1, 1, 100, 4096)); assert closed(s), "misaligned read"
+s = data_conn(); s.sendall(req(2, 1, 0, 1 << 30)); assert closed(s), "oversized write"
+s = data_conn(); s.sendall(req(1, 1, 0, 4096, flags=0x8000)); assert closed(s), "bad flags"
+s = data_conn(); s.sendall(req(2, 1, 0, 4096) + b"x" * 10); s.close()   # truncated payload
+s = data_conn(); s.sendall(req(2, 1, 0, 4096)[:10]); s.close()           # truncated header
+
+# bad checksum: error reply, connection stays, nothing written
+s = data_conn()
+payload = b"\xab" * 4096
+s.sendall(req(2, 5, 0, 4096, crc=crc32c(payload) ^ 1) + payload)
+st, id, ln, crc = reply(s)
+assert id == 5 and st == 74, (id, st)
+s.sendall(req(1, 6, 0, 4096))
+st, id, ln, crc = reply(s)
+data = recv_exact(s, ln)
+assert st == 0 and id == 6 and data == b"\0" * 4096, "bad-checksum write reached the disk"
+assert crc32c(data) == crc
+# a good write works on the same connection
+s.sendall(req(2, 7, 0, 4096, crc=crc32c(payload)) + payload)
+assert reply(s)[:2] == (0, 7)
+print("malformed protocol input handled")
+PY
+
+pid_alive "${REPVOLD_PID[a]}" || fail "repvold died on malformed input"
+pid_alive "${ATTACH_PID[vol]}" || fail "attach lost its replica"
+nbdcopy "$uri" "$T/back"
+assert_files_identical "$T/src" "$T/back"
+stop_attach vol
+assert_files_identical "$T/src" "${REPVOLD_DIR[a]}/vol.data"
+assert_files_identical "$T/src" "${REPVOLD_DIR[b]}/vol.data"
+log "ok"

@@ -1,0 +1,240 @@
+/* cmd_create.c - repvol create: make a replica on every server, then
+ * record the volume in the registry.
+ *
+ * Order matters.  Everything that can be checked without side effects
+ * is checked first (arguments, the name is free, every server answers,
+ * zones); only then are replicas created, and a failure part-way removes
+ * the ones already made.  The registry entry comes last, so a volume the
+ * registry lists always has all its replicas.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "proto/proto.h"
+#include "replica_admin.h"
+#include "repvol.h"
+
+#define MAX_SIZE (1ull << 60)   /* what a replica server accepts */
+
+static void
+make_uuid (char out[37])
+{
+  uint8_t b[16];
+  if (getrandom (b, sizeof b, 0) != sizeof b) {
+    /* Not a security token: time and pid make it unique enough. */
+    uint64_t t = now_ns () ^ ((uint64_t) getpid () << 32);
+    for (int i = 0; i < 16; i++)
+      b[i] = (uint8_t) (t >> ((i % 8) * 8)) ^ (uint8_t) (i * 37);
+  }
+  b[6] = (b[6] & 0x0f) | 0x40;  /* version 4 */
+  b[8] = (b[8] & 0x3f) | 0x80;  /* RFC 4122 variant */
+  snprintf (out, 37,
+            "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+            "%02x%02x%02x%02x%02x%02x",
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+            b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* Same socket address: catches "127.0.0.1:7001" vs "localhost:7001". */
+static bool
+same_endpoint (const struct sockaddr_storage *a, socklen_t alen,
+               const struct sockaddr_storage *b, socklen_t blen)
+{
+  return alen == blen && memcmp (a, b, alen) == 0;
+}
+
+int
+cmd_create (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "size", required_argument, NULL, 's' },
+    { "replica", required_argument, NULL, 'r' },
+    { "block-size", required_argument, NULL, 'b' },
+    { "reserve", no_argument, NULL, 'v' },
+    { "allow-same-zone", no_argument, NULL, 'z' },
+    { "registry", required_argument, NULL, 'R' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL },
+  };
+  const char *size_arg = NULL, *addrs[REG_MAX_REPLICAS + 1];
+  int naddrs = 0;
+  uint64_t size, bs = 4096;
+  bool reserve = false, allow_same_zone = false;
+  int c;
+
+  while ((c = cli_getopt (argc, argv, "create", longopts)) != -1) {
+    if (OPT_DONE (c))
+      return OPT_EXIT (c);
+    switch (c) {
+    case 's': size_arg = optarg; break;
+    case 'r':
+      if (naddrs == REG_MAX_REPLICAS)
+        return usage_error ("create", "at most %d replicas", REG_MAX_REPLICAS);
+      addrs[naddrs++] = optarg;
+      break;
+    case 'b':
+      if (parse_uint (optarg, 0, UINT32_MAX, &bs) == -1 ||
+          (bs != 512 && bs != 4096))
+        return usage_error ("create", "--block-size must be 512 or 4096, "
+                            "not '%s'", optarg);
+      break;
+    case 'v': reserve = true; break;
+    case 'z': allow_same_zone = true; break;
+    }
+  }
+  const char *vol = one_volume (argc, argv, "create");
+  if (vol == NULL)
+    return EXIT_USAGE;
+
+  /* Arguments. */
+  if (size_arg == NULL)
+    return usage_error ("create", "missing --size");
+  if (parse_size (size_arg, &size) == -1)
+    return usage_error ("create", "bad size '%s': %s", size_arg,
+                        errno == ERANGE ? "too large"
+                        : "expected a whole number with an optional unit "
+                          "K, M, G, T or P, e.g. 64M or 10G");
+  if (size == 0)
+    return usage_error ("create", "bad size '%s': must be greater than zero",
+                        size_arg);
+  if (size % bs != 0)
+    return usage_error ("create", "bad size '%s': not a multiple of the "
+                        "block size %" PRIu64, size_arg, bs);
+  if (size > MAX_SIZE)
+    return usage_error ("create", "bad size '%s': larger than 1 EiB", size_arg);
+  if (naddrs == 0)
+    return usage_error ("create", "missing --replica ADDR:PORT "
+                        "(at least one is needed)");
+
+  struct sockaddr_storage ss[REG_MAX_REPLICAS];
+  socklen_t sslen[REG_MAX_REPLICAS];
+  for (int i = 0; i < naddrs; i++) {
+    if (strlen (addrs[i]) >= REG_ADDR_MAX)
+      return usage_error ("create", "replica address too long: '%s'", addrs[i]);
+    if (parse_hostport (addrs[i], &ss[i], &sslen[i]) == -1) {
+      if (errno == EINVAL)
+        return usage_error ("create", "bad replica address '%s' "
+                            "(expected ADDR:PORT)", addrs[i]);
+      log_error ("replica %s: cannot resolve the host", addrs[i]);
+      return EXIT_FAILURE;
+    }
+    for (int j = 0; j < i; j++)
+      if (strcmp (addrs[i], addrs[j]) == 0 ||
+          same_endpoint (&ss[i], sslen[i], &ss[j], sslen[j]))
+        return usage_error ("create", "replica %s given twice%s%s%s", addrs[i],
+                            strcmp (addrs[i], addrs[j]) ? " (same as " : "",
+                            strcmp (addrs[i], addrs[j]) ? addrs[j] : "",
+                            strcmp (addrs[i], addrs[j]) ? ")" : "");
+  }
+
+  /* The name must be free before any server is touched. */
+  struct registry *reg = open_registry ();
+  if (reg == NULL)
+    return EXIT_FAILURE;
+  struct reg_volume v;
+  int ret = EXIT_FAILURE;
+  if (registry_get (reg, vol, &v) == 0) {
+    log_error ("volume '%s' already exists", vol);
+    goto out;
+  }
+  if (errno != ENOENT)
+    goto out;                   /* the backend said why */
+
+  /* Every server must answer, and must not hold the volume already. */
+  struct replica_admin ra[REG_MAX_REPLICAS];
+  char err[256];
+  int nopen = 0;
+  for (int i = 0; i < naddrs; i++, nopen++) {
+    if (replica_admin_open (&ra[i], addrs[i], vol, REPLICA_ADMIN_TIMEOUT_MS,
+                            err, sizeof err) == -1) {
+      log_error ("replica %s: %s", addrs[i], err);
+      goto close;
+    }
+    if (ra[i].welcome.exists) {
+      log_error ("replica %s (server %s) already holds a volume '%s' that "
+                 "the registry does not know; delete it there first",
+                 addrs[i], ra[i].welcome.server, vol);
+      nopen++;
+      goto close;
+    }
+  }
+
+  /* Zones: two replicas in one named zone share its failures. */
+  for (int i = 0; i < naddrs; i++)
+    for (int j = 0; j < i; j++) {
+      const char *zi = ra[i].welcome.zone, *zj = ra[j].welcome.zone;
+      if (zi[0] && strcmp (zi, zj) == 0 && !allow_same_zone) {
+        log_error ("replicas %s and %s are both in zone '%s' "
+                   "(use --allow-same-zone to allow it)", addrs[j], addrs[i], zi);
+        goto close;
+      }
+      if (strcmp (ra[i].welcome.server, ra[j].welcome.server) == 0)
+        log_warn ("replicas %s and %s report the same server name '%s'",
+                  addrs[j], addrs[i], ra[i].welcome.server);
+    }
+
+  /* Create, undoing on failure. */
+  struct rv_create cr = {
+    .size = size,
+    .block_size = bs,
+    .flags = reserve ? RV_F_RESERVE : 0,
+    .epoch = 1,
+  };
+  int made;
+  for (made = 0; made < naddrs; made++) {
+    if (replica_admin_create (&ra[made], &cr, err, sizeof err) == -1) {
+      log_error ("replica %s (server %s): create failed: %s",
+                 addrs[made], ra[made].welcome.server, err);
+      goto undo;
+    }
+  }
+
+  memset (&v, 0, sizeof v);
+  snprintf (v.name, sizeof v.name, "%s", vol);
+  make_uuid (v.uuid);
+  v.size = size;
+  v.block_size = bs;
+  v.epoch = 1;
+  v.reserved = reserve;
+  v.allow_same_zone = allow_same_zone;
+  v.created = time (NULL);
+  v.nreplicas = naddrs;
+  for (int i = 0; i < naddrs; i++) {
+    struct reg_replica *rp = &v.replicas[i];
+    snprintf (rp->addr, sizeof rp->addr, "%s", addrs[i]);
+    snprintf (rp->server, sizeof rp->server, "%s", ra[i].welcome.server);
+    snprintf (rp->zone, sizeof rp->zone, "%s", ra[i].welcome.zone);
+    rp->state = REG_IN_SYNC;    /* all empty, hence identical */
+  }
+  if (registry_create (reg, &v) == -1) {
+    if (errno == EEXIST)        /* lost a race with another create */
+      log_error ("volume '%s' already exists", vol);
+    goto undo;
+  }
+
+  char sbuf[32];
+  printf ("created volume %s: %s, block size %" PRIu64 ", %d replica%s\n",
+          vol, format_size (size, sbuf, sizeof sbuf), bs, naddrs,
+          naddrs == 1 ? "" : "s");
+  ret = EXIT_SUCCESS;
+  goto close;
+
+ undo:
+  for (int i = 0; i < made; i++)
+    if (replica_admin_delete (&ra[i], err, sizeof err) == -1)
+      log_warn ("replica %s: could not remove the replica just created: %s; "
+                "remove it with repvold's data directory", addrs[i], err);
+ close:
+  for (int i = 0; i < nopen; i++)
+    replica_admin_close (&ra[i]);
+ out:
+  registry_close (reg);
+  return ret;
+}

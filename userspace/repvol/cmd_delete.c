@@ -1,0 +1,160 @@
+/* cmd_delete.c - repvol delete: remove every replica, then the registry
+ * entry.
+ *
+ * While it works, delete holds the volume through the registry's
+ * attachment slot (frontend "deleting", this pid), so an attach started
+ * meanwhile is refused instead of serving a volume whose replicas are
+ * disappearing.  If delete itself dies, that claim is a stale
+ * attachment that the next delete (or attach) on this host takes over.
+ *
+ * Without --force nothing is deleted unless every server answers; a
+ * DELETE failing part-way stops with the registry entry kept, and
+ * running delete again finishes the job (a replica already gone is
+ * fine).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "replica_admin.h"
+#include "repvol.h"
+
+struct claim_arg {
+  struct reg_attachment seen;   /* the stale attachment we may replace */
+  struct reg_attachment mine;
+};
+
+static int
+claim_fn (struct reg_volume *v, void *opaque)
+{
+  struct claim_arg *c = opaque;
+  struct reg_attachment *a = &v->attachment;
+
+  if (a->attached &&
+      !(c->seen.attached && a->pid == c->seen.pid &&
+        a->epoch == c->seen.epoch && strcmp (a->host, c->seen.host) == 0))
+    return EBUSY;               /* attached since we looked */
+  *a = c->mine;
+  return 0;
+}
+
+int
+cmd_delete (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "force", no_argument, NULL, 'f' },
+    { "registry", required_argument, NULL, 'R' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL },
+  };
+  bool force = false;
+  int c;
+
+  while ((c = cli_getopt (argc, argv, "delete", longopts)) != -1) {
+    if (OPT_DONE (c))
+      return OPT_EXIT (c);
+    if (c == 'f')
+      force = true;
+  }
+  const char *vol = one_volume (argc, argv, "delete");
+  if (vol == NULL)
+    return EXIT_USAGE;
+
+  struct registry *reg = open_registry ();
+  if (reg == NULL)
+    return EXIT_FAILURE;
+  struct reg_volume v;
+  int ret = EXIT_FAILURE;
+  bool claimed = false;
+  struct claim_arg ca = { 0 };
+  struct replica_admin ra[REG_MAX_REPLICAS];
+  bool open[REG_MAX_REPLICAS] = { false };
+  char err[256];
+
+  if (get_volume (reg, vol, &v) == -1)
+    goto out;
+
+  const struct reg_attachment *a = &v.attachment;
+  if (a->attached) {
+    if (!attachment_is_local (a) || attachment_alive (a, vol)) {
+      log_error ("volume '%s' is attached on host %s (pid %d, %s); "
+                 "detach it first", vol, a->host, (int) a->pid,
+                 a->frontend[0] ? a->frontend : "-");
+      goto out;
+    }
+    log_warn ("%s: attachment of pid %d on %s is stale (the process is "
+              "gone); deleting anyway", vol, (int) a->pid, a->host);
+    ca.seen = *a;
+  }
+
+  ca.mine.attached = true;
+  snprintf (ca.mine.host, sizeof ca.mine.host, "%s", this_host ());
+  ca.mine.pid = getpid ();
+  snprintf (ca.mine.frontend, sizeof ca.mine.frontend, "deleting");
+  ca.mine.epoch = v.epoch;
+  ca.mine.since = time (NULL);
+  if (registry_update (reg, vol, claim_fn, &ca) == -1) {
+    if (errno == EBUSY)
+      log_error ("volume '%s' was attached meanwhile; detach it first", vol);
+    else if (errno == ENOENT)
+      log_error ("unknown volume '%s' (deleted meanwhile?)", vol);
+    goto out;
+  }
+  claimed = true;
+
+  /* Reach every server before deleting anything. */
+  for (int i = 0; i < v.nreplicas; i++) {
+    const char *addr = v.replicas[i].addr;
+    if (replica_admin_open (&ra[i], addr, vol, REPLICA_ADMIN_TIMEOUT_MS,
+                            err, sizeof err) == 0) {
+      open[i] = true;
+      continue;
+    }
+    if (!force) {
+      log_error ("replica %s: %s; nothing deleted (--force deletes the "
+                 "volume anyway, leaving that replica on its server)",
+                 addr, err);
+      goto out;
+    }
+    log_warn ("replica %s: %s; its replica of %s stays on that server",
+              addr, err, vol);
+  }
+
+  for (int i = 0; i < v.nreplicas; i++) {
+    const char *addr = v.replicas[i].addr;
+    if (!open[i])
+      continue;
+    if (replica_admin_delete (&ra[i], err, sizeof err) == 0)
+      continue;
+    if (errno == ENOENT)        /* an earlier, interrupted delete got it */
+      continue;
+    if (!force) {
+      log_error ("replica %s: delete failed: %s; the volume stays in the "
+                 "registry, run delete again (or with --force)", addr, err);
+      goto out;
+    }
+    log_warn ("replica %s: delete failed: %s; going on (--force)", addr, err);
+  }
+
+  if (registry_remove (reg, vol) == -1) {
+    if (errno == ENOENT)
+      log_error ("unknown volume '%s' (deleted meanwhile?)", vol);
+    goto out;
+  }
+  claimed = false;
+  printf ("deleted volume %s\n", vol);
+  ret = EXIT_SUCCESS;
+
+ out:
+  for (int i = 0; i < REG_MAX_REPLICAS; i++)
+    if (open[i])
+      replica_admin_close (&ra[i]);
+  if (claimed)
+    clear_attachment (reg, vol, &ca.mine);
+  registry_close (reg);
+  return ret;
+}

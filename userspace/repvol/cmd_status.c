@@ -1,0 +1,273 @@
+/* cmd_status.c - repvol status [VOL] [--json]: the registry's view of a
+ * volume, plus each replica server's own view (STAT, short timeout), so
+ * an operator sees at once which replicas are reachable and which epoch
+ * each has seen.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "util.h"
+#include "proto/proto.h"
+#include "replica_admin.h"
+#include "repvol.h"
+
+#define STATUS_TIMEOUT_MS 2000
+
+/* What the server said about one replica. */
+struct live {
+  bool reachable;
+  char err[256];
+  struct rv_welcome w;
+  struct rv_volinfo vi;
+};
+
+static void
+probe (const struct reg_volume *v, struct live *live, int timeout_ms)
+{
+  for (int i = 0; i < v->nreplicas; i++) {
+    struct live *l = &live[i];
+    memset (l, 0, sizeof *l);
+    l->reachable = replica_admin_stat_once (v->replicas[i].addr, v->name,
+                                            timeout_ms, &l->w, &l->vi,
+                                            l->err, sizeof l->err) == 0;
+    /* A server that answers but says "no such volume" is reachable. */
+    if (!l->reachable && errno == ENOENT) {
+      l->reachable = true;
+      l->vi.exists = 0;
+    }
+  }
+}
+
+/* Warn (stderr) about what an operator should know: unknown zones. */
+static void
+warn_zones (const struct reg_volume *v)
+{
+  for (int i = 0; i < v->nreplicas; i++)
+    if (v->replicas[i].zone[0] == '\0') {
+      log_warn ("zones of %s are unknown (replica %s has no zone)",
+                v->name, v->replicas[i].addr);
+      return;
+    }
+}
+
+static bool
+zones_known (const struct reg_volume *v)
+{
+  for (int i = 0; i < v->nreplicas; i++)
+    if (v->replicas[i].zone[0] == '\0')
+      return false;
+  return true;
+}
+
+static void
+print_text (const struct reg_volume *v, const struct live *live)
+{
+  char sbuf[32], tbuf[64];
+  const struct reg_attachment *a = &v->attachment;
+
+  printf ("volume:      %s\n", v->name);
+  printf ("uuid:        %s\n", v->uuid[0] ? v->uuid : "-");
+  printf ("size:        %s (%" PRIu64 " bytes)\n",
+          format_size (v->size, sbuf, sizeof sbuf), v->size);
+  printf ("block size:  %" PRIu32 "\n", v->block_size);
+  printf ("epoch:       %" PRIu64 "\n", v->epoch);
+  printf ("created:     %s\n", format_time (v->created, tbuf, sizeof tbuf));
+  printf ("reserved:    %s\n", v->reserved ? "yes" : "no");
+  if (a->attached)
+    printf ("attachment:  host %s, pid %d, %s, since %s, epoch %" PRIu64 "\n",
+            a->host, (int) a->pid, a->frontend[0] ? a->frontend : "-",
+            format_time (a->since, tbuf, sizeof tbuf), a->epoch);
+  else
+    printf ("attachment:  none\n");
+  printf ("replicas:    %d\n", v->nreplicas);
+  printf ("  %-22s %-16s %-12s %-12s %-6s %s\n",
+          "ADDR", "SERVER", "ZONE", "STATE", "EPOCH", "SERVER VIEW");
+  for (int i = 0; i < v->nreplicas; i++) {
+    const struct reg_replica *rp = &v->replicas[i];
+    const struct live *l = &live[i];
+    char view[320], ep[24] = "-";
+    if (!l->reachable)
+      snprintf (view, sizeof view, "unreachable: %s", l->err);
+    else if (!l->vi.exists)
+      snprintf (view, sizeof view, "reachable, replica missing");
+    else {
+      snprintf (ep, sizeof ep, "%" PRIu64, l->vi.epoch);
+      snprintf (view, sizeof view, "reachable, %s allocated",
+                format_size (l->vi.allocated, sbuf, sizeof sbuf));
+      if (l->vi.size != v->size)
+        snprintf (view + strlen (view), sizeof view - strlen (view),
+                  ", SIZE MISMATCH %" PRIu64, l->vi.size);
+    }
+    if (l->reachable && strcmp (l->w.server, rp->server) != 0)
+      snprintf (view + strlen (view), sizeof view - strlen (view),
+                ", now server '%s'", l->w.server);
+    printf ("  %-22s %-16s %-12s %-12s %-6s %s\n", rp->addr,
+            rp->server[0] ? rp->server : "-", rp->zone[0] ? rp->zone : "-",
+            reg_state_name (rp->state), ep, view);
+  }
+}
+
+static json_object *
+to_json (const struct reg_volume *v, const struct live *live)
+{
+  json_object *o = json_object_new_object ();
+  json_object_object_add (o, "name", json_object_new_string (v->name));
+  json_object_object_add (o, "uuid", json_object_new_string (v->uuid));
+  json_object_object_add (o, "size", json_object_new_uint64 (v->size));
+  json_object_object_add (o, "block_size", json_object_new_int64 (v->block_size));
+  json_object_object_add (o, "epoch", json_object_new_uint64 (v->epoch));
+  json_object_object_add (o, "created", json_object_new_int64 (v->created));
+  json_object_object_add (o, "reserved", json_object_new_boolean (v->reserved));
+  json_object_object_add (o, "allow_same_zone",
+                          json_object_new_boolean (v->allow_same_zone));
+  json_object_object_add (o, "zones_known",
+                          json_object_new_boolean (zones_known (v)));
+
+  json_object *reps = json_object_new_array ();
+  for (int i = 0; i < v->nreplicas; i++) {
+    const struct reg_replica *rp = &v->replicas[i];
+    const struct live *l = &live[i];
+    json_object *r = json_object_new_object ();
+    json_object_object_add (r, "addr", json_object_new_string (rp->addr));
+    json_object_object_add (r, "server", json_object_new_string (rp->server));
+    json_object_object_add (r, "zone", json_object_new_string (rp->zone));
+    json_object_object_add (r, "state",
+                            json_object_new_string (reg_state_name (rp->state)));
+    json_object_object_add (r, "out_of_sync_epoch",
+                            json_object_new_uint64 (rp->out_of_sync_epoch));
+    json_object_object_add (r, "out_of_sync_since",
+                            json_object_new_int64 (rp->out_of_sync_since));
+    json_object_object_add (r, "reachable", json_object_new_boolean (l->reachable));
+    json_object_object_add (r, "error", l->reachable ? NULL
+                            : json_object_new_string (l->err));
+    if (l->reachable) {
+      json_object *s = json_object_new_object ();
+      json_object_object_add (s, "server", json_object_new_string (l->w.server));
+      json_object_object_add (s, "zone", json_object_new_string (l->w.zone));
+      json_object_object_add (s, "exists", json_object_new_boolean (l->vi.exists));
+      json_object_object_add (s, "size", json_object_new_uint64 (l->vi.size));
+      json_object_object_add (s, "epoch", json_object_new_uint64 (l->vi.epoch));
+      json_object_object_add (s, "allocated",
+                              json_object_new_uint64 (l->vi.allocated));
+      json_object_object_add (r, "server_view", s);
+    }
+    else
+      json_object_object_add (r, "server_view", NULL);
+    json_object_array_add (reps, r);
+  }
+  json_object_object_add (o, "replicas", reps);
+
+  const struct reg_attachment *a = &v->attachment;
+  if (a->attached) {
+    json_object *at = json_object_new_object ();
+    json_object_object_add (at, "host", json_object_new_string (a->host));
+    json_object_object_add (at, "pid", json_object_new_int64 (a->pid));
+    json_object_object_add (at, "frontend", json_object_new_string (a->frontend));
+    json_object_object_add (at, "epoch", json_object_new_uint64 (a->epoch));
+    json_object_object_add (at, "since", json_object_new_int64 (a->since));
+    json_object_object_add (o, "attachment", at);
+  }
+  else
+    json_object_object_add (o, "attachment", NULL);
+  return o;
+}
+
+int
+cmd_status (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "json", no_argument, NULL, 'j' },
+    { "timeout", required_argument, NULL, 't' },
+    { "registry", required_argument, NULL, 'R' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL },
+  };
+  bool json = false;
+  uint64_t timeout_s = STATUS_TIMEOUT_MS / 1000;
+  int c;
+
+  while ((c = cli_getopt (argc, argv, "status", longopts)) != -1) {
+    if (OPT_DONE (c))
+      return OPT_EXIT (c);
+    switch (c) {
+    case 'j': json = true; break;
+    case 't':
+      if (parse_uint (optarg, 1, 600, &timeout_s) == -1)
+        return usage_error ("status", "--timeout must be 1 to 600 seconds, "
+                            "not '%s'", optarg);
+      break;
+    }
+  }
+  const char *vol = NULL;
+  if (optind < argc && (vol = one_volume (argc, argv, "status")) == NULL)
+    return EXIT_USAGE;
+
+  struct registry *reg = open_registry ();
+  if (reg == NULL)
+    return EXIT_FAILURE;
+
+  char **names = NULL;
+  int n = 0, ret = EXIT_SUCCESS;
+  if (vol) {
+    names = malloc (sizeof *names);
+    if (names == NULL || (names[0] = strdup (vol)) == NULL) {
+      log_error ("out of memory");
+      free (names);
+      registry_close (reg);
+      return EXIT_FAILURE;
+    }
+    n = 1;
+  }
+  else if (registry_list (reg, &names, &n) == -1) {
+    registry_close (reg);
+    return EXIT_FAILURE;
+  }
+
+  json_object *all = json && !vol ? json_object_new_array () : NULL;
+  for (int i = 0; i < n; i++) {
+    struct reg_volume v;
+    struct live live[REG_MAX_REPLICAS];
+    if (get_volume (reg, names[i], &v) == -1) {
+      ret = EXIT_FAILURE;
+      continue;
+    }
+    probe (&v, live, timeout_s * 1000);
+    if (json) {
+      json_object *o = to_json (&v, live);
+      if (all)
+        json_object_array_add (all, o);
+      else {
+        printf ("%s\n", json_object_to_json_string_ext (o,
+                  JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                  JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put (o);
+      }
+    }
+    else {
+      if (i > 0)
+        printf ("\n");
+      print_text (&v, live);
+      fflush (stdout);          /* keep the order of stdout and stderr */
+    }
+    warn_zones (&v);
+  }
+  if (all) {
+    json_object *top = json_object_new_object ();
+    json_object_object_add (top, "volumes", all);
+    printf ("%s\n", json_object_to_json_string_ext (top,
+              JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+              JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put (top);
+  }
+  else if (!json && n == 0)
+    printf ("no volumes\n");
+
+  registry_free_names (names, n);
+  registry_close (reg);
+  return ret;
+}

@@ -1,0 +1,120 @@
+/* common.c - helpers the repvol verbs share: the registry, this host,
+ * whether a recorded attach process still runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "repvol.h"
+
+struct registry *
+open_registry (void)
+{
+  return registry_open (cli_registry);  /* prints its own error */
+}
+
+int
+get_volume (struct registry *r, const char *vol, struct reg_volume *v)
+{
+  if (registry_get (r, vol, v) == 0)
+    return 0;
+  if (errno == ENOENT)
+    log_error ("unknown volume '%s'", vol);
+  /* Anything else: the backend has already said which file and why. */
+  return -1;
+}
+
+const char *
+this_host (void)
+{
+  static char host[REG_NAME_MAX];
+  if (host[0] == '\0') {
+    if (gethostname (host, sizeof host) == -1)
+      snprintf (host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+  }
+  return host;
+}
+
+bool
+attachment_is_local (const struct reg_attachment *a)
+{
+  return a->attached && strcmp (a->host, this_host ()) == 0;
+}
+
+bool
+attachment_alive (const struct reg_attachment *a, const char *vol)
+{
+  char path[64], buf[4096];
+
+  if (kill (a->pid, 0) == -1 && errno == ESRCH)
+    return false;
+
+  /* The pid exists, but pids are reused: believe it is our attach only
+   * if its command line names the volume.  A zombie has an empty
+   * command line and counts as gone.  If /proc cannot tell us (not
+   * mounted, hidepid), trust kill(): wrongly thinking a live attach dead
+   * is the mistake to avoid.
+   */
+  snprintf (path, sizeof path, "/proc/%d/cmdline", (int) a->pid);
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1)
+    return true;
+  ssize_t n = read (fd, buf, sizeof buf - 1);
+  close (fd);
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  for (ssize_t i = 0; i < n; i += strlen (buf + i) + 1)
+    if (strcmp (buf + i, vol) == 0)
+      return true;
+  return false;
+}
+
+struct clear_arg {
+  const struct reg_attachment *expect;
+};
+
+static int
+clear_fn (struct reg_volume *v, void *opaque)
+{
+  const struct reg_attachment *e = ((struct clear_arg *) opaque)->expect;
+  struct reg_attachment *a = &v->attachment;
+
+  /* Compare and clear: only the attachment we looked at, never one a new
+   * attach has made since.
+   */
+  if (!a->attached || a->pid != e->pid || a->epoch != e->epoch ||
+      strcmp (a->host, e->host) != 0)
+    return ESTALE;
+  memset (a, 0, sizeof *a);
+  return 0;
+}
+
+int
+clear_attachment (struct registry *r, const char *vol,
+                  const struct reg_attachment *a)
+{
+  struct clear_arg arg = { a };
+  if (registry_update (r, vol, clear_fn, &arg) == 0)
+    return 0;
+  if (errno == ESTALE || errno == ENOENT)
+    return 1;
+  return -1;                    /* logged by the backend */
+}
+
+const char *
+format_time (time_t t, char *buf, size_t len)
+{
+  struct tm tm;
+  if (t == 0 || gmtime_r (&t, &tm) == NULL)
+    snprintf (buf, len, "-");
+  else
+    strftime (buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}

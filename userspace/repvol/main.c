@@ -1,0 +1,209 @@
+/* main.c - repvol: dispatch to a verb, global options, help.
+ *
+ *   repvol [--registry DIR] VERB [ARGS...]
+ *
+ * Each verb lives in its own file (cmd_*.c) and parses its own options;
+ * --registry and --help are accepted by every verb too, so the global
+ * option may come before or after the verb.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "repvol.h"
+
+#ifndef REPVOL_VERSION
+#define REPVOL_VERSION "0.1.0"
+#endif
+
+const char *cli_registry;
+
+struct verb {
+  const char *name;
+  int (*fn) (int argc, char **argv);
+  const char *synopsis;
+  const char *help;             /* options, one per line */
+};
+
+static const struct verb verbs[] = {
+  { "create", cmd_create,
+    "create VOL --size SIZE --replica ADDR:PORT [--replica ADDR:PORT ...]\n"
+    "              [--block-size 512|4096] [--reserve] [--allow-same-zone]",
+    "Create a volume with a replica on every server named.  Every server is\n"
+    "contacted first; on any failure the replicas already made are removed.\n"
+    "\n"
+    "  --size SIZE          volume size: bytes or K, M, G, T, P (binary units)\n"
+    "  --replica ADDR:PORT  a repvold to hold a replica (repeat, 1 to 8)\n"
+    "  --block-size N       512 or 4096 (default 4096)\n"
+    "  --reserve            allocate each replica's space up front\n"
+    "  --allow-same-zone    allow two replicas in one availability zone\n" },
+  { "list", cmd_list,
+    "list",
+    "List volumes: name, size, number of replicas, epoch, attachment.\n" },
+  { "status", cmd_status,
+    "status [VOL] [--json]",
+    "Show a volume (or every volume): size, epoch, each replica and its\n"
+    "state, the attachment; each replica's server is asked for its view.\n"
+    "\n"
+    "  --json               machine-readable output\n"
+    "  --timeout SECONDS    per-server timeout (default 2)\n" },
+  { "attach", cmd_attach,
+    "attach VOL --nbd unix:PATH|tcp:ADDR:PORT [--timeout SECONDS]",
+    "Attach the volume on this host and serve it over NBD, in the\n"
+    "foreground, until SIGTERM, SIGINT or 'repvol detach VOL'.\n"
+    "\n"
+    "  --nbd unix:PATH      serve NBD on a unix socket\n"
+    "  --nbd tcp:ADDR:PORT  serve NBD on a TCP address\n"
+    "  --timeout SECONDS    replica I/O timeout (default 10)\n" },
+  { "detach", cmd_detach,
+    "detach VOL [--timeout SECONDS]",
+    "Stop the attach process of VOL on this host and wait until it has\n"
+    "drained, flushed and cleared its attachment.  A stale attachment\n"
+    "(its process is gone) is cleared.\n"
+    "\n"
+    "  --timeout SECONDS    how long to wait (default 60)\n" },
+  { "delete", cmd_delete,
+    "delete VOL [--force]",
+    "Delete a volume: its replica on every server, then its registry\n"
+    "entry.  Refused while the volume is attached.\n"
+    "\n"
+    "  --force              go on when a server cannot be reached (its\n"
+    "                       replica is left behind on that server)\n" },
+};
+
+static const char common_help[] =
+  "\n"
+  "  --registry DIR       registry directory (default: $REPVOL_REGISTRY,\n"
+  "                       then /var/lib/repvol)\n"
+  "  --help               this help\n";
+
+static void
+main_help (FILE *fp)
+{
+  fprintf (fp, "Usage: repvol [--registry DIR] VERB [ARGS...]\n"
+               "       repvol --help | --version | VERB --help\n\nVerbs:\n");
+  for (size_t i = 0; i < ARRAY_SIZE (verbs); i++)
+    fprintf (fp, "  repvol %s\n", verbs[i].synopsis);
+  fprintf (fp, "%s", common_help);
+}
+
+void
+verb_help (const char *verb, bool to_stderr)
+{
+  FILE *fp = to_stderr ? stderr : stdout;
+  for (size_t i = 0; i < ARRAY_SIZE (verbs); i++)
+    if (strcmp (verbs[i].name, verb) == 0) {
+      fprintf (fp, "Usage: repvol %s\n\n%s%s", verbs[i].synopsis,
+               verbs[i].help, common_help);
+      return;
+    }
+}
+
+int
+usage_error (const char *verb, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  if (verb)
+    log_error ("%s: %s (see 'repvol %s --help')", verb, msg, verb);
+  else
+    log_error ("%s (see 'repvol --help')", msg);
+  return EXIT_USAGE;
+}
+
+int
+cli_getopt (int argc, char **argv, const char *verb,
+            const struct option *longopts)
+{
+  /* Long options only (plus -h): a leading ':' makes getopt report a
+   * missing argument as ':' so we can word it ourselves.
+   */
+  for (;;) {
+    int c = getopt_long (argc, argv, ":h", longopts, NULL);
+    switch (c) {
+    case 'R':
+      cli_registry = optarg;
+      continue;
+    case 'h':
+      verb_help (verb, false);
+      return -2 - EXIT_SUCCESS;
+    case ':':
+      return -2 - usage_error (verb, "option %s needs an argument",
+                               argv[optind - 1]);
+    case '?':
+      if (optopt)
+        return -2 - usage_error (verb, "unknown option -%c", optopt);
+      return -2 - usage_error (verb, "unknown option %s", argv[optind - 1]);
+    default:
+      return c;
+    }
+  }
+}
+
+const char *
+one_volume (int argc, char **argv, const char *verb)
+{
+  if (optind >= argc) {
+    usage_error (verb, "missing volume name");
+    return NULL;
+  }
+  if (optind + 1 < argc) {
+    usage_error (verb, "unexpected argument '%s'", argv[optind + 1]);
+    return NULL;
+  }
+  const char *vol = argv[optind];
+  if (!valid_name (vol)) {
+    usage_error (verb, "invalid volume name '%s' (1 to 63 of A-Z a-z 0-9 . _ -, "
+                 "not starting with . or -)", vol);
+    return NULL;
+  }
+  return vol;
+}
+
+int
+main (int argc, char **argv)
+{
+  int i;
+
+  log_init ("repvol");
+
+  /* Global options before the verb. */
+  for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+    const char *a = argv[i];
+    if (strcmp (a, "--help") == 0 || strcmp (a, "-h") == 0) {
+      main_help (stdout);
+      return EXIT_SUCCESS;
+    }
+    if (strcmp (a, "--version") == 0 || strcmp (a, "-V") == 0) {
+      printf ("repvol %s\n", REPVOL_VERSION);
+      return EXIT_SUCCESS;
+    }
+    if (strcmp (a, "--registry") == 0) {
+      if (i + 1 >= argc)
+        return usage_error (NULL, "option --registry needs an argument");
+      cli_registry = argv[++i];
+    }
+    else if (strncmp (a, "--registry=", 11) == 0)
+      cli_registry = a + 11;
+    else
+      return usage_error (NULL, "unknown option %s", a);
+  }
+  if (i >= argc) {
+    log_error ("missing verb");
+    main_help (stderr);
+    return EXIT_USAGE;
+  }
+
+  for (size_t v = 0; v < ARRAY_SIZE (verbs); v++)
+    if (strcmp (verbs[v].name, argv[i]) == 0) {
+      optind = 1;               /* the verb's argv starts at the verb */
+      return verbs[v].fn (argc - i, argv + i);
+    }
+  return usage_error (NULL, "unknown verb '%s'", argv[i]);
+}
