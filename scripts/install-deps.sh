@@ -21,11 +21,15 @@ PACKAGES=(
     man-db
 )
 
+# One dpkg-query for all: "ii " = installed and configured; a package that
+# is absent, half-installed or removed is missing.
+declare -A have=()
+while read -r pkg status; do
+    [[ $status == ii ]] && have[${pkg%%:*}]=1
+done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${PACKAGES[@]}" 2>/dev/null || true)
 missing=()
 for p in "${PACKAGES[@]}"; do
-    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
-    # "ii " = installed and configured; anything else needs installing.
-    [[ $status == ii* ]] || missing+=("$p")
+    [[ -n ${have[$p]-} ]] || missing+=("$p")
 done
 
 if ((${#missing[@]} == 0)); then
@@ -40,7 +44,7 @@ if ((EUID != 0)); then
         { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
     SUDO=sudo
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+$SUDO env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
 echo "install-deps: installed: ${missing[*]}"

@@ -34,6 +34,7 @@ if ((${#tests[@]} == 0)); then
 fi
 
 for t in "${tests[@]}"; do
+    t=$(realpath -- "$t")
     name=$(basename "$t" .sh)
     logf=$OUT/$name.log
     start=$(date +%s%N)

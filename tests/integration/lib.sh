@@ -7,8 +7,9 @@
 #
 # It gives the test:
 #   - "set -euo pipefail";
-#   - a private temp dir $T (under ${TMPDIR:-/tmp}), removed on exit unless
-#     KEEP_TMP=1, and REPVOL_REGISTRY=$T/registry exported;
+#   - a private temp dir $T (under ${TMPDIR:-/tmp}), which is also the
+#     working directory, removed on exit unless KEEP_TMP=1, and
+#     REPVOL_REGISTRY=$T/registry exported;
 #   - $REPVOL / $REPVOLD (the built binaries) and a `repvol` shell function;
 #   - start_repvold, start_attach, stop_attach, start_bg, wait_for,
 #     wait_exit, kill_pid;
@@ -39,6 +40,9 @@ LAUNCH=(${LAUNCH[@]+"${LAUNCH[@]}"})
 T=$(mktemp -d "${TMPDIR:-/tmp}/repvol-test-$TEST_NAME.XXXXXX")
 export REPVOL_REGISTRY=$T/registry
 mkdir -p "$REPVOL_REGISTRY"
+# Work inside $T, so that whatever tools leave in the working directory
+# (fio's verify state files, say) goes away with it.
+cd "$T"
 # Replica servers keep their data under $REPVOLD_DATA_ROOT/NAME (default $T).
 REPVOLD_DATA_ROOT=${REPVOLD_DATA_ROOT:-$T}
 
@@ -284,14 +288,15 @@ _lib_cleanup() {
     local rc=$? pid i
     trap - EXIT INT TERM
     set +e
-    # Newest first: clients before the servers they talk to.
+    # One at a time, newest first, so that clients (an attach draining its
+    # writes) stop while the servers they talk to are still up.
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         pid=${PIDS[i]}
-        pid_alive "$pid" && kill -s TERM "$pid" 2>/dev/null
-    done
-    for pid in "${PIDS[@]}"; do
-        pid_alive "$pid" && kill_pid "$pid" TERM "$WAIT_TIMEOUT"
-        wait "$pid" 2>/dev/null
+        if pid_alive "$pid"; then
+            kill_pid "$pid" TERM "$WAIT_TIMEOUT"
+        else
+            wait "$pid" 2>/dev/null
+        fi
     done
     if ((rc != 0 && rc != 77)); then
         for pid in "${PIDS[@]}"; do

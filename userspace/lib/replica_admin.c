@@ -134,6 +134,8 @@ replica_admin_open (struct replica_admin *ra, const char *addr,
                    ra->timeout_ms);
     if (e == EINVAL)
       return fail (e, err, errlen, "not a valid ADDR:PORT");
+    if (e == ECONNREFUSED)
+      return fail (e, err, errlen, "connection refused (is repvold running there?)");
     if (e == EHOSTUNREACH)
       return fail (e, err, errlen, "cannot resolve or reach the host");
     return fail (e, err, errlen, "cannot connect: %s", strerror (e));

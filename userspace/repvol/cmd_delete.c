@@ -94,7 +94,7 @@ cmd_delete (int argc, char **argv)
   ca.mine.attached = true;
   snprintf (ca.mine.host, sizeof ca.mine.host, "%s", this_host ());
   ca.mine.pid = getpid ();
-  snprintf (ca.mine.frontend, sizeof ca.mine.frontend, "deleting");
+  snprintf (ca.mine.frontend, sizeof ca.mine.frontend, DELETE_CLAIM);
   ca.mine.epoch = v.epoch;
   ca.mine.since = time (NULL);
   if (registry_update (reg, vol, claim_fn, &ca) == -1) {

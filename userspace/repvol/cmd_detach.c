@@ -89,6 +89,11 @@ cmd_detach (int argc, char **argv)
     ret = clear_stale (reg, vol, &a, "is gone");
     goto out;
   }
+  if (strcmp (a.frontend, DELETE_CLAIM) == 0) {
+    log_error ("volume '%s' is being deleted (repvol delete, pid %d)",
+               vol, (int) a.pid);
+    goto out;
+  }
   if (kill (a.pid, SIGTERM) == -1) {
     if (errno == ESRCH)
       ret = clear_stale (reg, vol, &a, "is gone");

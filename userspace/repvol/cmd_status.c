@@ -162,18 +162,16 @@ to_json (const struct reg_volume *v, const struct live *live)
   }
   json_object_object_add (o, "replicas", reps);
 
+  /* Always the same keys, so scripts can test .attachment.attached. */
   const struct reg_attachment *a = &v->attachment;
-  if (a->attached) {
-    json_object *at = json_object_new_object ();
-    json_object_object_add (at, "host", json_object_new_string (a->host));
-    json_object_object_add (at, "pid", json_object_new_int64 (a->pid));
-    json_object_object_add (at, "frontend", json_object_new_string (a->frontend));
-    json_object_object_add (at, "epoch", json_object_new_uint64 (a->epoch));
-    json_object_object_add (at, "since", json_object_new_int64 (a->since));
-    json_object_object_add (o, "attachment", at);
-  }
-  else
-    json_object_object_add (o, "attachment", NULL);
+  json_object *at = json_object_new_object ();
+  json_object_object_add (at, "attached", json_object_new_boolean (a->attached));
+  json_object_object_add (at, "host", json_object_new_string (a->host));
+  json_object_object_add (at, "pid", json_object_new_int64 (a->pid));
+  json_object_object_add (at, "frontend", json_object_new_string (a->frontend));
+  json_object_object_add (at, "epoch", json_object_new_uint64 (a->epoch));
+  json_object_object_add (at, "since", json_object_new_int64 (a->since));
+  json_object_object_add (o, "attachment", at);
   return o;
 }
 

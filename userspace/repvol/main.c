@@ -194,11 +194,8 @@ main (int argc, char **argv)
     else
       return usage_error (NULL, "unknown option %s", a);
   }
-  if (i >= argc) {
-    log_error ("missing verb");
-    main_help (stderr);
-    return EXIT_USAGE;
-  }
+  if (i >= argc)
+    return usage_error (NULL, "missing verb");
 
   for (size_t v = 0; v < ARRAY_SIZE (verbs); v++)
     if (strcmp (verbs[v].name, argv[i]) == 0) {

@@ -10,6 +10,11 @@
 
 #define EXIT_USAGE 2            /* a malformed command line */
 
+/* The attachment "frontend" that repvol delete records while it holds a
+ * volume (see cmd_delete.c).
+ */
+#define DELETE_CLAIM "deleting"
+
 /* Set by --registry, before or after the verb; NULL means
  * $REPVOL_REGISTRY, then /var/lib/repvol (registry_open decides).
  * The CLI is single threaded: main() and the verb own it in turn.

@@ -278,7 +278,7 @@ reg_volume_from_json (const char *text, size_t len, struct reg_volume *v,
 
   TRY ("format", get_u64 (o, "format", true, &u, why));
   if (u != REG_FORMAT) {
-    *why = "unsupported format version (written by a newer repvol?)";
+    *why = "is not 1 (written by a newer repvol?)";
     goto out;
   }
   TRY ("name", get_str (o, "name", true, v->name, sizeof v->name, why));
@@ -512,8 +512,10 @@ read_volume (struct dir_registry *d, const char *name, struct reg_volume *v)
   int ret = reg_volume_from_json (buf, len, v, &why, &field);
   free (buf);
   if (ret == -1) {
-    log_error ("registry %s: corrupt: %s%s%s", path,
-               field[0] ? field : "", field[0] ? " " : "", why);
+    if (field[0])
+      log_error ("registry %s: corrupt: key \"%s\" %s", path, field, why);
+    else
+      log_error ("registry %s: corrupt: %s", path, why);
     errno = EBADMSG;
     return -1;
   }

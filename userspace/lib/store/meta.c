@@ -46,7 +46,7 @@ store_meta_encode (const struct store_meta *m, uint8_t out[STORE_META_SIZE])
   put64 (out + 0, META_MAGIC);
   put32 (out + 8, STORE_META_VERSION);
   put32 (out + 12, STORE_META_SIZE);
-  strncpy ((char *) out + 16, m->name, STORE_NAME_MAX - 1);
+  memcpy (out + 16, m->name, strnlen (m->name, STORE_NAME_MAX - 1));
   memcpy (out + 80, m->uuid, 16);
   put64 (out + 96, m->size);
   put32 (out + 104, m->block_size);

@@ -354,15 +354,20 @@ sio_finish (struct sio *io, int err)
 }
 
 static void
-fail_defer_cb (struct loop_defer *d)
+run_failed (struct store *s)
 {
-  struct store *s = d->opaque;
   while (s->fail_head) {
     struct sio *io = s->fail_head;
     s->fail_head = io->next;
     if (!s->fail_head) s->fail_tail = NULL;
     sio_finish (io, io->err);
   }
+}
+
+static void
+fail_defer_cb (struct loop_defer *d)
+{
+  run_failed (d->opaque);
 }
 
 static void
@@ -385,10 +390,11 @@ dio_ok (const struct store_vol *v, const void *buf, uint64_t off, size_t len)
 
 static void
 submit_req (struct sio *io, enum io_op op, int fd, void *buf, size_t len,
-            uint64_t off)
+            uint64_t off, int rw_flags, int mode)
 {
   io->req = (struct io_req) {
     .op = op, .fd = fd, .buf = buf, .len = len, .off = off,
+    .rw_flags = rw_flags, .mode = mode,
     .done = sio_io_done, .opaque = io,
   };
   io_engine_submit (io->v->s->eng, &io->req);
@@ -408,23 +414,22 @@ sio_step (struct sio *io)
     char *buf = (char *) bio->buf + io->done;
     int fd = dio_ok (v, buf, off, rem) ? v->dfd : v->fd;
     bool w = bio->op == BDEV_WRITE;
-    submit_req (io, w ? IO_WRITE : IO_READ, fd, buf, rem, off);
-    if (w && (bio->flags & BDEV_FUA))
-      io->req.rw_flags = RWF_DSYNC;
+    submit_req (io, w ? IO_WRITE : IO_READ, fd, buf, rem, off,
+                w && (bio->flags & BDEV_FUA) ? RWF_DSYNC : 0, 0);
     return;
   }
   case PH_ZERO: {
     size_t n = MIN (rem, (size_t) ZERO_BUF_SIZE);
     int fd = dio_ok (v, v->s->zero_buf, off, n) ? v->dfd : v->fd;
-    submit_req (io, IO_WRITE, fd, v->s->zero_buf, n, off);
+    submit_req (io, IO_WRITE, fd, v->s->zero_buf, n, off, 0, 0);
     return;
   }
   case PH_FALLOC:
-    submit_req (io, IO_FALLOCATE, v->fd, NULL, bio->len, bio->offset);
-    io->req.mode = io->falloc_mode;
+    submit_req (io, IO_FALLOCATE, v->fd, NULL, bio->len, bio->offset, 0,
+                io->falloc_mode);
     return;
   case PH_SYNC:
-    submit_req (io, IO_FDATASYNC, v->fd, NULL, 0, 0);
+    submit_req (io, IO_FDATASYNC, v->fd, NULL, 0, 0, 0, 0);
     return;
   }
 }
@@ -723,7 +728,7 @@ store_close (struct store *s)
   if (io_engine_drain_sync (s->eng, DRAIN_MS) < 0)
     log_warn ("store: %u I/O requests still pending at close",
               io_engine_pending (s->eng));
-  fail_defer_cb (&s->fail_defer);
+  run_failed (s);
   while (s->vols) {
     struct store_vol *v = s->vols;
     if (fdatasync (v->fd) == -1)

@@ -1,0 +1,322 @@
+/* test_proto.c - the replication protocol codec (proto/proto.c): round
+ * trips of every frame, and refusal of what a peer must never get past
+ * the decoder: wrong magic, unknown commands and flags, oversized
+ * lengths, bad names, misaligned or out-of-range offsets.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "util.h"
+#include "proto/proto.h"
+
+
+/* ---- HELLO ---- */
+
+static void
+test_hello_roundtrip (void **state)
+{
+  struct rv_hello in = { .version = RV_PROTO_VERSION, .flags = RV_HELLO_ADMIN,
+                         .epoch = 0x0102030405060708ull }, out;
+  uint8_t buf[RV_HELLO_SIZE];
+  const char *why = NULL;
+
+  strcpy (in.volume, "vol_1.a-b");
+  rv_encode_hello (&in, buf);
+  assert_int_equal (rv_decode_hello (buf, &out, &why), 0);
+  assert_int_equal (out.version, in.version);
+  assert_int_equal (out.flags, in.flags);
+  assert_true (out.epoch == in.epoch);
+  assert_string_equal (out.volume, in.volume);
+  /* Little-endian on the wire, magic first. */
+  assert_memory_equal (buf, "RLOVHELO", 8);
+  assert_int_equal (buf[16], 0x08);
+}
+
+static void
+test_hello_refused (void **state)
+{
+  struct rv_hello h = { .version = RV_PROTO_VERSION }, out;
+  uint8_t buf[RV_HELLO_SIZE];
+  const char *why;
+
+  strcpy (h.volume, "good");
+  rv_encode_hello (&h, buf);
+  buf[0] ^= 1;
+  assert_int_equal (rv_decode_hello (buf, &out, &why), -1);
+
+  h.version = RV_PROTO_VERSION + 1;
+  rv_encode_hello (&h, buf);
+  assert_int_equal (rv_decode_hello (buf, &out, &why), -1);
+  h.version = RV_PROTO_VERSION;
+
+  h.flags = 1u << 5;
+  rv_encode_hello (&h, buf);
+  assert_int_equal (rv_decode_hello (buf, &out, &why), -1);
+  h.flags = 0;
+
+  static const char *bad_names[] = { "", ".dot", "a/b", "sp ace", "x\n" };
+  for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
+    memset (h.volume, 0, sizeof h.volume);
+    strcpy (h.volume, bad_names[i]);
+    rv_encode_hello (&h, buf);
+    if (rv_decode_hello (buf, &out, &why) != -1)
+      fail_msg ("bad name '%s' accepted", bad_names[i]);
+  }
+  /* A name with no NUL in its 64 bytes, and garbage after the NUL. */
+  strcpy (h.volume, "good");
+  rv_encode_hello (&h, buf);
+  memset (buf + 24, 'a', RV_NAME_MAX);
+  assert_int_equal (rv_decode_hello (buf, &out, &why), -1);
+  rv_encode_hello (&h, buf);
+  buf[24 + RV_NAME_MAX - 1] = 'z';
+  assert_int_equal (rv_decode_hello (buf, &out, &why), -1);
+}
+
+/* ---- WELCOME ---- */
+
+static void
+test_welcome_roundtrip (void **state)
+{
+  struct rv_welcome in = {
+    .version = RV_PROTO_VERSION, .status = RV_OK, .block_size = 4096,
+    .exists = 1, .size = 64ull << 20, .epoch = 7,
+  }, out;
+  uint8_t buf[RV_WELCOME_SIZE];
+  const char *why = NULL;
+
+  strcpy (in.server, "alpha");
+  strcpy (in.zone, "us-1a");
+  rv_encode_welcome (&in, buf);
+  assert_int_equal (rv_decode_welcome (buf, &out, &why), 0);
+  assert_string_equal (out.server, "alpha");
+  assert_string_equal (out.zone, "us-1a");
+  assert_int_equal (out.block_size, 4096);
+  assert_int_equal (out.exists, 1);
+  assert_true (out.size == in.size && out.epoch == 7);
+
+  /* No zone, no volume: still valid. */
+  in.zone[0] = '\0';
+  in.exists = 0;
+  in.size = 0;
+  in.block_size = 0;
+  in.status = RV_EPERM;
+  rv_encode_welcome (&in, buf);
+  assert_int_equal (rv_decode_welcome (buf, &out, &why), 0);
+  assert_string_equal (out.zone, "");
+  assert_int_equal (out.status, RV_EPERM);
+
+  buf[3] ^= 0x40;
+  assert_int_equal (rv_decode_welcome (buf, &out, &why), -1);
+  in.server[0] = '\0';
+  rv_encode_welcome (&in, buf);
+  assert_int_equal (rv_decode_welcome (buf, &out, &why), -1);
+}
+
+/* ---- requests ---- */
+
+static int
+decode_req (const struct rv_req *r, struct rv_req *out, const char **why)
+{
+  uint8_t buf[RV_REQ_SIZE];
+  rv_encode_req (r, buf);
+  return rv_decode_req (buf, out, why);
+}
+
+static void
+test_req_roundtrip (void **state)
+{
+  static const struct rv_req reqs[] = {
+    { RV_READ, 0, 1, 4096, 65536, 0 },
+    { RV_WRITE, RV_F_FUA, 2, 0, RV_MAX_PAYLOAD, 0xdeadbeef },
+    { RV_FLUSH, 0, 3, 0, 0, 0 },
+    { RV_TRIM, RV_F_FUA, 4, 1ull << 40, 0xfffff000u, 0 },
+    { RV_WRITE_ZEROES, RV_F_FUA | RV_F_NO_HOLE, 5, 512, 1u << 30, 0 },
+    { RV_CREATE, 0, 6, 0, RV_CREATE_SIZE, 0x1234 },
+    { RV_DELETE, 0, 7, 0, 0, 0 },
+    { RV_STAT, 0, UINT64_MAX, 0, 0, 0 },
+  };
+  for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
+    struct rv_req out;
+    const char *why = NULL;
+    if (decode_req (&reqs[i], &out, &why) != 0)
+      fail_msg ("%s refused: %s", rv_cmd_name (reqs[i].cmd), why);
+    assert_memory_equal (&out, &reqs[i], sizeof out);
+  }
+}
+
+static void
+test_req_refused (void **state)
+{
+  struct rv_req r = { RV_READ, 0, 1, 0, 4096, 0 }, out;
+  uint8_t buf[RV_REQ_SIZE];
+  const char *why = NULL;
+
+  rv_encode_req (&r, buf);
+  buf[0] = 'X';
+  assert_int_equal (rv_decode_req (buf, &out, &why), -1);
+  assert_non_null (why);
+
+  static const struct rv_req bad[] = {
+    { 0, 0, 1, 0, 4096, 0 },                            /* unknown cmd */
+    { RV_CMD_MAX + 1, 0, 1, 0, 4096, 0 },
+    { 0xffff, 0, 1, 0, 4096, 0 },
+    { RV_READ, RV_F_FUA, 1, 0, 4096, 0 },               /* flag not allowed */
+    { RV_WRITE, RV_F_NO_HOLE, 1, 0, 4096, 0 },
+    { RV_WRITE, 1u << 9, 1, 0, 4096, 0 },
+    { RV_READ, 0, 1, 0, RV_MAX_PAYLOAD + 1, 0 },        /* oversized */
+    { RV_WRITE, 0, 1, 0, RV_MAX_PAYLOAD + 4096, 0 },
+    { RV_CREATE, 0, 1, 0, RV_CREATE_SIZE + 1, 0 },      /* wrong payload */
+    { RV_CREATE, 0, 1, 0, 0, 0 },
+    { RV_FLUSH, 0, 1, 0, 4096, 0 },                     /* no payload cmds */
+    { RV_STAT, 0, 1, 8, 0, 0 },
+    { RV_DELETE, 0, 1, 0, 1, 0 },
+    { RV_READ, 0, 1, 0, 4096, 0x55 },                   /* crc without payload */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    why = NULL;
+    if (decode_req (&bad[i], &out, &why) != -1)
+      fail_msg ("bad request %zu (cmd %u) accepted", i, bad[i].cmd);
+    assert_non_null (why);
+  }
+}
+
+static void
+test_check_range (void **state)
+{
+  const uint64_t size = 1 << 20;
+  const char *why;
+  struct rv_req r = { RV_READ, 0, 1, 0, 4096, 0 };
+
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), 0);
+  r.offset = size - 4096;
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), 0);
+
+  r.offset = size;                                       /* past the end */
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  r.offset = size - 4096; r.length = 8192;               /* straddles it */
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  r.offset = UINT64_MAX - 4095; r.length = 8192;         /* wraps */
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  r.offset = 512; r.length = 4096;                       /* misaligned */
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 512, &why), 0);
+  r.offset = 0; r.length = 1000;
+  assert_int_equal (rv_check_range (&r, size, 512, &why), -1);
+  r.length = 0;                                          /* empty */
+  assert_int_equal (rv_check_range (&r, size, 512, &why), -1);
+  r.cmd = RV_FLUSH;
+  assert_int_equal (rv_check_range (&r, size, 512, &why), 0);
+}
+
+/* ---- replies and payloads ---- */
+
+static void
+test_rep_roundtrip (void **state)
+{
+  struct rv_rep in = { RV_OK, 42, 4096, 0xcafef00d }, out;
+  uint8_t buf[RV_REP_SIZE];
+  const char *why = NULL;
+
+  rv_encode_rep (&in, buf);
+  assert_int_equal (rv_decode_rep (buf, &out, &why), 0);
+  assert_memory_equal (&in, &out, sizeof in);
+
+  in.length = RV_MAX_PAYLOAD + 1;
+  rv_encode_rep (&in, buf);
+  assert_int_equal (rv_decode_rep (buf, &out, &why), -1);
+  in = (struct rv_rep) { RV_EIO, 1, 16, 0 };     /* error with payload */
+  rv_encode_rep (&in, buf);
+  assert_int_equal (rv_decode_rep (buf, &out, &why), -1);
+  in.length = 0;
+  rv_encode_rep (&in, buf);
+  buf[1] ^= 0xff;
+  assert_int_equal (rv_decode_rep (buf, &out, &why), -1);
+}
+
+static void
+test_create_roundtrip (void **state)
+{
+  struct rv_create in = { 10ull << 30, 4096, RV_F_RESERVE, 3 }, out;
+  uint8_t buf[RV_CREATE_SIZE];
+  const char *why = NULL;
+
+  rv_encode_create (&in, buf);
+  assert_int_equal (rv_decode_create (buf, &out, &why), 0);
+  assert_memory_equal (&in, &out, sizeof in);
+
+  static const struct rv_create bad[] = {
+    { 1 << 20, 1000, 0, 0 },          /* block size */
+    { 1 << 20, 0, 0, 0 },
+    { 0, 4096, 0, 0 },                /* size 0 */
+    { 4096 + 512, 4096, 0, 0 },       /* unaligned size */
+    { 1 << 20, 512, 1u << 4, 0 },     /* unknown flag */
+    { UINT64_MAX - 511, 512, 0, 0 },  /* absurd size */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    rv_encode_create (&bad[i], buf);
+    if (rv_decode_create (buf, &out, &why) != -1)
+      fail_msg ("bad CREATE %zu accepted", i);
+  }
+}
+
+static void
+test_volinfo_roundtrip (void **state)
+{
+  struct rv_volinfo in = { 1, 512, 1 << 30, 9, 12345 * 512, RV_F_RESERVE, 0 },
+    out;
+  uint8_t buf[RV_STAT_SIZE];
+  const char *why = NULL;
+
+  rv_encode_volinfo (&in, buf);
+  assert_int_equal (rv_decode_volinfo (buf, &out, &why), 0);
+  assert_memory_equal (&in, &out, sizeof in);
+
+  in.exists = 2;
+  rv_encode_volinfo (&in, buf);
+  assert_int_equal (rv_decode_volinfo (buf, &out, &why), -1);
+  in.exists = 1;
+  in.block_size = 100;
+  rv_encode_volinfo (&in, buf);
+  assert_int_equal (rv_decode_volinfo (buf, &out, &why), -1);
+}
+
+static void
+test_status_mapping (void **state)
+{
+  static const int errs[] = { 0, EPERM, ENOENT, EEXIST, EINVAL, ENOSPC,
+                              EBADMSG, ENOTSUP, EIO };
+  for (size_t i = 0; i < sizeof errs / sizeof *errs; i++)
+    assert_int_equal (rv_status_to_errno (rv_errno_to_status (errs[i])),
+                      errs[i]);
+  assert_int_equal (rv_status_to_errno (12345), EIO);
+  assert_int_equal (rv_errno_to_status (ETIMEDOUT), RV_EIO);
+  assert_string_equal (rv_cmd_name (RV_WRITE), "WRITE");
+  assert_string_equal (rv_cmd_name (999), "UNKNOWN");
+  assert_true (rv_req_has_payload (RV_WRITE));
+  assert_true (rv_req_has_payload (RV_CREATE));
+  assert_false (rv_req_has_payload (RV_READ));
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_hello_roundtrip),
+    cmocka_unit_test (test_hello_refused),
+    cmocka_unit_test (test_welcome_roundtrip),
+    cmocka_unit_test (test_req_roundtrip),
+    cmocka_unit_test (test_req_refused),
+    cmocka_unit_test (test_check_range),
+    cmocka_unit_test (test_rep_roundtrip),
+    cmocka_unit_test (test_create_roundtrip),
+    cmocka_unit_test (test_volinfo_roundtrip),
+    cmocka_unit_test (test_status_mapping),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,1058 @@
+/* nbd.c - the NBD socket frontend: serve a bdev to NBD clients over a
+ * unix or TCP socket (fio's nbd engine, nbdcopy, qemu, nbd-client).
+ *
+ * One struct nbd_server per export, one struct nbd_client per
+ * connection, one struct nbd_req per request in flight.  All clients
+ * share the one bdev.  Everything runs on the event loop; conn.h does
+ * the framing, nbd_proto.c the parsing and encoding.
+ *
+ * Life of a connection:
+ *   greeting -> client flags -> options (fixed newstyle only) ->
+ *   GO / EXPORT_NAME -> transmission: read a 28-byte request header
+ *   (and a WRITE's payload), submit a bdev_io, read the next header
+ *   while that runs; reply whenever the bdev completes, so replies
+ *   leave in completion order.  At most NBD_MAX_INFLIGHT requests (and
+ *   NBD_MAX_INFLIGHT_BYTES of buffers) per connection: beyond that we
+ *   stop reading until a reply has gone out, which pushes back on the
+ *   client through TCP.
+ *
+ * A request outlives its connection if it has to: when the peer goes
+ * away while the bdev still holds a request, the request is freed when
+ * the bdev completes it, and the client struct when the last request
+ * is gone.  Work that must not run inside conn or bdev callbacks
+ * (closing drained connections, resuming reads, freeing clients,
+ * reporting that stop has finished) is done by one deferred "kick".
+ */
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "util.h"
+#include "loop.h"
+#include "conn.h"
+#include "bdev.h"
+#include "frontend/frontend.h"
+#include "frontend/nbd_proto.h"
+
+#define NBD_MAX_INFLIGHT        128
+#define NBD_MAX_INFLIGHT_BYTES  (256u << 20)
+#define NBD_MAX_CLIENTS         1024
+#define NBD_MAX_OPTIONS         256     /* per handshake: a looping client is broken */
+#define NBD_HANDSHAKE_MS        30000   /* from accept to GO */
+#define NBD_STOP_GRACE_MS       10000   /* stop: then drop clients that will not read */
+#define NBD_DEFAULT_MAX_IO      (32u << 20)
+#define NBD_BUF_ALIGN           4096    /* the store may use O_DIRECT */
+
+/* Export flags.  CAN_MULTI_CONN holds because every connection submits
+ * to the same bdev, whose flush reaches every replica: a flush on any
+ * connection covers writes completed on all of them.
+ */
+#define NBD_EXPORT_FLAGS \
+  (NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | \
+   NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN)
+
+struct nbd_server;
+
+struct nbd_client {
+  struct nbd_server *srv;
+  struct nbd_client *next;
+  struct conn *conn;            /* NULL once the connection has closed */
+  char name[64];
+  struct loop_timer handshake_timer;
+
+  bool transmission;            /* past GO / EXPORT_NAME */
+  bool structured;              /* NBD_OPT_STRUCTURED_REPLY negotiated */
+  bool no_zeroes;               /* NBD_FLAG_C_NO_ZEROES */
+  bool expecting;               /* a conn_expect is outstanding */
+  bool draining;                /* DISC, ABORT or stop: no new requests;
+                                   close once inflight reaches 0 */
+  bool warned;                  /* one warning per connection for bad requests */
+  unsigned n_options;
+
+  unsigned inflight;            /* requests allocated and not yet freed */
+  size_t inflight_bytes;
+  struct nbd_req *receiving;    /* WRITE whose payload is being read */
+
+  /* Input frames land here. */
+  char hdr[NBD_REQUEST_LEN];
+  struct nbd_option_hdr opt;
+  char optbuf[NBD_MAX_OPTION_LEN];
+};
+
+struct nbd_req {
+  struct bdev_io io;
+  struct nbd_client *cl;
+  struct nbd_request rq;
+  uint32_t err;                 /* NBD error for the reply */
+  uint64_t done_bytes;          /* TRIM / WRITE_ZEROES split progress */
+  void *buf;
+  size_t buf_len;
+};
+
+struct nbd_server {
+  struct frontend *fe;
+  struct loop *loop;
+  struct bdev *dev;
+  struct nbd_export exp;
+  uint32_t max_io;              /* bdev's largest request */
+  char description[128];
+
+  int listen_fd;
+  struct loop_watch lwatch;
+  struct loop_timer accept_timer;       /* retry after EMFILE */
+  char *unix_path;              /* unlinked on stop if still ours */
+  dev_t unix_dev;
+  ino_t unix_ino;
+  bool is_tcp;
+
+  struct nbd_client *clients;
+  unsigned nclients;
+  uint64_t next_id;
+  struct loop_defer kick;
+
+  bool stopping;
+  struct loop_timer stop_timer;
+  void (*stopped) (void *opaque);
+  void *stopped_opaque;
+};
+
+static const char zeroes[NBD_EXPORT_NAME_ZEROES];
+
+static void client_read_next (struct nbd_client *cl);
+static void on_request (struct conn *c, void *opaque);
+static void on_opt_hdr (struct conn *c, void *opaque);
+
+/* ---- deferred work ---- */
+
+static void server_kick (struct loop_defer *d);
+
+static void
+kick (struct nbd_server *s)
+{
+  loop_defer (s->loop, &s->kick, server_kick, s);
+}
+
+/* Drop what is left of a connection once nothing refers to it. */
+static void
+client_free (struct nbd_client *cl)
+{
+  struct nbd_server *s = cl->srv;
+  struct nbd_client **pp;
+
+  for (pp = &s->clients; *pp != cl; pp = &(*pp)->next)
+    ;
+  *pp = cl->next;
+  s->nclients--;
+  loop_timer_cancel (s->loop, &cl->handshake_timer);
+  free (cl);
+}
+
+static void
+server_kick (struct loop_defer *d)
+{
+  struct nbd_server *s = d->opaque;
+  struct nbd_client *cl, *next;
+
+  for (cl = s->clients; cl; cl = next) {
+    next = cl->next;
+    if (cl->conn) {
+      if (s->stopping && !cl->transmission)
+        conn_close (cl->conn, NULL);      /* nothing in flight in handshake */
+      else if (s->stopping)
+        cl->draining = true;
+      if (cl->conn && cl->draining && cl->inflight == 0)
+        conn_close (cl->conn, NULL);      /* every reply has been written */
+      if (cl->conn)
+        client_read_next (cl);            /* resume after back-pressure */
+    }
+    if (!cl->conn && cl->inflight == 0)
+      client_free (cl);
+  }
+
+  /* Closing connections above queues this kick again; report stopped
+   * only from the last pass, so nothing of ours is left queued on the
+   * loop when the caller frees us.
+   */
+  if (s->stopping && !s->clients && s->stopped && !s->kick.queued) {
+    void (*cb) (void *) = s->stopped;
+    s->stopped = NULL;
+    loop_timer_cancel (s->loop, &s->stop_timer);
+    log_info ("nbd: %s: stopped", s->fe->export_name);
+    cb (s->stopped_opaque);       /* may free s: touch nothing after */
+  }
+}
+
+/* ---- requests ---- */
+
+static void
+req_free (struct nbd_req *r)
+{
+  struct nbd_client *cl = r->cl;
+
+  cl->inflight--;
+  cl->inflight_bytes -= r->buf_len;
+  free (r->buf);
+  free (r);
+  /* Not from here: we may be inside conn's writev loop or inside the
+   * bdev.  The kick resumes reading or finishes a drain.
+   */
+  kick (cl->srv);
+}
+
+static void
+req_sent (void *opaque, int err)
+{
+  req_free (opaque);
+}
+
+/* Send the reply for r (its err says how it went) and free r once the
+ * bytes are out, or at once if there is nobody to reply to.
+ */
+static void
+req_reply (struct nbd_req *r)
+{
+  struct nbd_client *cl = r->cl;
+  char hdr[NBD_CHUNK_HDR_LEN + 6 + NBD_ERROR_MSG_MAX];
+  const void *payload = NULL;
+  size_t hlen, plen = 0;
+
+  if (!cl->conn) {
+    req_free (r);
+    return;
+  }
+
+  if (r->rq.type == NBD_CMD_READ && cl->structured) {
+    /* Structured replies were negotiated: a READ must never get a
+     * simple reply, not even an error.
+     */
+    if (r->err)
+      hlen = nbd_encode_error_chunk (hdr, r->rq.cookie, r->err,
+                                     strerror (r->err));
+    else if (r->rq.len == 0)
+      hlen = nbd_encode_none_chunk (hdr, r->rq.cookie);
+    else {
+      hlen = nbd_encode_read_chunk (hdr, r->rq.cookie, r->rq.offset,
+                                    r->rq.len);
+      payload = r->buf;
+      plen = r->rq.len;
+    }
+  }
+  else {
+    /* Every other reply carries no payload, and the spec lets it be a
+     * simple reply even with structured replies negotiated.
+     */
+    hlen = nbd_encode_simple_reply (hdr, r->rq.cookie, r->err);
+    if (r->rq.type == NBD_CMD_READ && !r->err) {
+      payload = r->buf;
+      plen = r->rq.len;
+    }
+  }
+  conn_send (cl->conn, hdr, hlen, payload, plen, req_sent, r);
+}
+
+static void req_submit_chunk (struct nbd_req *r);
+
+static void
+req_io_done (struct bdev_io *io, int err)
+{
+  struct nbd_req *r = io->opaque;
+
+  r->done_bytes += io->len;
+  if (!err && r->done_bytes < r->rq.len) {
+    req_submit_chunk (r);         /* next piece of a large TRIM / ZERO */
+    return;
+  }
+  if (err) {
+    r->err = nbd_errno_to_nbd (err);
+    log_debug ("%s: %s offset %" PRIu64 " length %" PRIu32 ": %s",
+               r->cl->name, nbd_cmd_name (r->rq.type), r->rq.offset,
+               r->rq.len, strerror (err));
+  }
+  req_reply (r);
+}
+
+/* TRIM and WRITE_ZEROES may be larger than the bdev's max_io (they have
+ * no payload, so the spec lets clients send up to 4 GiB); issue them in
+ * max_io pieces, one after the other.
+ */
+static void
+req_submit_chunk (struct nbd_req *r)
+{
+  struct nbd_server *s = r->cl->srv;
+  uint64_t left = r->rq.len - r->done_bytes;
+
+  r->io.offset = r->rq.offset + r->done_bytes;
+  r->io.len = left > s->max_io ? s->max_io : (uint32_t) left;
+  bdev_submit (s->dev, &r->io);   /* may complete (and free r) at once */
+}
+
+static void
+req_submit (struct nbd_req *r)
+{
+  struct nbd_server *s = r->cl->srv;
+  uint16_t f = r->rq.flags;
+
+  r->io.done = req_io_done;
+  r->io.opaque = r;
+  r->io.buf = r->buf;
+  r->io.offset = r->rq.offset;
+  r->io.len = r->rq.len;
+  r->io.flags = 0;
+
+  switch (r->rq.type) {
+  case NBD_CMD_READ:
+    r->io.op = BDEV_READ;       /* FUA means nothing for a read */
+    break;
+  case NBD_CMD_WRITE:
+    r->io.op = BDEV_WRITE;
+    break;
+  case NBD_CMD_FLUSH:
+    r->io.op = BDEV_FLUSH;
+    bdev_submit (s->dev, &r->io);
+    return;
+  case NBD_CMD_TRIM:
+    r->io.op = BDEV_TRIM;
+    break;
+  case NBD_CMD_WRITE_ZEROES:
+    r->io.op = BDEV_WRITE_ZEROES;
+    if (f & NBD_CMD_FLAG_NO_HOLE)
+      r->io.flags |= BDEV_NO_HOLE;
+    break;
+  default:
+    abort ();                   /* nbd_check_request let through only these */
+  }
+  if (f & NBD_CMD_FLAG_FUA && r->rq.type != NBD_CMD_READ)
+    r->io.flags |= BDEV_FUA;
+
+  /* Zero-length requests touch nothing; do not trouble the layers below
+   * with an edge case they need not handle.
+   */
+  if (r->rq.len == 0) {
+    req_reply (r);
+    return;
+  }
+  if (r->rq.type == NBD_CMD_TRIM || r->rq.type == NBD_CMD_WRITE_ZEROES) {
+    req_submit_chunk (r);
+    return;
+  }
+  bdev_submit (s->dev, &r->io);
+}
+
+static struct nbd_req *
+req_new (struct nbd_client *cl, const struct nbd_request *rq, size_t buf_len)
+{
+  struct nbd_req *r = calloc (1, sizeof *r);
+
+  if (!r)
+    return NULL;
+  if (buf_len && posix_memalign (&r->buf, NBD_BUF_ALIGN, buf_len) != 0) {
+    free (r);
+    return NULL;
+  }
+  r->cl = cl;
+  r->rq = *rq;
+  r->buf_len = buf_len;
+  cl->inflight++;
+  cl->inflight_bytes += buf_len;
+  return r;
+}
+
+/* Report a request the client got wrong: once per connection as a
+ * warning, after that only for debugging, so a broken client cannot
+ * flood the log.
+ */
+static void
+bad_request (struct nbd_client *cl, const struct nbd_request *rq,
+             const char *why)
+{
+  const char *fmt = "%s: %s (offset %" PRIu64 " length %" PRIu32
+    " flags 0x%x): %s; replying with an error";
+
+  if (!cl->warned) {
+    cl->warned = true;
+    log_warn (fmt, cl->name, nbd_cmd_name (rq->type), rq->offset, rq->len,
+              rq->flags, why);
+  }
+  else
+    log_debug (fmt, cl->name, nbd_cmd_name (rq->type), rq->offset, rq->len,
+               rq->flags, why);
+}
+
+static void
+on_write_payload (struct conn *c, void *opaque)
+{
+  struct nbd_req *r = opaque;
+  struct nbd_client *cl = r->cl;
+
+  cl->expecting = false;
+  cl->receiving = NULL;
+  if (cl->srv->stopping) {
+    req_free (r);               /* arrived after stop: not acknowledged */
+    return;
+  }
+  if (r->err)
+    req_reply (r);              /* payload read only to skip it */
+  else
+    req_submit (r);
+  client_read_next (cl);
+}
+
+static void
+on_request (struct conn *c, void *opaque)
+{
+  struct nbd_client *cl = opaque;
+  struct nbd_server *s = cl->srv;
+  struct nbd_request rq;
+  enum nbd_verdict v;
+  struct nbd_req *r;
+  uint32_t err;
+  const char *why;
+  size_t buf_len = 0;
+
+  cl->expecting = false;
+  if (cl->draining)
+    return;                     /* stopping: take nothing new */
+
+  nbd_decode_request (cl->hdr, &rq);
+  v = nbd_check_request (&rq, &s->exp, &err, &why);
+  if (v == NBD_REQ_HANG_UP) {
+    conn_close (c, "%s (magic 0x%08x type %u length %" PRIu32 ")",
+                why, rq.magic, rq.type, rq.len);
+    return;
+  }
+  if (rq.type == NBD_CMD_DISC) {
+    log_debug ("%s: NBD_CMD_DISC", cl->name);
+    cl->draining = true;        /* finish what is in flight, then close */
+    kick (s);
+    return;
+  }
+  if (v == NBD_REQ_ERROR)
+    bad_request (cl, &rq, why);
+
+  /* A WRITE's payload has to be read even when the request is refused,
+   * to stay in step with the stream; nbd_check_request has already
+   * bounded its length.
+   */
+  if (rq.type == NBD_CMD_WRITE || (v == NBD_REQ_OK && rq.type == NBD_CMD_READ))
+    buf_len = rq.len;
+  r = req_new (cl, &rq, buf_len);
+  if (!r) {
+    conn_close (c, "out of memory for a %" PRIu32 "-byte request", rq.len);
+    return;
+  }
+  r->err = err;
+
+  if (rq.type == NBD_CMD_WRITE && rq.len > 0) {
+    cl->receiving = r;
+    cl->expecting = true;
+    conn_expect (c, r->buf, rq.len, on_write_payload, r);
+    return;
+  }
+  if (r->err)
+    req_reply (r);
+  else
+    req_submit (r);             /* r may be gone after this */
+  client_read_next (cl);
+}
+
+/* Ask for the next request header unless something holds us back. */
+static void
+client_read_next (struct nbd_client *cl)
+{
+  if (!cl->conn || !cl->transmission || cl->expecting || cl->draining)
+    return;
+  if (cl->inflight >= NBD_MAX_INFLIGHT ||
+      cl->inflight_bytes >= NBD_MAX_INFLIGHT_BYTES)
+    return;                     /* req_free kicks us again */
+  cl->expecting = true;
+  conn_expect (cl->conn, cl->hdr, NBD_REQUEST_LEN, on_request, cl);
+}
+
+/* ---- handshake ---- */
+
+/* Send an option reply: header, a small fixed part copied with it, and
+ * optionally a string that must stay valid until sent (the export name
+ * or description, which live as long as the server).
+ */
+static void
+opt_reply (struct nbd_client *cl, uint32_t reply, const void *part,
+           size_t part_len, const char *str, size_t str_len)
+{
+  char hdr[CONN_HDR_MAX];
+  size_t n = nbd_encode_option_reply (hdr, cl->opt.option, reply,
+                                      part_len + str_len);
+
+  if (part_len)
+    memcpy (hdr + n, part, part_len);
+  conn_send (cl->conn, hdr, n + part_len, str, str_len, NULL, NULL);
+}
+
+/* An error reply with a human-readable message (it must fit inline). */
+static void
+opt_error (struct nbd_client *cl, uint32_t reply, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+static void
+opt_error (struct nbd_client *cl, uint32_t reply, const char *fmt, ...)
+{
+  char msg[CONN_HDR_MAX - NBD_OPTION_REPLY_LEN];
+  va_list ap;
+  int n;
+
+  va_start (ap, fmt);
+  n = vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  if (n < 0)
+    n = 0;
+  if ((size_t) n >= sizeof msg)
+    n = sizeof msg - 1;
+  log_debug ("%s: %s: %s", cl->name, nbd_option_name (cl->opt.option), msg);
+  opt_reply (cl, reply, msg, n, NULL, 0);
+}
+
+static bool
+export_matches (struct nbd_server *s, const struct nbd_option *o)
+{
+  const char *name = s->fe->export_name;
+
+  /* The empty name is the default export, which is this volume. */
+  return o->name_len == 0 ||
+    (o->name_len == strlen (name) && memcmp (o->name, name, o->name_len) == 0);
+}
+
+static void
+enter_transmission (struct nbd_client *cl)
+{
+  struct nbd_server *s = cl->srv;
+
+  loop_timer_cancel (s->loop, &cl->handshake_timer);
+  cl->transmission = true;
+  log_debug ("%s: transmission phase%s", cl->name,
+             cl->structured ? " (structured replies)" : "");
+  client_read_next (cl);
+}
+
+static void
+handle_info_or_go (struct nbd_client *cl, const struct nbd_option *o)
+{
+  struct nbd_server *s = cl->srv;
+  const char *name = s->fe->export_name;
+  char part[16];
+  size_t n;
+
+  if (!export_matches (s, o)) {
+    opt_error (cl, NBD_REP_ERR_UNKNOWN,
+               "unknown export '%.*s'; this server exports '%s'",
+               (int) MIN (o->name_len, 40), o->name, name);
+    goto next;
+  }
+  n = nbd_encode_info_export (part, s->exp.size, s->exp.tflags);
+  opt_reply (cl, NBD_REP_INFO, part, n, NULL, 0);
+  if (o->info_wanted & (1u << NBD_INFO_NAME)) {
+    n = nbd_encode_info_type (part, NBD_INFO_NAME);
+    opt_reply (cl, NBD_REP_INFO, part, n, name, strlen (name));
+  }
+  if (o->info_wanted & (1u << NBD_INFO_DESCRIPTION)) {
+    n = nbd_encode_info_type (part, NBD_INFO_DESCRIPTION);
+    opt_reply (cl, NBD_REP_INFO, part, n, s->description,
+               strlen (s->description));
+  }
+  /* Always sent, requested or not: the spec allows it, and clients that
+   * understand it (libnbd, qemu) then keep to our alignment.
+   */
+  n = nbd_encode_info_block_size (part, s->exp.min_block, s->exp.pref_block,
+                                  s->exp.max_payload);
+  opt_reply (cl, NBD_REP_INFO, part, n, NULL, 0);
+  opt_reply (cl, NBD_REP_ACK, NULL, 0, NULL, 0);
+
+  if (o->option == NBD_OPT_GO) {
+    enter_transmission (cl);
+    return;
+  }
+ next:
+  conn_expect (cl->conn, cl->optbuf, NBD_OPTION_HDR_LEN, on_opt_hdr, cl);
+}
+
+static void
+abort_sent (void *opaque, int err)
+{
+  struct nbd_client *cl = opaque;
+
+  cl->inflight--;               /* the ACK counted as a request */
+  kick (cl->srv);
+}
+
+static void
+on_opt_payload (struct conn *c, void *opaque)
+{
+  struct nbd_client *cl = opaque;
+  struct nbd_server *s = cl->srv;
+  struct nbd_option o;
+  uint32_t rc;
+  char part[NBD_EXPORT_NAME_REPLY_LEN];
+  const char *name = s->fe->export_name;
+  uint32_t nlen;
+
+  rc = nbd_parse_option (cl->opt.option, cl->optbuf, cl->opt.len, &o);
+  log_debug ("%s: %s (%" PRIu32 " bytes)", cl->name,
+             nbd_option_name (cl->opt.option), cl->opt.len);
+
+  if (cl->opt.option == NBD_OPT_EXPORT_NAME) {
+    /* No error reply exists for this option: the spec says to hang up. */
+    if (rc != NBD_SUCCESS || !export_matches (s, &o)) {
+      conn_close (c, "NBD_OPT_EXPORT_NAME: unknown export '%.*s'",
+                  (int) MIN (o.name_len, 64), o.name);
+      return;
+    }
+    nbd_encode_export_name_reply (part, s->exp.size, s->exp.tflags);
+    conn_send (c, part, sizeof part, zeroes,
+               cl->no_zeroes ? 0 : sizeof zeroes, NULL, NULL);
+    enter_transmission (cl);
+    return;
+  }
+
+  if (rc != NBD_SUCCESS) {
+    opt_error (cl, rc, "%s %s", nbd_option_name (cl->opt.option),
+               rc == NBD_REP_ERR_UNSUP ? "is not supported"
+               : "has a malformed payload");
+    goto next;
+  }
+
+  switch (cl->opt.option) {
+  case NBD_OPT_ABORT:
+    /* ACK, then close once it is out.  The client may already be gone. */
+    cl->draining = true;
+    cl->inflight++;
+    {
+      char hdr[NBD_OPTION_REPLY_LEN];
+      nbd_encode_option_reply (hdr, NBD_OPT_ABORT, NBD_REP_ACK, 0);
+      conn_send (c, hdr, sizeof hdr, NULL, 0, abort_sent, cl);
+    }
+    return;
+
+  case NBD_OPT_LIST:
+    nlen = htobe32 (strlen (name));
+    opt_reply (cl, NBD_REP_SERVER, &nlen, 4, name, strlen (name));
+    opt_reply (cl, NBD_REP_ACK, NULL, 0, NULL, 0);
+    break;
+
+  case NBD_OPT_STRUCTURED_REPLY:
+    cl->structured = true;
+    opt_reply (cl, NBD_REP_ACK, NULL, 0, NULL, 0);
+    break;
+
+  case NBD_OPT_INFO:
+  case NBD_OPT_GO:
+    handle_info_or_go (cl, &o);
+    return;
+  }
+
+ next:
+  conn_expect (c, cl->optbuf, NBD_OPTION_HDR_LEN, on_opt_hdr, cl);
+}
+
+static void
+on_opt_hdr (struct conn *c, void *opaque)
+{
+  struct nbd_client *cl = opaque;
+  const char *why;
+
+  why = nbd_decode_option_hdr (cl->optbuf, &cl->opt);
+  if (why) {
+    conn_close (c, "%s", why);
+    return;
+  }
+  if (++cl->n_options > NBD_MAX_OPTIONS) {
+    conn_close (c, "more than %d options in one handshake", NBD_MAX_OPTIONS);
+    return;
+  }
+  conn_expect (c, cl->optbuf, cl->opt.len, on_opt_payload, cl);
+}
+
+static void
+on_client_flags (struct conn *c, void *opaque)
+{
+  struct nbd_client *cl = opaque;
+  uint32_t flags;
+  const char *why = nbd_check_client_flags (cl->optbuf, &flags);
+
+  if (why) {
+    conn_close (c, "%s (flags 0x%08x)", why, flags);
+    return;
+  }
+  cl->no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
+  conn_expect (c, cl->optbuf, NBD_OPTION_HDR_LEN, on_opt_hdr, cl);
+}
+
+static void
+handshake_timeout (struct loop_timer *t)
+{
+  struct nbd_client *cl = t->opaque;
+
+  if (cl->conn)
+    conn_close (cl->conn, "no NBD_OPT_GO within %d s", NBD_HANDSHAKE_MS / 1000);
+}
+
+static void
+on_conn_close (struct conn *c, void *opaque)
+{
+  struct nbd_client *cl = opaque;
+
+  cl->conn = NULL;
+  cl->expecting = false;
+  if (cl->receiving) {
+    req_free (cl->receiving);   /* half-received WRITE: never submitted */
+    cl->receiving = NULL;
+  }
+  log_debug ("%s: closed (%u requests still with the bdev)", cl->name,
+             cl->inflight);
+  kick (cl->srv);               /* frees cl once inflight reaches 0 */
+}
+
+/* ---- listening ---- */
+
+static void
+peer_name (struct nbd_server *s, int fd, uint64_t id, char *buf, size_t len)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char addr[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+
+  if (s->is_tcp && getpeername (fd, (struct sockaddr *) &ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET) {
+      struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
+      inet_ntop (AF_INET, &sin->sin_addr, addr, sizeof addr);
+      port = ntohs (sin->sin_port);
+    }
+    else if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
+      inet_ntop (AF_INET6, &sin6->sin6_addr, addr, sizeof addr);
+      port = ntohs (sin6->sin6_port);
+    }
+    snprintf (buf, len, "nbd client %" PRIu64 " (%s:%d)", id, addr, port);
+  }
+  else
+    snprintf (buf, len, "nbd client %" PRIu64, id);
+}
+
+static void
+accept_one (struct nbd_server *s, int fd)
+{
+  struct nbd_client *cl;
+  char greeting[NBD_GREETING_LEN];
+
+  if (s->nclients >= NBD_MAX_CLIENTS) {
+    log_warn ("nbd: %s: refusing a connection: %d clients already",
+              s->fe->export_name, NBD_MAX_CLIENTS);
+    close (fd);
+    return;
+  }
+  cl = calloc (1, sizeof *cl);
+  if (!cl) {
+    close (fd);
+    return;
+  }
+  cl->srv = s;
+  peer_name (s, fd, ++s->next_id, cl->name, sizeof cl->name);
+  if (s->is_tcp)
+    set_tcp_nodelay (fd);
+  cl->conn = conn_new (s->loop, fd, cl->name, on_conn_close, cl);
+  if (!cl->conn) {
+    log_warn ("%s: cannot set up the connection", cl->name);
+    close (fd);
+    free (cl);
+    return;
+  }
+  cl->next = s->clients;
+  s->clients = cl;
+  s->nclients++;
+  log_debug ("%s: connected", cl->name);
+
+  loop_timer_arm (s->loop, &cl->handshake_timer, NBD_HANDSHAKE_MS,
+                  handshake_timeout, cl);
+  nbd_encode_greeting (greeting, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+  conn_send (cl->conn, greeting, sizeof greeting, NULL, 0, NULL, NULL);
+  conn_expect (cl->conn, cl->optbuf, NBD_CLIENT_FLAGS_LEN, on_client_flags, cl);
+}
+
+static void
+accept_resume (struct loop_timer *t)
+{
+  struct nbd_server *s = t->opaque;
+
+  if (s->listen_fd >= 0)
+    loop_mod (s->loop, &s->lwatch, EPOLLIN);
+}
+
+static void
+on_accept (struct loop_watch *w, uint32_t revents)
+{
+  struct nbd_server *s = w->opaque;
+
+  for (;;) {
+    int fd = accept4 (s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      accept_one (s, fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED)
+      continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+        errno == ENOMEM) {
+      /* The pending connection stays queued and the listener stays
+       * readable: pause instead of spinning.
+       */
+      log_warn ("nbd: accept: %s; pausing for 100 ms", strerror (errno));
+      loop_mod (s->loop, &s->lwatch, 0);
+      loop_timer_arm (s->loop, &s->accept_timer, 100, accept_resume, s);
+    }
+    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+      log_warn ("nbd: accept: %s", strerror (errno));
+    return;
+  }
+}
+
+/* Remove a socket left behind by a server that died, but never one a
+ * live server is listening on, nor something that is not a socket.
+ */
+static int
+clear_stale_socket (const char *path)
+{
+  struct stat st;
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int fd, r, e;
+
+  if (lstat (path, &st) == -1)
+    return errno == ENOENT ? 0 : -1;
+  if (!S_ISSOCK (st.st_mode)) {
+    errno = EEXIST;
+    return -1;
+  }
+  if (strlen (path) >= sizeof sun.sun_path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  strcpy (sun.sun_path, path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1)
+    return -1;
+  r = connect (fd, (struct sockaddr *) &sun, sizeof sun);
+  e = errno;
+  close (fd);
+  if (r == 0) {
+    errno = EADDRINUSE;
+    return -1;
+  }
+  if (e != ECONNREFUSED) {
+    errno = e;
+    return -1;
+  }
+  return unlink (path);
+}
+
+static int
+server_listen (struct nbd_server *s, const char *spec)
+{
+  struct stat st;
+
+  if (strncmp (spec, "unix:", 5) == 0 && spec[5] != '\0') {
+    const char *path = spec + 5;
+
+    if (clear_stale_socket (path) == -1) {
+      log_error ("nbd: cannot listen on %s: %s", spec,
+                 errno == EEXIST ? "the path exists and is not a socket"
+                 : errno == EADDRINUSE ? "another server is listening there"
+                 : strerror (errno));
+      return -1;
+    }
+    s->listen_fd = unix_listen (path);
+    if (s->listen_fd == -1 || !(s->unix_path = strdup (path))) {
+      log_error ("nbd: cannot listen on %s: %s", spec, strerror (errno));
+      return -1;
+    }
+    if (stat (path, &st) == 0) {
+      s->unix_dev = st.st_dev;
+      s->unix_ino = st.st_ino;
+    }
+  }
+  else if (strncmp (spec, "tcp:", 4) == 0 && spec[4] != '\0') {
+    s->is_tcp = true;
+    s->listen_fd = tcp_listen (spec + 4);
+    if (s->listen_fd == -1) {
+      log_error ("nbd: cannot listen on %s: %s", spec, strerror (errno));
+      return -1;
+    }
+  }
+  else {
+    log_error ("nbd: cannot parse '%s': expected unix:PATH or tcp:ADDR:PORT",
+               spec);
+    return -1;
+  }
+  set_nonblock (s->listen_fd);
+  if (loop_add (s->loop, &s->lwatch, s->listen_fd, EPOLLIN, on_accept, s) == -1) {
+    log_error ("nbd: cannot watch %s: %s", spec, strerror (errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void
+server_unlisten (struct nbd_server *s)
+{
+  struct stat st;
+
+  if (s->listen_fd >= 0) {
+    loop_del (s->loop, &s->lwatch);
+    loop_timer_cancel (s->loop, &s->accept_timer);
+    close (s->listen_fd);
+    s->listen_fd = -1;
+  }
+  /* Only if it is still the socket we made: a newer server may have
+   * taken the path over.
+   */
+  if (s->unix_path) {
+    if (stat (s->unix_path, &st) == 0 && st.st_dev == s->unix_dev &&
+        st.st_ino == s->unix_ino)
+      unlink (s->unix_path);
+    free (s->unix_path);
+    s->unix_path = NULL;
+  }
+}
+
+/* ---- frontend_ops ---- */
+
+static bool
+is_pow2 (uint32_t x)
+{
+  return x && !(x & (x - 1));
+}
+
+static int
+nbd_start (struct frontend *f, const char *spec)
+{
+  struct nbd_server *s = calloc (1, sizeof *s);
+  const struct bdev_info *info = &f->dev->info;
+  uint32_t min, max;
+
+  if (!s) {
+    log_error ("nbd: out of memory");
+    return -1;
+  }
+  f->priv = s;
+  s->fe = f;
+  s->loop = f->loop;
+  s->dev = f->dev;
+  s->listen_fd = -1;
+
+  /* The block size constraints the spec allows: minimum a power of two
+   * up to 64 KiB, preferred a power of two >= max(minimum, 512),
+   * maximum payload >= preferred.
+   */
+  min = info->block_size ? info->block_size : 1;
+  if (!is_pow2 (min) || min > 65536) {
+    log_error ("nbd: block size %" PRIu32 " cannot be advertised over NBD", min);
+    return -1;
+  }
+  max = info->max_io ? info->max_io : NBD_DEFAULT_MAX_IO;
+  max -= max % min;
+  s->exp.pref_block = MAX (min, 4096);
+  if (s->exp.pref_block > max)
+    s->exp.pref_block = MAX (min, 512);
+  if (max < s->exp.pref_block) {
+    log_error ("nbd: largest request %" PRIu32 " is below the %" PRIu32
+               "-byte preferred block size", max, s->exp.pref_block);
+    return -1;
+  }
+  s->max_io = max;
+  s->exp.size = info->size;
+  s->exp.tflags = NBD_EXPORT_FLAGS;
+  s->exp.min_block = min;
+  s->exp.max_payload = max;
+  if (info->size % min)
+    log_warn ("nbd: volume size is not a multiple of the %" PRIu32
+              "-byte block size; the tail is unreachable", min);
+  snprintf (s->description, sizeof s->description, "repvol volume %s",
+            f->export_name);
+
+  if (server_listen (s, spec) == -1) {
+    server_unlisten (s);
+    return -1;
+  }
+  log_info ("nbd: serving '%s' on %s (%" PRIu64 " bytes, block %" PRIu32
+            ", max request %" PRIu32 ")", f->export_name, spec, s->exp.size,
+            s->exp.min_block, s->exp.max_payload);
+  return 0;
+}
+
+static void
+stop_timeout (struct loop_timer *t)
+{
+  struct nbd_server *s = t->opaque;
+  struct nbd_client *cl;
+
+  /* Clients that do not read their replies would hold detach forever.
+   * Their requests still finish in the bdev before stopped runs.
+   */
+  for (cl = s->clients; cl; cl = cl->next)
+    if (cl->conn)
+      conn_close (cl->conn, "still busy %d s after stop; disconnecting",
+                  NBD_STOP_GRACE_MS / 1000);
+  kick (s);
+}
+
+static void
+nbd_stop (struct frontend *f, void (*stopped) (void *), void *opaque)
+{
+  struct nbd_server *s = f->priv;
+
+  if (s->stopping)
+    return;
+  log_info ("nbd: %s: stopping (%u connections)", f->export_name,
+            s->nclients);
+  s->stopping = true;
+  s->stopped = stopped;
+  s->stopped_opaque = opaque;
+  server_unlisten (s);
+  loop_timer_arm (s->loop, &s->stop_timer, NBD_STOP_GRACE_MS, stop_timeout, s);
+  kick (s);                     /* never call stopped from inside stop */
+}
+
+static void
+nbd_free (struct frontend *f)
+{
+  struct nbd_server *s = f->priv;
+
+  if (!s)
+    return;
+  if (s->clients || s->kick.queued) {
+    /* Requests still reference s; freeing it would be a use after free
+     * later.  Leaking is the lesser evil for a caller that skipped stop.
+     */
+    log_error ("nbd: %s: freed while %u connections remain; leaking",
+               f->export_name, s->nclients);
+    f->priv = NULL;
+    return;
+  }
+  server_unlisten (s);
+  loop_timer_cancel (s->loop, &s->stop_timer);
+  free (s);
+  f->priv = NULL;
+}
+
+const struct frontend_ops nbd_frontend_ops = {
+  .name = "nbd",
+  .start = nbd_start,
+  .stop = nbd_stop,
+  .free = nbd_free,
+};

@@ -1,0 +1,815 @@
+/* replica_server.c - the replication protocol, server side.
+ *
+ * Per connection (struct rs_conn) a small state machine over conn.h:
+ *
+ *   HELLO -> WELCOME -> { header [-> payload] -> dispatch } ...
+ *
+ * Each request (struct rs_req) lives from its header until its reply
+ * has been written (or the connection is gone): it holds its id in the
+ * connection's in-flight table, its buffers, and a reference on the
+ * connection, so an I/O that finishes after the peer vanished completes
+ * into a live struct and just frees itself.  Back-pressure: while
+ * RV_MAX_INFLIGHT requests (or RS_MAX_CONN_BYTES of buffers) are
+ * outstanding we set no expectation, so conn stops reading the socket.
+ *
+ * Decisions a client can rely on (also in repvol-protocol.7):
+ * - a data (non-admin) HELLO with an epoch above the volume's persists
+ *   it before WELCOME; below it gets WELCOME status EPERM and a close.
+ *   Requests on a connection whose epoch has since been overtaken by a
+ *   newer HELLO get RV_EPERM: a fenced engine can no longer write.
+ * - admin connections may CREATE, DELETE, STAT and READ (read-only, for
+ *   verify); WRITE, TRIM, WRITE_ZEROES and FLUSH there get RV_EPERM.
+ * - a data connection's volume is the one that existed at HELLO or that
+ *   it created itself; data requests without one close the connection.
+ * - DELETE while another open data connection uses the volume: RV_EINVAL
+ *   (the protocol has no EBUSY); the volume stays.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <inttypes.h>
+#include <sys/socket.h>
+
+#include "util.h"
+#include "conn.h"
+#include "bdev.h"
+#include "proto/proto.h"
+#include "replica_server.h"
+
+#define ID_BUCKETS         256
+#define RS_MAX_CONN_BYTES  (64u << 20)  /* buffers held per connection */
+
+struct rs_conn;
+
+struct rs_req {
+  struct rs_conn *rc;
+  struct rv_req req;
+  struct bdev_io io;
+  void *buf;
+  size_t buflen;                /* counted in rc->bytes */
+  uint32_t pre_status;          /* reply this without executing */
+  struct rs_req *hnext;         /* id table chain */
+};
+
+struct rs_conn {
+  struct replica_server *srv;
+  struct rs_conn *prev, *next;
+  struct conn *c;
+  int refs;                     /* 1 while open + 1 per request */
+  bool closed;
+  bool paused;                  /* no expectation set: back-pressure */
+  bool admin;
+  bool welcomed;
+  uint64_t epoch;
+  char volname[RV_NAME_MAX];
+  struct store_vol *vol;        /* referenced, or NULL */
+  const char *close_why;        /* close once the WELCOME is out */
+  unsigned inflight;
+  size_t bytes;
+  uint8_t hello[RV_HELLO_SIZE];
+  uint8_t welcome[RV_WELCOME_SIZE];   /* larger than CONN_HDR_MAX: payload */
+  uint8_t hdr[RV_REQ_SIZE];
+  struct rs_req *pending;       /* waiting for its payload */
+  struct rs_req *ids[ID_BUCKETS];
+};
+
+struct replica_server {
+  struct loop *loop;
+  struct store *store;
+  int lfd;
+  struct loop_watch lwatch;
+  struct loop_timer accept_timer;   /* re-enable accept after EMFILE */
+  char name[RV_NAME_MAX];
+  char zone[RV_NAME_MAX];
+  struct rs_conn *conns;
+  unsigned nconns;
+  /* shutdown */
+  bool stopping;
+  struct loop_timer stop_timer;
+  void (*stop_done) (void *);
+  void *stop_opaque;
+};
+
+static void read_header (struct rs_conn *rc);
+static void maybe_finish_shutdown (struct replica_server *srv);
+
+/* ---- connection lifetime ------------------------------------------ */
+
+static void
+rc_put (struct rs_conn *rc)
+{
+  struct replica_server *srv = rc->srv;
+
+  if (--rc->refs > 0)
+    return;
+  if (rc->prev) rc->prev->next = rc->next; else srv->conns = rc->next;
+  if (rc->next) rc->next->prev = rc->prev;
+  srv->nconns--;
+  if (rc->vol)
+    store_vol_put (rc->vol);
+  conn_put (rc->c);
+  free (rc);
+  maybe_finish_shutdown (srv);
+}
+
+static void
+on_close (struct conn *c, void *opaque)
+{
+  struct rs_conn *rc = opaque;
+
+  rc->closed = true;
+  /* A request still reading its payload never reaches dispatch. */
+  if (rc->pending) {
+    struct rs_req *r = rc->pending;
+    rc->pending = NULL;
+    rc->bytes -= r->buflen;
+    rc->inflight--;
+    free (r->buf);
+    free (r);
+    rc->refs--;                 /* not the last: the open ref remains */
+  }
+  /* Release the volume now so DELETE elsewhere is not blocked by a dead
+   * connection; in-flight I/O holds its own references in the store.
+   */
+  if (rc->vol) {
+    store_vol_put (rc->vol);
+    rc->vol = NULL;
+  }
+  rc_put (rc);
+}
+
+/* The volume this connection works on, dropping a deleted one. */
+static struct store_vol *
+rc_vol (struct rs_conn *rc)
+{
+  if (rc->vol && store_vol_deleted (rc->vol)) {
+    store_vol_put (rc->vol);
+    rc->vol = NULL;
+  }
+  /* Admin connections follow the name: a volume created or deleted by
+   * someone else since HELLO is seen as it is now.
+   */
+  if (!rc->vol && rc->admin) {
+    rc->vol = store_lookup (rc->srv->store, rc->volname);
+    if (rc->vol)
+      store_vol_get (rc->vol);
+  }
+  return rc->vol;
+}
+
+/* ---- the in-flight id table --------------------------------------- */
+
+static unsigned
+id_hash (uint64_t id)
+{
+  return (unsigned) ((id * UINT64_C (0x9e3779b97f4a7c15)) >> 56) % ID_BUCKETS;
+}
+
+static bool
+id_busy (struct rs_conn *rc, uint64_t id)
+{
+  for (struct rs_req *r = rc->ids[id_hash (id)]; r; r = r->hnext)
+    if (r->req.id == id)
+      return true;
+  return false;
+}
+
+static void
+id_remove (struct rs_conn *rc, struct rs_req *req)
+{
+  for (struct rs_req **pp = &rc->ids[id_hash (req->req.id)]; *pp;
+       pp = &(*pp)->hnext)
+    if (*pp == req) {
+      *pp = req->hnext;
+      return;
+    }
+}
+
+/* ---- replies -------------------------------------------------------- */
+
+static bool
+rc_may_read (const struct rs_conn *rc)
+{
+  return rc->inflight < RV_MAX_INFLIGHT && rc->bytes < RS_MAX_CONN_BYTES;
+}
+
+static void
+req_free (struct rs_req *req)
+{
+  struct rs_conn *rc = req->rc;
+
+  id_remove (rc, req);
+  rc->inflight--;
+  rc->bytes -= req->buflen;
+  free (req->buf);
+  free (req);
+
+  if (!rc->closed) {
+    if (rc->srv->stopping) {
+      if (rc->inflight == 0)
+        conn_close (rc->c, NULL);
+    }
+    else if (rc->paused && rc_may_read (rc)) {
+      rc->paused = false;
+      read_header (rc);
+    }
+  }
+  rc_put (rc);
+}
+
+static void
+reply_sent (void *opaque, int err)
+{
+  req_free (opaque);
+}
+
+static void
+reply (struct rs_req *req, uint32_t status, const void *payload, uint32_t len)
+{
+  struct rs_conn *rc = req->rc;
+  uint8_t hdr[RV_REP_SIZE];
+  struct rv_rep rep = {
+    .status = status,
+    .id = req->req.id,
+  };
+
+  if (rc->closed) {
+    req_free (req);
+    return;
+  }
+  if (status != RV_OK)
+    len = 0;
+  rep.length = len;
+  rep.crc = len ? crc32c (0, payload, len) : 0;
+  rv_encode_rep (&rep, hdr);
+  /* conn_send calls reply_sent (with an error) if the conn is closed. */
+  conn_send (rc->c, hdr, sizeof hdr, len ? payload : NULL, len,
+             reply_sent, req);
+}
+
+/* ---- dispatch ------------------------------------------------------- */
+
+static void
+io_done (struct bdev_io *io, int err)
+{
+  struct rs_req *req = io->opaque;
+
+  if (err) {
+    log_debug ("%s: %s %" PRIu64 "+%u: %s", req->rc->c->name,
+               rv_cmd_name (req->req.cmd), req->req.offset, req->req.length,
+               strerror (err));
+    reply (req, rv_errno_to_status (err), NULL, 0);
+  }
+  else if (req->req.cmd == RV_READ)
+    reply (req, RV_OK, req->buf, req->req.length);
+  else
+    reply (req, RV_OK, NULL, 0);
+}
+
+static void
+do_create (struct rs_req *req)
+{
+  struct rs_conn *rc = req->rc;
+  struct rv_create cr;
+  struct store_vol *v;
+  const char *why;
+  uint64_t epoch;
+  int err;
+
+  if (rv_decode_create (req->buf, &cr, &why) == -1) {
+    log_warn ("%s: CREATE %s refused: %s", rc->c->name, rc->volname, why);
+    reply (req, RV_EINVAL, NULL, 0);
+    return;
+  }
+  if (rc_vol (rc) || store_lookup (rc->srv->store, rc->volname)) {
+    reply (req, RV_EEXIST, NULL, 0);
+    return;
+  }
+  epoch = cr.epoch;
+  if (!rc->admin)
+    epoch = MAX (epoch, rc->epoch);
+  err = store_create (rc->srv->store, rc->volname, cr.size, cr.block_size,
+                      cr.flags & RV_F_RESERVE ? STORE_F_RESERVED : 0, epoch,
+                      &v);
+  if (err < 0) {
+    log_warn ("%s: CREATE %s failed: %s", rc->c->name, rc->volname,
+              strerror (-err));
+    reply (req, err == -EOPNOTSUPP ? RV_ENOTSUP : rv_errno_to_status (-err),
+           NULL, 0);
+    return;
+  }
+  store_vol_get (v);
+  rc->vol = v;
+  reply (req, RV_OK, NULL, 0);
+}
+
+static void
+do_delete (struct rs_req *req)
+{
+  struct rs_conn *rc = req->rc;
+  struct store_vol *v = rc_vol (rc);
+  int err;
+
+  if (!v) {
+    reply (req, RV_ENOENT, NULL, 0);
+    return;
+  }
+  for (struct rs_conn *o = rc->srv->conns; o; o = o->next)
+    if (o != rc && !o->closed && !o->admin && o->vol == v) {
+      log_warn ("%s: DELETE %s refused: in use by %s", rc->c->name,
+                rc->volname, o->c->name);
+      reply (req, RV_EINVAL, NULL, 0);
+      return;
+    }
+  err = store_delete (rc->srv->store, v);
+  if (err < 0) {
+    reply (req, rv_errno_to_status (-err), NULL, 0);
+    return;
+  }
+  store_vol_put (rc->vol);
+  rc->vol = NULL;
+  reply (req, RV_OK, NULL, 0);
+}
+
+static void
+fill_volinfo (struct store_vol *v, struct rv_volinfo *vi)
+{
+  memset (vi, 0, sizeof *vi);
+  if (!v)
+    return;
+  const struct store_meta *m = store_vol_meta (v);
+  vi->exists = 1;
+  vi->block_size = m->block_size;
+  vi->size = m->size;
+  vi->epoch = m->epoch;
+  vi->allocated = store_vol_allocated (v);
+  vi->flags = m->flags & STORE_F_RESERVED ? RV_F_RESERVE : 0;
+  vi->state = m->state;
+}
+
+static void
+do_stat (struct rs_req *req)
+{
+  struct rv_volinfo vi;
+
+  fill_volinfo (rc_vol (req->rc), &vi);
+  req->buf = malloc (RV_STAT_SIZE);
+  if (!req->buf) {
+    reply (req, RV_EIO, NULL, 0);
+    return;
+  }
+  rv_encode_volinfo (&vi, req->buf);
+  reply (req, RV_OK, req->buf, RV_STAT_SIZE);
+}
+
+static void
+dispatch (struct rs_req *req)
+{
+  struct rs_conn *rc = req->rc;
+  struct store_vol *v = rc->vol;
+  struct bdev_io *io = &req->io;
+
+  if (req->pre_status) {
+    reply (req, req->pre_status, NULL, 0);
+    return;
+  }
+  switch (req->req.cmd) {
+  case RV_CREATE: do_create (req); return;
+  case RV_DELETE: do_delete (req); return;
+  case RV_STAT:   do_stat (req); return;
+  }
+
+  memset (io, 0, sizeof *io);
+  io->offset = req->req.offset;
+  io->len = req->req.length;
+  io->done = io_done;
+  io->opaque = req;
+  if (req->req.flags & RV_F_FUA)
+    io->flags |= BDEV_FUA;
+  switch (req->req.cmd) {
+  case RV_READ:
+    if (posix_memalign (&req->buf, 4096, req->req.length) != 0) {
+      req->buf = NULL;
+      reply (req, RV_EIO, NULL, 0);
+      return;
+    }
+    req->buflen = req->req.length;
+    rc->bytes += req->buflen;
+    io->op = BDEV_READ;
+    io->buf = req->buf;
+    break;
+  case RV_WRITE:
+    io->op = BDEV_WRITE;
+    io->buf = req->buf;
+    break;
+  case RV_FLUSH:
+    io->op = BDEV_FLUSH;
+    break;
+  case RV_TRIM:
+    io->op = BDEV_TRIM;
+    break;
+  case RV_WRITE_ZEROES:
+    io->op = BDEV_WRITE_ZEROES;
+    if (req->req.flags & RV_F_NO_HOLE)
+      io->flags |= BDEV_NO_HOLE;
+    break;
+  }
+  bdev_submit (store_vol_bdev (v), io);
+}
+
+/* ---- reading requests ---------------------------------------------- */
+
+static void
+on_payload (struct conn *c, void *opaque)
+{
+  struct rs_conn *rc = opaque;
+  struct rs_req *req = rc->pending;
+
+  rc->pending = NULL;
+  if (!req->pre_status &&
+      crc32c (0, req->buf, req->req.length) != req->req.crc) {
+    log_warn ("%s: %s id %" PRIu64 ": payload checksum mismatch",
+              c->name, rv_cmd_name (req->req.cmd), req->req.id);
+    req->pre_status = RV_ECRC;
+  }
+  dispatch (req);
+  read_header (rc);
+}
+
+static bool
+is_data_cmd (uint16_t cmd)
+{
+  return cmd == RV_READ || cmd == RV_WRITE || cmd == RV_FLUSH ||
+         cmd == RV_TRIM || cmd == RV_WRITE_ZEROES;
+}
+
+static void
+on_header (struct conn *c, void *opaque)
+{
+  struct rs_conn *rc = opaque;
+  struct rs_req *req;
+  struct rv_req r;
+  struct store_vol *v;
+  const char *why;
+  uint32_t pre = 0;
+
+  if (rc->srv->stopping) {
+    /* Shutting down: take no new work; close once idle. */
+    rc->paused = true;
+    if (rc->inflight == 0)
+      conn_close (c, NULL);
+    return;
+  }
+  if (rv_decode_req (rc->hdr, &r, &why) == -1) {
+    conn_close (c, "%s", why);
+    return;
+  }
+  if (id_busy (rc, r.id)) {
+    conn_close (c, "duplicate in-flight request id %" PRIu64, r.id);
+    return;
+  }
+  v = rc_vol (rc);
+  if (is_data_cmd (r.cmd)) {
+    if (!v) {
+      conn_close (c, "%s before volume %s exists", rv_cmd_name (r.cmd),
+                  rc->volname);
+      return;
+    }
+    const struct store_meta *m = store_vol_meta (v);
+    if (rv_check_range (&r, m->size, m->block_size, &why) == -1) {
+      conn_close (c, "%s id %" PRIu64 " offset %" PRIu64 " length %u: %s",
+                  rv_cmd_name (r.cmd), r.id, r.offset, r.length, why);
+      return;
+    }
+    if (rc->admin ? r.cmd != RV_READ : rc->epoch < m->epoch)
+      pre = RV_EPERM;         /* read-only admin, or fenced */
+  }
+
+  req = calloc (1, sizeof *req);
+  if (!req) {
+    conn_close (c, "out of memory");
+    return;
+  }
+  req->rc = rc;
+  req->req = r;
+  req->pre_status = pre;
+  rc->refs++;
+  rc->inflight++;
+  unsigned h = id_hash (r.id);
+  req->hnext = rc->ids[h];
+  rc->ids[h] = req;
+
+  if (rv_req_has_payload (r.cmd)) {
+    /* Aligned so O_DIRECT can use it as it is. */
+    if (posix_memalign (&req->buf, 4096, MAX (r.length, 1u)) != 0) {
+      req->buf = NULL;
+      conn_close (c, "out of memory for a %u byte payload", r.length);
+      /* on_close did not see it as pending: free it here. */
+      req_free (req);
+      return;
+    }
+    req->buflen = r.length;
+    rc->bytes += r.length;
+    rc->pending = req;
+    conn_expect (c, req->buf, r.length, on_payload, rc);
+    return;
+  }
+  dispatch (req);
+  read_header (rc);
+}
+
+static void
+read_header (struct rs_conn *rc)
+{
+  if (rc->closed || rc->pending)
+    return;
+  if (!rc_may_read (rc)) {
+    rc->paused = true;
+    return;
+  }
+  conn_expect (rc->c, rc->hdr, sizeof rc->hdr, on_header, rc);
+}
+
+/* ---- handshake ------------------------------------------------------ */
+
+static void
+welcome_sent (void *opaque, int err)
+{
+  struct rs_conn *rc = opaque;
+
+  if (rc->close_why && !rc->closed)
+    conn_close (rc->c, "%s", rc->close_why);
+  else if (!err && !rc->closed)
+    read_header (rc);
+  rc_put (rc);
+}
+
+static void
+send_welcome (struct rs_conn *rc, uint32_t status, const char *close_why)
+{
+  struct replica_server *srv = rc->srv;
+  struct rv_welcome w = {
+    .version = RV_PROTO_VERSION,
+    .status = status,
+  };
+
+  snprintf (w.server, sizeof w.server, "%s", srv->name);
+  snprintf (w.zone, sizeof w.zone, "%s", srv->zone);
+  if (rc->vol) {
+    const struct store_meta *m = store_vol_meta (rc->vol);
+    w.exists = 1;
+    w.block_size = m->block_size;
+    w.size = m->size;
+    w.epoch = m->epoch;
+  }
+  rv_encode_welcome (&w, rc->welcome);
+  rc->close_why = close_why;
+  rc->refs++;
+  conn_send (rc->c, NULL, 0, rc->welcome, sizeof rc->welcome, welcome_sent,
+             rc);
+}
+
+static void
+on_hello (struct conn *c, void *opaque)
+{
+  struct rs_conn *rc = opaque;
+  struct rv_hello h;
+  struct store_vol *v;
+  const char *why;
+
+  if (rv_decode_hello (rc->hello, &h, &why) == -1) {
+    /* Answer a well-framed HELLO of another version so the client can
+     * say why; anything else is not our protocol.
+     */
+    if (!strcmp (why, "unsupported protocol version"))
+      send_welcome (rc, RV_EINVAL, why);
+    else
+      conn_close (c, "%s", why);
+    return;
+  }
+  memcpy (rc->volname, h.volume, RV_NAME_MAX);
+  rc->admin = h.flags & RV_HELLO_ADMIN;
+  rc->epoch = h.epoch;
+  v = store_lookup (rc->srv->store, rc->volname);
+  if (v) {
+    store_vol_get (v);
+    rc->vol = v;
+  }
+  if (v && !rc->admin) {
+    uint64_t stored = store_vol_meta (v)->epoch;
+    if (h.epoch < stored) {
+      static char why_buf[160];
+      snprintf (why_buf, sizeof why_buf,
+                "fenced: HELLO epoch %" PRIu64 " < volume %s epoch %" PRIu64,
+                h.epoch, rc->volname, stored);
+      send_welcome (rc, RV_EPERM, why_buf);
+      return;
+    }
+    if (h.epoch > stored) {
+      /* Persist before WELCOME: once the engine hears OK, no older
+       * engine can write here again, even across a crash.
+       */
+      if (store_vol_set_epoch (v, h.epoch) < 0) {
+        send_welcome (rc, RV_EIO, "cannot persist the new epoch");
+        return;
+      }
+      log_info ("%s: volume %s epoch %" PRIu64 " -> %" PRIu64, c->name,
+                rc->volname, stored, h.epoch);
+    }
+  }
+  log_debug ("%s: HELLO %s volume %s epoch %" PRIu64, c->name,
+             rc->admin ? "admin" : "data", rc->volname, h.epoch);
+  rc->welcomed = true;
+  send_welcome (rc, RV_OK, NULL);
+}
+
+/* ---- accepting -------------------------------------------------------- */
+
+static void
+peer_name (int fd, char *buf, size_t len)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  char host[64], port[16];
+
+  if (getpeername (fd, (struct sockaddr *) &ss, &sl) == -1 ||
+      getnameinfo ((struct sockaddr *) &ss, sl, host, sizeof host, port,
+                   sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    snprintf (buf, len, "client fd %d", fd);
+  else
+    snprintf (buf, len, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+              host, port);
+}
+
+static void
+accept_resume (struct loop_timer *t)
+{
+  struct replica_server *srv = t->opaque;
+  if (!srv->stopping)
+    loop_mod (srv->loop, &srv->lwatch, EPOLLIN);
+}
+
+static void
+on_accept (struct loop_watch *w, uint32_t revents)
+{
+  struct replica_server *srv = w->opaque;
+
+  for (int i = 0; i < 64; i++) {
+    char name[96];
+    struct rs_conn *rc;
+    int fd = accept4 (srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd == -1) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM) {
+        /* Level-triggered: stop listening a moment rather than spin. */
+        log_warn ("accept: %m; pausing accepts for 100 ms");
+        loop_mod (srv->loop, &srv->lwatch, 0);
+        loop_timer_arm (srv->loop, &srv->accept_timer, 100, accept_resume,
+                        srv);
+      }
+      else if (errno != EAGAIN)
+        log_warn ("accept: %m");
+      return;
+    }
+    set_tcp_nodelay (fd);
+    peer_name (fd, name, sizeof name);
+    rc = calloc (1, sizeof *rc);
+    if (!rc) {
+      close (fd);
+      continue;
+    }
+    rc->srv = srv;
+    rc->refs = 1;
+    rc->c = conn_new (srv->loop, fd, name, on_close, rc);
+    if (!rc->c) {
+      log_warn ("%s: cannot set up connection", name);
+      close (fd);
+      free (rc);
+      continue;
+    }
+    conn_get (rc->c);           /* ours until rc goes */
+    rc->next = srv->conns;
+    if (srv->conns) srv->conns->prev = rc;
+    srv->conns = rc;
+    srv->nconns++;
+    log_debug ("%s: connected", name);
+    conn_expect (rc->c, rc->hello, sizeof rc->hello, on_hello, rc);
+  }
+}
+
+struct replica_server *
+replica_server_new (struct loop *loop, struct store *store, int listen_fd,
+                    const char *name, const char *zone)
+{
+  struct replica_server *srv = calloc (1, sizeof *srv);
+
+  if (!srv) return NULL;
+  srv->loop = loop;
+  srv->store = store;
+  srv->lfd = listen_fd;
+  snprintf (srv->name, sizeof srv->name, "%s", name);
+  snprintf (srv->zone, sizeof srv->zone, "%s", zone ? zone : "");
+  set_nonblock (listen_fd);
+  if (loop_add (loop, &srv->lwatch, listen_fd, EPOLLIN, on_accept, srv) == -1) {
+    log_error ("listen socket: loop_add: %m");
+    free (srv);
+    return NULL;
+  }
+  return srv;
+}
+
+unsigned
+replica_server_connections (const struct replica_server *srv)
+{
+  return srv->nconns;
+}
+
+/* ---- shutdown --------------------------------------------------------- */
+
+static void
+finish_shutdown (struct replica_server *srv)
+{
+  void (*done) (void *) = srv->stop_done;
+
+  loop_timer_cancel (srv->loop, &srv->stop_timer);
+  srv->stop_done = NULL;
+  if (done)
+    done (srv->stop_opaque);
+}
+
+static void
+maybe_finish_shutdown (struct replica_server *srv)
+{
+  if (srv->stopping && srv->nconns == 0 && srv->stop_done)
+    finish_shutdown (srv);
+}
+
+static void
+stop_timeout (struct loop_timer *t)
+{
+  struct replica_server *srv = t->opaque;
+
+  log_warn ("shutdown: %u connection(s) still busy; closing them",
+            srv->nconns);
+  for (struct rs_conn *rc = srv->conns, *next; rc; rc = next) {
+    next = rc->next;
+    if (!rc->closed) {
+      rc->refs++;             /* keep rc valid across conn_close */
+      conn_close (rc->c, NULL);
+      next = rc->next;
+      rc_put (rc);
+    }
+  }
+  finish_shutdown (srv);
+}
+
+void
+replica_server_shutdown (struct replica_server *srv, unsigned timeout_ms,
+                         void (*done) (void *), void *opaque)
+{
+  if (srv->stopping)
+    return;
+  srv->stopping = true;
+  srv->stop_done = done;
+  srv->stop_opaque = opaque;
+  loop_timer_cancel (srv->loop, &srv->accept_timer);
+  loop_del (srv->loop, &srv->lwatch);
+  close (srv->lfd);
+  srv->lfd = -1;
+
+  for (struct rs_conn *rc = srv->conns, *next; rc; rc = next) {
+    rc->refs++;
+    if (!rc->closed && rc->inflight == 0)
+      conn_close (rc->c, NULL);
+    next = rc->next;
+    rc_put (rc);
+  }
+  if (srv->nconns == 0) {
+    finish_shutdown (srv);
+    return;
+  }
+  loop_timer_arm (srv->loop, &srv->stop_timer, timeout_ms, stop_timeout, srv);
+}
+
+void
+replica_server_free (struct replica_server *srv)
+{
+  if (!srv) return;
+  if (srv->nconns)
+    /* Requests whose I/O never finished still point here: leak rather
+     * than leave them dangling (we are exiting anyway).
+     */
+    return;
+  if (srv->lfd >= 0) {
+    loop_del (srv->loop, &srv->lwatch);
+    close (srv->lfd);
+  }
+  loop_timer_cancel (srv->loop, &srv->accept_timer);
+  free (srv);
+}

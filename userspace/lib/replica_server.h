@@ -1,0 +1,44 @@
+/* replica_server.h - the replication protocol server (repvold's core).
+ *
+ * Accepts TCP connections on a listening socket, runs the handshake
+ * (HELLO / WELCOME, with epoch fencing) and then serves pipelined
+ * requests against the store, each answered by id as it completes.  See
+ * proto/proto.h and man/repvol-protocol.7 for the wire format.
+ *
+ * Everything runs on one event loop; concurrency comes from the store's
+ * I/O engine.  A bad frame closes only the connection it came on.
+ */
+#ifndef REPVOL_REPLICA_SERVER_H
+#define REPVOL_REPLICA_SERVER_H
+
+#include "loop.h"
+#include "store/store.h"
+
+struct replica_server;
+
+/* Serve on listen_fd (a listening socket; the server owns it from now
+ * on).  name is this server's name, zone its availability zone ("" or
+ * NULL for none).
+ */
+struct replica_server *replica_server_new (struct loop *loop,
+                                           struct store *store,
+                                           int listen_fd, const char *name,
+                                           const char *zone);
+
+/* Stop accepting, stop reading new requests, let requests in flight
+ * finish and their replies go out, close every connection; then call
+ * done.  After timeout_ms, connections still busy are closed and done
+ * is called anyway (their I/O completes later, safely).
+ */
+void replica_server_shutdown (struct replica_server *srv, unsigned timeout_ms,
+                              void (*done) (void *opaque), void *opaque);
+
+/* Free the server.  Call after store_close() has drained the store's
+ * I/O, so no completion can still reach a connection.
+ */
+void replica_server_free (struct replica_server *srv);
+
+/* Connections currently open or finishing. */
+unsigned replica_server_connections (const struct replica_server *srv);
+
+#endif

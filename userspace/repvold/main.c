@@ -1,0 +1,227 @@
+/* repvold - the repvol replica server.
+ *
+ * A thin program over the library: parse options, open the store (data
+ * directory + I/O engine), listen, run the replica server on the event
+ * loop until SIGTERM/SIGINT, then drain and exit 0.  See repvold(8).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "util.h"
+#include "loop.h"
+#include "store/store.h"
+#include "replica_server.h"
+
+#ifndef REPVOL_VERSION
+#define REPVOL_VERSION "0.1.0"
+#endif
+
+#define SHUTDOWN_MS 10000       /* bound on draining requests at exit */
+
+static void
+usage (FILE *f)
+{
+  fprintf (f,
+"Usage: repvold --data-dir DIR --listen ADDR:PORT [OPTIONS]\n"
+"\n"
+"Serve replicas of repvol volumes kept in DIR over the repvol protocol.\n"
+"\n"
+"  -d, --data-dir DIR        directory holding VOL.data / VOL.meta files\n"
+"  -l, --listen ADDR:PORT    address to listen on (e.g. 127.0.0.1:7001)\n"
+"  -n, --name NAME           server name (default: the host name)\n"
+"  -z, --zone NAME           availability zone of this server\n"
+"      --io-engine ENGINE    auto (default), io_uring or libaio\n"
+"      --cache MODE          none (default: O_DIRECT) or writeback\n"
+"  -h, --help                show this help\n"
+"  -V, --version             show the version\n");
+}
+
+static int
+bad_arg (const char *fmt, const char *arg)
+{
+  fprintf (stderr, "repvold: ");
+  fprintf (stderr, fmt, arg);
+  fprintf (stderr, " (see repvold --help)\n");
+  return EXIT_FAILURE;
+}
+
+struct shutdown_state {
+  struct loop *loop;
+  struct replica_server *srv;
+  bool started;
+};
+
+static void
+shutdown_done (void *opaque)
+{
+  struct shutdown_state *st = opaque;
+  loop_stop (st->loop);
+}
+
+static void
+on_signal (struct loop *loop, int signo, void *opaque)
+{
+  struct shutdown_state *st = opaque;
+
+  if (st->started) {
+    log_info ("second %s: exiting now", strsignal (signo));
+    loop_stop (loop);
+    return;
+  }
+  st->started = true;
+  log_info ("%s: shutting down", strsignal (signo));
+  replica_server_shutdown (st->srv, SHUTDOWN_MS, shutdown_done, st);
+}
+
+int
+main (int argc, char **argv)
+{
+  enum { OPT_IO_ENGINE = 256, OPT_CACHE };
+  static const struct option opts[] = {
+    { "data-dir",  required_argument, NULL, 'd' },
+    { "listen",    required_argument, NULL, 'l' },
+    { "name",      required_argument, NULL, 'n' },
+    { "zone",      required_argument, NULL, 'z' },
+    { "io-engine", required_argument, NULL, OPT_IO_ENGINE },
+    { "cache",     required_argument, NULL, OPT_CACHE },
+    { "help",      no_argument,       NULL, 'h' },
+    { "version",   no_argument,       NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *data_dir = NULL, *listen_addr = NULL, *name = NULL;
+  const char *zone = "", *engine = "auto";
+  enum store_cache cache = STORE_CACHE_NONE;
+  char host[256];
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  struct stat st;
+  int c, lfd;
+
+  log_init ("repvold");
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, ":d:l:n:z:hV", opts, NULL)) != -1) {
+    switch (c) {
+    case 'd': data_dir = optarg; break;
+    case 'l': listen_addr = optarg; break;
+    case 'n': name = optarg; break;
+    case 'z': zone = optarg; break;
+    case OPT_IO_ENGINE:
+      if (strcmp (optarg, "auto") && strcmp (optarg, "io_uring") &&
+          strcmp (optarg, "libaio"))
+        return bad_arg ("--io-engine must be auto, io_uring or libaio, "
+                        "not '%s'", optarg);
+      engine = optarg;
+      break;
+    case OPT_CACHE:
+      if (store_parse_cache (optarg, &cache) == -1)
+        return bad_arg ("--cache must be none or writeback, not '%s'", optarg);
+      break;
+    case 'h':
+      usage (stdout);
+      return EXIT_SUCCESS;
+    case 'V':
+      printf ("repvold %s\n", REPVOL_VERSION);
+      return EXIT_SUCCESS;
+    case ':':
+      return bad_arg ("option %s needs an argument", argv[optind - 1]);
+    default:
+      return bad_arg ("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc)
+    return bad_arg ("unexpected argument '%s'", argv[optind]);
+  if (!data_dir)
+    return bad_arg ("%s", "--data-dir is required");
+  if (!listen_addr)
+    return bad_arg ("%s", "--listen is required");
+  if (stat (data_dir, &st) == -1) {
+    fprintf (stderr, "repvold: data directory %s: %s\n", data_dir,
+             strerror (errno));
+    return EXIT_FAILURE;
+  }
+  if (!S_ISDIR (st.st_mode))
+    return bad_arg ("data directory %s is not a directory", data_dir);
+  if (!name) {
+    if (gethostname (host, sizeof host) == -1)
+      strcpy (host, "localhost");
+    host[sizeof host - 1] = '\0';
+    /* Host names may be longer or richer than server names: use the
+     * first label.
+     */
+    host[strcspn (host, ".")] = '\0';
+    name = host;
+    if (!valid_name (name))
+      return bad_arg ("host name '%s' is not a valid server name; "
+                      "give --name", name);
+  }
+  else if (!valid_name (name))
+    return bad_arg ("bad --name '%s' (1-63 of A-Z a-z 0-9 . _ -, "
+                    "not starting with '.')", name);
+  if (*zone && !valid_name (zone))
+    return bad_arg ("bad --zone '%s' (1-63 of A-Z a-z 0-9 . _ -, "
+                    "not starting with '.')", zone);
+  if (parse_hostport (listen_addr, &ss, &sslen) == -1)
+    return bad_arg ("bad --listen address '%s' (want ADDR:PORT)",
+                    listen_addr);
+
+  signal (SIGPIPE, SIG_IGN);
+  struct loop *loop = loop_new ();
+  if (!loop) {
+    fprintf (stderr, "repvold: cannot create the event loop: %s\n",
+             strerror (errno));
+    return EXIT_FAILURE;
+  }
+
+  lfd = tcp_listen (listen_addr);
+  if (lfd == -1) {
+    fprintf (stderr, "repvold: cannot listen on %s: %s\n", listen_addr,
+             strerror (errno));
+    return EXIT_FAILURE;
+  }
+
+  struct store *store = store_open (loop, data_dir, engine, cache);
+  if (!store) {
+    fprintf (stderr, "repvold: cannot open data directory %s\n", data_dir);
+    close (lfd);
+    return EXIT_FAILURE;
+  }
+
+  struct replica_server *srv =
+    replica_server_new (loop, store, lfd, name, zone);
+  if (!srv) {
+    store_close (store);
+    return EXIT_FAILURE;
+  }
+
+  struct shutdown_state sst = { .loop = loop, .srv = srv };
+  static const int sigs[] = { SIGTERM, SIGINT };
+  if (loop_signals (loop, sigs, 2, on_signal, &sst) == -1) {
+    fprintf (stderr, "repvold: cannot set up signal handling: %s\n",
+             strerror (errno));
+    return EXIT_FAILURE;
+  }
+
+  log_info ("repvold %s: name %s, zone %s, listening on %s, I/O engine %s, "
+            "cache %s, %zu volume(s) in %s", REPVOL_VERSION, name,
+            *zone ? zone : "(none)", listen_addr, store_engine_name (store),
+            store_cache_name (cache), store_volume_count (store), data_dir);
+
+  int rc = loop_run (loop);
+
+  /* The store drains first: completions still reach live connections. */
+  store_close (store);
+  replica_server_free (srv);
+  loop_free (loop);
+  if (rc < 0) {
+    log_error ("event loop failed");
+    return EXIT_FAILURE;
+  }
+  log_info ("stopped");
+  return EXIT_SUCCESS;
+}
