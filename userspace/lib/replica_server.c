@@ -94,6 +94,7 @@ struct replica_server {
 };
 
 static void read_header (struct rs_conn *rc);
+static void id_remove (struct rs_conn *rc, struct rs_req *req);
 static void maybe_finish_shutdown (struct replica_server *srv);
 
 /* ---- connection lifetime ------------------------------------------ */
@@ -125,6 +126,7 @@ on_close (struct conn *c, void *opaque)
   if (rc->pending) {
     struct rs_req *r = rc->pending;
     rc->pending = NULL;
+    id_remove (rc, r);
     rc->bytes -= r->buflen;
     rc->inflight--;
     free (r->buf);

@@ -293,6 +293,7 @@ rv_status_to_errno (uint32_t status)
   case RV_EPERM: return EPERM;
   case RV_ENOENT: return ENOENT;
   case RV_EEXIST: return EEXIST;
+  case RV_EBUSY: return EBUSY;
   case RV_EINVAL: return EINVAL;
   case RV_ENOSPC: return ENOSPC;
   case RV_ECRC: return EBADMSG;
@@ -309,6 +310,7 @@ rv_errno_to_status (int err)
   case EPERM: return RV_EPERM;
   case ENOENT: return RV_ENOENT;
   case EEXIST: return RV_EEXIST;
+  case EBUSY: return RV_EBUSY;
   case EINVAL: return RV_EINVAL;
   case ENOSPC: case EDQUOT: return RV_ENOSPC;
   case EBADMSG: return RV_ECRC;

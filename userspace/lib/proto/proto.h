@@ -61,6 +61,7 @@ enum rv_status {
   RV_EPERM = 1,          /* epoch older than the replica's: fenced */
   RV_EIO = 5,
   RV_ENOENT = 2,         /* no such volume */
+  RV_EBUSY = 16,         /* volume in use by another connection */
   RV_EEXIST = 17,
   RV_EINVAL = 22,
   RV_ENOSPC = 28,

@@ -237,6 +237,15 @@ store_create (struct store *s, const char *name, uint64_t size,
   }
   if (store_lookup (s, name))
     return -EEXIST;
+  /* A metadata file we refused at start-up still guards its volume: an
+   * operator may yet repair it, so never create over it.
+   */
+  snprintf (path, sizeof path, "%s.meta", name);
+  if (faccessat (s->dirfd, path, F_OK, 0) == 0) {
+    log_warn ("create %s: %s/%s exists (refused at start-up?)", name,
+              s->dir, path);
+    return -EEXIST;
+  }
 
   /* No .meta means no volume: a .data left by an interrupted create is
    * ours to overwrite.
