@@ -67,7 +67,8 @@ def reply(s):
 
 # handshake errors: connection closed
 s = hello(magic=0x1122334455667788); assert closed(s), "bad HELLO magic"
-s = hello(version=99); assert closed(s) , "bad version accepted"
+# another version: a WELCOME saying no (so the client can tell why), then closed
+s = hello(version=99); assert welcome(s) != 0 and closed(s), "bad version accepted"
 s = hello(vol=b"../etc/passwd"); assert closed(s), "bad volume name accepted"
 s = hello(vol=b"x" * 64); assert closed(s), "unterminated name accepted"
 s = hello(flags=0x80); assert closed(s), "unknown flags accepted"

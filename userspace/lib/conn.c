@@ -232,7 +232,10 @@ do_read (struct conn *c)
       return;
     if (errno == EINTR)
       continue;
-    conn_close (c, "read: %s", strerror (errno));
+    if (errno == ECONNRESET)
+      conn_close (c, NULL);
+    else
+      conn_close (c, "read: %s", strerror (errno));
     return;
   }
 }
@@ -264,7 +267,11 @@ do_write (struct conn *c)
         break;
       if (errno == EINTR)
         continue;
-      conn_close (c, "write: %s", strerror (errno));
+      /* A peer that went away is not worth a warning. */
+      if (errno == EPIPE || errno == ECONNRESET)
+        conn_close (c, NULL);
+      else
+        conn_close (c, "write: %s", strerror (errno));
       return;
     }
     c->out_bytes -= r;
@@ -282,6 +289,8 @@ do_write (struct conn *c)
       if (o->done)
         o->done (o->opaque, 0);
       free (o);
+      if (c->closed)            /* the callback closed us */
+        return;
     }
   }
 }

@@ -21,8 +21,8 @@
  *   verify); WRITE, TRIM, WRITE_ZEROES and FLUSH there get RV_EPERM.
  * - a data connection's volume is the one that existed at HELLO or that
  *   it created itself; data requests without one close the connection.
- * - DELETE while another open data connection uses the volume: RV_EINVAL
- *   (the protocol has no EBUSY); the volume stays.
+ * - DELETE while another open data connection uses the volume: RV_EBUSY;
+ *   the volume stays.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -323,7 +323,7 @@ do_delete (struct rs_req *req)
     if (o != rc && !o->closed && !o->admin && o->vol == v) {
       log_warn ("%s: DELETE %s refused: in use by %s", rc->c->name,
                 rc->volname, o->c->name);
-      reply (req, RV_EINVAL, NULL, 0);
+      reply (req, RV_EBUSY, NULL, 0);
       return;
     }
   err = store_delete (rc->srv->store, v);
