@@ -164,8 +164,8 @@ repvol_row() {
             REPLICA_MISMATCH=1
         fi
     fi
+    "$REPVOL" delete "$vol" >/dev/null || echo "    note: repvol delete $vol failed"
     stop_pids "${pids[@]}"
-    "$REPVOL" delete "$vol" >/dev/null 2>&1 || true
 }
 
 row_c() { repvol_row c 1; }
