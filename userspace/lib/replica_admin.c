@@ -106,14 +106,15 @@ set_timeouts (int fd, int timeout_ms)
 }
 
 int
-replica_admin_open (struct replica_admin *ra, const char *addr,
-                    const char *vol, int timeout_ms, char *err, size_t errlen)
+replica_handshake (struct replica_admin *ra, const char *addr,
+                   const char *vol, uint64_t epoch, uint32_t flags,
+                   int timeout_ms, char *err, size_t errlen)
 {
   uint8_t hbuf[RV_HELLO_SIZE], wbuf[RV_WELCOME_SIZE];
   struct rv_hello h = {
     .version = RV_PROTO_VERSION,
-    .flags = RV_HELLO_ADMIN,
-    .epoch = 0,                 /* admin requests are not fenced */
+    .flags = flags,
+    .epoch = epoch,
   };
   const char *why;
 
@@ -163,6 +164,15 @@ replica_admin_open (struct replica_admin *ra, const char *addr,
   ra->fd = -1;
   errno = e;
   return -1;
+}
+
+int
+replica_admin_open (struct replica_admin *ra, const char *addr,
+                    const char *vol, int timeout_ms, char *err, size_t errlen)
+{
+  /* Admin requests are not fenced: epoch 0. */
+  return replica_handshake (ra, addr, vol, 0, RV_HELLO_ADMIN, timeout_ms,
+                            err, errlen);
 }
 
 void

@@ -1,8 +1,8 @@
 /* replica_admin.h - a small blocking client for the admin side of the
  * replication protocol: create, delete and stat a replica on a repvold.
  *
- * Used by the repvol CLI, never on the data path (that is the event-loop
- * replica client).  Every call is bounded by a timeout: connect, each
+ * Used by the repvol CLI; on the data path only for the handshake (the
+ * event-loop replica client takes over the socket after it).  Every call is bounded by a timeout: connect, each
  * send and each receive.  On failure a call returns -1, sets errno
  * (ECONNREFUSED, ETIMEDOUT, EEXIST, ENOENT, EPROTO, ...) and writes a
  * one-line reason to err, e.g. "connection refused", "timed out after
@@ -27,9 +27,16 @@ struct replica_admin {
   struct rv_welcome welcome;    /* what the server said in WELCOME */
 };
 
-/* Connect to addr ("ADDR:PORT"), send HELLO (admin flag, volume vol,
- * epoch 0) and read WELCOME into ra->welcome.
+/* Connect to addr ("ADDR:PORT"), send HELLO (volume vol, epoch,
+ * flags) and read WELCOME into ra->welcome; a WELCOME whose status is
+ * not OK is a failure.  The data path (replica_client.c) uses this for
+ * its start-up handshake, then adopts ra->fd.
  */
+int replica_handshake (struct replica_admin *ra, const char *addr,
+                       const char *vol, uint64_t epoch, uint32_t flags,
+                       int timeout_ms, char *err, size_t errlen);
+
+/* replica_handshake for an admin connection (admin flag, epoch 0). */
 int replica_admin_open (struct replica_admin *ra, const char *addr,
                         const char *vol, int timeout_ms,
                         char *err, size_t errlen);

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "replica_admin.h"
 #include "replica_client.h"
 #include "util.h"
 
@@ -61,48 +62,6 @@ struct rc {
 };
 
 static void expect_reply (struct rc *rc);
-
-int
-rv_connect (const char *addr, const char *volume, uint64_t epoch,
-            uint32_t flags, int timeout_ms, struct rv_welcome *w,
-            char *err, size_t errlen)
-{
-  struct rv_hello h = { .version = RV_PROTO_VERSION, .flags = flags,
-                        .epoch = epoch };
-  uint8_t out[RV_HELLO_SIZE], in[RV_WELCOME_SIZE];
-  struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-  const char *why;
-  int fd;
-
-  if (strlen (volume) >= sizeof h.volume) {
-    snprintf (err, errlen, "volume name too long");
-    return -1;
-  }
-  strcpy (h.volume, volume);
-  fd = tcp_connect (addr, timeout_ms);
-  if (fd == -1) {
-    snprintf (err, errlen, "cannot connect to %s: %s", addr, strerror (errno));
-    return -1;
-  }
-  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  rv_encode_hello (&h, out);
-  if (write_full (fd, out, sizeof out) == -1 ||
-      read_full (fd, in, sizeof in) == -1) {
-    snprintf (err, errlen, "%s: handshake failed: %s", addr,
-              errno == EAGAIN ? "timed out" : strerror (errno));
-    goto fail;
-  }
-  if (rv_decode_welcome (in, w, &why) == -1) {
-    snprintf (err, errlen, "%s: bad handshake reply: %s", addr, why);
-    goto fail;
-  }
-  return fd;
-
- fail:
-  close (fd);
-  return -1;
-}
 
 /* ---- completion and failure ---- */
 
@@ -376,22 +335,18 @@ replica_client_open (struct loop *loop, const char *addr, const char *volume,
                      uint64_t epoch, int timeout_ms, struct rv_welcome *w,
                      char *err, size_t errlen)
 {
+  struct replica_admin ra;
   struct rc *rc;
   char name[160];
   int fd;
 
-  fd = rv_connect (addr, volume, epoch, 0, timeout_ms, w, err, errlen);
-  if (fd == -1)
+  if (replica_handshake (&ra, addr, volume, epoch, 0, timeout_ms,
+                         err, errlen) == -1)
     return NULL;
-  if (w->status != RV_OK || !w->exists) {
-    if (w->status == RV_EPERM)
-      snprintf (err, errlen, "%s: refused: epoch %llu is older than the "
-                "replica's %llu (fenced)", addr,
-                (unsigned long long) epoch, (unsigned long long) w->epoch);
-    else
-      snprintf (err, errlen, "%s: %s", addr,
-                w->status != RV_OK ? strerror (rv_status_to_errno (w->status))
-                : "volume does not exist on this server");
+  fd = ra.fd;
+  *w = ra.welcome;
+  if (!w->exists) {
+    snprintf (err, errlen, "volume does not exist on this server");
     close (fd);
     return NULL;
   }

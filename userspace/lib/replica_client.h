@@ -10,17 +10,9 @@
 #include "loop.h"
 #include "proto/proto.h"
 
-/* Connect to addr and present (volume, epoch, flags) in HELLO; a
- * bounded, blocking exchange for start-up and admin commands.  Returns
- * the connected blocking socket with *w filled in, or -1 with a
- * one-line reason in err.  A WELCOME with a non-OK status is returned
- * as success: the caller decides what it means.
- */
-int rv_connect (const char *addr, const char *volume, uint64_t epoch,
-                uint32_t flags, int timeout_ms, struct rv_welcome *w,
-                char *err, size_t errlen);
-
-/* Open a data connection to a replica of volume at epoch.  The returned
+/* Open a data connection to a replica of volume at epoch (err gets a
+ * one-line reason on failure, e.g. a refusal because a newer epoch has
+ * fenced this one).  The returned
  * bdev fails every request with EIO once the connection is lost or a
  * request has been outstanding for longer than timeout_ms.
  */

@@ -112,36 +112,19 @@ print_text (const struct reg_volume *v, const struct live *live)
   }
 }
 
+/* The registry's document, plus what the servers say right now. */
 static json_object *
 to_json (const struct reg_volume *v, const struct live *live)
 {
-  json_object *o = json_object_new_object ();
-  json_object_object_add (o, "name", json_object_new_string (v->name));
-  json_object_object_add (o, "uuid", json_object_new_string (v->uuid));
-  json_object_object_add (o, "size", json_object_new_uint64 (v->size));
-  json_object_object_add (o, "block_size", json_object_new_int64 (v->block_size));
-  json_object_object_add (o, "epoch", json_object_new_uint64 (v->epoch));
-  json_object_object_add (o, "created", json_object_new_int64 (v->created));
-  json_object_object_add (o, "reserved", json_object_new_boolean (v->reserved));
-  json_object_object_add (o, "allow_same_zone",
-                          json_object_new_boolean (v->allow_same_zone));
+  json_object *o = reg_volume_json (v), *reps;
+
+  json_object_object_del (o, "format");
   json_object_object_add (o, "zones_known",
                           json_object_new_boolean (zones_known (v)));
-
-  json_object *reps = json_object_new_array ();
+  json_object_object_get_ex (o, "replicas", &reps);
   for (int i = 0; i < v->nreplicas; i++) {
-    const struct reg_replica *rp = &v->replicas[i];
     const struct live *l = &live[i];
-    json_object *r = json_object_new_object ();
-    json_object_object_add (r, "addr", json_object_new_string (rp->addr));
-    json_object_object_add (r, "server", json_object_new_string (rp->server));
-    json_object_object_add (r, "zone", json_object_new_string (rp->zone));
-    json_object_object_add (r, "state",
-                            json_object_new_string (reg_state_name (rp->state)));
-    json_object_object_add (r, "out_of_sync_epoch",
-                            json_object_new_uint64 (rp->out_of_sync_epoch));
-    json_object_object_add (r, "out_of_sync_since",
-                            json_object_new_int64 (rp->out_of_sync_since));
+    json_object *r = json_object_array_get_idx (reps, i);
     json_object_object_add (r, "reachable", json_object_new_boolean (l->reachable));
     json_object_object_add (r, "error", l->reachable ? NULL
                             : json_object_new_string (l->err));
@@ -158,20 +141,19 @@ to_json (const struct reg_volume *v, const struct live *live)
     }
     else
       json_object_object_add (r, "server_view", NULL);
-    json_object_array_add (reps, r);
   }
-  json_object_object_add (o, "replicas", reps);
 
-  /* Always the same keys, so scripts can test .attachment.attached. */
-  const struct reg_attachment *a = &v->attachment;
-  json_object *at = json_object_new_object ();
-  json_object_object_add (at, "attached", json_object_new_boolean (a->attached));
-  json_object_object_add (at, "host", json_object_new_string (a->host));
-  json_object_object_add (at, "pid", json_object_new_int64 (a->pid));
-  json_object_object_add (at, "frontend", json_object_new_string (a->frontend));
-  json_object_object_add (at, "epoch", json_object_new_uint64 (a->epoch));
-  json_object_object_add (at, "since", json_object_new_int64 (a->since));
-  json_object_object_add (o, "attachment", at);
+  /* The registry stores null when detached; give scripts an object with
+   * .attached either way.
+   */
+  json_object *at = NULL;
+  json_object_object_get_ex (o, "attachment", &at);
+  if (at == NULL) {
+    at = json_object_new_object ();
+    json_object_object_add (o, "attachment", at);
+  }
+  json_object_object_add (at, "attached",
+                          json_object_new_boolean (v->attachment.attached));
   return o;
 }
 

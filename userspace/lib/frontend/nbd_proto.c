@@ -6,52 +6,7 @@
 #include <endian.h>
 
 #include "frontend/nbd_proto.h"
-
-/* Unaligned big-endian loads and stores. */
-static inline uint16_t
-get16 (const void *p)
-{
-  uint16_t v;
-  memcpy (&v, p, sizeof v);
-  return be16toh (v);
-}
-
-static inline uint32_t
-get32 (const void *p)
-{
-  uint32_t v;
-  memcpy (&v, p, sizeof v);
-  return be32toh (v);
-}
-
-static inline uint64_t
-get64 (const void *p)
-{
-  uint64_t v;
-  memcpy (&v, p, sizeof v);
-  return be64toh (v);
-}
-
-static inline void
-put16 (void *p, uint16_t v)
-{
-  v = htobe16 (v);
-  memcpy (p, &v, sizeof v);
-}
-
-static inline void
-put32 (void *p, uint32_t v)
-{
-  v = htobe32 (v);
-  memcpy (p, &v, sizeof v);
-}
-
-static inline void
-put64 (void *p, uint64_t v)
-{
-  v = htobe64 (v);
-  memcpy (p, &v, sizeof v);
-}
+#include "wire.h"
 
 /* ---- handshake ---- */
 
@@ -59,16 +14,16 @@ size_t
 nbd_encode_greeting (void *buf, uint16_t handshake_flags)
 {
   char *p = buf;
-  put64 (p, NBD_MAGIC);
-  put64 (p + 8, NBD_OPTS_MAGIC);
-  put16 (p + 16, handshake_flags);
+  putbe64 (p, NBD_MAGIC);
+  putbe64 (p + 8, NBD_OPTS_MAGIC);
+  putbe16 (p + 16, handshake_flags);
   return NBD_GREETING_LEN;
 }
 
 const char *
 nbd_check_client_flags (const void *buf, uint32_t *flags_out)
 {
-  uint32_t flags = get32 (buf);
+  uint32_t flags = getbe32 (buf);
 
   *flags_out = flags;
   /* Without FIXED_NEWSTYLE the client cannot cope with an error reply to
@@ -87,10 +42,10 @@ nbd_decode_option_hdr (const void *buf, struct nbd_option_hdr *h)
 {
   const char *p = buf;
 
-  if (get64 (p) != NBD_OPTS_MAGIC)
+  if (getbe64 (p) != NBD_OPTS_MAGIC)
     return "bad option magic";
-  h->option = get32 (p + 8);
-  h->len = get32 (p + 12);
+  h->option = getbe32 (p + 8);
+  h->len = getbe32 (p + 12);
   /* We would have to read and throw away the payload to stay in sync;
    * a payload this large is not a real client, so hang up instead.
    */
@@ -116,10 +71,10 @@ parse_info_request (const char *p, uint32_t len, struct nbd_option *out)
 
   if (len < 4 + 2)
     return NBD_REP_ERR_INVALID;
-  name_len = get32 (p);
+  name_len = getbe32 (p);
   if (name_len > len - 6)
     return NBD_REP_ERR_INVALID;
-  n = get16 (p + 4 + name_len);
+  n = getbe16 (p + 4 + name_len);
   if ((uint64_t) 6 + name_len + 2 * (uint64_t) n != len)
     return NBD_REP_ERR_INVALID;
   if (!string_ok (p + 4, name_len))
@@ -128,7 +83,7 @@ parse_info_request (const char *p, uint32_t len, struct nbd_option *out)
   out->name = p + 4;
   out->name_len = name_len;
   for (i = 0; i < n; i++) {
-    uint16_t type = get16 (p + 6 + name_len + 2 * i);
+    uint16_t type = getbe16 (p + 6 + name_len + 2 * i);
     if (type <= NBD_INFO_BLOCK_SIZE)
       out->info_wanted |= 1u << type;
   }
@@ -177,10 +132,10 @@ nbd_encode_option_reply (void *buf, uint32_t option, uint32_t reply,
                          uint32_t len)
 {
   char *p = buf;
-  put64 (p, NBD_REP_MAGIC);
-  put32 (p + 8, option);
-  put32 (p + 12, reply);
-  put32 (p + 16, len);
+  putbe64 (p, NBD_REP_MAGIC);
+  putbe32 (p + 8, option);
+  putbe32 (p + 12, reply);
+  putbe32 (p + 16, len);
   return NBD_OPTION_REPLY_LEN;
 }
 
@@ -188,9 +143,9 @@ size_t
 nbd_encode_info_export (void *buf, uint64_t size, uint16_t tflags)
 {
   char *p = buf;
-  put16 (p, NBD_INFO_EXPORT);
-  put64 (p + 2, size);
-  put16 (p + 10, tflags);
+  putbe16 (p, NBD_INFO_EXPORT);
+  putbe64 (p + 2, size);
+  putbe16 (p + 10, tflags);
   return 12;
 }
 
@@ -199,17 +154,17 @@ nbd_encode_info_block_size (void *buf, uint32_t min, uint32_t pref,
                             uint32_t max)
 {
   char *p = buf;
-  put16 (p, NBD_INFO_BLOCK_SIZE);
-  put32 (p + 2, min);
-  put32 (p + 6, pref);
-  put32 (p + 10, max);
+  putbe16 (p, NBD_INFO_BLOCK_SIZE);
+  putbe32 (p + 2, min);
+  putbe32 (p + 6, pref);
+  putbe32 (p + 10, max);
   return 14;
 }
 
 size_t
 nbd_encode_info_type (void *buf, uint16_t type)
 {
-  put16 (buf, type);
+  putbe16 (buf, type);
   return 2;
 }
 
@@ -217,8 +172,8 @@ size_t
 nbd_encode_export_name_reply (void *buf, uint64_t size, uint16_t tflags)
 {
   char *p = buf;
-  put64 (p, size);
-  put16 (p + 8, tflags);
+  putbe64 (p, size);
+  putbe16 (p + 8, tflags);
   return NBD_EXPORT_NAME_REPLY_LEN;
 }
 
@@ -228,12 +183,12 @@ void
 nbd_decode_request (const void *buf, struct nbd_request *r)
 {
   const char *p = buf;
-  r->magic = get32 (p);
-  r->flags = get16 (p + 4);
-  r->type = get16 (p + 6);
-  r->cookie = get64 (p + 8);
-  r->offset = get64 (p + 16);
-  r->len = get32 (p + 24);
+  r->magic = getbe32 (p);
+  r->flags = getbe16 (p + 4);
+  r->type = getbe16 (p + 6);
+  r->cookie = getbe64 (p + 8);
+  r->offset = getbe64 (p + 16);
+  r->len = getbe32 (p + 24);
 }
 
 /* Command flags each command may carry, given what was advertised.
@@ -361,9 +316,9 @@ size_t
 nbd_encode_simple_reply (void *buf, uint64_t cookie, uint32_t err)
 {
   char *p = buf;
-  put32 (p, NBD_SIMPLE_REPLY_MAGIC);
-  put32 (p + 4, err);
-  put64 (p + 8, cookie);
+  putbe32 (p, NBD_SIMPLE_REPLY_MAGIC);
+  putbe32 (p + 4, err);
+  putbe64 (p + 8, cookie);
   return NBD_SIMPLE_REPLY_LEN;
 }
 
@@ -372,11 +327,11 @@ nbd_encode_chunk_hdr (void *buf, uint16_t flags, uint16_t type,
                       uint64_t cookie, uint32_t len)
 {
   char *p = buf;
-  put32 (p, NBD_STRUCTURED_REPLY_MAGIC);
-  put16 (p + 4, flags);
-  put16 (p + 6, type);
-  put64 (p + 8, cookie);
-  put32 (p + 16, len);
+  putbe32 (p, NBD_STRUCTURED_REPLY_MAGIC);
+  putbe16 (p + 4, flags);
+  putbe16 (p + 6, type);
+  putbe64 (p + 8, cookie);
+  putbe32 (p + 16, len);
   return NBD_CHUNK_HDR_LEN;
 }
 
@@ -387,7 +342,7 @@ nbd_encode_read_chunk (void *buf, uint64_t cookie, uint64_t offset,
   char *p = buf;
   nbd_encode_chunk_hdr (p, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA,
                         cookie, 8 + data_len);
-  put64 (p + NBD_CHUNK_HDR_LEN, offset);
+  putbe64 (p + NBD_CHUNK_HDR_LEN, offset);
   return NBD_CHUNK_HDR_LEN + 8;
 }
 
@@ -410,8 +365,8 @@ nbd_encode_error_chunk (void *buf, uint64_t cookie, uint32_t err,
     err = NBD_EIO;
   nbd_encode_chunk_hdr (p, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR,
                         cookie, 6 + mlen);
-  put32 (p + NBD_CHUNK_HDR_LEN, err);
-  put16 (p + NBD_CHUNK_HDR_LEN + 4, mlen);
+  putbe32 (p + NBD_CHUNK_HDR_LEN, err);
+  putbe16 (p + NBD_CHUNK_HDR_LEN + 4, mlen);
   if (mlen)
     memcpy (p + NBD_CHUNK_HDR_LEN + 6, msg, mlen);
   return NBD_CHUNK_HDR_LEN + 6 + mlen;

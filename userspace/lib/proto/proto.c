@@ -7,14 +7,7 @@
 
 #include "proto/proto.h"
 #include "util.h"
-
-/* Little-endian field access at a byte offset. */
-static inline void put16 (uint8_t *p, uint16_t v) { v = htole16 (v); memcpy (p, &v, 2); }
-static inline void put32 (uint8_t *p, uint32_t v) { v = htole32 (v); memcpy (p, &v, 4); }
-static inline void put64 (uint8_t *p, uint64_t v) { v = htole64 (v); memcpy (p, &v, 8); }
-static inline uint16_t get16 (const uint8_t *p) { uint16_t v; memcpy (&v, p, 2); return le16toh (v); }
-static inline uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return le32toh (v); }
-static inline uint64_t get64 (const uint8_t *p) { uint64_t v; memcpy (&v, p, 8); return le64toh (v); }
+#include "wire.h"
 
 #define FAIL(msg) do { *why = (msg); errno = EPROTO; return -1; } while (0)
 
@@ -45,10 +38,10 @@ put_name (uint8_t *p, const char *name)
 void
 rv_encode_hello (const struct rv_hello *h, uint8_t out[RV_HELLO_SIZE])
 {
-  put64 (out, RV_HELLO_MAGIC);
-  put32 (out + 8, h->version);
-  put32 (out + 12, h->flags);
-  put64 (out + 16, h->epoch);
+  putle64 (out, RV_HELLO_MAGIC);
+  putle32 (out + 8, h->version);
+  putle32 (out + 12, h->flags);
+  putle64 (out + 16, h->epoch);
   put_name (out + 24, h->volume);
 }
 
@@ -56,11 +49,11 @@ int
 rv_decode_hello (const uint8_t in[RV_HELLO_SIZE], struct rv_hello *h,
                  const char **why)
 {
-  if (get64 (in) != RV_HELLO_MAGIC)
+  if (getle64 (in) != RV_HELLO_MAGIC)
     FAIL ("bad HELLO magic");
-  h->version = get32 (in + 8);
-  h->flags = get32 (in + 12);
-  h->epoch = get64 (in + 16);
+  h->version = getle32 (in + 8);
+  h->flags = getle32 (in + 12);
+  h->epoch = getle64 (in + 16);
   if (h->version != RV_PROTO_VERSION)
     FAIL ("unsupported protocol version");
   if (h->flags & ~RV_HELLO_ADMIN)
@@ -77,35 +70,35 @@ void
 rv_encode_welcome (const struct rv_welcome *w, uint8_t out[RV_WELCOME_SIZE])
 {
   memset (out, 0, RV_WELCOME_SIZE);
-  put64 (out, RV_WELCOME_MAGIC);
-  put32 (out + 8, w->version);
-  put32 (out + 12, w->status);
+  putle64 (out, RV_WELCOME_MAGIC);
+  putle32 (out + 8, w->version);
+  putle32 (out + 12, w->status);
   put_name (out + 16, w->server);
   put_name (out + 80, w->zone);
-  put32 (out + 144, w->block_size);
-  put32 (out + 148, w->exists);
-  put64 (out + 152, w->size);
-  put64 (out + 160, w->epoch);
+  putle32 (out + 144, w->block_size);
+  putle32 (out + 148, w->exists);
+  putle64 (out + 152, w->size);
+  putle64 (out + 160, w->epoch);
 }
 
 int
 rv_decode_welcome (const uint8_t in[RV_WELCOME_SIZE], struct rv_welcome *w,
                    const char **why)
 {
-  if (get64 (in) != RV_WELCOME_MAGIC)
+  if (getle64 (in) != RV_WELCOME_MAGIC)
     FAIL ("bad WELCOME magic");
-  w->version = get32 (in + 8);
-  w->status = get32 (in + 12);
+  w->version = getle32 (in + 8);
+  w->status = getle32 (in + 12);
   if (w->version != RV_PROTO_VERSION)
     FAIL ("unsupported protocol version");
   if (get_name (in + 16, w->server, false) == -1)
     FAIL ("bad server name in WELCOME");
   if (get_name (in + 80, w->zone, true) == -1)
     FAIL ("bad zone name in WELCOME");
-  w->block_size = get32 (in + 144);
-  w->exists = get32 (in + 148);
-  w->size = get64 (in + 152);
-  w->epoch = get64 (in + 160);
+  w->block_size = getle32 (in + 144);
+  w->exists = getle32 (in + 148);
+  w->size = getle64 (in + 152);
+  w->epoch = getle64 (in + 160);
   if (w->exists > 1)
     FAIL ("bad exists field in WELCOME");
   if (w->exists && (w->block_size != 512 && w->block_size != 4096))
@@ -119,13 +112,13 @@ rv_decode_welcome (const uint8_t in[RV_WELCOME_SIZE], struct rv_welcome *w,
 void
 rv_encode_req (const struct rv_req *r, uint8_t out[RV_REQ_SIZE])
 {
-  put32 (out, RV_REQ_MAGIC);
-  put16 (out + 4, r->cmd);
-  put16 (out + 6, r->flags);
-  put64 (out + 8, r->id);
-  put64 (out + 16, r->offset);
-  put32 (out + 24, r->length);
-  put32 (out + 28, r->crc);
+  putle32 (out, RV_REQ_MAGIC);
+  putle16 (out + 4, r->cmd);
+  putle16 (out + 6, r->flags);
+  putle64 (out + 8, r->id);
+  putle64 (out + 16, r->offset);
+  putle32 (out + 24, r->length);
+  putle32 (out + 28, r->crc);
 }
 
 static uint16_t
@@ -142,14 +135,14 @@ int
 rv_decode_req (const uint8_t in[RV_REQ_SIZE], struct rv_req *r,
                const char **why)
 {
-  if (get32 (in) != RV_REQ_MAGIC)
+  if (getle32 (in) != RV_REQ_MAGIC)
     FAIL ("bad request magic");
-  r->cmd = get16 (in + 4);
-  r->flags = get16 (in + 6);
-  r->id = get64 (in + 8);
-  r->offset = get64 (in + 16);
-  r->length = get32 (in + 24);
-  r->crc = get32 (in + 28);
+  r->cmd = getle16 (in + 4);
+  r->flags = getle16 (in + 6);
+  r->id = getle64 (in + 8);
+  r->offset = getle64 (in + 16);
+  r->length = getle32 (in + 24);
+  r->crc = getle32 (in + 28);
   if (r->cmd < 1 || r->cmd > RV_CMD_MAX)
     FAIL ("unknown command");
   if (r->flags & ~allowed_flags (r->cmd))
@@ -198,23 +191,23 @@ rv_req_has_payload (uint16_t cmd)
 void
 rv_encode_rep (const struct rv_rep *r, uint8_t out[RV_REP_SIZE])
 {
-  put32 (out, RV_REP_MAGIC);
-  put32 (out + 4, r->status);
-  put64 (out + 8, r->id);
-  put32 (out + 16, r->length);
-  put32 (out + 20, r->crc);
+  putle32 (out, RV_REP_MAGIC);
+  putle32 (out + 4, r->status);
+  putle64 (out + 8, r->id);
+  putle32 (out + 16, r->length);
+  putle32 (out + 20, r->crc);
 }
 
 int
 rv_decode_rep (const uint8_t in[RV_REP_SIZE], struct rv_rep *r,
                const char **why)
 {
-  if (get32 (in) != RV_REP_MAGIC)
+  if (getle32 (in) != RV_REP_MAGIC)
     FAIL ("bad reply magic");
-  r->status = get32 (in + 4);
-  r->id = get64 (in + 8);
-  r->length = get32 (in + 16);
-  r->crc = get32 (in + 20);
+  r->status = getle32 (in + 4);
+  r->id = getle64 (in + 8);
+  r->length = getle32 (in + 16);
+  r->crc = getle32 (in + 20);
   if (r->length > RV_MAX_PAYLOAD)
     FAIL ("reply payload larger than the protocol maximum");
   if (r->status != RV_OK && r->length != 0)
@@ -226,20 +219,20 @@ rv_decode_rep (const uint8_t in[RV_REP_SIZE], struct rv_rep *r,
 void
 rv_encode_create (const struct rv_create *c, uint8_t out[RV_CREATE_SIZE])
 {
-  put64 (out, c->size);
-  put32 (out + 8, c->block_size);
-  put32 (out + 12, c->flags);
-  put64 (out + 16, c->epoch);
+  putle64 (out, c->size);
+  putle32 (out + 8, c->block_size);
+  putle32 (out + 12, c->flags);
+  putle64 (out + 16, c->epoch);
 }
 
 int
 rv_decode_create (const uint8_t in[RV_CREATE_SIZE], struct rv_create *c,
                   const char **why)
 {
-  c->size = get64 (in);
-  c->block_size = get32 (in + 8);
-  c->flags = get32 (in + 12);
-  c->epoch = get64 (in + 16);
+  c->size = getle64 (in);
+  c->block_size = getle32 (in + 8);
+  c->flags = getle32 (in + 12);
+  c->epoch = getle64 (in + 16);
   if (c->block_size != 512 && c->block_size != 4096)
     FAIL ("block size must be 512 or 4096");
   if (c->size == 0 || c->size % c->block_size)
@@ -258,26 +251,26 @@ void
 rv_encode_volinfo (const struct rv_volinfo *v, uint8_t out[RV_STAT_SIZE])
 {
   memset (out, 0, RV_STAT_SIZE);
-  put32 (out, v->exists);
-  put32 (out + 4, v->block_size);
-  put64 (out + 8, v->size);
-  put64 (out + 16, v->epoch);
-  put64 (out + 24, v->allocated);
-  put32 (out + 32, v->flags);
-  put32 (out + 36, v->state);
+  putle32 (out, v->exists);
+  putle32 (out + 4, v->block_size);
+  putle64 (out + 8, v->size);
+  putle64 (out + 16, v->epoch);
+  putle64 (out + 24, v->allocated);
+  putle32 (out + 32, v->flags);
+  putle32 (out + 36, v->state);
 }
 
 int
 rv_decode_volinfo (const uint8_t in[RV_STAT_SIZE], struct rv_volinfo *v,
                    const char **why)
 {
-  v->exists = get32 (in);
-  v->block_size = get32 (in + 4);
-  v->size = get64 (in + 8);
-  v->epoch = get64 (in + 16);
-  v->allocated = get64 (in + 24);
-  v->flags = get32 (in + 32);
-  v->state = get32 (in + 36);
+  v->exists = getle32 (in);
+  v->block_size = getle32 (in + 4);
+  v->size = getle64 (in + 8);
+  v->epoch = getle64 (in + 16);
+  v->allocated = getle64 (in + 24);
+  v->flags = getle32 (in + 32);
+  v->state = getle32 (in + 36);
   if (v->exists > 1)
     FAIL ("bad exists field in STAT");
   if (v->exists && (v->block_size != 512 && v->block_size != 4096))

@@ -102,8 +102,8 @@ reg_volume_check (const struct reg_volume *v, const char **why)
   return 0;
 }
 
-char *
-reg_volume_to_json (const struct reg_volume *v)
+struct json_object *
+reg_volume_json (const struct reg_volume *v)
 {
   json_object *o = json_object_new_object ();
   json_object_object_add (o, "format", json_object_new_int (REG_FORMAT));
@@ -147,6 +147,13 @@ reg_volume_to_json (const struct reg_volume *v)
   else
     json_object_object_add (o, "attachment", NULL);   /* JSON null */
 
+  return o;
+}
+
+char *
+reg_volume_to_json (const struct reg_volume *v)
+{
+  json_object *o = reg_volume_json (v);
   const char *s = json_object_to_json_string_ext (o,
                     JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                     JSON_C_TO_STRING_NOSLASHESCAPE);

@@ -104,4 +104,10 @@ static inline int registry_list (struct registry *r, char ***names, int *n)
 
 const char *reg_state_name (enum reg_replica_state s);
 
+/* The volume as a json-c object, the document the registry stores
+ * (for "status --json" and the like; release with json_object_put).
+ */
+struct json_object;
+struct json_object *reg_volume_json (const struct reg_volume *v);
+
 #endif

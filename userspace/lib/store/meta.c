@@ -29,32 +29,28 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "wire.h"
 #include "store/store.h"
 
 #define META_MAGIC   0x4154454d4c4f5652ULL      /* "RVOLMETA" */
 #define META_CRC_OFF (STORE_META_SIZE - 4)
 
-static void put32 (uint8_t *p, uint32_t v) { v = htole32 (v); memcpy (p, &v, 4); }
-static void put64 (uint8_t *p, uint64_t v) { v = htole64 (v); memcpy (p, &v, 8); }
-static uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return le32toh (v); }
-static uint64_t get64 (const uint8_t *p) { uint64_t v; memcpy (&v, p, 8); return le64toh (v); }
-
 void
 store_meta_encode (const struct store_meta *m, uint8_t out[STORE_META_SIZE])
 {
   memset (out, 0, STORE_META_SIZE);
-  put64 (out + 0, META_MAGIC);
-  put32 (out + 8, STORE_META_VERSION);
-  put32 (out + 12, STORE_META_SIZE);
+  putle64 (out + 0, META_MAGIC);
+  putle32 (out + 8, STORE_META_VERSION);
+  putle32 (out + 12, STORE_META_SIZE);
   memcpy (out + 16, m->name, strnlen (m->name, STORE_NAME_MAX - 1));
   memcpy (out + 80, m->uuid, 16);
-  put64 (out + 96, m->size);
-  put32 (out + 104, m->block_size);
-  put32 (out + 108, m->flags);
-  put64 (out + 112, m->epoch);
-  put32 (out + 120, m->state);
-  put64 (out + 128, m->created);
-  put32 (out + META_CRC_OFF, crc32c (0, out, META_CRC_OFF));
+  putle64 (out + 96, m->size);
+  putle32 (out + 104, m->block_size);
+  putle32 (out + 108, m->flags);
+  putle64 (out + 112, m->epoch);
+  putle32 (out + 120, m->state);
+  putle64 (out + 128, m->created);
+  putle32 (out + META_CRC_OFF, crc32c (0, out, META_CRC_OFF));
 }
 
 int
@@ -88,22 +84,22 @@ store_meta_decode (const uint8_t *in, size_t len, struct store_meta *m,
     *why = "truncated (shorter than the header)";
     return -1;
   }
-  if (get64 (in) != META_MAGIC) {
+  if (getle64 (in) != META_MAGIC) {
     *why = "bad magic (not a repvol metadata file)";
     return -1;
   }
-  version = get32 (in + 8);
+  version = getle32 (in + 8);
   if (version != STORE_META_VERSION) {
     *why = version > STORE_META_VERSION
       ? "unsupported version (written by a newer repvold?)"
       : "unsupported version";
     return -1;
   }
-  if (get32 (in + 12) != STORE_META_SIZE || len != STORE_META_SIZE) {
+  if (getle32 (in + 12) != STORE_META_SIZE || len != STORE_META_SIZE) {
     *why = len < STORE_META_SIZE ? "truncated" : "wrong length";
     return -1;
   }
-  if (get32 (in + META_CRC_OFF) != crc32c (0, in, META_CRC_OFF)) {
+  if (getle32 (in + META_CRC_OFF) != crc32c (0, in, META_CRC_OFF)) {
     *why = "checksum mismatch";
     return -1;
   }
@@ -111,7 +107,7 @@ store_meta_decode (const uint8_t *in, size_t len, struct store_meta *m,
     *why = "name not terminated";
     return -1;
   }
-  if (get32 (in + 124) != 0) {
+  if (getle32 (in + 124) != 0) {
     *why = "reserved field not zero";
     return -1;
   }
@@ -124,12 +120,12 @@ store_meta_decode (const uint8_t *in, size_t len, struct store_meta *m,
   memset (m, 0, sizeof *m);
   memcpy (m->name, in + 16, STORE_NAME_MAX);
   memcpy (m->uuid, in + 80, 16);
-  m->size = get64 (in + 96);
-  m->block_size = get32 (in + 104);
-  m->flags = get32 (in + 108);
-  m->epoch = get64 (in + 112);
-  m->state = get32 (in + 120);
-  m->created = get64 (in + 128);
+  m->size = getle64 (in + 96);
+  m->block_size = getle32 (in + 104);
+  m->flags = getle32 (in + 108);
+  m->epoch = getle64 (in + 112);
+  m->state = getle32 (in + 120);
+  m->created = getle64 (in + 128);
   return store_meta_check (m, why);
 }
 
