@@ -9,7 +9,7 @@
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=../tests/integration/lib.sh
+# shellcheck source=tests/integration/lib.sh
 . "$TOP/tests/integration/lib.sh"
 
 VOL=demo

@@ -25,6 +25,9 @@
 # Nothing here sleeps for a fixed time hoping something happened: every wait
 # polls a condition and gives up after a bound (WAIT_TIMEOUT, default 10 s).
 
+# The variables set here are for the tests that source this file.
+# shellcheck disable=SC2034
+
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -108,6 +111,8 @@ wait_exit() {
 kill_pid() {
     local pid=$1 sig=${2:-TERM} bound=${3:-$WAIT_TIMEOUT}
     kill -s "$sig" "$pid" 2>/dev/null || true
+    # A process a test stopped (SIGSTOP) must run to act on the signal.
+    kill -s CONT "$pid" 2>/dev/null || true
     if ! wait_exit "$pid" "$bound" && pid_alive "$pid"; then
         log "pid $pid ignored SIG$sig for ${bound}s; sending SIGKILL"
         kill -s KILL "$pid" 2>/dev/null || true

@@ -43,7 +43,7 @@ BENCH_LAT=${BENCH_LAT:-lat}
 
 LAUNCH=(taskset -c "$BENCH_CPUS")
 WAIT_TIMEOUT=${WAIT_TIMEOUT:-30}
-# shellcheck source=../integration/lib.sh
+# shellcheck source=tests/integration/lib.sh
 . "$TOP/tests/integration/lib.sh"
 
 mkdir -p "$BENCH_DIR"
@@ -102,6 +102,18 @@ stop_pids() {
     for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill_pid "${pids[i]}"; done
 }
 
+# show_placement PID...: print each process's allowed CPUs (all threads it
+# starts later inherit them), and fail if one is not on $BENCH_CPUS.
+show_placement() {
+    local pid cpus want
+    want=$(taskset -c "$BENCH_CPUS" grep -Po '(?<=^Cpus_allowed_list:\t).*' /proc/self/status)
+    for pid in "$@"; do
+        cpus=$(grep -Po '(?<=^Cpus_allowed_list:\t).*' "/proc/$pid/status")
+        printf '    placement: pid %-7s %-10s cpus %s\n' "$pid" "$(cat "/proc/$pid/comm")" "$cpus"
+        [[ $cpus == "$want" ]] || fail "pid $pid runs on cpus $cpus, not $want"
+    done
+}
+
 wait_nbd() { wait_for timeout 5 nbdinfo --size "$(nbd_uri "$1")"; }
 
 seed_copy() { cp --sparse=never "$D/seed.img" "$1"; sync "$1"; }
@@ -124,6 +136,7 @@ row_b() {
     start_bg "$T/nbdkit.log" nbdkit -f -U "$sock" file "$D/b.img"
     local pid=$BG_PID
     wait_nbd "$sock"
+    show_placement "$pid"
     fio_row b --ioengine=nbd --uri="$(nbd_uri "$sock")"
     stop_pids "$pid"
 }
@@ -152,6 +165,7 @@ repvol_row() {
         fail "repvol create $vol failed"
     fi
     start_attach "$vol" "$sock"
+    show_placement "${pids[@]}" "${ATTACH_PID[$vol]}"
     say "row $row: seeding the volume with nbdcopy ($BENCH_SIZE)"
     nbdcopy "$D/seed.img" "$(nbd_uri "$sock")"
     fio_row "$row" --ioengine=nbd --uri="$(nbd_uri "$sock")"
@@ -186,6 +200,7 @@ row_e() {
     start_bg "$T/qemu-nbd-front.log" qemu-nbd -t -e 4 -k "$front" --image-opts "$opts"
     pids+=("$BG_PID")
     wait_nbd "$front"
+    show_placement "${pids[@]}"
     fio_row e --ioengine=nbd --uri="$(nbd_uri "$front")"
     stop_pids "${pids[@]}"
     if cmp -s "$D/e0.img" "$D/e1.img" && ! cmp -s "$D/e0.img" "$D/seed.img"; then
@@ -282,4 +297,6 @@ echo "$TABLE"
 ((REPLICA_MISMATCH == 0)) || echo "WARNING: row d's replicas were not identical after detach"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 { echo "$HEADER"; echo; echo "$TABLE"; } >"$BENCH_DIR/bench-$STAMP.txt"
-say "table saved to ${BENCH_DIR#"$TOP"/}/bench-$STAMP.txt"
+mkdir -p "$BENCH_DIR/fio-$STAMP"
+cp "$T"/*.json "$BENCH_DIR/fio-$STAMP/" 2>/dev/null || true
+say "table saved to ${BENCH_DIR#"$TOP"/}/bench-$STAMP.txt, fio's JSON in ${BENCH_DIR#"$TOP"/}/fio-$STAMP/"

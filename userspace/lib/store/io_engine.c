@@ -104,7 +104,11 @@ void
 io_engine_submit (struct io_engine *e, struct io_req *r)
 {
   r->next = NULL;
-  if (e->backlog || !prep_one (e, r))
+  if (r->inline_ok) {
+    r->res = sync_op (r);
+    list_append (&e->ready, &e->ready_tail, r);
+  }
+  else if (e->backlog || !prep_one (e, r))
     list_append (&e->backlog, &e->backlog_tail, r);
   queue_kick (e);
 }

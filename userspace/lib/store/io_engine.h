@@ -40,6 +40,12 @@ struct io_req {
   uint64_t off;
   int rw_flags;                 /* RWF_DSYNC for a FUA write */
   int mode;                     /* fallocate mode */
+  /* Do it inline with a plain system call.  For page-cache writes:
+   * ext4 cannot start a buffered write without blocking, so io_uring
+   * would hand each one to a kernel worker thread, two extra context
+   * switches for what is a memory copy.  Completion is still deferred.
+   */
+  bool inline_ok;
   io_done_fn done;
   void *opaque;
 

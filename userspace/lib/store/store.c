@@ -35,6 +35,7 @@
 #define ZERO_BUF_SIZE  (1u << 20)
 #define DIO_ALIGN      4096u    /* safe for every device with <= 4K sectors */
 #define DRAIN_MS       10000
+#define INLINE_WRITE_MAX (1u << 20)
 
 struct store {
   struct loop *loop;
@@ -82,6 +83,7 @@ struct sio {
   enum sio_phase phase;
   uint64_t done;                /* bytes finished in PH_RW / PH_ZERO */
   bool sync_after;              /* fdatasync once the main phase is done */
+  bool inline_ok;               /* next engine request may run inline */
   int falloc_mode;
   int err;                      /* for refused requests */
   struct sio *next;
@@ -403,7 +405,7 @@ submit_req (struct sio *io, enum io_op op, int fd, void *buf, size_t len,
 {
   io->req = (struct io_req) {
     .op = op, .fd = fd, .buf = buf, .len = len, .off = off,
-    .rw_flags = rw_flags, .mode = mode,
+    .rw_flags = rw_flags, .mode = mode, .inline_ok = io->inline_ok,
     .done = sio_io_done, .opaque = io,
   };
   io_engine_submit (io->v->s->eng, &io->req);
@@ -423,8 +425,12 @@ sio_step (struct sio *io)
     char *buf = (char *) bio->buf + io->done;
     int fd = dio_ok (v, buf, off, rem) ? v->dfd : v->fd;
     bool w = bio->op == BDEV_WRITE;
+    bool fua = w && (bio->flags & BDEV_FUA);
+    /* A page-cache write that needs no sync is a memory copy. */
+    io->inline_ok = w && !fua && fd == v->fd && rem <= INLINE_WRITE_MAX;
     submit_req (io, w ? IO_WRITE : IO_READ, fd, buf, rem, off,
-                w && (bio->flags & BDEV_FUA) ? RWF_DSYNC : 0, 0);
+                fua ? RWF_DSYNC : 0, 0);
+    io->inline_ok = false;
     return;
   }
   case PH_ZERO: {
