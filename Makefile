@@ -5,7 +5,7 @@ CC       ?= gcc
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
             -D_GNU_SOURCE -Iuserspace/lib -MMD -MP
-LDLIBS   += -luring -laio -ljson-c -lm
+LDLIBS   += -luring -laio -ljson-c -lisal -lm
 
 B        := build
 LIB_SRC  := $(wildcard userspace/lib/*.c userspace/lib/*/*.c)

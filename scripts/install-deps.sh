@@ -10,7 +10,7 @@ set -euo pipefail
 PACKAGES=(
     # build
     build-essential pkg-config
-    liburing-dev libaio-dev libjson-c-dev
+    liburing-dev libaio-dev libjson-c-dev libisal-dev
     # unit tests
     libcmocka-dev
     # NBD clients and servers used by tests, bench and demo

@@ -176,7 +176,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   char size[32];
   int rc = 1;
 
-  signal (SIGPIPE, SIG_IGN);
+  server_process_init ();
   if (gethostname (a.host, sizeof a.host) == -1)
     strcpy (a.host, "localhost");
   a.host[sizeof a.host - 1] = '\0';

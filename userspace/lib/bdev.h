@@ -23,6 +23,7 @@ enum bdev_op {
 
 #define BDEV_FUA        (1u << 0)   /* write stable before completion */
 #define BDEV_NO_HOLE    (1u << 1)   /* write-zeroes must allocate */
+#define BDEV_HAS_CRC    (1u << 2)   /* WRITE: io->crc is crc32c of buf */
 
 struct bdev_io;
 typedef void (*bdev_done_fn) (struct bdev_io *io, int err);
@@ -33,6 +34,8 @@ struct bdev_io {
   uint64_t offset;
   uint32_t len;
   void *buf;                    /* READ: filled; WRITE: source */
+  uint32_t crc;                 /* with BDEV_HAS_CRC: computed once, by
+                                   whoever first needs it, for all below */
   bdev_done_fn done;            /* err: 0 or a positive errno */
   void *opaque;                 /* the caller's */
   void *layer_priv;             /* free for the layer handling it */

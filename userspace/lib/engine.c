@@ -161,6 +161,11 @@ start_write (struct engine *e, struct eng_req *r)
     e->active = r;
   }
   r->pending = e->n;
+  /* One wire checksum for every replica (rule 7), not one each. */
+  if (r->parent->op == BDEV_WRITE && !(r->parent->flags & BDEV_HAS_CRC)) {
+    r->parent->crc = crc32c (0, r->parent->buf, r->parent->len);
+    r->parent->flags |= BDEV_HAS_CRC;
+  }
   /* Children may complete synchronously: keep r alive by counting
    * pending before the first submit.
    */

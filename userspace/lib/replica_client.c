@@ -156,7 +156,7 @@ send_req (struct rc *rc, struct bdev_io *io)
   if (io->op == BDEV_WRITE_ZEROES && (io->flags & BDEV_NO_HOLE))
     req.flags |= RV_F_NO_HOLE;
   if (io->op == BDEV_WRITE)
-    req.crc = crc32c (0, io->buf, io->len);
+    req.crc = io->flags & BDEV_HAS_CRC ? io->crc : crc32c (0, io->buf, io->len);
   s->io = io;
   s->id = req.id;
   s->start_ns = now_ns ();

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,14 @@ log_init (const char *progname)
 {
   log_prog = progname;
   log_debug_enabled = getenv ("REPVOL_DEBUG") != NULL;
+}
+
+void
+server_process_init (void)
+{
+  signal (SIGPIPE, SIG_IGN);
+  mallopt (M_MMAP_THRESHOLD, 64 << 20);
+  mallopt (M_TRIM_THRESHOLD, 256 << 20);
 }
 
 static void

@@ -24,6 +24,14 @@ void log_error (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 void log_debug (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 extern bool log_debug_enabled;
 
+/* Set-up shared by the servers (repvold, repvol attach): ignore
+ * SIGPIPE (a vanished peer is an error return, not a death) and keep
+ * request buffers of up to 64 MiB in the heap: glibc would otherwise
+ * mmap and munmap every buffer over 128 KiB, paying a page fault per
+ * 4 KiB of each 1 MiB request.
+ */
+void server_process_init (void);
+
 /* Parse a size such as "4096", "64M", "10G", "1T" (binary units, an
  * optional trailing "B" or "iB").  Returns 0 and sets *out, or -1 with
  * errno = EINVAL / ERANGE.

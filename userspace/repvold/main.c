@@ -170,7 +170,7 @@ main (int argc, char **argv)
     return bad_arg ("bad --listen address '%s' (want ADDR:PORT)",
                     listen_addr);
 
-  signal (SIGPIPE, SIG_IGN);
+  server_process_init ();
   struct loop *loop = loop_new ();
   if (!loop) {
     fprintf (stderr, "repvold: cannot create the event loop: %s\n",
