@@ -190,20 +190,28 @@ conn_expect (struct conn *c, void *buf, size_t len, conn_read_cb cb,
 static void
 do_read (struct conn *c)
 {
+  /* A read that returns less than it asked for has emptied the socket:
+   * stop there instead of paying for a read that says EAGAIN (the
+   * level-triggered watch calls again when more arrives).
+   */
+  bool drained = false;
+
   for (;;) {
     ssize_t r;
+    size_t ask;
 
     deliver (c);
-    if (c->closed || !c->want_cb)
+    if (c->closed || !c->want_cb || drained)
       return;
 
     size_t need = c->want_len - c->want_got;
     if (c->ibuf_pos == c->ibuf_len && need >= DIRECT_MIN) {
       /* Bulk payload: straight into the caller's buffer. */
       c->ibuf_pos = c->ibuf_len = 0;
-      r = read (c->fd, c->want_buf + c->want_got, need);
+      r = read (c->fd, c->want_buf + c->want_got, ask = need);
       if (r > 0) {
         c->want_got += r;
+        drained = (size_t) r < ask;
         continue;
       }
     }
@@ -215,9 +223,11 @@ do_read (struct conn *c)
         c->ibuf_len -= c->ibuf_pos;
         c->ibuf_pos = 0;
       }
-      r = read (c->fd, c->ibuf + c->ibuf_len, c->ibuf_cap - c->ibuf_len);
+      ask = c->ibuf_cap - c->ibuf_len;
+      r = read (c->fd, c->ibuf + c->ibuf_len, ask);
       if (r > 0) {
         c->ibuf_len += r;
+        drained = (size_t) r < ask;
         continue;
       }
     }
