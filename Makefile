@@ -2,12 +2,14 @@
 
 PREFIX   ?= /usr/local
 CC       ?= gcc
+# CFLAGS / LDFLAGS are the user's (make CFLAGS="-O1 -fsanitize=address"
+# keeps working); what the code needs is added on top.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
+ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
             -D_GNU_SOURCE -Iuserspace/lib -MMD -MP
-LDLIBS   += -luring -laio -ljson-c -lisal -lm
+ALL_LDLIBS = $(LDLIBS) -luring -laio -ljson-c -lisal -lm
 
-B        := build
+B        ?= build
 LIB_SRC  := $(wildcard userspace/lib/*.c userspace/lib/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 LIB      := $(B)/librepvol.a
@@ -15,26 +17,26 @@ PROGS    := $(B)/repvold $(B)/repvol
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all clean check check-unit check-integration bench demo install deps
+.PHONY: all clean check check-unit check-integration check-asan bench demo install deps
 all: $(PROGS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
 $(B)/repvold: $(patsubst %.c,$(B)/%.o,$(wildcard userspace/repvold/*.c)) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
 $(B)/repvol: $(patsubst %.c,$(B)/%.o,$(wildcard userspace/repvol/*.c)) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS) -lcmocka
 
 deps:
 	scripts/install-deps.sh
@@ -43,7 +45,16 @@ check-unit: $(UNITS)
 	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
 
 check-integration: all
-	tests/run-integration.sh
+	BUILD=$(abspath $(B)) tests/run-integration.sh
+
+# The integration tests again against binaries built with AddressSanitizer
+# and UBSan: a memory error in a server or the attach fails the test
+# (every process it starts aborts on the first report).
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+check-asan:
+	$(MAKE) B=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all
+	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
+	  BUILD=$(abspath build-asan) tests/run-integration.sh
 
 # Installs missing Debian packages, builds, runs every tier.
 check:
@@ -51,6 +62,7 @@ check:
 	$(MAKE) all $(UNITS)
 	$(MAKE) check-unit
 	$(MAKE) check-integration
+	$(MAKE) check-asan
 
 bench:
 	scripts/install-deps.sh
@@ -73,6 +85,6 @@ install: all
 	install -m 644 man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 
 clean:
-	rm -rf $(B)
+	rm -rf $(B) build-asan
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

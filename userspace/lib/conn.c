@@ -331,7 +331,8 @@ conn_send (struct conn *c, const void *hdr, size_t hdr_len,
       done (opaque, c->closed ? ECONNRESET : ENOMEM);
     return;
   }
-  memcpy (o->hdr, hdr, hdr_len);
+  if (hdr_len)
+    memcpy (o->hdr, hdr, hdr_len);
   o->hdr_len = hdr_len;
   o->payload = payload;
   o->payload_len = payload_len;

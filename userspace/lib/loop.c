@@ -20,6 +20,8 @@ struct loop {
   void *sig_opaque;
 };
 
+static void run_deferred (struct loop *loop);
+
 struct loop *
 loop_new (void)
 {
@@ -40,6 +42,10 @@ loop_free (struct loop *loop)
 {
   if (!loop)
     return;
+  /* Deferred work (freeing closed connections, mostly) is never
+   * dropped, even when the loop stopped before it ran.
+   */
+  run_deferred (loop);
   if (loop->sig_watch.fd >= 0)
     close (loop->sig_watch.fd);
   close (loop->epfd);
