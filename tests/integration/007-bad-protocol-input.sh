@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 require_cmd nbdcopy
 
-start_repvold a zone-a
+start_repvold a zone-a --stall-timeout 2
 start_repvold b zone-b
 repvol create vol --size 8M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
 repvol create other --size 4M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
@@ -103,6 +103,15 @@ assert crc32c(data) == crc
 # a good write works on the same connection
 s.sendall(req(2, 7, 0, 4096, crc=crc32c(payload)) + payload)
 assert reply(s)[:2] == (0, 7)
+# A request whose payload stops half way, and a connection that never
+# says HELLO, are closed after the stall timeout (2 s here), not held.
+import time
+stalled = data_conn(); stalled.sendall(req(2, 8, 0, 65536, crc=0) + b"x" * 1000)
+silent = socket.create_connection((host, port), timeout=10)
+t0 = time.time()
+assert closed(stalled), "stalled payload kept open"
+assert closed(silent), "silent connection kept open"
+assert 1.5 < time.time() - t0 < 8, "stall timeout not applied: %.1f s" % (time.time() - t0)
 print("malformed protocol input handled")
 PY
 

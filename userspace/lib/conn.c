@@ -118,6 +118,7 @@ conn_close (struct conn *c, const char *fmt, ...)
   }
   c->closed = true;
   c->want_cb = NULL;
+  loop_timer_cancel (c->loop, &c->stall_timer);
   loop_del (c->loop, &c->watch);
   close (c->fd);
   c->fd = -1;
@@ -159,6 +160,7 @@ deliver (struct conn *c)
 
     conn_read_cb cb = c->want_cb;
     c->want_cb = NULL;
+    c->got_frame = true;
     cb (c, c->want_opaque);     /* may set the next expectation */
   }
 }
@@ -210,6 +212,7 @@ do_read (struct conn *c)
       c->ibuf_pos = c->ibuf_len = 0;
       r = read (c->fd, c->want_buf + c->want_got, ask = need);
       if (r > 0) {
+        c->last_rx_ns = now_ns ();
         c->want_got += r;
         drained = (size_t) r < ask;
         continue;
@@ -226,6 +229,7 @@ do_read (struct conn *c)
       ask = c->ibuf_cap - c->ibuf_len;
       r = read (c->fd, c->ibuf + c->ibuf_len, ask);
       if (r > 0) {
+        c->last_rx_ns = now_ns ();
         c->ibuf_len += r;
         drained = (size_t) r < ask;
         continue;
@@ -303,6 +307,33 @@ do_write (struct conn *c)
         return;
     }
   }
+}
+
+static void
+stall_check (struct loop_timer *t)
+{
+  struct conn *c = t->opaque;
+  bool mid_frame = c->want_cb &&
+    (!c->got_frame || c->want_got > 0 || c->ibuf_pos < c->ibuf_len);
+
+  if (mid_frame && now_ns () - c->last_rx_ns >= c->stall_ms * 1000000ull) {
+    conn_close (c, "%s stalled for %u ms", c->got_frame ? "frame" :
+                "handshake", c->stall_ms);
+    return;
+  }
+  loop_timer_arm (c->loop, t, MAX (c->stall_ms / 4, 1u), stall_check, c);
+}
+
+void
+conn_set_stall_timeout (struct conn *c, unsigned ms)
+{
+  c->stall_ms = ms;
+  if (ms == 0 || c->closed) {
+    loop_timer_cancel (c->loop, &c->stall_timer);
+    return;
+  }
+  c->last_rx_ns = now_ns ();
+  loop_timer_arm (c->loop, &c->stall_timer, MAX (ms / 4, 1u), stall_check, c);
 }
 
 static void

@@ -53,6 +53,12 @@ struct conn {
   struct conn_out *out_head, *out_tail;
   size_t out_bytes;             /* queued, for back-pressure decisions */
 
+  /* stall detection (conn_set_stall_timeout) */
+  unsigned stall_ms;
+  uint64_t last_rx_ns;
+  bool got_frame;
+  struct loop_timer stall_timer;
+
   conn_close_cb on_close;
   void *opaque;
   bool closed;
@@ -80,6 +86,14 @@ void conn_expect (struct conn *c, void *buf, size_t len, conn_read_cb cb,
 void conn_send (struct conn *c, const void *hdr, size_t hdr_len,
                 const void *payload, size_t payload_len,
                 conn_sent_cb done, void *opaque);
+
+/* Servers: close the connection when a frame stalls, that is when part
+ * of it has arrived (or the peer has not completed its first frame yet)
+ * and nothing more arrives for ms milliseconds.  Idle time between
+ * frames is not limited.  Without this, a peer that announces a payload
+ * and never sends it would hold its buffers forever.
+ */
+void conn_set_stall_timeout (struct conn *c, unsigned ms);
 
 /* Close with a reason that is logged (NULL: quiet).  Queued sends fail
  * with ECONNRESET; on_close runs; the conn is freed once no callback is

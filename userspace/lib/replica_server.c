@@ -84,6 +84,7 @@ struct replica_server {
   struct loop_timer accept_timer;   /* re-enable accept after EMFILE */
   char name[RV_NAME_MAX];
   char zone[RV_NAME_MAX];
+  unsigned stall_ms;
   struct rs_conn *conns;
   unsigned nconns;
   /* shutdown */
@@ -696,6 +697,7 @@ on_accept (struct loop_watch *w, uint32_t revents)
       continue;
     }
     conn_get (rc->c);           /* ours until rc goes */
+    conn_set_stall_timeout (rc->c, srv->stall_ms);
     rc->next = srv->conns;
     if (srv->conns) srv->conns->prev = rc;
     srv->conns = rc;
@@ -713,6 +715,7 @@ replica_server_new (struct loop *loop, struct store *store, int listen_fd,
 
   if (!srv) return NULL;
   srv->loop = loop;
+  srv->stall_ms = RS_STALL_MS;
   srv->store = store;
   srv->lfd = listen_fd;
   snprintf (srv->name, sizeof srv->name, "%s", name);
@@ -797,6 +800,12 @@ replica_server_shutdown (struct replica_server *srv, unsigned timeout_ms,
     return;
   }
   loop_timer_arm (srv->loop, &srv->stop_timer, timeout_ms, stop_timeout, srv);
+}
+
+void
+replica_server_set_stall_timeout (struct replica_server *srv, unsigned ms)
+{
+  srv->stall_ms = ms;
 }
 
 void

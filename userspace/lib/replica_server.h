@@ -25,6 +25,13 @@ struct replica_server *replica_server_new (struct loop *loop,
                                            int listen_fd, const char *name,
                                            const char *zone);
 
+/* A connection whose frame (or HELLO) stalls for ms is closed
+ * (default RS_STALL_MS).  See conn_set_stall_timeout.
+ */
+#define RS_STALL_MS 30000
+void replica_server_set_stall_timeout (struct replica_server *srv,
+                                       unsigned ms);
+
 /* Stop accepting, stop reading new requests, let requests in flight
  * finish and their replies go out, close every connection; then call
  * done.  After timeout_ms, connections still busy are closed and done

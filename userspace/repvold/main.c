@@ -38,6 +38,8 @@ usage (FILE *f)
 "  -z, --zone NAME           availability zone of this server\n"
 "      --io-engine ENGINE    auto (default), io_uring or libaio\n"
 "      --cache MODE          none (default: O_DIRECT) or writeback\n"
+"      --stall-timeout SECS  close a connection whose HELLO or request\n"
+"                            stalls half-sent this long (default 30)\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n");
 }
@@ -82,7 +84,7 @@ on_signal (struct loop *loop, int signo, void *opaque)
 int
 main (int argc, char **argv)
 {
-  enum { OPT_IO_ENGINE = 256, OPT_CACHE };
+  enum { OPT_IO_ENGINE = 256, OPT_CACHE, OPT_STALL };
   static const struct option opts[] = {
     { "data-dir",  required_argument, NULL, 'd' },
     { "listen",    required_argument, NULL, 'l' },
@@ -90,6 +92,7 @@ main (int argc, char **argv)
     { "zone",      required_argument, NULL, 'z' },
     { "io-engine", required_argument, NULL, OPT_IO_ENGINE },
     { "cache",     required_argument, NULL, OPT_CACHE },
+    { "stall-timeout", required_argument, NULL, OPT_STALL },
     { "help",      no_argument,       NULL, 'h' },
     { "version",   no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -97,6 +100,7 @@ main (int argc, char **argv)
   const char *data_dir = NULL, *listen_addr = NULL, *name = NULL;
   const char *zone = "", *engine = "auto";
   enum store_cache cache = STORE_CACHE_NONE;
+  uint64_t stall_s = RS_STALL_MS / 1000;
   char host[256];
   struct sockaddr_storage ss;
   socklen_t sslen;
@@ -121,6 +125,11 @@ main (int argc, char **argv)
     case OPT_CACHE:
       if (store_parse_cache (optarg, &cache) == -1)
         return bad_arg ("--cache must be none or writeback, not '%s'", optarg);
+      break;
+    case OPT_STALL:
+      if (parse_uint (optarg, 1, 3600, &stall_s) == -1)
+        return bad_arg ("--stall-timeout must be 1 to 3600 seconds, not '%s'",
+                        optarg);
       break;
     case 'h':
       usage (stdout);
@@ -198,6 +207,7 @@ main (int argc, char **argv)
     store_close (store);
     return EXIT_FAILURE;
   }
+  replica_server_set_stall_timeout (srv, stall_s * 1000);
 
   struct shutdown_state sst = { .loop = loop, .srv = srv };
   static const int sigs[] = { SIGTERM, SIGINT };

@@ -50,6 +50,7 @@
 #define NBD_MAX_OPTIONS         256     /* per handshake: a looping client is broken */
 #define NBD_HANDSHAKE_MS        30000   /* from accept to GO */
 #define NBD_STOP_GRACE_MS       10000   /* stop: then drop clients that will not read */
+#define NBD_STALL_MS            30000   /* a half-sent request: see conn_set_stall_timeout */
 #define NBD_DEFAULT_MAX_IO      (32u << 20)
 #define NBD_BUF_ALIGN           4096    /* the store may use O_DIRECT */
 
@@ -774,6 +775,7 @@ accept_one (struct nbd_server *s, int fd)
     free (cl);
     return;
   }
+  conn_set_stall_timeout (cl->conn, NBD_STALL_MS);
   cl->next = s->clients;
   s->clients = cl;
   s->nclients++;
