@@ -73,6 +73,10 @@ fio_row() {
     local row=$1 job out; shift
     for job in $BENCH_JOBS; do
         out=$T/$row-$job.json
+        # Every job starts with no dirty pages: otherwise the writeback of
+        # the rows before it competes with the row being measured, and
+        # later rows pay for earlier ones.
+        sync
         printf '    %-3s %-18s ' "$row" "$job"
         if timeout -k 5 "$FIO_BOUND" "${LAUNCH[@]}" fio --output-format=json \
                --output="$out" "$@" "$PERF/$job.fio" >"$T/$row-$job.log" 2>&1; then
@@ -222,7 +226,8 @@ tools: $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'), qemu-nbd
 placement: every process of every row (servers, repvol attach, qemu-nbd,
   nbdkit, fio) pinned with "taskset -c $BENCH_CPUS"; rows run one at a time
 jobs: ${BENCH_RUNTIME}s time-based after ${BENCH_RAMP}s ramp, $BENCH_SIZE file/volume
-  pre-filled with random data; no flush/FUA during the runs; every server
+  pre-filled with random data; "sync" before every job; no flush/FUA
+  during the runs; every server
   buffered (page cache) with its default or writeback cache
 latency: fio ${BENCH_LAT} percentiles$([[ $BENCH_LAT == lat ]] && echo " (submission + completion)")
 EOF
