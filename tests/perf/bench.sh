@@ -227,8 +227,8 @@ placement: every process of every row (servers, repvol attach, qemu-nbd,
   nbdkit, fio) pinned with "taskset -c $BENCH_CPUS"; rows run one at a time
 jobs: ${BENCH_RUNTIME}s time-based after ${BENCH_RAMP}s ramp, $BENCH_SIZE file/volume
   pre-filled with random data; "sync" before every job; no flush/FUA
-  during the runs; every server
-  buffered (page cache) with its default or writeback cache
+  during the runs; every server buffered (page cache) with its default
+  or writeback cache
 latency: fio ${BENCH_LAT} percentiles$([[ $BENCH_LAT == lat ]] && echo " (submission + completion)")
 EOF
 )

@@ -310,16 +310,26 @@ tcp_connect (const char *hostport, int timeout_ms)
 }
 
 int
-unix_listen (const char *path)
+unix_sockaddr (const char *path, struct sockaddr_un *sun)
 {
-  struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  int fd;
-
-  if (strlen (path) >= sizeof sun.sun_path) {
+  memset (sun, 0, sizeof *sun);
+  sun->sun_family = AF_UNIX;
+  if (strlen (path) >= sizeof sun->sun_path) {
     errno = ENAMETOOLONG;
     return -1;
   }
-  strcpy (sun.sun_path, path);
+  strcpy (sun->sun_path, path);
+  return 0;
+}
+
+int
+unix_listen (const char *path)
+{
+  struct sockaddr_un sun;
+  int fd;
+
+  if (unix_sockaddr (path, &sun) == -1)
+    return -1;
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd == -1)
     return -1;

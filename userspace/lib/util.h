@@ -57,6 +57,8 @@ int set_nonblock (int fd);
 int tcp_listen (const char *hostport);          /* returns fd or -1 */
 int tcp_connect (const char *hostport, int timeout_ms); /* blocking, bounded */
 int unix_listen (const char *path);
+struct sockaddr_un;
+int unix_sockaddr (const char *path, struct sockaddr_un *sun); /* ENAMETOOLONG */
 void set_tcp_nodelay (int fd);
 
 /* CLOCK_MONOTONIC in nanoseconds. */

@@ -832,7 +832,7 @@ static int
 clear_stale_socket (const char *path)
 {
   struct stat st;
-  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  struct sockaddr_un sun;
   int fd, r, e;
 
   if (lstat (path, &st) == -1)
@@ -841,11 +841,8 @@ clear_stale_socket (const char *path)
     errno = EEXIST;
     return -1;
   }
-  if (strlen (path) >= sizeof sun.sun_path) {
-    errno = ENAMETOOLONG;
+  if (unix_sockaddr (path, &sun) == -1)
     return -1;
-  }
-  strcpy (sun.sun_path, path);
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd == -1)
     return -1;
