@@ -47,8 +47,11 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 deps:
 	scripts/install-deps.sh
 
+# Each unit test runs under valgrind: a leak or an uninitialised read
+# fails it like an assertion would.
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 check-unit: $(UNITS)
-	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
+	@set -e; for t in $(UNITS); do echo "== $$t"; $(VALGRIND) $$t; done
 
 check-integration: all
 	BUILD=$(abspath $(B)) tests/run-integration.sh

@@ -11,8 +11,8 @@ PACKAGES=(
     # build
     build-essential pkg-config
     liburing-dev libaio-dev libjson-c-dev libisal-dev
-    # unit tests
-    libcmocka-dev
+    # unit tests (run under valgrind)
+    libcmocka-dev valgrind
     # NBD clients and servers used by tests, bench and demo
     fio libnbd-bin nbdkit qemu-utils
     # process, network and file tools used by the scripts

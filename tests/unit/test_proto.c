@@ -146,7 +146,13 @@ test_req_roundtrip (void **state)
     const char *why = NULL;
     if (decode_req (&reqs[i], &out, &why) != 0)
       fail_msg ("%s refused: %s", rv_cmd_name (reqs[i].cmd), why);
-    assert_memory_equal (&out, &reqs[i], sizeof out);
+    /* Field by field: struct padding is not part of the wire. */
+    assert_int_equal (out.cmd, reqs[i].cmd);
+    assert_int_equal (out.flags, reqs[i].flags);
+    assert_int_equal (out.id, reqs[i].id);
+    assert_int_equal (out.offset, reqs[i].offset);
+    assert_int_equal (out.length, reqs[i].length);
+    assert_int_equal (out.crc, reqs[i].crc);
   }
 }
 
@@ -225,7 +231,10 @@ test_rep_roundtrip (void **state)
 
   rv_encode_rep (&in, buf);
   assert_int_equal (rv_decode_rep (buf, &out, &why), 0);
-  assert_memory_equal (&in, &out, sizeof in);
+  assert_int_equal (out.status, in.status);
+  assert_int_equal (out.id, in.id);
+  assert_int_equal (out.length, in.length);
+  assert_int_equal (out.crc, in.crc);
 
   in.length = RV_MAX_PAYLOAD + 1;
   rv_encode_rep (&in, buf);
