@@ -35,7 +35,7 @@ expect_fail_match 'unknown|usage|verb|command' repvol frobnicate
 expect_fail repvol
 
 start_attach v "$T/nbd.sock"
-expect_fail_match 'attached' repvol attach v --nbd "unix:$T/other.sock"
+expect_fail_match 'attached' repvol attach v --nbd "unix:$T/other.sock" --no-takeover
 expect_fail_match 'attached' repvol delete v
 stop_attach v
 

@@ -31,6 +31,7 @@ struct attach {
   uint64_t epoch;
   char host[REG_NAME_MAX];
   bool detaching;
+  bool took_over;
   int final_err;
   struct bdev_io flush_io;
 };
@@ -49,9 +50,19 @@ claim (struct reg_volume *v, void *arg)
   struct attach *a = arg;
   struct reg_attachment *at = &v->attachment;
 
-  if (at->attached &&
-      (strcmp (at->host, a->host) != 0 || pid_alive (at->pid)))
-    return EBUSY;
+  if (at->attached && strcmp (at->frontend, "deleting") == 0)
+    return EBUSY;               /* "repvol delete" holds it */
+  a->took_over = false;
+  if (at->attached) {
+    bool stale = strcmp (at->host, a->host) == 0 && !pid_alive (at->pid);
+    if (a->o->no_takeover && !stale)
+      return EBUSY;
+    /* The new epoch fences the former attachment at every replica
+     * (DESIGN.md rule 3); remember whom, for status.
+     */
+    v->fenced = *at;
+    a->took_over = !stale;
+  }
   v->epoch++;
   a->epoch = v->epoch;
   memset (at, 0, sizeof *at);
@@ -188,9 +199,10 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   if (registry_update (reg, o->volume, claim, &a) == -1) {
     if (errno == EBUSY) {
       registry_get (reg, o->volume, &v);
-      log_error ("volume %s is already attached (host %s, pid %d, %s)",
+      log_error ("volume %s is already attached (host %s, pid %d, %s)%s",
                  o->volume, v.attachment.host, (int) v.attachment.pid,
-                 v.attachment.frontend);
+                 v.attachment.frontend, o->no_takeover ?
+                 "; without --no-takeover, attach takes it over" : "");
     }
     else
       log_error ("%s: cannot update the registry: %s", o->volume,
@@ -198,6 +210,11 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     return 1;
   }
   registry_get (reg, o->volume, &v);
+  if (a.took_over)
+    log_warn ("%s: took over from host %s, pid %d (epoch %llu): that "
+              "attachment is fenced and can no longer write",
+              o->volume, v.fenced.host, (int) v.fenced.pid,
+              (unsigned long long) v.fenced.epoch);
 
   a.loop = loop_new ();
   if (!a.loop || loop_signals (a.loop, sigs, 2, on_signal, &a) == -1) {

@@ -11,6 +11,10 @@ struct attach_opts {
   const char *volume;
   const char *nbd;              /* "unix:PATH" or "tcp:ADDR:PORT" */
   int timeout_ms;               /* replica I/O timeout (default 10000) */
+  /* An existing attachment (a host that died, or is only cut off) is
+   * taken over and fenced by the new epoch, unless this is set.
+   */
+  bool no_takeover;
 };
 
 /* Runs in the foreground until SIGTERM/SIGINT or "repvol detach".

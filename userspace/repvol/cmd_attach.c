@@ -13,6 +13,7 @@ cmd_attach (int argc, char **argv)
   static const struct option longopts[] = {
     { "nbd", required_argument, NULL, 'n' },
     { "timeout", required_argument, NULL, 't' },
+    { "no-takeover", no_argument, NULL, 'N' },
     { "registry", required_argument, NULL, 'R' },
     { "help", no_argument, NULL, 'h' },
     { NULL },
@@ -27,6 +28,9 @@ cmd_attach (int argc, char **argv)
     switch (c) {
     case 'n':
       o.nbd = optarg;
+      break;
+    case 'N':
+      o.no_takeover = true;
       break;
     case 't':
       if (parse_uint (optarg, 1, 3600, &t) == -1)

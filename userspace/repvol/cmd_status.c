@@ -84,6 +84,10 @@ print_text (const struct reg_volume *v, const struct live *live)
             format_time (a->since, tbuf, sizeof tbuf), a->epoch);
   else
     printf ("attachment:  none\n");
+  if (v->fenced.attached)
+    printf ("fenced:      host %s, pid %d, epoch %" PRIu64 ": taken over, "
+            "can no longer write\n", v->fenced.host, (int) v->fenced.pid,
+            v->fenced.epoch);
   printf ("replicas:    %d\n", v->nreplicas);
   printf ("  %-22s %-16s %-12s %-12s %-6s %s\n",
           "ADDR", "SERVER", "ZONE", "STATE", "EPOCH", "SERVER VIEW");

@@ -51,7 +51,7 @@ static const struct verb verbs[] = {
     "  --json               machine-readable output\n"
     "  --timeout SECONDS    per-server timeout (default 2)\n" },
   { "attach", cmd_attach,
-    "attach VOL --nbd unix:PATH|tcp:ADDR:PORT [--timeout SECONDS]",
+    "attach VOL --nbd unix:PATH|tcp:ADDR:PORT [--timeout SECONDS] [--no-takeover]",
     "Attach the volume on this host and serve it over NBD, in the\n"
     "foreground, until SIGTERM, SIGINT or 'repvol detach VOL'.\n"
     "\n"

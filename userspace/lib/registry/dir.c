@@ -102,6 +102,23 @@ reg_volume_check (const struct reg_volume *v, const char **why)
   return 0;
 }
 
+/* An attachment as an object, or JSON null when there is none. */
+static json_object *
+attachment_json (const struct reg_attachment *a)
+{
+  json_object *at;
+
+  if (!a->attached)
+    return NULL;
+  at = json_object_new_object ();
+  json_object_object_add (at, "host", json_object_new_string (a->host));
+  json_object_object_add (at, "pid", json_object_new_int64 (a->pid));
+  json_object_object_add (at, "frontend", json_object_new_string (a->frontend));
+  json_object_object_add (at, "epoch", json_object_new_uint64 (a->epoch));
+  json_object_object_add (at, "since", json_object_new_int64 (a->since));
+  return at;
+}
+
 struct json_object *
 reg_volume_json (const struct reg_volume *v)
 {
@@ -134,18 +151,8 @@ reg_volume_json (const struct reg_volume *v)
   }
   json_object_object_add (o, "replicas", reps);
 
-  if (v->attachment.attached) {
-    const struct reg_attachment *a = &v->attachment;
-    json_object *at = json_object_new_object ();
-    json_object_object_add (at, "host", json_object_new_string (a->host));
-    json_object_object_add (at, "pid", json_object_new_int64 (a->pid));
-    json_object_object_add (at, "frontend", json_object_new_string (a->frontend));
-    json_object_object_add (at, "epoch", json_object_new_uint64 (a->epoch));
-    json_object_object_add (at, "since", json_object_new_int64 (a->since));
-    json_object_object_add (o, "attachment", at);
-  }
-  else
-    json_object_object_add (o, "attachment", NULL);   /* JSON null */
+  json_object_object_add (o, "attachment", attachment_json (&v->attachment));
+  json_object_object_add (o, "fenced", attachment_json (&v->fenced));
 
   return o;
 }
@@ -247,6 +254,38 @@ get_str (json_object *o, const char *key, bool required, char *buf, size_t size,
       goto out;                                 \
   } while (0)
 
+static int
+attachment_from_json (json_object *o, const char *key, struct reg_attachment *a,
+                      const char **why, const char **field)
+{
+  json_object *at;
+  uint64_t u;
+  int ret = -1;
+
+  if (!json_object_object_get_ex (o, key, &at) || at == NULL)
+    return 0;
+  if (!json_object_is_type (at, json_type_object)) {
+    *why = "is neither null nor an object";
+    return -1;
+  }
+  a->attached = true;
+  TRY ("host", get_str (at, "host", true, a->host, sizeof a->host, why));
+  TRY ("pid", get_u64 (at, "pid", true, &u, why));
+  if (u == 0 || u > INT_MAX) {
+    *why = "out of range";
+    goto out;
+  }
+  a->pid = u;
+  TRY ("frontend", get_str (at, "frontend", false, a->frontend,
+                            sizeof a->frontend, why));
+  TRY ("epoch", get_u64 (at, "epoch", true, &a->epoch, why));
+  TRY ("since", get_u64 (at, "since", false, &u, why));
+  a->since = u;
+  ret = 0;
+ out:
+  return ret;
+}
+
 int
 reg_volume_from_json (const char *text, size_t len, struct reg_volume *v,
                       const char **why, const char **field)
@@ -343,29 +382,12 @@ reg_volume_from_json (const char *text, size_t len, struct reg_volume *v,
     rp->out_of_sync_since = u;
   }
 
-  /* "attachment": null (or absent) means not attached. */
-  json_object *at;
-  *field = "attachment";
-  if (json_object_object_get_ex (o, "attachment", &at) && at != NULL) {
-    struct reg_attachment *a = &v->attachment;
-    if (!json_object_is_type (at, json_type_object)) {
-      *why = "is neither null nor an object";
-      goto out;
-    }
-    a->attached = true;
-    TRY ("attachment.host", get_str (at, "host", true, a->host, sizeof a->host, why));
-    TRY ("attachment.pid", get_u64 (at, "pid", true, &u, why));
-    if (u == 0 || u > INT_MAX) {
-      *why = "out of range";
-      goto out;
-    }
-    a->pid = u;
-    TRY ("attachment.frontend", get_str (at, "frontend", false, a->frontend,
-                                         sizeof a->frontend, why));
-    TRY ("attachment.epoch", get_u64 (at, "epoch", true, &a->epoch, why));
-    TRY ("attachment.since", get_u64 (at, "since", false, &u, why));
-    a->since = u;
-  }
+  /* "attachment": null (or absent) means not attached; "fenced" is
+   * the attachment a takeover fenced, in the same form.
+   */
+  TRY ("attachment", attachment_from_json (o, "attachment", &v->attachment,
+                                           why, field));
+  TRY ("fenced", attachment_from_json (o, "fenced", &v->fenced, why, field));
 
   *field = "";
   if (reg_volume_check (v, why) == -1)

@@ -55,6 +55,10 @@ struct reg_volume {
   int nreplicas;
   struct reg_replica replicas[REG_MAX_REPLICAS];
   struct reg_attachment attachment;
+  /* The attachment the last takeover fenced (attached = false: none).
+   * Kept so that status can say who lost the volume, and when.
+   */
+  struct reg_attachment fenced;
 };
 
 struct registry;
