@@ -172,7 +172,9 @@ start_repvold() {
     mkdir -p "$dir"
     [[ -x $REPVOLD ]] || fail "$REPVOLD not built"
     for attempt in 1 2 3; do
-        port=$(free_port)
+        # Starting a server again (after a kill) reuses its port: the
+        # registry knows it by its address.
+        port=${REPVOLD_PORT[$name]:-$(free_port)}
         logf=$T/repvold-$name.log
         start_bg "$logf" "$REPVOLD" "${args[@]}" --listen "127.0.0.1:$port" "$@"
         pid=$BG_PID
