@@ -245,6 +245,15 @@ stop_attach() {
     unset "ATTACH_PID[$vol]"
 }
 
+# all_in_sync VOL: true when the registry lists every replica of VOL in
+# sync (use with wait_for to wait for a catch-up).
+all_in_sync() {
+    "$REPVOL" status "$1" --json 2>/dev/null | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+sys.exit(0 if all(r["state"] == "in-sync" for r in v["replicas"]) else 1)'
+}
+
 # ---------------------------------------------------------------------------
 # assertions
 

@@ -101,7 +101,7 @@ make_engine (struct rnd_dev *r, int n)
     r[i].bdev.info = info;
     reps[i] = &r[i].bdev;
   }
-  return engine_new (NULL, reps, names, n, &info);
+  return engine_new (NULL, reps, names, NULL, n, &info, NULL, NULL);
 }
 
 static int

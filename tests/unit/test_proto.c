@@ -140,6 +140,14 @@ test_req_roundtrip (void **state)
     { RV_CREATE, 0, 6, 0, RV_CREATE_SIZE, 0x1234 },
     { RV_DELETE, 0, 7, 0, 0, 0 },
     { RV_STAT, 0, UINT64_MAX, 0, 0, 0 },
+    { RV_MARK_DIRTY, 0, 8, 65536, 4096, 0 },
+    { RV_MARK_DIRTY, 0, 9, 0, 0xfffff000u, 0 },      /* beyond a payload */
+    { RV_DIRTY_GET, 0, 10, 0, 0, 0 },
+    { RV_DIRTY_CLEAR, 0, 11, 0, 0, 0 },
+    { RV_WRITE, RV_F_DIRTY, 12, 0, 4096, 0x1 },
+    { RV_WRITE, RV_F_DIRTY | RV_F_FUA, 13, 0, 4096, 0x1 },
+    { RV_TRIM, RV_F_DIRTY, 14, 0, 1u << 30, 0 },
+    { RV_WRITE_ZEROES, RV_F_DIRTY | RV_F_NO_HOLE | RV_F_FUA, 15, 0, 4096, 0 },
   };
   for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
     struct rv_req out;
@@ -183,6 +191,19 @@ test_req_refused (void **state)
     { RV_STAT, 0, 1, 8, 0, 0 },
     { RV_DELETE, 0, 1, 0, 1, 0 },
     { RV_READ, 0, 1, 0, 4096, 0x55 },                   /* crc without payload */
+    /* dirty map: flags only on WRITE/TRIM/WRITE_ZEROES, GET/CLEAR bare */
+    { RV_READ, RV_F_DIRTY, 1, 0, 4096, 0 },
+    { RV_FLUSH, RV_F_DIRTY, 1, 0, 0, 0 },
+    { RV_MARK_DIRTY, RV_F_DIRTY, 1, 0, 4096, 0 },
+    { RV_MARK_DIRTY, RV_F_FUA, 1, 0, 4096, 0 },
+    { RV_MARK_DIRTY, 0, 1, 0, 4096, 0x55 },             /* crc, no payload */
+    { RV_DIRTY_GET, 0, 1, 0, 16, 0 },
+    { RV_DIRTY_GET, 0, 1, 4096, 0, 0 },
+    { RV_DIRTY_GET, RV_F_DIRTY, 1, 0, 0, 0 },
+    { RV_DIRTY_CLEAR, 0, 1, 0, 4096, 0 },
+    { RV_DIRTY_CLEAR, 0, 1, 65536, 0, 0 },
+    { RV_DIRTY_CLEAR, RV_F_FUA, 1, 0, 0, 0 },
+    { RV_DIRTY_CLEAR + 1, 0, 1, 0, 0, 0 },              /* past the last */
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     why = NULL;
@@ -218,6 +239,16 @@ test_check_range (void **state)
   assert_int_equal (rv_check_range (&r, size, 512, &why), -1);
   r.cmd = RV_FLUSH;
   assert_int_equal (rv_check_range (&r, size, 512, &why), 0);
+
+  /* MARK_DIRTY is range-checked like data. */
+  r = (struct rv_req) { RV_MARK_DIRTY, 0, 1, size - 4096, 4096, 0 };
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), 0);
+  r.length = 8192;
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  r.offset = 100; r.length = 4096;
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  r.offset = 0; r.length = 0;
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
 }
 
 /* ---- replies and payloads ---- */
@@ -277,14 +308,17 @@ test_create_roundtrip (void **state)
 static void
 test_volinfo_roundtrip (void **state)
 {
-  struct rv_volinfo in = { 1, 512, 1 << 30, 9, 12345 * 512, RV_F_RESERVE, 0 },
-    out;
+  struct rv_volinfo in = { 1, 512, 1 << 30, 9, 12345 * 512, RV_F_RESERVE, 0,
+                           0x0102030405060708ull }, out;
   uint8_t buf[RV_STAT_SIZE];
   const char *why = NULL;
 
   rv_encode_volinfo (&in, buf);
   assert_int_equal (rv_decode_volinfo (buf, &out, &why), 0);
   assert_memory_equal (&in, &out, sizeof in);
+  /* dirty_regions sits in the last 8 bytes, little-endian. */
+  assert_int_equal (buf[40], 0x08);
+  assert_int_equal (buf[47], 0x01);
 
   in.exists = 2;
   rv_encode_volinfo (&in, buf);
@@ -307,6 +341,11 @@ test_status_mapping (void **state)
   assert_int_equal (rv_errno_to_status (ETIMEDOUT), RV_EIO);
   assert_string_equal (rv_cmd_name (RV_WRITE), "WRITE");
   assert_string_equal (rv_cmd_name (999), "UNKNOWN");
+  assert_string_equal (rv_cmd_name (RV_MARK_DIRTY), "MARK_DIRTY");
+  assert_string_equal (rv_cmd_name (RV_DIRTY_GET), "DIRTY_GET");
+  assert_string_equal (rv_cmd_name (RV_DIRTY_CLEAR), "DIRTY_CLEAR");
+  assert_false (rv_req_has_payload (RV_MARK_DIRTY));
+  assert_false (rv_req_has_payload (RV_DIRTY_GET));
   assert_true (rv_req_has_payload (RV_WRITE));
   assert_true (rv_req_has_payload (RV_CREATE));
   assert_false (rv_req_has_payload (RV_READ));

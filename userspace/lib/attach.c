@@ -33,6 +33,7 @@ struct attach {
   bool detaching;
   bool took_over;
   int final_err;
+  struct reg_volume vol;        /* as claimed */
   struct bdev_io flush_io;
 };
 
@@ -134,47 +135,223 @@ on_signal (struct loop *loop, int signo, void *opaque)
   frontend_stop (a->fe, frontend_stopped, a);
 }
 
-/* Connect every replica at the new epoch and stack the engine on them. */
-static struct bdev *
-open_engine (struct attach *a, const struct reg_volume *v)
+/* ---- replica states in the registry (the engine's hooks) ------------ */
+
+struct state_change {
+  int replica;                  /* -1: every replica but keep */
+  int keep;                     /* with replica -1: the one left in sync */
+  enum reg_replica_state state;
+  uint64_t epoch;
+  uint64_t done, total, rate;   /* progress only (state unchanged) */
+  bool progress;
+};
+
+static void
+set_state (struct reg_replica *r, enum reg_replica_state st, uint64_t epoch)
 {
-  struct bdev *reps[ENGINE_MAX_REPLICAS];
+  if (st == REG_OUT_OF_SYNC && r->state != REG_OUT_OF_SYNC) {
+    r->out_of_sync_epoch = epoch;
+    r->out_of_sync_since = time (NULL);
+  }
+  if (st == REG_IN_SYNC) {
+    r->out_of_sync_epoch = 0;
+    r->out_of_sync_since = 0;
+    r->resync_total = r->resync_done = r->resync_rate = 0;
+  }
+  r->state = st;
+}
+
+static int
+change_state (struct reg_volume *v, void *arg)
+{
+  struct state_change *c = arg;
+
+  if (c->replica < 0) {
+    for (int i = 0; i < v->nreplicas; i++)
+      set_state (&v->replicas[i], i == c->keep ? REG_IN_SYNC : REG_OUT_OF_SYNC,
+                 c->epoch);
+    return 0;
+  }
+  if (c->replica >= v->nreplicas)
+    return EINVAL;
+  if (c->progress) {
+    struct reg_replica *r = &v->replicas[c->replica];
+    r->resync_total = c->total;
+    r->resync_done = c->done;
+    r->resync_rate = c->rate;
+    return 0;
+  }
+  set_state (&v->replicas[c->replica], c->state, c->epoch);
+  return 0;
+}
+
+static int
+record (struct attach *a, struct state_change *c)
+{
+  c->epoch = a->epoch;
+  return registry_update (a->reg, a->o->volume, change_state, c) == -1
+    ? (errno ? errno : EIO) : 0;
+}
+
+static int
+hook_out_of_sync (void *opaque, int i)
+{
+  struct state_change c = { .replica = i, .state = REG_OUT_OF_SYNC };
+  return record (opaque, &c);
+}
+
+static int
+hook_in_sync (void *opaque, int i)
+{
+  struct state_change c = { .replica = i, .state = REG_IN_SYNC };
+  return record (opaque, &c);
+}
+
+static void
+hook_progress (void *opaque, int i, uint64_t done, uint64_t total,
+               uint64_t rate)
+{
+  struct state_change c = { .replica = i, .progress = true, .done = done,
+                            .total = total, .rate = rate };
+  record (opaque, &c);
+}
+
+/* Connect to replica i at our epoch and check it is the volume we
+ * expect.  NULL with err set otherwise.
+ */
+static struct bdev *
+connect_replica (struct attach *a, int i, int timeout_ms, char *err,
+                 size_t errlen)
+{
+  const struct reg_replica *r = &a->vol.replicas[i];
+  struct rv_welcome w;
+  struct bdev *b;
+
+  b = replica_client_open (a->loop, r->addr, a->vol.name, a->epoch,
+                           timeout_ms, &w, err, errlen);
+  if (b && (w.size != a->vol.size || w.block_size != a->vol.block_size)) {
+    snprintf (err, errlen, "holds %llu bytes in %u-byte blocks, the registry "
+              "says %llu in %u", (unsigned long long) w.size, w.block_size,
+              (unsigned long long) a->vol.size, a->vol.block_size);
+    b->ops->close (b);
+    b = NULL;
+  }
+  return b;
+}
+
+static struct bdev *
+hook_reconnect (void *opaque, int i)
+{
+  struct attach *a = opaque;
+  char err[256];
+
+  /* Bounded: this runs on the I/O thread (see the note in repvol.8). */
+  return connect_replica (a, i, MIN (a->o->timeout_ms, 1000), err, sizeof err);
+}
+
+/* Serve only current data (DESIGN.md rule 4): connect every replica;
+ * at least one the registry lists in sync must answer, or the operator
+ * must name a stale one with --force-stale.  In-sync replicas that do
+ * not answer are recorded out of sync; out-of-sync ones that answer are
+ * caught up by the engine.
+ */
+static struct bdev *
+open_engine (struct attach *a)
+{
+  const struct reg_volume *v = &a->vol;
+  struct bdev *reps[ENGINE_MAX_REPLICAS] = { NULL };
   const char *names[ENGINE_MAX_REPLICAS];
+  enum engine_rep_state states[ENGINE_MAX_REPLICAS];
+  char errs[ENGINE_MAX_REPLICAS][256];
   struct bdev_info info = {
     .size = v->size, .block_size = v->block_size,
     .max_io = RV_MAX_PAYLOAD, .volatile_cache = 1,
   };
+  struct engine_hooks hooks = {
+    .mark_out_of_sync = hook_out_of_sync, .mark_in_sync = hook_in_sync,
+    .reconnect = hook_reconnect, .progress = hook_progress, .opaque = a,
+  };
+  struct engine_config cfg = { .resync_rate = a->o->resync_rate };
+  int in_sync = 0, forced = -1;
   struct bdev *dev;
-  int i;
 
-  for (i = 0; i < v->nreplicas; i++) {
-    const char *addr = v->replicas[i].addr;
-    struct rv_welcome w;
-    char err[256];
+  for (int i = 0; i < v->nreplicas; i++) {
+    const struct reg_replica *r = &v->replicas[i];
+    bool was_in_sync = r->state == REG_IN_SYNC;
 
-    reps[i] = replica_client_open (a->loop, addr, v->name, a->epoch,
-                                   a->o->timeout_ms, &w, err, sizeof err);
-    names[i] = addr;
-    if (!reps[i]) {
-      log_error ("%s: replica %s: %s", v->name, addr, err);
-      goto fail;
-    }
-    if (w.size != v->size || w.block_size != v->block_size) {
-      log_error ("%s: replica %s holds %llu bytes in %u-byte blocks, the "
-                 "registry says %llu in %u", v->name, addr,
-                 (unsigned long long) w.size, w.block_size,
-                 (unsigned long long) v->size, v->block_size);
-      reps[i]->ops->close (reps[i]);
-      goto fail;
-    }
+    names[i] = r->addr;
+    reps[i] = connect_replica (a, i, was_in_sync ? a->o->timeout_ms
+                               : MIN (a->o->timeout_ms, 2000),
+                               errs[i], sizeof errs[i]);
+    states[i] = !reps[i] ? ENGINE_OUT
+      : was_in_sync ? ENGINE_IN_SYNC : ENGINE_RESYNC;
+    in_sync += states[i] == ENGINE_IN_SYNC;
+    if (a->o->force_stale && strcmp (a->o->force_stale, r->addr) == 0)
+      forced = i;
   }
-  dev = engine_new (a->loop, reps, names, v->nreplicas, &info);
-  if (dev)
-    return dev;
-  log_error ("%s: cannot create the engine: %s", v->name, strerror (errno));
+
+  if (in_sync == 0) {
+    if (forced < 0 || !reps[forced]) {
+      log_error ("%s: no replica that is in sync can be reached; refusing "
+                 "to serve possibly stale data:", v->name);
+      for (int i = 0; i < v->nreplicas; i++) {
+        const struct reg_replica *r = &v->replicas[i];
+        if (r->state == REG_IN_SYNC)
+          log_error ("  %s (in sync): %s", r->addr, errs[i]);
+        else
+          log_error ("  %s: out of sync since epoch %llu%s", r->addr,
+                     (unsigned long long) r->out_of_sync_epoch,
+                     reps[i] ? "" : " (and unreachable)");
+      }
+      if (forced >= 0)
+        log_error ("  --force-stale %s: %s", a->o->force_stale, errs[forced]);
+      else
+        log_error ("  (--force-stale ADDR:PORT serves from an out-of-sync "
+                   "replica anyway)");
+      goto fail;
+    }
+    const struct reg_replica *r = &v->replicas[forced];
+    char when[64];
+    time_t t = r->out_of_sync_since;
+    strftime (when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime (&t));
+    log_warn ("%s: FORCING stale replica %s: it fell out of sync at epoch "
+              "%llu (%s); every write acknowledged after that, by that "
+              "attachment or later ones, may be lost", v->name, r->addr,
+              (unsigned long long) r->out_of_sync_epoch, when);
+    struct state_change c = { .replica = -1, .keep = forced };
+    if (record (a, &c) != 0) {
+      log_error ("%s: cannot update the registry", v->name);
+      goto fail;
+    }
+    for (int i = 0; i < v->nreplicas; i++)
+      if (reps[i])
+        states[i] = i == forced ? ENGINE_IN_SYNC : ENGINE_RESYNC;
+  }
+  else
+    for (int i = 0; i < v->nreplicas; i++)
+      if (!reps[i] && v->replicas[i].state == REG_IN_SYNC) {
+        log_warn ("%s: replica %s: %s; recording it out of sync", v->name,
+                  v->replicas[i].addr, errs[i]);
+        if (hook_out_of_sync (a, i) != 0) {
+          log_error ("%s: cannot update the registry", v->name);
+          goto fail;
+        }
+      }
+
+  dev = engine_new (a->loop, reps, names, states, v->nreplicas, &info,
+                    &hooks, &cfg);
+  if (!dev) {
+    log_error ("%s: cannot create the engine: %s", v->name, strerror (errno));
+    goto fail;
+  }
+  if (forced >= 0 && in_sync == 0)
+    engine_mark_all_dirty (dev);   /* the others get a full copy */
+  return dev;
+
  fail:
-  while (i-- > 0)
-    reps[i]->ops->close (reps[i]);
+  for (int i = 0; i < v->nreplicas; i++)
+    if (reps[i])
+      reps[i]->ops->close (reps[i]);
   return NULL;
 }
 
@@ -210,6 +387,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     return 1;
   }
   registry_get (reg, o->volume, &v);
+  a.vol = v;
   if (a.took_over)
     log_warn ("%s: took over from host %s, pid %d (epoch %llu): that "
               "attachment is fenced and can no longer write",
@@ -221,7 +399,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     log_error ("cannot set up the event loop: %s", strerror (errno));
     goto out;
   }
-  a.dev = open_engine (&a, &v);
+  a.dev = open_engine (&a);
   if (!a.dev)
     goto out;
   a.fe = frontend_start ("nbd", a.loop, a.dev, v.name, o->nbd);

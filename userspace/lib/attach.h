@@ -5,6 +5,7 @@
 #define REPVOL_ATTACH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include "registry/registry.h"
 
 struct attach_opts {
@@ -15,6 +16,11 @@ struct attach_opts {
    * taken over and fenced by the new epoch, unless this is set.
    */
   bool no_takeover;
+  /* Serve from this out-of-sync replica (ADDR:PORT as registered) when
+   * no in-sync one can be reached; the others are then copied in full.
+   */
+  const char *force_stale;
+  uint64_t resync_rate;         /* catch-up bytes/s, 0: the default */
 };
 
 /* Runs in the foreground until SIGTERM/SIGINT or "repvol detach".

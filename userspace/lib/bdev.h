@@ -19,11 +19,21 @@ enum bdev_op {
   BDEV_FLUSH,
   BDEV_TRIM,
   BDEV_WRITE_ZEROES,
+  /* Dirty-map operations (replica store and replica client only; see
+   * RV_MARK_DIRTY in proto/proto.h): mark [offset, offset+len) dirty
+   * durably; read the map into buf (len bytes: RV_DIRTY_HDR_SIZE header
+   * then the bitmap); forget the map durably.
+   */
+  BDEV_MARK_DIRTY,
+  BDEV_DIRTY_GET,
+  BDEV_DIRTY_CLEAR,
 };
 
 #define BDEV_FUA        (1u << 0)   /* write stable before completion */
 #define BDEV_NO_HOLE    (1u << 1)   /* write-zeroes must allocate */
 #define BDEV_HAS_CRC    (1u << 2)   /* WRITE: io->crc is crc32c of buf */
+#define BDEV_DIRTY      (1u << 3)   /* WRITE/TRIM/WRITE_ZEROES: also mark
+                                       the range dirty before completing */
 
 struct bdev_io;
 typedef void (*bdev_done_fn) (struct bdev_io *io, int err);

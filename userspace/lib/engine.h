@@ -2,17 +2,60 @@
 #ifndef REPVOL_ENGINE_H
 #define REPVOL_ENGINE_H
 
+#include <stdint.h>
 #include "bdev.h"
 #include "loop.h"
 
 #define ENGINE_MAX_REPLICAS 8
 
-/* Build the engine over n replica bdevs (it takes ownership of them).
- * names label the replicas in log lines.  info is what the volume
- * promises (size and block size from the registry).
+enum engine_rep_state {
+  ENGINE_IN_SYNC,               /* holds every acknowledged write */
+  ENGINE_OUT,                   /* out of sync and not connected */
+  ENGINE_RESYNC,                /* connected, being caught up */
+};
+
+/* What the engine asks of its owner (repvol attach: the registry and
+ * the network).  All run on the loop thread.
+ */
+struct engine_hooks {
+  /* Record replica i out of sync, durably (DESIGN.md rule 2): the engine
+   * acknowledges no write replica i missed before this returns 0.
+   * Returns 0 or an errno.
+   */
+  int (*mark_out_of_sync) (void *opaque, int i);
+  /* Record replica i in sync again, once caught up.  0 or an errno. */
+  int (*mark_in_sync) (void *opaque, int i);
+  /* Try to reach replica i again; a replica bdev, or NULL. */
+  struct bdev *(*reconnect) (void *opaque, int i);
+  /* Catch-up progress of replica i, about once a second. */
+  void (*progress) (void *opaque, int i, uint64_t done, uint64_t total,
+                    uint64_t rate);
+  void *opaque;
+};
+
+struct engine_config {
+  uint64_t resync_rate;         /* catch-up bytes per second (0: default) */
+  unsigned reconnect_ms;        /* between attempts to reach a lost replica */
+};
+
+/* Build the engine over n replicas.  replicas[i] may be NULL when
+ * states[i] is ENGINE_OUT (not reachable now); the engine owns the
+ * bdevs.  names label replicas in log lines; info is what the volume
+ * promises.  hooks may be NULL (no degraded operation: a failed
+ * replica fails the writes it misses, as in unit tests).
  */
 struct bdev *engine_new (struct loop *loop, struct bdev **replicas,
-                         const char *const *names, int n,
-                         const struct bdev_info *info);
+                         const char *const *names,
+                         const enum engine_rep_state *states, int n,
+                         const struct bdev_info *info,
+                         const struct engine_hooks *hooks,
+                         const struct engine_config *cfg);
+
+/* Mark the whole volume dirty on the in-sync replicas, so that every
+ * other replica is caught up by a full copy (after a forced attach from
+ * a stale replica, or for a new, empty replica).  Write acks wait until
+ * the marks are durable; if they fail, the volume fails writes.
+ */
+void engine_mark_all_dirty (struct bdev *engine);
 
 #endif

@@ -134,8 +134,27 @@ wire_cmd (enum bdev_op op)
   case BDEV_FLUSH: return RV_FLUSH;
   case BDEV_TRIM: return RV_TRIM;
   case BDEV_WRITE_ZEROES: return RV_WRITE_ZEROES;
+  case BDEV_MARK_DIRTY: return RV_MARK_DIRTY;
+  case BDEV_DIRTY_GET: return RV_DIRTY_GET;
+  case BDEV_DIRTY_CLEAR: return RV_DIRTY_CLEAR;
   }
   return 0;
+}
+
+/* Commands whose offset and length describe a range of the volume (the
+ * others send zeroes: FLUSH, DIRTY_GET, DIRTY_CLEAR).
+ */
+static bool
+carries_range (enum bdev_op op)
+{
+  return op != BDEV_FLUSH && op != BDEV_DIRTY_GET && op != BDEV_DIRTY_CLEAR;
+}
+
+/* Replies that carry io->len bytes of payload into io->buf. */
+static bool
+reply_has_payload (enum bdev_op op)
+{
+  return op == BDEV_READ || op == BDEV_DIRTY_GET;
 }
 
 static void
@@ -146,8 +165,8 @@ send_req (struct rc *rc, struct bdev_io *io)
   struct rv_req req = {
     .cmd = wire_cmd (io->op),
     .id = (++rc->generation << 16) | slot,
-    .offset = io->offset,
-    .length = io->op == BDEV_FLUSH ? 0 : io->len,
+    .offset = carries_range (io->op) ? io->offset : 0,
+    .length = carries_range (io->op) ? io->len : 0,
   };
   uint8_t hdr[RV_REQ_SIZE];
 
@@ -155,6 +174,8 @@ send_req (struct rc *rc, struct bdev_io *io)
     req.flags |= RV_F_FUA;
   if (io->op == BDEV_WRITE_ZEROES && (io->flags & BDEV_NO_HOLE))
     req.flags |= RV_F_NO_HOLE;
+  if (io->flags & BDEV_DIRTY)
+    req.flags |= RV_F_DIRTY;
   if (io->op == BDEV_WRITE)
     req.crc = io->flags & BDEV_HAS_CRC ? io->crc : crc32c (0, io->buf, io->len);
   s->io = io;
@@ -210,7 +231,7 @@ got_payload (struct conn *c, void *opaque)
 
   if (crc32c (0, s->io->buf, rc->rep.length) != rc->rep.crc) {
     /* Data damaged on the wire or on the server: never hand it up. */
-    log_error ("replica %s: READ reply checksum mismatch", rc->addr);
+    log_error ("replica %s: reply checksum mismatch", rc->addr);
     complete (rc, s, EIO);
   }
   else
@@ -239,10 +260,11 @@ got_reply (struct conn *c, void *opaque)
                 rc->addr, (unsigned long long) rc->rep.id);
     return;
   }
-  if (rc->rep.status == RV_OK && s->io->op == BDEV_READ) {
+  if (rc->rep.status == RV_OK && reply_has_payload (s->io->op)) {
     if (rc->rep.length != s->io->len) {
-      conn_close (c, "replica %s: READ reply of %u bytes for %u requested",
-                  rc->addr, rc->rep.length, s->io->len);
+      conn_close (c, "replica %s: %s reply of %u bytes for %u expected",
+                  rc->addr, rv_cmd_name (wire_cmd (s->io->op)),
+                  rc->rep.length, s->io->len);
       return;
     }
     rc->rep_slot = s;

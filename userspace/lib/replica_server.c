@@ -18,7 +18,10 @@
  *   Requests on a connection whose epoch has since been overtaken by a
  *   newer HELLO get RV_EPERM: a fenced engine can no longer write.
  * - admin connections may CREATE, DELETE, STAT and READ (read-only, for
- *   verify); WRITE, TRIM, WRITE_ZEROES and FLUSH there get RV_EPERM.
+ *   verify); WRITE, TRIM, WRITE_ZEROES, FLUSH and the dirty-map commands
+ *   (MARK_DIRTY, DIRTY_GET, DIRTY_CLEAR) there get RV_EPERM.
+ * - RV_F_DIRTY on WRITE / TRIM / WRITE_ZEROES, and MARK_DIRTY, are
+ *   answered only once the dirty bits for the range are durable.
  * - a data connection's volume is the one that existed at HELLO or that
  *   it created itself; data requests without one close the connection.
  * - DELETE while another open data connection uses the volume: RV_EBUSY;
@@ -38,6 +41,9 @@
 #include "bdev.h"
 #include "proto/proto.h"
 #include "replica_server.h"
+
+_Static_assert (RV_DIRTY_REGION == STORE_DIRTY_REGION, "dirty region size");
+_Static_assert (RV_DIRTY_HDR_SIZE == STORE_DIRTY_HDR_SIZE, "dirty header");
 
 #define ID_BUCKETS         256
 #define RS_MAX_CONN_BYTES  (64u << 20)  /* buffers held per connection */
@@ -268,6 +274,8 @@ io_done (struct bdev_io *io, int err)
   }
   else if (req->req.cmd == RV_READ)
     reply (req, RV_OK, req->buf, req->req.length);
+  else if (req->req.cmd == RV_DIRTY_GET)
+    reply (req, RV_OK, req->buf, req->buflen);
   else
     reply (req, RV_OK, NULL, 0);
 }
@@ -351,6 +359,7 @@ fill_volinfo (struct store_vol *v, struct rv_volinfo *vi)
   vi->allocated = store_vol_allocated (v);
   vi->flags = m->flags & STORE_F_RESERVED ? RV_F_RESERVE : 0;
   vi->state = m->state;
+  vi->dirty_regions = store_vol_dirty_count (v);
 }
 
 static void
@@ -392,6 +401,8 @@ dispatch (struct rs_req *req)
   io->opaque = req;
   if (req->req.flags & RV_F_FUA)
     io->flags |= BDEV_FUA;
+  if (req->req.flags & RV_F_DIRTY)
+    io->flags |= BDEV_DIRTY;
   switch (req->req.cmd) {
   case RV_READ:
     if (posix_memalign (&req->buf, 4096, req->req.length) != 0) {
@@ -418,6 +429,31 @@ dispatch (struct rs_req *req)
     io->op = BDEV_WRITE_ZEROES;
     if (req->req.flags & RV_F_NO_HOLE)
       io->flags |= BDEV_NO_HOLE;
+    break;
+  case RV_MARK_DIRTY:
+    io->op = BDEV_MARK_DIRTY;
+    break;
+  case RV_DIRTY_GET: {
+    size_t n = store_vol_dirty_get_size (v);
+    if (n > RV_MAX_PAYLOAD) {
+      reply (req, RV_EINVAL, NULL, 0);
+      return;
+    }
+    req->buf = malloc (n);
+    if (!req->buf) {
+      reply (req, RV_EIO, NULL, 0);
+      return;
+    }
+    req->buflen = n;
+    rc->bytes += n;
+    io->op = BDEV_DIRTY_GET;
+    io->buf = req->buf;
+    io->offset = 0;
+    io->len = n;
+    break;
+  }
+  case RV_DIRTY_CLEAR:
+    io->op = BDEV_DIRTY_CLEAR;
     break;
   }
   bdev_submit (store_vol_bdev (v), io);
@@ -446,7 +482,8 @@ static bool
 is_data_cmd (uint16_t cmd)
 {
   return cmd == RV_READ || cmd == RV_WRITE || cmd == RV_FLUSH ||
-         cmd == RV_TRIM || cmd == RV_WRITE_ZEROES;
+         cmd == RV_TRIM || cmd == RV_WRITE_ZEROES || cmd == RV_MARK_DIRTY ||
+         cmd == RV_DIRTY_GET || cmd == RV_DIRTY_CLEAR;
 }
 
 static void
@@ -482,7 +519,8 @@ on_header (struct conn *c, void *opaque)
       return;
     }
     const struct store_meta *m = store_vol_meta (v);
-    if (rv_check_range (&r, m->size, m->block_size, &why) == -1) {
+    if (r.cmd != RV_DIRTY_GET && r.cmd != RV_DIRTY_CLEAR &&
+        rv_check_range (&r, m->size, m->block_size, &why) == -1) {
       conn_close (c, "%s id %" PRIu64 " offset %" PRIu64 " length %u: %s",
                   rv_cmd_name (r.cmd), r.id, r.offset, r.length, why);
       return;

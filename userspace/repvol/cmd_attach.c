@@ -14,6 +14,8 @@ cmd_attach (int argc, char **argv)
     { "nbd", required_argument, NULL, 'n' },
     { "timeout", required_argument, NULL, 't' },
     { "no-takeover", no_argument, NULL, 'N' },
+    { "force-stale", required_argument, NULL, 'F' },
+    { "resync-rate", required_argument, NULL, 'r' },
     { "registry", required_argument, NULL, 'R' },
     { "help", no_argument, NULL, 'h' },
     { NULL },
@@ -31,6 +33,15 @@ cmd_attach (int argc, char **argv)
       break;
     case 'N':
       o.no_takeover = true;
+      break;
+    case 'F':
+      o.force_stale = optarg;
+      break;
+    case 'r':
+      if (parse_size (optarg, &o.resync_rate) == -1 || o.resync_rate < 65536)
+        return usage_error ("attach", "--resync-rate must be a size per "
+                            "second of at least 64K, like 100M, not '%s'",
+                            optarg);
       break;
     case 't':
       if (parse_uint (optarg, 1, 3600, &t) == -1)
@@ -63,6 +74,17 @@ cmd_attach (int argc, char **argv)
   if (get_volume (reg, o.volume, &v) == -1) {   /* same wording as the other verbs */
     registry_close (reg);
     return EXIT_FAILURE;
+  }
+  if (o.force_stale) {
+    bool listed = false;
+    for (int i = 0; i < v.nreplicas; i++)
+      listed |= strcmp (v.replicas[i].addr, o.force_stale) == 0;
+    if (!listed) {
+      log_error ("--force-stale %s: not a replica of %s", o.force_stale,
+                 o.volume);
+      registry_close (reg);
+      return EXIT_FAILURE;
+    }
   }
   int rc = attach_run (reg, &o);
   registry_close (reg);

@@ -64,6 +64,25 @@ zones_known (const struct reg_volume *v)
   return true;
 }
 
+/* Out of sync since when, and how far the catch-up has come. */
+static void
+print_resync (const struct reg_replica *rp)
+{
+  char tbuf[64], a[32], b[32];
+
+  printf ("    out of sync since epoch %" PRIu64 ", %s", rp->out_of_sync_epoch,
+          format_time (rp->out_of_sync_since, tbuf, sizeof tbuf));
+  if (rp->resync_total) {
+    uint64_t left = rp->resync_total - MIN (rp->resync_done, rp->resync_total);
+    printf ("; catching up: %s to go", format_size (left, a, sizeof a));
+    if (rp->resync_rate)
+      printf (" at %s/s, eta %" PRIu64 " s",
+              format_size (rp->resync_rate, b, sizeof b),
+              left / rp->resync_rate);
+  }
+  printf ("\n");
+}
+
 static void
 print_text (const struct reg_volume *v, const struct live *live)
 {
@@ -113,6 +132,8 @@ print_text (const struct reg_volume *v, const struct live *live)
     printf ("  %-22s %-16s %-12s %-12s %-6s %s\n", rp->addr,
             rp->server[0] ? rp->server : "-", rp->zone[0] ? rp->zone : "-",
             reg_state_name (rp->state), ep, view);
+    if (rp->state == REG_OUT_OF_SYNC)
+      print_resync (rp);
   }
 }
 

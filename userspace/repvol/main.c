@@ -51,7 +51,8 @@ static const struct verb verbs[] = {
     "  --json               machine-readable output\n"
     "  --timeout SECONDS    per-server timeout (default 2)\n" },
   { "attach", cmd_attach,
-    "attach VOL --nbd unix:PATH|tcp:ADDR:PORT [--timeout SECONDS] [--no-takeover]",
+    "attach VOL --nbd unix:PATH|tcp:ADDR:PORT [--timeout SECONDS] [--no-takeover]\n"
+    "         [--force-stale ADDR:PORT] [--resync-rate SIZE]",
     "Attach the volume on this host and serve it over NBD, in the\n"
     "foreground, until SIGTERM, SIGINT or 'repvol detach VOL'.\n"
     "\n"

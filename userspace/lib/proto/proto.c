@@ -125,8 +125,8 @@ static uint16_t
 allowed_flags (uint16_t cmd)
 {
   switch (cmd) {
-  case RV_WRITE: case RV_TRIM: return RV_F_FUA;
-  case RV_WRITE_ZEROES: return RV_F_FUA | RV_F_NO_HOLE;
+  case RV_WRITE: case RV_TRIM: return RV_F_FUA | RV_F_DIRTY;
+  case RV_WRITE_ZEROES: return RV_F_FUA | RV_F_NO_HOLE | RV_F_DIRTY;
   default: return 0;
   }
 }
@@ -149,15 +149,15 @@ rv_decode_req (const uint8_t in[RV_REQ_SIZE], struct rv_req *r,
     FAIL ("flags not allowed for this command");
   switch (r->cmd) {
   case RV_READ: case RV_WRITE: case RV_TRIM: case RV_WRITE_ZEROES:
-    if (r->length > RV_MAX_PAYLOAD && r->cmd != RV_TRIM &&
-        r->cmd != RV_WRITE_ZEROES)
+  case RV_MARK_DIRTY:
+    if (r->length > RV_MAX_PAYLOAD && (r->cmd == RV_READ || r->cmd == RV_WRITE))
       FAIL ("length larger than the protocol maximum");
     break;
   case RV_CREATE:
     if (r->length != RV_CREATE_SIZE)
       FAIL ("CREATE payload has the wrong length");
     break;
-  default:                      /* FLUSH, DELETE, STAT: no payload */
+  default:          /* FLUSH, DELETE, STAT, DIRTY_GET/CLEAR: no payload */
     if (r->length != 0 || r->offset != 0)
       FAIL ("length/offset must be zero for this command");
   }
@@ -245,7 +245,7 @@ rv_decode_create (const uint8_t in[RV_CREATE_SIZE], struct rv_create *c,
 }
 
 /* STAT payload: exists 4, block_size 4, size 8, epoch 8, allocated 8,
- * flags 4, state 4, reserved 8 = 48
+ * flags 4, state 4, dirty_regions 8 = 48
  */
 void
 rv_encode_volinfo (const struct rv_volinfo *v, uint8_t out[RV_STAT_SIZE])
@@ -258,6 +258,7 @@ rv_encode_volinfo (const struct rv_volinfo *v, uint8_t out[RV_STAT_SIZE])
   putle64 (out + 24, v->allocated);
   putle32 (out + 32, v->flags);
   putle32 (out + 36, v->state);
+  putle64 (out + 40, v->dirty_regions);
 }
 
 int
@@ -271,6 +272,7 @@ rv_decode_volinfo (const uint8_t in[RV_STAT_SIZE], struct rv_volinfo *v,
   v->allocated = getle64 (in + 24);
   v->flags = getle32 (in + 32);
   v->state = getle32 (in + 36);
+  v->dirty_regions = getle64 (in + 40);
   if (v->exists > 1)
     FAIL ("bad exists field in STAT");
   if (v->exists && (v->block_size != 512 && v->block_size != 4096))
@@ -319,6 +321,8 @@ rv_cmd_name (uint16_t cmd)
     [RV_READ] = "READ", [RV_WRITE] = "WRITE", [RV_FLUSH] = "FLUSH",
     [RV_TRIM] = "TRIM", [RV_WRITE_ZEROES] = "WRITE_ZEROES",
     [RV_CREATE] = "CREATE", [RV_DELETE] = "DELETE", [RV_STAT] = "STAT",
+    [RV_MARK_DIRTY] = "MARK_DIRTY", [RV_DIRTY_GET] = "DIRTY_GET",
+    [RV_DIRTY_CLEAR] = "DIRTY_CLEAR",
   };
   return cmd <= RV_CMD_MAX && names[cmd] ? names[cmd] : "UNKNOWN";
 }

@@ -44,12 +44,29 @@ enum rv_cmd {
   RV_CREATE = 6,         /* payload: struct rv_create (RV_CREATE_SIZE) */
   RV_DELETE = 7,
   RV_STAT = 8,           /* reply payload: struct rv_stat (RV_STAT_SIZE) */
+  /* Dirty map: the regions written while some replica was out of sync,
+   * kept by the survivors so that replica can be caught up by
+   * difference (DESIGN.md rules 2 and 5).  Data connections only.
+   */
+  RV_MARK_DIRTY = 9,     /* mark [offset, offset+length) dirty, durably */
+  RV_DIRTY_GET = 10,     /* reply payload: RV_DIRTY_HDR_SIZE + bitmap */
+  RV_DIRTY_CLEAR = 11,   /* forget the map, durably */
 };
-#define RV_CMD_MAX 8
+#define RV_CMD_MAX 11
+
+/* Dirty map granularity, and the DIRTY_GET reply: region size (4 bytes),
+ * reserved (4), number of regions (8), then ceil(regions / 8) bytes of
+ * bitmap, region r in byte r / 8, bit r % 8 (least significant first).
+ */
+#define RV_DIRTY_REGION    (64u * 1024)
+#define RV_DIRTY_HDR_SIZE  16
 
 /* Request flags. */
 #define RV_F_FUA           (1u << 0)   /* WRITE / WRITE_ZEROES / TRIM */
 #define RV_F_NO_HOLE       (1u << 1)   /* WRITE_ZEROES */
+#define RV_F_DIRTY         (1u << 2)   /* WRITE / TRIM / WRITE_ZEROES: also
+                                          mark the range dirty, durably,
+                                          before the reply */
 #define RV_F_RESERVE       (1u << 0)   /* CREATE: fallocate the whole size */
 
 /* HELLO flags. */
@@ -85,6 +102,7 @@ struct rv_volinfo {
   uint64_t allocated;           /* bytes allocated on disk (STAT) */
   uint32_t flags;               /* RV_F_RESERVE if reserved */
   uint32_t state;               /* reserved for the failover work; 0 */
+  uint64_t dirty_regions;       /* regions set in the dirty map (STAT) */
 };
 
 struct rv_welcome {

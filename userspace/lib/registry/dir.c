@@ -147,6 +147,13 @@ reg_volume_json (const struct reg_volume *v)
                             json_object_new_uint64 (rp->out_of_sync_epoch));
     json_object_object_add (r, "out_of_sync_since",
                             json_object_new_int64 (rp->out_of_sync_since));
+    if (rp->state == REG_OUT_OF_SYNC && rp->resync_total) {
+      json_object *rs = json_object_new_object ();
+      json_object_object_add (rs, "total", json_object_new_uint64 (rp->resync_total));
+      json_object_object_add (rs, "done", json_object_new_uint64 (rp->resync_done));
+      json_object_object_add (rs, "rate", json_object_new_uint64 (rp->resync_rate));
+      json_object_object_add (r, "resync", rs);
+    }
     json_object_array_add (reps, r);
   }
   json_object_object_add (o, "replicas", reps);
@@ -380,6 +387,12 @@ reg_volume_from_json (const char *text, size_t len, struct reg_volume *v,
     TRY ("replicas[].out_of_sync_since",
          get_u64 (r, "out_of_sync_since", false, &u, why));
     rp->out_of_sync_since = u;
+    json_object *rs;
+    if (json_object_object_get_ex (r, "resync", &rs) && rs != NULL) {
+      TRY ("replicas[].resync.total", get_u64 (rs, "total", true, &rp->resync_total, why));
+      TRY ("replicas[].resync.done", get_u64 (rs, "done", true, &rp->resync_done, why));
+      TRY ("replicas[].resync.rate", get_u64 (rs, "rate", false, &rp->resync_rate, why));
+    }
   }
 
   /* "attachment": null (or absent) means not attached; "fenced" is

@@ -32,6 +32,8 @@ struct reg_replica {
   enum reg_replica_state state;
   uint64_t out_of_sync_epoch;   /* when it fell behind (0: never) */
   time_t out_of_sync_since;
+  /* Catch-up progress while out of sync, published by the attach. */
+  uint64_t resync_total, resync_done, resync_rate;   /* bytes, bytes/s */
 };
 
 struct reg_attachment {

@@ -12,6 +12,16 @@
  * aligned for direct I/O; anything else (and everything in "writeback"
  * mode) uses the buffered descriptor.  The kernel keeps the page cache
  * coherent with direct I/O to the same file.
+ *
+ * The dirty map (dirty.h keeps the bookkeeping) is persisted by at most
+ * one "dirty op" per volume at a time, through the same io engine: a
+ * page op writes the bitmap pages that changed (copies taken when it
+ * starts) and fdatasyncs; a reset op (clear, or creating a missing file)
+ * writes a fresh file beside the old one, fdatasyncs, renames it over
+ * and fsyncs the directory.  A request whose bits are not durable yet
+ * waits on the op that carries them (a waiter sio); marks made while an
+ * op is in flight ride on the next one.  A write with BDEV_DIRTY runs its
+ * data I/O meanwhile and completes when both parts are done.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -28,8 +38,10 @@
 #include <linux/falloc.h>
 
 #include "util.h"
+#include "wire.h"
 #include "store/store.h"
 #include "store/io_engine.h"
+#include "store/dirty.h"
 
 #define ENGINE_DEPTH   256
 #define ZERO_BUF_SIZE  (1u << 20)
@@ -54,6 +66,8 @@ struct store {
   struct sio *fail_head, *fail_tail;
 };
 
+struct dirty_op;
+
 struct store_vol {
   struct store *s;
   struct store_vol *next;
@@ -67,6 +81,29 @@ struct store_vol {
   unsigned inflight;
   void (*drain_done) (void *);
   void *drain_opaque;
+  /* dirty map */
+  struct dmap dm;
+  int dirty_fd;                 /* -1: no file yet (made by the next op) */
+  struct dirty_op *dop;         /* the op in flight, or NULL */
+  struct sio *dwait_head;       /* requests waiting for durable bits */
+  struct loop_defer dirty_defer;
+  bool dirty_kick_queued;
+  uint64_t dirty_pages_written;
+};
+
+/* One dirty-map disk operation (see the top of this file). */
+enum dirty_phase { DP_WRITE, DP_SYNC, DP_HDR, DP_TMPSYNC, DP_DIRSYNC };
+struct dirty_op {
+  struct store_vol *v;
+  struct dmap_op op;
+  bool create_only;             /* reset to make a missing file: no seq */
+  enum dirty_phase phase;
+  unsigned outstanding;
+  int err;
+  int tmpfd;
+  uint8_t *hdr;
+  size_t nreqs;
+  struct io_req reqs[];
 };
 
 enum sio_phase {
@@ -87,11 +124,17 @@ struct sio {
   int falloc_mode;
   int err;                      /* for refused requests */
   struct sio *next;
+  int parts;                    /* data I/O and/or dirty wait outstanding */
+  int perr;                     /* first error of any part */
+  uint64_t dneed;               /* dirty op seq waited for */
+  struct sio *dnext;            /* the volume's waiter list */
 };
 
 static const struct bdev_ops store_bdev_ops;
 static void sio_step (struct sio *io);
 static void sio_io_done (struct io_req *r, int res);
+static void sio_finish (struct sio *io, int err);
+static void dirty_kick (struct store_vol *v);
 
 const char *
 store_cache_name (enum store_cache cache)
@@ -129,7 +172,9 @@ store_vol_put (struct store_vol *v)
   if (--v->refs > 0)
     return;
   if (v->dfd >= 0) close (v->dfd);
+  if (v->dirty_fd >= 0) close (v->dirty_fd);
   close (v->fd);
+  dmap_free (&v->dm);
   free (v);
 }
 
@@ -146,6 +191,47 @@ static void
 data_name (char *buf, size_t len, const char *name)
 {
   snprintf (buf, len, "%s.data", name);
+}
+
+/* Load DIR/VOL.dirty into v->dm (a missing file: an empty map, the file
+ * made by the first persist).
+ */
+static int
+vol_dirty_open (struct store *s, struct store_vol *v, const char **why)
+{
+  static char whybuf[STORE_NAME_MAX + 128];
+  size_t nbytes = store_dirty_bitmap_bytes (v->meta.size);
+  uint8_t *bits = malloc (nbytes ? nbytes : 1);
+  const char *r = "";
+  int err;
+
+  v->dirty_fd = -1;
+  if (!bits) return -ENOMEM;
+  err = store_dirty_load (s->dirfd, v->meta.name, v->meta.size, bits,
+                          &v->dirty_fd, &r);
+  if (err == -ENOENT) {
+    log_debug ("volume %s: no %s.dirty; empty dirty map", v->meta.name,
+               v->meta.name);
+    err = dmap_init (&v->dm, v->meta.size, STORE_DIRTY_REGION, NULL);
+  }
+  else if (err == 0) {
+    err = dmap_init (&v->dm, v->meta.size, STORE_DIRTY_REGION, bits);
+    if (err == 0 && v->dm.count)
+      log_info ("volume %s: dirty map has %" PRIu64 " dirty region(s)",
+                v->meta.name, v->dm.count);
+  }
+  else {
+    snprintf (whybuf, sizeof whybuf, "%s.dirty: %s", v->meta.name, r);
+    *why = whybuf;
+  }
+  free (bits);
+  if (err < 0 && v->dirty_fd >= 0) {
+    close (v->dirty_fd);
+    v->dirty_fd = -1;
+  }
+  if (err == -ENOMEM)
+    *why = "out of memory for the dirty map";
+  return err;
 }
 
 /* Open the data file(s) of a volume whose metadata is m. */
@@ -178,6 +264,12 @@ vol_open (struct store *s, const struct store_meta *m, struct store_vol **out,
     close (v->fd);
     free (v);
     return -EBADMSG;
+  }
+  err = vol_dirty_open (s, v, why);
+  if (err < 0) {
+    close (v->fd);
+    free (v);
+    return err;
   }
   if (s->cache == STORE_CACHE_NONE) {
     v->dfd = openat (s->dirfd, path, O_RDWR | O_CLOEXEC | O_DIRECT);
@@ -268,8 +360,12 @@ store_create (struct store *s, const char *name, uint64_t size,
     goto fail;
   close (fd);
   fd = -1;
-  err = store_meta_write (s->dirfd, &m);
+  err = store_dirty_create (s->dirfd, name, size);
+  if (err == 0)
+    err = store_meta_write (s->dirfd, &m);
   if (err < 0) {
+    unlinkat (s->dirfd, path, 0);
+    snprintf (path, sizeof path, "%s.dirty", name);
     unlinkat (s->dirfd, path, 0);
     return err;
   }
@@ -305,6 +401,9 @@ store_delete (struct store *s, struct store_vol *v)
     return -errno;
   data_name (path, sizeof path, v->meta.name);
   if (unlinkat (s->dirfd, path, 0) == -1)
+    log_warn ("delete %s: removing %s: %m", v->meta.name, path);
+  snprintf (path, sizeof path, "%s.dirty", v->meta.name);
+  if (unlinkat (s->dirfd, path, 0) == -1 && errno != ENOENT)
     log_warn ("delete %s: removing %s: %m", v->meta.name, path);
   if (fsync (s->dirfd) == -1)
     log_warn ("delete %s: fsync %s: %m", v->meta.name, s->dir);
@@ -353,6 +452,11 @@ sio_finish (struct sio *io, int err)
   struct store_vol *v = io->v;
   struct bdev_io *bio = io->bio;
 
+  if (err && !io->perr)
+    io->perr = err;
+  if (--io->parts > 0)
+    return;                     /* the other part is still running */
+  err = io->perr;
   free (io);
   v->inflight--;
   bio->done (bio, err);
@@ -531,6 +635,292 @@ sio_io_done (struct io_req *r, int res)
   }
 }
 
+/* ---- the dirty map on disk ---------------------------------------- */
+
+uint64_t
+store_vol_dirty_count (const struct store_vol *v)
+{
+  return v->dm.count;
+}
+
+size_t
+store_vol_dirty_get_size (const struct store_vol *v)
+{
+  return STORE_DIRTY_HDR_SIZE + v->dm.nbytes;
+}
+
+void
+store_vol_dirty_stats (const struct store_vol *v, struct store_dirty_stats *st)
+{
+  st->persists = v->dm.persists;
+  st->clears = v->dm.clears;
+  st->pages_written = v->dirty_pages_written;
+}
+
+static void dirty_io_done (struct io_req *r, int res);
+
+static void
+dirty_submit (struct dirty_op *d, size_t i, enum io_op op, int fd, void *buf,
+              size_t len, uint64_t off)
+{
+  d->reqs[i] = (struct io_req) {
+    .op = op, .fd = fd, .buf = buf, .len = len, .off = off,
+    .done = dirty_io_done, .opaque = d,
+  };
+  d->outstanding++;
+  io_engine_submit (d->v->s->eng, &d->reqs[i]);
+}
+
+/* The op is over: settle the map, complete the waiters it satisfied (or
+ * failed), start the next op if anything is left.
+ */
+static void
+dirty_op_end (struct dirty_op *d)
+{
+  struct store_vol *v = d->v;
+  struct sio *done = NULL, **dtail = &done, **pp;
+  uint64_t seq = d->op.seq;
+  int err = d->err;
+
+  if (d->tmpfd >= 0) {
+    char tmp[STORE_NAME_MAX + 16];
+    close (d->tmpfd);
+    snprintf (tmp, sizeof tmp, ".%s.dirty.tmp", v->meta.name);
+    unlinkat (v->s->dirfd, tmp, 0);
+  }
+  if (err)
+    log_error ("volume %s: persisting the dirty map: %s", v->meta.name,
+               strerror (err));
+  if (!d->create_only)
+    dmap_end (&v->dm, &d->op, err);
+  else if (err)
+    seq = v->dm.next_seq;       /* nothing pending can be written */
+  v->dop = NULL;
+  free (d->hdr);
+  free (d);
+
+  /* Collect first, complete after: completions may mark again. */
+  for (pp = &v->dwait_head; *pp; ) {
+    struct sio *io = *pp;
+    if (io->dneed <= v->dm.durable_seq || (err && io->dneed <= seq)) {
+      *pp = io->dnext;
+      io->dnext = NULL;
+      *dtail = io;
+      dtail = &io->dnext;
+    }
+    else
+      pp = &io->dnext;
+  }
+  while (done) {
+    struct sio *io = done;
+    done = io->dnext;
+    sio_finish (io, io->dneed <= v->dm.durable_seq ? 0 : err);
+  }
+  if (!err || v->dwait_head)
+    dirty_kick (v);
+  store_vol_put (v);
+}
+
+static void
+dirty_io_done (struct io_req *r, int res)
+{
+  struct dirty_op *d = r->opaque;
+  struct store_vol *v = d->v;
+  struct store *s = v->s;
+
+  if (res < 0 && !d->err)
+    d->err = -res;
+  else if (res >= 0 && r->op == IO_WRITE && (size_t) res != r->len &&
+           !d->err)
+    d->err = EIO;               /* short write to a small file: give up */
+  if (--d->outstanding > 0)
+    return;
+  if (d->err) {
+    dirty_op_end (d);
+    return;
+  }
+  switch (d->phase) {
+  case DP_WRITE:
+    d->phase = DP_SYNC;
+    dirty_submit (d, 0, IO_FDATASYNC, v->dirty_fd, NULL, 0, 0);
+    return;
+  case DP_HDR:
+    d->phase = DP_TMPSYNC;
+    dirty_submit (d, 0, IO_FDATASYNC, d->tmpfd, NULL, 0, 0);
+    return;
+  case DP_TMPSYNC: {
+    char tmp[STORE_NAME_MAX + 16], path[STORE_NAME_MAX + 16];
+    snprintf (tmp, sizeof tmp, ".%s.dirty.tmp", v->meta.name);
+    snprintf (path, sizeof path, "%s.dirty", v->meta.name);
+    if (v->deleted) {
+      d->err = ENOENT;          /* never resurrect a deleted volume's map */
+      dirty_op_end (d);
+      return;
+    }
+    if (renameat (s->dirfd, tmp, s->dirfd, path) == -1) {
+      d->err = errno;
+      dirty_op_end (d);
+      return;
+    }
+    if (v->dirty_fd >= 0)
+      close (v->dirty_fd);
+    v->dirty_fd = d->tmpfd;
+    d->tmpfd = -1;
+    d->phase = DP_DIRSYNC;
+    dirty_submit (d, 0, IO_FDATASYNC, s->dirfd, NULL, 0, 0);
+    return;
+  }
+  case DP_SYNC:
+  case DP_DIRSYNC:
+    dirty_op_end (d);
+    return;
+  }
+}
+
+/* Start a reset: a fresh, empty file replacing the old one (or none). */
+static void
+dirty_start_reset (struct dirty_op *d)
+{
+  struct store_vol *v = d->v;
+  int err;
+
+  d->hdr = aligned_alloc (DIO_ALIGN, STORE_DIRTY_FILE_HDR);
+  if (!d->hdr) {
+    d->err = ENOMEM;
+    dirty_op_end (d);
+    return;
+  }
+  store_dirty_hdr_encode (STORE_DIRTY_REGION, v->dm.nregions, d->hdr);
+  err = store_dirty_tmp_create (v->s->dirfd, v->meta.name, v->meta.size,
+                                &d->tmpfd);
+  if (err < 0) {
+    d->err = -err;
+    dirty_op_end (d);
+    return;
+  }
+  d->phase = DP_HDR;
+  dirty_submit (d, 0, IO_WRITE, d->tmpfd, d->hdr, STORE_DIRTY_FILE_HDR, 0);
+}
+
+static void
+dirty_start_pages (struct dirty_op *d)
+{
+  struct store_vol *v = d->v;
+  struct dmap_op *op = &d->op;
+  size_t n = 0;
+
+  d->phase = DP_WRITE;
+  /* One write per run of consecutive pages. */
+  for (size_t i = 0; i < op->npages; ) {
+    size_t j = i + 1;
+    while (j < op->npages && op->pages[j] == op->pages[j - 1] + 1)
+      j++;
+    uint64_t off = (uint64_t) op->pages[i] * DMAP_PAGE;
+    size_t len = MIN ((j - i) * (size_t) DMAP_PAGE, v->dm.nbytes - off);
+    v->dirty_pages_written += j - i;
+    dirty_submit (d, n++, IO_WRITE, v->dirty_fd,
+                  op->stage + i * DMAP_PAGE, len,
+                  STORE_DIRTY_FILE_HDR + off);
+    i = j;
+  }
+}
+
+/* Start the next op if none is in flight and something needs one. */
+static void
+dirty_kick (struct store_vol *v)
+{
+  struct dirty_op *d;
+  struct dmap_op op;
+  bool create = false;
+  int rc;
+
+  if (v->dop)
+    return;
+  if (v->dirty_fd < 0 && !v->dm.clear_queued) {
+    if (!v->dm.npending)
+      return;
+    create = true;              /* make the file, then the pages */
+    memset (&op, 0, sizeof op);
+  }
+  else {
+    rc = dmap_begin (&v->dm, &op);
+    if (rc == 0)
+      return;
+    if (rc < 0) {
+      log_error ("volume %s: no memory to persist the dirty map",
+                 v->meta.name);
+      return;   /* waiters stay; the next mark or op retries */
+    }
+  }
+  d = calloc (1, sizeof *d + MAX (op.npages, 1) * sizeof (struct io_req));
+  if (!d) {
+    if (!create)
+      dmap_end (&v->dm, &op, ENOMEM);
+    log_error ("volume %s: no memory to persist the dirty map",
+               v->meta.name);
+    return;
+  }
+  d->v = v;
+  d->op = op;
+  d->create_only = create;
+  d->tmpfd = -1;
+  v->dop = d;
+  store_vol_get (v);
+  if (create || op.clear)
+    dirty_start_reset (d);
+  else
+    dirty_start_pages (d);
+}
+
+static void
+dirty_kick_cb (struct loop_defer *dd)
+{
+  struct store_vol *v = dd->opaque;
+  v->dirty_kick_queued = false;
+  dirty_kick (v);
+  store_vol_put (v);
+}
+
+/* Wait for op seq need (if any) before io's dirty part completes. */
+static void
+dirty_wait (struct sio *io, uint64_t need)
+{
+  struct store_vol *v = io->v;
+
+  if (need == 0 || need <= v->dm.durable_seq)
+    return;
+  io->parts++;
+  io->dneed = need;
+  io->dnext = v->dwait_head;
+  v->dwait_head = io;
+  /* Start at the end of this loop iteration, so every mark that arrives
+   * in the same wakeup rides on one op.
+   */
+  if (!v->dirty_kick_queued && !v->dop) {
+    v->dirty_kick_queued = true;
+    store_vol_get (v);
+    loop_defer (v->s->loop, &v->dirty_defer, dirty_kick_cb, v);
+  }
+}
+
+static uint64_t
+dirty_mark_range (struct store_vol *v, uint64_t off, uint64_t len)
+{
+  uint64_t first, last;
+  dmap_range (&v->dm, off, len, STORE_DIRTY_REGION, &first, &last);
+  return dmap_mark (&v->dm, first, last);
+}
+
+static void
+dirty_get (struct store_vol *v, struct bdev_io *bio)
+{
+  uint8_t *p = bio->buf;
+  putle32 (p, STORE_DIRTY_REGION);
+  putle32 (p + 4, 0);
+  putle64 (p + 8, v->dm.nregions);
+  memcpy (p + STORE_DIRTY_HDR_SIZE, v->dm.mem, v->dm.nbytes);
+}
+
 static void
 store_submit (struct bdev *b, struct bdev_io *bio)
 {
@@ -547,13 +937,15 @@ store_submit (struct bdev *b, struct bdev_io *bio)
   }
   io->bio = bio;
   io->v = v;
+  io->parts = 1;
   store_vol_get (v);
   v->inflight++;
 
   /* Trim and write-zeroes carry no buffer, so only transfers are bound
    * by STORE_MAX_IO.
    */
-  if (bio->op != BDEV_FLUSH &&
+  if (bio->op != BDEV_FLUSH && bio->op != BDEV_DIRTY_GET &&
+      bio->op != BDEV_DIRTY_CLEAR &&
       (bio->len == 0 || bio->offset > v->meta.size ||
        bio->len > v->meta.size - bio->offset ||
        ((bio->op == BDEV_READ || bio->op == BDEV_WRITE) &&
@@ -562,7 +954,36 @@ store_submit (struct bdev *b, struct bdev_io *bio)
     return;
   }
 
+  if ((bio->flags & BDEV_DIRTY) && bio->op != BDEV_WRITE &&
+      bio->op != BDEV_TRIM && bio->op != BDEV_WRITE_ZEROES) {
+    sio_fail_later (io, EINVAL);
+    return;
+  }
+
   switch (bio->op) {
+  case BDEV_MARK_DIRTY: {
+    uint64_t need = dirty_mark_range (v, bio->offset, bio->len);
+    /* The waiter is the request's only part: it completes it. */
+    if (need == 0 || need <= v->dm.durable_seq) {
+      sio_fail_later (io, 0);
+      return;
+    }
+    dirty_wait (io, need);
+    io->parts--;
+    return;
+  }
+  case BDEV_DIRTY_GET:
+    if (!bio->buf || bio->len != store_vol_dirty_get_size (v)) {
+      sio_fail_later (io, EINVAL);
+      return;
+    }
+    dirty_get (v, bio);
+    sio_fail_later (io, 0);
+    return;
+  case BDEV_DIRTY_CLEAR:
+    dirty_wait (io, dmap_clear (&v->dm));
+    io->parts--;
+    return;
   case BDEV_READ:
   case BDEV_WRITE:
     io->phase = PH_RW;
@@ -594,6 +1015,9 @@ store_submit (struct bdev *b, struct bdev_io *bio)
     sio_fail_later (io, EINVAL);
     return;
   }
+  /* The data I/O starts now, in parallel with the persist of its bits. */
+  if (bio->flags & BDEV_DIRTY)
+    dirty_wait (io, dirty_mark_range (v, bio->offset, bio->len));
   sio_step (io);
 }
 
@@ -655,7 +1079,8 @@ load_all (struct store *s, size_t *refused)
     int err;
 
     if (de->d_name[0] == '.') {
-      if (has_suffix (de->d_name, ".meta.tmp", &stem)) {
+      if (has_suffix (de->d_name, ".meta.tmp", &stem) ||
+          has_suffix (de->d_name, ".dirty.tmp", &stem)) {
         /* A metadata update that crashed before its rename: the old
          * file is still the valid one.
          */

@@ -7,6 +7,10 @@
  *   DIR/VOL.meta   STORE_META_SIZE bytes, versioned and crc32c-checked,
  *                  replaced atomically (temp file, fsync, rename, fsync
  *                  dir) so a torn update is never read back as valid.
+ *   DIR/VOL.dirty  the dirty map: a checksummed header and a bitmap of
+ *                  STORE_DIRTY_REGION-byte regions (see dirty.c).  A
+ *                  missing file is an empty map; a bad header refuses
+ *                  the volume at start-up.
  *
  * A volume exists exactly when its .meta file does: create writes the
  * data file first and the metadata last; delete removes the metadata
@@ -69,6 +73,35 @@ int store_meta_write (int dirfd, const struct store_meta *m);
 int store_meta_read (int dirfd, const char *name, struct store_meta *m,
                      const char **why);
 
+/* The dirty map (issue 3: what an out-of-sync replica misses). */
+#define STORE_DIRTY_REGION    (64u * 1024)   /* == RV_DIRTY_REGION */
+#define STORE_DIRTY_HDR_SIZE  16             /* == RV_DIRTY_HDR_SIZE */
+#define STORE_DIRTY_FILE_HDR  4096           /* header, then the bitmap */
+#define STORE_DIRTY_VERSION   1
+
+uint64_t store_dirty_nregions (uint64_t size);     /* ceil(size / region) */
+size_t store_dirty_bitmap_bytes (uint64_t size);   /* ceil(nregions / 8) */
+/* Pure codec of the file header (unit-tested); decode checks it against
+ * the volume size: 0, or -1 with a static reason in *why.
+ */
+void store_dirty_hdr_encode (uint32_t region, uint64_t nregions,
+                             uint8_t out[STORE_DIRTY_FILE_HDR]);
+int store_dirty_hdr_decode (const uint8_t *in, size_t len, uint64_t size,
+                            const char **why);
+/* Write an empty map for name atomically (temp, fdatasync, rename,
+ * fsync dir).  0 or -errno.
+ */
+int store_dirty_create (int dirfd, const char *name, uint64_t size);
+/* Create .name.dirty.tmp, sized, header not yet written: *fdp. */
+int store_dirty_tmp_create (int dirfd, const char *name, uint64_t size,
+                            int *fdp);
+/* Read and validate DIR/name.dirty into bitmap (store_dirty_bitmap_bytes
+ * bytes); *fdp stays open for updates.  0, -ENOENT (no file: an empty
+ * map), -EBADMSG with *why, or another -errno with *why.
+ */
+int store_dirty_load (int dirfd, const char *name, uint64_t size,
+                      uint8_t *bitmap, int *fdp, const char **why);
+
 enum store_cache {
   STORE_CACHE_NONE,             /* O_DIRECT where the filesystem allows */
   STORE_CACHE_WRITEBACK,        /* page cache; FLUSH/FUA still fdatasync */
@@ -124,6 +157,22 @@ bool store_vol_deleted (const struct store_vol *v);
 int store_vol_set_epoch (struct store_vol *v, uint64_t epoch);
 /* Bytes allocated on disk for the data file. */
 uint64_t store_vol_allocated (const struct store_vol *v);
+
+/* Dirty map of a volume.  Marks arrive as BDEV_MARK_DIRTY or as
+ * BDEV_DIRTY on WRITE / TRIM / WRITE_ZEROES, which complete only once
+ * the bits for their range are durable; the map is read with
+ * BDEV_DIRTY_GET (io->len must be store_vol_dirty_get_size) and
+ * forgotten with BDEV_DIRTY_CLEAR.
+ */
+uint64_t store_vol_dirty_count (const struct store_vol *v);  /* regions */
+size_t store_vol_dirty_get_size (const struct store_vol *v);
+struct store_dirty_stats {
+  uint64_t persists;            /* page writes + fdatasync completed */
+  uint64_t clears;              /* file replacements completed */
+  uint64_t pages_written;
+};
+void store_vol_dirty_stats (const struct store_vol *v,
+                            struct store_dirty_stats *st);
 
 /* The volume as a bdev.  Borrowed: valid while a reference is held;
  * bdev close() is a no-op (release with store_vol_put).  io->buf for

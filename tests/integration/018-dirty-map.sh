@@ -1,0 +1,156 @@
+#!/bin/bash
+# The survivors' dirty map, server side (issue 3 items 2 and 7): over raw
+# protocol sockets, MARK_DIRTY a range and WRITE with RV_F_DIRTY
+# elsewhere; DIRTY_GET shows exactly those regions and STAT counts them;
+# after a SIGKILL of repvold and a restart on the same data dir they are
+# still there (durable before the reply); DIRTY_CLEAR empties the map,
+# and it stays empty across another SIGKILL and restart.  An admin
+# connection gets EPERM for all three commands.
+. "$(dirname "$0")/lib.sh"
+
+start_repvold a zone-a
+start_repvold b zone-b
+# 10 MiB + 4 KiB: 161 regions of 64 KiB, the last one short.
+repvol create vol --size 10244K --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
+
+dirty_py() {
+python3 - 127.0.0.1 "${REPVOLD_PORT[a]}" "$@" <<'PY'
+import socket, struct, sys
+host, port, step = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+HELLO = 0x4f4c4548564f4c52; WELCOME = 0x4d4f434c45574c52
+RQ, RP = 0x51525652, 0x50525652
+READ, WRITE, STAT, MARK, GET, CLEAR = 1, 2, 8, 9, 10, 11
+F_DIRTY = 1 << 2
+R = 65536
+SIZE = 10244 * 1024
+NREG = (SIZE + R - 1) // R
+assert NREG == 161
+
+def crc32c(data):
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82f63b78 if crc & 1 else crc >> 1
+    return crc ^ 0xffffffff
+
+def recv_exact(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise EOFError
+        b += c
+    return b
+
+def conn(admin=False, epoch=1 << 40):
+    s = socket.create_connection((host, port), timeout=20)
+    s.sendall(struct.pack("<QIIQ64s", HELLO, 1, 1 if admin else 0, epoch, b"vol"))
+    w = recv_exact(s, 176)
+    magic, version, status = struct.unpack_from("<QII", w)
+    assert magic == WELCOME and status == 0, (hex(magic), status)
+    return s
+
+def call(s, cmd, id, off=0, ln=0, flags=0, payload=b""):
+    s.sendall(struct.pack("<IHHQQII", RQ, cmd, flags, id, off, ln,
+                          crc32c(payload) if payload else 0) + payload)
+    magic, status, rid, rln, rcrc = struct.unpack("<IIQII", recv_exact(s, 24))
+    assert magic == RP and rid == id, (hex(magic), rid, id)
+    data = recv_exact(s, rln) if rln else b""
+    if rln:
+        assert crc32c(data) == rcrc, "reply checksum"
+    return status, data
+
+def dirty_map(s):
+    st, data = call(s, GET, 100)
+    assert st == 0, st
+    region, zero, n = struct.unpack_from("<IIQ", data)
+    assert (region, zero, n) == (R, 0, NREG), (region, zero, n)
+    bm = data[16:]
+    assert len(bm) == (NREG + 7) // 8, len(bm)
+    return {r for r in range(NREG) if bm[r // 8] >> (r % 8) & 1}, bm
+
+def stat_dirty(s):
+    st, data = call(s, STAT, 101)
+    assert st == 0 and len(data) == 48
+    return struct.unpack_from("<Q", data, 40)[0]
+
+# What the test marks: MARK_DIRTY [1 MiB - 4 KiB, 1 MiB + 128 KiB) covers
+# regions 15..17; a dirty WRITE of 8 KiB at 5 MiB + 60 KiB straddles
+# regions 80..81; a dirty WRITE of the volume's last 4 KiB is region 160.
+expect = {15, 16, 17, 80, 81, 160}
+
+if step == "mark":
+    s = conn()
+    assert dirty_map(s)[0] == set(), "a new volume's map is not empty"
+    assert stat_dirty(s) == 0
+    assert call(s, MARK, 1, (1 << 20) - 4096, 4096 + 128 * 1024)[0] == 0
+    data = b"\x5a" * 8192
+    assert call(s, WRITE, 2, (5 << 20) + 60 * 1024, 8192, F_DIRTY, data)[0] == 0
+    assert call(s, WRITE, 3, SIZE - 4096, 4096, F_DIRTY, data[:4096])[0] == 0
+    # a plain write dirties nothing
+    assert call(s, WRITE, 4, 8 << 20, 4096, 0, data[:4096])[0] == 0
+    st, back = call(s, READ, 5, (5 << 20) + 60 * 1024, 8192)
+    assert st == 0 and back == data, "dirty write did not write"
+    got, bm = dirty_map(s)
+    assert got == expect, sorted(got)
+    assert stat_dirty(s) == len(expect)
+    # marking again: same map
+    assert call(s, MARK, 6, 15 * R, 3 * R)[0] == 0
+    assert dirty_map(s)[0] == expect
+    # admin connection: EPERM for all three, map unchanged
+    a = conn(admin=True, epoch=0)
+    assert call(a, MARK, 1, 0, 4096)[0] == 1
+    assert call(a, GET, 2)[0] == 1
+    assert call(a, CLEAR, 3)[0] == 1
+    st, data = call(a, STAT, 4)
+    assert st == 0 and struct.unpack_from("<Q", data, 40)[0] == len(expect)
+    # a fenced (older-epoch) data connection: WELCOME EPERM
+    f = socket.create_connection((host, port), timeout=20)
+    f.sendall(struct.pack("<QIIQ64s", HELLO, 1, 0, 1, b"vol"))
+    assert struct.unpack_from("<QII", recv_exact(f, 176))[2] == 1
+    # out of range MARK_DIRTY: connection closed
+    b = conn()
+    b.sendall(struct.pack("<IHHQQII", RQ, MARK, 0, 9, SIZE, 4096, 0))
+    assert b.recv(1) == b"", "MARK_DIRTY past the end accepted"
+    print("marked", sorted(got))
+elif step == "check-marked":
+    s = conn()
+    got, _ = dirty_map(s)
+    assert got == expect, "after restart: %s" % sorted(got)
+    assert stat_dirty(s) == len(expect)
+    print("survived restart", sorted(got))
+elif step == "clear":
+    s = conn()
+    assert call(s, CLEAR, 1)[0] == 0
+    assert dirty_map(s)[0] == set()
+    assert stat_dirty(s) == 0
+    print("cleared")
+elif step == "check-empty":
+    s = conn()
+    assert dirty_map(s)[0] == set(), "clear did not survive the restart"
+    assert stat_dirty(s) == 0
+    print("still empty")
+PY
+}
+
+dirty_py mark
+[[ -f ${REPVOLD_DIR[a]}/vol.dirty ]] || fail "no vol.dirty in the data dir"
+od -An -c -N 8 "${REPVOLD_DIR[a]}/vol.dirty" | grep -q 'R   V   O   L   D   I   R   T' ||
+    fail "vol.dirty has no RVOLDIRT magic"
+
+stop_repvold a KILL
+start_repvold a zone-a
+dirty_py check-marked
+
+dirty_py clear
+stop_repvold a KILL
+start_repvold a zone-a
+dirty_py check-empty
+
+# The map on the other replica was never touched.
+[[ $(stat -c %s "${REPVOLD_DIR[b]}/vol.dirty") == $((4096 + 21)) ]] ||
+    fail "vol.dirty on b has the wrong size"
+repvol delete vol
+[[ ! -e ${REPVOLD_DIR[a]}/vol.dirty ]] || fail "delete left vol.dirty behind"
+log "ok"

@@ -1,0 +1,434 @@
+/* dirty.c - a volume's dirty map: the file codec (VOL.dirty) and the
+ * in-memory bookkeeping of dirty.h.  The I/O that persists it lives in
+ * store.c, which owns the io engine.
+ *
+ * File layout (little-endian):
+ *
+ *      0  u64  magic "RVOLDIRT"
+ *      8  u32  version (STORE_DIRTY_VERSION)
+ *     12  u32  header length (STORE_DIRTY_FILE_HDR, 4096)
+ *     16  u32  region size in bytes (65536)
+ *     20  u32  zero
+ *     24  u64  number of regions, ceil(volume size / region size)
+ *     32       zero up to 60
+ *     60  u32  crc32c of bytes 0..59
+ *     64       zero up to 4096
+ *   4096       bitmap: ceil(regions / 8) bytes, region r in byte r / 8,
+ *              bit r % 8 (least significant first); bits past the last
+ *              region are zero.  The file ends there.
+ *
+ * The bitmap starts on a page boundary so a persist rewrites whole 4 KiB
+ * pages of it in place; bits there only ever go from 0 to 1 between
+ * clears, so a torn page write leaves a mix of old and new set bits, all
+ * of which were marked (never garbage).  Creating and clearing replace
+ * the whole file atomically (temp file, fdatasync, rename, fsync dir).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "util.h"
+#include "wire.h"
+#include "store/store.h"
+#include "store/dirty.h"
+
+#define DIRTY_MAGIC    0x545249444c4f5652ULL    /* "RVOLDIRT" */
+#define DIRTY_CRC_OFF  60
+
+/* ---- file codec ---------------------------------------------------- */
+
+uint64_t
+store_dirty_nregions (uint64_t size)
+{
+  return (size + STORE_DIRTY_REGION - 1) / STORE_DIRTY_REGION;
+}
+
+size_t
+store_dirty_bitmap_bytes (uint64_t size)
+{
+  return (size_t) ((store_dirty_nregions (size) + 7) / 8);
+}
+
+void
+store_dirty_hdr_encode (uint32_t region, uint64_t nregions,
+                        uint8_t out[STORE_DIRTY_FILE_HDR])
+{
+  memset (out, 0, STORE_DIRTY_FILE_HDR);
+  putle64 (out, DIRTY_MAGIC);
+  putle32 (out + 8, STORE_DIRTY_VERSION);
+  putle32 (out + 12, STORE_DIRTY_FILE_HDR);
+  putle32 (out + 16, region);
+  putle64 (out + 24, nregions);
+  putle32 (out + DIRTY_CRC_OFF, crc32c (0, out, DIRTY_CRC_OFF));
+}
+
+int
+store_dirty_hdr_decode (const uint8_t *in, size_t len, uint64_t size,
+                        const char **why)
+{
+  uint32_t version;
+
+  if (len < STORE_DIRTY_FILE_HDR) {
+    *why = "truncated header";
+    return -1;
+  }
+  if (getle64 (in) != DIRTY_MAGIC) {
+    *why = "bad magic (not a repvol dirty map)";
+    return -1;
+  }
+  version = getle32 (in + 8);
+  if (version != STORE_DIRTY_VERSION) {
+    *why = version > STORE_DIRTY_VERSION
+      ? "unsupported version (written by a newer repvold?)"
+      : "unsupported version";
+    return -1;
+  }
+  if (getle32 (in + 12) != STORE_DIRTY_FILE_HDR) {
+    *why = "wrong header length";
+    return -1;
+  }
+  if (getle32 (in + DIRTY_CRC_OFF) != crc32c (0, in, DIRTY_CRC_OFF)) {
+    *why = "header checksum mismatch";
+    return -1;
+  }
+  if (getle32 (in + 20) != 0) {
+    *why = "reserved field not zero";
+    return -1;
+  }
+  for (size_t i = 32; i < STORE_DIRTY_FILE_HDR; i++)
+    if (in[i] && (i < DIRTY_CRC_OFF || i >= DIRTY_CRC_OFF + 4)) {
+      *why = "reserved bytes not zero";
+      return -1;
+    }
+  if (getle32 (in + 16) != STORE_DIRTY_REGION) {
+    *why = "unsupported region size";
+    return -1;
+  }
+  if (getle64 (in + 24) != store_dirty_nregions (size)) {
+    *why = "region count does not match the volume size";
+    return -1;
+  }
+  return 0;
+}
+
+static void
+dirty_names (const char *name, char *path, char *tmp, size_t len)
+{
+  snprintf (path, len, "%s.dirty", name);
+  if (tmp)
+    snprintf (tmp, len, ".%s.dirty.tmp", name);
+}
+
+int
+store_dirty_tmp_create (int dirfd, const char *name, uint64_t size,
+                        int *fdp)
+{
+  char path[STORE_NAME_MAX + 16], tmp[STORE_NAME_MAX + 16];
+  int fd, err;
+
+  dirty_names (name, path, tmp, sizeof path);
+  fd = openat (dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd == -1)
+    return -errno;
+  if (ftruncate (fd, STORE_DIRTY_FILE_HDR + store_dirty_bitmap_bytes (size))
+      == -1) {
+    err = errno;
+    close (fd);
+    unlinkat (dirfd, tmp, 0);
+    return -err;
+  }
+  *fdp = fd;
+  return 0;
+}
+
+int
+store_dirty_create (int dirfd, const char *name, uint64_t size)
+{
+  char path[STORE_NAME_MAX + 16], tmp[STORE_NAME_MAX + 16];
+  uint8_t hdr[STORE_DIRTY_FILE_HDR];
+  int fd, err;
+
+  dirty_names (name, path, tmp, sizeof path);
+  err = store_dirty_tmp_create (dirfd, name, size, &fd);
+  if (err < 0)
+    return err;
+  store_dirty_hdr_encode (STORE_DIRTY_REGION, store_dirty_nregions (size),
+                          hdr);
+  if (pwrite (fd, hdr, sizeof hdr, 0) != (ssize_t) sizeof hdr ||
+      fdatasync (fd) == -1) {
+    err = errno ? errno : EIO;
+    close (fd);
+    unlinkat (dirfd, tmp, 0);
+    return -err;
+  }
+  close (fd);
+  if (renameat (dirfd, tmp, dirfd, path) == -1) {
+    err = errno;
+    unlinkat (dirfd, tmp, 0);
+    return -err;
+  }
+  if (fsync (dirfd) == -1)
+    return -errno;
+  return 0;
+}
+
+static int
+pread_full (int fd, uint8_t *buf, size_t len, off_t off)
+{
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread (fd, buf + got, len - got, off + got);
+    if (n == -1) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0)
+      return -ENODATA;
+    got += n;
+  }
+  return 0;
+}
+
+int
+store_dirty_load (int dirfd, const char *name, uint64_t size,
+                  uint8_t *bitmap, int *fdp, const char **why)
+{
+  char path[STORE_NAME_MAX + 16];
+  uint8_t hdr[STORE_DIRTY_FILE_HDR];
+  size_t nbytes = store_dirty_bitmap_bytes (size);
+  uint64_t nregions = store_dirty_nregions (size);
+  struct stat st;
+  int fd, err;
+
+  dirty_names (name, path, NULL, sizeof path);
+  fd = openat (dirfd, path, O_RDWR | O_CLOEXEC);
+  if (fd == -1) {
+    err = errno;
+    *why = strerror (err);
+    return -err;
+  }
+  if (fstat (fd, &st) == -1) {
+    err = errno;
+    *why = strerror (err);
+    close (fd);
+    return -err;
+  }
+  if (!S_ISREG (st.st_mode) ||
+      (uint64_t) st.st_size < STORE_DIRTY_FILE_HDR) {
+    *why = "truncated header";
+    goto bad;
+  }
+  err = pread_full (fd, hdr, sizeof hdr, 0);
+  if (err < 0) {
+    *why = err == -ENODATA ? "truncated header" : strerror (-err);
+    goto bad;
+  }
+  if (store_dirty_hdr_decode (hdr, sizeof hdr, size, why) == -1)
+    goto bad;
+  if ((uint64_t) st.st_size != STORE_DIRTY_FILE_HDR + nbytes) {
+    *why = "file size does not match the region count";
+    goto bad;
+  }
+  err = pread_full (fd, bitmap, nbytes, STORE_DIRTY_FILE_HDR);
+  if (err < 0) {
+    *why = err == -ENODATA ? "truncated bitmap" : strerror (-err);
+    goto bad;
+  }
+  if (nregions % 8 && (bitmap[nbytes - 1] >> (nregions % 8))) {
+    *why = "bits set past the last region";
+    goto bad;
+  }
+  *fdp = fd;
+  return 0;
+
+ bad:
+  close (fd);
+  return -EBADMSG;
+}
+
+/* ---- in-memory map ------------------------------------------------- */
+
+int
+dmap_init (struct dmap *dm, uint64_t size, uint32_t region,
+           const uint8_t *bitmap_bytes)
+{
+  memset (dm, 0, sizeof *dm);
+  dm->nregions = (size + region - 1) / region;
+  dm->nbytes = (dm->nregions + 7) / 8;
+  dm->npages = (dm->nbytes + DMAP_PAGE - 1) / DMAP_PAGE;
+  if (dm->npages == 0)
+    dm->npages = 1;
+  dm->mem = calloc (dm->npages, DMAP_PAGE);
+  dm->durable = calloc (dm->npages, DMAP_PAGE);
+  dm->pending = calloc (dm->npages, 1);
+  if (!dm->mem || !dm->durable || !dm->pending) {
+    dmap_free (dm);
+    return -ENOMEM;
+  }
+  if (bitmap_bytes) {
+    memcpy (dm->mem, bitmap_bytes, dm->nbytes);
+    memcpy (dm->durable, bitmap_bytes, dm->nbytes);
+    for (size_t i = 0; i < dm->nbytes; i++)
+      dm->count += __builtin_popcount (dm->mem[i]);
+  }
+  dm->next_seq = 1;
+  return 0;
+}
+
+void
+dmap_free (struct dmap *dm)
+{
+  free (dm->mem);
+  free (dm->durable);
+  free (dm->pending);
+  dm->mem = dm->durable = dm->pending = NULL;
+}
+
+void
+dmap_range (const struct dmap *dm, uint64_t off, uint64_t len,
+            uint32_t region, uint64_t *first, uint64_t *last)
+{
+  *first = off / region;
+  *last = (off + len - 1) / region;
+  if (*last >= dm->nregions)
+    *last = dm->nregions - 1;
+}
+
+bool
+dmap_test (const struct dmap *dm, uint64_t r)
+{
+  return r < dm->nregions && (dm->mem[r / 8] >> (r % 8)) & 1;
+}
+
+static void
+set_pending (struct dmap *dm, size_t page)
+{
+  if (!dm->pending[page]) {
+    dm->pending[page] = 1;
+    dm->npending++;
+  }
+}
+
+uint64_t
+dmap_mark (struct dmap *dm, uint64_t first, uint64_t last)
+{
+  uint64_t need = 0;
+
+  if (first > last || first >= dm->nregions)
+    return 0;
+  for (uint64_t b = first / 8; b <= last / 8; b++) {
+    unsigned lo = b == first / 8 ? first % 8 : 0;
+    unsigned hi = b == last / 8 ? last % 8 : 7;
+    uint8_t mask = (uint8_t) ((0xffu >> (7 - hi)) & (0xffu << lo));
+    uint8_t notdur = mask & ~dm->durable[b];
+    size_t page = b / DMAP_PAGE;
+
+    if (!notdur)
+      continue;                 /* durable already: costs nothing */
+    uint8_t fresh = notdur & ~dm->mem[b];
+    if (fresh) {
+      dm->mem[b] |= fresh;
+      dm->count += __builtin_popcount (fresh);
+      set_pending (dm, page);
+      need = dm->next_seq;
+    }
+    else if (dm->pending[page] || dm->inflight_seq == 0) {
+      /* Set in memory, changed again (or never written): next op. */
+      set_pending (dm, page);
+      need = dm->next_seq;
+    }
+    else if (need < dm->inflight_seq)
+      need = dm->inflight_seq;  /* in the copy being written now */
+  }
+  return need;
+}
+
+uint64_t
+dmap_clear (struct dmap *dm)
+{
+  memset (dm->mem, 0, dm->npages * DMAP_PAGE);
+  memset (dm->durable, 0, dm->npages * DMAP_PAGE);
+  memset (dm->pending, 0, dm->npages);
+  dm->npending = 0;
+  dm->count = 0;
+  dm->wipe_gen++;
+  /* A clear still waiting to start takes this later number: it covers
+   * the marks made since the first one asked, which it wipes too.
+   */
+  dm->clear_queued = true;
+  dm->clear_seq = dm->next_seq++;
+  return dm->clear_seq;
+}
+
+int
+dmap_begin (struct dmap *dm, struct dmap_op *op)
+{
+  memset (op, 0, sizeof *op);
+  if (dm->inflight_seq)
+    return 0;
+  if (dm->clear_queued) {
+    dm->clear_queued = false;
+    op->clear = true;
+    op->seq = dm->clear_seq;
+    op->wipe_gen = dm->wipe_gen;
+    dm->inflight_seq = op->seq;
+    return 1;
+  }
+  if (!dm->npending)
+    return 0;
+  op->pages = malloc (dm->npending * sizeof *op->pages);
+  op->stage = malloc (dm->npending * DMAP_PAGE);
+  if (!op->pages || !op->stage) {
+    free (op->pages);
+    free (op->stage);
+    op->pages = NULL;
+    op->stage = NULL;
+    return -ENOMEM;
+  }
+  for (size_t p = 0; p < dm->npages && op->npages < dm->npending; p++)
+    if (dm->pending[p]) {
+      dm->pending[p] = 0;
+      memcpy (op->stage + op->npages * DMAP_PAGE, dm->mem + p * DMAP_PAGE,
+              DMAP_PAGE);
+      op->pages[op->npages++] = p;
+    }
+  dm->npending = 0;
+  op->seq = dm->next_seq++;
+  op->wipe_gen = dm->wipe_gen;
+  dm->inflight_seq = op->seq;
+  return 1;
+}
+
+void
+dmap_end (struct dmap *dm, struct dmap_op *op, int err)
+{
+  dm->inflight_seq = 0;
+  if (!err) {
+    dm->durable_seq = op->seq;
+    if (op->clear)
+      dm->clears++;
+    else {
+      dm->persists++;
+      /* Unless a clear came since the copy was taken, what was written
+       * is what is durable now.
+       */
+      if (op->wipe_gen == dm->wipe_gen)
+        for (size_t i = 0; i < op->npages; i++)
+          memcpy (dm->durable + op->pages[i] * DMAP_PAGE,
+                  op->stage + i * DMAP_PAGE, DMAP_PAGE);
+    }
+  }
+  else if (!op->clear && op->wipe_gen == dm->wipe_gen) {
+    /* Write them again with the next op. */
+    for (size_t i = 0; i < op->npages; i++)
+      set_pending (dm, op->pages[i]);
+  }
+  free (op->pages);
+  free (op->stage);
+  op->pages = NULL;
+  op->stage = NULL;
+}
