@@ -12,10 +12,11 @@
 #     REPVOL_REGISTRY=$T/registry exported;
 #   - $REPVOL / $REPVOLD (the built binaries) and a `repvol` shell function;
 #   - start_repvold, start_attach, stop_attach, start_bg, wait_for,
-#     wait_exit, kill_pid;
+#     wait_exit, kill_pid, mount_small_tmpfs;
 #   - an EXIT trap that stops every process started through these helpers,
-#     by pid (SIGTERM, then SIGKILL after a bounded wait), and on failure
-#     prints the tail of every process log;
+#     by pid (SIGTERM, then SIGKILL after a bounded wait), then unmounts
+#     what mount_small_tmpfs mounted, and on failure prints the tail of
+#     every process log;
 #   - assertions: fail, skip, assert_eq, assert_files_identical,
 #     expect_fail, expect_fail_match, require_cmd.
 #
@@ -51,6 +52,7 @@ REPVOLD_DATA_ROOT=${REPVOLD_DATA_ROOT:-$T}
 
 PIDS=()                    # every pid we started, in start order
 CLEANUP_PATHS=()           # more paths the EXIT trap removes (besides $T)
+MOUNTS=()                  # tmpfs mounts the EXIT trap unmounts
 declare -A PID_LOG=()      # pid -> its log file
 declare -A REPVOLD_PID=()  # replica server name -> pid
 declare -A REPVOLD_PORT=() # replica server name -> TCP port
@@ -254,6 +256,20 @@ v = json.load(sys.stdin)
 sys.exit(0 if all(r["state"] == "in-sync" for r in v["replicas"]) else 1)'
 }
 
+# mount_small_tmpfs DIR SIZE: mount a tmpfs of SIZE (e.g. 12M) on DIR
+# (created if missing), for a data dir that fills up; skips the test
+# when mounting is not allowed here.  The EXIT trap unmounts it once
+# every process has been stopped.
+mount_small_tmpfs() {
+    local dir=$1 size=$2
+    mkdir -p "$dir"
+    if ! mount -t tmpfs -o "size=$size,mode=0755" tmpfs "$dir" 2>"$T/mount.err"; then
+        skip "cannot mount a tmpfs on $dir: $(cat "$T/mount.err")"
+    fi
+    MOUNTS+=("$dir")
+    log "tmpfs of $size on $dir"
+}
+
 # ---------------------------------------------------------------------------
 # assertions
 
@@ -313,6 +329,12 @@ _lib_cleanup() {
         else
             wait "$pid" 2>/dev/null
         fi
+    done
+    # Nothing runs from the mounts now.  A lazy unmount if a plain one is
+    # refused, so a test never leaves one behind.
+    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+        umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}" ||
+            printf 'WARNING: %s: cannot unmount %s\n' "$TEST_NAME" "${MOUNTS[i]}" >&2
     done
     if ((rc != 0 && rc != 77)); then
         for pid in "${PIDS[@]}"; do

@@ -148,6 +148,9 @@ test_req_roundtrip (void **state)
     { RV_WRITE, RV_F_DIRTY | RV_F_FUA, 13, 0, 4096, 0x1 },
     { RV_TRIM, RV_F_DIRTY, 14, 0, 1u << 30, 0 },
     { RV_WRITE_ZEROES, RV_F_DIRTY | RV_F_NO_HOLE | RV_F_FUA, 15, 0, 4096, 0 },
+    /* CHECKSUM: a range up to the payload maximum, no payload, no flags */
+    { RV_CHECKSUM, 0, 16, 0, 4096, 0 },
+    { RV_CHECKSUM, 0, 17, 1ull << 40, RV_MAX_PAYLOAD, 0 },
   };
   for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
     struct rv_req out;
@@ -203,7 +206,17 @@ test_req_refused (void **state)
     { RV_DIRTY_CLEAR, 0, 1, 0, 4096, 0 },
     { RV_DIRTY_CLEAR, 0, 1, 65536, 0, 0 },
     { RV_DIRTY_CLEAR, RV_F_FUA, 1, 0, 0, 0 },
-    { RV_DIRTY_CLEAR + 1, 0, 1, 0, 0, 0 },              /* past the last */
+    /* CHECKSUM: no flags, no crc (it carries no payload), at most
+     * RV_MAX_PAYLOAD bytes of range
+     */
+    { RV_CHECKSUM, RV_F_FUA, 1, 0, 4096, 0 },
+    { RV_CHECKSUM, RV_F_DIRTY, 1, 0, 4096, 0 },
+    { RV_CHECKSUM, RV_F_NO_HOLE, 1, 0, 4096, 0 },
+    { RV_CHECKSUM, 0, 1, 0, 4096, 0x55 },
+    { RV_CHECKSUM, 0, 1, 0, RV_MAX_PAYLOAD + 1, 0 },
+    { RV_CHECKSUM, 0, 1, 0, 0xfffff000u, 0 },
+    { RV_CHECKSUM + 1, 0, 1, 0, 0, 0 },                 /* past the last */
+    { RV_CHECKSUM + 1, 0, 1, 0, 4096, 0 },
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     why = NULL;
@@ -249,6 +262,22 @@ test_check_range (void **state)
   assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
   r.offset = 0; r.length = 0;
   assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+
+  /* So is CHECKSUM (a zero-length one, which decodes, is refused here). */
+  r = (struct rv_req) { RV_CHECKSUM, 0, 1, 0, size, 0 };
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), 0);
+  r.offset = 4096;
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  r.offset = size; r.length = 4096;
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  r.offset = 512; r.length = 4096;
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  r.offset = 0; r.length = 0;
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  {
+    struct rv_req out;
+    assert_int_equal (decode_req (&r, &out, &why), 0);
+  }
 }
 
 /* ---- replies and payloads ---- */
@@ -344,6 +373,11 @@ test_status_mapping (void **state)
   assert_string_equal (rv_cmd_name (RV_MARK_DIRTY), "MARK_DIRTY");
   assert_string_equal (rv_cmd_name (RV_DIRTY_GET), "DIRTY_GET");
   assert_string_equal (rv_cmd_name (RV_DIRTY_CLEAR), "DIRTY_CLEAR");
+  assert_string_equal (rv_cmd_name (RV_CHECKSUM), "CHECKSUM");
+  assert_string_equal (rv_cmd_name (RV_CHECKSUM + 1), "UNKNOWN");
+  assert_int_equal (RV_CMD_MAX, RV_CHECKSUM);
+  assert_int_equal (RV_CHECKSUM_SIZE, 4);
+  assert_false (rv_req_has_payload (RV_CHECKSUM));
   assert_false (rv_req_has_payload (RV_MARK_DIRTY));
   assert_false (rv_req_has_payload (RV_DIRTY_GET));
   assert_true (rv_req_has_payload (RV_WRITE));

@@ -14,8 +14,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "attach.h"
+#include "control.h"
 #include "engine.h"
 #include "frontend/frontend.h"
 #include "loop.h"
@@ -34,6 +36,8 @@ struct attach {
   bool took_over;
   int final_err;
   struct reg_volume vol;        /* as claimed */
+  struct control *ctl;
+  char ctl_path[108];
   struct bdev_io flush_io;
 };
 
@@ -157,6 +161,7 @@ set_state (struct reg_replica *r, enum reg_replica_state st, uint64_t epoch)
     r->out_of_sync_epoch = 0;
     r->out_of_sync_since = 0;
     r->resync_total = r->resync_done = r->resync_rate = 0;
+    r->full_copy = false;
   }
   r->state = st;
 }
@@ -344,8 +349,11 @@ open_engine (struct attach *a)
     log_error ("%s: cannot create the engine: %s", v->name, strerror (errno));
     goto fail;
   }
-  if (forced >= 0 && in_sync == 0)
-    engine_mark_all_dirty (dev);   /* the others get a full copy */
+  bool full_copy = forced >= 0 && in_sync == 0;   /* the others from it */
+  for (int i = 0; i < v->nreplicas; i++)
+    full_copy |= v->replicas[i].full_copy && v->replicas[i].state != REG_IN_SYNC;
+  if (full_copy)
+    engine_mark_all_dirty (dev);
   return dev;
 
  fail:
@@ -353,6 +361,121 @@ open_engine (struct attach *a)
     if (reps[i])
       reps[i]->ops->close (reps[i]);
   return NULL;
+}
+
+/* ---- the control channel: verify and replace on the live volume ------- */
+
+static void
+verify_report (void *opaque, const char *line)
+{
+  control_reply (opaque, line);
+}
+
+static void
+verify_done (void *opaque, uint64_t differing, uint64_t repaired, int err)
+{
+  char line[160];
+
+  if (err)
+    snprintf (line, sizeof line, "error: verify stopped: %s (%llu differing "
+              "regions so far)", strerror (err), (unsigned long long) differing);
+  else if (differing > repaired)
+    snprintf (line, sizeof line, "error: %llu region(s) of %u bytes differ "
+              "(repvol verify --repair copies them from the majority)",
+              (unsigned long long) differing, ENGINE_VERIFY_REGION);
+  else
+    snprintf (line, sizeof line, "ok: replicas agree (%llu region(s) of %u "
+              "bytes repaired)", (unsigned long long) repaired,
+              ENGINE_VERIFY_REGION);
+  log_info ("verify: %s", line);
+  control_finish (opaque, line);
+}
+
+static int
+find_replica (const struct reg_volume *v, const char *addr)
+{
+  for (int i = 0; i < v->nreplicas; i++)
+    if (strcmp (v->replicas[i].addr, addr) == 0)
+      return i;
+  return -1;
+}
+
+/* "replace OLD NEW": the CLI has created NEW's replica and rewritten the
+ * registry entry; take NEW into OLD's slot and copy everything to it.
+ */
+static void
+control_replace (struct attach *a, struct control_req *req, const char *old,
+                 const char *new)
+{
+  struct reg_volume v;
+  char err[256], line[400];
+  int i = find_replica (&a->vol, old);
+  struct bdev *b;
+
+  if (i < 0 || registry_get (a->reg, a->vol.name, &v) == -1 ||
+      strcmp (v.replicas[i].addr, new) != 0) {
+    control_finish (req, "error: the registry does not show that replacement");
+    return;
+  }
+  a->vol.replicas[i] = v.replicas[i];
+  b = connect_replica (a, i, a->o->timeout_ms, err, sizeof err);
+  if (!b)
+    log_warn ("%s: new replica %s: %s (will keep trying)", v.name, new, err);
+  engine_replace (a->dev, i, b, new);
+  snprintf (line, sizeof line, "ok: %s replaces %s; copying the volume to it",
+            new, old);
+  control_finish (req, line);
+}
+
+static void
+on_control (struct control_req *req, const char *line, void *opaque)
+{
+  struct attach *a = opaque;
+  char old[REG_ADDR_MAX], new[REG_ADDR_MAX];
+
+  if (strcmp (line, "verify") == 0 || strcmp (line, "verify repair") == 0) {
+    log_info ("%s: %s requested", a->vol.name, line);
+    engine_verify (a->dev, strcmp (line, "verify repair") == 0,
+                   verify_report, verify_done, req);
+  }
+  else if (sscanf (line, "replace %127s %127s", old, new) == 2)
+    control_replace (a, req, old, new);
+  else
+    control_finish (req, "error: unknown control command");
+}
+
+static int
+record_control (struct reg_volume *v, void *arg)
+{
+  struct attach *a = arg;
+
+  if (!v->attachment.attached || v->attachment.pid != getpid ())
+    return ESTALE;
+  snprintf (v->attachment.control, sizeof v->attachment.control, "%s",
+            a->ctl_path);
+  return 0;
+}
+
+/* Where the control socket goes: $REPVOL_RUN_DIR or /run/repvol, named
+ * by the volume's uuid (unique even across registries).
+ */
+static void
+start_control (struct attach *a)
+{
+  const char *dir = getenv ("REPVOL_RUN_DIR");
+
+  if (!dir)
+    dir = "/run/repvol";
+  if (mkdir (dir, 0700) == -1 && errno != EEXIST) {
+    log_warn ("%s: no control channel (%s: %s): verify and replace will "
+              "not reach this attach", a->vol.name, dir, strerror (errno));
+    return;
+  }
+  snprintf (a->ctl_path, sizeof a->ctl_path, "%s/%s.ctl", dir,
+            a->vol.uuid[0] ? a->vol.uuid : a->vol.name);
+  a->ctl = control_start (a->loop, a->ctl_path, on_control, a);
+  if (a->ctl)
+    registry_update (a->reg, a->vol.name, record_control, a);
 }
 
 int
@@ -402,6 +525,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   a.dev = open_engine (&a);
   if (!a.dev)
     goto out;
+  start_control (&a);          /* before clients: verify can find it */
   a.fe = frontend_start ("nbd", a.loop, a.dev, v.name, o->nbd);
   if (!a.fe)
     goto out;
@@ -418,6 +542,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   }
 
  out:
+  control_stop (a.ctl);
   if (a.fe)
     frontend_free (a.fe);
   if (a.dev)

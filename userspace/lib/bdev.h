@@ -27,6 +27,10 @@ enum bdev_op {
   BDEV_MARK_DIRTY,
   BDEV_DIRTY_GET,
   BDEV_DIRTY_CLEAR,
+  /* crc32c of [offset, offset+len) as stored, into buf (4 bytes,
+   * host order), computed where the data is (RV_CHECKSUM).
+   */
+  BDEV_CHECKSUM,
 };
 
 #define BDEV_FUA        (1u << 0)   /* write stable before completion */

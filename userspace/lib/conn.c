@@ -356,6 +356,11 @@ conn_send (struct conn *c, const void *hdr, size_t hdr_len,
 {
   struct conn_out *o;
 
+  if (hdr_len + payload_len == 0) {    /* nothing to write: done now */
+    if (done)
+      done (opaque, c->closed ? ECONNRESET : 0);
+    return;
+  }
   if (c->closed || hdr_len > CONN_HDR_MAX ||
       (o = malloc (sizeof *o)) == NULL) {
     if (done)

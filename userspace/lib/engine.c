@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +44,8 @@
 #define DEFAULT_RATE      (64ull << 20)
 #define DEFAULT_RECONNECT 1000
 
-enum req_kind { REQ_READ, REQ_WRITE, REQ_FLUSH, REQ_MARK, REQ_COPY };
+enum req_kind { REQ_READ, REQ_WRITE, REQ_FLUSH, REQ_MARK, REQ_COPY,
+                REQ_VERIFY };
 
 struct eng_req {
   struct engine *e;
@@ -57,7 +59,8 @@ struct eng_req {
   int read_from;                /* READ: replica; COPY: source */
   uint32_t tried;               /* READ: replicas already tried (mask) */
   uint64_t start, end;          /* byte range, for the overlap check */
-  struct eng_req *prev, *next;  /* active, waiting or parked list */
+  struct eng_req *prev, *next;  /* active or waiting list */
+  struct eng_req *park_next;    /* parked list (a parked write stays active) */
   void *buf;                    /* COPY: the region */
   void (*internal_done) (struct eng_req *r);
   struct bdev_io child[ENGINE_MAX_REPLICAS];
@@ -70,8 +73,21 @@ struct resync {
   uint64_t done_last;           /* for the rate */
   int inflight;
   bool have_map, finishing, failed;
+  bool discard;                 /* get_io in flight is for a replaced replica */
   struct bdev_io get_io;
   void *get_buf;
+};
+
+struct verify {
+  bool running, repair;
+  uint64_t next, differing, repaired;
+  int outstanding, err;
+  uint32_t crc[ENGINE_MAX_REPLICAS];
+  uint32_t asked, bad;          /* replicas asked; replicas that differ */
+  int source;
+  void (*report) (void *, const char *);
+  void (*done) (void *, uint64_t, uint64_t, int);
+  void *opaque;
 };
 
 struct engine {
@@ -82,6 +98,7 @@ struct engine {
   char *name[ENGINE_MAX_REPLICAS];
   enum engine_rep_state state[ENGINE_MAX_REPLICAS];
   struct resync rs[ENGINE_MAX_REPLICAS];
+  struct verify vf;
   struct bdev *closing[ENGINE_MAX_REPLICAS];   /* failed, to close */
   struct loop_defer close_defer;
   struct engine_hooks hooks;
@@ -333,7 +350,7 @@ release_parked (struct engine *e)
 {
   while (e->marks_pending == 0 && e->parked) {
     struct eng_req *r = e->parked;
-    list_remove (&e->parked, NULL, r);
+    e->parked = r->park_next;
     complete_write (e, r);
   }
 }
@@ -438,7 +455,8 @@ complete_write (struct engine *e, struct eng_req *r)
   uint32_t in_sync = mask_of (e, ENGINE_IN_SYNC);
 
   if (r->kind == REQ_WRITE && e->marks_pending > 0 && !r->err) {
-    list_push (&e->parked, r);      /* after the barrier */
+    r->park_next = e->parked;       /* acked after the barrier */
+    e->parked = r;
     return;
   }
   if (in_sync == 0 || e->broken || (r->failed & in_sync))
@@ -507,9 +525,9 @@ start_write (struct engine *e, struct eng_req *r)
   uint32_t to = mask_of (e, ENGINE_IN_SYNC) | mask_of (e, ENGINE_RESYNC);
   bool track = degraded (e) && e->have_hooks;
 
-  if (r->kind == REQ_COPY) {
+  if (r->kind == REQ_COPY || r->kind == REQ_VERIFY) {
     list_push (&e->active, r);
-    r->internal_done (r);       /* the copy's own state machine */
+    r->internal_done (r);       /* its own state machine */
     return;
   }
   if (r->kind == REQ_WRITE)
@@ -768,6 +786,10 @@ resync_flushed (struct bdev_io *io, int err)
   struct resync *rs = container_of (io, struct resync, get_io);
   int i = rs - e->rs;
 
+  if (rs->discard) {
+    rs->discard = false;
+    return;
+  }
   rs->finishing = false;
   if (err || e->state[i] != ENGINE_RESYNC) {
     if (err)
@@ -856,6 +878,11 @@ resync_got_map (struct bdev_io *io, int err)
   uint8_t *p = rs->get_buf;
 
   rs->get_buf = NULL;
+  if (rs->discard) {
+    rs->discard = false;
+    free (p);
+    return;
+  }
   if (err || e->state[i] != ENGINE_RESYNC) {
     if (err)
       log_warn ("replica %s: cannot read the survivors' dirty map (%s); "
@@ -891,7 +918,8 @@ resync_fetch_map (struct engine *e, int i)
   size_t len = RV_DIRTY_HDR_SIZE + (e->nregions + 7) / 8;
   int src = pick_source (e);
 
-  if (src < 0 || rs->get_buf)
+  /* A full-copy mark still on its way would be missing from the map. */
+  if (src < 0 || rs->get_buf || rs->discard || e->marks_pending)
     return;
   rs->get_buf = malloc (len);
   if (!rs->get_buf)
@@ -954,6 +982,224 @@ engine_mark_all_dirty (struct bdev *b)
     e->broken = true;
   free (all);
   free (none);
+}
+
+void
+engine_replace (struct bdev *b, int i, struct bdev *nb, const char *name)
+{
+  struct engine *e = b->priv;
+
+  if (e->rep[i]) {
+    e->closing[i] = e->rep[i];
+    e->rep[i] = NULL;
+    if (e->loop)
+      loop_defer (e->loop, &e->close_defer, close_failed, e);
+  }
+  free (e->name[i]);
+  e->name[i] = strdup (name);
+  struct resync *rs = &e->rs[i];
+  /* A DIRTY_GET or final flush in flight belongs to the old replica:
+   * its answer is dropped (get_io itself must stay untouched).
+   */
+  rs->discard = rs->get_buf != NULL || rs->finishing;
+  free (rs->map);
+  rs->map = NULL;
+  rs->have_map = rs->finishing = rs->failed = false;
+  rs->next = rs->total = rs->done = rs->done_last = 0;
+  e->rep[i] = nb;
+  e->state[i] = nb ? ENGINE_RESYNC : ENGINE_OUT;
+  log_info ("replica slot %d is now %s: copying the whole volume to it",
+            i, name);
+  engine_mark_all_dirty (b);
+}
+
+/* ---- online verify -------------------------------------------------- */
+
+static void verify_next (struct engine *e);
+static void verify_step (struct eng_req *r);
+
+static void
+verify_child_done (struct bdev_io *child, int err)
+{
+  struct eng_req *r = child->opaque;
+  struct verify *vf = &r->e->vf;
+
+  if (err && !vf->err)
+    vf->err = err;
+  if (--vf->outstanding == 0)
+    verify_step (r);
+}
+
+static void
+verify_region_done (struct engine *e, struct eng_req *r)
+{
+  struct verify *vf = &e->vf;
+
+  leave_active (e, r);
+  free (r->buf);
+  free (r);
+  if (vf->err || e->broken) {
+    vf->running = false;
+    vf->done (vf->opaque, vf->differing, vf->repaired, vf->err ? vf->err : EIO);
+    return;
+  }
+  verify_next (e);
+}
+
+/* The replica whose checksum most others share: the source of truth. */
+static int
+majority (const struct engine *e, uint32_t asked)
+{
+  int best = -1, best_votes = 0;
+
+  for (int i = 0; i < e->n; i++) {
+    int votes = 0;
+    if (!(asked & (1u << i)))
+      continue;
+    for (int k = 0; k < e->n; k++)
+      votes += (asked & (1u << k)) && e->vf.crc[k] == e->vf.crc[i];
+    if (votes > best_votes) {
+      best = i;
+      best_votes = votes;
+    }
+  }
+  return best;
+}
+
+/* Phases (r->pending): 0 ask every in-sync replica for the checksum;
+ * 1 compare; 2 repair: the source's data has been read, write it to the
+ * others; 3 done.
+ */
+static void
+verify_step (struct eng_req *r)
+{
+  struct engine *e = r->e;
+  struct verify *vf = &e->vf;
+  uint32_t len = (uint32_t) (r->end - r->start);
+  char line[256];
+
+  if (vf->err) {
+    verify_region_done (e, r);
+    return;
+  }
+  switch (r->pending++) {
+  case 0:
+    vf->asked = mask_of (e, ENGINE_IN_SYNC);
+    vf->outstanding = __builtin_popcount (vf->asked);
+    if (vf->outstanding < 1) {
+      vf->err = EIO;
+      verify_region_done (e, r);
+      return;
+    }
+    for (int i = 0; i < e->n; i++)
+      if (vf->asked & (1u << i))
+        r->child[i] = (struct bdev_io) {
+          .op = BDEV_CHECKSUM, .offset = r->start, .len = len,
+          .buf = &vf->crc[i], .done = verify_child_done, .opaque = r,
+        };
+    for (int i = 0; i < e->n; i++)
+      if (vf->asked & (1u << i))
+        bdev_submit (e->rep[i], &r->child[i]);
+    return;
+  case 1: {
+    int src = majority (e, vf->asked);
+    vf->bad = 0;
+    for (int i = 0; i < e->n; i++)
+      if ((vf->asked & (1u << i)) && vf->crc[i] != vf->crc[src])
+        vf->bad |= 1u << i;
+    if (!vf->bad) {
+      verify_region_done (e, r);
+      return;
+    }
+    vf->differing++;
+    int n = snprintf (line, sizeof line, "region %llu+%u differs:",
+                      (unsigned long long) r->start, len);
+    for (int i = 0; i < e->n && n < (int) sizeof line; i++)
+      if (vf->asked & (1u << i))
+        n += snprintf (line + n, sizeof line - n, " %s=%08x%s", e->name[i],
+                       vf->crc[i], vf->bad & (1u << i) ? "*" : "");
+    vf->report (vf->opaque, line);
+    if (!vf->repair) {
+      verify_region_done (e, r);
+      return;
+    }
+    vf->source = src;
+    if (posix_memalign (&r->buf, 4096, len) != 0) {
+      vf->err = ENOMEM;
+      verify_region_done (e, r);
+      return;
+    }
+    vf->outstanding = 1;
+    r->child[src] = (struct bdev_io) {
+      .op = BDEV_READ, .offset = r->start, .len = len, .buf = r->buf,
+      .done = verify_child_done, .opaque = r,
+    };
+    bdev_submit (e->rep[src], &r->child[src]);
+    return;
+  }
+  case 2:
+    vf->outstanding = __builtin_popcount (vf->bad);
+    for (int i = 0; i < e->n; i++)
+      if (vf->bad & (1u << i))
+        r->child[i] = (struct bdev_io) {
+          .op = BDEV_WRITE, .flags = BDEV_FUA, .offset = r->start,
+          .len = len, .buf = r->buf, .done = verify_child_done, .opaque = r,
+        };
+    for (int i = 0; i < e->n; i++)
+      if (vf->bad & (1u << i))
+        bdev_submit (e->rep[i], &r->child[i]);
+    return;
+  default:
+    vf->repaired++;
+    snprintf (line, sizeof line, "region %llu+%u repaired from %s",
+              (unsigned long long) r->start, len, e->name[vf->source]);
+    vf->report (vf->opaque, line);
+    verify_region_done (e, r);
+  }
+}
+
+static void
+verify_next (struct engine *e)
+{
+  struct verify *vf = &e->vf;
+  struct eng_req *r;
+
+  if (vf->next >= e->bdev.info.size || e->drain_done) {
+    vf->running = false;
+    vf->done (vf->opaque, vf->differing, vf->repaired,
+              vf->next >= e->bdev.info.size ? 0 : ECANCELED);
+    return;
+  }
+  r = calloc (1, sizeof *r);
+  if (!r) {
+    vf->running = false;
+    vf->done (vf->opaque, vf->differing, vf->repaired, ENOMEM);
+    return;
+  }
+  r->e = e;
+  r->kind = REQ_VERIFY;
+  r->start = vf->next;
+  r->end = MIN (vf->next + ENGINE_VERIFY_REGION, e->bdev.info.size);
+  r->internal_done = verify_step;
+  vf->next = r->end;
+  order_write (e, r);
+}
+
+void
+engine_verify (struct bdev *b, bool repair,
+               void (*report) (void *, const char *),
+               void (*done) (void *, uint64_t, uint64_t, int), void *opaque)
+{
+  struct engine *e = b->priv;
+
+  if (e->vf.running) {
+    done (opaque, 0, 0, EBUSY);
+    return;
+  }
+  e->vf = (struct verify) { .running = true, .repair = repair,
+                            .report = report, .done = done,
+                            .opaque = opaque };
+  verify_next (e);
 }
 
 /* ---- the rest of the table ---------------------------------------- */

@@ -2,6 +2,7 @@
 #ifndef REPVOL_ENGINE_H
 #define REPVOL_ENGINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "bdev.h"
 #include "loop.h"
@@ -57,5 +58,26 @@ struct bdev *engine_new (struct loop *loop, struct bdev **replicas,
  * the marks are durable; if they fail, the volume fails writes.
  */
 void engine_mark_all_dirty (struct bdev *engine);
+
+/* Put replica b (NULL: not reachable yet; the engine keeps trying) in
+ * slot i, replacing what was there: it is caught up by a full copy
+ * while the volume serves ("repvol replica replace").
+ */
+void engine_replace (struct bdev *engine, int i, struct bdev *b,
+                     const char *name);
+
+/* Online verify: compare the in-sync replicas region by region with
+ * checksums computed on the servers, each region ordered against
+ * client writes like a write.  Each differing region is reported as a
+ * line; with repair it is copied from the majority (or, with no
+ * majority, the first in-sync replica) to the others.  done gets the
+ * number of differing and repaired regions, and an errno or 0.
+ */
+#define ENGINE_VERIFY_REGION (1u << 20)
+void engine_verify (struct bdev *engine, bool repair,
+                    void (*report) (void *opaque, const char *line),
+                    void (*done) (void *opaque, uint64_t differing,
+                                  uint64_t repaired, int err),
+                    void *opaque);
 
 #endif

@@ -24,6 +24,7 @@
 #include "replica_admin.h"
 #include "replica_client.h"
 #include "util.h"
+#include "wire.h"
 
 #define SLOTS RV_MAX_INFLIGHT
 
@@ -137,6 +138,7 @@ wire_cmd (enum bdev_op op)
   case BDEV_MARK_DIRTY: return RV_MARK_DIRTY;
   case BDEV_DIRTY_GET: return RV_DIRTY_GET;
   case BDEV_DIRTY_CLEAR: return RV_DIRTY_CLEAR;
+  case BDEV_CHECKSUM: return RV_CHECKSUM;
   }
   return 0;
 }
@@ -150,11 +152,15 @@ carries_range (enum bdev_op op)
   return op != BDEV_FLUSH && op != BDEV_DIRTY_GET && op != BDEV_DIRTY_CLEAR;
 }
 
-/* Replies that carry io->len bytes of payload into io->buf. */
-static bool
-reply_has_payload (enum bdev_op op)
+/* Bytes of reply payload an op expects into io->buf (0: none). */
+static uint32_t
+reply_payload_len (const struct bdev_io *io)
 {
-  return op == BDEV_READ || op == BDEV_DIRTY_GET;
+  switch (io->op) {
+  case BDEV_READ: case BDEV_DIRTY_GET: return io->len;
+  case BDEV_CHECKSUM: return RV_CHECKSUM_SIZE;
+  default: return 0;
+  }
 }
 
 static void
@@ -234,8 +240,13 @@ got_payload (struct conn *c, void *opaque)
     log_error ("replica %s: reply checksum mismatch", rc->addr);
     complete (rc, s, EIO);
   }
-  else
+  else {
+    if (s->io->op == BDEV_CHECKSUM) {   /* wire order to host order */
+      uint32_t v = getle32 (s->io->buf);
+      memcpy (s->io->buf, &v, sizeof v);
+    }
     complete (rc, s, 0);
+  }
   send_waiting (rc);
   check_drained (rc);
   expect_reply (rc);
@@ -260,11 +271,11 @@ got_reply (struct conn *c, void *opaque)
                 rc->addr, (unsigned long long) rc->rep.id);
     return;
   }
-  if (rc->rep.status == RV_OK && reply_has_payload (s->io->op)) {
-    if (rc->rep.length != s->io->len) {
+  if (rc->rep.status == RV_OK && reply_payload_len (s->io)) {
+    if (rc->rep.length != reply_payload_len (s->io)) {
       conn_close (c, "replica %s: %s reply of %u bytes for %u expected",
                   rc->addr, rv_cmd_name (wire_cmd (s->io->op)),
-                  rc->rep.length, s->io->len);
+                  rc->rep.length, reply_payload_len (s->io));
       return;
     }
     rc->rep_slot = s;

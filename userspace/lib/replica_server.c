@@ -17,9 +17,14 @@
  *   it before WELCOME; below it gets WELCOME status EPERM and a close.
  *   Requests on a connection whose epoch has since been overtaken by a
  *   newer HELLO get RV_EPERM: a fenced engine can no longer write.
- * - admin connections may CREATE, DELETE, STAT and READ (read-only, for
- *   verify); WRITE, TRIM, WRITE_ZEROES, FLUSH and the dirty-map commands
- *   (MARK_DIRTY, DIRTY_GET, DIRTY_CLEAR) there get RV_EPERM.
+ * - admin connections may CREATE, DELETE, STAT, READ and CHECKSUM
+ *   (read-only, for verify); WRITE, TRIM, WRITE_ZEROES, FLUSH and the
+ *   dirty-map commands (MARK_DIRTY, DIRTY_GET, DIRTY_CLEAR) there get
+ *   RV_EPERM.
+ * - CHECKSUM is range-checked like READ and answered with the crc32c of
+ *   the stored bytes (RV_CHECKSUM_SIZE bytes, little-endian); it holds a
+ *   scratch buffer in the store while it runs, counted against the
+ *   connection's buffer budget.
  * - RV_F_DIRTY on WRITE / TRIM / WRITE_ZEROES, and MARK_DIRTY, are
  *   answered only once the dirty bits for the range are durable.
  * - a data connection's volume is the one that existed at HELLO or that
@@ -41,6 +46,7 @@
 #include "bdev.h"
 #include "proto/proto.h"
 #include "replica_server.h"
+#include "wire.h"
 
 _Static_assert (RV_DIRTY_REGION == STORE_DIRTY_REGION, "dirty region size");
 _Static_assert (RV_DIRTY_HDR_SIZE == STORE_DIRTY_HDR_SIZE, "dirty header");
@@ -276,6 +282,12 @@ io_done (struct bdev_io *io, int err)
     reply (req, RV_OK, req->buf, req->req.length);
   else if (req->req.cmd == RV_DIRTY_GET)
     reply (req, RV_OK, req->buf, req->buflen);
+  else if (req->req.cmd == RV_CHECKSUM) {
+    uint32_t crc;                 /* host order from the store */
+    memcpy (&crc, req->buf, sizeof crc);
+    putle32 (req->buf, crc);
+    reply (req, RV_OK, req->buf, RV_CHECKSUM_SIZE);
+  }
   else
     reply (req, RV_OK, NULL, 0);
 }
@@ -455,6 +467,20 @@ dispatch (struct rs_req *req)
   case RV_DIRTY_CLEAR:
     io->op = BDEV_DIRTY_CLEAR;
     break;
+  case RV_CHECKSUM:
+    req->buf = malloc (RV_CHECKSUM_SIZE);
+    if (!req->buf) {
+      reply (req, RV_EIO, NULL, 0);
+      return;
+    }
+    /* Count the store's scratch buffer, so a client cannot make us hold
+     * RV_MAX_INFLIGHT of them at once.
+     */
+    req->buflen = MIN (req->req.length, STORE_CHECKSUM_CHUNK);
+    rc->bytes += req->buflen;
+    io->op = BDEV_CHECKSUM;
+    io->buf = req->buf;
+    break;
   }
   bdev_submit (store_vol_bdev (v), io);
 }
@@ -483,7 +509,7 @@ is_data_cmd (uint16_t cmd)
 {
   return cmd == RV_READ || cmd == RV_WRITE || cmd == RV_FLUSH ||
          cmd == RV_TRIM || cmd == RV_WRITE_ZEROES || cmd == RV_MARK_DIRTY ||
-         cmd == RV_DIRTY_GET || cmd == RV_DIRTY_CLEAR;
+         cmd == RV_DIRTY_GET || cmd == RV_DIRTY_CLEAR || cmd == RV_CHECKSUM;
 }
 
 static void
@@ -525,7 +551,8 @@ on_header (struct conn *c, void *opaque)
                   rv_cmd_name (r.cmd), r.id, r.offset, r.length, why);
       return;
     }
-    if (rc->admin ? r.cmd != RV_READ : rc->epoch < m->epoch)
+    if (rc->admin ? r.cmd != RV_READ && r.cmd != RV_CHECKSUM
+                  : rc->epoch < m->epoch)
       pre = RV_EPERM;         /* read-only admin, or fenced */
   }
 

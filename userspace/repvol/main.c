@@ -58,7 +58,12 @@ static const struct verb verbs[] = {
     "\n"
     "  --nbd unix:PATH      serve NBD on a unix socket\n"
     "  --nbd tcp:ADDR:PORT  serve NBD on a TCP address\n"
-    "  --timeout SECONDS    replica I/O timeout (default 10)\n" },
+    "  --timeout SECONDS    replica I/O timeout (default 10)\n"
+    "  --no-takeover        refuse if the volume is attached elsewhere\n"
+    "                       (default: take over and fence that attachment)\n"
+    "  --force-stale ADDR:PORT  serve from this out-of-sync replica when no\n"
+    "                       in-sync one answers (later writes may be lost)\n"
+    "  --resync-rate SIZE   catch-up bandwidth per second (default 64M)\n" },
   { "detach", cmd_detach,
     "detach VOL [--timeout SECONDS]",
     "Stop the attach process of VOL on this host and wait until it has\n"
@@ -66,6 +71,21 @@ static const struct verb verbs[] = {
     "(its process is gone) is cleared.\n"
     "\n"
     "  --timeout SECONDS    how long to wait (default 60)\n" },
+  { "verify", cmd_verify,
+    "verify VOL [--repair]",
+    "Compare the replicas of an attached volume region by region, with\n"
+    "checksums computed on the servers; print each differing region.\n"
+    "Exit 0 when they agree (or were all repaired).\n"
+    "\n"
+    "  --repair             copy differing regions from the majority\n" },
+  { "replica", cmd_replica,
+    "replica replace VOL OLD_ADDR:PORT NEW_ADDR:PORT [--allow-same-zone]\n"
+    "              [--timeout SECONDS]",
+    "Build a full copy of the volume on a new server while it serves,\n"
+    "then delete the old replica.\n"
+    "\n"
+    "  --allow-same-zone    allow the new replica in a zone already used\n"
+    "  --timeout SECONDS    how long to wait for the copy (default 3600)\n" },
   { "delete", cmd_delete,
     "delete VOL [--force]",
     "Delete a volume: its replica on every server, then its registry\n"

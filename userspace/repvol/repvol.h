@@ -28,6 +28,8 @@ int cmd_status (int argc, char **argv);
 int cmd_attach (int argc, char **argv);
 int cmd_detach (int argc, char **argv);
 int cmd_delete (int argc, char **argv);
+int cmd_verify (int argc, char **argv);
+int cmd_replica (int argc, char **argv);
 
 /* Each verb's --help text (main.c). */
 void verb_help (const char *verb, bool to_stderr);

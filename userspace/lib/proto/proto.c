@@ -149,8 +149,9 @@ rv_decode_req (const uint8_t in[RV_REQ_SIZE], struct rv_req *r,
     FAIL ("flags not allowed for this command");
   switch (r->cmd) {
   case RV_READ: case RV_WRITE: case RV_TRIM: case RV_WRITE_ZEROES:
-  case RV_MARK_DIRTY:
-    if (r->length > RV_MAX_PAYLOAD && (r->cmd == RV_READ || r->cmd == RV_WRITE))
+  case RV_MARK_DIRTY: case RV_CHECKSUM:
+    if (r->length > RV_MAX_PAYLOAD &&
+        (r->cmd == RV_READ || r->cmd == RV_WRITE || r->cmd == RV_CHECKSUM))
       FAIL ("length larger than the protocol maximum");
     break;
   case RV_CREATE:
@@ -322,7 +323,7 @@ rv_cmd_name (uint16_t cmd)
     [RV_TRIM] = "TRIM", [RV_WRITE_ZEROES] = "WRITE_ZEROES",
     [RV_CREATE] = "CREATE", [RV_DELETE] = "DELETE", [RV_STAT] = "STAT",
     [RV_MARK_DIRTY] = "MARK_DIRTY", [RV_DIRTY_GET] = "DIRTY_GET",
-    [RV_DIRTY_CLEAR] = "DIRTY_CLEAR",
+    [RV_DIRTY_CLEAR] = "DIRTY_CLEAR", [RV_CHECKSUM] = "CHECKSUM",
   };
   return cmd <= RV_CMD_MAX && names[cmd] ? names[cmd] : "UNKNOWN";
 }

@@ -51,8 +51,15 @@ enum rv_cmd {
   RV_MARK_DIRTY = 9,     /* mark [offset, offset+length) dirty, durably */
   RV_DIRTY_GET = 10,     /* reply payload: RV_DIRTY_HDR_SIZE + bitmap */
   RV_DIRTY_CLEAR = 11,   /* forget the map, durably */
+  /* crc32c of the replica's bytes in [offset, offset+length), computed
+   * on the server (length at most RV_MAX_PAYLOAD): "repvol verify"
+   * compares replicas without shipping their data.  Reply payload:
+   * RV_CHECKSUM_SIZE bytes, the crc32c, little-endian.
+   */
+  RV_CHECKSUM = 12,
 };
-#define RV_CMD_MAX 11
+#define RV_CMD_MAX 12
+#define RV_CHECKSUM_SIZE 4
 
 /* Dirty map granularity, and the DIRTY_GET reply: region size (4 bytes),
  * reserved (4), number of regions (8), then ceil(regions / 8) bytes of

@@ -116,6 +116,8 @@ attachment_json (const struct reg_attachment *a)
   json_object_object_add (at, "frontend", json_object_new_string (a->frontend));
   json_object_object_add (at, "epoch", json_object_new_uint64 (a->epoch));
   json_object_object_add (at, "since", json_object_new_int64 (a->since));
+  if (a->control[0])
+    json_object_object_add (at, "control", json_object_new_string (a->control));
   return at;
 }
 
@@ -147,6 +149,8 @@ reg_volume_json (const struct reg_volume *v)
                             json_object_new_uint64 (rp->out_of_sync_epoch));
     json_object_object_add (r, "out_of_sync_since",
                             json_object_new_int64 (rp->out_of_sync_since));
+    if (rp->full_copy)
+      json_object_object_add (r, "full_copy", json_object_new_boolean (true));
     if (rp->state == REG_OUT_OF_SYNC && rp->resync_total) {
       json_object *rs = json_object_new_object ();
       json_object_object_add (rs, "total", json_object_new_uint64 (rp->resync_total));
@@ -288,6 +292,8 @@ attachment_from_json (json_object *o, const char *key, struct reg_attachment *a,
   TRY ("epoch", get_u64 (at, "epoch", true, &a->epoch, why));
   TRY ("since", get_u64 (at, "since", false, &u, why));
   a->since = u;
+  TRY ("control", get_str (at, "control", false, a->control,
+                           sizeof a->control, why));
   ret = 0;
  out:
   return ret;
@@ -387,6 +393,9 @@ reg_volume_from_json (const char *text, size_t len, struct reg_volume *v,
     TRY ("replicas[].out_of_sync_since",
          get_u64 (r, "out_of_sync_since", false, &u, why));
     rp->out_of_sync_since = u;
+    json_object *fc;
+    if (json_object_object_get_ex (r, "full_copy", &fc) && fc != NULL)
+      rp->full_copy = json_object_get_boolean (fc);
     json_object *rs;
     if (json_object_object_get_ex (r, "resync", &rs) && rs != NULL) {
       TRY ("replicas[].resync.total", get_u64 (rs, "total", true, &rp->resync_total, why));

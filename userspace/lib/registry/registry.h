@@ -32,6 +32,7 @@ struct reg_replica {
   enum reg_replica_state state;
   uint64_t out_of_sync_epoch;   /* when it fell behind (0: never) */
   time_t out_of_sync_since;
+  bool full_copy;               /* new or replaced: copy everything */
   /* Catch-up progress while out of sync, published by the attach. */
   uint64_t resync_total, resync_done, resync_rate;   /* bytes, bytes/s */
 };
@@ -43,6 +44,7 @@ struct reg_attachment {
   char frontend[256];           /* e.g. "nbd unix:/run/x.sock" */
   uint64_t epoch;               /* the epoch this attachment holds */
   time_t since;
+  char control[108];            /* unix socket of its control channel */
 };
 
 struct reg_volume {

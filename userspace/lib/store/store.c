@@ -22,6 +22,11 @@
  * waits on the op that carries them (a waiter sio); marks made while an
  * op is in flight ride on the next one.  A write with BDEV_DIRTY runs its
  * data I/O meanwhile and completes when both parts are done.
+ *
+ * A checksum (BDEV_CHECKSUM) reads its range through the io engine in
+ * chunks of at most STORE_CHECKSUM_CHUNK bytes into a scratch buffer of
+ * its own, folding each chunk into a running crc32c as it arrives; bytes
+ * past the end of a short sparse file count as zeroes, as READ has them.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -111,6 +116,7 @@ enum sio_phase {
   PH_ZERO,                      /* write zeroes from the zero buffer */
   PH_FALLOC,
   PH_SYNC,
+  PH_CSUM,                      /* read into scratch, fold into crc */
 };
 
 struct sio {
@@ -128,6 +134,8 @@ struct sio {
   int perr;                     /* first error of any part */
   uint64_t dneed;               /* dirty op seq waited for */
   struct sio *dnext;            /* the volume's waiter list */
+  void *scratch;                /* PH_CSUM: STORE_CHECKSUM_CHUNK at most */
+  uint32_t crc;                 /* PH_CSUM: crc32c of the bytes so far */
 };
 
 static const struct bdev_ops store_bdev_ops;
@@ -457,6 +465,9 @@ sio_finish (struct sio *io, int err)
   if (--io->parts > 0)
     return;                     /* the other part is still running */
   err = io->perr;
+  if (!err && bio->op == BDEV_CHECKSUM)
+    memcpy (bio->buf, &io->crc, sizeof io->crc);
+  free (io->scratch);
   free (io);
   v->inflight--;
   bio->done (bio, err);
@@ -550,6 +561,12 @@ sio_step (struct sio *io)
   case PH_SYNC:
     submit_req (io, IO_FDATASYNC, v->fd, NULL, 0, 0, 0, 0);
     return;
+  case PH_CSUM: {
+    size_t n = MIN (rem, (size_t) STORE_CHECKSUM_CHUNK);
+    int fd = dio_ok (v, io->scratch, off, n) ? v->dfd : v->fd;
+    submit_req (io, IO_READ, fd, io->scratch, n, off, 0, 0);
+    return;
+  }
   }
 }
 
@@ -575,6 +592,7 @@ sio_io_done (struct io_req *r, int res)
   switch (io->phase) {
   case PH_RW:
   case PH_ZERO:
+  case PH_CSUM:
     if (res == -EINVAL && r->fd != v->fd) {
       /* The device wants stricter direct I/O alignment than we assume:
        * use the page cache for this volume from now on.
@@ -591,6 +609,26 @@ sio_io_done (struct io_req *r, int res)
     }
     if (res < 0) {
       sio_finish (io, -res);
+      return;
+    }
+    if (io->phase == PH_CSUM) {
+      if (res == 0) {
+        /* Past the end of a (shorter than expected) sparse file. */
+        for (uint64_t left = bio->len - io->done; left; ) {
+          size_t n = MIN (left, (uint64_t) ZERO_BUF_SIZE);
+          io->crc = crc32c (io->crc, v->s->zero_buf, n);
+          left -= n;
+        }
+        io->done = bio->len;
+      }
+      else {
+        io->crc = crc32c (io->crc, io->scratch, (size_t) res);
+        io->done += res;
+      }
+      if (io->done < bio->len)
+        sio_step (io);          /* the next chunk, or a short read's rest */
+      else
+        sio_finish (io, 0);
       return;
     }
     if (res == 0) {
@@ -990,6 +1028,16 @@ store_submit (struct bdev *b, struct bdev_io *bio)
     break;
   case BDEV_FLUSH:
     io->phase = PH_SYNC;
+    break;
+  case BDEV_CHECKSUM:
+    if (!bio->buf ||
+        posix_memalign (&io->scratch, DIO_ALIGN,
+                        MIN (bio->len, STORE_CHECKSUM_CHUNK)) != 0) {
+      io->scratch = NULL;
+      sio_fail_later (io, bio->buf ? ENOMEM : EINVAL);
+      return;
+    }
+    io->phase = PH_CSUM;
     break;
   case BDEV_TRIM:
   case BDEV_WRITE_ZEROES: {

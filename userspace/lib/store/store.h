@@ -34,6 +34,10 @@
 #define STORE_META_SIZE    256
 #define STORE_META_VERSION 1
 #define STORE_MAX_IO       (32u << 20)  /* largest single bdev request */
+/* BDEV_CHECKSUM reads its range in chunks of this many bytes at most,
+ * into a scratch buffer it holds while it runs.
+ */
+#define STORE_CHECKSUM_CHUNK (1u << 20)
 
 /* store_meta.flags */
 #define STORE_F_RESERVED   (1u << 0)    /* data file fully fallocated */
@@ -173,6 +177,11 @@ struct store_dirty_stats {
 };
 void store_vol_dirty_stats (const struct store_vol *v,
                             struct store_dirty_stats *st);
+
+/* BDEV_CHECKSUM: crc32c of the bytes stored in [offset, offset+len)
+ * (holes and bytes past a short file read as zeroes) into io->buf, a
+ * host-order uint32_t; len 0 or a range beyond the volume: EINVAL.
+ */
 
 /* The volume as a bdev.  Borrowed: valid while a reference is held;
  * bdev close() is a no-op (release with store_vol_put).  io->buf for

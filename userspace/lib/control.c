@@ -1,0 +1,227 @@
+/* control.c - the attach's control channel (see control.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "conn.h"
+#include "control.h"
+#include "util.h"
+
+#define LINE_MAX_LEN 512
+
+struct control {
+  struct loop *loop;
+  struct loop_watch watch;
+  int fd;
+  char *path;
+  void (*handler) (struct control_req *, const char *, void *);
+  void *opaque;
+};
+
+struct control_req {
+  struct control *ctl;
+  struct conn *c;
+  char line[LINE_MAX_LEN];
+  size_t len;
+  char ch;
+  char *final;                  /* the last line, until sent */
+  bool finished, closed;
+};
+
+static void
+req_closed (struct conn *c, void *opaque)
+{
+  struct control_req *req = opaque;
+
+  req->closed = true;
+  if (req->finished)
+    free (req);
+}
+
+static void
+sent_free (void *opaque, int err)
+{
+  free (opaque);
+}
+
+static void
+send_line (struct control_req *req, const char *line)
+{
+  size_t n = strlen (line);
+  char *copy;
+
+  if (req->closed || (copy = malloc (n + 1)) == NULL)
+    return;
+  memcpy (copy, line, n);
+  copy[n] = '\n';
+  conn_send (req->c, NULL, 0, copy, n + 1, sent_free, copy);
+}
+
+void
+control_reply (struct control_req *req, const char *line)
+{
+  send_line (req, line);
+}
+
+static void
+finished_sent (void *opaque, int err)
+{
+  struct control_req *req = opaque;
+
+  free (req->final);
+  req->final = NULL;
+  if (!req->closed)
+    conn_close (req->c, NULL);  /* frees req through req_closed */
+}
+
+void
+control_finish (struct control_req *req, const char *line)
+{
+  size_t n = strlen (line);
+
+  req->finished = true;
+  if (req->closed || (req->final = malloc (n + 1)) == NULL) {
+    if (req->closed)
+      free (req);
+    else
+      conn_close (req->c, NULL);
+    return;
+  }
+  memcpy (req->final, line, n);
+  req->final[n] = '\n';
+  conn_send (req->c, NULL, 0, req->final, n + 1, finished_sent, req);
+}
+
+static void
+got_char (struct conn *c, void *opaque)
+{
+  struct control_req *req = opaque;
+
+  if (req->ch != '\n') {
+    if (req->len + 1 >= sizeof req->line) {
+      conn_close (c, "control: command line too long");
+      return;
+    }
+    req->line[req->len++] = req->ch;
+    conn_expect (c, &req->ch, 1, got_char, req);
+    return;
+  }
+  req->line[req->len] = '\0';
+  req->ctl->handler (req, req->line, req->ctl->opaque);
+}
+
+static void
+on_accept (struct loop_watch *w, uint32_t revents)
+{
+  struct control *ctl = w->opaque;
+  int fd = accept4 (ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  struct control_req *req;
+
+  if (fd == -1)
+    return;
+  req = calloc (1, sizeof *req);
+  if (!req) {
+    close (fd);
+    return;
+  }
+  req->ctl = ctl;
+  req->c = conn_new (ctl->loop, fd, "control", req_closed, req);
+  if (!req->c) {
+    close (fd);
+    free (req);
+    return;
+  }
+  conn_set_stall_timeout (req->c, 10000);
+  conn_expect (req->c, &req->ch, 1, got_char, req);
+}
+
+struct control *
+control_start (struct loop *loop, const char *path,
+               void (*handler) (struct control_req *, const char *, void *),
+               void *opaque)
+{
+  struct control *ctl = calloc (1, sizeof *ctl);
+
+  if (!ctl)
+    return NULL;
+  unlink (path);                /* ours from an attach that died */
+  ctl->fd = unix_listen (path);
+  if (ctl->fd == -1) {
+    log_error ("control socket %s: %s", path, strerror (errno));
+    free (ctl);
+    return NULL;
+  }
+  set_nonblock (ctl->fd);
+  ctl->loop = loop;
+  ctl->path = strdup (path);
+  ctl->handler = handler;
+  ctl->opaque = opaque;
+  loop_add (loop, &ctl->watch, ctl->fd, EPOLLIN, on_accept, ctl);
+  return ctl;
+}
+
+void
+control_stop (struct control *ctl)
+{
+  if (!ctl)
+    return;
+  loop_del (ctl->loop, &ctl->watch);
+  close (ctl->fd);
+  unlink (ctl->path);
+  free (ctl->path);
+  free (ctl);
+}
+
+int
+control_call (const char *path, const char *command)
+{
+  struct sockaddr_un sun;
+  char buf[4096], last[LINE_MAX_LEN] = "";
+  size_t have = 0;
+  int fd;
+
+  if (unix_sockaddr (path, &sun) == -1 ||
+      (fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+    goto fail;
+  if (connect (fd, (struct sockaddr *) &sun, sizeof sun) == -1 ||
+      write_full (fd, command, strlen (command)) == -1 ||
+      write_full (fd, "\n", 1) == -1) {
+    close (fd);
+    goto fail;
+  }
+  for (;;) {
+    ssize_t r = read (fd, buf + have, sizeof buf - 1 - have);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    have += r;
+    buf[have] = '\0';
+    char *nl;
+    while ((nl = strchr (buf, '\n')) != NULL) {
+      *nl = '\0';
+      printf ("%s\n", buf);
+      fflush (stdout);
+      snprintf (last, sizeof last, "%.511s", buf);
+      have -= nl + 1 - buf;
+      memmove (buf, nl + 1, have + 1);
+    }
+    if (have == sizeof buf - 1)
+      have = 0;                 /* an overlong line: drop it */
+  }
+  close (fd);
+  if (strncmp (last, "ok", 2) == 0)
+    return 0;
+  if (strncmp (last, "error", 5) != 0)
+    log_error ("the attach closed its control channel without an answer");
+  return 1;
+
+ fail:
+  log_error ("cannot reach the attach's control socket %s: %s", path,
+             strerror (errno));
+  return 1;
+}

@@ -1,0 +1,37 @@
+/* control.h - the control channel of a running "repvol attach": a unix
+ * socket on which other repvol commands (verify, replica replace) ask
+ * the attach to act on its live volume.
+ *
+ * Line based: the client sends one command line; the server answers
+ * with any number of lines and ends with one that starts "ok" or
+ * "error", then closes.
+ */
+#ifndef REPVOL_CONTROL_H
+#define REPVOL_CONTROL_H
+
+#include "loop.h"
+
+struct control;
+struct control_req;
+
+/* Listen on path (a stale socket there is replaced).  handler runs for
+ * each command line; it answers through control_reply / control_finish,
+ * now or later.  NULL (logged) on failure.
+ */
+struct control *control_start (struct loop *loop, const char *path,
+                               void (*handler) (struct control_req *req,
+                                                const char *line,
+                                                void *opaque),
+                               void *opaque);
+void control_reply (struct control_req *req, const char *line);
+void control_finish (struct control_req *req, const char *line);
+/* Stop listening and remove the socket. */
+void control_stop (struct control *c);
+
+/* Client: send command to the attach listening on path, print each
+ * answer line to stdout.  Returns 0 if the last line starts with "ok",
+ * 1 if with "error" (or the channel broke), after printing a reason.
+ */
+int control_call (const char *path, const char *command);
+
+#endif

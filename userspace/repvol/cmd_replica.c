@@ -1,0 +1,215 @@
+/* cmd_replica.c - repvol replica replace VOL OLD NEW: build a full copy
+ * of the volume on a new server while it serves, then drop the old
+ * replica (EBS's "launch a replacement", DRBD's full sync).
+ *
+ * The new replica is created, the registry entry of OLD becomes NEW
+ * (out of sync, full copy), and the running attach is told to take it
+ * in; the copy runs there.  The command waits until the registry shows
+ * NEW in sync, then deletes the replica on OLD's server.  A volume that
+ * is not attached gets its copy at its next attach.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "replica_admin.h"
+#include "repvol.h"
+#include "util.h"
+
+struct swap {
+  const char *old, *new;
+  const struct rv_welcome *w;
+};
+
+static int
+swap_entry (struct reg_volume *v, void *arg)
+{
+  struct swap *s = arg;
+
+  for (int i = 0; i < v->nreplicas; i++)
+    if (strcmp (v->replicas[i].addr, s->old) == 0) {
+      struct reg_replica *r = &v->replicas[i];
+      memset (r, 0, sizeof *r);
+      snprintf (r->addr, sizeof r->addr, "%s", s->new);
+      snprintf (r->server, sizeof r->server, "%s", s->w->server);
+      snprintf (r->zone, sizeof r->zone, "%s", s->w->zone);
+      r->state = REG_OUT_OF_SYNC;
+      r->out_of_sync_epoch = v->epoch;
+      r->out_of_sync_since = time (NULL);
+      r->full_copy = true;
+      return 0;
+    }
+  return ENOENT;
+}
+
+static int
+replica_state (struct registry *reg, const char *vol, const char *addr,
+               struct reg_replica *out)
+{
+  struct reg_volume v;
+
+  if (registry_get (reg, vol, &v) == -1)
+    return -1;
+  for (int i = 0; i < v.nreplicas; i++)
+    if (strcmp (v.replicas[i].addr, addr) == 0) {
+      *out = v.replicas[i];
+      return 0;
+    }
+  return -1;
+}
+
+static int
+replace (struct registry *reg, const char *vol, const char *old,
+         const char *new, bool allow_same_zone, uint64_t timeout_s)
+{
+  struct reg_volume v;
+  struct replica_admin ra;
+  char err[256];
+
+  if (get_volume (reg, vol, &v) == -1)
+    return EXIT_FAILURE;
+  bool have_old = false;
+  for (int i = 0; i < v.nreplicas; i++) {
+    have_old |= strcmp (v.replicas[i].addr, old) == 0;
+    if (strcmp (v.replicas[i].addr, new) == 0) {
+      log_error ("%s is already a replica of %s", new, vol);
+      return EXIT_FAILURE;
+    }
+  }
+  if (!have_old) {
+    log_error ("%s is not a replica of %s", old, vol);
+    return EXIT_FAILURE;
+  }
+  if (v.attachment.attached && !attachment_is_local (&v.attachment)) {
+    log_error ("%s is attached on host %s: run replace there", vol,
+               v.attachment.host);
+    return EXIT_FAILURE;
+  }
+
+  /* The new server: reachable, not in a zone another replica is in. */
+  if (replica_admin_open (&ra, new, vol, 0, err, sizeof err) == -1) {
+    log_error ("new replica %s: %s", new, err);
+    return EXIT_FAILURE;
+  }
+  for (int i = 0; i < v.nreplicas; i++)
+    if (strcmp (v.replicas[i].addr, old) != 0 && ra.welcome.zone[0] &&
+        strcmp (v.replicas[i].zone, ra.welcome.zone) == 0 &&
+        !allow_same_zone && !v.allow_same_zone) {
+      log_error ("%s is in zone '%s' like replica %s (use --allow-same-zone "
+                 "to allow it)", new, ra.welcome.zone, v.replicas[i].addr);
+      replica_admin_close (&ra);
+      return EXIT_FAILURE;
+    }
+  struct rv_create cr = {
+    .size = v.size, .block_size = v.block_size, .epoch = v.epoch,
+    .flags = v.reserved ? RV_F_RESERVE : 0,
+  };
+  if (replica_admin_create (&ra, &cr, err, sizeof err) == -1) {
+    log_error ("new replica %s: create failed: %s", new, err);
+    replica_admin_close (&ra);
+    return EXIT_FAILURE;
+  }
+  struct rv_welcome w = ra.welcome;
+  replica_admin_close (&ra);
+
+  struct swap s = { .old = old, .new = new, .w = &w };
+  if (registry_update (reg, vol, swap_entry, &s) == -1) {
+    log_error ("cannot update the registry: %s", strerror (errno));
+    return EXIT_FAILURE;
+  }
+  printf ("%s: %s replaces %s (full copy)\n", vol, new, old);
+  fflush (stdout);
+
+  registry_get (reg, vol, &v);
+  if (!v.attachment.attached || !v.attachment.control[0]) {
+    printf ("%s is not attached: the copy runs at its next attach; the old "
+            "replica on %s is kept until you delete it\n", vol, old);
+    return EXIT_SUCCESS;
+  }
+  char cmd[300];
+  snprintf (cmd, sizeof cmd, "replace %s %s", old, new);
+  if (control_call (v.attachment.control, cmd) != 0)
+    return EXIT_FAILURE;
+
+  /* Wait (bounded) for the copy; show progress now and then. */
+  uint64_t deadline = now_ns () + timeout_s * 1000000000ull, last = 0;
+  struct reg_replica r;
+  for (;;) {
+    if (replica_state (reg, vol, new, &r) == -1) {
+      log_error ("%s: the replica entry vanished from the registry", vol);
+      return EXIT_FAILURE;
+    }
+    if (r.state == REG_IN_SYNC)
+      break;
+    if (now_ns () > deadline) {
+      log_error ("%s: %s not in sync after %" PRIu64 " s; the copy goes on "
+                 "in the attach, the old replica on %s is kept", vol, new,
+                 timeout_s, old);
+      return EXIT_FAILURE;
+    }
+    if (now_ns () - last > 2000000000ull && r.resync_total) {
+      char a[32], b[32];
+      printf ("copying: %s of %s\n", format_size (r.resync_done, a, sizeof a),
+              format_size (r.resync_total, b, sizeof b));
+      fflush (stdout);
+      last = now_ns ();
+    }
+    usleep (100000);
+  }
+  printf ("%s: %s is in sync\n", vol, new);
+
+  /* Drop the old replica; an unreachable server keeps its copy. */
+  if (replica_admin_open (&ra, old, vol, 0, err, sizeof err) == -1 ||
+      replica_admin_delete (&ra, err, sizeof err) == -1)
+    log_warn ("old replica %s not deleted (%s): remove it there by hand",
+              old, err);
+  else
+    printf ("%s: old replica on %s deleted\n", vol, old);
+  if (ra.fd >= 0)
+    replica_admin_close (&ra);
+  return EXIT_SUCCESS;
+}
+
+int
+cmd_replica (int argc, char **argv)
+{
+  static const struct option longopts[] = {
+    { "allow-same-zone", no_argument, NULL, 'z' },
+    { "timeout", required_argument, NULL, 't' },
+    { "registry", required_argument, NULL, 'R' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL },
+  };
+  bool allow_same_zone = false;
+  uint64_t timeout_s = 3600;
+  int c;
+
+  while ((c = cli_getopt (argc, argv, "replica", longopts)) != -1) {
+    if (OPT_DONE (c))
+      return OPT_EXIT (c);
+    if (c == 'z')
+      allow_same_zone = true;
+    if (c == 't' && parse_uint (optarg, 1, 7 * 86400, &timeout_s) == -1)
+      return usage_error ("replica", "--timeout must be 1 to 604800 seconds, "
+                          "not '%s'", optarg);
+  }
+  if (argc - optind != 4 || strcmp (argv[optind], "replace") != 0)
+    return usage_error ("replica", "expected: replica replace VOL OLD_ADDR "
+                        "NEW_ADDR");
+  const char *vol = argv[optind + 1];
+  if (!valid_name (vol))
+    return usage_error ("replica", "invalid volume name '%s'", vol);
+
+  struct registry *reg = open_registry ();
+  if (reg == NULL)
+    return EXIT_FAILURE;
+  int ret = replace (reg, vol, argv[optind + 2], argv[optind + 3],
+                     allow_same_zone, timeout_s);
+  registry_close (reg);
+  return ret;
+}
