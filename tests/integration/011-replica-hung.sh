@@ -26,6 +26,16 @@ grep -q 'no answer for 2000 ms' "$T/attach-vol.log" || fail "attach did not log 
 repvol status vol | grep -E "^  ${REPVOLD_ADDR[b]} .*out-of-sync" >/dev/null ||
     fail "status does not show b out of sync"
 
+# While b stays hung the attach keeps trying to reach it, on a thread of
+# its own: client I/O must not stall behind those attempts (each one
+# waits out the 2 s timeout).
+for round in 1 2 3; do
+    start=$(date +%s%N)
+    nbdcopy --flush "$T/after" "$uri" || fail "degraded write failed"
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    ((ms < 1500)) || fail "a degraded write took ${ms} ms: I/O stalls behind reconnection"
+done
+
 kill -CONT "${REPVOLD_PID[b]}"
 wait_for -t 60 all_in_sync vol
 nbdcopy "$uri" "$T/back"

@@ -8,12 +8,14 @@
  * every replica, and only then is the attachment cleared.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "attach.h"
@@ -38,6 +40,13 @@ struct attach {
   struct reg_volume vol;        /* as claimed */
   struct control *ctl;
   char ctl_path[108];
+  /* Reconnection attempts run on their own threads (a handshake with a
+   * hung server blocks for the timeout); results come back on a pipe.
+   */
+  int rc_pipe[2];
+  struct loop_watch rc_watch;
+  pthread_t rc_thread[ENGINE_MAX_REPLICAS];
+  bool rc_running[ENGINE_MAX_REPLICAS];
   struct bdev_io flush_io;
 };
 
@@ -244,14 +253,113 @@ connect_replica (struct attach *a, int i, int timeout_ms, char *err,
   return b;
 }
 
+struct reconnect_job {
+  int replica;
+  char addr[REG_ADDR_MAX];
+  char volume[REG_NAME_MAX];
+  uint64_t epoch;
+  int timeout_ms;
+  int fd, ok;
+  struct rv_welcome w;
+  char err[256];
+};
+
+static void *
+reconnect_thread (void *arg)
+{
+  struct reconnect_job *job = arg;
+  int wfd = job->fd;            /* the pipe, passed in fd */
+
+  job->ok = replica_client_connect (job->addr, job->volume, job->epoch,
+                                    job->timeout_ms, &job->fd, &job->w,
+                                    job->err, sizeof job->err) == 0;
+  write_full (wfd, &job, sizeof job);
+  return NULL;
+}
+
+/* A reconnection attempt finished: hand a good replica to the engine. */
+static void
+reconnect_done (struct loop_watch *w, uint32_t revents)
+{
+  struct attach *a = w->opaque;
+  struct reconnect_job *job;
+
+  while (read (a->rc_pipe[0], &job, sizeof job) == sizeof job) {
+    int i = job->replica;
+    pthread_join (a->rc_thread[i], NULL);
+    a->rc_running[i] = false;
+    if (job->ok && (job->w.size != a->vol.size ||
+                    job->w.block_size != a->vol.block_size ||
+                    strcmp (job->addr, a->vol.replicas[i].addr) != 0)) {
+      log_warn ("%s: replica %s answered but is not the replica expected",
+                a->vol.name, job->addr);
+      close (job->fd);
+    }
+    else if (job->ok) {
+      struct bdev *b = replica_client_adopt (a->loop, job->fd, job->addr,
+                                             &job->w, a->o->timeout_ms);
+      if (b)
+        engine_replica_back (a->dev, i, b);
+    }
+    else
+      log_debug ("%s: replica %s still unreachable: %s", a->vol.name,
+                 job->addr, job->err);
+    free (job);
+  }
+}
+
 static struct bdev *
 hook_reconnect (void *opaque, int i)
 {
   struct attach *a = opaque;
-  char err[256];
+  struct reconnect_job *job;
 
-  /* Bounded: this runs on the I/O thread (see the note in repvol.8). */
-  return connect_replica (a, i, MIN (a->o->timeout_ms, 1000), err, sizeof err);
+  if (a->rc_running[i] || a->rc_pipe[1] < 0 ||
+      (job = calloc (1, sizeof *job)) == NULL)
+    return NULL;
+  job->replica = i;
+  snprintf (job->addr, sizeof job->addr, "%s", a->vol.replicas[i].addr);
+  snprintf (job->volume, sizeof job->volume, "%s", a->vol.name);
+  job->epoch = a->epoch;
+  job->timeout_ms = a->o->timeout_ms;
+  job->fd = a->rc_pipe[1];
+  if (pthread_create (&a->rc_thread[i], NULL, reconnect_thread, job) != 0) {
+    free (job);
+    return NULL;
+  }
+  a->rc_running[i] = true;
+  return NULL;                  /* the answer comes through reconnect_done */
+}
+
+static void
+reconnect_setup (struct attach *a)
+{
+  if (pipe2 (a->rc_pipe, O_CLOEXEC) == -1) {
+    a->rc_pipe[0] = a->rc_pipe[1] = -1;
+    return;
+  }
+  set_nonblock (a->rc_pipe[0]);
+  loop_add (a->loop, &a->rc_watch, a->rc_pipe[0], EPOLLIN, reconnect_done, a);
+}
+
+/* Wait for attempts still running (each bounded by the timeout). */
+static void
+reconnect_teardown (struct attach *a)
+{
+  struct reconnect_job *job;
+
+  for (int i = 0; i < ENGINE_MAX_REPLICAS; i++)
+    if (a->rc_running[i])
+      pthread_join (a->rc_thread[i], NULL);
+  if (a->rc_pipe[0] < 0)
+    return;
+  while (read (a->rc_pipe[0], &job, sizeof job) == sizeof job) {
+    if (job->ok)
+      close (job->fd);
+    free (job);
+  }
+  close (a->rc_pipe[0]);
+  close (a->rc_pipe[1]);
 }
 
 /* Serve only current data (DESIGN.md rule 4): connect every replica;
@@ -482,7 +590,7 @@ int
 attach_run (struct registry *reg, const struct attach_opts *o)
 {
   static const int sigs[] = { SIGTERM, SIGINT };
-  struct attach a = { .reg = reg, .o = o };
+  struct attach a = { .reg = reg, .o = o, .rc_pipe = { -1, -1 } };
   struct reg_volume v;
   char size[32];
   int rc = 1;
@@ -522,6 +630,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     log_error ("cannot set up the event loop: %s", strerror (errno));
     goto out;
   }
+  reconnect_setup (&a);
   a.dev = open_engine (&a);
   if (!a.dev)
     goto out;
@@ -543,6 +652,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
 
  out:
   control_stop (a.ctl);
+  reconnect_teardown (&a);
   if (a.fe)
     frontend_free (a.fe);
   if (a.dev)

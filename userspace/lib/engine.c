@@ -945,12 +945,8 @@ tick (struct loop_timer *t)
         e->ticks % MAX (e->reconnect_ms / RESYNC_TICK_MS, 1u) == 0 &&
         mask_of (e, ENGINE_IN_SYNC) && !e->broken) {
       struct bdev *b = e->hooks.reconnect (e->hooks.opaque, i);
-      if (b) {
-        log_info ("replica %s is back: catching it up", e->name[i]);
-        e->rep[i] = b;
-        e->state[i] = ENGINE_RESYNC;
-        *rs = (struct resync) { 0 };
-      }
+      if (b)
+        engine_replica_back (&e->bdev, i, b);
     }
     if (e->state[i] != ENGINE_RESYNC)
       continue;
@@ -984,6 +980,35 @@ engine_mark_all_dirty (struct bdev *b)
   free (none);
 }
 
+/* Start a replica's catch-up from scratch.  A DIRTY_GET or final flush
+ * still in flight belongs to the previous attempt: its answer is
+ * dropped (get_io itself must stay untouched until it comes).
+ */
+static void
+resync_reset (struct resync *rs)
+{
+  rs->discard = rs->discard || rs->get_buf != NULL || rs->finishing;
+  free (rs->map);
+  rs->map = NULL;
+  rs->have_map = rs->finishing = rs->failed = false;
+  rs->next = rs->total = rs->done = rs->done_last = 0;
+}
+
+void
+engine_replica_back (struct bdev *b, int i, struct bdev *nb)
+{
+  struct engine *e = b->priv;
+
+  if (e->state[i] != ENGINE_OUT || e->rep[i] || e->broken) {
+    nb->ops->close (nb);        /* replaced or detaching meanwhile */
+    return;
+  }
+  log_info ("replica %s is back: catching it up", e->name[i]);
+  e->rep[i] = nb;
+  e->state[i] = ENGINE_RESYNC;
+  resync_reset (&e->rs[i]);
+}
+
 void
 engine_replace (struct bdev *b, int i, struct bdev *nb, const char *name)
 {
@@ -997,15 +1022,7 @@ engine_replace (struct bdev *b, int i, struct bdev *nb, const char *name)
   }
   free (e->name[i]);
   e->name[i] = strdup (name);
-  struct resync *rs = &e->rs[i];
-  /* A DIRTY_GET or final flush in flight belongs to the old replica:
-   * its answer is dropped (get_io itself must stay untouched).
-   */
-  rs->discard = rs->get_buf != NULL || rs->finishing;
-  free (rs->map);
-  rs->map = NULL;
-  rs->have_map = rs->finishing = rs->failed = false;
-  rs->next = rs->total = rs->done = rs->done_last = 0;
+  resync_reset (&e->rs[i]);
   e->rep[i] = nb;
   e->state[i] = nb ? ENGINE_RESYNC : ENGINE_OUT;
   log_info ("replica slot %d is now %s: copying the whole volume to it",

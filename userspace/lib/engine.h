@@ -26,7 +26,9 @@ struct engine_hooks {
   int (*mark_out_of_sync) (void *opaque, int i);
   /* Record replica i in sync again, once caught up.  0 or an errno. */
   int (*mark_in_sync) (void *opaque, int i);
-  /* Try to reach replica i again; a replica bdev, or NULL. */
+  /* Try to reach replica i again: return its bdev now, or NULL and
+   * later (maybe) call engine_replica_back() from the loop.
+   */
   struct bdev *(*reconnect) (void *opaque, int i);
   /* Catch-up progress of replica i, about once a second. */
   void (*progress) (void *opaque, int i, uint64_t done, uint64_t total,
@@ -58,6 +60,9 @@ struct bdev *engine_new (struct loop *loop, struct bdev **replicas,
  * the marks are durable; if they fail, the volume fails writes.
  */
 void engine_mark_all_dirty (struct bdev *engine);
+
+/* A lost replica answers again (see hooks.reconnect): catch it up. */
+void engine_replica_back (struct bdev *engine, int i, struct bdev *b);
 
 /* Put replica b (NULL: not reachable yet; the engine keeps trying) in
  * slot i, replacing what was there: it is caught up by a full copy

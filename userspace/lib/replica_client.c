@@ -363,34 +363,38 @@ static const struct bdev_ops replica_client_ops = {
   .close = rc_close,
 };
 
-struct bdev *
-replica_client_open (struct loop *loop, const char *addr, const char *volume,
-                     uint64_t epoch, int timeout_ms, struct rv_welcome *w,
-                     char *err, size_t errlen)
+int
+replica_client_connect (const char *addr, const char *volume, uint64_t epoch,
+                        int timeout_ms, int *fdp, struct rv_welcome *w,
+                        char *err, size_t errlen)
 {
   struct replica_admin ra;
-  struct rc *rc;
-  char name[160];
-  int fd;
+  struct timeval tv = { 0, 0 };
 
   if (replica_handshake (&ra, addr, volume, epoch, 0, timeout_ms,
                          err, errlen) == -1)
-    return NULL;
-  fd = ra.fd;
+    return -1;
   *w = ra.welcome;
   if (!w->exists) {
     snprintf (err, errlen, "volume does not exist on this server");
-    close (fd);
-    return NULL;
+    close (ra.fd);
+    return -1;
   }
   /* The event loop owns timing from now on. */
-  struct timeval tv = { 0, 0 };
-  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  setsockopt (ra.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (ra.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  *fdp = ra.fd;
+  return 0;
+}
 
-  rc = calloc (1, sizeof *rc);
+struct bdev *
+replica_client_adopt (struct loop *loop, int fd, const char *addr,
+                      const struct rv_welcome *w, int timeout_ms)
+{
+  struct rc *rc = calloc (1, sizeof *rc);
+  char name[160];
+
   if (!rc) {
-    snprintf (err, errlen, "out of memory");
     close (fd);
     return NULL;
   }
@@ -403,7 +407,6 @@ replica_client_open (struct loop *loop, const char *addr, const char *volume,
   rc->nfree = SLOTS;
   rc->conn = conn_new (loop, fd, name, on_close, rc);
   if (!rc->conn) {
-    snprintf (err, errlen, "out of memory");
     close (fd);
     free (rc);
     return NULL;
@@ -417,4 +420,21 @@ replica_client_open (struct loop *loop, const char *addr, const char *volume,
   expect_reply (rc);
   loop_timer_arm (loop, &rc->timer, MAX (timeout_ms / 4, 10), tick, rc);
   return &rc->bdev;
+}
+
+struct bdev *
+replica_client_open (struct loop *loop, const char *addr, const char *volume,
+                     uint64_t epoch, int timeout_ms, struct rv_welcome *w,
+                     char *err, size_t errlen)
+{
+  struct bdev *b;
+  int fd;
+
+  if (replica_client_connect (addr, volume, epoch, timeout_ms, &fd, w,
+                              err, errlen) == -1)
+    return NULL;
+  b = replica_client_adopt (loop, fd, addr, w, timeout_ms);
+  if (!b)
+    snprintf (err, errlen, "out of memory");
+  return b;
 }

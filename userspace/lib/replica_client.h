@@ -21,4 +21,16 @@ struct bdev *replica_client_open (struct loop *loop, const char *addr,
                                   int timeout_ms, struct rv_welcome *w,
                                   char *err, size_t errlen);
 
+/* The two halves of replica_client_open, for callers that handshake on
+ * another thread: connect (blocking, bounded, touches no loop), then
+ * adopt the socket on the loop's thread.
+ */
+int replica_client_connect (const char *addr, const char *volume,
+                            uint64_t epoch, int timeout_ms, int *fd,
+                            struct rv_welcome *w, char *err, size_t errlen);
+struct bdev *replica_client_adopt (struct loop *loop, int fd,
+                                   const char *addr,
+                                   const struct rv_welcome *w,
+                                   int timeout_ms);
+
 #endif
