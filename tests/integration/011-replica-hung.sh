@@ -33,7 +33,7 @@ for round in 1 2 3; do
     start=$(date +%s%N)
     nbdcopy --flush "$T/after" "$uri" || fail "degraded write failed"
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
-    ((ms < 1500)) || fail "a degraded write took ${ms} ms: I/O stalls behind reconnection"
+    ((ms < 900)) || fail "a degraded write took ${ms} ms: I/O stalls behind reconnection"
 done
 
 kill -CONT "${REPVOLD_PID[b]}"
