@@ -31,4 +31,6 @@ assert_files_identical "$T/new" "$T/back"
 assert_files_identical "$T/new" "${REPVOLD_DIR[a]}/vol.data"
 assert_files_identical "$T/new" "${REPVOLD_DIR[b]}/vol.data"
 repvol status vol | grep -q "^fenced: .*pid $one" || fail "status does not show the fenced attachment"
+# The refused zombie must not have marked any replica out of sync.
+all_in_sync vol || { repvol status vol >&2; fail "the zombie changed replica states"; }
 log "ok"

@@ -180,6 +180,12 @@ change_state (struct reg_volume *v, void *arg)
 {
   struct state_change *c = arg;
 
+  /* Only the current attachment speaks for the volume: a fenced one
+   * (a zombie host whose writes the replicas now refuse) must not mark
+   * replicas out of sync.  Its engine then fails its writes.
+   */
+  if (!v->attachment.attached || v->attachment.epoch != c->epoch)
+    return ESTALE;
   if (c->replica < 0) {
     for (int i = 0; i < v->nreplicas; i++)
       set_state (&v->replicas[i], i == c->keep ? REG_IN_SYNC : REG_OUT_OF_SYNC,
