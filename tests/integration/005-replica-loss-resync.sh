@@ -26,6 +26,15 @@ kill -KILL "${REPVOLD_PID[b]}"
 wait "$fio_pid" || { cat "$T/fio.out" >&2; fail "fio failed while a replica was lost"; }
 grep -q 'err= 0' "$T/fio.out" || fail "fio reported errors"
 
+# Degrading opened a new epoch: created at 1, attached at 2, degraded: 3,
+# and the attachment moved to it.
+repvol status vol --json | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+assert v["epoch"] == 3 and v["attachment"]["epoch"] == 3, (v["epoch"], v["attachment"])
+b = [r for r in v["replicas"] if r["addr"] == sys.argv[1]][0]
+assert b["state"] == "out-of-sync" and b["out_of_sync_epoch"] == 3, b
+' "${REPVOLD_ADDR[b]}" || fail "degrading did not open a new epoch"
 repvol status vol > "$T/status"
 grep -E "^  ${REPVOLD_ADDR[b]} .*out-of-sync" "$T/status" >/dev/null ||
     { cat "$T/status" >&2; fail "status does not show b out of sync"; }

@@ -154,7 +154,7 @@ struct state_change {
   int replica;                  /* -1: every replica but keep */
   int keep;                     /* with replica -1: the one left in sync */
   enum reg_replica_state state;
-  uint64_t epoch;
+  uint64_t epoch;               /* the caller's; the new one after a bump */
   uint64_t done, total, rate;   /* progress only (state unchanged) */
   bool progress;
 };
@@ -201,6 +201,15 @@ change_state (struct reg_volume *v, void *arg)
     r->resync_rate = c->rate;
     return 0;
   }
+  if (c->state == REG_OUT_OF_SYNC &&
+      v->replicas[c->replica].state != REG_OUT_OF_SYNC) {
+    /* Degrading opens a new epoch (DESIGN.md rule 2): the attachment
+     * moves to it, and the replica is recorded as behind from then on.
+     */
+    v->epoch++;
+    v->attachment.epoch = v->epoch;
+    c->epoch = v->epoch;
+  }
   set_state (&v->replicas[c->replica], c->state, c->epoch);
   return 0;
 }
@@ -209,8 +218,10 @@ static int
 record (struct attach *a, struct state_change *c)
 {
   c->epoch = a->epoch;
-  return registry_update (a->reg, a->o->volume, change_state, c) == -1
-    ? (errno ? errno : EIO) : 0;
+  if (registry_update (a->reg, a->o->volume, change_state, c) == -1)
+    return errno ? errno : EIO;
+  a->epoch = c->epoch;          /* moved if the update opened a new epoch */
+  return 0;
 }
 
 static int
