@@ -13,45 +13,14 @@ uri=$(nbd_uri "$T/nbd.sock")
 head -c 8M /dev/urandom > "$T/src"
 nbdcopy --flush "$T/src" "$uri"
 
-python3 - "$T/nbd.sock" <<'PY'
+PYTHONPATH="$TOP/tests/tools" python3 - "$T/nbd.sock" <<'PY'
 import socket, struct, sys
+from nbdproto import (IHAVEOPT, OPT_GO, REQ_MAGIC, closed, greeting, go,
+                      recv_exact)
 path = sys.argv[1]
-NBDMAGIC = 0x4e42444d41474943; IHAVEOPT = 0x49484156454F5054
-OPT_GO, OPT_STRUCTURED = 7, 8
-REQ_MAGIC = 0x25609513
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError("closed after %d of %d bytes" % (len(b), n))
-        b += c
-    return b
 
 def connect():
-    s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(path)
-    magic, opt, flags = struct.unpack(">QQH", recv_exact(s, 18))
-    assert magic == NBDMAGIC and opt == IHAVEOPT, "bad greeting"
-    s.sendall(struct.pack(">I", 1 | 2))        # FIXED_NEWSTYLE | NO_ZEROES
-    return s
-
-def go(s):
-    name = b"vol"
-    data = struct.pack(">I", len(name)) + name + struct.pack(">H", 0)
-    s.sendall(struct.pack(">QII", IHAVEOPT, OPT_GO, len(data)) + data)
-    while True:
-        magic, opt, rtype, ln = struct.unpack(">QIII", recv_exact(s, 20))
-        payload = recv_exact(s, ln)
-        if rtype == 1:   # ACK
-            return
-        assert rtype != 0x80000000 and rtype < 0x80000000, "GO refused: %x" % rtype
-
-def closed(s):
-    try:
-        return s.recv(1) == b""
-    except (ConnectionResetError, socket.timeout):
-        return True
+    return greeting(path, timeout=10)
 
 # 1. wrong option magic during the handshake: connection closed
 s = connect(); s.sendall(struct.pack(">QII", 0x1234, OPT_GO, 0)); assert closed(s), "bad option magic kept open"
@@ -60,11 +29,11 @@ s = connect(); s.sendall(struct.pack(">QII", 0x1234, OPT_GO, 0)); assert closed(
 s = connect(); s.sendall(struct.pack(">QII", IHAVEOPT, OPT_GO, 0xffffffff)); assert closed(s), "huge option kept open"
 
 # 3. wrong request magic after GO: closed
-s = connect(); go(s)
+s = connect(); go(s, b"vol")
 s.sendall(struct.pack(">IHHQQI", 0xdeadbeef, 0, 0, 1, 0, 4096)); assert closed(s), "bad request magic kept open"
 
 # 4. read beyond the end: an EINVAL error reply, connection stays usable
-s = connect(); go(s)
+s = connect(); go(s, b"vol")
 s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, 0, 7, 8 << 20, 4096))
 magic, err, handle = struct.unpack(">IIQ", recv_exact(s, 16))
 assert magic == 0x67446698 and handle == 7 and err == 22, (hex(magic), err, handle)
@@ -75,7 +44,7 @@ data = recv_exact(s, 4096)
 assert data == open(sys.argv[1].replace("nbd.sock", "src"), "rb").read(4096), "read after error returned wrong data"
 
 # 5. write with an oversized length (1 GiB): closed (or an error), never buffered
-s = connect(); go(s)
+s = connect(); go(s, b"vol")
 s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, 1, 9, 0, 1 << 30))
 try:
     hdr = s.recv(16)
@@ -84,10 +53,10 @@ except ConnectionResetError:
     pass
 
 # 6. truncated frame: half a request header, then close
-s = connect(); go(s); s.sendall(struct.pack(">IHH", REQ_MAGIC, 1, 0)); s.close()
+s = connect(); go(s, b"vol"); s.sendall(struct.pack(">IHH", REQ_MAGIC, 1, 0)); s.close()
 
 # 7. truncated write payload, then close
-s = connect(); go(s); s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, 1, 10, 0, 65536) + b"x" * 100); s.close()
+s = connect(); go(s, b"vol"); s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, 1, 10, 0, 65536) + b"x" * 100); s.close()
 
 # 8. garbage instead of client flags
 s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(path); recv_exact(s, 18)

@@ -16,54 +16,15 @@ uri=$(nbd_uri "$T/nbd.sock")
 head -c 8M /dev/urandom > "$T/src"
 nbdcopy --flush "$T/src" "$uri"
 
-python3 - 127.0.0.1 "${REPVOLD_PORT[a]}" <<'PY'
-import socket, struct, sys, zlib
+PYTHONPATH="$TOP/tests/tools" python3 - 127.0.0.1 "${REPVOLD_PORT[a]}" <<'PY'
+import socket, struct, sys
+import rvproto
+from rvproto import closed, crc32c, recv_exact, reply, req, welcome
 host, port = sys.argv[1], int(sys.argv[2])
-HELLO = 0x4f4c4548564f4c52; WELCOME = 0x4d4f434c45574c52
-RQ, RP = 0x51525652, 0x50525652
-
-def crc32c(data):
-    crc = 0xffffffff
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82f63b78 if crc & 1 else crc >> 1
-    return crc ^ 0xffffffff
 assert crc32c(b"123456789") == 0xe3069283
 
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError
-        b += c
-    return b
-
-def closed(s):
-    try:
-        return s.recv(1) == b""
-    except (ConnectionResetError, socket.timeout):
-        return True
-
-def hello(vol=b"other", version=1, flags=0, epoch=0, magic=HELLO):
-    s = socket.create_connection((host, port), timeout=10)
-    s.sendall(struct.pack("<QIIQ64s", magic, version, flags, epoch, vol))
-    return s
-
-def welcome(s):
-    w = recv_exact(s, 176)
-    magic, version, status = struct.unpack_from("<QII", w)
-    assert magic == WELCOME, hex(magic)
-    return status
-
-def req(cmd, id, off, ln, flags=0, crc=0):
-    return struct.pack("<IHHQQII", RQ, cmd, flags, id, off, ln, crc)
-
-def reply(s):
-    magic, status, id, ln, crc = struct.unpack("<IIQII", recv_exact(s, 24))
-    assert magic == RP
-    return status, id, ln, crc
+def hello(vol=b"other", **kw):
+    return rvproto.hello(host, port, vol, **kw)
 
 # handshake errors: connection closed
 s = hello(magic=0x1122334455667788); assert closed(s), "bad HELLO magic"
@@ -76,9 +37,7 @@ s = hello(flags=0x80); assert closed(s), "unknown flags accepted"
 # A data connection to 'other' (epoch 0 < its epoch is refused, so use a high one
 # on a volume nobody is attached to).
 def data_conn():
-    s = hello(epoch=1 << 40)
-    assert welcome(s) == 0
-    return s
+    return rvproto.connect(host, port, b"other", epoch=1 << 40)
 
 s = data_conn(); s.sendall(struct.pack("<I", 0xdeadbeef) + b"\0" * 28); assert closed(s), "bad request magic"
 s = data_conn(); s.sendall(req(99, 1, 0, 0)); assert closed(s), "unknown command"

@@ -14,52 +14,19 @@ start_repvold b zone-b
 repvol create vol --size 10244K --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
 
 dirty_py() {
-python3 - 127.0.0.1 "${REPVOLD_PORT[a]}" "$@" <<'PY'
-import socket, struct, sys
+PYTHONPATH="$TOP/tests/tools" python3 - 127.0.0.1 "${REPVOLD_PORT[a]}" "$@" <<'PY'
+import struct, sys
+import rvproto
+from rvproto import (READ, WRITE, STAT, F_DIRTY, call, req, welcome,
+                     MARK_DIRTY as MARK, DIRTY_GET as GET, DIRTY_CLEAR as CLEAR)
 host, port, step = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-HELLO = 0x4f4c4548564f4c52; WELCOME = 0x4d4f434c45574c52
-RQ, RP = 0x51525652, 0x50525652
-READ, WRITE, STAT, MARK, GET, CLEAR = 1, 2, 8, 9, 10, 11
-F_DIRTY = 1 << 2
-R = 65536
+R = rvproto.DIRTY_REGION
 SIZE = 10244 * 1024
 NREG = (SIZE + R - 1) // R
 assert NREG == 161
 
-def crc32c(data):
-    crc = 0xffffffff
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82f63b78 if crc & 1 else crc >> 1
-    return crc ^ 0xffffffff
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError
-        b += c
-    return b
-
 def conn(admin=False, epoch=1 << 40):
-    s = socket.create_connection((host, port), timeout=20)
-    s.sendall(struct.pack("<QIIQ64s", HELLO, 1, 1 if admin else 0, epoch, b"vol"))
-    w = recv_exact(s, 176)
-    magic, version, status = struct.unpack_from("<QII", w)
-    assert magic == WELCOME and status == 0, (hex(magic), status)
-    return s
-
-def call(s, cmd, id, off=0, ln=0, flags=0, payload=b""):
-    s.sendall(struct.pack("<IHHQQII", RQ, cmd, flags, id, off, ln,
-                          crc32c(payload) if payload else 0) + payload)
-    magic, status, rid, rln, rcrc = struct.unpack("<IIQII", recv_exact(s, 24))
-    assert magic == RP and rid == id, (hex(magic), rid, id)
-    data = recv_exact(s, rln) if rln else b""
-    if rln:
-        assert crc32c(data) == rcrc, "reply checksum"
-    return status, data
+    return rvproto.connect(host, port, b"vol", admin, epoch, timeout=20)
 
 def dirty_map(s):
     st, data = call(s, GET, 100)
@@ -106,12 +73,11 @@ if step == "mark":
     st, data = call(a, STAT, 4)
     assert st == 0 and struct.unpack_from("<Q", data, 40)[0] == len(expect)
     # a fenced (older-epoch) data connection: WELCOME EPERM
-    f = socket.create_connection((host, port), timeout=20)
-    f.sendall(struct.pack("<QIIQ64s", HELLO, 1, 0, 1, b"vol"))
-    assert struct.unpack_from("<QII", recv_exact(f, 176))[2] == 1
+    f = rvproto.hello(host, port, b"vol", epoch=1, timeout=20)
+    assert welcome(f) == 1
     # out of range MARK_DIRTY: connection closed
     b = conn()
-    b.sendall(struct.pack("<IHHQQII", RQ, MARK, 0, 9, SIZE, 4096, 0))
+    b.sendall(req(MARK, 9, SIZE, 4096))
     assert b.recv(1) == b"", "MARK_DIRTY past the end accepted"
     print("marked", sorted(got))
 elif step == "check-marked":

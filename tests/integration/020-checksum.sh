@@ -45,76 +45,28 @@ for path in sys.argv[1:]:
 PY
 
 checksum_py() {
-python3 - "$T/src" "$@" <<'PY'
-import socket, struct, sys
+PYTHONPATH="$TOP/tests/tools" python3 - "$T/src" "$@" <<'PY'
+import struct, sys
+import rvproto
+from rvproto import (READ, CHECKSUM, EPERM, closed, crc32c, crc32c_bitwise,
+                     req, reply_data)
 src_path, step, addrs = sys.argv[1], sys.argv[2], sys.argv[3:]
-HELLO = 0x4f4c4548564f4c52; WELCOME = 0x4d4f434c45574c52
-RQ, RP = 0x51525652, 0x50525652
-READ, CHECKSUM = 1, 12
-EPERM = 1
 SIZE = 34 << 20
-MAXP = 32 << 20
+MAXP = rvproto.MAX_PAYLOAD
 
-def crc32c_bitwise(data):          # as in 007, the reference
-    crc = 0xffffffff
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82f63b78 if crc & 1 else crc >> 1
-    return crc ^ 0xffffffff
-
-TABLE = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82f63b78 if c & 1 else c >> 1
-    TABLE.append(c)
-
-def crc32c(data):                  # table driven: megabytes in seconds
-    crc, t = 0xffffffff, TABLE
-    for b in data:
-        crc = t[(crc ^ b) & 0xff] ^ (crc >> 8)
-    return crc ^ 0xffffffff
-
+# crc32c is table driven (megabytes in seconds); crc32c_bitwise, one bit
+# at a time, is the reference.
 assert crc32c_bitwise(b"123456789") == 0xe3069283
 assert crc32c(b"123456789") == 0xe3069283
 assert crc32c(bytes(range(256)) * 3) == crc32c_bitwise(bytes(range(256)) * 3)
 
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError
-        b += c
-    return b
-
-def closed(s):
-    try:
-        return s.recv(1) == b""
-    except (ConnectionResetError, socket.timeout):
-        return True
-
 def conn(addr, vol=b"vol", admin=True, epoch=0):
-    host, port = addr.rsplit(":", 1)
-    s = socket.create_connection((host, int(port)), timeout=30)
-    s.sendall(struct.pack("<QIIQ64s", HELLO, 1, 1 if admin else 0, epoch, vol))
-    magic, version, status = struct.unpack_from("<QII", recv_exact(s, 176))
-    assert magic == WELCOME and status == 0, (hex(magic), status)
-    return s
-
-def req(cmd, id, off, ln, flags=0, crc=0):
-    return struct.pack("<IHHQQII", RQ, cmd, flags, id, off, ln, crc)
-
-def reply(s):
-    magic, status, id, ln, crc = struct.unpack("<IIQII", recv_exact(s, 24))
-    assert magic == RP, hex(magic)
-    data = recv_exact(s, ln) if ln else b""
-    return status, id, data, crc
+    host, port = rvproto.split_addr(addr)
+    return rvproto.connect(host, port, vol, admin, epoch, timeout=30)
 
 def checksum(s, off, ln, id=1):
     s.sendall(req(CHECKSUM, id, off, ln))
-    st, rid, data, crc = reply(s)
+    st, rid, data, crc = reply_data(s)
     assert st == 0 and rid == id, (st, rid, id)
     assert len(data) == 4, "CHECKSUM reply of %d bytes" % len(data)
     assert crc == crc32c(data), "reply crc is not the crc32c of the payload"
@@ -152,13 +104,13 @@ if step == "compare":
             s.sendall(req(CHECKSUM, 100 + i, o, n))
         seen = {}
         for _ in ranges:
-            st, rid, data, crc = reply(s)
+            st, rid, data, crc = reply_data(s)
             assert st == 0 and crc == crc32c(data)
             seen[rid] = struct.unpack("<I", data)[0]
         assert seen == {100 + i: w for i, w in enumerate(want)}, seen
         # READ agrees on an admin connection too.
         s.sendall(req(READ, 200, 7 << 20, 64 << 10))
-        st, rid, data, crc = reply(s)
+        st, rid, data, crc = reply_data(s)
         assert st == 0 and data == src[7 << 20:(7 << 20) + (64 << 10)]
         s.close()
     print("CHECKSUM matches on", ", ".join(addrs), "over", len(ranges), "ranges")
@@ -185,7 +137,7 @@ elif step == "bad":
     assert checksum(old, 0, 4096) == crc32c(bytes(4096))
     new = conn(addr, vol=b"other", admin=False, epoch=(1 << 42) + 1)
     old.sendall(req(CHECKSUM, 2, 0, 4096))
-    st, rid, data, crc = reply(old)
+    st, rid, data, crc = reply_data(old)
     assert (st, rid, data) == (EPERM, 2, b""), (st, rid, data)
     assert checksum(new, 0, 4 << 20, id=3) == crc32c(bytes(4 << 20))
     print("bad CHECKSUMs closed; fenced one refused")

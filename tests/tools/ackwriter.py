@@ -18,25 +18,13 @@ never lost.  Exits 1 and says which block if not.
 import json
 import os
 import random
-import socket
 import struct
 import sys
 import time
 
+import nbdproto  # next to this file
+
 BS = 4096
-NBDMAGIC, IHAVEOPT = 0x4E42444D41474943, 0x49484156454F5054
-REQ, REP = 0x25609513, 0x67446698
-OPT_GO = 7
-
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError
-        b += c
-    return b
 
 
 def block_data(seq, blk):
@@ -44,22 +32,8 @@ def block_data(seq, blk):
 
 
 def connect(path):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(path)
-    magic, opt, _ = struct.unpack(">QQH", recv_exact(s, 18))
-    assert magic == NBDMAGIC and opt == IHAVEOPT
-    s.sendall(struct.pack(">I", 1 | 2))
-    data = struct.pack(">I", 0) + struct.pack(">H", 0)
-    s.sendall(struct.pack(">QII", IHAVEOPT, OPT_GO, len(data)) + data)
-    size = None
-    while True:
-        _, _, rtype, ln = struct.unpack(">QIII", recv_exact(s, 20))
-        payload = recv_exact(s, ln)
-        if rtype == 3 and struct.unpack(">H", payload[:2])[0] == 0:  # INFO_EXPORT
-            size = struct.unpack(">Q", payload[2:10])[0]
-        if rtype == 1:
-            return s, size
-        assert rtype < 0x80000000, "GO refused"
+    s = nbdproto.greeting(path)
+    return s, nbdproto.go(s)
 
 
 def write(path, log, qd, seconds, nblocks):
@@ -73,12 +47,12 @@ def write(path, log, qd, seconds, nblocks):
             while len(inflight) < qd:
                 seq += 1
                 blk = random.randrange(nblocks)
-                s.sendall(struct.pack(">IHHQQI", REQ, 0, 1, seq, blk * BS, BS)
+                s.sendall(nbdproto.request(nbdproto.CMD_WRITE, seq, blk * BS, BS)
                           + block_data(seq, blk))
                 inflight[seq] = blk
                 issued.append((seq, blk))
-            magic, err, handle = struct.unpack(">IIQ", recv_exact(s, 16))
-            assert magic == REP
+            magic, err, handle = nbdproto.reply(s)
+            assert magic == nbdproto.REP_MAGIC
             blk = inflight.pop(handle)
             if err == 0:
                 acked.append((handle, blk))

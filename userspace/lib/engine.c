@@ -355,18 +355,29 @@ release_parked (struct engine *e)
   }
 }
 
+/* Account for one child of a fanned-out request; a failure takes its
+ * replica out.  True when it was the last child.
+ */
+static bool
+child_done (struct bdev_io *child, int err)
+{
+  struct eng_req *r = child->opaque;
+  int i = child - r->child;
+
+  if (err) {
+    r->failed |= 1u << i;
+    replica_failed (r->e, i, err);
+  }
+  return --r->pending == 0;
+}
+
 static void
 mark_child_done (struct bdev_io *child, int err)
 {
   struct eng_req *r = child->opaque;
   struct engine *e = r->e;
-  int i = child - r->child;
 
-  if (err) {
-    r->failed |= 1u << i;
-    replica_failed (e, i, err);
-  }
-  if (--r->pending > 0)
+  if (!child_done (child, err))
     return;
   /* A mark counts once every in-sync survivor holds it. */
   if (r->failed & mask_of (e, ENGINE_IN_SYNC))
@@ -489,13 +500,8 @@ write_child_done (struct bdev_io *child, int err)
 {
   struct eng_req *r = child->opaque;
   struct engine *e = r->e;
-  int i = child - r->child;
 
-  if (err) {
-    r->failed |= 1u << i;
-    replica_failed (e, i, err);
-  }
-  if (--r->pending > 0)
+  if (!child_done (child, err))
     return;
 
   /* A replica missed this write and the survivors were not told to

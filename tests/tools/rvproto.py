@@ -1,0 +1,200 @@
+"""rvproto - the repvol replication protocol, client side, as the tests speak it.
+
+A small codec for tests that talk to a repvold over a raw TCP socket
+(tests/integration/007, 018, 020).  userspace/lib/proto/proto.h and
+man/repvol-protocol.7 are normative; the constants here are copied from
+them.  All integers are little-endian on the wire.
+
+    client -> server   HELLO    (88 bytes)    hello()
+    server -> client   WELCOME  (176 bytes)   welcome() / read_welcome()
+    then, pipelined:
+    client -> server   request header (32 bytes) [+ payload]   req()
+    server -> client   reply header (24 bytes) [+ payload]     reply()
+
+Nothing here hides a failure: a bad WELCOME or reply magic fails an
+assert, and the helpers that take an id check it.  Use it from a test's
+python3 heredoc with PYTHONPATH="$TOP/tests/tools".
+"""
+import socket
+import struct
+
+# -- constants (proto.h) ----------------------------------------------------
+
+VERSION = 1
+HELLO_MAGIC = 0x4f4c4548564f4c52    # "RLOVHELO"
+WELCOME_MAGIC = 0x4d4f434c45574c52  # "RLWELCOM"
+REQ_MAGIC = 0x51525652              # "RVRQ"
+REP_MAGIC = 0x50525652              # "RVRP"
+
+NAME_MAX = 64                       # volume / server name field, with the NUL
+MAX_PAYLOAD = 32 << 20
+HELLO_SIZE, WELCOME_SIZE, REQ_SIZE, REP_SIZE = 88, 176, 32, 24
+
+# commands
+READ, WRITE, FLUSH, TRIM, WRITE_ZEROES = 1, 2, 3, 4, 5
+CREATE, DELETE, STAT = 6, 7, 8
+MARK_DIRTY, DIRTY_GET, DIRTY_CLEAR = 9, 10, 11
+CHECKSUM = 12
+
+# request flags
+F_FUA = 1 << 0          # WRITE / WRITE_ZEROES / TRIM
+F_NO_HOLE = 1 << 1      # WRITE_ZEROES
+F_DIRTY = 1 << 2        # WRITE / TRIM / WRITE_ZEROES: also mark dirty
+# HELLO flags
+HELLO_ADMIN = 1 << 0    # no data I/O: create/delete/stat/checksum
+
+# reply status codes (protocol values)
+OK, EPERM, ENOENT, EIO = 0, 1, 2, 5
+EBUSY, EEXIST, EINVAL, ENOSPC = 16, 17, 22, 28
+ECRC, ENOTSUP = 74, 95
+
+DIRTY_REGION = 64 * 1024    # dirty map granularity
+DIRTY_HDR_SIZE = 16         # DIRTY_GET reply: region, reserved, regions
+STAT_SIZE = 48              # STAT reply payload (struct rv_volinfo)
+CHECKSUM_SIZE = 4           # CHECKSUM reply payload: the crc32c, LE
+
+_HELLO = struct.Struct("<QIIQ64s")
+_REQ = struct.Struct("<IHHQQII")
+_REP = struct.Struct("<IIQII")
+
+# -- crc32c (Castagnoli, reflected polynomial 0x82f63b78) --------------------
+
+POLY = 0x82f63b78
+
+
+def crc32c_bitwise(data):
+    """crc32c one bit at a time: slow, obviously right; the reference."""
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ POLY if crc & 1 else crc >> 1
+    return crc ^ 0xffffffff
+
+
+def _table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ POLY if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+TABLE = _table()
+
+
+def crc32c(data):
+    """crc32c, table driven (megabytes in seconds).
+    crc32c(b"123456789") == 0xe3069283."""
+    crc, t = 0xffffffff, TABLE
+    for b in data:
+        crc = t[(crc ^ b) & 0xff] ^ (crc >> 8)
+    return crc ^ 0xffffffff
+
+
+# -- sockets ---------------------------------------------------------------
+
+
+def recv_exact(s, n):
+    """Exactly n bytes from socket s; EOFError if it closes first."""
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise EOFError("closed after %d of %d bytes" % (len(b), n))
+        b += c
+    return b
+
+
+def closed(s):
+    """Has the peer closed s (EOF, reset, or nothing within s's timeout)?
+    Reads one byte: use it when nothing more is expected."""
+    try:
+        return s.recv(1) == b""
+    except (ConnectionResetError, socket.timeout):
+        return True
+
+
+def split_addr(addr):
+    """"127.0.0.1:PORT" -> ("127.0.0.1", PORT)."""
+    host, port = addr.rsplit(":", 1)
+    return host, int(port)
+
+
+# -- handshake -------------------------------------------------------------
+
+
+def hello(host, port, vol, epoch=0, flags=0, version=VERSION,
+          magic=HELLO_MAGIC, timeout=10):
+    """Connect to host:port and send a HELLO for volume vol (bytes or str,
+    NUL padded to 64 bytes; not checked, so tests can send bad ones).
+    Returns the socket; the WELCOME is not read."""
+    if isinstance(vol, str):
+        vol = vol.encode()
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.sendall(_HELLO.pack(magic, version, flags, epoch, vol))
+    return s
+
+
+def read_welcome(s):
+    """Read a WELCOME from s (asserting its magic); returns its fields."""
+    w = recv_exact(s, WELCOME_SIZE)
+    magic, version, status = struct.unpack_from("<QII", w)
+    assert magic == WELCOME_MAGIC, hex(magic)
+    block_size, exists, size, epoch = struct.unpack_from("<IIQQ", w, 144)
+    return {"version": version, "status": status,
+            "server": w[16:80].rstrip(b"\0"), "zone": w[80:144].rstrip(b"\0"),
+            "block_size": block_size, "exists": exists,
+            "size": size, "epoch": epoch}
+
+
+def welcome(s):
+    """Read a WELCOME from s (asserting its magic); returns its status."""
+    return read_welcome(s)["status"]
+
+
+def connect(host, port, vol, admin=False, epoch=0, timeout=10):
+    """HELLO + WELCOME that must say OK: a ready data (or admin) socket."""
+    s = hello(host, port, vol, epoch=epoch,
+              flags=HELLO_ADMIN if admin else 0, timeout=timeout)
+    status = welcome(s)
+    assert status == OK, status
+    return s
+
+
+# -- requests and replies --------------------------------------------------
+
+
+def req(cmd, id, off, ln, flags=0, crc=0):
+    """A 32-byte request header (the payload, if any, follows it)."""
+    return _REQ.pack(REQ_MAGIC, cmd, flags, id, off, ln, crc)
+
+
+def reply(s):
+    """Read a 24-byte reply header (asserting its magic), not its payload.
+    Returns (status, id, length, crc)."""
+    magic, status, id, ln, crc = _REP.unpack(recv_exact(s, REP_SIZE))
+    assert magic == REP_MAGIC, hex(magic)
+    return status, id, ln, crc
+
+
+def reply_data(s):
+    """Read a reply header and its payload: (status, id, data, crc)."""
+    status, id, ln, crc = reply(s)
+    data = recv_exact(s, ln) if ln else b""
+    return status, id, data, crc
+
+
+def call(s, cmd, id, off=0, ln=0, flags=0, payload=b""):
+    """One request (with payload and its crc32c), one reply, which must
+    carry the same id and, with a payload, its right crc32c.
+    Returns (status, data)."""
+    s.sendall(req(cmd, id, off, ln, flags, crc32c(payload) if payload else 0)
+              + payload)
+    status, rid, data, rcrc = reply_data(s)
+    assert rid == id, (rid, id)
+    if data:
+        assert crc32c(data) == rcrc, "reply checksum"
+    return status, data
