@@ -60,23 +60,18 @@ cmd_delete (int argc, char **argv)
     if (c == 'f')
       force = true;
   }
-  const char *vol = one_volume (argc, argv, "delete");
-  if (vol == NULL)
-    return EXIT_USAGE;
-
-  struct registry *reg = open_registry ();
-  if (reg == NULL)
-    return EXIT_FAILURE;
+  const char *vol;
+  struct registry *reg;
   struct reg_volume v;
-  int ret = EXIT_FAILURE;
+  int ret = verb_volume (argc, argv, "delete", &vol, &reg, &v);
+  if (ret)
+    return ret;
+  ret = EXIT_FAILURE;
   bool claimed = false;
   struct claim_arg ca = { 0 };
   struct replica_admin ra[REG_MAX_REPLICAS];
   bool open[REG_MAX_REPLICAS] = { false };
   char err[256];
-
-  if (get_volume (reg, vol, &v) == -1)
-    goto out;
 
   const struct reg_attachment *a = &v.attachment;
   if (a->attached) {

@@ -63,17 +63,13 @@ cmd_detach (int argc, char **argv)
       return usage_error ("detach", "--timeout must be 1 to 86400 seconds, "
                           "not '%s'", optarg);
   }
-  const char *vol = one_volume (argc, argv, "detach");
-  if (vol == NULL)
-    return EXIT_USAGE;
-
-  struct registry *reg = open_registry ();
-  if (reg == NULL)
-    return EXIT_FAILURE;
+  const char *vol;
+  struct registry *reg;
   struct reg_volume v;
-  int ret = EXIT_FAILURE;
-  if (get_volume (reg, vol, &v) == -1)
-    goto out;
+  int ret = verb_volume (argc, argv, "detach", &vol, &reg, &v);
+  if (ret)
+    return ret;
+  ret = EXIT_FAILURE;
 
   struct reg_attachment a = v.attachment;
   if (!a.attached) {

@@ -28,17 +28,13 @@ cmd_verify (int argc, char **argv)
     if (c == 'r')
       repair = true;
   }
-  const char *vol = one_volume (argc, argv, "verify");
-  if (vol == NULL)
-    return EXIT_USAGE;
-
-  struct registry *reg = open_registry ();
-  if (reg == NULL)
-    return EXIT_FAILURE;
+  const char *vol;
+  struct registry *reg;
   struct reg_volume v;
-  int ret = EXIT_FAILURE;
-  if (get_volume (reg, vol, &v) == -1)
-    goto out;
+  int ret = verb_volume (argc, argv, "verify", &vol, &reg, &v);
+  if (ret)
+    return ret;
+  ret = EXIT_FAILURE;
   if (!v.attachment.attached || !attachment_is_local (&v.attachment) ||
       !v.attachment.control[0]) {
     log_error ("volume '%s' is not attached on this host: verify runs in "

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,4 +118,20 @@ format_time (time_t t, char *buf, size_t len)
   else
     strftime (buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
   return buf;
+}
+
+int
+verb_volume (int argc, char **argv, const char *verb, const char **vol,
+             struct registry **reg, struct reg_volume *v)
+{
+  if ((*vol = one_volume (argc, argv, verb)) == NULL)
+    return EXIT_USAGE;
+  if ((*reg = open_registry ()) == NULL)
+    return EXIT_FAILURE;
+  if (get_volume (*reg, *vol, v) == -1) {
+    registry_close (*reg);
+    *reg = NULL;
+    return EXIT_FAILURE;
+  }
+  return 0;
 }

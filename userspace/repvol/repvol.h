@@ -64,6 +64,14 @@ struct registry *open_registry (void);
  */
 int get_volume (struct registry *r, const char *vol, struct reg_volume *v);
 
+/* The rest of most verbs' command line, after their options: exactly
+ * one VOL, which must exist.  Opens the registry (*reg, for the caller
+ * to close) and reads the volume into v.  Returns 0, or the exit code
+ * to return (the error already printed; nothing left open).
+ */
+int verb_volume (int argc, char **argv, const char *verb, const char **vol,
+                 struct registry **reg, struct reg_volume *v);
+
 /* This host's name as attach records it. */
 const char *this_host (void);
 
