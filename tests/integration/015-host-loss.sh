@@ -29,6 +29,9 @@ start_attach vol "$T/two.sock"
 repvol status vol > "$T/status"
 grep -q "^fenced: .*pid $one" "$T/status" || { cat "$T/status" >&2; fail "status does not name the fenced attachment"; }
 nbdcopy "$(nbd_uri "$T/two.sock")" "$T/image"
+# Writes in flight when the host died may have reached one replica and
+# not the other: the new attach makes them equal again, in the background.
+wait_for -t 60 grep -q "reconciled after an unclean detach" "$T/attach-vol.log"
 python3 "$TOP/tests/tools/ackwriter.py" check "$T/image" "$T/acks.json" ||
     fail "acknowledged writes are missing after host loss"
 stop_attach vol

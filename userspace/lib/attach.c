@@ -36,6 +36,7 @@ struct attach {
   char host[REG_NAME_MAX];
   bool detaching;
   bool took_over;
+  bool unclean;                 /* the last attachment never detached */
   int final_err;
   struct reg_volume vol;        /* as claimed */
   struct control *ctl;
@@ -67,6 +68,7 @@ claim (struct reg_volume *v, void *arg)
   if (at->attached && strcmp (at->frontend, "deleting") == 0)
     return EBUSY;               /* "repvol delete" holds it */
   a->took_over = false;
+  a->unclean = at->attached;
   if (at->attached) {
     bool stale = strcmp (at->host, a->host) == 0 && !pid_alive (at->pid);
     if (a->o->no_takeover && !stale)
@@ -488,6 +490,19 @@ open_engine (struct attach *a)
   return NULL;
 }
 
+static void
+reconciled (void *opaque, uint64_t repaired, int err)
+{
+  struct attach *a = opaque;
+
+  if (err)
+    log_error ("%s: reconciling the replicas failed: %s (run repvol verify "
+               "--repair)", a->vol.name, strerror (err));
+  else
+    log_info ("%s: reconciled after an unclean detach: %llu region(s) "
+              "repaired", a->vol.name, (unsigned long long) repaired);
+}
+
 /* ---- the control channel: verify and replace on the live volume ------- */
 
 static void
@@ -651,6 +666,14 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   a.dev = open_engine (&a);
   if (!a.dev)
     goto out;
+  if (a.unclean) {
+    /* The former attach may have died with writes on some replicas
+     * and not others: make them equal (reads meanwhile come from one).
+     */
+    log_info ("%s: the last attachment did not detach cleanly: "
+              "reconciling the replicas", v.name);
+    engine_reconcile (a.dev, reconciled, &a);
+  }
   start_control (&a);          /* before clients: verify can find it */
   a.fe = frontend_start ("nbd", a.loop, a.dev, v.name, o->nbd);
   if (!a.fe)

@@ -85,6 +85,7 @@ struct verify {
   uint32_t crc[ENGINE_MAX_REPLICAS];
   uint32_t asked, bad;          /* replicas asked; replicas that differ */
   int source;
+  int pinned;                   /* repair only from this replica (-1: vote) */
   void (*report) (void *, const char *);
   void (*done) (void *, uint64_t, uint64_t, int);
   void *opaque;
@@ -109,6 +110,7 @@ struct engine {
   unsigned ticks;
   struct loop_timer timer;
   unsigned reads;
+  int read_pin;                 /* while reconciling: read only this one */
   bool broken;                  /* the registry could not be updated */
 
   /* Regions written since the last completed flush (a lost replica
@@ -589,6 +591,13 @@ pick_reader (struct engine *e, uint32_t tried)
   int best = -1;
   uint64_t best_lat = UINT64_MAX;
   bool explore = (++e->reads % 32) == 0;
+
+  /* While replicas may disagree (after a host died mid-write), every
+   * read goes to the one they are being made equal to.
+   */
+  if (e->read_pin >= 0 && !(tried & (1u << e->read_pin)) &&
+      e->state[e->read_pin] == ENGINE_IN_SYNC)
+    return e->read_pin;
 
   for (int k = 0; k < e->n; k++) {
     int i = explore ? (int) ((e->reads / 32 + k) % e->n) : k;
@@ -1125,7 +1134,8 @@ verify_step (struct eng_req *r)
         bdev_submit (e->rep[i], &r->child[i]);
     return;
   case 1: {
-    int src = majority (e, vf->asked);
+    int src = vf->pinned >= 0 && (vf->asked & (1u << vf->pinned))
+      ? vf->pinned : majority (e, vf->asked);
     vf->bad = 0;
     for (int i = 0; i < e->n; i++)
       if ((vf->asked & (1u << i)) && vf->crc[i] != vf->crc[src])
@@ -1208,21 +1218,77 @@ verify_next (struct engine *e)
   order_write (e, r);
 }
 
-void
-engine_verify (struct bdev *b, bool repair,
-               void (*report) (void *, const char *),
-               void (*done) (void *, uint64_t, uint64_t, int), void *opaque)
+static void
+start_verify (struct engine *e, bool repair, int pinned,
+              void (*report) (void *, const char *),
+              void (*done) (void *, uint64_t, uint64_t, int), void *opaque)
 {
-  struct engine *e = b->priv;
-
   if (e->vf.running) {
     done (opaque, 0, 0, EBUSY);
     return;
   }
   e->vf = (struct verify) { .running = true, .repair = repair,
-                            .report = report, .done = done,
-                            .opaque = opaque };
+                            .pinned = pinned, .report = report,
+                            .done = done, .opaque = opaque };
   verify_next (e);
+}
+
+void
+engine_verify (struct bdev *b, bool repair,
+               void (*report) (void *, const char *),
+               void (*done) (void *, uint64_t, uint64_t, int), void *opaque)
+{
+  start_verify (b->priv, repair, -1, report, done, opaque);
+}
+
+/* Reconcile: after a host died with writes in flight, replicas may
+ * differ where those writes went to some and not others.  Make every
+ * replica equal to one of them, region by region, reading only from it
+ * meanwhile so no client sees two versions.
+ */
+struct reconcile {
+  struct engine *e;
+  void (*done) (void *, uint64_t, int);
+  void *opaque;
+};
+
+static void
+reconcile_report (void *opaque, const char *line)
+{
+  log_debug ("reconcile: %s", line);
+}
+
+static void
+reconcile_done (void *opaque, uint64_t differing, uint64_t repaired, int err)
+{
+  struct reconcile *rc = opaque;
+
+  rc->e->read_pin = -1;
+  rc->done (rc->opaque, repaired, err);
+  free (rc);
+}
+
+void
+engine_reconcile (struct bdev *b, void (*done) (void *, uint64_t, int),
+                  void *opaque)
+{
+  struct engine *e = b->priv;
+  struct reconcile *rc = calloc (1, sizeof *rc);
+  int pin = -1;
+
+  for (int i = 0; i < e->n && pin < 0; i++)
+    if (e->state[i] == ENGINE_IN_SYNC)
+      pin = i;
+  if (!rc || pin < 0) {
+    free (rc);
+    done (opaque, 0, pin < 0 ? EIO : ENOMEM);
+    return;
+  }
+  rc->e = e;
+  rc->done = done;
+  rc->opaque = opaque;
+  e->read_pin = pin;
+  start_verify (e, true, pin, reconcile_report, reconcile_done, rc);
 }
 
 /* ---- the rest of the table ---------------------------------------- */
@@ -1295,6 +1361,7 @@ engine_new (struct loop *loop, struct bdev **replicas,
     return NULL;
   e->loop = loop;
   e->n = n;
+  e->read_pin = -1;
   e->nregions = (info->size + REGION - 1) / REGION;
   e->unflushed_cur = calloc (1, (e->nregions + 7) / 8 + 1);
   e->unflushed_flushing = calloc (1, (e->nregions + 7) / 8 + 1);

@@ -85,4 +85,15 @@ void engine_verify (struct bdev *engine, bool repair,
                                   uint64_t repaired, int err),
                     void *opaque);
 
+/* After a host died with writes in flight (the attach took the volume
+ * over), make the in-sync replicas equal again: each region is copied
+ * from the first in-sync replica to any that differs, and meanwhile
+ * reads go only to that replica.  done gets the regions repaired and 0,
+ * or an errno.  Shares the machinery (and the one-at-a-time rule) with
+ * engine_verify.
+ */
+void engine_reconcile (struct bdev *engine,
+                       void (*done) (void *opaque, uint64_t repaired, int err),
+                       void *opaque);
+
 #endif
