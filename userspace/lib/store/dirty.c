@@ -70,31 +70,9 @@ int
 store_dirty_hdr_decode (const uint8_t *in, size_t len, uint64_t size,
                         const char **why)
 {
-  uint32_t version;
-
-  if (len < STORE_DIRTY_FILE_HDR) {
-    *why = "truncated header";
+  if (store_file_hdr_check (in, len, DIRTY_MAGIC, STORE_DIRTY_VERSION,
+                            STORE_DIRTY_FILE_HDR, DIRTY_CRC_OFF, why) == -1)
     return -1;
-  }
-  if (getle64 (in) != DIRTY_MAGIC) {
-    *why = "bad magic (not a repvol dirty map)";
-    return -1;
-  }
-  version = getle32 (in + 8);
-  if (version != STORE_DIRTY_VERSION) {
-    *why = version > STORE_DIRTY_VERSION
-      ? "unsupported version (written by a newer repvold?)"
-      : "unsupported version";
-    return -1;
-  }
-  if (getle32 (in + 12) != STORE_DIRTY_FILE_HDR) {
-    *why = "wrong header length";
-    return -1;
-  }
-  if (getle32 (in + DIRTY_CRC_OFF) != crc32c (0, in, DIRTY_CRC_OFF)) {
-    *why = "header checksum mismatch";
-    return -1;
-  }
   if (getle32 (in + 20) != 0) {
     *why = "reserved field not zero";
     return -1;

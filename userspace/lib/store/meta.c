@@ -35,6 +35,38 @@
 #define META_MAGIC   0x4154454d4c4f5652ULL      /* "RVOLMETA" */
 #define META_CRC_OFF (STORE_META_SIZE - 4)
 
+int
+store_file_hdr_check (const uint8_t *in, size_t len, uint64_t magic,
+                      uint32_t version, uint32_t length, size_t crc_off,
+                      const char **why)
+{
+  uint32_t v;
+
+  if (len < 16 || len < length || crc_off + 4 > length) {
+    *why = "truncated";
+    return -1;
+  }
+  if (getle64 (in) != magic) {
+    *why = "bad magic (not a file of this kind)";
+    return -1;
+  }
+  v = getle32 (in + 8);
+  if (v != version) {
+    *why = v > version ? "unsupported version (written by a newer repvold?)"
+      : "unsupported version";
+    return -1;
+  }
+  if (getle32 (in + 12) != length) {
+    *why = "wrong header length";
+    return -1;
+  }
+  if (getle32 (in + crc_off) != crc32c (0, in, crc_off)) {
+    *why = "checksum mismatch";
+    return -1;
+  }
+  return 0;
+}
+
 void
 store_meta_encode (const struct store_meta *m, uint8_t out[STORE_META_SIZE])
 {
@@ -78,29 +110,11 @@ int
 store_meta_decode (const uint8_t *in, size_t len, struct store_meta *m,
                    const char **why)
 {
-  uint32_t version;
-
-  if (len < 16) {
-    *why = "truncated (shorter than the header)";
+  if (store_file_hdr_check (in, len, META_MAGIC, STORE_META_VERSION,
+                            STORE_META_SIZE, META_CRC_OFF, why) == -1)
     return -1;
-  }
-  if (getle64 (in) != META_MAGIC) {
-    *why = "bad magic (not a repvol metadata file)";
-    return -1;
-  }
-  version = getle32 (in + 8);
-  if (version != STORE_META_VERSION) {
-    *why = version > STORE_META_VERSION
-      ? "unsupported version (written by a newer repvold?)"
-      : "unsupported version";
-    return -1;
-  }
-  if (getle32 (in + 12) != STORE_META_SIZE || len != STORE_META_SIZE) {
-    *why = len < STORE_META_SIZE ? "truncated" : "wrong length";
-    return -1;
-  }
-  if (getle32 (in + META_CRC_OFF) != crc32c (0, in, META_CRC_OFF)) {
-    *why = "checksum mismatch";
+  if (len != STORE_META_SIZE) {
+    *why = "wrong length";
     return -1;
   }
   if (memchr (in + 16, '\0', STORE_NAME_MAX) == NULL) {

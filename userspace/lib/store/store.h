@@ -65,6 +65,13 @@ struct store_meta {
  */
 void store_meta_encode (const struct store_meta *m,
                         uint8_t out[STORE_META_SIZE]);
+/* The header every store file shares: magic (8 bytes), version (4),
+ * length (4), and a crc32c of the bytes before crc_off stored at
+ * crc_off.  0, or -1 with *why set.
+ */
+int store_file_hdr_check (const uint8_t *in, size_t len, uint64_t magic,
+                          uint32_t version, uint32_t length, size_t crc_off,
+                          const char **why);
 int store_meta_decode (const uint8_t *in, size_t len, struct store_meta *m,
                        const char **why);
 /* Field checks shared by decode and create. */
