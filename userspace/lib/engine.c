@@ -78,6 +78,15 @@ struct resync {
   void *get_buf;
 };
 
+/* A bitmap of regions and the byte range that holds its set bits, so
+ * merging and clearing on every flush cost what was written, not the
+ * size of the volume.
+ */
+struct region_set {
+  uint8_t *bits;
+  uint64_t lo, hi;              /* set bits only in bytes [lo, hi) */
+};
+
 struct verify {
   bool running, repair;
   uint64_t next, differing, repaired;
@@ -119,8 +128,8 @@ struct engine {
    * completes with no later flush issued.
    */
   uint64_t nregions;
-  uint8_t *unflushed_cur, *unflushed_flushing;
-  uint64_t flush_seq, flush_done_seq;
+  struct region_set unflushed_cur, unflushed_flushing;
+  uint64_t flush_seq;
 
   struct eng_req *active;       /* writes in flight (unordered) */
   struct eng_req *wait_head, *wait_tail;  /* overlapping writes, FIFO */
@@ -216,6 +225,43 @@ set_bits (uint8_t *map, uint64_t start, uint64_t end)
 {
   for (uint64_t r = start / REGION; r * REGION < end; r++)
     map[r / 8] |= 1u << (r % 8);
+}
+
+static void
+rset_add (struct region_set *rs, uint64_t start, uint64_t end)
+{
+  uint64_t first = start / REGION / 8, last = (end - 1) / REGION / 8 + 1;
+
+  set_bits (rs->bits, start, end);
+  if (rs->lo >= rs->hi) {
+    rs->lo = first;
+    rs->hi = last;
+  }
+  rs->lo = MIN (rs->lo, first);
+  rs->hi = MAX (rs->hi, last);
+}
+
+static void
+rset_merge (struct region_set *dst, const struct region_set *src)
+{
+  if (src->lo >= src->hi)
+    return;
+  for (uint64_t k = src->lo; k < src->hi; k++)
+    dst->bits[k] |= src->bits[k];
+  if (dst->lo >= dst->hi) {
+    dst->lo = src->lo;
+    dst->hi = src->hi;
+  }
+  dst->lo = MIN (dst->lo, src->lo);
+  dst->hi = MAX (dst->hi, src->hi);
+}
+
+static void
+rset_clear (struct region_set *rs)
+{
+  if (rs->lo < rs->hi)
+    memset (rs->bits + rs->lo, 0, rs->hi - rs->lo);
+  rs->lo = rs->hi = 0;
 }
 
 /* ---- ordering: active and waiting writes ---------------------------- */
@@ -336,7 +382,7 @@ replica_failed (struct engine *e, int i, int err)
     log_error ("replica %s failed (%s): recorded out of sync; going on "
                "with the others", e->name[i], strerror (err));
     /* Writes since the last flush may not be stable on it. */
-    mark_barrier (e, e->unflushed_cur, e->unflushed_flushing);
+    mark_barrier (e, e->unflushed_cur.bits, e->unflushed_flushing.bits);
   }
   else
     log_error ("replica %s failed again during catch-up (%s)", e->name[i],
@@ -477,8 +523,7 @@ complete_write (struct engine *e, struct eng_req *r)
   if (r->kind == REQ_FLUSH && !r->err) {
     /* Writes that completed before this flush are now stable. */
     if (r->start == e->flush_seq)
-      memset (e->unflushed_flushing, 0, (e->nregions + 7) / 8);
-    e->flush_done_seq = r->start;
+      rset_clear (&e->unflushed_flushing);
   }
   if (r->kind == REQ_WRITE)
     leave_active (e, r);
@@ -553,13 +598,12 @@ start_write (struct engine *e, struct eng_req *r)
       r->parent->crc = crc32c (0, r->parent->buf, r->parent->len);
       r->parent->flags |= BDEV_HAS_CRC;
     }
-    set_bits (e->unflushed_cur, r->start, r->end);
+    rset_add (&e->unflushed_cur, r->start, r->end);
     r->dirty_sent = track;
   }
   else {                        /* FLUSH: cur becomes what it covers */
-    for (uint64_t k = 0; k < (e->nregions + 7) / 8; k++)
-      e->unflushed_flushing[k] |= e->unflushed_cur[k];
-    memset (e->unflushed_cur, 0, (e->nregions + 7) / 8);
+    rset_merge (&e->unflushed_flushing, &e->unflushed_cur);
+    rset_clear (&e->unflushed_cur);
     r->start = ++e->flush_seq;
   }
   r->sent = to;
@@ -1331,8 +1375,8 @@ engine_close (struct bdev *b)
     free (e->rs[i].map);
     free (e->rs[i].get_buf);
   }
-  free (e->unflushed_cur);
-  free (e->unflushed_flushing);
+  free (e->unflushed_cur.bits);
+  free (e->unflushed_flushing.bits);
   free (e);
 }
 
@@ -1363,11 +1407,11 @@ engine_new (struct loop *loop, struct bdev **replicas,
   e->n = n;
   e->read_pin = -1;
   e->nregions = (info->size + REGION - 1) / REGION;
-  e->unflushed_cur = calloc (1, (e->nregions + 7) / 8 + 1);
-  e->unflushed_flushing = calloc (1, (e->nregions + 7) / 8 + 1);
-  if (!e->unflushed_cur || !e->unflushed_flushing) {
-    free (e->unflushed_cur);
-    free (e->unflushed_flushing);
+  e->unflushed_cur.bits = calloc (1, (e->nregions + 7) / 8 + 1);
+  e->unflushed_flushing.bits = calloc (1, (e->nregions + 7) / 8 + 1);
+  if (!e->unflushed_cur.bits || !e->unflushed_flushing.bits) {
+    free (e->unflushed_cur.bits);
+    free (e->unflushed_flushing.bits);
     free (e);
     return NULL;
   }
