@@ -85,7 +85,8 @@ claim (struct reg_volume *v, void *arg)
   at->attached = true;
   snprintf (at->host, sizeof at->host, "%s", a->host);
   at->pid = getpid ();
-  snprintf (at->frontend, sizeof at->frontend, "nbd %s", a->o->nbd);
+  snprintf (at->frontend, sizeof at->frontend, "%s %s", a->o->frontend,
+            a->o->spec);
   at->epoch = v->epoch;
   at->since = time (NULL);
   return 0;
@@ -596,6 +597,19 @@ record_control (struct reg_volume *v, void *arg)
   return 0;
 }
 
+/* Once the frontend is up: record where it serves ("ublk /dev/ublkb0"). */
+static int
+record_where (struct reg_volume *v, void *arg)
+{
+  struct attach *a = arg;
+
+  if (!v->attachment.attached || v->attachment.pid != getpid ())
+    return ESTALE;
+  snprintf (v->attachment.frontend, sizeof v->attachment.frontend, "%s %s",
+            a->fe->ops->name, a->fe->where);
+  return 0;
+}
+
 /* Where the control socket goes: $REPVOL_RUN_DIR or /run/repvol, named
  * by the volume's uuid (unique even across registries).
  */
@@ -675,14 +689,15 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     engine_reconcile (a.dev, reconciled, &a);
   }
   start_control (&a);          /* before clients: verify can find it */
-  a.fe = frontend_start ("nbd", a.loop, a.dev, v.name, o->nbd);
+  a.fe = frontend_start (o->frontend, a.loop, a.dev, v.name, o->spec);
   if (!a.fe)
     goto out;
 
-  log_info ("%s: attached (%s, %d replica%s, epoch %llu), serving nbd %s",
+  log_info ("%s: attached (%s, %d replica%s, epoch %llu), serving %s",
             v.name, format_size (v.size, size, sizeof size), v.nreplicas,
             v.nreplicas == 1 ? "" : "s", (unsigned long long) a.epoch,
-            o->nbd);
+            a.fe->where);
+  registry_update (reg, o->volume, record_where, &a);
   if (loop_run (a.loop) == -1)
     log_error ("event loop failed: %s", strerror (errno));
   else if (a.final_err == 0) {

@@ -10,7 +10,13 @@
 
 struct attach_opts {
   const char *volume;
-  const char *nbd;              /* "unix:PATH" or "tcp:ADDR:PORT" */
+  /* How the volume is served: a frontend name from frontend.c's table
+   * ("nbd", "ublk", "nbd-kernel") and its own spec string ("unix:PATH"
+   * or "tcp:ADDR:PORT" for nbd; "queues=N,depth=D" for ublk; "/dev/nbdN"
+   * or "auto" for nbd-kernel).
+   */
+  const char *frontend;
+  const char *spec;
   int timeout_ms;               /* replica I/O timeout (default 10000) */
   /* An existing attachment (a host that died, or is only cut off) is
    * taken over and fenced by the new epoch, unless this is set.

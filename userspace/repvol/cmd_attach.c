@@ -5,6 +5,7 @@
 
 #include "util.h"
 #include "attach.h"
+#include "frontend/frontend.h"
 #include "repvol.h"
 
 int
@@ -12,6 +13,11 @@ cmd_attach (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "nbd", required_argument, NULL, 'n' },
+    { "ublk", no_argument, NULL, 'u' },
+    { "queues", required_argument, NULL, 'q' },
+    { "depth", required_argument, NULL, 'd' },
+    { "nbd-device", required_argument, NULL, 'k' },
+    { "device", required_argument, NULL, 'D' },
     { "timeout", required_argument, NULL, 't' },
     { "no-takeover", no_argument, NULL, 'N' },
     { "force-stale", required_argument, NULL, 'F' },
@@ -21,7 +27,10 @@ cmd_attach (int argc, char **argv)
     { NULL },
   };
   struct attach_opts o = { .timeout_ms = 10000 };
-  uint64_t t;
+  uint64_t t, queues = 1, depth = 128;
+  const char *nbd = NULL, *nbd_device = NULL, *device = NULL;
+  bool ublk = false;
+  char ublk_spec[64];
   int c;
 
   while ((c = cli_getopt (argc, argv, "attach", longopts)) != -1) {
@@ -29,7 +38,26 @@ cmd_attach (int argc, char **argv)
       return OPT_EXIT (c);
     switch (c) {
     case 'n':
-      o.nbd = optarg;
+      nbd = optarg;
+      break;
+    case 'u':
+      ublk = true;
+      break;
+    case 'q':
+      if (parse_uint (optarg, 1, 64, &queues) == -1)
+        return usage_error ("attach", "--queues must be 1 to 64, not '%s'",
+                            optarg);
+      break;
+    case 'd':
+      if (parse_uint (optarg, 1, 4096, &depth) == -1)
+        return usage_error ("attach", "--depth must be 1 to 4096, not '%s'",
+                            optarg);
+      break;
+    case 'k':
+      nbd_device = optarg;
+      break;
+    case 'D':
+      device = optarg;
       break;
     case 'N':
       o.no_takeover = true;
@@ -53,18 +81,47 @@ cmd_attach (int argc, char **argv)
   }
   if ((o.volume = one_volume (argc, argv, "attach")) == NULL)
     return EXIT_USAGE;
-  if (o.nbd == NULL)
-    return usage_error ("attach", "missing --nbd unix:PATH or --nbd tcp:ADDR:PORT");
-  if ((strncmp (o.nbd, "unix:", 5) != 0 || o.nbd[5] == '\0') &&
-      strncmp (o.nbd, "tcp:", 4) != 0)
-    return usage_error ("attach", "bad --nbd '%s' (expected unix:PATH or "
-                        "tcp:ADDR:PORT)", o.nbd);
-  if (strncmp (o.nbd, "tcp:", 4) == 0) {
+  if ((nbd != NULL) + ublk + (nbd_device != NULL) + (device != NULL) != 1)
+    return usage_error ("attach", "say how to serve the volume, once: --nbd "
+                        "unix:PATH|tcp:ADDR:PORT, --ublk, --nbd-device "
+                        "/dev/nbdN|auto or --device auto");
+  if (nbd) {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (parse_hostport (o.nbd + 4, &ss, &len) == -1)
-      return usage_error ("attach", "bad --nbd '%s' (expected tcp:ADDR:PORT)",
-                          o.nbd);
+    if (strncmp (nbd, "unix:", 5) == 0 ? nbd[5] == '\0' :
+        strncmp (nbd, "tcp:", 4) != 0 || parse_hostport (nbd + 4, &ss, &len) == -1)
+      return usage_error ("attach", "bad --nbd '%s' (expected unix:PATH or "
+                          "tcp:ADDR:PORT)", nbd);
+    o.frontend = "nbd";
+    o.spec = nbd;
+  }
+  if (device) {
+    if (strcmp (device, "auto") != 0)
+      return usage_error ("attach", "--device takes 'auto', not '%s'", device);
+    /* ublk where the kernel has it, else the kernel's nbd driver. */
+    char why[256];
+    if ((o.frontend = frontend_pick_device (why, sizeof why)) == NULL) {
+      log_error ("attach --device auto: no kernel block device frontend "
+                 "here: %s", why);
+      return EXIT_FAILURE;
+    }
+    ublk = strcmp (o.frontend, "ublk") == 0;
+    if (!ublk)
+      nbd_device = "auto";
+  }
+  if (ublk) {
+    snprintf (ublk_spec, sizeof ublk_spec, "queues=%llu,depth=%llu",
+              (unsigned long long) queues, (unsigned long long) depth);
+    o.frontend = "ublk";
+    o.spec = ublk_spec;
+  }
+  if (nbd_device) {
+    if (strcmp (nbd_device, "auto") != 0 &&
+        strncmp (nbd_device, "/dev/nbd", 8) != 0)
+      return usage_error ("attach", "bad --nbd-device '%s' (expected "
+                          "/dev/nbdN or auto)", nbd_device);
+    o.frontend = "nbd-kernel";
+    o.spec = nbd_device;
   }
 
   struct registry *reg = open_registry ();

@@ -1,4 +1,5 @@
 /* frontend.c - the table of frontends and the generic start/stop/free. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,4 +68,12 @@ frontend_free (struct frontend *f)
   f->ops->free (f);
   free (f->export_name);
   free (f);
+}
+
+/* Filled in by the kernel frontends' probes (ublk.c, nbd_kernel.c). */
+const char *
+frontend_pick_device (char *why, size_t whylen)
+{
+  snprintf (why, whylen, "this build has no kernel block device frontend");
+  return NULL;
 }

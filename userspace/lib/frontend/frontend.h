@@ -55,6 +55,8 @@ struct frontend {
   struct loop *loop;
   struct bdev *dev;             /* shared by every client; not owned */
   char *export_name;            /* owned copy */
+  /* What users open, set by start: "unix:/run/v.sock", "/dev/ublkb0". */
+  char where[200];
   void *priv;                   /* the frontend implementation's */
 };
 
@@ -75,7 +77,15 @@ void frontend_stop (struct frontend *f, void (*stopped) (void *opaque),
 /* See frontend_ops.free; also frees f.  NULL is a no-op. */
 void frontend_free (struct frontend *f);
 
+/* The best kernel block device frontend this machine offers: "ublk"
+ * where ublk_drv is usable, else "nbd-kernel"; NULL with why filled
+ * (what is missing for each) when neither is.
+ */
+const char *frontend_pick_device (char *why, size_t whylen);
+
 /* The frontends, for frontend.c's table. */
 extern const struct frontend_ops nbd_frontend_ops;
+extern const struct frontend_ops ublk_frontend_ops;        /* ublk.c */
+extern const struct frontend_ops nbd_kernel_frontend_ops;  /* nbd_kernel.c */
 
 #endif

@@ -988,6 +988,7 @@ nbd_start (struct frontend *f, const char *spec)
     server_unlisten (s);
     return -1;
   }
+  snprintf (f->where, sizeof f->where, "%s", spec);
   log_info ("nbd: serving '%s' on %s (%" PRIu64 " bytes, block %" PRIu32
             ", max request %" PRIu32 ")", f->export_name, spec, s->exp.size,
             s->exp.min_block, s->exp.max_payload);

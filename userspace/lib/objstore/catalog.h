@@ -1,0 +1,132 @@
+/* catalog.h - what a snapshot is in object storage: content-addressed
+ * chunks and one manifest per snapshot.
+ *
+ * Layout under the store's root (see man/repvol-snapshot.5):
+ *
+ *   chunks/HH/HASH            one chunk: a zstd frame of the chunk's bytes;
+ *                             HASH is the hex SHA-256 of the uncompressed
+ *                             bytes, HH its first two digits.  Identical
+ *                             chunks are stored once, by any snapshot.
+ *   snapshots/NAME.json       the manifest.  Written last: a snapshot
+ *                             exists (is listed, restorable) only once its
+ *                             manifest does.
+ *   inprogress/NAME           written when an upload starts, removed when
+ *                             it ends; while one exists, delete does not
+ *                             collect unreferenced chunks (the upload may
+ *                             be about to reference them).
+ *
+ * A manifest lists, for every chunk index of the volume that holds data,
+ * the hash of its content: it describes the whole volume, so any one
+ * manifest restores alone, and deleting a parent never breaks a child.
+ * Chunk indexes not listed read as zeroes.
+ */
+#ifndef REPVOL_CATALOG_H
+#define REPVOL_CATALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "objstore/objstore.h"
+
+#define SNAP_NAME_MAX 128
+#define CHUNK_HASH_LEN 32                       /* SHA-256 */
+#define CHUNK_HEX_LEN (2 * CHUNK_HASH_LEN)
+
+struct manifest {
+  char name[SNAP_NAME_MAX];
+  char parent[SNAP_NAME_MAX];   /* "" for a full snapshot */
+  char volume[64];              /* the source volume's name */
+  char volume_uuid[37];
+  uint64_t volume_size;         /* bytes */
+  uint32_t chunk_size;          /* bytes, a power of two >= 64 KiB */
+  time_t created;               /* the snapshot's point in time */
+  time_t completed;             /* when the manifest was written */
+  uint64_t nchunks;             /* ceil (volume_size / chunk_size) */
+  /* hashes[i] is chunk i's hash when present[i]; absent chunks are
+   * zeroes.  Both arrays have nchunks entries.
+   */
+  uint8_t (*hashes)[CHUNK_HASH_LEN];
+  bool *present;
+  /* Totals, kept in the manifest for list: bytes of the volume held in
+   * chunks, and bytes this snapshot uploaded (new chunks, compressed).
+   */
+  uint64_t data_bytes;
+  uint64_t uploaded_bytes;
+};
+
+/* A valid snapshot name: 1-100 of [A-Za-z0-9._-], not starting with '.'. */
+bool snapshot_name_valid (const char *name);
+
+/* Allocate the arrays for nchunks = ceil (volume_size / chunk_size),
+ * all absent.  0 or -1 (ENOMEM).
+ */
+int manifest_init (struct manifest *m, uint64_t volume_size,
+                   uint32_t chunk_size);
+void manifest_free (struct manifest *m);
+
+/* Serialise / parse (JSON, format 1).  parse checks every field and
+ * names the first bad one in err; it never trusts the document.
+ */
+char *manifest_to_json (const struct manifest *m);          /* malloc'd */
+int manifest_from_json (const char *json, size_t len, struct manifest *m,
+                        char *err, size_t errlen);
+
+/* snapshots/NAME.json; ENOENT if there is no such snapshot. */
+int manifest_read (struct objstore *os, const char *name, struct manifest *m,
+                   char *err, size_t errlen);
+int manifest_write (struct objstore *os, const struct manifest *m,
+                    char *err, size_t errlen);
+
+/* The object key of a chunk: "chunks/HH/HEX". */
+void chunk_key (const uint8_t hash[CHUNK_HASH_LEN], char key[OBJ_KEY_MAX]);
+void hash_to_hex (const uint8_t hash[CHUNK_HASH_LEN], char hex[CHUNK_HEX_LEN + 1]);
+int hex_to_hash (const char *hex, uint8_t hash[CHUNK_HASH_LEN]);
+
+/* SHA-256 of len bytes of data. */
+void chunk_hash (const void *data, size_t len, uint8_t hash[CHUNK_HASH_LEN]);
+/* true if len bytes of data are all zero (such chunks are not stored). */
+bool chunk_is_zero (const void *data, size_t len);
+
+/* Compress len bytes into a zstd frame (with its content checksum);
+ * *out is malloc'd.  0 or -1 (ENOMEM).
+ */
+int chunk_encode (const void *data, size_t len, int level, void **out,
+                  size_t *out_len);
+/* Decompress obj into out, which must come to exactly out_len bytes
+ * whose SHA-256 is hash.  0, or -1 with err naming the chunk's key and
+ * what is wrong with it (not zstd, wrong size, hash mismatch).
+ */
+int chunk_decode (const void *obj, size_t obj_len,
+                  const uint8_t hash[CHUNK_HASH_LEN], void *out,
+                  size_t out_len, char *err, size_t errlen);
+
+/* One line per snapshot for "repvol snapshot list": read every manifest
+ * (names sorted), fn for each.  0, or -1 with err filled.
+ */
+int snapshot_list (struct objstore *os,
+                   int (*fn) (void *opaque, const struct manifest *m),
+                   void *opaque, char *err, size_t errlen);
+
+struct delete_stats {
+  uint64_t chunks_deleted, bytes_freed;
+  uint64_t chunks_kept;         /* still referenced by other snapshots */
+  bool collection_skipped;      /* an upload was in progress */
+};
+
+/* Delete snapshot name: remove its manifest, then every chunk that no
+ * remaining manifest references (mark and sweep over the manifests that
+ * exist after the removal, so two deletes at once never remove a chunk
+ * either's survivors need).  ENOENT if there is no such snapshot.
+ */
+int snapshot_delete (struct objstore *os, const char *name,
+                     struct delete_stats *st, char *err, size_t errlen);
+
+/* Mark an upload in progress (inprogress/NAME) or done. */
+int snapshot_begin_upload (struct objstore *os, const char *name,
+                           char *err, size_t errlen);
+int snapshot_end_upload (struct objstore *os, const char *name,
+                         char *err, size_t errlen);
+
+#endif

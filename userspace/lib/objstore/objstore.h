@@ -1,0 +1,126 @@
+/* objstore.h - object storage for snapshots, behind one small table.
+ *
+ * Two backends: file:///DIR (file.c, the embedded default: one file per
+ * object under DIR) and s3://BUCKET/PREFIX (s3.c: the S3 REST API over
+ * libcurl with SigV4, requests in parallel through one curl multi
+ * handle, multipart for large objects, retries with backoff).  Nothing
+ * outside objstore/ knows which one is in use.
+ *
+ * Keys are relative to the store's root ("snapshots/x.json",
+ * "chunks/ab/ab12...").  They use [A-Za-z0-9._/-] only.
+ *
+ * Requests are asynchronous: objstore_submit() starts one, and the
+ * thread that drives the store collects completions with objstore_poll().
+ * One thread drives a given store; objstore_wakeup() may be called from
+ * any thread to make a waiting objstore_poll() return early (so the
+ * driving thread can also wait for work produced elsewhere).
+ *
+ *   struct obj_req r = { .op = OBJ_PUT, .data = buf, .len = n };
+ *   snprintf (r.key, sizeof r.key, "chunks/%s", hex);
+ *   objstore_submit (os, &r);
+ *   struct obj_req *done;
+ *   while ((done = objstore_poll (os, 1000)) == NULL)
+ *     ;
+ *   if (done->err) log_error ("%s", done->errmsg);
+ */
+#ifndef REPVOL_OBJSTORE_H
+#define REPVOL_OBJSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define OBJ_KEY_MAX 256
+#define OBJ_ERR_MAX 512
+
+enum obj_op {
+  OBJ_PUT = 1,                  /* store data/len under key (replace) */
+  OBJ_GET,                      /* body into out/out_len (malloc'd) */
+  OBJ_HEAD,                     /* does key exist; its size in out_len */
+  OBJ_DELETE,                   /* remove key; a missing key is not an error */
+};
+
+struct obj_req {
+  enum obj_op op;
+  char key[OBJ_KEY_MAX];
+  const void *data;             /* PUT: the body, kept valid until done */
+  size_t len;
+  void *out;                    /* GET: the body, malloc'd; the caller frees */
+  size_t out_len;               /* GET, HEAD: body size */
+  /* Result: 0, ENOENT (GET/HEAD of a missing key), EACCES (refused:
+   * credentials, signature), or another positive errno once retries are
+   * exhausted.  With err set, errmsg is one line that names the key and
+   * what the server answered ("PUT chunks/ab/..: 403 SignatureDoesNotMatch:
+   * The request signature we calculated does not match ...").
+   */
+  int err;
+  char errmsg[OBJ_ERR_MAX];
+  void *opaque;                 /* the caller's */
+  void *backend_priv;           /* the backend's, while in flight */
+};
+
+struct obj_entry {
+  const char *key;              /* relative to the root, as for obj_req */
+  uint64_t size;
+  time_t mtime;
+};
+
+struct objstore;
+
+struct objstore_ops {
+  const char *scheme;           /* "file", "s3" */
+  /* rest is the URL after "scheme://".  Fill os->priv.  On failure
+   * write one line into err and return -1.
+   */
+  int (*open) (struct objstore *os, const char *rest, char *err, size_t errlen);
+  void (*submit) (struct objstore *os, struct obj_req *req);
+  struct obj_req *(*poll) (struct objstore *os, int timeout_ms);
+  void (*wakeup) (struct objstore *os);
+  /* Every key starting with prefix, in any order: fn per key; a non-zero
+   * return from fn stops the listing and is returned.  -1 with err
+   * filled on failure.
+   */
+  int (*list) (struct objstore *os, const char *prefix,
+               int (*fn) (void *opaque, const struct obj_entry *e),
+               void *opaque, char *err, size_t errlen);
+  void (*close) (struct objstore *os);
+};
+
+struct objstore {
+  const struct objstore_ops *ops;
+  char *url;                    /* as opened, for messages */
+  int inflight;                 /* submitted, not yet returned by poll */
+  void *priv;
+};
+
+/* Open "file:///DIR" or "s3://BUCKET/PREFIX".  NULL with err filled on
+ * failure (unknown scheme, missing credentials, unreadable directory).
+ */
+struct objstore *objstore_open (const char *url, char *err, size_t errlen);
+void objstore_close (struct objstore *os);
+
+void objstore_submit (struct objstore *os, struct obj_req *req);
+/* The next completed request, or NULL after timeout_ms (or a wakeup). */
+struct obj_req *objstore_poll (struct objstore *os, int timeout_ms);
+void objstore_wakeup (struct objstore *os);
+int objstore_list (struct objstore *os, const char *prefix,
+                   int (*fn) (void *opaque, const struct obj_entry *e),
+                   void *opaque, char *err, size_t errlen);
+
+/* Blocking forms of one request, for callers with nothing else to do.
+ * They must not be mixed with outstanding asynchronous requests.
+ * Return 0 or a positive errno, with err filled (see obj_req.errmsg).
+ */
+int objstore_put (struct objstore *os, const char *key, const void *data,
+                  size_t len, char *err, size_t errlen);
+int objstore_get (struct objstore *os, const char *key, void **data,
+                  size_t *len, char *err, size_t errlen);
+int objstore_head (struct objstore *os, const char *key, size_t *len,
+                   char *err, size_t errlen);
+int objstore_delete (struct objstore *os, const char *key, char *err,
+                     size_t errlen);
+
+extern const struct objstore_ops file_objstore_ops;
+extern const struct objstore_ops s3_objstore_ops;
+
+#endif
