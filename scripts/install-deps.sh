@@ -11,6 +11,9 @@ PACKAGES=(
     # build
     build-essential pkg-config
     liburing-dev libaio-dev libjson-c-dev libisal-dev
+    libcurl4-openssl-dev libzstd-dev libssl-dev libblkid-dev
+    # snapshot tests and bench: a real S3 server (Ceph RADOS Gateway), curl
+    radosgw ceph-mon ceph-osd curl
     # unit tests (run under valgrind)
     libcmocka-dev valgrind
     # NBD clients and servers used by tests, bench and demo

@@ -51,13 +51,23 @@ static const struct verb verbs[] = {
     "  --json               machine-readable output\n"
     "  --timeout SECONDS    per-server timeout (default 2)\n" },
   { "attach", cmd_attach,
-    "attach VOL --nbd unix:PATH|tcp:ADDR:PORT [--timeout SECONDS] [--no-takeover]\n"
-    "         [--force-stale ADDR:PORT] [--resync-rate SIZE]",
-    "Attach the volume on this host and serve it over NBD, in the\n"
-    "foreground, until SIGTERM, SIGINT or 'repvol detach VOL'.\n"
+    "attach VOL --nbd unix:PATH|tcp:ADDR:PORT | --ublk [--queues N] [--depth D]\n"
+    "         | --nbd-device /dev/nbdN|auto | --device auto\n"
+    "         [--timeout SECONDS] [--no-takeover] [--force-stale ADDR:PORT]\n"
+    "         [--resync-rate SIZE]",
+    "Attach the volume on this host and serve it, in the foreground, until\n"
+    "SIGTERM, SIGINT or 'repvol detach VOL'.  Serve it one way:\n"
     "\n"
     "  --nbd unix:PATH      serve NBD on a unix socket\n"
     "  --nbd tcp:ADDR:PORT  serve NBD on a TCP address\n"
+    "  --ublk               a /dev/ublkbN block device (ublk_drv, Linux 6.0+)\n"
+    "  --queues N           ublk hardware queues (default 1)\n"
+    "  --depth D            ublk queue depth (default 128)\n"
+    "  --nbd-device DEV     connect the kernel's nbd driver (/dev/nbdN, or\n"
+    "                       auto for the first free one) to the volume\n"
+    "  --device auto        the best block device this kernel offers: ublk,\n"
+    "                       else kernel NBD\n"
+    "\n"
     "  --timeout SECONDS    replica I/O timeout (default 10)\n"
     "  --no-takeover        refuse if the volume is attached elsewhere\n"
     "                       (default: take over and fence that attachment)\n"
@@ -86,6 +96,23 @@ static const struct verb verbs[] = {
     "\n"
     "  --allow-same-zone    allow the new replica in a zone already used\n"
     "  --timeout SECONDS    how long to wait for the copy (default 3600)\n" },
+  { "snapshot", cmd_snapshot,
+    "snapshot create VOL --to URL [--name NAME] [--json]\n"
+    "       repvol snapshot list URL [--json]\n"
+    "       repvol snapshot delete URL NAME [--json]\n"
+    "       repvol snapshot restore URL NAME NEWVOL --replica ADDR:PORT ...\n"
+    "              [--lazy] [--allow-same-zone] [--json]",
+    "Point-in-time, incremental snapshots of a live volume in object\n"
+    "storage (URL: file:///DIR or s3://BUCKET/PREFIX), and restores from\n"
+    "them to a new volume.\n"
+    "\n"
+    "  --to URL             where create stores the snapshot\n"
+    "  --name NAME          the snapshot's name (default: VOL-YYYYmmddTHHMMSS)\n"
+    "  --replica ADDR:PORT  a repvold to hold a replica of the new volume\n"
+    "  --lazy               restore returns at once: the volume can be\n"
+    "                       attached, and chunks are fetched on first use\n"
+    "                       while the rest streams in the background\n"
+    "  --json               one JSON object per line (progress, result)\n" },
   { "delete", cmd_delete,
     "delete VOL [--force]",
     "Delete a volume: its replica on every server, then its registry\n"

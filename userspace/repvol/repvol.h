@@ -30,6 +30,13 @@ int cmd_detach (int argc, char **argv);
 int cmd_delete (int argc, char **argv);
 int cmd_verify (int argc, char **argv);
 int cmd_replica (int argc, char **argv);
+int cmd_snapshot (int argc, char **argv);
+
+/* "repvol snapshot SUBVERB": argv[0] is the sub-verb. */
+int snapshot_create_main (int argc, char **argv);     /* cmd_snapshot.c */
+int snapshot_restore_main (int argc, char **argv);    /* cmd_snapshot.c */
+int snapshot_list_main (int argc, char **argv);       /* cmd_snapshot_catalog.c */
+int snapshot_delete_main (int argc, char **argv);     /* cmd_snapshot_catalog.c */
 
 /* Each verb's --help text (main.c). */
 void verb_help (const char *verb, bool to_stderr);
