@@ -328,16 +328,33 @@ manifest_from_json (const char *json, size_t len, struct manifest *m,
     snprintf (err, errlen, "manifest holds a NUL byte");
     return -1;
   }
+  /* json-c takes 'single quoted' strings even when strict; no value of
+   * ours can hold a quote, so refuse any.
+   */
+  if (memchr (json, '\'', len) != NULL) {
+    snprintf (err, errlen, "not JSON: single quote");
+    return -1;
+  }
   json_tokener *tok = json_tokener_new_ex (16);
   if (tok == NULL) {
     snprintf (err, errlen, "out of memory");
     return -1;
   }
+  /* Strict: no single quotes, no comments, valid UTF-8 only. */
+  json_tokener_set_flags (tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
   json_object *o = json_tokener_parse_ex (tok, json, len);
   enum json_tokener_error je = json_tokener_get_error (tok);
   size_t end = json_tokener_get_parse_end (tok);
+  if (o == NULL && je == json_tokener_continue) {
+    /* A bare scalar ("null", "42") is complete only at the end of the
+     * input: say so with the NUL that json-c takes as the end.
+     */
+    o = json_tokener_parse_ex (tok, "", 1);
+    je = json_tokener_get_error (tok);
+    end = len;
+  }
   json_tokener_free (tok);
-  if (o == NULL || je != json_tokener_success) {
+  if (je != json_tokener_success) {
     snprintf (err, errlen, "not JSON: %s",
               je == json_tokener_continue ? "document ends early"
               : json_tokener_error_desc (je));
@@ -356,7 +373,7 @@ manifest_from_json (const char *json, size_t len, struct manifest *m,
   json_object *chunks;
   struct manifest t = { 0 };
   int ret = -1;
-  if (!json_object_is_type (o, json_type_object)) {
+  if (o == NULL || !json_object_is_type (o, json_type_object)) {
     snprintf (err, errlen, "manifest is not a JSON object");
     goto out;
   }
