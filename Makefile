@@ -16,7 +16,7 @@ LIB_SRC  := $(filter-out $(if $(wildcard userspace/lib/objstore/s3.c),userspace/
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 LIB      := $(B)/librepvol.a
 PROGS    := $(B)/repvold $(B)/repvol
-TOOLS    := $(B)/tests/no_io_uring
+TOOLS    := $(B)/tests/no_io_uring $(B)/tests/mksnap
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
@@ -41,6 +41,11 @@ $(B)/repvol: $(patsubst %.c,$(B)/%.o,$(wildcard userspace/repvol/*.c)) $(LIB)
 $(B)/tests/no_io_uring: tests/tools/no_io_uring.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+
+# Writes snapshots into an object store with the catalog API.
+$(B)/tests/mksnap: $(B)/tests/tools/mksnap.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
