@@ -107,12 +107,15 @@ fetch_finish (struct hydrate *h, struct get *g)
     f->err = g->req.err;
     snprintf (f->why, sizeof f->why, "%s", g->req.errmsg);
   }
-  else if ((f->buf = malloc (f->len)) == NULL) {
+  else if ((f->buf = malloc (h->m.chunk_size)) == NULL) {
     f->err = ENOMEM;
     snprintf (f->why, sizeof f->why, "out of memory");
   }
+  /* Chunks are stored whole; the last one's tail past the volume's end
+   * is zeroes, and only f->len bytes are written.
+   */
   else if (chunk_decode (g->req.out, g->req.out_len, h->m.hashes[g->index],
-                         f->buf, f->len, f->why, sizeof f->why) == -1) {
+                         f->buf, h->m.chunk_size, f->why, sizeof f->why) == -1) {
     f->err = EILSEQ;
     free (f->buf);
     f->buf = NULL;
