@@ -14,7 +14,7 @@ LIB_SRC  := $(wildcard userspace/lib/*.c userspace/lib/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 LIB      := $(B)/librepvol.a
 PROGS    := $(B)/repvold $(B)/repvol
-TOOLS    := $(B)/tests/no_io_uring
+TOOLS    := $(B)/tests/no_io_uring $(B)/tests/objtool
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
@@ -39,6 +39,11 @@ $(B)/repvol: $(patsubst %.c,$(B)/%.o,$(wildcard userspace/repvol/*.c)) $(LIB)
 $(B)/tests/no_io_uring: tests/tools/no_io_uring.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+
+# objtool: the object store from the shell (put, get, list...).
+$(B)/tests/objtool: $(B)/tests/tools/objtool.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
