@@ -251,6 +251,9 @@ case $CMD in
 start)
     # Whatever failed half-way is stopped again before exiting.
     trap 'rc=$?; if ((rc != 0)); then stop_pid rgw; stop_pid osd; stop_pid mon; fi' EXIT
+    # A signal (timeout's TERM, ^C) must take that path too.
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
     start
     ;;
 stop) stop ;;

@@ -4,7 +4,7 @@
  *   objtool URL put KEY FILE       store FILE's bytes under KEY
  *   objtool URL get KEY FILE       fetch KEY into FILE
  *   objtool URL head KEY           print KEY's size
- *   objtool URL delete KEY
+ *   objtool URL delete KEY...      all submitted at once
  *   objtool URL list [PREFIX]      print "KEY SIZE MTIME" per key, sorted
  *   objtool URL putmany N SIZE     N objects "many/NNNNNN" of SIZE bytes,
  *                                  all submitted at once
@@ -21,7 +21,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 #include "objstore/objstore.h"
 #include "util.h"
@@ -49,26 +48,52 @@ rate (const char *what, const char *key, size_t n, uint64_t t0)
            what, key, n, s, s > 0 ? n / s / (1 << 20) : 0.0);
 }
 
+/* The whole of FILE, read to its end (a FIFO works too: the tests
+ * feed one to decide when the request is made).
+ */
+static void *
+slurp (const char *path, size_t *len)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  size_t cap = 1 << 20, n = 0;
+  char *buf = malloc (cap);
+  ssize_t r = 0;
+  if (fd == -1 || buf == NULL)
+    goto fail;
+  while ((r = read (fd, buf + n, cap - n)) > 0) {
+    n += r;
+    if (n == cap) {
+      char *p = realloc (buf, cap *= 2);
+      if (p == NULL)
+        goto fail;
+      buf = p;
+    }
+  }
+  if (r == -1)
+    goto fail;
+  close (fd);
+  *len = n;
+  return buf;
+ fail:
+  perror (path);
+  if (fd != -1)
+    close (fd);
+  free (buf);
+  return NULL;
+}
+
 static int
 cmd_put (struct objstore *os, const char *key, const char *path)
 {
   char err[OBJ_ERR_MAX];
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  if (fd == -1 || fstat (fd, &st) == -1) {
-    perror (path);
+  size_t len;
+  void *buf = slurp (path, &len);
+  if (buf == NULL)
     return 1;
-  }
-  void *buf = malloc (st.st_size ? st.st_size : 1);
-  if (buf == NULL || read_full (fd, buf, st.st_size) == -1) {
-    perror (path);
-    return 1;
-  }
-  close (fd);
   uint64_t t0 = now_ns ();
-  int e = objstore_put (os, key, buf, st.st_size, err, sizeof err);
+  int e = objstore_put (os, key, buf, len, err, sizeof err);
   if (e == 0)
-    rate ("PUT", key, st.st_size, t0);
+    rate ("PUT", key, len, t0);
   free (buf);
   return e ? fail (e, err) : 0;
 }
@@ -186,10 +211,40 @@ cmd_putmany (struct objstore *os, const char *ns, const char *ssize)
 }
 
 static int
+cmd_delete (struct objstore *os, int n, char **keys)
+{
+  struct obj_req *reqs = calloc (n, sizeof *reqs);
+  int left = n, failed = 0;
+  if (reqs == NULL) {
+    fprintf (stderr, "objtool: out of memory\n");
+    return 1;
+  }
+  for (int i = 0; i < n; i++) {
+    reqs[i].op = OBJ_DELETE;
+    if (snprintf (reqs[i].key, sizeof reqs[i].key, "%s", keys[i])
+        >= (int) sizeof reqs[i].key) {
+      fprintf (stderr, "objtool: %.64s...: key too long\n", keys[i]);
+      return 1;
+    }
+    objstore_submit (os, &reqs[i]);
+  }
+  while (left > 0) {
+    struct obj_req *r = objstore_poll (os, 1000);
+    if (r == NULL)
+      continue;
+    left--;
+    if (r->err && failed++ < 5)
+      fail (r->err, r->errmsg);
+  }
+  free (reqs);
+  return failed ? 1 : 0;
+}
+
+static int
 usage (void)
 {
   fprintf (stderr, "usage: objtool URL put KEY FILE | get KEY FILE | head KEY "
-           "| delete KEY | list [PREFIX] | putmany N SIZE\n");
+           "| delete KEY... | list [PREFIX] | putmany N SIZE\n");
   return 2;
 }
 
@@ -205,7 +260,7 @@ main (int argc, char **argv)
   if (!((strcmp (cmd, "put") == 0 && nargs == 2) ||
         (strcmp (cmd, "get") == 0 && nargs == 2) ||
         (strcmp (cmd, "head") == 0 && nargs == 1) ||
-        (strcmp (cmd, "delete") == 0 && nargs == 1) ||
+        (strcmp (cmd, "delete") == 0 && nargs >= 1) ||
         (strcmp (cmd, "list") == 0 && nargs <= 1) ||
         (strcmp (cmd, "putmany") == 0 && nargs == 2)))
     return usage ();
@@ -226,10 +281,8 @@ main (int argc, char **argv)
     int e = objstore_head (os, argv[3], &len, err, sizeof err);
     r = e ? fail (e, err) : (printf ("%zu\n", len), 0);
   }
-  else if (strcmp (cmd, "delete") == 0) {
-    int e = objstore_delete (os, argv[3], err, sizeof err);
-    r = e ? fail (e, err) : 0;
-  }
+  else if (strcmp (cmd, "delete") == 0)
+    r = cmd_delete (os, argc - 3, argv + 3);
   else if (strcmp (cmd, "list") == 0)
     r = cmd_list (os, nargs ? argv[3] : "");
   else

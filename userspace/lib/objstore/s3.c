@@ -669,10 +669,13 @@ xfer_result (struct xfer *x, CURLcode cres)
      * come back at the same moment.
      */
     d = d / 2 + rand64 (s3) % (d / 2 + 1);
-    log_debug ("%s: attempt %d failed (%s%ld), retrying in %" PRIu64 " ms",
-               x->what, x->attempts,
-               cres != CURLE_OK ? curl_easy_strerror (cres) : "HTTP ",
-               cres != CURLE_OK ? 0L : status, d);
+    char why[64];
+    if (cres != CURLE_OK)
+      snprintf (why, sizeof why, "%s", curl_easy_strerror (cres));
+    else
+      snprintf (why, sizeof why, "HTTP %ld", status);
+    log_debug ("%s: attempt %d failed (%s), retrying in %" PRIu64 " ms",
+               x->what, x->attempts, why, d);
     x->retry_at = now_ns () + d * 1000000;
     x->next = s3->delayed;
     s3->delayed = x;
@@ -687,7 +690,7 @@ xfer_result (struct xfer *x, CURLcode cres)
     snprintf (x->msg, sizeof x->msg, "%s: cannot connect to %s: %s%s",
               x->what, s3->host, curl_easy_strerror (cres), after);
   else if (cres != CURLE_OK)
-    snprintf (x->msg, sizeof x->msg, "%s: %s%s%s%s%s", x->what,
+    snprintf (x->msg, sizeof x->msg, "%s: %s%s%.160s%s%s", x->what,
               curl_easy_strerror (cres), x->curl_err[0] ? " (" : "",
               x->curl_err, x->curl_err[0] ? ")" : "", after);
   else
@@ -1491,7 +1494,7 @@ s3_open (struct objstore *os, const char *rest, char *err, size_t errlen)
   int e = list_page (s3, "", NULL, 1, &body, &len, lerr, sizeof lerr);
   free (body);
   if (e) {
-    snprintf (msg, sizeof msg, "%s%s%s%s", lerr,
+    snprintf (msg, sizeof msg, "%.300s%s%.150s%s", lerr,
               e == EACCES ? " (credentials from " : "",
               e == EACCES ? s3->cfg.credentials_from : "",
               e == EACCES ? ")" : "");
