@@ -14,7 +14,7 @@ LIB_SRC  := $(wildcard userspace/lib/*.c userspace/lib/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 LIB      := $(B)/librepvol.a
 PROGS    := $(B)/repvold $(B)/repvol
-TOOLS    := $(B)/tests/no_io_uring $(B)/tests/objtool
+TOOLS    := $(B)/tests/no_io_uring $(B)/tests/objtool $(B)/tests/mksnap
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
@@ -42,6 +42,11 @@ $(B)/tests/no_io_uring: tests/tools/no_io_uring.c
 
 # objtool: the object store from the shell (put, get, list...).
 $(B)/tests/objtool: $(B)/tests/tools/objtool.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
+
+# Writes snapshots into an object store with the catalog API.
+$(B)/tests/mksnap: $(B)/tests/tools/mksnap.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
