@@ -674,10 +674,14 @@ ublk_kick (struct loop_defer *d)
   }
 }
 
+/* Not before start has put us on the loop: a start that fails must
+ * leave nothing of ours queued there.
+ */
 static void
 kick (struct ublk_dev *u)
 {
-  loop_defer (u->loop, &u->kick, ublk_kick, u);
+  if (u->watching)
+    loop_defer (u->loop, &u->kick, ublk_kick, u);
 }
 
 static void
