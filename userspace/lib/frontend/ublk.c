@@ -189,7 +189,7 @@ ctrl_name (unsigned op)
 static void
 ctrl_error (struct ublk_dev *u, unsigned op, int res)
 {
-  if (res == -EOPNOTSUPP || (res == -EINVAL && _IOC_NR (op) >= 0x10))
+  if (res == -EOPNOTSUPP)
     log_error ("ublk: %s: %s: %s (kernel too old for this command?)",
                u->name, ctrl_name (op), strerror (-res));
   else
@@ -648,8 +648,13 @@ ublk_kick (struct loop_defer *d)
     struct ublk_queue *q = &u->queues[i];
     if (q->ring_ok && q->unsubmitted) {
       int r = io_uring_submit (&q->ring);
-      if (r >= 0)
-        q->unsubmitted = 0;
+      if (r >= 0) {
+        /* What the kernel did not take stays queued for next time. */
+        q->unsubmitted = (unsigned) r >= q->unsubmitted ? 0
+          : q->unsubmitted - r;
+        if (q->unsubmitted)
+          kick (u);
+      }
       else if (r == -EINTR || r == -EAGAIN || r == -EBUSY)
         kick (u);                 /* try again next iteration */
       else
@@ -1204,6 +1209,11 @@ ublk_start (struct frontend *f, const char *spec)
     goto fail;
   if (r == 0 && add_device (u, queues, depth) == -1)
     goto fail;
+  if (u->recovering &&
+      (u->info.nr_hw_queues != queues || u->info.queue_depth != depth))
+    log_info ("ublk: %s: /dev/ublkb%" PRIu32 " keeps the %u queue(s) of "
+              "depth %u it was made with", u->name, u->dev_id,
+              u->info.nr_hw_queues, u->info.queue_depth);
   if (setup_queues (u) == -1)
     goto fail;
   if (loop_add (u->loop, &u->ewatch, u->efd, EPOLLIN, on_event, u) == -1) {
