@@ -11,18 +11,21 @@
 # replica servers:
 #   1. mkfs.ext4, mount, write, sync, umount; detach deletes the device;
 #      attach again, mount, the file's checksum is unchanged;
-#   2. fio (libaio, O_DIRECT) write + crc32c verify;
+#   2. fio (libaio, O_DIRECT) write + crc32c verify, with 1 queue and
+#      with 2 queues;
 #   3. recovery: the attach is SIGKILLed while fio writes; the device
 #      stays; a new attach takes it over; fio finishes and verifies with
 #      no error, and the kernel logged no I/O error;
-#   4. detach deletes the device and its state file.
+#   4. the same with ext4 mounted and a file being written (O_DIRECT,
+#      fsync): the copy completes and reads back identical;
+#   5. detach deletes the device and its state file.
 # Skips (77) where there is no usable ublk.
 . "$(dirname "$0")/../integration/lib.sh"
 
 require_cmd mkfs.ext4 fio mount umount sha256sum
 export REPVOL_RUN_DIR=$T/run
 WAIT_TIMEOUT=${WAIT_TIMEOUT:-60}        # TCG guests are slow
-FIO_SIZE=${FIO_SIZE:-48M}
+FIO_SIZE=${FIO_SIZE:-16M}
 [[ -e /dev/ublk-control ]] || skip "no /dev/ublk-control (modprobe ublk_drv)"
 log "kernel $(uname -r)"
 
@@ -73,39 +76,69 @@ assert_eq "$want" "$got" "checksum after detach and attach"
 umount "$T/mnt"
 log "file system and data intact after re-attach"
 
-# 2. fio write + verify
-fio --name=verify --filename="$DEV" --ioengine=libaio --direct=1 \
-    --rw=randwrite --bs=4k --iodepth=32 --size="$FIO_SIZE" \
-    --verify=crc32c --do_verify=1 --verify_fatal=1 \
-    --output="$T/fio1.out" || { cat "$T/fio1.out"; fail "fio verify failed"; }
-grep -E 'IOPS|err=' "$T/fio1.out" | head -3 >&2
+# 2. fio write + verify, one queue, then two
+fio_verify() {
+    fio --name=verify --filename="$DEV" --ioengine=libaio --direct=1 \
+        --rw=randwrite --bs=4k --iodepth=32 --size="$FIO_SIZE" \
+        --verify=crc32c --do_verify=1 --verify_fatal=1 \
+        --output="$T/$1.out" || { cat "$T/$1.out"; fail "fio verify failed"; }
+    grep -E 'IOPS|err=' "$T/$1.out" | head -3 >&2
+}
+fio_verify fio-q1
+stop_attach v
+attach_ublk v --queues 2 --depth 64
+grep -q '2 queues, depth 64' "$ATTACH_LOG" || fail "not 2 queues of depth 64"
+fio_verify fio-q2
+
+# kill_attach_when_writing VOL: SIGKILL VOL's attach once the device's
+# completed writes have grown, so that some I/O is in its hands.
+kill_attach_when_writing() {
+    local pid=${ATTACH_PID[$1]} d=${DEV#/dev/} base
+    base=$(awk -v d="$d" '$3==d {print $8}' /proc/diskstats)
+    wait_for awk -v d="$d" -v b="$base" '$3==d && $8>b+32 {f=1} END{exit !f}' /proc/diskstats
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+    log "attach pid $pid SIGKILLed while writing"
+}
 
 # 3. SIGKILL the attach under fio; a new attach recovers the device
 grep -q 'user recovery on' "$ATTACH_LOG" || skip "kernel without ublk user recovery"
 fio --name=recover --filename="$DEV" --ioengine=libaio --direct=1 \
-    --rw=randwrite --bs=64k --iodepth=16 --offset=64M --size="$FIO_SIZE" \
+    --rw=randwrite --bs=64k --iodepth=16 --offset=64M --size=48M \
     --verify=crc32c --do_verify=1 --verify_fatal=1 \
-    --output="$T/fio2.out" &
+    --output="$T/fio-recover.out" &
 fio_pid=$!
-# Kill once fio is writing (writes completed on the device grow past
-# what step 2 left), so that some of its I/O is in the attach's hands.
-first=${ATTACH_PID[v]}
-base=$(awk -v d="${DEV#/dev/}" '$3==d {print $8}' /proc/diskstats)
-wait_for awk -v d="${DEV#/dev/}" -v b="$base" '$3==d && $8>b+64 {f=1} END{exit !f}' /proc/diskstats
-kill -KILL "$first"
-wait "$first" 2>/dev/null || true
-log "attach pid $first SIGKILLed during fio"
+kill_attach_when_writing v
 attach_ublk v
-grep -q 'recovered' "$ATTACH_LOG" || fail "second attach did not recover $DEV"
+grep -q 'is recovered' "$ATTACH_LOG" || fail "second attach did not recover $DEV"
+grep -q 'keeps the 2 queue' "$ATTACH_LOG" || fail "recovery did not keep 2 queues"
 rc=0
 wait "$fio_pid" || rc=$?
-cat "$T/fio2.out" >&2
-((rc == 0)) || fail "fio failed across the recovery (status $rc)"
-grep -q 'err= 0' "$T/fio2.out" || fail "fio reported errors"
+grep -E 'err=|IOPS' "$T/fio-recover.out" >&2
+((rc == 0)) || { cat "$T/fio-recover.out"; fail "fio failed across the recovery (status $rc)"; }
+grep -q 'err= 0' "$T/fio-recover.out" || fail "fio reported errors"
 no_io_errors || fail "the kernel logged I/O errors on $DEV"
 log "fio completed and verified across the recovery"
 
-# 4. detach deletes the device
+# 4. the same under a mounted file system
+head -c 32M /dev/urandom > "$T/src"
+mkfs.ext4 -q -F "$DEV"
+mount "$DEV" "$T/mnt"
+dd if="$T/src" of="$T/mnt/copy" bs=64k oflag=direct conv=fsync status=none &
+dd_pid=$!
+kill_attach_when_writing v
+attach_ublk v
+grep -q 'is recovered' "$ATTACH_LOG" || fail "third attach did not recover $DEV"
+wait "$dd_pid" || fail "the copy failed across the recovery"
+umount "$T/mnt"
+mount "$DEV" "$T/mnt"
+cmp "$T/src" "$T/mnt/copy" || fail "the copy differs after recovery"
+umount "$T/mnt"
+no_io_errors || fail "the kernel logged I/O errors on $DEV"
+! dmesg | grep -E 'EXT4-fs (error|warning).*ublkb' >&2 || fail "ext4 complained"
+log "ext4 copy completed and intact across the recovery"
+
+# 5. detach deletes the device
 stop_attach v
 wait_for test ! -e "$DEV"
 [[ ! -e $REPVOL_RUN_DIR/v.ublk ]] || fail "state file left after detach"

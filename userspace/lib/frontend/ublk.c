@@ -602,6 +602,12 @@ queue_reap (struct ublk_queue *q)
       continue;
     }
     t = &q->tags[tag];
+    if (!t->active || t->busy) {
+      /* Starting it again would reuse a bdev_io still in flight. */
+      log_warn ("ublk: %s: queue %u: completion for tag %u, which had no "
+                "command outstanding; ignored", u->name, q->id, t->tag);
+      continue;
+    }
     t->active = false;
     if (res == UBLK_IO_RES_OK)
       tag_start (t);
