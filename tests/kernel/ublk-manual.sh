@@ -18,7 +18,8 @@
 #      no error, and the kernel logged no I/O error;
 #   4. the same with ext4 mounted and a file being written (O_DIRECT,
 #      fsync): the copy completes and reads back identical;
-#   5. detach deletes the device and its state file.
+#   5. detach while fio writes: requests in flight finish, the device
+#      is deleted once fio lets go of it, the state file goes.
 # Skips (77) where there is no usable ublk.
 . "$(dirname "$0")/../integration/lib.sh"
 
@@ -30,13 +31,15 @@ FIO_SIZE=${FIO_SIZE:-16M}
 log "kernel $(uname -r)"
 
 DEV=
-# attach_ublk VOL [ARGS...]: start "repvol attach VOL --ublk" and wait
-# until its log says the device is live (or recovered); sets $DEV.
+# attach_ublk VOL [ARGS...]: start "repvol attach VOL ARGS" (default
+# --ublk) and wait until its log says the device is live (or
+# recovered); sets $DEV.
 attach_ublk() {
     local vol=$1 logf
     shift
+    (($#)) || set -- --ublk
     logf=$T/attach-$vol.$(date +%s%N).log
-    start_bg "$logf" "$REPVOL" attach "$vol" --ublk "$@"
+    start_bg "$logf" "$REPVOL" attach "$vol" "$@"
     ATTACH_PID[$vol]=$BG_PID
     wait_for grep -qE 'is (live|recovered)|did not start' "$logf"
     grep -q 'did not start' "$logf" && { cat "$logf" >&2; fail "ublk did not start"; }
@@ -69,7 +72,7 @@ wait_for test ! -e "$DEV"
 [[ ! -e $REPVOL_RUN_DIR/v.ublk ]] || fail "state file left after detach"
 log "detached: $DEV is gone"
 
-attach_ublk v
+attach_ublk v --device auto           # picks ublk where ublk_drv is loaded
 mount "$DEV" "$T/mnt"
 got=$(sha256sum < "$T/mnt/data")
 assert_eq "$want" "$got" "checksum after detach and attach"
@@ -86,7 +89,7 @@ fio_verify() {
 }
 fio_verify fio-q1
 stop_attach v
-attach_ublk v --queues 2 --depth 64
+attach_ublk v --ublk --queues 2 --depth 64
 grep -q '2 queues, depth 64' "$ATTACH_LOG" || fail "not 2 queues of depth 64"
 fio_verify fio-q2
 
@@ -138,8 +141,18 @@ no_io_errors || fail "the kernel logged I/O errors on $DEV"
 ! dmesg | grep -E 'EXT4-fs (error|warning).*ublkb' >&2 || fail "ext4 complained"
 log "ext4 copy completed and intact across the recovery"
 
-# 5. detach deletes the device
-stop_attach v
+# 5. detach under I/O: what is in flight completes, then the device goes
+fio --name=busy --filename="$DEV" --ioengine=libaio --direct=1 \
+    --rw=randwrite --bs=4k --iodepth=32 --size=64M --time_based --runtime=120 \
+    --output="$T/fio-busy.out" &
+fio_pid=$!
+d=${DEV#/dev/}
+base=$(awk -v d="$d" '$3==d {print $8}' /proc/diskstats)
+wait_for awk -v d="$d" -v b="$base" '$3==d && $8>b+32 {f=1} END{exit !f}' /proc/diskstats
+stop_attach v                   # fio fails from here on, then lets go
+wait "$fio_pid" || true
 wait_for test ! -e "$DEV"
 [[ ! -e $REPVOL_RUN_DIR/v.ublk ]] || fail "state file left after detach"
+grep -q 'deleted' "$ATTACH_LOG" || fail "detach did not delete the device"
+! dmesg | grep -E 'BUG|WARNING|Oops|hung_task' >&2 || fail "kernel complained"
 log "PASS"
