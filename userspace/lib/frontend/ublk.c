@@ -1194,8 +1194,13 @@ ublk_start (struct frontend *f, const char *spec)
   }
   u->ctrl_ok = true;
   u->efd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (u->efd == -1 || (r = io_uring_register_eventfd (&u->ctrl, u->efd)) < 0) {
+  if (u->efd == -1) {
     log_error ("ublk: eventfd: %s", strerror (errno));
+    return -1;
+  }
+  r = io_uring_register_eventfd (&u->ctrl, u->efd);
+  if (r < 0) {
+    log_error ("ublk: io_uring_register_eventfd: %s", strerror (-r));
     return -1;
   }
 
