@@ -19,7 +19,9 @@
 #   4. the same with ext4 mounted and a file being written (O_DIRECT,
 #      fsync): the copy completes and reads back identical;
 #   5. detach while fio writes: requests in flight finish, the device
-#      is deleted once fio lets go of it, the state file goes.
+#      is deleted once fio lets go of it, the state file goes;
+#   6. detach while mounted: the attach says it waits for the device to
+#      be let go of, and exits 0 once it is unmounted.
 # Skips (77) where there is no usable ublk.
 . "$(dirname "$0")/../integration/lib.sh"
 
@@ -155,4 +157,20 @@ wait_for test ! -e "$DEV"
 [[ ! -e $REPVOL_RUN_DIR/v.ublk ]] || fail "state file left after detach"
 grep -q 'deleted' "$ATTACH_LOG" || fail "detach did not delete the device"
 ! dmesg | grep -E 'BUG|WARNING|Oops|hung_task' >&2 || fail "kernel complained"
+log "detach under fio deleted the device"
+
+# 6. detach with the file system still mounted: the attach says what it
+# waits for, and finishes once the file system is unmounted.
+attach_ublk v
+mount "$DEV" "$T/mnt"
+sync
+pid=${ATTACH_PID[v]}
+kill -TERM "$pid"
+wait_for grep -q 'still mounted or open' "$ATTACH_LOG"
+umount "$T/mnt" || true          # the device is gone: errors are expected
+rc=0
+wait_exit "$pid" || rc=$?
+((rc == 0)) || fail "attach exited with status $rc after the unmount"
+unset "ATTACH_PID[v]"
+wait_for test ! -e "$DEV"
 log "PASS"

@@ -53,6 +53,7 @@
                                                into the bdev's max_io below */
 #define UBLK_WAIT_MS            10000       /* start: device node, old owner's exit */
 #define UBLK_POLL_MS            20
+#define UBLK_DEL_WARN_MS        5000        /* then say who holds up DEL_DEV */
 #define UBLK_DEFAULT_QUEUES     1
 #define UBLK_DEFAULT_DEPTH      128
 #define UBLK_MAX_QUEUES         64          /* as repvol attach --queues allows */
@@ -142,6 +143,7 @@ struct ublk_dev {
   bool stop_dev_done;
   bool warned;
   struct loop_defer kick;
+  struct loop_timer del_timer;  /* says why DEL_DEV takes long */
   void (*stopped) (void *opaque);
   void *stopped_opaque;
 
@@ -646,6 +648,16 @@ queues_free (struct ublk_dev *u)
 }
 
 static void
+del_slow (struct loop_timer *t)
+{
+  struct ublk_dev *u = t->opaque;
+
+  if (u->state == UBLK_DELETING)
+    log_warn ("ublk: %s: deleting /dev/ublkb%" PRIu32 " waits until nothing "
+              "holds it: is it still mounted or open?", u->name, u->dev_id);
+}
+
+static void
 ublk_kick (struct loop_defer *d)
 {
   struct ublk_dev *u = d->opaque;
@@ -675,6 +687,7 @@ ublk_kick (struct loop_defer *d)
   if (u->state == UBLK_STOPPING && u->stop_dev_done && u->busy == 0) {
     queues_free (u);
     u->state = UBLK_DELETING;
+    loop_timer_arm (u->loop, &u->del_timer, UBLK_DEL_WARN_MS, del_slow, u);
     ctrl_async (u, UBLK_U_CMD_DEL_DEV, CTRL_DEL, 0);
   }
 
@@ -736,6 +749,7 @@ ctrl_done (struct ublk_dev *u, uint64_t what, int res)
     else
       log_info ("ublk: %s: /dev/ublkb%" PRIu32 " deleted", u->name,
                 u->dev_id);
+    loop_timer_cancel (u->loop, &u->del_timer);
     state_remove (u);
     u->have_dev = false;
     u->state = UBLK_DONE;
@@ -1287,6 +1301,7 @@ ublk_free (struct frontend *f)
   }
   if (u->watching)
     loop_del (u->loop, &u->ewatch);
+  loop_timer_cancel (u->loop, &u->del_timer);
   /* Without a clean stop the device stays for the next attach. */
   queues_free (u);
   if (u->ctrl_ok)
