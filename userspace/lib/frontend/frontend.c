@@ -11,6 +11,7 @@
  */
 static const struct frontend_ops *const frontends[] = {
   &nbd_frontend_ops,
+  &ublk_frontend_ops,
 };
 
 const struct frontend_ops *
@@ -70,10 +71,15 @@ frontend_free (struct frontend *f)
   free (f);
 }
 
-/* Filled in by the kernel frontends' probes (ublk.c, nbd_kernel.c). */
+/* The kernel frontends' probes decide (ublk.c, nbd_kernel.c). */
 const char *
 frontend_pick_device (char *why, size_t whylen)
 {
-  snprintf (why, whylen, "this build has no kernel block device frontend");
+  char ublk_why[200];
+
+  if (ublk_probe (ublk_why, sizeof ublk_why) == 0)
+    return "ublk";
+  snprintf (why, whylen, "ublk: %s; this build has no other kernel block "
+            "device frontend", ublk_why);
   return NULL;
 }

@@ -83,6 +83,11 @@ void frontend_free (struct frontend *f);
  */
 const char *frontend_pick_device (char *why, size_t whylen);
 
+/* 0 when this machine can serve ublk devices (ublk_drv loaded, root,
+ * a new enough kernel), else -1 with what is missing in why.
+ */
+int ublk_probe (char *why, size_t len);
+
 /* The frontends, for frontend.c's table. */
 extern const struct frontend_ops nbd_frontend_ops;
 extern const struct frontend_ops ublk_frontend_ops;        /* ublk.c */
