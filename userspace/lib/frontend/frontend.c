@@ -11,6 +11,7 @@
  */
 static const struct frontend_ops *const frontends[] = {
   &nbd_frontend_ops,
+  &nbd_kernel_frontend_ops,
 };
 
 const struct frontend_ops *
@@ -70,10 +71,16 @@ frontend_free (struct frontend *f)
   free (f);
 }
 
-/* Filled in by the kernel frontends' probes (ublk.c, nbd_kernel.c). */
+/* ublk first, where the kernel has it (its probe comes with ublk.c),
+ * else the kernel's nbd driver.
+ */
 const char *
 frontend_pick_device (char *why, size_t whylen)
 {
-  snprintf (why, whylen, "this build has no kernel block device frontend");
+  char nbd_why[200];
+
+  if (nbd_kernel_probe (nbd_why, sizeof nbd_why) == 0)
+    return "nbd-kernel";
+  snprintf (why, whylen, "nbd-kernel: %s", nbd_why);
   return NULL;
 }

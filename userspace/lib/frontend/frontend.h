@@ -83,6 +83,11 @@ void frontend_free (struct frontend *f);
  */
 const char *frontend_pick_device (char *why, size_t whylen);
 
+/* 0 if this process can serve /dev/nbdN (nbd loaded, its generic
+ * netlink family there, root); else -1 with why saying what is missing.
+ */
+int nbd_kernel_probe (char *why, size_t len);
+
 /* The frontends, for frontend.c's table. */
 extern const struct frontend_ops nbd_frontend_ops;
 extern const struct frontend_ops ublk_frontend_ops;        /* ublk.c */
