@@ -157,5 +157,24 @@ step "detach; replicas byte-identical"
 detach v
 cmp $W/a/v.data $W/b/v.data || die "replicas differ"
 echo "replicas identical"
+
+step "attach killed: I/O fails after the dead-connection timeout, the device stays busy"
+attach v --nbd-device /dev/nbd0
+kill -KILL $apid; wait $apid || true
+s=$(date +%s)
+if timeout 120 dd if=/dev/nbd0 of=/dev/null bs=4k count=1 iflag=direct status=none; then
+  die "read from a dead attach's device succeeded"
+fi
+echo "read failed after $(( $(date +%s) - s )) s"
+if repvol attach v --nbd-device /dev/nbd0 2> $W/err; then die "attach on a dead attach's device"; fi
+cat $W/err; grep -q "has exited" $W/err || die "busy message does not say the holder exited"
+nbd-client -d /dev/nbd0
+wait_for 10 test ! -e /sys/block/nbd0/pid
+attach v --nbd-device /dev/nbd0
+mount $dev $W/mnt
+(cd $W/mnt && sha256sum -c --quiet $W/sums) || die "checksums differ after the kill"
+umount $W/mnt
+detach v
+cmp $W/a/v.data $W/b/v.data || die "replicas differ"
 dmesg | grep -iE "nbd|stuck|blocked" | tail -20 || true
 step "done"
