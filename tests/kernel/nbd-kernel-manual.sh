@@ -158,7 +158,7 @@ detach v
 cmp $W/a/v.data $W/b/v.data || die "replicas differ"
 echo "replicas identical"
 
-step "attach killed: I/O fails after the dead-connection timeout, the device stays busy"
+step "attach killed: I/O fails after the dead-connection timeout, the device stays busy until detach"
 attach v --nbd-device /dev/nbd0
 kill -KILL $apid; wait $apid || true
 s=$(date +%s)
@@ -168,7 +168,9 @@ fi
 echo "read failed after $(( $(date +%s) - s )) s"
 if repvol attach v --nbd-device /dev/nbd0 2> $W/err; then die "attach on a dead attach's device"; fi
 cat $W/err; grep -q "has exited" $W/err || die "busy message does not say the holder exited"
-nbd-client -d /dev/nbd0
+# detach of the dead attach clears its attachment and frees the device.
+repvol detach v 2>&1 | tee $W/err
+grep -q "disconnected /dev/nbd0" $W/err || die "detach did not free /dev/nbd0"
 wait_for 10 test ! -e /sys/block/nbd0/pid
 attach v --nbd-device /dev/nbd0
 want=$(head -c 64M $W/a/v.data | sha256sum)

@@ -88,6 +88,13 @@ const char *frontend_pick_device (char *why, size_t whylen);
  */
 int nbd_kernel_probe (char *why, size_t len);
 
+/* A /dev/nbdN (dev) that the kernel still shows as connected by pid, an
+ * attach that died: disconnect it.  1 if it did, 0 if the device is
+ * not pid's, -1 with why on failure.
+ */
+int nbd_kernel_disconnect_stale (const char *dev, long pid, char *why,
+                                 size_t len);
+
 /* The frontends, for frontend.c's table. */
 extern const struct frontend_ops nbd_frontend_ops;
 extern const struct frontend_ops ublk_frontend_ops;        /* ublk.c */

@@ -82,6 +82,8 @@ struct nbd_kernel {
   void *stopped_opaque;
 };
 
+static int parse_spec (const char *spec, int *index);
+
 /* ---- generic netlink ---- */
 
 struct nlmsg {
@@ -396,6 +398,30 @@ nbd_disconnect (struct nbd_kernel *nk)
   msg_init (&m, nk->family, NBD_CMD_DISCONNECT, NBD_GENL_VERSION);
   put_u32 (&m, NBD_ATTR_INDEX, nk->index);
   return nl_talk (nk->nl_fd, &nk->seq, &m, 0, NULL);
+}
+
+int
+nbd_kernel_disconnect_stale (const char *dev, long pid, char *why, size_t len)
+{
+  struct nbd_kernel nk = { .nl_fd = -1 };
+  int err;
+
+  if (parse_spec (dev, &nk.index) == -1 || nk.index < 0) {
+    snprintf (why, len, "'%s' is not /dev/nbdN", dev);
+    return -1;
+  }
+  /* Only a device the kernel still shows as that process's. */
+  if (device_pid (nk.index) != pid)
+    return 0;
+  if ((nk.nl_fd = nl_open_nbd (&nk.family, &nk.seq, &err)) == -1 ||
+      (err = nbd_disconnect (&nk)) != 0) {
+    snprintf (why, len, "NBD_CMD_DISCONNECT %s: %s", dev, strerror (err));
+    if (nk.nl_fd >= 0)
+      close (nk.nl_fd);
+    return -1;
+  }
+  close (nk.nl_fd);
+  return 1;
 }
 
 /* ---- frontend_ops ---- */
