@@ -304,8 +304,8 @@ say_busy (int index)
 
   if (pid > 0 && kill (pid, 0) == -1 && errno == ESRCH)
     log_error ("nbd-kernel: /dev/nbd%d is busy: connected by pid %ld, which "
-               "has exited (nbd-client -d /dev/nbd%d frees it)", index, pid,
-               index);
+               "has exited (repvol detach of its volume, or nbd-client -d "
+               "/dev/nbd%d, frees it)", index, pid, index);
   else if (pid > 0)
     log_error ("nbd-kernel: /dev/nbd%d is busy: connected by pid %ld", index,
                pid);
