@@ -124,7 +124,7 @@ blkid_contents (int fd, struct volume_contents *c)
 
 void
 probe_volume_contents (const struct reg_volume *v, int timeout_ms,
-                       struct volume_contents *c)
+                       const bool *skip, struct volume_contents *c)
 {
   char err[256], tried[256] = "";
   size_t n = 0;
@@ -145,6 +145,12 @@ probe_volume_contents (const struct reg_volume *v, int timeout_ms,
     const char *addr = v->replicas[i].addr;
     if (v->replicas[i].state != REG_IN_SYNC)
       continue;
+    if (skip && skip[i]) {
+      if (n < sizeof tried)
+        n += snprintf (tried + n, sizeof tried - n, "%s%s: unreachable",
+                       n ? "; " : "", addr);
+      continue;
+    }
     err[0] = '\0';
     if (read_ends (v, addr, fd, timeout_ms, err, sizeof err) == 0) {
       blkid_contents (fd, c);

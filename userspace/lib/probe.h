@@ -28,10 +28,11 @@ struct volume_contents {
 };
 
 /* Probe v's contents, each replica connection bounded by timeout_ms.
- * Always fills c: when known is false, why says which replicas were
- * tried and what went wrong.
+ * skip, if not NULL, marks replicas (by index) known to be unreachable
+ * already, not to wait for twice.  Always fills c: when known is
+ * false, why says which replicas were tried and what went wrong.
  */
 void probe_volume_contents (const struct reg_volume *v, int timeout_ms,
-                            struct volume_contents *c);
+                            const bool *skip, struct volume_contents *c);
 
 #endif

@@ -299,7 +299,10 @@ cmd_status (int argc, char **argv)
       continue;
     }
     probe (&v, live, timeout_s * 1000);
-    probe_volume_contents (&v, timeout_s * 1000, &vc);
+    bool down[REG_MAX_REPLICAS];
+    for (int r = 0; r < v.nreplicas; r++)
+      down[r] = !live[r].reachable;
+    probe_volume_contents (&v, timeout_s * 1000, down, &vc);
     if (json) {
       json_object *o = to_json (&v, live, &vc);
       if (all)
