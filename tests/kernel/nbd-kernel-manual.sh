@@ -81,9 +81,10 @@ device_of() {
 f = (json.load(sys.stdin)["attachment"] or {}).get("frontend", "")
 print(f.split()[1] if f.startswith("nbd-kernel /dev/") else "")'
 }
+# connected VOL: its attach ($apid) has connected the device it names.
 connected() {
   local d; d=$(device_of "$1"); [ -n "$d" ] || return 1
-  [ "$(cat /sys/block/${d#/dev/}/size)" -gt 0 ]
+  [ "$(cat /sys/block/${d#/dev/}/pid 2>/dev/null)" = "$apid" ]
 }
 # attach VOL ARGS...: start it in the background, wait until served.
 attach() {
@@ -171,7 +172,7 @@ detach v
 cmp $W/a/v.data $W/b/v.data || die "replicas differ"
 echo "replicas identical"
 
-step "attach killed: I/O fails after the dead-connection timeout, the device stays busy until detach"
+step "attach killed: I/O fails after the dead-connection timeout; the device stays busy until detach"
 attach v --nbd-device /dev/nbd0
 kill -KILL $apid; wait $apid || true
 s=$(date +%s)
@@ -179,7 +180,8 @@ if timeout 120 dd if=/dev/nbd0 of=/dev/null bs=4k count=1 iflag=direct status=no
   die "read from a dead attach's device succeeded"
 fi
 echo "read failed after $(( $(date +%s) - s )) s"
-if repvol attach v --nbd-device /dev/nbd0 2> $W/err; then die "attach on a dead attach's device"; fi
+# Another volume cannot have it, and is told who held it.
+if repvol attach w --nbd-device /dev/nbd0 2> $W/err; then die "attach w on a dead attach's device"; fi
 cat $W/err; grep -q "has exited" $W/err || die "busy message does not say the holder exited"
 # detach of the dead attach clears its attachment and frees the device.
 repvol detach v 2>&1 | tee $W/err
@@ -189,7 +191,15 @@ attach v --nbd-device /dev/nbd0
 want=$(head -c 64M $W/a/v.data | sha256sum)
 got=$(dd if=/dev/nbd0 bs=1M count=64 iflag=direct status=none | sha256sum)
 [ "$want" = "$got" ] || die "first 64 MiB differ from the replica after the kill"
+
+step "attach killed again: re-attaching the volume frees its device by itself"
+kill -KILL $apid; wait $apid || true
+attach v --nbd-device /dev/nbd0
+grep "left behind" $W/attach-v.log || die "re-attach did not free /dev/nbd0"
+got=$(dd if=/dev/nbd0 bs=1M count=64 iflag=direct status=none | sha256sum)
+[ "$want" = "$got" ] || die "first 64 MiB differ after the second kill"
 detach v
 cmp $W/a/v.data $W/b/v.data || die "replicas differ"
+grep -h "warning" $W/attach-v.log | sort | uniq -c || true
 dmesg | grep -iE "nbd|stuck|blocked" | tail -20 || true
 step "done"

@@ -28,17 +28,14 @@ same_attachment (const struct reg_attachment *a, const struct reg_attachment *b)
          a->epoch == b->epoch && strcmp (a->host, b->host) == 0;
 }
 
-/* A dead attach's /dev/nbdN stays connected to nothing: free it. */
+/* A dead attach's kernel device stays connected to nothing: free it. */
 static void
 release_kernel_device (const char *vol, const struct reg_attachment *a)
 {
-  static const char prefix[] = "nbd-kernel ";
-  const char *dev = a->frontend + sizeof prefix - 1;
-  char why[256];
+  char dev[64], why[256];
 
-  if (strncmp (a->frontend, prefix, sizeof prefix - 1) != 0)
-    return;
-  switch (nbd_kernel_disconnect_stale (dev, a->pid, why, sizeof why)) {
+  switch (frontend_release_stale (a->frontend, a->pid, dev, sizeof dev, why,
+                                  sizeof why)) {
   case 1:
     log_warn ("%s: disconnected %s, left behind by attach process %d", vol,
               dev, (int) a->pid);

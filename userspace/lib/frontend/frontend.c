@@ -84,3 +84,16 @@ frontend_pick_device (char *why, size_t whylen)
   snprintf (why, whylen, "nbd-kernel: %s", nbd_why);
   return NULL;
 }
+
+int
+frontend_release_stale (const char *desc, long pid, char *where,
+                        size_t wherelen, char *why, size_t whylen)
+{
+  static const char nbd_kernel[] = "nbd-kernel ";
+
+  if (strncmp (desc, nbd_kernel, sizeof nbd_kernel - 1) == 0) {
+    snprintf (where, wherelen, "%s", desc + sizeof nbd_kernel - 1);
+    return nbd_kernel_disconnect_stale (where, pid, why, whylen);
+  }
+  return 0;                     /* sockets go with their process */
+}

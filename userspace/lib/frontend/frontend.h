@@ -95,6 +95,15 @@ int nbd_kernel_probe (char *why, size_t len);
 int nbd_kernel_disconnect_stale (const char *dev, long pid, char *why,
                                  size_t len);
 
+/* An attach that died may leave a kernel device behind, connected to
+ * nothing.  desc is its registry "frontend" field ("nbd-kernel
+ * /dev/nbd0"), pid its process.  Frees the device if the kernel still
+ * shows it as pid's: 1 (where names it), 0 if there was nothing to do,
+ * -1 with why.
+ */
+int frontend_release_stale (const char *desc, long pid, char *where,
+                            size_t wherelen, char *why, size_t whylen);
+
 /* The frontends, for frontend.c's table. */
 extern const struct frontend_ops nbd_frontend_ops;
 extern const struct frontend_ops ublk_frontend_ops;        /* ublk.c */
