@@ -79,6 +79,9 @@ frontend_pick_device (char *why, size_t whylen)
 {
   char nbd_why[200];
 
+  /* ublk goes here, first: if (ublk_probe (ublk_why, ...) == 0)
+   * return "ublk"; and its reason joins the message below.
+   */
   if (nbd_kernel_probe (nbd_why, sizeof nbd_why) == 0)
     return "nbd-kernel";
   snprintf (why, whylen, "nbd-kernel: %s", nbd_why);
