@@ -8,6 +8,11 @@
 #
 #     recipe.sh run $PWD/tests/kernel/nbd-kernel-manual.sh
 #
+# (the tree must not live under /tmp, /run, /var/tmp or /root, which
+# that guest covers with tmpfs).  Checked this way on Debian 13's 6.12
+# and Debian 12's 6.1 kernels; add vmtest.nomod=nbd to the kernel
+# command line of an init that honours it for the no-module case.
+#
 # Checks, in order: /dev/nbd0 through "repvol attach --nbd-device", a
 # second attach on the same device refused as busy, mkfs.ext4 + mount +
 # files + detach, re-attach with --nbd-device auto and --device auto
