@@ -152,16 +152,18 @@ cmd_list (struct objstore *os, const char *prefix)
   char err[OBJ_ERR_MAX];
   struct listing l = { 0 };
   int r = objstore_list (os, prefix, add_entry, &l, err, sizeof err);
+  if (r == 0)
+    qsort (l.lines, l.n, sizeof *l.lines, cmp_str);
+  for (size_t i = 0; i < l.n; i++) {
+    if (r == 0)
+      puts (l.lines[i]);
+    free (l.lines[i]);
+  }
+  free (l.lines);
   if (r == -1)
     return fail (EIO, err);
   if (r != 0)
     return fail (r, "out of memory");
-  qsort (l.lines, l.n, sizeof *l.lines, cmp_str);
-  for (size_t i = 0; i < l.n; i++) {
-    puts (l.lines[i]);
-    free (l.lines[i]);
-  }
-  free (l.lines);
   return 0;
 }
 
