@@ -6,7 +6,8 @@
 # retried; errors carry the S3 code and message; listings that are cut
 # off, loop on one continuation token, promise a token and give none,
 # carry odd XML entities or a bad Size give an error or the right keys,
-# never a crash (the ASAN run of this test checks the bounds).
+# never a crash (the ASAN run of this test checks the bounds); a wakeup
+# from another thread ends a poll without a timeout.
 . "$(dirname "$0")/lib.sh"
 require_cmd python3 curl
 
@@ -64,6 +65,13 @@ obj put plain/m m
 obj get plain/m m.out
 assert_files_identical m m.out
 REPVOL_S3_SIGN_PAYLOAD=0 obj put plain/m2 m
+
+# objstore_wakeup from another thread ends a poll that has no timeout.
+start_bg "$T/wakeup.log" "$OBJTOOL" "$U" wakeup
+rc=0
+wait_exit "$BG_PID" 30 || rc=$?
+((rc == 0)) || fail "objtool wakeup: exit $rc (124: poll never woke): $(cat "$T/wakeup.log")"
+assert_eq woken "$(cat "$T/wakeup.log")" "objtool wakeup"
 
 # --- listings from a server not to be trusted
 expect_fail_match 'LIST s3://fake-bucket/evil-notoken/: page 1 is truncated but gives no new continuation token' \

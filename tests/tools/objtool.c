@@ -8,12 +8,16 @@
  *   objtool URL list [PREFIX]      print "KEY SIZE MTIME" per key, sorted
  *   objtool URL putmany N SIZE     N objects "many/NNNNNN" of SIZE bytes,
  *                                  all submitted at once
+ *   objtool URL wakeup             poll with no timeout while another
+ *                                  thread calls objstore_wakeup(): must
+ *                                  return (prints "woken")
  *
  * Exit 0, or 1 with the store's one-line error (and the errno's name in
  * brackets, e.g. "[ENOENT]") on stderr.  put and get also print their
  * rate on stderr.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -242,6 +246,34 @@ cmd_delete (struct objstore *os, int n, char **keys)
   return failed ? 1 : 0;
 }
 
+static void *
+waker (void *opaque)
+{
+  struct objstore *os = opaque;
+  /* Before or during the poll, either way it must end the wait. */
+  usleep (100 * 1000);
+  objstore_wakeup (os);
+  return NULL;
+}
+
+static int
+cmd_wakeup (struct objstore *os)
+{
+  pthread_t t;
+  if (pthread_create (&t, NULL, waker, os) != 0) {
+    fprintf (stderr, "objtool: pthread_create failed\n");
+    return 1;
+  }
+  struct obj_req *r = objstore_poll (os, -1);
+  pthread_join (t, NULL);
+  if (r != NULL) {
+    fprintf (stderr, "objtool: poll returned a request nobody submitted\n");
+    return 1;
+  }
+  puts ("woken");
+  return 0;
+}
+
 static int
 usage (void)
 {
@@ -264,7 +296,8 @@ main (int argc, char **argv)
         (strcmp (cmd, "head") == 0 && nargs == 1) ||
         (strcmp (cmd, "delete") == 0 && nargs >= 1) ||
         (strcmp (cmd, "list") == 0 && nargs <= 1) ||
-        (strcmp (cmd, "putmany") == 0 && nargs == 2)))
+        (strcmp (cmd, "putmany") == 0 && nargs == 2) ||
+        (strcmp (cmd, "wakeup") == 0 && nargs == 0)))
     return usage ();
 
   log_init ("objtool");
@@ -287,6 +320,8 @@ main (int argc, char **argv)
     r = cmd_delete (os, argc - 3, argv + 3);
   else if (strcmp (cmd, "list") == 0)
     r = cmd_list (os, nargs ? argv[3] : "");
+  else if (strcmp (cmd, "wakeup") == 0)
+    r = cmd_wakeup (os);
   else
     r = cmd_putmany (os, argv[3], argv[4]);
   objstore_close (os);
