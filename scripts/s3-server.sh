@@ -137,6 +137,12 @@ start() {
         say "already running in $DIR"
         exit 1
     fi
+    # Start over in a directory of ours (or a new or empty one), never
+    # remove someone else's files.
+    if [[ -d $DIR && -n $(ls -A "$DIR") && ! -f $DIR/rgw.port && ! -f $CONF ]]; then
+        say "$DIR is not empty and holds no S3 server state: refusing to use it"
+        exit 1
+    fi
     rm -rf "$DIR"
     mkdir -p "$DIR"/{run,log,mon/ceph-a,osd/ceph-0,rgw}
     DIR=$(cd "$DIR" && pwd)
