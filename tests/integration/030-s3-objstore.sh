@@ -69,6 +69,7 @@ assert_eq 200 "$(cat "$T/s3_curl.code")" "status of list-uploads"
 
 # --- 1100 keys: a listing over more than one page (S3 gives at most 1000)
 obj putmany 1100 64
+obj getmany 1100 64                     # all at once, every byte checked
 obj list many/ >many.lst
 assert_eq 1100 "$(wc -l <many.lst)" "keys listed under many/"
 assert_eq "many/000000 64" "$(head -n1 many.lst | cut -d' ' -f1,2)" "first entry"
