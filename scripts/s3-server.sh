@@ -246,6 +246,11 @@ EOF
 
 stop() {
     [[ -d $DIR ]] || return 0
+    # A wrong directory would leave the daemons running: say so.
+    if [[ ! -f $DIR/rgw.port && ! -f $CONF ]]; then
+        say "no S3 server state in $DIR: nothing stopped"
+        return 1
+    fi
     stop_pid rgw
     stop_pid osd
     stop_pid mon
