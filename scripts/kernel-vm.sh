@@ -154,7 +154,7 @@ prepare() {
     fetched "$k" || die "$k is not in the cache $CACHE; run: $0 fetch"
     KDIR=$CACHE/$k
     deb=$(ls "$dl"/linux-image-*.deb | head -n 1)
-    stamp="$(basename "$deb") $(modules_for "$k") init-v2"
+    stamp="$(basename "$deb") $(modules_for "$k") init-v3"
     if [[ ! -s $KDIR/initramfs.cpio.gz || "$(cat "$KDIR/STAMP" 2>/dev/null)" != "$stamp" ]]; then
         say "$k: unpacking $(basename "$deb") and building the initramfs"
         rm -rf "$KDIR" && mkdir -p "$KDIR/root" "$KDIR/initramfs"/{bin,dev,proc,sys,newroot,lib/modules}
@@ -225,6 +225,9 @@ done
 mount -t proc proc $R/proc; mount -t sysfs sys $R/sys; mount -t devtmpfs dev $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts; mount -t tmpfs tmpfs $R/dev/shm
+# devtmpfs has no /dev/fd: bash's <(...) needs it
+ln -sf /proc/self/fd $R/dev/fd; ln -sf /proc/self/fd/0 $R/dev/stdin
+ln -sf /proc/self/fd/1 $R/dev/stdout; ln -sf /proc/self/fd/2 $R/dev/stderr
 for d in /tmp /run /var/tmp /root; do mount -t tmpfs -o mode=1777 tmpfs $R$d; done
 chmod 700 $R/root
 mkdir -p $R$share
