@@ -30,8 +30,49 @@ WAIT_TIMEOUT=${WAIT_TIMEOUT:-30}
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 
+# Under emulation (TCG) every program started costs 0.3-2 s (python3 the
+# most), so the helpers the integration library polls with are replaced
+# here by shell builtins doing the same thing:
+#   sleep N          read with a timeout on a fifo nobody writes
+#   date +%s%N       $EPOCHREALTIME
+#   pid_alive        /proc/PID/stat read by the shell
+#   free_port        a random high port (start_repvold retries a taken one)
+#   port_listening   /proc/net/tcp{,6} has it in state LISTEN (0A)
+mkfifo "$T/.sleep"
+exec {SLEEP_FD}<>"$T/.sleep"
+sleep() {
+    if [[ $# == 1 && $1 =~ ^[0-9.]+$ ]]; then read -rt "$1" -u "$SLEEP_FD" _ || true
+    else command sleep "$@"; fi
+}
+date() {
+    if [[ $* == +%s%N ]]; then echo "${EPOCHREALTIME/./}000"
+    else command date "$@"; fi
+}
+pid_alive() {
+    local st
+    { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+    st=${st##*) }
+    [[ ${st%% *} != Z ]]
+}
+free_port() { echo $((20000 + RANDOM % 40000)); }
+port_listening() {
+    local hex line f
+    printf -v hex '%04X' "$1"
+    for f in /proc/net/tcp /proc/net/tcp6; do
+        [[ -r $f ]] || continue
+        while read -r line; do
+            [[ $line == *:$hex\ *\ 0A\ * ]] && return 0
+        done <"$f"
+    done
+    return 1
+}
+
 # Log lines carry the guest's uptime: where the time goes under emulation.
-log() { printf '[%s %s] %s\n' "$TEST_NAME" "$(cut -d' ' -f1 /proc/uptime)" "$*" >&2; }
+log() {
+    local up
+    read -r up _ </proc/uptime
+    printf '[%s %s] %s\n' "$TEST_NAME" "$up" "$*" >&2
+}
 
 [[ -n ${REPVOL_VM_KERNEL:-} ]] ||
     skip "a kernel test: runs only inside the VM (make check-kernel), never on the host"
@@ -75,7 +116,23 @@ need_frontend() {
     esac
     "$REPVOL" attach --help 2>&1 | grep -q -- "$opt" ||
         skip "repvol attach has no $opt option in this build"
+    if [[ -s $FRONTEND_MISSING/$1 ]]; then
+        skip "$(cat "$FRONTEND_MISSING/$1") (found by an earlier test in this boot)"
+    fi
 }
+
+# An attach that finds its frontend missing notes it here (the guest's /tmp
+# is a fresh tmpfs every boot), so later tests skip at once instead of
+# starting servers to find out again.
+FRONTEND_MISSING=/tmp/repvol-kernel-frontend-missing
+frontend_key() {
+    case " $* " in
+    *" --ublk "*) echo ublk ;;
+    *" --nbd-device "*) echo nbd-kernel ;;
+    *) echo other ;;
+    esac
+}
+frontend_missing() { [[ -s $FRONTEND_MISSING/$1 ]]; }
 
 # try_dev_attach VOL ARGS...: start "repvol attach VOL ARGS" and wait
 # until it logs "serving" with a /dev/ path and that device has a size.
@@ -104,6 +161,8 @@ try_dev_attach() {
             if line=$(grep -m1 -i 'unknown frontend\|no kernel block device frontend' "$logf"); then
                 NO_FRONTEND="this build of repvol cannot serve 'attach $*' yet: ${line##*: }"
                 log "$NO_FRONTEND"
+                mkdir -p "$FRONTEND_MISSING"
+                echo "$NO_FRONTEND" >"$FRONTEND_MISSING/$(frontend_key "$@")"
                 return 3
             fi
             cat "$logf" >&2
@@ -144,9 +203,8 @@ stop_dev_attach() {
 
 # frontend_of VOL: .attachment.frontend from "repvol status VOL --json"
 frontend_of() {
-    "$REPVOL" status "$1" --json 2>/dev/null | python3 -c '
-import json, sys
-print(json.load(sys.stdin).get("attachment", {}).get("frontend") or "")'
+    "$REPVOL" status "$1" --json 2>/dev/null | grep -o '"frontend": *"[^"]*"' |
+        sed 's/.*: *"//; s/"$//'
 }
 
 # assert_frontend VOL WHAT: the registry records WHAT ("ublk /dev/ublkb0")
@@ -181,10 +239,10 @@ nbd_client_disconnect() {
 best_device() {
     local vol=$1
     if [[ -c /dev/ublk-control ]] && "$REPVOL" attach --help 2>&1 | grep -q -- --ublk &&
-        try_dev_attach "$vol" --ublk; then
+        ! frontend_missing ublk && try_dev_attach "$vol" --ublk; then
         HOW=ublk
     elif [[ -b /dev/nbd0 ]] && "$REPVOL" attach --help 2>&1 | grep -q -- --nbd-device &&
-        try_dev_attach "$vol" --nbd-device auto; then
+        ! frontend_missing nbd-kernel && try_dev_attach "$vol" --nbd-device auto; then
         HOW=nbd-kernel
     else
         need_driver nbd
