@@ -43,7 +43,6 @@
 # script runs (e2fsprogs, fio, nbd-client, ...).
 set -euo pipefail
 
-TOP=$(cd "$(dirname "$0")/.." && pwd)
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin   # depmod, modprobe
 CACHE=${REPVOL_VM_CACHE:-/var/cache/repvol-vm}
 MEM=${REPVOL_VM_MEM:-2G}
@@ -83,7 +82,14 @@ apt_opts() {
          -o "Dir::State::Lists=$a/lists" -o "Dir::State::status=$a/status"
          -o "Dir::Cache=$a/cache" -o Debug::NoLocking=1
          -o APT::Install-Recommends=0 -o Acquire::Retries=1
-         -o Acquire::http::Timeout=20 -o Acquire::Languages=none)
+         -o Acquire::http::Timeout=20 -o Acquire::Languages=none
+         -o APT::Sandbox::User=root)
+}
+
+# apt_reason FILE: the line of apt's output that says why it failed
+apt_reason() {
+    { grep -E -m1 'Failed to fetch|Could not (connect|resolve)|Temporary failure|Unable to' "$1" ||
+      grep -E -m1 '^(E|W|Err):' "$1" || echo "no reason given"; } | sed 's/^ *//'
 }
 
 skip_fetch() {
@@ -104,7 +110,7 @@ fetch_suite() {
     if ! apt-get "${APT[@]}" -q update >"$err" 2>&1 ||
         grep -Eq '^(E|W): (Failed to fetch|Some index files failed)' "$err"; then
         cat "$err" >&2
-        skip_fetch "apt-get update of $suite from $(mirror) failed: $(grep -E '^(E|W):' "$err" | head -n 1)"
+        skip_fetch "apt-get update of $suite from $(mirror) failed: $(apt_reason "$err")"
     fi
     # linux-image-amd64 depends on the current linux-image-VERSION-amd64.
     img=$(apt-cache "${APT[@]}" depends linux-image-amd64 2>/dev/null |
@@ -118,7 +124,7 @@ fetch_suite() {
         cat "$err" >&2
         rm -rf "$tmp"
         if grep -q 'Failed to fetch\|Could not connect\|Temporary failure' "$err"; then
-            skip_fetch "downloading ${pkgs[*]} from $(mirror) failed: $(grep -E '^(E|W):' "$err" | head -n 1)"
+            skip_fetch "downloading ${pkgs[*]} from $(mirror) failed: $(apt_reason "$err")"
         fi
         die "$suite: apt-get download ${pkgs[*]} failed"
     fi
@@ -254,7 +260,7 @@ qemu_cmd() {
     local acc
     case $1 in
     kvm) acc=(-accel kvm -cpu host) ;;
-    tcg) acc=(-accel tcg,thread=multi -cpu max) ;;
+    tcg) acc=(-accel "tcg,thread=multi" -cpu max) ;;
     esac
     QEMU=(qemu-system-x86_64 "${acc[@]}" -m "$MEM" -smp "$SMP" -nographic -no-reboot
           -nic none -kernel "$VMLINUZ" -initrd "$INITRD")
@@ -290,7 +296,7 @@ accel() {
 cmd_run() {
     local k=$1 script=$2 rc share own_share=0 a
     shift 2
-    [[ -e $script ]] || die "no script $script"
+    [[ -f $script && -x $script ]] || die "$script: not an executable file"
     script=$(realpath -- "$script")
     command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is not installed (scripts/install-deps.sh)"
     prepare "$k"

@@ -19,7 +19,8 @@ fio_pid=$BG_PID
 
 # Kill once fio has written at least 8 MiB (of 64) through the device.
 written_mib() { awk '{print int($7 / 2048)}' "/sys/block/${dev#/dev/}/stat"; }
-wait_for -t 120 test "$(written_mib)" -ge 8
+written_at_least() { (( $(written_mib) >= $1 )); }
+wait_for -t 120 written_at_least 8
 pid_alive "$fio_pid" || fail "fio finished before the attach could be killed; make it longer"
 log "fio has written $(written_mib) MiB; SIGKILL attach pid $old"
 kill -KILL "$old"

@@ -26,7 +26,8 @@ start_bg "$T/workload.log" bash -c '
 wl=$BG_PID
 wait_for -t 120 test -e "$T/mnt/w03"
 pid_alive "$wl" || fail "the workload finished before the replica could be killed"
-log "workload at $(ls "$T/mnt" | grep -c '^w') files; SIGKILL repvold beta"
+files=("$T"/mnt/w*)
+log "workload at ${#files[@]} files; SIGKILL repvold beta"
 stop_repvold beta KILL
 rc=0
 wait_exit "$wl" 300 || rc=$?

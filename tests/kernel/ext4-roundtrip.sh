@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by 010 and 020 (not a test itself: no number).
 # ext4_roundtrip FRONTEND ATTACH-ARGS...: the ext4 write / detach /
 # re-attach / compare cycle on the block device FRONTEND serves.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by 011 and 021 (not a test itself: no number).
 # fio_verify_roundtrip FRONTEND ATTACH-ARGS...: fio writes and verifies
 # 32 MiB of crc32c-stamped blocks; detached and attached again, a

@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 : >"$OUT/results"
 echo "guest: Debian ${REPVOL_VM_KERNEL:-?} kernel $(uname -r), ${REPVOL_VM_ACCEL:-?}," \
      "$(nproc) vCPUs, $(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo) MiB," \
-     "devices: $(ls /dev | grep -E '^(ublk-control|nbd0)$' | tr '\n' ' ')"
+     "devices: $(for d in /dev/ublk-control /dev/nbd0; do [[ -e $d ]] && printf '%s ' "$d"; done)"
 failed=0
 for t in "${tests[@]}"; do
     [[ $t == /* ]] || t=$TOP/tests/kernel/$(basename "$t")

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for repvol's kernel tests (tests/kernel/[0-9]*.sh), which run as
 # root inside a qemu guest booted by scripts/kernel-vm.sh (tests/kernel/run.sh
 # boots it; tests/kernel/guest.sh runs them).  Source it first thing:
@@ -193,6 +194,9 @@ dev_released() {
     [[ ! -e $s ]] || [[ $(cat "$s" 2>/dev/null || echo 0) == 0 ]]
 }
 
+# dev_has_size DEV: the kernel serves DEV with a non-zero size
+dev_has_size() { ! dev_released "$1"; }
+
 # stop_dev_attach VOL: detach (the attach exits 0) and the device goes away.
 stop_dev_attach() {
     local vol=$1 dev=${ATTACH_DEV[$1]}
@@ -224,7 +228,7 @@ nbd_client_connect() {
     timeout 30 nbd-client -unix "$sock" "$dev" -b 4096 >"$T/nbd-client.log" 2>&1 ||
         { cat "$T/nbd-client.log" >&2; fail "nbd-client -unix $sock $dev failed"; }
     NBD_CLIENT_DEVS+=("$dev")
-    wait_for test "$(cat "/sys/block/${dev#/dev/}/size")" -gt 0
+    wait_for dev_has_size "$dev"
     log "nbd-client: $dev on $sock ($(blockdev --getsize64 "$dev") bytes)"
 }
 
