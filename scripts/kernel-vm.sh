@@ -31,6 +31,8 @@
 #                      KVM (kvm_intel/kvm_amd) is loaded and a probe boot of
 #                      the kernel works under it, else multi-threaded TCG;
 #                      "probe" runs the probe boot even without kvm_intel/amd
+#   REPVOL_VM_PASSENV  names of variables to pass into the guest (its
+#                      environment is otherwise fresh), e.g. "BUILD KEEP_TMP"
 #   REPVOL_VM_SHARE    host directory shared writable into the guest at the
 #                      same path (default: a fresh temp directory); the
 #                      script sees it as $REPVOL_VM_SHARE
@@ -315,6 +317,9 @@ cmd_run() {
     {
         printf 'export REPVOL_VM_KERNEL=%q REPVOL_VM_KVER=%q REPVOL_VM_ACCEL=%q REPVOL_VM_SHARE=%q\n' \
             "$k" "$KVER" "$ACCEL" "$share"
+        for a in ${REPVOL_VM_PASSENV:-}; do
+            [[ -n ${!a+set} ]] && printf 'export %s=%q\n' "$a" "${!a}"
+        done
         printf 'cd %q\n' "$share"
         printf 'exec %q' "$script"
         for a in "$@"; do printf ' %q' "$a"; done

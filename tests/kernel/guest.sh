@@ -23,7 +23,12 @@ echo "guest: Debian ${REPVOL_VM_KERNEL:-?} kernel $(uname -r), ${REPVOL_VM_ACCEL
      "devices: $(for d in /dev/ublk-control /dev/nbd0; do [[ -e $d ]] && printf '%s ' "$d"; done)"
 failed=0
 for t in "${tests[@]}"; do
-    [[ $t == /* ]] || t=$TOP/tests/kernel/$(basename "$t")
+    # a path, a file name or a number prefix ("012")
+    if [[ ! -f $t ]]; then
+        m=("$TOP"/tests/kernel/"$(basename "$t" .sh)"*.sh)
+        t=${m[0]}
+    fi
+    t=$(realpath -- "$t")
     name=$(basename "$t" .sh)
     start=$(date +%s%N)
     rc=0

@@ -9,6 +9,10 @@
 # kernel and a summary; logs go to tests/out/kernel/KERNEL/ (console.log and
 # one NAME.log per test).
 #
+# Environment: REPVOL_VM_KERNELS, BUILD (binaries, default build/),
+# KTEST_TIMEOUT (per test, default 300 s), WAIT_TIMEOUT, KEEP_TMP are
+# passed to the guest; REPVOL_VM_* as scripts/kernel-vm.sh documents.
+#
 # When the Debian archive cannot be reached (and nothing is cached) the tier
 # prints "SKIPPED, not passed" with the reason and exits 0; any failed test,
 # or a VM that did not finish, exits 1.
@@ -21,8 +25,11 @@ KERNELS=${REPVOL_VM_KERNELS:-trixie bookworm}
 t0=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - t0 ))s"; }
 
+# BUILD: the binaries to test (default build/; must not be under /tmp,
+# /run, /var/tmp or /root, which the guest covers with tmpfs)
+export BUILD=${BUILD:-$TOP/build}
 for b in repvol repvold; do
-    [[ -x $TOP/build/$b ]] || { echo "kernel tier: build/$b missing (make all)" >&2; exit 1; }
+    [[ -x $BUILD/$b ]] || { echo "kernel tier: $BUILD/$b missing (make all)" >&2; exit 1; }
 done
 if ! command -v qemu-system-x86_64 >/dev/null; then
     echo "kernel tier: SKIPPED, not passed: qemu-system-x86_64 is not installed (scripts/install-deps.sh)"
@@ -49,7 +56,7 @@ for k in $KERNELS; do
     rm -rf "${OUT:?}/$k" && mkdir -p "$OUT/$k"
     echo "=== Debian $k: booting ($(elapsed) so far)"
     vrc=0
-    REPVOL_VM_SHARE=$OUT/$k "$VM" run "$k" "$TOP/tests/kernel/guest.sh" "$OUT/$k" "$@" 2>&1 |
+    REPVOL_VM_PASSENV="BUILD KTEST_TIMEOUT WAIT_TIMEOUT KEEP_TMP" REPVOL_VM_SHARE=$OUT/$k "$VM" run "$k" "$TOP/tests/kernel/guest.sh" "$OUT/$k" "$@" 2>&1 |
         tee "$OUT/$k/console.log" | grep --line-buffered -E '^(PASS|FAIL|SKIP) |^    |^guest:|^kernel-vm:|repvol-vm:' ||
         true
     vrc=${PIPESTATUS[0]}
