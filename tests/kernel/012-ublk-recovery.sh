@@ -13,14 +13,14 @@ two_replicas vol1 256M
 start_dev_attach vol1 --ublk
 dev=$DEV
 old=${ATTACH_PID[vol1]}
-start_bg "$T/recover.fio.err" fio --name=recover --filename="$dev" --ioengine=libaio \
-    --direct=1 "${FIO_VERIFY[@]}" --size=64M --output="$T/recover.fio"
+start_client "$T/recover.fio.err" fio --name=recover --filename="$dev" --ioengine=libaio \
+    --direct=1 "${FIO_VERIFY[@]}" --size=32M --output="$T/recover.fio"
 fio_pid=$BG_PID
 
-# Kill once fio has written at least 8 MiB (of 64) through the device.
+# Kill once fio has written at least 4 MiB (of 32) through the device.
 written_mib() { awk '{print int($7 / 2048)}' "/sys/block/${dev#/dev/}/stat"; }
 written_at_least() { (( $(written_mib) >= $1 )); }
-wait_for -t 120 written_at_least 8
+wait_for -t 120 written_at_least 4
 pid_alive "$fio_pid" || fail "fio finished before the attach could be killed; make it longer"
 log "fio has written $(written_mib) MiB; SIGKILL attach pid $old"
 kill -KILL "$old"

@@ -19,7 +19,7 @@ head -c $((N * 2))M /dev/urandom >"$T/src"
 split -b 2M -d -a 2 "$T/src" "$T/parts/w"      # w00 .. w15
 (cd "$T/parts" && sha256sum w*) >"$T/sums"
 # The workload: the N 2 MiB files copied in, each fsynced.
-start_bg "$T/workload.log" bash -c '
+start_client "$T/workload.log" bash -c '
     for f in "$1"/w*; do
         dd if="$f" of="$2/${f##*/}" bs=1M conv=fsync status=none || exit 1
     done' workload "$T/parts" "$T/mnt"

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by 011 and 021 (not a test itself: no number).
 # fio_verify_roundtrip FRONTEND ATTACH-ARGS...: fio writes and verifies
-# 32 MiB of crc32c-stamped blocks; detached and attached again, a
+# 16 MiB of crc32c-stamped blocks; detached and attached again, a
 # verify-only pass of the same job finds every block intact, and the two
 # replicas are byte-identical.
 fio_verify_roundtrip() {

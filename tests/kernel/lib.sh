@@ -78,14 +78,28 @@ log() {
 [[ -n ${REPVOL_VM_KERNEL:-} ]] ||
     skip "a kernel test: runs only inside the VM (make check-kernel), never on the host"
 
+# Each test its own run directory (control sockets, ublk recovery state):
+# what a failed test leaves there cannot confuse the next one.
+export REPVOL_RUN_DIR=$T/run
+mkdir -p "$REPVOL_RUN_DIR"
+
 KMOUNTS=()                   # mount points to unmount (lazily) on exit
+CLIENT_PIDS=()               # fio and workloads: killed first on exit
 NBD_CLIENT_DEVS=()           # devices nbd-client connected
 declare -A ATTACH_DEV=()     # volume -> block device its attach serves
 ATTACH_N=0
 DMESG_MARK=$(dmesg | wc -l)  # kernel messages before this test
 
 _kernel_cleanup() {
-    local rc=$? m d
+    local rc=$? m d p
+    # Clients first: an attach asked to stop waits for the I/O they have
+    # in flight.
+    for p in ${CLIENT_PIDS[@]+"${CLIENT_PIDS[@]}"}; do
+        pid_alive "$p" && kill -KILL "$p" 2>/dev/null
+    done
+    for p in ${CLIENT_PIDS[@]+"${CLIENT_PIDS[@]}"}; do
+        wait_exit "$p" 5 >/dev/null 2>&1
+    done
     for m in ${KMOUNTS[@]+"${KMOUNTS[@]}"}; do
         mountpoint -q "$m" && umount -l "$m"
     done
@@ -187,6 +201,13 @@ start_dev_attach() {
     return "$rc"
 }
 
+# start_client LOG CMD...: start_bg for a program using a device (fio, a
+# workload); the EXIT trap kills these before it stops any attach.
+start_client() {
+    start_bg "$@"
+    CLIENT_PIDS+=("$BG_PID")
+}
+
 # dev_released DEV: the kernel no longer serves DEV (ublk deletes it, nbd
 # drops its size to 0)
 dev_released() {
@@ -207,8 +228,9 @@ stop_dev_attach() {
 
 # frontend_of VOL: .attachment.frontend from "repvol status VOL --json"
 frontend_of() {
-    "$REPVOL" status "$1" --json 2>/dev/null | grep -o '"frontend": *"[^"]*"' |
-        sed 's/.*: *"//; s/"$//'
+    "$REPVOL" status "$1" --json 2>/dev/null | python3 -c '
+import json, sys
+print((json.load(sys.stdin).get("attachment") or {}).get("frontend") or "")'
 }
 
 # assert_frontend VOL WHAT: the registry records WHAT ("ublk /dev/ublkb0")
@@ -334,9 +356,9 @@ mkfs_ext4() {
     log "mkfs.ext4 $1 done"
 }
 
-# FIO_VERIFY: the verified random-write job the fio tests share (32 MiB,
+# FIO_VERIFY: the verified random-write job the fio tests share (16 MiB,
 # 4k blocks, QD16, crc32c in every block, read back and checked).
-FIO_VERIFY=(--rw=randwrite --bs=4k --iodepth=16 --size=32M --verify=crc32c
+FIO_VERIFY=(--rw=randwrite --bs=4k --iodepth=16 --size=16M --verify=crc32c
             --do_verify=1 --verify_fatal=1 --verify_dump=1 --randrepeat=1)
 
 # two_replicas VOL SIZE: two repvold in distinct zones and VOL on both.
