@@ -16,7 +16,8 @@
 # labelled "emulated (qemu TCG)" and only the ratios between rows mean much.
 #
 # Environment: BENCH_RUNTIME seconds per job (default 10), BENCH_RAMP
-# (default 2), BENCH_KROWS rows (default "ublk nbd-kernel nbd-client nbd-socket").
+# (default 2), BENCH_KROWS rows (default "ublk nbd-kernel nbd-client nbd-socket"),
+# BUILD (binaries, default build/).
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,7 +34,8 @@ if [[ -z ${REPVOL_VM_KERNEL:-} ]]; then
         exit 1
     fi
     # The guest's environment is fresh: pass the knobs on the command line.
-    exec "$TOP/scripts/kernel-vm.sh" run trixie "$0" \
+    export BUILD=${BUILD:-$TOP/build}
+    REPVOL_VM_PASSENV=BUILD exec "$TOP/scripts/kernel-vm.sh" run trixie "$0" \
         "${BENCH_RUNTIME:-10}" "${BENCH_RAMP:-2}" "${BENCH_KROWS:-ublk nbd-kernel nbd-client nbd-socket}"
 fi
 
