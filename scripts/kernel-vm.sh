@@ -135,12 +135,26 @@ fetch_suite() {
     echo "$img" >"$dl/PACKAGE"
 }
 
+# lock_cache: one fetch or prepare at a time per cache (two test runs may
+# share it); held until unlock_cache or the end of this script.
+lock_cache() {
+    [[ -n ${CACHE_LOCK_FD:-} ]] && return 0
+    exec {CACHE_LOCK_FD}>"$CACHE/.lock"
+    flock "$CACHE_LOCK_FD"
+}
+unlock_cache() {
+    [[ -n ${CACHE_LOCK_FD:-} ]] || return 0
+    exec {CACHE_LOCK_FD}>&-
+    unset CACHE_LOCK_FD
+}
+
 fetched() { [[ -s $CACHE/dl/$1/PACKAGE ]] && compgen -G "$CACHE/dl/$1/linux-image-*.deb" >/dev/null; }
 
 cmd_fetch() {
     command -v apt-get >/dev/null || skip_fetch "apt-get is not installed"
     [[ -r $KEYRING ]] || skip_fetch "no Debian archive keyring at $KEYRING (debian-archive-keyring)"
     mkdir -p "$CACHE/dl" || die "cannot create the cache $CACHE"
+    lock_cache
     local k
     for k in "${KERNELS[@]}"; do
         if [[ ${REPVOL_VM_REFRESH:-0} != 1 ]] && fetched "$k" &&
@@ -160,6 +174,7 @@ cmd_fetch() {
 prepare() {
     local k=$1 dl=$CACHE/dl/$1 deb stamp mroot m b bb
     fetched "$k" || die "$k is not in the cache $CACHE; run: $0 fetch"
+    lock_cache
     KDIR=$CACHE/$k
     deb=$(ls "$dl"/linux-image-*.deb | head -n 1)
     stamp="$(basename "$deb") $(modules_for "$k") init-v3"
@@ -199,6 +214,7 @@ prepare() {
         rm -rf "$KDIR/root"      # 400+ MB of modules we do not need any more
         echo "$stamp" >"$KDIR/STAMP"
     fi
+    unlock_cache
     KVER=$(cat "$KDIR/KVER")
     VMLINUZ=$KDIR/vmlinuz
     INITRD=$KDIR/initramfs.cpio.gz
