@@ -75,7 +75,7 @@ check-asan:
 # tests/kernel/ tests run inside on /dev/ublkb0 and /dev/nbd0.  Without
 # network (and no cache) it prints "SKIPPED, not passed" and exits 0.
 check-kernel: all
-	tests/kernel/run.sh
+	BUILD=$(abspath $(B)) tests/kernel/run.sh
 
 # Installs missing Debian packages, builds, runs every tier (the kernel
 # tier where qemu is installed; install-deps installs it).
@@ -97,7 +97,7 @@ bench:
 # fio through /dev/ublkb0, /dev/nbdN and the NBD socket inside a Debian 13
 # guest (emulated under TCG: labelled so).
 bench-kernel: all
-	tests/perf/bench-kernel.sh
+	BUILD=$(abspath $(B)) tests/perf/bench-kernel.sh
 
 demo:
 	scripts/install-deps.sh
