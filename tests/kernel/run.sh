@@ -50,6 +50,11 @@ elif ((rc != 0)); then
 fi
 grep 'kernel-vm: [a-z]*: \(cached\|current\)' "$OUT/fetch.log" | sed 's/^kernel-vm: /fetch: /'
 
+# The VM's bound: every test may take its own bound, plus the boot.
+ntests=$#
+((ntests > 0)) || ntests=$(compgen -G "$TOP/tests/kernel/[0-9][0-9][0-9]-*.sh" | wc -l)
+export REPVOL_VM_TIMEOUT=${REPVOL_VM_TIMEOUT:-$(( ntests * ${KTEST_TIMEOUT:-300} + 120 ))}
+
 declare -A NP=() NF=() NS=() KV=()
 failed=0
 for k in $KERNELS; do
