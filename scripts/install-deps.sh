@@ -22,6 +22,12 @@ PACKAGES=(
     coreutils util-linux procps psmisc iproute2 e2fsprogs python3
     # "man -l man/*.8"
     man-db
+    # kernel test tier (scripts/kernel-vm.sh, tests/kernel/): qemu, apt and
+    # dpkg-deb to fetch and unpack Debian kernels and busybox-static (which
+    # is unpacked, never installed: installing it removes busybox), kmod for
+    # depmod/modprobe on the unpacked modules, cpio/gzip/xz for the
+    # initramfs; nbd-client connects /dev/nbdN to an NBD socket in the guest
+    qemu-system-x86 apt dpkg kmod cpio gzip xz-utils debian-archive-keyring nbd-client
 )
 
 # One dpkg-query for all: "ii " = installed and configured; a package that

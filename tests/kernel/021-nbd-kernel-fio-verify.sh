@@ -1,0 +1,10 @@
+#!/bin/bash
+# fio with verify=crc32c on the raw /dev/nbdN served by the kernel NBD
+# frontend (libaio, O_DIRECT, QD16); after detach and re-attach a
+# verify-only pass reads every block back.
+. "$(dirname "$0")/lib.sh"
+need_driver nbd
+need_frontend nbd-kernel
+require_cmd fio
+. "$(dirname "$0")/fio-verify.sh"
+fio_verify_roundtrip nbd-kernel --nbd-device auto
