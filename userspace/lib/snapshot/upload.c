@@ -300,15 +300,22 @@ upload_main (void *arg)
   marker = true;
   post (u, UP_READY, 0, NULL);
 
-  /* Wait for the point (the loop wakes the store's poll). */
+  /* Wait for the point (the loop wakes the store's poll).  Writes may
+   * already have captured chunks by the time we look.
+   */
+  struct capture *early = NULL;
   while (!point && !why[0]) {
-    struct capture *c = take_ready (u, &point, why, sizeof why);
-    if (c)                      /* cannot happen before the point */
-      abort ();
+    early = take_ready (u, &point, why, sizeof why);
     if (!point && !why[0])
       objstore_poll (r.os, 1000);
   }
   if (why[0]) {
+    while (early) {
+      struct capture *next = early->next;
+      free (early->buf);
+      free (early);
+      early = next;
+    }
     fail (&r, EIO, "%s", why);
     goto out;
   }
@@ -324,6 +331,14 @@ upload_main (void *arg)
       r.credit = 0;
     }
     struct capture *c = take_ready (u, &point, why, sizeof why);
+    if (early) {                /* taken with the point: first */
+      struct capture *last = early;
+      while (last->next)
+        last = last->next;
+      last->next = c;
+      c = early;
+      early = NULL;
+    }
     if (why[0])
       fail (&r, EIO, "%s", why);
     while (c) {
