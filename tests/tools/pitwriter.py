@@ -2,7 +2,7 @@
 """pitwriter - prove that a snapshot holds exactly one point in time of a
 volume that was being written while the snapshot was taken.
 
-    pitwriter.py write SOCK LOG [--qd N] [--blocks N] [--seed N]
+    pitwriter.py write SOCK LOG [--qd N] [--blocks N] [--first-block N] [--seed N]
                  [--trigger-after N | --trigger-file PATH]
                  [--after-point M] [--max-writes N] [--cmd-timeout S]
                  -- CMD [ARG...]
@@ -12,7 +12,7 @@ volume that was being written while the snapshot was taken.
 write: speaks NBD (fixed newstyle, simple replies; nbdproto.py) on the
 unix socket SOCK and keeps N (default 8) 4 KiB writes in flight,
 pipelined, each to a random block of the first --blocks blocks (default
-4096, i.e. 16 MiB; never two writes to the same block in flight at once,
+4096, i.e. 16 MiB, from block --first-block, default 0; never two writes to the same block in flight at once,
 so the writes to one block are strictly ordered: each is submitted after
 the previous one to that block was acknowledged).  Write number seq
 (1, 2, ... over the whole run) to block b holds
@@ -34,7 +34,8 @@ point line, 1 otherwise.  --max-writes bounds the run if no point line
 ever comes (default 2,000,000).
 
 check: IMAGE holds the volume's bytes as of the snapshot (e.g. a restore
-read back with nbdcopy).  For every block b of the first --blocks:
+read back with nbdcopy).  For every block b of the run's range
+(which must have held zeroes before the run):
   - its content must be a well-formed block written by this run for
     block b (header and filler), or all zeroes;
   - its seq s must be >= A(b), the last write to b acknowledged before t0
@@ -90,12 +91,12 @@ def parse_block(data, blk):
 # ---------------------------------------------------------------------------
 # write
 
-def write(sock, logpath, qd, nblocks, seed, trigger_after, trigger_file,
+def write(sock, logpath, qd, nblocks, first, seed, trigger_after, trigger_file,
           after_point, max_writes, cmd, cmd_timeout):
     rnd = random.Random(seed)
     s = nbdproto.greeting(sock)
     size = nbdproto.go(s)
-    nblocks = min(nblocks, size // BS)
+    nblocks = min(nblocks, size // BS - first)
     assert nblocks > qd, "too few blocks for the queue depth"
     writes = {}          # seq -> [blk, t_submit, t_ack, err]
     inflight = {}        # seq -> blk
@@ -122,9 +123,9 @@ def write(sock, logpath, qd, nblocks, seed, trigger_after, trigger_file,
     while True:
         if not stop_submitting():
             while len(inflight) < qd:
-                blk = rnd.randrange(nblocks)
+                blk = first + rnd.randrange(nblocks)
                 while blk in busy:
-                    blk = rnd.randrange(nblocks)
+                    blk = first + rnd.randrange(nblocks)
                 seq += 1
                 t_sub = time.monotonic()
                 s.sendall(nbdproto.request(nbdproto.CMD_WRITE, seq, blk * BS, BS)
@@ -198,7 +199,7 @@ def write(sock, logpath, qd, nblocks, seed, trigger_after, trigger_file,
         rc = proc.returncode
         err_text = err_b.decode(errors="replace")
 
-    log = {"block_size": BS, "nblocks": nblocks, "qd": qd, "seed": seed,
+    log = {"block_size": BS, "nblocks": nblocks, "first_block": first, "qd": qd, "seed": seed,
            "t0": t0, "t_point_seen": t_point, "cmd": cmd, "cmd_rc": rc,
            "cmd_stdout": out_lines, "cmd_stderr": err_text,
            "writes": [[q] + w for q, w in sorted(writes.items())]}
@@ -250,6 +251,7 @@ def check_image(log, read_block, t0=None, max_report=10):
         return ["the log has no t0 or no t_point_seen: the command never "
                 "started or never announced its point"], {}
     nblocks = log["nblocks"]
+    first = log.get("first_block", 0)
     must = {}            # blk -> last seq acked before t0
     allowed = {}         # blk -> set of seqs submitted before the point
     last = {}            # blk -> last seq ever submitted
@@ -262,7 +264,7 @@ def check_image(log, read_block, t0=None, max_report=10):
     viol = []
     counts = {"blocks": nblocks, "blocks_written": len(allowed), "zero": 0,
               "holds_unacked_at_t0": 0, "overwritten_after_point": 0}
-    for blk in range(nblocks):
+    for blk in range(first, first + nblocks):
         got = parse_block(read_block(blk), blk)
         if got is None:
             viol.append("block %d: not a block this run wrote (torn or foreign data)" % blk)
@@ -293,7 +295,7 @@ def check(logpath, image, t0=None, quiet=False):
         log = json.load(f)
     with open(image, "rb") as img:
         size = os.fstat(img.fileno()).st_size
-        if size < log["nblocks"] * BS:
+        if size < (log.get("first_block", 0) + log["nblocks"]) * BS:
             print("image %s: %d bytes, shorter than the %d blocks written"
                   % (image, size, log["nblocks"]))
             return 1
@@ -421,7 +423,7 @@ def main(argv):
         if len(args) < 2 or not cmd:
             sys.exit(__doc__)
         sock, logpath = args[0], args[1]
-        opt = {"--qd": 8, "--blocks": 4096, "--seed": None, "--trigger-after": 2000,
+        opt = {"--qd": 8, "--blocks": 4096, "--first-block": 0, "--seed": None, "--trigger-after": 2000,
                "--trigger-file": None, "--after-point": 2000, "--max-writes": 2000000,
                "--cmd-timeout": 300}
         rest = args[2:]
@@ -430,7 +432,7 @@ def main(argv):
                 sys.exit("write: bad option %s" % rest[i])
             opt[rest[i]] = rest[i + 1] if rest[i] == "--trigger-file" else int(rest[i + 1])
         seed = opt["--seed"] if opt["--seed"] is not None else random.randrange(1 << 30)
-        return write(sock, logpath, opt["--qd"], opt["--blocks"], seed,
+        return write(sock, logpath, opt["--qd"], opt["--blocks"], opt["--first-block"], seed,
                      opt["--trigger-after"], opt["--trigger-file"], opt["--after-point"],
                      opt["--max-writes"], cmd, opt["--cmd-timeout"])
     sys.exit(__doc__)
