@@ -181,3 +181,21 @@ else:
     sys.exit("chunk %s not in the manifest" % sys.argv[3])
 EOF
 }
+
+# wait_hydrated VOL [SECS]: poll "repvol status VOL --json" until it has no
+# "restore" key (default bound 120 s); fail at once if the restore state
+# is "failed".
+wait_hydrated() {
+    local vol=$1 bound=${2:-120} deadline st
+    deadline=$(( $(date +%s%N) + bound * 1000000000 ))
+    while true; do
+        if st=$(status_restore "$vol" state); then
+            [[ $st != failed ]] ||
+                fail "restore of $vol failed: $(status_restore "$vol" error || true)"
+        elif (($? == 1)); then
+            return 0
+        fi
+        (( $(date +%s%N) < deadline )) || fail "$vol not hydrated after ${bound}s: $(status_restore "$vol" || true)"
+        sleep 0.05
+    done
+}
