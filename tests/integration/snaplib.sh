@@ -199,3 +199,67 @@ wait_hydrated() {
         sleep 0.05
     done
 }
+
+# ---------------------------------------------------------------------------
+# S3 (045): the environment comes from tests/run-integration.sh, which
+# starts scripts/s3-server.sh when it can.
+
+# snap_require_s3: skip unless an S3 server is configured and answers;
+# sets S3_URL (a fresh prefix under $REPVOL_TEST_S3_URL for this test),
+# S3_BUCKET and S3_PREFIX.
+snap_require_s3() {
+    if declare -F require_s3 >/dev/null; then
+        require_s3
+    fi
+    [[ -n ${REPVOL_TEST_S3_URL-} ]] || skip "no S3 server (REPVOL_TEST_S3_URL unset)"
+    [[ -n ${AWS_ENDPOINT_URL-} && -n ${AWS_ACCESS_KEY_ID-} && -n ${AWS_SECRET_ACCESS_KEY-} ]] ||
+        skip "no S3 endpoint or credentials in the environment"
+    require_cmd curl
+    curl -s -o /dev/null --max-time 10 "$AWS_ENDPOINT_URL/" ||
+        skip "the S3 endpoint $AWS_ENDPOINT_URL does not answer"
+    local rest=${REPVOL_TEST_S3_URL#s3://}
+    S3_BUCKET=${rest%%/*}
+    S3_PREFIX=${rest#"$S3_BUCKET"}
+    S3_PREFIX=${S3_PREFIX#/}
+    S3_PREFIX=${S3_PREFIX%/}${S3_PREFIX:+/}$TEST_NAME-$$-$RANDOM
+    S3_URL=s3://$S3_BUCKET/$S3_PREFIX
+}
+
+# s3_req METHOD KEY [CURL ARGS...]: a signed request for KEY (path style),
+# the body on stdout; fails on an HTTP error.
+s3_req() {
+    local method=$1 key=$2
+    shift 2
+    curl -sS --fail-with-body --max-time 60 \
+        --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:s3" \
+        --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+        -X "$method" "$@" "${AWS_ENDPOINT_URL%/}/$S3_BUCKET/$key"
+}
+
+# s3_keys PREFIX: every key under PREFIX (relative to the bucket), sorted.
+s3_keys() {
+    local token="" out
+    while true; do
+        out=$(curl -sS --fail-with-body --max-time 60 \
+            --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:s3" \
+            --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+            -G "${AWS_ENDPOINT_URL%/}/$S3_BUCKET" --data-urlencode "list-type=2" \
+            --data-urlencode "prefix=$1" ${token:+--data-urlencode "continuation-token=$token"}) ||
+            fail "listing s3://$S3_BUCKET/$1 failed: $out"
+        token=$(python3 -c '
+import sys, xml.etree.ElementTree as ET
+r = ET.fromstring(sys.stdin.read())
+ns = r.tag[:r.tag.index("}") + 1] if r.tag.startswith("{") else ""
+for c in r.iter(ns + "Contents"):
+    print("K", c.find(ns + "Key").text)
+t = r.find(ns + "NextContinuationToken")
+print("T", t.text if t is not None and (r.find(ns + "IsTruncated").text == "true") else "")
+' <<<"$out")
+        grep '^K ' <<<"$token" | cut -c3-
+        token=$(grep '^T ' <<<"$token" | cut -c3-)
+        [[ -n $token ]] || break
+    done | sort
+}
+
+# s3_chunks: how many chunk objects the test's prefix holds.
+s3_chunks() { s3_keys "$S3_PREFIX/chunks/" | grep -c . || true; }
