@@ -59,13 +59,14 @@ cmd_create (int argc, char **argv)
     { "block-size", required_argument, NULL, 'b' },
     { "reserve", no_argument, NULL, 'v' },
     { "allow-same-zone", no_argument, NULL, 'z' },
+    { "chunk-size", required_argument, NULL, 'c' },
     { "registry", required_argument, NULL, 'R' },
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
   const char *size_arg = NULL, *addrs[REG_MAX_REPLICAS + 1];
   int naddrs = 0;
-  uint64_t size, bs = 4096;
+  uint64_t size, bs = 4096, chunk = REG_DEFAULT_CHUNK_SIZE;
   bool reserve = false, allow_same_zone = false;
   int c;
 
@@ -87,6 +88,12 @@ cmd_create (int argc, char **argv)
       break;
     case 'v': reserve = true; break;
     case 'z': allow_same_zone = true; break;
+    case 'c':
+      if (parse_size (optarg, &chunk) == -1 || chunk < 65536 ||
+          chunk > (64u << 20) || (chunk & (chunk - 1)))
+        return usage_error ("create", "--chunk-size must be a power of two "
+                            "from 64K to 64M, not '%s'", optarg);
+      break;
     }
   }
   const char *vol = one_volume (argc, argv, "create");
@@ -113,6 +120,35 @@ cmd_create (int argc, char **argv)
     return usage_error ("create", "missing --replica ADDR:PORT "
                         "(at least one is needed)");
 
+  struct volume_spec spec = {
+    .name = vol, .size = size, .block_size = bs, .chunk_size = chunk,
+    .addrs = addrs, .naddrs = naddrs, .reserve = reserve,
+    .allow_same_zone = allow_same_zone,
+  };
+  struct registry *reg = open_registry ();
+  if (reg == NULL)
+    return EXIT_FAILURE;
+  int ret = create_volume (reg, &spec);
+  registry_close (reg);
+  if (ret == 0) {
+    char sbuf[32];
+    printf ("created volume %s: %s, block size %" PRIu64 ", %d replica%s\n",
+            vol, format_size (size, sbuf, sizeof sbuf), bs, naddrs,
+            naddrs == 1 ? "" : "s");
+  }
+  return ret;
+}
+
+/* Check the servers, make the replicas, record the volume.  Returns an
+ * exit code: EXIT_USAGE for a bad address, EXIT_FAILURE otherwise.
+ */
+int
+create_volume (struct registry *reg, const struct volume_spec *spec)
+{
+  const char *vol = spec->name;
+  const char *const *addrs = spec->addrs;
+  int naddrs = spec->naddrs;
+
   struct sockaddr_storage ss[REG_MAX_REPLICAS];
   socklen_t sslen[REG_MAX_REPLICAS];
   for (int i = 0; i < naddrs; i++) {
@@ -135,9 +171,6 @@ cmd_create (int argc, char **argv)
   }
 
   /* The name must be free before any server is touched. */
-  struct registry *reg = open_registry ();
-  if (reg == NULL)
-    return EXIT_FAILURE;
   struct reg_volume v;
   int ret = EXIT_FAILURE;
   if (registry_get (reg, vol, &v) == 0) {
@@ -170,7 +203,7 @@ cmd_create (int argc, char **argv)
   for (int i = 0; i < naddrs; i++)
     for (int j = 0; j < i; j++) {
       const char *zi = ra[i].welcome.zone, *zj = ra[j].welcome.zone;
-      if (zi[0] && strcmp (zi, zj) == 0 && !allow_same_zone) {
+      if (zi[0] && strcmp (zi, zj) == 0 && !spec->allow_same_zone) {
         log_error ("replicas %s and %s are both in zone '%s' "
                    "(use --allow-same-zone to allow it)", addrs[j], addrs[i], zi);
         goto close;
@@ -182,9 +215,9 @@ cmd_create (int argc, char **argv)
 
   /* Create, undoing on failure. */
   struct rv_create cr = {
-    .size = size,
-    .block_size = bs,
-    .flags = reserve ? RV_F_RESERVE : 0,
+    .size = spec->size,
+    .block_size = spec->block_size,
+    .flags = spec->reserve ? RV_F_RESERVE : 0,
     .epoch = 1,
   };
   int made;
@@ -199,11 +232,16 @@ cmd_create (int argc, char **argv)
   memset (&v, 0, sizeof v);
   snprintf (v.name, sizeof v.name, "%s", vol);
   make_uuid (v.uuid);
-  v.size = size;
-  v.block_size = bs;
+  v.size = spec->size;
+  v.block_size = spec->block_size;
+  v.chunk_size = spec->chunk_size;
   v.epoch = 1;
-  v.reserved = reserve;
-  v.allow_same_zone = allow_same_zone;
+  v.reserved = spec->reserve;
+  v.allow_same_zone = spec->allow_same_zone;
+  /* Empty, so the (empty) change map is complete. */
+  v.cbt.valid = true;
+  if (spec->restore)
+    v.restore = *spec->restore;
   v.created = time (NULL);
   v.nreplicas = naddrs;
   for (int i = 0; i < naddrs; i++) {
@@ -219,10 +257,6 @@ cmd_create (int argc, char **argv)
     goto undo;
   }
 
-  char sbuf[32];
-  printf ("created volume %s: %s, block size %" PRIu64 ", %d replica%s\n",
-          vol, format_size (size, sbuf, sizeof sbuf), bs, naddrs,
-          naddrs == 1 ? "" : "s");
   ret = EXIT_SUCCESS;
   goto close;
 
@@ -235,6 +269,5 @@ cmd_create (int argc, char **argv)
   for (int i = 0; i < nopen; i++)
     replica_admin_close (&ra[i]);
  out:
-  registry_close (reg);
   return ret;
 }

@@ -141,6 +141,8 @@ cmd_delete (int argc, char **argv)
     goto out;
   }
   claimed = false;
+  registry_blob_remove (reg, vol, "cbt");
+  registry_blob_remove (reg, vol, "hydrated");
   printf ("deleted volume %s\n", vol);
   ret = EXIT_SUCCESS;
 

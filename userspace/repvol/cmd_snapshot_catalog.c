@@ -1,15 +1,206 @@
-/* cmd_snapshot_catalog.c - repvol snapshot list|delete. */
+/* cmd_snapshot_catalog.c - repvol snapshot list|delete: what a store
+ * holds, and removing a snapshot (with its chunks no other uses).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
 #include "util.h"
 #include "repvol.h"
+#include "objstore/catalog.h"
+
+/* Options and positionals shared by list and delete: exactly npos
+ * positionals, named by pos for the error.  Returns 0, or the exit code
+ * (usage error printed).
+ */
+static int
+parse_args (int argc, char **argv, int npos, const char *const *pos,
+            bool *json)
+{
+  static const struct option longopts[] = {
+    { "json", no_argument, NULL, 'j' },
+    { "registry", required_argument, NULL, 'R' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL },
+  };
+  int c;
+  while ((c = cli_getopt (argc, argv, "snapshot", longopts)) != -1) {
+    if (OPT_DONE (c))
+      return OPT_EXIT (c);
+    if (c == 'j')
+      *json = true;
+  }
+  if (argc - optind < npos)
+    return usage_error ("snapshot", "%s: missing %s", argv[0],
+                        pos[argc - optind]);
+  if (argc - optind > npos)
+    return usage_error ("snapshot", "%s: unexpected argument '%s'", argv[0],
+                        argv[optind + npos]);
+  return 0;
+}
+
+static struct objstore *
+open_store (const char *url)
+{
+  char err[OBJ_ERR_MAX];
+  struct objstore *os = objstore_open (url, err, sizeof err);
+  if (os == NULL)
+    log_error ("%s", err);
+  return os;
+}
+
+struct list_ctx {
+  bool json;
+  json_object *arr;
+  int n;
+};
+
+static uint64_t
+count_chunks (const struct manifest *m)
+{
+  uint64_t n = 0;
+  for (uint64_t i = 0; i < m->nchunks; i++)
+    n += m->present[i];
+  return n;
+}
+
+static int
+list_one (void *opaque, const struct manifest *m)
+{
+  struct list_ctx *lc = opaque;
+  lc->n++;
+  if (lc->json) {
+    char iso[32];
+    struct tm tm;
+    json_object *o = json_object_new_object ();
+    json_object_object_add (o, "name", json_object_new_string (m->name));
+    json_object_object_add (o, "parent", m->parent[0]
+                            ? json_object_new_string (m->parent) : NULL);
+    json_object_object_add (o, "volume", json_object_new_string (m->volume));
+    json_object_object_add (o, "volume_uuid",
+                            json_object_new_string (m->volume_uuid));
+    json_object_object_add (o, "volume_size",
+                            json_object_new_uint64 (m->volume_size));
+    json_object_object_add (o, "chunk_size",
+                            json_object_new_uint64 (m->chunk_size));
+    json_object_object_add (o, "created", json_object_new_int64 (m->created));
+    gmtime_r (&m->created, &tm);
+    strftime (iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_object_object_add (o, "created_iso", json_object_new_string (iso));
+    json_object_object_add (o, "completed",
+                            json_object_new_int64 (m->completed));
+    json_object_object_add (o, "chunks",
+                            json_object_new_uint64 (count_chunks (m)));
+    json_object_object_add (o, "data_bytes",
+                            json_object_new_uint64 (m->data_bytes));
+    json_object_object_add (o, "uploaded_bytes",
+                            json_object_new_uint64 (m->uploaded_bytes));
+    json_object_array_add (lc->arr, o);
+    return 0;
+  }
+
+  char created[32], size[32], data[32], up[32];
+  struct tm tm;
+  if (localtime_r (&m->created, &tm) == NULL ||
+      strftime (created, sizeof created, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+    snprintf (created, sizeof created, "-");
+  printf ("%-28s %-19s %-16s %10s %-28s %10s %10s\n", m->name, created,
+          m->volume, format_size (m->volume_size, size, sizeof size),
+          m->parent[0] ? m->parent : "-",
+          format_size (m->data_bytes, data, sizeof data),
+          format_size (m->uploaded_bytes, up, sizeof up));
+  return 0;
+}
 
 int
 snapshot_list_main (int argc, char **argv)
 {
-  return usage_error ("snapshot", "list: not yet");
+  bool json = false;
+  static const char *const pos[] = { "URL" };
+  int ret = parse_args (argc, argv, 1, pos, &json);
+  if (ret)
+    return ret;
+  struct objstore *os = open_store (argv[optind]);
+  if (os == NULL)
+    return EXIT_FAILURE;
+
+  struct list_ctx lc = { .json = json };
+  char err[OBJ_ERR_MAX];
+  if (json)
+    lc.arr = json_object_new_array ();
+  else
+    /* DATA: volume bytes the snapshot holds; UPLOADED: what it added to
+     * the store (new chunks, compressed).
+     */
+    printf ("%-28s %-19s %-16s %10s %-28s %10s %10s\n", "NAME", "CREATED",
+            "VOLUME", "SIZE", "PARENT", "DATA", "UPLOADED");
+  if (snapshot_list (os, list_one, &lc, err, sizeof err) != 0) {
+    log_error ("%s", err);
+    ret = EXIT_FAILURE;
+  }
+  else if (json)
+    printf ("%s\n", json_object_to_json_string_ext (lc.arr,
+                                                    JSON_C_TO_STRING_PRETTY));
+  json_object_put (lc.arr);
+  objstore_close (os);
+  return ret;
 }
 
 int
 snapshot_delete_main (int argc, char **argv)
 {
-  return usage_error ("snapshot", "delete: not yet");
+  bool json = false;
+  static const char *const pos[] = { "URL", "NAME" };
+  int ret = parse_args (argc, argv, 2, pos, &json);
+  if (ret)
+    return ret;
+  const char *url = argv[optind], *name = argv[optind + 1];
+  if (!snapshot_name_valid (name))
+    return usage_error ("snapshot", "delete: '%s' is not a valid snapshot "
+                        "name", name);
+  struct objstore *os = open_store (url);
+  if (os == NULL)
+    return EXIT_FAILURE;
+
+  struct delete_stats st;
+  char err[OBJ_ERR_MAX];
+  int e = snapshot_delete (os, name, &st, err, sizeof err);
+  objstore_close (os);
+  if (e) {
+    log_error ("%s", err);
+    return EXIT_FAILURE;
+  }
+
+  char freed[32];
+  format_size (st.bytes_freed, freed, sizeof freed);
+  if (json) {
+    json_object *o = json_object_new_object ();
+    json_object_object_add (o, "name", json_object_new_string (name));
+    json_object_object_add (o, "deleted", json_object_new_boolean (true));
+    json_object_object_add (o, "chunks_deleted",
+                            json_object_new_uint64 (st.chunks_deleted));
+    json_object_object_add (o, "chunks_kept",
+                            json_object_new_uint64 (st.chunks_kept));
+    json_object_object_add (o, "bytes_freed",
+                            json_object_new_uint64 (st.bytes_freed));
+    json_object_object_add (o, "collection_skipped",
+                            json_object_new_boolean (st.collection_skipped));
+    json_object_object_add (o, "skip_reason", st.collection_skipped
+                            ? json_object_new_string (st.skip_reason) : NULL);
+    printf ("%s\n", json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN));
+    json_object_put (o);
+  }
+  else if (st.collection_skipped)
+    printf ("deleted snapshot '%s'; chunks not collected: %s (a later delete "
+            "collects them)\n", name, st.skip_reason);
+  else
+    printf ("deleted snapshot '%s': %" PRIu64 " chunks deleted (%s freed), "
+            "%" PRIu64 " kept (used by other snapshots)\n", name,
+            st.chunks_deleted, freed, st.chunks_kept);
+  return EXIT_SUCCESS;
 }

@@ -4,6 +4,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "registry/registry.h"
@@ -37,6 +38,22 @@ int snapshot_create_main (int argc, char **argv);     /* cmd_snapshot.c */
 int snapshot_restore_main (int argc, char **argv);    /* cmd_snapshot.c */
 int snapshot_list_main (int argc, char **argv);       /* cmd_snapshot_catalog.c */
 int snapshot_delete_main (int argc, char **argv);     /* cmd_snapshot_catalog.c */
+
+/* A volume to create (cmd_create.c), for create and snapshot restore. */
+struct volume_spec {
+  const char *name;
+  uint64_t size;
+  uint64_t block_size;
+  uint64_t chunk_size;
+  const char *const *addrs;
+  int naddrs;
+  bool reserve, allow_same_zone;
+  const struct reg_restore *restore;    /* NULL unless restoring */
+};
+/* Check the servers, make the replicas, record the volume; errors are
+ * printed.  Returns an exit code.
+ */
+int create_volume (struct registry *reg, const struct volume_spec *spec);
 
 /* Each verb's --help text (main.c). */
 void verb_help (const char *verb, bool to_stderr);

@@ -14,6 +14,9 @@
  *                             it ends; while one exists, delete does not
  *                             collect unreferenced chunks (the upload may
  *                             be about to reference them).
+ *   collecting/NAME           written by a delete of NAME while it
+ *                             collects unreferenced chunks; an upload
+ *                             starting meanwhile waits for it to go.
  *
  * A manifest lists, for every chunk index of the volume that holds data,
  * the hash of its content: it describes the whole volume, so any one
@@ -33,6 +36,10 @@
 #define SNAP_NAME_MAX 128
 #define CHUNK_HASH_LEN 32                       /* SHA-256 */
 #define CHUNK_HEX_LEN (2 * CHUNK_HASH_LEN)
+/* A manifest holds its hashes in memory: at most 16 Mi chunks (1 TiB in
+ * 64 KiB chunks, 64 TiB in 4 MiB chunks).
+ */
+#define MANIFEST_MAX_CHUNKS (1 << 24)
 
 struct manifest {
   char name[SNAP_NAME_MAX];
@@ -60,7 +67,8 @@ struct manifest {
 bool snapshot_name_valid (const char *name);
 
 /* Allocate the arrays for nchunks = ceil (volume_size / chunk_size),
- * all absent.  0 or -1 (ENOMEM).
+ * all absent.  0 or -1 with errno: ENOMEM, EFBIG (more than
+ * MANIFEST_MAX_CHUNKS), EINVAL (a zero size).
  */
 int manifest_init (struct manifest *m, uint64_t volume_size,
                    uint32_t chunk_size);
@@ -73,7 +81,10 @@ char *manifest_to_json (const struct manifest *m);          /* malloc'd */
 int manifest_from_json (const char *json, size_t len, struct manifest *m,
                         char *err, size_t errlen);
 
-/* snapshots/NAME.json; ENOENT if there is no such snapshot. */
+/* snapshots/NAME.json.  Return 0 or a positive errno with err filled:
+ * ENOENT if there is no such snapshot, EINVAL if the manifest is not
+ * valid (or names another snapshot), otherwise the store's error.
+ */
 int manifest_read (struct objstore *os, const char *name, struct manifest *m,
                    char *err, size_t errlen);
 int manifest_write (struct objstore *os, const struct manifest *m,
@@ -112,18 +123,28 @@ int snapshot_list (struct objstore *os,
 struct delete_stats {
   uint64_t chunks_deleted, bytes_freed;
   uint64_t chunks_kept;         /* still referenced by other snapshots */
-  bool collection_skipped;      /* an upload was in progress */
+  bool collection_skipped;      /* an upload was in progress, or a
+                                   remaining manifest was unreadable */
+  char skip_reason[OBJ_ERR_MAX]; /* why, when collection_skipped */
 };
 
 /* Delete snapshot name: remove its manifest, then every chunk that no
  * remaining manifest references (mark and sweep over the manifests that
  * exist after the removal, so two deletes at once never remove a chunk
- * either's survivors need).  ENOENT if there is no such snapshot.
+ * either's survivors need).  Returns 0 or a positive errno with err
+ * filled: ENOENT if there is no such snapshot; after the manifest is
+ * gone, an error means some unreferenced chunks may remain (the next
+ * delete collects them).
  */
 int snapshot_delete (struct objstore *os, const char *name,
                      struct delete_stats *st, char *err, size_t errlen);
 
-/* Mark an upload in progress (inprogress/NAME) or done. */
+/* Mark an upload in progress (inprogress/NAME) or done.  begin waits
+ * (up to 10 minutes) for a running collection (collecting/...) to end
+ * before it returns: only then may the upload deduplicate against chunks
+ * already in the store.  0 or a positive errno with err filled (EBUSY
+ * if a collection never ended).
+ */
 int snapshot_begin_upload (struct objstore *os, const char *name,
                            char *err, size_t errlen);
 int snapshot_end_upload (struct objstore *os, const char *name,

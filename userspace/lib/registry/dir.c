@@ -164,6 +164,26 @@ reg_volume_json (const struct reg_volume *v)
 
   json_object_object_add (o, "attachment", attachment_json (&v->attachment));
   json_object_object_add (o, "fenced", attachment_json (&v->fenced));
+  json_object_object_add (o, "chunk_size", json_object_new_int64 (v->chunk_size));
+  json_object *cbt = json_object_new_object ();
+  json_object_object_add (cbt, "valid", json_object_new_boolean (v->cbt.valid));
+  json_object_object_add (cbt, "base_url", json_object_new_string (v->cbt.base_url));
+  json_object_object_add (cbt, "base_name", json_object_new_string (v->cbt.base_name));
+  json_object_object_add (o, "cbt", cbt);
+  if (v->restore.active) {
+    json_object *rs = json_object_new_object ();
+    json_object_object_add (rs, "url", json_object_new_string (v->restore.url));
+    json_object_object_add (rs, "snapshot", json_object_new_string (v->restore.snapshot));
+    json_object_object_add (rs, "chunks_total",
+                            json_object_new_uint64 (v->restore.chunks_total));
+    json_object_object_add (rs, "chunks_hydrated",
+                            json_object_new_uint64 (v->restore.chunks_hydrated));
+    json_object_object_add (rs, "state", json_object_new_string
+                            (v->restore.error[0] ? "failed" : "hydrating"));
+    if (v->restore.error[0])
+      json_object_object_add (rs, "error", json_object_new_string (v->restore.error));
+    json_object_object_add (o, "restore", rs);
+  }
 
   return o;
 }
@@ -410,6 +430,42 @@ reg_volume_from_json (const char *text, size_t len, struct reg_volume *v,
   TRY ("attachment", attachment_from_json (o, "attachment", &v->attachment,
                                            why, field));
   TRY ("fenced", attachment_from_json (o, "fenced", &v->fenced, why, field));
+
+  /* Snapshot state; absent in volumes made before snapshots existed. */
+  TRY ("chunk_size", get_u64 (o, "chunk_size", false, &u, why));
+  if (u == 0)
+    u = REG_DEFAULT_CHUNK_SIZE;
+  if (u < 65536 || u > (64u << 20) || (u & (u - 1))) {
+    *why = "is not a power of two from 64K to 64M";
+    goto out;
+  }
+  v->chunk_size = u;
+  json_object *cbt = member (o, "cbt", json_type_object, false, why);
+  if (*why)
+    goto out;
+  if (cbt) {
+    TRY ("cbt.valid", get_bool (cbt, "valid", &v->cbt.valid, why));
+    TRY ("cbt.base_url", get_str (cbt, "base_url", false, v->cbt.base_url,
+                                  sizeof v->cbt.base_url, why));
+    TRY ("cbt.base_name", get_str (cbt, "base_name", false, v->cbt.base_name,
+                                   sizeof v->cbt.base_name, why));
+  }
+  json_object *rs = member (o, "restore", json_type_object, false, why);
+  if (*why)
+    goto out;
+  if (rs) {
+    v->restore.active = true;
+    TRY ("restore.url", get_str (rs, "url", true, v->restore.url,
+                                 sizeof v->restore.url, why));
+    TRY ("restore.snapshot", get_str (rs, "snapshot", true, v->restore.snapshot,
+                                      sizeof v->restore.snapshot, why));
+    TRY ("restore.chunks_total", get_u64 (rs, "chunks_total", true,
+                                          &v->restore.chunks_total, why));
+    TRY ("restore.chunks_hydrated", get_u64 (rs, "chunks_hydrated", true,
+                                             &v->restore.chunks_hydrated, why));
+    TRY ("restore.error", get_str (rs, "error", false, v->restore.error,
+                                   sizeof v->restore.error, why));
+  }
 
   *field = "";
   if (reg_volume_check (v, why) == -1)
@@ -730,6 +786,99 @@ dir_remove (struct registry *r, const char *name)
   return ret;
 }
 
+/* ---- blobs: NAME.KIND.blob beside NAME.json ---------------------------- */
+
+static int
+blob_path (struct dir_registry *d, const char *name, const char *kind,
+           const char *tmp, char *buf, size_t size)
+{
+  char suffix[64];
+  if (!valid_name (kind)) {
+    errno = EINVAL;
+    return -1;
+  }
+  snprintf (suffix, sizeof suffix, ".%s.blob%s", kind, tmp);
+  return vol_path (d, name, tmp[0] ? "." : "", suffix, buf, size);
+}
+
+static int
+dir_blob_put (struct registry *r, const char *name, const char *kind,
+              const void *data, size_t len)
+{
+  struct dir_registry *d = to_dir (r);
+  char path[PATH_MAX], tmp[PATH_MAX];
+  int e;
+
+  if (blob_path (d, name, kind, "", path, sizeof path) == -1 ||
+      blob_path (d, name, kind, ".tmp", tmp, sizeof tmp) == -1)
+    return -1;
+  /* No registry lock: one attach owns a volume's blobs, and rename
+   * makes each put atomic for readers.
+   */
+  int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd == -1)
+    return -1;
+  if (write_full (fd, data, len) == -1 || fsync (fd) == -1) {
+    e = errno;
+    close (fd);
+    unlink (tmp);
+    errno = e;
+    return -1;
+  }
+  close (fd);
+  if (rename (tmp, path) == -1) {
+    e = errno;
+    unlink (tmp);
+    errno = e;
+    return -1;
+  }
+  return fsync_dir (d);
+}
+
+static int
+dir_blob_get (struct registry *r, const char *name, const char *kind,
+              void **data, size_t *len)
+{
+  struct dir_registry *d = to_dir (r);
+  char path[PATH_MAX];
+  struct stat st;
+
+  if (blob_path (d, name, kind, "", path, sizeof path) == -1)
+    return -1;
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1)
+    return -1;
+  if (fstat (fd, &st) == -1) {
+    close (fd);
+    return -1;
+  }
+  void *buf = malloc (st.st_size ? st.st_size : 1);
+  ssize_t n = buf ? pread (fd, buf, st.st_size, 0) : -1;
+  int e = errno;
+  close (fd);
+  if (n != st.st_size) {
+    free (buf);
+    errno = n == -1 ? e : EIO;
+    return -1;
+  }
+  *data = buf;
+  *len = st.st_size;
+  return 0;
+}
+
+static int
+dir_blob_remove (struct registry *r, const char *name, const char *kind)
+{
+  struct dir_registry *d = to_dir (r);
+  char path[PATH_MAX];
+
+  if (blob_path (d, name, kind, "", path, sizeof path) == -1)
+    return -1;
+  if (unlink (path) == -1 && errno != ENOENT)
+    return -1;
+  return 0;
+}
+
 static int
 cmp_names (const void *a, const void *b)
 {
@@ -806,6 +955,9 @@ static const struct registry_ops dir_ops = {
   .update = dir_update,
   .remove = dir_remove,
   .list = dir_list,
+  .blob_put = dir_blob_put,
+  .blob_get = dir_blob_get,
+  .blob_remove = dir_blob_remove,
   .close = dir_close,
 };
 

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -47,6 +48,31 @@ struct reg_attachment {
   char control[108];            /* unix socket of its control channel */
 };
 
+/* Changed-block tracking for incremental snapshots (see snapshot.h).
+ * The map itself is the volume's "cbt" blob, written at a clean detach.
+ */
+struct reg_cbt {
+  /* The map in the blob is complete: every chunk written since the base
+   * snapshot (or, with no base, since creation) is marked.  An attach
+   * clears this while it holds the map in memory, so a host that dies
+   * leaves it false and the next snapshot reads every chunk.
+   */
+  bool valid;
+  char base_url[256];           /* the last snapshot's store, "" if none */
+  char base_name[128];          /* and its name */
+};
+
+/* A volume being restored from a snapshot (lazily, or not finished):
+ * the "hydrated" blob marks the chunks already written to the replicas.
+ */
+struct reg_restore {
+  bool active;
+  char url[256];
+  char snapshot[128];
+  uint64_t chunks_total, chunks_hydrated;
+  char error[256];              /* the last failure, "" if none */
+};
+
 struct reg_volume {
   char name[REG_NAME_MAX];
   char uuid[37];
@@ -63,7 +89,12 @@ struct reg_volume {
    * Kept so that status can say who lost the volume, and when.
    */
   struct reg_attachment fenced;
+  uint32_t chunk_size;          /* snapshot chunk, bytes (power of two) */
+  struct reg_cbt cbt;
+  struct reg_restore restore;
 };
+
+#define REG_DEFAULT_CHUNK_SIZE (1u << 20)
 
 struct registry;
 
@@ -82,6 +113,16 @@ struct registry_ops {
   int (*remove) (struct registry *r, const char *name);
   /* Sorted names; free with registry_free_names(). */
   int (*list) (struct registry *r, char ***names, int *n);
+  /* Opaque per-volume data too big for the volume record (bitmaps):
+   * put replaces it atomically and durably; get returns a malloc'd copy
+   * (-1 with errno ENOENT if there is none); remove drops every blob of
+   * the volume.  0 or -1 with errno.
+   */
+  int (*blob_put) (struct registry *r, const char *name, const char *kind,
+                   const void *data, size_t len);
+  int (*blob_get) (struct registry *r, const char *name, const char *kind,
+                   void **data, size_t *len);
+  int (*blob_remove) (struct registry *r, const char *name, const char *kind);
   void (*close) (struct registry *r);
 };
 
@@ -109,6 +150,17 @@ static inline int registry_remove (struct registry *r, const char *name)
 { return r->ops->remove (r, name); }
 static inline int registry_list (struct registry *r, char ***names, int *n)
 { return r->ops->list (r, names, n); }
+
+static inline int registry_blob_put (struct registry *r, const char *name,
+                                     const char *kind, const void *data,
+                                     size_t len)
+{ return r->ops->blob_put (r, name, kind, data, len); }
+static inline int registry_blob_get (struct registry *r, const char *name,
+                                     const char *kind, void **data, size_t *len)
+{ return r->ops->blob_get (r, name, kind, data, len); }
+static inline int registry_blob_remove (struct registry *r, const char *name,
+                                        const char *kind)
+{ return r->ops->blob_remove (r, name, kind); }
 
 const char *reg_state_name (enum reg_replica_state s);
 

@@ -1,0 +1,508 @@
+/* file.c - the file:///DIR object store: one file per object at DIR/KEY.
+ *
+ * Every request runs to completion inside submit (local file I/O is
+ * quick and the callers keep only a few dozen in flight), and its
+ * completion waits in a queue for poll.  The queue has a mutex because
+ * objstore_wakeup may come from any thread; the eventfd is what a poll
+ * with nothing queued sleeps on.
+ *
+ * PUT is atomic and durable: the body goes to a temp file in the key's
+ * directory (".tmp-" names, never listed, never valid keys), which is
+ * fsynced, renamed over the key, and the directory fsynced.  A crash
+ * leaves either the old object or the new one, plus perhaps a stray
+ * temp file.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+#include "util.h"
+#include "objstore/objstore.h"
+
+#define TMP_PREFIX ".tmp-"
+
+struct file_store {
+  char *root;                   /* absolute, no trailing '/' (unless "/") */
+  int efd;                      /* eventfd: wakeups */
+  pthread_mutex_t lock;         /* protects head/tail */
+  struct obj_req *head, *tail;  /* completed, linked through backend_priv */
+};
+
+static const char *const op_names[] = {
+  [OBJ_PUT] = "PUT", [OBJ_GET] = "GET", [OBJ_HEAD] = "HEAD",
+  [OBJ_DELETE] = "DELETE",
+};
+
+/* Keys are [A-Za-z0-9._/-], relative, and every component a plain
+ * name: no "", ".", ".." (so DIR/KEY stays under DIR) and nothing that
+ * could be taken for one of our temp files.  Prefixes for list follow
+ * the same rules except that they may be empty or end in '/'.
+ */
+static bool
+key_chars_ok (const char *k)
+{
+  if (k[0] == '/' || strstr (k, "..") != NULL || strstr (k, "//") != NULL)
+    return false;
+  for (const char *p = k; *p; p++) {
+    char c = *p;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '/' ||
+          c == '-'))
+      return false;
+    if ((p == k || p[-1] == '/') &&
+        (strncmp (p, TMP_PREFIX, strlen (TMP_PREFIX)) == 0 ||
+         (c == '.' && (p[1] == '/' || p[1] == '\0'))))
+      return false;
+  }
+  return true;
+}
+
+static bool
+key_valid (const char *k)
+{
+  size_t n = strlen (k);
+  return n > 0 && n < OBJ_KEY_MAX && k[n - 1] != '/' && key_chars_ok (k);
+}
+
+static bool
+prefix_valid (const char *k)
+{
+  return strlen (k) < OBJ_KEY_MAX && key_chars_ok (k);
+}
+
+static void
+fail (struct obj_req *r, int e, const char *what)
+{
+  r->err = e;
+  if (e == ENOENT && what == NULL)
+    snprintf (r->errmsg, sizeof r->errmsg, "%s %s: no such object",
+              op_names[r->op], r->key);
+  else
+    snprintf (r->errmsg, sizeof r->errmsg, "%s %s: %s%s%s", op_names[r->op],
+              r->key, what ? what : "", what ? ": " : "", strerror (e));
+}
+
+static int
+fsync_dir (const char *path)
+{
+  int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd == -1)
+    return -1;
+  int r = fsync (fd);
+  int e = errno;
+  close (fd);
+  errno = e;
+  return r;
+}
+
+/* mkdir -p of path's directories up to (not including) its last
+ * component.  A directory we create is made durable by fsyncing its
+ * parent, so a PUT that returned stays reachable after a crash.
+ */
+static int
+make_parents (char *path, size_t keep)
+{
+  for (char *p = path + keep + 1; (p = strchr (p, '/')) != NULL; p++) {
+    *p = '\0';
+    int r = mkdir (path, 0755);
+    int e = errno;
+    if (r == 0) {
+      char *slash = strrchr (path, '/');
+      *slash = '\0';
+      r = fsync_dir (path[0] ? path : "/");
+      e = errno;
+      *slash = '/';
+    }
+    else if (e == EEXIST)
+      r = 0;
+    *p = '/';
+    if (r == -1) {
+      errno = e;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void
+do_put (struct file_store *fs, struct obj_req *r, char *path)
+{
+  if (make_parents (path, strlen (fs->root)) == -1) {
+    fail (r, errno, "cannot create directory");
+    return;
+  }
+
+  char *slash = strrchr (path, '/');
+  char tmp[PATH_MAX];
+  snprintf (tmp, sizeof tmp, "%.*s/" TMP_PREFIX "XXXXXX",
+            (int) (slash - path), path);
+  int fd = mkostemp (tmp, O_CLOEXEC);
+  if (fd == -1) {
+    fail (r, errno, "cannot create temp file");
+    return;
+  }
+  if (fchmod (fd, 0644) == -1 || write_full (fd, r->data, r->len) == -1 ||
+      fsync (fd) == -1) {
+    int e = errno;
+    close (fd);
+    unlink (tmp);
+    fail (r, e, "write");
+    return;
+  }
+  if (close (fd) == -1) {
+    int e = errno;
+    unlink (tmp);
+    fail (r, e, "write");
+    return;
+  }
+  if (rename (tmp, path) == -1) {
+    int e = errno;
+    unlink (tmp);
+    fail (r, e, "rename");
+    return;
+  }
+  *slash = '\0';
+  int e = fsync_dir (path) == -1 ? errno : 0;
+  *slash = '/';
+  if (e)
+    fail (r, e, "fsync directory");
+}
+
+static void
+do_get (struct obj_req *r, const char *path, bool body)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd == -1 || fstat (fd, &st) == -1) {
+    int e = errno;
+    if (fd != -1)
+      close (fd);
+    fail (r, e == ENOTDIR ? ENOENT : e, NULL);
+    return;
+  }
+  /* A directory is only a key prefix, not an object. */
+  if (!S_ISREG (st.st_mode)) {
+    close (fd);
+    fail (r, ENOENT, NULL);
+    return;
+  }
+  r->out_len = st.st_size;
+  if (body) {
+    r->out = malloc (st.st_size ? st.st_size : 1);
+    if (r->out == NULL) {
+      close (fd);
+      fail (r, ENOMEM, NULL);
+      return;
+    }
+    /* read_full reports a short file (truncated under us) as ECONNRESET. */
+    if (read_full (fd, r->out, st.st_size) == -1) {
+      int e = errno == ECONNRESET ? EIO : errno;
+      free (r->out);
+      r->out = NULL;
+      r->out_len = 0;
+      close (fd);
+      fail (r, e, "read");
+      return;
+    }
+  }
+  close (fd);
+}
+
+static void
+do_delete (struct obj_req *r, const char *path)
+{
+  /* No directory fsync: a delete lost in a crash leaves an object that
+   * the next delete or collection removes again.
+   */
+  if (unlink (path) == -1 && errno != ENOENT && errno != ENOTDIR &&
+      errno != EISDIR)
+    fail (r, errno, NULL);
+}
+
+static void
+file_submit (struct objstore *os, struct obj_req *r)
+{
+  struct file_store *fs = os->priv;
+  char path[PATH_MAX];
+
+  if (!key_valid (r->key)) {
+    r->err = EINVAL;
+    snprintf (r->errmsg, sizeof r->errmsg, "%s %.300s: invalid object key",
+              r->op >= OBJ_PUT && r->op <= OBJ_DELETE ? op_names[r->op] : "?",
+              r->key);
+  }
+  else if ((size_t) snprintf (path, sizeof path, "%s/%s", fs->root, r->key)
+           >= sizeof path)
+    fail (r, ENAMETOOLONG, NULL);
+  else {
+    switch (r->op) {
+    case OBJ_PUT: do_put (fs, r, path); break;
+    case OBJ_GET: do_get (r, path, true); break;
+    case OBJ_HEAD: do_get (r, path, false); break;
+    case OBJ_DELETE: do_delete (r, path); break;
+    default:
+      r->err = EINVAL;
+      snprintf (r->errmsg, sizeof r->errmsg, "%s: unknown operation %d",
+                r->key, (int) r->op);
+    }
+  }
+
+  r->backend_priv = NULL;
+  pthread_mutex_lock (&fs->lock);
+  if (fs->tail)
+    fs->tail->backend_priv = r;
+  else
+    fs->head = r;
+  fs->tail = r;
+  pthread_mutex_unlock (&fs->lock);
+}
+
+static struct obj_req *
+dequeue (struct file_store *fs)
+{
+  pthread_mutex_lock (&fs->lock);
+  struct obj_req *r = fs->head;
+  if (r) {
+    fs->head = r->backend_priv;
+    if (fs->head == NULL)
+      fs->tail = NULL;
+    r->backend_priv = NULL;
+  }
+  pthread_mutex_unlock (&fs->lock);
+  return r;
+}
+
+static struct obj_req *
+file_poll (struct objstore *os, int timeout_ms)
+{
+  struct file_store *fs = os->priv;
+  struct obj_req *r = dequeue (fs);
+  if (r)
+    return r;
+
+  struct pollfd pfd = { .fd = fs->efd, .events = POLLIN };
+  if (poll (&pfd, 1, timeout_ms) > 0) {
+    uint64_t v;
+    if (read (fs->efd, &v, sizeof v) == -1) {
+      /* EAGAIN: another reader drained it; nothing to do. */
+    }
+  }
+  return dequeue (fs);
+}
+
+static void
+file_wakeup (struct objstore *os)
+{
+  struct file_store *fs = os->priv;
+  uint64_t one = 1;
+  if (write (fs->efd, &one, sizeof one) == -1) {
+    /* EAGAIN: the counter is saturated, so a wakeup is pending anyway. */
+  }
+}
+
+struct walk {
+  const char *prefix;
+  int (*fn) (void *opaque, const struct obj_entry *e);
+  void *opaque;
+  char *err;
+  size_t errlen;
+  const char *root;
+};
+
+/* Walk directory dfd, whose key prefix is key[0..klen) ("" or ending
+ * in '/'), calling fn for every regular file whose key starts with
+ * w->prefix.
+ */
+static int
+walk_dir (struct walk *w, int dfd, char *key, size_t klen)
+{
+  DIR *d = fdopendir (dfd);
+  if (d == NULL) {
+    snprintf (w->err, w->errlen, "list %s/%s: %s", w->root, key,
+              strerror (errno));
+    close (dfd);
+    return -1;
+  }
+  int ret = 0;
+  struct dirent *de;
+  errno = 0;
+  while (ret == 0 && (de = readdir (d)) != NULL) {
+    const char *n = de->d_name;
+    if (strcmp (n, ".") == 0 || strcmp (n, "..") == 0 ||
+        strncmp (n, TMP_PREFIX, strlen (TMP_PREFIX)) == 0)
+      continue;
+    size_t nlen = strlen (n);
+    if (klen + nlen + 1 >= OBJ_KEY_MAX)
+      continue;                 /* cannot be a key of ours */
+    memcpy (key + klen, n, nlen + 1);
+    /* Only descend where keys under the prefix can be: the directory's
+     * key must be a prefix of w->prefix or start with it.
+     */
+    size_t plen = strlen (w->prefix);
+    size_t cmp = MIN (plen, klen + nlen);
+
+    struct stat st;
+    if (fstatat (dirfd (d), n, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+      if (errno == ENOENT)
+        continue;               /* deleted while we walked */
+      snprintf (w->err, w->errlen, "list %s/%s: %s", w->root, key,
+                strerror (errno));
+      ret = -1;
+      break;
+    }
+    if (S_ISDIR (st.st_mode)) {
+      key[klen + nlen] = '/';
+      key[klen + nlen + 1] = '\0';
+      cmp = MIN (plen, klen + nlen + 1);
+      if (strncmp (key, w->prefix, cmp) != 0)
+        continue;
+      int sub = openat (dirfd (d), n, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (sub == -1) {
+        if (errno == ENOENT)
+          continue;
+        snprintf (w->err, w->errlen, "list %s/%s: %s", w->root, key,
+                  strerror (errno));
+        ret = -1;
+        break;
+      }
+      ret = walk_dir (w, sub, key, klen + nlen + 1);
+    }
+    else if (S_ISREG (st.st_mode) && klen + nlen >= plen &&
+             strncmp (key, w->prefix, cmp) == 0 && key_valid (key)) {
+      struct obj_entry e = {
+        .key = key, .size = st.st_size, .mtime = st.st_mtime,
+      };
+      ret = w->fn (w->opaque, &e);
+    }
+    key[klen] = '\0';
+    errno = 0;
+  }
+  if (ret == 0 && errno != 0) {
+    snprintf (w->err, w->errlen, "list %s/%s: %s", w->root, key,
+              strerror (errno));
+    ret = -1;
+  }
+  closedir (d);
+  return ret;
+}
+
+static int
+file_list (struct objstore *os, const char *prefix,
+           int (*fn) (void *opaque, const struct obj_entry *e),
+           void *opaque, char *err, size_t errlen)
+{
+  struct file_store *fs = os->priv;
+  if (!prefix_valid (prefix)) {
+    snprintf (err, errlen, "list %.300s: invalid key prefix", prefix);
+    return -1;
+  }
+  int dfd = open (fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd == -1) {
+    snprintf (err, errlen, "list %s: %s", fs->root, strerror (errno));
+    return -1;
+  }
+  struct walk w = {
+    .prefix = prefix, .fn = fn, .opaque = opaque, .err = err,
+    .errlen = errlen, .root = fs->root,
+  };
+  char key[OBJ_KEY_MAX + 2] = "";
+  return walk_dir (&w, dfd, key, 0);
+}
+
+static int
+file_open (struct objstore *os, const char *rest, char *err, size_t errlen)
+{
+  /* file:///DIR, or file://localhost/DIR. */
+  if (strncmp (rest, "localhost/", 10) == 0)
+    rest += 9;
+  if (rest[0] != '/') {
+    snprintf (err, errlen, "%s: expected file:///DIR with an absolute DIR",
+              os->url);
+    return -1;
+  }
+  size_t n = strlen (rest);
+  while (n > 1 && rest[n - 1] == '/')
+    n--;
+  if (n >= PATH_MAX - OBJ_KEY_MAX - 16) {
+    snprintf (err, errlen, "%s: directory name too long", os->url);
+    return -1;
+  }
+
+  struct file_store *fs = calloc (1, sizeof *fs);
+  if (fs == NULL || (fs->root = strndup (rest, n)) == NULL) {
+    free (fs);
+    snprintf (err, errlen, "%s: out of memory", os->url);
+    return -1;
+  }
+  fs->efd = -1;
+
+  /* mkdir -p DIR, then insist that it is a directory we can use. */
+  char path[PATH_MAX];
+  snprintf (path, sizeof path, "%s/", fs->root);
+  struct stat st;
+  if (make_parents (path, 0) == -1 || stat (fs->root, &st) == -1) {
+    snprintf (err, errlen, "%s: cannot create directory %s: %s", os->url,
+              fs->root, strerror (errno));
+    goto fail;
+  }
+  if (!S_ISDIR (st.st_mode)) {
+    snprintf (err, errlen, "%s: %s is not a directory", os->url, fs->root);
+    goto fail;
+  }
+  if (access (fs->root, R_OK | W_OK | X_OK) == -1) {
+    snprintf (err, errlen, "%s: cannot use directory %s: %s", os->url,
+              fs->root, strerror (errno));
+    goto fail;
+  }
+  fs->efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fs->efd == -1) {
+    snprintf (err, errlen, "%s: eventfd: %s", os->url, strerror (errno));
+    goto fail;
+  }
+  pthread_mutex_init (&fs->lock, NULL);
+  os->priv = fs;
+  return 0;
+
+ fail:
+  free (fs->root);
+  free (fs);
+  return -1;
+}
+
+static void
+file_close (struct objstore *os)
+{
+  struct file_store *fs = os->priv;
+  if (fs == NULL)
+    return;
+  /* Completions nobody collected stay the caller's (they own the
+   * requests); we only drop our links to them.
+   */
+  while (dequeue (fs) != NULL)
+    ;
+  close (fs->efd);
+  pthread_mutex_destroy (&fs->lock);
+  free (fs->root);
+  free (fs);
+  os->priv = NULL;
+}
+
+const struct objstore_ops file_objstore_ops = {
+  .scheme = "file",
+  .open = file_open,
+  .submit = file_submit,
+  .poll = file_poll,
+  .wakeup = file_wakeup,
+  .list = file_list,
+  .close = file_close,
+};

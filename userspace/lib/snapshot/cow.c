@@ -1,0 +1,536 @@
+/* cow.c - change tracking and point-in-time snapshots (see snapshot.h).
+ *
+ * Every write, trim and write-zeroes sets its chunks' bits in the change
+ * map.  A snapshot:
+ *   1. the upload thread opens the store and finds the parent;
+ *   2. barrier: new writes are held while those in flight complete, so
+ *      every write acknowledged before this moment is on the replicas;
+ *   3. the point: the chunks to store (the change map, or every chunk
+ *      when the map cannot be trusted) become PENDING, a fresh map
+ *      starts, held writes go on;
+ *   4. a PENDING chunk is read (captured) either when the upload thread
+ *      asks for more, or before the first write into it, which waits for
+ *      that one read: the old contents go to the upload, the write to
+ *      the volume.  Writes to other chunks never wait.
+ * If the snapshot fails, its chunks are marked changed again so the next
+ * one stores them.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "snapshot/snapshot.h"
+#include "snapshot/upload.h"
+
+enum chunk_state {
+  CH_IDLE = 0,                  /* not part of the snapshot, or captured */
+  CH_PENDING,                   /* to capture */
+  CH_CAPTURING,                 /* being read; writes into it wait */
+};
+
+struct job {
+  struct upload *up;
+  struct mailbox mb;
+  uint8_t *state;               /* enum chunk_state per chunk */
+  uint8_t *frozen;              /* the chunks of this snapshot (bits) */
+  uint64_t next;                /* scan position for the next capture */
+  int credit;                   /* captures the thread has room for */
+  uint64_t capturing;           /* reads in flight */
+  bool failed;
+  bool ending;                  /* the thread finished: end once no */
+  int end_err;                  /* capture is in flight any more */
+  char end_line[600];
+  void (*line) (void *opaque, const char *line);
+  void (*done) (void *opaque, int err, const char *name, const char *url);
+  void *opaque;
+};
+
+/* A write waiting for the barrier or for a capture, linked through
+ * io->layer_priv.
+ */
+struct cow {
+  struct bdev bdev;
+  struct bdev *lower;
+  struct loop *loop;
+  uint32_t chunk_size;
+  unsigned shift;
+  uint64_t nchunks;
+  uint8_t *cbt;                 /* NULL: unknown, everything changed */
+  size_t cbt_len;
+  uint64_t writes_inflight;
+  bool barrier;                 /* hold new writes */
+  struct bdev_io *held, *held_tail;       /* behind the barrier */
+  struct bdev_io *blocked, *blocked_tail; /* behind a capture */
+  struct job *job;
+};
+
+struct wrapped {
+  struct bdev_io io;            /* what goes down */
+  struct bdev_io *orig;
+  struct cow *c;
+};
+
+static void take_point (struct cow *c);
+static void send_write (struct cow *c, struct bdev_io *io);
+
+static void
+append (struct bdev_io **head, struct bdev_io **tail, struct bdev_io *io)
+{
+  io->layer_priv = NULL;
+  if (*tail)
+    (*tail)->layer_priv = io;
+  else
+    *head = io;
+  *tail = io;
+}
+
+static bool
+is_write (const struct bdev_io *io)
+{
+  return io->op == BDEV_WRITE || io->op == BDEV_TRIM ||
+         io->op == BDEV_WRITE_ZEROES;
+}
+
+/* ---- captures --------------------------------------------------------------- */
+
+struct capture_io {
+  struct bdev_io io;
+  struct cow *c;
+  uint64_t index;
+};
+
+static void job_fail (struct cow *c, const char *why);
+static void job_end (struct cow *c);
+static void retry_blocked (struct cow *c);
+
+static void
+captured (struct bdev_io *io, int err)
+{
+  struct capture_io *ci = (struct capture_io *) io;
+  struct cow *c = ci->c;
+  struct job *j = c->job;
+
+  j->state[ci->index] = CH_IDLE;
+  if (err) {
+    char why[128];
+    snprintf (why, sizeof why, "reading chunk %" PRIu64 " from the volume: %s",
+              ci->index, strerror (err));
+    free (io->buf);
+    job_fail (c, why);
+  }
+  else if (j->failed)
+    free (io->buf);
+  else {
+    struct capture *cap = malloc (sizeof *cap);
+    if (cap == NULL) {
+      free (io->buf);
+      job_fail (c, "out of memory");
+    }
+    else {
+      cap->index = ci->index;
+      cap->len = io->len;
+      cap->buf = io->buf;
+      upload_give (j->up, cap);
+    }
+  }
+  free (ci);
+  j->capturing--;
+  retry_blocked (c);
+  if (j->ending && j->capturing == 0)
+    job_end (c);
+}
+
+static void
+capture (struct cow *c, uint64_t i)
+{
+  struct job *j = c->job;
+  uint64_t off = i << c->shift;
+  uint32_t len = c->bdev.info.size - off < c->chunk_size
+                 ? (uint32_t) (c->bdev.info.size - off) : c->chunk_size;
+  struct capture_io *ci = calloc (1, sizeof *ci);
+  void *buf = ci ? malloc (len) : NULL;
+
+  if (buf == NULL) {
+    free (ci);
+    job_fail (c, "out of memory");
+    return;
+  }
+  j->state[i] = CH_CAPTURING;
+  j->capturing++;
+  ci->c = c;
+  ci->index = i;
+  ci->io.op = BDEV_READ;
+  ci->io.offset = off;
+  ci->io.len = len;
+  ci->io.buf = buf;
+  ci->io.done = captured;
+  bdev_submit (c->lower, &ci->io);
+}
+
+/* Capture as many chunks as the upload thread has room for. */
+static void
+feed (struct cow *c)
+{
+  struct job *j = c->job;
+
+  while (j && !j->failed && j->credit > 0 && j->next < c->nchunks) {
+    if (j->state[j->next] == CH_PENDING) {
+      j->credit--;
+      capture (c, j->next);
+    }
+    j->next++;
+  }
+}
+
+/* May io go down now?  Starts the captures it waits for. */
+static bool
+may_write (struct cow *c, const struct bdev_io *io)
+{
+  struct job *j = c->job;
+  bool ok = true;
+
+  if (j == NULL || j->failed || io->len == 0)
+    return true;
+  uint64_t first = io->offset >> c->shift;
+  uint64_t last = (io->offset + io->len - 1) >> c->shift;
+  for (uint64_t i = first; i <= last && i < c->nchunks; i++) {
+    if (j->state[i] == CH_PENDING)
+      capture (c, i);           /* copy before write */
+    if (j->state[i] == CH_CAPTURING)
+      ok = false;
+  }
+  return ok;
+}
+
+static void
+retry_blocked (struct cow *c)
+{
+  struct bdev_io *io = c->blocked;
+
+  c->blocked = c->blocked_tail = NULL;
+  while (io) {
+    struct bdev_io *next = io->layer_priv;
+    if (may_write (c, io))
+      send_write (c, io);
+    else
+      append (&c->blocked, &c->blocked_tail, io);
+    io = next;
+  }
+}
+
+/* ---- the write path ------------------------------------------------------- */
+
+static void
+write_done (struct bdev_io *io, int err)
+{
+  struct wrapped *w = (struct wrapped *) io;
+  struct cow *c = w->c;
+  struct bdev_io *orig = w->orig;
+
+  orig->crc = io->crc;
+  free (w);
+  c->writes_inflight--;
+  orig->done (orig, err);
+  if (c->barrier && c->writes_inflight == 0)
+    take_point (c);
+}
+
+static void
+send_write (struct cow *c, struct bdev_io *io)
+{
+  struct wrapped *w = malloc (sizeof *w);
+
+  if (w == NULL) {
+    io->done (io, ENOMEM);
+    return;
+  }
+  w->io = *io;
+  w->io.done = write_done;
+  w->io.opaque = NULL;
+  w->io.layer_priv = NULL;
+  w->orig = io;
+  w->c = c;
+  c->writes_inflight++;
+  bdev_submit (c->lower, &w->io);
+}
+
+static void
+mark_changed (struct cow *c, const struct bdev_io *io)
+{
+  if (c->cbt == NULL || io->len == 0)
+    return;
+  uint64_t first = io->offset >> c->shift;
+  uint64_t last = (io->offset + io->len - 1) >> c->shift;
+  for (uint64_t i = first; i <= last && i < c->nchunks; i++)
+    bit_set (c->cbt, i);
+}
+
+static void
+cow_submit (struct bdev *b, struct bdev_io *io)
+{
+  struct cow *c = b->priv;
+
+  if (!is_write (io)) {
+    bdev_submit (c->lower, io);
+    return;
+  }
+  if (c->barrier) {
+    append (&c->held, &c->held_tail, io);
+    return;
+  }
+  mark_changed (c, io);
+  if (may_write (c, io))
+    send_write (c, io);
+  else
+    append (&c->blocked, &c->blocked_tail, io);
+}
+
+/* ---- the snapshot ------------------------------------------------------------ */
+
+static void
+release_held (struct cow *c)
+{
+  struct bdev_io *io = c->held;
+
+  c->held = c->held_tail = NULL;
+  c->barrier = false;
+  while (io) {
+    struct bdev_io *next = io->layer_priv;
+    cow_submit (&c->bdev, io);
+    io = next;
+  }
+}
+
+static void
+take_point (struct cow *c)
+{
+  struct job *j = c->job;
+  size_t maplen = (c->nchunks + 7) / 8;
+  uint64_t total = 0;
+  char line[200];
+
+  /* The upload decided (in prepare) whether the map can be used. */
+  if (j->up->incremental && c->cbt) {
+    j->frozen = c->cbt;
+    c->cbt = calloc (1, maplen);
+    if (c->cbt == NULL) {
+      c->cbt = j->frozen;
+      j->frozen = NULL;
+    }
+  }
+  else {
+    j->frozen = malloc (maplen);
+    if (j->frozen)
+      memset (j->frozen, 0xff, maplen);
+    if (c->cbt)
+      memset (c->cbt, 0, maplen);
+    else
+      c->cbt = calloc (1, maplen);   /* known from this point on */
+  }
+  if (j->frozen == NULL) {
+    release_held (c);
+    job_fail (c, "out of memory");
+    return;
+  }
+  for (uint64_t i = 0; i < c->nchunks; i++)
+    if (bit_test (j->frozen, i)) {
+      j->state[i] = CH_PENDING;
+      total++;
+    }
+  snprintf (line, sizeof line, "point %s %lld", j->up->name,
+            (long long) time (NULL));
+  j->line (j->opaque, line);
+  upload_point (j->up, total);
+  release_held (c);
+  feed (c);
+}
+
+static void
+job_end (struct cow *c)
+{
+  struct job *j = c->job;
+
+  c->job = NULL;                /* done() may start the next snapshot */
+  j->line (j->opaque, j->end_line);
+  j->done (j->opaque, j->end_err, j->up->name, j->up->url);
+  mailbox_destroy (&j->mb);
+  upload_free (j->up);
+  free (j->state);
+  free (j->frozen);
+  free (j);
+}
+
+/* Give up on the snapshot: writes go on, its chunks count as changed. */
+static void
+job_fail (struct cow *c, const char *why)
+{
+  struct job *j = c->job;
+
+  if (j->failed)
+    return;
+  j->failed = true;
+  if (j->frozen && c->cbt)
+    for (size_t i = 0; i < (c->nchunks + 7) / 8; i++)
+      c->cbt[i] |= j->frozen[i];
+  for (uint64_t i = 0; i < c->nchunks; i++)
+    if (j->state[i] == CH_PENDING)
+      j->state[i] = CH_IDLE;
+  upload_abort (j->up, why);
+  retry_blocked (c);
+}
+
+static void
+on_upload_msg (struct mailbox *mb, struct mailbox_msg *msg)
+{
+  struct cow *c = mb->opaque;
+  struct upload_msg *m = (struct upload_msg *) msg;
+  struct job *j = c->job;
+
+  switch (m->kind) {
+  case UP_READY:
+    c->barrier = true;
+    if (c->writes_inflight == 0)
+      take_point (c);
+    break;
+  case UP_CREDIT:
+    j->credit += m->n;
+    feed (c);
+    break;
+  case UP_LINE:
+    j->line (j->opaque, m->text);
+    break;
+  case UP_DONE:
+    if (m->n && !j->failed)
+      job_fail (c, m->text);
+    if (c->barrier)             /* failed before the point */
+      release_held (c);
+    j->ending = true;
+    j->end_err = m->n;
+    snprintf (j->end_line, sizeof j->end_line, "%s", m->text);
+    if (j->capturing == 0)
+      job_end (c);
+    break;
+  }
+  free (m);
+}
+
+int
+cow_snapshot (struct bdev *b, const struct snap_params *p,
+              void (*line) (void *opaque, const char *line),
+              void (*done) (void *opaque, int err, const char *name,
+                            const char *url),
+              void *opaque)
+{
+  struct cow *c = b->priv;
+
+  if (c->job)
+    return -1;
+  struct job *j = calloc (1, sizeof *j);
+  struct upload *u = calloc (1, sizeof *u);
+  if (j == NULL || u == NULL ||
+      (j->state = calloc (c->nchunks, 1)) == NULL ||
+      mailbox_init (&j->mb, c->loop, on_upload_msg, c) == -1) {
+    if (j)
+      free (j->state);
+    free (j);
+    free (u);
+    errno = ENOMEM;
+    return -1;
+  }
+  u->url = strdup (p->url);
+  u->name = strdup (p->name);
+  u->volume = strdup (p->volume);
+  u->volume_uuid = strdup (p->volume_uuid);
+  u->base_url = strdup (p->base_url);
+  u->base_name = strdup (p->base_name);
+  u->volume_size = p->volume_size;
+  u->chunk_size = c->chunk_size;
+  u->cbt_valid = p->cbt_valid && c->cbt != NULL;
+  u->mb = &j->mb;
+  j->up = u;
+  j->line = line;
+  j->done = done;
+  j->opaque = opaque;
+  c->job = j;
+  if (!u->url || !u->name || !u->volume || !u->volume_uuid || !u->base_url ||
+      !u->base_name || upload_start (u) != 0) {
+    c->job = NULL;
+    mailbox_destroy (&j->mb);
+    free (u->url); free (u->name); free (u->volume); free (u->volume_uuid);
+    free (u->base_url); free (u->base_name);
+    free (u);
+    free (j->state);
+    free (j);
+    errno = ENOMEM;
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- the rest of the table ----------------------------------------------------- */
+
+static void
+cow_drain (struct bdev *b, void (*done) (void *opaque), void *opaque)
+{
+  struct cow *c = b->priv;
+  c->lower->ops->drain (c->lower, done, opaque);
+}
+
+static void
+cow_health (struct bdev *b, struct bdev_health *h)
+{
+  struct cow *c = b->priv;
+  if (c->lower->ops->health)
+    c->lower->ops->health (c->lower, h);
+  else
+    *h = (struct bdev_health) { .up = 1 };
+}
+
+static void
+cow_close (struct bdev *b)
+{
+  struct cow *c = b->priv;
+  c->lower->ops->close (c->lower);
+  free (c->cbt);
+  free (c);
+}
+
+static const struct bdev_ops cow_ops = {
+  .name = "cow",
+  .submit = cow_submit,
+  .drain = cow_drain,
+  .health = cow_health,
+  .close = cow_close,
+};
+
+struct bdev *
+cow_new (struct loop *loop, struct bdev *lower, uint32_t chunk_size,
+         uint8_t *cbt)
+{
+  struct cow *c = calloc (1, sizeof *c);
+
+  if (c == NULL)
+    return NULL;
+  c->bdev.ops = &cow_ops;
+  c->bdev.info = lower->info;
+  c->bdev.priv = c;
+  c->lower = lower;
+  c->loop = loop;
+  c->chunk_size = chunk_size;
+  c->shift = __builtin_ctz (chunk_size);
+  c->nchunks = (lower->info.size + chunk_size - 1) / chunk_size;
+  c->cbt = cbt;
+  c->cbt_len = (c->nchunks + 7) / 8;
+  return &c->bdev;
+}
+
+const uint8_t *
+cow_cbt (struct bdev *b, size_t *len)
+{
+  struct cow *c = b->priv;
+  *len = c->cbt_len;
+  return c->cbt;
+}

@@ -1,0 +1,115 @@
+/* snapshot.h - point-in-time snapshots of a live volume, and restores.
+ *
+ * Two bdev layers that "repvol attach" stacks between the frontend and
+ * the engine:
+ *
+ *   frontend -> cow (cow.c) -> hydrate (hydrate.c, while restoring) -> engine
+ *
+ * cow keeps the change map (which chunks were written since the last
+ * snapshot) and takes snapshots.  The point in time is a barrier: new
+ * writes wait while those in flight finish (nothing else stalls them),
+ * then the change map is frozen as the set of chunks to upload, and an
+ * empty one starts.  From then on the first write to a frozen chunk not
+ * yet read first copies the chunk's old contents (copy-on-write, in the
+ * engine, so every replica keeps serving only live data); an upload
+ * thread (upload.c) takes the chunks as they are captured, compresses,
+ * hashes and stores them, and writes the manifest last.
+ *
+ * hydrate serves a volume restored from a snapshot before all of it has
+ * been written: a read or a partial write of a chunk not yet restored
+ * fetches it first, and a background task fetches the rest.
+ *
+ * Events of a snapshot or restore are reported as text lines (they go
+ * over the attach's control socket unchanged):
+ *   point NAME UNIXTIME
+ *   progress DONE TOTAL BYTES_READ BYTES_UPLOADED
+ *   ok NAME PARENT TOTAL BYTES_READ BYTES_UPLOADED SECONDS
+ *   error: MESSAGE
+ */
+#ifndef REPVOL_SNAPSHOT_H
+#define REPVOL_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "bdev.h"
+#include "loop.h"
+
+/* ---- cow.c ------------------------------------------------------------ */
+
+/* Wrap lower.  cbt is the change map to start from (ceil (size /
+ * chunk_size) bits, malloc'd; the layer owns it), or NULL when it is
+ * not known (every chunk counts as changed).
+ */
+struct bdev *cow_new (struct loop *loop, struct bdev *lower,
+                      uint32_t chunk_size, uint8_t *cbt);
+
+/* The current change map, for saving at detach (bits, length in bytes);
+ * NULL when unknown.  Valid until the layer is closed.
+ */
+const uint8_t *cow_cbt (struct bdev *cow, size_t *len);
+
+struct snap_params {
+  const char *url;              /* where to store it */
+  const char *name;
+  const char *volume, *volume_uuid;
+  uint64_t volume_size;
+  /* The snapshot the change map counts from: the upload is incremental
+   * (reads only changed chunks) if it is in the same store.  "" if none.
+   */
+  const char *base_url, *base_name;
+  bool cbt_valid;               /* the map is complete since the base */
+};
+
+/* Take a snapshot now.  line() gets each event (see above) on the loop
+ * thread; the last is "ok ..." or "error: ...", after which done(err)
+ * runs.  -1 (with line() not called) if one is already running.
+ */
+int cow_snapshot (struct bdev *cow, const struct snap_params *p,
+                  void (*line) (void *opaque, const char *line),
+                  void (*done) (void *opaque, int err, const char *name,
+                                const char *url),
+                  void *opaque);
+
+/* ---- hydrate.c -------------------------------------------------------- */
+
+struct hydrate_hooks {
+  /* Persist the map of hydrated chunks (bits) and the count, durably;
+   * writes into those chunks wait for this.  0 or an errno.
+   */
+  int (*save) (void *opaque, const uint8_t *map, size_t len,
+               uint64_t hydrated, uint64_t total);
+  /* Every chunk is in place (err 0), or hydration stopped (err, why). */
+  void (*finished) (void *opaque, int err, const char *why);
+  void *opaque;
+};
+
+/* Wrap lower (the new volume's engine) to serve snapshot name of url.
+ * map: the chunks already hydrated (malloc'd, owned), NULL for none.
+ * background: fetch the rest at depth without waiting for reads.
+ * NULL with why filled if the snapshot cannot be read.
+ */
+struct bdev *hydrate_new (struct loop *loop, struct bdev *lower,
+                          const char *url, const char *name, uint8_t *map,
+                          bool background, const struct hydrate_hooks *hooks,
+                          char *why, size_t whylen);
+
+/* Chunks hydrated so far and in all. */
+void hydrate_progress (struct bdev *h, uint64_t *done, uint64_t *total,
+                       uint64_t *bytes);
+
+/* Bitmap helpers shared by both layers. */
+static inline bool
+bit_test (const uint8_t *map, uint64_t i)
+{
+  return map[i >> 3] & (1u << (i & 7));
+}
+
+static inline void
+bit_set (uint8_t *map, uint64_t i)
+{
+  map[i >> 3] |= 1u << (i & 7);
+}
+
+#endif

@@ -1,0 +1,461 @@
+/* upload.c - the upload thread of a snapshot (see upload.h, snapshot.h).
+ *
+ * Chunks arrive already read at the point in time.  Each is hashed
+ * (SHA-256 names it), skipped if all zero or already in the store as far
+ * as this snapshot knows (the parent's chunks, and this upload's own),
+ * else compressed and PUT; many PUTs are in flight at once while the
+ * loop thread reads the next chunks.  The manifest goes last: until it
+ * exists the snapshot does not.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+#include "objstore/catalog.h"
+#include "snapshot/upload.h"
+
+/* Chunks in the pipeline (being read, compressed or stored) at once. */
+#define UPLOAD_DEPTH 16
+#define ZSTD_LEVEL 3
+
+/* ---- a set of chunk hashes (open addressing) ---------------------------- */
+
+struct hashset {
+  uint8_t (*slot)[CHUNK_HASH_LEN];
+  bool *used;
+  size_t cap, n;
+};
+
+static size_t
+hs_pos (const uint8_t *h, size_t cap)
+{
+  uint64_t k;
+  memcpy (&k, h, sizeof k);     /* SHA-256 bits are already uniform */
+  return k & (cap - 1);
+}
+
+static bool
+hs_has (const struct hashset *s, const uint8_t *h)
+{
+  if (s->cap == 0)
+    return false;
+  for (size_t i = hs_pos (h, s->cap); s->used[i]; i = (i + 1) & (s->cap - 1))
+    if (memcmp (s->slot[i], h, CHUNK_HASH_LEN) == 0)
+      return true;
+  return false;
+}
+
+static int
+hs_add (struct hashset *s, const uint8_t *h)
+{
+  if (hs_has (s, h))
+    return 0;
+  if ((s->n + 1) * 2 > s->cap) {
+    struct hashset g = { .cap = s->cap ? s->cap * 2 : 1024 };
+    g.slot = malloc (g.cap * sizeof *g.slot);
+    g.used = calloc (g.cap, sizeof *g.used);
+    if (!g.slot || !g.used) {
+      free (g.slot);
+      free (g.used);
+      return -1;
+    }
+    for (size_t i = 0; i < s->cap; i++)
+      if (s->used[i])
+        hs_add (&g, s->slot[i]);
+    free (s->slot);
+    free (s->used);
+    *s = g;
+  }
+  size_t i = hs_pos (h, s->cap);
+  while (s->used[i])
+    i = (i + 1) & (s->cap - 1);
+  memcpy (s->slot[i], h, CHUNK_HASH_LEN);
+  s->used[i] = true;
+  s->n++;
+  return 0;
+}
+
+static void
+hs_free (struct hashset *s)
+{
+  free (s->slot);
+  free (s->used);
+}
+
+/* ---- talking to the loop -------------------------------------------------- */
+
+static void
+post (struct upload *u, enum upload_msg_kind kind, int n, const char *fmt, ...)
+  __attribute__ ((format (printf, 4, 5)));
+
+static void
+post (struct upload *u, enum upload_msg_kind kind, int n, const char *fmt, ...)
+{
+  struct upload_msg *m = calloc (1, sizeof *m);
+  if (m == NULL)
+    return;                     /* progress lost; UP_DONE is retried below */
+  m->kind = kind;
+  m->n = n;
+  if (fmt) {
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (m->text, sizeof m->text, fmt, ap);
+    va_end (ap);
+  }
+  mailbox_post (u->mb, &m->m);
+}
+
+/* Wait for the loop's captures (or the point, or an abort). */
+static struct capture *
+take_ready (struct upload *u, bool *point, char *why, size_t whylen)
+{
+  pthread_mutex_lock (&u->lock);
+  struct capture *c = u->ready;
+  u->ready = u->ready_tail = NULL;
+  *point = u->point_taken;
+  if (u->abort)
+    snprintf (why, whylen, "%s", u->abort_why);
+  pthread_mutex_unlock (&u->lock);
+  return c;
+}
+
+/* ---- the thread ------------------------------------------------------------- */
+
+struct put {
+  struct obj_req req;
+  void *encoded;
+};
+
+struct run {
+  struct upload *u;
+  struct objstore *os;
+  struct manifest m, parent;
+  bool have_parent;
+  struct hashset known;
+  uint64_t total, done, bytes_read, bytes_uploaded;
+  int credit;                   /* chunks to ask the loop for */
+  char err[OBJ_ERR_MAX];
+  int e;
+};
+
+static void
+fail (struct run *r, int e, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+static void
+fail (struct run *r, int e, const char *fmt, ...)
+{
+  if (r->e)
+    return;                     /* keep the first reason */
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (r->err, sizeof r->err, fmt, ap);
+  va_end (ap);
+  r->e = e ? e : EIO;
+}
+
+/* One captured chunk: into the manifest, and to the store if new. */
+static void
+store_chunk (struct run *r, struct capture *c)
+{
+  uint8_t h[CHUNK_HASH_LEN];
+
+  r->bytes_read += c->len;
+  if (chunk_is_zero (c->buf, c->len)) {
+    r->m.present[c->index] = false;
+    goto finished;
+  }
+  chunk_hash (c->buf, c->len, h);
+  memcpy (r->m.hashes[c->index], h, CHUNK_HASH_LEN);
+  r->m.present[c->index] = true;
+  if (hs_has (&r->known, h))
+    goto finished;              /* already stored: dedup */
+
+  struct put *p = calloc (1, sizeof *p);
+  size_t len;
+  if (p == NULL || chunk_encode (c->buf, c->len, ZSTD_LEVEL, &p->encoded,
+                                 &len) == -1 || hs_add (&r->known, h) == -1) {
+    if (p)
+      free (p->encoded);
+    free (p);
+    fail (r, ENOMEM, "out of memory compressing chunk %" PRIu64, c->index);
+    goto finished;
+  }
+  p->req.op = OBJ_PUT;
+  chunk_key (h, p->req.key);
+  p->req.data = p->encoded;
+  p->req.len = len;
+  p->req.opaque = p;
+  objstore_submit (r->os, &p->req);
+  free (c->buf);
+  free (c);
+  return;
+
+ finished:
+  r->done++;
+  r->credit++;
+  free (c->buf);
+  free (c);
+}
+
+static void
+put_done (struct run *r, struct obj_req *req)
+{
+  struct put *p = req->opaque;
+
+  if (req->err)
+    fail (r, req->err, "%s", req->errmsg);
+  else
+    r->bytes_uploaded += req->len;
+  r->done++;
+  r->credit++;
+  free (p->encoded);
+  free (p);
+}
+
+/* Open the store and decide what to build on, before the point. */
+static int
+prepare (struct run *r)
+{
+  struct upload *u = r->u;
+  char key[OBJ_KEY_MAX];
+
+  r->os = objstore_open (u->url, r->err, sizeof r->err);
+  if (r->os == NULL)
+    return r->e = EIO;
+  pthread_mutex_lock (&u->lock);
+  u->os = r->os;
+  pthread_mutex_unlock (&u->lock);
+
+  snprintf (key, sizeof key, "snapshots/%s.json", u->name);
+  int e = objstore_head (r->os, key, NULL, r->err, sizeof r->err);
+  if (e == 0) {
+    snprintf (r->err, sizeof r->err, "a snapshot named %s already exists "
+              "in %s", u->name, u->url);
+    return r->e = EEXIST;
+  }
+  if (e != ENOENT)
+    return r->e = e;
+
+  /* The parent: the snapshot the change map counts from, when it is in
+   * this store.  Its chunks need no upload, and with a complete change
+   * map only the chunks changed since need reading.
+   */
+  if (u->base_name[0] && strcmp (u->base_url, u->url) == 0) {
+    char why[OBJ_ERR_MAX];
+    if (manifest_read (r->os, u->base_name, &r->parent, why, sizeof why) == 0 &&
+        r->parent.chunk_size == u->chunk_size &&
+        r->parent.volume_size == u->volume_size)
+      r->have_parent = true;
+    else
+      log_warn ("snapshot %s: the last snapshot %s cannot be built on (%s): "
+                "reading the whole volume", u->name, u->base_name,
+                r->have_parent ? "different geometry" : why);
+  }
+  if (manifest_init (&r->m, u->volume_size, u->chunk_size) == -1) {
+    snprintf (r->err, sizeof r->err, "out of memory");
+    return r->e = ENOMEM;
+  }
+  if (r->have_parent) {
+    for (uint64_t i = 0; i < r->parent.nchunks; i++)
+      if (r->parent.present[i] && hs_add (&r->known, r->parent.hashes[i]) == -1) {
+        snprintf (r->err, sizeof r->err, "out of memory");
+        return r->e = ENOMEM;
+      }
+    snprintf (r->m.parent, sizeof r->m.parent, "%s", u->base_name);
+  }
+  /* Reading only the changed chunks is right when the map is complete
+   * and counts from this store's parent, or from an empty volume.
+   */
+  u->incremental = u->cbt_valid && (r->have_parent || u->base_name[0] == '\0');
+  if (u->incremental && r->have_parent) {
+    memcpy (r->m.hashes, r->parent.hashes, r->m.nchunks * CHUNK_HASH_LEN);
+    memcpy (r->m.present, r->parent.present, r->m.nchunks * sizeof (bool));
+  }
+  snprintf (r->m.name, sizeof r->m.name, "%s", u->name);
+  snprintf (r->m.volume, sizeof r->m.volume, "%s", u->volume);
+  snprintf (r->m.volume_uuid, sizeof r->m.volume_uuid, "%s", u->volume_uuid);
+  if ((e = snapshot_begin_upload (r->os, u->name, r->err, sizeof r->err)))
+    return r->e = e;
+  return 0;
+}
+
+static void *
+upload_main (void *arg)
+{
+  struct run r = { .u = arg };
+  struct upload *u = r.u;
+  uint64_t t0 = now_ns (), last_progress = 0;
+  char why[256] = "";
+  bool point = false, marker = false;
+
+  if (prepare (&r) != 0)
+    goto out;
+  marker = true;
+  post (u, UP_READY, 0, NULL);
+
+  /* Wait for the point (the loop wakes the store's poll). */
+  while (!point && !why[0]) {
+    struct capture *c = take_ready (u, &point, why, sizeof why);
+    if (c)                      /* cannot happen before the point */
+      abort ();
+    if (!point && !why[0])
+      objstore_poll (r.os, 1000);
+  }
+  if (why[0]) {
+    fail (&r, EIO, "%s", why);
+    goto out;
+  }
+  r.m.created = time (NULL);
+  pthread_mutex_lock (&u->lock);
+  r.total = u->chunks_total;
+  pthread_mutex_unlock (&u->lock);
+  r.credit = UPLOAD_DEPTH;
+
+  while (r.done < r.total && !r.e) {
+    if (r.credit > 0) {
+      post (u, UP_CREDIT, r.credit, NULL);
+      r.credit = 0;
+    }
+    struct capture *c = take_ready (u, &point, why, sizeof why);
+    if (why[0])
+      fail (&r, EIO, "%s", why);
+    while (c) {
+      struct capture *next = c->next;
+      store_chunk (&r, c);
+      c = next;
+    }
+    struct obj_req *req;
+    while ((req = objstore_poll (r.os, c ? 0 : 200)) != NULL) {
+      put_done (&r, req);
+      if (r.os->inflight == 0)
+        break;
+    }
+    uint64_t now = now_ns ();
+    if (now - last_progress >= 500000000ull) {
+      last_progress = now;
+      post (u, UP_LINE, 0, "progress %" PRIu64 " %" PRIu64 " %" PRIu64
+            " %" PRIu64, r.done, r.total, r.bytes_read, r.bytes_uploaded);
+    }
+  }
+  /* Whatever happened, collect every request still in flight. */
+  while (r.os->inflight > 0) {
+    struct obj_req *req = objstore_poll (r.os, 1000);
+    if (req)
+      put_done (&r, req);
+  }
+  if (r.e)
+    goto out;
+  post (u, UP_LINE, 0, "progress %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64,
+        r.done, r.total, r.bytes_read, r.bytes_uploaded);
+
+  for (uint64_t i = 0; i < r.m.nchunks; i++)
+    if (r.m.present[i])
+      r.m.data_bytes += (i + 1 == r.m.nchunks && r.m.volume_size % r.m.chunk_size)
+                        ? r.m.volume_size % r.m.chunk_size : r.m.chunk_size;
+  r.m.uploaded_bytes = r.bytes_uploaded;
+  r.m.completed = time (NULL);
+  int e = manifest_write (r.os, &r.m, r.err, sizeof r.err);
+  if (e)
+    r.e = e;
+
+ out:
+  if (marker) {
+    char err2[OBJ_ERR_MAX];
+    if (snapshot_end_upload (r.os, u->name, err2, sizeof err2) != 0)
+      log_warn ("snapshot %s: cannot remove its in-progress marker: %s",
+                u->name, err2);
+  }
+  if (r.e)
+    post (u, UP_DONE, r.e, "error: snapshot %s: %s", u->name, r.err);
+  else
+    post (u, UP_DONE, 0, "ok %s %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %.3f",
+          u->name, r.m.parent[0] ? r.m.parent : "-", r.total, r.bytes_read,
+          r.bytes_uploaded, (now_ns () - t0) / 1e9);
+  pthread_mutex_lock (&u->lock);
+  u->os = NULL;
+  pthread_mutex_unlock (&u->lock);
+  objstore_close (r.os);
+  manifest_free (&r.m);
+  if (r.have_parent)
+    manifest_free (&r.parent);
+  hs_free (&r.known);
+  return NULL;
+}
+
+/* ---- loop side ------------------------------------------------------------- */
+
+static void
+wake (struct upload *u)
+{
+  /* Under the lock: the thread clears u->os before closing the store. */
+  if (u->os)
+    objstore_wakeup (u->os);
+}
+
+int
+upload_start (struct upload *u)
+{
+  pthread_mutex_init (&u->lock, NULL);
+  return pthread_create (&u->thread, NULL, upload_main, u);
+}
+
+void
+upload_give (struct upload *u, struct capture *c)
+{
+  c->next = NULL;
+  pthread_mutex_lock (&u->lock);
+  if (u->ready_tail)
+    u->ready_tail->next = c;
+  else
+    u->ready = c;
+  u->ready_tail = c;
+  wake (u);
+  pthread_mutex_unlock (&u->lock);
+}
+
+void
+upload_point (struct upload *u, uint64_t total)
+{
+  pthread_mutex_lock (&u->lock);
+  u->point_taken = true;
+  u->chunks_total = total;
+  wake (u);
+  pthread_mutex_unlock (&u->lock);
+}
+
+void
+upload_abort (struct upload *u, const char *why)
+{
+  pthread_mutex_lock (&u->lock);
+  if (!u->abort) {
+    u->abort = true;
+    snprintf (u->abort_why, sizeof u->abort_why, "%s", why);
+  }
+  wake (u);
+  pthread_mutex_unlock (&u->lock);
+}
+
+void
+upload_free (struct upload *u)
+{
+  pthread_join (u->thread, NULL);
+  for (struct capture *c = u->ready, *next; c; c = next) {
+    next = c->next;
+    free (c->buf);
+    free (c);
+  }
+  pthread_mutex_destroy (&u->lock);
+  free (u->url);
+  free (u->name);
+  free (u->volume);
+  free (u->volume_uuid);
+  free (u->base_url);
+  free (u->base_name);
+  free (u);
+}

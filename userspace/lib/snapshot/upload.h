@@ -1,0 +1,71 @@
+/* upload.h - between the cow layer (loop thread) and its upload thread.
+ *
+ * The loop thread owns the volume: it takes the point in time, reads
+ * chunks (captures) and queues them here.  The upload thread owns the
+ * object store: it asks for the point once the store is open, asks for
+ * chunks as it has room for them, and stores them.
+ */
+#ifndef REPVOL_SNAPSHOT_UPLOAD_H
+#define REPVOL_SNAPSHOT_UPLOAD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mailbox.h"
+#include "objstore/objstore.h"
+#include "snapshot/snapshot.h"
+
+/* A chunk read at the point in time, on its way to the store. */
+struct capture {
+  struct capture *next;
+  uint64_t index;
+  uint32_t len;                 /* chunk_size, less at the volume's end */
+  void *buf;
+};
+
+enum upload_msg_kind {
+  UP_READY,                     /* store open: take the point */
+  UP_CREDIT,                    /* send n more chunks */
+  UP_LINE,                      /* an event line for the caller */
+  UP_DONE,                      /* finished: err 0 or an errno */
+};
+
+struct upload_msg {
+  struct mailbox_msg m;         /* first */
+  enum upload_msg_kind kind;
+  int n;                        /* UP_CREDIT: chunks; UP_DONE: err */
+  char text[600];               /* UP_LINE, UP_DONE: the event line */
+};
+
+struct upload {
+  /* Set before the thread starts, then read only. */
+  char *url, *name, *volume, *volume_uuid, *base_url, *base_name;
+  uint64_t volume_size;
+  uint32_t chunk_size;
+  bool cbt_valid;
+  struct mailbox *mb;           /* to the loop */
+
+  pthread_t thread;
+  pthread_mutex_t lock;         /* guards what follows */
+  struct capture *ready, *ready_tail;
+  bool point_taken;
+  uint64_t chunks_total;        /* set with point_taken */
+  bool abort;                   /* the loop gave up (a read failed) */
+  char abort_why[256];
+  struct objstore *os;          /* set by the thread; for wakeups */
+  bool incremental;             /* decided by the thread before UP_READY */
+};
+
+/* Start the upload thread.  0 or an errno. */
+int upload_start (struct upload *u);
+/* Loop side: hand a captured chunk over (takes ownership). */
+void upload_give (struct upload *u, struct capture *c);
+/* Loop side: the point is taken, with total chunks to store. */
+void upload_point (struct upload *u, uint64_t total);
+/* Loop side: stop; the thread reports UP_DONE with an error. */
+void upload_abort (struct upload *u, const char *why);
+/* Loop side, after UP_DONE: join and free. */
+void upload_free (struct upload *u);
+
+#endif
