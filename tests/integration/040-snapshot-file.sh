@@ -8,7 +8,7 @@
 # time, and restore again after the source volume is deleted; "snapshot
 # list" shows both, the second with the first as parent.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snaplib.sh"
+. "$TOP/tests/integration/snaplib.sh"
 snap_require
 
 snap_servers

@@ -10,7 +10,7 @@
 # from the second on the snapshot is incremental, and the regions of the
 # earlier rounds (not written during it) must restore as they were.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snaplib.sh"
+. "$TOP/tests/integration/snaplib.sh"
 snap_require
 ROUNDS=${ROUNDS:-2}
 ((ROUNDS >= 1 && ROUNDS <= 4)) || fail "ROUNDS must be 1 to 4"

@@ -9,7 +9,7 @@
 # snapshot 3 (taken detached) is incremental too: the changed-chunk record
 # survives a detach.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snaplib.sh"
+. "$TOP/tests/integration/snaplib.sh"
 snap_require
 
 snap_servers

@@ -7,7 +7,7 @@
 # Deleting it again fails.  Two concurrent deletes of two of three
 # snapshots leave the third restorable with all its chunks.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snaplib.sh"
+. "$TOP/tests/integration/snaplib.sh"
 snap_require
 
 snap_servers

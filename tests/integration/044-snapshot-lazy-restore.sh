@@ -13,7 +13,7 @@
 #    chunks_hydrated, state) while hydrating, and no "restore" once done;
 #    both replicas then hold the data.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snaplib.sh"
+. "$TOP/tests/integration/snaplib.sh"
 snap_require
 
 snap_servers

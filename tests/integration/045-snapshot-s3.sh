@@ -16,7 +16,7 @@
 #    fails naming chunks/HH/HASH, and the target's replicas do not hold
 #    the forged bytes.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snaplib.sh"
+. "$TOP/tests/integration/snaplib.sh"
 snap_require
 snap_require_s3
 require_cmd zstd

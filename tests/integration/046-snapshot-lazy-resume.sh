@@ -10,7 +10,7 @@
 # Skips (does not fail) if in 3 tries hydration finishes before a status
 # poll sees it part way: then this machine is too fast for the test.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snaplib.sh"
+. "$TOP/tests/integration/snaplib.sh"
 snap_require
 
 snap_servers

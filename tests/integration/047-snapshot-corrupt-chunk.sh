@@ -11,7 +11,7 @@
 #    naming that key.
 #  - With the original objects back, a full restore equals the source.
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/snaplib.sh"
+. "$TOP/tests/integration/snaplib.sh"
 snap_require
 require_cmd zstd
 
