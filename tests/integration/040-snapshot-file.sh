@@ -94,6 +94,29 @@ assert_files_identical "$T/img2" "${REPVOLD_DIR[b]}/r2.data"
 repvol delete vol || fail "delete vol failed"
 snap_restore "$URL" s1 r1b
 vol_equals r1b "$T/img1"
+
+# --chunk-size: a 16 MiB volume in 64 KiB chunks; 1 MiB at 0 and 4 KiB at
+# 8 MiB are 17 chunks.  Bad chunk sizes are refused at create.
+expect_fail repvol create c3m --size 16M "${REPLICAS[@]}" --chunk-size 3M
+expect_fail repvol create c32k --size 16M "${REPLICAS[@]}" --chunk-size 32K
+new_vol c64 16M --chunk-size 64K
+truncate -s 16M "$T/c64img"
+patch_ranges "$T/rand" "$T/c64img" 0:$MiB $((8 * MiB)):4096
+start_attach c64 "$T/c64.sock"
+python3 "$NBDRANGE" write "$T/c64.sock" "$T/c64img" 0:$MiB $((8 * MiB)):4096 || fail "writing c64 failed"
+stop_attach c64
+STORE2=$T/store2
+URL2=$(file_url "$STORE2")
+snap_create c64 "$URL2" c1
+assert_eq 65536 "$(python3 "$SNAPJSON" manifest "$STORE2" c1 chunk_size)" "chunk_size of c1"
+assert_eq 17 "$(python3 "$SNAPJSON" manifest "$STORE2" c1 entries)" "manifest entries of c1"
+assert_eq 17 "$(store_chunks "$STORE2")" "chunk objects of c1"
+snap_restore "$URL2" c1 rc1
+vol_equals rc1 "$T/c64img"
+# The store that was never created is created by the first snapshot; the
+# other store is unaffected.
+assert_eq "s1 s2" "$(snap_names "$URL")" "snapshots in the first store"
+
 # Restoring onto an existing volume name is refused.
 expect_fail repvol snapshot restore "$URL" s1 r1 "${REPLICAS[@]}"
 expect_fail repvol snapshot restore "$URL" nosuch r9 "${REPLICAS[@]}"
