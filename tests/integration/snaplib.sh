@@ -232,19 +232,23 @@ s3_req() {
     shift 2
     curl -sS --fail-with-body --max-time 60 \
         --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:s3" \
-        --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+        --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
         -X "$method" "$@" "${AWS_ENDPOINT_URL%/}/$S3_BUCKET/$key"
 }
 
 # s3_keys PREFIX: every key under PREFIX (relative to the bucket), sorted.
+# (The query is built by hand, sorted and percent-encoded, because curl's
+# --aws-sigv4 signs it as given.)
 s3_keys() {
-    local token="" out
+    local token="" out q
     while true; do
+        q=$(python3 -c 'import sys, urllib.parse as u
+p = [("list-type", "2"), ("prefix", sys.argv[1])] + ([("continuation-token", sys.argv[2])] if sys.argv[2] else [])
+print("&".join("%s=%s" % (k, u.quote(v, safe="-_.~")) for k, v in sorted(p)))' "$1" "$token")
         out=$(curl -sS --fail-with-body --max-time 60 \
             --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:s3" \
-            --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-            -G "${AWS_ENDPOINT_URL%/}/$S3_BUCKET" --data-urlencode "list-type=2" \
-            --data-urlencode "prefix=$1" ${token:+--data-urlencode "continuation-token=$token"}) ||
+            --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+            "${AWS_ENDPOINT_URL%/}/$S3_BUCKET?$q") ||
             fail "listing s3://$S3_BUCKET/$1 failed: $out"
         token=$(python3 -c '
 import sys, xml.etree.ElementTree as ET
@@ -253,9 +257,10 @@ ns = r.tag[:r.tag.index("}") + 1] if r.tag.startswith("{") else ""
 for c in r.iter(ns + "Contents"):
     print("K", c.find(ns + "Key").text)
 t = r.find(ns + "NextContinuationToken")
-print("T", t.text if t is not None and (r.find(ns + "IsTruncated").text == "true") else "")
+tr = r.find(ns + "IsTruncated")
+print("T", t.text if t is not None and tr is not None and tr.text == "true" else "")
 ' <<<"$out")
-        grep '^K ' <<<"$token" | cut -c3-
+        grep '^K ' <<<"$token" | cut -c3- || true
         token=$(grep '^T ' <<<"$token" | cut -c3-)
         [[ -n $token ]] || break
     done | sort
