@@ -1,7 +1,8 @@
 #!/bin/bash
 # Point in time: pitwriter keeps 8 numbered 4 KiB writes in flight over
 # the NBD socket while "snapshot create --json" runs against the attached
-# volume, and goes on writing after the command announces its point.  The
+# volume, and goes on writing after the command announces its point,
+# until the command has finished uploading.  The
 # restored snapshot must hold, for every block, a write no older than the
 # last one acknowledged before the command started and no newer than the
 # last one submitted before the point was announced (pitwriter check; its
@@ -28,7 +29,7 @@ start_attach vol "$T/vol.sock"
 
 for ((r = 1; r <= ROUNDS; r++)); do
     python3 "$PITWRITER" write "$T/vol.sock" "$T/pw-$r.json" \
-        --qd 8 --blocks 2048 --first-block $((2048 * (r - 1))) --trigger-after 3000 --after-point 3000 --cmd-timeout 120 \
+        --qd 8 --blocks 2048 --first-block $((2048 * (r - 1))) --trigger-after 3000 --after-point 3000 --until-done --cmd-timeout 120 \
         -- "$REPVOL" snapshot create vol --to "$URL" --name "p$r" --json > "$T/pw-$r.out" 2>&1 ||
         { cat "$T/pw-$r.out" >&2; fail "round $r: pitwriter write (or the snapshot command) failed"; }
     cat "$T/pw-$r.out" >&2
@@ -42,20 +43,24 @@ EOF
 
     # The test proves something only if writes went on around the point:
     # some acknowledged before t0, some submitted after the point.
-    read -r before after errors < <(python3 - "$T/pw-$r.json" <<'EOF'
+    read -r before after during errors < <(python3 - "$T/pw-$r.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
-t0, tp = d["t0"], d["t_point_seen"]
+t0, tp, te = d["t0"], d["t_point_seen"], d["t_cmd_eof"]
 w = d["writes"]
 print(sum(1 for x in w if x[3] is not None and x[3] < t0 and x[4] == 0),
       sum(1 for x in w if x[2] >= tp),
+      sum(1 for x in w if x[2] >= tp and te is not None and x[2] < te),
       sum(1 for x in w if x[4]))
 EOF
 )
-    log "round $r: $before writes acked before t0, $after submitted after the point, $errors errors"
+    log "round $r: $before writes acked before t0, $after submitted after the point ($during while the upload ran), $errors errors"
     assert_eq 0 "$errors" "round $r: writes that failed"
     ((before >= 1000)) || fail "round $r: only $before writes acknowledged before the snapshot started"
     ((after >= 3000)) || fail "round $r: only $after writes submitted after the point"
+    # ... and during the upload, so that the snapshot had to keep the
+    # point's data while the volume changed under it.
+    ((during > 0)) || fail "round $r: no write was submitted while the upload ran"
 
     snap_restore "$URL" "p$r" "rp$r"
     vol_read "rp$r" "$T/rp$r.img"

@@ -4,7 +4,8 @@ volume that was being written while the snapshot was taken.
 
     pitwriter.py write SOCK LOG [--qd N] [--blocks N] [--first-block N] [--seed N]
                  [--trigger-after N | --trigger-file PATH]
-                 [--after-point M] [--max-writes N] [--cmd-timeout S]
+                 [--after-point M] [--until-done] [--max-writes N]
+                 [--cmd-timeout S]
                  -- CMD [ARG...]
     pitwriter.py check LOG IMAGE [--t0 T] [--quiet]
     pitwriter.py selftest
@@ -26,7 +27,8 @@ logged.  Once N writes have been acknowledged (--trigger-after, default
 with its stdout on a pipe; it keeps writing, reading CMD's stdout lines
 as they come, until a line {"event":"point",...} has been read (its time
 is t_point_seen) and then --after-point M (default 2000) more writes
-have been submitted.  Then it stops submitting, collects the
+have been submitted (with --until-done: and CMD has closed its stdout, so
+that writes go on during the whole upload; that time is t_cmd_eof).  Then it stops submitting, collects the
 outstanding acks, waits for CMD to exit (at most --cmd-timeout seconds,
 default 300) and writes LOG (JSON): the writes, t0, t_point_seen, CMD's
 exit status, stdout and stderr.  Exit 0 if CMD exited 0 after printing a
@@ -92,7 +94,7 @@ def parse_block(data, blk):
 # write
 
 def write(sock, logpath, qd, nblocks, first, seed, trigger_after, trigger_file,
-          after_point, max_writes, cmd, cmd_timeout):
+          after_point, until_done, max_writes, cmd, cmd_timeout):
     rnd = random.Random(seed)
     s = nbdproto.greeting(sock)
     size = nbdproto.go(s)
@@ -103,7 +105,7 @@ def write(sock, logpath, qd, nblocks, first, seed, trigger_after, trigger_file,
     busy = set()         # blocks with a write in flight
     seq = 0
     acked = 0
-    t0 = t_point = None
+    t0 = t_point = t_eof = None
     proc = None
     out_buf = b""
     out_lines = []
@@ -114,7 +116,8 @@ def write(sock, logpath, qd, nblocks, first, seed, trigger_after, trigger_file,
     cmd_eof = False
 
     def stop_submitting():
-        if t_point is not None and submitted_after_point >= after_point:
+        if t_point is not None and submitted_after_point >= after_point \
+                and (not until_done or cmd_eof):
             return True
         if proc is not None and t_point is None and cmd_eof:
             return True          # the command ended without a point line
@@ -166,6 +169,7 @@ def write(sock, logpath, qd, nblocks, first, seed, trigger_after, trigger_file,
                 if not chunk:            # EOF
                     sel.unregister(proc.stdout)
                     cmd_eof = True
+                    t_eof = time.monotonic()
                     continue
                 out_buf += chunk
                 while b"\n" in out_buf:
@@ -200,16 +204,18 @@ def write(sock, logpath, qd, nblocks, first, seed, trigger_after, trigger_file,
         err_text = err_b.decode(errors="replace")
 
     log = {"block_size": BS, "nblocks": nblocks, "first_block": first, "qd": qd, "seed": seed,
-           "t0": t0, "t_point_seen": t_point, "cmd": cmd, "cmd_rc": rc,
+           "t0": t0, "t_point_seen": t_point, "t_cmd_eof": t_eof, "cmd": cmd, "cmd_rc": rc,
            "cmd_stdout": out_lines, "cmd_stderr": err_text,
            "writes": [[q] + w for q, w in sorted(writes.items())]}
     with open(logpath, "w") as f:
         json.dump(log, f)
     st = stats(log)
     print("writes %d (errors %d); acked before t0 %d; in flight at t0 %d; "
-          "submitted before the point was seen %d, after it %d; command exit %s"
+          "submitted before the point was seen %d, after it %d (%d of them before "
+          "the command ended); command exit %s"
           % (len(writes), st["errors"], st["acked_before_t0"], st["inflight_at_t0"],
-             st["submitted_before_point"], st["submitted_after_point"], rc))
+             st["submitted_before_point"], st["submitted_after_point"],
+             st["submitted_after_point_before_cmd_end"], rc))
     if rc != 0:
         print("pitwriter: the command exited %s: %s" % (rc, err_text.strip()), file=sys.stderr)
         return 1
@@ -221,8 +227,10 @@ def write(sock, logpath, qd, nblocks, first, seed, trigger_after, trigger_file,
 
 def stats(log):
     t0, tp = log["t0"], log["t_point_seen"]
+    te = log.get("t_cmd_eof")
     st = {"errors": 0, "acked_before_t0": 0, "inflight_at_t0": 0,
-          "submitted_before_point": 0, "submitted_after_point": 0}
+          "submitted_before_point": 0, "submitted_after_point": 0,
+          "submitted_after_point_before_cmd_end": 0}
     for _seq, _blk, t_sub, t_ack, err in log["writes"]:
         if err:
             st["errors"] += 1
@@ -236,6 +244,8 @@ def stats(log):
                 st["submitted_before_point"] += 1
             else:
                 st["submitted_after_point"] += 1
+                if te is not None and t_sub < te:
+                    st["submitted_after_point_before_cmd_end"] += 1
     return st
 
 
@@ -383,11 +393,17 @@ def selftest():
             json.dump(dict(log, block_size=BS), f)
         with open(ip, "wb") as f:
             f.write(good[0] + good[1] + block_data(2, 6) + Z)
-        if check(lp, ip, quiet=True) != 1:
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            bad_rc = check(lp, ip, quiet=True)
+        if bad_rc != 1:
             failures.append("check() accepted a bad image file")
         with open(ip, "wb") as f:
             f.write(good[0] + good[1] + good[2] + Z)
-        if check(lp, ip, quiet=True) != 0:
+        with contextlib.redirect_stdout(io.StringIO()):
+            good_rc = check(lp, ip, quiet=True)
+        if good_rc != 0:
             failures.append("check() refused a good image file")
     for f in failures:
         print("SELFTEST FAILED: " + f)
@@ -423,6 +439,8 @@ def main(argv):
         if len(args) < 2 or not cmd:
             sys.exit(__doc__)
         sock, logpath = args[0], args[1]
+        until_done = "--until-done" in args
+        args = [a for a in args if a != "--until-done"]
         opt = {"--qd": 8, "--blocks": 4096, "--first-block": 0, "--seed": None, "--trigger-after": 2000,
                "--trigger-file": None, "--after-point": 2000, "--max-writes": 2000000,
                "--cmd-timeout": 300}
@@ -434,7 +452,7 @@ def main(argv):
         seed = opt["--seed"] if opt["--seed"] is not None else random.randrange(1 << 30)
         return write(sock, logpath, opt["--qd"], opt["--blocks"], opt["--first-block"], seed,
                      opt["--trigger-after"], opt["--trigger-file"], opt["--after-point"],
-                     opt["--max-writes"], cmd, opt["--cmd-timeout"])
+                     until_done, opt["--max-writes"], cmd, opt["--cmd-timeout"])
     sys.exit(__doc__)
 
 
