@@ -11,12 +11,10 @@ ALL_LDLIBS = $(LDLIBS) -luring -laio -ljson-c -lisal -lcurl -lzstd -lcrypto -lbl
 
 B        ?= build
 LIB_SRC  := $(wildcard userspace/lib/*.c userspace/lib/*/*.c)
-# s3_stub.c only until the real S3 backend (s3.c) is in the tree.
-LIB_SRC  := $(filter-out $(if $(wildcard userspace/lib/objstore/s3.c),userspace/lib/objstore/s3_stub.c),$(LIB_SRC))
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 LIB      := $(B)/librepvol.a
 PROGS    := $(B)/repvold $(B)/repvol
-TOOLS    := $(B)/tests/no_io_uring
+TOOLS    := $(B)/tests/no_io_uring $(B)/tests/objtool $(B)/tests/mksnap
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
@@ -41,6 +39,16 @@ $(B)/repvol: $(patsubst %.c,$(B)/%.o,$(wildcard userspace/repvol/*.c)) $(LIB)
 $(B)/tests/no_io_uring: tests/tools/no_io_uring.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+
+# objtool: the object store from the shell (put, get, list...).
+$(B)/tests/objtool: $(B)/tests/tools/objtool.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
+
+# Writes snapshots into an object store with the catalog API.
+$(B)/tests/mksnap: $(B)/tests/tools/mksnap.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)

@@ -11,6 +11,16 @@
 # test's log tail is printed.  The last line is "N passed, N failed" (plus
 # ", N skipped" when any were), and the exit status is non-zero when any test
 # failed or when no test was found.
+#
+# When a selected test calls require_s3 (tests/integration/lib.sh), an S3
+# server (Ceph's RADOS Gateway, scripts/s3-server.sh) is started once
+# before the first test, in a temp state dir, and its env
+# (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, REPVOL_TEST_S3_URL, ...) is
+# exported to every test; it is stopped by pid when the run ends, also on
+# failure or interrupt.  If it cannot start, the reason is printed and
+# those tests skip with it.  REPVOL_TEST_S3=0 never starts one; a
+# REPVOL_TEST_S3_URL already in the environment (with its AWS_*
+# variables) is used as it is.
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +41,36 @@ if ((${#tests[@]} == 0)); then
     echo "run-integration: no tests found under tests/integration/" >&2
     echo "0 passed, 0 failed"
     exit 1
+fi
+
+# The S3 server, only when some selected test needs it.
+S3_STATE=
+stop_s3() {
+    if [[ -n $S3_STATE ]]; then
+        "$TOP/scripts/s3-server.sh" stop "$S3_STATE" || true
+        rm -rf "$S3_STATE"
+        S3_STATE=
+    fi
+}
+trap stop_s3 EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if [[ -z ${REPVOL_TEST_S3_URL-} && ${REPVOL_TEST_S3:-1} != 0 ]] &&
+    grep -lq '^[[:space:]]*require_s3' "${tests[@]}" 2>/dev/null; then
+    S3_STATE=$(mktemp -d "${TMPDIR:-/tmp}/repvol-s3.XXXXXX")
+    echo "run-integration: starting an S3 server (radosgw) in $S3_STATE"
+    s3start=$(date +%s)
+    if timeout -k 10 300 "$TOP/scripts/s3-server.sh" start "$S3_STATE/rgw" \
+        >"$OUT/s3-server.log" 2>&1; then
+        # shellcheck source=/dev/null
+        . "$S3_STATE/rgw/env"
+        echo "run-integration: S3 server up in $(( $(date +%s) - s3start ))s at $AWS_ENDPOINT_URL"
+    else
+        export REPVOL_TEST_S3_ERROR="the S3 server did not start (see ${OUT#"$TOP"/}/s3-server.log)"
+        echo "run-integration: $REPVOL_TEST_S3_ERROR; tests that need S3 will SKIP:" >&2
+        tail -n 25 "$OUT/s3-server.log" | sed 's/^/    | /' >&2
+        "$TOP/scripts/s3-server.sh" stop "$S3_STATE/rgw" >/dev/null 2>&1 || true
+    fi
 fi
 
 for t in "${tests[@]}"; do

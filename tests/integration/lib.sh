@@ -18,7 +18,9 @@
 #     what mount_small_tmpfs mounted, and on failure prints the tail of
 #     every process log;
 #   - assertions: fail, skip, assert_eq, assert_files_identical,
-#     expect_fail, expect_fail_match, require_cmd.
+#     expect_fail, expect_fail_match, require_cmd;
+#   - require_s3 and s3_curl for tests against the S3 server that
+#     tests/run-integration.sh starts.
 #
 # Processes must be started from the test's main shell (not inside "$(...)")
 # so that their pids land in the arrays the EXIT trap reads.
@@ -83,6 +85,30 @@ require_cmd() {
 }
 
 repvol() { "$REPVOL" "$@"; }
+
+# require_s3: skip unless an S3 server is configured (run-integration.sh
+# starts one and exports REPVOL_TEST_S3_URL, AWS_*).  Sets S3_URL to a
+# prefix of its own for this test run, and S3_STATE to the server's state
+# dir (for scripts/s3-server.sh stop-gateway/start-gateway) when known.
+require_s3() {
+    [[ -n ${REPVOL_TEST_S3_URL-} ]] ||
+        skip "no S3 server: ${REPVOL_TEST_S3_ERROR:-REPVOL_TEST_S3_URL is not set (tests/run-integration.sh starts one)}"
+    require_cmd curl
+    S3_URL=$REPVOL_TEST_S3_URL/$TEST_NAME-$$
+    S3_STATE=${REPVOL_TEST_S3_STATE-}
+}
+
+# s3_curl METHOD PATH [CURL ARGS...]: a SigV4-signed request to the S3
+# endpoint (PATH is /BUCKET/KEY[?QUERY], query sorted and encoded); the
+# body goes to stdout, the HTTP status to $T/s3_curl.code.
+s3_curl() {
+    local m=$1 p=$2
+    shift 2
+    curl -s -X "$m" --max-time 60 --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:s3" \
+        --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+        -w '%{stderr}%{http_code}' "$@" "$AWS_ENDPOINT_URL$p" 2>"$T/s3_curl.code"
+}
 
 # ---------------------------------------------------------------------------
 # processes

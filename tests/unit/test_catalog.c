@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -877,6 +878,61 @@ test_snapshot_delete_unreadable_manifest (void **state)
   assert_true (chunk_exists (f->os, 1));        /* s2 still uses it */
 }
 
+/* Two deletes in two processes at once, several rounds: whatever the
+ * interleaving, the survivors keep every chunk, and a chunk only one
+ * deleted snapshot used is gone.  (A chunk both deleted snapshots used
+ * may survive: each delete can see the other's manifest.)
+ */
+static void
+test_snapshot_delete_concurrent (void **state)
+{
+  struct fixture *f = *state;
+  static const unsigned s1[] = { 1, 2, 10, 0 };
+  static const unsigned s2[] = { 1, 3, 10, 11 };
+  static const unsigned s3[] = { 1, 4 };
+  static const unsigned s4[] = { 2, 3, 5 };
+
+  for (int round = 0; round < 4; round++) {
+    store_snapshot (f->os, "s1", s1, 4);
+    store_snapshot (f->os, "s2", s2, 4);
+    store_snapshot (f->os, "s3", s3, 2);
+    store_snapshot (f->os, "s4", s4, 3);
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++) {
+      pids[i] = fork ();
+      assert_true (pids[i] != -1);
+      if (pids[i] == 0) {
+        char err[OBJ_ERR_MAX];
+        struct delete_stats st;
+        /* A store of its own: the parent's is not shared across fork. */
+        struct objstore *os = objstore_open (f->url, err, sizeof err);
+        int e = os ? snapshot_delete (os, i ? "s2" : "s1", &st, err,
+                                      sizeof err) : -1;
+        if (e)
+          fprintf (stderr, "child %d: %s\n", i, err);
+        objstore_close (os);
+        _exit (e ? 1 : 0);
+      }
+    }
+    for (int i = 0; i < 2; i++) {
+      int status;
+      assert_int_equal (waitpid (pids[i], &status, 0), pids[i]);
+      assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    }
+    for (unsigned seed = 1; seed <= 5; seed++)
+      assert_true (chunk_exists (f->os, seed));
+    assert_false (chunk_exists (f->os, 11));
+
+    /* Start the next round clean. */
+    char err[OBJ_ERR_MAX];
+    struct delete_stats st;
+    assert_int_equal (snapshot_delete (f->os, "s3", &st, err, sizeof err), 0);
+    assert_int_equal (snapshot_delete (f->os, "s4", &st, err, sizeof err), 0);
+    for (unsigned seed = 1; seed <= 11; seed++)
+      assert_false (chunk_exists (f->os, seed));
+  }
+}
+
 int
 main (void)
 {
@@ -899,6 +955,8 @@ main (void)
                                      setup, teardown),
     cmocka_unit_test_setup_teardown (test_snapshot_delete_unreadable_manifest,
                                      setup, teardown),
+    cmocka_unit_test_setup_teardown (test_snapshot_delete_concurrent, setup,
+                                     teardown),
   };
   log_init ("test_catalog");
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -25,19 +25,26 @@
 #include "loop.h"
 #include "replica_client.h"
 #include "util.h"
+#include "objstore/catalog.h"
+#include "snapshot/snapshot.h"
 
 struct attach {
   struct loop *loop;
   struct registry *reg;
   const struct attach_opts *o;
-  struct bdev *dev;
+  struct bdev *dev;             /* the engine */
+  struct bdev *cow;             /* what is served: cow over [hydrate over] dev */
+  struct bdev *hydrate;         /* NULL unless restoring */
   struct frontend *fe;
+  struct control_req *snap_req; /* the control request of a snapshot */
   uint64_t epoch;
   char host[REG_NAME_MAX];
   bool detaching;
   bool took_over;
   bool unclean;                 /* the last attachment never detached */
-  int final_err;
+  bool cbt_loaded;              /* the change map is complete */
+  int final_err;                /* the detach failed */
+  int job_err;                  /* the job (snapshot, restore) failed */
   struct reg_volume vol;        /* as claimed */
   struct control *ctl;
   char ctl_path[108];
@@ -85,8 +92,12 @@ claim (struct reg_volume *v, void *arg)
   at->attached = true;
   snprintf (at->host, sizeof at->host, "%s", a->host);
   at->pid = getpid ();
-  snprintf (at->frontend, sizeof at->frontend, "%s %s", a->o->frontend,
-            a->o->spec);
+  if (a->o->job == ATTACH_SERVE)
+    snprintf (at->frontend, sizeof at->frontend, "%s %s", a->o->frontend,
+              a->o->spec);
+  else                          /* no frontend: one job, then detach */
+    snprintf (at->frontend, sizeof at->frontend, "%s", a->o->job ==
+              ATTACH_SNAPSHOT ? "snapshot" : "restore");
   at->epoch = v->epoch;
   at->since = time (NULL);
   return 0;
@@ -127,7 +138,7 @@ drained (void *opaque)
 
   a->flush_io = (struct bdev_io) { .op = BDEV_FLUSH, .done = flushed,
                                    .opaque = a };
-  bdev_submit (a->dev, &a->flush_io);
+  bdev_submit (a->cow, &a->flush_io);
 }
 
 static void
@@ -135,7 +146,19 @@ frontend_stopped (void *opaque)
 {
   struct attach *a = opaque;
 
-  a->dev->ops->drain (a->dev, drained, a);
+  a->cow->ops->drain (a->cow, drained, a);
+}
+
+static void
+begin_detach (struct attach *a)
+{
+  if (a->detaching)
+    return;
+  a->detaching = true;
+  if (a->fe)
+    frontend_stop (a->fe, frontend_stopped, a);
+  else
+    frontend_stopped (a);
 }
 
 static void
@@ -143,12 +166,12 @@ on_signal (struct loop *loop, int signo, void *opaque)
 {
   struct attach *a = opaque;
 
-  if (a->detaching)
-    return;
-  a->detaching = true;
-  log_info ("%s: detaching (signal %d): finishing in-flight I/O",
-            a->o->volume, signo);
-  frontend_stop (a->fe, frontend_stopped, a);
+  if (!a->detaching)
+    log_info ("%s: detaching (signal %d): finishing in-flight I/O",
+              a->o->volume, signo);
+  if (a->o->job != ATTACH_SERVE && !a->detaching)
+    a->job_err = EINTR;
+  begin_detach (a);
 }
 
 /* ---- replica states in the registry (the engine's hooks) ------------ */
@@ -568,12 +591,95 @@ control_replace (struct attach *a, struct control_req *req, const char *old,
   control_finish (req, line);
 }
 
+/* ---- snapshots ---------------------------------------------------------- */
+
+static void
+snap_line (void *opaque, const char *line)
+{
+  struct attach *a = opaque;
+  bool last = strncmp (line, "ok ", 3) == 0 || strncmp (line, "error", 5) == 0;
+
+  if (strncmp (line, "error", 5) == 0)
+    log_error ("%s", line);
+  else if (last || strncmp (line, "point ", 6) == 0)
+    log_info ("%s: snapshot %s", a->vol.name, line);
+  if (a->snap_req && last) {
+    control_finish (a->snap_req, line);
+    a->snap_req = NULL;
+  }
+  else if (a->snap_req)
+    control_reply (a->snap_req, line);
+  else if (a->o->job_line)
+    a->o->job_line (a->o->job_opaque, line);
+}
+
+static int
+record_cbt_base (struct reg_volume *v, void *arg)
+{
+  struct attach *a = arg;
+
+  if (!v->attachment.attached || v->attachment.pid != getpid () ||
+      v->attachment.epoch != a->epoch)
+    return ESTALE;
+  v->cbt = a->vol.cbt;
+  return 0;
+}
+
+static void
+snap_done (void *opaque, int err, const char *name, const char *url)
+{
+  struct attach *a = opaque;
+
+  if (err == 0) {
+    /* The next snapshot to this store builds on this one. */
+    snprintf (a->vol.cbt.base_url, sizeof a->vol.cbt.base_url, "%s", url);
+    snprintf (a->vol.cbt.base_name, sizeof a->vol.cbt.base_name, "%s", name);
+    if (registry_update (a->reg, a->vol.name, record_cbt_base, a) == -1)
+      log_warn ("%s: cannot record snapshot %s as the change map's base: %s",
+                a->vol.name, name, strerror (errno));
+  }
+  if (a->o->job == ATTACH_SNAPSHOT) {
+    a->job_err = err;
+    begin_detach (a);
+  }
+}
+
+/* Start a snapshot of the live volume; NULL req: the attach's own job. */
+static int
+start_snapshot (struct attach *a, struct control_req *req, const char *url,
+                const char *name)
+{
+  struct snap_params p = {
+    .url = url, .name = name, .volume = a->vol.name,
+    .volume_uuid = a->vol.uuid, .volume_size = a->vol.size,
+    .base_url = a->vol.cbt.base_url, .base_name = a->vol.cbt.base_name,
+    .cbt_valid = a->cbt_loaded,
+  };
+
+  log_info ("%s: snapshot %s to %s requested", a->vol.name, name, url);
+  a->snap_req = req;
+  if (cow_snapshot (a->cow, &p, snap_line, snap_done, a) == -1) {
+    a->snap_req = NULL;
+    return -1;
+  }
+  return 0;
+}
+
 static void
 on_control (struct control_req *req, const char *line, void *opaque)
 {
   struct attach *a = opaque;
   char old[REG_ADDR_MAX], new[REG_ADDR_MAX];
+  char url[256], name[SNAP_NAME_MAX];
 
+  if (sscanf (line, "snapshot %255s %127s", url, name) == 2) {
+    if (a->detaching)
+      control_finish (req, "error: the volume is detaching");
+    else if (start_snapshot (a, req, url, name) == -1)
+      control_finish (req, errno == ENOMEM ? "error: out of memory"
+                      : "error: a snapshot of this volume is already running");
+    return;
+  }
   if (strcmp (line, "verify") == 0 || strcmp (line, "verify repair") == 0) {
     log_info ("%s: %s requested", a->vol.name, line);
     engine_verify (a->dev, strcmp (line, "verify repair") == 0,
@@ -595,6 +701,191 @@ record_control (struct reg_volume *v, void *arg)
   snprintf (v->attachment.control, sizeof v->attachment.control, "%s",
             a->ctl_path);
   return 0;
+}
+
+/* ---- the change map: held in memory while attached ---------------------- */
+
+static int
+take_cbt (struct reg_volume *v, void *arg)
+{
+  struct attach *a = arg;
+
+  if (v->attachment.pid != getpid () || v->attachment.epoch != a->epoch)
+    return ESTALE;
+  v->cbt.valid = false;         /* until a clean detach saves it back */
+  return 0;
+}
+
+/* The map saved by the last clean detach, if it can be trusted; else
+ * NULL (the next snapshot reads every chunk).
+ */
+static uint8_t *
+load_cbt (struct attach *a)
+{
+  size_t want = ((a->vol.size + a->vol.chunk_size - 1) / a->vol.chunk_size + 7) / 8;
+  void *map = NULL;
+  size_t len;
+
+  if (!a->vol.cbt.valid)
+    return NULL;
+  if (registry_blob_get (a->reg, a->vol.name, "cbt", &map, &len) == -1) {
+    if (errno != ENOENT)
+      return NULL;
+    map = calloc (1, want);     /* none saved yet: nothing changed */
+    len = want;
+  }
+  if (map == NULL || len != want) {
+    free (map);
+    return NULL;
+  }
+  if (registry_update (a->reg, a->vol.name, take_cbt, a) == -1) {
+    free (map);
+    return NULL;
+  }
+  a->cbt_loaded = true;
+  return map;
+}
+
+static int
+put_cbt (struct reg_volume *v, void *arg)
+{
+  struct attach *a = arg;
+
+  if (!v->attachment.attached || v->attachment.pid != getpid () ||
+      v->attachment.epoch != a->epoch)
+    return ESTALE;
+  v->cbt = a->vol.cbt;
+  v->cbt.valid = true;
+  return 0;
+}
+
+/* At a clean detach: the map (complete since the base) for the next
+ * attach.
+ */
+static void
+save_cbt (struct attach *a)
+{
+  size_t len;
+  const uint8_t *map = cow_cbt (a->cow, &len);
+
+  if (map == NULL)
+    return;
+  if (registry_blob_put (a->reg, a->vol.name, "cbt", map, len) == -1 ||
+      registry_update (a->reg, a->vol.name, put_cbt, a) == -1)
+    log_warn ("%s: cannot save the change map (%s): the next snapshot "
+              "reads the whole volume", a->vol.name, strerror (errno));
+}
+
+/* ---- a volume restored from a snapshot, until every chunk is in ---------- */
+
+struct restore_update {
+  struct attach *a;
+  uint64_t hydrated;
+  bool complete;
+  const char *error;
+};
+
+static int
+record_restore (struct reg_volume *v, void *arg)
+{
+  struct restore_update *u = arg;
+
+  if (!v->attachment.attached || v->attachment.pid != getpid () ||
+      v->attachment.epoch != u->a->epoch)
+    return ESTALE;
+  v->restore.chunks_hydrated = u->hydrated;
+  if (u->error)
+    snprintf (v->restore.error, sizeof v->restore.error, "%s", u->error);
+  if (u->complete)
+    memset (&v->restore, 0, sizeof v->restore);
+  return 0;
+}
+
+static int
+hydrate_save (void *opaque, const uint8_t *map, size_t len, uint64_t hydrated,
+              uint64_t total)
+{
+  struct attach *a = opaque;
+  struct restore_update u = { .a = a, .hydrated = hydrated };
+  uint64_t d, t, bytes;
+
+  if (registry_blob_put (a->reg, a->vol.name, "hydrated", map, len) == -1 ||
+      registry_update (a->reg, a->vol.name, record_restore, &u) == -1)
+    return errno ? errno : EIO;
+  if (a->o->job == ATTACH_RESTORE && a->o->job_line) {
+    char line[128];
+    hydrate_progress (a->hydrate, &d, &t, &bytes);
+    snprintf (line, sizeof line, "progress %llu %llu %llu 0",
+              (unsigned long long) hydrated, (unsigned long long) total,
+              (unsigned long long) bytes);
+    a->o->job_line (a->o->job_opaque, line);
+  }
+  return 0;
+}
+
+static void
+hydrate_finished (void *opaque, int err, const char *why)
+{
+  struct attach *a = opaque;
+  struct restore_update u = { .a = a, .complete = err == 0,
+                              .error = err ? why : NULL };
+  uint64_t done, total, bytes;
+  char line[OBJ_ERR_MAX + 64];
+
+  hydrate_progress (a->hydrate, &done, &total, &bytes);
+  u.hydrated = done;
+  if (registry_update (a->reg, a->vol.name, record_restore, &u) == -1)
+    log_warn ("%s: cannot record the restore's state: %s", a->vol.name,
+              strerror (errno));
+  if (err == 0) {
+    registry_blob_remove (a->reg, a->vol.name, "hydrated");
+    log_info ("%s: restore from %s complete: %llu chunks", a->vol.name,
+              a->vol.restore.snapshot, (unsigned long long) total);
+    snprintf (line, sizeof line, "ok restored %llu %llu",
+              (unsigned long long) total, (unsigned long long) bytes);
+  }
+  else
+    snprintf (line, sizeof line, "error: restore from %s: %s",
+              a->vol.restore.snapshot, why);
+  if (a->o->job == ATTACH_RESTORE) {
+    if (a->o->job_line)
+      a->o->job_line (a->o->job_opaque, line);
+    a->job_err = err;
+    begin_detach (a);
+  }
+}
+
+static struct bdev *
+open_hydrate (struct attach *a)
+{
+  const struct reg_restore *r = &a->vol.restore;
+  size_t want = ((a->vol.size + a->vol.chunk_size - 1) / a->vol.chunk_size + 7) / 8;
+  struct hydrate_hooks hooks = {
+    .save = hydrate_save, .finished = hydrate_finished, .opaque = a,
+  };
+  void *map = NULL;
+  size_t len;
+  char why[OBJ_ERR_MAX];
+
+  if (registry_blob_get (a->reg, a->vol.name, "hydrated", &map, &len) == 0 &&
+      len != want) {
+    log_error ("%s: the hydration map is %zu bytes, not %zu: refusing to "
+               "guess what is restored", a->vol.name, len, want);
+    free (map);
+    return NULL;
+  }
+  a->hydrate = hydrate_new (a->loop, a->dev, r->url, r->snapshot, map, true,
+                            &hooks, why, sizeof why);
+  if (a->hydrate == NULL)
+    log_error ("%s: cannot serve the restore from %s: %s", a->vol.name,
+               r->url, why);
+  else
+    log_info ("%s: restoring from snapshot %s in %s: %llu of %llu chunks "
+              "in place; the rest is fetched on demand and in the background",
+              a->vol.name, r->snapshot, r->url,
+              (unsigned long long) r->chunks_hydrated,
+              (unsigned long long) r->chunks_total);
+  return a->hydrate;
 }
 
 /* Once the frontend is up: record where it serves ("ublk /dev/ublkb0"). */
@@ -688,21 +979,48 @@ attach_run (struct registry *reg, const struct attach_opts *o)
               "reconciling the replicas", v.name);
     engine_reconcile (a.dev, reconciled, &a);
   }
-  start_control (&a);          /* before clients: verify can find it */
-  a.fe = frontend_start (o->frontend, a.loop, a.dev, v.name, o->spec);
-  if (!a.fe)
+  struct bdev *below = a.dev;
+  if (v.restore.active) {
+    if ((below = open_hydrate (&a)) == NULL)
+      goto out;
+  }
+  else if (o->job == ATTACH_RESTORE) {
+    log_info ("%s: nothing to restore: every chunk is in place", v.name);
+    if (o->job_line)
+      o->job_line (o->job_opaque, "ok restored 0 0");
+    rc = 0;
     goto out;
-
-  log_info ("%s: attached (%s, %d replica%s, epoch %llu), serving %s",
-            v.name, format_size (v.size, size, sizeof size), v.nreplicas,
-            v.nreplicas == 1 ? "" : "s", (unsigned long long) a.epoch,
-            a.fe->where);
-  registry_update (reg, o->volume, record_where, &a);
+  }
+  a.cow = cow_new (a.loop, below, v.chunk_size, load_cbt (&a));
+  if (!a.cow) {
+    log_error ("%s: out of memory", v.name);
+    below->ops->close (below);
+    a.dev = NULL;
+    goto out;
+  }
+  start_control (&a);          /* before clients: verify can find it */
+  if (o->job == ATTACH_SERVE) {
+    a.fe = frontend_start (o->frontend, a.loop, a.cow, v.name, o->spec);
+    if (!a.fe)
+      goto out;
+    log_info ("%s: attached (%s, %d replica%s, epoch %llu), serving %s",
+              v.name, format_size (v.size, size, sizeof size), v.nreplicas,
+              v.nreplicas == 1 ? "" : "s", (unsigned long long) a.epoch,
+              a.fe->where);
+    registry_update (reg, o->volume, record_where, &a);
+  }
+  else if (o->job == ATTACH_SNAPSHOT &&
+           start_snapshot (&a, NULL, o->snap_url, o->snap_name) == -1) {
+    log_error ("%s: cannot start the snapshot: %s", v.name, strerror (errno));
+    goto out;
+  }
   if (loop_run (a.loop) == -1)
     log_error ("event loop failed: %s", strerror (errno));
   else if (a.final_err == 0) {
-    log_info ("%s: detached cleanly", v.name);
-    rc = 0;
+    save_cbt (&a);
+    if (o->job == ATTACH_SERVE)
+      log_info ("%s: detached cleanly", v.name);
+    rc = a.job_err ? 1 : 0;
   }
 
  out:
@@ -710,7 +1028,9 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   reconnect_teardown (&a);
   if (a.fe)
     frontend_free (a.fe);
-  if (a.dev)
+  if (a.cow)
+    a.cow->ops->close (a.cow);  /* and what is below it */
+  else if (a.dev)
     a.dev->ops->close (a.dev);
   loop_free (a.loop);
   if (registry_update (reg, o->volume, release, &a) == -1 && errno != ESTALE)

@@ -27,6 +27,18 @@ struct attach_opts {
    */
   const char *force_stale;
   uint64_t resync_rate;         /* catch-up bytes/s, 0: the default */
+
+  /* Instead of serving (frontend NULL): attach, do one job, detach.
+   * Its event lines (see snapshot/snapshot.h) go to job_line.
+   */
+  enum attach_job {
+    ATTACH_SERVE = 0,
+    ATTACH_SNAPSHOT,            /* snapshot to snap_url as snap_name */
+    ATTACH_RESTORE,             /* hydrate every chunk of a restore */
+  } job;
+  const char *snap_url, *snap_name;
+  void (*job_line) (void *opaque, const char *line);
+  void *job_opaque;
 };
 
 /* Runs in the foreground until SIGTERM/SIGINT or "repvol detach".

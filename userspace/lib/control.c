@@ -11,7 +11,7 @@
 #include "control.h"
 #include "util.h"
 
-#define LINE_MAX_LEN 512
+#define LINE_MAX_LEN 1024
 
 struct control {
   struct loop *loop;
@@ -179,6 +179,13 @@ control_stop (struct control *ctl)
 int
 control_call (const char *path, const char *command)
 {
+  return control_call_lines (path, command, NULL, NULL);
+}
+
+int
+control_call_lines (const char *path, const char *command,
+                    void (*fn) (void *opaque, const char *line), void *opaque)
+{
   struct sockaddr_un sun;
   char buf[4096], last[LINE_MAX_LEN] = "";
   size_t have = 0;
@@ -204,9 +211,13 @@ control_call (const char *path, const char *command)
     char *nl;
     while ((nl = strchr (buf, '\n')) != NULL) {
       *nl = '\0';
-      printf ("%s\n", buf);
-      fflush (stdout);
-      snprintf (last, sizeof last, "%.511s", buf);
+      if (fn)
+        fn (opaque, buf);
+      else {
+        printf ("%s\n", buf);
+        fflush (stdout);
+      }
+      snprintf (last, sizeof last, "%.1023s", buf);
       have -= nl + 1 - buf;
       memmove (buf, nl + 1, have + 1);
     }

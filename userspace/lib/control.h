@@ -33,5 +33,9 @@ void control_stop (struct control *c);
  * 1 if with "error" (or the channel broke), after printing a reason.
  */
 int control_call (const char *path, const char *command);
+/* The same, handing each answer line to fn instead of printing it. */
+int control_call_lines (const char *path, const char *command,
+                        void (*fn) (void *opaque, const char *line),
+                        void *opaque);
 
 #endif

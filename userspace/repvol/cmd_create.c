@@ -242,6 +242,10 @@ create_volume (struct registry *reg, const struct volume_spec *spec)
   v.cbt.valid = true;
   if (spec->restore)
     v.restore = *spec->restore;
+  if (spec->cbt_base_url) {
+    snprintf (v.cbt.base_url, sizeof v.cbt.base_url, "%s", spec->cbt_base_url);
+    snprintf (v.cbt.base_name, sizeof v.cbt.base_name, "%s", spec->cbt_base_name);
+  }
   v.created = time (NULL);
   v.nreplicas = naddrs;
   for (int i = 0; i < naddrs; i++) {

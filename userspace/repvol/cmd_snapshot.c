@@ -5,8 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <time.h>
+
+#include "attach.h"
+#include "control.h"
+#include "objstore/catalog.h"
+#include "progress.h"
 #include "repvol.h"
+#include "util.h"
 
 int
 cmd_snapshot (int argc, char **argv)
@@ -33,14 +41,286 @@ cmd_snapshot (int argc, char **argv)
                       argc >= 2 ? ", not " : "", argc >= 2 ? argv[1] : "");
 }
 
+/* ---- event lines from the snapshot or restore (snapshot/snapshot.h) ---- */
+
+struct events {
+  struct progress bar;
+  bool json;
+  bool remote;                  /* lines come from the attach's control */
+  bool ok;
+  char what[200];
+};
+
+static void
+on_event (void *opaque, const char *line)
+{
+  struct events *ev = opaque;
+  char name[SNAP_NAME_MAX], parent[SNAP_NAME_MAX];
+  uint64_t a, b, c, d;
+  long long t;
+  double secs;
+
+  if (sscanf (line, "point %127s %lld", name, &t) == 2) {
+    char when[64];
+    time_t tt = t;
+    strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime (&tt));
+    if (ev->json)
+      printf ("{\"event\":\"point\",\"name\":\"%s\",\"time\":%lld}\n", name, t);
+    else
+      printf ("snapshot %s: point in time taken at %s\n", name, when);
+    fflush (stdout);
+  }
+  else if (sscanf (line, "progress %" SCNu64 " %" SCNu64 " %" SCNu64
+                   " %" SCNu64, &a, &b, &c, &d) == 4) {
+    char extra[128];
+    snprintf (extra, sizeof extra, ",\"bytes_read\":%" PRIu64
+              ",\"bytes_uploaded\":%" PRIu64, c, d);
+    progress_update (&ev->bar, a, b, c, extra);
+  }
+  else if (sscanf (line, "ok %127s %127s %" SCNu64 " %" SCNu64 " %" SCNu64
+                   " %lf", name, parent, &a, &b, &c, &secs) == 6) {
+    char rd[32], up[32];
+    progress_end (&ev->bar);
+    ev->ok = true;
+    if (ev->json)
+      printf ("{\"event\":\"done\",\"name\":\"%s\",\"parent\":\"%s\","
+              "\"chunks_total\":%" PRIu64 ",\"bytes_read\":%" PRIu64
+              ",\"bytes_uploaded\":%" PRIu64 ",\"seconds\":%.3f}\n",
+              name, strcmp (parent, "-") ? parent : "", a, b, c, secs);
+    else
+      printf ("snapshot %s complete: %" PRIu64 " chunk%s read (%s), %s "
+              "uploaded in %.1f s; %s%s\n", name, a, a == 1 ? "" : "s",
+              format_size (b, rd, sizeof rd), format_size (c, up, sizeof up),
+              secs, strcmp (parent, "-") ? "incremental on " : "full",
+              strcmp (parent, "-") ? parent : "");
+    fflush (stdout);
+  }
+  else if (strncmp (line, "error", 5) == 0) {
+    progress_end (&ev->bar);
+    if (ev->remote)             /* else the attach code printed it */
+      log_error ("%s", line + (strncmp (line, "error: ", 7) == 0 ? 7 : 5));
+  }
+}
+
+static bool
+store_url_ok (const char *url)
+{
+  return (strncmp (url, "file:///", 8) == 0 && url[8]) ||
+         (strncmp (url, "s3://", 5) == 0 && url[5] && url[5] != '/');
+}
+
 int
 snapshot_create_main (int argc, char **argv)
 {
-  return usage_error ("snapshot", "create: not yet");
+  static const struct option longopts[] = {
+    { "to", required_argument, NULL, 't' },
+    { "name", required_argument, NULL, 'n' },
+    { "json", no_argument, NULL, 'j' },
+    { "registry", required_argument, NULL, 'R' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL },
+  };
+  const char *url = NULL, *name = NULL;
+  struct events ev = { .json = false };
+  char defname[SNAP_NAME_MAX];
+  int c;
+
+  while ((c = cli_getopt (argc, argv, "snapshot", longopts)) != -1) {
+    if (OPT_DONE (c))
+      return OPT_EXIT (c);
+    switch (c) {
+    case 't': url = optarg; break;
+    case 'n': name = optarg; break;
+    case 'j': ev.json = true; break;
+    }
+  }
+  if (url == NULL)
+    return usage_error ("snapshot", "create: missing --to URL");
+  if (!store_url_ok (url) || strlen (url) > 255 || strchr (url, ' '))
+    return usage_error ("snapshot", "create: bad --to '%s' (expected "
+                        "file:///DIR or s3://BUCKET/PREFIX)", url);
+  const char *vol;
+  struct registry *reg;
+  struct reg_volume v;
+  int ret = verb_volume (argc, argv, "snapshot", &vol, &reg, &v);
+  if (ret)
+    return ret;
+  if (name == NULL) {
+    time_t now = time (NULL);
+    char stamp[32];
+    strftime (stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", gmtime (&now));
+    snprintf (defname, sizeof defname, "%s-%s", vol, stamp);
+    name = defname;
+  }
+  if (!snapshot_name_valid (name)) {
+    registry_close (reg);
+    return usage_error ("snapshot", "create: bad --name '%s' (1-100 of "
+                        "A-Z a-z 0-9 . _ -, not starting with '.')", name);
+  }
+  snprintf (ev.what, sizeof ev.what, "snapshot %s", name);
+  progress_init (&ev.bar, ev.what, ev.json);
+
+  ret = EXIT_FAILURE;
+  if (v.attachment.attached && attachment_is_local (&v.attachment) &&
+      v.attachment.control[0]) {
+    /* Live: the attach takes the point and uploads; we show progress. */
+    char cmd[512];
+    snprintf (cmd, sizeof cmd, "snapshot %s %s", url, name);
+    ev.remote = true;
+    control_call_lines (v.attachment.control, cmd, on_event, &ev);
+  }
+  else if (v.attachment.attached && strcmp (v.attachment.frontend,
+                                            DELETE_CLAIM) != 0 &&
+           !attachment_is_local (&v.attachment))
+    log_error ("volume '%s' is attached on host %s: run snapshot create "
+               "there", vol, v.attachment.host);
+  else {
+    /* Detached: attach it just for the snapshot. */
+    struct attach_opts o = {
+      .volume = vol, .timeout_ms = 10000, .no_takeover = true,
+      .job = ATTACH_SNAPSHOT, .snap_url = url, .snap_name = name,
+      .job_line = on_event, .job_opaque = &ev,
+    };
+    attach_run (reg, &o);
+  }
+  registry_close (reg);
+  progress_end (&ev.bar);
+  return ev.ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* The restore job's last line ("ok restored CHUNKS BYTES" or an error). */
+static void
+on_restore_event (void *opaque, const char *line)
+{
+  struct events *ev = opaque;
+  uint64_t chunks, bytes;
+
+  if (sscanf (line, "ok restored %" SCNu64 " %" SCNu64, &chunks, &bytes) == 2) {
+    progress_end (&ev->bar);
+    ev->ok = true;
+  }
+  else
+    on_event (ev, line);
 }
 
 int
 snapshot_restore_main (int argc, char **argv)
 {
-  return usage_error ("snapshot", "restore: not yet");
+  static const struct option longopts[] = {
+    { "replica", required_argument, NULL, 'r' },
+    { "lazy", no_argument, NULL, 'l' },
+    { "allow-same-zone", no_argument, NULL, 'z' },
+    { "json", no_argument, NULL, 'j' },
+    { "registry", required_argument, NULL, 'R' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL },
+  };
+  const char *addrs[REG_MAX_REPLICAS];
+  int naddrs = 0, c;
+  bool lazy = false, same_zone = false;
+  struct events ev = { .json = false };
+
+  while ((c = cli_getopt (argc, argv, "snapshot", longopts)) != -1) {
+    if (OPT_DONE (c))
+      return OPT_EXIT (c);
+    switch (c) {
+    case 'r':
+      if (naddrs == REG_MAX_REPLICAS)
+        return usage_error ("snapshot", "restore: at most %d replicas",
+                            REG_MAX_REPLICAS);
+      addrs[naddrs++] = optarg;
+      break;
+    case 'l': lazy = true; break;
+    case 'z': same_zone = true; break;
+    case 'j': ev.json = true; break;
+    }
+  }
+  if (argc - optind != 3)
+    return usage_error ("snapshot", "restore takes URL NAME NEWVOL");
+  const char *url = argv[optind], *name = argv[optind + 1];
+  const char *vol = argv[optind + 2];
+  if (!store_url_ok (url) || strlen (url) > 255 || strchr (url, ' '))
+    return usage_error ("snapshot", "restore: bad URL '%s' (expected "
+                        "file:///DIR or s3://BUCKET/PREFIX)", url);
+  if (!snapshot_name_valid (name))
+    return usage_error ("snapshot", "restore: bad snapshot name '%s'", name);
+  if (!valid_name (vol))
+    return usage_error ("snapshot", "restore: bad volume name '%s'", vol);
+  if (naddrs == 0)
+    return usage_error ("snapshot", "restore: missing --replica ADDR:PORT "
+                        "(at least one is needed)");
+
+  /* What is being restored: the manifest says the size and chunk size. */
+  char err[OBJ_ERR_MAX];
+  struct objstore *os = objstore_open (url, err, sizeof err);
+  struct manifest m;
+  if (os == NULL) {
+    log_error ("%s", err);
+    return EXIT_FAILURE;
+  }
+  int e = manifest_read (os, name, &m, err, sizeof err);
+  objstore_close (os);
+  if (e) {
+    if (e == ENOENT)
+      log_error ("no snapshot named %s in %s", name, url);
+    else
+      log_error ("%s", err);
+    return EXIT_FAILURE;
+  }
+  struct reg_restore r = { .active = true, .chunks_total = 0 };
+  snprintf (r.url, sizeof r.url, "%s", url);
+  snprintf (r.snapshot, sizeof r.snapshot, "%s", name);
+  for (uint64_t i = 0; i < m.nchunks; i++)
+    r.chunks_total += m.present[i];
+  struct volume_spec spec = {
+    .name = vol, .size = m.volume_size,
+    .block_size = m.volume_size % 4096 ? 512 : 4096,
+    .chunk_size = m.chunk_size, .addrs = addrs, .naddrs = naddrs,
+    .allow_same_zone = same_zone, .restore = r.chunks_total ? &r : NULL,
+    /* The snapshot is where the new volume's changes count from. */
+    .cbt_base_url = url, .cbt_base_name = name,
+  };
+  manifest_free (&m);
+
+  struct registry *reg = open_registry ();
+  if (reg == NULL)
+    return EXIT_FAILURE;
+  int ret = create_volume (reg, &spec);
+  if (ret != 0 || r.chunks_total == 0 || lazy) {
+    if (ret == 0 && !ev.json)
+      printf ("restored volume %s from snapshot %s%s\n", vol, name,
+              r.chunks_total && lazy ? " (lazily: attach it now; chunks are "
+              "fetched on first use and in the background)" : "");
+    else if (ret == 0)
+      printf ("{\"event\":\"done\",\"volume\":\"%s\",\"snapshot\":\"%s\","
+              "\"lazy\":%s,\"chunks_total\":%" PRIu64 "}\n", vol, name,
+              lazy ? "true" : "false", r.chunks_total);
+    registry_close (reg);
+    return ret;
+  }
+
+  /* Full restore: attach without a frontend until every chunk is in. */
+  char what[200];
+  snprintf (what, sizeof what, "restore %s", vol);
+  progress_init (&ev.bar, what, ev.json);
+  struct attach_opts o = {
+    .volume = vol, .timeout_ms = 10000, .no_takeover = true,
+    .job = ATTACH_RESTORE, .job_line = on_restore_event, .job_opaque = &ev,
+  };
+  attach_run (reg, &o);
+  registry_close (reg);
+  progress_end (&ev.bar);
+  if (!ev.ok) {
+    log_error ("volume %s is left partly restored: attaching it goes on "
+               "with the restore, 'repvol delete %s' removes it", vol, vol);
+    return EXIT_FAILURE;
+  }
+  if (ev.json)
+    printf ("{\"event\":\"done\",\"volume\":\"%s\",\"snapshot\":\"%s\","
+            "\"lazy\":false,\"chunks_total\":%" PRIu64 "}\n", vol, name,
+            r.chunks_total);
+  else
+    printf ("restored volume %s from snapshot %s (%" PRIu64 " chunks)\n",
+            vol, name, r.chunks_total);
+  return EXIT_SUCCESS;
 }

@@ -97,6 +97,22 @@ print_text (const struct reg_volume *v, const struct live *live)
   printf ("epoch:       %" PRIu64 "\n", v->epoch);
   printf ("created:     %s\n", format_time (v->created, tbuf, sizeof tbuf));
   printf ("reserved:    %s\n", v->reserved ? "yes" : "no");
+  printf ("snapshots:   chunk %s; ", format_size (v->chunk_size, tbuf, sizeof tbuf));
+  if (v->cbt.base_name[0])
+    printf ("changes tracked since %s in %s%s\n", v->cbt.base_name,
+            v->cbt.base_url, v->cbt.valid || v->attachment.attached ? ""
+            : " (map lost: the next snapshot reads every chunk)");
+  else
+    printf ("none taken yet%s\n", v->cbt.valid || v->attachment.attached ? ""
+            : " (change map lost: the first snapshot reads every chunk)");
+  if (v->restore.active)
+    printf ("restore:     from %s in %s: %" PRIu64 " of %" PRIu64 " chunks "
+            "hydrated (%.0f%%)%s%s\n", v->restore.snapshot, v->restore.url,
+            v->restore.chunks_hydrated, v->restore.chunks_total,
+            v->restore.chunks_total ? 100.0 * v->restore.chunks_hydrated /
+            v->restore.chunks_total : 100.0, v->restore.error[0] ?
+            "; FAILED: " : (v->attachment.attached ? "" : "; continues when "
+            "attached"), v->restore.error);
   if (a->attached)
     printf ("attachment:  host %s, pid %d, %s, since %s, epoch %" PRIu64 "\n",
             a->host, (int) a->pid, a->frontend[0] ? a->frontend : "-",

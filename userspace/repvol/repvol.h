@@ -49,6 +49,7 @@ struct volume_spec {
   int naddrs;
   bool reserve, allow_same_zone;
   const struct reg_restore *restore;    /* NULL unless restoring */
+  const char *cbt_base_url, *cbt_base_name;  /* restored from; NULL: none */
 };
 /* Check the servers, make the replicas, record the volume; errors are
  * printed.  Returns an exit code.

@@ -40,6 +40,7 @@ struct job {
   int credit;                   /* captures the thread has room for */
   uint64_t capturing;           /* reads in flight */
   bool failed;
+  struct loop_defer end_later;  /* never end inside a completion */
   bool ending;                  /* the thread finished: end once no */
   int end_err;                  /* capture is in flight any more */
   char end_line[600];
@@ -65,6 +66,8 @@ struct cow {
   struct bdev_io *held, *held_tail;       /* behind the barrier */
   struct bdev_io *blocked, *blocked_tail; /* behind a capture */
   struct job *job;
+  void (*drained) (void *opaque);       /* drain waits for the job */
+  void *drained_opaque;
 };
 
 struct wrapped {
@@ -103,7 +106,7 @@ struct capture_io {
 };
 
 static void job_fail (struct cow *c, const char *why);
-static void job_end (struct cow *c);
+static void job_end_later (struct cow *c);
 static void retry_blocked (struct cow *c);
 
 static void
@@ -131,7 +134,7 @@ captured (struct bdev_io *io, int err)
     }
     else {
       cap->index = ci->index;
-      cap->len = io->len;
+      cap->len = c->chunk_size;
       cap->buf = io->buf;
       upload_give (j->up, cap);
     }
@@ -140,7 +143,7 @@ captured (struct bdev_io *io, int err)
   j->capturing--;
   retry_blocked (c);
   if (j->ending && j->capturing == 0)
-    job_end (c);
+    job_end_later (c);
 }
 
 static void
@@ -151,7 +154,9 @@ capture (struct cow *c, uint64_t i)
   uint32_t len = c->bdev.info.size - off < c->chunk_size
                  ? (uint32_t) (c->bdev.info.size - off) : c->chunk_size;
   struct capture_io *ci = calloc (1, sizeof *ci);
-  void *buf = ci ? malloc (len) : NULL;
+  /* A last, short chunk is stored padded with zeroes (repvol-snapshot.5). */
+  void *buf = ci ? (len < c->chunk_size ? calloc (1, c->chunk_size)
+                    : malloc (len)) : NULL;
 
   if (buf == NULL) {
     free (ci);
@@ -361,6 +366,24 @@ job_end (struct cow *c)
   free (j->state);
   free (j->frozen);
   free (j);
+  if (c->drained && c->job == NULL) {
+    void (*cb) (void *) = c->drained;
+    c->drained = NULL;
+    c->lower->ops->drain (c->lower, cb, c->drained_opaque);
+  }
+}
+
+static void
+job_end_deferred (struct loop_defer *d)
+{
+  job_end (d->opaque);
+}
+
+/* Callers may be deep in the write path, still using the job. */
+static void
+job_end_later (struct cow *c)
+{
+  loop_defer (c->loop, &c->job->end_later, job_end_deferred, c);
 }
 
 /* Give up on the snapshot: writes go on, its chunks count as changed. */
@@ -411,7 +434,7 @@ on_upload_msg (struct mailbox *mb, struct mailbox_msg *msg)
     j->end_err = m->n;
     snprintf (j->end_line, sizeof j->end_line, "%s", m->text);
     if (j->capturing == 0)
-      job_end (c);
+      job_end_later (c);
     break;
   }
   free (m);
@@ -476,7 +499,15 @@ static void
 cow_drain (struct bdev *b, void (*done) (void *opaque), void *opaque)
 {
   struct cow *c = b->priv;
-  c->lower->ops->drain (c->lower, done, opaque);
+
+  if (c->job == NULL) {
+    c->lower->ops->drain (c->lower, done, opaque);
+    return;
+  }
+  /* A snapshot cannot outlive the attach: stop it, then drain. */
+  c->drained = done;
+  c->drained_opaque = opaque;
+  job_fail (c, "the volume is being detached");
 }
 
 static void
