@@ -18,6 +18,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$TOP/tests/integration/snaplib.sh"
 snap_require
+require_s3
 snap_require_s3
 require_cmd zstd
 S3_SERVER=${S3_SERVER:-$TOP/scripts/s3-server.sh}
