@@ -3,7 +3,8 @@
 # volume serves at once, fetching chunks on demand while the rest is
 # hydrated in the background.
 #  - The first I/O, before anything is read: 4 KiB writes into chunks
-#    that are (most likely) not hydrated yet, in the middle of a chunk;
+#    that are (most likely) not hydrated yet, in the middle of a chunk,
+#    then reads of the end of the device first;
 #    reading those chunks back gives the snapshot's data merged with the
 #    new writes, and so does the volume after full hydration (the
 #    background must not overwrite a newer write with snapshot data).
@@ -31,28 +32,34 @@ rc=0
 timeout 60 "$REPVOL" snapshot restore "$URL" s1 lazy "${REPLICAS[@]}" --lazy > "$T/restore.out" 2>&1 || rc=$?
 cat "$T/restore.out" >&2
 assert_eq 0 "$rc" "exit status of restore --lazy"
-start_attach lazy "$T/lazy.sock"
-# The first I/O: partial writes into the last chunk, a middle chunk and
-# chunk 0 (whatever the background does first).
+# Everything the first I/O needs is made before the attach, so that it
+# comes right after it: partial writes into chunks 223 and 160 and chunk 0,
+# then a read of the last 32 MiB (the end first: a background that goes
+# in order gets there last), the written chunks, and the whole device.
 head -c 256M /dev/urandom > "$T/new"
 cp "$T/src" "$T/expect"
-ranges=($((255 * MiB + 12288)):4096 $((160 * MiB + 512 * 1024)):8192 $((0 * MiB + 4096)):4096)
+ranges=($((223 * MiB + 12288)):4096 $((160 * MiB + 512 * 1024)):8192 $((0 * MiB + 4096)):4096)
 patch_ranges "$T/new" "$T/expect" "${ranges[@]}"
-# (No "repvol status" before this: it takes a while, and the point is to
-# write before the background gets there.)
-python3 "$NBDRANGE" write "$T/lazy.sock" "$T/new" "${ranges[@]}" || fail "partial writes into the lazy volume failed"
-for c in 255 160 0; do
-    python3 "$NBDRANGE" read "$T/lazy.sock" "$T/chunk$c" $((c * MiB)) $MiB || fail "reading chunk $c failed"
-    cmp "$T/chunk$c" <(tail -c +$((c * MiB + 1)) "$T/expect" | head -c $MiB) ||
-        fail "chunk $c: not the snapshot's data merged with the new write"
+tail -c $((32 * MiB)) "$T/expect" > "$T/expect-tail"
+for c in 223 160 0; do
+    dd if="$T/expect" of="$T/expect$c" bs=1M skip=$c count=1 status=none
 done
-
+start_attach lazy "$T/lazy.sock"
+# (No "repvol status" until the reads are done: it takes a while, and the
+# point is to get there before the background does.)
+python3 "$NBDRANGE" write "$T/lazy.sock" "$T/new" "${ranges[@]}" || fail "partial writes into the lazy volume failed"
+python3 "$NBDRANGE" read "$T/lazy.sock" "$T/tail" $((224 * MiB)) $((32 * MiB)) || fail "reading the last 32 MiB failed"
+for c in 223 160 0; do
+    python3 "$NBDRANGE" read "$T/lazy.sock" "$T/chunk$c" $((c * MiB)) $MiB || fail "reading chunk $c failed"
+done
+nbdcopy "$(nbd_uri "$T/lazy.sock")" "$T/read1" || fail "nbdcopy from the lazy volume failed"
 status_restore lazy > "$T/restore-state.json" &&
     log "after the first writes and reads: $(cat "$T/restore-state.json")" ||
     log "after the first writes and reads: status has no restore (already hydrated)"
-
-# The whole device at once.
-nbdcopy "$(nbd_uri "$T/lazy.sock")" "$T/read1" || fail "nbdcopy from the lazy volume failed"
+cmp "$T/tail" "$T/expect-tail" || fail "the last 32 MiB, read first, differ from the snapshot"
+for c in 223 160 0; do
+    cmp "$T/chunk$c" "$T/expect$c" || fail "chunk $c: not the snapshot's data merged with the new write"
+done
 assert_files_identical "$T/expect" "$T/read1"
 
 # Hydration: status shows it while it lasts, and is gone when done.
