@@ -19,9 +19,12 @@ ROUNDS=${ROUNDS:-2}
 python3 "$PITWRITER" selftest || fail "pitwriter selftest failed"
 
 snap_servers
-# 32 MiB volume; round r writes blocks 2048(r-1) to 2048r-1 (8 MiB, 8
-# chunks), so that most blocks are written several times.
-new_vol vol 32M
+# 32 MiB volume in 64 KiB chunks; round r writes blocks 2048(r-1) to
+# 2048r-1 (8 MiB, 128 chunks), so that most blocks are written several
+# times, and the chunks the snapshot has not read yet when the point is
+# taken are many more than an upload keeps in flight (so writes during
+# the upload must wait for, or copy, the point's data).
+new_vol vol 32M --chunk-size 64K
 STORE=$T/store
 mkdir -p "$STORE"
 URL=$(file_url "$STORE")
