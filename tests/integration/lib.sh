@@ -55,6 +55,7 @@ REPVOLD_DATA_ROOT=${REPVOLD_DATA_ROOT:-$T}
 PIDS=()                    # every pid we started, in start order
 CLEANUP_PATHS=()           # more paths the EXIT trap removes (besides $T)
 MOUNTS=()                  # tmpfs mounts the EXIT trap unmounts
+EXIT_HOOKS=()              # functions the EXIT trap runs after the processes stop
 declare -A PID_LOG=()      # pid -> its log file
 declare -A REAPED=()       # pids already waited for: never signal them again
 declare -A REPVOLD_PID=()  # replica server name -> pid
@@ -363,6 +364,9 @@ _lib_cleanup() {
         else
             wait "$pid" 2>/dev/null
         fi
+    done
+    for i in ${EXIT_HOOKS[@]+"${EXIT_HOOKS[@]}"}; do
+        "$i"
     done
     # Nothing runs from the mounts now.  A lazy unmount if a plain one is
     # refused, so a test never leaves one behind.

@@ -305,3 +305,10 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$BENCH_DIR/fio-$STAMP"
 cp "$T"/*.json "$BENCH_DIR/fio-$STAMP/" 2>/dev/null || true
 say "table saved to ${BENCH_DIR#"$TOP"/}/bench-$STAMP.txt, fio's JSON in ${BENCH_DIR#"$TOP"/}/fio-$STAMP/"
+
+# Snapshot upload and restore throughput against the S3 server, with its
+# curl baseline (BENCH_SNAPSHOT=0 skips it).
+if [[ ${BENCH_SNAPSHOT:-1} != 0 ]]; then
+    echo
+    "$PERF/snapshot-bench.sh" || echo "snapshot bench failed (above)"
+fi

@@ -647,13 +647,13 @@ snap_done (void *opaque, int err, const char *name, const char *url)
 /* Start a snapshot of the live volume; NULL req: the attach's own job. */
 static int
 start_snapshot (struct attach *a, struct control_req *req, const char *url,
-                const char *name)
+                const char *name, char *const *env)
 {
   struct snap_params p = {
     .url = url, .name = name, .volume = a->vol.name,
     .volume_uuid = a->vol.uuid, .volume_size = a->vol.size,
     .base_url = a->vol.cbt.base_url, .base_name = a->vol.cbt.base_name,
-    .cbt_valid = a->cbt_loaded,
+    .cbt_valid = a->cbt_loaded, .env = env,
   };
 
   log_info ("%s: snapshot %s to %s requested", a->vol.name, name, url);
@@ -671,13 +671,27 @@ on_control (struct control_req *req, const char *line, void *opaque)
   struct attach *a = opaque;
   char old[REG_ADDR_MAX], new[REG_ADDR_MAX];
   char url[256], name[SNAP_NAME_MAX];
+  int n;
 
-  if (sscanf (line, "snapshot %255s %127s", url, name) == 2) {
+  /* snapshot URL NAME [SETTING=VALUE...]: the settings are the caller's
+   * store configuration (AWS_*), quoted.
+   */
+  if (sscanf (line, "snapshot %255s %127s%n", url, name, &n) == 2) {
+    char *env[64] = { NULL }, *copy = strdup (line + n), *save = NULL;
+    int k = 0;
+    for (char *w = copy ? strtok_r (copy, " ", &save) : NULL; w && k < 63;
+         w = strtok_r (NULL, " ", &save)) {
+      control_unquote (w);
+      env[k++] = w;
+    }
     if (a->detaching)
       control_finish (req, "error: the volume is detaching");
-    else if (start_snapshot (a, req, url, name) == -1)
+    else if (copy == NULL)
+      control_finish (req, "error: out of memory");
+    else if (start_snapshot (a, req, url, name, env) == -1)
       control_finish (req, errno == ENOMEM ? "error: out of memory"
                       : "error: a snapshot of this volume is already running");
+    free (copy);
     return;
   }
   if (strcmp (line, "verify") == 0 || strcmp (line, "verify repair") == 0) {
@@ -1010,7 +1024,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     registry_update (reg, o->volume, record_where, &a);
   }
   else if (o->job == ATTACH_SNAPSHOT &&
-           start_snapshot (&a, NULL, o->snap_url, o->snap_name) == -1) {
+           start_snapshot (&a, NULL, o->snap_url, o->snap_name, NULL) == -1) {
     log_error ("%s: cannot start the snapshot: %s", v.name, strerror (errno));
     goto out;
   }

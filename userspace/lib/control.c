@@ -11,7 +11,7 @@
 #include "control.h"
 #include "util.h"
 
-#define LINE_MAX_LEN 1024
+#define LINE_MAX_LEN 16384   /* a snapshot command carries AWS settings */
 
 struct control {
   struct loop *loop;
@@ -59,6 +59,37 @@ send_line (struct control_req *req, const char *line)
   memcpy (copy, line, n);
   copy[n] = '\n';
   conn_send (req->c, NULL, 0, copy, n + 1, sent_free, copy);
+}
+
+char *
+control_quote (const char *s)
+{
+  char *out = malloc (3 * strlen (s) + 1), *o = out;
+
+  for (; out && *s; s++)
+    if ((unsigned char) *s <= ' ' || *s == '%' || (unsigned char) *s >= 0x7f)
+      o += sprintf (o, "%%%02X", (unsigned char) *s);
+    else
+      *o++ = *s;
+  if (out)
+    *o = '\0';
+  return out;
+}
+
+void
+control_unquote (char *s)
+{
+  char *o = s;
+  unsigned v;
+
+  for (; *s; s++)
+    if (*s == '%' && sscanf (s + 1, "%2x", &v) == 1 && v) {
+      *o++ = (char) v;
+      s += 2;
+    }
+    else
+      *o++ = *s;
+  *o = '\0';
 }
 
 void
@@ -217,7 +248,7 @@ control_call_lines (const char *path, const char *command,
         printf ("%s\n", buf);
         fflush (stdout);
       }
-      snprintf (last, sizeof last, "%.1023s", buf);
+      snprintf (last, sizeof last, "%s", buf);
       have -= nl + 1 - buf;
       memmove (buf, nl + 1, have + 1);
     }

@@ -28,6 +28,13 @@ void control_finish (struct control_req *req, const char *line);
 /* Stop listening and remove the socket. */
 void control_stop (struct control *c);
 
+/* Command words may not hold spaces or newlines: quote turns such a
+ * string into one word (%XX escapes; malloc'd), unquote undoes it in
+ * place.
+ */
+char *control_quote (const char *s);
+void control_unquote (char *s);
+
 /* Client: send command to the attach listening on path, print each
  * answer line to stdout.  Returns 0 if the last line starts with "ok",
  * 1 if with "error" (or the channel broke), after printing a reason.

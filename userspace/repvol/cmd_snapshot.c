@@ -164,10 +164,32 @@ snapshot_create_main (int argc, char **argv)
   if (v.attachment.attached && attachment_is_local (&v.attachment) &&
       v.attachment.control[0]) {
     /* Live: the attach takes the point and uploads; we show progress. */
-    char cmd[512];
-    snprintf (cmd, sizeof cmd, "snapshot %s %s", url, name);
+    /* The attach opens the store with our settings (credentials,
+     * region, endpoint), not its own.
+     */
+    char **env = objstore_env_capture ();
+    size_t len = 600;
+    for (char **e = env; e && *e; e++)
+      len += 3 * strlen (*e) + 1;
+    char *cmd = malloc (len);
+    if (env == NULL || cmd == NULL) {
+      log_error ("out of memory");
+      objstore_env_free (env);
+      free (cmd);
+      registry_close (reg);
+      return EXIT_FAILURE;
+    }
+    int off = snprintf (cmd, len, "snapshot %s %s", url, name);
+    for (char **e = env; *e; e++) {
+      char *q = control_quote (*e);
+      if (q)
+        off += snprintf (cmd + off, len - off, " %s", q);
+      free (q);
+    }
+    objstore_env_free (env);
     ev.remote = true;
     control_call_lines (v.attachment.control, cmd, on_event, &ev);
+    free (cmd);
   }
   else if (v.attachment.attached && strcmp (v.attachment.frontend,
                                             DELETE_CLAIM) != 0 &&

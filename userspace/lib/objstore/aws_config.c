@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "objstore/aws_config.h"
+#include "objstore/objstore.h"
 
 /* The keys we read from a profile's section. */
 enum {
@@ -35,7 +36,7 @@ vals_free (struct profile_vals *p)
 static const char *
 env (const char *name)
 {
-  const char *s = getenv (name);
+  const char *s = objstore_getenv (name);
   return s && *s ? s : NULL;
 }
 

@@ -1,5 +1,6 @@
 /* objstore.c - pick the backend for a URL; blocking forms of a request. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,64 @@ static const struct objstore_ops *const backends[] = {
   &file_objstore_ops,
   &s3_objstore_ops,
 };
+
+/* While a store opens on another process's behalf: its settings. */
+static __thread char *const *env_override;
+
+const char *
+objstore_getenv (const char *name)
+{
+  if (env_override == NULL)
+    return getenv (name);
+  size_t n = strlen (name);
+  for (char *const *e = env_override; *e; e++)
+    if (strncmp (*e, name, n) == 0 && (*e)[n] == '=')
+      return *e + n + 1;
+  return NULL;
+}
+
+static bool
+is_store_setting (const char *kv)
+{
+  return strncmp (kv, "AWS_", 4) == 0 || strncmp (kv, "REPVOL_S3_", 10) == 0 ||
+         strncmp (kv, "HOME=", 5) == 0;
+}
+
+char **
+objstore_env_capture (void)
+{
+  extern char **environ;
+  size_t n = 0, k = 0;
+
+  for (char **e = environ; *e; e++)
+    n += is_store_setting (*e);
+  char **out = calloc (n + 1, sizeof *out);
+  for (char **e = environ; out && *e; e++)
+    if (is_store_setting (*e) && (out[k++] = strdup (*e)) == NULL) {
+      objstore_env_free (out);
+      return NULL;
+    }
+  return out;
+}
+
+void
+objstore_env_free (char **env)
+{
+  for (char **e = env; e && *e; e++)
+    free (*e);
+  free (env);
+}
+
+struct objstore *
+objstore_open_env (const char *url, char *const *env, char *err, size_t errlen)
+{
+  static char *const empty[] = { NULL };
+
+  env_override = env ? env : empty;
+  struct objstore *os = objstore_open (url, err, errlen);
+  env_override = NULL;
+  return os;
+}
 
 struct objstore *
 objstore_open (const char *url, char *err, size_t errlen)

@@ -97,6 +97,26 @@ struct objstore {
  * failure (unknown scheme, missing credentials, unreadable directory).
  */
 struct objstore *objstore_open (const char *url, char *err, size_t errlen);
+
+/* The same, with env ("NAME=VALUE" strings, NULL-terminated) standing in
+ * for this process's environment while the store reads its settings
+ * (AWS_*, HOME, REPVOL_S3_*): a store opened on behalf of another process,
+ * such as an attach taking a snapshot for "repvol snapshot create".
+ */
+struct objstore *objstore_open_env (const char *url, char *const *env,
+                                    char *err, size_t errlen);
+
+/* For backends: a setting from the environment in effect (see
+ * objstore_open_env), or NULL when unset.
+ */
+const char *objstore_getenv (const char *name);
+
+/* The settings a store may read, from this process's environment, as a
+ * NULL-terminated malloc'd list for objstore_open_env; free with
+ * objstore_env_free.
+ */
+char **objstore_env_capture (void);
+void objstore_env_free (char **env);
 void objstore_close (struct objstore *os);
 
 void objstore_submit (struct objstore *os, struct obj_req *req);

@@ -1343,7 +1343,7 @@ static int
 env_uint (const char *name, uint64_t min, uint64_t max, uint64_t *out,
           bool size, char *err, size_t errlen)
 {
-  const char *s = getenv (name);
+  const char *s = objstore_getenv (name);
   if (s == NULL || *s == '\0')
     return 0;
   uint64_t v;
@@ -1467,7 +1467,7 @@ s3_open (struct objstore *os, const char *rest, char *err, size_t errlen)
       goto oom;
   }
   s3->sign_payload = strncmp (s3->root, "http://", 7) == 0;
-  const char *sp = getenv ("REPVOL_S3_SIGN_PAYLOAD");
+  const char *sp = objstore_getenv ("REPVOL_S3_SIGN_PAYLOAD");
   if (sp && *sp)
     s3->sign_payload = strcmp (sp, "0") != 0;
   if (asprintf (&s3->sigv4, "aws:amz:%s:s3", s3->cfg.region) == -1 ||

@@ -472,6 +472,14 @@ cow_snapshot (struct bdev *b, const struct snap_params *p,
   u->volume_size = p->volume_size;
   u->chunk_size = c->chunk_size;
   u->cbt_valid = p->cbt_valid && c->cbt != NULL;
+  if (p->env) {
+    size_t n = 0;
+    while (p->env[n])
+      n++;
+    if ((u->env = calloc (n + 1, sizeof *u->env)) != NULL)
+      for (size_t i = 0; i < n; i++)
+        u->env[i] = strdup (p->env[i]);   /* a NULL ends it early: safe */
+  }
   u->mb = &j->mb;
   j->up = u;
   j->line = line;
@@ -484,6 +492,7 @@ cow_snapshot (struct bdev *b, const struct snap_params *p,
     mailbox_destroy (&j->mb);
     free (u->url); free (u->name); free (u->volume); free (u->volume_uuid);
     free (u->base_url); free (u->base_name);
+    objstore_env_free (u->env);
     free (u);
     free (j->state);
     free (j);

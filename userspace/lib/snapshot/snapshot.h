@@ -60,6 +60,8 @@ struct snap_params {
    */
   const char *base_url, *base_name;
   bool cbt_valid;               /* the map is complete since the base */
+  /* The store's settings (see objstore_open_env); NULL: this process's. */
+  char *const *env;
 };
 
 /* Take a snapshot now.  line() gets each event (see above) on the loop

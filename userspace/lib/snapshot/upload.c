@@ -225,7 +225,8 @@ prepare (struct run *r)
   struct upload *u = r->u;
   char key[OBJ_KEY_MAX];
 
-  r->os = objstore_open (u->url, r->err, sizeof r->err);
+  r->os = u->env ? objstore_open_env (u->url, u->env, r->err, sizeof r->err)
+                 : objstore_open (u->url, r->err, sizeof r->err);
   if (r->os == NULL)
     return r->e = EIO;
   pthread_mutex_lock (&u->lock);
@@ -457,5 +458,6 @@ upload_free (struct upload *u)
   free (u->volume_uuid);
   free (u->base_url);
   free (u->base_name);
+  objstore_env_free (u->env);
   free (u);
 }

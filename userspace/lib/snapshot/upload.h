@@ -44,6 +44,7 @@ struct upload {
   uint64_t volume_size;
   uint32_t chunk_size;
   bool cbt_valid;
+  char **env;                   /* the store's settings, NULL: ours */
   struct mailbox *mb;           /* to the loop */
 
   pthread_t thread;
