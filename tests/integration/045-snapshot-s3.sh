@@ -5,9 +5,9 @@
 #  - round trip: a full and an incremental snapshot, the object layout
 #    (chunks/HH/HASH, snapshots/NAME.json), list with the parent, full
 #    restores byte-identical;
-#  - a wrong secret key, or an unknown key id: create fails with the
-#    server's error code (SignatureDoesNotMatch / InvalidAccessKeyId), and
-#    nothing is listed;
+#  - a wrong secret key, or an unknown key id: create (of a detached and
+#    of an attached volume) and list fail with the server's error code
+#    (SignatureDoesNotMatch / InvalidAccessKeyId), and nothing is listed;
 #  - the gateway stopped while a 256 MiB snapshot uploads (progress shows
 #    chunks_done > 0; REPVOL_S3_MAX_ATTEMPTS=2): create fails cleanly
 #    within a bound, list does not show it; gateway restarted, the same
@@ -65,6 +65,13 @@ AWS_SECRET_ACCESS_KEY=wrong-$AWS_SECRET_ACCESS_KEY expect_fail_match 'SignatureD
     repvol snapshot create vol --to "$S3_URL" --name badkey
 AWS_ACCESS_KEY_ID=NOSUCHKEY$RANDOM expect_fail_match 'InvalidAccessKeyId|SignatureDoesNotMatch' \
     repvol snapshot create vol --to "$S3_URL" --name badid
+# Of an attached volume too: the store settings are the caller's.
+start_attach vol "$T/vol.sock"
+AWS_SECRET_ACCESS_KEY=wrong-$AWS_SECRET_ACCESS_KEY expect_fail_match 'SignatureDoesNotMatch|InvalidAccessKeyId' \
+    repvol snapshot create vol --to "$S3_URL" --name badlive
+stop_attach vol
+AWS_SECRET_ACCESS_KEY=wrong-$AWS_SECRET_ACCESS_KEY expect_fail_match 'SignatureDoesNotMatch|InvalidAccessKeyId' \
+    repvol snapshot list "$S3_URL"
 assert_eq "s1 s2" "$(snap_names "$S3_URL")" "snapshots after the refused creates"
 
 # --- corrupt chunk -------------------------------------------------------------
