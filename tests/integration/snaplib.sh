@@ -147,23 +147,16 @@ status_restore() {
     python3 "$SNAPJSON" restore "$T/status-$1.json" ${2+"$2"}
 }
 
-# hydrated VOL: true once "repvol status VOL --json" has no "restore" key.
-hydrated() {
-    local rc=0
-    status_restore "$1" >/dev/null || rc=$?
-    ((rc == 1))
-}
-
-# chunk_image SIZE_MIB OUT: an image whose every 1 MiB chunk is different
-# and compresses well (chunk i: its number repeated), fast to make and to
-# upload, with no zero chunk.
+# chunk_image SIZE_MIB OUT: an image whose every 4 KiB block is different
+# (its number, repeated) and that compresses well: fast to make and to
+# upload, with no zero chunk, and a block in the wrong place shows.
 chunk_image() {
     python3 - "$1" "$2" <<'EOF'
 import struct, sys
 n, out = int(sys.argv[1]), sys.argv[2]
 with open(out, "wb") as f:
-    for i in range(n):
-        f.write((struct.pack("<QQ", 0x5245505643484e4b, i + 1)) * (65536))
+    for b in range(n * 256):
+        f.write(struct.pack("<QQ", 0x5245505643484e4b, b + 1) * 256)
 EOF
 }
 
