@@ -20,8 +20,10 @@
 # polls a condition with a bound; a failed start prints the daemons' log
 # tails and stops whatever it had started.
 #
-# Environment: S3_MEMSTORE_BYTES (OSD capacity, default 2 GiB of RAM at
-# most, used as written), S3_START_TIMEOUT (seconds per step, default 120).
+# Environment: S3_MEMSTORE_BYTES (OSD capacity, default 4 GiB; memory is
+# used only as objects are written, and a full OSD makes radosgw stall
+# every request rather than refuse it), S3_START_TIMEOUT (seconds per
+# step, default 120).
 #
 # Needs the Debian packages radosgw ceph-mon ceph-osd curl python3
 # (scripts/install-deps.sh).  Two traps this avoids, found the hard way:
@@ -137,6 +139,12 @@ start() {
         say "already running in $DIR"
         exit 1
     fi
+    # Start over in a directory of ours (or a new or empty one), never
+    # remove someone else's files.
+    if [[ -d $DIR && -n $(ls -A "$DIR") && ! -f $DIR/rgw.port && ! -f $CONF ]]; then
+        say "$DIR is not empty and holds no S3 server state: refusing to use it"
+        exit 1
+    fi
     rm -rf "$DIR"
     mkdir -p "$DIR"/{run,log,mon/ceph-a,osd/ceph-0,rgw}
     DIR=$(cd "$DIR" && pwd)
@@ -183,7 +191,7 @@ mon_cluster_log_file = $DIR/log/cluster.log
 [osd]
 osd_data = $DIR/osd/\$cluster-\$id
 osd_objectstore = memstore
-memstore_device_bytes = ${S3_MEMSTORE_BYTES:-2147483648}
+memstore_device_bytes = ${S3_MEMSTORE_BYTES:-4294967296}
 osd_memory_target = 1073741824
 osd_class_dir = /usr/lib/x86_64-linux-gnu/rados-classes
 osd_class_load_list = *
@@ -238,6 +246,11 @@ EOF
 
 stop() {
     [[ -d $DIR ]] || return 0
+    # A wrong directory would leave the daemons running: say so.
+    if [[ ! -f $DIR/rgw.port && ! -f $CONF ]]; then
+        say "no S3 server state in $DIR: nothing stopped"
+        return 1
+    fi
     stop_pid rgw
     stop_pid osd
     stop_pid mon

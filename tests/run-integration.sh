@@ -47,7 +47,7 @@ fi
 S3_STATE=
 stop_s3() {
     if [[ -n $S3_STATE ]]; then
-        "$TOP/scripts/s3-server.sh" stop "$S3_STATE" || true
+        "$TOP/scripts/s3-server.sh" stop "$S3_STATE/rgw" || true
         rm -rf "$S3_STATE"
         S3_STATE=
     fi

@@ -8,12 +8,18 @@
  *   objtool URL list [PREFIX]      print "KEY SIZE MTIME" per key, sorted
  *   objtool URL putmany N SIZE     N objects "many/NNNNNN" of SIZE bytes,
  *                                  all submitted at once
+ *   objtool URL getmany N SIZE     GET those N objects back, all at once,
+ *                                  and check every byte
+ *   objtool URL wakeup             poll with no timeout while another
+ *                                  thread calls objstore_wakeup(): must
+ *                                  return (prints "woken")
  *
  * Exit 0, or 1 with the store's one-line error (and the errno's name in
  * brackets, e.g. "[ENOENT]") on stderr.  put and get also print their
  * rate on stderr.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -152,17 +158,26 @@ cmd_list (struct objstore *os, const char *prefix)
   char err[OBJ_ERR_MAX];
   struct listing l = { 0 };
   int r = objstore_list (os, prefix, add_entry, &l, err, sizeof err);
+  if (r == 0)
+    qsort (l.lines, l.n, sizeof *l.lines, cmp_str);
+  for (size_t i = 0; i < l.n; i++) {
+    if (r == 0)
+      puts (l.lines[i]);
+    free (l.lines[i]);
+  }
+  free (l.lines);
   if (r == -1)
     return fail (EIO, err);
   if (r != 0)
     return fail (r, "out of memory");
-  qsort (l.lines, l.n, sizeof *l.lines, cmp_str);
-  for (size_t i = 0; i < l.n; i++) {
-    puts (l.lines[i]);
-    free (l.lines[i]);
-  }
-  free (l.lines);
   return 0;
+}
+
+static void
+fill_pattern (uint8_t *data, uint64_t size)
+{
+  for (uint64_t i = 0; i < size; i++)
+    data[i] = (uint8_t) (i * 131 + 7);
 }
 
 /* Every request submitted before the first poll: the backend queues
@@ -182,8 +197,7 @@ cmd_putmany (struct objstore *os, const char *ns, const char *ssize)
     fprintf (stderr, "objtool: out of memory\n");
     return 1;
   }
-  for (uint64_t i = 0; i < size; i++)
-    data[i] = (uint8_t) (i * 131 + 7);
+  fill_pattern (data, size);
   uint64_t t0 = now_ns ();
   for (uint64_t i = 0; i < n; i++) {
     reqs[i].op = OBJ_PUT;
@@ -202,9 +216,12 @@ cmd_putmany (struct objstore *os, const char *ns, const char *ssize)
     if (r->err && failed++ < 5)
       fprintf (stderr, "objtool: %s\n", r->errmsg);
   }
-  fprintf (stderr, "objtool: putmany: %llu objects of %llu bytes in %.3f s, "
-           "%llu failed\n", (unsigned long long) n, (unsigned long long) size,
-           secs_since (t0), (unsigned long long) failed);
+  double s = secs_since (t0);
+  fprintf (stderr, "objtool: putmany: %llu objects of %llu bytes in %.3f s "
+           "(%.1f MiB/s), %llu failed\n", (unsigned long long) n,
+           (unsigned long long) size, s,
+           s > 0 ? n * (double) size / s / (1 << 20) : 0.0,
+           (unsigned long long) failed);
   free (reqs);
   free (data);
   return failed ? 1 : 0;
@@ -241,6 +258,84 @@ cmd_delete (struct objstore *os, int n, char **keys)
 }
 
 static int
+cmd_getmany (struct objstore *os, const char *ns, const char *ssize)
+{
+  uint64_t n, size;
+  if (parse_uint (ns, 1, 1000000, &n) == -1 || parse_size (ssize, &size) == -1) {
+    fprintf (stderr, "objtool: getmany N SIZE: bad number\n");
+    return 2;
+  }
+  struct obj_req *reqs = calloc (n, sizeof *reqs);
+  uint8_t *want = malloc (size ? size : 1);
+  if (reqs == NULL || want == NULL) {
+    fprintf (stderr, "objtool: out of memory\n");
+    return 1;
+  }
+  fill_pattern (want, size);
+  uint64_t t0 = now_ns ();
+  for (uint64_t i = 0; i < n; i++) {
+    reqs[i].op = OBJ_GET;
+    snprintf (reqs[i].key, sizeof reqs[i].key, "many/%06llu",
+              (unsigned long long) i);
+    objstore_submit (os, &reqs[i]);
+  }
+  uint64_t done = 0, failed = 0;
+  while (done < n) {
+    struct obj_req *r = objstore_poll (os, 1000);
+    if (r == NULL)
+      continue;
+    done++;
+    if (r->err) {
+      if (failed++ < 5)
+        fprintf (stderr, "objtool: %s\n", r->errmsg);
+    }
+    else if (r->out_len != size || memcmp (r->out, want, size) != 0) {
+      if (failed++ < 5)
+        fprintf (stderr, "objtool: GET %s: %zu bytes, not the %llu written\n",
+                 r->key, r->out_len, (unsigned long long) size);
+    }
+    free (r->out);
+  }
+  double s = secs_since (t0);
+  fprintf (stderr, "objtool: getmany: %llu objects of %llu bytes in %.3f s "
+           "(%.1f MiB/s), %llu failed\n", (unsigned long long) n,
+           (unsigned long long) size, s,
+           s > 0 ? n * (double) size / s / (1 << 20) : 0.0,
+           (unsigned long long) failed);
+  free (reqs);
+  free (want);
+  return failed ? 1 : 0;
+}
+
+static void *
+waker (void *opaque)
+{
+  struct objstore *os = opaque;
+  /* Before or during the poll, either way it must end the wait. */
+  usleep (100 * 1000);
+  objstore_wakeup (os);
+  return NULL;
+}
+
+static int
+cmd_wakeup (struct objstore *os)
+{
+  pthread_t t;
+  if (pthread_create (&t, NULL, waker, os) != 0) {
+    fprintf (stderr, "objtool: pthread_create failed\n");
+    return 1;
+  }
+  struct obj_req *r = objstore_poll (os, -1);
+  pthread_join (t, NULL);
+  if (r != NULL) {
+    fprintf (stderr, "objtool: poll returned a request nobody submitted\n");
+    return 1;
+  }
+  puts ("woken");
+  return 0;
+}
+
+static int
 usage (void)
 {
   fprintf (stderr, "usage: objtool URL put KEY FILE | get KEY FILE | head KEY "
@@ -262,7 +357,9 @@ main (int argc, char **argv)
         (strcmp (cmd, "head") == 0 && nargs == 1) ||
         (strcmp (cmd, "delete") == 0 && nargs >= 1) ||
         (strcmp (cmd, "list") == 0 && nargs <= 1) ||
-        (strcmp (cmd, "putmany") == 0 && nargs == 2)))
+        (strcmp (cmd, "putmany") == 0 && nargs == 2) ||
+        (strcmp (cmd, "getmany") == 0 && nargs == 2) ||
+        (strcmp (cmd, "wakeup") == 0 && nargs == 0)))
     return usage ();
 
   log_init ("objtool");
@@ -285,6 +382,10 @@ main (int argc, char **argv)
     r = cmd_delete (os, argc - 3, argv + 3);
   else if (strcmp (cmd, "list") == 0)
     r = cmd_list (os, nargs ? argv[3] : "");
+  else if (strcmp (cmd, "wakeup") == 0)
+    r = cmd_wakeup (os);
+  else if (strcmp (cmd, "getmany") == 0)
+    r = cmd_getmany (os, argv[3], argv[4]);
   else
     r = cmd_putmany (os, argv[3], argv[4]);
   objstore_close (os);

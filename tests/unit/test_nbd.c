@@ -496,6 +496,7 @@ test_frontend_find (void **state)
 {
   assert_non_null (frontend_find ("nbd"));
   assert_string_equal (frontend_find ("nbd")->name, "nbd");
+  assert_string_equal (frontend_find ("nbd-kernel")->name, "nbd-kernel");
   assert_null (frontend_find ("nope"));
 }
 

@@ -993,6 +993,19 @@ attach_run (struct registry *reg, const struct attach_opts *o)
               "reconciling the replicas", v.name);
     engine_reconcile (a.dev, reconciled, &a);
   }
+  if (a.unclean && !a.took_over) {
+    /* Our own dead predecessor on this host: its kernel device, if it
+     * had one, serves nothing now; free it (it may be the one we want).
+     */
+    char dev[64], why[256];
+    int r = frontend_release_stale (v.fenced.frontend, v.fenced.pid, dev,
+                                    sizeof dev, why, sizeof why);
+    if (r == 1)
+      log_warn ("%s: disconnected %s, left behind by attach process %d",
+                v.name, dev, (int) v.fenced.pid);
+    else if (r == -1)
+      log_warn ("%s: %s", v.name, why);
+  }
   struct bdev *below = a.dev;
   if (v.restore.active) {
     if ((below = open_hydrate (&a)) == NULL)

@@ -183,25 +183,22 @@ replica_admin_close (struct replica_admin *ra)
   ra->fd = -1;
 }
 
-/* Send one request, wait for its reply.  A reply payload of exactly
- * rep_len bytes is expected on success (0: none).
+/* Send q (its id filled in here) and payload (q->length bytes, if not
+ * NULL), wait for the reply.  A reply payload of exactly rep_len bytes
+ * is expected on success (0: none).
  */
 static int
-request (struct replica_admin *ra, uint16_t cmd, uint16_t flags,
-         const void *payload, uint32_t len, void *rep_buf, uint32_t rep_len,
-         char *err, size_t errlen)
+exchange (struct replica_admin *ra, struct rv_req q, const void *payload,
+          void *rep_buf, uint32_t rep_len, char *err, size_t errlen)
 {
   uint8_t qbuf[RV_REQ_SIZE], rbuf[RV_REP_SIZE];
-  struct rv_req q = {
-    .cmd = cmd,
-    .flags = flags,
-    .id = ra->next_id++,
-    .length = len,
-    .crc = len ? crc32c (0, payload, len) : 0,
-  };
+  uint16_t cmd = q.cmd;
+  uint32_t len = payload ? q.length : 0;
   struct rv_rep rep;
   const char *why;
   char what[64];
+
+  q.id = ra->next_id++;
 
   if (ra->fd < 0)
     return fail (EBADF, err, errlen, "not connected");
@@ -238,6 +235,22 @@ request (struct replica_admin *ra, uint16_t cmd, uint16_t flags,
   return 0;
 }
 
+/* A request with an optional payload and no offset. */
+static int
+request (struct replica_admin *ra, uint16_t cmd, uint16_t flags,
+         const void *payload, uint32_t len, void *rep_buf, uint32_t rep_len,
+         char *err, size_t errlen)
+{
+  struct rv_req q = {
+    .cmd = cmd,
+    .flags = flags,
+    .length = len,
+    .crc = len ? crc32c (0, payload, len) : 0,
+  };
+
+  return exchange (ra, q, len ? payload : NULL, rep_buf, rep_len, err, errlen);
+}
+
 int
 replica_admin_create (struct replica_admin *ra, const struct rv_create *c,
                       char *err, size_t errlen)
@@ -265,6 +278,15 @@ replica_admin_stat (struct replica_admin *ra, struct rv_volinfo *vi,
   if (rv_decode_volinfo (buf, vi, &why) == -1)
     return fail (EPROTO, err, errlen, "bad STAT reply: %s", why);
   return 0;
+}
+
+int
+replica_admin_read (struct replica_admin *ra, uint64_t offset, void *buf,
+                    uint32_t len, char *err, size_t errlen)
+{
+  struct rv_req q = { .cmd = RV_READ, .offset = offset, .length = len };
+
+  return exchange (ra, q, NULL, buf, len, err, errlen);
 }
 
 int

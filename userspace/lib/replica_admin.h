@@ -48,6 +48,12 @@ int replica_admin_create (struct replica_admin *ra, const struct rv_create *c,
 int replica_admin_delete (struct replica_admin *ra, char *err, size_t errlen);
 int replica_admin_stat (struct replica_admin *ra, struct rv_volinfo *vi,
                         char *err, size_t errlen);
+/* Read len bytes (at most RV_MAX_PAYLOAD, aligned to the volume's block
+ * size) at offset.  Admin connections may read: it neither presents
+ * nor moves the volume's epoch, so it fences nobody.
+ */
+int replica_admin_read (struct replica_admin *ra, uint64_t offset, void *buf,
+                        uint32_t len, char *err, size_t errlen);
 
 /* One-shot conveniences: open, (request,) close. */
 int replica_admin_hello (const char *addr, const char *vol, int timeout_ms,

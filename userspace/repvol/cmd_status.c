@@ -1,7 +1,8 @@
 /* cmd_status.c - repvol status [VOL] [--json]: the registry's view of a
  * volume, plus each replica server's own view (STAT, short timeout), so
  * an operator sees at once which replicas are reachable and which epoch
- * each has seen.
+ * each has seen, and what is on the volume (probe.c: libblkid over the
+ * ends of the volume as an in-sync replica holds them).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "util.h"
+#include "probe.h"
 #include "proto/proto.h"
 #include "replica_admin.h"
 #include "repvol.h"
@@ -83,8 +85,31 @@ print_resync (const struct reg_replica *rp)
   printf ("\n");
 }
 
+/* "contents: ext4 label "data" uuid ..." */
 static void
-print_text (const struct reg_volume *v, const struct live *live)
+print_contents (const struct volume_contents *c)
+{
+  printf ("contents:    ");
+  if (!c->known)
+    printf ("unknown (%s)\n", c->why);
+  else if (!c->found)
+    printf ("%s\n", c->why);
+  else {
+    if (c->type[0])
+      printf ("%s", c->type);
+    else
+      printf ("partition table %s", c->pttype);
+    if (c->label[0])
+      printf (" label \"%s\"", c->label);
+    if (c->uuid[0])
+      printf (" uuid %s", c->uuid);
+    printf ("\n");
+  }
+}
+
+static void
+print_text (const struct reg_volume *v, const struct live *live,
+            const struct volume_contents *vc)
 {
   char sbuf[32], tbuf[64];
   const struct reg_attachment *a = &v->attachment;
@@ -123,6 +148,7 @@ print_text (const struct reg_volume *v, const struct live *live)
     printf ("fenced:      host %s, pid %d, epoch %" PRIu64 ": taken over, "
             "can no longer write\n", v->fenced.host, (int) v->fenced.pid,
             v->fenced.epoch);
+  print_contents (vc);
   printf ("replicas:    %d\n", v->nreplicas);
   printf ("  %-22s %-16s %-12s %-12s %-6s %s\n",
           "ADDR", "SERVER", "ZONE", "STATE", "EPOCH", "SERVER VIEW");
@@ -153,9 +179,38 @@ print_text (const struct reg_volume *v, const struct live *live)
   }
 }
 
+static json_object *
+string_or_null (const char *s)
+{
+  return s[0] ? json_object_new_string (s) : NULL;
+}
+
+/* "contents": {type, label, uuid, partition_table}, or null and
+ * "contents_reason" saying why (no signature, or no replica answered).
+ */
+static void
+contents_json (json_object *o, const struct volume_contents *c)
+{
+  json_object *j;
+
+  if (!c->found) {
+    json_object_object_add (o, "contents", NULL);
+    json_object_object_add (o, "contents_reason",
+                            json_object_new_string (c->why));
+    return;
+  }
+  j = json_object_new_object ();
+  json_object_object_add (j, "type", string_or_null (c->type));
+  json_object_object_add (j, "label", string_or_null (c->label));
+  json_object_object_add (j, "uuid", string_or_null (c->uuid));
+  json_object_object_add (j, "partition_table", string_or_null (c->pttype));
+  json_object_object_add (o, "contents", j);
+}
+
 /* The registry's document, plus what the servers say right now. */
 static json_object *
-to_json (const struct reg_volume *v, const struct live *live)
+to_json (const struct reg_volume *v, const struct live *live,
+         const struct volume_contents *vc)
 {
   json_object *o = reg_volume_json (v), *reps;
 
@@ -195,6 +250,7 @@ to_json (const struct reg_volume *v, const struct live *live)
   }
   json_object_object_add (at, "attached",
                           json_object_new_boolean (v->attachment.attached));
+  contents_json (o, vc);
   return o;
 }
 
@@ -253,13 +309,18 @@ cmd_status (int argc, char **argv)
   for (int i = 0; i < n; i++) {
     struct reg_volume v;
     struct live live[REG_MAX_REPLICAS];
+    struct volume_contents vc;
     if (get_volume (reg, names[i], &v) == -1) {
       ret = EXIT_FAILURE;
       continue;
     }
     probe (&v, live, timeout_s * 1000);
+    bool down[REG_MAX_REPLICAS];
+    for (int r = 0; r < v.nreplicas; r++)
+      down[r] = !live[r].reachable;
+    probe_volume_contents (&v, timeout_s * 1000, down, &vc);
     if (json) {
-      json_object *o = to_json (&v, live);
+      json_object *o = to_json (&v, live, &vc);
       if (all)
         json_object_array_add (all, o);
       else {
@@ -272,7 +333,7 @@ cmd_status (int argc, char **argv)
     else {
       if (i > 0)
         printf ("\n");
-      print_text (&v, live);
+      print_text (&v, live, &vc);
       fflush (stdout);          /* keep the order of stdout and stderr */
     }
     warn_zones (&v);

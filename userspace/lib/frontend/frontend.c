@@ -11,6 +11,8 @@
  */
 static const struct frontend_ops *const frontends[] = {
   &nbd_frontend_ops,
+  &ublk_frontend_ops,
+  &nbd_kernel_frontend_ops,
 };
 
 const struct frontend_ops *
@@ -70,10 +72,31 @@ frontend_free (struct frontend *f)
   free (f);
 }
 
-/* Filled in by the kernel frontends' probes (ublk.c, nbd_kernel.c). */
+/* The best kernel block device: ublk where the kernel has it, else the
+ * kernel's nbd driver; the probes (ublk.c, nbd_kernel.c) say why not.
+ */
 const char *
 frontend_pick_device (char *why, size_t whylen)
 {
-  snprintf (why, whylen, "this build has no kernel block device frontend");
+  char ublk_why[200], nbd_why[200];
+
+  if (ublk_probe (ublk_why, sizeof ublk_why) == 0)
+    return "ublk";
+  if (nbd_kernel_probe (nbd_why, sizeof nbd_why) == 0)
+    return "nbd-kernel";
+  snprintf (why, whylen, "ublk: %s; nbd-kernel: %s", ublk_why, nbd_why);
   return NULL;
+}
+
+int
+frontend_release_stale (const char *desc, long pid, char *where,
+                        size_t wherelen, char *why, size_t whylen)
+{
+  static const char nbd_kernel[] = "nbd-kernel ";
+
+  if (strncmp (desc, nbd_kernel, sizeof nbd_kernel - 1) == 0) {
+    snprintf (where, wherelen, "%s", desc + sizeof nbd_kernel - 1);
+    return nbd_kernel_disconnect_stale (where, pid, why, whylen);
+  }
+  return 0;                     /* sockets go with their process */
 }

@@ -83,6 +83,31 @@ void frontend_free (struct frontend *f);
  */
 const char *frontend_pick_device (char *why, size_t whylen);
 
+/* 0 when this machine can serve ublk devices (ublk_drv loaded, root,
+ * a new enough kernel), else -1 with what is missing in why.
+ */
+int ublk_probe (char *why, size_t len);
+/* 0 if this process can serve /dev/nbdN (nbd loaded, its generic
+ * netlink family there, root); else -1 with why saying what is missing.
+ */
+int nbd_kernel_probe (char *why, size_t len);
+
+/* A /dev/nbdN (dev) that the kernel still shows as connected by pid, an
+ * attach that died: disconnect it.  1 if it did, 0 if the device is
+ * not pid's, -1 with why on failure.
+ */
+int nbd_kernel_disconnect_stale (const char *dev, long pid, char *why,
+                                 size_t len);
+
+/* An attach that died may leave a kernel device behind, connected to
+ * nothing.  desc is its registry "frontend" field ("nbd-kernel
+ * /dev/nbd0"), pid its process.  Frees the device if the kernel still
+ * shows it as pid's: 1 (where names it), 0 if there was nothing to do,
+ * -1 with why.
+ */
+int frontend_release_stale (const char *desc, long pid, char *where,
+                            size_t wherelen, char *why, size_t whylen);
+
 /* The frontends, for frontend.c's table. */
 extern const struct frontend_ops nbd_frontend_ops;
 extern const struct frontend_ops ublk_frontend_ops;        /* ublk.c */

@@ -42,6 +42,7 @@
 #include "conn.h"
 #include "bdev.h"
 #include "frontend/frontend.h"
+#include "frontend/nbd.h"
 #include "frontend/nbd_proto.h"
 
 #define NBD_MAX_INFLIGHT        128
@@ -747,6 +748,35 @@ peer_name (struct nbd_server *s, int fd, uint64_t id, char *buf, size_t len)
     snprintf (buf, len, "nbd client %" PRIu64, id);
 }
 
+/* A connection on fd (taken: closed on failure), linked into s. */
+static struct nbd_client *
+client_new (struct nbd_server *s, int fd)
+{
+  struct nbd_client *cl = calloc (1, sizeof *cl);
+
+  if (!cl) {
+    close (fd);
+    return NULL;
+  }
+  cl->srv = s;
+  peer_name (s, fd, ++s->next_id, cl->name, sizeof cl->name);
+  if (s->is_tcp)
+    set_tcp_nodelay (fd);
+  cl->conn = conn_new (s->loop, fd, cl->name, on_conn_close, cl);
+  if (!cl->conn) {
+    log_warn ("%s: cannot set up the connection", cl->name);
+    close (fd);
+    free (cl);
+    return NULL;
+  }
+  conn_set_stall_timeout (cl->conn, NBD_STALL_MS);
+  cl->next = s->clients;
+  s->clients = cl;
+  s->nclients++;
+  log_debug ("%s: connected", cl->name);
+  return cl;
+}
+
 static void
 accept_one (struct nbd_server *s, int fd)
 {
@@ -759,28 +789,8 @@ accept_one (struct nbd_server *s, int fd)
     close (fd);
     return;
   }
-  cl = calloc (1, sizeof *cl);
-  if (!cl) {
-    close (fd);
+  if (!(cl = client_new (s, fd)))
     return;
-  }
-  cl->srv = s;
-  peer_name (s, fd, ++s->next_id, cl->name, sizeof cl->name);
-  if (s->is_tcp)
-    set_tcp_nodelay (fd);
-  cl->conn = conn_new (s->loop, fd, cl->name, on_conn_close, cl);
-  if (!cl->conn) {
-    log_warn ("%s: cannot set up the connection", cl->name);
-    close (fd);
-    free (cl);
-    return;
-  }
-  conn_set_stall_timeout (cl->conn, NBD_STALL_MS);
-  cl->next = s->clients;
-  s->clients = cl;
-  s->nclients++;
-  log_debug ("%s: connected", cl->name);
-
   loop_timer_arm (s->loop, &cl->handshake_timer, NBD_HANDSHAKE_MS,
                   handshake_timeout, cl);
   nbd_encode_greeting (greeting, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
@@ -937,8 +947,11 @@ is_pow2 (uint32_t x)
   return x && !(x & (x - 1));
 }
 
-static int
-nbd_start (struct frontend *f, const char *spec)
+/* A server for f->dev advertising tflags, not yet serving anyone.
+ * NULL after logging why.
+ */
+static struct nbd_server *
+server_new (struct frontend *f, uint16_t tflags)
 {
   struct nbd_server *s = calloc (1, sizeof *s);
   const struct bdev_info *info = &f->dev->info;
@@ -946,9 +959,8 @@ nbd_start (struct frontend *f, const char *spec)
 
   if (!s) {
     log_error ("nbd: out of memory");
-    return -1;
+    return NULL;
   }
-  f->priv = s;
   s->fe = f;
   s->loop = f->loop;
   s->dev = f->dev;
@@ -961,7 +973,7 @@ nbd_start (struct frontend *f, const char *spec)
   min = info->block_size ? info->block_size : 1;
   if (!is_pow2 (min) || min > 65536) {
     log_error ("nbd: block size %" PRIu32 " cannot be advertised over NBD", min);
-    return -1;
+    goto fail;
   }
   max = info->max_io ? info->max_io : NBD_DEFAULT_MAX_IO;
   max -= max % min;
@@ -971,11 +983,11 @@ nbd_start (struct frontend *f, const char *spec)
   if (max < s->exp.pref_block) {
     log_error ("nbd: largest request %" PRIu32 " is below the %" PRIu32
                "-byte preferred block size", max, s->exp.pref_block);
-    return -1;
+    goto fail;
   }
   s->max_io = max;
   s->exp.size = info->size;
-  s->exp.tflags = NBD_EXPORT_FLAGS;
+  s->exp.tflags = tflags;
   s->exp.min_block = min;
   s->exp.max_payload = max;
   if (info->size % min)
@@ -983,7 +995,20 @@ nbd_start (struct frontend *f, const char *spec)
               "-byte block size; the tail is unreachable", min);
   snprintf (s->description, sizeof s->description, "repvol volume %s",
             f->export_name);
+  return s;
 
+ fail:
+  free (s);
+  return NULL;
+}
+
+static int
+nbd_start (struct frontend *f, const char *spec)
+{
+  struct nbd_server *s = server_new (f, NBD_EXPORT_FLAGS);
+
+  if (!(f->priv = s))
+    return -1;
   if (server_listen (s, spec) == -1) {
     server_unlisten (s);
     return -1;
@@ -993,6 +1018,28 @@ nbd_start (struct frontend *f, const char *spec)
             ", max request %" PRIu32 ")", f->export_name, spec, s->exp.size,
             s->exp.min_block, s->exp.max_payload);
   return 0;
+}
+
+struct nbd_server *
+nbd_serve_connected_fd (struct frontend *f, int fd, uint16_t tflags)
+{
+  struct nbd_server *s = server_new (f, tflags);
+  struct nbd_client *cl;
+
+  if (!s) {
+    close (fd);
+    return NULL;
+  }
+  if (!(cl = client_new (s, fd))) {
+    log_error ("nbd: %s: cannot serve the connection", f->export_name);
+    free (s);
+    return NULL;
+  }
+  /* The peer learnt size and flags out of band: no handshake, so no
+   * structured replies either.
+   */
+  enter_transmission (cl);
+  return s;
 }
 
 static void
@@ -1011,14 +1058,12 @@ stop_timeout (struct loop_timer *t)
   kick (s);
 }
 
-static void
-nbd_stop (struct frontend *f, void (*stopped) (void *), void *opaque)
+void
+nbd_server_stop (struct nbd_server *s, void (*stopped) (void *), void *opaque)
 {
-  struct nbd_server *s = f->priv;
-
   if (s->stopping)
     return;
-  log_info ("nbd: %s: stopping (%u connections)", f->export_name,
+  log_info ("nbd: %s: stopping (%u connections)", s->fe->export_name,
             s->nclients);
   s->stopping = true;
   s->stopped = stopped;
@@ -1028,11 +1073,9 @@ nbd_stop (struct frontend *f, void (*stopped) (void *), void *opaque)
   kick (s);                     /* never call stopped from inside stop */
 }
 
-static void
-nbd_free (struct frontend *f)
+void
+nbd_server_free (struct nbd_server *s)
 {
-  struct nbd_server *s = f->priv;
-
   if (!s)
     return;
   if (s->clients || s->kick.queued) {
@@ -1040,13 +1083,24 @@ nbd_free (struct frontend *f)
      * later.  Leaking is the lesser evil for a caller that skipped stop.
      */
     log_error ("nbd: %s: freed while %u connections remain; leaking",
-               f->export_name, s->nclients);
-    f->priv = NULL;
+               s->fe->export_name, s->nclients);
     return;
   }
   server_unlisten (s);
   loop_timer_cancel (s->loop, &s->stop_timer);
   free (s);
+}
+
+static void
+nbd_stop (struct frontend *f, void (*stopped) (void *), void *opaque)
+{
+  nbd_server_stop (f->priv, stopped, opaque);
+}
+
+static void
+nbd_free (struct frontend *f)
+{
+  nbd_server_free (f->priv);
   f->priv = NULL;
 }
 

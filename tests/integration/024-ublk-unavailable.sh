@@ -1,0 +1,28 @@
+#!/bin/bash
+# Where the kernel offers no ublk (this test's usual machine: no
+# /dev/ublk-control), attach --ublk and --device auto fail at once with
+# one line naming what is missing, and leave the volume free to attach
+# another way.  The ublk data path itself is tests/kernel/ublk-manual.sh.
+. "$(dirname "$0")/lib.sh"
+
+[[ ! -e /dev/ublk-control ]] || skip "ublk_drv is loaded here; see tests/kernel/ublk-manual.sh"
+
+start_repvold a zone-a
+start_repvold b zone-b
+repvol create v --size 8M --replica "${REPVOLD_ADDR[a]}" \
+    --replica "${REPVOLD_ADDR[b]}" >/dev/null
+
+expect_fail_match 'no /dev/ublk-control \(load ublk_drv: modprobe ublk_drv' \
+    repvol attach v --ublk
+[[ $(grep -c . <<<"$EXPECT_STDERR") -le 4 ]] || fail "more than a few lines: $EXPECT_STDERR"
+expect_fail_match 'ublk: no /dev/ublk-control' repvol attach v --device auto
+expect_fail_match 'queues' repvol attach v --ublk --queues 0
+expect_fail_match 'depth' repvol attach v --ublk --depth 5000
+
+# Nothing was left claimed: the volume attaches over NBD and detaches.
+repvol status v --json | python3 -c '
+import json, sys
+sys.exit(1 if json.load(sys.stdin)["attachment"]["attached"] else 0)' ||
+    fail "a failed ublk attach left the volume attached"
+start_attach v "$T/v.sock"
+stop_attach v
