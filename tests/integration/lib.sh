@@ -57,6 +57,7 @@ CLEANUP_PATHS=()           # more paths the EXIT trap removes (besides $T)
 MOUNTS=()                  # tmpfs mounts the EXIT trap unmounts
 EXIT_HOOKS=()              # functions the EXIT trap runs after the processes stop
 declare -A PID_LOG=()      # pid -> its log file
+declare -A REAPED=()       # pids already waited for: never signal them again
 declare -A REPVOLD_PID=()  # replica server name -> pid
 declare -A REPVOLD_PORT=() # replica server name -> TCP port
 declare -A REPVOLD_ADDR=() # replica server name -> 127.0.0.1:port
@@ -131,6 +132,9 @@ wait_exit() {
         sleep 0.02
     done
     wait "$pid" 2>/dev/null || rc=$?
+    # Reaped: the number may now belong to another process (pid_max is
+    # often 32768 and other tests run at the same time).
+    REAPED[$pid]=1
     return "$rc"
 }
 
@@ -139,6 +143,8 @@ wait_exit() {
 # SIGKILL it.  Always reaps it.  Returns 0.
 kill_pid() {
     local pid=$1 sig=${2:-TERM} bound=${3:-$WAIT_TIMEOUT}
+    # Already reaped: that number is no longer ours to signal.
+    [[ -z ${REAPED[$pid]-} ]] || return 0
     kill -s "$sig" "$pid" 2>/dev/null || true
     # A process a test stopped (SIGSTOP) must run to act on the signal.
     kill -s CONT "$pid" 2>/dev/null || true
@@ -226,6 +232,7 @@ start_repvold() {
         # It exited before listening: most likely someone took the port
         # between free_port and bind.  Try another port, twice.
         wait "$pid" 2>/dev/null || true
+        REAPED[$pid]=1
         log "repvold $name exited early (attempt $attempt):"; tail -n 5 "$logf" >&2
     done
     fail "repvold $name would not start; see $logf"
@@ -351,6 +358,7 @@ _lib_cleanup() {
     # writes) stop while the servers they talk to are still up.
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         pid=${PIDS[i]}
+        [[ -z ${REAPED[$pid]-} ]] || continue
         if pid_alive "$pid"; then
             kill_pid "$pid" TERM "$WAIT_TIMEOUT"
         else
