@@ -36,6 +36,11 @@
 #   REPVOL_VM_SHARE    host directory shared writable into the guest at the
 #                      same path (default: a fresh temp directory); the
 #                      script sees it as $REPVOL_VM_SHARE
+#   REPVOL_VM_TREE     host directory shared read-only at the same path,
+#                      over the guest's tmpfs (default: this source tree,
+#                      when it lies under /tmp, /run, /var/tmp or /root,
+#                      which the guest would otherwise hide: a fresh clone
+#                      in /tmp is tested as it is)
 #
 # Inside the guest the script also gets REPVOL_VM_KERNEL (trixie|bookworm),
 # REPVOL_VM_KVER (uname -r) and REPVOL_VM_ACCEL (kvm|tcg).
@@ -44,6 +49,7 @@
 # xz-utils, cpio, gzip.  In the guest, through the shared root, whatever the
 # script runs (e2fsprogs, fio, nbd-client, ...).
 set -euo pipefail
+TREE_DEFAULT=$(cd "$(dirname "$0")/.." && pwd)
 
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin   # depmod, modprobe
 CACHE=${REPVOL_VM_CACHE:-/var/cache/repvol-vm}
@@ -177,7 +183,7 @@ prepare() {
     lock_cache
     KDIR=$CACHE/$k
     deb=$(ls "$dl"/linux-image-*.deb | head -n 1)
-    stamp="$(basename "$deb") $(modules_for "$k") init-v3"
+    stamp="$(basename "$deb") $(modules_for "$k") init-$(write_init | sha256sum | cut -c1-12)"
     if [[ ! -s $KDIR/initramfs.cpio.gz || "$(cat "$KDIR/STAMP" 2>/dev/null)" != "$stamp" ]]; then
         say "$k: unpacking $(basename "$deb") and building the initramfs"
         rm -rf "$KDIR" && mkdir -p "$KDIR/root" "$KDIR/initramfs"/{bin,dev,proc,sys,newroot,lib/modules}
@@ -232,9 +238,10 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 while read -r m; do
     insmod /lib/modules/$m || echo "repvol-vm: insmod $m failed"
 done < /lib/modules/load.list
-share=; mode=
+share=; mode=; tree=
 for a in $(cat /proc/cmdline); do
-    case $a in repvol.share=*) share=${a#*=};; repvol.mode=*) mode=${a#*=};; esac
+    case $a in repvol.share=*) share=${a#*=};; repvol.mode=*) mode=${a#*=};;
+               repvol.tree=*) tree=${a#*=};; esac
 done
 if [ "$mode" = probe ]; then echo "repvol-vm: probe ok"; poweroff -f; fi
 R=/newroot
@@ -254,6 +261,10 @@ ln -sf /proc/self/fd $R/dev/fd; ln -sf /proc/self/fd/0 $R/dev/stdin
 ln -sf /proc/self/fd/1 $R/dev/stdout; ln -sf /proc/self/fd/2 $R/dev/stderr
 for d in /tmp /run /var/tmp /root; do mount -t tmpfs -o mode=1777 tmpfs $R$d; done
 chmod 700 $R/root
+if [ -n "$tree" ]; then
+    mkdir -p $R$tree
+    mount -t 9p -o $o,cache=loose,ro tree $R$tree || { echo "repvol-vm: 9p mount of the tree failed"; poweroff -f; }
+fi
 mkdir -p $R$share
 mount -t 9p -o $o,cache=none share $R$share || { echo "repvol-vm: 9p mount of the share failed"; poweroff -f; }
 ip link set lo up
@@ -324,8 +335,18 @@ cmd_run() {
     mkdir -p "$share/.vm"
     share=$(realpath -- "$share")
     rm -f "$share/.vm/rc"
-    # The guest mounts tmpfs over these: a script there would not be seen.
+    # The guest hides /tmp and friends under tmpfs: share a tree there.
+    local tree=${REPVOL_VM_TREE:-$TREE_DEFAULT} treeargs=() treecmd=
+    case $tree in
+    /tmp/?*|/run/?*|/var/tmp/?*|/root/?*)
+        tree=$(realpath -- "$tree")
+        treeargs=(-virtfs "local,path=$tree,mount_tag=tree,security_model=passthrough,readonly=on,multidevs=remap,id=tree")
+        treecmd=" repvol.tree=$tree" ;;
+    *) tree= ;;
+    esac
+    # A script hidden that way, and not in the tree, goes in the share.
     case $script in
+    "$tree"/*) ;;
     /tmp/*|/run/*|/var/tmp/*|/root/*)
         cp -- "$script" "$share/.vm/script"; chmod +x "$share/.vm/script"
         script=$share/.vm/script ;;
@@ -346,8 +367,9 @@ cmd_run() {
     rc=0
     timeout -k 10 "$VM_TIMEOUT" "${QEMU[@]}" \
         -virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap,id=hostroot \
+        ${treeargs[@]+"${treeargs[@]}"} \
         -virtfs "local,path=$share,mount_tag=share,security_model=passthrough,id=share" \
-        -append "console=ttyS0 quiet panic=-1 mitigations=off repvol.share=$share" </dev/null |
+        -append "console=ttyS0 quiet panic=-1 mitigations=off repvol.share=$share$treecmd" </dev/null |
         sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g; s/\r$//' || rc=${PIPESTATUS[0]}
     if ((rc == 124 || rc == 137)); then
         say "the VM did not finish within ${VM_TIMEOUT}s"

@@ -25,8 +25,9 @@ KERNELS=${REPVOL_VM_KERNELS:-trixie bookworm}
 t0=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - t0 ))s"; }
 
-# BUILD: the binaries to test (default build/; must not be under /tmp,
-# /run, /var/tmp or /root, which the guest covers with tmpfs)
+# BUILD: the binaries to test (default build/).  This tree is shared into
+# the guest at its own path even under /tmp, /run, /var/tmp or /root (which
+# the guest covers with tmpfs); a BUILD elsewhere must not be under those.
 export BUILD=${BUILD:-$TOP/build}
 for b in repvol repvold; do
     [[ -x $BUILD/$b ]] || { echo "kernel tier: $BUILD/$b missing (make all)" >&2; exit 1; }
