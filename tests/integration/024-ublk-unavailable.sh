@@ -2,10 +2,11 @@
 # Where the kernel offers no ublk (this test's usual machine: no
 # /dev/ublk-control), attach --ublk and --device auto fail at once with
 # one line naming what is missing, and leave the volume free to attach
-# another way.  The ublk data path itself is tests/kernel/ublk-manual.sh.
+# another way.  The ublk data path itself is tested under
+# real kernels by tests/kernel/01*.sh (make check-kernel).
 . "$(dirname "$0")/lib.sh"
 
-[[ ! -e /dev/ublk-control ]] || skip "ublk_drv is loaded here; see tests/kernel/ublk-manual.sh"
+[[ ! -e /dev/ublk-control ]] || skip "ublk_drv is loaded here; see tests/kernel/01*.sh"
 
 start_repvold a zone-a
 start_repvold b zone-b

@@ -1,17 +1,14 @@
 #!/bin/bash
 # nbd-kernel-manual.sh - the kernel NBD frontend on a real kernel, by hand.
 #
-# Runs INSIDE a guest that has the nbd module loaded, as root, with this
-# tree's build/ (made on the host) visible at the same path: for example
-# /work/shared/reference/vm/recipe.sh's guest, which shares the host
-# root read-only and chroots into it:
+# Longer than the tier's kernel NBD tests (020, 021), so not part of it:
+# runs INSIDE a guest that has the nbd module loaded, as root, with this
+# tree's build/ visible at the same path, for example:
 #
-#     recipe.sh run $PWD/tests/kernel/nbd-kernel-manual.sh
+#     scripts/kernel-vm.sh run trixie $PWD/tests/kernel/nbd-kernel-manual.sh
+#     scripts/kernel-vm.sh run bookworm $PWD/tests/kernel/nbd-kernel-manual.sh
 #
-# (the tree must not live under /tmp, /run, /var/tmp or /root, which
-# that guest covers with tmpfs).  Checked this way on Debian 13's 6.12
-# and Debian 12's 6.1 kernels; add vmtest.nomod=nbd to the kernel
-# command line of an init that honours it for the no-module case.
+# Checked this way on Debian 13's 6.12 and Debian 12's 6.1 kernels.
 #
 # Checks, in order: /dev/nbd0 through "repvol attach --nbd-device", a
 # second attach on the same device refused as busy, mkfs.ext4 + mount +

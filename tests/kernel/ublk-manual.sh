@@ -1,10 +1,11 @@
 #!/bin/bash
 # ublk-manual.sh - the ublk frontend against a real ublk_drv.
 #
-# Run as root on a kernel with ublk_drv loaded (6.0+; user recovery needs
-# 6.1+), for instance inside qemu booting Debian 13's kernel:
+# Longer than the tier's ublk tests (010-012), so not part of it: run it
+# by hand as root on a kernel with ublk_drv loaded (6.0+; user recovery
+# needs 6.1+), for instance inside qemu booting Debian 13's kernel:
 #
-#     W=/var/tmp/ublk-vm recipe.sh run $PWD/tests/kernel/ublk-manual.sh
+#     scripts/kernel-vm.sh run trixie $PWD/tests/kernel/ublk-manual.sh
 #
 # It shares tests/integration/lib.sh (processes, bounded waits, cleanup)
 # and checks, on /dev/ublkbN served by "repvol attach --ublk" over two
