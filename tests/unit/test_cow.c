@@ -222,7 +222,7 @@ check_manifest (const char *url, const char *name, const unsigned char *image)
 }
 
 static void
-test_point_in_time_under_writes (void **state)
+point_in_time_under_writes (void)
 {
   /* Enough writes to race the whole first upload, few enough that the
    * second snapshot's change set is a strict subset of the volume.
@@ -292,11 +292,27 @@ test_point_in_time_under_writes (void **state)
   assert_int_equal (system (cmd), 0);
 }
 
+static void
+test_point_in_time_under_writes (void **state)
+{
+  point_in_time_under_writes ();
+}
+
+/* The same with every captured chunk going through the spill file. */
+static void
+test_point_in_time_spilled (void **state)
+{
+  setenv ("REPVOL_SNAPSHOT_MEM", "0", 1);
+  point_in_time_under_writes ();
+  unsetenv ("REPVOL_SNAPSHOT_MEM");
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_point_in_time_under_writes),
+    cmocka_unit_test (test_point_in_time_spilled),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include "util.h"
 #include "objstore/catalog.h"
@@ -21,6 +24,12 @@
 
 /* Chunks in the pipeline (being read, compressed or stored) at once. */
 #define UPLOAD_DEPTH 16
+/* Chunks captured by writes wait in memory up to this much (or
+ * $REPVOL_SNAPSHOT_MEM), then in an unlinked spill file in $TMPDIR or
+ * /var/tmp, so a busy volume cannot make the attach grow without bound
+ * during a snapshot.
+ */
+#define UPLOAD_MEM_MAX (256u << 20)
 #define ZSTD_LEVEL 3
 
 /* ---- a set of chunk hashes (open addressing) ---------------------------- */
@@ -110,18 +119,40 @@ post (struct upload *u, enum upload_msg_kind kind, int n, const char *fmt, ...)
   mailbox_post (u->mb, &m->m);
 }
 
-/* Wait for the loop's captures (or the point, or an abort). */
+/* Up to max of the loop's captures (and whether the point is taken, or
+ * why the loop gave up).  Spilled ones are read back here.
+ */
 static struct capture *
-take_ready (struct upload *u, bool *point, char *why, size_t whylen)
+take_ready (struct upload *u, int max, bool *point, bool *more, char *why,
+            size_t whylen)
 {
+  struct capture *head = NULL, **tail = &head;
+
   pthread_mutex_lock (&u->lock);
-  struct capture *c = u->ready;
-  u->ready = u->ready_tail = NULL;
+  while (u->ready && max-- > 0) {
+    struct capture *c = u->ready;
+    if ((u->ready = c->next) == NULL)
+      u->ready_tail = NULL;
+    if (c->buf)
+      u->ready_bytes -= c->len;
+    c->next = NULL;
+    *tail = c;
+    tail = &c->next;
+  }
   *point = u->point_taken;
+  *more = u->ready != NULL;
   if (u->abort)
     snprintf (why, whylen, "%s", u->abort_why);
+  int fd = u->spill_fd;
   pthread_mutex_unlock (&u->lock);
-  return c;
+
+  for (struct capture *c = head; c; c = c->next)
+    if (c->buf == NULL && (c->buf = malloc (c->len)) != NULL &&
+        pread (fd, c->buf, c->len, (off_t) c->index * u->chunk_size) != c->len) {
+      free (c->buf);
+      c->buf = NULL;
+    }
+  return head;
 }
 
 /* ---- the thread ------------------------------------------------------------- */
@@ -165,6 +196,11 @@ store_chunk (struct run *r, struct capture *c)
 {
   uint8_t h[CHUNK_HASH_LEN];
 
+  if (c->buf == NULL) {
+    fail (r, EIO, "reading chunk %" PRIu64 " back from the spill file failed",
+          c->index);
+    goto finished;
+  }
   r->bytes_read += c->len;
   if (chunk_is_zero (c->buf, c->len)) {
     r->m.present[c->index] = false;
@@ -304,8 +340,9 @@ upload_main (void *arg)
    * already have captured chunks by the time we look.
    */
   struct capture *early = NULL;
+  bool more = false;
   while (!point && !why[0]) {
-    early = take_ready (u, &point, why, sizeof why);
+    early = take_ready (u, INT_MAX, &point, &more, why, sizeof why);
     if (!point && !why[0])
       objstore_poll (r.os, 1000);
   }
@@ -330,7 +367,12 @@ upload_main (void *arg)
       post (u, UP_CREDIT, r.credit, NULL);
       r.credit = 0;
     }
-    struct capture *c = take_ready (u, &point, why, sizeof why);
+    /* Only as many as the pipeline has room for: the rest stay queued
+     * (and spilled), not compressed into memory all at once.
+     */
+    int room = UPLOAD_DEPTH - r.os->inflight;
+    struct capture *c = take_ready (u, room > 0 ? room : 0, &point, &more,
+                                    why, sizeof why);
     if (early) {                /* taken with the point: first */
       struct capture *last = early;
       while (last->next)
@@ -347,7 +389,7 @@ upload_main (void *arg)
       c = next;
     }
     struct obj_req *req;
-    while ((req = objstore_poll (r.os, c ? 0 : 200)) != NULL) {
+    while ((req = objstore_poll (r.os, more && room > 0 ? 0 : 200)) != NULL) {
       put_done (&r, req);
       if (r.os->inflight == 0)
         break;
@@ -406,6 +448,13 @@ upload_main (void *arg)
 
 /* ---- loop side ------------------------------------------------------------- */
 
+static const char *
+spill_dir (void)
+{
+  const char *d = getenv ("TMPDIR");
+  return d && *d ? d : "/var/tmp";
+}
+
 static void
 wake (struct upload *u)
 {
@@ -417,6 +466,10 @@ wake (struct upload *u)
 int
 upload_start (struct upload *u)
 {
+  const char *m = getenv ("REPVOL_SNAPSHOT_MEM");
+  u->spill_fd = -1;
+  if (!m || parse_size (m, &u->mem_max) == -1)
+    u->mem_max = UPLOAD_MEM_MAX;
   pthread_mutex_init (&u->lock, NULL);
   return pthread_create (&u->thread, NULL, upload_main, u);
 }
@@ -426,6 +479,18 @@ upload_give (struct upload *u, struct capture *c)
 {
   c->next = NULL;
   pthread_mutex_lock (&u->lock);
+  if (u->ready_bytes + c->len > u->mem_max) {
+    if (u->spill_fd == -1)
+      u->spill_fd = open (spill_dir (), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (u->spill_fd >= 0 &&
+        pwrite (u->spill_fd, c->buf, c->len,
+                (off_t) c->index * u->chunk_size) == c->len) {
+      free (c->buf);
+      c->buf = NULL;
+    }
+  }
+  if (c->buf)                   /* no spill file: memory it is */
+    u->ready_bytes += c->len;
   if (u->ready_tail)
     u->ready_tail->next = c;
   else
@@ -466,6 +531,8 @@ upload_free (struct upload *u)
     free (c->buf);
     free (c);
   }
+  if (u->spill_fd >= 0)
+    close (u->spill_fd);
   pthread_mutex_destroy (&u->lock);
   free (u->url);
   free (u->name);

@@ -20,8 +20,8 @@
 struct capture {
   struct capture *next;
   uint64_t index;
-  uint32_t len;                 /* chunk_size, less at the volume's end */
-  void *buf;
+  uint32_t len;                 /* bytes in buf (a whole chunk) */
+  void *buf;                    /* NULL: spilled to the spill file */
 };
 
 enum upload_msg_kind {
@@ -50,6 +50,9 @@ struct upload {
   pthread_t thread;
   pthread_mutex_t lock;         /* guards what follows */
   struct capture *ready, *ready_tail;
+  uint64_t ready_bytes;         /* in memory in the queue */
+  uint64_t mem_max;             /* beyond this, captures are spilled */
+  int spill_fd;                 /* captures beyond UPLOAD_MEM_MAX, -1: none yet */
   bool point_taken;
   uint64_t chunks_total;        /* set with point_taken */
   bool abort;                   /* the loop gave up (a read failed) */
