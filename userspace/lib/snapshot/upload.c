@@ -170,6 +170,7 @@ struct run {
   struct hashset known;
   uint64_t total, done, bytes_read, bytes_uploaded;
   int credit;                   /* chunks to ask the loop for */
+  bool marker;                  /* our inprogress/ marker is in the store */
   char err[OBJ_ERR_MAX];
   int e;
 };
@@ -278,6 +279,12 @@ prepare (struct run *r)
   }
   if (e != ENOENT)
     return r->e = e;
+  /* Before reading what the store holds: a delete collecting chunks
+   * either sees this marker and leaves them, or finishes first.
+   */
+  if ((e = snapshot_begin_upload (r->os, u->name, r->err, sizeof r->err)))
+    return r->e = e;
+  r->marker = true;
 
   /* The parent: the snapshot the change map counts from, when it is in
    * this store.  Its chunks need no upload, and with a complete change
@@ -317,8 +324,6 @@ prepare (struct run *r)
   snprintf (r->m.name, sizeof r->m.name, "%s", u->name);
   snprintf (r->m.volume, sizeof r->m.volume, "%s", u->volume);
   snprintf (r->m.volume_uuid, sizeof r->m.volume_uuid, "%s", u->volume_uuid);
-  if ((e = snapshot_begin_upload (r->os, u->name, r->err, sizeof r->err)))
-    return r->e = e;
   return 0;
 }
 
@@ -329,11 +334,10 @@ upload_main (void *arg)
   struct upload *u = r.u;
   uint64_t t0 = now_ns (), last_progress = 0;
   char why[256] = "";
-  bool point = false, marker = false;
+  bool point = false;
 
   if (prepare (&r) != 0)
     goto out;
-  marker = true;
   post (u, UP_READY, 0, NULL);
 
   /* Wait for the point (the loop wakes the store's poll).  Writes may
@@ -423,7 +427,7 @@ upload_main (void *arg)
     r.e = e;
 
  out:
-  if (marker) {
+  if (r.marker) {
     char err2[OBJ_ERR_MAX];
     if (snapshot_end_upload (r.os, u->name, err2, sizeof err2) != 0)
       log_warn ("snapshot %s: cannot remove its in-progress marker: %s",
