@@ -5,8 +5,8 @@
 #    error naming chunks/HH/HASH, and whatever the target volume's
 #    replicas hold, chunk 5 is not the forged bytes.
 #  - Through a lazy restore, reading chunk 5 fails with an I/O error
-#    while chunk 4 reads right; the restore's status ends "failed" with
-#    an error naming the key.
+#    while chunks 4 and 15 read right (15 after the failure); the
+#    restore's status ends "failed" with an error naming the key.
 #  - Chunk 9's object replaced by garbage (not zstd): a full restore fails
 #    naming that key.
 #  - With the original objects back, a full restore equals the source.
@@ -68,6 +68,10 @@ until [[ $(status_restore bad2 state 2>/dev/null || true) == failed ]]; do
 done
 err=$(status_restore bad2 error) || fail "failed restore without an error"
 grep -qF "$k5" <<<"$err" || fail "the restore error does not name $k5: $err"
+# One bad chunk costs only itself: the others are still served (the
+# background stopped, so later ones are fetched on demand).
+python3 "$NBDRANGE" read "$T/bad2.sock" "$T/c15" $((15 * MiB)) $MiB || fail "reading chunk 15 after the failure failed"
+cmp "$T/c15" <(tail -c +$((15 * MiB + 1)) "$T/src" | head -c $MiB) || fail "chunk 15 reads wrong"
 # Detach; its exit status after a failed restore is not the point here.
 "$REPVOL" detach bad2 || true
 wait_exit "${ATTACH_PID[bad2]}" || true

@@ -3,6 +3,9 @@
  *
  * Each chunk of the snapshot is in one state:
  *   NEED      not on the replicas yet
+ *   FAILED    its fetch failed (missing, corrupt, store unreachable): I/O
+ *             touching it fails with EIO until the next attach tries again;
+ *             every other chunk is still served
  *   FETCHING  being fetched from the store, or written to the replicas
  *   VOLATILE  on the replicas, not yet recorded as such
  *   DONE      on the replicas and recorded (or holds no data: the new
@@ -30,7 +33,8 @@
 #define FETCH_DEPTH 8           /* background fetches in flight */
 #define SAVE_MS 1000            /* record progress at least this often */
 
-enum { H_NEED = 0, H_FETCHING, H_VOLATILE, H_DONE };
+/* Ordered: a read needs at least H_VOLATILE, a write H_DONE. */
+enum { H_NEED = 0, H_FAILED, H_FETCHING, H_VOLATILE, H_DONE };
 
 struct fetched {
   struct mailbox_msg m;         /* first */
@@ -269,7 +273,7 @@ ready (struct hydrate *h, struct bdev_io *io)
   for (uint64_t i = first; i <= last && i < h->m.nchunks; i++) {
     if (h->state[i] >= need)
       continue;
-    if (h->failed && h->state[i] == H_NEED)
+    if (h->state[i] == H_FAILED)
       return -1;
     if (h->state[i] == H_NEED)
       fetch (h, i);
@@ -386,10 +390,10 @@ on_fetched (struct mailbox *mb, struct mailbox_msg *msg)
   }
   if (f->err || (w = calloc (1, sizeof *w)) == NULL) {
     h->inflight--;
-    h->state[f->index] = H_NEED;
-    if (!h->failed) {
+    h->state[f->index] = H_FAILED;
+    log_error ("restore: %s", f->err ? f->why : "out of memory");
+    if (!h->failed) {         /* the background stops; reads go on */
       h->failed = true;
-      log_error ("restore: %s", f->err ? f->why : "out of memory");
       h->hooks.finished (h->hooks.opaque, f->err ? f->err : ENOMEM,
                          f->err ? f->why : "out of memory");
     }
