@@ -736,7 +736,7 @@ take_cbt (struct reg_volume *v, void *arg)
 static uint8_t *
 load_cbt (struct attach *a)
 {
-  size_t want = ((a->vol.size + a->vol.chunk_size - 1) / a->vol.chunk_size + 7) / 8;
+  size_t want = chunk_map_bytes (a->vol.size, a->vol.chunk_size);
   void *map = NULL;
   size_t len;
 
@@ -873,7 +873,7 @@ static struct bdev *
 open_hydrate (struct attach *a)
 {
   const struct reg_restore *r = &a->vol.restore;
-  size_t want = ((a->vol.size + a->vol.chunk_size - 1) / a->vol.chunk_size + 7) / 8;
+  size_t want = chunk_map_bytes (a->vol.size, a->vol.chunk_size);
   struct hydrate_hooks hooks = {
     .save = hydrate_save, .finished = hydrate_finished, .opaque = a,
   };

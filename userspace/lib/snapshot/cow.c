@@ -313,7 +313,7 @@ static void
 take_point (struct cow *c)
 {
   struct job *j = c->job;
-  size_t maplen = (c->nchunks + 7) / 8;
+  size_t maplen = c->cbt_len;
   uint64_t total = 0;
   char line[200];
 
@@ -396,7 +396,7 @@ job_fail (struct cow *c, const char *why)
     return;
   j->failed = true;
   if (j->frozen && c->cbt)
-    for (size_t i = 0; i < (c->nchunks + 7) / 8; i++)
+    for (size_t i = 0; i < c->cbt_len; i++)
       c->cbt[i] |= j->frozen[i];
   for (uint64_t i = 0; i < c->nchunks; i++)
     if (j->state[i] == CH_PENDING)
@@ -563,7 +563,7 @@ cow_new (struct loop *loop, struct bdev *lower, uint32_t chunk_size,
   c->shift = __builtin_ctz (chunk_size);
   c->nchunks = (lower->info.size + chunk_size - 1) / chunk_size;
   c->cbt = cbt;
-  c->cbt_len = (c->nchunks + 7) / 8;
+  c->cbt_len = chunk_map_bytes (lower->info.size, chunk_size);
   return &c->bdev;
 }
 

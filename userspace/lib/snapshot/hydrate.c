@@ -506,7 +506,7 @@ hydrate_new (struct loop *loop, struct bdev *lower, const char *url,
     goto fail;
   }
   h->shift = __builtin_ctz (h->m.chunk_size);
-  h->maplen = (h->m.nchunks + 7) / 8;
+  h->maplen = chunk_map_bytes (h->m.volume_size, h->m.chunk_size);
   if (h->map == NULL)
     h->map = calloc (1, h->maplen);
   h->state = calloc (h->m.nchunks, 1);

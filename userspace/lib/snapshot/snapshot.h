@@ -101,7 +101,15 @@ struct bdev *hydrate_new (struct loop *loop, struct bdev *lower,
 void hydrate_progress (struct bdev *h, uint64_t *done, uint64_t *total,
                        uint64_t *bytes);
 
-/* Bitmap helpers shared by both layers. */
+/* Bytes of a map with one bit per chunk of a volume (change map,
+ * hydration map), and helpers shared by both layers.
+ */
+static inline size_t
+chunk_map_bytes (uint64_t volume_size, uint32_t chunk_size)
+{
+  return ((volume_size + chunk_size - 1) / chunk_size + 7) / 8;
+}
+
 static inline bool
 bit_test (const uint8_t *map, uint64_t i)
 {
