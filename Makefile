@@ -10,7 +10,7 @@ ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=im
 ALL_LDLIBS = $(LDLIBS) -luring -laio -ljson-c -lisal -lcurl -lzstd -lcrypto -lblkid -lm
 
 B        ?= build
-LIB_SRC  := $(wildcard userspace/lib/*.c userspace/lib/*/*.c)
+LIB_SRC  := $(wildcard userspace/lib/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 LIB      := $(B)/librepvol.a
 PROGS    := $(B)/repvold $(B)/repvol

@@ -18,8 +18,8 @@
 #include <time.h>
 #include <sys/stat.h>
 
-#include "util.h"
-#include "objstore/catalog.h"
+#include "core/util.h"
+#include "snapshot/catalog.h"
 
 static int
 usage (void)

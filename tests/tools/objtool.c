@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "objstore/objstore.h"
-#include "util.h"
+#include "core/util.h"
 
 static const char *url;
 

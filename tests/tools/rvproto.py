@@ -1,7 +1,7 @@
 """rvproto - the repvol replication protocol, client side, as the tests speak it.
 
 A small codec for tests that talk to a repvold over a raw TCP socket
-(tests/integration/007, 018, 020).  userspace/lib/proto/proto.h and
+(tests/integration/007, 018, 020).  userspace/lib/replica/proto.h and
 man/repvol-protocol.7 are normative; the constants here are copied from
 them.  All integers are little-endian on the wire.
 

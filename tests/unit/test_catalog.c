@@ -13,9 +13,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "objstore/objstore.h"
-#include "objstore/catalog.h"
+#include "snapshot/catalog.h"
 
 #define UUID "0d9c6f3e-1b2a-4c5d-8e9f-a0b1c2d3e4f5"
 #define HEX_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"

@@ -13,9 +13,9 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
-#include "conn.h"
-#include "loop.h"
-#include "util.h"
+#include "core/conn.h"
+#include "core/loop.h"
+#include "core/util.h"
 
 struct t {
   struct loop *loop;

@@ -18,8 +18,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "loop.h"
-#include "objstore/catalog.h"
+#include "core/loop.h"
+#include "snapshot/catalog.h"
 #include "snapshot/snapshot.h"
 
 #define CHUNK  (64 * 1024)

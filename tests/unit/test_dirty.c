@@ -20,9 +20,9 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "util.h"
-#include "wire.h"
-#include "loop.h"
+#include "core/util.h"
+#include "core/wire.h"
+#include "core/loop.h"
 #include "store/store.h"
 #include "store/dirty.h"
 

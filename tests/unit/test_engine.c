@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <cmocka.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 
 #define VOL   (64 * 1024)
 #define BS    512

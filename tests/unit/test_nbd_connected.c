@@ -14,9 +14,9 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
-#include "bdev.h"
-#include "loop.h"
-#include "util.h"
+#include "core/bdev.h"
+#include "core/loop.h"
+#include "core/util.h"
 #include "frontend/frontend.h"
 #include "frontend/nbd.h"
 #include "frontend/nbd_proto.h"

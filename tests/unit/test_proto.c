@@ -1,4 +1,4 @@
-/* test_proto.c - the replication protocol codec (proto/proto.c): round
+/* test_proto.c - the replication protocol codec (replica/proto.c): round
  * trips of every frame, and refusal of what a peer must never get past
  * the decoder: wrong magic, unknown commands and flags, oversized
  * lengths, bad names, misaligned or out-of-range offsets.
@@ -12,8 +12,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "util.h"
-#include "proto/proto.h"
+#include "core/util.h"
+#include "replica/proto.h"
 
 
 /* ---- HELLO ---- */

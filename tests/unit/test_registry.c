@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "registry/registry.h"
 #include "registry/backends.h"
 

@@ -21,8 +21,8 @@
 #include <sys/random.h>
 #include <cmocka.h>
 
-#include "util.h"
-#include "loop.h"
+#include "core/util.h"
+#include "core/loop.h"
 #include "store/store.h"
 
 /* Valgrind cannot see io_uring fill a read buffer, so with that engine

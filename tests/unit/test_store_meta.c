@@ -15,7 +15,7 @@
 #include <dirent.h>
 #include <cmocka.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "store/store.h"
 
 static struct store_meta

@@ -9,7 +9,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
-#include "util.h"
+#include "core/util.h"
 
 static void
 size_ok (const char *s, uint64_t want)

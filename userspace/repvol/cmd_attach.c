@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
-#include "attach.h"
+#include "core/util.h"
+#include "attach/attach.h"
 #include "frontend/frontend.h"
 #include "repvol.h"
 

@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
-#include "proto/proto.h"
-#include "replica_admin.h"
+#include "core/util.h"
+#include "replica/proto.h"
+#include "replica/admin.h"
 #include "repvol.h"
 
 #define MAX_SIZE (1ull << 60)   /* what a replica server accepts */

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
-#include "replica_admin.h"
+#include "core/util.h"
+#include "replica/admin.h"
 #include "repvol.h"
 
 struct claim_arg {

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "frontend/frontend.h"
 #include "repvol.h"
 

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "repvol.h"
 
 int

@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "control.h"
-#include "replica_admin.h"
+#include "attach/control.h"
+#include "replica/admin.h"
 #include "repvol.h"
-#include "util.h"
+#include "core/util.h"
 
 struct swap {
   const char *old, *new;

@@ -9,12 +9,12 @@
 #include <inttypes.h>
 #include <time.h>
 
-#include "attach.h"
-#include "control.h"
-#include "objstore/catalog.h"
+#include "attach/attach.h"
+#include "attach/control.h"
+#include "snapshot/catalog.h"
 #include "progress.h"
 #include "repvol.h"
-#include "util.h"
+#include "core/util.h"
 
 int
 cmd_snapshot (int argc, char **argv)

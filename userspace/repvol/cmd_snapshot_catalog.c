@@ -10,9 +10,9 @@
 
 #include <json-c/json.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "repvol.h"
-#include "objstore/catalog.h"
+#include "snapshot/catalog.h"
 
 /* Options and positionals shared by list and delete: exactly npos
  * positionals, named by pos for the error.  Returns 0, or the exit code

@@ -12,10 +12,10 @@
 
 #include <json-c/json.h>
 
-#include "util.h"
-#include "probe.h"
-#include "proto/proto.h"
-#include "replica_admin.h"
+#include "core/util.h"
+#include "replica/probe.h"
+#include "replica/proto.h"
+#include "replica/admin.h"
 #include "repvol.h"
 
 #define STATUS_TIMEOUT_MS 2000

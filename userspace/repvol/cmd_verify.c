@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control.h"
+#include "attach/control.h"
 #include "repvol.h"
-#include "util.h"
+#include "core/util.h"
 
 int
 cmd_verify (int argc, char **argv)

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "repvol.h"
 
 struct registry *

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "repvol.h"
 
 #ifndef REPVOL_VERSION

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "progress.h"
 
 void

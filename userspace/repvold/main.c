@@ -13,10 +13,10 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "util.h"
-#include "loop.h"
+#include "core/util.h"
+#include "core/loop.h"
 #include "store/store.h"
-#include "replica_server.h"
+#include "replica/server.h"
 
 #ifndef REPVOL_VERSION
 #define REPVOL_VERSION "0.1.0"

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "frontend/frontend.h"
 
 /* Adding a frontend: implement struct frontend_ops in its own file,

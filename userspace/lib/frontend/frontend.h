@@ -22,8 +22,8 @@
 #ifndef REPVOL_FRONTEND_H
 #define REPVOL_FRONTEND_H
 
-#include "loop.h"
-#include "bdev.h"
+#include "core/loop.h"
+#include "core/bdev.h"
 
 struct frontend;
 

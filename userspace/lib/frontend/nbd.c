@@ -37,10 +37,10 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "util.h"
-#include "loop.h"
-#include "conn.h"
-#include "bdev.h"
+#include "core/util.h"
+#include "core/loop.h"
+#include "core/conn.h"
+#include "core/bdev.h"
 #include "frontend/frontend.h"
 #include "frontend/nbd.h"
 #include "frontend/nbd_proto.h"

@@ -29,8 +29,8 @@
 #include <linux/netlink.h>
 #include <linux/nbd-netlink.h>
 
-#include "util.h"
-#include "loop.h"
+#include "core/util.h"
+#include "core/loop.h"
 #include "frontend/frontend.h"
 #include "frontend/nbd.h"
 #include "frontend/nbd_proto.h"

@@ -6,7 +6,7 @@
 #include <endian.h>
 
 #include "frontend/nbd_proto.h"
-#include "wire.h"
+#include "core/wire.h"
 
 /* ---- handshake ---- */
 

@@ -41,9 +41,9 @@
 #include <sys/stat.h>
 #include <liburing.h>
 
-#include "util.h"
-#include "loop.h"
-#include "bdev.h"
+#include "core/util.h"
+#include "core/loop.h"
+#include "core/bdev.h"
 #include "frontend/frontend.h"
 #include "frontend/ublk_abi.h"
 

@@ -26,7 +26,7 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "objstore/objstore.h"
 
 #define TMP_PREFIX ".tmp-"

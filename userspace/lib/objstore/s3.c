@@ -34,7 +34,7 @@
 
 #include "objstore/objstore.h"
 #include "objstore/aws_config.h"
-#include "util.h"
+#include "core/util.h"
 
 #if LIBCURL_VERSION_NUM < 0x074b00
 #error "libcurl 7.75 or later is needed for CURLOPT_AWS_SIGV4"

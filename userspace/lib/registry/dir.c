@@ -35,7 +35,7 @@
 
 #include <json-c/json.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "registry/registry.h"
 #include "registry/backends.h"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "registry/registry.h"
 #include "registry/backends.h"
 

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/upload.h"
 

@@ -25,9 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
-#include "mailbox.h"
-#include "objstore/catalog.h"
+#include "core/util.h"
+#include "core/mailbox.h"
+#include "snapshot/catalog.h"
 #include "snapshot/snapshot.h"
 
 #define FETCH_DEPTH 8           /* background fetches in flight */

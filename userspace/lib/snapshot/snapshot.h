@@ -33,8 +33,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#include "bdev.h"
-#include "loop.h"
+#include "core/bdev.h"
+#include "core/loop.h"
 
 /* ---- cow.c ------------------------------------------------------------ */
 

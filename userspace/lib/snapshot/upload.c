@@ -18,8 +18,8 @@
 #include <limits.h>
 #include <unistd.h>
 
-#include "util.h"
-#include "objstore/catalog.h"
+#include "core/util.h"
+#include "snapshot/catalog.h"
 #include "snapshot/upload.h"
 
 /* Chunks in the pipeline (being read, compressed or stored) at once. */

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mailbox.h"
+#include "core/mailbox.h"
 #include "objstore/objstore.h"
 #include "snapshot/snapshot.h"
 

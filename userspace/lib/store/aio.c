@@ -12,7 +12,7 @@
 #include <string.h>
 #include <libaio.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "store/io_engine.h"
 
 struct aio {

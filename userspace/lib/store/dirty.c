@@ -31,8 +31,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "util.h"
-#include "wire.h"
+#include "core/util.h"
+#include "core/wire.h"
 #include "store/store.h"
 #include "store/dirty.h"
 

@@ -17,7 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/uio.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "store/io_engine.h"
 
 static void engine_kick_cb (struct loop_defer *d);

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <stdbool.h>
-#include "loop.h"
+#include "core/loop.h"
 
 enum io_op {
   IO_READ,

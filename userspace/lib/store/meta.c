@@ -28,8 +28,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util.h"
-#include "wire.h"
+#include "core/util.h"
+#include "core/wire.h"
 #include "store/store.h"
 
 #define META_MAGIC   0x4154454d4c4f5652ULL      /* "RVOLMETA" */

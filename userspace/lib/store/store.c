@@ -42,8 +42,8 @@
 #include <sys/uio.h>
 #include <linux/falloc.h>
 
-#include "util.h"
-#include "wire.h"
+#include "core/util.h"
+#include "core/wire.h"
 #include "store/store.h"
 #include "store/io_engine.h"
 #include "store/dirty.h"

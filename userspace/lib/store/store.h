@@ -27,8 +27,8 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <stdbool.h>
-#include "bdev.h"
-#include "loop.h"
+#include "core/bdev.h"
+#include "core/loop.h"
 
 #define STORE_NAME_MAX     64           /* includes the NUL */
 #define STORE_META_SIZE    256

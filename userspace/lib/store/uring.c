@@ -10,7 +10,7 @@
 #include <string.h>
 #include <liburing.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "store/io_engine.h"
 
 struct uring {

@@ -15,9 +15,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "util.h"
-#include "proto/proto.h"
-#include "replica_admin.h"
+#include "core/util.h"
+#include "replica/proto.h"
+#include "replica/admin.h"
 
 /* Set err to a one-line reason and errno to e; returns -1. */
 static int __attribute__ ((format (printf, 4, 5)))

@@ -18,14 +18,14 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "attach.h"
-#include "control.h"
-#include "engine.h"
+#include "attach/attach.h"
+#include "attach/control.h"
+#include "engine/engine.h"
 #include "frontend/frontend.h"
-#include "loop.h"
-#include "replica_client.h"
-#include "util.h"
-#include "objstore/catalog.h"
+#include "core/loop.h"
+#include "replica/client.h"
+#include "core/util.h"
+#include "snapshot/catalog.h"
 #include "snapshot/snapshot.h"
 
 struct attach {

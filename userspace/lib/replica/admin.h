@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto/proto.h"
+#include "replica/proto.h"
 
 #define REPLICA_ADMIN_TIMEOUT_MS 5000
 

@@ -11,7 +11,7 @@
 #ifndef REPVOL_REPLICA_SERVER_H
 #define REPVOL_REPLICA_SERVER_H
 
-#include "loop.h"
+#include "core/loop.h"
 #include "store/store.h"
 
 struct replica_server;

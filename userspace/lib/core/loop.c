@@ -6,8 +6,8 @@
 #include <unistd.h>
 #include <sys/signalfd.h>
 
-#include "loop.h"
-#include "util.h"
+#include "core/loop.h"
+#include "core/util.h"
 
 struct loop {
   int epfd;

@@ -6,7 +6,7 @@
 #include <limits.h>
 #include <isa-l/crc.h>
 
-#include "util.h"
+#include "core/util.h"
 
 uint32_t
 crc32c (uint32_t crc, const void *buf, size_t len)

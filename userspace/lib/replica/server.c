@@ -41,12 +41,12 @@
 #include <inttypes.h>
 #include <sys/socket.h>
 
-#include "util.h"
-#include "conn.h"
-#include "bdev.h"
-#include "proto/proto.h"
-#include "replica_server.h"
-#include "wire.h"
+#include "core/util.h"
+#include "core/conn.h"
+#include "core/bdev.h"
+#include "replica/proto.h"
+#include "replica/server.h"
+#include "core/wire.h"
 
 _Static_assert (RV_DIRTY_REGION == STORE_DIRTY_REGION, "dirty region size");
 _Static_assert (RV_DIRTY_HDR_SIZE == STORE_DIRTY_HDR_SIZE, "dirty header");

@@ -15,8 +15,8 @@
 #include <openssl/evp.h>
 #include <zstd.h>
 
-#include "util.h"
-#include "objstore/catalog.h"
+#include "core/util.h"
+#include "snapshot/catalog.h"
 
 #define MANIFEST_FORMAT 1
 #define MIN_CHUNK_SIZE (64u << 10)

@@ -20,11 +20,11 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
-#include "conn.h"
-#include "replica_admin.h"
-#include "replica_client.h"
-#include "util.h"
-#include "wire.h"
+#include "core/conn.h"
+#include "replica/admin.h"
+#include "replica/client.h"
+#include "core/util.h"
+#include "core/wire.h"
 
 #define SLOTS RV_MAX_INFLIGHT
 

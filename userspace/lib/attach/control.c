@@ -7,9 +7,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "conn.h"
-#include "control.h"
-#include "util.h"
+#include "core/conn.h"
+#include "attach/control.h"
+#include "core/util.h"
 
 #define LINE_MAX_LEN 16384   /* a snapshot command carries AWS settings */
 

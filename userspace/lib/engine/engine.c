@@ -34,9 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-#include "proto/proto.h"
-#include "util.h"
+#include "engine/engine.h"
+#include "replica/proto.h"
+#include "core/util.h"
 
 #define REGION            RV_DIRTY_REGION
 #define RESYNC_DEPTH      4

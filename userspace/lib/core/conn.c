@@ -7,8 +7,8 @@
 #include <unistd.h>
 #include <sys/uio.h>
 
-#include "conn.h"
-#include "util.h"
+#include "core/conn.h"
+#include "core/util.h"
 
 #define IBUF_SIZE   (256 * 1024)
 #define DIRECT_MIN  (64 * 1024)    /* read bulk payloads straight to the caller */

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
-#include "loop.h"
+#include "core/loop.h"
 
 #define CONN_HDR_MAX 128
 

@@ -4,8 +4,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "bdev.h"
-#include "loop.h"
+#include "core/bdev.h"
+#include "core/loop.h"
 
 #define ENGINE_MAX_REPLICAS 8
 

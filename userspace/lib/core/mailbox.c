@@ -4,7 +4,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 
-#include "mailbox.h"
+#include "core/mailbox.h"
 
 static void
 mailbox_deliver (struct mailbox *mb)

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <endian.h>
 
-#include "proto/proto.h"
-#include "util.h"
-#include "wire.h"
+#include "replica/proto.h"
+#include "core/util.h"
+#include "core/wire.h"
 
 #define FAIL(msg) do { *why = (msg); errno = EPROTO; return -1; } while (0)
 

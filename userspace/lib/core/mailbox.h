@@ -9,7 +9,7 @@
 #define REPVOL_MAILBOX_H
 
 #include <pthread.h>
-#include "loop.h"
+#include "core/loop.h"
 
 struct mailbox_msg {
   struct mailbox_msg *next;

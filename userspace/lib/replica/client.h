@@ -6,9 +6,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "bdev.h"
-#include "loop.h"
-#include "proto/proto.h"
+#include "core/bdev.h"
+#include "core/loop.h"
+#include "replica/proto.h"
 
 /* Open a data connection to a replica of volume at epoch (err gets a
  * one-line reason on failure, e.g. a refusal because a newer epoch has

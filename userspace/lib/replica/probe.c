@@ -19,9 +19,9 @@
 
 #include <blkid/blkid.h>
 
-#include "util.h"
-#include "probe.h"
-#include "replica_admin.h"
+#include "core/util.h"
+#include "replica/probe.h"
+#include "replica/admin.h"
 
 /* Copy the last MiB too: some signatures sit at the end (MD 0.90 and
  * 1.0 superblocks, ZFS labels, GPT's backup header).

@@ -17,7 +17,7 @@
 #include <netinet/tcp.h>
 #include <sys/un.h>
 
-#include "util.h"
+#include "core/util.h"
 
 static const char *log_prog = "repvol";
 bool log_debug_enabled;

@@ -9,7 +9,7 @@
 #ifndef REPVOL_CONTROL_H
 #define REPVOL_CONTROL_H
 
-#include "loop.h"
+#include "core/loop.h"
 
 struct control;
 struct control_req;
