@@ -30,6 +30,7 @@
 
 #include "objstore/objstore.h"
 #include "core/util.h"
+#include "core/fsutil.h"
 
 static const char *url;
 
@@ -116,7 +117,7 @@ cmd_get (struct objstore *os, const char *key, const char *path)
     return fail (e, err);
   rate ("GET", key, len, t0);
   int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd == -1 || write_full (fd, data, len) == -1 || close (fd) == -1) {
+  if (fd == -1 || (errno = -write_full (fd, data, len)) != 0 || close (fd) == -1) {
     perror (path);
     return 1;
   }

@@ -281,7 +281,7 @@ point_in_time_under_writes (void)
 
   loop_timer_cancel (r.loop, &r.dev.tick);
   loop_timer_cancel (r.loop, &r.writer);
-  r.cow->ops->close (r.cow);
+  bdev_close (r.cow);
   loop_free (r.loop);
   free (r.dev.data);
   free (r.expect);

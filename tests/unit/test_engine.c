@@ -158,7 +158,7 @@ test_overlapping_writes_keep_replicas_identical (void **state)
   assert_memory_equal (r[0].data, r[1].data, VOL);
   assert_memory_equal (r[0].data, r[2].data, VOL);
   /* The last write to block 0..15 region must be visible: non-zero. */
-  e->ops->close (e);
+  bdev_close (e);
 }
 
 /* A write is not acknowledged until every replica holds it. */
@@ -179,7 +179,7 @@ test_ack_waits_for_every_replica (void **state)
   rnd_complete_one (&r[1], 0);
   assert_int_equal (c.done, 1);
   assert_int_equal (c.err, 0);
-  e->ops->close (e);
+  bdev_close (e);
 }
 
 /* One replica failing fails the write (no degraded mode yet). */
@@ -198,7 +198,7 @@ test_replica_failure_fails_write (void **state)
   rnd_complete_one (&r[1], 0);
   assert_int_equal (c.done, 1);
   assert_int_equal (c.err, EIO);
-  e->ops->close (e);
+  bdev_close (e);
 }
 
 /* A read that fails on one replica is retried on another. */
@@ -224,7 +224,7 @@ test_read_retries_other_replica (void **state)
   assert_int_equal (c.done, 1);
   assert_int_equal (c.err, 0);
   assert_int_equal (c.buf[0], 7);
-  e->ops->close (e);
+  bdev_close (e);
 }
 
 /* Degraded operation: replica 1 fails with writes in flight; the
@@ -303,7 +303,7 @@ test_degraded_writes_go_on (void **state)
   assert_int_equal (marked_out[1], 1);
   assert_true (marks >= 1);
   assert_int_equal (r[0].overlap_seen, 0);
-  e->ops->close (e);
+  bdev_close (e);
 }
 
 int

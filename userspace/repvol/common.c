@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "core/fsutil.h"
 #include "repvol.h"
 
 struct registry *
@@ -53,7 +54,7 @@ attachment_alive (const struct reg_attachment *a, const char *vol)
 {
   char path[64], buf[4096];
 
-  if (kill (a->pid, 0) == -1 && errno == ESRCH)
+  if (!pid_alive (a->pid))
     return false;
 
   /* The pid exists, but pids are reused: believe it is our attach only

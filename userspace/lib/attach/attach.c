@@ -25,6 +25,7 @@
 #include "core/loop.h"
 #include "replica/client.h"
 #include "core/util.h"
+#include "core/fsutil.h"
 #include "snapshot/catalog.h"
 #include "snapshot/snapshot.h"
 
@@ -57,12 +58,6 @@ struct attach {
   bool rc_running[ENGINE_MAX_REPLICAS];
   struct bdev_io flush_io;
 };
-
-static bool
-pid_alive (pid_t pid)
-{
-  return pid > 0 && (kill (pid, 0) == 0 || errno == EPERM);
-}
 
 /* registry_update callbacks */
 
@@ -146,7 +141,7 @@ frontend_stopped (void *opaque)
 {
   struct attach *a = opaque;
 
-  a->cow->ops->drain (a->cow, drained, a);
+  bdev_drain (a->cow, drained, a);
 }
 
 static void
@@ -290,7 +285,7 @@ connect_replica (struct attach *a, int i, int timeout_ms, char *err,
     snprintf (err, errlen, "holds %llu bytes in %u-byte blocks, the registry "
               "says %llu in %u", (unsigned long long) w.size, w.block_size,
               (unsigned long long) a->vol.size, a->vol.block_size);
-    b->ops->close (b);
+    bdev_close (b);
     b = NULL;
   }
   return b;
@@ -510,7 +505,7 @@ open_engine (struct attach *a)
  fail:
   for (int i = 0; i < v->nreplicas; i++)
     if (reps[i])
-      reps[i]->ops->close (reps[i]);
+      bdev_close (reps[i]);
   return NULL;
 }
 
@@ -1021,7 +1016,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   a.cow = cow_new (a.loop, below, v.chunk_size, load_cbt (&a));
   if (!a.cow) {
     log_error ("%s: out of memory", v.name);
-    below->ops->close (below);
+    bdev_close (below);
     a.dev = NULL;
     goto out;
   }
@@ -1056,9 +1051,9 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   if (a.fe)
     frontend_free (a.fe);
   if (a.cow)
-    a.cow->ops->close (a.cow);  /* and what is below it */
+    bdev_close (a.cow);  /* and what is below it */
   else if (a.dev)
-    a.dev->ops->close (a.dev);
+    bdev_close (a.dev);
   loop_free (a.loop);
   if (registry_update (reg, o->volume, release, &a) == -1 && errno != ESTALE)
     log_error ("%s: cannot clear the attachment in the registry: %s",

@@ -10,6 +10,7 @@
 #include "core/conn.h"
 #include "attach/control.h"
 #include "core/util.h"
+#include "core/fsutil.h"
 
 #define LINE_MAX_LEN 16384   /* a snapshot command carries AWS settings */
 
@@ -226,8 +227,8 @@ control_call_lines (const char *path, const char *command,
       (fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
     goto fail;
   if (connect (fd, (struct sockaddr *) &sun, sizeof sun) == -1 ||
-      write_full (fd, command, strlen (command)) == -1 ||
-      write_full (fd, "\n", 1) == -1) {
+      write_full (fd, command, strlen (command)) < 0 ||
+      write_full (fd, "\n", 1) < 0) {
     close (fd);
     goto fail;
   }

@@ -1,9 +1,17 @@
 /* bdev.h - the asynchronous block operation table every data-path layer
- * implements: the engine, the replica client, the local store.
+ * implements: the engine, the replica client, the local store, the
+ * snapshot layers (cow, hydrate).
  *
- * A caller fills a struct bdev_io and hands it to bdev_submit(); the
- * layer completes it exactly once through io->done, possibly before
- * bdev_submit() returns.  Layers stack like nbdkit filters: the engine
+ * A caller sets io->done and io->opaque and starts the request through
+ * one of the checked wrappers below (bdev_read, bdev_write, bdev_flush,
+ * bdev_trim, bdev_zero, or bdev_submit for a struct it filled or
+ * forwards); no caller touches b->ops.  The wrappers refuse a request
+ * the layer must never see (an unknown op or flag, a range past the
+ * end or overflowing, a misaligned or oversized request, a data op
+ * without a buffer) by completing it with EINVAL and a counted log
+ * line, as nbdkit's backend.c does for every plugin call.  The layer
+ * completes an accepted io exactly once through io->done, possibly
+ * before the wrapper returns.  Layers stack like nbdkit filters: the engine
  * is a bdev whose children are replica-client bdevs.  Everything runs
  * on one event loop thread.
  */
@@ -92,10 +100,28 @@ struct bdev {
   void *priv;
 };
 
-static inline void
-bdev_submit (struct bdev *b, struct bdev_io *io)
-{
-  b->ops->submit (b, io);
-}
+/* Start io on b after checking it (see the top of this file). */
+void bdev_submit (struct bdev *b, struct bdev_io *io);
+
+/* Fill io's request fields and bdev_submit() it.  io->done and
+ * io->opaque are the caller's to set first.
+ */
+void bdev_read (struct bdev *b, struct bdev_io *io, uint64_t offset,
+                uint32_t len, void *buf, uint32_t flags);
+void bdev_write (struct bdev *b, struct bdev_io *io, uint64_t offset,
+                 uint32_t len, void *buf, uint32_t flags);
+void bdev_flush (struct bdev *b, struct bdev_io *io);
+void bdev_trim (struct bdev *b, struct bdev_io *io, uint64_t offset,
+                uint32_t len, uint32_t flags);
+void bdev_zero (struct bdev *b, struct bdev_io *io, uint64_t offset,
+                uint32_t len, uint32_t flags);
+
+/* The rest of the table, for the layer above. */
+void bdev_drain (struct bdev *b, void (*done) (void *opaque), void *opaque);
+void bdev_health (struct bdev *b, struct bdev_health *h);
+void bdev_close (struct bdev *b);
+
+/* Requests refused by the checks so far, in this process (tests). */
+uint64_t bdev_refused_count (void);
 
 #endif

@@ -211,12 +211,17 @@ loop_run (struct loop *loop)
 {
   struct epoll_event evs[64];
 
-  loop->stop = false;
+  /* A stop asked for before the loop runs (a request that completed
+   * at once, inside its submit) is honoured, not forgotten: the flag is
+   * cleared on the way out, for the next run.
+   */
   while (!loop->stop) {
     int n = epoll_wait (loop->epfd, evs, ARRAY_SIZE (evs),
                         next_timeout_ms (loop));
-    if (n == -1 && errno != EINTR)
+    if (n == -1 && errno != EINTR) {
+      loop->stop = false;
       return -1;
+    }
     for (int i = 0; i < n; i++) {
       struct loop_watch *w = evs[i].data.ptr;
       /* A callback earlier in this batch may have removed w. */
@@ -226,6 +231,7 @@ loop_run (struct loop *loop)
     run_timers (loop);
     run_deferred (loop);
   }
+  loop->stop = false;
   return 0;
 }
 
@@ -233,10 +239,4 @@ void
 loop_stop (struct loop *loop)
 {
   loop->stop = true;
-}
-
-bool
-loop_stopping (struct loop *loop)
-{
-  return loop->stop;
 }

@@ -67,6 +67,5 @@ int loop_signals (struct loop *loop, const int *signals, int n,
 /* Run until loop_stop().  Returns 0, or -1 on an epoll failure. */
 int loop_run (struct loop *loop);
 void loop_stop (struct loop *loop);
-bool loop_stopping (struct loop *loop);
 
 #endif

@@ -76,7 +76,7 @@ mailbox_post (struct mailbox *mb, struct mailbox_msg *msg)
 }
 
 void
-mailbox_destroy (struct mailbox *mb)
+mailbox_fini (struct mailbox *mb)
 {
   mailbox_deliver (mb);
   loop_del (mb->loop, &mb->watch);

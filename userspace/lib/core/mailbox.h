@@ -34,6 +34,6 @@ void mailbox_post (struct mailbox *mb, struct mailbox_msg *msg);
 /* Loop thread, once no thread posts any more; undelivered messages are
  * delivered first.
  */
-void mailbox_destroy (struct mailbox *mb);
+void mailbox_fini (struct mailbox *mb);
 
 #endif

@@ -352,37 +352,42 @@ now_ns (void)
 }
 
 int
-read_full (int fd, void *buf, size_t len)
+error_set (struct error *e, int code, const char *fmt, ...)
 {
-  char *p = buf;
-  while (len > 0) {
-    ssize_t r = read (fd, p, len);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    if (r == 0) {
-      errno = ECONNRESET;
-      return -1;
-    }
-    p += r;
-    len -= r;
+  if (code <= 0)
+    code = EIO;
+  if (e) {
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (e->msg, sizeof e->msg, fmt, ap);
+    va_end (ap);
+    e->code = code;
   }
-  return 0;
+  return -code;
 }
 
-int
-write_full (int fd, const void *buf, size_t len)
+void
+error_prefix (struct error *e, const char *fmt, ...)
 {
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t r = write (fd, p, len);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    p += r;
-    len -= r;
-  }
-  return 0;
+  char head[sizeof e->msg], old[sizeof e->msg];
+  va_list ap;
+
+  if (e == NULL)
+    return;
+  va_start (ap, fmt);
+  vsnprintf (head, sizeof head - 1, fmt, ap);
+  va_end (ap);
+  snprintf (old, sizeof old, "%s", error_msg (e));
+  /* Truncation keeps the head: the context reads first. */
+  size_t n = strlen (head);
+  memcpy (e->msg, head, n);
+  snprintf (e->msg + n, sizeof e->msg - n, "%s", old);
+}
+
+const char *
+error_msg (const struct error *e)
+{
+  if (e->msg[0])
+    return e->msg;
+  return strerror (e->code ? e->code : EIO);
 }

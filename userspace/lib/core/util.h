@@ -1,4 +1,29 @@
-/* util.h - logging, parsing and small helpers shared by every repvol program. */
+/* util.h - logging, errors, parsing and small helpers shared by every
+ * repvol program.
+ *
+ * core/ is the bottom of the library: the event loop (loop.h), framed
+ * nonblocking connections (conn.h), the shared listener (listener.h),
+ * the worker-thread mailbox (mailbox.h), files and processes
+ * (fsutil.h), byte-order accessors (wire.h), crc32c, and the bdev
+ * operation table every data-path layer implements (bdev.h).  It calls
+ * nothing else in repvol; every other layer may call it.
+ *
+ * The error convention, for every function new or touched:
+ *   - a function returns 0 (or a count, a size, an fd) on success and a
+ *     negative errno on failure: "r = f (...); if (r < 0) ...".
+ *     Functions returning a pointer return NULL and say why through a
+ *     struct error when the caller needs to know.
+ *   - where a person must be told why, the caller passes a struct error;
+ *     the function that knows the cause fills it once with error_set()
+ *     ("return error_set (err, EINVAL, "size %s: not a number", s);"),
+ *     and callers on the way up may add context with error_prefix().
+ *     The reason is printed once, by whoever decides it is fatal, with
+ *     error_msg(); never log it at every level, never print a NULL.
+ *   - bdev completions (bdev.h) carry a positive errno in their err
+ *     argument, like a blk_status: that is a value, not a return.
+ *   - names: X_new/X_free for objects the library allocates,
+ *     X_init/X_fini for ones the caller embeds; CLI verbs are cmd_VERB.
+ */
 #ifndef REPVOL_UTIL_H
 #define REPVOL_UTIL_H
 
@@ -12,6 +37,21 @@
   ((type *) ((char *) (ptr) - offsetof (type, member)))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Why something failed, for a person.  code is a positive errno. */
+struct error {
+  int code;
+  char msg[256];
+};
+
+/* Fill e (which may be NULL) and return -code: "return error_set (...)". */
+int error_set (struct error *e, int code, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+/* Put context in front of e's message: "registry /x: " + "no space". */
+void error_prefix (struct error *e, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+/* e's message, or strerror of its code when no message was set. */
+const char *error_msg (const struct error *e);
 
 /* Logging.  Messages go to stderr, one line each, prefixed with the
  * program name set by log_init().  log_debug() prints only when the
@@ -63,10 +103,6 @@ void set_tcp_nodelay (int fd);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t now_ns (void);
-
-/* Read/write all of a buffer on a blocking fd (EINTR-safe). */
-int read_full (int fd, void *buf, size_t len);
-int write_full (int fd, const void *buf, size_t len);
 
 /* crc32c (Castagnoli), hardware accelerated where the CPU has SSE4.2. */
 uint32_t crc32c (uint32_t crc, const void *buf, size_t len);

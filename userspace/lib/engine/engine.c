@@ -335,7 +335,7 @@ close_failed_replicas (struct engine *e)
     if (e->closing[i]) {
       struct bdev *b = e->closing[i];
       e->closing[i] = NULL;
-      b->ops->close (b);
+      bdev_close (b);
     }
 }
 
@@ -648,8 +648,7 @@ pick_reader (struct engine *e, uint32_t tried)
     struct bdev_health h = { .up = 1 };
     if ((tried & (1u << i)) || e->state[i] != ENGINE_IN_SYNC)
       continue;
-    if (e->rep[i]->ops->health)
-      e->rep[i]->ops->health (e->rep[i], &h);
+    bdev_health (e->rep[i], &h);
     if (!h.up)
       continue;
     if (explore)
@@ -1059,7 +1058,7 @@ engine_replica_back (struct bdev *b, int i, struct bdev *nb)
   struct engine *e = b->priv;
 
   if (e->state[i] != ENGINE_OUT || e->rep[i] || e->broken) {
-    nb->ops->close (nb);        /* replaced or detaching meanwhile */
+    bdev_close (nb);        /* replaced or detaching meanwhile */
     return;
   }
   log_info ("replica %s is back: catching it up", e->name[i]);
@@ -1370,7 +1369,7 @@ engine_close (struct bdev *b)
   close_failed_replicas (e);
   for (int i = 0; i < e->n; i++) {
     if (e->rep[i])
-      e->rep[i]->ops->close (e->rep[i]);
+      bdev_close (e->rep[i]);
     free (e->name[i]);
     free (e->rs[i].map);
     free (e->rs[i].get_buf);

@@ -30,6 +30,7 @@
 #include <linux/nbd-netlink.h>
 
 #include "core/util.h"
+#include "core/fsutil.h"
 #include "core/loop.h"
 #include "frontend/frontend.h"
 #include "frontend/nbd.h"
@@ -302,7 +303,7 @@ say_busy (int index)
 {
   long pid = device_pid (index);
 
-  if (pid > 0 && kill (pid, 0) == -1 && errno == ESRCH)
+  if (pid > 0 && !pid_alive (pid))
     log_error ("nbd-kernel: /dev/nbd%d is busy: connected by pid %ld, which "
                "has exited (repvol detach of its volume, or nbd-client -d "
                "/dev/nbd%d, frees it)", index, pid, index);

@@ -42,6 +42,7 @@
 #include <liburing.h>
 
 #include "core/util.h"
+#include "core/fsutil.h"
 #include "core/loop.h"
 #include "core/bdev.h"
 #include "frontend/frontend.h"
@@ -152,12 +153,6 @@ struct ublk_dev {
 
 static void kick (struct ublk_dev *u);
 static void begin_stop (struct ublk_dev *u);
-
-static bool
-pid_alive (pid_t pid)
-{
-  return pid > 0 && (kill (pid, 0) == 0 || errno == EPERM);
-}
 
 static void
 sleep_ms (unsigned ms)
@@ -378,19 +373,14 @@ static void
 state_write (struct ublk_dev *u)
 {
   char tmp[sizeof u->state_path + 8], buf[32];
-  int fd, n;
+  int n, r;
 
   snprintf (tmp, sizeof tmp, "%s.tmp", u->state_path);
   n = snprintf (buf, sizeof buf, "%" PRIu32 "\n", u->dev_id);
-  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd == -1 || write_full (fd, buf, n) == -1 || fsync (fd) == -1 ||
-      rename (tmp, u->state_path) == -1) {
+  r = atomic_replace (AT_FDCWD, u->state_path, tmp, buf, n, 0600);
+  if (r < 0)
     log_warn ("ublk: %s: cannot write %s: %s; a crashed attach will not "
-              "be recovered", u->name, u->state_path, strerror (errno));
-    unlink (tmp);
-  }
-  if (fd != -1)
-    close (fd);
+              "be recovered", u->name, u->state_path, strerror (-r));
 }
 
 static void

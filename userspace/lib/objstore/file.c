@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "core/util.h"
+#include "core/fsutil.h"
 #include "objstore/objstore.h"
 
 #define TMP_PREFIX ".tmp-"
@@ -92,19 +93,6 @@ fail (struct obj_req *r, int e, const char *what)
               r->key, what ? what : "", what ? ": " : "", strerror (e));
 }
 
-static int
-fsync_dir (const char *path)
-{
-  int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd == -1)
-    return -1;
-  int r = fsync (fd);
-  int e = errno;
-  close (fd);
-  errno = e;
-  return r;
-}
-
 /* mkdir -p of path's directories up to (not including) its last
  * component.  A directory we create is made durable by fsyncing its
  * parent, so a PUT that returned stays reachable after a crash.
@@ -117,11 +105,9 @@ make_parents (char *path, size_t keep)
     int r = mkdir (path, 0755);
     int e = errno;
     if (r == 0) {
-      char *slash = strrchr (path, '/');
-      *slash = '\0';
-      r = fsync_dir (path[0] ? path : "/");
-      e = errno;
-      *slash = '/';
+      r = fsync_parent (AT_FDCWD, path);
+      e = -r;
+      r = r < 0 ? -1 : 0;
     }
     else if (e == EEXIST)
       r = 0;
@@ -142,40 +128,12 @@ do_put (struct file_store *fs, struct obj_req *r, char *path)
     return;
   }
 
-  char *slash = strrchr (path, '/');
-  char tmp[PATH_MAX];
-  snprintf (tmp, sizeof tmp, "%.*s/" TMP_PREFIX "XXXXXX",
-            (int) (slash - path), path);
-  int fd = mkostemp (tmp, O_CLOEXEC);
-  if (fd == -1) {
-    fail (r, errno, "cannot create temp file");
-    return;
-  }
-  if (fchmod (fd, 0644) == -1 || write_full (fd, r->data, r->len) == -1 ||
-      fsync (fd) == -1) {
-    int e = errno;
-    close (fd);
-    unlink (tmp);
-    fail (r, e, "write");
-    return;
-  }
-  if (close (fd) == -1) {
-    int e = errno;
-    unlink (tmp);
-    fail (r, e, "write");
-    return;
-  }
-  if (rename (tmp, path) == -1) {
-    int e = errno;
-    unlink (tmp);
-    fail (r, e, "rename");
-    return;
-  }
-  *slash = '\0';
-  int e = fsync_dir (path) == -1 ? errno : 0;
-  *slash = '/';
-  if (e)
-    fail (r, e, "fsync directory");
+  /* A unique temp name (atomic_replace's ".tmp-XXXXXX", TMP_PREFIX):
+   * two uploads may put the same content-addressed chunk at once.
+   */
+  int e = atomic_replace (AT_FDCWD, path, NULL, r->data, r->len, 0644);
+  if (e < 0)
+    fail (r, -e, "write");
 }
 
 static void
@@ -205,8 +163,9 @@ do_get (struct obj_req *r, const char *path, bool body)
       return;
     }
     /* read_full reports a short file (truncated under us) as ECONNRESET. */
-    if (read_full (fd, r->out, st.st_size) == -1) {
-      int e = errno == ECONNRESET ? EIO : errno;
+    int e = -read_full (fd, r->out, st.st_size);
+    if (e) {
+      e = e == ECONNRESET ? EIO : e;
       free (r->out);
       r->out = NULL;
       r->out_len = 0;

@@ -36,6 +36,7 @@
 #include <json-c/json.h>
 
 #include "core/util.h"
+#include "core/fsutil.h"
 #include "registry/registry.h"
 #include "registry/backends.h"
 
@@ -660,33 +661,13 @@ write_volume (struct dir_registry *d, const struct reg_volume *v)
     return -1;
   }
 
-  int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd == -1) {
-    e = errno;
-    log_error ("registry %s: %s", tmp, strerror (e));
-    goto err;
-  }
-  if (write_full (fd, text, strlen (text)) == -1 || fsync (fd) == -1) {
-    e = errno;
-    log_error ("registry %s: write: %s", tmp, strerror (e));
-    close (fd);
-    unlink (tmp);
-    goto err;
-  }
-  if (close (fd) == -1) {
-    e = errno;
-    log_error ("registry %s: close: %s", tmp, strerror (e));
-    unlink (tmp);
-    goto err;
-  }
-  if (rename (tmp, path) == -1) {
-    e = errno;
-    log_error ("registry %s: rename to %s: %s", tmp, path, strerror (e));
-    unlink (tmp);
+  e = -atomic_replace (AT_FDCWD, path, tmp, text, strlen (text), 0600);
+  if (e) {
+    log_error ("registry %s: cannot write: %s", path, strerror (e));
     goto err;
   }
   free (text);
-  return fsync_dir (d);
+  return 0;
 
  err:
   free (text);
@@ -815,24 +796,12 @@ dir_blob_put (struct registry *r, const char *name, const char *kind,
   /* No registry lock: one attach owns a volume's blobs, and rename
    * makes each put atomic for readers.
    */
-  int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd == -1)
-    return -1;
-  if (write_full (fd, data, len) == -1 || fsync (fd) == -1) {
-    e = errno;
-    close (fd);
-    unlink (tmp);
+  e = -atomic_replace (AT_FDCWD, path, tmp, data, len, 0600);
+  if (e) {
     errno = e;
     return -1;
   }
-  close (fd);
-  if (rename (tmp, path) == -1) {
-    e = errno;
-    unlink (tmp);
-    errno = e;
-    return -1;
-  }
-  return fsync_dir (d);
+  return 0;
 }
 
 static int

@@ -361,7 +361,7 @@ job_end (struct cow *c)
   c->job = NULL;                /* done() may start the next snapshot */
   j->line (j->opaque, j->end_line);
   j->done (j->opaque, j->end_err, j->up->name, j->up->url);
-  mailbox_destroy (&j->mb);
+  mailbox_fini (&j->mb);
   upload_free (j->up);
   free (j->state);
   free (j->frozen);
@@ -369,7 +369,7 @@ job_end (struct cow *c)
   if (c->drained && c->job == NULL) {
     void (*cb) (void *) = c->drained;
     c->drained = NULL;
-    c->lower->ops->drain (c->lower, cb, c->drained_opaque);
+    bdev_drain (c->lower, cb, c->drained_opaque);
   }
 }
 
@@ -489,7 +489,7 @@ cow_snapshot (struct bdev *b, const struct snap_params *p,
   if (!u->url || !u->name || !u->volume || !u->volume_uuid || !u->base_url ||
       !u->base_name || upload_start (u) != 0) {
     c->job = NULL;
-    mailbox_destroy (&j->mb);
+    mailbox_fini (&j->mb);
     free (u->url); free (u->name); free (u->volume); free (u->volume_uuid);
     free (u->base_url); free (u->base_name);
     objstore_env_free (u->env);
@@ -510,7 +510,7 @@ cow_drain (struct bdev *b, void (*done) (void *opaque), void *opaque)
   struct cow *c = b->priv;
 
   if (c->job == NULL) {
-    c->lower->ops->drain (c->lower, done, opaque);
+    bdev_drain (c->lower, done, opaque);
     return;
   }
   /* A snapshot cannot outlive the attach: stop it, then drain. */
@@ -523,17 +523,14 @@ static void
 cow_health (struct bdev *b, struct bdev_health *h)
 {
   struct cow *c = b->priv;
-  if (c->lower->ops->health)
-    c->lower->ops->health (c->lower, h);
-  else
-    *h = (struct bdev_health) { .up = 1 };
+  bdev_health (c->lower, h);
 }
 
 static void
 cow_close (struct bdev *b)
 {
   struct cow *c = b->priv;
-  c->lower->ops->close (c->lower);
+  bdev_close (c->lower);
   free (c->cbt);
   free (c);
 }

@@ -302,7 +302,7 @@ check_drained (struct hydrate *h)
     void (*done) (void *) = h->drained;
     h->drained = NULL;
     save (h);
-    h->lower->ops->drain (h->lower, done, h->drained_opaque);
+    bdev_drain (h->lower, done, h->drained_opaque);
   }
 }
 
@@ -441,10 +441,7 @@ static void
 hydrate_health (struct bdev *b, struct bdev_health *hl)
 {
   struct hydrate *h = b->priv;
-  if (h->lower->ops->health)
-    h->lower->ops->health (h->lower, hl);
-  else
-    *hl = (struct bdev_health) { .up = 1 };
+  bdev_health (h->lower, hl);
 }
 
 static void
@@ -459,10 +456,10 @@ hydrate_close (struct bdev *b)
     pthread_mutex_unlock (&h->lock);
     objstore_wakeup (h->os);
     pthread_join (h->thread, NULL);
-    mailbox_destroy (&h->mb);  /* frees what the thread still posted */
+    mailbox_fini (&h->mb);  /* frees what the thread still posted */
   }
   loop_timer_cancel (h->loop, &h->save_timer);
-  h->lower->ops->close (h->lower);
+  bdev_close (h->lower);
   objstore_close (h->os);
   manifest_free (&h->m);
   pthread_mutex_destroy (&h->lock);
@@ -530,7 +527,7 @@ hydrate_new (struct loop *loop, struct bdev *lower, const char *url,
     goto fail;
   }
   if (pthread_create (&h->thread, NULL, fetcher, h) != 0) {
-    mailbox_destroy (&h->mb);
+    mailbox_fini (&h->mb);
     snprintf (why, whylen, "cannot start the fetcher thread");
     goto fail;
   }

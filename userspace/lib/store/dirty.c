@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 
 #include "core/util.h"
+#include "core/fsutil.h"
 #include "core/wire.h"
 #include "store/store.h"
 #include "store/dirty.h"
@@ -128,47 +129,25 @@ store_dirty_create (int dirfd, const char *name, uint64_t size)
 {
   char path[STORE_NAME_MAX + 16], tmp[STORE_NAME_MAX + 16];
   uint8_t hdr[STORE_DIRTY_FILE_HDR];
-  int fd, err;
+  struct atomic_file af;
+  int err;
 
   dirty_names (name, path, tmp, sizeof path);
-  err = store_dirty_tmp_create (dirfd, name, size, &fd);
+  err = atomic_file_begin (&af, dirfd, path, tmp, 0644);
   if (err < 0)
     return err;
   store_dirty_hdr_encode (STORE_DIRTY_REGION, store_dirty_nregions (size),
                           hdr);
-  if (pwrite (fd, hdr, sizeof hdr, 0) != (ssize_t) sizeof hdr ||
-      fdatasync (fd) == -1) {
-    err = errno ? errno : EIO;
-    close (fd);
-    unlinkat (dirfd, tmp, 0);
-    return -err;
+  if (ftruncate (af.fd, STORE_DIRTY_FILE_HDR + store_dirty_bitmap_bytes (size))
+      == -1)
+    err = -errno;
+  else
+    err = pwrite_full (af.fd, hdr, sizeof hdr, 0);
+  if (err < 0) {
+    atomic_file_abort (&af);
+    return err;
   }
-  close (fd);
-  if (renameat (dirfd, tmp, dirfd, path) == -1) {
-    err = errno;
-    unlinkat (dirfd, tmp, 0);
-    return -err;
-  }
-  if (fsync (dirfd) == -1)
-    return -errno;
-  return 0;
-}
-
-static int
-pread_full (int fd, uint8_t *buf, size_t len, off_t off)
-{
-  size_t got = 0;
-  while (got < len) {
-    ssize_t n = pread (fd, buf + got, len - got, off + got);
-    if (n == -1) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0)
-      return -ENODATA;
-    got += n;
-  }
-  return 0;
+  return atomic_file_commit (&af);
 }
 
 int

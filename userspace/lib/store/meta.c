@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "core/fsutil.h"
 #include "core/wire.h"
 #include "store/store.h"
 
@@ -148,30 +149,12 @@ store_meta_write (int dirfd, const struct store_meta *m)
 {
   uint8_t buf[STORE_META_SIZE];
   char tmp[STORE_NAME_MAX + 16], dst[STORE_NAME_MAX + 16];
-  int fd, err;
 
   store_meta_encode (m, buf);
   /* Volume names never start with '.', so temp names cannot collide. */
   snprintf (tmp, sizeof tmp, ".%s.meta.tmp", m->name);
   snprintf (dst, sizeof dst, "%s.meta", m->name);
-  fd = openat (dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd == -1)
-    return -errno;
-  if (write_full (fd, buf, sizeof buf) == -1 || fsync (fd) == -1) {
-    err = errno ? errno : EIO;
-    close (fd);
-    unlinkat (dirfd, tmp, 0);
-    return -err;
-  }
-  if (close (fd) == -1 || renameat (dirfd, tmp, dirfd, dst) == -1) {
-    err = errno;
-    unlinkat (dirfd, tmp, 0);
-    return -err;
-  }
-  /* The rename is durable only once the directory is. */
-  if (fsync (dirfd) == -1)
-    return -errno;
-  return 0;
+  return atomic_replace (dirfd, dst, tmp, buf, sizeof buf, 0644);
 }
 
 int
