@@ -28,7 +28,7 @@ enum bdev_op {
   BDEV_TRIM,
   BDEV_WRITE_ZEROES,
   /* Dirty-map operations (replica store and replica client only; see
-   * RV_MARK_DIRTY in proto/proto.h): mark [offset, offset+len) dirty
+   * RV_MARK_DIRTY in replica/proto.h): mark [offset, offset+len) dirty
    * durably; read the map into buf (len bytes: RV_DIRTY_HDR_SIZE header
    * then the bitmap); forget the map durably.
    */
