@@ -1,5 +1,5 @@
 /* common.c - helpers the repvol verbs share: the registry, this host,
- * whether a recorded attach process still runs.
+ * whether a recorded attach process still runs, printing JSON.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "core/util.h"
 #include "core/fsutil.h"
@@ -119,6 +121,14 @@ format_time (time_t t, char *buf, size_t len)
   else
     strftime (buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
   return buf;
+}
+
+void
+print_json (json_object *o, int flags)
+{
+  printf ("%s\n", json_object_to_json_string_ext (o, flags));
+  fflush (stdout);
+  json_object_put (o);
 }
 
 int
