@@ -312,7 +312,7 @@ cmd_status (int argc, char **argv)
     struct reg_volume v;
     struct live live[REG_MAX_REPLICAS];
     struct volume_contents vc;
-    if (get_volume (reg, names[i], &v) == -1) {
+    if (get_volume (reg, names[i], &v) < 0) {
       ret = EXIT_FAILURE;
       continue;
     }

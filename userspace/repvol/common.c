@@ -27,10 +27,11 @@ get_volume (struct registry *r, const char *vol, struct reg_volume *v)
 {
   if (registry_get (r, vol, v) == 0)
     return 0;
-  if (errno == ENOENT)
+  int e = errno ? errno : EIO;
+  if (e == ENOENT)
     log_error ("unknown volume '%s'", vol);
   /* Anything else: the backend has already said which file and why. */
-  return -1;
+  return -e;
 }
 
 const char *
@@ -109,7 +110,7 @@ clear_attachment (struct registry *r, const char *vol,
     return 0;
   if (errno == ESTALE || errno == ENOENT)
     return 1;
-  return -1;                    /* logged by the backend */
+  return errno ? -errno : -EIO; /* logged by the backend */
 }
 
 const char *
@@ -139,7 +140,7 @@ verb_volume (int argc, char **argv, const char *verb, const char **vol,
     return EXIT_USAGE;
   if ((*reg = open_registry ()) == NULL)
     return EXIT_FAILURE;
-  if (get_volume (*reg, *vol, v) == -1) {
+  if (get_volume (*reg, *vol, v) < 0) {
     registry_close (*reg);
     *reg = NULL;
     return EXIT_FAILURE;

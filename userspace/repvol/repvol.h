@@ -86,7 +86,8 @@ const char *one_volume (int argc, char **argv, const char *verb);
 struct registry *open_registry (void);
 
 /* registry_get that prints the one error line: "unknown volume" for
- * ENOENT; other causes were logged by the backend.
+ * ENOENT; other causes were logged by the backend.  0 or a negative
+ * errno.
  */
 int get_volume (struct registry *r, const char *vol, struct reg_volume *v);
 
@@ -110,8 +111,8 @@ bool attachment_alive (const struct reg_attachment *a, const char *vol);
 bool attachment_is_local (const struct reg_attachment *a);
 
 /* Clear the attachment if it is still exactly a (same host, pid and
- * epoch).  Returns 0 if cleared, 1 if it had already changed, -1 on a
- * registry error (printed).
+ * epoch).  Returns 0 if cleared, 1 if it had already changed, a
+ * negative errno on a registry error (printed).
  */
 int clear_attachment (struct registry *r, const char *vol,
                       const struct reg_attachment *a);
