@@ -128,7 +128,7 @@ cmd_attach (int argc, char **argv)
   if (reg == NULL)
     return EXIT_FAILURE;
   struct reg_volume v;
-  if (get_volume (reg, o.volume, &v) == -1) {   /* same wording as the other verbs */
+  if (get_volume (reg, o.volume, &v) < 0) {   /* same wording as the other verbs */
     registry_close (reg);
     return EXIT_FAILURE;
   }

@@ -2,7 +2,7 @@
  * entry.
  *
  * While it works, delete holds the volume through the registry's
- * attachment slot (frontend "deleting", this pid), so an attach started
+ * attachment slot (frontend ATTACH_DELETE_CLAIM, this pid), so an attach started
  * meanwhile is refused instead of serving a volume whose replicas are
  * disappearing.  If delete itself dies, that claim is a stale
  * attachment that the next delete (or attach) on this host takes over.
@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attach/attach.h"
 #include "core/util.h"
 #include "replica/admin.h"
 #include "repvol.h"
@@ -89,7 +90,8 @@ cmd_delete (int argc, char **argv)
   ca.mine.attached = true;
   snprintf (ca.mine.host, sizeof ca.mine.host, "%s", this_host ());
   ca.mine.pid = getpid ();
-  snprintf (ca.mine.frontend, sizeof ca.mine.frontend, DELETE_CLAIM);
+  snprintf (ca.mine.frontend, sizeof ca.mine.frontend, "%s",
+            ATTACH_DELETE_CLAIM);
   ca.mine.epoch = v.epoch;
   ca.mine.since = time (NULL);
   if (registry_update (reg, vol, claim_fn, &ca) == -1) {

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "attach/attach.h"
 #include "core/util.h"
-#include "frontend/frontend.h"
 #include "repvol.h"
 
 #define POLL_NS (100 * 1000 * 1000ull)
@@ -28,30 +28,11 @@ same_attachment (const struct reg_attachment *a, const struct reg_attachment *b)
          a->epoch == b->epoch && strcmp (a->host, b->host) == 0;
 }
 
-/* A dead attach's kernel device stays connected to nothing: free it. */
-static void
-release_kernel_device (const char *vol, const struct reg_attachment *a)
-{
-  char dev[64], why[256];
-
-  switch (frontend_release_stale (a->frontend, a->pid, dev, sizeof dev, why,
-                                  sizeof why)) {
-  case 1:
-    log_warn ("%s: disconnected %s, left behind by attach process %d", vol,
-              dev, (int) a->pid);
-    break;
-  case -1:
-    log_warn ("%s: %s left behind by attach process %d: %s", vol, dev,
-              (int) a->pid, why);
-    break;
-  }
-}
-
 static int
 clear_stale (struct registry *reg, const char *vol,
              const struct reg_attachment *a, const char *how)
 {
-  release_kernel_device (vol, a);
+  attach_release_stale (vol, a);      /* a kernel device it left */
   switch (clear_attachment (reg, vol, a)) {
   case 0:
     log_warn ("%s: attach process %d on %s %s; cleared its stale attachment",
@@ -106,7 +87,7 @@ cmd_detach (int argc, char **argv)
     ret = clear_stale (reg, vol, &a, "is gone");
     goto out;
   }
-  if (strcmp (a.frontend, DELETE_CLAIM) == 0) {
+  if (strcmp (a.frontend, ATTACH_DELETE_CLAIM) == 0) {
     log_error ("volume '%s' is being deleted (repvol delete, pid %d)",
                vol, (int) a.pid);
     goto out;

@@ -47,6 +47,9 @@ swap_entry (struct reg_volume *v, void *arg)
   return ENOENT;
 }
 
+/* Replica addr's entry in the registry now: 0, or -ENOENT (or the
+ * registry's error).
+ */
 static int
 replica_state (struct registry *reg, const char *vol, const char *addr,
                struct reg_replica *out)
@@ -54,13 +57,13 @@ replica_state (struct registry *reg, const char *vol, const char *addr,
   struct reg_volume v;
 
   if (registry_get (reg, vol, &v) == -1)
-    return -1;
+    return errno ? -errno : -EIO;
   for (int i = 0; i < v.nreplicas; i++)
     if (strcmp (v.replicas[i].addr, addr) == 0) {
       *out = v.replicas[i];
       return 0;
     }
-  return -1;
+  return -ENOENT;
 }
 
 static int
@@ -71,7 +74,7 @@ replace (struct registry *reg, const char *vol, const char *old,
   struct replica_admin ra;
   char err[256];
 
-  if (get_volume (reg, vol, &v) == -1)
+  if (get_volume (reg, vol, &v) < 0)
     return EXIT_FAILURE;
   bool have_old = false;
   for (int i = 0; i < v.nreplicas; i++) {
@@ -138,9 +141,9 @@ replace (struct registry *reg, const char *vol, const char *old,
 
   /* Wait (bounded) for the copy; show progress now and then. */
   uint64_t deadline = now_ns () + timeout_s * 1000000000ull, last = 0;
-  struct reg_replica r;
+  struct reg_replica r = { 0 };
   for (;;) {
-    if (replica_state (reg, vol, new, &r) == -1) {
+    if (replica_state (reg, vol, new, &r) < 0) {
       log_error ("%s: the replica entry vanished from the registry", vol);
       return EXIT_FAILURE;
     }

@@ -1,13 +1,14 @@
 /* cmd_snapshot.c - repvol snapshot create|restore, and the sub-verb
  * dispatch (list and delete are in cmd_snapshot_catalog.c).
  */
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <errno.h>
-#include <inttypes.h>
 #include <time.h>
+
+#include <json-c/json.h>
 
 #include "attach/attach.h"
 #include "attach/control.h"
@@ -23,10 +24,10 @@ cmd_snapshot (int argc, char **argv)
     const char *name;
     int (*fn) (int argc, char **argv);
   } subs[] = {
-    { "create", snapshot_create_main },
-    { "list", snapshot_list_main },
-    { "delete", snapshot_delete_main },
-    { "restore", snapshot_restore_main },
+    { "create", cmd_snapshot_create },
+    { "list", cmd_snapshot_list },
+    { "delete", cmd_snapshot_delete },
+    { "restore", cmd_snapshot_restore },
   };
 
   if (argc >= 2 && (strcmp (argv[1], "--help") == 0 ||
@@ -64,36 +65,47 @@ on_event (void *opaque, const char *line)
     char when[64];
     time_t tt = t;
     strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime (&tt));
-    if (ev->json)
-      printf ("{\"event\":\"point\",\"name\":\"%s\",\"time\":%lld}\n", name, t);
-    else
+    if (ev->json) {
+      json_object *o = event_new ("point");
+      json_object_object_add (o, "name", json_object_new_string (name));
+      json_object_object_add (o, "time", json_object_new_int64 (t));
+      event_print (o);
+    }
+    else {
       printf ("snapshot %s: point in time taken at %s\n", name, when);
-    fflush (stdout);
+      fflush (stdout);
+    }
   }
   else if (sscanf (line, "progress %" SCNu64 " %" SCNu64 " %" SCNu64
-                   " %" SCNu64, &a, &b, &c, &d) == 4) {
-    char extra[128];
-    snprintf (extra, sizeof extra, ",\"bytes_read\":%" PRIu64
-              ",\"bytes_uploaded\":%" PRIu64, c, d);
-    progress_update (&ev->bar, a, b, c, extra);
-  }
+                   " %" SCNu64, &a, &b, &c, &d) == 4)
+    progress_update (&ev->bar, a, b, c, d);
   else if (sscanf (line, "ok %127s %127s %" SCNu64 " %" SCNu64 " %" SCNu64
                    " %lf", name, parent, &a, &b, &c, &secs) == 6) {
     char rd[32], up[32];
     progress_end (&ev->bar);
     ev->ok = true;
-    if (ev->json)
-      printf ("{\"event\":\"done\",\"name\":\"%s\",\"parent\":\"%s\","
-              "\"chunks_total\":%" PRIu64 ",\"bytes_read\":%" PRIu64
-              ",\"bytes_uploaded\":%" PRIu64 ",\"seconds\":%.3f}\n",
-              name, strcmp (parent, "-") ? parent : "", a, b, c, secs);
-    else
+    if (ev->json) {
+      char s[32];
+      json_object *o = event_new ("done");
+      snprintf (s, sizeof s, "%.3f", secs);
+      json_object_object_add (o, "name", json_object_new_string (name));
+      json_object_object_add (o, "parent", json_object_new_string
+                              (strcmp (parent, "-") ? parent : ""));
+      json_object_object_add (o, "chunks_total", json_object_new_uint64 (a));
+      json_object_object_add (o, "bytes_read", json_object_new_uint64 (b));
+      json_object_object_add (o, "bytes_uploaded",
+                              json_object_new_uint64 (c));
+      json_object_object_add (o, "seconds", json_object_new_double_s (secs, s));
+      event_print (o);
+    }
+    else {
       printf ("snapshot %s complete: %" PRIu64 " chunk%s read (%s), %s "
               "uploaded in %.1f s; %s%s\n", name, a, a == 1 ? "" : "s",
               format_size (b, rd, sizeof rd), format_size (c, up, sizeof up),
               secs, strcmp (parent, "-") ? "incremental on " : "full",
               strcmp (parent, "-") ? parent : "");
-    fflush (stdout);
+      fflush (stdout);
+    }
   }
   else if (strncmp (line, "error", 5) == 0) {
     progress_end (&ev->bar);
@@ -110,7 +122,7 @@ store_url_ok (const char *url)
 }
 
 int
-snapshot_create_main (int argc, char **argv)
+cmd_snapshot_create (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "to", required_argument, NULL, 't' },
@@ -192,7 +204,7 @@ snapshot_create_main (int argc, char **argv)
     free (cmd);
   }
   else if (v.attachment.attached && strcmp (v.attachment.frontend,
-                                            DELETE_CLAIM) != 0 &&
+                                            ATTACH_DELETE_CLAIM) != 0 &&
            !attachment_is_local (&v.attachment))
     log_error ("volume '%s' is attached on host %s: run snapshot create "
                "there", vol, v.attachment.host);
@@ -208,6 +220,21 @@ snapshot_create_main (int argc, char **argv)
   registry_close (reg);
   progress_end (&ev.bar);
   return ev.ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* The restore's result for scripts: {"event":"done","volume":...}. */
+static void
+restore_done_json (const char *vol, const char *name, bool lazy,
+                   uint64_t chunks_total)
+{
+  json_object *o = event_new ("done");
+
+  json_object_object_add (o, "volume", json_object_new_string (vol));
+  json_object_object_add (o, "snapshot", json_object_new_string (name));
+  json_object_object_add (o, "lazy", json_object_new_boolean (lazy));
+  json_object_object_add (o, "chunks_total",
+                          json_object_new_uint64 (chunks_total));
+  event_print (o);
 }
 
 /* The restore job's last line ("ok restored CHUNKS BYTES" or an error). */
@@ -226,7 +253,7 @@ on_restore_event (void *opaque, const char *line)
 }
 
 int
-snapshot_restore_main (int argc, char **argv)
+cmd_snapshot_restore (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "replica", required_argument, NULL, 'r' },
@@ -292,8 +319,7 @@ snapshot_restore_main (int argc, char **argv)
   struct reg_restore r = { .active = true, .chunks_total = 0 };
   snprintf (r.url, sizeof r.url, "%s", url);
   snprintf (r.snapshot, sizeof r.snapshot, "%s", name);
-  for (uint64_t i = 0; i < m.nchunks; i++)
-    r.chunks_total += m.present[i];
+  r.chunks_total = snapshot_chunks (&m);
   struct volume_spec spec = {
     .name = vol, .size = m.volume_size,
     .block_size = m.volume_size % 4096 ? 512 : 4096,
@@ -314,9 +340,7 @@ snapshot_restore_main (int argc, char **argv)
               r.chunks_total && lazy ? " (lazily: attach it now; chunks are "
               "fetched on first use and in the background)" : "");
     else if (ret == 0)
-      printf ("{\"event\":\"done\",\"volume\":\"%s\",\"snapshot\":\"%s\","
-              "\"lazy\":%s,\"chunks_total\":%" PRIu64 "}\n", vol, name,
-              lazy ? "true" : "false", r.chunks_total);
+      restore_done_json (vol, name, lazy, r.chunks_total);
     registry_close (reg);
     return ret;
   }
@@ -338,9 +362,7 @@ snapshot_restore_main (int argc, char **argv)
     return EXIT_FAILURE;
   }
   if (ev.json)
-    printf ("{\"event\":\"done\",\"volume\":\"%s\",\"snapshot\":\"%s\","
-            "\"lazy\":false,\"chunks_total\":%" PRIu64 "}\n", vol, name,
-            r.chunks_total);
+    restore_done_json (vol, name, false, r.chunks_total);
   else
     printf ("restored volume %s from snapshot %s (%" PRIu64 " chunks)\n",
             vol, name, r.chunks_total);

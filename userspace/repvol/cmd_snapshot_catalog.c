@@ -60,8 +60,8 @@ struct list_ctx {
   int n;
 };
 
-static uint64_t
-count_chunks (const struct manifest *m)
+uint64_t
+snapshot_chunks (const struct manifest *m)
 {
   uint64_t n = 0;
   for (uint64_t i = 0; i < m->nchunks; i++)
@@ -95,7 +95,7 @@ list_one (void *opaque, const struct manifest *m)
     json_object_object_add (o, "completed",
                             json_object_new_int64 (m->completed));
     json_object_object_add (o, "chunks",
-                            json_object_new_uint64 (count_chunks (m)));
+                            json_object_new_uint64 (snapshot_chunks (m)));
     json_object_object_add (o, "data_bytes",
                             json_object_new_uint64 (m->data_bytes));
     json_object_object_add (o, "uploaded_bytes",
@@ -118,7 +118,7 @@ list_one (void *opaque, const struct manifest *m)
 }
 
 int
-snapshot_list_main (int argc, char **argv)
+cmd_snapshot_list (int argc, char **argv)
 {
   bool json = false;
   static const char *const pos[] = { "URL" };
@@ -143,16 +143,17 @@ snapshot_list_main (int argc, char **argv)
     log_error ("%s", err);
     ret = EXIT_FAILURE;
   }
-  else if (json)
-    printf ("%s\n", json_object_to_json_string_ext (lc.arr,
-                                                    JSON_C_TO_STRING_PRETTY));
+  else if (json) {
+    print_json (lc.arr, JSON_C_TO_STRING_PRETTY);
+    lc.arr = NULL;
+  }
   json_object_put (lc.arr);
   objstore_close (os);
   return ret;
 }
 
 int
-snapshot_delete_main (int argc, char **argv)
+cmd_snapshot_delete (int argc, char **argv)
 {
   bool json = false;
   static const char *const pos[] = { "URL", "NAME" };
@@ -192,8 +193,7 @@ snapshot_delete_main (int argc, char **argv)
                             json_object_new_boolean (st.collection_skipped));
     json_object_object_add (o, "skip_reason", st.collection_skipped
                             ? json_object_new_string (st.skip_reason) : NULL);
-    printf ("%s\n", json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN));
-    json_object_put (o);
+    print_json (o, JSON_C_TO_STRING_PLAIN);
   }
   else if (st.collection_skipped)
     printf ("deleted snapshot '%s'; chunks not collected: %s (a later delete "

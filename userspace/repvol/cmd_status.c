@@ -19,6 +19,8 @@
 #include "repvol.h"
 
 #define STATUS_TIMEOUT_MS 2000
+#define STATUS_JSON (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | \
+                     JSON_C_TO_STRING_NOSLASHESCAPE)
 
 /* What the server said about one replica. */
 struct live {
@@ -310,7 +312,7 @@ cmd_status (int argc, char **argv)
     struct reg_volume v;
     struct live live[REG_MAX_REPLICAS];
     struct volume_contents vc;
-    if (get_volume (reg, names[i], &v) == -1) {
+    if (get_volume (reg, names[i], &v) < 0) {
       ret = EXIT_FAILURE;
       continue;
     }
@@ -323,12 +325,8 @@ cmd_status (int argc, char **argv)
       json_object *o = to_json (&v, live, &vc);
       if (all)
         json_object_array_add (all, o);
-      else {
-        printf ("%s\n", json_object_to_json_string_ext (o,
-                  JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                  JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put (o);
-      }
+      else
+        print_json (o, STATUS_JSON);
     }
     else {
       if (i > 0)
@@ -341,10 +339,7 @@ cmd_status (int argc, char **argv)
   if (all) {
     json_object *top = json_object_new_object ();
     json_object_object_add (top, "volumes", all);
-    printf ("%s\n", json_object_to_json_string_ext (top,
-              JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-              JSON_C_TO_STRING_NOSLASHESCAPE));
-    json_object_put (top);
+    print_json (top, STATUS_JSON);
   }
   else if (!json && n == 0)
     printf ("no volumes\n");

@@ -1,5 +1,5 @@
 /* common.c - helpers the repvol verbs share: the registry, this host,
- * whether a recorded attach process still runs.
+ * whether a recorded attach process still runs, printing JSON.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "core/util.h"
 #include "core/fsutil.h"
@@ -25,10 +27,11 @@ get_volume (struct registry *r, const char *vol, struct reg_volume *v)
 {
   if (registry_get (r, vol, v) == 0)
     return 0;
-  if (errno == ENOENT)
+  int e = errno ? errno : EIO;
+  if (e == ENOENT)
     log_error ("unknown volume '%s'", vol);
   /* Anything else: the backend has already said which file and why. */
-  return -1;
+  return -e;
 }
 
 const char *
@@ -107,7 +110,7 @@ clear_attachment (struct registry *r, const char *vol,
     return 0;
   if (errno == ESTALE || errno == ENOENT)
     return 1;
-  return -1;                    /* logged by the backend */
+  return errno ? -errno : -EIO; /* logged by the backend */
 }
 
 const char *
@@ -121,6 +124,14 @@ format_time (time_t t, char *buf, size_t len)
   return buf;
 }
 
+void
+print_json (json_object *o, int flags)
+{
+  printf ("%s\n", json_object_to_json_string_ext (o, flags));
+  fflush (stdout);
+  json_object_put (o);
+}
+
 int
 verb_volume (int argc, char **argv, const char *verb, const char **vol,
              struct registry **reg, struct reg_volume *v)
@@ -129,7 +140,7 @@ verb_volume (int argc, char **argv, const char *verb, const char **vol,
     return EXIT_USAGE;
   if ((*reg = open_registry ()) == NULL)
     return EXIT_FAILURE;
-  if (get_volume (*reg, *vol, v) == -1) {
+  if (get_volume (*reg, *vol, v) < 0) {
     registry_close (*reg);
     *reg = NULL;
     return EXIT_FAILURE;

@@ -2,9 +2,10 @@
  *
  *   repvol [--registry DIR] VERB [ARGS...]
  *
- * Each verb lives in its own file (cmd_*.c) and parses its own options;
- * --registry and --help are accepted by every verb too, so the global
- * option may come before or after the verb.
+ * Each verb lives in its own file (cmd_VERB.c), with its entry point
+ * cmd_VERB (snapshot's sub-verbs: cmd_snapshot_SUBVERB), and parses its
+ * own options; --registry and --help are accepted by every verb too, so
+ * the global option may come before or after the verb.
  */
 #include <errno.h>
 #include <stdarg.h>

@@ -3,8 +3,27 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "core/util.h"
 #include "progress.h"
+#include "repvol.h"
+
+json_object *
+event_new (const char *event)
+{
+  json_object *o = json_object_new_object ();
+
+  json_object_object_add (o, "event", json_object_new_string (event));
+  return o;
+}
+
+/* {"event":"done","name":"s1",...}: no spaces, '/' as it is. */
+void
+event_print (json_object *o)
+{
+  print_json (o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
 
 void
 progress_init (struct progress *p, const char *what, bool json)
@@ -19,7 +38,7 @@ progress_init (struct progress *p, const char *what, bool json)
 
 void
 progress_update (struct progress *p, uint64_t done, uint64_t total,
-                 uint64_t bytes, const char *extra)
+                 uint64_t bytes, uint64_t uploaded)
 {
   uint64_t now = now_ns ();
   double secs = (now - p->t0) / 1e9;
@@ -27,9 +46,13 @@ progress_update (struct progress *p, uint64_t done, uint64_t total,
   char b[32], r[32], eta[32] = "?";
 
   if (p->json) {
-    printf ("{\"event\":\"progress\",\"chunks_done\":%" PRIu64
-            ",\"chunks_total\":%" PRIu64 "%s}\n", done, total, extra);
-    fflush (stdout);
+    json_object *o = event_new ("progress");
+    json_object_object_add (o, "chunks_done", json_object_new_uint64 (done));
+    json_object_object_add (o, "chunks_total", json_object_new_uint64 (total));
+    json_object_object_add (o, "bytes_read", json_object_new_uint64 (bytes));
+    json_object_object_add (o, "bytes_uploaded",
+                            json_object_new_uint64 (uploaded));
+    event_print (o);
     return;
   }
   /* Plain lines are for logs: one every 5 s and the last. */

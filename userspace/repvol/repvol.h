@@ -9,12 +9,10 @@
 
 #include "registry/registry.h"
 
-#define EXIT_USAGE 2            /* a malformed command line */
+struct json_object;
+struct manifest;
 
-/* The attachment "frontend" that repvol delete records while it holds a
- * volume (see cmd_delete.c).
- */
-#define DELETE_CLAIM "deleting"
+#define EXIT_USAGE 2            /* a malformed command line */
 
 /* Set by --registry, before or after the verb; NULL means
  * $REPVOL_REGISTRY, then /var/lib/repvol (registry_open decides).
@@ -34,10 +32,13 @@ int cmd_replica (int argc, char **argv);
 int cmd_snapshot (int argc, char **argv);
 
 /* "repvol snapshot SUBVERB": argv[0] is the sub-verb. */
-int snapshot_create_main (int argc, char **argv);     /* cmd_snapshot.c */
-int snapshot_restore_main (int argc, char **argv);    /* cmd_snapshot.c */
-int snapshot_list_main (int argc, char **argv);       /* cmd_snapshot_catalog.c */
-int snapshot_delete_main (int argc, char **argv);     /* cmd_snapshot_catalog.c */
+int cmd_snapshot_create (int argc, char **argv);      /* cmd_snapshot.c */
+int cmd_snapshot_restore (int argc, char **argv);     /* cmd_snapshot.c */
+int cmd_snapshot_list (int argc, char **argv);        /* cmd_snapshot_catalog.c */
+int cmd_snapshot_delete (int argc, char **argv);      /* cmd_snapshot_catalog.c */
+
+/* How many chunks snapshot m holds (cmd_snapshot_catalog.c). */
+uint64_t snapshot_chunks (const struct manifest *m);
 
 /* A volume to create (cmd_create.c), for create and snapshot restore. */
 struct volume_spec {
@@ -85,7 +86,8 @@ const char *one_volume (int argc, char **argv, const char *verb);
 struct registry *open_registry (void);
 
 /* registry_get that prints the one error line: "unknown volume" for
- * ENOENT; other causes were logged by the backend.
+ * ENOENT; other causes were logged by the backend.  0 or a negative
+ * errno.
  */
 int get_volume (struct registry *r, const char *vol, struct reg_volume *v);
 
@@ -109,13 +111,19 @@ bool attachment_alive (const struct reg_attachment *a, const char *vol);
 bool attachment_is_local (const struct reg_attachment *a);
 
 /* Clear the attachment if it is still exactly a (same host, pid and
- * epoch).  Returns 0 if cleared, 1 if it had already changed, -1 on a
- * registry error (printed).
+ * epoch).  Returns 0 if cleared, 1 if it had already changed, a
+ * negative errno on a registry error (printed).
  */
 int clear_attachment (struct registry *r, const char *vol,
                       const struct reg_attachment *a);
 
 /* "2026-11-27 16:40:01 UTC" */
 const char *format_time (time_t t, char *buf, size_t len);
+
+/* Print o on stdout as json_object_to_json_string_ext (o, flags) does,
+ * then a newline; flush, and drop o.  Every --json output goes through
+ * here.
+ */
+void print_json (struct json_object *o, int flags);
 
 #endif

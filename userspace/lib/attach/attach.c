@@ -1,65 +1,41 @@
 /* attach.c - "repvol attach": claim the volume in the registry with a
  * new epoch (DESIGN.md rule 3), connect to every replica presenting it,
- * stack engine over replica clients, and serve the engine through a
- * frontend until SIGTERM / SIGINT ("repvol detach" sends SIGTERM).
+ * stack engine over replica clients (and the snapshot layers over the
+ * engine), and serve the top through a frontend until SIGTERM / SIGINT
+ * ("repvol detach" sends SIGTERM).  While it runs it records each
+ * replica's state in the registry for the engine, and answers verify
+ * and replace on its control channel.  Snapshots, the change map and
+ * restores are in attach_snapshot.c; reconnection in attach_reconnect.c.
  *
  * Detach order: the frontend stops taking requests and finishes what it
  * has, the engine drains, one last flush makes everything stable on
  * every replica, and only then is the attachment cleared.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 
-#include "attach/attach.h"
-#include "attach/control.h"
-#include "engine/engine.h"
-#include "frontend/frontend.h"
-#include "core/loop.h"
-#include "replica/client.h"
-#include "core/util.h"
+#include "attach/attach_internal.h"
 #include "core/fsutil.h"
-#include "snapshot/catalog.h"
+#include "core/util.h"
+#include "replica/client.h"
 #include "snapshot/snapshot.h"
 
-struct attach {
-  struct loop *loop;
-  struct registry *reg;
-  const struct attach_opts *o;
-  struct bdev *dev;             /* the engine */
-  struct bdev *cow;             /* what is served: cow over [hydrate over] dev */
-  struct bdev *hydrate;         /* NULL unless restoring */
-  struct frontend *fe;
-  struct control_req *snap_req; /* the control request of a snapshot */
-  uint64_t epoch;
-  char host[REG_NAME_MAX];
-  bool detaching;
-  bool took_over;
-  bool unclean;                 /* the last attachment never detached */
-  bool cbt_loaded;              /* the change map is complete */
-  int final_err;                /* the detach failed */
-  int job_err;                  /* the job (snapshot, restore) failed */
-  struct reg_volume vol;        /* as claimed */
-  struct control *ctl;
-  char ctl_path[108];
-  /* Reconnection attempts run on their own threads (a handshake with a
-   * hung server blocks for the timeout); results come back on a pipe.
-   */
-  int rc_pipe[2];
-  struct loop_watch rc_watch;
-  pthread_t rc_thread[ENGINE_MAX_REPLICAS];
-  bool rc_running[ENGINE_MAX_REPLICAS];
-  struct bdev_io flush_io;
-};
+bool
+attach_owns (const struct reg_volume *v, const struct attach *a)
+{
+  const struct reg_attachment *at = &v->attachment;
 
-/* registry_update callbacks */
+  return at->attached && at->pid == getpid () && at->epoch == a->epoch &&
+         strcmp (at->host, a->host) == 0;
+}
+
+/* ---- the attachment in the registry ------------------------------------ */
 
 static int
 claim (struct reg_volume *v, void *arg)
@@ -67,7 +43,7 @@ claim (struct reg_volume *v, void *arg)
   struct attach *a = arg;
   struct reg_attachment *at = &v->attachment;
 
-  if (at->attached && strcmp (at->frontend, "deleting") == 0)
+  if (at->attached && strcmp (at->frontend, ATTACH_DELETE_CLAIM) == 0)
     return EBUSY;               /* "repvol delete" holds it */
   a->took_over = false;
   a->unclean = at->attached;
@@ -101,18 +77,14 @@ claim (struct reg_volume *v, void *arg)
 static int
 release (struct reg_volume *v, void *arg)
 {
-  struct attach *a = arg;
-  struct reg_attachment *at = &v->attachment;
-
   /* Only clear our own claim; a newer attachment is not ours to touch. */
-  if (!at->attached || at->pid != getpid () || at->epoch != a->epoch ||
-      strcmp (at->host, a->host) != 0)
+  if (!attach_owns (v, arg))
     return ESTALE;
-  memset (at, 0, sizeof *at);
+  memset (&v->attachment, 0, sizeof v->attachment);
   return 0;
 }
 
-/* detach sequence: frontend stop -> engine drain -> flush -> loop stop */
+/* ---- detach: frontend stop -> engine drain -> flush -> loop stop -------- */
 
 static void
 flushed (struct bdev_io *io, int err)
@@ -131,9 +103,8 @@ drained (void *opaque)
 {
   struct attach *a = opaque;
 
-  a->flush_io = (struct bdev_io) { .op = BDEV_FLUSH, .done = flushed,
-                                   .opaque = a };
-  bdev_submit (a->cow, &a->flush_io);
+  a->flush_io = (struct bdev_io) { .done = flushed, .opaque = a };
+  bdev_flush (a->cow, &a->flush_io);
 }
 
 static void
@@ -144,8 +115,8 @@ frontend_stopped (void *opaque)
   bdev_drain (a->cow, drained, a);
 }
 
-static void
-begin_detach (struct attach *a)
+void
+attach_begin_detach (struct attach *a)
 {
   if (a->detaching)
     return;
@@ -166,7 +137,7 @@ on_signal (struct loop *loop, int signo, void *opaque)
               a->o->volume, signo);
   if (a->o->job != ATTACH_SERVE && !a->detaching)
     a->job_err = EINTR;
-  begin_detach (a);
+  attach_begin_detach (a);
 }
 
 /* ---- replica states in the registry (the engine's hooks) ------------ */
@@ -235,28 +206,30 @@ change_state (struct reg_volume *v, void *arg)
   return 0;
 }
 
+/* 0 or a negative errno. */
 static int
 record (struct attach *a, struct state_change *c)
 {
   c->epoch = a->epoch;
   if (registry_update (a->reg, a->o->volume, change_state, c) == -1)
-    return errno ? errno : EIO;
+    return errno ? -errno : -EIO;
   a->epoch = c->epoch;          /* moved if the update opened a new epoch */
   return 0;
 }
 
+/* The engine's hooks answer 0 or a (positive) errno. */
 static int
 hook_out_of_sync (void *opaque, int i)
 {
   struct state_change c = { .replica = i, .state = REG_OUT_OF_SYNC };
-  return record (opaque, &c);
+  return -record (opaque, &c);
 }
 
 static int
 hook_in_sync (void *opaque, int i)
 {
   struct state_change c = { .replica = i, .state = REG_IN_SYNC };
-  return record (opaque, &c);
+  return -record (opaque, &c);
 }
 
 static void
@@ -272,132 +245,28 @@ hook_progress (void *opaque, int i, uint64_t done, uint64_t total,
  * expect.  NULL with err set otherwise.
  */
 static struct bdev *
-connect_replica (struct attach *a, int i, int timeout_ms, char *err,
-                 size_t errlen)
+connect_replica (struct attach *a, int i, int timeout_ms, struct error *err)
 {
   const struct reg_replica *r = &a->vol.replicas[i];
   struct rv_welcome w;
   struct bdev *b;
+  char why[256] = "";
 
   b = replica_client_open (a->loop, r->addr, a->vol.name, a->epoch,
-                           timeout_ms, &w, err, errlen);
-  if (b && (w.size != a->vol.size || w.block_size != a->vol.block_size)) {
-    snprintf (err, errlen, "holds %llu bytes in %u-byte blocks, the registry "
-              "says %llu in %u", (unsigned long long) w.size, w.block_size,
-              (unsigned long long) a->vol.size, a->vol.block_size);
+                           timeout_ms, &w, why, sizeof why);
+  if (b == NULL) {
+    error_set (err, EIO, "%s", why);
+    return NULL;
+  }
+  if (w.size != a->vol.size || w.block_size != a->vol.block_size) {
+    error_set (err, EINVAL, "holds %llu bytes in %u-byte blocks, the "
+               "registry says %llu in %u", (unsigned long long) w.size,
+               w.block_size, (unsigned long long) a->vol.size,
+               a->vol.block_size);
     bdev_close (b);
-    b = NULL;
+    return NULL;
   }
   return b;
-}
-
-struct reconnect_job {
-  int replica;
-  char addr[REG_ADDR_MAX];
-  char volume[REG_NAME_MAX];
-  uint64_t epoch;
-  int timeout_ms;
-  int fd, ok;
-  struct rv_welcome w;
-  char err[256];
-};
-
-static void *
-reconnect_thread (void *arg)
-{
-  struct reconnect_job *job = arg;
-  int wfd = job->fd;            /* the pipe, passed in fd */
-
-  job->ok = replica_client_connect (job->addr, job->volume, job->epoch,
-                                    job->timeout_ms, &job->fd, &job->w,
-                                    job->err, sizeof job->err) == 0;
-  write_full (wfd, &job, sizeof job);
-  return NULL;
-}
-
-/* A reconnection attempt finished: hand a good replica to the engine. */
-static void
-reconnect_done (struct loop_watch *w, uint32_t revents)
-{
-  struct attach *a = w->opaque;
-  struct reconnect_job *job;
-
-  while (read (a->rc_pipe[0], &job, sizeof job) == sizeof job) {
-    int i = job->replica;
-    pthread_join (a->rc_thread[i], NULL);
-    a->rc_running[i] = false;
-    if (job->ok && (job->w.size != a->vol.size ||
-                    job->w.block_size != a->vol.block_size ||
-                    strcmp (job->addr, a->vol.replicas[i].addr) != 0)) {
-      log_warn ("%s: replica %s answered but is not the replica expected",
-                a->vol.name, job->addr);
-      close (job->fd);
-    }
-    else if (job->ok) {
-      struct bdev *b = replica_client_adopt (a->loop, job->fd, job->addr,
-                                             &job->w, a->o->timeout_ms);
-      if (b)
-        engine_replica_back (a->dev, i, b);
-    }
-    else
-      log_debug ("%s: replica %s still unreachable: %s", a->vol.name,
-                 job->addr, job->err);
-    free (job);
-  }
-}
-
-static struct bdev *
-hook_reconnect (void *opaque, int i)
-{
-  struct attach *a = opaque;
-  struct reconnect_job *job;
-
-  if (a->rc_running[i] || a->rc_pipe[1] < 0 ||
-      (job = calloc (1, sizeof *job)) == NULL)
-    return NULL;
-  job->replica = i;
-  snprintf (job->addr, sizeof job->addr, "%s", a->vol.replicas[i].addr);
-  snprintf (job->volume, sizeof job->volume, "%s", a->vol.name);
-  job->epoch = a->epoch;
-  job->timeout_ms = a->o->timeout_ms;
-  job->fd = a->rc_pipe[1];
-  if (pthread_create (&a->rc_thread[i], NULL, reconnect_thread, job) != 0) {
-    free (job);
-    return NULL;
-  }
-  a->rc_running[i] = true;
-  return NULL;                  /* the answer comes through reconnect_done */
-}
-
-static void
-reconnect_setup (struct attach *a)
-{
-  if (pipe2 (a->rc_pipe, O_CLOEXEC) == -1) {
-    a->rc_pipe[0] = a->rc_pipe[1] = -1;
-    return;
-  }
-  set_nonblock (a->rc_pipe[0]);
-  loop_add (a->loop, &a->rc_watch, a->rc_pipe[0], EPOLLIN, reconnect_done, a);
-}
-
-/* Wait for attempts still running (each bounded by the timeout). */
-static void
-reconnect_teardown (struct attach *a)
-{
-  struct reconnect_job *job;
-
-  for (int i = 0; i < ENGINE_MAX_REPLICAS; i++)
-    if (a->rc_running[i])
-      pthread_join (a->rc_thread[i], NULL);
-  if (a->rc_pipe[0] < 0)
-    return;
-  while (read (a->rc_pipe[0], &job, sizeof job) == sizeof job) {
-    if (job->ok)
-      close (job->fd);
-    free (job);
-  }
-  close (a->rc_pipe[0]);
-  close (a->rc_pipe[1]);
 }
 
 /* Serve only current data (DESIGN.md rule 4): connect every replica;
@@ -413,14 +282,14 @@ open_engine (struct attach *a)
   struct bdev *reps[ENGINE_MAX_REPLICAS] = { NULL };
   const char *names[ENGINE_MAX_REPLICAS];
   enum engine_rep_state states[ENGINE_MAX_REPLICAS];
-  char errs[ENGINE_MAX_REPLICAS][256];
+  struct error errs[ENGINE_MAX_REPLICAS] = { { 0 } };
   struct bdev_info info = {
     .size = v->size, .block_size = v->block_size,
     .max_io = RV_MAX_PAYLOAD, .volatile_cache = 1,
   };
   struct engine_hooks hooks = {
     .mark_out_of_sync = hook_out_of_sync, .mark_in_sync = hook_in_sync,
-    .reconnect = hook_reconnect, .progress = hook_progress, .opaque = a,
+    .reconnect = attach_reconnect, .progress = hook_progress, .opaque = a,
   };
   struct engine_config cfg = { .resync_rate = a->o->resync_rate };
   int in_sync = 0, forced = -1;
@@ -432,8 +301,7 @@ open_engine (struct attach *a)
 
     names[i] = r->addr;
     reps[i] = connect_replica (a, i, was_in_sync ? a->o->timeout_ms
-                               : MIN (a->o->timeout_ms, 2000),
-                               errs[i], sizeof errs[i]);
+                               : MIN (a->o->timeout_ms, 2000), &errs[i]);
     states[i] = !reps[i] ? ENGINE_OUT
       : was_in_sync ? ENGINE_IN_SYNC : ENGINE_RESYNC;
     in_sync += states[i] == ENGINE_IN_SYNC;
@@ -448,14 +316,15 @@ open_engine (struct attach *a)
       for (int i = 0; i < v->nreplicas; i++) {
         const struct reg_replica *r = &v->replicas[i];
         if (r->state == REG_IN_SYNC)
-          log_error ("  %s (in sync): %s", r->addr, errs[i]);
+          log_error ("  %s (in sync): %s", r->addr, error_msg (&errs[i]));
         else
           log_error ("  %s: out of sync since epoch %llu%s", r->addr,
                      (unsigned long long) r->out_of_sync_epoch,
                      reps[i] ? "" : " (and unreachable)");
       }
       if (forced >= 0)
-        log_error ("  --force-stale %s: %s", a->o->force_stale, errs[forced]);
+        log_error ("  --force-stale %s: %s", a->o->force_stale,
+                   error_msg (&errs[forced]));
       else
         log_error ("  (--force-stale ADDR:PORT serves from an out-of-sync "
                    "replica anyway)");
@@ -470,8 +339,9 @@ open_engine (struct attach *a)
               "attachment or later ones, may be lost", v->name, r->addr,
               (unsigned long long) r->out_of_sync_epoch, when);
     struct state_change c = { .replica = -1, .keep = forced };
-    if (record (a, &c) != 0) {
-      log_error ("%s: cannot update the registry", v->name);
+    int e = record (a, &c);
+    if (e < 0) {
+      log_error ("%s: cannot update the registry: %s", v->name, strerror (-e));
       goto fail;
     }
     for (int i = 0; i < v->nreplicas; i++)
@@ -481,10 +351,13 @@ open_engine (struct attach *a)
   else
     for (int i = 0; i < v->nreplicas; i++)
       if (!reps[i] && v->replicas[i].state == REG_IN_SYNC) {
+        struct state_change c = { .replica = i, .state = REG_OUT_OF_SYNC };
         log_warn ("%s: replica %s: %s; recording it out of sync", v->name,
-                  v->replicas[i].addr, errs[i]);
-        if (hook_out_of_sync (a, i) != 0) {
-          log_error ("%s: cannot update the registry", v->name);
+                  v->replicas[i].addr, error_msg (&errs[i]));
+        int e = record (a, &c);
+        if (e < 0) {
+          log_error ("%s: cannot update the registry: %s", v->name,
+                     strerror (-e));
           goto fail;
         }
       }
@@ -567,7 +440,8 @@ control_replace (struct attach *a, struct control_req *req, const char *old,
                  const char *new)
 {
   struct reg_volume v;
-  char err[256], line[400];
+  struct error err = { 0 };
+  char line[400];
   int i = find_replica (&a->vol, old);
   struct bdev *b;
 
@@ -577,87 +451,14 @@ control_replace (struct attach *a, struct control_req *req, const char *old,
     return;
   }
   a->vol.replicas[i] = v.replicas[i];
-  b = connect_replica (a, i, a->o->timeout_ms, err, sizeof err);
+  b = connect_replica (a, i, a->o->timeout_ms, &err);
   if (!b)
-    log_warn ("%s: new replica %s: %s (will keep trying)", v.name, new, err);
+    log_warn ("%s: new replica %s: %s (will keep trying)", v.name, new,
+              error_msg (&err));
   engine_replace (a->dev, i, b, new);
   snprintf (line, sizeof line, "ok: %s replaces %s; copying the volume to it",
             new, old);
   control_finish (req, line);
-}
-
-/* ---- snapshots ---------------------------------------------------------- */
-
-static void
-snap_line (void *opaque, const char *line)
-{
-  struct attach *a = opaque;
-  bool last = strncmp (line, "ok ", 3) == 0 || strncmp (line, "error", 5) == 0;
-
-  if (strncmp (line, "error", 5) == 0)
-    log_error ("%s", line);
-  else if (last || strncmp (line, "point ", 6) == 0)
-    log_info ("%s: snapshot %s", a->vol.name, line);
-  if (a->snap_req && last) {
-    control_finish (a->snap_req, line);
-    a->snap_req = NULL;
-  }
-  else if (a->snap_req)
-    control_reply (a->snap_req, line);
-  else if (a->o->job_line)
-    a->o->job_line (a->o->job_opaque, line);
-}
-
-static int
-record_cbt_base (struct reg_volume *v, void *arg)
-{
-  struct attach *a = arg;
-
-  if (!v->attachment.attached || v->attachment.pid != getpid () ||
-      v->attachment.epoch != a->epoch)
-    return ESTALE;
-  v->cbt = a->vol.cbt;
-  return 0;
-}
-
-static void
-snap_done (void *opaque, int err, const char *name, const char *url)
-{
-  struct attach *a = opaque;
-
-  if (err == 0) {
-    /* The next snapshot to this store builds on this one. */
-    snprintf (a->vol.cbt.base_url, sizeof a->vol.cbt.base_url, "%s", url);
-    snprintf (a->vol.cbt.base_name, sizeof a->vol.cbt.base_name, "%s", name);
-    if (registry_update (a->reg, a->vol.name, record_cbt_base, a) == -1)
-      log_warn ("%s: cannot record snapshot %s as the change map's base: %s",
-                a->vol.name, name, strerror (errno));
-  }
-  if (a->o->job == ATTACH_SNAPSHOT) {
-    a->job_err = err;
-    begin_detach (a);
-  }
-}
-
-/* Start a snapshot of the live volume; NULL req: the attach's own job. */
-static int
-start_snapshot (struct attach *a, struct control_req *req, const char *url,
-                const char *name, char *const *env)
-{
-  struct snap_params p = {
-    .url = url, .name = name, .volume = a->vol.name,
-    .volume_uuid = a->vol.uuid, .volume_size = a->vol.size,
-    .base_url = a->vol.cbt.base_url, .base_name = a->vol.cbt.base_name,
-    .cbt_valid = a->cbt_loaded, .env = env,
-  };
-
-  log_info ("%s: snapshot %s to %s requested", a->vol.name, name, url);
-  a->snap_req = req;
-  if (cow_snapshot (a->cow, &p, snap_line, snap_done, a) == -1) {
-    a->snap_req = NULL;
-    return -1;
-  }
-  return 0;
 }
 
 static void
@@ -665,30 +466,9 @@ on_control (struct control_req *req, const char *line, void *opaque)
 {
   struct attach *a = opaque;
   char old[REG_ADDR_MAX], new[REG_ADDR_MAX];
-  char url[256], name[SNAP_NAME_MAX];
-  int n;
 
-  /* snapshot URL NAME [SETTING=VALUE...]: the settings are the caller's
-   * store configuration (AWS_*), quoted.
-   */
-  if (sscanf (line, "snapshot %255s %127s%n", url, name, &n) == 2) {
-    char *env[64] = { NULL }, *copy = strdup (line + n), *save = NULL;
-    int k = 0;
-    for (char *w = copy ? strtok_r (copy, " ", &save) : NULL; w && k < 63;
-         w = strtok_r (NULL, " ", &save)) {
-      control_unquote (w);
-      env[k++] = w;
-    }
-    if (a->detaching)
-      control_finish (req, "error: the volume is detaching");
-    else if (copy == NULL)
-      control_finish (req, "error: out of memory");
-    else if (start_snapshot (a, req, url, name, env) == -1)
-      control_finish (req, errno == ENOMEM ? "error: out of memory"
-                      : "error: a snapshot of this volume is already running");
-    free (copy);
+  if (attach_snapshot_control (a, req, line))
     return;
-  }
   if (strcmp (line, "verify") == 0 || strcmp (line, "verify repair") == 0) {
     log_info ("%s: %s requested", a->vol.name, line);
     engine_verify (a->dev, strcmp (line, "verify repair") == 0,
@@ -705,196 +485,11 @@ record_control (struct reg_volume *v, void *arg)
 {
   struct attach *a = arg;
 
-  if (!v->attachment.attached || v->attachment.pid != getpid ())
+  if (!attach_owns (v, a))
     return ESTALE;
   snprintf (v->attachment.control, sizeof v->attachment.control, "%s",
             a->ctl_path);
   return 0;
-}
-
-/* ---- the change map: held in memory while attached ---------------------- */
-
-static int
-take_cbt (struct reg_volume *v, void *arg)
-{
-  struct attach *a = arg;
-
-  if (v->attachment.pid != getpid () || v->attachment.epoch != a->epoch)
-    return ESTALE;
-  v->cbt.valid = false;         /* until a clean detach saves it back */
-  return 0;
-}
-
-/* The map saved by the last clean detach, if it can be trusted; else
- * NULL (the next snapshot reads every chunk).
- */
-static uint8_t *
-load_cbt (struct attach *a)
-{
-  size_t want = chunk_map_bytes (a->vol.size, a->vol.chunk_size);
-  void *map = NULL;
-  size_t len;
-
-  if (!a->vol.cbt.valid)
-    return NULL;
-  if (registry_blob_get (a->reg, a->vol.name, "cbt", &map, &len) == -1) {
-    if (errno != ENOENT)
-      return NULL;
-    map = calloc (1, want);     /* none saved yet: nothing changed */
-    len = want;
-  }
-  if (map == NULL || len != want) {
-    free (map);
-    return NULL;
-  }
-  if (registry_update (a->reg, a->vol.name, take_cbt, a) == -1) {
-    free (map);
-    return NULL;
-  }
-  a->cbt_loaded = true;
-  return map;
-}
-
-static int
-put_cbt (struct reg_volume *v, void *arg)
-{
-  struct attach *a = arg;
-
-  if (!v->attachment.attached || v->attachment.pid != getpid () ||
-      v->attachment.epoch != a->epoch)
-    return ESTALE;
-  v->cbt = a->vol.cbt;
-  v->cbt.valid = true;
-  return 0;
-}
-
-/* At a clean detach: the map (complete since the base) for the next
- * attach.
- */
-static void
-save_cbt (struct attach *a)
-{
-  size_t len;
-  const uint8_t *map = cow_cbt (a->cow, &len);
-
-  if (map == NULL)
-    return;
-  if (registry_blob_put (a->reg, a->vol.name, "cbt", map, len) == -1 ||
-      registry_update (a->reg, a->vol.name, put_cbt, a) == -1)
-    log_warn ("%s: cannot save the change map (%s): the next snapshot "
-              "reads the whole volume", a->vol.name, strerror (errno));
-}
-
-/* ---- a volume restored from a snapshot, until every chunk is in ---------- */
-
-struct restore_update {
-  struct attach *a;
-  uint64_t hydrated;
-  bool complete;
-  const char *error;
-};
-
-static int
-record_restore (struct reg_volume *v, void *arg)
-{
-  struct restore_update *u = arg;
-
-  if (!v->attachment.attached || v->attachment.pid != getpid () ||
-      v->attachment.epoch != u->a->epoch)
-    return ESTALE;
-  v->restore.chunks_hydrated = u->hydrated;
-  if (u->error)
-    snprintf (v->restore.error, sizeof v->restore.error, "%s", u->error);
-  if (u->complete)
-    memset (&v->restore, 0, sizeof v->restore);
-  return 0;
-}
-
-static int
-hydrate_save (void *opaque, const uint8_t *map, size_t len, uint64_t hydrated,
-              uint64_t total)
-{
-  struct attach *a = opaque;
-  struct restore_update u = { .a = a, .hydrated = hydrated };
-  uint64_t d, t, bytes;
-
-  if (registry_blob_put (a->reg, a->vol.name, "hydrated", map, len) == -1 ||
-      registry_update (a->reg, a->vol.name, record_restore, &u) == -1)
-    return errno ? errno : EIO;
-  if (a->o->job == ATTACH_RESTORE && a->o->job_line) {
-    char line[128];
-    hydrate_progress (a->hydrate, &d, &t, &bytes);
-    snprintf (line, sizeof line, "progress %llu %llu %llu 0",
-              (unsigned long long) hydrated, (unsigned long long) total,
-              (unsigned long long) bytes);
-    a->o->job_line (a->o->job_opaque, line);
-  }
-  return 0;
-}
-
-static void
-hydrate_finished (void *opaque, int err, const char *why)
-{
-  struct attach *a = opaque;
-  struct restore_update u = { .a = a, .complete = err == 0,
-                              .error = err ? why : NULL };
-  uint64_t done, total, bytes;
-  char line[OBJ_ERR_MAX + 64];
-
-  hydrate_progress (a->hydrate, &done, &total, &bytes);
-  u.hydrated = done;
-  if (registry_update (a->reg, a->vol.name, record_restore, &u) == -1)
-    log_warn ("%s: cannot record the restore's state: %s", a->vol.name,
-              strerror (errno));
-  if (err == 0) {
-    registry_blob_remove (a->reg, a->vol.name, "hydrated");
-    log_info ("%s: restore from %s complete: %llu chunks", a->vol.name,
-              a->vol.restore.snapshot, (unsigned long long) total);
-    snprintf (line, sizeof line, "ok restored %llu %llu",
-              (unsigned long long) total, (unsigned long long) bytes);
-  }
-  else
-    snprintf (line, sizeof line, "error: restore from %s: %s",
-              a->vol.restore.snapshot, why);
-  if (a->o->job == ATTACH_RESTORE) {
-    if (a->o->job_line)
-      a->o->job_line (a->o->job_opaque, line);
-    a->job_err = err;
-    begin_detach (a);
-  }
-}
-
-static struct bdev *
-open_hydrate (struct attach *a)
-{
-  const struct reg_restore *r = &a->vol.restore;
-  size_t want = chunk_map_bytes (a->vol.size, a->vol.chunk_size);
-  struct hydrate_hooks hooks = {
-    .save = hydrate_save, .finished = hydrate_finished, .opaque = a,
-  };
-  void *map = NULL;
-  size_t len;
-  char why[OBJ_ERR_MAX];
-
-  if (registry_blob_get (a->reg, a->vol.name, "hydrated", &map, &len) == 0 &&
-      len != want) {
-    log_error ("%s: the hydration map is %zu bytes, not %zu: refusing to "
-               "guess what is restored", a->vol.name, len, want);
-    free (map);
-    return NULL;
-  }
-  a->hydrate = hydrate_new (a->loop, a->dev, r->url, r->snapshot, map, true,
-                            &hooks, why, sizeof why);
-  if (a->hydrate == NULL)
-    log_error ("%s: cannot serve the restore from %s: %s", a->vol.name,
-               r->url, why);
-  else
-    log_info ("%s: restoring from snapshot %s in %s: %llu of %llu chunks "
-              "in place; the rest is fetched on demand and in the background",
-              a->vol.name, r->snapshot, r->url,
-              (unsigned long long) r->chunks_hydrated,
-              (unsigned long long) r->chunks_total);
-  return a->hydrate;
 }
 
 /* Once the frontend is up: record where it serves ("ublk /dev/ublkb0"). */
@@ -903,7 +498,7 @@ record_where (struct reg_volume *v, void *arg)
 {
   struct attach *a = arg;
 
-  if (!v->attachment.attached || v->attachment.pid != getpid ())
+  if (!attach_owns (v, a))
     return ESTALE;
   snprintf (v->attachment.frontend, sizeof v->attachment.frontend, "%s %s",
             a->fe->ops->name, a->fe->where);
@@ -932,6 +527,24 @@ start_control (struct attach *a)
     registry_update (a->reg, a->vol.name, record_control, a);
 }
 
+void
+attach_release_stale (const char *vol, const struct reg_attachment *at)
+{
+  char dev[64], why[256];
+
+  switch (frontend_release_stale (at->frontend, at->pid, dev, sizeof dev, why,
+                                  sizeof why)) {
+  case 1:
+    log_warn ("%s: disconnected %s, left behind by attach process %d", vol,
+              dev, (int) at->pid);
+    break;
+  case -1:
+    log_warn ("%s: %s left behind by attach process %d: %s", vol, dev,
+              (int) at->pid, why);
+    break;
+  }
+}
+
 int
 attach_run (struct registry *reg, const struct attach_opts *o)
 {
@@ -939,7 +552,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   struct attach a = { .reg = reg, .o = o, .rc_pipe = { -1, -1 } };
   struct reg_volume v;
   char size[32];
-  int rc = 1;
+  int rc = 1, r;
 
   server_process_init ();
   if (gethostname (a.host, sizeof a.host) == -1)
@@ -947,7 +560,8 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   a.host[sizeof a.host - 1] = '\0';
 
   if (registry_get (reg, o->volume, &v) == -1) {
-    log_error ("no such volume: %s", o->volume);
+    if (errno == ENOENT)        /* else the backend has said why */
+      log_error ("no such volume: %s", o->volume);
     return 1;
   }
   if (registry_update (reg, o->volume, claim, &a) == -1) {
@@ -976,7 +590,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     log_error ("cannot set up the event loop: %s", strerror (errno));
     goto out;
   }
-  reconnect_setup (&a);
+  attach_reconnect_init (&a);
   a.dev = open_engine (&a);
   if (!a.dev)
     goto out;
@@ -992,18 +606,11 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     /* Our own dead predecessor on this host: its kernel device, if it
      * had one, serves nothing now; free it (it may be the one we want).
      */
-    char dev[64], why[256];
-    int r = frontend_release_stale (v.fenced.frontend, v.fenced.pid, dev,
-                                    sizeof dev, why, sizeof why);
-    if (r == 1)
-      log_warn ("%s: disconnected %s, left behind by attach process %d",
-                v.name, dev, (int) v.fenced.pid);
-    else if (r == -1)
-      log_warn ("%s: %s", v.name, why);
+    attach_release_stale (v.name, &v.fenced);
   }
   struct bdev *below = a.dev;
   if (v.restore.active) {
-    if ((below = open_hydrate (&a)) == NULL)
+    if ((below = attach_hydrate_open (&a)) == NULL)
       goto out;
   }
   else if (o->job == ATTACH_RESTORE) {
@@ -1013,7 +620,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     rc = 0;
     goto out;
   }
-  a.cow = cow_new (a.loop, below, v.chunk_size, load_cbt (&a));
+  a.cow = cow_new (a.loop, below, v.chunk_size, attach_cbt_load (&a));
   if (!a.cow) {
     log_error ("%s: out of memory", v.name);
     bdev_close (below);
@@ -1032,14 +639,15 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     registry_update (reg, o->volume, record_where, &a);
   }
   else if (o->job == ATTACH_SNAPSHOT &&
-           start_snapshot (&a, NULL, o->snap_url, o->snap_name, NULL) == -1) {
-    log_error ("%s: cannot start the snapshot: %s", v.name, strerror (errno));
+           (r = attach_snapshot_start (&a, NULL, o->snap_url, o->snap_name,
+                                       NULL)) < 0) {
+    log_error ("%s: cannot start the snapshot: %s", v.name, strerror (-r));
     goto out;
   }
   if (loop_run (a.loop) == -1)
     log_error ("event loop failed: %s", strerror (errno));
   else if (a.final_err == 0) {
-    save_cbt (&a);
+    attach_cbt_save (&a);
     if (o->job == ATTACH_SERVE)
       log_info ("%s: detached cleanly", v.name);
     rc = a.job_err ? 1 : 0;
@@ -1047,7 +655,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
 
  out:
   control_stop (a.ctl);
-  reconnect_teardown (&a);
+  attach_reconnect_fini (&a);
   if (a.fe)
     frontend_free (a.fe);
   if (a.cow)

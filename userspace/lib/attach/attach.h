@@ -1,5 +1,17 @@
 /* attach.h - "repvol attach": fence, build the engine over the
  * replicas, serve it through a frontend until detach.
+ *
+ * attach/ is the top of the library: the process that owns a volume
+ * while it is attached.  It claims the volume in the registry with a
+ * new epoch (fencing any former attachment), opens a replica client
+ * for every replica, stacks the engine over them and the snapshot
+ * layers (cow, hydrate) over the engine, serves the result through a
+ * frontend, keeps the registry's view of the replicas current, and
+ * runs the control channel (control.h) on which other repvol commands
+ * reach it.  It may call every layer below: registry, engine, replica
+ * client, frontend, snapshot (and core).  What calls it: the repvol
+ * CLI (the attach verb, and snapshot create / restore, which attach a
+ * detached volume for one job).
  */
 #ifndef REPVOL_ATTACH_H
 #define REPVOL_ATTACH_H
@@ -7,6 +19,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "registry/registry.h"
+
+/* The attachment "frontend" that "repvol delete" records while it holds
+ * a volume: attach refuses such a volume.
+ */
+#define ATTACH_DELETE_CLAIM "deleting"
 
 struct attach_opts {
   const char *volume;
@@ -45,5 +62,11 @@ struct attach_opts {
  * Returns a process exit code; prints one-line errors itself.
  */
 int attach_run (struct registry *reg, const struct attach_opts *o);
+
+/* An attach process that died (attachment at, of volume vol, on this
+ * host) may have left a kernel block device connected to nothing: free
+ * it, saying so (a warning when that fails).
+ */
+void attach_release_stale (const char *vol, const struct reg_attachment *at);
 
 #endif

@@ -1,0 +1,104 @@
+/* attach_internal.h - what the pieces of "repvol attach" share: the
+ * state of one attach, and the functions each piece offers the others.
+ *
+ *   attach.c            claim, fence, open the engine, stack the layers,
+ *                       serve, detach; replica states in the registry;
+ *                       the control channel (verify, replace)
+ *   attach_snapshot.c   snapshots of the live volume, the change map,
+ *                       the bookkeeping of a lazy restore
+ *   attach_reconnect.c  reconnection attempts on their own threads
+ *
+ * Everything here runs on the loop thread, except reconnect_thread in
+ * attach_reconnect.c (which touches none of this state).
+ */
+#ifndef REPVOL_ATTACH_INTERNAL_H
+#define REPVOL_ATTACH_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "attach/attach.h"
+#include "attach/control.h"
+#include "core/bdev.h"
+#include "core/loop.h"
+#include "engine/engine.h"
+#include "frontend/frontend.h"
+#include "registry/registry.h"
+
+struct attach {
+  struct loop *loop;
+  struct registry *reg;
+  const struct attach_opts *o;
+  struct bdev *dev;             /* the engine */
+  struct bdev *cow;             /* what is served: cow over [hydrate over] dev */
+  struct bdev *hydrate;         /* NULL unless restoring */
+  struct frontend *fe;
+  struct control_req *snap_req; /* the control request of a snapshot */
+  uint64_t epoch;
+  char host[REG_NAME_MAX];
+  bool detaching;
+  bool took_over;
+  bool unclean;                 /* the last attachment never detached */
+  bool cbt_loaded;              /* the change map is complete */
+  int final_err;                /* the detach failed */
+  int job_err;                  /* the job (snapshot, restore) failed */
+  struct reg_volume vol;        /* as claimed */
+  struct control *ctl;
+  char ctl_path[108];
+  /* Reconnection attempts run on their own threads (a handshake with a
+   * hung server blocks for the timeout); results come back on a pipe.
+   */
+  int rc_pipe[2];
+  struct loop_watch rc_watch;
+  pthread_t rc_thread[ENGINE_MAX_REPLICAS];
+  bool rc_running[ENGINE_MAX_REPLICAS];
+  struct bdev_io flush_io;
+};
+
+/* ---- attach.c ---- */
+
+/* Is v's attachment still this attach's (host, pid and epoch)?  Every
+ * registry update of a running attach checks it first: a newer
+ * attachment is not ours to touch.
+ */
+bool attach_owns (const struct reg_volume *v, const struct attach *a);
+/* Stop serving: frontend, drain, last flush, then the loop stops. */
+void attach_begin_detach (struct attach *a);
+
+/* ---- attach_snapshot.c ---- */
+
+/* Start a snapshot of the live volume to url as name; req is the
+ * control request to answer, NULL for the attach's own job.  0, or
+ * -EBUSY (one is running) or -ENOMEM.
+ */
+int attach_snapshot_start (struct attach *a, struct control_req *req,
+                           const char *url, const char *name,
+                           char *const *env);
+/* A control line "snapshot URL NAME [SETTING=VALUE...]": start it and
+ * answer req (now or when it ends); true.  Any other line: false.
+ */
+bool attach_snapshot_control (struct attach *a, struct control_req *req,
+                              const char *line);
+/* The change map saved by the last clean detach, if it can be trusted
+ * (for cow_new); NULL when not (the next snapshot reads every chunk).
+ */
+uint8_t *attach_cbt_load (struct attach *a);
+/* At a clean detach: save the change map for the next attach. */
+void attach_cbt_save (struct attach *a);
+/* The hydrate layer of a restore that is not complete, over a->dev;
+ * NULL after logging why.
+ */
+struct bdev *attach_hydrate_open (struct attach *a);
+
+/* ---- attach_reconnect.c ---- */
+
+void attach_reconnect_init (struct attach *a);
+/* Wait for attempts still running (each bounded by the timeout). */
+void attach_reconnect_fini (struct attach *a);
+/* The engine's reconnect hook: start an attempt for replica i; the
+ * replica comes back through engine_replica_back() if it answers.
+ */
+struct bdev *attach_reconnect (void *opaque, int i);
+
+#endif

@@ -1,0 +1,130 @@
+/* attach_reconnect.c - reaching a lost replica again, for the engine.
+ *
+ * A handshake with a hung server blocks for the whole timeout, so each
+ * attempt runs on a thread of its own (at most one per replica).  The
+ * thread only connects; it hands its result back through a pipe to the
+ * loop thread, which checks that the server is the replica expected
+ * and gives it to the engine (engine_replica_back).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attach/attach_internal.h"
+#include "core/fsutil.h"
+#include "core/util.h"
+#include "replica/client.h"
+
+struct reconnect_job {
+  int replica;
+  char addr[REG_ADDR_MAX];
+  char volume[REG_NAME_MAX];
+  uint64_t epoch;
+  int timeout_ms;
+  int fd, ok;
+  struct rv_welcome w;
+  char err[256];
+};
+
+static void *
+reconnect_thread (void *arg)
+{
+  struct reconnect_job *job = arg;
+  int wfd = job->fd;            /* the pipe, passed in fd */
+
+  job->ok = replica_client_connect (job->addr, job->volume, job->epoch,
+                                    job->timeout_ms, &job->fd, &job->w,
+                                    job->err, sizeof job->err) == 0;
+  write_full (wfd, &job, sizeof job);
+  return NULL;
+}
+
+/* A reconnection attempt finished: hand a good replica to the engine. */
+static void
+reconnect_done (struct loop_watch *w, uint32_t revents)
+{
+  struct attach *a = w->opaque;
+  struct reconnect_job *job;
+
+  while (read (a->rc_pipe[0], &job, sizeof job) == sizeof job) {
+    int i = job->replica;
+    pthread_join (a->rc_thread[i], NULL);
+    a->rc_running[i] = false;
+    if (job->ok && (job->w.size != a->vol.size ||
+                    job->w.block_size != a->vol.block_size ||
+                    strcmp (job->addr, a->vol.replicas[i].addr) != 0)) {
+      log_warn ("%s: replica %s answered but is not the replica expected",
+                a->vol.name, job->addr);
+      close (job->fd);
+    }
+    else if (job->ok) {
+      struct bdev *b = replica_client_adopt (a->loop, job->fd, job->addr,
+                                             &job->w, a->o->timeout_ms);
+      if (b)
+        engine_replica_back (a->dev, i, b);
+    }
+    else
+      log_debug ("%s: replica %s still unreachable: %s", a->vol.name,
+                 job->addr, job->err);
+    free (job);
+  }
+}
+
+struct bdev *
+attach_reconnect (void *opaque, int i)
+{
+  struct attach *a = opaque;
+  struct reconnect_job *job;
+
+  if (a->rc_running[i] || a->rc_pipe[1] < 0 ||
+      (job = calloc (1, sizeof *job)) == NULL)
+    return NULL;
+  job->replica = i;
+  snprintf (job->addr, sizeof job->addr, "%s", a->vol.replicas[i].addr);
+  snprintf (job->volume, sizeof job->volume, "%s", a->vol.name);
+  job->epoch = a->epoch;
+  job->timeout_ms = a->o->timeout_ms;
+  job->fd = a->rc_pipe[1];
+  if (pthread_create (&a->rc_thread[i], NULL, reconnect_thread, job) != 0) {
+    free (job);
+    return NULL;
+  }
+  a->rc_running[i] = true;
+  return NULL;                  /* the answer comes through reconnect_done */
+}
+
+/* Without the pipe there are no attempts: the engine keeps a lost
+ * replica out, as it would one that never answers.
+ */
+void
+attach_reconnect_init (struct attach *a)
+{
+  if (pipe2 (a->rc_pipe, O_CLOEXEC) == -1) {
+    a->rc_pipe[0] = a->rc_pipe[1] = -1;
+    return;
+  }
+  set_nonblock (a->rc_pipe[0]);
+  loop_add (a->loop, &a->rc_watch, a->rc_pipe[0], EPOLLIN, reconnect_done, a);
+}
+
+void
+attach_reconnect_fini (struct attach *a)
+{
+  struct reconnect_job *job;
+
+  for (int i = 0; i < ENGINE_MAX_REPLICAS; i++)
+    if (a->rc_running[i])
+      pthread_join (a->rc_thread[i], NULL);
+  if (a->rc_pipe[0] < 0)
+    return;
+  while (read (a->rc_pipe[0], &job, sizeof job) == sizeof job) {
+    if (job->ok)
+      close (job->fd);
+    free (job);
+  }
+  close (a->rc_pipe[0]);
+  close (a->rc_pipe[1]);
+}

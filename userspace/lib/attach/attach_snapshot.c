@@ -1,0 +1,293 @@
+/* attach_snapshot.c - what a running attach does for snapshots and
+ * restores: start a snapshot of the live volume (the attach's own job,
+ * or a "snapshot" command on the control channel) and relay its event
+ * lines; keep the change map across attaches (loaded at attach, saved
+ * at a clean detach, its base moved by each snapshot); and record the
+ * progress of a lazy restore (the hydrated-chunk map and count) in the
+ * registry until every chunk is in.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attach/attach_internal.h"
+#include "core/util.h"
+#include "snapshot/catalog.h"
+#include "snapshot/snapshot.h"
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+static void
+snap_line (void *opaque, const char *line)
+{
+  struct attach *a = opaque;
+  bool last = strncmp (line, "ok ", 3) == 0 || strncmp (line, "error", 5) == 0;
+
+  if (strncmp (line, "error", 5) == 0)  /* log_error says "error: " itself */
+    log_error ("%s", line + (strncmp (line, "error: ", 7) == 0 ? 7 : 5));
+  else if (last || strncmp (line, "point ", 6) == 0)
+    log_info ("%s: snapshot %s", a->vol.name, line);
+  if (a->snap_req && last) {
+    control_finish (a->snap_req, line);
+    a->snap_req = NULL;
+  }
+  else if (a->snap_req)
+    control_reply (a->snap_req, line);
+  else if (a->o->job_line)
+    a->o->job_line (a->o->job_opaque, line);
+}
+
+struct cbt_update {
+  struct attach *a;
+  bool complete;                /* the map is saved: mark it valid */
+};
+
+/* The change map's base (and, at a clean detach, its validity). */
+static int
+record_cbt (struct reg_volume *v, void *arg)
+{
+  struct cbt_update *u = arg;
+
+  if (!attach_owns (v, u->a))
+    return ESTALE;
+  v->cbt = u->a->vol.cbt;
+  if (u->complete)
+    v->cbt.valid = true;
+  return 0;
+}
+
+static void
+snap_done (void *opaque, int err, const char *name, const char *url)
+{
+  struct attach *a = opaque;
+  struct cbt_update u = { .a = a };
+
+  if (err == 0) {
+    /* The next snapshot to this store builds on this one. */
+    snprintf (a->vol.cbt.base_url, sizeof a->vol.cbt.base_url, "%s", url);
+    snprintf (a->vol.cbt.base_name, sizeof a->vol.cbt.base_name, "%s", name);
+    if (registry_update (a->reg, a->vol.name, record_cbt, &u) == -1)
+      log_warn ("%s: cannot record snapshot %s as the change map's base: %s",
+                a->vol.name, name, strerror (errno));
+  }
+  if (a->o->job == ATTACH_SNAPSHOT) {
+    a->job_err = err;
+    attach_begin_detach (a);
+  }
+}
+
+int
+attach_snapshot_start (struct attach *a, struct control_req *req,
+                       const char *url, const char *name, char *const *env)
+{
+  struct snap_params p = {
+    .url = url, .name = name, .volume = a->vol.name,
+    .volume_uuid = a->vol.uuid, .volume_size = a->vol.size,
+    .base_url = a->vol.cbt.base_url, .base_name = a->vol.cbt.base_name,
+    .cbt_valid = a->cbt_loaded, .env = env,
+  };
+
+  log_info ("%s: snapshot %s to %s requested", a->vol.name, name, url);
+  a->snap_req = req;
+  if (cow_snapshot (a->cow, &p, snap_line, snap_done, a) == -1) {
+    a->snap_req = NULL;
+    return errno == ENOMEM ? -ENOMEM : -EBUSY;
+  }
+  return 0;
+}
+
+bool
+attach_snapshot_control (struct attach *a, struct control_req *req,
+                         const char *line)
+{
+  char url[256], name[SNAP_NAME_MAX];
+  char *env[64] = { NULL }, *copy, *save = NULL;
+  int n, k = 0, r;
+
+  /* snapshot URL NAME [SETTING=VALUE...]: the settings are the caller's
+   * store configuration (AWS_*), quoted.
+   */
+  if (sscanf (line, "snapshot %255s %127s%n", url, name, &n) != 2)
+    return false;
+  copy = strdup (line + n);
+  for (char *w = copy ? strtok_r (copy, " ", &save) : NULL; w && k < 63;
+       w = strtok_r (NULL, " ", &save)) {
+    control_unquote (w);
+    env[k++] = w;
+  }
+  if (a->detaching)
+    control_finish (req, "error: the volume is detaching");
+  else if (copy == NULL)
+    control_finish (req, "error: out of memory");
+  else if ((r = attach_snapshot_start (a, req, url, name, env)) < 0)
+    control_finish (req, r == -ENOMEM ? "error: out of memory"
+                    : "error: a snapshot of this volume is already running");
+  free (copy);
+  return true;
+}
+
+/* ---- the change map: held in memory while attached ---------------------- */
+
+static int
+take_cbt (struct reg_volume *v, void *arg)
+{
+  if (!attach_owns (v, arg))
+    return ESTALE;
+  v->cbt.valid = false;         /* until a clean detach saves it back */
+  return 0;
+}
+
+uint8_t *
+attach_cbt_load (struct attach *a)
+{
+  size_t want = chunk_map_bytes (a->vol.size, a->vol.chunk_size);
+  void *map = NULL;
+  size_t len;
+
+  if (!a->vol.cbt.valid)
+    return NULL;
+  if (registry_blob_get (a->reg, a->vol.name, "cbt", &map, &len) == -1) {
+    if (errno != ENOENT)
+      return NULL;
+    map = calloc (1, want);     /* none saved yet: nothing changed */
+    len = want;
+  }
+  if (map == NULL || len != want) {
+    free (map);
+    return NULL;
+  }
+  if (registry_update (a->reg, a->vol.name, take_cbt, a) == -1) {
+    free (map);
+    return NULL;
+  }
+  a->cbt_loaded = true;
+  return map;
+}
+
+/* The map is complete since the base: the next attach starts from it. */
+void
+attach_cbt_save (struct attach *a)
+{
+  struct cbt_update u = { .a = a, .complete = true };
+  size_t len;
+  const uint8_t *map = cow_cbt (a->cow, &len);
+
+  if (map == NULL)
+    return;
+  if (registry_blob_put (a->reg, a->vol.name, "cbt", map, len) == -1 ||
+      registry_update (a->reg, a->vol.name, record_cbt, &u) == -1)
+    log_warn ("%s: cannot save the change map (%s): the next snapshot "
+              "reads the whole volume", a->vol.name, strerror (errno));
+}
+
+/* ---- a volume restored from a snapshot, until every chunk is in ---------- */
+
+struct restore_update {
+  struct attach *a;
+  uint64_t hydrated;
+  bool complete;
+  const char *error;            /* why it stopped; NULL: it goes on */
+};
+
+static int
+record_restore (struct reg_volume *v, void *arg)
+{
+  struct restore_update *u = arg;
+
+  if (!attach_owns (v, u->a))
+    return ESTALE;
+  v->restore.chunks_hydrated = u->hydrated;
+  if (u->error)
+    snprintf (v->restore.error, sizeof v->restore.error, "%s", u->error);
+  if (u->complete)
+    memset (&v->restore, 0, sizeof v->restore);
+  return 0;
+}
+
+static int
+hydrate_save (void *opaque, const uint8_t *map, size_t len, uint64_t hydrated,
+              uint64_t total)
+{
+  struct attach *a = opaque;
+  struct restore_update u = { .a = a, .hydrated = hydrated };
+  uint64_t d, t, bytes;
+
+  if (registry_blob_put (a->reg, a->vol.name, "hydrated", map, len) == -1 ||
+      registry_update (a->reg, a->vol.name, record_restore, &u) == -1)
+    return errno ? errno : EIO;
+  if (a->o->job == ATTACH_RESTORE && a->o->job_line) {
+    char line[128];
+    hydrate_progress (a->hydrate, &d, &t, &bytes);
+    snprintf (line, sizeof line, "progress %llu %llu %llu 0",
+              (unsigned long long) hydrated, (unsigned long long) total,
+              (unsigned long long) bytes);
+    a->o->job_line (a->o->job_opaque, line);
+  }
+  return 0;
+}
+
+static void
+hydrate_finished (void *opaque, int err, const char *why)
+{
+  struct attach *a = opaque;
+  struct restore_update u = { .a = a, .complete = err == 0,
+                              .error = err ? why : NULL };
+  uint64_t done, total, bytes;
+  char line[OBJ_ERR_MAX + 64];
+
+  hydrate_progress (a->hydrate, &done, &total, &bytes);
+  u.hydrated = done;
+  if (registry_update (a->reg, a->vol.name, record_restore, &u) == -1)
+    log_warn ("%s: cannot record the restore's state: %s", a->vol.name,
+              strerror (errno));
+  if (err == 0) {
+    registry_blob_remove (a->reg, a->vol.name, "hydrated");
+    log_info ("%s: restore from %s complete: %llu chunks", a->vol.name,
+              a->vol.restore.snapshot, (unsigned long long) total);
+    snprintf (line, sizeof line, "ok restored %llu %llu",
+              (unsigned long long) total, (unsigned long long) bytes);
+  }
+  else                          /* the hydrate layer has logged why */
+    snprintf (line, sizeof line, "error: restore from %s: %s",
+              a->vol.restore.snapshot, why);
+  if (a->o->job == ATTACH_RESTORE) {
+    if (a->o->job_line)
+      a->o->job_line (a->o->job_opaque, line);
+    a->job_err = err;
+    attach_begin_detach (a);
+  }
+}
+
+struct bdev *
+attach_hydrate_open (struct attach *a)
+{
+  const struct reg_restore *r = &a->vol.restore;
+  size_t want = chunk_map_bytes (a->vol.size, a->vol.chunk_size);
+  struct hydrate_hooks hooks = {
+    .save = hydrate_save, .finished = hydrate_finished, .opaque = a,
+  };
+  void *map = NULL;
+  size_t len;
+  char why[OBJ_ERR_MAX];
+
+  if (registry_blob_get (a->reg, a->vol.name, "hydrated", &map, &len) == 0 &&
+      len != want) {
+    log_error ("%s: the hydration map is %zu bytes, not %zu: refusing to "
+               "guess what is restored", a->vol.name, len, want);
+    free (map);
+    return NULL;
+  }
+  a->hydrate = hydrate_new (a->loop, a->dev, r->url, r->snapshot, map, true,
+                            &hooks, why, sizeof why);
+  if (a->hydrate == NULL)
+    log_error ("%s: cannot serve the restore from %s: %s", a->vol.name,
+               r->url, why);
+  else
+    log_info ("%s: restoring from snapshot %s in %s: %llu of %llu chunks "
+              "in place; the rest is fetched on demand and in the background",
+              a->vol.name, r->snapshot, r->url,
+              (unsigned long long) r->chunks_hydrated,
+              (unsigned long long) r->chunks_total);
+  return a->hydrate;
+}
