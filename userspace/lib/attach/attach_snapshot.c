@@ -49,11 +49,17 @@ record_cbt (struct reg_volume *v, void *arg)
 {
   struct cbt_update *u = arg;
 
+  bool valid = v->cbt.valid;
+
   if (!attach_owns (v, u->a))
     return ESTALE;
   v->cbt = u->a->vol.cbt;
-  if (u->complete)
-    v->cbt.valid = true;
+  /* Our copy still says valid as it was at claim time; the registry's
+   * "invalid until a clean detach" (take_cbt) must survive a snapshot's
+   * update, or a crash after it would make the next attach trust a map
+   * that misses everything written since the last clean detach.
+   */
+  v->cbt.valid = u->complete ? true : valid;
   return 0;
 }
 
