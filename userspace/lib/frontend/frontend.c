@@ -46,7 +46,7 @@ frontend_start (const char *name, struct loop *loop, struct bdev *dev,
   f->ops = ops;
   f->loop = loop;
   f->dev = dev;
-  if (ops->start (f, spec) == -1) {
+  if (ops->start (f, spec) < 0) {
     ops->free (f);
     free (f->export_name);
     free (f);
