@@ -776,7 +776,7 @@ nbd_server_stop (struct nbd_server *s, void (*stopped) (void *), void *opaque)
   s->stopped_opaque = opaque;
   server_unlisten (s);
   loop_timer_arm (s->loop, &s->stop_timer, NBD_STOP_GRACE_MS, stop_timeout, s);
-  nbd_kick (s);                     /* never call stopped from inside stop */
+  nbd_kick (s);                 /* never call stopped from inside stop */
 }
 
 void
