@@ -73,7 +73,7 @@ frontend_free (struct frontend *f)
 }
 
 /* The best kernel block device: ublk where the kernel has it, else the
- * kernel's nbd driver; the probes (ublk.c, nbd_kernel.c) say why not.
+ * kernel's nbd driver; the probes (ublk_ctrl.c, nbd_kernel.c) say why not.
  */
 const char *
 frontend_pick_device (char *why, size_t whylen)
