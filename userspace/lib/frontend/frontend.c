@@ -46,7 +46,7 @@ frontend_start (const char *name, struct loop *loop, struct bdev *dev,
   f->ops = ops;
   f->loop = loop;
   f->dev = dev;
-  if (ops->start (f, spec) == -1) {
+  if (ops->start (f, spec) < 0) {
     ops->free (f);
     free (f->export_name);
     free (f);
@@ -73,18 +73,19 @@ frontend_free (struct frontend *f)
 }
 
 /* The best kernel block device: ublk where the kernel has it, else the
- * kernel's nbd driver; the probes (ublk.c, nbd_kernel.c) say why not.
+ * kernel's nbd driver; the probes (ublk_ctrl.c, nbd_kernel.c) say why not.
  */
 const char *
 frontend_pick_device (char *why, size_t whylen)
 {
-  char ublk_why[200], nbd_why[200];
+  struct error ublk_err = { 0 }, nbd_err = { 0 };
 
-  if (ublk_probe (ublk_why, sizeof ublk_why) == 0)
+  if (ublk_probe (&ublk_err) == 0)
     return "ublk";
-  if (nbd_kernel_probe (nbd_why, sizeof nbd_why) == 0)
+  if (nbd_kernel_probe (&nbd_err) == 0)
     return "nbd-kernel";
-  snprintf (why, whylen, "ublk: %s; nbd-kernel: %s", ublk_why, nbd_why);
+  snprintf (why, whylen, "ublk: %s; nbd-kernel: %s", error_msg (&ublk_err),
+            error_msg (&nbd_err));
   return NULL;
 }
 
@@ -95,8 +96,16 @@ frontend_release_stale (const char *desc, long pid, char *where,
   static const char nbd_kernel[] = "nbd-kernel ";
 
   if (strncmp (desc, nbd_kernel, sizeof nbd_kernel - 1) == 0) {
+    struct error err = { 0 };
+    int r;
+
     snprintf (where, wherelen, "%s", desc + sizeof nbd_kernel - 1);
-    return nbd_kernel_disconnect_stale (where, pid, why, whylen);
+    r = nbd_kernel_disconnect_stale (where, pid, &err);
+    if (r < 0) {
+      snprintf (why, whylen, "%s", error_msg (&err));
+      return -1;
+    }
+    return r;
   }
   return 0;                     /* sockets go with their process */
 }

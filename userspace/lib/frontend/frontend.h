@@ -1,10 +1,24 @@
 /* frontend.h - how a volume is exposed to its users.
  *
- * A frontend takes a struct bdev (normally the engine) and serves it to
- * something outside the process: NBD clients on a socket (nbd.c), the
- * kernel's NBD driver over netlink, ublk, or repvol.ko.  Each frontend
- * is one file implementing struct frontend_ops plus one line in the
- * table in frontend.c; nothing else in the tree changes.
+ * frontend/ is the layer that serves a volume outside the process: it
+ * takes a struct bdev (in repvol attach, the snapshot layer over the
+ * engine) and answers NBD clients on a socket, the kernel's nbd driver,
+ * or ublk_drv's /dev/ublkbN with it.  It may call core/ (the loop,
+ * conn, the listener, util) and the bdev below only through the
+ * checked wrappers of core/bdev.h; it knows nothing of what that bdev
+ * is.  It is called by attach/ (frontend_start / stop / free) and, for
+ * the device-picking and stale-device helpers below, by the repvol CLI.
+ *
+ * Each frontend implements struct frontend_ops in one file or one small
+ * group of files, plus one line in the table in frontend.c:
+ *   "nbd"         nbd.c (server, transmission), nbd_handshake.c,
+ *                 nbd_internal.h; nbd_proto.c is the NBD wire codec
+ *   "nbd-kernel"  nbd_kernel.c: /dev/nbdN over generic netlink, served
+ *                 by nbd.c on one end of a socketpair
+ *   "ublk"        ublk_ctrl.c (control device, life, recovery),
+ *                 ublk_queue.c (the I/O queues), ublk_internal.h,
+ *                 ublk_abi.h
+ * Adding one (repvol.ko, say) changes nothing else in the tree.
  *
  * Everything runs on the caller's event loop thread.
  *
@@ -22,6 +36,9 @@
 #ifndef REPVOL_FRONTEND_H
 #define REPVOL_FRONTEND_H
 
+#include <stddef.h>
+
+#include "core/util.h"
 #include "core/loop.h"
 #include "core/bdev.h"
 
@@ -32,8 +49,9 @@ struct frontend_ops {
 
   /* Begin serving f->dev as f->export_name.  spec is the frontend's own
    * address syntax (for "nbd": "unix:PATH" or "tcp:ADDR:PORT").  Store
-   * private state in f->priv.  On failure log one line saying why and
-   * return -1; f->priv must then need no cleanup beyond free().
+   * private state in f->priv.  0, or on failure log one line saying why
+   * and return a negative errno; f->priv must then need no cleanup
+   * beyond the frontend's free.
    */
   int (*start) (struct frontend *f, const char *spec);
 
@@ -79,38 +97,42 @@ void frontend_free (struct frontend *f);
 
 /* The best kernel block device frontend this machine offers: "ublk"
  * where ublk_drv is usable, else "nbd-kernel"; NULL with why filled
- * (what is missing for each) when neither is.
+ * (what is missing for each) when neither is.  (why/whylen rather than
+ * a struct error only because its callers, in repvol/, predate it.)
  */
 const char *frontend_pick_device (char *why, size_t whylen);
 
 /* 0 when this machine can serve ublk devices (ublk_drv loaded, root,
- * a new enough kernel), else -1 with what is missing in why.
+ * a new enough kernel), else a negative errno with what is missing in
+ * err.
  */
-int ublk_probe (char *why, size_t len);
+int ublk_probe (struct error *err);
 /* 0 if this process can serve /dev/nbdN (nbd loaded, its generic
- * netlink family there, root); else -1 with why saying what is missing.
+ * netlink family there, root); else a negative errno with what is
+ * missing in err.
  */
-int nbd_kernel_probe (char *why, size_t len);
+int nbd_kernel_probe (struct error *err);
 
 /* A /dev/nbdN (dev) that the kernel still shows as connected by pid, an
  * attach that died: disconnect it.  1 if it did, 0 if the device is
- * not pid's, -1 with why on failure.
+ * not pid's, a negative errno with why in err on failure.
  */
-int nbd_kernel_disconnect_stale (const char *dev, long pid, char *why,
-                                 size_t len);
+int nbd_kernel_disconnect_stale (const char *dev, long pid,
+                                 struct error *err);
 
 /* An attach that died may leave a kernel device behind, connected to
  * nothing.  desc is its registry "frontend" field ("nbd-kernel
  * /dev/nbd0"), pid its process.  Frees the device if the kernel still
  * shows it as pid's: 1 (where names it), 0 if there was nothing to do,
- * -1 with why.
+ * -1 with why.  (The old style, as for frontend_pick_device: its
+ * callers are in attach/ and repvol/.)
  */
 int frontend_release_stale (const char *desc, long pid, char *where,
                             size_t wherelen, char *why, size_t whylen);
 
 /* The frontends, for frontend.c's table. */
-extern const struct frontend_ops nbd_frontend_ops;
-extern const struct frontend_ops ublk_frontend_ops;        /* ublk.c */
+extern const struct frontend_ops nbd_frontend_ops;         /* nbd.c */
+extern const struct frontend_ops ublk_frontend_ops;        /* ublk_ctrl.c */
 extern const struct frontend_ops nbd_kernel_frontend_ops;  /* nbd_kernel.c */
 
 #endif

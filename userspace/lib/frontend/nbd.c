@@ -1,14 +1,16 @@
 /* nbd.c - the NBD socket frontend: serve a bdev to NBD clients over a
  * unix or TCP socket (fio's nbd engine, nbdcopy, qemu, nbd-client).
  *
- * One struct nbd_server per export, one struct nbd_client per
- * connection, one struct nbd_req per request in flight.  All clients
- * share the one bdev.  Everything runs on the event loop; conn.h does
- * the framing, nbd_proto.c the parsing and encoding.
+ * This file is the server and the transmission phase; the handshake
+ * before it is nbd_handshake.c, the wire format nbd_proto.c, and what
+ * the two halves share nbd_internal.h.  One struct nbd_server per
+ * export, one struct nbd_client per connection, one struct nbd_req per
+ * request in flight.  All clients share the one bdev.  Everything runs
+ * on the event loop; core/listener.c accepts, conn.h does the framing.
  *
  * Life of a connection:
- *   greeting -> client flags -> options (fixed newstyle only) ->
- *   GO / EXPORT_NAME -> transmission: read a 28-byte request header
+ *   accept (the listener: at most NBD_MAX_CLIENTS at once) -> handshake
+ *   (nbd_handshake.c) -> transmission: read a 28-byte request header
  *   (and a WRITE's payload), submit a bdev_io, read the next header
  *   while that runs; reply whenever the bdev completes, so replies
  *   leave in completion order.  At most NBD_MAX_INFLIGHT requests (and
@@ -23,10 +25,8 @@
  * (closing drained connections, resuming reads, freeing clients,
  * reporting that stop has finished) is done by one deferred "kick".
  */
-#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +41,20 @@
 #include "core/loop.h"
 #include "core/conn.h"
 #include "core/bdev.h"
+#include "core/listener.h"
 #include "frontend/frontend.h"
 #include "frontend/nbd.h"
 #include "frontend/nbd_proto.h"
+#include "frontend/nbd_internal.h"
 
 #define NBD_MAX_INFLIGHT        128
 #define NBD_MAX_INFLIGHT_BYTES  (256u << 20)
-#define NBD_MAX_CLIENTS         1024
-#define NBD_MAX_OPTIONS         256     /* per handshake: a looping client is broken */
-#define NBD_HANDSHAKE_MS        30000   /* from accept to GO */
+#define NBD_MAX_CLIENTS         1024    /* per export, the listener's limit */
 #define NBD_STOP_GRACE_MS       10000   /* stop: then drop clients that will not read */
 #define NBD_STALL_MS            30000   /* a half-sent request: see conn_set_stall_timeout */
 #define NBD_DEFAULT_MAX_IO      (32u << 20)
 #define NBD_BUF_ALIGN           4096    /* the store may use O_DIRECT */
+
 
 /* Export flags.  CAN_MULTI_CONN holds because every connection submits
  * to the same bdev, whose flush reaches every replica: a flush on any
@@ -62,34 +63,6 @@
 #define NBD_EXPORT_FLAGS \
   (NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | \
    NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN)
-
-struct nbd_server;
-
-struct nbd_client {
-  struct nbd_server *srv;
-  struct nbd_client *next;
-  struct conn *conn;            /* NULL once the connection has closed */
-  char name[64];
-  struct loop_timer handshake_timer;
-
-  bool transmission;            /* past GO / EXPORT_NAME */
-  bool structured;              /* NBD_OPT_STRUCTURED_REPLY negotiated */
-  bool no_zeroes;               /* NBD_FLAG_C_NO_ZEROES */
-  bool expecting;               /* a conn_expect is outstanding */
-  bool draining;                /* DISC, ABORT or stop: no new requests;
-                                   close once inflight reaches 0 */
-  bool warned;                  /* one warning per connection for bad requests */
-  unsigned n_options;
-
-  unsigned inflight;            /* requests allocated and not yet freed */
-  size_t inflight_bytes;
-  struct nbd_req *receiving;    /* WRITE whose payload is being read */
-
-  /* Input frames land here. */
-  char hdr[NBD_REQUEST_LEN];
-  struct nbd_option_hdr opt;
-  char optbuf[NBD_MAX_OPTION_LEN];
-};
 
 struct nbd_req {
   struct bdev_io io;
@@ -101,50 +74,23 @@ struct nbd_req {
   size_t buf_len;
 };
 
-struct nbd_server {
-  struct frontend *fe;
-  struct loop *loop;
-  struct bdev *dev;
-  struct nbd_export exp;
-  uint32_t max_io;              /* bdev's largest request */
-  char description[128];
-
-  int listen_fd;
-  struct loop_watch lwatch;
-  struct loop_timer accept_timer;       /* retry after EMFILE */
-  char *unix_path;              /* unlinked on stop if still ours */
-  dev_t unix_dev;
-  ino_t unix_ino;
-  bool is_tcp;
-
-  struct nbd_client *clients;
-  unsigned nclients;
-  uint64_t next_id;
-  struct loop_defer kick;
-
-  bool stopping;
-  struct loop_timer stop_timer;
-  void (*stopped) (void *opaque);
-  void *stopped_opaque;
-};
-
-static const char zeroes[NBD_EXPORT_NAME_ZEROES];
-
 static void client_read_next (struct nbd_client *cl);
-static void on_request (struct conn *c, void *opaque);
-static void on_opt_hdr (struct conn *c, void *opaque);
 
 /* ---- deferred work ---- */
 
 static void server_kick (struct loop_defer *d);
 
-static void
-kick (struct nbd_server *s)
+void
+nbd_kick (struct nbd_server *s)
 {
   loop_defer (s->loop, &s->kick, server_kick, s);
 }
 
-/* Drop what is left of a connection once nothing refers to it. */
+/* Drop what is left of a connection once nothing refers to it.  Only
+ * now does the listener stop counting it: a closed connection whose
+ * requests the bdev still holds keeps its buffers, so it still counts
+ * against NBD_MAX_CLIENTS.
+ */
 static void
 client_free (struct nbd_client *cl)
 {
@@ -155,6 +101,8 @@ client_free (struct nbd_client *cl)
     ;
   *pp = cl->next;
   s->nclients--;
+  if (cl->accepted)
+    listener_conn_closed (&s->listener);
   loop_timer_cancel (s->loop, &cl->handshake_timer);
   free (cl);
 }
@@ -208,7 +156,7 @@ req_free (struct nbd_req *r)
   /* Not from here: we may be inside conn's writev loop or inside the
    * bdev.  The kick resumes reading or finishes a drain.
    */
-  kick (cl->srv);
+  nbd_kick (cl->srv);
 }
 
 static void
@@ -283,6 +231,22 @@ req_io_done (struct bdev_io *io, int err)
   req_reply (r);
 }
 
+/* The bdev flags of r's command.  FUA means nothing for a read. */
+static uint32_t
+req_flags (const struct nbd_req *r)
+{
+  uint32_t flags = 0;
+
+  if (r->rq.type == NBD_CMD_READ)
+    return 0;
+  if (r->rq.flags & NBD_CMD_FLAG_FUA)
+    flags |= BDEV_FUA;
+  if (r->rq.type == NBD_CMD_WRITE_ZEROES &&
+      (r->rq.flags & NBD_CMD_FLAG_NO_HOLE))
+    flags |= BDEV_NO_HOLE;
+  return flags;
+}
+
 /* TRIM and WRITE_ZEROES may be larger than the bdev's max_io (they have
  * no payload, so the spec lets clients send up to 4 GiB); issue them in
  * max_io pieces, one after the other.
@@ -292,50 +256,28 @@ req_submit_chunk (struct nbd_req *r)
 {
   struct nbd_server *s = r->cl->srv;
   uint64_t left = r->rq.len - r->done_bytes;
+  uint64_t offset = r->rq.offset + r->done_bytes;
+  uint32_t len = left > s->max_io ? s->max_io : (uint32_t) left;
 
-  r->io.offset = r->rq.offset + r->done_bytes;
-  r->io.len = left > s->max_io ? s->max_io : (uint32_t) left;
-  bdev_submit (s->dev, &r->io);   /* may complete (and free r) at once */
+  /* Either may complete (and free r) at once. */
+  if (r->rq.type == NBD_CMD_TRIM)
+    bdev_trim (s->dev, &r->io, offset, len, req_flags (r));
+  else
+    bdev_zero (s->dev, &r->io, offset, len, req_flags (r));
 }
 
 static void
 req_submit (struct nbd_req *r)
 {
   struct nbd_server *s = r->cl->srv;
-  uint16_t f = r->rq.flags;
 
   r->io.done = req_io_done;
   r->io.opaque = r;
-  r->io.buf = r->buf;
-  r->io.offset = r->rq.offset;
-  r->io.len = r->rq.len;
-  r->io.flags = 0;
 
-  switch (r->rq.type) {
-  case NBD_CMD_READ:
-    r->io.op = BDEV_READ;       /* FUA means nothing for a read */
-    break;
-  case NBD_CMD_WRITE:
-    r->io.op = BDEV_WRITE;
-    break;
-  case NBD_CMD_FLUSH:
-    r->io.op = BDEV_FLUSH;
-    bdev_submit (s->dev, &r->io);
+  if (r->rq.type == NBD_CMD_FLUSH) {
+    bdev_flush (s->dev, &r->io);
     return;
-  case NBD_CMD_TRIM:
-    r->io.op = BDEV_TRIM;
-    break;
-  case NBD_CMD_WRITE_ZEROES:
-    r->io.op = BDEV_WRITE_ZEROES;
-    if (f & NBD_CMD_FLAG_NO_HOLE)
-      r->io.flags |= BDEV_NO_HOLE;
-    break;
-  default:
-    abort ();                   /* nbd_check_request let through only these */
   }
-  if (f & NBD_CMD_FLAG_FUA && r->rq.type != NBD_CMD_READ)
-    r->io.flags |= BDEV_FUA;
-
   /* Zero-length requests touch nothing; do not trouble the layers below
    * with an edge case they need not handle.
    */
@@ -343,11 +285,22 @@ req_submit (struct nbd_req *r)
     req_reply (r);
     return;
   }
-  if (r->rq.type == NBD_CMD_TRIM || r->rq.type == NBD_CMD_WRITE_ZEROES) {
+  /* Each may complete (and free r) at once. */
+  switch (r->rq.type) {
+  case NBD_CMD_READ:
+    bdev_read (s->dev, &r->io, r->rq.offset, r->rq.len, r->buf, 0);
+    break;
+  case NBD_CMD_WRITE:
+    bdev_write (s->dev, &r->io, r->rq.offset, r->rq.len, r->buf,
+                req_flags (r));
+    break;
+  case NBD_CMD_TRIM:
+  case NBD_CMD_WRITE_ZEROES:
     req_submit_chunk (r);
-    return;
+    break;
+  default:
+    abort ();                   /* nbd_check_request let through only these */
   }
-  bdev_submit (s->dev, &r->io);
 }
 
 static struct nbd_req *
@@ -435,7 +388,7 @@ on_request (struct conn *c, void *opaque)
   if (rq.type == NBD_CMD_DISC) {
     log_debug ("%s: NBD_CMD_DISC", cl->name);
     cl->draining = true;        /* finish what is in flight, then close */
-    kick (s);
+    nbd_kick (s);
     return;
   }
   if (v == NBD_REQ_ERROR)
@@ -480,60 +433,8 @@ client_read_next (struct nbd_client *cl)
   conn_expect (cl->conn, cl->hdr, NBD_REQUEST_LEN, on_request, cl);
 }
 
-/* ---- handshake ---- */
-
-/* Send an option reply: header, a small fixed part copied with it, and
- * optionally a string that must stay valid until sent (the export name
- * or description, which live as long as the server).
- */
-static void
-opt_reply (struct nbd_client *cl, uint32_t reply, const void *part,
-           size_t part_len, const char *str, size_t str_len)
-{
-  char hdr[CONN_HDR_MAX];
-  size_t n = nbd_encode_option_reply (hdr, cl->opt.option, reply,
-                                      part_len + str_len);
-
-  if (part_len)
-    memcpy (hdr + n, part, part_len);
-  conn_send (cl->conn, hdr, n + part_len, str, str_len, NULL, NULL);
-}
-
-/* An error reply with a human-readable message (it must fit inline). */
-static void
-opt_error (struct nbd_client *cl, uint32_t reply, const char *fmt, ...)
-  __attribute__ ((format (printf, 3, 4)));
-
-static void
-opt_error (struct nbd_client *cl, uint32_t reply, const char *fmt, ...)
-{
-  char msg[CONN_HDR_MAX - NBD_OPTION_REPLY_LEN];
-  va_list ap;
-  int n;
-
-  va_start (ap, fmt);
-  n = vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  if (n < 0)
-    n = 0;
-  if ((size_t) n >= sizeof msg)
-    n = sizeof msg - 1;
-  log_debug ("%s: %s: %s", cl->name, nbd_option_name (cl->opt.option), msg);
-  opt_reply (cl, reply, msg, n, NULL, 0);
-}
-
-static bool
-export_matches (struct nbd_server *s, const struct nbd_option *o)
-{
-  const char *name = s->fe->export_name;
-
-  /* The empty name is the default export, which is this volume. */
-  return o->name_len == 0 ||
-    (o->name_len == strlen (name) && memcmp (o->name, name, o->name_len) == 0);
-}
-
-static void
-enter_transmission (struct nbd_client *cl)
+void
+nbd_enter_transmission (struct nbd_client *cl)
 {
   struct nbd_server *s = cl->srv;
 
@@ -542,167 +443,6 @@ enter_transmission (struct nbd_client *cl)
   log_debug ("%s: transmission phase%s", cl->name,
              cl->structured ? " (structured replies)" : "");
   client_read_next (cl);
-}
-
-static void
-handle_info_or_go (struct nbd_client *cl, const struct nbd_option *o)
-{
-  struct nbd_server *s = cl->srv;
-  const char *name = s->fe->export_name;
-  char part[16];
-  size_t n;
-
-  if (!export_matches (s, o)) {
-    opt_error (cl, NBD_REP_ERR_UNKNOWN,
-               "unknown export '%.*s'; this server exports '%s'",
-               (int) MIN (o->name_len, 40), o->name, name);
-    goto next;
-  }
-  n = nbd_encode_info_export (part, s->exp.size, s->exp.tflags);
-  opt_reply (cl, NBD_REP_INFO, part, n, NULL, 0);
-  if (o->info_wanted & (1u << NBD_INFO_NAME)) {
-    n = nbd_encode_info_type (part, NBD_INFO_NAME);
-    opt_reply (cl, NBD_REP_INFO, part, n, name, strlen (name));
-  }
-  if (o->info_wanted & (1u << NBD_INFO_DESCRIPTION)) {
-    n = nbd_encode_info_type (part, NBD_INFO_DESCRIPTION);
-    opt_reply (cl, NBD_REP_INFO, part, n, s->description,
-               strlen (s->description));
-  }
-  /* Always sent, requested or not: the spec allows it, and clients that
-   * understand it (libnbd, qemu) then keep to our alignment.
-   */
-  n = nbd_encode_info_block_size (part, s->exp.min_block, s->exp.pref_block,
-                                  s->exp.max_payload);
-  opt_reply (cl, NBD_REP_INFO, part, n, NULL, 0);
-  opt_reply (cl, NBD_REP_ACK, NULL, 0, NULL, 0);
-
-  if (o->option == NBD_OPT_GO) {
-    enter_transmission (cl);
-    return;
-  }
- next:
-  conn_expect (cl->conn, cl->optbuf, NBD_OPTION_HDR_LEN, on_opt_hdr, cl);
-}
-
-static void
-abort_sent (void *opaque, int err)
-{
-  struct nbd_client *cl = opaque;
-
-  cl->inflight--;               /* the ACK counted as a request */
-  kick (cl->srv);
-}
-
-static void
-on_opt_payload (struct conn *c, void *opaque)
-{
-  struct nbd_client *cl = opaque;
-  struct nbd_server *s = cl->srv;
-  struct nbd_option o;
-  uint32_t rc;
-  char part[NBD_EXPORT_NAME_REPLY_LEN];
-  const char *name = s->fe->export_name;
-  uint32_t nlen;
-
-  rc = nbd_parse_option (cl->opt.option, cl->optbuf, cl->opt.len, &o);
-  log_debug ("%s: %s (%" PRIu32 " bytes)", cl->name,
-             nbd_option_name (cl->opt.option), cl->opt.len);
-
-  if (cl->opt.option == NBD_OPT_EXPORT_NAME) {
-    /* No error reply exists for this option: the spec says to hang up. */
-    if (rc != NBD_SUCCESS || !export_matches (s, &o)) {
-      conn_close (c, "NBD_OPT_EXPORT_NAME: unknown export '%.*s'",
-                  (int) MIN (o.name_len, 64), o.name);
-      return;
-    }
-    nbd_encode_export_name_reply (part, s->exp.size, s->exp.tflags);
-    conn_send (c, part, sizeof part, zeroes,
-               cl->no_zeroes ? 0 : sizeof zeroes, NULL, NULL);
-    enter_transmission (cl);
-    return;
-  }
-
-  if (rc != NBD_SUCCESS) {
-    opt_error (cl, rc, "%s %s", nbd_option_name (cl->opt.option),
-               rc == NBD_REP_ERR_UNSUP ? "is not supported"
-               : "has a malformed payload");
-    goto next;
-  }
-
-  switch (cl->opt.option) {
-  case NBD_OPT_ABORT:
-    /* ACK, then close once it is out.  The client may already be gone. */
-    cl->draining = true;
-    cl->inflight++;
-    {
-      char hdr[NBD_OPTION_REPLY_LEN];
-      nbd_encode_option_reply (hdr, NBD_OPT_ABORT, NBD_REP_ACK, 0);
-      conn_send (c, hdr, sizeof hdr, NULL, 0, abort_sent, cl);
-    }
-    return;
-
-  case NBD_OPT_LIST:
-    nlen = htobe32 (strlen (name));
-    opt_reply (cl, NBD_REP_SERVER, &nlen, 4, name, strlen (name));
-    opt_reply (cl, NBD_REP_ACK, NULL, 0, NULL, 0);
-    break;
-
-  case NBD_OPT_STRUCTURED_REPLY:
-    cl->structured = true;
-    opt_reply (cl, NBD_REP_ACK, NULL, 0, NULL, 0);
-    break;
-
-  case NBD_OPT_INFO:
-  case NBD_OPT_GO:
-    handle_info_or_go (cl, &o);
-    return;
-  }
-
- next:
-  conn_expect (c, cl->optbuf, NBD_OPTION_HDR_LEN, on_opt_hdr, cl);
-}
-
-static void
-on_opt_hdr (struct conn *c, void *opaque)
-{
-  struct nbd_client *cl = opaque;
-  const char *why;
-
-  why = nbd_decode_option_hdr (cl->optbuf, &cl->opt);
-  if (why) {
-    conn_close (c, "%s", why);
-    return;
-  }
-  if (++cl->n_options > NBD_MAX_OPTIONS) {
-    conn_close (c, "more than %d options in one handshake", NBD_MAX_OPTIONS);
-    return;
-  }
-  conn_expect (c, cl->optbuf, cl->opt.len, on_opt_payload, cl);
-}
-
-static void
-on_client_flags (struct conn *c, void *opaque)
-{
-  struct nbd_client *cl = opaque;
-  uint32_t flags;
-  const char *why = nbd_check_client_flags (cl->optbuf, &flags);
-
-  if (why) {
-    conn_close (c, "%s (flags 0x%08x)", why, flags);
-    return;
-  }
-  cl->no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
-  conn_expect (c, cl->optbuf, NBD_OPTION_HDR_LEN, on_opt_hdr, cl);
-}
-
-static void
-handshake_timeout (struct loop_timer *t)
-{
-  struct nbd_client *cl = t->opaque;
-
-  if (cl->conn)
-    conn_close (cl->conn, "no NBD_OPT_GO within %d s", NBD_HANDSHAKE_MS / 1000);
 }
 
 static void
@@ -718,7 +458,7 @@ on_conn_close (struct conn *c, void *opaque)
   }
   log_debug ("%s: closed (%u requests still with the bdev)", cl->name,
              cl->inflight);
-  kick (cl->srv);               /* frees cl once inflight reaches 0 */
+  nbd_kick (cl->srv);           /* frees cl once inflight reaches 0 */
 }
 
 /* ---- listening ---- */
@@ -760,8 +500,6 @@ client_new (struct nbd_server *s, int fd)
   }
   cl->srv = s;
   peer_name (s, fd, ++s->next_id, cl->name, sizeof cl->name);
-  if (s->is_tcp)
-    set_tcp_nodelay (fd);
   cl->conn = conn_new (s->loop, fd, cl->name, on_conn_close, cl);
   if (!cl->conn) {
     log_warn ("%s: cannot set up the connection", cl->name);
@@ -777,66 +515,26 @@ client_new (struct nbd_server *s, int fd)
   return cl;
 }
 
+/* The listener's: a new connection, already counted against
+ * NBD_MAX_CLIENTS, nonblocking, with TCP_NODELAY on TCP.
+ */
 static void
-accept_one (struct nbd_server *s, int fd)
+on_accept (struct listener *l, int fd, void *opaque)
 {
-  struct nbd_client *cl;
-  char greeting[NBD_GREETING_LEN];
+  struct nbd_server *s = opaque;
+  struct nbd_client *cl = client_new (s, fd);
 
-  if (s->nclients >= NBD_MAX_CLIENTS) {
-    log_warn ("nbd: %s: refusing a connection: %d clients already",
-              s->fe->export_name, NBD_MAX_CLIENTS);
-    close (fd);
+  if (!cl) {
+    listener_conn_closed (l);
     return;
   }
-  if (!(cl = client_new (s, fd)))
-    return;
-  loop_timer_arm (s->loop, &cl->handshake_timer, NBD_HANDSHAKE_MS,
-                  handshake_timeout, cl);
-  nbd_encode_greeting (greeting, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
-  conn_send (cl->conn, greeting, sizeof greeting, NULL, 0, NULL, NULL);
-  conn_expect (cl->conn, cl->optbuf, NBD_CLIENT_FLAGS_LEN, on_client_flags, cl);
-}
-
-static void
-accept_resume (struct loop_timer *t)
-{
-  struct nbd_server *s = t->opaque;
-
-  if (s->listen_fd >= 0)
-    loop_mod (s->loop, &s->lwatch, EPOLLIN);
-}
-
-static void
-on_accept (struct loop_watch *w, uint32_t revents)
-{
-  struct nbd_server *s = w->opaque;
-
-  for (;;) {
-    int fd = accept4 (s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) {
-      accept_one (s, fd);
-      continue;
-    }
-    if (errno == EINTR || errno == ECONNABORTED)
-      continue;
-    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-        errno == ENOMEM) {
-      /* The pending connection stays queued and the listener stays
-       * readable: pause instead of spinning.
-       */
-      log_warn ("nbd: accept: %s; pausing for 100 ms", strerror (errno));
-      loop_mod (s->loop, &s->lwatch, 0);
-      loop_timer_arm (s->loop, &s->accept_timer, 100, accept_resume, s);
-    }
-    else if (errno != EAGAIN && errno != EWOULDBLOCK)
-      log_warn ("nbd: accept: %s", strerror (errno));
-    return;
-  }
+  cl->accepted = true;
+  nbd_handshake_start (cl);
 }
 
 /* Remove a socket left behind by a server that died, but never one a
  * live server is listening on, nor something that is not a socket.
+ * 0, or -EEXIST (not a socket), -EADDRINUSE (live), another -errno.
  */
 static int
 clear_stale_socket (const char *path)
@@ -846,49 +544,49 @@ clear_stale_socket (const char *path)
   int fd, r, e;
 
   if (lstat (path, &st) == -1)
-    return errno == ENOENT ? 0 : -1;
-  if (!S_ISSOCK (st.st_mode)) {
-    errno = EEXIST;
-    return -1;
-  }
+    return errno == ENOENT ? 0 : -errno;
+  if (!S_ISSOCK (st.st_mode))
+    return -EEXIST;
   if (unix_sockaddr (path, &sun) == -1)
-    return -1;
+    return -errno;
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd == -1)
-    return -1;
+    return -errno;
   r = connect (fd, (struct sockaddr *) &sun, sizeof sun);
   e = errno;
   close (fd);
-  if (r == 0) {
-    errno = EADDRINUSE;
-    return -1;
-  }
-  if (e != ECONNREFUSED) {
-    errno = e;
-    return -1;
-  }
-  return unlink (path);
+  if (r == 0)
+    return -EADDRINUSE;
+  if (e != ECONNREFUSED)
+    return -e;
+  return unlink (path) == -1 ? -errno : 0;
 }
 
+/* Listen on spec and accept through s->listener.  0 or a negative
+ * errno, after logging why; server_unlisten undoes a partial success.
+ */
 static int
 server_listen (struct nbd_server *s, const char *spec)
 {
   struct stat st;
+  int r;
 
   if (strncmp (spec, "unix:", 5) == 0 && spec[5] != '\0') {
     const char *path = spec + 5;
 
-    if (clear_stale_socket (path) == -1) {
+    r = clear_stale_socket (path);
+    if (r < 0) {
       log_error ("nbd: cannot listen on %s: %s", spec,
-                 errno == EEXIST ? "the path exists and is not a socket"
-                 : errno == EADDRINUSE ? "another server is listening there"
-                 : strerror (errno));
-      return -1;
+                 r == -EEXIST ? "the path exists and is not a socket"
+                 : r == -EADDRINUSE ? "another server is listening there"
+                 : strerror (-r));
+      return r;
     }
     s->listen_fd = unix_listen (path);
     if (s->listen_fd == -1 || !(s->unix_path = strdup (path))) {
-      log_error ("nbd: cannot listen on %s: %s", spec, strerror (errno));
-      return -1;
+      r = -errno;
+      log_error ("nbd: cannot listen on %s: %s", spec, strerror (-r));
+      return r;
     }
     if (stat (path, &st) == 0) {
       s->unix_dev = st.st_dev;
@@ -899,20 +597,23 @@ server_listen (struct nbd_server *s, const char *spec)
     s->is_tcp = true;
     s->listen_fd = tcp_listen (spec + 4);
     if (s->listen_fd == -1) {
-      log_error ("nbd: cannot listen on %s: %s", spec, strerror (errno));
-      return -1;
+      r = -errno;
+      log_error ("nbd: cannot listen on %s: %s", spec, strerror (-r));
+      return r;
     }
   }
   else {
     log_error ("nbd: cannot parse '%s': expected unix:PATH or tcp:ADDR:PORT",
                spec);
-    return -1;
+    return -EINVAL;
   }
-  set_nonblock (s->listen_fd);
-  if (loop_add (s->loop, &s->lwatch, s->listen_fd, EPOLLIN, on_accept, s) == -1) {
-    log_error ("nbd: cannot watch %s: %s", spec, strerror (errno));
-    return -1;
+  r = listener_init (&s->listener, s->loop, s->listen_fd, s->label,
+                     NBD_MAX_CLIENTS, on_accept, s);
+  if (r < 0) {
+    log_error ("nbd: cannot watch %s: %s", spec, strerror (-r));
+    return r;
   }
+  s->listener.tcp_nodelay = s->is_tcp;
   return 0;
 }
 
@@ -921,9 +622,8 @@ server_unlisten (struct nbd_server *s)
 {
   struct stat st;
 
+  listener_fini (&s->listener);
   if (s->listen_fd >= 0) {
-    loop_del (s->loop, &s->lwatch);
-    loop_timer_cancel (s->loop, &s->accept_timer);
     close (s->listen_fd);
     s->listen_fd = -1;
   }
@@ -947,24 +647,26 @@ is_pow2 (uint32_t x)
   return x && !(x & (x - 1));
 }
 
-/* A server for f->dev advertising tflags, not yet serving anyone.
- * NULL after logging why.
+/* *sp: a server for f->dev advertising tflags, not yet serving anyone.
+ * 0, or a negative errno after logging why.
  */
-static struct nbd_server *
-server_new (struct frontend *f, uint16_t tflags)
+static int
+server_new (struct frontend *f, uint16_t tflags, struct nbd_server **sp)
 {
   struct nbd_server *s = calloc (1, sizeof *s);
   const struct bdev_info *info = &f->dev->info;
   uint32_t min, max;
 
+  *sp = NULL;
   if (!s) {
     log_error ("nbd: out of memory");
-    return NULL;
+    return -ENOMEM;
   }
   s->fe = f;
   s->loop = f->loop;
   s->dev = f->dev;
   s->listen_fd = -1;
+  snprintf (s->label, sizeof s->label, "nbd: %s", f->export_name);
 
   /* The block size constraints the spec allows: minimum a power of two
    * up to 64 KiB, preferred a power of two >= max(minimum, 512),
@@ -995,23 +697,27 @@ server_new (struct frontend *f, uint16_t tflags)
               "-byte block size; the tail is unreachable", min);
   snprintf (s->description, sizeof s->description, "repvol volume %s",
             f->export_name);
-  return s;
+  *sp = s;
+  return 0;
 
  fail:
   free (s);
-  return NULL;
+  return -EINVAL;
 }
 
 static int
 nbd_start (struct frontend *f, const char *spec)
 {
-  struct nbd_server *s = server_new (f, NBD_EXPORT_FLAGS);
+  struct nbd_server *s;
+  int r = server_new (f, NBD_EXPORT_FLAGS, &s);
 
-  if (!(f->priv = s))
-    return -1;
-  if (server_listen (s, spec) == -1) {
+  if (r < 0)
+    return r;
+  f->priv = s;
+  r = server_listen (s, spec);
+  if (r < 0) {
     server_unlisten (s);
-    return -1;
+    return r;
   }
   snprintf (f->where, sizeof f->where, "%s", spec);
   log_info ("nbd: serving '%s' on %s (%" PRIu64 " bytes, block %" PRIu32
@@ -1023,10 +729,10 @@ nbd_start (struct frontend *f, const char *spec)
 struct nbd_server *
 nbd_serve_connected_fd (struct frontend *f, int fd, uint16_t tflags)
 {
-  struct nbd_server *s = server_new (f, tflags);
+  struct nbd_server *s;
   struct nbd_client *cl;
 
-  if (!s) {
+  if (server_new (f, tflags, &s) < 0) {
     close (fd);
     return NULL;
   }
@@ -1038,7 +744,7 @@ nbd_serve_connected_fd (struct frontend *f, int fd, uint16_t tflags)
   /* The peer learnt size and flags out of band: no handshake, so no
    * structured replies either.
    */
-  enter_transmission (cl);
+  nbd_enter_transmission (cl);
   return s;
 }
 
@@ -1055,7 +761,7 @@ stop_timeout (struct loop_timer *t)
     if (cl->conn)
       conn_close (cl->conn, "still busy %d s after stop; disconnecting",
                   NBD_STOP_GRACE_MS / 1000);
-  kick (s);
+  nbd_kick (s);
 }
 
 void
@@ -1070,7 +776,7 @@ nbd_server_stop (struct nbd_server *s, void (*stopped) (void *), void *opaque)
   s->stopped_opaque = opaque;
   server_unlisten (s);
   loop_timer_arm (s->loop, &s->stop_timer, NBD_STOP_GRACE_MS, stop_timeout, s);
-  kick (s);                     /* never call stopped from inside stop */
+  nbd_kick (s);                 /* never call stopped from inside stop */
 }
 
 void

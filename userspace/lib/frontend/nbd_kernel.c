@@ -76,7 +76,7 @@ struct nbd_kernel {
    */
   pthread_t disc_thread;
   bool disc_running;
-  int disc_err;
+  int disc_err;                 /* NBD_CMD_DISCONNECT: 0 or -errno */
   int disc_efd;
   struct loop_watch disc_watch;
   void (*stopped) (void *opaque);
@@ -165,7 +165,7 @@ find_attr (const struct nlmsghdr *n, uint16_t type)
   return NULL;
 }
 
-/* Send m and wait for the kernel's answer.  Returns 0 or a positive
+/* Send m and wait for the kernel's answer.  Returns 0 or a negative
  * errno.  With want_type, the first message of that type that carries
  * attribute want_attr has its u32 (or u16) value put in *value.
  */
@@ -180,14 +180,14 @@ nl_talk (int fd, uint32_t *seq, struct nlmsg *m, uint16_t want_attr,
   m->n->nlmsg_seq = ++*seq;
   if (sendto (fd, m->n, m->n->nlmsg_len, 0, (struct sockaddr *) &kernel,
               sizeof kernel) == -1)
-    return errno;
+    return -errno;
 
   for (;;) {
     n = recv (fd, buf, sizeof buf, 0);
     if (n == -1) {
       if (errno == EINTR)
         continue;
-      return errno;
+      return -errno;
     }
     for (struct nlmsghdr *h = (struct nlmsghdr *) buf; NLMSG_OK (h, (size_t) n);
          h = NLMSG_NEXT (h, n)) {
@@ -195,7 +195,7 @@ nl_talk (int fd, uint32_t *seq, struct nlmsg *m, uint16_t want_attr,
         continue;               /* a stale answer to an earlier request */
       if (h->nlmsg_type == NLMSG_ERROR) {
         const struct nlmsgerr *e = NLMSG_DATA (h);
-        return -e->error;       /* 0: the ACK, after any reply */
+        return e->error;        /* 0: the ACK, after any reply */
       }
       if (h->nlmsg_type == NLMSG_DONE)
         return 0;
@@ -211,32 +211,32 @@ nl_talk (int fd, uint32_t *seq, struct nlmsg *m, uint16_t want_attr,
 }
 
 /* A generic netlink socket and the id of family "nbd".  Returns the
- * socket, or -1 with *err (ENOENT: no such family).
+ * socket, or a negative errno (-ENOENT: no such family).
  */
 static int
-nl_open_nbd (uint16_t *family, uint32_t *seq, int *err)
+nl_open_nbd (uint16_t *family, uint32_t *seq)
 {
   struct sockaddr_nl local = { .nl_family = AF_NETLINK };
   struct nlmsg m;
   uint32_t id = 0;
-  int fd;
+  int fd, r;
 
   fd = socket (AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
   if (fd == -1 || bind (fd, (struct sockaddr *) &local, sizeof local) == -1) {
-    *err = errno;
+    r = -errno;
     if (fd != -1)
       close (fd);
-    return -1;
+    return r;
   }
   msg_init (&m, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
   put_attr (&m, CTRL_ATTR_FAMILY_NAME, NBD_GENL_FAMILY_NAME,
             sizeof NBD_GENL_FAMILY_NAME);
-  *err = nl_talk (fd, seq, &m, CTRL_ATTR_FAMILY_ID, &id);
-  if (*err == 0 && id == 0)
-    *err = ENOENT;
-  if (*err) {
+  r = nl_talk (fd, seq, &m, CTRL_ATTR_FAMILY_ID, &id);
+  if (r == 0 && id == 0)
+    r = -ENOENT;
+  if (r < 0) {
     close (fd);
-    return -1;
+    return r;
   }
   *family = id;
   return fd;
@@ -254,30 +254,29 @@ have_nbd_module (void)
 }
 
 int
-nbd_kernel_probe (char *why, size_t len)
+nbd_kernel_probe (struct error *e)
 {
   uint16_t family;
   uint32_t seq = 0;
   int fd, err;
 
-  if (!have_nbd_module ()) {
-    snprintf (why, len, "the nbd kernel module is not loaded (modprobe nbd)");
-    return -1;
-  }
-  fd = nl_open_nbd (&family, &seq, &err);
-  if (fd == -1) {
+  if (!have_nbd_module ())
+    return error_set (e, ENOENT,
+                      "the nbd kernel module is not loaded (modprobe nbd)");
+  fd = nl_open_nbd (&family, &seq);
+  if (fd < 0) {
+    err = -fd;
     if (err == ENOENT)
-      snprintf (why, len, "the kernel has no generic netlink family \"nbd\" "
-                "(its nbd driver predates netlink configuration, Linux 4.12)");
-    else
-      snprintf (why, len, "cannot talk generic netlink: %s", strerror (err));
-    return -1;
+      return error_set (e, err, "the kernel has no generic netlink family "
+                        "\"nbd\" (its nbd driver predates netlink "
+                        "configuration, Linux 4.12)");
+    return error_set (e, err, "cannot talk generic netlink: %s",
+                      strerror (err));
   }
   close (fd);
-  if (geteuid () != 0) {
-    snprintf (why, len, "not root (configuring /dev/nbdN needs CAP_SYS_ADMIN)");
-    return -1;
-  }
+  if (geteuid () != 0)
+    return error_set (e, EPERM, "not root (configuring /dev/nbdN needs "
+                      "CAP_SYS_ADMIN)");
   return 0;
 }
 
@@ -351,6 +350,9 @@ warn_if_mounted (int index)
 
 /* ---- connect / disconnect ---- */
 
+/* Hand sock to the kernel as /dev/nbdN (nk->index, or one it picks).
+ * 0 or a negative errno.
+ */
 static int
 nbd_connect (struct nbd_kernel *nk, int sock, uint64_t size, uint32_t bs)
 {
@@ -381,16 +383,17 @@ nbd_connect (struct nbd_kernel *nk, int sock, uint64_t size, uint32_t bs)
    * safe.
    */
   err = nl_talk (nk->nl_fd, &nk->seq, &m, NBD_ATTR_INDEX, &index);
-  if (err)
+  if (err < 0)
     return err;
   if (nk->index < 0) {
     if (index == UINT32_MAX)
-      return EPROTO;            /* connected, but we cannot say where */
+      return -EPROTO;           /* connected, but we cannot say where */
     nk->index = index;
   }
   return 0;
 }
 
+/* NBD_CMD_DISCONNECT of /dev/nbd<nk->index>.  0 or a negative errno. */
 static int
 nbd_disconnect (struct nbd_kernel *nk)
 {
@@ -402,24 +405,23 @@ nbd_disconnect (struct nbd_kernel *nk)
 }
 
 int
-nbd_kernel_disconnect_stale (const char *dev, long pid, char *why, size_t len)
+nbd_kernel_disconnect_stale (const char *dev, long pid, struct error *e)
 {
   struct nbd_kernel nk = { .nl_fd = -1 };
   int err;
 
-  if (parse_spec (dev, &nk.index) == -1 || nk.index < 0) {
-    snprintf (why, len, "'%s' is not /dev/nbdN", dev);
-    return -1;
-  }
+  if (parse_spec (dev, &nk.index) < 0 || nk.index < 0)
+    return error_set (e, EINVAL, "'%s' is not /dev/nbdN", dev);
   /* Only a device the kernel still shows as that process's. */
   if (device_pid (nk.index) != pid)
     return 0;
-  if ((nk.nl_fd = nl_open_nbd (&nk.family, &nk.seq, &err)) == -1 ||
-      (err = nbd_disconnect (&nk)) != 0) {
-    snprintf (why, len, "NBD_CMD_DISCONNECT %s: %s", dev, strerror (err));
+  nk.nl_fd = nl_open_nbd (&nk.family, &nk.seq);
+  err = nk.nl_fd < 0 ? nk.nl_fd : nbd_disconnect (&nk);
+  if (err < 0) {
     if (nk.nl_fd >= 0)
       close (nk.nl_fd);
-    return -1;
+    return error_set (e, -err, "NBD_CMD_DISCONNECT %s: %s", dev,
+                      strerror (-err));
   }
   close (nk.nl_fd);
   return 1;
@@ -427,6 +429,7 @@ nbd_kernel_disconnect_stale (const char *dev, long pid, char *why, size_t len)
 
 /* ---- frontend_ops ---- */
 
+/* "/dev/nbdN" (*index N) or "auto" (-1).  0 or -EINVAL. */
 static int
 parse_spec (const char *spec, int *index)
 {
@@ -438,11 +441,11 @@ parse_spec (const char *spec, int *index)
     return 0;
   }
   if (strncmp (spec, "/dev/nbd", 8) != 0 || spec[8] < '0' || spec[8] > '9')
-    return -1;
+    return -EINVAL;
   errno = 0;
   n = strtol (spec + 8, &end, 10);
   if (errno || *end || n < 0 || n > INT32_MAX)
-    return -1;
+    return -EINVAL;
   *index = n;
   return 0;
 }
@@ -454,41 +457,42 @@ nk_start (struct frontend *f, const char *spec)
   const struct bdev_info *info = &f->dev->info;
   uint32_t bs = MAX (info->block_size, 512u);
   long page = sysconf (_SC_PAGESIZE);
-  char why[200];
+  struct error why = { 0 };
   int sv[2], err;
 
   if (!nk) {
     log_error ("nbd-kernel: out of memory");
-    return -1;
+    return -ENOMEM;
   }
   f->priv = nk;
   nk->fe = f;
   nk->nl_fd = -1;
   nk->disc_efd = -1;
 
-  if (parse_spec (spec, &nk->index) == -1) {
+  if (parse_spec (spec, &nk->index) < 0) {
     log_error ("nbd-kernel: cannot parse '%s': expected /dev/nbdN or auto",
                spec);
-    return -1;
+    return -EINVAL;
   }
   if (bs & (bs - 1) || bs > page) {
     log_error ("nbd-kernel: block size %" PRIu32 " is not a power of two "
                "from 512 to %ld, which the nbd driver needs", bs, page);
-    return -1;
+    return -EINVAL;
   }
-  if (nbd_kernel_probe (why, sizeof why) == -1) {
-    log_error ("nbd-kernel: cannot serve %s: %s", spec, why);
-    return -1;
+  if ((err = nbd_kernel_probe (&why)) < 0) {
+    log_error ("nbd-kernel: cannot serve %s: %s", spec, error_msg (&why));
+    return err;
   }
   if (nk->index >= 0 && device_pid (nk->index) > 0) {
     say_busy (nk->index);
-    return -1;
+    return -EBUSY;
   }
-  if ((nk->nl_fd = nl_open_nbd (&nk->family, &nk->seq, &err)) == -1) {
+  if ((err = nl_open_nbd (&nk->family, &nk->seq)) < 0) {
     log_error ("nbd-kernel: generic netlink family \"nbd\": %s",
-               strerror (err));
-    return -1;
+               strerror (-err));
+    return err;
   }
+  nk->nl_fd = err;
 
   /* The kernel may write back through this process's own device under
    * memory pressure; without this, reclaim in our allocations could
@@ -499,25 +503,26 @@ nk_start (struct frontend *f, const char *spec)
               "pressure, reclaim may deadlock on %s", strerror (errno), spec);
 
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-    log_error ("nbd-kernel: socketpair: %s", strerror (errno));
-    return -1;
+    err = -errno;
+    log_error ("nbd-kernel: socketpair: %s", strerror (-err));
+    return err;
   }
   err = nbd_connect (nk, sv[0], info->size, bs);
   close (sv[0]);                /* the kernel holds its own reference */
-  if (err) {
+  if (err < 0) {
     close (sv[1]);
-    if (err == EBUSY && nk->index >= 0)
+    if (err == -EBUSY && nk->index >= 0)
       say_busy (nk->index);
-    else if (err == EBUSY)
+    else if (err == -EBUSY)
       log_error ("nbd-kernel: no free /dev/nbdN (all busy; modprobe nbd "
                  "nbds_max=N makes more)");
-    else if (err == EPERM)
+    else if (err == -EPERM)
       log_error ("nbd-kernel: NBD_CMD_CONNECT refused: not permitted "
                  "(needs CAP_SYS_ADMIN)");
     else
       log_error ("nbd-kernel: NBD_CMD_CONNECT for %s: %s", spec,
-                 strerror (err));
-    return -1;
+                 strerror (-err));
+    return err;
   }
   nk->connected = true;
   snprintf (f->where, sizeof f->where, "/dev/nbd%d", nk->index);
@@ -526,11 +531,11 @@ nk_start (struct frontend *f, const char *spec)
   nk->srv = nbd_serve_connected_fd (f, sv[1], NBD_KERNEL_FLAGS);
   if (!nk->srv) {
     /* Nothing serves the device: take it back at once. */
-    if ((err = nbd_disconnect (nk)) != 0)
+    if ((err = nbd_disconnect (nk)) < 0)
       log_warn ("nbd-kernel: NBD_CMD_DISCONNECT %s: %s", f->where,
-                strerror (err));
+                strerror (-err));
     nk->connected = false;
-    return -1;
+    return -EIO;
   }
   log_info ("nbd-kernel: serving '%s' as %s (%" PRIu64 " bytes, block %"
             PRIu32 ")", f->export_name, f->where, info->size, bs);
@@ -572,9 +577,9 @@ on_disconnected (struct loop_watch *w, uint32_t revents)
   pthread_join (nk->disc_thread, NULL);
   nk->disc_running = false;
   nk->connected = false;
-  if (nk->disc_err)
+  if (nk->disc_err < 0)
     log_warn ("nbd-kernel: NBD_CMD_DISCONNECT %s: %s", nk->fe->where,
-              strerror (nk->disc_err));
+              strerror (-nk->disc_err));
   /* The kernel has failed whatever it had not had answered; what we
    * already took still completes in the engine before stopped runs.
    */

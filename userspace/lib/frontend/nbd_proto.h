@@ -1,9 +1,10 @@
 /* nbd_proto.h - NBD wire constants and pure codec functions.
  *
  * Everything here is free of I/O and state so that unit tests can feed
- * it raw bytes: the server in nbd.c reads frames with conn.h and hands
- * them to these functions to decide what they mean and whether they are
- * acceptable, then encodes its answers with them.  All multi-byte fields
+ * it raw bytes: the server (nbd_handshake.c, then nbd.c) reads frames
+ * with conn.h and hands them to these functions to decide what they
+ * mean and whether they are acceptable, then encodes its answers with
+ * them.  All multi-byte fields
  * on the wire are big endian; buffers need not be aligned.
  *
  * The protocol is NetworkBlockDevice/nbd doc/proto.md.  Only the fixed

@@ -1,15 +1,13 @@
-/* ublk.c - the ublk frontend: serve a bdev as /dev/ublkbN through the
- * kernel's ublk_drv (Linux 6.0+), driven by io_uring passthrough
- * commands (liburing).
+/* ublk_ctrl.c - the ublk frontend: serve a bdev as /dev/ublkbN through
+ * the kernel's ublk_drv (Linux 6.0+), driven by io_uring passthrough
+ * commands (liburing).  This file is the control side: the commands on
+ * /dev/ublk-control, the device's life (add, start, stop, delete),
+ * user recovery and its state file, and the frontend ops; the I/O
+ * queues are ublk_queue.c, what both share ublk_internal.h.
  *
  * Control commands (ADD_DEV, SET_PARAMS, START_DEV, ...) go through
- * /dev/ublk-control on a ring of 128-byte SQEs.  Each hardware queue has
- * its own ring on /dev/ublkcN holding one FETCH_REQ per tag; when the
- * kernel has a request for a tag it completes that command, we read the
- * request's descriptor from the queue's mmapped array, serve it through
- * the bdev into the tag's own buffer (the kernel copies data to and from
- * the address we gave with the command), and answer with
- * COMMIT_AND_FETCH_REQ, which also waits for the tag's next request.
+ * /dev/ublk-control on a ring of 128-byte SQEs.  Each hardware queue
+ * has its own ring on /dev/ublkcN (ublk_queue.c).
  *
  * Everything runs on the event loop thread: the kernel wants each
  * queue's commands issued by one task, and one task may serve every
@@ -37,7 +35,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <liburing.h>
 
@@ -46,18 +43,12 @@
 #include "core/loop.h"
 #include "core/bdev.h"
 #include "frontend/frontend.h"
-#include "frontend/ublk_abi.h"
+#include "frontend/ublk_internal.h"
 
 #define UBLK_CONTROL            "/dev/ublk-control"
-#define UBLK_MAX_IO_BUF         (1u << 20)  /* per-tag buffer, largest read/write */
 #define UBLK_MAX_DISCARD        (64u << 20) /* one discard / write-zeroes; split
                                                into the bdev's max_io below */
-#define UBLK_WAIT_MS            10000       /* start: device node, old owner's exit */
-#define UBLK_POLL_MS            20
 #define UBLK_DEL_WARN_MS        5000        /* then say who holds up DEL_DEV */
-#define UBLK_DEFAULT_QUEUES     1
-#define UBLK_DEFAULT_DEPTH      128
-#define UBLK_MAX_QUEUES         64          /* as repvol attach --queues allows */
 
 /* user_data of control commands: what to do when they complete.  The
  * synchronous ones (only during start) carry a sequence number instead.
@@ -71,94 +62,7 @@ enum {
 };
 #define CTRL_SYNC               (1ull << 63)
 
-enum ublk_state {
-  UBLK_STARTING,                /* START_DEV / END_USER_RECOVERY in flight */
-  UBLK_LIVE,
-  UBLK_STOPPING,                /* STOP_DEV in flight */
-  UBLK_DELETING,                /* queues gone, DEL_DEV in flight */
-  UBLK_DONE,
-};
-
-struct ublk_dev;
-struct ublk_queue;
-
-struct ublk_tag {
-  struct ublk_queue *q;
-  uint16_t tag;
-  bool active;                  /* the kernel holds a command for it */
-  bool busy;                    /* its request is with the bdev */
-  uint8_t op;                   /* UBLK_IO_OP_* */
-  uint64_t offset, len, done_bytes;
-  struct bdev_io io;
-  char *buf;
-};
-
-struct ublk_queue {
-  struct ublk_dev *u;
-  uint16_t id;
-  struct io_uring ring;
-  bool ring_ok;
-  unsigned unsubmitted;
-  struct ublksrv_io_desc *descs;  /* the kernel's, read-only */
-  size_t descs_len;
-  char *bufs;
-  size_t bufs_len;
-  struct ublk_tag *tags;
-};
-
-struct ublk_dev {
-  struct frontend *fe;
-  struct loop *loop;
-  struct bdev *dev;
-  const char *name;
-
-  int ctrl_fd;
-  struct io_uring ctrl;
-  bool ctrl_ok;
-  bool legacy;                  /* kernel predates ioctl-encoded commands */
-  uint64_t features;            /* GET_FEATURES, 0 if unknown */
-  uint64_t ctrl_seq;
-
-  int efd;                      /* every ring signals it */
-  struct loop_watch ewatch;
-  bool watching;
-  int cdev_fd;
-
-  struct ublksrv_ctrl_dev_info info;    /* as the driver reports it */
-  uint32_t dev_id;
-  bool have_dev;
-  bool created;                 /* by us in this start, not recovered */
-  bool recovering;
-  uint64_t dev_sectors;
-  uint32_t block_size;
-  uint32_t max_io;              /* largest read / write (tag buffer) */
-  uint32_t bdev_max_io;         /* split discards / write-zeroes to this */
-  bool volatile_cache;
-
-  struct ublk_queue *queues;
-  unsigned nr_queues, depth;
-  unsigned busy;                /* tags whose request is with the bdev */
-
-  enum ublk_state state;
-  bool stop_wanted;
-  bool stop_dev_done;
-  bool warned;
-  struct loop_defer kick;
-  struct loop_timer del_timer;  /* says why DEL_DEV takes long */
-  void (*stopped) (void *opaque);
-  void *stopped_opaque;
-
-  char state_path[256];
-};
-
-static void kick (struct ublk_dev *u);
 static void begin_stop (struct ublk_dev *u);
-
-static void
-sleep_ms (unsigned ms)
-{
-  usleep (ms * 1000);
-}
 
 /* ---- control commands ---- */
 
@@ -193,6 +97,7 @@ ctrl_error (struct ublk_dev *u, unsigned op, int res)
     log_error ("ublk: %s: %s: %s", u->name, ctrl_name (op), strerror (-res));
 }
 
+/* Queue a control command and submit it.  0 or a negative errno. */
 static int
 ctrl_submit (struct ublk_dev *u, unsigned op, uint32_t dev_id, void *buf,
              unsigned len, uint64_t data0, uint64_t user_data)
@@ -203,10 +108,8 @@ ctrl_submit (struct ublk_dev *u, unsigned op, uint32_t dev_id, void *buf,
 
   if (!sqe) {
     io_uring_submit (&u->ctrl);
-    if (!(sqe = io_uring_get_sqe (&u->ctrl))) {
-      errno = EBUSY;
-      return -1;
-    }
+    if (!(sqe = io_uring_get_sqe (&u->ctrl)))
+      return -EBUSY;
   }
   memset (sqe, 0, 2 * sizeof *sqe);       /* a 128-byte SQE */
   sqe->opcode = IORING_OP_URING_CMD;
@@ -222,11 +125,7 @@ ctrl_submit (struct ublk_dev *u, unsigned op, uint32_t dev_id, void *buf,
   do
     r = io_uring_submit (&u->ctrl);
   while (r == -EINTR);
-  if (r < 0) {
-    errno = -r;
-    return -1;
-  }
-  return 0;
+  return r < 0 ? r : 0;
 }
 
 static void ctrl_done (struct ublk_dev *u, uint64_t what, int res);
@@ -240,11 +139,12 @@ ctrl_sync (struct ublk_dev *u, unsigned op, uint32_t dev_id, void *buf,
 {
   uint64_t ud = CTRL_SYNC | ++u->ctrl_seq;
   struct io_uring_cqe *cqe;
+  int r = ctrl_submit (u, op, dev_id, buf, len, data0, ud);
 
-  if (ctrl_submit (u, op, dev_id, buf, len, data0, ud) == -1)
-    return -errno;
+  if (r < 0)
+    return r;
   for (;;) {
-    int r = io_uring_wait_cqe (&u->ctrl, &cqe);
+    r = io_uring_wait_cqe (&u->ctrl, &cqe);
     if (r == -EINTR)
       continue;
     if (r < 0)
@@ -262,66 +162,63 @@ ctrl_sync (struct ublk_dev *u, unsigned op, uint32_t dev_id, void *buf,
 static void
 ctrl_async (struct ublk_dev *u, unsigned op, uint64_t what, uint64_t data0)
 {
-  if (ctrl_submit (u, op, u->dev_id, NULL, 0, data0, what) == -1) {
+  int r = ctrl_submit (u, op, u->dev_id, NULL, 0, data0, what);
+
+  if (r < 0) {
     log_error ("ublk: %s: cannot submit %s: %s", u->name, ctrl_name (op),
-               strerror (errno));
-    ctrl_done (u, what, -errno);
+               strerror (-r));
+    ctrl_done (u, what, r);
   }
 }
 
-/* Open /dev/ublk-control and a ring that can carry its commands, or
- * say in why what is missing.
+/* Open /dev/ublk-control and a ring that can carry its commands.  0,
+ * or a negative errno with what is missing in err.
  */
 static int
-ctrl_open (int *fdp, struct io_uring *ring, char *why, size_t len)
+ctrl_open (int *fdp, struct io_uring *ring, struct error *err)
 {
   struct stat st;
   int fd, r;
 
   if (stat (UBLK_CONTROL, &st) == -1) {
     if (errno == ENOENT)
-      snprintf (why, len, "no %s (load ublk_drv: modprobe ublk_drv; "
-                "needs Linux 6.0+)", UBLK_CONTROL);
-    else
-      snprintf (why, len, "%s: %s", UBLK_CONTROL, strerror (errno));
-    return -1;
+      return error_set (err, ENOENT, "no %s (load ublk_drv: modprobe "
+                        "ublk_drv; needs Linux 6.0+)", UBLK_CONTROL);
+    return error_set (err, errno, "%s: %s", UBLK_CONTROL, strerror (errno));
   }
-  if (geteuid () != 0) {
-    snprintf (why, len, "not root (ublk devices need CAP_SYS_ADMIN)");
-    return -1;
-  }
+  if (geteuid () != 0)
+    return error_set (err, EPERM,
+                      "not root (ublk devices need CAP_SYS_ADMIN)");
   fd = open (UBLK_CONTROL, O_RDWR | O_CLOEXEC);
-  if (fd == -1) {
-    snprintf (why, len, "cannot open %s: %s", UBLK_CONTROL, strerror (errno));
-    return -1;
-  }
+  if (fd == -1)
+    return error_set (err, errno, "cannot open %s: %s", UBLK_CONTROL,
+                      strerror (errno));
   r = io_uring_queue_init (8, ring, IORING_SETUP_SQE128);
   if (r < 0) {
-    if (r == -EINVAL)
-      snprintf (why, len, "kernel too old: io_uring has no 128-byte SQEs "
-                "(ublk needs Linux 6.0+)");
-    else if (r == -ENOSYS)
-      snprintf (why, len, "kernel too old: no io_uring");
-    else if (r == -EPERM)
-      snprintf (why, len, "io_uring is disabled (sysctl "
-                "kernel.io_uring_disabled)");
-    else
-      snprintf (why, len, "io_uring_queue_init: %s", strerror (-r));
     close (fd);
-    return -1;
+    if (r == -EINVAL)
+      return error_set (err, -r, "kernel too old: io_uring has no 128-byte "
+                        "SQEs (ublk needs Linux 6.0+)");
+    if (r == -ENOSYS)
+      return error_set (err, -r, "kernel too old: no io_uring");
+    if (r == -EPERM)
+      return error_set (err, -r, "io_uring is disabled (sysctl "
+                        "kernel.io_uring_disabled)");
+    return error_set (err, -r, "io_uring_queue_init: %s", strerror (-r));
   }
   *fdp = fd;
   return 0;
 }
 
 int
-ublk_probe (char *why, size_t len)
+ublk_probe (struct error *err)
 {
   struct io_uring ring;
-  int fd;
+  int fd, r;
 
-  if (ctrl_open (&fd, &ring, why, len) == -1)
-    return -1;
+  r = ctrl_open (&fd, &ring, err);
+  if (r < 0)
+    return r;
   io_uring_queue_exit (&ring);
   close (fd);
   return 0;
@@ -342,6 +239,9 @@ state_path (struct ublk_dev *u)
   snprintf (u->state_path, sizeof u->state_path, "%s/%s.ublk", dir, u->name);
 }
 
+/* The device id the state file names: 0, or a negative errno
+ * (-ENOENT: there is none).
+ */
 static int
 state_read (struct ublk_dev *u, uint32_t *dev_id)
 {
@@ -351,16 +251,18 @@ state_read (struct ublk_dev *u, uint32_t *dev_id)
   ssize_t n;
 
   if (fd == -1)
-    return -1;
+    return -errno;
   n = read (fd, buf, sizeof buf - 1);
+  if (n == -1)
+    n = -errno;
   close (fd);
   if (n <= 0)
-    return -1;
+    return n < 0 ? (int) n : -ENODATA;
   buf[strcspn (buf, "\n")] = '\0';
-  if (parse_uint (buf, 0, UINT32_MAX - 1, &id) == -1) {
+  if (parse_uint (buf, 0, UINT32_MAX - 1, &id) < 0) {
     log_warn ("ublk: %s: ignoring %s: not a device id", u->name,
               u->state_path);
-    return -1;
+    return -EINVAL;
   }
   *dev_id = id;
   return 0;
@@ -393,249 +295,7 @@ state_remove (struct ublk_dev *u)
     unlink (u->state_path);
 }
 
-/* ---- serving requests ---- */
-
-static void
-bad_request (struct ublk_dev *u, const struct ublk_tag *t,
-             const struct ublksrv_io_desc *d, const char *why)
-{
-  const char *fmt = "ublk: %s: queue %u tag %u: op %u sector %llu count %u: "
-    "%s; failing it";
-
-  if (!u->warned) {
-    u->warned = true;
-    log_warn (fmt, u->name, t->q->id, t->tag, ublksrv_get_op (d),
-              (unsigned long long) d->start_sector, d->nr_sectors, why);
-  }
-  else
-    log_debug (fmt, u->name, t->q->id, t->tag, ublksrv_get_op (d),
-               (unsigned long long) d->start_sector, d->nr_sectors, why);
-}
-
-/* Queue the tag's next command: FETCH_REQ, or COMMIT_AND_FETCH_REQ with
- * the result of the request it held.  The kick submits.
- */
-static void
-tag_command (struct ublk_tag *t, unsigned op, int32_t result)
-{
-  struct ublk_queue *q = t->q;
-  struct ublk_dev *u = q->u;
-  struct io_uring_sqe *sqe = io_uring_get_sqe (&q->ring);
-  struct ublksrv_io_cmd *c;
-
-  if (!sqe) {
-    /* Cannot happen (one command per tag, ring >= depth), but do not
-     * lose the commit if it does.
-     */
-    io_uring_submit (&q->ring);
-    q->unsubmitted = 0;
-    if (!(sqe = io_uring_get_sqe (&q->ring))) {
-      log_error ("ublk: %s: queue %u: submission ring full; tag %u lost",
-                 u->name, q->id, t->tag);
-      return;
-    }
-  }
-  memset (sqe, 0, sizeof *sqe);
-  sqe->opcode = IORING_OP_URING_CMD;
-  sqe->fd = u->cdev_fd;
-  sqe->cmd_op = u->legacy ? _IOC_NR (op) : op;
-  sqe->user_data = t->tag;
-  c = (struct ublksrv_io_cmd *) sqe->cmd;
-  c->q_id = q->id;
-  c->tag = t->tag;
-  c->result = result;
-  c->addr = (uintptr_t) t->buf;
-  t->active = true;
-  q->unsubmitted++;
-  kick (u);
-}
-
-static void tag_submit_chunk (struct ublk_tag *t);
-
-static void
-tag_io_done (struct bdev_io *io, int err)
-{
-  struct ublk_tag *t = io->opaque;
-  struct ublk_dev *u = t->q->u;
-  int32_t result;
-
-  t->done_bytes += io->len;
-  if (!err && (t->op == UBLK_IO_OP_DISCARD ||
-               t->op == UBLK_IO_OP_WRITE_ZEROES) && t->done_bytes < t->len) {
-    tag_submit_chunk (t);         /* next piece of a large one */
-    return;
-  }
-  t->busy = false;
-  u->busy--;
-  if (err) {
-    log_debug ("ublk: %s: op %u offset %" PRIu64 " length %" PRIu64 ": %s",
-               u->name, t->op, t->offset, t->len, strerror (err));
-    result = -err;
-  }
-  else if (t->op == UBLK_IO_OP_READ || t->op == UBLK_IO_OP_WRITE)
-    result = t->len;              /* bytes done; 0 would mean "retry" */
-  else
-    result = 0;
-  tag_command (t, UBLK_U_IO_COMMIT_AND_FETCH_REQ, result);
-}
-
-/* Discards and write-zeroes may exceed the bdev's max_io: send them in
- * max_io pieces, one after the other.
- */
-static void
-tag_submit_chunk (struct ublk_tag *t)
-{
-  struct ublk_dev *u = t->q->u;
-  uint64_t left = t->len - t->done_bytes;
-
-  t->io.offset = t->offset + t->done_bytes;
-  t->io.len = left > u->bdev_max_io ? u->bdev_max_io : (uint32_t) left;
-  bdev_submit (u->dev, &t->io);   /* may complete at once */
-}
-
-/* The kernel handed us tag's request: check it and start it. */
-static void
-tag_start (struct ublk_tag *t)
-{
-  struct ublk_dev *u = t->q->u;
-  /* A copy: the array is the kernel's and we check what we use. */
-  struct ublksrv_io_desc d = t->q->descs[t->tag];
-  uint8_t op = ublksrv_get_op (&d);
-  uint32_t fl = ublksrv_get_flags (&d);
-  uint64_t len = (uint64_t) d.nr_sectors << 9;
-  const char *why = NULL;
-  int err = EIO;
-
-  switch (op) {
-  case UBLK_IO_OP_READ:
-  case UBLK_IO_OP_WRITE:
-    if (len == 0 || len > u->max_io)
-      why = "length beyond the tag's buffer";
-    break;
-  case UBLK_IO_OP_DISCARD:
-  case UBLK_IO_OP_WRITE_ZEROES:
-    if (len == 0)
-      why = "zero length";
-    break;
-  case UBLK_IO_OP_FLUSH:
-    break;
-  default:
-    why = "unsupported operation";
-    err = EOPNOTSUPP;
-  }
-  if (!why && op != UBLK_IO_OP_FLUSH &&
-      (d.start_sector > u->dev_sectors ||
-       d.nr_sectors > u->dev_sectors - d.start_sector))
-    why = "beyond the end of the device";
-  if (!why && op != UBLK_IO_OP_FLUSH &&
-      (((d.start_sector << 9) | len) & (u->block_size - 1)))
-    why = "not aligned to the block size";
-  if (why) {
-    bad_request (u, t, &d, why);
-    tag_command (t, UBLK_U_IO_COMMIT_AND_FETCH_REQ, -err);
-    return;
-  }
-
-  t->op = op;
-  t->offset = d.start_sector << 9;
-  t->len = len;
-  t->done_bytes = 0;
-  t->io = (struct bdev_io) { .done = tag_io_done, .opaque = t,
-                             .buf = t->buf, .offset = t->offset,
-                             .len = len };
-  t->busy = true;
-  u->busy++;
-  switch (op) {
-  case UBLK_IO_OP_READ:
-    t->io.op = BDEV_READ;
-    break;
-  case UBLK_IO_OP_WRITE:
-    t->io.op = BDEV_WRITE;
-    if (fl & UBLK_IO_F_FUA)
-      t->io.flags |= BDEV_FUA;
-    break;
-  case UBLK_IO_OP_FLUSH:
-    t->io.op = BDEV_FLUSH;
-    t->io.buf = NULL;
-    t->io.offset = 0;
-    t->io.len = 0;
-    break;
-  case UBLK_IO_OP_DISCARD:
-    t->io.op = BDEV_TRIM;
-    tag_submit_chunk (t);
-    return;
-  case UBLK_IO_OP_WRITE_ZEROES:
-    t->io.op = BDEV_WRITE_ZEROES;
-    if (fl & UBLK_IO_F_NOUNMAP)
-      t->io.flags |= BDEV_NO_HOLE;
-    if (fl & UBLK_IO_F_FUA)
-      t->io.flags |= BDEV_FUA;
-    tag_submit_chunk (t);
-    return;
-  }
-  bdev_submit (u->dev, &t->io);   /* may complete at once */
-}
-
-static void
-queue_reap (struct ublk_queue *q)
-{
-  struct ublk_dev *u = q->u;
-  struct io_uring_cqe *cqe;
-
-  while (io_uring_peek_cqe (&q->ring, &cqe) == 0) {
-    uint64_t tag = cqe->user_data;
-    int res = cqe->res;
-    struct ublk_tag *t;
-
-    io_uring_cqe_seen (&q->ring, cqe);
-    if (tag >= u->depth) {
-      log_warn ("ublk: %s: queue %u: completion for unknown tag %" PRIu64,
-                u->name, q->id, tag);
-      continue;
-    }
-    t = &q->tags[tag];
-    if (!t->active || t->busy) {
-      /* Starting it again would reuse a bdev_io still in flight. */
-      log_warn ("ublk: %s: queue %u: completion for tag %u, which had no "
-                "command outstanding; ignored", u->name, q->id, t->tag);
-      continue;
-    }
-    t->active = false;
-    if (res == UBLK_IO_RES_OK)
-      tag_start (t);
-    else if (res != UBLK_IO_RES_ABORT)
-      /* ABORT: the device is stopping; nothing more for this tag. */
-      log_warn ("ublk: %s: queue %u tag %u: io command failed: %s",
-                u->name, q->id, t->tag, strerror (-res));
-  }
-}
-
-/* ---- lifecycle ---- */
-
-static void
-queues_free (struct ublk_dev *u)
-{
-  for (unsigned i = 0; u->queues && i < u->nr_queues; i++) {
-    struct ublk_queue *q = &u->queues[i];
-
-    if (q->ring_ok) {
-      /* Closing the ring cancels the commands the kernel still holds. */
-      io_uring_queue_exit (&q->ring);
-      q->ring_ok = false;
-    }
-    if (q->descs)
-      munmap (q->descs, q->descs_len);
-    if (q->bufs)
-      munmap (q->bufs, q->bufs_len);
-    free (q->tags);
-  }
-  free (u->queues);
-  u->queues = NULL;
-  if (u->cdev_fd >= 0) {
-    close (u->cdev_fd);           /* DEL_DEV waits for this */
-    u->cdev_fd = -1;
-  }
-}
+/* ---- the device's life: deferred work, completions, stop ---- */
 
 static void
 del_slow (struct loop_timer *t)
@@ -648,34 +308,17 @@ del_slow (struct loop_timer *t)
 }
 
 static void
-ublk_kick (struct loop_defer *d)
+on_kick (struct loop_defer *d)
 {
   struct ublk_dev *u = d->opaque;
 
-  for (unsigned i = 0; u->queues && i < u->nr_queues; i++) {
-    struct ublk_queue *q = &u->queues[i];
-    if (q->ring_ok && q->unsubmitted) {
-      int r = io_uring_submit (&q->ring);
-      if (r >= 0) {
-        /* What the kernel did not take stays queued for next time. */
-        q->unsubmitted = (unsigned) r >= q->unsubmitted ? 0
-          : q->unsubmitted - r;
-        if (q->unsubmitted)
-          kick (u);
-      }
-      else if (r == -EINTR || r == -EAGAIN || r == -EBUSY)
-        kick (u);                 /* try again next iteration */
-      else
-        log_error ("ublk: %s: queue %u: io_uring_submit: %s", u->name,
-                   q->id, strerror (-r));
-    }
-  }
+  ublk_queues_submit (u);
 
   /* STOP_DEV has returned: the kernel has taken every request back, so
    * once the bdev has finished ours the queues can go, then the device.
    */
   if (u->state == UBLK_STOPPING && u->stop_dev_done && u->busy == 0) {
-    queues_free (u);
+    ublk_queues_free (u);
     u->state = UBLK_DELETING;
     loop_timer_arm (u->loop, &u->del_timer, UBLK_DEL_WARN_MS, del_slow, u);
     ctrl_async (u, UBLK_U_CMD_DEL_DEV, CTRL_DEL, 0);
@@ -691,11 +334,11 @@ ublk_kick (struct loop_defer *d)
 /* Not before start has put us on the loop: a start that fails must
  * leave nothing of ours queued there.
  */
-static void
-kick (struct ublk_dev *u)
+void
+ublk_kick (struct ublk_dev *u)
 {
   if (u->watching)
-    loop_defer (u->loop, &u->kick, ublk_kick, u);
+    loop_defer (u->loop, &u->kick, on_kick, u);
 }
 
 static void
@@ -754,7 +397,7 @@ ctrl_done (struct ublk_dev *u, uint64_t what, int res)
       log_warn ("ublk: %s: unexpected control completion %" PRIu64,
                 u->name, what);
   }
-  kick (u);
+  ublk_kick (u);
 }
 
 static void
@@ -780,10 +423,8 @@ on_event (struct loop_watch *w, uint32_t revents)
   if (read (u->efd, &n, sizeof n) == -1 && errno != EAGAIN)
     log_warn ("ublk: %s: eventfd: %s", u->name, strerror (errno));
   ctrl_reap (u);
-  for (unsigned i = 0; u->queues && i < u->nr_queues; i++)
-    if (u->queues[i].ring_ok)
-      queue_reap (&u->queues[i]);
-  kick (u);
+  ublk_queues_reap (u);
+  ublk_kick (u);
 }
 
 static void
@@ -798,41 +439,7 @@ begin_stop (struct ublk_dev *u)
   ctrl_async (u, UBLK_U_CMD_STOP_DEV, CTRL_STOP, 0);
 }
 
-/* Geometry the device advertises, from the bdev. */
-static int
-geometry (struct ublk_dev *u)
-{
-  const struct bdev_info *info = &u->dev->info;
-  long pagesz = sysconf (_SC_PAGESIZE);
-  uint32_t bs = info->block_size ? info->block_size : 512;
-
-  if (bs < 512 || bs > (uint32_t) pagesz || (bs & (bs - 1))) {
-    log_error ("ublk: %s: block size %" PRIu32 " cannot be a ublk logical "
-               "block size (a power of two from 512 to %ld)", u->name, bs,
-               pagesz);
-    return -1;
-  }
-  u->block_size = bs;
-  u->dev_sectors = (info->size - info->size % bs) >> 9;
-  if (u->dev_sectors == 0) {
-    log_error ("ublk: %s: volume is smaller than one block", u->name);
-    return -1;
-  }
-  if (info->size % bs)
-    log_warn ("ublk: %s: volume size is not a multiple of the %" PRIu32
-              "-byte block size; the tail is unreachable", u->name, bs);
-  u->bdev_max_io = info->max_io ? info->max_io : UBLK_MAX_IO_BUF;
-  u->bdev_max_io -= u->bdev_max_io % bs;
-  u->max_io = MIN (u->bdev_max_io, UBLK_MAX_IO_BUF);
-  u->max_io -= u->max_io % pagesz;
-  if (u->max_io < bs || u->bdev_max_io < bs) {
-    log_error ("ublk: %s: largest request %" PRIu32 " is below the block "
-               "size", u->name, info->max_io);
-    return -1;
-  }
-  u->volatile_cache = info->volatile_cache;
-  return 0;
-}
+/* ---- start: a new device, or the one a dead attach left ---- */
 
 static int
 shift_of (uint32_t x)
@@ -840,6 +447,9 @@ shift_of (uint32_t x)
   return __builtin_ctz (x);
 }
 
+/* A new device of queues x depth for u, with its parameters set.  0 or
+ * a negative errno, after logging why.
+ */
 static int
 add_device (struct ublk_dev *u, unsigned queues, unsigned depth)
 {
@@ -864,7 +474,7 @@ add_device (struct ublk_dev *u, unsigned queues, unsigned depth)
   r = ctrl_sync (u, UBLK_U_CMD_ADD_DEV, (uint32_t) -1, &info, sizeof info, 0);
   if (r < 0) {
     ctrl_error (u, UBLK_U_CMD_ADD_DEV, r);
-    return -1;
+    return r;
   }
   u->info = info;
   u->dev_id = info.dev_id;
@@ -895,7 +505,7 @@ add_device (struct ublk_dev *u, unsigned queues, unsigned depth)
   r = ctrl_sync (u, UBLK_U_CMD_SET_PARAMS, u->dev_id, &p, sizeof p, 0);
   if (r < 0) {
     ctrl_error (u, UBLK_U_CMD_SET_PARAMS, r);
-    return -1;
+    return r;
   }
   return 0;
 }
@@ -906,14 +516,17 @@ add_device (struct ublk_dev *u, unsigned queues, unsigned depth)
 static void
 delete_stale (struct ublk_dev *u, uint32_t id)
 {
-  if (ctrl_submit (u, UBLK_U_CMD_DEL_DEV, id, NULL, 0, 0, CTRL_DEL_STALE) == -1)
+  int r = ctrl_submit (u, UBLK_U_CMD_DEL_DEV, id, NULL, 0, 0, CTRL_DEL_STALE);
+
+  if (r < 0)
     log_warn ("ublk: %s: cannot delete /dev/ublkb%" PRIu32 ": %s", u->name,
-              id, strerror (errno));
+              id, strerror (-r));
 }
 
 /* If the state file names a device an earlier attach of this volume
  * left, take it over.  Returns 1 after START_USER_RECOVERY, 0 when a
- * new device is needed, -1 (logged) when attach must not go on.
+ * new device is needed, a negative errno (logged) when attach must not
+ * go on.
  */
 static int
 try_recover (struct ublk_dev *u)
@@ -923,9 +536,9 @@ try_recover (struct ublk_dev *u)
   uint32_t id;
   int r, waited = 0;
 
-  if (state_read (u, &id) == -1)
+  if (state_read (u, &id) < 0)
     return 0;
-  for (;; waited += UBLK_POLL_MS, sleep_ms (UBLK_POLL_MS)) {
+  for (;; waited += UBLK_POLL_MS, ublk_sleep_ms (UBLK_POLL_MS)) {
     memset (&info, 0, sizeof info);
     r = ctrl_sync (u, UBLK_U_CMD_GET_DEV_INFO, id, &info, sizeof info, 0);
     if (r == -ENODEV) {
@@ -934,7 +547,7 @@ try_recover (struct ublk_dev *u)
     }
     if (r < 0) {
       ctrl_error (u, UBLK_U_CMD_GET_DEV_INFO, r);
-      return -1;
+      return r;
     }
     if (waited == 0) {
       r = ctrl_sync (u, UBLK_U_CMD_GET_PARAMS, id, &p, sizeof p, 0);
@@ -958,7 +571,7 @@ try_recover (struct ublk_dev *u)
       log_error ("ublk: %s: /dev/ublkb%" PRIu32 " already serves this volume "
                  "(pid %d); detach that first", u->name, id,
                  (int) info.ublksrv_pid);
-      return -1;
+      return -EBUSY;
     }
     if (info.state == UBLK_S_DEV_QUIESCED) {
       r = ctrl_sync (u, UBLK_U_CMD_START_USER_RECOVERY, id, NULL, 0, 0);
@@ -984,7 +597,7 @@ try_recover (struct ublk_dev *u)
       log_error ("ublk: %s: /dev/ublkb%" PRIu32 " is still held by its "
                  "former server (pid %d) after %d s; try again", u->name, id,
                  (int) info.ublksrv_pid, UBLK_WAIT_MS / 1000);
-      return -1;
+      return -EBUSY;
     }
   }
 
@@ -1006,149 +619,7 @@ try_recover (struct ublk_dev *u)
   return 1;
 }
 
-static int
-open_cdev (struct ublk_dev *u)
-{
-  char path[64];
-  int waited = 0;
-
-  snprintf (path, sizeof path, "/dev/ublkc%" PRIu32, u->dev_id);
-  /* devtmpfs (or udev) creates the node shortly after ADD_DEV. */
-  while ((u->cdev_fd = open (path, O_RDWR | O_CLOEXEC)) == -1 &&
-         errno == ENOENT && waited < UBLK_WAIT_MS) {
-    sleep_ms (UBLK_POLL_MS);
-    waited += UBLK_POLL_MS;
-  }
-  if (u->cdev_fd == -1) {
-    log_error ("ublk: %s: cannot open %s: %s", u->name, path,
-               errno == EBUSY ? "another process serves it" : strerror (errno));
-    return -1;
-  }
-  return 0;
-}
-
-static int
-setup_queues (struct ublk_dev *u)
-{
-  long pagesz = sysconf (_SC_PAGESIZE);
-  size_t stride = UBLK_QUEUE_DESC_STRIDE ((size_t) pagesz);
-  struct io_uring_cqe *cqe;
-
-  u->nr_queues = u->info.nr_hw_queues;
-  u->depth = u->info.queue_depth;
-  if (u->nr_queues == 0 || u->depth == 0 || u->depth > UBLK_MAX_QUEUE_DEPTH ||
-      u->max_io < u->block_size) {
-    log_error ("ublk: %s: /dev/ublkb%" PRIu32 " has %u queues of depth %u, "
-               "buffers of %" PRIu32 " bytes: cannot serve that", u->name,
-               u->dev_id, u->nr_queues, u->depth, u->max_io);
-    return -1;
-  }
-  if (open_cdev (u) == -1)
-    return -1;
-  u->queues = calloc (u->nr_queues, sizeof *u->queues);
-  if (!u->queues)
-    goto nomem;
-
-  for (unsigned i = 0; i < u->nr_queues; i++) {
-    struct ublk_queue *q = &u->queues[i];
-    int r;
-
-    q->u = u;
-    q->id = i;
-    q->descs_len = (u->depth * sizeof *q->descs + pagesz - 1) / pagesz * pagesz;
-    q->descs = mmap (NULL, q->descs_len, PROT_READ, MAP_SHARED | MAP_POPULATE,
-                     u->cdev_fd, UBLKSRV_CMD_BUF_OFFSET + i * stride);
-    if (q->descs == MAP_FAILED) {
-      q->descs = NULL;
-      log_error ("ublk: %s: queue %u: mmap of the request descriptors: %s",
-                 u->name, i, strerror (errno));
-      return -1;
-    }
-    /* Pages are only used as requests of that size come. */
-    q->bufs_len = (size_t) u->depth * u->max_io;
-    q->bufs = mmap (NULL, q->bufs_len, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (q->bufs == MAP_FAILED) {
-      q->bufs = NULL;
-      goto nomem;
-    }
-    q->tags = calloc (u->depth, sizeof *q->tags);
-    if (!q->tags)
-      goto nomem;
-    r = io_uring_queue_init (u->depth, &q->ring, 0);
-    if (r < 0) {
-      log_error ("ublk: %s: queue %u: io_uring_queue_init: %s", u->name, i,
-                 strerror (-r));
-      return -1;
-    }
-    q->ring_ok = true;
-    r = io_uring_register_eventfd (&q->ring, u->efd);
-    if (r < 0) {
-      log_error ("ublk: %s: queue %u: io_uring_register_eventfd: %s",
-                 u->name, i, strerror (-r));
-      return -1;
-    }
-    for (unsigned tag = 0; tag < u->depth; tag++) {
-      struct ublk_tag *t = &q->tags[tag];
-      t->q = q;
-      t->tag = tag;
-      t->buf = q->bufs + (size_t) tag * u->max_io;
-      tag_command (t, UBLK_U_IO_FETCH_REQ, 0);
-    }
-    r = io_uring_submit (&q->ring);
-    q->unsubmitted = 0;
-    if (r < 0) {
-      log_error ("ublk: %s: queue %u: submitting FETCH_REQ: %s", u->name, i,
-                 strerror (-r));
-      return -1;
-    }
-    /* No request can come before START_DEV / END_USER_RECOVERY, so a
-     * completion now is a refused FETCH_REQ.
-     */
-    if (io_uring_peek_cqe (&q->ring, &cqe) == 0) {
-      log_error ("ublk: %s: queue %u: FETCH_REQ refused: %s", u->name, i,
-                 strerror (-cqe->res));
-      return -1;
-    }
-  }
-  return 0;
-
- nomem:
-  log_error ("ublk: %s: out of memory for %u queues of depth %u", u->name,
-             u->nr_queues, u->depth);
-  return -1;
-}
-
-static int
-parse_spec (struct ublk_dev *u, const char *spec, unsigned *queues,
-            unsigned *depth)
-{
-  char *copy = strdup (spec ? spec : ""), *save = NULL, *tok;
-  int rc = 0;
-
-  *queues = UBLK_DEFAULT_QUEUES;
-  *depth = UBLK_DEFAULT_DEPTH;
-  if (!copy)
-    return -1;
-  for (tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save)) {
-    uint64_t v;
-    if (strncmp (tok, "queues=", 7) == 0 &&
-        parse_uint (tok + 7, 1, UBLK_MAX_QUEUES, &v) == 0)
-      *queues = v;
-    else if (strncmp (tok, "depth=", 6) == 0 &&
-             parse_uint (tok + 6, 1, UBLK_MAX_QUEUE_DEPTH, &v) == 0)
-      *depth = v;
-    else {
-      log_error ("ublk: cannot parse '%s' in '%s': expected queues=1..%d,"
-                 "depth=1..%d", tok, spec, UBLK_MAX_QUEUES,
-                 UBLK_MAX_QUEUE_DEPTH);
-      rc = -1;
-      break;
-    }
-  }
-  free (copy);
-  return rc;
-}
+/* ---- frontend_ops ---- */
 
 /* Undo a start that failed: a device we created goes away (nothing
  * has used it); one we were recovering is left for the next attempt.
@@ -1160,7 +631,7 @@ start_failed (struct ublk_dev *u)
     loop_del (u->loop, &u->ewatch);
     u->watching = false;
   }
-  queues_free (u);
+  ublk_queues_free (u);
   if (u->have_dev && u->created) {
     int r = ctrl_sync (u, UBLK_U_CMD_DEL_DEV, u->dev_id, NULL, 0, 0);
     if (r < 0)
@@ -1174,14 +645,14 @@ static int
 ublk_start (struct frontend *f, const char *spec)
 {
   struct ublk_dev *u = calloc (1, sizeof *u);
-  char why[200];
+  struct error err = { 0 };
   unsigned queues, depth;
   uint64_t features = 0;
   int r;
 
   if (!u) {
     log_error ("ublk: out of memory");
-    return -1;
+    return -ENOMEM;
   }
   f->priv = u;
   u->fe = f;
@@ -1190,22 +661,25 @@ ublk_start (struct frontend *f, const char *spec)
   u->name = f->export_name;
   u->ctrl_fd = u->cdev_fd = u->efd = -1;
 
-  if (parse_spec (u, spec, &queues, &depth) == -1 || geometry (u) == -1)
-    return -1;
-  if (ctrl_open (&u->ctrl_fd, &u->ctrl, why, sizeof why) == -1) {
-    log_error ("ublk: %s", why);
-    return -1;
+  if ((r = ublk_parse_spec (spec, &queues, &depth)) < 0 ||
+      (r = ublk_geometry (u)) < 0)
+    return r;
+  r = ctrl_open (&u->ctrl_fd, &u->ctrl, &err);
+  if (r < 0) {
+    log_error ("ublk: %s", error_msg (&err));
+    return r;
   }
   u->ctrl_ok = true;
   u->efd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (u->efd == -1) {
-    log_error ("ublk: eventfd: %s", strerror (errno));
-    return -1;
+    r = -errno;
+    log_error ("ublk: eventfd: %s", strerror (-r));
+    return r;
   }
   r = io_uring_register_eventfd (&u->ctrl, u->efd);
   if (r < 0) {
     log_error ("ublk: io_uring_register_eventfd: %s", strerror (-r));
-    return -1;
+    return r;
   }
 
   /* GET_FEATURES (6.5+) answers only to the ioctl encoding; a kernel
@@ -1220,20 +694,22 @@ ublk_start (struct frontend *f, const char *spec)
 
   state_path (u);
   r = try_recover (u);
-  if (r == -1)
+  if (r < 0)
     goto fail;
-  if (r == 0 && add_device (u, queues, depth) == -1)
+  if (r == 0 && (r = add_device (u, queues, depth)) < 0)
     goto fail;
   if (u->recovering &&
       (u->info.nr_hw_queues != queues || u->info.queue_depth != depth))
     log_info ("ublk: %s: /dev/ublkb%" PRIu32 " keeps the %u queue(s) of "
               "depth %u it was made with", u->name, u->dev_id,
               u->info.nr_hw_queues, u->info.queue_depth);
-  if (setup_queues (u) == -1)
+  r = ublk_queues_setup (u);
+  if (r < 0)
     goto fail;
   if (loop_add (u->loop, &u->ewatch, u->efd, EPOLLIN, on_event, u) == -1) {
+    r = -errno;
     log_error ("ublk: %s: cannot watch the eventfd: %s", u->name,
-               strerror (errno));
+               strerror (-r));
     goto fail;
   }
   u->watching = true;
@@ -1254,7 +730,7 @@ ublk_start (struct frontend *f, const char *spec)
 
  fail:
   start_failed (u);
-  return -1;
+  return r;
 }
 
 static void
@@ -1270,7 +746,7 @@ ublk_stop (struct frontend *f, void (*stopped) (void *), void *opaque)
   log_info ("ublk: %s: stopping /dev/ublkb%" PRIu32 " (%u requests in "
             "flight)", u->name, u->dev_id, u->busy);
   begin_stop (u);
-  kick (u);                       /* never call stopped from inside stop */
+  ublk_kick (u);                  /* never call stopped from inside stop */
 }
 
 static void
@@ -1293,7 +769,7 @@ ublk_free (struct frontend *f)
     loop_del (u->loop, &u->ewatch);
   loop_timer_cancel (u->loop, &u->del_timer);
   /* Without a clean stop the device stays for the next attach. */
-  queues_free (u);
+  ublk_queues_free (u);
   if (u->ctrl_ok)
     io_uring_queue_exit (&u->ctrl);
   if (u->ctrl_fd >= 0)

@@ -1,0 +1,412 @@
+/* test_nbd_server.c - the "nbd" frontend on a unix socket: accept
+ * through core/listener (counted, and uncounted once the client is
+ * gone), the handshake of nbd_handshake.c (greeting, client flags,
+ * STRUCTURED_REPLY, LIST, an unknown export, GO with its INFO replies,
+ * ABORT), transmission with structured reads and simple replies, and
+ * what start does with the path: a stale socket is replaced, a file or
+ * a live server is not, and stop removes the socket.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <endian.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <cmocka.h>
+
+#include "core/bdev.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "frontend/frontend.h"
+#include "frontend/nbd_internal.h"
+#include "frontend/nbd_proto.h"
+
+#define SIZE (1u << 20)
+
+/* A RAM disk that completes at once. */
+static char disk[SIZE];
+
+static void
+mem_submit (struct bdev *b, struct bdev_io *io)
+{
+  switch (io->op) {
+  case BDEV_READ: memcpy (io->buf, disk + io->offset, io->len); break;
+  case BDEV_WRITE: memcpy (disk + io->offset, io->buf, io->len); break;
+  case BDEV_WRITE_ZEROES: memset (disk + io->offset, 0, io->len); break;
+  default: break;
+  }
+  io->done (io, 0);
+}
+
+static const struct bdev_ops mem_ops = { .name = "mem", .submit = mem_submit };
+static struct bdev dev = { .ops = &mem_ops,
+                           .info = { .size = SIZE, .block_size = 512,
+                                     .max_io = 65536, .volatile_cache = 1 } };
+
+static struct loop *loop;
+static struct loop_timer bound;
+static char path[100];      /* fits sun_path */
+static bool stopped;
+
+static void
+on_bound (struct loop_timer *t)
+{
+  loop_stop (t->opaque);
+}
+
+static void
+on_stopped (void *opaque)
+{
+  stopped = true;
+  loop_stop (opaque);
+}
+
+/* Run the loop for a moment: the server accepts, reads, answers. */
+static void
+spin (void)
+{
+  loop_timer_arm (loop, &bound, 10, on_bound, loop);
+  loop_run (loop);
+}
+
+/* Exactly len bytes from fd, running the loop while they are not there. */
+static void
+recv_all (int fd, void *buf, size_t len)
+{
+  size_t got = 0;
+  int rounds = 0;
+
+  while (got < len) {
+    ssize_t n = recv (fd, (char *) buf + got, len - got, MSG_DONTWAIT);
+    if (n > 0)
+      got += n;
+    else {
+      assert_true (n == -1);      /* not EOF */
+      assert_true (++rounds < 500);
+      spin ();
+    }
+  }
+}
+
+static void
+send_all (int fd, const void *buf, size_t len)
+{
+  assert_int_equal (write (fd, buf, len), (ssize_t) len);
+}
+
+static uint16_t get16 (const char *p) { uint16_t v; memcpy (&v, p, 2); return be16toh (v); }
+static uint32_t get32 (const char *p) { uint32_t v; memcpy (&v, p, 4); return be32toh (v); }
+static uint64_t get64 (const char *p) { uint64_t v; memcpy (&v, p, 8); return be64toh (v); }
+static void put16 (char *p, uint16_t v) { v = htobe16 (v); memcpy (p, &v, 2); }
+static void put32 (char *p, uint32_t v) { v = htobe32 (v); memcpy (p, &v, 4); }
+static void put64 (char *p, uint64_t v) { v = htobe64 (v); memcpy (p, &v, 8); }
+
+static int
+connect_to (const char *p)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  assert_true (fd >= 0);
+  snprintf (sun.sun_path, sizeof sun.sun_path, "%s", p);
+  assert_int_equal (connect (fd, (struct sockaddr *) &sun, sizeof sun), 0);
+  return fd;
+}
+
+static void
+send_option (int fd, uint32_t option, const void *data, uint32_t len)
+{
+  char hdr[NBD_OPTION_HDR_LEN];
+
+  put64 (hdr, NBD_OPTS_MAGIC);
+  put32 (hdr + 8, option);
+  put32 (hdr + 12, len);
+  send_all (fd, hdr, sizeof hdr);
+  if (len)
+    send_all (fd, data, len);
+}
+
+/* Read one option reply; its payload (up to cap bytes) into data. */
+static uint32_t
+read_option_reply (int fd, uint32_t option, void *data, size_t cap,
+                   uint32_t *len)
+{
+  char rep[NBD_OPTION_REPLY_LEN];
+
+  recv_all (fd, rep, sizeof rep);
+  assert_true (get64 (rep) == NBD_REP_MAGIC);
+  assert_int_equal (get32 (rep + 8), option);
+  *len = get32 (rep + 16);
+  assert_true (*len <= cap);
+  recv_all (fd, data, *len);
+  return get32 (rep + 12);
+}
+
+static void
+send_request (int fd, uint16_t flags, uint16_t type, uint64_t cookie,
+              uint64_t off, uint32_t len)
+{
+  char r[NBD_REQUEST_LEN];
+
+  put32 (r, NBD_REQUEST_MAGIC);
+  put16 (r + 4, flags);
+  put16 (r + 6, type);
+  put64 (r + 8, cookie);
+  put64 (r + 16, off);
+  put32 (r + 24, len);
+  send_all (fd, r, sizeof r);
+}
+
+/* Greeting and client flags: the server then waits for options. */
+static void
+greet (int fd)
+{
+  char g[NBD_GREETING_LEN], flags[4];
+
+  recv_all (fd, g, sizeof g);
+  assert_memory_equal (g, "NBDMAGICIHAVEOPT", 16);
+  assert_int_equal (get16 (g + 16),
+                    NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+  put32 (flags, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+  send_all (fd, flags, sizeof flags);
+}
+
+static struct nbd_server *
+server_of (struct frontend *fe)
+{
+  return fe->priv;
+}
+
+static struct frontend *
+start (void)
+{
+  char spec[160];
+
+  snprintf (spec, sizeof spec, "unix:%s", path);
+  return frontend_start ("nbd", loop, &dev, "vol", spec);
+}
+
+static void
+stop (struct frontend *fe)
+{
+  stopped = false;
+  frontend_stop (fe, on_stopped, loop);
+  loop_timer_arm (loop, &bound, 5000, on_bound, loop);
+  loop_run (loop);
+  loop_timer_cancel (loop, &bound);
+  assert_true (stopped);
+  frontend_free (fe);
+}
+
+static int
+setup (void **state)
+{
+  snprintf (path, sizeof path, "/tmp/test_nbd_server.%d.sock", (int) getpid ());
+  unlink (path);
+  loop = loop_new ();
+  return loop ? 0 : -1;
+}
+
+static int
+teardown (void **state)
+{
+  unlink (path);
+  loop_free (loop);
+  return 0;
+}
+
+static void
+test_handshake_and_io (void **state)
+{
+  struct frontend *fe = start ();
+  struct nbd_server *s;
+  char buf[256], out[4096], in[4096], go[16], chunk[NBD_CHUNK_HDR_LEN + 8];
+  uint32_t len, rep;
+  bool export_seen = false, block_seen = false;
+  struct stat st;
+  int fd;
+
+  assert_non_null (fe);
+  s = server_of (fe);
+  assert_int_equal (stat (path, &st), 0);
+  assert_true (S_ISSOCK (st.st_mode));
+
+  fd = connect_to (path);
+  greet (fd);
+  assert_int_equal (s->listener.nconns, 1);
+  assert_int_equal (s->nclients, 1);
+
+  send_option (fd, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+  assert_int_equal (read_option_reply (fd, NBD_OPT_STRUCTURED_REPLY, buf,
+                                       sizeof buf, &len), NBD_REP_ACK);
+  assert_int_equal (len, 0);
+
+  /* LIST names the one export, then ACKs. */
+  send_option (fd, NBD_OPT_LIST, NULL, 0);
+  assert_int_equal (read_option_reply (fd, NBD_OPT_LIST, buf, sizeof buf,
+                                       &len), NBD_REP_SERVER);
+  assert_int_equal (len, 4 + 3);
+  assert_int_equal (get32 (buf), 3);
+  assert_memory_equal (buf + 4, "vol", 3);
+  assert_int_equal (read_option_reply (fd, NBD_OPT_LIST, buf, sizeof buf,
+                                       &len), NBD_REP_ACK);
+
+  /* GO for another export: an error, and the handshake goes on. */
+  put32 (go, 4);
+  memcpy (go + 4, "nope", 4);
+  put16 (go + 8, 0);
+  send_option (fd, NBD_OPT_GO, go, 10);
+  assert_int_equal (read_option_reply (fd, NBD_OPT_GO, buf, sizeof buf, &len),
+                    NBD_REP_ERR_UNKNOWN);
+
+  /* GO for the default export: INFO export and block size, then ACK. */
+  put32 (go, 0);
+  put16 (go + 4, 0);
+  send_option (fd, NBD_OPT_GO, go, 6);
+  for (;;) {
+    rep = read_option_reply (fd, NBD_OPT_GO, buf, sizeof buf, &len);
+    if (rep == NBD_REP_ACK)
+      break;
+    assert_int_equal (rep, NBD_REP_INFO);
+    if (get16 (buf) == NBD_INFO_EXPORT) {
+      assert_int_equal (len, 12);
+      assert_true (get64 (buf + 2) == SIZE);
+      assert_true (get16 (buf + 10) & NBD_FLAG_CAN_MULTI_CONN);
+      export_seen = true;
+    }
+    else if (get16 (buf) == NBD_INFO_BLOCK_SIZE) {
+      assert_int_equal (len, 14);
+      assert_int_equal (get32 (buf + 2), 512);
+      assert_int_equal (get32 (buf + 6), 4096);
+      assert_int_equal (get32 (buf + 10), 65536);
+      block_seen = true;
+    }
+  }
+  assert_true (export_seen && block_seen);
+
+  /* Transmission: a write (simple reply), a structured read. */
+  memset (out, 0x5a, sizeof out);
+  send_request (fd, NBD_CMD_FLAG_FUA, NBD_CMD_WRITE, 1, 8192, sizeof out);
+  send_all (fd, out, sizeof out);
+  recv_all (fd, buf, NBD_SIMPLE_REPLY_LEN);
+  assert_int_equal (get32 (buf), NBD_SIMPLE_REPLY_MAGIC);
+  assert_int_equal (get32 (buf + 4), 0);
+  assert_true (get64 (buf + 8) == 1);
+
+  send_request (fd, 0, NBD_CMD_READ, 2, 8192, sizeof in);
+  recv_all (fd, chunk, sizeof chunk);
+  assert_int_equal (get32 (chunk), NBD_STRUCTURED_REPLY_MAGIC);
+  assert_int_equal (get16 (chunk + 4), NBD_REPLY_FLAG_DONE);
+  assert_int_equal (get16 (chunk + 6), NBD_REPLY_TYPE_OFFSET_DATA);
+  assert_true (get64 (chunk + 8) == 2);
+  assert_int_equal (get32 (chunk + 16), 8 + sizeof in);
+  assert_true (get64 (chunk + 20) == 8192);
+  recv_all (fd, in, sizeof in);
+  assert_memory_equal (in, out, sizeof in);
+
+  /* A write-zeroes larger than max_io goes down in pieces. */
+  send_request (fd, 0, NBD_CMD_WRITE_ZEROES, 3, 0, 3 * 65536);
+  recv_all (fd, buf, NBD_SIMPLE_REPLY_LEN);
+  assert_int_equal (get32 (buf + 4), 0);
+  send_request (fd, 0, NBD_CMD_READ, 4, 8192, 512);
+  recv_all (fd, chunk, sizeof chunk);
+  recv_all (fd, in, 512);
+  assert_int_equal (in[0], 0);
+  assert_int_equal (in[511], 0);
+
+  /* DISC: the server closes, and the listener stops counting it. */
+  send_request (fd, 0, NBD_CMD_DISC, 5, 0, 0);
+  for (int i = 0; i < 500 && s->nclients > 0; i++)
+    spin ();
+  assert_int_equal (s->nclients, 0);
+  assert_int_equal (s->listener.nconns, 0);
+  assert_int_equal (recv (fd, buf, 1, MSG_DONTWAIT), 0);     /* EOF */
+  close (fd);
+
+  stop (fe);
+  assert_int_equal (stat (path, &st), -1);      /* stop removed it */
+}
+
+static void
+test_abort_and_stop_in_handshake (void **state)
+{
+  struct frontend *fe = start ();
+  struct nbd_server *s;
+  char buf[64];
+  uint32_t len;
+  int a, b;
+
+  assert_non_null (fe);
+  s = server_of (fe);
+
+  /* ABORT is acknowledged, then the connection closes. */
+  a = connect_to (path);
+  greet (a);
+  send_option (a, NBD_OPT_ABORT, NULL, 0);
+  assert_int_equal (read_option_reply (a, NBD_OPT_ABORT, buf, sizeof buf,
+                                       &len), NBD_REP_ACK);
+  for (int i = 0; i < 500 && s->nclients > 0; i++)
+    spin ();
+  assert_int_equal (s->listener.nconns, 0);
+  close (a);
+
+  /* Stop closes a client still in its handshake. */
+  b = connect_to (path);
+  greet (b);
+  spin ();
+  assert_int_equal (s->listener.nconns, 1);
+  stop (fe);
+  assert_int_equal (recv (b, buf, 1, MSG_DONTWAIT), 0);     /* EOF */
+  close (b);
+}
+
+static void
+test_socket_path (void **state)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  struct frontend *fe, *second;
+  int fd;
+
+  /* A socket nobody listens on (a server that died) is replaced. */
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  snprintf (sun.sun_path, sizeof sun.sun_path, "%s", path);
+  assert_int_equal (bind (fd, (struct sockaddr *) &sun, sizeof sun), 0);
+  close (fd);
+  fe = start ();
+  assert_non_null (fe);
+
+  /* A live server's socket is not. */
+  second = start ();
+  assert_null (second);
+  stop (fe);
+
+  /* Nor is something that is not a socket. */
+  fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  assert_true (fd >= 0);
+  close (fd);
+  assert_null (start ());
+  unlink (path);
+
+  /* A spec that is no address. */
+  assert_null (frontend_start ("nbd", loop, &dev, "vol", "nowhere"));
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown (test_handshake_and_io, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_abort_and_stop_in_handshake, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_socket_path, setup, teardown),
+  };
+  log_init ("test_nbd_server");
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}

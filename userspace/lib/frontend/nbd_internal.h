@@ -1,0 +1,91 @@
+/* nbd_internal.h - what the two halves of the NBD server share: nbd.c
+ * (the server, its listener, the transmission phase) and
+ * nbd_handshake.c (the option negotiation before it).  Only for
+ * frontend/nbd*.c; everyone else uses nbd.h or the frontend ops.
+ */
+#ifndef REPVOL_NBD_INTERNAL_H
+#define REPVOL_NBD_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/conn.h"
+#include "core/listener.h"
+#include "core/loop.h"
+#include "core/bdev.h"
+#include "frontend/frontend.h"
+#include "frontend/nbd.h"
+#include "frontend/nbd_proto.h"
+
+struct nbd_req;                 /* one request in flight (nbd.c) */
+
+struct nbd_client {
+  struct nbd_server *srv;
+  struct nbd_client *next;
+  struct conn *conn;            /* NULL once the connection has closed */
+  char name[64];
+  struct loop_timer handshake_timer;
+  bool accepted;                /* by s->listener, which counts it */
+
+  bool transmission;            /* past GO / EXPORT_NAME */
+  bool structured;              /* NBD_OPT_STRUCTURED_REPLY negotiated */
+  bool no_zeroes;               /* NBD_FLAG_C_NO_ZEROES */
+  bool expecting;               /* a conn_expect is outstanding */
+  bool draining;                /* DISC, ABORT or stop: no new requests;
+                                   close once inflight reaches 0 */
+  bool warned;                  /* one warning per connection for bad requests */
+  unsigned n_options;
+
+  unsigned inflight;            /* requests allocated and not yet freed */
+  size_t inflight_bytes;
+  struct nbd_req *receiving;    /* WRITE whose payload is being read */
+
+  /* Input frames land here. */
+  char hdr[NBD_REQUEST_LEN];
+  struct nbd_option_hdr opt;
+  char optbuf[NBD_MAX_OPTION_LEN];
+};
+
+struct nbd_server {
+  struct frontend *fe;
+  struct loop *loop;
+  struct bdev *dev;
+  struct nbd_export exp;
+  uint32_t max_io;              /* bdev's largest request */
+  char description[128];
+
+  int listen_fd;
+  struct listener listener;
+  char label[80];               /* the listener's log label: "nbd: VOL" */
+  char *unix_path;              /* unlinked on stop if still ours */
+  dev_t unix_dev;
+  ino_t unix_ino;
+  bool is_tcp;
+
+  struct nbd_client *clients;
+  unsigned nclients;
+  uint64_t next_id;
+  struct loop_defer kick;
+
+  bool stopping;
+  struct loop_timer stop_timer;
+  void (*stopped) (void *opaque);
+  void *stopped_opaque;
+};
+
+/* nbd.c: queue the deferred work (closing drained connections,
+ * resuming reads, freeing clients, reporting stopped) for the end of
+ * this loop iteration.
+ */
+void nbd_kick (struct nbd_server *s);
+/* nbd.c: the handshake is over (or there was none): read requests. */
+void nbd_enter_transmission (struct nbd_client *cl);
+
+/* nbd_handshake.c: greet a new connection and negotiate options until
+ * GO or EXPORT_NAME, which call nbd_enter_transmission.
+ */
+void nbd_handshake_start (struct nbd_client *cl);
+
+#endif
