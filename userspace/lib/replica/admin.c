@@ -147,7 +147,7 @@ replica_handshake (struct replica_admin *ra, const char *addr,
   if (send_all (ra, hbuf, sizeof hbuf, "HELLO", err, errlen) == -1 ||
       recv_all (ra, wbuf, sizeof wbuf, "WELCOME", err, errlen) == -1)
     goto err;
-  if (rv_decode_welcome (wbuf, &ra->welcome, &why) == -1) {
+  if (rv_decode_welcome (wbuf, &ra->welcome, &why) < 0) {
     fail (EPROTO, err, errlen, "bad WELCOME from server: %s", why);
     goto err;
   }
@@ -212,7 +212,7 @@ exchange (struct replica_admin *ra, struct rv_req q, const void *payload,
   snprintf (what, sizeof what, "the %s reply", rv_cmd_name (cmd));
   if (recv_all (ra, rbuf, sizeof rbuf, what, err, errlen) == -1)
     return -1;
-  if (rv_decode_rep (rbuf, &rep, &why) == -1)
+  if (rv_decode_rep (rbuf, &rep, &why) < 0)
     return fail (EPROTO, err, errlen, "bad %s reply: %s", rv_cmd_name (cmd), why);
   if (rep.id != q.id)
     return fail (EPROTO, err, errlen,
@@ -275,7 +275,7 @@ replica_admin_stat (struct replica_admin *ra, struct rv_volinfo *vi,
 
   if (request (ra, RV_STAT, 0, NULL, 0, buf, sizeof buf, err, errlen) == -1)
     return -1;
-  if (rv_decode_volinfo (buf, vi, &why) == -1)
+  if (rv_decode_volinfo (buf, vi, &why) < 0)
     return fail (EPROTO, err, errlen, "bad STAT reply: %s", why);
   return 0;
 }

@@ -260,7 +260,7 @@ got_reply (struct conn *c, void *opaque)
   uint32_t slot;
   struct rc_slot *s;
 
-  if (rv_decode_rep (rc->rep_buf, &rc->rep, &why) == -1) {
+  if (rv_decode_rep (rc->rep_buf, &rc->rep, &why) < 0) {
     conn_close (c, "replica %s: %s", rc->addr, why);
     return;
   }

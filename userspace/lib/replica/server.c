@@ -302,7 +302,7 @@ do_create (struct rs_req *req)
   uint64_t epoch;
   int err;
 
-  if (rv_decode_create (req->buf, &cr, &why) == -1) {
+  if (rv_decode_create (req->buf, &cr, &why) < 0) {
     log_warn ("%s: CREATE %s refused: %s", rc->c->name, rc->volname, why);
     reply (req, RV_EINVAL, NULL, 0);
     return;
@@ -529,7 +529,7 @@ on_header (struct conn *c, void *opaque)
       conn_close (c, NULL);
     return;
   }
-  if (rv_decode_req (rc->hdr, &r, &why) == -1) {
+  if (rv_decode_req (rc->hdr, &r, &why) < 0) {
     conn_close (c, "%s", why);
     return;
   }
@@ -546,7 +546,7 @@ on_header (struct conn *c, void *opaque)
     }
     const struct store_meta *m = store_vol_meta (v);
     if (r.cmd != RV_DIRTY_GET && r.cmd != RV_DIRTY_CLEAR &&
-        rv_check_range (&r, m->size, m->block_size, &why) == -1) {
+        rv_check_range (&r, m->size, m->block_size, &why) < 0) {
       conn_close (c, "%s id %" PRIu64 " offset %" PRIu64 " length %u: %s",
                   rv_cmd_name (r.cmd), r.id, r.offset, r.length, why);
       return;
@@ -648,7 +648,7 @@ on_hello (struct conn *c, void *opaque)
   struct store_vol *v;
   const char *why;
 
-  if (rv_decode_hello (rc->hello, &h, &why) == -1) {
+  if (rv_decode_hello (rc->hello, &h, &why) < 0) {
     /* Answer a well-framed HELLO of another version so the client can
      * say why; anything else is not our protocol.
      */
