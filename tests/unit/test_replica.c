@@ -83,12 +83,26 @@ server_thread (void *arg)
   return NULL;
 }
 
+/* A TCP socket bound to a free loopback port; its "ADDR:PORT" in addr. */
+static int
+loopback_socket (char *addr, size_t addrlen)
+{
+  struct sockaddr_in sin = { .sin_family = AF_INET };
+  socklen_t len = sizeof sin;
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  assert_true (fd >= 0);
+  sin.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  assert_int_equal (bind (fd, (struct sockaddr *) &sin, sizeof sin), 0);
+  assert_int_equal (getsockname (fd, (struct sockaddr *) &sin, &len), 0);
+  snprintf (addr, addrlen, "127.0.0.1:%u", ntohs (sin.sin_port));
+  return fd;
+}
+
 static int
 setup (void **state)
 {
   struct server *s = calloc (1, sizeof *s);
-  struct sockaddr_in sin = { .sin_family = AF_INET };
-  socklen_t len = sizeof sin;
   int lfd;
 
   assert_non_null (s);
@@ -99,14 +113,8 @@ setup (void **state)
   s->store = store_open (s->loop, s->dir, "libaio", STORE_CACHE_WRITEBACK);
   assert_non_null (s->store);
 
-  /* Port 0: the kernel picks a free one. */
-  lfd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  assert_true (lfd >= 0);
-  sin.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  assert_int_equal (bind (lfd, (struct sockaddr *) &sin, sizeof sin), 0);
+  lfd = loopback_socket (s->addr, sizeof s->addr);
   assert_int_equal (listen (lfd, 16), 0);
-  assert_int_equal (getsockname (lfd, (struct sockaddr *) &sin, &len), 0);
-  snprintf (s->addr, sizeof s->addr, "127.0.0.1:%u", ntohs (sin.sin_port));
 
   s->srv = replica_server_new (s->loop, s->store, lfd, "test-srv", "zone-a");
   assert_non_null (s->srv);
@@ -544,14 +552,8 @@ test_admin (void **state)
                     -EINVAL);
   assert_string_equal (error_msg (&err), "not a valid ADDR:PORT");
 
-  struct sockaddr_in sin = { .sin_family = AF_INET };
-  socklen_t len = sizeof sin;
   char addr[64];
-  int dead = socket (AF_INET, SOCK_STREAM, 0);
-  sin.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  assert_int_equal (bind (dead, (struct sockaddr *) &sin, sizeof sin), 0);
-  assert_int_equal (getsockname (dead, (struct sockaddr *) &sin, &len), 0);
-  snprintf (addr, sizeof addr, "127.0.0.1:%u", ntohs (sin.sin_port));
+  int dead = loopback_socket (addr, sizeof addr);   /* bound, not listening */
   assert_int_equal (replica_admin_open (&ra, addr, "x", TIMEOUT, &err),
                     -ECONNREFUSED);
   assert_string_equal (error_msg (&err),
