@@ -124,17 +124,31 @@ fill_volinfo (struct store_vol *v, struct rv_volinfo *vi)
   vi->dirty_regions = store_vol_dirty_count (v);
 }
 
+/* Give req a buffer of n bytes (4096-aligned, for O_DIRECT), counting
+ * counted bytes of it against the connection's budget.  false when
+ * memory ran out: req has then been answered RV_EIO.
+ */
+static bool
+req_buf (struct rs_req *req, size_t n, size_t counted)
+{
+  if (posix_memalign (&req->buf, 4096, n) != 0) {
+    req->buf = NULL;
+    rs_reply (req, RV_EIO, NULL, 0);
+    return false;
+  }
+  req->buflen = counted;
+  req->rc->bytes += counted;
+  return true;
+}
+
 static void
 do_stat (struct rs_req *req)
 {
   struct rv_volinfo vi;
 
   fill_volinfo (rs_conn_vol (req->rc), &vi);
-  req->buf = malloc (RV_STAT_SIZE);
-  if (!req->buf) {
-    rs_reply (req, RV_EIO, NULL, 0);
+  if (!req_buf (req, RV_STAT_SIZE, 0))
     return;
-  }
   rv_encode_volinfo (&vi, req->buf);
   rs_reply (req, RV_OK, req->buf, RV_STAT_SIZE);
 }
@@ -167,13 +181,8 @@ rs_dispatch (struct rs_req *req)
     io->flags |= BDEV_DIRTY;
   switch (req->req.cmd) {
   case RV_READ:
-    if (posix_memalign (&req->buf, 4096, req->req.length) != 0) {
-      req->buf = NULL;
-      rs_reply (req, RV_EIO, NULL, 0);
+    if (!req_buf (req, req->req.length, req->req.length))
       return;
-    }
-    req->buflen = req->req.length;
-    rc->bytes += req->buflen;
     io->op = BDEV_READ;
     io->buf = req->buf;
     break;
@@ -201,13 +210,8 @@ rs_dispatch (struct rs_req *req)
       rs_reply (req, RV_EINVAL, NULL, 0);
       return;
     }
-    req->buf = malloc (n);
-    if (!req->buf) {
-      rs_reply (req, RV_EIO, NULL, 0);
+    if (!req_buf (req, n, n))
       return;
-    }
-    req->buflen = n;
-    rc->bytes += n;
     io->op = BDEV_DIRTY_GET;
     io->buf = req->buf;
     io->offset = 0;
@@ -218,16 +222,12 @@ rs_dispatch (struct rs_req *req)
     io->op = BDEV_DIRTY_CLEAR;
     break;
   case RV_CHECKSUM:
-    req->buf = malloc (RV_CHECKSUM_SIZE);
-    if (!req->buf) {
-      rs_reply (req, RV_EIO, NULL, 0);
-      return;
-    }
     /* Count the store's scratch buffer, so a client cannot make us hold
      * RV_MAX_INFLIGHT of them at once.
      */
-    req->buflen = MIN (req->req.length, STORE_CHECKSUM_CHUNK);
-    rc->bytes += req->buflen;
+    if (!req_buf (req, RV_CHECKSUM_SIZE,
+                  MIN (req->req.length, STORE_CHECKSUM_CHUNK)))
+      return;
     io->op = BDEV_CHECKSUM;
     io->buf = req->buf;
     break;
