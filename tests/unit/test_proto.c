@@ -48,16 +48,16 @@ test_hello_refused (void **state)
   strcpy (h.volume, "good");
   rv_encode_hello (&h, buf);
   buf[0] ^= 1;
-  assert_int_equal (rv_decode_hello (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_hello (buf, &out, &why), -EPROTO);
 
   h.version = RV_PROTO_VERSION + 1;
   rv_encode_hello (&h, buf);
-  assert_int_equal (rv_decode_hello (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_hello (buf, &out, &why), -EPROTO);
   h.version = RV_PROTO_VERSION;
 
   h.flags = 1u << 5;
   rv_encode_hello (&h, buf);
-  assert_int_equal (rv_decode_hello (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_hello (buf, &out, &why), -EPROTO);
   h.flags = 0;
 
   static const char *bad_names[] = { "", ".dot", "a/b", "sp ace", "x\n" };
@@ -65,17 +65,17 @@ test_hello_refused (void **state)
     memset (h.volume, 0, sizeof h.volume);
     strcpy (h.volume, bad_names[i]);
     rv_encode_hello (&h, buf);
-    if (rv_decode_hello (buf, &out, &why) != -1)
+    if (rv_decode_hello (buf, &out, &why) != -EPROTO)
       fail_msg ("bad name '%s' accepted", bad_names[i]);
   }
   /* A name with no NUL in its 64 bytes, and garbage after the NUL. */
   strcpy (h.volume, "good");
   rv_encode_hello (&h, buf);
   memset (buf + 24, 'a', RV_NAME_MAX);
-  assert_int_equal (rv_decode_hello (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_hello (buf, &out, &why), -EPROTO);
   rv_encode_hello (&h, buf);
   buf[24 + RV_NAME_MAX - 1] = 'z';
-  assert_int_equal (rv_decode_hello (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_hello (buf, &out, &why), -EPROTO);
 }
 
 /* ---- WELCOME ---- */
@@ -112,10 +112,10 @@ test_welcome_roundtrip (void **state)
   assert_int_equal (out.status, RV_EPERM);
 
   buf[3] ^= 0x40;
-  assert_int_equal (rv_decode_welcome (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_welcome (buf, &out, &why), -EPROTO);
   in.server[0] = '\0';
   rv_encode_welcome (&in, buf);
-  assert_int_equal (rv_decode_welcome (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_welcome (buf, &out, &why), -EPROTO);
 }
 
 /* ---- requests ---- */
@@ -176,7 +176,7 @@ test_req_refused (void **state)
 
   rv_encode_req (&r, buf);
   buf[0] = 'X';
-  assert_int_equal (rv_decode_req (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_req (buf, &out, &why), -EPROTO);
   assert_non_null (why);
 
   static const struct rv_req bad[] = {
@@ -220,7 +220,7 @@ test_req_refused (void **state)
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     why = NULL;
-    if (decode_req (&bad[i], &out, &why) != -1)
+    if (decode_req (&bad[i], &out, &why) != -EPROTO)
       fail_msg ("bad request %zu (cmd %u) accepted", i, bad[i].cmd);
     assert_non_null (why);
   }
@@ -238,18 +238,18 @@ test_check_range (void **state)
   assert_int_equal (rv_check_range (&r, size, 4096, &why), 0);
 
   r.offset = size;                                       /* past the end */
-  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -EPROTO);
   r.offset = size - 4096; r.length = 8192;               /* straddles it */
-  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -EPROTO);
   r.offset = UINT64_MAX - 4095; r.length = 8192;         /* wraps */
-  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -EPROTO);
   r.offset = 512; r.length = 4096;                       /* misaligned */
-  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -EPROTO);
   assert_int_equal (rv_check_range (&r, size, 512, &why), 0);
   r.offset = 0; r.length = 1000;
-  assert_int_equal (rv_check_range (&r, size, 512, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 512, &why), -EPROTO);
   r.length = 0;                                          /* empty */
-  assert_int_equal (rv_check_range (&r, size, 512, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 512, &why), -EPROTO);
   r.cmd = RV_FLUSH;
   assert_int_equal (rv_check_range (&r, size, 512, &why), 0);
 
@@ -257,23 +257,23 @@ test_check_range (void **state)
   r = (struct rv_req) { RV_MARK_DIRTY, 0, 1, size - 4096, 4096, 0 };
   assert_int_equal (rv_check_range (&r, size, 4096, &why), 0);
   r.length = 8192;
-  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -EPROTO);
   r.offset = 100; r.length = 4096;
-  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -EPROTO);
   r.offset = 0; r.length = 0;
-  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -EPROTO);
 
   /* So is CHECKSUM (a zero-length one, which decodes, is refused here). */
   r = (struct rv_req) { RV_CHECKSUM, 0, 1, 0, size, 0 };
   assert_int_equal (rv_check_range (&r, size, 4096, &why), 0);
   r.offset = 4096;
-  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -EPROTO);
   r.offset = size; r.length = 4096;
-  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -EPROTO);
   r.offset = 512; r.length = 4096;
-  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -EPROTO);
   r.offset = 0; r.length = 0;
-  assert_int_equal (rv_check_range (&r, size, 4096, &why), -1);
+  assert_int_equal (rv_check_range (&r, size, 4096, &why), -EPROTO);
   {
     struct rv_req out;
     assert_int_equal (decode_req (&r, &out, &why), 0);
@@ -298,14 +298,14 @@ test_rep_roundtrip (void **state)
 
   in.length = RV_MAX_PAYLOAD + 1;
   rv_encode_rep (&in, buf);
-  assert_int_equal (rv_decode_rep (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_rep (buf, &out, &why), -EPROTO);
   in = (struct rv_rep) { RV_EIO, 1, 16, 0 };     /* error with payload */
   rv_encode_rep (&in, buf);
-  assert_int_equal (rv_decode_rep (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_rep (buf, &out, &why), -EPROTO);
   in.length = 0;
   rv_encode_rep (&in, buf);
   buf[1] ^= 0xff;
-  assert_int_equal (rv_decode_rep (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_rep (buf, &out, &why), -EPROTO);
 }
 
 static void
@@ -329,7 +329,7 @@ test_create_roundtrip (void **state)
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     rv_encode_create (&bad[i], buf);
-    if (rv_decode_create (buf, &out, &why) != -1)
+    if (rv_decode_create (buf, &out, &why) != -EPROTO)
       fail_msg ("bad CREATE %zu accepted", i);
   }
 }
@@ -351,11 +351,11 @@ test_volinfo_roundtrip (void **state)
 
   in.exists = 2;
   rv_encode_volinfo (&in, buf);
-  assert_int_equal (rv_decode_volinfo (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_volinfo (buf, &out, &why), -EPROTO);
   in.exists = 1;
   in.block_size = 100;
   rv_encode_volinfo (&in, buf);
-  assert_int_equal (rv_decode_volinfo (buf, &out, &why), -1);
+  assert_int_equal (rv_decode_volinfo (buf, &out, &why), -EPROTO);
 }
 
 static void

@@ -182,12 +182,12 @@ create_volume (struct registry *reg, const struct volume_spec *spec)
 
   /* Every server must answer, and must not hold the volume already. */
   struct replica_admin ra[REG_MAX_REPLICAS];
-  char err[256];
+  struct error err = { 0 };
   int nopen = 0;
   for (int i = 0; i < naddrs; i++, nopen++) {
     if (replica_admin_open (&ra[i], addrs[i], vol, REPLICA_ADMIN_TIMEOUT_MS,
-                            err, sizeof err) == -1) {
-      log_error ("replica %s: %s", addrs[i], err);
+                            &err) < 0) {
+      log_error ("replica %s: %s", addrs[i], error_msg (&err));
       goto close;
     }
     if (ra[i].welcome.exists) {
@@ -222,9 +222,9 @@ create_volume (struct registry *reg, const struct volume_spec *spec)
   };
   int made;
   for (made = 0; made < naddrs; made++) {
-    if (replica_admin_create (&ra[made], &cr, err, sizeof err) == -1) {
+    if (replica_admin_create (&ra[made], &cr, &err) < 0) {
       log_error ("replica %s (server %s): create failed: %s",
-                 addrs[made], ra[made].welcome.server, err);
+                 addrs[made], ra[made].welcome.server, error_msg (&err));
       goto undo;
     }
   }
@@ -266,9 +266,10 @@ create_volume (struct registry *reg, const struct volume_spec *spec)
 
  undo:
   for (int i = 0; i < made; i++)
-    if (replica_admin_delete (&ra[i], err, sizeof err) == -1)
+    if (replica_admin_delete (&ra[i], &err) < 0)
       log_warn ("replica %s: could not remove the replica just created: %s; "
-                "remove it with repvold's data directory", addrs[i], err);
+                "remove it with repvold's data directory", addrs[i],
+                error_msg (&err));
  close:
   for (int i = 0; i < nopen; i++)
     replica_admin_close (&ra[i]);

@@ -72,7 +72,7 @@ cmd_delete (int argc, char **argv)
   struct claim_arg ca = { 0 };
   struct replica_admin ra[REG_MAX_REPLICAS];
   bool open[REG_MAX_REPLICAS] = { false };
-  char err[256];
+  struct error err = { 0 };
 
   const struct reg_attachment *a = &v.attachment;
   if (a->attached) {
@@ -107,34 +107,37 @@ cmd_delete (int argc, char **argv)
   for (int i = 0; i < v.nreplicas; i++) {
     const char *addr = v.replicas[i].addr;
     if (replica_admin_open (&ra[i], addr, vol, REPLICA_ADMIN_TIMEOUT_MS,
-                            err, sizeof err) == 0) {
+                            &err) == 0) {
       open[i] = true;
       continue;
     }
     if (!force) {
       log_error ("replica %s: %s; nothing deleted (--force deletes the "
                  "volume anyway, leaving that replica on its server)",
-                 addr, err);
+                 addr, error_msg (&err));
       goto out;
     }
     log_warn ("replica %s: %s; its replica of %s stays on that server",
-              addr, err, vol);
+              addr, error_msg (&err), vol);
   }
 
   for (int i = 0; i < v.nreplicas; i++) {
     const char *addr = v.replicas[i].addr;
     if (!open[i])
       continue;
-    if (replica_admin_delete (&ra[i], err, sizeof err) == 0)
+    int r = replica_admin_delete (&ra[i], &err);
+    if (r == 0)
       continue;
-    if (errno == ENOENT)        /* an earlier, interrupted delete got it */
+    if (r == -ENOENT)           /* an earlier, interrupted delete got it */
       continue;
     if (!force) {
       log_error ("replica %s: delete failed: %s; the volume stays in the "
-                 "registry, run delete again (or with --force)", addr, err);
+                 "registry, run delete again (or with --force)", addr,
+                error_msg (&err));
       goto out;
     }
-    log_warn ("replica %s: delete failed: %s; going on (--force)", addr, err);
+    log_warn ("replica %s: delete failed: %s; going on (--force)", addr,
+              error_msg (&err));
   }
 
   if (registry_remove (reg, vol) == -1) {

@@ -72,7 +72,7 @@ replace (struct registry *reg, const char *vol, const char *old,
 {
   struct reg_volume v;
   struct replica_admin ra;
-  char err[256];
+  struct error err = { 0 };
 
   if (get_volume (reg, vol, &v) < 0)
     return EXIT_FAILURE;
@@ -95,8 +95,8 @@ replace (struct registry *reg, const char *vol, const char *old,
   }
 
   /* The new server: reachable, not in a zone another replica is in. */
-  if (replica_admin_open (&ra, new, vol, 0, err, sizeof err) == -1) {
-    log_error ("new replica %s: %s", new, err);
+  if (replica_admin_open (&ra, new, vol, 0, &err) < 0) {
+    log_error ("new replica %s: %s", new, error_msg (&err));
     return EXIT_FAILURE;
   }
   for (int i = 0; i < v.nreplicas; i++)
@@ -112,8 +112,8 @@ replace (struct registry *reg, const char *vol, const char *old,
     .size = v.size, .block_size = v.block_size, .epoch = v.epoch,
     .flags = v.reserved ? RV_F_RESERVE : 0,
   };
-  if (replica_admin_create (&ra, &cr, err, sizeof err) == -1) {
-    log_error ("new replica %s: create failed: %s", new, err);
+  if (replica_admin_create (&ra, &cr, &err) < 0) {
+    log_error ("new replica %s: create failed: %s", new, error_msg (&err));
     replica_admin_close (&ra);
     return EXIT_FAILURE;
   }
@@ -167,10 +167,10 @@ replace (struct registry *reg, const char *vol, const char *old,
   printf ("%s: %s is in sync\n", vol, new);
 
   /* Drop the old replica; an unreachable server keeps its copy. */
-  if (replica_admin_open (&ra, old, vol, 0, err, sizeof err) == -1 ||
-      replica_admin_delete (&ra, err, sizeof err) == -1)
+  if (replica_admin_open (&ra, old, vol, 0, &err) < 0 ||
+      replica_admin_delete (&ra, &err) < 0)
     log_warn ("old replica %s not deleted (%s): remove it there by hand",
-              old, err);
+              old, error_msg (&err));
   else
     printf ("%s: old replica on %s deleted\n", vol, old);
   if (ra.fd >= 0)

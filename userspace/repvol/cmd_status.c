@@ -35,12 +35,15 @@ probe (const struct reg_volume *v, struct live *live, int timeout_ms)
 {
   for (int i = 0; i < v->nreplicas; i++) {
     struct live *l = &live[i];
+    struct error err = { 0 };
     memset (l, 0, sizeof *l);
-    l->reachable = replica_admin_stat_once (v->replicas[i].addr, v->name,
-                                            timeout_ms, &l->w, &l->vi,
-                                            l->err, sizeof l->err) == 0;
+    int r = replica_admin_stat_once (v->replicas[i].addr, v->name,
+                                     timeout_ms, &l->w, &l->vi, &err);
+    l->reachable = r == 0;
+    if (r < 0)
+      snprintf (l->err, sizeof l->err, "%s", error_msg (&err));
     /* A server that answers but says "no such volume" is reachable. */
-    if (!l->reachable && errno == ENOENT) {
+    if (r == -ENOENT) {
       l->reachable = true;
       l->vi.exists = 0;
     }

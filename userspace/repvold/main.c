@@ -123,11 +123,11 @@ main (int argc, char **argv)
       engine = optarg;
       break;
     case OPT_CACHE:
-      if (store_parse_cache (optarg, &cache) == -1)
+      if (store_parse_cache (optarg, &cache) < 0)
         return bad_arg ("--cache must be none or writeback, not '%s'", optarg);
       break;
     case OPT_STALL:
-      if (parse_uint (optarg, 1, 3600, &stall_s) == -1)
+      if (parse_uint (optarg, 1, 3600, &stall_s) < 0)
         return bad_arg ("--stall-timeout must be 1 to 3600 seconds, not '%s'",
                         optarg);
       break;
@@ -175,7 +175,7 @@ main (int argc, char **argv)
   if (*zone && !valid_name (zone))
     return bad_arg ("bad --zone '%s' (1-63 of A-Z a-z 0-9 . _ -, "
                     "not starting with '.')", zone);
-  if (parse_hostport (listen_addr, &ss, &sslen) == -1)
+  if (parse_hostport (listen_addr, &ss, &sslen) < 0)
     return bad_arg ("bad --listen address '%s' (want ADDR:PORT)",
                     listen_addr);
 
@@ -188,7 +188,7 @@ main (int argc, char **argv)
   }
 
   lfd = tcp_listen (listen_addr);
-  if (lfd == -1) {
+  if (lfd < 0) {
     fprintf (stderr, "repvold: cannot listen on %s: %s\n", listen_addr,
              strerror (errno));
     return EXIT_FAILURE;
@@ -211,7 +211,7 @@ main (int argc, char **argv)
 
   struct shutdown_state sst = { .loop = loop, .srv = srv };
   static const int sigs[] = { SIGTERM, SIGINT };
-  if (loop_signals (loop, sigs, 2, on_signal, &sst) == -1) {
+  if (loop_signals (loop, sigs, 2, on_signal, &sst) < 0) {
     fprintf (stderr, "repvold: cannot set up signal handling: %s\n",
              strerror (errno));
     return EXIT_FAILURE;

@@ -1,4 +1,7 @@
-/* control.c - the attach's control channel (see control.h). */
+/* control.c - the attach's control channel (see control.h): a unix
+ * socket listener (core/listener.h), one command line per connection,
+ * and the client that sends one.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +11,7 @@
 #include <sys/un.h>
 
 #include "core/conn.h"
+#include "core/listener.h"
 #include "attach/control.h"
 #include "core/util.h"
 #include "core/fsutil.h"
@@ -16,7 +20,7 @@
 
 struct control {
   struct loop *loop;
-  struct loop_watch watch;
+  struct listener listener;
   int fd;
   char *path;
   void (*handler) (struct control_req *, const char *, void *);
@@ -39,6 +43,7 @@ req_closed (struct conn *c, void *opaque)
   struct control_req *req = opaque;
 
   req->closed = true;
+  listener_conn_closed (&req->ctl->listener);
   if (req->finished)
     free (req);
 }
@@ -147,17 +152,14 @@ got_char (struct conn *c, void *opaque)
 }
 
 static void
-on_accept (struct loop_watch *w, uint32_t revents)
+on_accept (struct listener *l, int fd, void *opaque)
 {
-  struct control *ctl = w->opaque;
-  int fd = accept4 (ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  struct control_req *req;
+  struct control *ctl = opaque;
+  struct control_req *req = calloc (1, sizeof *req);
 
-  if (fd == -1)
-    return;
-  req = calloc (1, sizeof *req);
   if (!req) {
     close (fd);
+    listener_conn_closed (l);
     return;
   }
   req->ctl = ctl;
@@ -165,6 +167,7 @@ on_accept (struct loop_watch *w, uint32_t revents)
   if (!req->c) {
     close (fd);
     free (req);
+    listener_conn_closed (l);
     return;
   }
   conn_set_stall_timeout (req->c, 10000);
@@ -177,6 +180,7 @@ control_start (struct loop *loop, const char *path,
                void *opaque)
 {
   struct control *ctl = calloc (1, sizeof *ctl);
+  int err;
 
   if (!ctl)
     return NULL;
@@ -187,12 +191,18 @@ control_start (struct loop *loop, const char *path,
     free (ctl);
     return NULL;
   }
-  set_nonblock (ctl->fd);
   ctl->loop = loop;
   ctl->path = strdup (path);
   ctl->handler = handler;
   ctl->opaque = opaque;
-  loop_add (loop, &ctl->watch, ctl->fd, EPOLLIN, on_accept, ctl);
+  err = listener_init (&ctl->listener, loop, ctl->fd, "control", 0,
+                       on_accept, ctl);
+  if (err < 0 || !ctl->path) {
+    log_error ("control socket %s: %s", path,
+               strerror (err < 0 ? -err : ENOMEM));
+    control_stop (ctl);
+    return NULL;
+  }
   return ctl;
 }
 
@@ -201,9 +211,10 @@ control_stop (struct control *ctl)
 {
   if (!ctl)
     return;
-  loop_del (ctl->loop, &ctl->watch);
+  listener_fini (&ctl->listener);
   close (ctl->fd);
-  unlink (ctl->path);
+  if (ctl->path)
+    unlink (ctl->path);
   free (ctl->path);
   free (ctl);
 }

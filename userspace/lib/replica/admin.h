@@ -1,12 +1,15 @@
-/* replica_admin.h - a small blocking client for the admin side of the
- * replication protocol: create, delete and stat a replica on a repvold.
+/* admin.h - a small blocking client for the admin side of the
+ * replication protocol: create, delete, stat and read a replica on a
+ * repvold.
  *
- * Used by the repvol CLI; on the data path only for the handshake (the
- * event-loop replica client takes over the socket after it).  Every call is bounded by a timeout: connect, each
- * send and each receive.  On failure a call returns -1, sets errno
- * (ECONNREFUSED, ETIMEDOUT, EEXIST, ENOENT, EPROTO, ...) and writes a
- * one-line reason to err, e.g. "connection refused", "timed out after
- * 5000 ms waiting for the reply", "volume already exists".  The reason
+ * Used by the repvol CLI and the probe; on the data path only for the
+ * handshake (the event-loop replica client takes over the socket after
+ * it).  Every call is bounded by a timeout: connect, each send and each
+ * receive.  Every call returns 0 or a negative errno (-ECONNREFUSED,
+ * -ETIMEDOUT, -EEXIST, -ENOENT, -EPROTO, ...) and on failure fills err
+ * (which may be NULL) with a one-line reason, e.g. "connection refused
+ * (is repvold running there?)", "timed out after 5000 ms waiting for
+ * the WELCOME", "volume already exists on this server".  The reason
  * does not repeat the address; callers prefix it.
  */
 #ifndef REPVOL_REPLICA_ADMIN_H
@@ -15,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/util.h"
 #include "replica/proto.h"
 
 #define REPLICA_ADMIN_TIMEOUT_MS 5000
@@ -29,37 +33,34 @@ struct replica_admin {
 
 /* Connect to addr ("ADDR:PORT"), send HELLO (volume vol, epoch,
  * flags) and read WELCOME into ra->welcome; a WELCOME whose status is
- * not OK is a failure.  The data path (replica_client.c) uses this for
- * its start-up handshake, then adopts ra->fd.
+ * not OK is a failure.  On failure ra->fd is -1.  The data path
+ * (client.c) uses this for its start-up handshake, then adopts ra->fd.
  */
 int replica_handshake (struct replica_admin *ra, const char *addr,
                        const char *vol, uint64_t epoch, uint32_t flags,
-                       int timeout_ms, char *err, size_t errlen);
+                       int timeout_ms, struct error *err);
 
 /* replica_handshake for an admin connection (admin flag, epoch 0). */
 int replica_admin_open (struct replica_admin *ra, const char *addr,
-                        const char *vol, int timeout_ms,
-                        char *err, size_t errlen);
+                        const char *vol, int timeout_ms, struct error *err);
 void replica_admin_close (struct replica_admin *ra);
 
 /* Requests on an open connection. */
 int replica_admin_create (struct replica_admin *ra, const struct rv_create *c,
-                          char *err, size_t errlen);
-int replica_admin_delete (struct replica_admin *ra, char *err, size_t errlen);
+                          struct error *err);
+int replica_admin_delete (struct replica_admin *ra, struct error *err);
 int replica_admin_stat (struct replica_admin *ra, struct rv_volinfo *vi,
-                        char *err, size_t errlen);
+                        struct error *err);
 /* Read len bytes (at most RV_MAX_PAYLOAD, aligned to the volume's block
  * size) at offset.  Admin connections may read: it neither presents
  * nor moves the volume's epoch, so it fences nobody.
  */
 int replica_admin_read (struct replica_admin *ra, uint64_t offset, void *buf,
-                        uint32_t len, char *err, size_t errlen);
+                        uint32_t len, struct error *err);
 
-/* One-shot conveniences: open, (request,) close. */
-int replica_admin_hello (const char *addr, const char *vol, int timeout_ms,
-                         struct rv_welcome *w, char *err, size_t errlen);
+/* One-shot: open, stat, close.  w (may be NULL) gets the WELCOME. */
 int replica_admin_stat_once (const char *addr, const char *vol, int timeout_ms,
                              struct rv_welcome *w, struct rv_volinfo *vi,
-                             char *err, size_t errlen);
+                             struct error *err);
 
 #endif

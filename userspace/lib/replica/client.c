@@ -1,4 +1,4 @@
-/* replica_client.c - the replica client layer: a bdev whose I/O goes to
+/* client.c - the replica client layer: a bdev whose I/O goes to
  * one repvold over the replication protocol.
  *
  * Requests are pipelined on one TCP connection and answered out of
@@ -260,7 +260,7 @@ got_reply (struct conn *c, void *opaque)
   uint32_t slot;
   struct rc_slot *s;
 
-  if (rv_decode_rep (rc->rep_buf, &rc->rep, &why) == -1) {
+  if (rv_decode_rep (rc->rep_buf, &rc->rep, &why) < 0) {
     conn_close (c, "replica %s: %s", rc->addr, why);
     return;
   }
@@ -370,10 +370,12 @@ replica_client_connect (const char *addr, const char *volume, uint64_t epoch,
 {
   struct replica_admin ra;
   struct timeval tv = { 0, 0 };
+  struct error e = { 0 };
 
-  if (replica_handshake (&ra, addr, volume, epoch, 0, timeout_ms,
-                         err, errlen) == -1)
+  if (replica_handshake (&ra, addr, volume, epoch, 0, timeout_ms, &e) < 0) {
+    snprintf (err, errlen, "%s", error_msg (&e));
     return -1;
+  }
   *w = ra.welcome;
   if (!w->exists) {
     snprintf (err, errlen, "volume does not exist on this server");

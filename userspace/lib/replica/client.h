@@ -1,4 +1,4 @@
-/* replica_client.h - a bdev that is one replica on a remote repvold,
+/* client.h - a bdev that is one replica on a remote repvold,
  * reached over the replication protocol (TCP, pipelined, out of order).
  */
 #ifndef REPVOL_REPLICA_CLIENT_H

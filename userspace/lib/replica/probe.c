@@ -20,21 +20,24 @@
 #include <blkid/blkid.h>
 
 #include "core/util.h"
+#include "core/fsutil.h"
 #include "replica/probe.h"
 #include "replica/admin.h"
 
-/* Copy the last MiB too: some signatures sit at the end (MD 0.90 and
- * 1.0 superblocks, ZFS labels, GPT's backup header).
+/* Copy the first and the last MiB of v from the replica at addr into fd
+ * at their offsets; the last too, since some signatures sit at the end
+ * (MD 0.90 and 1.0 superblocks, ZFS labels, GPT's backup header).
+ * 0 or -errno with err set.
  */
 static int
 read_ends (const struct reg_volume *v, const char *addr, int fd,
-           int timeout_ms, char *err, size_t errlen)
+           int timeout_ms, struct error *err)
 {
   struct replica_admin ra;
   uint64_t head = MIN (v->size, (uint64_t) PROBE_SPAN), tail_off = 0;
   uint32_t bs = v->block_size ? v->block_size : 1;
   void *buf = NULL;
-  int r = -1;
+  int r;
 
   if (v->size > PROBE_SPAN) {
     tail_off = v->size - PROBE_SPAN;
@@ -42,27 +45,21 @@ read_ends (const struct reg_volume *v, const char *addr, int fd,
     tail_off = MAX (tail_off, head);
   }
   head -= head % bs;
-  if (posix_memalign (&buf, 4096, PROBE_SPAN) != 0) {
-    snprintf (err, errlen, "out of memory");
-    return -1;
-  }
-  if (replica_admin_open (&ra, addr, v->name, timeout_ms, err, errlen) == -1)
+  if (posix_memalign (&buf, 4096, PROBE_SPAN) != 0)
+    return error_set (err, ENOMEM, "out of memory");
+  r = replica_admin_open (&ra, addr, v->name, timeout_ms, err);
+  if (r < 0)
     goto out;
-  if (head && (replica_admin_read (&ra, 0, buf, head, err, errlen) == -1 ||
-               pwrite (fd, buf, head, 0) != (ssize_t) head))
-    goto close;
-  if (tail_off) {
+  if (head && (r = replica_admin_read (&ra, 0, buf, head, err)) == 0 &&
+      (r = pwrite_full (fd, buf, head, 0)) < 0)
+    error_set (err, -r, "memfd: %s", strerror (-r));
+  if (r == 0 && tail_off) {
     uint32_t len = v->size - tail_off;
     len -= len % bs;
-    if (len && (replica_admin_read (&ra, tail_off, buf, len, err,
-                                    errlen) == -1 ||
-                pwrite (fd, buf, len, tail_off) != (ssize_t) len))
-      goto close;
+    if (len && (r = replica_admin_read (&ra, tail_off, buf, len, err)) == 0 &&
+        (r = pwrite_full (fd, buf, len, tail_off)) < 0)
+      error_set (err, -r, "memfd: %s", strerror (-r));
   }
-  r = 0;
- close:
-  if (r == -1 && !err[0])
-    snprintf (err, errlen, "memfd: %s", strerror (errno));
   replica_admin_close (&ra);
  out:
   free (buf);
@@ -126,7 +123,7 @@ void
 probe_volume_contents (const struct reg_volume *v, int timeout_ms,
                        const bool *skip, struct volume_contents *c)
 {
-  char err[256], tried[256] = "";
+  char tried[256] = "";
   size_t n = 0;
   int fd;
 
@@ -151,15 +148,15 @@ probe_volume_contents (const struct reg_volume *v, int timeout_ms,
                        n ? "; " : "", addr);
       continue;
     }
-    err[0] = '\0';
-    if (read_ends (v, addr, fd, timeout_ms, err, sizeof err) == 0) {
+    struct error err = { 0 };
+    if (read_ends (v, addr, fd, timeout_ms, &err) == 0) {
       blkid_contents (fd, c);
       close (fd);
       return;
     }
     if (n < sizeof tried)
       n += snprintf (tried + n, sizeof tried - n, "%s%s: %s",
-                     n ? "; " : "", addr, err);
+                     n ? "; " : "", addr, error_msg (&err));
   }
   snprintf (c->why, sizeof c->why, "no in-sync replica answered%s%s%s",
             n ? " (" : "", tried, n ? ")" : "");

@@ -9,22 +9,22 @@
 #include "core/util.h"
 #include "core/wire.h"
 
-#define FAIL(msg) do { *why = (msg); errno = EPROTO; return -1; } while (0)
+#define FAIL(msg) do { *why = (msg); return -EPROTO; } while (0)
 
 /* A fixed-size name field must be NUL terminated, NUL padded. */
-static int
+static bool
 get_name (const uint8_t *p, char out[RV_NAME_MAX], bool may_be_empty)
 {
   const uint8_t *nul = memchr (p, 0, RV_NAME_MAX);
   if (!nul)
-    return -1;
+    return false;
   for (const uint8_t *q = nul; q < p + RV_NAME_MAX; q++)
     if (*q)
-      return -1;
+      return false;
   memcpy (out, p, RV_NAME_MAX);
   if (out[0] == '\0')
-    return may_be_empty ? 0 : -1;
-  return valid_name (out) ? 0 : -1;
+    return may_be_empty;
+  return valid_name (out);
 }
 
 static void
@@ -58,7 +58,7 @@ rv_decode_hello (const uint8_t in[RV_HELLO_SIZE], struct rv_hello *h,
     FAIL ("unsupported protocol version");
   if (h->flags & ~RV_HELLO_ADMIN)
     FAIL ("unknown HELLO flags");
-  if (get_name (in + 24, h->volume, false) == -1)
+  if (!get_name (in + 24, h->volume, false))
     FAIL ("bad volume name in HELLO");
   return 0;
 }
@@ -91,9 +91,9 @@ rv_decode_welcome (const uint8_t in[RV_WELCOME_SIZE], struct rv_welcome *w,
   w->status = getle32 (in + 12);
   if (w->version != RV_PROTO_VERSION)
     FAIL ("unsupported protocol version");
-  if (get_name (in + 16, w->server, false) == -1)
+  if (!get_name (in + 16, w->server, false))
     FAIL ("bad server name in WELCOME");
-  if (get_name (in + 80, w->zone, true) == -1)
+  if (!get_name (in + 80, w->zone, true))
     FAIL ("bad zone name in WELCOME");
   w->block_size = getle32 (in + 144);
   w->exists = getle32 (in + 148);

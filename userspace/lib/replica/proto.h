@@ -1,8 +1,22 @@
-/* proto.h - the replication protocol between the engine (repvol attach,
- * repvol create/delete/status) and replica servers (repvold).
+/* proto.h - the replica layer's main header, and the codec of the
+ * replication protocol between the engine and the replica servers.
  *
- * All integers are little-endian on the wire.  man/repvol-protocol.7 is
- * the normative description; this header and proto.c are its codec.
+ * The replica layer (replica/) carries a volume's blocks between the
+ * host that attaches it and the repvold servers that keep its copies:
+ * this codec (proto.c), the data-path client that makes one remote
+ * replica a bdev (client.h), the server that serves a store over the
+ * protocol (server.h), a blocking admin client for create, delete,
+ * stat and read (admin.h), and the probe that reads a volume's
+ * signatures through it (probe.h).  It may call core/ (loop, conn,
+ * listener, util, crc32c, wire.h, bdev.h), store/ on the server side,
+ * and registry/ for the probe's view of a volume; nothing above.  It is
+ * called by the engine through the client bdev (set up by attach/), by
+ * attach/, by the repvol CLI (create, delete, status, replica replace,
+ * through the admin client and the probe) and by repvold (the server).
+ *
+ * The protocol: all integers are little-endian on the wire.
+ * man/repvol-protocol.7 is the normative description; this header and
+ * proto.c are its codec.
  *
  *   client -> server   HELLO    (RV_HELLO_SIZE bytes)
  *   server -> client   WELCOME  (RV_WELCOME_SIZE bytes)
@@ -10,8 +24,9 @@
  *   client -> server   request header (RV_REQ_SIZE) [+ payload]
  *   server -> client   reply header (RV_REP_SIZE) [+ payload], any order
  *
- * Decoding functions validate every field and return 0, or -1 with a
- * static human-readable reason in *why.  Nothing is trusted before that.
+ * Decoding functions validate every field and return 0, or -EPROTO with
+ * a static human-readable reason in *why.  Nothing is trusted before
+ * that.
  */
 #ifndef REPVOL_PROTO_H
 #define REPVOL_PROTO_H
@@ -173,7 +188,8 @@ int rv_decode_volinfo (const uint8_t in[RV_STAT_SIZE], struct rv_volinfo *v,
                        const char **why);
 
 /* Range check for a data request against a volume: aligned to
- * block_size, inside [0, size), non-zero length (except FLUSH).
+ * block_size, inside [0, size), non-zero length (except FLUSH).  0, or
+ * -EPROTO with *why, like the decoders.
  */
 int rv_check_range (const struct rv_req *r, uint64_t size, uint32_t block_size,
                     const char **why);

@@ -1,4 +1,6 @@
-/* replica_server.c - the replication protocol, server side.
+/* server.c - the replication protocol, server side: connections, the
+ * handshake with epoch fencing, reading requests, replies, shutdown.
+ * server_io.c carries the requests out against the store.
  *
  * Per connection (struct rs_conn) a small state machine over conn.h:
  *
@@ -42,69 +44,7 @@
 #include <sys/socket.h>
 
 #include "core/util.h"
-#include "core/conn.h"
-#include "core/bdev.h"
-#include "replica/proto.h"
-#include "replica/server.h"
-#include "core/wire.h"
-
-_Static_assert (RV_DIRTY_REGION == STORE_DIRTY_REGION, "dirty region size");
-_Static_assert (RV_DIRTY_HDR_SIZE == STORE_DIRTY_HDR_SIZE, "dirty header");
-
-#define ID_BUCKETS         256
-#define RS_MAX_CONN_BYTES  (64u << 20)  /* buffers held per connection */
-
-struct rs_conn;
-
-struct rs_req {
-  struct rs_conn *rc;
-  struct rv_req req;
-  struct bdev_io io;
-  void *buf;
-  size_t buflen;                /* counted in rc->bytes */
-  uint32_t pre_status;          /* reply this without executing */
-  struct rs_req *hnext;         /* id table chain */
-};
-
-struct rs_conn {
-  struct replica_server *srv;
-  struct rs_conn *prev, *next;
-  struct conn *c;
-  int refs;                     /* 1 while open + 1 per request */
-  bool closed;
-  bool paused;                  /* no expectation set: back-pressure */
-  bool admin;
-  bool welcomed;
-  uint64_t epoch;
-  char volname[RV_NAME_MAX];
-  struct store_vol *vol;        /* referenced, or NULL */
-  const char *close_why;        /* close once the WELCOME is out */
-  unsigned inflight;
-  size_t bytes;
-  uint8_t hello[RV_HELLO_SIZE];
-  uint8_t welcome[RV_WELCOME_SIZE];   /* larger than CONN_HDR_MAX: payload */
-  uint8_t hdr[RV_REQ_SIZE];
-  struct rs_req *pending;       /* waiting for its payload */
-  struct rs_req *ids[ID_BUCKETS];
-};
-
-struct replica_server {
-  struct loop *loop;
-  struct store *store;
-  int lfd;
-  struct loop_watch lwatch;
-  struct loop_timer accept_timer;   /* re-enable accept after EMFILE */
-  char name[RV_NAME_MAX];
-  char zone[RV_NAME_MAX];
-  unsigned stall_ms;
-  struct rs_conn *conns;
-  unsigned nconns;
-  /* shutdown */
-  bool stopping;
-  struct loop_timer stop_timer;
-  void (*stop_done) (void *);
-  void *stop_opaque;
-};
+#include "replica/server_internal.h"
 
 static void read_header (struct rs_conn *rc);
 static void id_remove (struct rs_conn *rc, struct rs_req *req);
@@ -122,6 +62,7 @@ rc_put (struct rs_conn *rc)
   if (rc->prev) rc->prev->next = rc->next; else srv->conns = rc->next;
   if (rc->next) rc->next->prev = rc->prev;
   srv->nconns--;
+  listener_conn_closed (&srv->listener);
   if (rc->vol)
     store_vol_put (rc->vol);
   conn_put (rc->c);
@@ -157,8 +98,8 @@ on_close (struct conn *c, void *opaque)
 }
 
 /* The volume this connection works on, dropping a deleted one. */
-static struct store_vol *
-rc_vol (struct rs_conn *rc)
+struct store_vol *
+rs_conn_vol (struct rs_conn *rc)
 {
   if (rc->vol && store_vol_deleted (rc->vol)) {
     store_vol_put (rc->vol);
@@ -241,8 +182,9 @@ reply_sent (void *opaque, int err)
   req_free (opaque);
 }
 
-static void
-reply (struct rs_req *req, uint32_t status, const void *payload, uint32_t len)
+void
+rs_reply (struct rs_req *req, uint32_t status, const void *payload,
+          uint32_t len)
 {
   struct rs_conn *rc = req->rc;
   uint8_t hdr[RV_REP_SIZE];
@@ -265,226 +207,6 @@ reply (struct rs_req *req, uint32_t status, const void *payload, uint32_t len)
              reply_sent, req);
 }
 
-/* ---- dispatch ------------------------------------------------------- */
-
-static void
-io_done (struct bdev_io *io, int err)
-{
-  struct rs_req *req = io->opaque;
-
-  if (err) {
-    log_debug ("%s: %s %" PRIu64 "+%u: %s", req->rc->c->name,
-               rv_cmd_name (req->req.cmd), req->req.offset, req->req.length,
-               strerror (err));
-    reply (req, rv_errno_to_status (err), NULL, 0);
-  }
-  else if (req->req.cmd == RV_READ)
-    reply (req, RV_OK, req->buf, req->req.length);
-  else if (req->req.cmd == RV_DIRTY_GET)
-    reply (req, RV_OK, req->buf, req->buflen);
-  else if (req->req.cmd == RV_CHECKSUM) {
-    uint32_t crc;                 /* host order from the store */
-    memcpy (&crc, req->buf, sizeof crc);
-    putle32 (req->buf, crc);
-    reply (req, RV_OK, req->buf, RV_CHECKSUM_SIZE);
-  }
-  else
-    reply (req, RV_OK, NULL, 0);
-}
-
-static void
-do_create (struct rs_req *req)
-{
-  struct rs_conn *rc = req->rc;
-  struct rv_create cr;
-  struct store_vol *v;
-  const char *why;
-  uint64_t epoch;
-  int err;
-
-  if (rv_decode_create (req->buf, &cr, &why) == -1) {
-    log_warn ("%s: CREATE %s refused: %s", rc->c->name, rc->volname, why);
-    reply (req, RV_EINVAL, NULL, 0);
-    return;
-  }
-  if (rc_vol (rc) || store_lookup (rc->srv->store, rc->volname)) {
-    reply (req, RV_EEXIST, NULL, 0);
-    return;
-  }
-  epoch = cr.epoch;
-  if (!rc->admin)
-    epoch = MAX (epoch, rc->epoch);
-  err = store_create (rc->srv->store, rc->volname, cr.size, cr.block_size,
-                      cr.flags & RV_F_RESERVE ? STORE_F_RESERVED : 0, epoch,
-                      &v);
-  if (err < 0) {
-    log_warn ("%s: CREATE %s failed: %s", rc->c->name, rc->volname,
-              strerror (-err));
-    reply (req, err == -EOPNOTSUPP ? RV_ENOTSUP : rv_errno_to_status (-err),
-           NULL, 0);
-    return;
-  }
-  store_vol_get (v);
-  rc->vol = v;
-  reply (req, RV_OK, NULL, 0);
-}
-
-static void
-do_delete (struct rs_req *req)
-{
-  struct rs_conn *rc = req->rc;
-  struct store_vol *v = rc_vol (rc);
-  int err;
-
-  if (!v) {
-    reply (req, RV_ENOENT, NULL, 0);
-    return;
-  }
-  for (struct rs_conn *o = rc->srv->conns; o; o = o->next)
-    if (o != rc && !o->closed && !o->admin && o->vol == v) {
-      log_warn ("%s: DELETE %s refused: in use by %s", rc->c->name,
-                rc->volname, o->c->name);
-      reply (req, RV_EBUSY, NULL, 0);
-      return;
-    }
-  err = store_delete (rc->srv->store, v);
-  if (err < 0) {
-    reply (req, rv_errno_to_status (-err), NULL, 0);
-    return;
-  }
-  store_vol_put (rc->vol);
-  rc->vol = NULL;
-  reply (req, RV_OK, NULL, 0);
-}
-
-static void
-fill_volinfo (struct store_vol *v, struct rv_volinfo *vi)
-{
-  memset (vi, 0, sizeof *vi);
-  if (!v)
-    return;
-  const struct store_meta *m = store_vol_meta (v);
-  vi->exists = 1;
-  vi->block_size = m->block_size;
-  vi->size = m->size;
-  vi->epoch = m->epoch;
-  vi->allocated = store_vol_allocated (v);
-  vi->flags = m->flags & STORE_F_RESERVED ? RV_F_RESERVE : 0;
-  vi->state = m->state;
-  vi->dirty_regions = store_vol_dirty_count (v);
-}
-
-static void
-do_stat (struct rs_req *req)
-{
-  struct rv_volinfo vi;
-
-  fill_volinfo (rc_vol (req->rc), &vi);
-  req->buf = malloc (RV_STAT_SIZE);
-  if (!req->buf) {
-    reply (req, RV_EIO, NULL, 0);
-    return;
-  }
-  rv_encode_volinfo (&vi, req->buf);
-  reply (req, RV_OK, req->buf, RV_STAT_SIZE);
-}
-
-static void
-dispatch (struct rs_req *req)
-{
-  struct rs_conn *rc = req->rc;
-  struct store_vol *v = rc->vol;
-  struct bdev_io *io = &req->io;
-
-  if (req->pre_status) {
-    reply (req, req->pre_status, NULL, 0);
-    return;
-  }
-  switch (req->req.cmd) {
-  case RV_CREATE: do_create (req); return;
-  case RV_DELETE: do_delete (req); return;
-  case RV_STAT:   do_stat (req); return;
-  }
-
-  memset (io, 0, sizeof *io);
-  io->offset = req->req.offset;
-  io->len = req->req.length;
-  io->done = io_done;
-  io->opaque = req;
-  if (req->req.flags & RV_F_FUA)
-    io->flags |= BDEV_FUA;
-  if (req->req.flags & RV_F_DIRTY)
-    io->flags |= BDEV_DIRTY;
-  switch (req->req.cmd) {
-  case RV_READ:
-    if (posix_memalign (&req->buf, 4096, req->req.length) != 0) {
-      req->buf = NULL;
-      reply (req, RV_EIO, NULL, 0);
-      return;
-    }
-    req->buflen = req->req.length;
-    rc->bytes += req->buflen;
-    io->op = BDEV_READ;
-    io->buf = req->buf;
-    break;
-  case RV_WRITE:
-    io->op = BDEV_WRITE;
-    io->buf = req->buf;
-    break;
-  case RV_FLUSH:
-    io->op = BDEV_FLUSH;
-    break;
-  case RV_TRIM:
-    io->op = BDEV_TRIM;
-    break;
-  case RV_WRITE_ZEROES:
-    io->op = BDEV_WRITE_ZEROES;
-    if (req->req.flags & RV_F_NO_HOLE)
-      io->flags |= BDEV_NO_HOLE;
-    break;
-  case RV_MARK_DIRTY:
-    io->op = BDEV_MARK_DIRTY;
-    break;
-  case RV_DIRTY_GET: {
-    size_t n = store_vol_dirty_get_size (v);
-    if (n > RV_MAX_PAYLOAD) {
-      reply (req, RV_EINVAL, NULL, 0);
-      return;
-    }
-    req->buf = malloc (n);
-    if (!req->buf) {
-      reply (req, RV_EIO, NULL, 0);
-      return;
-    }
-    req->buflen = n;
-    rc->bytes += n;
-    io->op = BDEV_DIRTY_GET;
-    io->buf = req->buf;
-    io->offset = 0;
-    io->len = n;
-    break;
-  }
-  case RV_DIRTY_CLEAR:
-    io->op = BDEV_DIRTY_CLEAR;
-    break;
-  case RV_CHECKSUM:
-    req->buf = malloc (RV_CHECKSUM_SIZE);
-    if (!req->buf) {
-      reply (req, RV_EIO, NULL, 0);
-      return;
-    }
-    /* Count the store's scratch buffer, so a client cannot make us hold
-     * RV_MAX_INFLIGHT of them at once.
-     */
-    req->buflen = MIN (req->req.length, STORE_CHECKSUM_CHUNK);
-    rc->bytes += req->buflen;
-    io->op = BDEV_CHECKSUM;
-    io->buf = req->buf;
-    break;
-  }
-  bdev_submit (store_vol_bdev (v), io);
-}
-
 /* ---- reading requests ---------------------------------------------- */
 
 static void
@@ -500,7 +222,7 @@ on_payload (struct conn *c, void *opaque)
               c->name, rv_cmd_name (req->req.cmd), req->req.id);
     req->pre_status = RV_ECRC;
   }
-  dispatch (req);
+  rs_dispatch (req);
   read_header (rc);
 }
 
@@ -529,7 +251,7 @@ on_header (struct conn *c, void *opaque)
       conn_close (c, NULL);
     return;
   }
-  if (rv_decode_req (rc->hdr, &r, &why) == -1) {
+  if (rv_decode_req (rc->hdr, &r, &why) < 0) {
     conn_close (c, "%s", why);
     return;
   }
@@ -537,7 +259,7 @@ on_header (struct conn *c, void *opaque)
     conn_close (c, "duplicate in-flight request id %" PRIu64, r.id);
     return;
   }
-  v = rc_vol (rc);
+  v = rs_conn_vol (rc);
   if (is_data_cmd (r.cmd)) {
     if (!v) {
       conn_close (c, "%s before volume %s exists", rv_cmd_name (r.cmd),
@@ -546,7 +268,7 @@ on_header (struct conn *c, void *opaque)
     }
     const struct store_meta *m = store_vol_meta (v);
     if (r.cmd != RV_DIRTY_GET && r.cmd != RV_DIRTY_CLEAR &&
-        rv_check_range (&r, m->size, m->block_size, &why) == -1) {
+        rv_check_range (&r, m->size, m->block_size, &why) < 0) {
       conn_close (c, "%s id %" PRIu64 " offset %" PRIu64 " length %u: %s",
                   rv_cmd_name (r.cmd), r.id, r.offset, r.length, why);
       return;
@@ -585,7 +307,7 @@ on_header (struct conn *c, void *opaque)
     conn_expect (c, req->buf, r.length, on_payload, rc);
     return;
   }
-  dispatch (req);
+  rs_dispatch (req);
   read_header (rc);
 }
 
@@ -648,7 +370,7 @@ on_hello (struct conn *c, void *opaque)
   struct store_vol *v;
   const char *why;
 
-  if (rv_decode_hello (rc->hello, &h, &why) == -1) {
+  if (rv_decode_hello (rc->hello, &h, &why) < 0) {
     /* Answer a well-framed HELLO of another version so the client can
      * say why; anything else is not our protocol.
      */
@@ -690,7 +412,6 @@ on_hello (struct conn *c, void *opaque)
   }
   log_debug ("%s: HELLO %s volume %s epoch %" PRIu64, c->name,
              rc->admin ? "admin" : "data", rc->volname, h.epoch);
-  rc->welcomed = true;
   send_welcome (rc, RV_OK, NULL);
 }
 
@@ -712,64 +433,41 @@ peer_name (int fd, char *buf, size_t len)
               host, port);
 }
 
+/* A connection from the listener; counted there until its rs_conn goes
+ * (rc_put), requests still finishing included.
+ */
 static void
-accept_resume (struct loop_timer *t)
+on_accept (struct listener *l, int fd, void *opaque)
 {
-  struct replica_server *srv = t->opaque;
-  if (!srv->stopping)
-    loop_mod (srv->loop, &srv->lwatch, EPOLLIN);
-}
+  struct replica_server *srv = opaque;
+  char name[96];
+  struct rs_conn *rc;
 
-static void
-on_accept (struct loop_watch *w, uint32_t revents)
-{
-  struct replica_server *srv = w->opaque;
-
-  for (int i = 0; i < 64; i++) {
-    char name[96];
-    struct rs_conn *rc;
-    int fd = accept4 (srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-    if (fd == -1) {
-      if (errno == EINTR || errno == ECONNABORTED)
-        continue;
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-          errno == ENOMEM) {
-        /* Level-triggered: stop listening a moment rather than spin. */
-        log_warn ("accept: %m; pausing accepts for 100 ms");
-        loop_mod (srv->loop, &srv->lwatch, 0);
-        loop_timer_arm (srv->loop, &srv->accept_timer, 100, accept_resume,
-                        srv);
-      }
-      else if (errno != EAGAIN)
-        log_warn ("accept: %m");
-      return;
-    }
-    set_tcp_nodelay (fd);
-    peer_name (fd, name, sizeof name);
-    rc = calloc (1, sizeof *rc);
-    if (!rc) {
-      close (fd);
-      continue;
-    }
-    rc->srv = srv;
-    rc->refs = 1;
-    rc->c = conn_new (srv->loop, fd, name, on_close, rc);
-    if (!rc->c) {
-      log_warn ("%s: cannot set up connection", name);
-      close (fd);
-      free (rc);
-      continue;
-    }
-    conn_get (rc->c);           /* ours until rc goes */
-    conn_set_stall_timeout (rc->c, srv->stall_ms);
-    rc->next = srv->conns;
-    if (srv->conns) srv->conns->prev = rc;
-    srv->conns = rc;
-    srv->nconns++;
-    log_debug ("%s: connected", name);
-    conn_expect (rc->c, rc->hello, sizeof rc->hello, on_hello, rc);
+  peer_name (fd, name, sizeof name);
+  rc = calloc (1, sizeof *rc);
+  if (!rc) {
+    close (fd);
+    listener_conn_closed (l);
+    return;
   }
+  rc->srv = srv;
+  rc->refs = 1;
+  rc->c = conn_new (srv->loop, fd, name, on_close, rc);
+  if (!rc->c) {
+    log_warn ("%s: cannot set up connection", name);
+    close (fd);
+    free (rc);
+    listener_conn_closed (l);
+    return;
+  }
+  conn_get (rc->c);             /* ours until rc goes */
+  conn_set_stall_timeout (rc->c, srv->stall_ms);
+  rc->next = srv->conns;
+  if (srv->conns) srv->conns->prev = rc;
+  srv->conns = rc;
+  srv->nconns++;
+  log_debug ("%s: connected", name);
+  conn_expect (rc->c, rc->hello, sizeof rc->hello, on_hello, rc);
 }
 
 struct replica_server *
@@ -777,6 +475,7 @@ replica_server_new (struct loop *loop, struct store *store, int listen_fd,
                     const char *name, const char *zone)
 {
   struct replica_server *srv = calloc (1, sizeof *srv);
+  int err;
 
   if (!srv) return NULL;
   srv->loop = loop;
@@ -785,19 +484,16 @@ replica_server_new (struct loop *loop, struct store *store, int listen_fd,
   srv->lfd = listen_fd;
   snprintf (srv->name, sizeof srv->name, "%s", name);
   snprintf (srv->zone, sizeof srv->zone, "%s", zone ? zone : "");
-  set_nonblock (listen_fd);
-  if (loop_add (loop, &srv->lwatch, listen_fd, EPOLLIN, on_accept, srv) == -1) {
-    log_error ("listen socket: loop_add: %m");
+  /* No limit on connections yet: the trust work sets one. */
+  err = listener_init (&srv->listener, loop, listen_fd, "replica", 0,
+                       on_accept, srv);
+  if (err < 0) {
+    log_error ("listen socket: %s", strerror (-err));
     free (srv);
     return NULL;
   }
+  srv->listener.tcp_nodelay = true;
   return srv;
-}
-
-unsigned
-replica_server_connections (const struct replica_server *srv)
-{
-  return srv->nconns;
 }
 
 /* ---- shutdown --------------------------------------------------------- */
@@ -848,8 +544,7 @@ replica_server_shutdown (struct replica_server *srv, unsigned timeout_ms,
   srv->stopping = true;
   srv->stop_done = done;
   srv->stop_opaque = opaque;
-  loop_timer_cancel (srv->loop, &srv->accept_timer);
-  loop_del (srv->loop, &srv->lwatch);
+  listener_fini (&srv->listener);
   close (srv->lfd);
   srv->lfd = -1;
 
@@ -883,9 +578,8 @@ replica_server_free (struct replica_server *srv)
      */
     return;
   if (srv->lfd >= 0) {
-    loop_del (srv->loop, &srv->lwatch);
+    listener_fini (&srv->listener);
     close (srv->lfd);
   }
-  loop_timer_cancel (srv->loop, &srv->accept_timer);
   free (srv);
 }

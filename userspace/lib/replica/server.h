@@ -1,9 +1,10 @@
-/* replica_server.h - the replication protocol server (repvold's core).
+/* server.h - the replication protocol server (repvold's core).
  *
- * Accepts TCP connections on a listening socket, runs the handshake
- * (HELLO / WELCOME, with epoch fencing) and then serves pipelined
- * requests against the store, each answered by id as it completes.  See
- * proto/proto.h and man/repvol-protocol.7 for the wire format.
+ * Accepts TCP connections on a listening socket (core/listener.h), runs
+ * the handshake (HELLO / WELCOME, with epoch fencing) and then serves
+ * pipelined requests against the store, each answered by id as it
+ * completes.  See replica/proto.h and man/repvol-protocol.7 for the wire
+ * format.
  *
  * Everything runs on one event loop; concurrency comes from the store's
  * I/O engine.  A bad frame closes only the connection it came on.
@@ -44,8 +45,5 @@ void replica_server_shutdown (struct replica_server *srv, unsigned timeout_ms,
  * I/O, so no completion can still reach a connection.
  */
 void replica_server_free (struct replica_server *srv);
-
-/* Connections currently open or finishing. */
-unsigned replica_server_connections (const struct replica_server *srv);
 
 #endif

@@ -1,0 +1,713 @@
+/* test_replica.c - the replica layer end to end in one process: a
+ * replica server (replica/server.c, server_io.c) on a loopback socket
+ * over a real store in a temporary directory, its event loop on a
+ * thread of its own, driven from the test's thread three ways:
+ *   - raw frames on a blocking socket: HELLO / WELCOME, CREATE, WRITE,
+ *     READ, FLUSH, CHECKSUM, pipelining, epoch fencing, and the frames a
+ *     server must refuse (bad magic, a range past the end, a payload
+ *     whose checksum is wrong);
+ *   - the blocking admin client (replica/admin.c): create, stat, read,
+ *     delete, and the errors it reports (0 or -errno, reason in a
+ *     struct error);
+ *   - the client bdev (replica/client.c) on the test thread's own loop:
+ *     write, read back, flush, checksum, and a fenced write.
+ * Every read is checked against the bytes written.
+ */
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <cmocka.h>
+
+#include "core/bdev.h"
+#include "core/fsutil.h"
+#include "core/loop.h"
+#include "core/mailbox.h"
+#include "core/util.h"
+#include "replica/admin.h"
+#include "replica/client.h"
+#include "replica/proto.h"
+#include "replica/server.h"
+#include "store/store.h"
+
+#define VSIZE   (1u << 20)
+#define BS      4096u
+#define TIMEOUT 5000
+
+/* ---- the server, on its own thread ---------------------------------- */
+
+struct server {
+  char dir[64];
+  char addr[64];
+  struct loop *loop;
+  struct store *store;
+  struct replica_server *srv;
+  struct mailbox mb;
+  struct mailbox_msg stop;
+  pthread_t thread;
+};
+
+static void
+server_stopped (void *opaque)
+{
+  loop_stop (opaque);
+}
+
+/* On the server's loop: the test asks it to shut down. */
+static void
+on_mail (struct mailbox *mb, struct mailbox_msg *msg)
+{
+  struct server *s = mb->opaque;
+
+  replica_server_shutdown (s->srv, 2000, server_stopped, s->loop);
+}
+
+static void *
+server_thread (void *arg)
+{
+  struct server *s = arg;
+
+  loop_run (s->loop);
+  return NULL;
+}
+
+/* A TCP socket bound to a free loopback port; its "ADDR:PORT" in addr. */
+static int
+loopback_socket (char *addr, size_t addrlen)
+{
+  struct sockaddr_in sin = { .sin_family = AF_INET };
+  socklen_t len = sizeof sin;
+  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  assert_true (fd >= 0);
+  sin.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  assert_int_equal (bind (fd, (struct sockaddr *) &sin, sizeof sin), 0);
+  assert_int_equal (getsockname (fd, (struct sockaddr *) &sin, &len), 0);
+  snprintf (addr, addrlen, "127.0.0.1:%u", ntohs (sin.sin_port));
+  return fd;
+}
+
+static int
+setup (void **state)
+{
+  struct server *s = calloc (1, sizeof *s);
+  int lfd;
+
+  assert_non_null (s);
+  snprintf (s->dir, sizeof s->dir, "/tmp/test_replica.XXXXXX");
+  assert_non_null (mkdtemp (s->dir));
+  s->loop = loop_new ();
+  assert_non_null (s->loop);
+  s->store = store_open (s->loop, s->dir, "libaio", STORE_CACHE_WRITEBACK);
+  assert_non_null (s->store);
+
+  lfd = loopback_socket (s->addr, sizeof s->addr);
+  assert_int_equal (listen (lfd, 16), 0);
+
+  s->srv = replica_server_new (s->loop, s->store, lfd, "test-srv", "zone-a");
+  assert_non_null (s->srv);
+  assert_int_equal (mailbox_init (&s->mb, s->loop, on_mail, s), 0);
+  assert_int_equal (pthread_create (&s->thread, NULL, server_thread, s), 0);
+  *state = s;
+  return 0;
+}
+
+static int
+teardown (void **state)
+{
+  struct server *s = *state;
+  DIR *d;
+  struct dirent *e;
+
+  mailbox_post (&s->mb, &s->stop);
+  assert_int_equal (pthread_join (s->thread, NULL), 0);
+  /* As repvold does: the store drains, then the server goes. */
+  store_close (s->store);
+  replica_server_free (s->srv);
+  mailbox_fini (&s->mb);
+  loop_free (s->loop);
+
+  d = opendir (s->dir);
+  assert_non_null (d);
+  while ((e = readdir (d)) != NULL)
+    if (e->d_name[0] != '.' || (e->d_name[1] && strcmp (e->d_name, "..")))
+      unlinkat (dirfd (d), e->d_name, 0);
+  closedir (d);
+  assert_int_equal (rmdir (s->dir), 0);
+  free (s);
+  return 0;
+}
+
+/* ---- raw frames on a blocking socket ------------------------------- */
+
+static int
+raw_connect (const struct server *s)
+{
+  struct timeval tv = { .tv_sec = TIMEOUT / 1000 };
+  int fd = tcp_connect (s->addr, TIMEOUT);
+
+  assert_true (fd >= 0);
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+static void
+raw_send (int fd, const void *buf, size_t len)
+{
+  assert_int_equal (write_full (fd, buf, len), 0);
+}
+
+static void
+raw_recv (int fd, void *buf, size_t len)
+{
+  assert_int_equal (read_full (fd, buf, len), 0);
+}
+
+/* Has the server closed fd (after anything it still had to say)? */
+static bool
+raw_closed (int fd)
+{
+  char b[RV_REP_SIZE];
+  ssize_t r;
+
+  while ((r = recv (fd, b, sizeof b, 0)) > 0)
+    ;
+  return r == 0 || (r == -1 && errno == ECONNRESET);
+}
+
+/* HELLO; the WELCOME into *w. */
+static int
+raw_hello (const struct server *s, const char *vol, uint64_t epoch,
+           uint32_t flags, struct rv_welcome *w)
+{
+  struct rv_hello h = { .version = RV_PROTO_VERSION, .flags = flags,
+                        .epoch = epoch };
+  uint8_t hb[RV_HELLO_SIZE], wb[RV_WELCOME_SIZE];
+  const char *why;
+  int fd = raw_connect (s);
+
+  snprintf (h.volume, sizeof h.volume, "%s", vol);
+  rv_encode_hello (&h, hb);
+  raw_send (fd, hb, sizeof hb);
+  raw_recv (fd, wb, sizeof wb);
+  assert_int_equal (rv_decode_welcome (wb, w, &why), 0);
+  return fd;
+}
+
+static void
+raw_req (int fd, uint16_t cmd, uint16_t flags, uint64_t id, uint64_t offset,
+         uint32_t length, const void *payload)
+{
+  struct rv_req q = { .cmd = cmd, .flags = flags, .id = id, .offset = offset,
+                      .length = length };
+  uint8_t qb[RV_REQ_SIZE];
+
+  if (payload)
+    q.crc = crc32c (0, payload, length);
+  rv_encode_req (&q, qb);
+  raw_send (fd, qb, sizeof qb);
+  if (payload)
+    raw_send (fd, payload, length);
+}
+
+/* A reply header, and its payload (checked against its crc) into buf. */
+static void
+raw_rep (int fd, struct rv_rep *rep, void *buf, size_t buflen)
+{
+  uint8_t rb[RV_REP_SIZE];
+  const char *why;
+
+  raw_recv (fd, rb, sizeof rb);
+  assert_int_equal (rv_decode_rep (rb, rep, &why), 0);
+  assert_true (rep->length <= buflen);
+  if (rep->length) {
+    raw_recv (fd, buf, rep->length);
+    assert_int_equal (crc32c (0, buf, rep->length), rep->crc);
+  }
+}
+
+/* One request, its reply's status (the payload into buf). */
+static uint32_t
+raw_call (int fd, uint16_t cmd, uint16_t flags, uint64_t offset,
+          uint32_t length, const void *payload, void *buf, size_t buflen)
+{
+  static uint64_t next_id = 100;
+  uint64_t id = next_id++;
+  struct rv_rep rep;
+
+  raw_req (fd, cmd, flags, id, offset, length, payload);
+  raw_rep (fd, &rep, buf, buflen);
+  assert_true (rep.id == id);
+  return rep.status;
+}
+
+static uint32_t
+raw_create (int fd, uint64_t size, uint64_t epoch)
+{
+  struct rv_create c = { .size = size, .block_size = BS, .epoch = epoch };
+  uint8_t cb[RV_CREATE_SIZE];
+
+  rv_encode_create (&c, cb);
+  return raw_call (fd, RV_CREATE, 0, 0, sizeof cb, cb, NULL, 0);
+}
+
+static uint8_t *
+pattern (size_t len, unsigned seed)
+{
+  uint8_t *p = NULL;
+
+  assert_int_equal (posix_memalign ((void **) &p, 4096, len), 0);
+  for (size_t i = 0; i < len; i++)
+    p[i] = (uint8_t) (i * 7 + seed);
+  return p;
+}
+
+/* ---- tests: raw frames ---------------------------------------------- */
+
+/* HELLO on a new volume, CREATE, then data that reads back as written. */
+static void
+test_data_path (void **state)
+{
+  struct server *s = *state;
+  struct rv_welcome w;
+  uint8_t *data = pattern (2 * BS, 1), *got = pattern (2 * BS, 0);
+  uint8_t zero[BS] = { 0 }, crc[RV_CHECKSUM_SIZE];
+  int fd = raw_hello (s, "vol", 1, 0, &w);
+
+  assert_int_equal (w.status, RV_OK);
+  assert_string_equal (w.server, "test-srv");
+  assert_string_equal (w.zone, "zone-a");
+  assert_int_equal (w.exists, 0);
+
+  assert_int_equal (raw_create (fd, VSIZE, 1), RV_OK);
+  assert_int_equal (raw_call (fd, RV_WRITE, 0, BS, 2 * BS, data, NULL, 0),
+                    RV_OK);
+  assert_int_equal (raw_call (fd, RV_FLUSH, 0, 0, 0, NULL, NULL, 0), RV_OK);
+  assert_int_equal (raw_call (fd, RV_READ, 0, BS, 2 * BS, NULL, got, 2 * BS),
+                    RV_OK);
+  assert_memory_equal (got, data, 2 * BS);
+  /* Never written: zeroes. */
+  assert_int_equal (raw_call (fd, RV_READ, 0, 0, BS, NULL, got, BS), RV_OK);
+  assert_memory_equal (got, zero, BS);
+  /* The server's crc32c of the stored bytes, little-endian. */
+  assert_int_equal (raw_call (fd, RV_CHECKSUM, 0, BS, 2 * BS, NULL, crc,
+                              sizeof crc), RV_OK);
+  assert_int_equal (crc[0] | crc[1] << 8 | crc[2] << 16 | (uint32_t) crc[3] << 24,
+                    crc32c (0, data, 2 * BS));
+  /* TRIM, then the range reads as zeroes. */
+  assert_int_equal (raw_call (fd, RV_TRIM, 0, BS, BS, NULL, NULL, 0), RV_OK);
+  assert_int_equal (raw_call (fd, RV_READ, 0, BS, BS, NULL, got, BS), RV_OK);
+  assert_memory_equal (got, zero, BS);
+
+  /* Pipelined: two writes then two reads, each reply matched by id. */
+  uint8_t *a = pattern (BS, 11), *b = pattern (BS, 22);
+  uint8_t *ra = pattern (BS, 0), *rb = pattern (BS, 0);
+  struct rv_rep rep;
+  raw_req (fd, RV_WRITE, 0, 1, 8 * BS, BS, a);
+  raw_req (fd, RV_WRITE, RV_F_FUA, 2, 9 * BS, BS, b);
+  for (int i = 0; i < 2; i++) {
+    raw_rep (fd, &rep, NULL, 0);
+    assert_int_equal (rep.status, RV_OK);
+    assert_true (rep.id == 1 || rep.id == 2);
+  }
+  raw_req (fd, RV_READ, 0, 3, 8 * BS, BS, NULL);
+  raw_req (fd, RV_READ, 0, 4, 9 * BS, BS, NULL);
+  for (int i = 0; i < 2; i++) {
+    uint8_t buf[BS];
+    raw_rep (fd, &rep, buf, sizeof buf);
+    assert_int_equal (rep.status, RV_OK);
+    assert_true (rep.id == 3 || rep.id == 4);
+    memcpy (rep.id == 3 ? ra : rb, buf, BS);
+  }
+  assert_memory_equal (ra, a, BS);
+  assert_memory_equal (rb, b, BS);
+
+  /* A new connection finds the volume as it was left. */
+  close (fd);
+  fd = raw_hello (s, "vol", 1, 0, &w);
+  assert_int_equal (w.status, RV_OK);
+  assert_int_equal (w.exists, 1);
+  assert_true (w.size == VSIZE);
+  assert_int_equal (w.block_size, BS);
+  assert_int_equal (raw_call (fd, RV_READ, 0, 8 * BS, BS, NULL, got, BS),
+                    RV_OK);
+  assert_memory_equal (got, a, BS);
+  close (fd);
+  free (a); free (b); free (ra); free (rb);
+  free (data);
+  free (got);
+}
+
+/* What a server must refuse: each bad frame costs only its connection,
+ * and a payload damaged on the wire is answered ECRC, not stored.
+ */
+static void
+test_bad_frames (void **state)
+{
+  struct server *s = *state;
+  struct rv_welcome w;
+  uint8_t *data = pattern (BS, 3), *got = pattern (BS, 0);
+  int fd = raw_hello (s, "bad", 1, 0, &w);
+
+  assert_int_equal (raw_create (fd, VSIZE, 1), RV_OK);
+  assert_int_equal (raw_call (fd, RV_WRITE, 0, 0, BS, data, NULL, 0), RV_OK);
+
+  /* A payload that does not match its crc: refused, nothing written. */
+  struct rv_req q = { .cmd = RV_WRITE, .id = 7, .offset = 0, .length = BS,
+                      .crc = crc32c (0, data, BS) ^ 1 };
+  uint8_t qb[RV_REQ_SIZE], *other = pattern (BS, 9);
+  struct rv_rep rep;
+  rv_encode_req (&q, qb);
+  raw_send (fd, qb, sizeof qb);
+  raw_send (fd, other, BS);
+  raw_rep (fd, &rep, NULL, 0);
+  assert_true (rep.id == 7);
+  assert_int_equal (rep.status, RV_ECRC);
+  /* The connection goes on; the old data is still there. */
+  assert_int_equal (raw_call (fd, RV_READ, 0, 0, BS, NULL, got, BS), RV_OK);
+  assert_memory_equal (got, data, BS);
+
+  /* A header with a bad magic closes the connection. */
+  memset (qb, 0x5a, sizeof qb);
+  raw_send (fd, qb, sizeof qb);
+  assert_true (raw_closed (fd));
+  close (fd);
+
+  /* A read past the end of the volume closes it too. */
+  fd = raw_hello (s, "bad", 1, 0, &w);
+  raw_req (fd, RV_READ, 0, 1, VSIZE, BS, NULL);
+  assert_true (raw_closed (fd));
+  close (fd);
+
+  /* A misaligned one as well. */
+  fd = raw_hello (s, "bad", 1, 0, &w);
+  raw_req (fd, RV_READ, 0, 1, 512, BS, NULL);
+  assert_true (raw_closed (fd));
+  close (fd);
+
+  /* A data request before the volume exists. */
+  fd = raw_hello (s, "none", 1, 0, &w);
+  assert_int_equal (w.exists, 0);
+  raw_req (fd, RV_READ, 0, 1, 0, BS, NULL);
+  assert_true (raw_closed (fd));
+  close (fd);
+
+  /* A HELLO of another protocol version is answered, then closed. */
+  struct rv_hello h = { .version = RV_PROTO_VERSION + 1 };
+  uint8_t hb[RV_HELLO_SIZE], wb[RV_WELCOME_SIZE];
+  const char *why;
+  snprintf (h.volume, sizeof h.volume, "bad");
+  rv_encode_hello (&h, hb);
+  fd = raw_connect (s);
+  raw_send (fd, hb, sizeof hb);
+  raw_recv (fd, wb, sizeof wb);
+  assert_int_equal (rv_decode_welcome (wb, &w, &why), 0);
+  assert_int_equal (w.status, RV_EINVAL);
+  assert_true (raw_closed (fd));
+  close (fd);
+
+  /* The server is none the worse: a fresh connection reads the data. */
+  fd = raw_hello (s, "bad", 1, 0, &w);
+  assert_int_equal (w.status, RV_OK);
+  assert_int_equal (raw_call (fd, RV_READ, 0, 0, BS, NULL, got, BS), RV_OK);
+  assert_memory_equal (got, data, BS);
+  close (fd);
+  free (other);
+  free (data);
+  free (got);
+}
+
+/* Epochs: a newer HELLO fences the older connection's writes; an older
+ * HELLO is refused at the door; the epoch is persisted.
+ */
+static void
+test_fencing (void **state)
+{
+  struct server *s = *state;
+  struct rv_welcome w;
+  uint8_t *data = pattern (BS, 5), *got = pattern (BS, 0);
+  int old, new, late;
+
+  old = raw_hello (s, "fence", 5, 0, &w);
+  assert_int_equal (raw_create (old, VSIZE, 1), RV_OK);
+  close (old);
+
+  /* CREATE on a data connection takes the connection's epoch. */
+  old = raw_hello (s, "fence", 5, 0, &w);
+  assert_int_equal (w.status, RV_OK);
+  assert_true (w.epoch == 5);
+  assert_int_equal (raw_call (old, RV_WRITE, 0, 0, BS, data, NULL, 0), RV_OK);
+
+  late = raw_hello (s, "fence", 3, 0, &w);
+  assert_int_equal (w.status, RV_EPERM);
+  assert_true (raw_closed (late));
+  close (late);
+
+  new = raw_hello (s, "fence", 7, 0, &w);
+  assert_int_equal (w.status, RV_OK);
+  assert_true (w.epoch == 7);
+  /* The old engine can no longer write, nor read. */
+  assert_int_equal (raw_call (old, RV_WRITE, 0, 0, BS, got, NULL, 0),
+                    RV_EPERM);
+  assert_int_equal (raw_call (old, RV_READ, 0, 0, BS, NULL, got, BS),
+                    RV_EPERM);
+  assert_int_equal (raw_call (new, RV_READ, 0, 0, BS, NULL, got, BS), RV_OK);
+  assert_memory_equal (got, data, BS);
+
+  /* The epoch is on disk: STAT says so. */
+  struct rv_volinfo vi;
+  struct error err = { 0 };
+  assert_int_equal (replica_admin_stat_once (s->addr, "fence", TIMEOUT, NULL,
+                                             &vi, &err), 0);
+  assert_int_equal (vi.exists, 1);
+  assert_true (vi.epoch == 7);
+  close (old);
+  close (new);
+  free (data);
+  free (got);
+}
+
+/* ---- tests: the admin client ---------------------------------------- */
+
+static void
+test_admin (void **state)
+{
+  struct server *s = *state;
+  struct replica_admin ra;
+  struct rv_create cr = { .size = VSIZE, .block_size = BS, .epoch = 1,
+                          .flags = 0 };
+  struct rv_volinfo vi;
+  struct rv_welcome w;
+  struct error err = { 0 };
+  uint8_t *data = pattern (2 * BS, 8), *got = pattern (2 * BS, 0);
+  int fd;
+
+  assert_int_equal (replica_admin_open (&ra, s->addr, "adm", TIMEOUT, &err), 0);
+  assert_int_equal (ra.welcome.exists, 0);
+  assert_string_equal (ra.welcome.server, "test-srv");
+  assert_int_equal (replica_admin_create (&ra, &cr, &err), 0);
+  assert_int_equal (replica_admin_create (&ra, &cr, &err), -EEXIST);
+  assert_int_equal (err.code, EEXIST);
+  assert_string_equal (error_msg (&err), "volume already exists on this server");
+  assert_int_equal (replica_admin_stat (&ra, &vi, &err), 0);
+  assert_int_equal (vi.exists, 1);
+  assert_true (vi.size == VSIZE);
+  assert_int_equal (vi.block_size, BS);
+  assert_true (vi.epoch == 1);
+
+  /* Data written by an engine, read back through the admin client. */
+  fd = raw_hello (s, "adm", 1, 0, &w);
+  assert_int_equal (raw_call (fd, RV_WRITE, 0, 4 * BS, 2 * BS, data, NULL, 0),
+                    RV_OK);
+  assert_int_equal (replica_admin_read (&ra, 4 * BS, got, 2 * BS, &err), 0);
+  assert_memory_equal (got, data, 2 * BS);
+
+  /* Admin connections are read-only. */
+  int afd = raw_hello (s, "adm", 0, RV_HELLO_ADMIN, &w);
+  assert_int_equal (raw_call (afd, RV_WRITE, 0, 0, BS, data, NULL, 0),
+                    RV_EPERM);
+  assert_int_equal (raw_call (afd, RV_FLUSH, 0, 0, 0, NULL, NULL, 0), RV_EPERM);
+  close (afd);
+
+  /* Not deleted while an engine has it open. */
+  assert_int_equal (replica_admin_delete (&ra, &err), -EBUSY);
+  close (fd);
+  /* The server notices the close on its own time: retry a moment. */
+  int r;
+  for (int i = 0; i < 500; i++) {
+    if ((r = replica_admin_delete (&ra, &err)) != -EBUSY)
+      break;
+    usleep (10000);
+  }
+  assert_int_equal (r, 0);
+  assert_int_equal (replica_admin_delete (&ra, &err), -ENOENT);
+  assert_string_equal (error_msg (&err), "no such volume on this server");
+  replica_admin_close (&ra);
+
+  assert_int_equal (replica_admin_stat_once (s->addr, "adm", TIMEOUT, &w, &vi,
+                                             &err), 0);
+  assert_int_equal (vi.exists, 0);
+  assert_int_equal (w.exists, 0);
+
+  /* Errors before the server: a bad name, nobody listening. */
+  memset (&err, 0, sizeof err);
+  assert_int_equal (replica_admin_open (&ra, s->addr, "../x", TIMEOUT, &err),
+                    -EINVAL);
+  assert_int_equal (ra.fd, -1);
+  assert_string_equal (error_msg (&err), "invalid volume name \"../x\"");
+  assert_int_equal (replica_admin_open (&ra, "127.0.0.1", "x", TIMEOUT, &err),
+                    -EINVAL);
+  assert_string_equal (error_msg (&err), "not a valid ADDR:PORT");
+
+  char addr[64];
+  int dead = loopback_socket (addr, sizeof addr);   /* bound, not listening */
+  assert_int_equal (replica_admin_open (&ra, addr, "x", TIMEOUT, &err),
+                    -ECONNREFUSED);
+  assert_string_equal (error_msg (&err),
+                       "connection refused (is repvold running there?)");
+  close (dead);
+  free (data);
+  free (got);
+}
+
+/* ---- tests: the client bdev ----------------------------------------- */
+
+struct waiter {
+  struct loop *loop;
+  struct loop_timer timer;
+  int pending;
+  int err[4];
+  bool timed_out;
+};
+
+static void
+wait_timeout (struct loop_timer *t)
+{
+  struct waiter *w = t->opaque;
+
+  w->timed_out = true;
+  loop_stop (w->loop);
+}
+
+/* Each io's opaque is its slot in w->err. */
+struct slot_io {
+  struct bdev_io io;
+  struct waiter *w;
+  int slot;
+};
+
+static void
+slot_done (struct bdev_io *io, int err)
+{
+  struct slot_io *s = container_of (io, struct slot_io, io);
+
+  s->w->err[s->slot] = err;
+  if (--s->w->pending == 0)
+    loop_stop (s->w->loop);
+}
+
+/* Run the test thread's loop until every submitted io has completed. */
+static void
+wait_all (struct waiter *w)
+{
+  loop_timer_arm (w->loop, &w->timer, 10000, wait_timeout, w);
+  if (w->pending)
+    loop_run (w->loop);
+  loop_timer_cancel (w->loop, &w->timer);
+  assert_false (w->timed_out);
+}
+
+static void
+test_client_bdev (void **state)
+{
+  struct server *s = *state;
+  struct loop *loop = loop_new ();
+  struct waiter wt = { .loop = loop };
+  struct slot_io ios[4];
+  struct rv_welcome w;
+  struct bdev *b;
+  char err[256] = "";
+  uint8_t *data = pattern (4 * BS, 4), *got = pattern (4 * BS, 0);
+  uint32_t crc = 0;
+  int fd;
+
+  assert_non_null (loop);
+  for (int i = 0; i < 4; i++)
+    ios[i] = (struct slot_io) { .io = { .done = slot_done }, .w = &wt,
+                                .slot = i };
+
+  /* No such volume: refused with a reason. */
+  assert_null (replica_client_open (loop, s->addr, "cli", 2, TIMEOUT, &w,
+                                    err, sizeof err));
+  assert_string_equal (err, "volume does not exist on this server");
+
+  fd = raw_hello (s, "cli", 2, 0, &w);
+  assert_int_equal (raw_create (fd, VSIZE, 2), RV_OK);
+  close (fd);
+
+  b = replica_client_open (loop, s->addr, "cli", 2, TIMEOUT, &w, err,
+                           sizeof err);
+  assert_non_null (b);
+  assert_true (w.size == VSIZE);
+  assert_true (b->info.size == VSIZE);
+  assert_int_equal (b->info.block_size, BS);
+
+  /* Two writes in flight at once, then a flush. */
+  wt.pending = 2;
+  bdev_write (b, &ios[0].io, 0, 2 * BS, data, 0);
+  bdev_write (b, &ios[1].io, 2 * BS, 2 * BS, data + 2 * BS, BDEV_FUA);
+  wait_all (&wt);
+  assert_int_equal (wt.err[0], 0);
+  assert_int_equal (wt.err[1], 0);
+  wt.pending = 1;
+  bdev_flush (b, &ios[0].io);
+  wait_all (&wt);
+  assert_int_equal (wt.err[0], 0);
+
+  /* Read back, and the server's checksum of the same bytes. */
+  wt.pending = 2;
+  bdev_read (b, &ios[0].io, 0, 4 * BS, got, 0);
+  ios[1].io.op = BDEV_CHECKSUM;
+  ios[1].io.flags = 0;
+  ios[1].io.offset = 0;
+  ios[1].io.len = 4 * BS;
+  ios[1].io.buf = &crc;
+  bdev_submit (b, &ios[1].io);
+  wait_all (&wt);
+  assert_int_equal (wt.err[0], 0);
+  assert_int_equal (wt.err[1], 0);
+  assert_memory_equal (got, data, 4 * BS);
+  assert_int_equal (crc, crc32c (0, data, 4 * BS));
+
+  /* Same bytes through another path: the admin client. */
+  struct replica_admin ra;
+  struct error e = { 0 };
+  memset (got, 0, 4 * BS);
+  assert_int_equal (replica_admin_open (&ra, s->addr, "cli", TIMEOUT, &e), 0);
+  assert_int_equal (replica_admin_read (&ra, BS, got, 2 * BS, &e), 0);
+  assert_memory_equal (got, data + BS, 2 * BS);
+  replica_admin_close (&ra);
+
+  /* A newer engine's HELLO fences this one: its writes fail EPERM. */
+  fd = raw_hello (s, "cli", 3, 0, &w);
+  assert_int_equal (w.status, RV_OK);
+  wt.pending = 1;
+  bdev_write (b, &ios[0].io, 0, BS, got, 0);
+  wait_all (&wt);
+  assert_int_equal (wt.err[0], EPERM);
+  struct bdev_health h;
+  bdev_health (b, &h);
+  assert_true (h.up);
+  close (fd);
+
+  bdev_close (b);
+  loop_free (loop);
+  free (data);
+  free (got);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown (test_data_path, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_bad_frames, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_fencing, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_admin, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_client_bdev, setup, teardown),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,90 @@
+/* server_internal.h - what the two halves of the replica server share:
+ * server.c (connections, HELLO and epoch fencing, reading requests,
+ * replies, shutdown) and server_io.c (carrying out a request against the
+ * store).  Not for use outside replica/server*.c.
+ */
+#ifndef REPVOL_REPLICA_SERVER_INTERNAL_H
+#define REPVOL_REPLICA_SERVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/bdev.h"
+#include "core/conn.h"
+#include "core/listener.h"
+#include "core/loop.h"
+#include "replica/proto.h"
+#include "replica/server.h"
+#include "store/store.h"
+
+#define ID_BUCKETS         256
+#define RS_MAX_CONN_BYTES  (64u << 20)  /* buffers held per connection */
+
+struct rs_conn;
+
+/* One request, from its header until its reply has been written (or the
+ * connection is gone).
+ */
+struct rs_req {
+  struct rs_conn *rc;
+  struct rv_req req;
+  struct bdev_io io;
+  void *buf;
+  size_t buflen;                /* counted in rc->bytes */
+  uint32_t pre_status;          /* reply this without executing */
+  struct rs_req *hnext;         /* id table chain */
+};
+
+struct rs_conn {
+  struct replica_server *srv;
+  struct rs_conn *prev, *next;
+  struct conn *c;
+  int refs;                     /* 1 while open + 1 per request */
+  bool closed;
+  bool paused;                  /* no expectation set: back-pressure */
+  bool admin;
+  uint64_t epoch;
+  char volname[RV_NAME_MAX];
+  struct store_vol *vol;        /* referenced, or NULL */
+  const char *close_why;        /* close once the WELCOME is out */
+  unsigned inflight;
+  size_t bytes;
+  uint8_t hello[RV_HELLO_SIZE];
+  uint8_t welcome[RV_WELCOME_SIZE];   /* larger than CONN_HDR_MAX: payload */
+  uint8_t hdr[RV_REQ_SIZE];
+  struct rs_req *pending;       /* waiting for its payload */
+  struct rs_req *ids[ID_BUCKETS];
+};
+
+struct replica_server {
+  struct loop *loop;
+  struct store *store;
+  int lfd;                      /* the listening socket, ours; -1 once closed */
+  struct listener listener;
+  char name[RV_NAME_MAX];
+  char zone[RV_NAME_MAX];
+  unsigned stall_ms;
+  struct rs_conn *conns;
+  unsigned nconns;              /* in conns: open, or finishing requests */
+  /* shutdown */
+  bool stopping;
+  struct loop_timer stop_timer;
+  void (*stop_done) (void *);
+  void *stop_opaque;
+};
+
+/* server.c */
+/* The volume this connection works on now (NULL: none). */
+struct store_vol *rs_conn_vol (struct rs_conn *rc);
+/* Answer req (payload only with RV_OK) and free it once sent. */
+void rs_reply (struct rs_req *req, uint32_t status, const void *payload,
+               uint32_t len);
+
+/* server_io.c */
+/* Carry out a request whose header (and payload) checked out; it ends
+ * with rs_reply, now or when its I/O completes.
+ */
+void rs_dispatch (struct rs_req *req);
+
+#endif

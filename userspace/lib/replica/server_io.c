@@ -1,0 +1,236 @@
+/* server_io.c - the replica server's requests, carried out against the
+ * store: data requests (READ, WRITE, FLUSH, TRIM, WRITE_ZEROES, the
+ * dirty-map commands, CHECKSUM) become bdev I/O on the connection's
+ * volume, answered when it completes; CREATE, DELETE and STAT act on the
+ * store at once.  server.c has checked the header, the range and the
+ * payload checksum, and decided fencing, before a request gets here.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "core/wire.h"
+#include "replica/server_internal.h"
+
+_Static_assert (RV_DIRTY_REGION == STORE_DIRTY_REGION, "dirty region size");
+_Static_assert (RV_DIRTY_HDR_SIZE == STORE_DIRTY_HDR_SIZE, "dirty header");
+
+static void
+io_done (struct bdev_io *io, int err)
+{
+  struct rs_req *req = io->opaque;
+
+  if (err) {
+    log_debug ("%s: %s %" PRIu64 "+%u: %s", req->rc->c->name,
+               rv_cmd_name (req->req.cmd), req->req.offset, req->req.length,
+               strerror (err));
+    rs_reply (req, rv_errno_to_status (err), NULL, 0);
+  }
+  else if (req->req.cmd == RV_READ)
+    rs_reply (req, RV_OK, req->buf, req->req.length);
+  else if (req->req.cmd == RV_DIRTY_GET)
+    rs_reply (req, RV_OK, req->buf, req->buflen);
+  else if (req->req.cmd == RV_CHECKSUM) {
+    uint32_t crc;                 /* host order from the store */
+    memcpy (&crc, req->buf, sizeof crc);
+    putle32 (req->buf, crc);
+    rs_reply (req, RV_OK, req->buf, RV_CHECKSUM_SIZE);
+  }
+  else
+    rs_reply (req, RV_OK, NULL, 0);
+}
+
+static void
+do_create (struct rs_req *req)
+{
+  struct rs_conn *rc = req->rc;
+  struct rv_create cr;
+  struct store_vol *v;
+  const char *why;
+  uint64_t epoch;
+  int err;
+
+  if (rv_decode_create (req->buf, &cr, &why) < 0) {
+    log_warn ("%s: CREATE %s refused: %s", rc->c->name, rc->volname, why);
+    rs_reply (req, RV_EINVAL, NULL, 0);
+    return;
+  }
+  if (rs_conn_vol (rc) || store_lookup (rc->srv->store, rc->volname)) {
+    rs_reply (req, RV_EEXIST, NULL, 0);
+    return;
+  }
+  epoch = cr.epoch;
+  if (!rc->admin)
+    epoch = MAX (epoch, rc->epoch);
+  err = store_create (rc->srv->store, rc->volname, cr.size, cr.block_size,
+                      cr.flags & RV_F_RESERVE ? STORE_F_RESERVED : 0, epoch,
+                      &v);
+  if (err < 0) {
+    log_warn ("%s: CREATE %s failed: %s", rc->c->name, rc->volname,
+              strerror (-err));
+    rs_reply (req, err == -EOPNOTSUPP ? RV_ENOTSUP : rv_errno_to_status (-err),
+           NULL, 0);
+    return;
+  }
+  store_vol_get (v);
+  rc->vol = v;
+  rs_reply (req, RV_OK, NULL, 0);
+}
+
+static void
+do_delete (struct rs_req *req)
+{
+  struct rs_conn *rc = req->rc;
+  struct store_vol *v = rs_conn_vol (rc);
+  int err;
+
+  if (!v) {
+    rs_reply (req, RV_ENOENT, NULL, 0);
+    return;
+  }
+  for (struct rs_conn *o = rc->srv->conns; o; o = o->next)
+    if (o != rc && !o->closed && !o->admin && o->vol == v) {
+      log_warn ("%s: DELETE %s refused: in use by %s", rc->c->name,
+                rc->volname, o->c->name);
+      rs_reply (req, RV_EBUSY, NULL, 0);
+      return;
+    }
+  err = store_delete (rc->srv->store, v);
+  if (err < 0) {
+    rs_reply (req, rv_errno_to_status (-err), NULL, 0);
+    return;
+  }
+  store_vol_put (rc->vol);
+  rc->vol = NULL;
+  rs_reply (req, RV_OK, NULL, 0);
+}
+
+static void
+fill_volinfo (struct store_vol *v, struct rv_volinfo *vi)
+{
+  memset (vi, 0, sizeof *vi);
+  if (!v)
+    return;
+  const struct store_meta *m = store_vol_meta (v);
+  vi->exists = 1;
+  vi->block_size = m->block_size;
+  vi->size = m->size;
+  vi->epoch = m->epoch;
+  vi->allocated = store_vol_allocated (v);
+  vi->flags = m->flags & STORE_F_RESERVED ? RV_F_RESERVE : 0;
+  vi->state = m->state;
+  vi->dirty_regions = store_vol_dirty_count (v);
+}
+
+/* Give req a buffer of n bytes (4096-aligned, for O_DIRECT), counting
+ * counted bytes of it against the connection's budget.  false when
+ * memory ran out: req has then been answered RV_EIO.
+ */
+static bool
+req_buf (struct rs_req *req, size_t n, size_t counted)
+{
+  if (posix_memalign (&req->buf, 4096, n) != 0) {
+    req->buf = NULL;
+    rs_reply (req, RV_EIO, NULL, 0);
+    return false;
+  }
+  req->buflen = counted;
+  req->rc->bytes += counted;
+  return true;
+}
+
+static void
+do_stat (struct rs_req *req)
+{
+  struct rv_volinfo vi;
+
+  fill_volinfo (rs_conn_vol (req->rc), &vi);
+  if (!req_buf (req, RV_STAT_SIZE, 0))
+    return;
+  rv_encode_volinfo (&vi, req->buf);
+  rs_reply (req, RV_OK, req->buf, RV_STAT_SIZE);
+}
+
+void
+rs_dispatch (struct rs_req *req)
+{
+  struct rs_conn *rc = req->rc;
+  struct store_vol *v = rc->vol;
+  struct bdev_io *io = &req->io;
+
+  if (req->pre_status) {
+    rs_reply (req, req->pre_status, NULL, 0);
+    return;
+  }
+  switch (req->req.cmd) {
+  case RV_CREATE: do_create (req); return;
+  case RV_DELETE: do_delete (req); return;
+  case RV_STAT:   do_stat (req); return;
+  }
+
+  memset (io, 0, sizeof *io);
+  io->offset = req->req.offset;
+  io->len = req->req.length;
+  io->done = io_done;
+  io->opaque = req;
+  if (req->req.flags & RV_F_FUA)
+    io->flags |= BDEV_FUA;
+  if (req->req.flags & RV_F_DIRTY)
+    io->flags |= BDEV_DIRTY;
+  switch (req->req.cmd) {
+  case RV_READ:
+    if (!req_buf (req, req->req.length, req->req.length))
+      return;
+    io->op = BDEV_READ;
+    io->buf = req->buf;
+    break;
+  case RV_WRITE:
+    io->op = BDEV_WRITE;
+    io->buf = req->buf;
+    break;
+  case RV_FLUSH:
+    io->op = BDEV_FLUSH;
+    break;
+  case RV_TRIM:
+    io->op = BDEV_TRIM;
+    break;
+  case RV_WRITE_ZEROES:
+    io->op = BDEV_WRITE_ZEROES;
+    if (req->req.flags & RV_F_NO_HOLE)
+      io->flags |= BDEV_NO_HOLE;
+    break;
+  case RV_MARK_DIRTY:
+    io->op = BDEV_MARK_DIRTY;
+    break;
+  case RV_DIRTY_GET: {
+    size_t n = store_vol_dirty_get_size (v);
+    if (n > RV_MAX_PAYLOAD) {
+      rs_reply (req, RV_EINVAL, NULL, 0);
+      return;
+    }
+    if (!req_buf (req, n, n))
+      return;
+    io->op = BDEV_DIRTY_GET;
+    io->buf = req->buf;
+    io->offset = 0;
+    io->len = n;
+    break;
+  }
+  case RV_DIRTY_CLEAR:
+    io->op = BDEV_DIRTY_CLEAR;
+    break;
+  case RV_CHECKSUM:
+    /* Count the store's scratch buffer, so a client cannot make us hold
+     * RV_MAX_INFLIGHT of them at once.
+     */
+    if (!req_buf (req, RV_CHECKSUM_SIZE,
+                  MIN (req->req.length, STORE_CHECKSUM_CHUNK)))
+      return;
+    io->op = BDEV_CHECKSUM;
+    io->buf = req->buf;
+    break;
+  }
+  bdev_submit (store_vol_bdev (v), io);
+}
