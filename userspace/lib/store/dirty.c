@@ -1,6 +1,6 @@
 /* dirty.c - a volume's dirty map: the file codec (VOL.dirty) and the
  * in-memory bookkeeping of dirty.h.  The I/O that persists it lives in
- * store.c, which owns the io engine.
+ * store_dirty_io.c, through the store's io engine.
  *
  * File layout (little-endian):
  *
@@ -36,6 +36,7 @@
 #include "core/wire.h"
 #include "store/store.h"
 #include "store/dirty.h"
+#include "store/store_internal.h"
 
 #define DIRTY_MAGIC    0x545249444c4f5652ULL    /* "RVOLDIRT" */
 #define DIRTY_CRC_OFF  60
@@ -94,22 +95,14 @@ store_dirty_hdr_decode (const uint8_t *in, size_t len, uint64_t size,
   return 0;
 }
 
-static void
-dirty_names (const char *name, char *path, char *tmp, size_t len)
-{
-  snprintf (path, len, "%s.dirty", name);
-  if (tmp)
-    snprintf (tmp, len, ".%s.dirty.tmp", name);
-}
-
 int
 store_dirty_tmp_create (int dirfd, const char *name, uint64_t size,
                         int *fdp)
 {
-  char path[STORE_NAME_MAX + 16], tmp[STORE_NAME_MAX + 16];
+  char path[STORE_PATH_MAX], tmp[STORE_PATH_MAX];
   int fd, err;
 
-  dirty_names (name, path, tmp, sizeof path);
+  store_file_names (name, ".dirty", path, tmp);
   fd = openat (dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd == -1)
     return -errno;
@@ -127,12 +120,12 @@ store_dirty_tmp_create (int dirfd, const char *name, uint64_t size,
 int
 store_dirty_create (int dirfd, const char *name, uint64_t size)
 {
-  char path[STORE_NAME_MAX + 16], tmp[STORE_NAME_MAX + 16];
+  char path[STORE_PATH_MAX], tmp[STORE_PATH_MAX];
   uint8_t hdr[STORE_DIRTY_FILE_HDR];
   struct atomic_file af;
   int err;
 
-  dirty_names (name, path, tmp, sizeof path);
+  store_file_names (name, ".dirty", path, tmp);
   err = atomic_file_begin (&af, dirfd, path, tmp, 0644);
   if (err < 0)
     return err;
@@ -154,14 +147,14 @@ int
 store_dirty_load (int dirfd, const char *name, uint64_t size,
                   uint8_t *bitmap, int *fdp, const char **why)
 {
-  char path[STORE_NAME_MAX + 16];
+  char path[STORE_PATH_MAX];
   uint8_t hdr[STORE_DIRTY_FILE_HDR];
   size_t nbytes = store_dirty_bitmap_bytes (size);
   uint64_t nregions = store_dirty_nregions (size);
   struct stat st;
   int fd, err;
 
-  dirty_names (name, path, NULL, sizeof path);
+  store_file_names (name, ".dirty", path, NULL);
   fd = openat (dirfd, path, O_RDWR | O_CLOEXEC);
   if (fd == -1) {
     err = errno;

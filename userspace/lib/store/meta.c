@@ -32,9 +32,19 @@
 #include "core/fsutil.h"
 #include "core/wire.h"
 #include "store/store.h"
+#include "store/store_internal.h"
 
 #define META_MAGIC   0x4154454d4c4f5652ULL      /* "RVOLMETA" */
 #define META_CRC_OFF (STORE_META_SIZE - 4)
+
+void
+store_file_names (const char *name, const char *suffix,
+                  char path[STORE_PATH_MAX], char *tmp)
+{
+  snprintf (path, STORE_PATH_MAX, "%s%s", name, suffix);
+  if (tmp)
+    snprintf (tmp, STORE_PATH_MAX, ".%s%s.tmp", name, suffix);
+}
 
 int
 store_file_hdr_check (const uint8_t *in, size_t len, uint64_t magic,
@@ -148,12 +158,10 @@ int
 store_meta_write (int dirfd, const struct store_meta *m)
 {
   uint8_t buf[STORE_META_SIZE];
-  char tmp[STORE_NAME_MAX + 16], dst[STORE_NAME_MAX + 16];
+  char tmp[STORE_PATH_MAX], dst[STORE_PATH_MAX];
 
   store_meta_encode (m, buf);
-  /* Volume names never start with '.', so temp names cannot collide. */
-  snprintf (tmp, sizeof tmp, ".%s.meta.tmp", m->name);
-  snprintf (dst, sizeof dst, "%s.meta", m->name);
+  store_file_names (m->name, ".meta", dst, tmp);
   return atomic_replace (dirfd, dst, tmp, buf, sizeof buf, 0644);
 }
 
@@ -162,12 +170,12 @@ store_meta_read (int dirfd, const char *name, struct store_meta *m,
                  const char **why)
 {
   uint8_t buf[STORE_META_SIZE + 1];
-  char path[STORE_NAME_MAX + 16];
+  char path[STORE_PATH_MAX];
   ssize_t n;
   size_t got = 0;
   int fd;
 
-  snprintf (path, sizeof path, "%s.meta", name);
+  store_file_names (name, ".meta", path, NULL);
   fd = openat (dirfd, path, O_RDONLY | O_CLOEXEC);
   if (fd == -1) {
     *why = strerror (errno);

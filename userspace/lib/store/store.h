@@ -1,5 +1,12 @@
 /* store.h - the replica store: the volumes one repvold keeps.
  *
+ * store/ keeps a server's volumes in its data directory and serves each
+ * as a bdev: the files and their formats (meta.c, dirty.c), the
+ * directory and the volumes' lifecycle (store.c), their I/O (store_io.c)
+ * and dirty-map updates (store_dirty_io.c) through an io engine
+ * (io_engine.c over uring.c or aio.c).  It may call core/ only; it is
+ * called by replica/server.c and repvold.
+ *
  * A store is a data directory.  Each volume VOL in it is two files:
  *
  *   DIR/VOL.data   the volume's bytes at their offsets, sparse where
