@@ -123,7 +123,7 @@ main (int argc, char **argv)
       engine = optarg;
       break;
     case OPT_CACHE:
-      if (store_parse_cache (optarg, &cache) == -1)
+      if (store_parse_cache (optarg, &cache) < 0)
         return bad_arg ("--cache must be none or writeback, not '%s'", optarg);
       break;
     case OPT_STALL:
@@ -194,9 +194,10 @@ main (int argc, char **argv)
     return EXIT_FAILURE;
   }
 
-  struct store *store = store_open (loop, data_dir, engine, cache);
+  struct error err = { 0 };
+  struct store *store = store_open (loop, data_dir, engine, cache, &err);
   if (!store) {
-    fprintf (stderr, "repvold: cannot open data directory %s\n", data_dir);
+    fprintf (stderr, "repvold: %s\n", error_msg (&err));
     close (lfd);
     return EXIT_FAILURE;
   }

@@ -33,7 +33,7 @@ store_parse_cache (const char *s, enum store_cache *out)
 {
   if (!strcmp (s, "none")) *out = STORE_CACHE_NONE;
   else if (!strcmp (s, "writeback")) *out = STORE_CACHE_WRITEBACK;
-  else return -1;
+  else return -EINVAL;
   return 0;
 }
 
@@ -74,58 +74,58 @@ store_lookup (struct store *s, const char *name)
 }
 
 /* Load DIR/VOL.dirty into v->dm (a missing file: an empty map, the file
- * made by the first persist).
+ * made by the first persist).  0, or -errno with the reason in *err.
  */
 static int
-vol_dirty_open (struct store *s, struct store_vol *v, const char **why)
+vol_dirty_open (struct store *s, struct store_vol *v, struct error *err)
 {
-  static char whybuf[STORE_NAME_MAX + 128];
   size_t nbytes = store_dirty_bitmap_bytes (v->meta.size);
   uint8_t *bits = malloc (nbytes ? nbytes : 1);
-  const char *r = "";
-  int err;
+  int r;
 
   v->dirty_fd = -1;
-  if (!bits) return -ENOMEM;
-  err = store_dirty_load (s->dirfd, v->meta.name, v->meta.size, bits,
-                          &v->dirty_fd, &r);
-  if (err == -ENOENT) {
+  if (!bits)
+    return error_set (err, ENOMEM, "out of memory for the dirty map");
+  r = store_dirty_load (s->dirfd, v->meta.name, v->meta.size, bits,
+                        &v->dirty_fd, err);
+  if (r == -ENOENT) {
     log_debug ("volume %s: no %s.dirty; empty dirty map", v->meta.name,
                v->meta.name);
-    err = dmap_init (&v->dm, v->meta.size, STORE_DIRTY_REGION, NULL);
+    r = dmap_init (&v->dm, v->meta.size, STORE_DIRTY_REGION, NULL);
   }
-  else if (err == 0) {
-    err = dmap_init (&v->dm, v->meta.size, STORE_DIRTY_REGION, bits);
-    if (err == 0 && v->dm.count)
+  else if (r == 0) {
+    r = dmap_init (&v->dm, v->meta.size, STORE_DIRTY_REGION, bits);
+    if (r == 0 && v->dm.count)
       log_info ("volume %s: dirty map has %" PRIu64 " dirty region(s)",
                 v->meta.name, v->dm.count);
   }
-  else {
-    snprintf (whybuf, sizeof whybuf, "%s.dirty: %s", v->meta.name, r);
-    *why = whybuf;
-  }
+  else
+    error_prefix (err, "%s.dirty: ", v->meta.name);
   free (bits);
-  if (err < 0 && v->dirty_fd >= 0) {
+  if (r < 0 && v->dirty_fd >= 0) {
     close (v->dirty_fd);
     v->dirty_fd = -1;
   }
-  if (err == -ENOMEM)
-    *why = "out of memory for the dirty map";
-  return err;
+  if (r == -ENOMEM)
+    error_set (err, ENOMEM, "out of memory for the dirty map");
+  return r;
 }
 
-/* Open the data file(s) of a volume whose metadata is m. */
+/* Open the data file(s) of a volume whose metadata is m: 0, or -errno
+ * with the reason in *err.
+ */
 static int
 vol_open (struct store *s, const struct store_meta *m, struct store_vol **out,
-          const char **why)
+          struct error *err)
 {
   char path[STORE_PATH_MAX];
   struct store_vol *v;
   struct stat st;
-  int err;
+  int r;
 
   v = calloc (1, sizeof *v);
-  if (!v) return -ENOMEM;
+  if (!v)
+    return error_set (err, ENOMEM, "out of memory");
   v->s = s;
   v->meta = *m;
   v->dfd = -1;
@@ -133,23 +133,23 @@ vol_open (struct store *s, const struct store_meta *m, struct store_vol **out,
   store_file_names (m->name, ".data", path, NULL);
   v->fd = openat (s->dirfd, path, O_RDWR | O_CLOEXEC);
   if (v->fd == -1) {
-    err = errno;
-    *why = err == ENOENT ? "data file missing" : strerror (err);
+    r = error_set (err, errno, "%s", errno == ENOENT ? "data file missing"
+                   : strerror (errno));
     free (v);
-    return -err;
+    return r;
   }
   if (fstat (v->fd, &st) == -1 || !S_ISREG (st.st_mode) ||
       (uint64_t) st.st_size != m->size) {
-    *why = "data file size does not match the metadata";
     close (v->fd);
     free (v);
-    return -EBADMSG;
+    return error_set (err, EBADMSG,
+                      "data file size does not match the metadata");
   }
-  err = vol_dirty_open (s, v, why);
-  if (err < 0) {
+  r = vol_dirty_open (s, v, err);
+  if (r < 0) {
     close (v->fd);
     free (v);
-    return err;
+    return r;
   }
   if (s->cache == STORE_CACHE_NONE) {
     v->dfd = openat (s->dirfd, path, O_RDWR | O_CLOEXEC | O_DIRECT);
@@ -192,7 +192,7 @@ store_create (struct store *s, const char *name, uint64_t size,
 {
   char path[STORE_PATH_MAX];
   struct store_meta m = { 0 };
-  const char *why;
+  struct error e = { 0 };
   int fd, err;
 
   if (strlen (name) >= STORE_NAME_MAX)
@@ -205,9 +205,10 @@ store_create (struct store *s, const char *name, uint64_t size,
   m.created = time (NULL);
   if (getrandom (m.uuid, sizeof m.uuid, 0) != sizeof m.uuid)
     memset (m.uuid, 0, sizeof m.uuid);
-  if (store_meta_check (&m, &why) == -1) {
-    log_warn ("create %s: %s", name, why);
-    return -EINVAL;
+  err = store_meta_check (&m, &e);
+  if (err < 0) {
+    log_warn ("create %s: %s", name, error_msg (&e));
+    return err;
   }
   if (store_lookup (s, name))
     return -EEXIST;
@@ -249,9 +250,9 @@ store_create (struct store *s, const char *name, uint64_t size,
     unlinkat (s->dirfd, path, 0);
     return err;
   }
-  err = vol_open (s, &m, out, &why);
+  err = vol_open (s, &m, out, &e);
   if (err < 0) {
-    log_error ("create %s: reopening: %s", name, why);
+    log_error ("create %s: reopening: %s", name, error_msg (&e));
     return err;
   }
   log_info ("created volume %s: %" PRIu64 " bytes, block size %u%s, epoch %"
@@ -339,18 +340,21 @@ has_suffix (const char *s, const char *suffix, size_t *stem)
 static void
 load_all (struct store *s, size_t *refused)
 {
-  DIR *d = fdopendir (dup (s->dirfd));
+  int fd = dup (s->dirfd);
+  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
   struct dirent *de;
 
   if (!d) {
     log_error ("%s: %m", s->dir);
+    if (fd >= 0)
+      close (fd);
     return;
   }
   while ((de = readdir (d)) != NULL) {
     char name[STORE_NAME_MAX];
     struct store_meta m;
     struct store_vol *v;
-    const char *why = "";
+    struct error e = { 0 };
     size_t stem;
     int err;
 
@@ -382,11 +386,13 @@ load_all (struct store *s, size_t *refused)
     }
     memcpy (name, de->d_name, stem);
     name[stem] = '\0';
-    err = store_meta_read (s->dirfd, name, &m, &why);
+    err = store_meta_read (s->dirfd, name, &m, &e);
     if (err == 0)
-      err = vol_open (s, &m, &v, &why);
+      err = vol_open (s, &m, &v, &e);
     if (err < 0) {
-      log_error ("%s/%s: %s; volume refused", s->dir, de->d_name, why);
+      /* Not fatal: the other volumes load. */
+      log_error ("%s/%s: %s; volume refused", s->dir, de->d_name,
+                 error_msg (&e));
       ++*refused;
       continue;
     }
@@ -398,30 +404,40 @@ load_all (struct store *s, size_t *refused)
 
 struct store *
 store_open (struct loop *loop, const char *dir, const char *engine,
-            enum store_cache cache)
+            enum store_cache cache, struct error *err)
 {
   struct store *s = calloc (1, sizeof *s);
   size_t refused = 0;
 
-  if (!s) return NULL;
+  if (!s) {
+    error_set (err, ENOMEM, "out of memory");
+    return NULL;
+  }
   s->loop = loop;
   s->cache = cache;
   s->dirfd = -1;
   s->dir = strdup (dir);
-  if (!s->dir) goto fail;
+  if (!s->dir) {
+    error_set (err, ENOMEM, "out of memory");
+    goto fail;
+  }
   s->dirfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (s->dirfd == -1) {
-    log_error ("data directory %s: %m", dir);
+    error_set (err, errno, "data directory %s: %s", dir, strerror (errno));
     goto fail;
   }
   if (faccessat (s->dirfd, ".", W_OK, AT_EACCESS) == -1) {
-    log_error ("data directory %s: not writable: %m", dir);
+    error_set (err, errno, "data directory %s: not writable: %s", dir,
+               strerror (errno));
     goto fail;
   }
-  if (posix_memalign (&s->zero_buf, DIO_ALIGN, ZERO_BUF_SIZE) != 0)
+  if (posix_memalign (&s->zero_buf, DIO_ALIGN, ZERO_BUF_SIZE) != 0) {
+    s->zero_buf = NULL;
+    error_set (err, ENOMEM, "out of memory");
     goto fail;
+  }
   memset (s->zero_buf, 0, ZERO_BUF_SIZE);
-  s->eng = io_engine_new (loop, engine, ENGINE_DEPTH);
+  s->eng = io_engine_new (loop, engine, ENGINE_DEPTH, err);
   if (!s->eng)
     goto fail;
   load_all (s, &refused);
