@@ -85,7 +85,7 @@ const char *one_volume (int argc, char **argv, const char *verb);
 struct registry *open_registry (void);
 
 /* registry_get that prints the one error line: "unknown volume" for
- * ENOENT; other causes were logged by the backend.
+ * ENOENT, else the registry's reason.
  */
 int get_volume (struct registry *r, const char *vol, struct reg_volume *v);
 

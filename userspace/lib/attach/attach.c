@@ -238,9 +238,14 @@ change_state (struct reg_volume *v, void *arg)
 static int
 record (struct attach *a, struct state_change *c)
 {
+  struct error rerr = { 0 };
+
   c->epoch = a->epoch;
-  if (registry_update (a->reg, a->o->volume, change_state, c) == -1)
-    return errno ? errno : EIO;
+  if (registry_update (a->reg, a->o->volume, change_state, c, &rerr) < 0) {
+    if (rerr.code != ESTALE && rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
+    return rerr.code;
+  }
   a->epoch = c->epoch;          /* moved if the update opened a new epoch */
   return 0;
 }
@@ -567,12 +572,15 @@ control_replace (struct attach *a, struct control_req *req, const char *old,
                  const char *new)
 {
   struct reg_volume v;
+  struct error rerr = { 0 };
   char err[256], line[400];
   int i = find_replica (&a->vol, old);
   struct bdev *b;
 
-  if (i < 0 || registry_get (a->reg, a->vol.name, &v) == -1 ||
+  if (i < 0 || registry_get (a->reg, a->vol.name, &v, &rerr) < 0 ||
       strcmp (v.replicas[i].addr, new) != 0) {
+    if (rerr.code && rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
     control_finish (req, "error: the registry does not show that replacement");
     return;
   }
@@ -624,14 +632,15 @@ static void
 snap_done (void *opaque, int err, const char *name, const char *url)
 {
   struct attach *a = opaque;
+  struct error rerr = { 0 };
 
   if (err == 0) {
     /* The next snapshot to this store builds on this one. */
     snprintf (a->vol.cbt.base_url, sizeof a->vol.cbt.base_url, "%s", url);
     snprintf (a->vol.cbt.base_name, sizeof a->vol.cbt.base_name, "%s", name);
-    if (registry_update (a->reg, a->vol.name, record_cbt_base, a) == -1)
+    if (registry_update (a->reg, a->vol.name, record_cbt_base, a, &rerr) < 0)
       log_warn ("%s: cannot record snapshot %s as the change map's base: %s",
-                a->vol.name, name, strerror (errno));
+                a->vol.name, name, error_msg (&rerr));
   }
   if (a->o->job == ATTACH_SNAPSHOT) {
     a->job_err = err;
@@ -734,11 +743,12 @@ load_cbt (struct attach *a)
   size_t want = chunk_map_bytes (a->vol.size, a->vol.chunk_size);
   void *map = NULL;
   size_t len;
+  struct error rerr = { 0 };
 
   if (!a->vol.cbt.valid)
     return NULL;
-  if (registry_blob_get (a->reg, a->vol.name, "cbt", &map, &len) == -1) {
-    if (errno != ENOENT)
+  if (registry_blob_get (a->reg, a->vol.name, "cbt", &map, &len, &rerr) < 0) {
+    if (rerr.code != ENOENT)
       return NULL;
     map = calloc (1, want);     /* none saved yet: nothing changed */
     len = want;
@@ -747,7 +757,9 @@ load_cbt (struct attach *a)
     free (map);
     return NULL;
   }
-  if (registry_update (a->reg, a->vol.name, take_cbt, a) == -1) {
+  if (registry_update (a->reg, a->vol.name, take_cbt, a, &rerr) < 0) {
+    if (rerr.code != ESTALE && rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
     free (map);
     return NULL;
   }
@@ -776,13 +788,14 @@ save_cbt (struct attach *a)
 {
   size_t len;
   const uint8_t *map = cow_cbt (a->cow, &len);
+  struct error rerr = { 0 };
 
   if (map == NULL)
     return;
-  if (registry_blob_put (a->reg, a->vol.name, "cbt", map, len) == -1 ||
-      registry_update (a->reg, a->vol.name, put_cbt, a) == -1)
+  if (registry_blob_put (a->reg, a->vol.name, "cbt", map, len, &rerr) < 0 ||
+      registry_update (a->reg, a->vol.name, put_cbt, a, &rerr) < 0)
     log_warn ("%s: cannot save the change map (%s): the next snapshot "
-              "reads the whole volume", a->vol.name, strerror (errno));
+              "reads the whole volume", a->vol.name, error_msg (&rerr));
 }
 
 /* ---- a volume restored from a snapshot, until every chunk is in ---------- */
@@ -816,11 +829,16 @@ hydrate_save (void *opaque, const uint8_t *map, size_t len, uint64_t hydrated,
 {
   struct attach *a = opaque;
   struct restore_update u = { .a = a, .hydrated = hydrated };
+  struct error rerr = { 0 };
   uint64_t d, t, bytes;
 
-  if (registry_blob_put (a->reg, a->vol.name, "hydrated", map, len) == -1 ||
-      registry_update (a->reg, a->vol.name, record_restore, &u) == -1)
-    return errno ? errno : EIO;
+  if (registry_blob_put (a->reg, a->vol.name, "hydrated", map, len,
+                         &rerr) < 0 ||
+      registry_update (a->reg, a->vol.name, record_restore, &u, &rerr) < 0) {
+    if (rerr.code != ESTALE && rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
+    return rerr.code;
+  }
   if (a->o->job == ATTACH_RESTORE && a->o->job_line) {
     char line[128];
     hydrate_progress (a->hydrate, &d, &t, &bytes);
@@ -840,14 +858,15 @@ hydrate_finished (void *opaque, int err, const char *why)
                               .error = err ? why : NULL };
   uint64_t done, total, bytes;
   char line[OBJ_ERR_MAX + 64];
+  struct error rerr = { 0 };
 
   hydrate_progress (a->hydrate, &done, &total, &bytes);
   u.hydrated = done;
-  if (registry_update (a->reg, a->vol.name, record_restore, &u) == -1)
+  if (registry_update (a->reg, a->vol.name, record_restore, &u, &rerr) < 0)
     log_warn ("%s: cannot record the restore's state: %s", a->vol.name,
-              strerror (errno));
+              error_msg (&rerr));
   if (err == 0) {
-    registry_blob_remove (a->reg, a->vol.name, "hydrated");
+    registry_blob_remove (a->reg, a->vol.name, "hydrated", NULL);
     log_info ("%s: restore from %s complete: %llu chunks", a->vol.name,
               a->vol.restore.snapshot, (unsigned long long) total);
     snprintf (line, sizeof line, "ok restored %llu %llu",
@@ -876,7 +895,8 @@ open_hydrate (struct attach *a)
   size_t len;
   char why[OBJ_ERR_MAX];
 
-  if (registry_blob_get (a->reg, a->vol.name, "hydrated", &map, &len) == 0 &&
+  if (registry_blob_get (a->reg, a->vol.name, "hydrated", &map, &len,
+                         NULL) == 0 &&
       len != want) {
     log_error ("%s: the hydration map is %zu bytes, not %zu: refusing to "
                "guess what is restored", a->vol.name, len, want);
@@ -917,6 +937,7 @@ static void
 start_control (struct attach *a)
 {
   const char *dir = getenv ("REPVOL_RUN_DIR");
+  struct error rerr = { 0 };
 
   if (!dir)
     dir = "/run/repvol";
@@ -928,8 +949,10 @@ start_control (struct attach *a)
   snprintf (a->ctl_path, sizeof a->ctl_path, "%s/%s.ctl", dir,
             a->vol.uuid[0] ? a->vol.uuid : a->vol.name);
   a->ctl = control_start (a->loop, a->ctl_path, on_control, a);
-  if (a->ctl)
-    registry_update (a->reg, a->vol.name, record_control, a);
+  if (a->ctl &&
+      registry_update (a->reg, a->vol.name, record_control, a, &rerr) < 0 &&
+      rerr.code != ESTALE && rerr.code != ENOENT)
+    log_error ("%s", error_msg (&rerr));
 }
 
 int
@@ -938,6 +961,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   static const int sigs[] = { SIGTERM, SIGINT };
   struct attach a = { .reg = reg, .o = o, .rc_pipe = { -1, -1 } };
   struct reg_volume v;
+  struct error rerr = { 0 };
   char size[32];
   int rc = 1;
 
@@ -946,13 +970,15 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     strcpy (a.host, "localhost");
   a.host[sizeof a.host - 1] = '\0';
 
-  if (registry_get (reg, o->volume, &v) == -1) {
+  if (registry_get (reg, o->volume, &v, &rerr) < 0) {
+    if (rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
     log_error ("no such volume: %s", o->volume);
     return 1;
   }
-  if (registry_update (reg, o->volume, claim, &a) == -1) {
-    if (errno == EBUSY) {
-      registry_get (reg, o->volume, &v);
+  if (registry_update (reg, o->volume, claim, &a, &rerr) < 0) {
+    if (rerr.code == EBUSY) {
+      registry_get (reg, o->volume, &v, NULL);
       log_error ("volume %s is already attached (host %s, pid %d, %s)%s",
                  o->volume, v.attachment.host, (int) v.attachment.pid,
                  v.attachment.frontend, o->no_takeover ?
@@ -960,10 +986,10 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     }
     else
       log_error ("%s: cannot update the registry: %s", o->volume,
-                 strerror (errno));
+                 error_msg (&rerr));
     return 1;
   }
-  registry_get (reg, o->volume, &v);
+  registry_get (reg, o->volume, &v, NULL);
   a.vol = v;
   if (a.took_over)
     log_warn ("%s: took over from host %s, pid %d (epoch %llu): that "
@@ -1029,7 +1055,9 @@ attach_run (struct registry *reg, const struct attach_opts *o)
               v.name, format_size (v.size, size, sizeof size), v.nreplicas,
               v.nreplicas == 1 ? "" : "s", (unsigned long long) a.epoch,
               a.fe->where);
-    registry_update (reg, o->volume, record_where, &a);
+    if (registry_update (reg, o->volume, record_where, &a, &rerr) < 0 &&
+        rerr.code != ESTALE && rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
   }
   else if (o->job == ATTACH_SNAPSHOT &&
            start_snapshot (&a, NULL, o->snap_url, o->snap_name, NULL) == -1) {
@@ -1055,8 +1083,9 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   else if (a.dev)
     bdev_close (a.dev);
   loop_free (a.loop);
-  if (registry_update (reg, o->volume, release, &a) == -1 && errno != ESTALE)
+  if (registry_update (reg, o->volume, release, &a, &rerr) < 0 &&
+      rerr.code != ESTALE)
     log_error ("%s: cannot clear the attachment in the registry: %s",
-               o->volume, strerror (errno));
+               o->volume, error_msg (&rerr));
   return rc;
 }
