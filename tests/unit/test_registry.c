@@ -403,6 +403,77 @@ test_concurrent_updates (void **state)
   assert_int_equal (g.epoch, 1 + PROCS * ROUNDS);
 }
 
+/* Several processes, each with its own handle, read-modify-write one
+ * volume at once: each bumps the shared epoch and its own counter, so a
+ * lost update shows in either.  A reader meanwhile (taking no lock)
+ * always finds a whole, valid record whose epoch never goes back.
+ */
+#define UPDATERS 6
+#define UPDATER_ROUNDS 40
+#define READS 300
+
+static int
+bump_mine (struct reg_volume *v, void *arg)
+{
+  int p = *(int *) arg;
+  v->epoch++;
+  v->replicas[p].resync_done++;
+  return 0;
+}
+
+static void
+test_many_updaters (void **state)
+{
+  struct fixture *f = *state;
+  struct error e = { 0 };
+  struct reg_volume v, g;
+  pid_t pids[UPDATERS + 1];
+
+  make_volume (&v, "many", UPDATERS);
+  for (int p = 0; p < UPDATERS; p++) {
+    v.replicas[p].state = REG_OUT_OF_SYNC;     /* so resync is stored */
+    v.replicas[p].out_of_sync_epoch = 1;
+    v.replicas[p].resync_total = 1ull << 40;
+  }
+  assert_int_equal (registry_create (f->r, &v, &e), 0);
+
+  for (int p = 0; p <= UPDATERS; p++) {
+    pids[p] = fork ();
+    assert_true (pids[p] >= 0);
+    if (pids[p] > 0)
+      continue;
+    struct registry *r = registry_open (f->regdir, NULL);
+    int rc = r ? 0 : 2;
+    if (p < UPDATERS) {
+      for (int i = 0; i < UPDATER_ROUNDS && rc == 0; i++)
+        if (registry_update (r, "many", bump_mine, &p, &e) < 0)
+          rc = 1;
+    }
+    else {
+      uint64_t last = 0;
+      for (int i = 0; i < READS && rc == 0; i++) {
+        if (registry_get (r, "many", &g, &e) < 0 || g.epoch < last)
+          rc = 3;
+        last = g.epoch;
+      }
+    }
+    if (rc)
+      fprintf (stderr, "process %d: %s\n", p, error_msg (&e));
+    registry_close (r);
+    _exit (rc);
+  }
+  for (int p = 0; p <= UPDATERS; p++) {
+    int status;
+    assert_int_equal (waitpid (pids[p], &status, 0), pids[p]);
+    assert_true (WIFEXITED (status));
+    assert_int_equal (WEXITSTATUS (status), 0);
+  }
+  assert_int_equal (registry_get (f->r, "many", &g, &e), 0);
+  assert_int_equal (g.epoch, 1 + UPDATERS * UPDATER_ROUNDS);
+  for (int p = 0; p < UPDATERS; p++)
+    assert_int_equal (g.replicas[p].resync_done, UPDATER_ROUNDS);
+}
+
 static void
 test_open_locations (void **state)
 {
@@ -444,6 +515,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_corrupt, setup, teardown),
     cmocka_unit_test (test_codec_roundtrip),
     cmocka_unit_test_setup_teardown (test_concurrent_updates, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_many_updaters, setup, teardown),
     cmocka_unit_test_setup_teardown (test_open_locations, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

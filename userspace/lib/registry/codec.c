@@ -416,6 +416,7 @@ volume_from_json (const char *text, size_t len, struct reg_volume *v,
     goto out;
   }
   v->chunk_size = u;
+  *field = "cbt";
   json_object *cbt = member (o, "cbt", json_type_object, false, why);
   if (*why)
     goto out;
@@ -426,6 +427,7 @@ volume_from_json (const char *text, size_t len, struct reg_volume *v,
     TRY ("cbt.base_name", get_str (cbt, "base_name", false, v->cbt.base_name,
                                    sizeof v->cbt.base_name, why));
   }
+  *field = "restore";
   json_object *rs = member (o, "restore", json_type_object, false, why);
   if (*why)
     goto out;
