@@ -35,7 +35,7 @@ test_hdr_roundtrip_and_refusals (void **state)
 {
   const uint64_t size = 3ull * R + 4096;     /* 4 regions, the last short */
   uint8_t buf[STORE_DIRTY_FILE_HDR];
-  const char *why = NULL;
+  struct error why = { 0 };
 
   assert_int_equal (store_dirty_nregions (size), 4);
   assert_int_equal (store_dirty_bitmap_bytes (size), 1);
@@ -53,26 +53,26 @@ test_hdr_roundtrip_and_refusals (void **state)
       uint8_t copy[STORE_DIRTY_FILE_HDR];
       memcpy (copy, buf, sizeof copy);
       copy[i] ^= 1u << bit;
-      why = NULL;
-      if (store_dirty_hdr_decode (copy, sizeof copy, size, &why) != -1)
+      why.msg[0] = '\0';
+      if (store_dirty_hdr_decode (copy, sizeof copy, size, &why) != -EBADMSG)
         fail_msg ("flip byte %zu bit %d accepted", i, bit);
-      assert_non_null (why);
+      assert_true (why.msg[0] != '\0');
     }
-  assert_int_equal (store_dirty_hdr_decode (buf, 100, size, &why), -1);
+  assert_int_equal (store_dirty_hdr_decode (buf, 100, size, &why), -EBADMSG);
   /* A map for another size (the volume's is authoritative). */
   assert_int_equal (store_dirty_hdr_decode (buf, sizeof buf, 5ull * R, &why),
-                    -1);
-  assert_non_null (strstr (why, "region count"));
+                    -EBADMSG);
+  assert_non_null (strstr (why.msg, "region count"));
   /* Another region size, correctly sealed: refused, not reinterpreted. */
   store_dirty_hdr_encode (R * 2, 4, buf);
-  assert_int_equal (store_dirty_hdr_decode (buf, sizeof buf, size, &why), -1);
-  assert_non_null (strstr (why, "region size"));
+  assert_int_equal (store_dirty_hdr_decode (buf, sizeof buf, size, &why), -EBADMSG);
+  assert_non_null (strstr (why.msg, "region size"));
   /* Newer version, resealed. */
   store_dirty_hdr_encode (R, 4, buf);
   putle32 (buf + 8, STORE_DIRTY_VERSION + 1);
   putle32 (buf + 60, crc32c (0, buf, 60));
-  assert_int_equal (store_dirty_hdr_decode (buf, sizeof buf, size, &why), -1);
-  assert_non_null (strstr (why, "version"));
+  assert_int_equal (store_dirty_hdr_decode (buf, sizeof buf, size, &why), -EBADMSG);
+  assert_non_null (strstr (why.msg, "version"));
 }
 
 /* ---- region math and bookkeeping ---- */
@@ -311,7 +311,7 @@ test_store_end_to_end (void **state)
   assert_int_equal (posix_memalign (&data, 4096, 8192), 0);
   memset (data, 0x5a, 8192);
 
-  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK);
+  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK, NULL);
   assert_non_null (s);
   assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v), 0);
   assert_int_equal (faccessat (dirfd, "vol.dirty", F_OK, 0), 0);
@@ -358,7 +358,7 @@ test_store_end_to_end (void **state)
 
   /* Reopen: the map is durable. */
   store_close (s);
-  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK);
+  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK, NULL);
   assert_non_null (s);
   v = store_lookup (s, "vol");
   assert_non_null (v);
@@ -378,7 +378,7 @@ test_store_end_to_end (void **state)
   submit (&r, v, &ios[0], BDEV_MARK_DIRTY, 0, 5 * R, 4096, NULL);
   run_until_done (&r);
   store_close (s);
-  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK);
+  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK, NULL);
   v = store_lookup (s, "vol");
   assert_non_null (v);
   assert_int_equal (store_vol_dirty_count (v), 1);
@@ -389,7 +389,7 @@ test_store_end_to_end (void **state)
 
   /* A missing file: an empty map, made by the first mark. */
   assert_int_equal (unlinkat (dirfd, "vol.dirty", 0), 0);
-  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK);
+  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK, NULL);
   v = store_lookup (s, "vol");
   assert_non_null (v);
   assert_int_equal (store_vol_dirty_count (v), 0);
@@ -397,7 +397,7 @@ test_store_end_to_end (void **state)
   run_until_done (&r);
   assert_int_equal (faccessat (dirfd, "vol.dirty", F_OK, 0), 0);
   store_close (s);
-  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK);
+  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK, NULL);
   v = store_lookup (s, "vol");
   assert_non_null (v);
   assert_int_equal (store_vol_dirty_count (v), 1);
@@ -408,7 +408,7 @@ test_store_end_to_end (void **state)
   assert_true (fd >= 0);
   assert_int_equal (pwrite (fd, "X", 1, 17), 1);
   close (fd);
-  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK);
+  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK, NULL);
   assert_non_null (s);
   assert_null (store_lookup (s, "vol"));
   store_close (s);
@@ -422,14 +422,14 @@ test_store_end_to_end (void **state)
     assert_int_equal (pwrite (fd, &last, 1,
                               STORE_DIRTY_FILE_HDR + (NREG + 7) / 8 - 1), 1);
     close (fd);
-    s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK);
+    s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK, NULL);
     assert_null (store_lookup (s, "vol"));
     store_close (s);
   }
 
   /* Delete removes it. */
   assert_int_equal (unlinkat (dirfd, "vol.dirty", 0), 0);
-  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK);
+  s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK, NULL);
   v = store_lookup (s, "vol");
   assert_non_null (v);
   submit (&r, v, &ios[0], BDEV_MARK_DIRTY, 0, 0, 4096, NULL);

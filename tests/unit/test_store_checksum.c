@@ -142,7 +142,7 @@ test_checksum (void **state)
   assert_non_null (model);
   assert_int_equal (posix_memalign ((void **) &data, 4096, 2 * MIB), 0);
 
-  s = store_open (r.loop, dir, engine, cache);
+  s = store_open (r.loop, dir, engine, cache, NULL);
   assert_non_null (s);
   engine_is_uring = !strcmp (store_engine_name (s), "io_uring");
   assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v), 0);

@@ -37,10 +37,10 @@ static void
 expect_refused (const uint8_t *buf, size_t len, const char *what)
 {
   struct store_meta m;
-  const char *why = NULL;
-  if (store_meta_decode (buf, len, &m, &why) != -1)
+  struct error why = { 0 };
+  if (store_meta_decode (buf, len, &m, &why) != -EBADMSG)
     fail_msg ("%s: accepted", what);
-  assert_non_null (why);
+  assert_true (why.msg[0] != '\0');
 }
 
 /* Re-seal a record after editing it, so a test reaches the field check
@@ -61,7 +61,7 @@ test_roundtrip (void **state)
 {
   struct store_meta in = sample (), out;
   uint8_t buf[STORE_META_SIZE];
-  const char *why = NULL;
+  struct error why = { 0 };
 
   store_meta_encode (&in, buf);
   assert_int_equal (store_meta_decode (buf, sizeof buf, &out, &why), 0);
@@ -118,13 +118,13 @@ test_wrong_version (void **state)
 {
   struct store_meta m = sample (), out;
   uint8_t buf[STORE_META_SIZE];
-  const char *why = NULL;
+  struct error why = { 0 };
 
   store_meta_encode (&m, buf);
   buf[8] = STORE_META_VERSION + 1;
   reseal (buf);
-  assert_int_equal (store_meta_decode (buf, sizeof buf, &out, &why), -1);
-  assert_non_null (strstr (why, "version"));
+  assert_int_equal (store_meta_decode (buf, sizeof buf, &out, &why), -EBADMSG);
+  assert_non_null (strstr (why.msg, "version"));
   buf[8] = 0;
   reseal (buf);
   expect_refused (buf, sizeof buf, "version 0");
@@ -158,8 +158,8 @@ test_bad_fields (void **state)
 
   for (int i = 0; (what = bad_field (i, &m)) != NULL; i++, m = sample ()) {
     uint8_t buf[STORE_META_SIZE];
-    const char *why;
-    if (store_meta_check (&m, &why) != -1)
+    struct error why = { 0 };
+    if (store_meta_check (&m, &why) != -EINVAL)
       fail_msg ("store_meta_check accepted: %s", what);
     store_meta_encode (&m, buf);
     expect_refused (buf, sizeof buf, what);
@@ -188,7 +188,7 @@ test_file_write_read (void **state)
 {
   char dir[] = "/tmp/test_store_meta.XXXXXX";
   struct store_meta m = sample (), out;
-  const char *why = NULL;
+  struct error why = { 0 };
   int dirfd, fd;
 
   assert_non_null (mkdtemp (dir));
@@ -212,7 +212,7 @@ test_file_write_read (void **state)
   assert_int_equal (ftruncate (fd, 100), 0);
   close (fd);
   assert_int_equal (store_meta_read (dirfd, m.name, &out, &why), -EBADMSG);
-  assert_non_null (why);
+  assert_true (why.msg[0] != '\0');
 
   /* A valid record under another volume's name is refused. */
   assert_int_equal (store_meta_write (dirfd, &m), 0);

@@ -172,13 +172,16 @@ create_volume (struct registry *reg, const struct volume_spec *spec)
 
   /* The name must be free before any server is touched. */
   struct reg_volume v;
+  struct error rerr = { 0 };
   int ret = EXIT_FAILURE;
-  if (registry_get (reg, vol, &v) == 0) {
+  if (registry_get (reg, vol, &v, &rerr) == 0) {
     log_error ("volume '%s' already exists", vol);
     goto out;
   }
-  if (errno != ENOENT)
-    goto out;                   /* the backend said why */
+  if (rerr.code != ENOENT) {
+    log_error ("%s", error_msg (&rerr));
+    goto out;
+  }
 
   /* Every server must answer, and must not hold the volume already. */
   struct replica_admin ra[REG_MAX_REPLICAS];
@@ -255,9 +258,11 @@ create_volume (struct registry *reg, const struct volume_spec *spec)
     snprintf (rp->zone, sizeof rp->zone, "%s", ra[i].welcome.zone);
     rp->state = REG_IN_SYNC;    /* all empty, hence identical */
   }
-  if (registry_create (reg, &v) == -1) {
-    if (errno == EEXIST)        /* lost a race with another create */
+  if (registry_create (reg, &v, &rerr) < 0) {
+    if (rerr.code == EEXIST)    /* lost a race with another create */
       log_error ("volume '%s' already exists", vol);
+    else
+      log_error ("%s", error_msg (&rerr));
     goto undo;
   }
 

@@ -70,6 +70,7 @@ cmd_delete (int argc, char **argv)
   ret = EXIT_FAILURE;
   bool claimed = false;
   struct claim_arg ca = { 0 };
+  struct error rerr = { 0 };
   struct replica_admin ra[REG_MAX_REPLICAS];
   bool open[REG_MAX_REPLICAS] = { false };
   struct error err = { 0 };
@@ -94,11 +95,13 @@ cmd_delete (int argc, char **argv)
             ATTACH_DELETE_CLAIM);
   ca.mine.epoch = v.epoch;
   ca.mine.since = time (NULL);
-  if (registry_update (reg, vol, claim_fn, &ca) == -1) {
-    if (errno == EBUSY)
+  if (registry_update (reg, vol, claim_fn, &ca, &rerr) < 0) {
+    if (rerr.code == EBUSY)
       log_error ("volume '%s' was attached meanwhile; detach it first", vol);
-    else if (errno == ENOENT)
+    else if (rerr.code == ENOENT)
       log_error ("unknown volume '%s' (deleted meanwhile?)", vol);
+    else
+      log_error ("%s", error_msg (&rerr));
     goto out;
   }
   claimed = true;
@@ -140,14 +143,16 @@ cmd_delete (int argc, char **argv)
               error_msg (&err));
   }
 
-  if (registry_remove (reg, vol) == -1) {
-    if (errno == ENOENT)
+  if (registry_remove (reg, vol, &rerr) < 0) {
+    if (rerr.code == ENOENT)
       log_error ("unknown volume '%s' (deleted meanwhile?)", vol);
+    else
+      log_error ("%s", error_msg (&rerr));
     goto out;
   }
   claimed = false;
-  registry_blob_remove (reg, vol, "cbt");
-  registry_blob_remove (reg, vol, "hydrated");
+  registry_blob_remove (reg, vol, "cbt", NULL);
+  registry_blob_remove (reg, vol, "hydrated", NULL);
   printf ("deleted volume %s\n", vol);
   ret = EXIT_SUCCESS;
 

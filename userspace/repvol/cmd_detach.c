@@ -109,9 +109,12 @@ cmd_detach (int argc, char **argv)
     struct timespec ts = { 0, POLL_NS };
     nanosleep (&ts, NULL);
 
-    if (registry_get (reg, vol, &v) == -1) {
-      if (errno == ENOENT)      /* deleted meanwhile: certainly detached */
+    struct error rerr = { 0 };
+    if (registry_get (reg, vol, &v, &rerr) < 0) {
+      if (rerr.code == ENOENT)  /* deleted meanwhile: certainly detached */
         ret = EXIT_SUCCESS;
+      else
+        log_error ("%s", error_msg (&rerr));
       goto out;
     }
     if (!same_attachment (&v.attachment, &a)) {

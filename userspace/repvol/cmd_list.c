@@ -1,4 +1,5 @@
 /* cmd_list.c - repvol list: one line per volume. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,9 @@ cmd_list (int argc, char **argv)
     return EXIT_FAILURE;
   char **names;
   int n, ret = EXIT_SUCCESS;
-  if (registry_list (reg, &names, &n) == -1) {
+  struct error rerr = { 0 };
+  if (registry_list (reg, &names, &n, &rerr) < 0) {
+    log_error ("%s", error_msg (&rerr));
     registry_close (reg);
     return EXIT_FAILURE;
   }
@@ -37,8 +40,10 @@ cmd_list (int argc, char **argv)
   for (int i = 0; i < n; i++) {
     struct reg_volume v;
     char sbuf[32], att[REG_NAME_MAX + 32];
-    if (registry_get (reg, names[i], &v) == -1) {
-      /* The backend named the file and the problem; keep listing. */
+    if (registry_get (reg, names[i], &v, &rerr) < 0) {
+      /* Say which file and what is wrong with it; keep listing. */
+      if (rerr.code != ENOENT)
+        log_error ("%s", error_msg (&rerr));
       printf ("%-24s %10s %6s %8s %s\n", names[i], "?", "?", "?", "?");
       ret = EXIT_FAILURE;
       continue;

@@ -55,9 +55,13 @@ replica_state (struct registry *reg, const char *vol, const char *addr,
                struct reg_replica *out)
 {
   struct reg_volume v;
+  struct error rerr = { 0 };
 
-  if (registry_get (reg, vol, &v) == -1)
-    return errno ? -errno : -EIO;
+  if (registry_get (reg, vol, &v, &rerr) < 0) {
+    if (rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
+    return -rerr.code;
+  }
   for (int i = 0; i < v.nreplicas; i++)
     if (strcmp (v.replicas[i].addr, addr) == 0) {
       *out = v.replicas[i];
@@ -121,14 +125,15 @@ replace (struct registry *reg, const char *vol, const char *old,
   replica_admin_close (&ra);
 
   struct swap s = { .old = old, .new = new, .w = &w };
-  if (registry_update (reg, vol, swap_entry, &s) == -1) {
-    log_error ("cannot update the registry: %s", strerror (errno));
+  struct error rerr = { 0 };
+  if (registry_update (reg, vol, swap_entry, &s, &rerr) < 0) {
+    log_error ("cannot update the registry: %s", error_msg (&rerr));
     return EXIT_FAILURE;
   }
   printf ("%s: %s replaces %s (full copy)\n", vol, new, old);
   fflush (stdout);
 
-  registry_get (reg, vol, &v);
+  registry_get (reg, vol, &v, NULL);
   if (!v.attachment.attached || !v.attachment.control[0]) {
     printf ("%s is not attached: the copy runs at its next attach; the old "
             "replica on %s is kept until you delete it\n", vol, old);

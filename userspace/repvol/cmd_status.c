@@ -295,6 +295,7 @@ cmd_status (int argc, char **argv)
 
   char **names = NULL;
   int n = 0, ret = EXIT_SUCCESS;
+  struct error rerr = { 0 };
   if (vol) {
     names = malloc (sizeof *names);
     if (names == NULL || (names[0] = strdup (vol)) == NULL) {
@@ -305,7 +306,8 @@ cmd_status (int argc, char **argv)
     }
     n = 1;
   }
-  else if (registry_list (reg, &names, &n) == -1) {
+  else if (registry_list (reg, &names, &n, &rerr) < 0) {
+    log_error ("%s", error_msg (&rerr));
     registry_close (reg);
     return EXIT_FAILURE;
   }

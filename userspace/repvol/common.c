@@ -19,19 +19,24 @@
 struct registry *
 open_registry (void)
 {
-  return registry_open (cli_registry);  /* prints its own error */
+  struct error err = { 0 };
+  struct registry *r = registry_open (cli_registry, &err);
+  if (r == NULL)
+    log_error ("%s", error_msg (&err));
+  return r;
 }
 
 int
 get_volume (struct registry *r, const char *vol, struct reg_volume *v)
 {
-  if (registry_get (r, vol, v) == 0)
+  struct error err = { 0 };
+  if (registry_get (r, vol, v, &err) == 0)
     return 0;
-  int e = errno ? errno : EIO;
-  if (e == ENOENT)
+  if (err.code == ENOENT)
     log_error ("unknown volume '%s'", vol);
-  /* Anything else: the backend has already said which file and why. */
-  return -e;
+  else      /* which file and why */
+    log_error ("%s", error_msg (&err));
+  return -err.code;
 }
 
 const char *
@@ -106,11 +111,13 @@ clear_attachment (struct registry *r, const char *vol,
                   const struct reg_attachment *a)
 {
   struct clear_arg arg = { a };
-  if (registry_update (r, vol, clear_fn, &arg) == 0)
+  struct error err = { 0 };
+  if (registry_update (r, vol, clear_fn, &arg, &err) == 0)
     return 0;
-  if (errno == ESTALE || errno == ENOENT)
+  if (err.code == ESTALE || err.code == ENOENT)
     return 1;
-  return errno ? -errno : -EIO; /* logged by the backend */
+  log_error ("%s", error_msg (&err));
+  return -err.code;
 }
 
 const char *

@@ -86,8 +86,7 @@ const char *one_volume (int argc, char **argv, const char *verb);
 struct registry *open_registry (void);
 
 /* registry_get that prints the one error line: "unknown volume" for
- * ENOENT; other causes were logged by the backend.  0 or a negative
- * errno.
+ * ENOENT, else the registry's reason.  0 or a negative errno.
  */
 int get_volume (struct registry *r, const char *vol, struct reg_volume *v);
 

@@ -194,9 +194,10 @@ main (int argc, char **argv)
     return EXIT_FAILURE;
   }
 
-  struct store *store = store_open (loop, data_dir, engine, cache);
+  struct error err = { 0 };
+  struct store *store = store_open (loop, data_dir, engine, cache, &err);
   if (!store) {
-    fprintf (stderr, "repvold: cannot open data directory %s\n", data_dir);
+    fprintf (stderr, "repvold: %s\n", error_msg (&err));
     close (lfd);
     return EXIT_FAILURE;
   }

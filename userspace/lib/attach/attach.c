@@ -210,9 +210,14 @@ change_state (struct reg_volume *v, void *arg)
 static int
 record (struct attach *a, struct state_change *c)
 {
+  struct error rerr = { 0 };
+
   c->epoch = a->epoch;
-  if (registry_update (a->reg, a->o->volume, change_state, c) == -1)
-    return errno ? -errno : -EIO;
+  if (registry_update (a->reg, a->o->volume, change_state, c, &rerr) < 0) {
+    if (rerr.code != ESTALE && rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
+    return -rerr.code;
+  }
   a->epoch = c->epoch;          /* moved if the update opened a new epoch */
   return 0;
 }
@@ -440,13 +445,15 @@ control_replace (struct attach *a, struct control_req *req, const char *old,
                  const char *new)
 {
   struct reg_volume v;
-  struct error err = { 0 };
+  struct error err = { 0 }, rerr = { 0 };
   char line[400];
   int i = find_replica (&a->vol, old);
   struct bdev *b;
 
-  if (i < 0 || registry_get (a->reg, a->vol.name, &v) == -1 ||
+  if (i < 0 || registry_get (a->reg, a->vol.name, &v, &rerr) < 0 ||
       strcmp (v.replicas[i].addr, new) != 0) {
+    if (rerr.code && rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
     control_finish (req, "error: the registry does not show that replacement");
     return;
   }
@@ -512,6 +519,7 @@ static void
 start_control (struct attach *a)
 {
   const char *dir = getenv ("REPVOL_RUN_DIR");
+  struct error rerr = { 0 };
 
   if (!dir)
     dir = "/run/repvol";
@@ -523,8 +531,10 @@ start_control (struct attach *a)
   snprintf (a->ctl_path, sizeof a->ctl_path, "%s/%s.ctl", dir,
             a->vol.uuid[0] ? a->vol.uuid : a->vol.name);
   a->ctl = control_start (a->loop, a->ctl_path, on_control, a);
-  if (a->ctl)
-    registry_update (a->reg, a->vol.name, record_control, a);
+  if (a->ctl &&
+      registry_update (a->reg, a->vol.name, record_control, a, &rerr) < 0 &&
+      rerr.code != ESTALE && rerr.code != ENOENT)
+    log_error ("%s", error_msg (&rerr));
 }
 
 void
@@ -551,6 +561,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   static const int sigs[] = { SIGTERM, SIGINT };
   struct attach a = { .reg = reg, .o = o, .rc_pipe = { -1, -1 } };
   struct reg_volume v;
+  struct error rerr = { 0 };
   char size[32];
   int rc = 1, r;
 
@@ -559,14 +570,16 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     strcpy (a.host, "localhost");
   a.host[sizeof a.host - 1] = '\0';
 
-  if (registry_get (reg, o->volume, &v) == -1) {
-    if (errno == ENOENT)        /* else the backend has said why */
+  if (registry_get (reg, o->volume, &v, &rerr) < 0) {
+    if (rerr.code == ENOENT)
       log_error ("no such volume: %s", o->volume);
+    else
+      log_error ("%s", error_msg (&rerr));
     return 1;
   }
-  if (registry_update (reg, o->volume, claim, &a) == -1) {
-    if (errno == EBUSY) {
-      registry_get (reg, o->volume, &v);
+  if (registry_update (reg, o->volume, claim, &a, &rerr) < 0) {
+    if (rerr.code == EBUSY) {
+      registry_get (reg, o->volume, &v, NULL);
       log_error ("volume %s is already attached (host %s, pid %d, %s)%s",
                  o->volume, v.attachment.host, (int) v.attachment.pid,
                  v.attachment.frontend, o->no_takeover ?
@@ -574,10 +587,10 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     }
     else
       log_error ("%s: cannot update the registry: %s", o->volume,
-                 strerror (errno));
+                 error_msg (&rerr));
     return 1;
   }
-  registry_get (reg, o->volume, &v);
+  registry_get (reg, o->volume, &v, NULL);
   a.vol = v;
   if (a.took_over)
     log_warn ("%s: took over from host %s, pid %d (epoch %llu): that "
@@ -636,7 +649,9 @@ attach_run (struct registry *reg, const struct attach_opts *o)
               v.name, format_size (v.size, size, sizeof size), v.nreplicas,
               v.nreplicas == 1 ? "" : "s", (unsigned long long) a.epoch,
               a.fe->where);
-    registry_update (reg, o->volume, record_where, &a);
+    if (registry_update (reg, o->volume, record_where, &a, &rerr) < 0 &&
+        rerr.code != ESTALE && rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
   }
   else if (o->job == ATTACH_SNAPSHOT &&
            (r = attach_snapshot_start (&a, NULL, o->snap_url, o->snap_name,
@@ -663,8 +678,9 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   else if (a.dev)
     bdev_close (a.dev);
   loop_free (a.loop);
-  if (registry_update (reg, o->volume, release, &a) == -1 && errno != ESTALE)
+  if (registry_update (reg, o->volume, release, &a, &rerr) < 0 &&
+      rerr.code != ESTALE)
     log_error ("%s: cannot clear the attachment in the registry: %s",
-               o->volume, strerror (errno));
+               o->volume, error_msg (&rerr));
   return rc;
 }

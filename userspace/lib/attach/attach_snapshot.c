@@ -68,14 +68,15 @@ snap_done (void *opaque, int err, const char *name, const char *url)
 {
   struct attach *a = opaque;
   struct cbt_update u = { .a = a };
+  struct error rerr = { 0 };
 
   if (err == 0) {
     /* The next snapshot to this store builds on this one. */
     snprintf (a->vol.cbt.base_url, sizeof a->vol.cbt.base_url, "%s", url);
     snprintf (a->vol.cbt.base_name, sizeof a->vol.cbt.base_name, "%s", name);
-    if (registry_update (a->reg, a->vol.name, record_cbt, &u) == -1)
+    if (registry_update (a->reg, a->vol.name, record_cbt, &u, &rerr) < 0)
       log_warn ("%s: cannot record snapshot %s as the change map's base: %s",
-                a->vol.name, name, strerror (errno));
+                a->vol.name, name, error_msg (&rerr));
   }
   if (a->o->job == ATTACH_SNAPSHOT) {
     a->job_err = err;
@@ -150,11 +151,12 @@ attach_cbt_load (struct attach *a)
   size_t want = chunk_map_bytes (a->vol.size, a->vol.chunk_size);
   void *map = NULL;
   size_t len;
+  struct error rerr = { 0 };
 
   if (!a->vol.cbt.valid)
     return NULL;
-  if (registry_blob_get (a->reg, a->vol.name, "cbt", &map, &len) == -1) {
-    if (errno != ENOENT)
+  if (registry_blob_get (a->reg, a->vol.name, "cbt", &map, &len, &rerr) < 0) {
+    if (rerr.code != ENOENT)
       return NULL;
     map = calloc (1, want);     /* none saved yet: nothing changed */
     len = want;
@@ -163,7 +165,9 @@ attach_cbt_load (struct attach *a)
     free (map);
     return NULL;
   }
-  if (registry_update (a->reg, a->vol.name, take_cbt, a) == -1) {
+  if (registry_update (a->reg, a->vol.name, take_cbt, a, &rerr) < 0) {
+    if (rerr.code != ESTALE && rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
     free (map);
     return NULL;
   }
@@ -178,13 +182,14 @@ attach_cbt_save (struct attach *a)
   struct cbt_update u = { .a = a, .complete = true };
   size_t len;
   const uint8_t *map = cow_cbt (a->cow, &len);
+  struct error rerr = { 0 };
 
   if (map == NULL)
     return;
-  if (registry_blob_put (a->reg, a->vol.name, "cbt", map, len) == -1 ||
-      registry_update (a->reg, a->vol.name, record_cbt, &u) == -1)
+  if (registry_blob_put (a->reg, a->vol.name, "cbt", map, len, &rerr) < 0 ||
+      registry_update (a->reg, a->vol.name, record_cbt, &u, &rerr) < 0)
     log_warn ("%s: cannot save the change map (%s): the next snapshot "
-              "reads the whole volume", a->vol.name, strerror (errno));
+              "reads the whole volume", a->vol.name, error_msg (&rerr));
 }
 
 /* ---- a volume restored from a snapshot, until every chunk is in ---------- */
@@ -217,11 +222,16 @@ hydrate_save (void *opaque, const uint8_t *map, size_t len, uint64_t hydrated,
 {
   struct attach *a = opaque;
   struct restore_update u = { .a = a, .hydrated = hydrated };
+  struct error rerr = { 0 };
   uint64_t d, t, bytes;
 
-  if (registry_blob_put (a->reg, a->vol.name, "hydrated", map, len) == -1 ||
-      registry_update (a->reg, a->vol.name, record_restore, &u) == -1)
-    return errno ? errno : EIO;
+  if (registry_blob_put (a->reg, a->vol.name, "hydrated", map, len,
+                         &rerr) < 0 ||
+      registry_update (a->reg, a->vol.name, record_restore, &u, &rerr) < 0) {
+    if (rerr.code != ESTALE && rerr.code != ENOENT)
+      log_error ("%s", error_msg (&rerr));
+    return rerr.code;
+  }
   if (a->o->job == ATTACH_RESTORE && a->o->job_line) {
     char line[128];
     hydrate_progress (a->hydrate, &d, &t, &bytes);
@@ -241,14 +251,15 @@ hydrate_finished (void *opaque, int err, const char *why)
                               .error = err ? why : NULL };
   uint64_t done, total, bytes;
   char line[OBJ_ERR_MAX + 64];
+  struct error rerr = { 0 };
 
   hydrate_progress (a->hydrate, &done, &total, &bytes);
   u.hydrated = done;
-  if (registry_update (a->reg, a->vol.name, record_restore, &u) == -1)
+  if (registry_update (a->reg, a->vol.name, record_restore, &u, &rerr) < 0)
     log_warn ("%s: cannot record the restore's state: %s", a->vol.name,
-              strerror (errno));
+              error_msg (&rerr));
   if (err == 0) {
-    registry_blob_remove (a->reg, a->vol.name, "hydrated");
+    registry_blob_remove (a->reg, a->vol.name, "hydrated", NULL);
     log_info ("%s: restore from %s complete: %llu chunks", a->vol.name,
               a->vol.restore.snapshot, (unsigned long long) total);
     snprintf (line, sizeof line, "ok restored %llu %llu",
@@ -277,7 +288,8 @@ attach_hydrate_open (struct attach *a)
   size_t len;
   char why[OBJ_ERR_MAX];
 
-  if (registry_blob_get (a->reg, a->vol.name, "hydrated", &map, &len) == 0 &&
+  if (registry_blob_get (a->reg, a->vol.name, "hydrated", &map, &len,
+                         NULL) == 0 &&
       len != want) {
     log_error ("%s: the hydration map is %zu bytes, not %zu: refusing to "
                "guess what is restored", a->vol.name, len, want);

@@ -1,23 +1,63 @@
-/* backends.h - constructors of the registry backends, for registry.c
- * only.  Everything else goes through registry_open().
+/* backends.h - what registry.c and the registry backends share (and the
+ * unit tests): each backend's constructor and the record codec.
+ * Everything else goes through registry.h.
  */
 #ifndef REPVOL_REGISTRY_BACKENDS_H
 #define REPVOL_REGISTRY_BACKENDS_H
 
+#include <stddef.h>
+
 #include "registry/registry.h"
+
+struct error;
+
+/* The table every backend fills.  Each operation returns 0 or a
+ * negative errno with the reason in *err (which may be NULL), as the
+ * registry_* wrappers of registry.h document; the wrappers have checked
+ * the arguments (names valid, pointers set) before a backend sees them.
+ */
+struct registry_ops {
+  const char *name;
+  int (*create) (struct registry *r, const struct reg_volume *v,
+                 struct error *err);
+  int (*get) (struct registry *r, const char *name, struct reg_volume *v,
+              struct error *err);
+  int (*update) (struct registry *r, const char *name,
+                 int (*fn) (struct reg_volume *v, void *arg), void *arg,
+                 struct error *err);
+  int (*remove) (struct registry *r, const char *name, struct error *err);
+  int (*list) (struct registry *r, char ***names, int *n, struct error *err);
+  int (*blob_put) (struct registry *r, const char *name, const char *kind,
+                   const void *data, size_t len, struct error *err);
+  int (*blob_get) (struct registry *r, const char *name, const char *kind,
+                   void **data, size_t *len, struct error *err);
+  int (*blob_remove) (struct registry *r, const char *name, const char *kind,
+                      struct error *err);
+  void (*close) (struct registry *r);
+};
+
+struct registry {
+  const struct registry_ops *ops;
+  void *priv;
+};
 
 /* dir.c: a directory of VOLNAME.json files.  The directory need not
  * exist yet; it is created (mode 0700) by the first registry_create().
+ * NULL with the reason in *err.
  */
-struct registry *registry_dir_open (const char *path);
+struct registry *registry_dir_open (const char *path, struct error *err);
 
-/* The JSON codec dir.c uses, exposed for tests and for a future etcd
- * backend, which stores the same document as the value of a key.
- * reg_volume_from_json returns 0, or -1 with a static reason in *why
- * (and field naming the offending key, or "").
+/* codec.c: the volume record every backend stores (dir.c as a file, a
+ * future etcd backend as the value of a key).
+ *
+ * reg_volume_check: 0, or -EINVAL with the reason, for a record that
+ * must not be stored.  reg_volume_to_json: the document, malloc'd (NULL:
+ * out of memory).  reg_volume_from_json: parse and check a document; 0,
+ * or -EBADMSG with the reason ("key \"size\" is negative").
  */
-char *reg_volume_to_json (const struct reg_volume *v);   /* malloc'd */
+int reg_volume_check (const struct reg_volume *v, struct error *err);
+char *reg_volume_to_json (const struct reg_volume *v);
 int reg_volume_from_json (const char *text, size_t len, struct reg_volume *v,
-                          const char **why, const char **field);
+                          struct error *err);
 
 #endif

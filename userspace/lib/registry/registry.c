@@ -1,8 +1,16 @@
-/* registry.c - pick a registry backend from a location string.
+/* registry.c - pick a registry backend from a location string, and the
+ * checked entry points every caller goes through.
  *
  * The location is, in order: the --registry argument, $REPVOL_REGISTRY,
  * or /var/lib/repvol.  A plain path selects the directory backend
  * (dir.c); "etcd://" is reserved for the etcd backend of a later issue.
+ *
+ * The registry_* functions check their arguments before a backend sees
+ * them: a name must pass valid_name() (so no backend ever turns a "../x"
+ * into a path or a key), a blob kind too, and the pointers must be set.
+ * A name that cannot be valid names no volume: reads, updates and
+ * removes of it are -ENOENT; a create of it (refused by the backend's
+ * record check) and any blob call with it are -EINVAL.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,7 +23,7 @@
 #define REGISTRY_DEFAULT "/var/lib/repvol"
 
 struct registry *
-registry_open (const char *location)
+registry_open (const char *location, struct error *err)
 {
   if (location == NULL || *location == '\0')
     location = getenv ("REPVOL_REGISTRY");
@@ -23,18 +31,16 @@ registry_open (const char *location)
     location = REGISTRY_DEFAULT;
 
   if (strncmp (location, "etcd://", 7) == 0) {
-    log_error ("registry %s: the etcd backend is not built into this version",
-               location);
-    errno = ENOTSUP;
+    error_set (err, ENOTSUP, "registry %s: the etcd backend is not built "
+               "into this version", location);
     return NULL;
   }
   if (strstr (location, "://") != NULL) {
-    log_error ("registry %s: unknown registry scheme "
+    error_set (err, EINVAL, "registry %s: unknown registry scheme "
                "(expected a directory path)", location);
-    errno = EINVAL;
     return NULL;
   }
-  return registry_dir_open (location);
+  return registry_dir_open (location, err);
 }
 
 void
@@ -52,6 +58,123 @@ registry_free_names (char **names, int n)
   for (int i = 0; i < n; i++)
     free (names[i]);
   free (names);
+}
+
+/* The name of an existing volume: an invalid one names none. */
+static int
+check_existing (const char *name, struct error *err)
+{
+  if (name == NULL || !valid_name (name))
+    return error_set (err, ENOENT, "no volume '%s' (not a valid name)",
+                      name ? name : "");
+  return 0;
+}
+
+/* A blob's volume name and kind. */
+static int
+check_blob (const char *name, const char *kind, struct error *err)
+{
+  if (name == NULL || !valid_name (name))
+    return error_set (err, EINVAL, "registry: invalid volume name '%s'",
+                      name ? name : "");
+  if (kind == NULL || !valid_name (kind))
+    return error_set (err, EINVAL, "registry: invalid blob kind '%s'",
+                      kind ? kind : "");
+  return 0;
+}
+
+int
+registry_create (struct registry *r, const struct reg_volume *v,
+                 struct error *err)
+{
+  /* The backend checks the record (reg_volume_check) where it writes,
+   * for updates too.
+   */
+  if (v == NULL)
+    return error_set (err, EINVAL, "registry: no volume to create");
+  return r->ops->create (r, v, err);
+}
+
+int
+registry_get (struct registry *r, const char *name, struct reg_volume *v,
+              struct error *err)
+{
+  int e = check_existing (name, err);
+  if (e < 0)
+    return e;
+  if (v == NULL)
+    return error_set (err, EINVAL, "registry: nowhere to put volume %s",
+                      name);
+  return r->ops->get (r, name, v, err);
+}
+
+int
+registry_update (struct registry *r, const char *name,
+                 int (*fn) (struct reg_volume *v, void *arg), void *arg,
+                 struct error *err)
+{
+  int e = check_existing (name, err);
+  if (e < 0)
+    return e;
+  if (fn == NULL)
+    return error_set (err, EINVAL, "registry: update of %s without a "
+                      "callback", name);
+  return r->ops->update (r, name, fn, arg, err);
+}
+
+int
+registry_remove (struct registry *r, const char *name, struct error *err)
+{
+  int e = check_existing (name, err);
+  if (e < 0)
+    return e;
+  return r->ops->remove (r, name, err);
+}
+
+int
+registry_list (struct registry *r, char ***names, int *n, struct error *err)
+{
+  if (names == NULL || n == NULL)
+    return error_set (err, EINVAL, "registry: list without a result");
+  *names = NULL;
+  *n = 0;
+  return r->ops->list (r, names, n, err);
+}
+
+int
+registry_blob_put (struct registry *r, const char *name, const char *kind,
+                   const void *data, size_t len, struct error *err)
+{
+  int e = check_blob (name, kind, err);
+  if (e < 0)
+    return e;
+  if (data == NULL && len > 0)
+    return error_set (err, EINVAL, "registry: %s blob of %s without data",
+                      kind, name);
+  return r->ops->blob_put (r, name, kind, data, len, err);
+}
+
+int
+registry_blob_get (struct registry *r, const char *name, const char *kind,
+                   void **data, size_t *len, struct error *err)
+{
+  int e = check_blob (name, kind, err);
+  if (e < 0)
+    return e;
+  if (data == NULL || len == NULL)
+    return error_set (err, EINVAL, "registry: nowhere to put the %s blob "
+                      "of %s", kind, name);
+  return r->ops->blob_get (r, name, kind, data, len, err);
+}
+
+int
+registry_blob_remove (struct registry *r, const char *name, const char *kind,
+                      struct error *err)
+{
+  int e = check_blob (name, kind, err);
+  if (e < 0)
+    return e;
+  return r->ops->blob_remove (r, name, kind, err);
 }
 
 const char *

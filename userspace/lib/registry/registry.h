@@ -1,12 +1,23 @@
 /* registry.h - the one authority per volume: size, replicas and their
  * state, epoch, current attachment.
  *
- * One small interface, several backends: dir.c (a directory of small
- * JSON files, the embedded default) now, etcd later.  No code outside
- * registry/ knows which backend is in use.  Every change is a
+ * registry/ stores one record per volume (struct reg_volume) and small
+ * per-volume blobs, behind one interface with several backends: dir.c
+ * (a directory of small JSON files, the embedded default) now, etcd
+ * later; codec.c is the record as JSON, which every backend stores.
+ * It may call core/ only; it is called by attach/ and the CLI
+ * (userspace/repvol), and replica/probe.h uses its types.  No code
+ * outside registry/ knows which backend is in use.  Every change is a
  * read-modify-write through registry_update(), atomic with respect to
  * other processes (flock + rename for dir.c; a compare-and-swap
  * transaction for etcd).
+ *
+ * Errors: every function returns 0 or a negative errno and puts the
+ * reason, naming the registry and the record, in *err (which may be
+ * NULL); nothing here logs.  -ENOENT (no such volume, or no such blob),
+ * -EEXIST (create of a taken name) and an update callback's own code
+ * are the ones a caller phrases itself; for anything else (a corrupt
+ * record, a full disk, permissions) error_msg(err) says what happened.
  */
 #ifndef REPVOL_REGISTRY_H
 #define REPVOL_REGISTRY_H
@@ -96,71 +107,49 @@ struct reg_volume {
 
 #define REG_DEFAULT_CHUNK_SIZE (1u << 20)
 
-struct registry;
-
-struct registry_ops {
-  const char *name;
-  /* 0, or -1 with errno (EEXIST if the name is taken). */
-  int (*create) (struct registry *r, const struct reg_volume *v);
-  /* 0, or -1 with errno (ENOENT). */
-  int (*get) (struct registry *r, const char *name, struct reg_volume *v);
-  /* Atomically: read, call fn, write back if fn returns 0.  fn's
-   * non-zero return (a positive errno) aborts the update and is
-   * returned as -1 with errno set to it.
-   */
-  int (*update) (struct registry *r, const char *name,
-                 int (*fn) (struct reg_volume *v, void *arg), void *arg);
-  int (*remove) (struct registry *r, const char *name);
-  /* Sorted names; free with registry_free_names(). */
-  int (*list) (struct registry *r, char ***names, int *n);
-  /* Opaque per-volume data too big for the volume record (bitmaps):
-   * put replaces it atomically and durably; get returns a malloc'd copy
-   * (-1 with errno ENOENT if there is none); remove drops every blob of
-   * the volume.  0 or -1 with errno.
-   */
-  int (*blob_put) (struct registry *r, const char *name, const char *kind,
-                   const void *data, size_t len);
-  int (*blob_get) (struct registry *r, const char *name, const char *kind,
-                   void **data, size_t *len);
-  int (*blob_remove) (struct registry *r, const char *name, const char *kind);
-  void (*close) (struct registry *r);
-};
-
-struct registry {
-  const struct registry_ops *ops;
-  void *priv;
-};
+struct registry;                /* opaque: its backend's */
+struct error;                   /* core/util.h */
 
 /* Open the registry named by location (a directory path for now;
  * "etcd://..." later).  NULL -> $REPVOL_REGISTRY -> /var/lib/repvol.
- * Returns NULL with an error printed on failure.
+ * Returns NULL with the reason in *err.
  */
-struct registry *registry_open (const char *location);
+struct registry *registry_open (const char *location, struct error *err);
 void registry_close (struct registry *r);
 void registry_free_names (char **names, int n);
 
-static inline int registry_create (struct registry *r, const struct reg_volume *v)
-{ return r->ops->create (r, v); }
-static inline int registry_get (struct registry *r, const char *name, struct reg_volume *v)
-{ return r->ops->get (r, name, v); }
-static inline int registry_update (struct registry *r, const char *name,
-                                   int (*fn) (struct reg_volume *, void *), void *arg)
-{ return r->ops->update (r, name, fn, arg); }
-static inline int registry_remove (struct registry *r, const char *name)
-{ return r->ops->remove (r, name); }
-static inline int registry_list (struct registry *r, char ***names, int *n)
-{ return r->ops->list (r, names, n); }
+/* Store a new volume: -EEXIST if the name is taken, -EINVAL for a
+ * record that fails the checks (valid name, sizes, replicas...).
+ */
+int registry_create (struct registry *r, const struct reg_volume *v,
+                     struct error *err);
+/* -ENOENT if there is no such volume (an invalid name is none). */
+int registry_get (struct registry *r, const char *name, struct reg_volume *v,
+                  struct error *err);
+/* Atomically: read, call fn, write back if fn returns 0.  fn's non-zero
+ * return (a positive errno) aborts the update and is returned negated.
+ * fn may not rename the volume (the name is put back); a record fn
+ * leaves invalid is not written (-EINVAL).
+ */
+int registry_update (struct registry *r, const char *name,
+                     int (*fn) (struct reg_volume *v, void *arg), void *arg,
+                     struct error *err);
+int registry_remove (struct registry *r, const char *name, struct error *err);
+/* Sorted names; free with registry_free_names(). */
+int registry_list (struct registry *r, char ***names, int *n,
+                   struct error *err);
 
-static inline int registry_blob_put (struct registry *r, const char *name,
-                                     const char *kind, const void *data,
-                                     size_t len)
-{ return r->ops->blob_put (r, name, kind, data, len); }
-static inline int registry_blob_get (struct registry *r, const char *name,
-                                     const char *kind, void **data, size_t *len)
-{ return r->ops->blob_get (r, name, kind, data, len); }
-static inline int registry_blob_remove (struct registry *r, const char *name,
-                                        const char *kind)
-{ return r->ops->blob_remove (r, name, kind); }
+/* Opaque per-volume data too big for the volume record (bitmaps), one
+ * per kind (a valid name: "cbt", "hydrated"): put replaces it atomically
+ * and durably; get returns a malloc'd copy (-ENOENT if there is none);
+ * remove drops it (none is not an error).
+ */
+int registry_blob_put (struct registry *r, const char *name, const char *kind,
+                       const void *data, size_t len, struct error *err);
+int registry_blob_get (struct registry *r, const char *name, const char *kind,
+                       void **data, size_t *len, struct error *err);
+int registry_blob_remove (struct registry *r, const char *name,
+                          const char *kind, struct error *err);
 
 const char *reg_state_name (enum reg_replica_state s);
 

@@ -1,6 +1,6 @@
 /* dirty.c - a volume's dirty map: the file codec (VOL.dirty) and the
  * in-memory bookkeeping of dirty.h.  The I/O that persists it lives in
- * store.c, which owns the io engine.
+ * store_dirty_io.c, through the store's io engine.
  *
  * File layout (little-endian):
  *
@@ -36,6 +36,7 @@
 #include "core/wire.h"
 #include "store/store.h"
 #include "store/dirty.h"
+#include "store/store_internal.h"
 
 #define DIRTY_MAGIC    0x545249444c4f5652ULL    /* "RVOLDIRT" */
 #define DIRTY_CRC_OFF  60
@@ -69,47 +70,35 @@ store_dirty_hdr_encode (uint32_t region, uint64_t nregions,
 
 int
 store_dirty_hdr_decode (const uint8_t *in, size_t len, uint64_t size,
-                        const char **why)
+                        struct error *err)
 {
-  if (store_file_hdr_check (in, len, DIRTY_MAGIC, STORE_DIRTY_VERSION,
-                            STORE_DIRTY_FILE_HDR, DIRTY_CRC_OFF, why) == -1)
-    return -1;
-  if (getle32 (in + 20) != 0) {
-    *why = "reserved field not zero";
-    return -1;
-  }
-  for (size_t i = 32; i < STORE_DIRTY_FILE_HDR; i++)
-    if (in[i] && (i < DIRTY_CRC_OFF || i >= DIRTY_CRC_OFF + 4)) {
-      *why = "reserved bytes not zero";
-      return -1;
-    }
-  if (getle32 (in + 16) != STORE_DIRTY_REGION) {
-    *why = "unsupported region size";
-    return -1;
-  }
-  if (getle64 (in + 24) != store_dirty_nregions (size)) {
-    *why = "region count does not match the volume size";
-    return -1;
-  }
-  return 0;
-}
+  int r;
 
-static void
-dirty_names (const char *name, char *path, char *tmp, size_t len)
-{
-  snprintf (path, len, "%s.dirty", name);
-  if (tmp)
-    snprintf (tmp, len, ".%s.dirty.tmp", name);
+  r = store_file_hdr_check (in, len, DIRTY_MAGIC, STORE_DIRTY_VERSION,
+                            STORE_DIRTY_FILE_HDR, DIRTY_CRC_OFF, err);
+  if (r < 0)
+    return r;
+  if (getle32 (in + 20) != 0)
+    return error_set (err, EBADMSG, "reserved field not zero");
+  for (size_t i = 32; i < STORE_DIRTY_FILE_HDR; i++)
+    if (in[i] && (i < DIRTY_CRC_OFF || i >= DIRTY_CRC_OFF + 4))
+      return error_set (err, EBADMSG, "reserved bytes not zero");
+  if (getle32 (in + 16) != STORE_DIRTY_REGION)
+    return error_set (err, EBADMSG, "unsupported region size");
+  if (getle64 (in + 24) != store_dirty_nregions (size))
+    return error_set (err, EBADMSG,
+                      "region count does not match the volume size");
+  return 0;
 }
 
 int
 store_dirty_tmp_create (int dirfd, const char *name, uint64_t size,
                         int *fdp)
 {
-  char path[STORE_NAME_MAX + 16], tmp[STORE_NAME_MAX + 16];
+  char path[STORE_PATH_MAX], tmp[STORE_PATH_MAX];
   int fd, err;
 
-  dirty_names (name, path, tmp, sizeof path);
+  store_file_names (name, ".dirty", path, tmp);
   fd = openat (dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd == -1)
     return -errno;
@@ -127,12 +116,12 @@ store_dirty_tmp_create (int dirfd, const char *name, uint64_t size,
 int
 store_dirty_create (int dirfd, const char *name, uint64_t size)
 {
-  char path[STORE_NAME_MAX + 16], tmp[STORE_NAME_MAX + 16];
+  char path[STORE_PATH_MAX], tmp[STORE_PATH_MAX];
   uint8_t hdr[STORE_DIRTY_FILE_HDR];
   struct atomic_file af;
   int err;
 
-  dirty_names (name, path, tmp, sizeof path);
+  store_file_names (name, ".dirty", path, tmp);
   err = atomic_file_begin (&af, dirfd, path, tmp, 0644);
   if (err < 0)
     return err;
@@ -152,51 +141,50 @@ store_dirty_create (int dirfd, const char *name, uint64_t size)
 
 int
 store_dirty_load (int dirfd, const char *name, uint64_t size,
-                  uint8_t *bitmap, int *fdp, const char **why)
+                  uint8_t *bitmap, int *fdp, struct error *err)
 {
-  char path[STORE_NAME_MAX + 16];
+  char path[STORE_PATH_MAX];
   uint8_t hdr[STORE_DIRTY_FILE_HDR];
   size_t nbytes = store_dirty_bitmap_bytes (size);
   uint64_t nregions = store_dirty_nregions (size);
   struct stat st;
-  int fd, err;
+  int fd, r;
 
-  dirty_names (name, path, NULL, sizeof path);
+  store_file_names (name, ".dirty", path, NULL);
   fd = openat (dirfd, path, O_RDWR | O_CLOEXEC);
-  if (fd == -1) {
-    err = errno;
-    *why = strerror (err);
-    return -err;
-  }
+  if (fd == -1)
+    return error_set (err, errno, "%s", strerror (errno));
   if (fstat (fd, &st) == -1) {
-    err = errno;
-    *why = strerror (err);
+    r = error_set (err, errno, "%s", strerror (errno));
     close (fd);
-    return -err;
+    return r;
   }
+  /* Whatever is wrong with the file refuses the volume as corrupt. */
   if (!S_ISREG (st.st_mode) ||
       (uint64_t) st.st_size < STORE_DIRTY_FILE_HDR) {
-    *why = "truncated header";
+    error_set (err, EBADMSG, "truncated header");
     goto bad;
   }
-  err = pread_full (fd, hdr, sizeof hdr, 0);
-  if (err < 0) {
-    *why = err == -ENODATA ? "truncated header" : strerror (-err);
+  r = pread_full (fd, hdr, sizeof hdr, 0);
+  if (r < 0) {
+    error_set (err, EBADMSG, "%s", r == -ENODATA ? "truncated header"
+               : strerror (-r));
     goto bad;
   }
-  if (store_dirty_hdr_decode (hdr, sizeof hdr, size, why) == -1)
+  if (store_dirty_hdr_decode (hdr, sizeof hdr, size, err) < 0)
     goto bad;
   if ((uint64_t) st.st_size != STORE_DIRTY_FILE_HDR + nbytes) {
-    *why = "file size does not match the region count";
+    error_set (err, EBADMSG, "file size does not match the region count");
     goto bad;
   }
-  err = pread_full (fd, bitmap, nbytes, STORE_DIRTY_FILE_HDR);
-  if (err < 0) {
-    *why = err == -ENODATA ? "truncated bitmap" : strerror (-err);
+  r = pread_full (fd, bitmap, nbytes, STORE_DIRTY_FILE_HDR);
+  if (r < 0) {
+    error_set (err, EBADMSG, "%s", r == -ENODATA ? "truncated bitmap"
+               : strerror (-r));
     goto bad;
   }
   if (nregions % 8 && (bitmap[nbytes - 1] >> (nregions % 8))) {
-    *why = "bits set past the last region";
+    error_set (err, EBADMSG, "bits set past the last region");
     goto bad;
   }
   *fdp = fd;

@@ -210,17 +210,21 @@ io_uring_sysctl_disabled (void)
 }
 
 struct io_engine *
-io_engine_new (struct loop *loop, const char *which, unsigned depth)
+io_engine_new (struct loop *loop, const char *which, unsigned depth,
+               struct error *err)
 {
   struct io_engine *e = calloc (1, sizeof *e);
   int rc = -EINVAL;
 
-  if (!e) return NULL;
+  if (!e) {
+    error_set (err, ENOMEM, "io engine: out of memory");
+    return NULL;
+  }
   e->loop = loop;
   e->depth = depth;
   e->efd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (e->efd == -1) {
-    log_error ("eventfd: %m");
+    error_set (err, errno, "eventfd: %s", strerror (errno));
     free (e);
     return NULL;
   }
@@ -234,30 +238,31 @@ io_engine_new (struct loop *loop, const char *which, unsigned depth)
       log_info ("io_uring unavailable (%s); using libaio", strerror (-rc));
     rc = try_engine (e, &io_aio_engine_ops, depth);
     if (rc < 0)
-      log_error ("libaio: io_setup: %s", strerror (-rc));
+      error_set (err, -rc, "libaio: io_setup: %s", strerror (-rc));
   }
   else if (!strcmp (which, "io_uring")) {
     rc = try_engine (e, &io_uring_engine_ops, depth);
     if (rc < 0)
-      log_error ("io_uring: io_uring_queue_init: %s", strerror (-rc));
+      error_set (err, -rc, "io_uring: io_uring_queue_init: %s",
+                 strerror (-rc));
   }
   else if (!strcmp (which, "libaio")) {
     rc = try_engine (e, &io_aio_engine_ops, depth);
     if (rc < 0)
-      log_error ("libaio: io_setup: %s", strerror (-rc));
+      error_set (err, -rc, "libaio: io_setup: %s", strerror (-rc));
   }
   else
-    log_error ("unknown I/O engine '%s' (auto, io_uring or libaio)", which);
+    error_set (err, EINVAL, "unknown I/O engine '%s' (auto, io_uring or "
+               "libaio)", which);
   if (rc < 0) {
     close (e->efd);
     free (e);
-    errno = -rc;
     return NULL;
   }
 
  ok:
   if (loop_add (loop, &e->watch, e->efd, EPOLLIN, engine_eventfd_cb, e) == -1) {
-    log_error ("io engine: loop_add: %m");
+    error_set (err, errno, "io engine: loop_add: %s", strerror (errno));
     e->ops->close (e);
     close (e->efd);
     free (e);

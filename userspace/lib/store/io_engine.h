@@ -89,11 +89,12 @@ struct io_engine {
 };
 
 /* which: "auto", "io_uring" or "libaio".  auto tries io_uring and falls
- * back to libaio, logging why.  Returns NULL with errno set (and an
- * error logged) when no engine can start.
+ * back to libaio, saying why in an info line.  Returns NULL with the
+ * reason in *err when no engine can start.
  */
+struct error;
 struct io_engine *io_engine_new (struct loop *loop, const char *which,
-                                 unsigned depth);
+                                 unsigned depth, struct error *err);
 void io_engine_free (struct io_engine *e);
 const char *io_engine_name (const struct io_engine *e);
 

@@ -32,39 +32,40 @@
 #include "core/fsutil.h"
 #include "core/wire.h"
 #include "store/store.h"
+#include "store/store_internal.h"
 
 #define META_MAGIC   0x4154454d4c4f5652ULL      /* "RVOLMETA" */
 #define META_CRC_OFF (STORE_META_SIZE - 4)
 
+void
+store_file_names (const char *name, const char *suffix,
+                  char path[STORE_PATH_MAX], char *tmp)
+{
+  snprintf (path, STORE_PATH_MAX, "%s%s", name, suffix);
+  if (tmp)
+    snprintf (tmp, STORE_PATH_MAX, ".%s%s.tmp", name, suffix);
+}
+
 int
 store_file_hdr_check (const uint8_t *in, size_t len, uint64_t magic,
                       uint32_t version, uint32_t length, size_t crc_off,
-                      const char **why)
+                      struct error *err)
 {
   uint32_t v;
 
-  if (len < 16 || len < length || crc_off + 4 > length) {
-    *why = "truncated";
-    return -1;
-  }
-  if (getle64 (in) != magic) {
-    *why = "bad magic (not a file of this kind)";
-    return -1;
-  }
+  if (len < 16 || len < length || crc_off + 4 > length)
+    return error_set (err, EBADMSG, "truncated");
+  if (getle64 (in) != magic)
+    return error_set (err, EBADMSG, "bad magic (not a file of this kind)");
   v = getle32 (in + 8);
-  if (v != version) {
-    *why = v > version ? "unsupported version (written by a newer repvold?)"
-      : "unsupported version";
-    return -1;
-  }
-  if (getle32 (in + 12) != length) {
-    *why = "wrong header length";
-    return -1;
-  }
-  if (getle32 (in + crc_off) != crc32c (0, in, crc_off)) {
-    *why = "checksum mismatch";
-    return -1;
-  }
+  if (v != version)
+    return error_set (err, EBADMSG, "%s", v > version
+                      ? "unsupported version (written by a newer repvold?)"
+                      : "unsupported version");
+  if (getle32 (in + 12) != length)
+    return error_set (err, EBADMSG, "wrong header length");
+  if (getle32 (in + crc_off) != crc32c (0, in, crc_off))
+    return error_set (err, EBADMSG, "checksum mismatch");
   return 0;
 }
 
@@ -86,51 +87,52 @@ store_meta_encode (const struct store_meta *m, uint8_t out[STORE_META_SIZE])
   putle32 (out + META_CRC_OFF, crc32c (0, out, META_CRC_OFF));
 }
 
-int
-store_meta_check (const struct store_meta *m, const char **why)
+/* What is wrong with m's fields, or NULL. */
+static const char *
+meta_fields_bad (const struct store_meta *m)
 {
   if (!valid_name (m->name))
-    *why = "invalid volume name";
-  else if (m->block_size < 512 || m->block_size > 65536 ||
-           (m->block_size & (m->block_size - 1)))
-    *why = "block size not a power of two in 512..65536";
-  else if (m->size == 0 || m->size % m->block_size)
-    *why = "size zero or not a multiple of the block size";
-  else if (m->size > (UINT64_C (1) << 60))
-    *why = "size too large";
-  else if (m->flags & ~STORE_F_KNOWN)
-    *why = "unknown flags";
-  else if (m->state > STORE_STATE_MAX)
-    *why = "unknown state";
-  else
-    return 0;
-  return -1;
+    return "invalid volume name";
+  if (m->block_size < 512 || m->block_size > 65536 ||
+      (m->block_size & (m->block_size - 1)))
+    return "block size not a power of two in 512..65536";
+  if (m->size == 0 || m->size % m->block_size)
+    return "size zero or not a multiple of the block size";
+  if (m->size > (UINT64_C (1) << 60))
+    return "size too large";
+  if (m->flags & ~STORE_F_KNOWN)
+    return "unknown flags";
+  if (m->state > STORE_STATE_MAX)
+    return "unknown state";
+  return NULL;
+}
+
+int
+store_meta_check (const struct store_meta *m, struct error *err)
+{
+  const char *why = meta_fields_bad (m);
+  return why ? error_set (err, EINVAL, "%s", why) : 0;
 }
 
 int
 store_meta_decode (const uint8_t *in, size_t len, struct store_meta *m,
-                   const char **why)
+                   struct error *err)
 {
-  if (store_file_hdr_check (in, len, META_MAGIC, STORE_META_VERSION,
-                            STORE_META_SIZE, META_CRC_OFF, why) == -1)
-    return -1;
-  if (len != STORE_META_SIZE) {
-    *why = "wrong length";
-    return -1;
-  }
-  if (memchr (in + 16, '\0', STORE_NAME_MAX) == NULL) {
-    *why = "name not terminated";
-    return -1;
-  }
-  if (getle32 (in + 124) != 0) {
-    *why = "reserved field not zero";
-    return -1;
-  }
+  int r;
+
+  r = store_file_hdr_check (in, len, META_MAGIC, STORE_META_VERSION,
+                            STORE_META_SIZE, META_CRC_OFF, err);
+  if (r < 0)
+    return r;
+  if (len != STORE_META_SIZE)
+    return error_set (err, EBADMSG, "wrong length");
+  if (memchr (in + 16, '\0', STORE_NAME_MAX) == NULL)
+    return error_set (err, EBADMSG, "name not terminated");
+  if (getle32 (in + 124) != 0)
+    return error_set (err, EBADMSG, "reserved field not zero");
   for (size_t i = 136; i < META_CRC_OFF; i++)
-    if (in[i]) {
-      *why = "reserved bytes not zero";
-      return -1;
-    }
+    if (in[i])
+      return error_set (err, EBADMSG, "reserved bytes not zero");
 
   memset (m, 0, sizeof *m);
   memcpy (m->name, in + 16, STORE_NAME_MAX);
@@ -141,55 +143,50 @@ store_meta_decode (const uint8_t *in, size_t len, struct store_meta *m,
   m->epoch = getle64 (in + 112);
   m->state = getle32 (in + 120);
   m->created = getle64 (in + 128);
-  return store_meta_check (m, why);
+  const char *why = meta_fields_bad (m);
+  return why ? error_set (err, EBADMSG, "%s", why) : 0;
 }
 
 int
 store_meta_write (int dirfd, const struct store_meta *m)
 {
   uint8_t buf[STORE_META_SIZE];
-  char tmp[STORE_NAME_MAX + 16], dst[STORE_NAME_MAX + 16];
+  char tmp[STORE_PATH_MAX], dst[STORE_PATH_MAX];
 
   store_meta_encode (m, buf);
-  /* Volume names never start with '.', so temp names cannot collide. */
-  snprintf (tmp, sizeof tmp, ".%s.meta.tmp", m->name);
-  snprintf (dst, sizeof dst, "%s.meta", m->name);
+  store_file_names (m->name, ".meta", dst, tmp);
   return atomic_replace (dirfd, dst, tmp, buf, sizeof buf, 0644);
 }
 
 int
 store_meta_read (int dirfd, const char *name, struct store_meta *m,
-                 const char **why)
+                 struct error *err)
 {
   uint8_t buf[STORE_META_SIZE + 1];
-  char path[STORE_NAME_MAX + 16];
+  char path[STORE_PATH_MAX];
   ssize_t n;
   size_t got = 0;
-  int fd;
+  int fd, r;
 
-  snprintf (path, sizeof path, "%s.meta", name);
+  store_file_names (name, ".meta", path, NULL);
   fd = openat (dirfd, path, O_RDONLY | O_CLOEXEC);
-  if (fd == -1) {
-    *why = strerror (errno);
-    return -errno;
-  }
+  if (fd == -1)
+    return error_set (err, errno, "%s", strerror (errno));
   /* Read one byte more than a record so an overlong file is noticed. */
   while (got < sizeof buf && (n = read (fd, buf + got, sizeof buf - got)) != 0) {
     if (n == -1) {
       if (errno == EINTR) continue;
-      int err = errno;
-      *why = strerror (err);
+      r = error_set (err, errno, "%s", strerror (errno));
       close (fd);
-      return -err;
+      return r;
     }
     got += n;
   }
   close (fd);
-  if (store_meta_decode (buf, got, m, why) == -1)
-    return -EBADMSG;
-  if (strcmp (m->name, name) != 0) {
-    *why = "name inside does not match the file name";
-    return -EBADMSG;
-  }
+  r = store_meta_decode (buf, got, m, err);
+  if (r < 0)
+    return r;
+  if (strcmp (m->name, name) != 0)
+    return error_set (err, EBADMSG, "name inside does not match the file name");
   return 0;
 }

@@ -1,5 +1,12 @@
 /* store.h - the replica store: the volumes one repvold keeps.
  *
+ * store/ keeps a server's volumes in its data directory and serves each
+ * as a bdev: the files and their formats (meta.c, dirty.c), the
+ * directory and the volumes' lifecycle (store.c), their I/O (store_io.c)
+ * and dirty-map updates (store_dirty_io.c) through an io engine
+ * (io_engine.c over uring.c or aio.c).  It may call core/ only; it is
+ * called by replica/server.c and repvold.
+ *
  * A store is a data directory.  Each volume VOL in it is two files:
  *
  *   DIR/VOL.data   the volume's bytes at their offsets, sparse where
@@ -60,29 +67,32 @@ struct store_meta {
   uint64_t created;             /* seconds since the epoch */
 };
 
+struct error;                   /* core/util.h */
+
 /* Pure codec (unit-tested).  decode validates every field and returns 0,
- * or -1 with a static reason in *why.
+ * or -EBADMSG with the reason in *err (which may be NULL).
  */
 void store_meta_encode (const struct store_meta *m,
                         uint8_t out[STORE_META_SIZE]);
 /* The header every store file shares: magic (8 bytes), version (4),
  * length (4), and a crc32c of the bytes before crc_off stored at
- * crc_off.  0, or -1 with *why set.
+ * crc_off.  0, or -EBADMSG with *err set.
  */
 int store_file_hdr_check (const uint8_t *in, size_t len, uint64_t magic,
                           uint32_t version, uint32_t length, size_t crc_off,
-                          const char **why);
+                          struct error *err);
 int store_meta_decode (const uint8_t *in, size_t len, struct store_meta *m,
-                       const char **why);
-/* Field checks shared by decode and create. */
-int store_meta_check (const struct store_meta *m, const char **why);
+                       struct error *err);
+/* The field checks decode makes, for create: 0 or -EINVAL with *err. */
+int store_meta_check (const struct store_meta *m, struct error *err);
 
 /* File level: write atomically into dir / read and validate.  Return 0
- * or -errno (-EBADMSG for a file that fails validation, with *why set).
+ * or -errno (-EBADMSG for a file that fails validation), the reason in
+ * *err.
  */
 int store_meta_write (int dirfd, const struct store_meta *m);
 int store_meta_read (int dirfd, const char *name, struct store_meta *m,
-                     const char **why);
+                     struct error *err);
 
 /* The dirty map (issue 3: what an out-of-sync replica misses). */
 #define STORE_DIRTY_REGION    (64u * 1024)   /* == RV_DIRTY_REGION */
@@ -93,12 +103,12 @@ int store_meta_read (int dirfd, const char *name, struct store_meta *m,
 uint64_t store_dirty_nregions (uint64_t size);     /* ceil(size / region) */
 size_t store_dirty_bitmap_bytes (uint64_t size);   /* ceil(nregions / 8) */
 /* Pure codec of the file header (unit-tested); decode checks it against
- * the volume size: 0, or -1 with a static reason in *why.
+ * the volume size: 0, or -EBADMSG with the reason in *err.
  */
 void store_dirty_hdr_encode (uint32_t region, uint64_t nregions,
                              uint8_t out[STORE_DIRTY_FILE_HDR]);
 int store_dirty_hdr_decode (const uint8_t *in, size_t len, uint64_t size,
-                            const char **why);
+                            struct error *err);
 /* Write an empty map for name atomically (temp, fdatasync, rename,
  * fsync dir).  0 or -errno.
  */
@@ -108,10 +118,10 @@ int store_dirty_tmp_create (int dirfd, const char *name, uint64_t size,
                             int *fdp);
 /* Read and validate DIR/name.dirty into bitmap (store_dirty_bitmap_bytes
  * bytes); *fdp stays open for updates.  0, -ENOENT (no file: an empty
- * map), -EBADMSG with *why, or another -errno with *why.
+ * map), -EBADMSG or another -errno, the reason in *err.
  */
 int store_dirty_load (int dirfd, const char *name, uint64_t size,
-                      uint8_t *bitmap, int *fdp, const char **why);
+                      uint8_t *bitmap, int *fdp, struct error *err);
 
 enum store_cache {
   STORE_CACHE_NONE,             /* O_DIRECT where the filesystem allows */
@@ -122,18 +132,20 @@ struct store;
 struct store_vol;
 
 /* Open data directory dir, start the I/O engine (engine: "auto",
- * "io_uring" or "libaio") and load every volume in it.  A volume whose
- * metadata fails validation is refused with an error line and skipped;
- * the others load.  Returns NULL with an error logged.
+ * "io_uring" or "libaio") and load every volume in it, removing the
+ * temp files of replacements a crash interrupted.  A volume whose files
+ * fail validation is refused with an error line and skipped; the others
+ * load.  Returns NULL with the reason in *err (the caller prints it).
  */
 struct store *store_open (struct loop *loop, const char *dir,
-                          const char *engine, enum store_cache cache);
+                          const char *engine, enum store_cache cache,
+                          struct error *err);
 /* Wait (bounded) for in-flight I/O, fdatasync every volume, free. */
 void store_close (struct store *s);
 
 const char *store_engine_name (const struct store *s);
 const char *store_cache_name (enum store_cache cache);
-int store_parse_cache (const char *s, enum store_cache *out);
+int store_parse_cache (const char *s, enum store_cache *out);  /* 0, -EINVAL */
 size_t store_volume_count (const struct store *s);
 /* I/O requests not yet completed, all volumes. */
 unsigned store_pending (const struct store *s);
