@@ -110,7 +110,8 @@ setup (void **state)
   assert_non_null (mkdtemp (s->dir));
   s->loop = loop_new ();
   assert_non_null (s->loop);
-  s->store = store_open (s->loop, s->dir, "libaio", STORE_CACHE_WRITEBACK);
+  s->store = store_open (s->loop, s->dir, "libaio", STORE_CACHE_WRITEBACK,
+                         NULL);
   assert_non_null (s->store);
 
   lfd = loopback_socket (s->addr, sizeof s->addr);
