@@ -1,6 +1,6 @@
 /* test_fsutil.c - core/fsutil.c: full reads and writes, atomic replace
  * (old or new content, never a mix; temp removed on failure; unique
- * temp names), fsync_parent, pid_alive; and the struct error helpers
+ * temp names), fsync_parent, pid_alive, run_dir; and the struct error helpers
  * of core/util.c.
  */
 #include <errno.h>
@@ -177,6 +177,30 @@ test_pid_alive (void **state)
 }
 
 static void
+test_run_dir (void **state)
+{
+  char want[128];
+  struct stat st;
+  int err = 1;
+
+  snprintf (want, sizeof want, "%s/run", dir);
+  setenv ("REPVOL_RUN_DIR", want, 1);
+  assert_string_equal (run_dir (&err), want);
+  assert_int_equal (err, 0);
+  assert_int_equal (stat (want, &st), 0);
+  assert_true (S_ISDIR (st.st_mode));
+  assert_int_equal (st.st_mode & 0777, 0700);
+  assert_string_equal (run_dir (&err), want);   /* exists: fine */
+  assert_int_equal (err, 0);
+  rmdir (want);
+
+  setenv ("REPVOL_RUN_DIR", "/proc/no/such", 1);
+  assert_string_equal (run_dir (&err), "/proc/no/such");
+  assert_true (err < 0);
+  unsetenv ("REPVOL_RUN_DIR");
+}
+
+static void
 test_error (void **state)
 {
   struct error e = { 0 };
@@ -218,6 +242,7 @@ main (void)
     cmocka_unit_test (test_full_io),
     cmocka_unit_test (test_atomic_replace),
     cmocka_unit_test (test_pid_alive),
+    cmocka_unit_test (test_run_dir),
     cmocka_unit_test (test_error),
   };
   return cmocka_run_group_tests (tests, setup, teardown);

@@ -620,7 +620,7 @@ test_client_bdev (void **state)
   struct slot_io ios[4];
   struct rv_welcome w;
   struct bdev *b;
-  char err[256] = "";
+  struct error err = { 0 };
   uint8_t *data = pattern (4 * BS, 4), *got = pattern (4 * BS, 0);
   uint32_t crc = 0;
   int fd;
@@ -632,15 +632,15 @@ test_client_bdev (void **state)
 
   /* No such volume: refused with a reason. */
   assert_null (replica_client_open (loop, s->addr, "cli", 2, TIMEOUT, &w,
-                                    err, sizeof err));
-  assert_string_equal (err, "volume does not exist on this server");
+                                    &err));
+  assert_int_equal (err.code, ENOENT);
+  assert_string_equal (error_msg (&err), "volume does not exist on this server");
 
   fd = raw_hello (s, "cli", 2, 0, &w);
   assert_int_equal (raw_create (fd, VSIZE, 2), RV_OK);
   close (fd);
 
-  b = replica_client_open (loop, s->addr, "cli", 2, TIMEOUT, &w, err,
-                           sizeof err);
+  b = replica_client_open (loop, s->addr, "cli", 2, TIMEOUT, &w, &err);
   assert_non_null (b);
   assert_true (w.size == VSIZE);
   assert_true (b->info.size == VSIZE);

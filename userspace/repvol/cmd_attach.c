@@ -99,10 +99,10 @@ cmd_attach (int argc, char **argv)
     if (strcmp (device, "auto") != 0)
       return usage_error ("attach", "--device takes 'auto', not '%s'", device);
     /* ublk where the kernel has it, else the kernel's nbd driver. */
-    char why[256];
-    if ((o.frontend = frontend_pick_device (why, sizeof why)) == NULL) {
+    struct error err = { 0 };
+    if ((o.frontend = frontend_pick_device (&err)) == NULL) {
       log_error ("attach --device auto: no kernel block device frontend "
-                 "here: %s", why);
+                 "here: %s", error_msg (&err));
       return EXIT_FAILURE;
     }
     ublk = strcmp (o.frontend, "ublk") == 0;

@@ -255,14 +255,11 @@ connect_replica (struct attach *a, int i, int timeout_ms, struct error *err)
   const struct reg_replica *r = &a->vol.replicas[i];
   struct rv_welcome w;
   struct bdev *b;
-  char why[256] = "";
 
   b = replica_client_open (a->loop, r->addr, a->vol.name, a->epoch,
-                           timeout_ms, &w, why, sizeof why);
-  if (b == NULL) {
-    error_set (err, EIO, "%s", why);
+                           timeout_ms, &w, err);
+  if (b == NULL)
     return NULL;
-  }
   if (w.size != a->vol.size || w.block_size != a->vol.block_size) {
     error_set (err, EINVAL, "holds %llu bytes in %u-byte blocks, the "
                "registry says %llu in %u", (unsigned long long) w.size,
@@ -518,14 +515,13 @@ record_where (struct reg_volume *v, void *arg)
 static void
 start_control (struct attach *a)
 {
-  const char *dir = getenv ("REPVOL_RUN_DIR");
   struct error rerr = { 0 };
+  int err = 0;
+  const char *dir = run_dir (&err);
 
-  if (!dir)
-    dir = "/run/repvol";
-  if (mkdir (dir, 0700) == -1 && errno != EEXIST) {
+  if (err < 0) {
     log_warn ("%s: no control channel (%s: %s): verify and replace will "
-              "not reach this attach", a->vol.name, dir, strerror (errno));
+              "not reach this attach", a->vol.name, dir, strerror (-err));
     return;
   }
   snprintf (a->ctl_path, sizeof a->ctl_path, "%s/%s.ctl", dir,
@@ -540,19 +536,17 @@ start_control (struct attach *a)
 void
 attach_release_stale (const char *vol, const struct reg_attachment *at)
 {
-  char dev[64], why[256];
+  struct error err = { 0 };
+  char dev[64];
+  int r = frontend_release_stale (at->frontend, at->pid, dev, sizeof dev,
+                                  &err);
 
-  switch (frontend_release_stale (at->frontend, at->pid, dev, sizeof dev, why,
-                                  sizeof why)) {
-  case 1:
+  if (r == 1)
     log_warn ("%s: disconnected %s, left behind by attach process %d", vol,
               dev, (int) at->pid);
-    break;
-  case -1:
+  else if (r < 0)
     log_warn ("%s: %s left behind by attach process %d: %s", vol, dev,
-              (int) at->pid, why);
-    break;
-  }
+              (int) at->pid, error_msg (&err));
 }
 
 int

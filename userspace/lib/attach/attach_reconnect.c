@@ -26,7 +26,7 @@ struct reconnect_job {
   int timeout_ms;
   int fd, ok;
   struct rv_welcome w;
-  char err[256];
+  struct error err;
 };
 
 static void *
@@ -37,7 +37,7 @@ reconnect_thread (void *arg)
 
   job->ok = replica_client_connect (job->addr, job->volume, job->epoch,
                                     job->timeout_ms, &job->fd, &job->w,
-                                    job->err, sizeof job->err) == 0;
+                                    &job->err) == 0;
   write_full (wfd, &job, sizeof job);
   return NULL;
 }
@@ -68,7 +68,7 @@ reconnect_done (struct loop_watch *w, uint32_t revents)
     }
     else
       log_debug ("%s: replica %s still unreachable: %s", a->vol.name,
-                 job->addr, job->err);
+                 job->addr, error_msg (&job->err));
     free (job);
   }
 }

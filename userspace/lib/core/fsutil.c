@@ -205,6 +205,17 @@ atomic_replace (int dirfd, const char *path, const char *tmp,
   return atomic_file_commit (&af);
 }
 
+const char *
+run_dir (int *err)
+{
+  const char *dir = getenv ("REPVOL_RUN_DIR");
+
+  if (dir == NULL)
+    dir = "/run/repvol";
+  *err = mkdir (dir, 0700) == -1 && errno != EEXIST ? -errno : 0;
+  return dir;
+}
+
 bool
 pid_alive (pid_t pid)
 {

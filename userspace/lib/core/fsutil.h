@@ -60,6 +60,12 @@ void atomic_file_abort (struct atomic_file *af);
 int atomic_replace (int dirfd, const char *path, const char *tmp,
                     const void *data, size_t len, mode_t mode);
 
+/* The directory for an attach's run-time files (control socket, ublk
+ * state): $REPVOL_RUN_DIR, else /run/repvol, created 0700 if missing.
+ * *err is 0, or the negative errno of a failed mkdir.
+ */
+const char *run_dir (int *err);
+
 /* Whether a process with this pid exists (it may belong to another
  * user: EPERM counts as alive).  pid <= 0 is never alive.
  */

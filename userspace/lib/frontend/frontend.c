@@ -1,6 +1,7 @@
 /* frontend.c - the table of frontends and the generic start/stop/free. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -76,7 +77,7 @@ frontend_free (struct frontend *f)
  * kernel's nbd driver; the probes (ublk_ctrl.c, nbd_kernel.c) say why not.
  */
 const char *
-frontend_pick_device (char *why, size_t whylen)
+frontend_pick_device (struct error *err)
 {
   struct error ublk_err = { 0 }, nbd_err = { 0 };
 
@@ -84,28 +85,20 @@ frontend_pick_device (char *why, size_t whylen)
     return "ublk";
   if (nbd_kernel_probe (&nbd_err) == 0)
     return "nbd-kernel";
-  snprintf (why, whylen, "ublk: %s; nbd-kernel: %s", error_msg (&ublk_err),
-            error_msg (&nbd_err));
+  error_set (err, ENODEV, "ublk: %s; nbd-kernel: %s", error_msg (&ublk_err),
+             error_msg (&nbd_err));
   return NULL;
 }
 
 int
 frontend_release_stale (const char *desc, long pid, char *where,
-                        size_t wherelen, char *why, size_t whylen)
+                        size_t wherelen, struct error *err)
 {
   static const char nbd_kernel[] = "nbd-kernel ";
 
   if (strncmp (desc, nbd_kernel, sizeof nbd_kernel - 1) == 0) {
-    struct error err = { 0 };
-    int r;
-
     snprintf (where, wherelen, "%s", desc + sizeof nbd_kernel - 1);
-    r = nbd_kernel_disconnect_stale (where, pid, &err);
-    if (r < 0) {
-      snprintf (why, whylen, "%s", error_msg (&err));
-      return -1;
-    }
-    return r;
+    return nbd_kernel_disconnect_stale (where, pid, err);
   }
   return 0;                     /* sockets go with their process */
 }

@@ -96,11 +96,10 @@ void frontend_stop (struct frontend *f, void (*stopped) (void *opaque),
 void frontend_free (struct frontend *f);
 
 /* The best kernel block device frontend this machine offers: "ublk"
- * where ublk_drv is usable, else "nbd-kernel"; NULL with why filled
- * (what is missing for each) when neither is.  (why/whylen rather than
- * a struct error only because its callers, in repvol/, predate it.)
+ * where ublk_drv is usable, else "nbd-kernel"; NULL with what is
+ * missing for each in err when neither is.
  */
-const char *frontend_pick_device (char *why, size_t whylen);
+const char *frontend_pick_device (struct error *err);
 
 /* 0 when this machine can serve ublk devices (ublk_drv loaded, root,
  * a new enough kernel), else a negative errno with what is missing in
@@ -124,11 +123,10 @@ int nbd_kernel_disconnect_stale (const char *dev, long pid,
  * nothing.  desc is its registry "frontend" field ("nbd-kernel
  * /dev/nbd0"), pid its process.  Frees the device if the kernel still
  * shows it as pid's: 1 (where names it), 0 if there was nothing to do,
- * -1 with why.  (The old style, as for frontend_pick_device: its
- * callers are in attach/ and repvol/.)
+ * a negative errno with the reason in err.
  */
 int frontend_release_stale (const char *desc, long pid, char *where,
-                            size_t wherelen, char *why, size_t whylen);
+                            size_t wherelen, struct error *err);
 
 /* The frontends, for frontend.c's table. */
 extern const struct frontend_ops nbd_frontend_ops;         /* nbd.c */

@@ -229,13 +229,12 @@ ublk_probe (struct error *err)
 static void
 state_path (struct ublk_dev *u)
 {
-  const char *dir = getenv ("REPVOL_RUN_DIR");
+  int err = 0;
+  const char *dir = run_dir (&err);
 
-  if (!dir)
-    dir = "/run/repvol";
-  if (mkdir (dir, 0700) == -1 && errno != EEXIST)
+  if (err < 0)
     log_warn ("ublk: %s: %s: %s; a crashed attach will not be recovered",
-              u->name, dir, strerror (errno));
+              u->name, dir, strerror (-err));
   snprintf (u->state_path, sizeof u->state_path, "%s/%s.ublk", dir, u->name);
 }
 

@@ -366,21 +366,19 @@ static const struct bdev_ops replica_client_ops = {
 int
 replica_client_connect (const char *addr, const char *volume, uint64_t epoch,
                         int timeout_ms, int *fdp, struct rv_welcome *w,
-                        char *err, size_t errlen)
+                        struct error *err)
 {
   struct replica_admin ra;
   struct timeval tv = { 0, 0 };
-  struct error e = { 0 };
+  int r;
 
-  if (replica_handshake (&ra, addr, volume, epoch, 0, timeout_ms, &e) < 0) {
-    snprintf (err, errlen, "%s", error_msg (&e));
-    return -1;
-  }
+  r = replica_handshake (&ra, addr, volume, epoch, 0, timeout_ms, err);
+  if (r < 0)
+    return r;
   *w = ra.welcome;
   if (!w->exists) {
-    snprintf (err, errlen, "volume does not exist on this server");
     close (ra.fd);
-    return -1;
+    return error_set (err, ENOENT, "volume does not exist on this server");
   }
   /* The event loop owns timing from now on. */
   setsockopt (ra.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -427,16 +425,16 @@ replica_client_adopt (struct loop *loop, int fd, const char *addr,
 struct bdev *
 replica_client_open (struct loop *loop, const char *addr, const char *volume,
                      uint64_t epoch, int timeout_ms, struct rv_welcome *w,
-                     char *err, size_t errlen)
+                     struct error *err)
 {
   struct bdev *b;
   int fd;
 
   if (replica_client_connect (addr, volume, epoch, timeout_ms, &fd, w,
-                              err, errlen) == -1)
+                              err) < 0)
     return NULL;
   b = replica_client_adopt (loop, fd, addr, w, timeout_ms);
   if (!b)
-    snprintf (err, errlen, "out of memory");
+    error_set (err, ENOMEM, "out of memory");
   return b;
 }
