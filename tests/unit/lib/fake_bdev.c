@@ -453,3 +453,15 @@ fake_run_until (struct loop *loop, bool (*cond) (void *), void *opaque,
   loop_timer_cancel (loop, &u.timer);
   return u.met;
 }
+
+static bool
+never (void *opaque)
+{
+  return false;
+}
+
+void
+fake_run_for (struct loop *loop, unsigned ms)
+{
+  fake_run_until (loop, never, NULL, ms);
+}

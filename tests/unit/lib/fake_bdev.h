@@ -131,5 +131,7 @@ void fake_bdev_kill (struct fake_bdev *f);
  */
 bool fake_run_until (struct loop *loop, bool (*cond) (void *), void *opaque,
                      unsigned timeout_ms);
+/* Run loop for about ms milliseconds. */
+void fake_run_for (struct loop *loop, unsigned ms);
 
 #endif
