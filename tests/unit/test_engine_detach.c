@@ -50,8 +50,7 @@ test_all_replicas_fail_with_writes_queued_then_detach (void **state)
   int drains = 0;
 
   fake_vol_open (&v, 2, VOL, NULL, NULL);
-  fake_pattern (v.rep[0]->data, VOL, 0, 71);
-  memcpy (v.rep[1]->data, v.rep[0]->data, VOL);
+  fake_vol_fill (&v, 71);
   memcpy (before, v.rep[0]->data, VOL);
   for (int i = 0; i < 2; i++)
     v.rep[i]->conn->hold_ops = FAKE_ALL_OPS;
@@ -164,13 +163,6 @@ test_failing_disks_reverse_order_then_detach (void **state)
   fake_vol_close (&v);
 }
 
-static bool
-held_4 (void *opaque)
-{
-  struct fake_bdev *f = opaque;
-  return f->nheld == 4;
-}
-
 struct drain_seen {
   struct fake_replica *r;
   int drains;
@@ -217,7 +209,7 @@ test_detach_during_resync (void **state)
   back = fake_vol_connect (&v, 1);
   back->hold_ops = FAKE_OP (BDEV_WRITE);
   engine_replica_back (v.engine, 1, &back->bdev);
-  assert_true (fake_run_until (v.loop, held_4, back, WAIT));
+  assert_true (fake_run_until_held (v.loop, back, 4, WAIT));
 
   bdev_drain (v.engine, drained_resync, &d);
   fake_run_for (v.loop, 250);                   /* ticks come and go */

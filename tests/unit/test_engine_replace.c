@@ -29,9 +29,7 @@ static void
 open_equal (struct fake_vol *v, int n)
 {
   fake_vol_open (v, n, VOL, NULL, NULL);
-  fake_pattern (v->rep[0]->data, VOL, 0, 31);
-  for (int i = 1; i < n; i++)
-    memcpy (v->rep[i]->data, v->rep[0]->data, VOL);
+  fake_vol_fill (v, 31);
 }
 
 /* Every region of the volume was copied to r exactly once (copies is
@@ -186,11 +184,28 @@ test_replace_unreachable_then_back (void **state)
   fake_replica_free (old);
 }
 
-static bool
-held_4 (void *opaque)
+/* n replicas; slot is replaced by a new, empty replica, and the copy
+ * to it reads from replica 0, the fastest, whose reads are held: the
+ * first four copies wait there.  The old replica is put in *old.
+ */
+static struct fake_bdev *
+replace_with_reads_held (struct fake_vol *v, int n, int slot,
+                         struct fake_replica **old)
 {
-  struct fake_bdev *f = opaque;
-  return f->nheld == 4;
+  struct fake_bdev *src;
+
+  open_equal (v, n);
+  *old = v->rep[slot];
+  src = v->rep[0]->conn;
+  src->hold_ops = FAKE_OP (BDEV_READ);
+  for (int i = 1; i < n; i++)           /* the others answer slower */
+    v->rep[i]->conn->latency_ns = 1000000;
+  v->rep[slot] = fake_replica_new (VOL);
+  engine_replace (v->engine, slot, &fake_vol_connect (v, slot)->bdev,
+                  slot == 1 ? "new1" : "new2");
+  assert_true (fake_run_until_held (v->loop, src, 4, WAIT));
+  assert_int_equal (src->nheld, 4);
+  return src;
 }
 
 /* The only source fails one read in the middle of the copy, while
@@ -201,17 +216,12 @@ static void
 test_replace_source_read_fails_mid_copy (void **state)
 {
   struct fake_vol v;
-  struct fake_replica *nr = fake_replica_new (VOL), *old;
+  struct fake_replica *nr, *old;
   struct fake_bdev *src;
   static uint8_t data[4096];
 
-  open_equal (&v, 2);
-  old = v.rep[1];
-  src = v.rep[0]->conn;
-  src->hold_ops = FAKE_OP (BDEV_READ);
-  v.rep[1] = nr;
-  engine_replace (v.engine, 1, &fake_vol_connect (&v, 1)->bdev, "new1");
-  assert_true (fake_run_until (v.loop, held_4, src, WAIT));
+  src = replace_with_reads_held (&v, 2, 1, &old);
+  nr = v.rep[1];
 
   src->failing = true;          /* one of the four copies' reads fails */
   fake_bdev_complete (src, 0);
@@ -245,18 +255,12 @@ static void
 test_replace_source_dies_mid_copy (void **state)
 {
   struct fake_vol v;
-  struct fake_replica *nr = fake_replica_new (VOL), *old;
+  struct fake_replica *nr, *old;
   struct fake_bdev *src;
   static uint8_t data[4096];
 
-  open_equal (&v, 3);
-  old = v.rep[2];
-  src = v.rep[0]->conn;
-  v.rep[1]->conn->latency_ns = 1000000;         /* r0 is the source */
-  src->hold_ops = FAKE_OP (BDEV_READ);
-  v.rep[2] = nr;
-  engine_replace (v.engine, 2, &fake_vol_connect (&v, 2)->bdev, "new2");
-  assert_true (fake_run_until (v.loop, held_4, src, WAIT));
+  src = replace_with_reads_held (&v, 3, 2, &old);
+  nr = v.rep[2];
   assert_int_equal (nr->nwrites, 0);
 
   fake_bdev_kill (src);

@@ -128,13 +128,6 @@ test_replica_back_gets_exactly_the_dirty_regions (void **state)
   fake_vol_close (&v);
 }
 
-static bool
-held_at_least_4 (void *opaque)
-{
-  struct fake_bdev *f = opaque;
-  return f->nheld >= 4;
-}
-
 struct two_done {
   struct fake_vol *v;
   struct fake_client_io *a, *b;
@@ -174,7 +167,7 @@ test_write_during_resync_reaches_both (void **state)
   back = fake_vol_connect (&v, 1);
   back->hold_ops = FAKE_OP (BDEV_WRITE);
   v.owner.back[1] = &back->bdev;
-  assert_true (fake_run_until (v.loop, held_at_least_4, back, WAIT));
+  assert_true (fake_run_until_held (v.loop, back, 4, WAIT));
   assert_true (v.owner.reconnects[1] >= 1);
   assert_null (v.owner.back[1]);
   assert_int_equal (back->nheld, 4);

@@ -75,9 +75,7 @@ static void
 open_equal (struct fake_vol *v, int n)
 {
   fake_vol_open (v, n, VOL, NULL, NULL);
-  fake_pattern (v->rep[0]->data, VOL, 0, 11);
-  for (int i = 1; i < n; i++)
-    memcpy (v->rep[i]->data, v->rep[0]->data, VOL);
+  fake_vol_fill (v, 11);
 }
 
 static void
@@ -231,13 +229,6 @@ test_verify_stops_on_error (void **state)
   fake_vol_close (&v);
 }
 
-static bool
-read_done (void *opaque)
-{
-  struct fake_client_io *c = opaque;
-  return c->done > 0;
-}
-
 /* After a crash with writes in flight the replicas differ where some got
  * a write and others not; reconcile makes all equal to the first in-sync
  * replica (even where it is alone), and reads meanwhile come from it.
@@ -268,7 +259,7 @@ test_reconcile_after_crash (void **state)
   for (int k = 0; k < 4; k++) {
     fake_client_submit (v.engine, &rd, BDEV_READ, 1 * VR + 4096 * k, 4096,
                         got);
-    assert_true (fake_run_until (v.loop, read_done, &rd, WAIT));
+    assert_true (fake_client_wait (&v, &rd, WAIT));
     assert_int_equal (rd.err, 0);
     assert_memory_equal (got, want + 1 * VR + 4096 * k, 4096);
   }
@@ -289,7 +280,7 @@ test_reconcile_after_crash (void **state)
 
   /* Done: reads go to the fastest replica again. */
   fake_client_submit (v.engine, &rd, BDEV_READ, 0, 4096, got);
-  assert_true (fake_run_until (v.loop, read_done, &rd, WAIT));
+  assert_true (fake_client_wait (&v, &rd, WAIT));
   assert_int_equal (v.rep[1]->done[BDEV_READ], 1);
   free (want);
   fake_vol_close (&v);

@@ -465,3 +465,23 @@ fake_run_for (struct loop *loop, unsigned ms)
 {
   fake_run_until (loop, never, NULL, ms);
 }
+
+struct held_wait {
+  struct fake_bdev *f;
+  int n;
+};
+
+static bool
+holds_enough (void *opaque)
+{
+  struct held_wait *w = opaque;
+  return w->f->nheld >= w->n;
+}
+
+bool
+fake_run_until_held (struct loop *loop, struct fake_bdev *f, int n,
+                     unsigned timeout_ms)
+{
+  struct held_wait w = { f, n };
+  return fake_run_until (loop, holds_enough, &w, timeout_ms);
+}

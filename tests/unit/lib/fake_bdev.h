@@ -133,5 +133,8 @@ bool fake_run_until (struct loop *loop, bool (*cond) (void *), void *opaque,
                      unsigned timeout_ms);
 /* Run loop for about ms milliseconds. */
 void fake_run_for (struct loop *loop, unsigned ms);
+/* Run loop until f holds at least n requests; false on timeout. */
+bool fake_run_until_held (struct loop *loop, struct fake_bdev *f, int n,
+                          unsigned timeout_ms);
 
 #endif

@@ -96,6 +96,14 @@ fake_vol_open (struct fake_vol *v, int n, uint64_t size,
 }
 
 void
+fake_vol_fill (struct fake_vol *v, unsigned seed)
+{
+  fake_pattern (v->rep[0]->data, v->size, 0, seed);
+  for (int i = 1; i < v->n; i++)
+    memcpy (v->rep[i]->data, v->rep[0]->data, v->size);
+}
+
+void
 fake_vol_close (struct fake_vol *v)
 {
   if (v->engine)
@@ -151,6 +159,13 @@ client_finished (void *opaque)
   return c->done > 0;
 }
 
+bool
+fake_client_wait (struct fake_vol *v, struct fake_client_io *c,
+                  unsigned timeout_ms)
+{
+  return fake_run_until (v->loop, client_finished, c, timeout_ms);
+}
+
 int
 fake_client_sync (struct fake_vol *v, enum bdev_op op, uint64_t offset,
                   uint32_t len, void *buf)
@@ -158,7 +173,7 @@ fake_client_sync (struct fake_vol *v, enum bdev_op op, uint64_t offset,
   struct fake_client_io c;
 
   fake_client_submit (v->engine, &c, op, offset, len, buf);
-  if (!fake_run_until (v->loop, client_finished, &c, 10000))
+  if (!fake_client_wait (v, &c, 10000))
     return ETIMEDOUT;
   return c.err;
 }

@@ -39,6 +39,10 @@ struct fake_vol {
 void fake_vol_open (struct fake_vol *v, int n, uint64_t size,
                     const enum engine_rep_state *states,
                     const struct engine_config *cfg);
+/* The same pattern (seed) in every replica's image, as in-sync
+ * replicas hold the same data.
+ */
+void fake_vol_fill (struct fake_vol *v, unsigned seed);
 /* Close the engine (if still open), free the loop and the replicas. */
 void fake_vol_close (struct fake_vol *v);
 /* A new connection to replica i, on the volume's loop. */
@@ -57,6 +61,9 @@ struct fake_client_io {
 void fake_client_submit (struct bdev *b, struct fake_client_io *c,
                          enum bdev_op op, uint64_t offset, uint32_t len,
                          void *buf);
+/* Run the loop until c completes; false on timeout. */
+bool fake_client_wait (struct fake_vol *v, struct fake_client_io *c,
+                       unsigned timeout_ms);
 /* Submit and run the loop until it completes; its error (or ETIMEDOUT). */
 int fake_client_sync (struct fake_vol *v, enum bdev_op op, uint64_t offset,
                       uint32_t len, void *buf);
