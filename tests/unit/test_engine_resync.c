@@ -222,7 +222,7 @@ test_replica_failing_during_resync (void **state)
   lose_replica_1 (&v);
 
   back = fake_vol_connect (&v, 1);
-  back->fail_ops = FAKE_OP (BDEV_WRITE);        /* its disk fails writes */
+  back->fail_nth = 2;           /* its second request, a copy, fails */
   engine_replica_back (v.engine, 1, &back->bdev);
   fake_run_for (v.loop, 300);
   assert_int_equal (v.owner.in_sync[1], 0);

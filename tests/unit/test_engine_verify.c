@@ -221,8 +221,9 @@ test_verify_stops_on_error (void **state)
 
   open_equal (&v, 2);
   v.rep[1]->conn->fail_ops = FAKE_OP (BDEV_CHECKSUM);
+  v.rep[1]->conn->fail_err = ENODATA;
   run_verify (&v, true, &o);
-  assert_int_equal (o.err, EIO);
+  assert_int_equal (o.err, ENODATA);
   assert_int_equal (o.repaired, 0);
   for (int i = 0; i < 2; i++)
     assert_int_equal (v.rep[i]->nwrites, 0);

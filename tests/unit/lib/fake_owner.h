@@ -64,7 +64,10 @@ void fake_client_submit (struct bdev *b, struct fake_client_io *c,
 /* Run the loop until c completes; false on timeout. */
 bool fake_client_wait (struct fake_vol *v, struct fake_client_io *c,
                        unsigned timeout_ms);
-/* Submit and run the loop until it completes; its error (or ETIMEDOUT). */
+/* Submit and run the loop until it completes.  Returns how it completed
+ * (0 or a positive errno, as a bdev completion carries it; ETIMEDOUT if
+ * it did not).
+ */
 int fake_client_sync (struct fake_vol *v, enum bdev_op op, uint64_t offset,
                       uint32_t len, void *buf);
 
