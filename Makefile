@@ -17,6 +17,9 @@ PROGS    := $(B)/repvold $(B)/repvol
 TOOLS    := $(B)/tests/no_io_uring $(B)/tests/objtool $(B)/tests/mksnap
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+# Helpers the unit tests share (fake bdev, fake replica...).
+TESTLIB_SRC := $(wildcard tests/unit/lib/*.c)
+TESTLIB  := $(B)/libtestunit.a
 
 .PHONY: all clean check check-unit check-integration check-asan check-kernel bench bench-kernel demo install deps
 all: $(PROGS) $(TOOLS)
@@ -50,7 +53,11 @@ $(B)/tests/mksnap: $(B)/tests/tools/mksnap.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
-$(B)/tests/%: $(B)/tests/unit/%.o $(LIB)
+$(TESTLIB): $(TESTLIB_SRC:%.c=$(B)/%.o)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(TESTLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS) -lcmocka
 

@@ -1,4 +1,20 @@
-/* engine.h - the volume engine: one bdev over N replica bdevs. */
+/* engine.h - the volume engine: one bdev over N replica bdevs.
+ *
+ * engine/ is the layer that makes N replicas one volume: it fans each
+ * write out to every replica and acknowledges it once all in-sync ones
+ * hold it, keeps overlapping writes in one order, reads from the
+ * fastest replica, goes on without a replica that fails (after its
+ * owner has recorded that durably), catches it up from the survivors'
+ * dirty maps when it comes back, replaces a replica by a new one, and
+ * verifies, repairs and reconciles the replicas online.  It may call
+ * core/ (the loop, logging, crc32c) and the replica bdevs, only through
+ * the checked wrappers of core/bdev.h; from replica/proto.h it takes
+ * only the dirty-map format (RV_DIRTY_REGION, RV_DIRTY_HDR_SIZE).  It
+ * knows nothing of the network or the registry, which it reaches
+ * through struct engine_hooks.  What calls it: attach/ (repvol attach
+ * builds it over replica clients and puts the frontend or the snapshot
+ * layers on top).
+ */
 #ifndef REPVOL_ENGINE_H
 #define REPVOL_ENGINE_H
 
