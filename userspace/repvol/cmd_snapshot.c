@@ -283,7 +283,7 @@ snapshot_restore_main (int argc, char **argv)
   int e = manifest_read (os, name, &m, err, sizeof err);
   objstore_close (os);
   if (e) {
-    if (e == ENOENT)
+    if (e == -ENOENT)
       log_error ("no snapshot named %s in %s", name, url);
     else
       log_error ("%s", err);

@@ -449,8 +449,10 @@ cow_snapshot (struct bdev *b, const struct snap_params *p,
 {
   struct cow *c = b->priv;
 
-  if (c->job)
+  if (c->job) {
+    errno = EBUSY;
     return -1;
+  }
   struct job *j = calloc (1, sizeof *j);
   struct upload *u = calloc (1, sizeof *u);
   if (j == NULL || u == NULL ||
