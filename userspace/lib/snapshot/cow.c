@@ -167,12 +167,8 @@ capture (struct cow *c, uint64_t i)
   j->capturing++;
   ci->c = c;
   ci->index = i;
-  ci->io.op = BDEV_READ;
-  ci->io.offset = off;
-  ci->io.len = len;
-  ci->io.buf = buf;
   ci->io.done = captured;
-  bdev_submit (c->lower, &ci->io);
+  bdev_read (c->lower, &ci->io, off, len, buf, 0);
 }
 
 /* Capture as many chunks as the upload thread has room for. */

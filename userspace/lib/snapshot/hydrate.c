@@ -405,13 +405,9 @@ on_fetched (struct mailbox *mb, struct mailbox_msg *msg)
   }
   w->h = h;
   w->index = f->index;
-  w->io.op = BDEV_WRITE;
-  w->io.offset = f->index << h->shift;
-  w->io.len = f->len;
-  w->io.buf = f->buf;
   w->io.done = hydrated;
+  bdev_write (h->lower, &w->io, f->index << h->shift, f->len, f->buf, 0);
   free (f);
-  bdev_submit (h->lower, &w->io);
 }
 
 /* Background hydration: keep FETCH_DEPTH fetches going. */
