@@ -75,6 +75,8 @@ struct manifest {
 
 /* A valid snapshot name: 1-100 of [A-Za-z0-9._-], not starting with '.'. */
 bool snapshot_name_valid (const char *name);
+/* The same as 0, or -EINVAL with err saying so. */
+int snapshot_name_check (const char *name, char *err, size_t errlen);
 
 /* The object key of a manifest: "snapshots/NAME.json". */
 void manifest_key (const char *name, char key[OBJ_KEY_MAX]);

@@ -171,6 +171,19 @@ young_marker (struct objstore *os, const char *prefix, time_t max_age,
   return r < 0 ? r : r > 0;
 }
 
+/* The key of snapshot name's marker under dir ("inprogress",
+ * "collecting").  0, or -EINVAL for a name that is not valid.
+ */
+static int
+marker_key (const char *dir, const char *name, char key[OBJ_KEY_MAX],
+            char *err, size_t errlen)
+{
+  int e = snapshot_name_check (name, err, errlen);
+  if (e == 0)
+    snprintf (key, OBJ_KEY_MAX, "%s/%s", dir, name);
+  return e;
+}
+
 static int
 put_marker (struct objstore *os, const char *key, char *err, size_t errlen)
 {
@@ -204,13 +217,8 @@ snapshot_begin_upload (struct objstore *os, const char *name,
                        char *err, size_t errlen)
 {
   char key[OBJ_KEY_MAX];
-  if (!snapshot_name_valid (name)) {
-    snprintf (err, errlen, "'%.200s' is not a valid snapshot name", name);
-    return -EINVAL;
-  }
-  snprintf (key, sizeof key, "inprogress/%s", name);
-  int e = put_marker (os, key, err, errlen);
-  if (e < 0)
+  int e = marker_key ("inprogress", name, key, err, errlen);
+  if (e < 0 || (e = put_marker (os, key, err, errlen)) < 0)
     return e;
   struct young y;
   time_t deadline = time (NULL) + COLLECT_WAIT_SECS;
@@ -245,12 +253,8 @@ snapshot_end_upload (struct objstore *os, const char *name,
                      char *err, size_t errlen)
 {
   char key[OBJ_KEY_MAX];
-  if (!snapshot_name_valid (name)) {
-    snprintf (err, errlen, "'%.200s' is not a valid snapshot name", name);
-    return -EINVAL;
-  }
-  snprintf (key, sizeof key, "inprogress/%s", name);
-  return objstore_delete (os, key, err, errlen);
+  int e = marker_key ("inprogress", name, key, err, errlen);
+  return e < 0 ? e : objstore_delete (os, key, err, errlen);
 }
 
 /* ---- delete and collection ------------------------------------------- */
@@ -393,21 +397,19 @@ snapshot_delete (struct objstore *os, const char *name,
 {
   char key[OBJ_KEY_MAX], mkey[OBJ_KEY_MAX];
   memset (st, 0, sizeof *st);
-  if (!snapshot_name_valid (name)) {
-    snprintf (err, errlen, "'%.200s' is not a valid snapshot name", name);
-    return -EINVAL;
-  }
+  int e = marker_key ("collecting", name, mkey, err, errlen);
+  if (e < 0)
+    return e;
   manifest_key (name, key);
   /* Only existence matters: a manifest too damaged to parse must still
    * be deletable.
    */
-  int e = objstore_head (os, key, NULL, err, errlen);
+  e = objstore_head (os, key, NULL, err, errlen);
   if (e == -ENOENT)
     snprintf (err, errlen, "no snapshot '%s' in %s", name, objstore_url (os));
   if (e < 0 || (e = objstore_delete (os, key, err, errlen)) < 0)
     return e;
 
-  snprintf (mkey, sizeof mkey, "collecting/%s", name);
   if ((e = put_marker (os, mkey, err, errlen)) < 0)
     return e;
 

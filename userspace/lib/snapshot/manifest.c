@@ -37,6 +37,15 @@ snapshot_name_valid (const char *name)
   return true;
 }
 
+int
+snapshot_name_check (const char *name, char *err, size_t errlen)
+{
+  if (snapshot_name_valid (name))
+    return 0;
+  snprintf (err, errlen, "'%.200s' is not a valid snapshot name", name);
+  return -EINVAL;
+}
+
 void
 manifest_key (const char *name, char key[OBJ_KEY_MAX])
 {
@@ -458,15 +467,13 @@ manifest_read (struct objstore *os, const char *name, struct manifest *m,
 {
   char key[OBJ_KEY_MAX];
   memset (m, 0, sizeof *m);
-  if (!snapshot_name_valid (name)) {
-    snprintf (err, errlen, "'%.200s' is not a valid snapshot name", name);
-    return -EINVAL;
-  }
+  int e = snapshot_name_check (name, err, errlen);
+  if (e < 0)
+    return e;
   manifest_key (name, key);
   void *data;
   size_t len;
-  int e = objstore_get (os, key, &data, &len, err, errlen);
-  if (e < 0)
+  if ((e = objstore_get (os, key, &data, &len, err, errlen)) < 0)
     return e;
   char why[OBJ_ERR_MAX];
   e = manifest_from_json (data, len, m, why, sizeof why);
@@ -487,10 +494,9 @@ manifest_write (struct objstore *os, const struct manifest *m,
                 char *err, size_t errlen)
 {
   char key[OBJ_KEY_MAX];
-  if (!snapshot_name_valid (m->name)) {
-    snprintf (err, errlen, "'%.200s' is not a valid snapshot name", m->name);
-    return -EINVAL;
-  }
+  int e = snapshot_name_check (m->name, err, errlen);
+  if (e < 0)
+    return e;
   manifest_key (m->name, key);
   char *json = manifest_to_json (m);
   if (json == NULL) {
@@ -502,8 +508,8 @@ manifest_write (struct objstore *os, const struct manifest *m,
    */
   struct manifest back;
   char why[OBJ_ERR_MAX];
-  int e = manifest_from_json (json, strlen (json), &back, why, sizeof why);
-  if (e < 0) {
+  if ((e = manifest_from_json (json, strlen (json), &back, why,
+                               sizeof why)) < 0) {
     snprintf (err, errlen, "%s: refusing to write an invalid manifest: %s",
               key, why);
     free (json);
