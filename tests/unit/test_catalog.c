@@ -1,5 +1,6 @@
-/* test_catalog.c - the snapshot catalog (objstore/catalog.c) and the
- * file:///DIR object store (objstore/file.c).
+/* test_catalog.c - the snapshot catalog (snapshot/manifest.c, chunk.c,
+ * gc.c), the checked boundary of the object store (objstore/objstore.c)
+ * and the file:///DIR store (objstore/file.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -632,6 +633,69 @@ test_file_async (void **state)
   assert_null (objstore_poll (os, 0));
 }
 
+/* What the boundary refuses comes back through poll, EINVAL and named,
+ * before anything the backend completes; the backend never sees it.
+ */
+static void
+test_refused_async (void **state)
+{
+  struct fixture *f = *state;
+  struct objstore *os = f->os;
+  struct obj_req ok = { .op = OBJ_PUT, .data = "x", .len = 1 };
+  struct obj_req badkey = { .op = OBJ_GET };
+  struct obj_req badop = { .op = 42 };
+  struct obj_req nobody = { .op = OBJ_PUT, .data = NULL, .len = 5 };
+  struct obj_req unterminated = { .op = OBJ_HEAD };
+  char path[256];
+  struct stat st;
+
+  snprintf (ok.key, sizeof ok.key, "fine/key");
+  snprintf (badkey.key, sizeof badkey.key, "../escape");
+  snprintf (badop.key, sizeof badop.key, "fine/op");
+  snprintf (nobody.key, sizeof nobody.key, "fine/nobody");
+  memset (unterminated.key, 'a', sizeof unterminated.key);
+  objstore_submit (os, &ok);
+  objstore_submit (os, &badkey);
+  objstore_submit (os, &badop);
+  objstore_submit (os, &nobody);
+  objstore_submit (os, &unterminated);
+  assert_int_equal (objstore_inflight (os), 5);
+
+  struct obj_req *want[] = { &badkey, &badop, &nobody, &unterminated };
+  for (size_t i = 0; i < ARRAY_SIZE (want); i++) {
+    struct obj_req *d = objstore_poll (os, 1000);
+    assert_ptr_equal (d, want[i]);
+    assert_int_equal (d->err, EINVAL);
+    assert_null (d->backend_priv);
+  }
+  assert_non_null (strstr (badkey.errmsg, "GET ../escape: invalid object key"));
+  assert_non_null (strstr (badop.errmsg, "fine/op: unknown operation 42"));
+  assert_non_null (strstr (nobody.errmsg, "PUT fine/nobody: no body"));
+  assert_non_null (strstr (unterminated.errmsg, "not terminated"));
+  assert_ptr_equal (objstore_poll (os, 1000), &ok);
+  assert_int_equal (ok.err, 0);
+  assert_int_equal (objstore_inflight (os), 0);
+  snprintf (path, sizeof path, "%s/store/sub/fine/nobody", f->dir);
+  assert_int_equal (stat (path, &st), -1);
+
+  /* The longest key is OBJ_KEY_MAX - 2 bytes; the blocking forms say a
+   * longer one is too long, the checks that it is invalid.
+   */
+  char key[OBJ_KEY_MAX + 8], err[OBJ_ERR_MAX];
+  memset (key, 'k', OBJ_KEY_MAX - 2);
+  key[OBJ_KEY_MAX - 2] = '\0';
+  assert_true (objstore_key_valid (key));
+  assert_int_equal (objstore_put (os, key, "x", 1, err, sizeof err), 0);
+  struct seen s;
+  list_sorted (os, "k", &s);
+  assert_int_equal (s.n, 1);
+  strcat (key, "k");
+  assert_false (objstore_key_valid (key));
+  assert_int_equal (objstore_put (os, key, "x", 1, err, sizeof err),
+                    -ENAMETOOLONG);
+  assert_non_null (strstr (err, "too long"));
+}
+
 static void
 test_file_open_errors (void **state)
 {
@@ -947,6 +1011,7 @@ main (void)
     cmocka_unit_test (test_chunk_round_trip),
     cmocka_unit_test_setup_teardown (test_file_store, setup, teardown),
     cmocka_unit_test_setup_teardown (test_file_async, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_refused_async, setup, teardown),
     cmocka_unit_test_setup_teardown (test_file_open_errors, setup, teardown),
     cmocka_unit_test_setup_teardown (test_snapshot_list, setup, teardown),
     cmocka_unit_test_setup_teardown (test_snapshot_delete_refcount, setup,

@@ -212,13 +212,15 @@ objstore_submit (struct objstore *os, struct obj_req *req)
     os->ops->submit (os, req);
     return;
   }
+  /* The key as far as it goes, which may be all of key[]. */
+  int klen = (int) sizeof req->key;
   req->err = EINVAL;
   if (req->op < OBJ_PUT || req->op > OBJ_DELETE)
-    snprintf (req->errmsg, sizeof req->errmsg, "%.300s: %s %d", req->key,
+    snprintf (req->errmsg, sizeof req->errmsg, "%.*s: %s %d", klen, req->key,
               why, (int) req->op);
   else
-    snprintf (req->errmsg, sizeof req->errmsg, "%s %.300s: %s",
-              objstore_op_name (req->op), req->key, why);
+    snprintf (req->errmsg, sizeof req->errmsg, "%s %.*s: %s",
+              objstore_op_name (req->op), klen, req->key, why);
   req->backend_priv = NULL;
   if (os->refused_tail)
     os->refused_tail->backend_priv = req;

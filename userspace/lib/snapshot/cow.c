@@ -485,7 +485,7 @@ cow_snapshot (struct bdev *b, const struct snap_params *p,
   j->opaque = opaque;
   c->job = j;
   if (!u->url || !u->name || !u->volume || !u->volume_uuid || !u->base_url ||
-      !u->base_name || upload_start (u) != 0) {
+      !u->base_name || upload_start (u) < 0) {
     c->job = NULL;
     mailbox_fini (&j->mb);
     free (u->url); free (u->name); free (u->volume); free (u->volume_uuid);

@@ -59,6 +59,7 @@ hs_has (const struct hashset *s, const uint8_t *h)
   return false;
 }
 
+/* 0 or -ENOMEM. */
 static int
 hs_add (struct hashset *s, const uint8_t *h)
 {
@@ -71,7 +72,7 @@ hs_add (struct hashset *s, const uint8_t *h)
     if (!g.slot || !g.used) {
       free (g.slot);
       free (g.used);
-      return -1;
+      return -ENOMEM;
     }
     for (size_t i = 0; i < s->cap; i++)
       if (s->used[i])
@@ -217,7 +218,7 @@ store_chunk (struct run *r, struct capture *c)
   struct put *p = calloc (1, sizeof *p);
   size_t len;
   if (p == NULL || chunk_encode (c->buf, c->len, ZSTD_LEVEL, &p->encoded,
-                                 &len) < 0 || hs_add (&r->known, h) == -1) {
+                                 &len) < 0 || hs_add (&r->known, h) < 0) {
     if (p)
       free (p->encoded);
     free (p);
@@ -318,7 +319,8 @@ prepare (struct run *r)
   }
   if (r->have_parent) {
     for (uint64_t i = 0; i < r->parent.nchunks; i++)
-      if (r->parent.present[i] && hs_add (&r->known, r->parent.hashes[i]) == -1) {
+      if (r->parent.present[i] &&
+          hs_add (&r->known, r->parent.hashes[i]) < 0) {
         snprintf (r->err, sizeof r->err, "out of memory");
         return failed (r, -ENOMEM);
       }
@@ -486,7 +488,10 @@ upload_start (struct upload *u)
   if (!m || parse_size (m, &u->mem_max) == -1)
     u->mem_max = UPLOAD_MEM_MAX;
   pthread_mutex_init (&u->lock, NULL);
-  return pthread_create (&u->thread, NULL, upload_main, u);
+  int e = pthread_create (&u->thread, NULL, upload_main, u);
+  if (e != 0)
+    pthread_mutex_destroy (&u->lock);
+  return -e;
 }
 
 void
