@@ -83,8 +83,9 @@ main (int argc, char **argv)
     return 1;
   }
   struct manifest m = { 0 };
-  if (manifest_init (&m, st.st_size, csize) == -1) {
-    log_error ("%s: cannot make a manifest: %s", image, strerror (errno));
+  int e = manifest_init (&m, st.st_size, csize);
+  if (e < 0) {
+    log_error ("%s: cannot make a manifest: %s", image, strerror (-e));
     return 1;
   }
   snprintf (m.name, sizeof m.name, "%s", name);
@@ -121,11 +122,11 @@ main (int argc, char **argv)
     hash_to_hex (m.hashes[i], hex);
     printf ("%" PRIu64 " %s\n", i, hex);
     /* Content addressed: a chunk already stored is not sent again. */
-    int e = objstore_head (os, key, NULL, err, sizeof err);
-    if (e == ENOENT) {
+    e = objstore_head (os, key, NULL, err, sizeof err);
+    if (e == -ENOENT) {
       void *obj;
       size_t olen;
-      if (chunk_encode (buf, csize, 3, &obj, &olen) == -1) {
+      if (chunk_encode (buf, csize, 3, &obj, &olen) < 0) {
         log_error ("out of memory");
         ret = 1;
         break;

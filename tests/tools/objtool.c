@@ -102,7 +102,7 @@ cmd_put (struct objstore *os, const char *key, const char *path)
   if (e == 0)
     rate ("PUT", key, len, t0);
   free (buf);
-  return e ? fail (e, err) : 0;
+  return e ? fail (-e, err) : 0;
 }
 
 static int
@@ -114,7 +114,7 @@ cmd_get (struct objstore *os, const char *key, const char *path)
   uint64_t t0 = now_ns ();
   int e = objstore_get (os, key, &data, &len, err, sizeof err);
   if (e)
-    return fail (e, err);
+    return fail (-e, err);
   rate ("GET", key, len, t0);
   int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd == -1 || (errno = -write_full (fd, data, len)) != 0 || close (fd) == -1) {
@@ -138,11 +138,11 @@ add_entry (void *opaque, const struct obj_entry *e)
     l->cap = l->cap ? 2 * l->cap : 256;
     l->lines = realloc (l->lines, l->cap * sizeof *l->lines);
     if (l->lines == NULL)
-      return ENOMEM;
+      return -ENOMEM;
   }
   if (asprintf (&l->lines[l->n], "%s %llu %lld", e->key,
                 (unsigned long long) e->size, (long long) e->mtime) == -1)
-    return ENOMEM;
+    return -ENOMEM;
   l->n++;
   return 0;
 }
@@ -156,7 +156,7 @@ cmp_str (const void *a, const void *b)
 static int
 cmd_list (struct objstore *os, const char *prefix)
 {
-  char err[OBJ_ERR_MAX];
+  char err[OBJ_ERR_MAX] = "";
   struct listing l = { 0 };
   int r = objstore_list (os, prefix, add_entry, &l, err, sizeof err);
   if (r == 0)
@@ -167,10 +167,9 @@ cmd_list (struct objstore *os, const char *prefix)
     free (l.lines[i]);
   }
   free (l.lines);
-  if (r == -1)
-    return fail (EIO, err);
-  if (r != 0)
-    return fail (r, "out of memory");
+  /* add_entry's -ENOMEM comes back without a message. */
+  if (r < 0)
+    return fail (-r, err[0] ? err : "out of memory");
   return 0;
 }
 
@@ -377,7 +376,7 @@ main (int argc, char **argv)
   else if (strcmp (cmd, "head") == 0) {
     size_t len;
     int e = objstore_head (os, argv[3], &len, err, sizeof err);
-    r = e ? fail (e, err) : (printf ("%zu\n", len), 0);
+    r = e ? fail (-e, err) : (printf ("%zu\n", len), 0);
   }
   else if (strcmp (cmd, "delete") == 0)
     r = cmd_delete (os, argc - 3, argv + 3);

@@ -62,7 +62,7 @@ load_fails (const char *want_substr, char *err, size_t errlen)
 {
   struct aws_config c;
   err[0] = '\0';
-  assert_int_equal (aws_config_load (&c, err, errlen), -1);
+  assert_int_equal (aws_config_load (&c, err, errlen), -EINVAL);
   if (strstr (err, want_substr) == NULL)
     fail_msg ("error \"%s\" does not contain \"%s\"", err, want_substr);
   assert_null (c.access_key_id);        /* freed on failure */

@@ -1,5 +1,6 @@
-/* test_catalog.c - the snapshot catalog (objstore/catalog.c) and the
- * file:///DIR object store (objstore/file.c).
+/* test_catalog.c - the snapshot catalog (snapshot/manifest.c, chunk.c,
+ * gc.c), the checked boundary of the object store (objstore/objstore.c)
+ * and the file:///DIR store (objstore/file.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -251,7 +252,7 @@ test_manifest_hostile_fields (void **state)
     struct manifest m;
     char err[OBJ_ERR_MAX] = "";
     char *doc = build_doc (cases[i].field, cases[i].value);
-    if (manifest_from_json (doc, strlen (doc), &m, err, sizeof err) != -1)
+    if (manifest_from_json (doc, strlen (doc), &m, err, sizeof err) != -EINVAL)
       fail_msg ("case %zu (%s = %s) was accepted", i, cases[i].field,
                 cases[i].value ? cases[i].value : "(missing)");
     if (strstr (err, cases[i].expect) == NULL)
@@ -297,7 +298,7 @@ test_manifest_hostile_documents (void **state)
     struct manifest m;
     char err[OBJ_ERR_MAX] = "";
     size_t len = cases[i].len ? cases[i].len : strlen (cases[i].doc);
-    if (manifest_from_json (cases[i].doc, len, &m, err, sizeof err) != -1)
+    if (manifest_from_json (cases[i].doc, len, &m, err, sizeof err) != -EINVAL)
       fail_msg ("document %zu was accepted", i);
     if (strstr (err, cases[i].expect) == NULL)
       fail_msg ("document %zu: error '%s' does not say '%s'", i, err,
@@ -309,7 +310,7 @@ test_manifest_hostile_documents (void **state)
   for (size_t len = 0; len < strlen (doc); len += 7) {
     struct manifest m;
     char err[OBJ_ERR_MAX];
-    assert_int_equal (manifest_from_json (doc, len, &m, err, sizeof err), -1);
+    assert_int_equal (manifest_from_json (doc, len, &m, err, sizeof err), -EINVAL);
   }
 }
 
@@ -365,8 +366,8 @@ test_names_and_hex (void **state)
   assert_string_equal (hex, HEX_B);
   chunk_key (h, key);
   assert_string_equal (key, "chunks/01/" HEX_B);
-  assert_int_equal (hex_to_hash ("01", h), -1);
-  assert_int_equal (hex_to_hash (HEX_B "0", h), -1);
+  assert_int_equal (hex_to_hash ("01", h), -EINVAL);
+  assert_int_equal (hex_to_hash (HEX_B "0", h), -EINVAL);
 
   /* SHA-256 of "abc", the FIPS 180-2 test vector. */
   chunk_hash ("abc", 3, h);
@@ -425,7 +426,7 @@ test_chunk_round_trip (void **state)
 
   /* Wrong expected size. */
   assert_int_equal (chunk_decode (obj, olen, h, back, len - 1, err,
-                                  sizeof err), -1);
+                                  sizeof err), -EILSEQ);
   assert_non_null (strstr (err, key));
 
   /* A flipped byte in the compressed body: zstd's checksum or the
@@ -433,26 +434,26 @@ test_chunk_round_trip (void **state)
    */
   ((unsigned char *) obj)[olen / 2] ^= 0x40;
   assert_int_equal (chunk_decode (obj, olen, h, back, len, err, sizeof err),
-                    -1);
+                    -EILSEQ);
   assert_non_null (strstr (err, key));
   assert_non_null (strstr (err, "corrupt"));
   ((unsigned char *) obj)[olen / 2] ^= 0x40;
 
   /* Not zstd at all. */
   assert_int_equal (chunk_decode ("hello world", 11, h, back, len, err,
-                                  sizeof err), -1);
+                                  sizeof err), -EILSEQ);
   assert_non_null (strstr (err, key));
   assert_non_null (strstr (err, "not a zstd frame"));
 
   /* Truncated, and with trailing garbage. */
   assert_int_equal (chunk_decode (obj, olen - 3, h, back, len, err,
-                                  sizeof err), -1);
+                                  sizeof err), -EILSEQ);
   assert_non_null (strstr (err, key));
   void *longer = malloc (olen + 4);
   memcpy (longer, obj, olen);
   memcpy ((char *) longer + olen, "junk", 4);
   assert_int_equal (chunk_decode (longer, olen + 4, h, back, len, err,
-                                  sizeof err), -1);
+                                  sizeof err), -EILSEQ);
   assert_non_null (strstr (err, key));
   free (longer);
   free (obj);
@@ -463,7 +464,7 @@ test_chunk_round_trip (void **state)
   fill (data, len, 2);
   assert_int_equal (chunk_encode (data, len, 1, &obj, &olen), 0);
   assert_int_equal (chunk_decode (obj, olen, h, back, len, err, sizeof err),
-                    -1);
+                    -EILSEQ);
   char want[OBJ_ERR_MAX];
   snprintf (want, sizeof want,
             "chunk %s: content does not match its hash (corrupt)", key);
@@ -548,10 +549,10 @@ test_file_store (void **state)
   assert_int_equal (len, 5);
   /* Missing objects, and a directory, which is a prefix, not an object. */
   assert_int_equal (objstore_get (os, "nope", &data, &len, err, sizeof err),
-                    ENOENT);
+                    -ENOENT);
   assert_non_null (strstr (err, "nope"));
-  assert_int_equal (objstore_head (os, "a/b", &len, err, sizeof err), ENOENT);
-  assert_int_equal (objstore_head (os, "top/x", &len, err, sizeof err), ENOENT);
+  assert_int_equal (objstore_head (os, "a/b", &len, err, sizeof err), -ENOENT);
+  assert_int_equal (objstore_head (os, "top/x", &len, err, sizeof err), -ENOENT);
   assert_int_equal (objstore_delete (os, "nope/nope", err, sizeof err), 0);
 
   /* A stray temp file (a crashed PUT) is never listed. */
@@ -580,7 +581,7 @@ test_file_store (void **state)
 
   assert_int_equal (objstore_delete (os, "a/b/c/deep.x", err, sizeof err), 0);
   assert_int_equal (objstore_head (os, "a/b/c/deep.x", &len, err, sizeof err),
-                    ENOENT);
+                    -ENOENT);
 
   /* Keys that could escape the directory or are not ours. */
   static const char *const bad[] = {
@@ -589,15 +590,15 @@ test_file_store (void **state)
   };
   for (size_t i = 0; i < ARRAY_SIZE (bad); i++) {
     int e = objstore_put (os, bad[i], "x", 1, err, sizeof err);
-    if (e != EINVAL)
+    if (e != -EINVAL)
       fail_msg ("key '%s' was not refused (%d)", bad[i], e);
     assert_non_null (strstr (err, "invalid object key"));
     assert_int_equal (objstore_get (os, bad[i], &data, &len, err, sizeof err),
-                      EINVAL);
-    assert_int_equal (objstore_delete (os, bad[i], err, sizeof err), EINVAL);
+                      -EINVAL);
+    assert_int_equal (objstore_delete (os, bad[i], err, sizeof err), -EINVAL);
   }
   assert_int_equal (objstore_list (os, "../", collect, &s, err, sizeof err),
-                    -1);
+                    -EINVAL);
   snprintf (path, sizeof path, "%s/up", f->dir);
   assert_int_equal (stat (path, &st), -1);
 }
@@ -618,18 +619,81 @@ test_file_async (void **state)
     r[i].opaque = &r[i];
     objstore_submit (os, &r[i]);
   }
-  assert_int_equal (os->inflight, 8);
+  assert_int_equal (objstore_inflight (os), 8);
   /* Completions come back in order, once each. */
   for (int i = 0; i < 8; i++) {
     struct obj_req *d = objstore_poll (os, 1000);
     assert_ptr_equal (d, &r[i]);
     assert_int_equal (d->err, 0);
   }
-  assert_int_equal (os->inflight, 0);
+  assert_int_equal (objstore_inflight (os), 0);
   /* Nothing queued: a wakeup makes poll return NULL early. */
   objstore_wakeup (os);
   assert_null (objstore_poll (os, 60000));
   assert_null (objstore_poll (os, 0));
+}
+
+/* What the boundary refuses comes back through poll, EINVAL and named,
+ * before anything the backend completes; the backend never sees it.
+ */
+static void
+test_refused_async (void **state)
+{
+  struct fixture *f = *state;
+  struct objstore *os = f->os;
+  struct obj_req ok = { .op = OBJ_PUT, .data = "x", .len = 1 };
+  struct obj_req badkey = { .op = OBJ_GET };
+  struct obj_req badop = { .op = 42 };
+  struct obj_req nobody = { .op = OBJ_PUT, .data = NULL, .len = 5 };
+  struct obj_req unterminated = { .op = OBJ_HEAD };
+  char path[256];
+  struct stat st;
+
+  snprintf (ok.key, sizeof ok.key, "fine/key");
+  snprintf (badkey.key, sizeof badkey.key, "../escape");
+  snprintf (badop.key, sizeof badop.key, "fine/op");
+  snprintf (nobody.key, sizeof nobody.key, "fine/nobody");
+  memset (unterminated.key, 'a', sizeof unterminated.key);
+  objstore_submit (os, &ok);
+  objstore_submit (os, &badkey);
+  objstore_submit (os, &badop);
+  objstore_submit (os, &nobody);
+  objstore_submit (os, &unterminated);
+  assert_int_equal (objstore_inflight (os), 5);
+
+  struct obj_req *want[] = { &badkey, &badop, &nobody, &unterminated };
+  for (size_t i = 0; i < ARRAY_SIZE (want); i++) {
+    struct obj_req *d = objstore_poll (os, 1000);
+    assert_ptr_equal (d, want[i]);
+    assert_int_equal (d->err, EINVAL);
+    assert_null (d->backend_priv);
+  }
+  assert_non_null (strstr (badkey.errmsg, "GET ../escape: invalid object key"));
+  assert_non_null (strstr (badop.errmsg, "fine/op: unknown operation 42"));
+  assert_non_null (strstr (nobody.errmsg, "PUT fine/nobody: no body"));
+  assert_non_null (strstr (unterminated.errmsg, "not terminated"));
+  assert_ptr_equal (objstore_poll (os, 1000), &ok);
+  assert_int_equal (ok.err, 0);
+  assert_int_equal (objstore_inflight (os), 0);
+  snprintf (path, sizeof path, "%s/store/sub/fine/nobody", f->dir);
+  assert_int_equal (stat (path, &st), -1);
+
+  /* The longest key is OBJ_KEY_MAX - 2 bytes; the blocking forms say a
+   * longer one is too long, the checks that it is invalid.
+   */
+  char key[OBJ_KEY_MAX + 8], err[OBJ_ERR_MAX];
+  memset (key, 'k', OBJ_KEY_MAX - 2);
+  key[OBJ_KEY_MAX - 2] = '\0';
+  assert_true (objstore_key_valid (key));
+  assert_int_equal (objstore_put (os, key, "x", 1, err, sizeof err), 0);
+  struct seen s;
+  list_sorted (os, "k", &s);
+  assert_int_equal (s.n, 1);
+  strcat (key, "k");
+  assert_false (objstore_key_valid (key));
+  assert_int_equal (objstore_put (os, key, "x", 1, err, sizeof err),
+                    -ENAMETOOLONG);
+  assert_non_null (strstr (err, "too long"));
 }
 
 static void
@@ -700,7 +764,7 @@ chunk_exists (struct objstore *os, unsigned seed)
   free (buf);
   chunk_key (h, key);
   int e = objstore_head (os, key, NULL, err, sizeof err);
-  assert_true (e == 0 || e == ENOENT);
+  assert_true (e == 0 || e == -ENOENT);
   return e == 0;
 }
 
@@ -744,8 +808,8 @@ test_snapshot_list (void **state)
   assert_string_equal (s.names[2], "zeta");
 
   struct manifest m;
-  assert_int_equal (manifest_read (f->os, "nope", &m, err, sizeof err), ENOENT);
-  assert_int_equal (manifest_read (f->os, "bad", &m, err, sizeof err), EINVAL);
+  assert_int_equal (manifest_read (f->os, "nope", &m, err, sizeof err), -ENOENT);
+  assert_int_equal (manifest_read (f->os, "bad", &m, err, sizeof err), -EINVAL);
   assert_non_null (strstr (err, "snapshots/bad.json"));
   /* A manifest stored under another name is refused. */
   void *data;
@@ -755,7 +819,7 @@ test_snapshot_list (void **state)
   assert_int_equal (objstore_put (f->os, "snapshots/copy.json", data, len,
                                   err, sizeof err), 0);
   free (data);
-  assert_int_equal (manifest_read (f->os, "copy", &m, err, sizeof err), EINVAL);
+  assert_int_equal (manifest_read (f->os, "copy", &m, err, sizeof err), -EINVAL);
   assert_non_null (strstr (err, "names snapshot 'mid'"));
 }
 
@@ -780,7 +844,7 @@ test_snapshot_delete_refcount (void **state)
                                   sizeof err), 0);
 
   assert_int_equal (snapshot_delete (f->os, "nope", &st, err, sizeof err),
-                    ENOENT);
+                    -ENOENT);
   assert_non_null (strstr (err, "nope"));
 
   /* Deleting s2 frees only chunk 5. */
@@ -792,7 +856,7 @@ test_snapshot_delete_refcount (void **state)
   for (unsigned seed = 1; seed <= 6; seed++)
     assert_int_equal (chunk_exists (f->os, seed), seed != 5);
   struct manifest m;
-  assert_int_equal (manifest_read (f->os, "s2", &m, err, sizeof err), ENOENT);
+  assert_int_equal (manifest_read (f->os, "s2", &m, err, sizeof err), -ENOENT);
 
   /* Then s1: chunks 2 and 3 go, 1, 4 and 6 stay for s3. */
   assert_int_equal (snapshot_delete (f->os, "s1", &st, err, sizeof err), 0);
@@ -838,13 +902,13 @@ test_snapshot_delete_skips_during_upload (void **state)
   assert_int_equal (st.chunks_deleted, 0);
   assert_true (chunk_exists (f->os, 2));
   struct manifest m;
-  assert_int_equal (manifest_read (f->os, "s1", &m, err, sizeof err), ENOENT);
+  assert_int_equal (manifest_read (f->os, "s1", &m, err, sizeof err), -ENOENT);
 
   /* After the upload ends, the next delete collects s1's leftovers. */
   assert_int_equal (snapshot_end_upload (f->os, "s3", err, sizeof err), 0);
   size_t len;
   assert_int_equal (objstore_head (f->os, "inprogress/s3", &len, err,
-                                   sizeof err), ENOENT);
+                                   sizeof err), -ENOENT);
   assert_int_equal (snapshot_delete (f->os, "s2", &st, err, sizeof err), 0);
   assert_false (st.collection_skipped);
   assert_int_equal (st.chunks_deleted, 3);
@@ -947,6 +1011,7 @@ main (void)
     cmocka_unit_test (test_chunk_round_trip),
     cmocka_unit_test_setup_teardown (test_file_store, setup, teardown),
     cmocka_unit_test_setup_teardown (test_file_async, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_refused_async, setup, teardown),
     cmocka_unit_test_setup_teardown (test_file_open_errors, setup, teardown),
     cmocka_unit_test_setup_teardown (test_snapshot_list, setup, teardown),
     cmocka_unit_test_setup_teardown (test_snapshot_delete_refcount, setup,

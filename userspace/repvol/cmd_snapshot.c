@@ -310,7 +310,7 @@ cmd_snapshot_restore (int argc, char **argv)
   int e = manifest_read (os, name, &m, err, sizeof err);
   objstore_close (os);
   if (e) {
-    if (e == ENOENT)
+    if (e == -ENOENT)
       log_error ("no snapshot named %s in %s", name, url);
     else
       log_error ("%s", err);
@@ -319,7 +319,7 @@ cmd_snapshot_restore (int argc, char **argv)
   struct reg_restore r = { .active = true, .chunks_total = 0 };
   snprintf (r.url, sizeof r.url, "%s", url);
   snprintf (r.snapshot, sizeof r.snapshot, "%s", name);
-  r.chunks_total = snapshot_chunks (&m);
+  r.chunks_total = manifest_chunks (&m);
   struct volume_spec spec = {
     .name = vol, .size = m.volume_size,
     .block_size = m.volume_size % 4096 ? 512 : 4096,

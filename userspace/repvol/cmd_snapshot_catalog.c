@@ -60,47 +60,13 @@ struct list_ctx {
   int n;
 };
 
-uint64_t
-snapshot_chunks (const struct manifest *m)
-{
-  uint64_t n = 0;
-  for (uint64_t i = 0; i < m->nchunks; i++)
-    n += m->present[i];
-  return n;
-}
-
 static int
 list_one (void *opaque, const struct manifest *m)
 {
   struct list_ctx *lc = opaque;
   lc->n++;
   if (lc->json) {
-    char iso[32];
-    struct tm tm;
-    json_object *o = json_object_new_object ();
-    json_object_object_add (o, "name", json_object_new_string (m->name));
-    json_object_object_add (o, "parent", m->parent[0]
-                            ? json_object_new_string (m->parent) : NULL);
-    json_object_object_add (o, "volume", json_object_new_string (m->volume));
-    json_object_object_add (o, "volume_uuid",
-                            json_object_new_string (m->volume_uuid));
-    json_object_object_add (o, "volume_size",
-                            json_object_new_uint64 (m->volume_size));
-    json_object_object_add (o, "chunk_size",
-                            json_object_new_uint64 (m->chunk_size));
-    json_object_object_add (o, "created", json_object_new_int64 (m->created));
-    gmtime_r (&m->created, &tm);
-    strftime (iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_object_object_add (o, "created_iso", json_object_new_string (iso));
-    json_object_object_add (o, "completed",
-                            json_object_new_int64 (m->completed));
-    json_object_object_add (o, "chunks",
-                            json_object_new_uint64 (snapshot_chunks (m)));
-    json_object_object_add (o, "data_bytes",
-                            json_object_new_uint64 (m->data_bytes));
-    json_object_object_add (o, "uploaded_bytes",
-                            json_object_new_uint64 (m->uploaded_bytes));
-    json_object_array_add (lc->arr, o);
+    json_object_array_add (lc->arr, manifest_json (m, MANIFEST_SUMMARY));
     return 0;
   }
 

@@ -37,9 +37,6 @@ int cmd_snapshot_restore (int argc, char **argv);     /* cmd_snapshot.c */
 int cmd_snapshot_list (int argc, char **argv);        /* cmd_snapshot_catalog.c */
 int cmd_snapshot_delete (int argc, char **argv);      /* cmd_snapshot_catalog.c */
 
-/* How many chunks snapshot m holds (cmd_snapshot_catalog.c). */
-uint64_t snapshot_chunks (const struct manifest *m);
-
 /* A volume to create (cmd_create.c), for create and snapshot restore. */
 struct volume_spec {
   const char *name;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "objstore/aws_config.h"
-#include "objstore/objstore.h"
+#include "objstore/objstore_backend.h"
 
 /* The keys we read from a profile's section. */
 enum {
@@ -68,8 +68,8 @@ section_matches (char *hdr, const char *profile, bool config_file)
 }
 
 /* Read the profile's keys from an INI file into p (later lines win).
- * Returns 0 (also when the file does not exist: *found = false), or -1
- * with err filled when it exists but cannot be read.
+ * Returns 0 (also when the file does not exist: *found = false), or a
+ * negative errno with err filled when it exists but cannot be read.
  */
 static int
 read_profile (const char *path, const char *profile, bool config_file,
@@ -78,10 +78,11 @@ read_profile (const char *path, const char *profile, bool config_file,
   FILE *f = fopen (path, "re");
   *found = false;
   if (f == NULL) {
-    if (errno == ENOENT || errno == ENOTDIR)
+    int e = errno;
+    if (e == ENOENT || e == ENOTDIR)
       return 0;
-    snprintf (err, errlen, "%s: %s", path, strerror (errno));
-    return -1;
+    snprintf (err, errlen, "%s: %s", path, strerror (e));
+    return -e;
   }
 
   char *line = NULL;
@@ -140,7 +141,7 @@ read_profile (const char *path, const char *profile, bool config_file,
           free (line);
           fclose (f);
           snprintf (err, errlen, "%s: out of memory", path);
-          return -1;
+          return -ENOMEM;
         }
         free (p->v[i]);
         p->v[i] = copy;
@@ -174,13 +175,14 @@ file_path (const char *var, const char *dflt)
   return strdup (p);
 }
 
+/* *dst = a copy of src (NULL stays NULL).  0 or -ENOMEM. */
 static int
 set (char **dst, const char *src)
 {
   if (src == NULL)
     return 0;
   *dst = strdup (src);
-  return *dst ? 0 : -1;
+  return *dst ? 0 : -ENOMEM;
 }
 
 void
@@ -204,29 +206,30 @@ aws_config_load (struct aws_config *cfg, char *err, size_t errlen)
   char *cred_path = NULL, *conf_path = NULL;
   const char *ak = env ("AWS_ACCESS_KEY_ID");
   const char *sk = env ("AWS_SECRET_ACCESS_KEY");
-  int r = -1;
+  int r = -EINVAL;
 
   memset (cfg, 0, sizeof *cfg);
-  if (set (&cfg->profile, env ("AWS_PROFILE") ?: "default") == -1)
+  if (set (&cfg->profile, env ("AWS_PROFILE") ?: "default") < 0)
     goto oom;
   cred_path = file_path ("AWS_SHARED_CREDENTIALS_FILE", "credentials");
   conf_path = file_path ("AWS_CONFIG_FILE", "config");
   if (cred_path == NULL || conf_path == NULL)
     goto oom;
-  if (read_profile (cred_path, cfg->profile, false, &cred, &cred_found,
-                    err, errlen) == -1 ||
-      read_profile (conf_path, cfg->profile, true, &conf, &conf_found,
-                    err, errlen) == -1)
+  if ((r = read_profile (cred_path, cfg->profile, false, &cred, &cred_found,
+                         err, errlen)) < 0 ||
+      (r = read_profile (conf_path, cfg->profile, true, &conf, &conf_found,
+                         err, errlen)) < 0)
     goto out;
+  r = -EINVAL;
 
   /* Credentials come as a set from one place, never a key from here
    * and a secret or token from there.
    */
   if (ak && sk) {
-    if (set (&cfg->access_key_id, ak) == -1 ||
-        set (&cfg->secret_access_key, sk) == -1 ||
-        set (&cfg->session_token, env ("AWS_SESSION_TOKEN")) == -1 ||
-        set (&cfg->credentials_from, "environment") == -1)
+    if (set (&cfg->access_key_id, ak) < 0 ||
+        set (&cfg->secret_access_key, sk) < 0 ||
+        set (&cfg->session_token, env ("AWS_SESSION_TOKEN")) < 0 ||
+        set (&cfg->credentials_from, "environment") < 0)
       goto oom;
   }
   else if (ak || sk) {
@@ -253,19 +256,19 @@ aws_config_load (struct aws_config *cfg, char *err, size_t errlen)
                 access (conf_path, F_OK) == 0 ? "no such profile" : "not found");
       goto out;
     }
-    if (set (&cfg->access_key_id, src->v[K_ACCESS]) == -1 ||
-        set (&cfg->secret_access_key, src->v[K_SECRET]) == -1 ||
-        set (&cfg->session_token, src->v[K_TOKEN]) == -1 ||
-        set (&cfg->credentials_from, from) == -1)
+    if (set (&cfg->access_key_id, src->v[K_ACCESS]) < 0 ||
+        set (&cfg->secret_access_key, src->v[K_SECRET]) < 0 ||
+        set (&cfg->session_token, src->v[K_TOKEN]) < 0 ||
+        set (&cfg->credentials_from, from) < 0)
       goto oom;
   }
 
   if (set (&cfg->region, env ("AWS_REGION") ?: env ("AWS_DEFAULT_REGION")
-           ?: conf.v[K_REGION] ?: "us-east-1") == -1)
+           ?: conf.v[K_REGION] ?: "us-east-1") < 0)
     goto oom;
   const char *ep = env ("AWS_ENDPOINT_URL_S3") ?: env ("AWS_ENDPOINT_URL")
     ?: conf.v[K_S3_ENDPOINT] ?: conf.v[K_ENDPOINT];
-  if (set (&cfg->endpoint_url, ep) == -1)
+  if (set (&cfg->endpoint_url, ep) < 0)
     goto oom;
   if (cfg->region[0] == '\0' || strpbrk (cfg->region, " \t/:") != NULL) {
     snprintf (err, errlen, "region \"%s\" is not a region name", cfg->region);
@@ -283,12 +286,13 @@ aws_config_load (struct aws_config *cfg, char *err, size_t errlen)
 
  oom:
   snprintf (err, errlen, "AWS configuration: out of memory");
+  r = -ENOMEM;
  out:
   vals_free (&cred);
   vals_free (&conf);
   free (cred_path);
   free (conf_path);
-  if (r == -1)
+  if (r < 0)
     aws_config_free (cfg);
   return r;
 }

@@ -34,7 +34,10 @@ struct aws_config {
   char *credentials_from;
 };
 
-/* 0, or -1 with one line in err; cfg is always safe to free. */
+/* 0, or a negative errno with one line in err: -EINVAL when the
+ * settings are missing or wrong, -ENOMEM, or why a file that exists
+ * could not be read.  cfg is always safe to free.
+ */
 int aws_config_load (struct aws_config *cfg, char *err, size_t errlen);
 void aws_config_free (struct aws_config *cfg);
 

@@ -28,7 +28,7 @@
 
 #include "core/util.h"
 #include "core/fsutil.h"
-#include "objstore/objstore.h"
+#include "objstore/objstore_backend.h"
 
 #define TMP_PREFIX ".tmp-"
 
@@ -39,46 +39,23 @@ struct file_store {
   struct obj_req *head, *tail;  /* completed, linked through backend_priv */
 };
 
-static const char *const op_names[] = {
-  [OBJ_PUT] = "PUT", [OBJ_GET] = "GET", [OBJ_HEAD] = "HEAD",
-  [OBJ_DELETE] = "DELETE",
-};
-
-/* Keys are [A-Za-z0-9._/-], relative, and every component a plain
- * name: no "", ".", ".." (so DIR/KEY stays under DIR) and nothing that
- * could be taken for one of our temp files.  Prefixes for list follow
- * the same rules except that they may be empty or end in '/'.
+/* objstore.c has checked the key rules (objstore_key_valid); what is
+ * left is ours: no component may be taken for one of our temp files.
  */
 static bool
-key_chars_ok (const char *k)
+names_tmp (const char *k)
 {
-  if (k[0] == '/' || strstr (k, "..") != NULL || strstr (k, "//") != NULL)
-    return false;
-  for (const char *p = k; *p; p++) {
-    char c = *p;
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '/' ||
-          c == '-'))
-      return false;
+  for (const char *p = k; *p; p++)
     if ((p == k || p[-1] == '/') &&
-        (strncmp (p, TMP_PREFIX, strlen (TMP_PREFIX)) == 0 ||
-         (c == '.' && (p[1] == '/' || p[1] == '\0'))))
-      return false;
-  }
-  return true;
+        strncmp (p, TMP_PREFIX, strlen (TMP_PREFIX)) == 0)
+      return true;
+  return false;
 }
 
 static bool
 key_valid (const char *k)
 {
-  size_t n = strlen (k);
-  return n > 0 && n < OBJ_KEY_MAX && k[n - 1] != '/' && key_chars_ok (k);
-}
-
-static bool
-prefix_valid (const char *k)
-{
-  return strlen (k) < OBJ_KEY_MAX && key_chars_ok (k);
+  return objstore_key_valid (k) && !names_tmp (k);
 }
 
 static void
@@ -87,35 +64,28 @@ fail (struct obj_req *r, int e, const char *what)
   r->err = e;
   if (e == ENOENT && what == NULL)
     snprintf (r->errmsg, sizeof r->errmsg, "%s %s: no such object",
-              op_names[r->op], r->key);
+              objstore_op_name (r->op), r->key);
   else
-    snprintf (r->errmsg, sizeof r->errmsg, "%s %s: %s%s%s", op_names[r->op],
-              r->key, what ? what : "", what ? ": " : "", strerror (e));
+    snprintf (r->errmsg, sizeof r->errmsg, "%s %s: %s%s%s",
+              objstore_op_name (r->op), r->key, what ? what : "",
+              what ? ": " : "", strerror (e));
 }
 
 /* mkdir -p of path's directories up to (not including) its last
  * component.  A directory we create is made durable by fsyncing its
  * parent, so a PUT that returned stays reachable after a crash.
+ * 0 or a negative errno.
  */
 static int
 make_parents (char *path, size_t keep)
 {
   for (char *p = path + keep + 1; (p = strchr (p, '/')) != NULL; p++) {
     *p = '\0';
-    int r = mkdir (path, 0755);
-    int e = errno;
-    if (r == 0) {
-      r = fsync_parent (AT_FDCWD, path);
-      e = -r;
-      r = r < 0 ? -1 : 0;
-    }
-    else if (e == EEXIST)
-      r = 0;
+    int r = mkdir (path, 0755) == 0 ? fsync_parent (AT_FDCWD, path)
+            : errno == EEXIST ? 0 : -errno;
     *p = '/';
-    if (r == -1) {
-      errno = e;
-      return -1;
-    }
+    if (r < 0)
+      return r;
   }
   return 0;
 }
@@ -123,15 +93,16 @@ make_parents (char *path, size_t keep)
 static void
 do_put (struct file_store *fs, struct obj_req *r, char *path)
 {
-  if (make_parents (path, strlen (fs->root)) == -1) {
-    fail (r, errno, "cannot create directory");
+  int e = make_parents (path, strlen (fs->root));
+  if (e < 0) {
+    fail (r, -e, "cannot create directory");
     return;
   }
 
   /* A unique temp name (atomic_replace's ".tmp-XXXXXX", TMP_PREFIX):
    * two uploads may put the same content-addressed chunk at once.
    */
-  int e = atomic_replace (AT_FDCWD, path, NULL, r->data, r->len, 0644);
+  e = atomic_replace (AT_FDCWD, path, NULL, r->data, r->len, 0644);
   if (e < 0)
     fail (r, -e, "write");
 }
@@ -194,11 +165,10 @@ file_submit (struct objstore *os, struct obj_req *r)
   struct file_store *fs = os->priv;
   char path[PATH_MAX];
 
-  if (!key_valid (r->key)) {
+  if (names_tmp (r->key)) {
     r->err = EINVAL;
     snprintf (r->errmsg, sizeof r->errmsg, "%s %.300s: invalid object key",
-              r->op >= OBJ_PUT && r->op <= OBJ_DELETE ? op_names[r->op] : "?",
-              r->key);
+              objstore_op_name (r->op), r->key);
   }
   else if ((size_t) snprintf (path, sizeof path, "%s/%s", fs->root, r->key)
            >= sizeof path)
@@ -209,10 +179,6 @@ file_submit (struct objstore *os, struct obj_req *r)
     case OBJ_GET: do_get (r, path, true); break;
     case OBJ_HEAD: do_get (r, path, false); break;
     case OBJ_DELETE: do_delete (r, path); break;
-    default:
-      r->err = EINVAL;
-      snprintf (r->errmsg, sizeof r->errmsg, "%s: unknown operation %d",
-                r->key, (int) r->op);
     }
   }
 
@@ -278,19 +244,26 @@ struct walk {
   const char *root;
 };
 
+/* The listing failed at key with errno e: -e, with the message. */
+static int
+walk_fail (struct walk *w, const char *key, int e)
+{
+  snprintf (w->err, w->errlen, "list %s/%s: %s", w->root, key, strerror (e));
+  return -e;
+}
+
 /* Walk directory dfd, whose key prefix is key[0..klen) ("" or ending
  * in '/'), calling fn for every regular file whose key starts with
- * w->prefix.
+ * w->prefix.  0, fn's non-zero return, or a negative errno.
  */
 static int
 walk_dir (struct walk *w, int dfd, char *key, size_t klen)
 {
   DIR *d = fdopendir (dfd);
   if (d == NULL) {
-    snprintf (w->err, w->errlen, "list %s/%s: %s", w->root, key,
-              strerror (errno));
+    int e = walk_fail (w, key, errno);
     close (dfd);
-    return -1;
+    return e;
   }
   int ret = 0;
   struct dirent *de;
@@ -314,9 +287,7 @@ walk_dir (struct walk *w, int dfd, char *key, size_t klen)
     if (fstatat (dirfd (d), n, &st, AT_SYMLINK_NOFOLLOW) == -1) {
       if (errno == ENOENT)
         continue;               /* deleted while we walked */
-      snprintf (w->err, w->errlen, "list %s/%s: %s", w->root, key,
-                strerror (errno));
-      ret = -1;
+      ret = walk_fail (w, key, errno);
       break;
     }
     if (S_ISDIR (st.st_mode)) {
@@ -329,9 +300,7 @@ walk_dir (struct walk *w, int dfd, char *key, size_t klen)
       if (sub == -1) {
         if (errno == ENOENT)
           continue;
-        snprintf (w->err, w->errlen, "list %s/%s: %s", w->root, key,
-                  strerror (errno));
-        ret = -1;
+        ret = walk_fail (w, key, errno);
         break;
       }
       ret = walk_dir (w, sub, key, klen + nlen + 1);
@@ -346,11 +315,8 @@ walk_dir (struct walk *w, int dfd, char *key, size_t klen)
     key[klen] = '\0';
     errno = 0;
   }
-  if (ret == 0 && errno != 0) {
-    snprintf (w->err, w->errlen, "list %s/%s: %s", w->root, key,
-              strerror (errno));
-    ret = -1;
-  }
+  if (ret == 0 && errno != 0)
+    ret = walk_fail (w, key, errno);
   closedir (d);
   return ret;
 }
@@ -361,14 +327,15 @@ file_list (struct objstore *os, const char *prefix,
            void *opaque, char *err, size_t errlen)
 {
   struct file_store *fs = os->priv;
-  if (!prefix_valid (prefix)) {
+  if (names_tmp (prefix)) {
     snprintf (err, errlen, "list %.300s: invalid key prefix", prefix);
-    return -1;
+    return -EINVAL;
   }
   int dfd = open (fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd == -1) {
-    snprintf (err, errlen, "list %s: %s", fs->root, strerror (errno));
-    return -1;
+    int e = errno;
+    snprintf (err, errlen, "list %s: %s", fs->root, strerror (e));
+    return -e;
   }
   struct walk w = {
     .prefix = prefix, .fn = fn, .opaque = opaque, .err = err,
@@ -387,21 +354,21 @@ file_open (struct objstore *os, const char *rest, char *err, size_t errlen)
   if (rest[0] != '/') {
     snprintf (err, errlen, "%s: expected file:///DIR with an absolute DIR",
               os->url);
-    return -1;
+    return -EINVAL;
   }
   size_t n = strlen (rest);
   while (n > 1 && rest[n - 1] == '/')
     n--;
   if (n >= PATH_MAX - OBJ_KEY_MAX - 16) {
     snprintf (err, errlen, "%s: directory name too long", os->url);
-    return -1;
+    return -ENAMETOOLONG;
   }
 
   struct file_store *fs = calloc (1, sizeof *fs);
   if (fs == NULL || (fs->root = strndup (rest, n)) == NULL) {
     free (fs);
     snprintf (err, errlen, "%s: out of memory", os->url);
-    return -1;
+    return -ENOMEM;
   }
   fs->efd = -1;
 
@@ -409,23 +376,29 @@ file_open (struct objstore *os, const char *rest, char *err, size_t errlen)
   char path[PATH_MAX];
   snprintf (path, sizeof path, "%s/", fs->root);
   struct stat st;
-  if (make_parents (path, 0) == -1 || stat (fs->root, &st) == -1) {
+  int e = make_parents (path, 0);
+  if (e == 0 && stat (fs->root, &st) == -1)
+    e = -errno;
+  if (e < 0) {
     snprintf (err, errlen, "%s: cannot create directory %s: %s", os->url,
-              fs->root, strerror (errno));
+              fs->root, strerror (-e));
     goto fail;
   }
   if (!S_ISDIR (st.st_mode)) {
     snprintf (err, errlen, "%s: %s is not a directory", os->url, fs->root);
+    e = -ENOTDIR;
     goto fail;
   }
   if (access (fs->root, R_OK | W_OK | X_OK) == -1) {
+    e = -errno;
     snprintf (err, errlen, "%s: cannot use directory %s: %s", os->url,
-              fs->root, strerror (errno));
+              fs->root, strerror (-e));
     goto fail;
   }
   fs->efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fs->efd == -1) {
-    snprintf (err, errlen, "%s: eventfd: %s", os->url, strerror (errno));
+    e = -errno;
+    snprintf (err, errlen, "%s: eventfd: %s", os->url, strerror (-e));
     goto fail;
   }
   pthread_mutex_init (&fs->lock, NULL);
@@ -435,7 +408,7 @@ file_open (struct objstore *os, const char *rest, char *err, size_t errlen)
  fail:
   free (fs->root);
   free (fs);
-  return -1;
+  return e;
 }
 
 static void

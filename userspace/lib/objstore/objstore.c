@@ -1,16 +1,28 @@
-/* objstore.c - pick the backend for a URL; blocking forms of a request. */
+/* objstore.c - the checked boundary of the object store: pick the
+ * backend for a URL, check every request before the backend sees it,
+ * and the blocking forms of a request.
+ *
+ * The checks are the ones objstore.h promises and every backend would
+ * otherwise repeat (and did, differently): the op is known, the key is
+ * a valid key that fits obj_req.key, a PUT has a body, a listing's
+ * prefix is a valid prefix.  A refused request completes with EINVAL
+ * and a message naming it, returned by the next objstore_poll() like
+ * any other completion, as bdev.c completes a refused bdev_io.
+ */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "objstore/objstore.h"
+#include "objstore/objstore_backend.h"
 
 static const struct objstore_ops *const backends[] = {
   &file_objstore_ops,
   &s3_objstore_ops,
 };
+
+/* ---- settings ---------------------------------------------------------- */
 
 /* While a store opens on another process's behalf: its settings. */
 static __thread char *const *env_override;
@@ -59,6 +71,8 @@ objstore_env_free (char **env)
   free (env);
 }
 
+/* ---- open, close ------------------------------------------------------- */
+
 struct objstore *
 objstore_open_env (const char *url, char *const *env, char *err, size_t errlen)
 {
@@ -87,7 +101,7 @@ objstore_open (const char *url, char *err, size_t errlen)
       return NULL;
     }
     os->ops = ops;
-    if (ops->open (os, sep + 3, err, errlen) == -1) {
+    if (ops->open (os, sep + 3, err, errlen) < 0) {
       free (os->url);
       free (os);
       return NULL;
@@ -109,6 +123,82 @@ objstore_close (struct objstore *os)
   free (os);
 }
 
+const char *
+objstore_url (const struct objstore *os)
+{
+  return os->url;
+}
+
+int
+objstore_inflight (const struct objstore *os)
+{
+  return os->inflight;
+}
+
+/* ---- the checks -------------------------------------------------------- */
+
+/* Every component a plain name of [A-Za-z0-9._-]: no "", "." or ".."
+ * (so a file store's DIR/KEY stays under DIR, and curl does not fold
+ * an S3 key's "a/./b" into "a/b" after it was signed).
+ */
+static bool
+key_chars_ok (const char *k)
+{
+  if (k[0] == '/' || strstr (k, "..") != NULL || strstr (k, "//") != NULL)
+    return false;
+  for (const char *p = k; *p; p++) {
+    char c = *p;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '/' ||
+          c == '-'))
+      return false;
+    if ((p == k || p[-1] == '/') && c == '.' && (p[1] == '/' || p[1] == '\0'))
+      return false;
+  }
+  return true;
+}
+
+/* At most OBJ_KEY_MAX - 2 bytes: a listing builds a key with room for
+ * one more '/' in obj_req.key's size.
+ */
+bool
+objstore_key_valid (const char *k)
+{
+  size_t n = strlen (k);
+  return n > 0 && n < OBJ_KEY_MAX - 1 && k[n - 1] != '/' && key_chars_ok (k);
+}
+
+bool
+objstore_prefix_valid (const char *k)
+{
+  return strlen (k) < OBJ_KEY_MAX - 1 && key_chars_ok (k);
+}
+
+const char *
+objstore_op_name (enum obj_op op)
+{
+  static const char *const names[] = {
+    [OBJ_PUT] = "PUT", [OBJ_GET] = "GET", [OBJ_HEAD] = "HEAD",
+    [OBJ_DELETE] = "DELETE",
+  };
+  return op >= OBJ_PUT && op <= OBJ_DELETE ? names[op] : "?";
+}
+
+/* NULL when req may go to the backend, else why not. */
+static const char *
+check (const struct obj_req *req)
+{
+  if (req->op < OBJ_PUT || req->op > OBJ_DELETE)
+    return "unknown operation";
+  if (memchr (req->key, '\0', sizeof req->key) == NULL)
+    return "object key not terminated";
+  if (!objstore_key_valid (req->key))
+    return "invalid object key";
+  if (req->op == OBJ_PUT && req->data == NULL && req->len > 0)
+    return "no body";
+  return NULL;
+}
+
 void
 objstore_submit (struct objstore *os, struct obj_req *req)
 {
@@ -117,13 +207,39 @@ objstore_submit (struct objstore *os, struct obj_req *req)
   req->out = NULL;
   req->out_len = 0;
   os->inflight++;
-  os->ops->submit (os, req);
+  const char *why = check (req);
+  if (why == NULL) {
+    os->ops->submit (os, req);
+    return;
+  }
+  /* The key as far as it goes, which may be all of key[]. */
+  int klen = (int) sizeof req->key;
+  req->err = EINVAL;
+  if (req->op < OBJ_PUT || req->op > OBJ_DELETE)
+    snprintf (req->errmsg, sizeof req->errmsg, "%.*s: %s %d", klen, req->key,
+              why, (int) req->op);
+  else
+    snprintf (req->errmsg, sizeof req->errmsg, "%s %.*s: %s",
+              objstore_op_name (req->op), klen, req->key, why);
+  req->backend_priv = NULL;
+  if (os->refused_tail)
+    os->refused_tail->backend_priv = req;
+  else
+    os->refused = req;
+  os->refused_tail = req;
 }
 
 struct obj_req *
 objstore_poll (struct objstore *os, int timeout_ms)
 {
-  struct obj_req *r = os->ops->poll (os, timeout_ms);
+  struct obj_req *r = os->refused;
+  if (r) {
+    if ((os->refused = r->backend_priv) == NULL)
+      os->refused_tail = NULL;
+    r->backend_priv = NULL;
+  }
+  else
+    r = os->ops->poll (os, timeout_ms);
   if (r)
     os->inflight--;
   return r;
@@ -140,45 +256,47 @@ objstore_list (struct objstore *os, const char *prefix,
                int (*fn) (void *opaque, const struct obj_entry *e),
                void *opaque, char *err, size_t errlen)
 {
+  if (!objstore_prefix_valid (prefix)) {
+    snprintf (err, errlen, "list %.300s: invalid key prefix", prefix);
+    return -EINVAL;
+  }
   return os->ops->list (os, prefix, fn, opaque, err, errlen);
 }
 
-/* Submit one request and wait for it. */
+/* ---- blocking forms ---------------------------------------------------- */
+
+/* Submit one request for key and wait for it. */
 static int
-run_one (struct objstore *os, struct obj_req *r, char *err, size_t errlen)
+run_one (struct objstore *os, struct obj_req *r, const char *key, char *err,
+         size_t errlen)
 {
-  if (strlen (r->key) >= OBJ_KEY_MAX - 1) {
-    snprintf (err, errlen, "%.64s...: object key too long", r->key);
-    return ENAMETOOLONG;
+  if (strlen (key) >= OBJ_KEY_MAX - 1) {
+    snprintf (err, errlen, "%.64s...: object key too long", key);
+    return -ENAMETOOLONG;
   }
+  memcpy (r->key, key, strlen (key) + 1);
   objstore_submit (os, r);
   while (objstore_poll (os, 1000) != r)
     ;
   if (r->err)
     snprintf (err, errlen, "%s", r->errmsg);
-  return r->err;
+  return -r->err;
 }
-
-#define REQ(o, k) \
-  struct obj_req r = { .op = (o) }; \
-  snprintf (r.key, sizeof r.key, "%s", (k))
 
 int
 objstore_put (struct objstore *os, const char *key, const void *data,
               size_t len, char *err, size_t errlen)
 {
-  REQ (OBJ_PUT, key);
-  r.data = data;
-  r.len = len;
-  return run_one (os, &r, err, errlen);
+  struct obj_req r = { .op = OBJ_PUT, .data = data, .len = len };
+  return run_one (os, &r, key, err, errlen);
 }
 
 int
 objstore_get (struct objstore *os, const char *key, void **data,
               size_t *len, char *err, size_t errlen)
 {
-  REQ (OBJ_GET, key);
-  int e = run_one (os, &r, err, errlen);
+  struct obj_req r = { .op = OBJ_GET };
+  int e = run_one (os, &r, key, err, errlen);
   if (e == 0) {
     *data = r.out;
     *len = r.out_len;
@@ -192,8 +310,8 @@ int
 objstore_head (struct objstore *os, const char *key, size_t *len,
                char *err, size_t errlen)
 {
-  REQ (OBJ_HEAD, key);
-  int e = run_one (os, &r, err, errlen);
+  struct obj_req r = { .op = OBJ_HEAD };
+  int e = run_one (os, &r, key, err, errlen);
   if (e == 0 && len)
     *len = r.out_len;
   return e;
@@ -203,6 +321,6 @@ int
 objstore_delete (struct objstore *os, const char *key, char *err,
                  size_t errlen)
 {
-  REQ (OBJ_DELETE, key);
-  return run_one (os, &r, err, errlen);
+  struct obj_req r = { .op = OBJ_DELETE };
+  return run_one (os, &r, key, err, errlen);
 }

@@ -1,13 +1,24 @@
 /* objstore.h - object storage for snapshots, behind one small table.
  *
+ * The objstore layer stores and fetches whole objects by key, many
+ * requests in flight at once, in a local directory or an S3 bucket.  It
+ * may call core/ only; snapshot/ (catalog, cow's upload thread, hydrate)
+ * and the CLI (repvol snapshot ..., tests/tools/objtool) call it.
+ * Callers go through the functions below and never see a backend: the
+ * store is opaque, and the wrappers in objstore.c check every request
+ * (its operation, key and body) before a backend sees it, refusing a
+ * bad one with EINVAL and a message naming it.
+ *
  * Two backends: file:///DIR (file.c, the embedded default: one file per
- * object under DIR) and s3://BUCKET/PREFIX (s3.c: the S3 REST API over
- * libcurl with SigV4, requests in parallel through one curl multi
- * handle, multipart for large objects, retries with backoff).  Nothing
- * outside objstore/ knows which one is in use.
+ * object under DIR) and s3://BUCKET/PREFIX (s3.c and its s3_*.c: the S3
+ * REST API over libcurl with SigV4, requests in parallel through one
+ * curl multi handle, multipart for large objects, retries with backoff).
+ * Nothing outside objstore/ knows which one is in use.
  *
  * Keys are relative to the store's root ("snapshots/x.json",
- * "chunks/ab/ab12...").  They use [A-Za-z0-9._/-] only.
+ * "chunks/ab/ab12...").  They are 1 to OBJ_KEY_MAX - 2 bytes of
+ * [A-Za-z0-9._/-], with no leading or trailing '/', no empty, "." or
+ * ".." component and no "..": see objstore_key_valid().
  *
  * Requests are asynchronous: objstore_submit() starts one, and the
  * thread that drives the store collects completions with objstore_poll().
@@ -22,10 +33,19 @@
  *   while ((done = objstore_poll (os, 1000)) == NULL)
  *     ;
  *   if (done->err) log_error ("%s", done->errmsg);
+ *
+ * Errors follow core/util.h: functions return 0 or a negative errno.
+ * The reason goes into the caller's err buffer of errlen bytes rather
+ * than a struct error: a store's message (the key, the server's code and
+ * text, the attempts, where the credentials came from) runs past
+ * struct error's 256 bytes, so OBJ_ERR_MAX is the size to pass.  A
+ * request's own result (obj_req.err) is a positive errno, a completion
+ * value like a bdev_io's.
  */
 #ifndef REPVOL_OBJSTORE_H
 #define REPVOL_OBJSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -48,7 +68,8 @@ struct obj_req {
   void *out;                    /* GET: the body, malloc'd; the caller frees */
   size_t out_len;               /* GET, HEAD: body size */
   /* Result: 0, ENOENT (GET/HEAD of a missing key), EACCES (refused:
-   * credentials, signature), or another positive errno once retries are
+   * credentials, signature), EINVAL (refused before it was sent: a bad
+   * key or operation), or another positive errno once retries are
    * exhausted.  With err set, errmsg is one line that names the key and
    * what the server answered ("PUT chunks/ab/..: 403 SignatureDoesNotMatch:
    * The request signature we calculated does not match ...").
@@ -56,7 +77,7 @@ struct obj_req {
   int err;
   char errmsg[OBJ_ERR_MAX];
   void *opaque;                 /* the caller's */
-  void *backend_priv;           /* the backend's, while in flight */
+  void *backend_priv;           /* the store's, while in flight */
 };
 
 struct obj_entry {
@@ -66,32 +87,6 @@ struct obj_entry {
 };
 
 struct objstore;
-
-struct objstore_ops {
-  const char *scheme;           /* "file", "s3" */
-  /* rest is the URL after "scheme://".  Fill os->priv.  On failure
-   * write one line into err and return -1.
-   */
-  int (*open) (struct objstore *os, const char *rest, char *err, size_t errlen);
-  void (*submit) (struct objstore *os, struct obj_req *req);
-  struct obj_req *(*poll) (struct objstore *os, int timeout_ms);
-  void (*wakeup) (struct objstore *os);
-  /* Every key starting with prefix, in any order: fn per key; a non-zero
-   * return from fn stops the listing and is returned.  -1 with err
-   * filled on failure.
-   */
-  int (*list) (struct objstore *os, const char *prefix,
-               int (*fn) (void *opaque, const struct obj_entry *e),
-               void *opaque, char *err, size_t errlen);
-  void (*close) (struct objstore *os);
-};
-
-struct objstore {
-  const struct objstore_ops *ops;
-  char *url;                    /* as opened, for messages */
-  int inflight;                 /* submitted, not yet returned by poll */
-  void *priv;
-};
 
 /* Open "file:///DIR" or "s3://BUCKET/PREFIX".  NULL with err filled on
  * failure (unknown scheme, missing credentials, unreadable directory).
@@ -106,11 +101,6 @@ struct objstore *objstore_open (const char *url, char *err, size_t errlen);
 struct objstore *objstore_open_env (const char *url, char *const *env,
                                     char *err, size_t errlen);
 
-/* For backends: a setting from the environment in effect (see
- * objstore_open_env), or NULL when unset.
- */
-const char *objstore_getenv (const char *name);
-
 /* The settings a store may read, from this process's environment, as a
  * NULL-terminated malloc'd list for objstore_open_env; free with
  * objstore_env_free.
@@ -119,17 +109,35 @@ char **objstore_env_capture (void);
 void objstore_env_free (char **env);
 void objstore_close (struct objstore *os);
 
+/* The URL the store was opened with, for messages. */
+const char *objstore_url (const struct objstore *os);
+/* Requests submitted and not yet returned by objstore_poll. */
+int objstore_inflight (const struct objstore *os);
+
+/* Start req (op, key and, for a PUT, data/len filled).  A request the
+ * store must not see (unknown op, invalid or unterminated key, a PUT
+ * body of NULL) completes at once with EINVAL, through objstore_poll
+ * like any other.
+ */
 void objstore_submit (struct objstore *os, struct obj_req *req);
 /* The next completed request, or NULL after timeout_ms (or a wakeup). */
 struct obj_req *objstore_poll (struct objstore *os, int timeout_ms);
 void objstore_wakeup (struct objstore *os);
+
+/* Every key starting with prefix ("" or a key, or a key's leading
+ * components ending in '/'), in any order: fn per key.  fn returns 0 to
+ * go on; anything else stops the listing and is returned as it is.
+ * Otherwise 0, or a negative errno with err filled.
+ */
 int objstore_list (struct objstore *os, const char *prefix,
                    int (*fn) (void *opaque, const struct obj_entry *e),
                    void *opaque, char *err, size_t errlen);
 
 /* Blocking forms of one request, for callers with nothing else to do.
  * They must not be mixed with outstanding asynchronous requests.
- * Return 0 or a positive errno, with err filled (see obj_req.errmsg).
+ * Return 0 or the request's errno negated (-ENOENT, -EINVAL, ...; a key
+ * longer than OBJ_KEY_MAX - 2 is -ENAMETOOLONG), with err filled (see
+ * obj_req.errmsg).
  */
 int objstore_put (struct objstore *os, const char *key, const void *data,
                   size_t len, char *err, size_t errlen);
@@ -140,7 +148,10 @@ int objstore_head (struct objstore *os, const char *key, size_t *len,
 int objstore_delete (struct objstore *os, const char *key, char *err,
                      size_t errlen);
 
-extern const struct objstore_ops file_objstore_ops;
-extern const struct objstore_ops s3_objstore_ops;
+/* The key rules above: a valid key, and a valid listing prefix (which
+ * may also be empty or end in '/').
+ */
+bool objstore_key_valid (const char *key);
+bool objstore_prefix_valid (const char *prefix);
 
 #endif

@@ -22,6 +22,12 @@
  * the hash of its content: it describes the whole volume, so any one
  * manifest restores alone, and deleting a parent never breaks a child.
  * Chunk indexes not listed read as zeroes.
+ *
+ * The code: manifest.c (the manifest and its JSON), chunk.c (chunk
+ * names, hashes and the zstd codec), gc.c (listing, upload markers,
+ * deletion and collection).  Errors follow core/util.h: 0 or a negative
+ * errno, the reason in the caller's err buffer (OBJ_ERR_MAX bytes, as
+ * the object store's messages it passes on need; see objstore.h).
  */
 #ifndef REPVOL_CATALOG_H
 #define REPVOL_CATALOG_H
@@ -40,6 +46,8 @@
  * 64 KiB chunks, 64 TiB in 4 MiB chunks).
  */
 #define MANIFEST_MAX_CHUNKS (1 << 24)
+
+struct json_object;
 
 struct manifest {
   char name[SNAP_NAME_MAX];
@@ -63,36 +71,67 @@ struct manifest {
   uint64_t uploaded_bytes;
 };
 
+/* ---- manifest.c ------------------------------------------------------- */
+
 /* A valid snapshot name: 1-100 of [A-Za-z0-9._-], not starting with '.'. */
 bool snapshot_name_valid (const char *name);
+/* The same as 0, or -EINVAL with err saying so. */
+int snapshot_name_check (const char *name, char *err, size_t errlen);
+
+/* The object key of a manifest: "snapshots/NAME.json". */
+void manifest_key (const char *name, char key[OBJ_KEY_MAX]);
 
 /* Allocate the arrays for nchunks = ceil (volume_size / chunk_size),
- * all absent.  0 or -1 with errno: ENOMEM, EFBIG (more than
- * MANIFEST_MAX_CHUNKS), EINVAL (a zero size).
+ * all absent.  0, -EINVAL (a zero size), -EFBIG (more than
+ * MANIFEST_MAX_CHUNKS) or -ENOMEM.
  */
 int manifest_init (struct manifest *m, uint64_t volume_size,
                    uint32_t chunk_size);
 void manifest_free (struct manifest *m);
 
-/* Serialise / parse (JSON, format 1).  parse checks every field and
- * names the first bad one in err; it never trusts the document.
+/* The two JSON forms of a manifest, built by one function:
+ *   MANIFEST_STORED   the document of man/repvol-snapshot.5 (format 1),
+ *                     what manifest_write stores and manifest_from_json
+ *                     reads;
+ *   MANIFEST_SUMMARY  one entry of "repvol snapshot list --json": the
+ *                     same fields but no "format" or "completed_iso",
+ *                     "parent" null for a full snapshot, and "chunks"
+ *                     the number of chunks that hold data, not the list.
  */
-char *manifest_to_json (const struct manifest *m);          /* malloc'd */
+enum manifest_form { MANIFEST_STORED, MANIFEST_SUMMARY };
+
+/* How many chunks the snapshot holds (not all-zero ones). */
+uint64_t manifest_chunks (const struct manifest *m);
+
+/* m as a new json-c object (the caller puts it), NULL when out of
+ * memory.
+ */
+struct json_object *manifest_json (const struct manifest *m,
+                                   enum manifest_form form);
+/* The stored form as a string, malloc'd; NULL when out of memory. */
+char *manifest_to_json (const struct manifest *m);
+/* Parse the stored form.  It checks every field and names the first bad
+ * one in err; it never trusts the document.  0, or -EINVAL (-ENOMEM).
+ */
 int manifest_from_json (const char *json, size_t len, struct manifest *m,
                         char *err, size_t errlen);
 
-/* snapshots/NAME.json.  Return 0 or a positive errno with err filled:
- * ENOENT if there is no such snapshot, EINVAL if the manifest is not
+/* snapshots/NAME.json.  0, or a negative errno with err filled:
+ * -ENOENT if there is no such snapshot, -EINVAL if the manifest is not
  * valid (or names another snapshot), otherwise the store's error.
+ * manifest_write checks its document with the reader's rules first.
  */
 int manifest_read (struct objstore *os, const char *name, struct manifest *m,
                    char *err, size_t errlen);
 int manifest_write (struct objstore *os, const struct manifest *m,
                     char *err, size_t errlen);
 
+/* ---- chunk.c ---------------------------------------------------------- */
+
 /* The object key of a chunk: "chunks/HH/HEX". */
 void chunk_key (const uint8_t hash[CHUNK_HASH_LEN], char key[OBJ_KEY_MAX]);
 void hash_to_hex (const uint8_t hash[CHUNK_HASH_LEN], char hex[CHUNK_HEX_LEN + 1]);
+/* 64 lower case hex digits into hash.  0 or -EINVAL. */
 int hex_to_hash (const char *hex, uint8_t hash[CHUNK_HASH_LEN]);
 
 /* SHA-256 of len bytes of data. */
@@ -101,20 +140,24 @@ void chunk_hash (const void *data, size_t len, uint8_t hash[CHUNK_HASH_LEN]);
 bool chunk_is_zero (const void *data, size_t len);
 
 /* Compress len bytes into a zstd frame (with its content checksum);
- * *out is malloc'd.  0 or -1 (ENOMEM).
+ * *out is malloc'd.  0 or -ENOMEM.
  */
 int chunk_encode (const void *data, size_t len, int level, void **out,
                   size_t *out_len);
 /* Decompress obj into out, which must come to exactly out_len bytes
- * whose SHA-256 is hash.  0, or -1 with err naming the chunk's key and
- * what is wrong with it (not zstd, wrong size, hash mismatch).
+ * whose SHA-256 is hash.  0, or -EILSEQ with err naming the chunk's key
+ * and what is wrong with it (not zstd, wrong size, hash mismatch).
  */
 int chunk_decode (const void *obj, size_t obj_len,
                   const uint8_t hash[CHUNK_HASH_LEN], void *out,
                   size_t out_len, char *err, size_t errlen);
 
+/* ---- gc.c ------------------------------------------------------------- */
+
 /* One line per snapshot for "repvol snapshot list": read every manifest
- * (names sorted), fn for each.  0, or -1 with err filled.
+ * (names sorted), fn for each; a manifest that cannot be parsed is
+ * skipped with a warning.  A non-zero return from fn stops and is
+ * returned; else 0, or a negative errno with err filled.
  */
 int snapshot_list (struct objstore *os,
                    int (*fn) (void *opaque, const struct manifest *m),
@@ -131,10 +174,10 @@ struct delete_stats {
 /* Delete snapshot name: remove its manifest, then every chunk that no
  * remaining manifest references (mark and sweep over the manifests that
  * exist after the removal, so two deletes at once never remove a chunk
- * either's survivors need).  Returns 0 or a positive errno with err
- * filled: ENOENT if there is no such snapshot; after the manifest is
- * gone, an error means some unreferenced chunks may remain (the next
- * delete collects them).
+ * either's survivors need).  0, or a negative errno with err filled:
+ * -ENOENT if there is no such snapshot; after the manifest is gone, an
+ * error means some unreferenced chunks may remain (the next delete
+ * collects them).
  */
 int snapshot_delete (struct objstore *os, const char *name,
                      struct delete_stats *st, char *err, size_t errlen);
@@ -142,7 +185,7 @@ int snapshot_delete (struct objstore *os, const char *name,
 /* Mark an upload in progress (inprogress/NAME) or done.  begin waits
  * (up to 10 minutes) for a running collection (collecting/...) to end
  * before it returns: only then may the upload deduplicate against chunks
- * already in the store.  0 or a positive errno with err filled (EBUSY
+ * already in the store.  0 or a negative errno with err filled (-EBUSY
  * if a collection never ended).
  */
 int snapshot_begin_upload (struct objstore *os, const char *name,

@@ -167,12 +167,8 @@ capture (struct cow *c, uint64_t i)
   j->capturing++;
   ci->c = c;
   ci->index = i;
-  ci->io.op = BDEV_READ;
-  ci->io.offset = off;
-  ci->io.len = len;
-  ci->io.buf = buf;
   ci->io.done = captured;
-  bdev_submit (c->lower, &ci->io);
+  bdev_read (c->lower, &ci->io, off, len, buf, 0);
 }
 
 /* Capture as many chunks as the upload thread has room for. */
@@ -449,8 +445,10 @@ cow_snapshot (struct bdev *b, const struct snap_params *p,
 {
   struct cow *c = b->priv;
 
-  if (c->job)
+  if (c->job) {
+    errno = EBUSY;
     return -1;
+  }
   struct job *j = calloc (1, sizeof *j);
   struct upload *u = calloc (1, sizeof *u);
   if (j == NULL || u == NULL ||
@@ -487,7 +485,7 @@ cow_snapshot (struct bdev *b, const struct snap_params *p,
   j->opaque = opaque;
   c->job = j;
   if (!u->url || !u->name || !u->volume || !u->volume_uuid || !u->base_url ||
-      !u->base_name || upload_start (u) != 0) {
+      !u->base_name || upload_start (u) < 0) {
     c->job = NULL;
     mailbox_fini (&j->mb);
     free (u->url); free (u->name); free (u->volume); free (u->volume_uuid);

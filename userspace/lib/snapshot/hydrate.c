@@ -118,9 +118,10 @@ fetch_finish (struct hydrate *h, struct get *g)
   /* Chunks are stored whole; the last one's tail past the volume's end
    * is zeroes, and only f->len bytes are written.
    */
-  else if (chunk_decode (g->req.out, g->req.out_len, h->m.hashes[g->index],
-                         f->buf, h->m.chunk_size, f->why, sizeof f->why) == -1) {
-    f->err = EILSEQ;
+  else if ((f->err = -chunk_decode (g->req.out, g->req.out_len,
+                                    h->m.hashes[g->index], f->buf,
+                                    h->m.chunk_size, f->why,
+                                    sizeof f->why)) != 0) {
     free (f->buf);
     f->buf = NULL;
   }
@@ -140,7 +141,7 @@ fetcher (void *arg)
     h->queue = h->queue_tail = NULL;
     bool quit = h->quit;
     pthread_mutex_unlock (&h->lock);
-    if (quit && h->os->inflight == 0) {
+    if (quit && objstore_inflight (h->os) == 0) {
       while (q) {
         struct fetch_req *next = q->next;
         free (q);
@@ -164,7 +165,7 @@ fetcher (void *arg)
     struct obj_req *r;
     while ((r = objstore_poll (h->os, 1000)) != NULL) {
       fetch_finish (h, r->opaque);
-      if (h->os->inflight == 0)
+      if (objstore_inflight (h->os) == 0)
         break;
     }
   }
@@ -404,13 +405,9 @@ on_fetched (struct mailbox *mb, struct mailbox_msg *msg)
   }
   w->h = h;
   w->index = f->index;
-  w->io.op = BDEV_WRITE;
-  w->io.offset = f->index << h->shift;
-  w->io.len = f->len;
-  w->io.buf = f->buf;
   w->io.done = hydrated;
+  bdev_write (h->lower, &w->io, f->index << h->shift, f->len, f->buf, 0);
   free (f);
-  bdev_submit (h->lower, &w->io);
 }
 
 /* Background hydration: keep FETCH_DEPTH fetches going. */
@@ -495,7 +492,7 @@ hydrate_new (struct loop *loop, struct bdev *lower, const char *url,
   h->background = background;
   h->map = map;
   if ((h->os = objstore_open (url, why, whylen)) == NULL ||
-      manifest_read (h->os, name, &h->m, why, whylen) != 0)
+      manifest_read (h->os, name, &h->m, why, whylen) < 0)
     goto fail;
   if (h->m.volume_size != lower->info.size) {
     snprintf (why, whylen, "snapshot %s is of a %" PRIu64 "-byte volume, "

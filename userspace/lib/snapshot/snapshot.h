@@ -1,5 +1,15 @@
 /* snapshot.h - point-in-time snapshots of a live volume, and restores.
  *
+ * The snapshot layer takes a consistent image of a volume while it
+ * serves I/O, stores it in an object store as deduplicated chunks and a
+ * manifest, and serves a volume restored from one before it is all
+ * back.  It may call core/ (the loop, mailboxes, the bdev wrappers) and
+ * objstore/; attach/ stacks its bdev layers and the CLI ("repvol
+ * snapshot list|delete|restore", through catalog.h) calls it.  The
+ * pieces: this header (the two bdev layers), catalog.h (the layout in
+ * the store: manifest.c, chunk.c, gc.c) and upload.h (the upload
+ * thread behind cow).
+ *
  * Two bdev layers that "repvol attach" stacks between the frontend and
  * the engine:
  *
@@ -66,7 +76,9 @@ struct snap_params {
 
 /* Take a snapshot now.  line() gets each event (see above) on the loop
  * thread; the last is "ok ..." or "error: ...", after which done(err)
- * runs.  -1 (with line() not called) if one is already running.
+ * runs.  -1 with errno (line() not called): EBUSY if one is already
+ * running, ENOMEM.  (Still -1 + errno, not the convention's -errno: its
+ * caller, attach.c, tests == -1 and reads errno.)
  */
 int cow_snapshot (struct bdev *cow, const struct snap_params *p,
                   void (*line) (void *opaque, const char *line),

@@ -59,6 +59,7 @@ hs_has (const struct hashset *s, const uint8_t *h)
   return false;
 }
 
+/* 0 or -ENOMEM. */
 static int
 hs_add (struct hashset *s, const uint8_t *h)
 {
@@ -71,7 +72,7 @@ hs_add (struct hashset *s, const uint8_t *h)
     if (!g.slot || !g.used) {
       free (g.slot);
       free (g.used);
-      return -1;
+      return -ENOMEM;
     }
     for (size_t i = 0; i < s->cap; i++)
       if (s->used[i])
@@ -172,7 +173,8 @@ struct run {
   int credit;                   /* chunks to ask the loop for */
   bool marker;                  /* our inprogress/ marker is in the store */
   char err[OBJ_ERR_MAX];
-  int e;
+  int e;                        /* the first error: a positive errno, as
+                                   UP_DONE carries it to the loop */
 };
 
 static void
@@ -216,7 +218,7 @@ store_chunk (struct run *r, struct capture *c)
   struct put *p = calloc (1, sizeof *p);
   size_t len;
   if (p == NULL || chunk_encode (c->buf, c->len, ZSTD_LEVEL, &p->encoded,
-                                 &len) == -1 || hs_add (&r->known, h) == -1) {
+                                 &len) < 0 || hs_add (&r->known, h) < 0) {
     if (p)
       free (p->encoded);
     free (p);
@@ -255,7 +257,17 @@ put_done (struct run *r, struct obj_req *req)
   free (p);
 }
 
-/* Open the store and decide what to build on, before the point. */
+/* r failed with e (negative), the reason already in r->err: e. */
+static int
+failed (struct run *r, int e)
+{
+  r->e = -e;
+  return e;
+}
+
+/* Open the store and decide what to build on, before the point.  0 or
+ * a negative errno (r->e and r->err set).
+ */
 static int
 prepare (struct run *r)
 {
@@ -265,25 +277,25 @@ prepare (struct run *r)
   r->os = u->env ? objstore_open_env (u->url, u->env, r->err, sizeof r->err)
                  : objstore_open (u->url, r->err, sizeof r->err);
   if (r->os == NULL)
-    return r->e = EIO;
+    return failed (r, -EIO);
   pthread_mutex_lock (&u->lock);
   u->os = r->os;
   pthread_mutex_unlock (&u->lock);
 
-  snprintf (key, sizeof key, "snapshots/%s.json", u->name);
+  manifest_key (u->name, key);
   int e = objstore_head (r->os, key, NULL, r->err, sizeof r->err);
   if (e == 0) {
     snprintf (r->err, sizeof r->err, "a snapshot named %s already exists "
               "in %s", u->name, u->url);
-    return r->e = EEXIST;
+    return failed (r, -EEXIST);
   }
-  if (e != ENOENT)
-    return r->e = e;
+  if (e != -ENOENT)
+    return failed (r, e);
   /* Before reading what the store holds: a delete collecting chunks
    * either sees this marker and leaves them, or finishes first.
    */
-  if ((e = snapshot_begin_upload (r->os, u->name, r->err, sizeof r->err)))
-    return r->e = e;
+  if ((e = snapshot_begin_upload (r->os, u->name, r->err, sizeof r->err)) < 0)
+    return failed (r, e);
   r->marker = true;
 
   /* The parent: the snapshot the change map counts from, when it is in
@@ -301,15 +313,16 @@ prepare (struct run *r)
                 "reading the whole volume", u->name, u->base_name,
                 r->have_parent ? "different geometry" : why);
   }
-  if (manifest_init (&r->m, u->volume_size, u->chunk_size) == -1) {
+  if (manifest_init (&r->m, u->volume_size, u->chunk_size) < 0) {
     snprintf (r->err, sizeof r->err, "out of memory");
-    return r->e = ENOMEM;
+    return failed (r, -ENOMEM);
   }
   if (r->have_parent) {
     for (uint64_t i = 0; i < r->parent.nchunks; i++)
-      if (r->parent.present[i] && hs_add (&r->known, r->parent.hashes[i]) == -1) {
+      if (r->parent.present[i] &&
+          hs_add (&r->known, r->parent.hashes[i]) < 0) {
         snprintf (r->err, sizeof r->err, "out of memory");
-        return r->e = ENOMEM;
+        return failed (r, -ENOMEM);
       }
     snprintf (r->m.parent, sizeof r->m.parent, "%s", u->base_name);
   }
@@ -336,7 +349,7 @@ upload_main (void *arg)
   char why[256] = "";
   bool point = false;
 
-  if (prepare (&r) != 0)
+  if (prepare (&r) < 0)
     goto out;
   post (u, UP_READY, 0, NULL);
 
@@ -374,7 +387,7 @@ upload_main (void *arg)
     /* Only as many as the pipeline has room for: the rest stay queued
      * (and spilled), not compressed into memory all at once.
      */
-    int room = UPLOAD_DEPTH - r.os->inflight;
+    int room = UPLOAD_DEPTH - objstore_inflight (r.os);
     struct capture *c = take_ready (u, room > 0 ? room : 0, &point, &more,
                                     why, sizeof why);
     if (early) {                /* taken with the point: first */
@@ -395,7 +408,7 @@ upload_main (void *arg)
     struct obj_req *req;
     while ((req = objstore_poll (r.os, more && room > 0 ? 0 : 200)) != NULL) {
       put_done (&r, req);
-      if (r.os->inflight == 0)
+      if (objstore_inflight (r.os) == 0)
         break;
     }
     uint64_t now = now_ns ();
@@ -406,7 +419,7 @@ upload_main (void *arg)
     }
   }
   /* Whatever happened, collect every request still in flight. */
-  while (r.os->inflight > 0) {
+  while (objstore_inflight (r.os) > 0) {
     struct obj_req *req = objstore_poll (r.os, 1000);
     if (req)
       put_done (&r, req);
@@ -423,8 +436,8 @@ upload_main (void *arg)
   r.m.uploaded_bytes = r.bytes_uploaded;
   r.m.completed = time (NULL);
   int e = manifest_write (r.os, &r.m, r.err, sizeof r.err);
-  if (e)
-    r.e = e;
+  if (e < 0)
+    failed (&r, e);
 
  out:
   if (r.marker) {
@@ -475,7 +488,10 @@ upload_start (struct upload *u)
   if (!m || parse_size (m, &u->mem_max) == -1)
     u->mem_max = UPLOAD_MEM_MAX;
   pthread_mutex_init (&u->lock, NULL);
-  return pthread_create (&u->thread, NULL, upload_main, u);
+  int e = pthread_create (&u->thread, NULL, upload_main, u);
+  if (e != 0)
+    pthread_mutex_destroy (&u->lock);
+  return -e;
 }
 
 void

@@ -61,7 +61,7 @@ struct upload {
   bool incremental;             /* decided by the thread before UP_READY */
 };
 
-/* Start the upload thread.  0 or an errno. */
+/* Start the upload thread.  0 or a negative errno. */
 int upload_start (struct upload *u);
 /* Loop side: hand a captured chunk over (takes ownership). */
 void upload_give (struct upload *u, struct capture *c);
