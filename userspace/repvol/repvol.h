@@ -10,7 +10,6 @@
 #include "registry/registry.h"
 
 struct json_object;
-struct manifest;
 
 #define EXIT_USAGE 2            /* a malformed command line */
 

@@ -97,11 +97,11 @@ attach_snapshot_start (struct attach *a, struct control_req *req,
 
   log_info ("%s: snapshot %s to %s requested", a->vol.name, name, url);
   a->snap_req = req;
-  if (cow_snapshot (a->cow, &p, snap_line, snap_done, a) == -1) {
+  int r = cow_snapshot (a->cow, &p, snap_line, snap_done, a);
+
+  if (r < 0)
     a->snap_req = NULL;
-    return errno == ENOMEM ? -ENOMEM : -EBUSY;
-  }
-  return 0;
+  return r;
 }
 
 bool

@@ -445,10 +445,8 @@ cow_snapshot (struct bdev *b, const struct snap_params *p,
 {
   struct cow *c = b->priv;
 
-  if (c->job) {
-    errno = EBUSY;
-    return -1;
-  }
+  if (c->job)
+    return -EBUSY;
   struct job *j = calloc (1, sizeof *j);
   struct upload *u = calloc (1, sizeof *u);
   if (j == NULL || u == NULL ||
@@ -458,8 +456,7 @@ cow_snapshot (struct bdev *b, const struct snap_params *p,
       free (j->state);
     free (j);
     free (u);
-    errno = ENOMEM;
-    return -1;
+    return -ENOMEM;
   }
   u->url = strdup (p->url);
   u->name = strdup (p->name);
@@ -494,8 +491,7 @@ cow_snapshot (struct bdev *b, const struct snap_params *p,
     free (u);
     free (j->state);
     free (j);
-    errno = ENOMEM;
-    return -1;
+    return -ENOMEM;
   }
   return 0;
 }

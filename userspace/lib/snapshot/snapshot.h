@@ -76,9 +76,8 @@ struct snap_params {
 
 /* Take a snapshot now.  line() gets each event (see above) on the loop
  * thread; the last is "ok ..." or "error: ...", after which done(err)
- * runs.  -1 with errno (line() not called): EBUSY if one is already
- * running, ENOMEM.  (Still -1 + errno, not the convention's -errno: its
- * caller, attach.c, tests == -1 and reads errno.)
+ * runs.  0, or a negative errno (line() not called): -EBUSY if one is
+ * already running, -ENOMEM.
  */
 int cow_snapshot (struct bdev *cow, const struct snap_params *p,
                   void (*line) (void *opaque, const char *line),
