@@ -1,6 +1,6 @@
 /* test_engine.c - the engine's ack and ordering rules, against replicas
  * that complete requests in random order (as a real disk and network
- * may).  Checks DESIGN.md rules 1 and 6: a write completes only when
+ * may).  Checks docs/DESIGN.md rules 1 and 6: a write completes only when
  * every replica has it, and overlapping writes never reach a replica
  * concurrently, so replicas end byte-identical.
  */

@@ -1,5 +1,5 @@
 /* test_engine_resync.c - the engine's catch-up of a replica that comes
- * back (DESIGN.md rules 2 and 5), against in-memory replicas on a real
+ * back (docs/DESIGN.md rules 2 and 5), against in-memory replicas on a real
  * event loop: the survivors' dirty map holds exactly the regions the
  * lost replica missed, only those regions are copied to it, and a
  * client write landing during the catch-up reaches both replicas in

@@ -1,5 +1,5 @@
 /* attach.c - "repvol attach": claim the volume in the registry with a
- * new epoch (DESIGN.md rule 3), connect to every replica presenting it,
+ * new epoch (docs/DESIGN.md rule 3), connect to every replica presenting it,
  * stack engine over replica clients (and the snapshot layers over the
  * engine), and serve the top through a frontend until SIGTERM / SIGINT
  * ("repvol detach" sends SIGTERM).  While it runs it records each
@@ -52,7 +52,7 @@ claim (struct reg_volume *v, void *arg)
     if (a->o->no_takeover && !stale)
       return EBUSY;
     /* The new epoch fences the former attachment at every replica
-     * (DESIGN.md rule 3); remember whom, for status.
+     * (docs/DESIGN.md rule 3); remember whom, for status.
      */
     v->fenced = *at;
     a->took_over = !stale;
@@ -195,7 +195,7 @@ change_state (struct reg_volume *v, void *arg)
   }
   if (c->state == REG_OUT_OF_SYNC &&
       v->replicas[c->replica].state != REG_OUT_OF_SYNC) {
-    /* Degrading opens a new epoch (DESIGN.md rule 2): the attachment
+    /* Degrading opens a new epoch (docs/DESIGN.md rule 2): the attachment
      * moves to it, and the replica is recorded as behind from then on.
      */
     v->epoch++;
@@ -271,7 +271,7 @@ connect_replica (struct attach *a, int i, int timeout_ms, struct error *err)
   return b;
 }
 
-/* Serve only current data (DESIGN.md rule 4): connect every replica;
+/* Serve only current data (docs/DESIGN.md rule 4): connect every replica;
  * at least one the registry lists in sync must answer, or the operator
  * must name a stale one with --force-stale.  In-sync replicas that do
  * not answer are recorded out of sync; out-of-sync ones that answer are

@@ -27,7 +27,7 @@ int pwrite_full (int fd, const void *buf, size_t len, off_t off);
  */
 int fsync_parent (int dirfd, const char *path);
 
-/* Replacing a file atomically and durably (DESIGN.md, "On-disk
+/* Replacing a file atomically and durably (docs/DESIGN.md, "On-disk
  * formats"): write a temp file beside it, fsync it, rename it over the
  * file, fsync the directory.  A crash at any point leaves the old
  * version or the new one, never a mix, and a replace that returned 0

@@ -2,11 +2,11 @@
  * replicas, keeps overlapping writes in order, acknowledges, and reads
  * from the replica that answers fastest.
  *
- * Ack (DESIGN.md rule 1): a write, trim or write-zeroes completes only
+ * Ack (docs/DESIGN.md rule 1): a write, trim or write-zeroes completes only
  * when every in-sync replica has completed it; a flush or FUA request
  * only when every in-sync replica has made it stable.
  *
- * Ordering (DESIGN.md rule 6): two writes whose ranges overlap are never
+ * Ordering (docs/DESIGN.md rule 6): two writes whose ranges overlap are never
  * in flight at the same time.  A write that overlaps one in flight
  * waits, and waiting writes start strictly in arrival order relative to
  * the writes they overlap, so every replica applies overlapping writes
@@ -255,7 +255,7 @@ start_write (struct engine *e, struct eng_req *r)
     return;
   }
   if (r->kind == REQ_WRITE) {
-    /* One wire checksum for every replica (rule 7), not one each. */
+    /* One wire checksum for every replica (docs/DESIGN.md rule 7), not one each. */
     if (r->parent->op == BDEV_WRITE && !(r->parent->flags & BDEV_HAS_CRC)) {
       r->parent->crc = crc32c (0, r->parent->buf, r->parent->len);
       r->parent->flags |= BDEV_HAS_CRC;

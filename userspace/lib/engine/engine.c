@@ -3,7 +3,7 @@
  * close.  The data path is in datapath.c, catch-up in resync.c, verify
  * and reconcile in verify.c (engine_internal.h lists the pieces).
  *
- * Degrade (DESIGN.md rule 2): when a replica fails, the owner records
+ * Degrade (docs/DESIGN.md rule 2): when a replica fails, the owner records
  * it out of sync in the registry (hooks->mark_out_of_sync) before any
  * write it missed is acknowledged.  From then on every write to the survivors
  * carries BDEV_DIRTY, so they record durably which regions the lost

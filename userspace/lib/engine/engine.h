@@ -35,7 +35,7 @@ enum engine_rep_state {
  * the network).  All run on the loop thread.
  */
 struct engine_hooks {
-  /* Record replica i out of sync, durably (DESIGN.md rule 2): the engine
+  /* Record replica i out of sync, durably (docs/DESIGN.md rule 2): the engine
    * acknowledges no write replica i missed before this returns 0.
    * Returns 0 or an errno.
    */

@@ -2,7 +2,7 @@
  * them the regions in the survivors' dirty map, replacing a replica by
  * a new one that gets a full copy.
  *
- * Resync (DESIGN.md rule 5): every reconnect_ms the engine tries to
+ * Resync (docs/DESIGN.md rule 5): every reconnect_ms the engine tries to
  * reach lost replicas.  One that answers is fed every new write at once
  * and copied the regions in the survivors' dirty map, at resync_rate,
  * each copy ordered against client writes like a write of its own; once

@@ -6,7 +6,7 @@
  * (generation << 16 | slot), so a reply is matched in O(1) and a stale
  * or forged id is detected.  More than RV_MAX_INFLIGHT requests wait in
  * a FIFO so their order on the wire is the order of submission, which
- * the engine relies on (DESIGN.md rule 6).
+ * the engine relies on (docs/DESIGN.md rule 6).
  *
  * Failure model for now: a broken connection, a protocol violation by
  * the server, or a request older than the timeout closes the connection

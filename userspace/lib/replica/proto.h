@@ -61,7 +61,7 @@ enum rv_cmd {
   RV_STAT = 8,           /* reply payload: struct rv_stat (RV_STAT_SIZE) */
   /* Dirty map: the regions written while some replica was out of sync,
    * kept by the survivors so that replica can be caught up by
-   * difference (DESIGN.md rules 2 and 5).  Data connections only.
+   * difference (docs/DESIGN.md rules 2 and 5).  Data connections only.
    */
   RV_MARK_DIRTY = 9,     /* mark [offset, offset+length) dirty, durably */
   RV_DIRTY_GET = 10,     /* reply payload: RV_DIRTY_HDR_SIZE + bitmap */
