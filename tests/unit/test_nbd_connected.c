@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "core/bdev.h"
+#include "lib/mem_bdev.h"
 #include "core/loop.h"
 #include "core/util.h"
 #include "frontend/frontend.h"
@@ -25,21 +26,6 @@
 
 /* A RAM disk that completes at once. */
 static char disk[SIZE];
-static int flushes;
-
-static void
-mem_submit (struct bdev *b, struct bdev_io *io)
-{
-  switch (io->op) {
-  case BDEV_READ: memcpy (io->buf, disk + io->offset, io->len); break;
-  case BDEV_WRITE: memcpy (disk + io->offset, io->buf, io->len); break;
-  case BDEV_FLUSH: flushes++; break;
-  default: break;
-  }
-  io->done (io, 0);
-}
-
-static const struct bdev_ops mem_ops = { .name = "mem", .submit = mem_submit };
 
 static struct loop_timer bound;
 static bool stopped;
@@ -110,15 +96,14 @@ read_reply (struct loop *loop, int fd, uint64_t cookie, uint32_t err,
 static void
 test_connected_fd (void **state)
 {
-  struct bdev dev = { .ops = &mem_ops,
-                      .info = { .size = SIZE, .block_size = 512,
-                                .max_io = 65536, .volatile_cache = 1 } };
+  struct mem_bdev mem;
   struct loop *loop = loop_new ();
-  struct frontend f = { .loop = loop, .dev = &dev, .export_name = "t" };
+  struct frontend f = { .loop = loop, .dev = &mem.bdev, .export_name = "t" };
   char out[4096], in[4096];
   struct nbd_server *s;
   int sv[2];
 
+  mem_bdev_init (&mem, disk, SIZE);
   assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   s = nbd_serve_connected_fd (&f, sv[1], NBD_FLAG_HAS_FLAGS |
                               NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA);
@@ -134,7 +119,7 @@ test_connected_fd (void **state)
   assert_memory_equal (in, out, sizeof in);
   send_request (sv[0], NBD_CMD_FLUSH, 3, 0, 0);
   read_reply (loop, sv[0], 3, 0, NULL, 0);
-  assert_int_equal (flushes, 1);
+  assert_int_equal (mem.flushes, 1);
 
   /* TRIM was not advertised here. */
   send_request (sv[0], NBD_CMD_TRIM, 4, 0, 4096);

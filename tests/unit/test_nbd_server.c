@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "core/bdev.h"
+#include "lib/mem_bdev.h"
 #include "core/loop.h"
 #include "core/util.h"
 #include "frontend/frontend.h"
@@ -30,25 +31,9 @@
 
 #define SIZE (1u << 20)
 
-/* A RAM disk that completes at once. */
+/* A RAM disk that completes at once (set up in main). */
 static char disk[SIZE];
-
-static void
-mem_submit (struct bdev *b, struct bdev_io *io)
-{
-  switch (io->op) {
-  case BDEV_READ: memcpy (io->buf, disk + io->offset, io->len); break;
-  case BDEV_WRITE: memcpy (disk + io->offset, io->buf, io->len); break;
-  case BDEV_WRITE_ZEROES: memset (disk + io->offset, 0, io->len); break;
-  default: break;
-  }
-  io->done (io, 0);
-}
-
-static const struct bdev_ops mem_ops = { .name = "mem", .submit = mem_submit };
-static struct bdev dev = { .ops = &mem_ops,
-                           .info = { .size = SIZE, .block_size = 512,
-                                     .max_io = 65536, .volatile_cache = 1 } };
+static struct mem_bdev mem;
 
 static struct loop *loop;
 static struct loop_timer bound;
@@ -190,7 +175,7 @@ start (void)
   char spec[160];
 
   snprintf (spec, sizeof spec, "unix:%s", path);
-  return frontend_start ("nbd", loop, &dev, "vol", spec);
+  return frontend_start ("nbd", loop, &mem.bdev, "vol", spec);
 }
 
 static void
@@ -395,7 +380,7 @@ test_socket_path (void **state)
   unlink (path);
 
   /* A spec that is no address. */
-  assert_null (frontend_start ("nbd", loop, &dev, "vol", "nowhere"));
+  assert_null (frontend_start ("nbd", loop, &mem.bdev, "vol", "nowhere"));
 }
 
 int
@@ -408,5 +393,6 @@ main (void)
     cmocka_unit_test_setup_teardown (test_socket_path, setup, teardown),
   };
   log_init ("test_nbd_server");
+  mem_bdev_init (&mem, disk, SIZE);
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

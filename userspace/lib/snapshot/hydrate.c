@@ -307,30 +307,12 @@ check_drained (struct hydrate *h)
   }
 }
 
+/* Send io down if every chunk it touches is in, fail it if one cannot
+ * be fetched, else park it until the fetcher brings them.
+ */
 static void
-rescan (struct hydrate *h)
+route (struct hydrate *h, struct bdev_io *io)
 {
-  struct bdev_io *io = h->parked;
-
-  h->parked = h->parked_tail = NULL;
-  while (io) {
-    struct bdev_io *next = io->layer_priv;
-    int r = ready (h, io);
-    if (r == 1)
-      bdev_submit (h->lower, io);
-    else if (r == -1)
-      io->done (io, EIO);
-    else
-      park (h, io);
-    io = next;
-  }
-  check_drained (h);
-}
-
-static void
-hydrate_submit (struct bdev *b, struct bdev_io *io)
-{
-  struct hydrate *h = b->priv;
   int r = ready (h, io);
 
   if (r == 1)
@@ -339,6 +321,26 @@ hydrate_submit (struct bdev *b, struct bdev_io *io)
     io->done (io, EIO);
   else
     park (h, io);
+}
+
+static void
+rescan (struct hydrate *h)
+{
+  struct bdev_io *io = h->parked;
+
+  h->parked = h->parked_tail = NULL;
+  while (io) {
+    struct bdev_io *next = io->layer_priv;
+    route (h, io);
+    io = next;
+  }
+  check_drained (h);
+}
+
+static void
+hydrate_submit (struct bdev *b, struct bdev_io *io)
+{
+  route (b->priv, io);
 }
 
 struct hwrite {
