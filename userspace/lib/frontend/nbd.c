@@ -24,6 +24,11 @@
  * is gone.  Work that must not run inside conn or bdev callbacks
  * (closing drained connections, resuming reads, freeing clients,
  * reporting that stop has finished) is done by one deferred "kick".
+ *
+ * At a little over 800 lines it stays one file: the server's and the
+ * clients' lifetimes (listening, stop, the kick) are one state machine
+ * with the transmission phase, and splitting them would export most of
+ * its statics through nbd_internal.h.
  */
 #include <errno.h>
 #include <inttypes.h>
