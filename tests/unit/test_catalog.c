@@ -440,7 +440,8 @@ test_chunk_round_trip (void **state)
   ((unsigned char *) obj)[olen / 2] ^= 0x40;
 
   /* Not zstd at all. */
-  assert_int_equal (chunk_decode ("hello world", 11, h, back, len, &err), -EILSEQ);
+  assert_int_equal (chunk_decode ("hello world", 11, h, back, len, &err),
+                    -EILSEQ);
   assert_non_null (strstr (error_msg (&err), key));
   assert_non_null (strstr (error_msg (&err), "not a zstd frame"));
 
@@ -450,7 +451,8 @@ test_chunk_round_trip (void **state)
   void *longer = malloc (olen + 4);
   memcpy (longer, obj, olen);
   memcpy ((char *) longer + olen, "junk", 4);
-  assert_int_equal (chunk_decode (longer, olen + 4, h, back, len, &err), -EILSEQ);
+  assert_int_equal (chunk_decode (longer, olen + 4, h, back, len, &err),
+                    -EILSEQ);
   assert_non_null (strstr (error_msg (&err), key));
   free (longer);
   free (obj);
@@ -665,9 +667,12 @@ test_refused_async (void **state)
     assert_int_equal (d->err.code, EINVAL);
     assert_null (d->backend_priv);
   }
-  assert_non_null (strstr (error_msg (&badkey.err), "GET ../escape: invalid object key"));
-  assert_non_null (strstr (error_msg (&badop.err), "fine/op: unknown operation 42"));
-  assert_non_null (strstr (error_msg (&nobody.err), "PUT fine/nobody: no body"));
+  assert_non_null (strstr (error_msg (&badkey.err),
+                           "GET ../escape: invalid object key"));
+  assert_non_null (strstr (error_msg (&badop.err),
+                           "fine/op: unknown operation 42"));
+  assert_non_null (strstr (error_msg (&nobody.err),
+                           "PUT fine/nobody: no body"));
   assert_non_null (strstr (error_msg (&unterminated.err), "not terminated"));
   assert_ptr_equal (objstore_poll (os, 1000), &ok);
   assert_int_equal (ok.err.code, 0);
@@ -796,8 +801,10 @@ test_snapshot_list (void **state)
   /* A damaged manifest is skipped (with a warning), the rest listed;
    * other objects under snapshots/ are not manifests.
    */
-  assert_int_equal (objstore_put (f->os, "snapshots/bad.json", "{", 1, &err), 0);
-  assert_int_equal (objstore_put (f->os, "snapshots/notes.txt", "x", 1, &err), 0);
+  assert_int_equal (objstore_put (f->os, "snapshots/bad.json", "{", 1, &err),
+                    0);
+  assert_int_equal (objstore_put (f->os, "snapshots/notes.txt", "x", 1, &err),
+                    0);
 
   struct names_seen s = { 0 };
   assert_int_equal (snapshot_list (f->os, list_cb, &s, &err), 0);
@@ -904,7 +911,8 @@ test_snapshot_delete_skips_during_upload (void **state)
   /* After the upload ends, the next delete collects s1's leftovers. */
   assert_int_equal (snapshot_end_upload (f->os, "s3", &err), 0);
   size_t len;
-  assert_int_equal (objstore_head (f->os, "inprogress/s3", &len, &err), -ENOENT);
+  assert_int_equal (objstore_head (f->os, "inprogress/s3", &len, &err),
+                    -ENOENT);
   assert_int_equal (snapshot_delete (f->os, "s2", &st, &err), 0);
   assert_false (st.collection_skipped);
   assert_int_equal (st.chunks_deleted, 3);
@@ -926,7 +934,8 @@ test_snapshot_delete_unreadable_manifest (void **state)
   /* A remaining manifest that cannot be parsed might reference any
    * chunk: collection stops rather than guess.
    */
-  assert_int_equal (objstore_put (f->os, "snapshots/broken.json", "[", 1, &err), 0);
+  assert_int_equal (objstore_put (f->os, "snapshots/broken.json", "[", 1,
+                                  &err), 0);
   assert_int_equal (snapshot_delete (f->os, "s1", &st, &err), 0);
   assert_true (st.collection_skipped);
   assert_non_null (strstr (st.skip_reason, "broken"));

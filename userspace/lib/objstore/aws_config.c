@@ -248,10 +248,12 @@ aws_config_load (struct aws_config *cfg, struct error *err)
                  "AWS_SECRET_ACCESS_KEY are not set, and profile \"%s\" has "
                  "no aws_access_key_id/aws_secret_access_key in %s (%s) "
                  "or %s (%s)", cfg->profile,
-                 cred_path, cred_found ? "profile present" :
-                 access (cred_path, F_OK) == 0 ? "no such profile" : "not found",
-                 conf_path, conf_found ? "profile present" :
-                 access (conf_path, F_OK) == 0 ? "no such profile" : "not found");
+                 cred_path, cred_found ? "profile present"
+                 : access (cred_path, F_OK) == 0 ? "no such profile"
+                 : "not found",
+                 conf_path, conf_found ? "profile present"
+                 : access (conf_path, F_OK) == 0 ? "no such profile"
+                 : "not found");
       goto out;
     }
     if (set (&cfg->access_key_id, src->v[K_ACCESS]) < 0 ||

@@ -191,9 +191,8 @@ put_marker (struct objstore *os, const char *key, struct error *err)
   if (gethostname (host, sizeof host - 1) == -1)
     snprintf (host, sizeof host, "unknown");
   json_object *o = json_object_new_object ();
-  if (o == NULL) {
+  if (o == NULL)
     return error_set (err, ENOMEM, "%s: out of memory", key);
-  }
   json_object_object_add (o, "host", json_object_new_string (host));
   json_object_object_add (o, "pid", json_object_new_int64 (getpid ()));
   json_object_object_add (o, "started", json_object_new_int64 (time (NULL)));
@@ -338,9 +337,8 @@ delete_keys (struct objstore *os, struct sweep *sw, struct delete_stats *st,
              struct error *err)
 {
   struct obj_req *reqs = calloc (SWEEP_DEPTH, sizeof *reqs);
-  if (reqs == NULL) {
+  if (reqs == NULL)
     return error_set (err, ENOMEM, "out of memory");
-  }
   struct obj_req *idle[SWEEP_DEPTH];
   int nidle = SWEEP_DEPTH, inflight = 0, first = 0;
   for (int i = 0; i < SWEEP_DEPTH; i++)

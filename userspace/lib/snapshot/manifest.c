@@ -42,7 +42,8 @@ snapshot_name_check (const char *name, struct error *err)
 {
   if (snapshot_name_valid (name))
     return 0;
-  return error_set (err, EINVAL, "'%.200s' is not a valid snapshot name", name);
+  return error_set (err, EINVAL, "'%.200s' is not a valid snapshot name",
+                    name);
 }
 
 void
@@ -220,17 +221,15 @@ get_string (json_object *o, const char *field, char *out, size_t outlen,
             struct error *err)
 {
   json_object *v;
-  if (!json_object_object_get_ex (o, field, &v) || v == NULL) {
+  if (!json_object_object_get_ex (o, field, &v) || v == NULL)
     return error_set (err, EINVAL, "field '%s' is missing", field);
-  }
-  if (!json_object_is_type (v, json_type_string)) {
+  if (!json_object_is_type (v, json_type_string))
     return error_set (err, EINVAL, "field '%s' is not a string", field);
-  }
   const char *s = json_object_get_string (v);
   size_t n = json_object_get_string_len (v);
-  if (n >= outlen || strlen (s) != n) {
-    return error_set (err, EINVAL, "field '%s' is too long or holds a NUL", field);
-  }
+  if (n >= outlen || strlen (s) != n)
+    return error_set (err, EINVAL, "field '%s' is too long or holds a NUL",
+                      field);
   memcpy (out, s, n + 1);
   return 0;
 }
@@ -240,21 +239,18 @@ get_int (json_object *o, const char *field, int64_t min, int64_t max,
          int64_t *out, struct error *err)
 {
   json_object *v;
-  if (!json_object_object_get_ex (o, field, &v) || v == NULL) {
+  if (!json_object_object_get_ex (o, field, &v) || v == NULL)
     return error_set (err, EINVAL, "field '%s' is missing", field);
-  }
-  if (!json_object_is_type (v, json_type_int)) {
+  if (!json_object_is_type (v, json_type_int))
     return error_set (err, EINVAL, "field '%s' is not an integer", field);
-  }
   /* json-c clamps what does not fit in int64; the range check below
    * (max < INT64_MAX everywhere) turns that into an error.
    */
   errno = 0;
   int64_t x = json_object_get_int64 (v);
-  if (errno != 0 || x < min || x > max) {
+  if (errno != 0 || x < min || x > max)
     return error_set (err, EINVAL, "field '%s' is out of range [%" PRId64 ", %"
                       PRId64 "]", field, min, max);
-  }
   *out = x;
   return 0;
 }
@@ -262,14 +258,12 @@ get_int (json_object *o, const char *field, int64_t min, int64_t max,
 static int
 parse_chunks (json_object *arr, struct manifest *m, struct error *err)
 {
-  if (!json_object_is_type (arr, json_type_array)) {
+  if (!json_object_is_type (arr, json_type_array))
     return error_set (err, EINVAL, "field 'chunks' is not an array");
-  }
   size_t n = json_object_array_length (arr);
-  if (n > m->nchunks) {
-    return error_set (err, EINVAL, "field 'chunks' has %zu entries for a volume "
-                      "of %" PRIu64 " chunks", n, m->nchunks);
-  }
+  if (n > m->nchunks)
+    return error_set (err, EINVAL, "field 'chunks' has %zu entries for a "
+                      "volume of %" PRIu64 " chunks", n, m->nchunks);
   int64_t prev = -1;
   for (size_t i = 0; i < n; i++) {
     json_object *pair = json_object_array_get_idx (arr, i);
@@ -279,26 +273,23 @@ parse_chunks (json_object *arr, struct manifest *m, struct error *err)
         (ix = json_object_array_get_idx (pair, 0)) == NULL ||
         (hx = json_object_array_get_idx (pair, 1)) == NULL ||
         !json_object_is_type (ix, json_type_int) ||
-        !json_object_is_type (hx, json_type_string)) {
-      return error_set (err, EINVAL, "field 'chunks[%zu]' is not an [index, \"hash\"] "
-                        "pair", i);
-    }
+        !json_object_is_type (hx, json_type_string))
+      return error_set (err, EINVAL, "field 'chunks[%zu]' is not an "
+                        "[index, \"hash\"] pair", i);
     int64_t idx = json_object_get_int64 (ix);
-    if (idx < 0 || (uint64_t) idx >= m->nchunks) {
-      return error_set (err, EINVAL, "field 'chunks[%zu]': index %" PRId64 " is "
-                        "outside the volume's %" PRIu64 " chunks", i, idx, m->nchunks);
-    }
-    if (idx <= prev) {
-      return error_set (err, EINVAL, "field 'chunks[%zu]': index %" PRId64 " does not "
-                        "follow %" PRId64 " (must be strictly increasing)", i, idx,
-                        prev);
-    }
+    if (idx < 0 || (uint64_t) idx >= m->nchunks)
+      return error_set (err, EINVAL, "field 'chunks[%zu]': index %" PRId64
+                        " is outside the volume's %" PRIu64 " chunks", i, idx,
+                        m->nchunks);
+    if (idx <= prev)
+      return error_set (err, EINVAL, "field 'chunks[%zu]': index %" PRId64
+                        " does not follow %" PRId64 " (must be strictly "
+                        "increasing)", i, idx, prev);
     const char *hex = json_object_get_string (hx);
     if (json_object_get_string_len (hx) != CHUNK_HEX_LEN ||
-        hex_to_hash (hex, m->hashes[idx]) < 0) {
-      return error_set (err, EINVAL, "field 'chunks[%zu]': hash is not %d lower case "
-                        "hex digits", i, CHUNK_HEX_LEN);
-    }
+        hex_to_hash (hex, m->hashes[idx]) < 0)
+      return error_set (err, EINVAL, "field 'chunks[%zu]': hash is not %d "
+                        "lower case hex digits", i, CHUNK_HEX_LEN);
     m->present[idx] = true;
     prev = idx;
   }
@@ -313,19 +304,16 @@ manifest_from_json (const char *json, size_t len, struct manifest *m,
   /* json-c would stop at a NUL and call the rest trailing garbage; say
    * what it is.
    */
-  if (memchr (json, '\0', len) != NULL) {
+  if (memchr (json, '\0', len) != NULL)
     return error_set (err, EINVAL, "manifest holds a NUL byte");
-  }
   /* json-c takes 'single quoted' strings even when strict; no value of
    * ours can hold a quote, so refuse any.
    */
-  if (memchr (json, '\'', len) != NULL) {
+  if (memchr (json, '\'', len) != NULL)
     return error_set (err, EINVAL, "not JSON: single quote");
-  }
   json_tokener *tok = json_tokener_new_ex (16);
-  if (tok == NULL) {
+  if (tok == NULL)
     return error_set (err, ENOMEM, "out of memory");
-  }
   /* Strict: no single quotes, no comments, valid UTF-8 only. */
   json_tokener_set_flags (tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
   json_object *o = json_tokener_parse_ex (tok, json, len);
@@ -479,9 +467,8 @@ manifest_write (struct objstore *os, const struct manifest *m,
     return e;
   manifest_key (m->name, key);
   char *json = manifest_to_json (m);
-  if (json == NULL) {
+  if (json == NULL)
     return error_set (err, ENOMEM, "%s: out of memory", key);
-  }
   /* Check our own output with the reader's rules, so a caller's bug
    * never stores a manifest that list and restore would refuse.
    */
