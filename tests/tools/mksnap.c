@@ -33,22 +33,22 @@ usage (void)
 int
 main (int argc, char **argv)
 {
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   log_init ("mksnap");
 
   if (argc == 4 && (strcmp (argv[1], "--begin") == 0 ||
                     strcmp (argv[1], "--end") == 0)) {
-    struct objstore *os = objstore_open (argv[2], err, sizeof err);
+    struct objstore *os = objstore_open (argv[2], &err);
     if (os == NULL) {
-      log_error ("%s", err);
+      log_error ("%s", error_msg (&err));
       return 1;
     }
     int e = argv[1][2] == 'b'
-      ? snapshot_begin_upload (os, argv[3], err, sizeof err)
-      : snapshot_end_upload (os, argv[3], err, sizeof err);
+      ? snapshot_begin_upload (os, argv[3], &err)
+      : snapshot_end_upload (os, argv[3], &err);
     objstore_close (os);
     if (e)
-      log_error ("%s", err);
+      log_error ("%s", error_msg (&err));
     return e ? 1 : 0;
   }
   if (argc < 4)
@@ -93,13 +93,13 @@ main (int argc, char **argv)
   snprintf (m.volume, sizeof m.volume, "%s", volume);
   m.created = created;
 
-  struct objstore *os = objstore_open (url, err, sizeof err);
+  struct objstore *os = objstore_open (url, &err);
   if (os == NULL) {
-    log_error ("%s", err);
+    log_error ("%s", error_msg (&err));
     return 1;
   }
-  if (snapshot_begin_upload (os, name, err, sizeof err) != 0) {
-    log_error ("%s", err);
+  if (snapshot_begin_upload (os, name, &err) != 0) {
+    log_error ("%s", error_msg (&err));
     return 1;
   }
 
@@ -122,7 +122,7 @@ main (int argc, char **argv)
     hash_to_hex (m.hashes[i], hex);
     printf ("%" PRIu64 " %s\n", i, hex);
     /* Content addressed: a chunk already stored is not sent again. */
-    e = objstore_head (os, key, NULL, err, sizeof err);
+    e = objstore_head (os, key, NULL, &err);
     if (e == -ENOENT) {
       void *obj;
       size_t olen;
@@ -131,23 +131,23 @@ main (int argc, char **argv)
         ret = 1;
         break;
       }
-      e = objstore_put (os, key, obj, olen, err, sizeof err);
+      e = objstore_put (os, key, obj, olen, &err);
       free (obj);
       m.uploaded_bytes += olen;
       fresh++;
     }
     if (e) {
-      log_error ("%s", err);
+      log_error ("%s", error_msg (&err));
       ret = 1;
     }
   }
   m.completed = MAX ((time_t) time (NULL), m.created);
-  if (ret == 0 && manifest_write (os, &m, err, sizeof err) != 0) {
-    log_error ("%s", err);
+  if (ret == 0 && manifest_write (os, &m, &err) != 0) {
+    log_error ("%s", error_msg (&err));
     ret = 1;
   }
-  if (snapshot_end_upload (os, name, err, sizeof err) != 0) {
-    log_error ("%s", err);
+  if (snapshot_end_upload (os, name, &err) != 0) {
+    log_error ("%s", error_msg (&err));
     ret = 1;
   }
   printf ("new %" PRIu64 "\n", fresh);

@@ -92,29 +92,29 @@ slurp (const char *path, size_t *len)
 static int
 cmd_put (struct objstore *os, const char *key, const char *path)
 {
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   size_t len;
   void *buf = slurp (path, &len);
   if (buf == NULL)
     return 1;
   uint64_t t0 = now_ns ();
-  int e = objstore_put (os, key, buf, len, err, sizeof err);
+  int e = objstore_put (os, key, buf, len, &err);
   if (e == 0)
     rate ("PUT", key, len, t0);
   free (buf);
-  return e ? fail (-e, err) : 0;
+  return e ? fail (-e, error_msg (&err)) : 0;
 }
 
 static int
 cmd_get (struct objstore *os, const char *key, const char *path)
 {
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   void *data;
   size_t len;
   uint64_t t0 = now_ns ();
-  int e = objstore_get (os, key, &data, &len, err, sizeof err);
+  int e = objstore_get (os, key, &data, &len, &err);
   if (e)
-    return fail (-e, err);
+    return fail (-e, error_msg (&err));
   rate ("GET", key, len, t0);
   int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd == -1 || (errno = -write_full (fd, data, len)) != 0 || close (fd) == -1) {
@@ -156,9 +156,9 @@ cmp_str (const void *a, const void *b)
 static int
 cmd_list (struct objstore *os, const char *prefix)
 {
-  char err[OBJ_ERR_MAX] = "";
+  struct error err = { 0 };
   struct listing l = { 0 };
-  int r = objstore_list (os, prefix, add_entry, &l, err, sizeof err);
+  int r = objstore_list (os, prefix, add_entry, &l, &err);
   if (r == 0)
     qsort (l.lines, l.n, sizeof *l.lines, cmp_str);
   for (size_t i = 0; i < l.n; i++) {
@@ -169,7 +169,7 @@ cmd_list (struct objstore *os, const char *prefix)
   free (l.lines);
   /* add_entry's -ENOMEM comes back without a message. */
   if (r < 0)
-    return fail (-r, err[0] ? err : "out of memory");
+    return fail (-r, err.msg[0] ? err.msg : "out of memory");
   return 0;
 }
 
@@ -213,8 +213,8 @@ cmd_putmany (struct objstore *os, const char *ns, const char *ssize)
     if (r == NULL)
       continue;
     done++;
-    if (r->err && failed++ < 5)
-      fprintf (stderr, "objtool: %s\n", r->errmsg);
+    if (r->err.code && failed++ < 5)
+      fprintf (stderr, "objtool: %s\n", error_msg (&r->err));
   }
   double s = secs_since (t0);
   fprintf (stderr, "objtool: putmany: %llu objects of %llu bytes in %.3f s "
@@ -250,8 +250,8 @@ cmd_delete (struct objstore *os, int n, char **keys)
     if (r == NULL)
       continue;
     left--;
-    if (r->err && failed++ < 5)
-      fail (r->err, r->errmsg);
+    if (r->err.code && failed++ < 5)
+      fail (r->err.code, error_msg (&r->err));
   }
   free (reqs);
   return failed ? 1 : 0;
@@ -285,9 +285,9 @@ cmd_getmany (struct objstore *os, const char *ns, const char *ssize)
     if (r == NULL)
       continue;
     done++;
-    if (r->err) {
+    if (r->err.code) {
       if (failed++ < 5)
-        fprintf (stderr, "objtool: %s\n", r->errmsg);
+        fprintf (stderr, "objtool: %s\n", error_msg (&r->err));
     }
     else if (r->out_len != size || memcmp (r->out, want, size) != 0) {
       if (failed++ < 5)
@@ -346,7 +346,7 @@ usage (void)
 int
 main (int argc, char **argv)
 {
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   if (argc < 3)
     return usage ();
   url = argv[1];
@@ -363,9 +363,9 @@ main (int argc, char **argv)
     return usage ();
 
   log_init ("objtool");
-  struct objstore *os = objstore_open (url, err, sizeof err);
+  struct objstore *os = objstore_open (url, &err);
   if (os == NULL) {
-    fprintf (stderr, "objtool: %s\n", err);
+    fprintf (stderr, "objtool: %s\n", error_msg (&err));
     return 1;
   }
   int r;
@@ -375,8 +375,8 @@ main (int argc, char **argv)
     r = cmd_get (os, argv[3], argv[4]);
   else if (strcmp (cmd, "head") == 0) {
     size_t len;
-    int e = objstore_head (os, argv[3], &len, err, sizeof err);
-    r = e ? fail (-e, err) : (printf ("%zu\n", len), 0);
+    int e = objstore_head (os, argv[3], &len, &err);
+    r = e ? fail (-e, error_msg (&err)) : (printf ("%zu\n", len), 0);
   }
   else if (strcmp (cmd, "delete") == 0)
     r = cmd_delete (os, argc - 3, argv + 3);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "core/util.h"
 #include "objstore/aws_config.h"
 
 static char dir[] = "/tmp/test_aws_config.XXXXXX";
@@ -52,19 +53,20 @@ setup (void **state)
 static void
 load_ok (struct aws_config *c)
 {
-  char err[512] = "";
-  if (aws_config_load (c, err, sizeof err) != 0)
-    fail_msg ("aws_config_load failed: %s", err);
+  struct error err = { 0 };
+  if (aws_config_load (c, &err) != 0)
+    fail_msg ("aws_config_load failed: %s", error_msg (&err));
 }
 
 static void
-load_fails (const char *want_substr, char *err, size_t errlen)
+load_fails (const char *want_substr, struct error *err)
 {
   struct aws_config c;
-  err[0] = '\0';
-  assert_int_equal (aws_config_load (&c, err, errlen), -EINVAL);
-  if (strstr (err, want_substr) == NULL)
-    fail_msg ("error \"%s\" does not contain \"%s\"", err, want_substr);
+  *err = (struct error) { 0 };
+  assert_int_equal (aws_config_load (&c, err), -EINVAL);
+  if (strstr (error_msg (err), want_substr) == NULL)
+    fail_msg ("error \"%s\" does not contain \"%s\"", error_msg (err),
+              want_substr);
   assert_null (c.access_key_id);        /* freed on failure */
 }
 
@@ -150,9 +152,9 @@ test_env_over_files (void **state)
 
   /* Half a pair in the environment is a mistake worth naming. */
   unsetenv ("AWS_SECRET_ACCESS_KEY");
-  char err[512];
+  struct error err = { 0 };
   load_fails ("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
-              err, sizeof err);
+              &err);
 }
 
 static void
@@ -205,9 +207,9 @@ test_profiles (void **state)
 
   /* A profile nobody defined. */
   setenv ("AWS_PROFILE", "nosuch", 1);
-  char err[512];
-  load_fails ("profile \"nosuch\"", err, sizeof err);
-  assert_non_null (strstr (err, "no such profile"));
+  struct error err = { 0 };
+  load_fails ("profile \"nosuch\"", &err);
+  assert_non_null (strstr (error_msg (&err), "no such profile"));
 }
 
 static void
@@ -246,36 +248,36 @@ test_syntax (void **state)
 
   /* A bad endpoint or region is refused at once. */
   setenv ("AWS_ENDPOINT_URL", "127.0.0.1:7480", 1);
-  char err[512];
-  load_fails ("not an http:// or https:// URL", err, sizeof err);
+  struct error err = { 0 };
+  load_fails ("not an http:// or https:// URL", &err);
   unsetenv ("AWS_ENDPOINT_URL");
   setenv ("AWS_REGION", "us east", 1);
-  load_fails ("not a region name", err, sizeof err);
+  load_fails ("not a region name", &err);
 }
 
 static void
 test_missing (void **state)
 {
-  char err[512];
+  struct error err = { 0 };
   /* Neither file exists. */
-  load_fails ("no AWS credentials", err, sizeof err);
-  assert_non_null (strstr (err, cred_path));
-  assert_non_null (strstr (err, conf_path));
-  assert_non_null (strstr (err, "not found"));
+  load_fails ("no AWS credentials", &err);
+  assert_non_null (strstr (error_msg (&err), cred_path));
+  assert_non_null (strstr (error_msg (&err), conf_path));
+  assert_non_null (strstr (error_msg (&err), "not found"));
 
   /* A profile without credentials. */
   write_file (cred_path, "[default]\nregion = x\n");
-  load_fails ("no aws_access_key_id", err, sizeof err);
+  load_fails ("no aws_access_key_id", &err);
 
   /* Default paths come from $HOME. */
   unsetenv ("AWS_SHARED_CREDENTIALS_FILE");
   unsetenv ("AWS_CONFIG_FILE");
   char *home = getenv ("HOME") ? strdup (getenv ("HOME")) : NULL;
   setenv ("HOME", dir, 1);
-  load_fails ("/.aws/credentials", err, sizeof err);
+  load_fails ("/.aws/credentials", &err);
   char want[300];
   snprintf (want, sizeof want, "%s/.aws/config", dir);
-  assert_non_null (strstr (err, want));
+  assert_non_null (strstr (error_msg (&err), want));
 
   /* "~/" in a path is the home directory. */
   char sub[300];

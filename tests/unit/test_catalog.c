@@ -32,14 +32,14 @@ static int
 setup (void **state)
 {
   struct fixture *f = calloc (1, sizeof *f);
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   snprintf (f->dir, sizeof f->dir, "/tmp/test_catalog.XXXXXX");
   assert_non_null (mkdtemp (f->dir));
   /* A store directory that does not exist yet: open creates it. */
   snprintf (f->url, sizeof f->url, "file://%s/store/sub", f->dir);
-  f->os = objstore_open (f->url, err, sizeof err);
+  f->os = objstore_open (f->url, &err);
   if (f->os == NULL)
-    fail_msg ("%s", err);
+    fail_msg ("%s", error_msg (&err));
   *state = f;
   return 0;
 }
@@ -76,7 +76,7 @@ static void
 test_manifest_round_trip (void **state)
 {
   struct manifest m, back;
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
 
   /* 10 chunks of 64 KiB and a partial eleventh. */
   make_manifest (&m, "snap-1.a_b", 10 * 65536 + 4096, 65536);
@@ -94,8 +94,8 @@ test_manifest_round_trip (void **state)
   assert_non_null (strstr (json, "\"format\":1"));
   assert_non_null (strstr (json, "\"created_iso\":\"2023-11-14T22:13:20Z\""));
 
-  if (manifest_from_json (json, strlen (json), &back, err, sizeof err) != 0)
-    fail_msg ("%s", err);
+  if (manifest_from_json (json, strlen (json), &back, &err) != 0)
+    fail_msg ("%s", error_msg (&err));
   assert_string_equal (back.name, m.name);
   assert_string_equal (back.parent, "snap-0");
   assert_string_equal (back.volume, "vol1");
@@ -160,10 +160,10 @@ static void
 test_manifest_base_valid (void **state)
 {
   struct manifest m;
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   char *doc = build_doc (NULL, NULL);
-  if (manifest_from_json (doc, strlen (doc), &m, err, sizeof err) != 0)
-    fail_msg ("%s", err);
+  if (manifest_from_json (doc, strlen (doc), &m, &err) != 0)
+    fail_msg ("%s", error_msg (&err));
   assert_int_equal (m.nchunks, 4);
   assert_true (m.present[0] && !m.present[1] && !m.present[2] && m.present[3]);
   manifest_free (&m);
@@ -171,8 +171,8 @@ test_manifest_base_valid (void **state)
   /* Whitespace around the document is fine (files end in a newline). */
   char padded[8192];
   snprintf (padded, sizeof padded, " \n%s\n\n", doc);
-  if (manifest_from_json (padded, strlen (padded), &m, err, sizeof err) != 0)
-    fail_msg ("%s", err);
+  if (manifest_from_json (padded, strlen (padded), &m, &err) != 0)
+    fail_msg ("%s", error_msg (&err));
   manifest_free (&m);
 }
 
@@ -250,12 +250,12 @@ test_manifest_hostile_fields (void **state)
 
   for (size_t i = 0; i < ARRAY_SIZE (cases); i++) {
     struct manifest m;
-    char err[OBJ_ERR_MAX] = "";
+    struct error err = { 0 };
     char *doc = build_doc (cases[i].field, cases[i].value);
-    if (manifest_from_json (doc, strlen (doc), &m, err, sizeof err) != -EINVAL)
+    if (manifest_from_json (doc, strlen (doc), &m, &err) != -EINVAL)
       fail_msg ("case %zu (%s = %s) was accepted", i, cases[i].field,
                 cases[i].value ? cases[i].value : "(missing)");
-    if (strstr (err, cases[i].expect) == NULL)
+    if (strstr (error_msg (&err), cases[i].expect) == NULL)
       fail_msg ("case %zu (%s = %s): error '%s' does not say '%s'", i,
                 cases[i].field, cases[i].value ? cases[i].value : "(missing)",
                 err, cases[i].expect);
@@ -296,11 +296,11 @@ test_manifest_hostile_documents (void **state)
   };
   for (size_t i = 0; i < ARRAY_SIZE (cases); i++) {
     struct manifest m;
-    char err[OBJ_ERR_MAX] = "";
+    struct error err = { 0 };
     size_t len = cases[i].len ? cases[i].len : strlen (cases[i].doc);
-    if (manifest_from_json (cases[i].doc, len, &m, err, sizeof err) != -EINVAL)
+    if (manifest_from_json (cases[i].doc, len, &m, &err) != -EINVAL)
       fail_msg ("document %zu was accepted", i);
-    if (strstr (err, cases[i].expect) == NULL)
+    if (strstr (error_msg (&err), cases[i].expect) == NULL)
       fail_msg ("document %zu: error '%s' does not say '%s'", i, err,
                 cases[i].expect);
   }
@@ -309,8 +309,8 @@ test_manifest_hostile_documents (void **state)
   char *doc = build_doc (NULL, NULL);
   for (size_t len = 0; len < strlen (doc); len += 7) {
     struct manifest m;
-    char err[OBJ_ERR_MAX];
-    assert_int_equal (manifest_from_json (doc, len, &m, err, sizeof err), -EINVAL);
+    struct error err = { 0 };
+    assert_int_equal (manifest_from_json (doc, len, &m, &err), -EINVAL);
   }
 }
 
@@ -335,13 +335,13 @@ test_manifest_mutations (void **state)
       doc[pos] = bytes[(seed >> 8) % (sizeof bytes - 1)];
     }
     struct manifest m;
-    char err[OBJ_ERR_MAX] = "";
-    if (manifest_from_json (doc, len, &m, err, sizeof err) == 0) {
+    struct error err = { 0 };
+    if (manifest_from_json (doc, len, &m, &err) == 0) {
       assert_true (m.nchunks > 0);
       manifest_free (&m);
     }
     else
-      assert_true (err[0] != '\0');
+      assert_true (err.msg[0] != '\0');
   }
   free (doc);
 }
@@ -411,7 +411,8 @@ test_chunk_round_trip (void **state)
   size_t len = 256 << 10;
   char *data = malloc (len), *back = malloc (len);
   uint8_t h[CHUNK_HASH_LEN];
-  char err[OBJ_ERR_MAX], key[OBJ_KEY_MAX];
+  struct error err = { 0 };
+  char key[OBJ_KEY_MAX];
   void *obj;
   size_t olen;
 
@@ -420,41 +421,39 @@ test_chunk_round_trip (void **state)
   chunk_key (h, key);
   assert_int_equal (chunk_encode (data, len, 3, &obj, &olen), 0);
   assert_true (olen < len);
-  if (chunk_decode (obj, olen, h, back, len, err, sizeof err) != 0)
-    fail_msg ("%s", err);
+  if (chunk_decode (obj, olen, h, back, len, &err) != 0)
+    fail_msg ("%s", error_msg (&err));
   assert_memory_equal (data, back, len);
 
   /* Wrong expected size. */
-  assert_int_equal (chunk_decode (obj, olen, h, back, len - 1, err,
-                                  sizeof err), -EILSEQ);
-  assert_non_null (strstr (err, key));
+  assert_int_equal (chunk_decode (obj, olen, h, back, len - 1, &err), -EILSEQ);
+  assert_non_null (strstr (error_msg (&err), key));
 
   /* A flipped byte in the compressed body: zstd's checksum or the
    * decoder catches it, and err names the key.
    */
   ((unsigned char *) obj)[olen / 2] ^= 0x40;
-  assert_int_equal (chunk_decode (obj, olen, h, back, len, err, sizeof err),
+  assert_int_equal (chunk_decode (obj, olen, h, back, len, &err),
                     -EILSEQ);
-  assert_non_null (strstr (err, key));
-  assert_non_null (strstr (err, "corrupt"));
+  assert_non_null (strstr (error_msg (&err), key));
+  assert_non_null (strstr (error_msg (&err), "corrupt"));
   ((unsigned char *) obj)[olen / 2] ^= 0x40;
 
   /* Not zstd at all. */
-  assert_int_equal (chunk_decode ("hello world", 11, h, back, len, err,
-                                  sizeof err), -EILSEQ);
-  assert_non_null (strstr (err, key));
-  assert_non_null (strstr (err, "not a zstd frame"));
+  assert_int_equal (chunk_decode ("hello world", 11, h, back, len, &err),
+                    -EILSEQ);
+  assert_non_null (strstr (error_msg (&err), key));
+  assert_non_null (strstr (error_msg (&err), "not a zstd frame"));
 
   /* Truncated, and with trailing garbage. */
-  assert_int_equal (chunk_decode (obj, olen - 3, h, back, len, err,
-                                  sizeof err), -EILSEQ);
-  assert_non_null (strstr (err, key));
+  assert_int_equal (chunk_decode (obj, olen - 3, h, back, len, &err), -EILSEQ);
+  assert_non_null (strstr (error_msg (&err), key));
   void *longer = malloc (olen + 4);
   memcpy (longer, obj, olen);
   memcpy ((char *) longer + olen, "junk", 4);
-  assert_int_equal (chunk_decode (longer, olen + 4, h, back, len, err,
-                                  sizeof err), -EILSEQ);
-  assert_non_null (strstr (err, key));
+  assert_int_equal (chunk_decode (longer, olen + 4, h, back, len, &err),
+                    -EILSEQ);
+  assert_non_null (strstr (error_msg (&err), key));
   free (longer);
   free (obj);
 
@@ -463,19 +462,19 @@ test_chunk_round_trip (void **state)
    */
   fill (data, len, 2);
   assert_int_equal (chunk_encode (data, len, 1, &obj, &olen), 0);
-  assert_int_equal (chunk_decode (obj, olen, h, back, len, err, sizeof err),
+  assert_int_equal (chunk_decode (obj, olen, h, back, len, &err),
                     -EILSEQ);
-  char want[OBJ_ERR_MAX];
+  char want[sizeof err.msg];
   snprintf (want, sizeof want,
             "chunk %s: content does not match its hash (corrupt)", key);
-  assert_string_equal (err, want);
+  assert_string_equal (error_msg (&err), want);
   free (obj);
 
   /* An empty and an all-zero chunk still round-trip. */
   memset (data, 0, len);
   chunk_hash (data, len, h);
   assert_int_equal (chunk_encode (data, len, 3, &obj, &olen), 0);
-  assert_int_equal (chunk_decode (obj, olen, h, back, len, err, sizeof err), 0);
+  assert_int_equal (chunk_decode (obj, olen, h, back, len, &err), 0);
   free (obj);
   free (data);
   free (back);
@@ -509,10 +508,10 @@ cmp_key (const void *a, const void *b)
 static void
 list_sorted (struct objstore *os, const char *prefix, struct seen *s)
 {
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   memset (s, 0, sizeof *s);
-  if (objstore_list (os, prefix, collect, s, err, sizeof err) != 0)
-    fail_msg ("%s", err);
+  if (objstore_list (os, prefix, collect, s, &err) != 0)
+    fail_msg ("%s", error_msg (&err));
   qsort (s->keys, s->n, OBJ_KEY_MAX, cmp_key);
 }
 
@@ -521,39 +520,39 @@ test_file_store (void **state)
 {
   struct fixture *f = *state;
   struct objstore *os = f->os;
-  char err[OBJ_ERR_MAX], path[256];
+  struct error err = { 0 };
+  char path[256];
   void *data;
   size_t len;
   struct stat st;
 
-  assert_int_equal (objstore_put (os, "top", "1", 1, err, sizeof err), 0);
-  assert_int_equal (objstore_put (os, "a/b/c/deep.x", "hello", 5, err,
-                                  sizeof err), 0);
-  assert_int_equal (objstore_put (os, "a/b2", "", 0, err, sizeof err), 0);
+  assert_int_equal (objstore_put (os, "top", "1", 1, &err), 0);
+  assert_int_equal (objstore_put (os, "a/b/c/deep.x", "hello", 5, &err), 0);
+  assert_int_equal (objstore_put (os, "a/b2", "", 0, &err), 0);
   snprintf (path, sizeof path, "%s/store/sub/a/b/c/deep.x", f->dir);
   assert_int_equal (stat (path, &st), 0);
   assert_int_equal (st.st_size, 5);
 
   /* Replace. */
-  assert_int_equal (objstore_put (os, "top", "22", 2, err, sizeof err), 0);
-  assert_int_equal (objstore_get (os, "top", &data, &len, err, sizeof err), 0);
+  assert_int_equal (objstore_put (os, "top", "22", 2, &err), 0);
+  assert_int_equal (objstore_get (os, "top", &data, &len, &err), 0);
   assert_int_equal (len, 2);
   assert_memory_equal (data, "22", 2);
   free (data);
-  assert_int_equal (objstore_get (os, "a/b2", &data, &len, err, sizeof err), 0);
+  assert_int_equal (objstore_get (os, "a/b2", &data, &len, &err), 0);
   assert_int_equal (len, 0);
   free (data);
 
-  assert_int_equal (objstore_head (os, "a/b/c/deep.x", &len, err, sizeof err),
+  assert_int_equal (objstore_head (os, "a/b/c/deep.x", &len, &err),
                     0);
   assert_int_equal (len, 5);
   /* Missing objects, and a directory, which is a prefix, not an object. */
-  assert_int_equal (objstore_get (os, "nope", &data, &len, err, sizeof err),
+  assert_int_equal (objstore_get (os, "nope", &data, &len, &err),
                     -ENOENT);
-  assert_non_null (strstr (err, "nope"));
-  assert_int_equal (objstore_head (os, "a/b", &len, err, sizeof err), -ENOENT);
-  assert_int_equal (objstore_head (os, "top/x", &len, err, sizeof err), -ENOENT);
-  assert_int_equal (objstore_delete (os, "nope/nope", err, sizeof err), 0);
+  assert_non_null (strstr (error_msg (&err), "nope"));
+  assert_int_equal (objstore_head (os, "a/b", &len, &err), -ENOENT);
+  assert_int_equal (objstore_head (os, "top/x", &len, &err), -ENOENT);
+  assert_int_equal (objstore_delete (os, "nope/nope", &err), 0);
 
   /* A stray temp file (a crashed PUT) is never listed. */
   snprintf (path, sizeof path, "%s/store/sub/a/.tmp-abcdef", f->dir);
@@ -579,8 +578,8 @@ test_file_store (void **state)
   list_sorted (os, "zzz/", &s);
   assert_int_equal (s.n, 0);
 
-  assert_int_equal (objstore_delete (os, "a/b/c/deep.x", err, sizeof err), 0);
-  assert_int_equal (objstore_head (os, "a/b/c/deep.x", &len, err, sizeof err),
+  assert_int_equal (objstore_delete (os, "a/b/c/deep.x", &err), 0);
+  assert_int_equal (objstore_head (os, "a/b/c/deep.x", &len, &err),
                     -ENOENT);
 
   /* Keys that could escape the directory or are not ours. */
@@ -589,15 +588,15 @@ test_file_store (void **state)
     "a/./b", "sp ace", "new\nline", "q?", "star*", "a/.tmp-x", "\xc3\xa9",
   };
   for (size_t i = 0; i < ARRAY_SIZE (bad); i++) {
-    int e = objstore_put (os, bad[i], "x", 1, err, sizeof err);
+    int e = objstore_put (os, bad[i], "x", 1, &err);
     if (e != -EINVAL)
       fail_msg ("key '%s' was not refused (%d)", bad[i], e);
-    assert_non_null (strstr (err, "invalid object key"));
-    assert_int_equal (objstore_get (os, bad[i], &data, &len, err, sizeof err),
+    assert_non_null (strstr (error_msg (&err), "invalid object key"));
+    assert_int_equal (objstore_get (os, bad[i], &data, &len, &err),
                       -EINVAL);
-    assert_int_equal (objstore_delete (os, bad[i], err, sizeof err), -EINVAL);
+    assert_int_equal (objstore_delete (os, bad[i], &err), -EINVAL);
   }
-  assert_int_equal (objstore_list (os, "../", collect, &s, err, sizeof err),
+  assert_int_equal (objstore_list (os, "../", collect, &s, &err),
                     -EINVAL);
   snprintf (path, sizeof path, "%s/up", f->dir);
   assert_int_equal (stat (path, &st), -1);
@@ -624,7 +623,7 @@ test_file_async (void **state)
   for (int i = 0; i < 8; i++) {
     struct obj_req *d = objstore_poll (os, 1000);
     assert_ptr_equal (d, &r[i]);
-    assert_int_equal (d->err, 0);
+    assert_int_equal (d->err.code, 0);
   }
   assert_int_equal (objstore_inflight (os), 0);
   /* Nothing queued: a wakeup makes poll return NULL early. */
@@ -665,15 +664,18 @@ test_refused_async (void **state)
   for (size_t i = 0; i < ARRAY_SIZE (want); i++) {
     struct obj_req *d = objstore_poll (os, 1000);
     assert_ptr_equal (d, want[i]);
-    assert_int_equal (d->err, EINVAL);
+    assert_int_equal (d->err.code, EINVAL);
     assert_null (d->backend_priv);
   }
-  assert_non_null (strstr (badkey.errmsg, "GET ../escape: invalid object key"));
-  assert_non_null (strstr (badop.errmsg, "fine/op: unknown operation 42"));
-  assert_non_null (strstr (nobody.errmsg, "PUT fine/nobody: no body"));
-  assert_non_null (strstr (unterminated.errmsg, "not terminated"));
+  assert_non_null (strstr (error_msg (&badkey.err),
+                           "GET ../escape: invalid object key"));
+  assert_non_null (strstr (error_msg (&badop.err),
+                           "fine/op: unknown operation 42"));
+  assert_non_null (strstr (error_msg (&nobody.err),
+                           "PUT fine/nobody: no body"));
+  assert_non_null (strstr (error_msg (&unterminated.err), "not terminated"));
   assert_ptr_equal (objstore_poll (os, 1000), &ok);
-  assert_int_equal (ok.err, 0);
+  assert_int_equal (ok.err.code, 0);
   assert_int_equal (objstore_inflight (os), 0);
   snprintf (path, sizeof path, "%s/store/sub/fine/nobody", f->dir);
   assert_int_equal (stat (path, &st), -1);
@@ -681,31 +683,33 @@ test_refused_async (void **state)
   /* The longest key is OBJ_KEY_MAX - 2 bytes; the blocking forms say a
    * longer one is too long, the checks that it is invalid.
    */
-  char key[OBJ_KEY_MAX + 8], err[OBJ_ERR_MAX];
+  struct error err = { 0 };
+  char key[OBJ_KEY_MAX + 8];
   memset (key, 'k', OBJ_KEY_MAX - 2);
   key[OBJ_KEY_MAX - 2] = '\0';
   assert_true (objstore_key_valid (key));
-  assert_int_equal (objstore_put (os, key, "x", 1, err, sizeof err), 0);
+  assert_int_equal (objstore_put (os, key, "x", 1, &err), 0);
   struct seen s;
   list_sorted (os, "k", &s);
   assert_int_equal (s.n, 1);
   strcat (key, "k");
   assert_false (objstore_key_valid (key));
-  assert_int_equal (objstore_put (os, key, "x", 1, err, sizeof err),
+  assert_int_equal (objstore_put (os, key, "x", 1, &err),
                     -ENAMETOOLONG);
-  assert_non_null (strstr (err, "too long"));
+  assert_non_null (strstr (error_msg (&err), "too long"));
 }
 
 static void
 test_file_open_errors (void **state)
 {
   struct fixture *f = *state;
-  char err[OBJ_ERR_MAX], url[160], path[128];
+  struct error err = { 0 };
+  char url[160], path[128];
 
-  assert_null (objstore_open ("file://relative/dir", err, sizeof err));
-  assert_non_null (strstr (err, "absolute"));
-  assert_null (objstore_open ("ftp://x", err, sizeof err));
-  assert_null (objstore_open ("no-scheme", err, sizeof err));
+  assert_null (objstore_open ("file://relative/dir", &err));
+  assert_non_null (strstr (error_msg (&err), "absolute"));
+  assert_null (objstore_open ("ftp://x", &err));
+  assert_null (objstore_open ("no-scheme", &err));
 
   /* DIR under a regular file cannot be created. */
   snprintf (path, sizeof path, "%s/plainfile", f->dir);
@@ -713,11 +717,11 @@ test_file_open_errors (void **state)
   assert_non_null (fp);
   fclose (fp);
   snprintf (url, sizeof url, "file://%s", path);
-  assert_null (objstore_open (url, err, sizeof err));
-  assert_non_null (strstr (err, "not a directory"));
+  assert_null (objstore_open (url, &err));
+  assert_non_null (strstr (error_msg (&err), "not a directory"));
   snprintf (url, sizeof url, "file://%s/below", path);
-  assert_null (objstore_open (url, err, sizeof err));
-  assert_non_null (strstr (err, "cannot create directory"));
+  assert_null (objstore_open (url, &err));
+  assert_non_null (strstr (error_msg (&err), "cannot create directory"));
 }
 
 /* ---- snapshots: write, list, delete ---------------------------------- */
@@ -730,7 +734,8 @@ store_snapshot (struct objstore *os, const char *name, const unsigned *seeds,
                 int n)
 {
   struct manifest m;
-  char err[OBJ_ERR_MAX], key[OBJ_KEY_MAX];
+  struct error err = { 0 };
+  char key[OBJ_KEY_MAX];
   char *buf = malloc (CS);
   make_manifest (&m, name, (uint64_t) n * CS, CS);
   for (int i = 0; i < n; i++) {
@@ -744,12 +749,12 @@ store_snapshot (struct objstore *os, const char *name, const unsigned *seeds,
     size_t olen;
     assert_int_equal (chunk_encode (buf, CS, 1, &obj, &olen), 0);
     chunk_key (m.hashes[i], key);
-    assert_int_equal (objstore_put (os, key, obj, olen, err, sizeof err), 0);
+    assert_int_equal (objstore_put (os, key, obj, olen, &err), 0);
     m.uploaded_bytes += olen;
     free (obj);
   }
-  if (manifest_write (os, &m, err, sizeof err) != 0)
-    fail_msg ("%s", err);
+  if (manifest_write (os, &m, &err) != 0)
+    fail_msg ("%s", error_msg (&err));
   manifest_free (&m);
   free (buf);
 }
@@ -757,13 +762,14 @@ store_snapshot (struct objstore *os, const char *name, const unsigned *seeds,
 static bool
 chunk_exists (struct objstore *os, unsigned seed)
 {
-  char *buf = malloc (CS), err[OBJ_ERR_MAX], key[OBJ_KEY_MAX];
+  struct error err = { 0 };
+  char *buf = malloc (CS), key[OBJ_KEY_MAX];
   uint8_t h[CHUNK_HASH_LEN];
   fill (buf, CS, seed);
   chunk_hash (buf, CS, h);
   free (buf);
   chunk_key (h, key);
-  int e = objstore_head (os, key, NULL, err, sizeof err);
+  int e = objstore_head (os, key, NULL, &err);
   assert_true (e == 0 || e == -ENOENT);
   return e == 0;
 }
@@ -786,7 +792,7 @@ static void
 test_snapshot_list (void **state)
 {
   struct fixture *f = *state;
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   static const unsigned a[] = { 1, 0, 2 };
 
   store_snapshot (f->os, "zeta", a, 3);
@@ -795,39 +801,39 @@ test_snapshot_list (void **state)
   /* A damaged manifest is skipped (with a warning), the rest listed;
    * other objects under snapshots/ are not manifests.
    */
-  assert_int_equal (objstore_put (f->os, "snapshots/bad.json", "{", 1, err,
-                                  sizeof err), 0);
-  assert_int_equal (objstore_put (f->os, "snapshots/notes.txt", "x", 1, err,
-                                  sizeof err), 0);
+  assert_int_equal (objstore_put (f->os, "snapshots/bad.json", "{", 1, &err),
+                    0);
+  assert_int_equal (objstore_put (f->os, "snapshots/notes.txt", "x", 1, &err),
+                    0);
 
   struct names_seen s = { 0 };
-  assert_int_equal (snapshot_list (f->os, list_cb, &s, err, sizeof err), 0);
+  assert_int_equal (snapshot_list (f->os, list_cb, &s, &err), 0);
   assert_int_equal (s.n, 3);
   assert_string_equal (s.names[0], "alpha");
   assert_string_equal (s.names[1], "mid");
   assert_string_equal (s.names[2], "zeta");
 
   struct manifest m;
-  assert_int_equal (manifest_read (f->os, "nope", &m, err, sizeof err), -ENOENT);
-  assert_int_equal (manifest_read (f->os, "bad", &m, err, sizeof err), -EINVAL);
-  assert_non_null (strstr (err, "snapshots/bad.json"));
+  assert_int_equal (manifest_read (f->os, "nope", &m, &err), -ENOENT);
+  assert_int_equal (manifest_read (f->os, "bad", &m, &err), -EINVAL);
+  assert_non_null (strstr (error_msg (&err), "snapshots/bad.json"));
   /* A manifest stored under another name is refused. */
   void *data;
   size_t len;
   assert_int_equal (objstore_get (f->os, "snapshots/mid.json", &data, &len,
-                                  err, sizeof err), 0);
+                                  &err), 0);
   assert_int_equal (objstore_put (f->os, "snapshots/copy.json", data, len,
-                                  err, sizeof err), 0);
+                                  &err), 0);
   free (data);
-  assert_int_equal (manifest_read (f->os, "copy", &m, err, sizeof err), -EINVAL);
-  assert_non_null (strstr (err, "names snapshot 'mid'"));
+  assert_int_equal (manifest_read (f->os, "copy", &m, &err), -EINVAL);
+  assert_non_null (strstr (error_msg (&err), "names snapshot 'mid'"));
 }
 
 static void
 test_snapshot_delete_refcount (void **state)
 {
   struct fixture *f = *state;
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   struct delete_stats st;
 
   /* Chunk contents by seed: 1 in all three, 2 in s1+s2, 3 only s1,
@@ -840,15 +846,14 @@ test_snapshot_delete_refcount (void **state)
   store_snapshot (f->os, "s2", s2, 4);
   store_snapshot (f->os, "s3", s3, 5);
   /* An object under chunks/ that is not a chunk is never touched. */
-  assert_int_equal (objstore_put (f->os, "chunks/README", "x", 1, err,
-                                  sizeof err), 0);
+  assert_int_equal (objstore_put (f->os, "chunks/README", "x", 1, &err), 0);
 
-  assert_int_equal (snapshot_delete (f->os, "nope", &st, err, sizeof err),
+  assert_int_equal (snapshot_delete (f->os, "nope", &st, &err),
                     -ENOENT);
-  assert_non_null (strstr (err, "nope"));
+  assert_non_null (strstr (error_msg (&err), "nope"));
 
   /* Deleting s2 frees only chunk 5. */
-  assert_int_equal (snapshot_delete (f->os, "s2", &st, err, sizeof err), 0);
+  assert_int_equal (snapshot_delete (f->os, "s2", &st, &err), 0);
   assert_false (st.collection_skipped);
   assert_int_equal (st.chunks_deleted, 1);
   assert_true (st.bytes_freed > 0);
@@ -856,10 +861,10 @@ test_snapshot_delete_refcount (void **state)
   for (unsigned seed = 1; seed <= 6; seed++)
     assert_int_equal (chunk_exists (f->os, seed), seed != 5);
   struct manifest m;
-  assert_int_equal (manifest_read (f->os, "s2", &m, err, sizeof err), -ENOENT);
+  assert_int_equal (manifest_read (f->os, "s2", &m, &err), -ENOENT);
 
   /* Then s1: chunks 2 and 3 go, 1, 4 and 6 stay for s3. */
-  assert_int_equal (snapshot_delete (f->os, "s1", &st, err, sizeof err), 0);
+  assert_int_equal (snapshot_delete (f->os, "s1", &st, &err), 0);
   assert_int_equal (st.chunks_deleted, 2);
   assert_int_equal (st.chunks_kept, 3);
   for (unsigned seed = 1; seed <= 6; seed++)
@@ -867,14 +872,13 @@ test_snapshot_delete_refcount (void **state)
                       seed == 1 || seed == 4 || seed == 6);
 
   /* The last one takes every chunk with it. */
-  assert_int_equal (snapshot_delete (f->os, "s3", &st, err, sizeof err), 0);
+  assert_int_equal (snapshot_delete (f->os, "s3", &st, &err), 0);
   assert_int_equal (st.chunks_deleted, 3);
   assert_int_equal (st.chunks_kept, 0);
   for (unsigned seed = 1; seed <= 6; seed++)
     assert_false (chunk_exists (f->os, seed));
   size_t len;
-  assert_int_equal (objstore_head (f->os, "chunks/README", &len, err,
-                                   sizeof err), 0);
+  assert_int_equal (objstore_head (f->os, "chunks/README", &len, &err), 0);
   /* The collection marker is gone. */
   struct seen s;
   list_sorted (f->os, "collecting/", &s);
@@ -885,31 +889,31 @@ static void
 test_snapshot_delete_skips_during_upload (void **state)
 {
   struct fixture *f = *state;
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   struct delete_stats st;
   static const unsigned s1[] = { 1, 2 };
   static const unsigned s2[] = { 1, 3 };
 
   store_snapshot (f->os, "s1", s1, 2);
   store_snapshot (f->os, "s2", s2, 2);
-  if (snapshot_begin_upload (f->os, "s3", err, sizeof err) != 0)
-    fail_msg ("%s", err);
+  if (snapshot_begin_upload (f->os, "s3", &err) != 0)
+    fail_msg ("%s", error_msg (&err));
 
   /* The manifest goes, its chunks stay while the upload runs. */
-  assert_int_equal (snapshot_delete (f->os, "s1", &st, err, sizeof err), 0);
+  assert_int_equal (snapshot_delete (f->os, "s1", &st, &err), 0);
   assert_true (st.collection_skipped);
   assert_non_null (strstr (st.skip_reason, "inprogress/s3"));
   assert_int_equal (st.chunks_deleted, 0);
   assert_true (chunk_exists (f->os, 2));
   struct manifest m;
-  assert_int_equal (manifest_read (f->os, "s1", &m, err, sizeof err), -ENOENT);
+  assert_int_equal (manifest_read (f->os, "s1", &m, &err), -ENOENT);
 
   /* After the upload ends, the next delete collects s1's leftovers. */
-  assert_int_equal (snapshot_end_upload (f->os, "s3", err, sizeof err), 0);
+  assert_int_equal (snapshot_end_upload (f->os, "s3", &err), 0);
   size_t len;
-  assert_int_equal (objstore_head (f->os, "inprogress/s3", &len, err,
-                                   sizeof err), -ENOENT);
-  assert_int_equal (snapshot_delete (f->os, "s2", &st, err, sizeof err), 0);
+  assert_int_equal (objstore_head (f->os, "inprogress/s3", &len, &err),
+                    -ENOENT);
+  assert_int_equal (snapshot_delete (f->os, "s2", &st, &err), 0);
   assert_false (st.collection_skipped);
   assert_int_equal (st.chunks_deleted, 3);
   assert_false (chunk_exists (f->os, 1));
@@ -921,7 +925,7 @@ static void
 test_snapshot_delete_unreadable_manifest (void **state)
 {
   struct fixture *f = *state;
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   struct delete_stats st;
   static const unsigned s1[] = { 1 };
 
@@ -930,14 +934,14 @@ test_snapshot_delete_unreadable_manifest (void **state)
   /* A remaining manifest that cannot be parsed might reference any
    * chunk: collection stops rather than guess.
    */
-  assert_int_equal (objstore_put (f->os, "snapshots/broken.json", "[", 1, err,
-                                  sizeof err), 0);
-  assert_int_equal (snapshot_delete (f->os, "s1", &st, err, sizeof err), 0);
+  assert_int_equal (objstore_put (f->os, "snapshots/broken.json", "[", 1,
+                                  &err), 0);
+  assert_int_equal (snapshot_delete (f->os, "s1", &st, &err), 0);
   assert_true (st.collection_skipped);
   assert_non_null (strstr (st.skip_reason, "broken"));
   assert_true (chunk_exists (f->os, 1));
   /* The damaged one itself can be deleted. */
-  assert_int_equal (snapshot_delete (f->os, "broken", &st, err, sizeof err), 0);
+  assert_int_equal (snapshot_delete (f->os, "broken", &st, &err), 0);
   assert_false (st.collection_skipped);
   assert_true (chunk_exists (f->os, 1));        /* s2 still uses it */
 }
@@ -966,14 +970,13 @@ test_snapshot_delete_concurrent (void **state)
       pids[i] = fork ();
       assert_true (pids[i] != -1);
       if (pids[i] == 0) {
-        char err[OBJ_ERR_MAX];
+        struct error err = { 0 };
         struct delete_stats st;
         /* A store of its own: the parent's is not shared across fork. */
-        struct objstore *os = objstore_open (f->url, err, sizeof err);
-        int e = os ? snapshot_delete (os, i ? "s2" : "s1", &st, err,
-                                      sizeof err) : -1;
+        struct objstore *os = objstore_open (f->url, &err);
+        int e = os ? snapshot_delete (os, i ? "s2" : "s1", &st, &err) : -1;
         if (e)
-          fprintf (stderr, "child %d: %s\n", i, err);
+          fprintf (stderr, "child %d: %s\n", i, error_msg (&err));
         objstore_close (os);
         _exit (e ? 1 : 0);
       }
@@ -988,10 +991,10 @@ test_snapshot_delete_concurrent (void **state)
     assert_false (chunk_exists (f->os, 11));
 
     /* Start the next round clean. */
-    char err[OBJ_ERR_MAX];
+    struct error err = { 0 };
     struct delete_stats st;
-    assert_int_equal (snapshot_delete (f->os, "s3", &st, err, sizeof err), 0);
-    assert_int_equal (snapshot_delete (f->os, "s4", &st, err, sizeof err), 0);
+    assert_int_equal (snapshot_delete (f->os, "s3", &st, &err), 0);
+    assert_int_equal (snapshot_delete (f->os, "s4", &st, &err), 0);
     for (unsigned seed = 1; seed <= 11; seed++)
       assert_false (chunk_exists (f->os, seed));
   }

@@ -200,12 +200,12 @@ snapshot (struct run *r, const char *url, const char *name, const char *base)
 static void
 check_manifest (const char *url, const char *name, const unsigned char *image)
 {
-  char err[512];
-  struct objstore *os = objstore_open (url, err, sizeof err);
+  struct error err = { 0 };
+  struct objstore *os = objstore_open (url, &err);
   struct manifest m;
 
   assert_non_null (os);
-  assert_int_equal (manifest_read (os, name, &m, err, sizeof err), 0);
+  assert_int_equal (manifest_read (os, name, &m, &err), 0);
   assert_int_equal (m.nchunks, NCHUNK);
   for (int i = 0; i < NCHUNK; i++) {
     uint8_t h[CHUNK_HASH_LEN];

@@ -227,7 +227,7 @@ test_error (void **state)
   assert_int_equal (error_set (&e, 0, "zero"), -EIO);
 
   /* A long context keeps its head. */
-  char big[400];
+  char big[sizeof e.msg + 144];
   memset (big, 'a', sizeof big - 1);
   big[sizeof big - 1] = '\0';
   error_prefix (&e, "%s", big);

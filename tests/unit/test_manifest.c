@@ -56,7 +56,8 @@ static void
 test_stored (void **state)
 {
   struct manifest m, back;
-  char keys[512], err[OBJ_ERR_MAX];
+  struct error err = { 0 };
+  char keys[512];
   make (&m, "");
 
   json_object *o = manifest_json (&m, MANIFEST_STORED);
@@ -84,8 +85,8 @@ test_stored (void **state)
   assert_string_equal (s, json_object_to_json_string_ext (o,
                                                           JSON_C_TO_STRING_PLAIN));
   json_object_put (o);
-  if (manifest_from_json (s, strlen (s), &back, err, sizeof err) != 0)
-    fail_msg ("%s", err);
+  if (manifest_from_json (s, strlen (s), &back, &err) != 0)
+    fail_msg ("%s", error_msg (&err));
   assert_int_equal (back.nchunks, 5);
   assert_true (back.present[4] && !back.present[3]);
   assert_memory_equal (back.hashes[4], m.hashes[4], CHUNK_HASH_LEN);

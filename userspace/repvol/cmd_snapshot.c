@@ -300,20 +300,20 @@ cmd_snapshot_restore (int argc, char **argv)
                         "(at least one is needed)");
 
   /* What is being restored: the manifest says the size and chunk size. */
-  char err[OBJ_ERR_MAX];
-  struct objstore *os = objstore_open (url, err, sizeof err);
+  struct error err = { 0 };
+  struct objstore *os = objstore_open (url, &err);
   struct manifest m;
   if (os == NULL) {
-    log_error ("%s", err);
+    log_error ("%s", error_msg (&err));
     return EXIT_FAILURE;
   }
-  int e = manifest_read (os, name, &m, err, sizeof err);
+  int e = manifest_read (os, name, &m, &err);
   objstore_close (os);
   if (e) {
     if (e == -ENOENT)
       log_error ("no snapshot named %s in %s", name, url);
     else
-      log_error ("%s", err);
+      log_error ("%s", error_msg (&err));
     return EXIT_FAILURE;
   }
   struct reg_restore r = { .active = true, .chunks_total = 0 };

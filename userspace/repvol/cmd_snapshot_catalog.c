@@ -47,10 +47,10 @@ parse_args (int argc, char **argv, int npos, const char *const *pos,
 static struct objstore *
 open_store (const char *url)
 {
-  char err[OBJ_ERR_MAX];
-  struct objstore *os = objstore_open (url, err, sizeof err);
+  struct error err = { 0 };
+  struct objstore *os = objstore_open (url, &err);
   if (os == NULL)
-    log_error ("%s", err);
+    log_error ("%s", error_msg (&err));
   return os;
 }
 
@@ -96,7 +96,7 @@ cmd_snapshot_list (int argc, char **argv)
     return EXIT_FAILURE;
 
   struct list_ctx lc = { .json = json };
-  char err[OBJ_ERR_MAX];
+  struct error err = { 0 };
   if (json)
     lc.arr = json_object_new_array ();
   else
@@ -105,8 +105,8 @@ cmd_snapshot_list (int argc, char **argv)
      */
     printf ("%-28s %-19s %-16s %10s %-28s %10s %10s\n", "NAME", "CREATED",
             "VOLUME", "SIZE", "PARENT", "DATA", "UPLOADED");
-  if (snapshot_list (os, list_one, &lc, err, sizeof err) != 0) {
-    log_error ("%s", err);
+  if (snapshot_list (os, list_one, &lc, &err) != 0) {
+    log_error ("%s", error_msg (&err));
     ret = EXIT_FAILURE;
   }
   else if (json) {
@@ -135,11 +135,11 @@ cmd_snapshot_delete (int argc, char **argv)
     return EXIT_FAILURE;
 
   struct delete_stats st;
-  char err[OBJ_ERR_MAX];
-  int e = snapshot_delete (os, name, &st, err, sizeof err);
+  struct error err = { 0 };
+  int e = snapshot_delete (os, name, &st, &err);
   objstore_close (os);
   if (e) {
-    log_error ("%s", err);
+    log_error ("%s", error_msg (&err));
     return EXIT_FAILURE;
   }
 

@@ -250,8 +250,8 @@ hydrate_finished (void *opaque, int err, const char *why)
   struct restore_update u = { .a = a, .complete = err == 0,
                               .error = err ? why : NULL };
   uint64_t done, total, bytes;
-  char line[OBJ_ERR_MAX + 64];
   struct error rerr = { 0 };
+  char line[sizeof rerr.msg + 64];
 
   hydrate_progress (a->hydrate, &done, &total, &bytes);
   u.hydrated = done;
@@ -286,7 +286,7 @@ attach_hydrate_open (struct attach *a)
   };
   void *map = NULL;
   size_t len;
-  char why[OBJ_ERR_MAX];
+  struct error err = { 0 };
 
   if (registry_blob_get (a->reg, a->vol.name, "hydrated", &map, &len,
                          NULL) == 0 &&
@@ -297,10 +297,10 @@ attach_hydrate_open (struct attach *a)
     return NULL;
   }
   a->hydrate = hydrate_new (a->loop, a->dev, r->url, r->snapshot, map, true,
-                            &hooks, why, sizeof why);
+                            &hooks, &err);
   if (a->hydrate == NULL)
     log_error ("%s: cannot serve the restore from %s: %s", a->vol.name,
-               r->url, why);
+               r->url, error_msg (&err));
   else
     log_info ("%s: restoring from snapshot %s in %s: %llu of %llu chunks "
               "in place; the rest is fetched on demand and in the background",

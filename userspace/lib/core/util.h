@@ -38,10 +38,13 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* Why something failed, for a person.  code is a positive errno. */
+/* Why something failed, for a person.  code is a positive errno.  512
+ * bytes: an object store's message (the key, the server's code and text,
+ * the attempts, where the credentials came from) needs them.
+ */
 struct error {
   int code;
-  char msg[256];
+  char msg[512];
 };
 
 /* Fill e (which may be NULL) and return -code: "return error_set (...)". */

@@ -73,7 +73,7 @@ section_matches (char *hdr, const char *profile, bool config_file)
  */
 static int
 read_profile (const char *path, const char *profile, bool config_file,
-              struct profile_vals *p, bool *found, char *err, size_t errlen)
+              struct profile_vals *p, bool *found, struct error *err)
 {
   FILE *f = fopen (path, "re");
   *found = false;
@@ -81,8 +81,7 @@ read_profile (const char *path, const char *profile, bool config_file,
     int e = errno;
     if (e == ENOENT || e == ENOTDIR)
       return 0;
-    snprintf (err, errlen, "%s: %s", path, strerror (e));
-    return -e;
+    return error_set (err, e, "%s: %s", path, strerror (e));
   }
 
   char *line = NULL;
@@ -140,8 +139,7 @@ read_profile (const char *path, const char *profile, bool config_file,
         if (copy == NULL) {
           free (line);
           fclose (f);
-          snprintf (err, errlen, "%s: out of memory", path);
-          return -ENOMEM;
+          return error_set (err, ENOMEM, "%s: out of memory", path);
         }
         free (p->v[i]);
         p->v[i] = copy;
@@ -199,7 +197,7 @@ aws_config_free (struct aws_config *cfg)
 }
 
 int
-aws_config_load (struct aws_config *cfg, char *err, size_t errlen)
+aws_config_load (struct aws_config *cfg, struct error *err)
 {
   struct profile_vals cred = { { 0 } }, conf = { { 0 } };
   bool cred_found, conf_found;
@@ -216,9 +214,9 @@ aws_config_load (struct aws_config *cfg, char *err, size_t errlen)
   if (cred_path == NULL || conf_path == NULL)
     goto oom;
   if ((r = read_profile (cred_path, cfg->profile, false, &cred, &cred_found,
-                         err, errlen)) < 0 ||
+                         err)) < 0 ||
       (r = read_profile (conf_path, cfg->profile, true, &conf, &conf_found,
-                         err, errlen)) < 0)
+                         err)) < 0)
     goto out;
   r = -EINVAL;
 
@@ -233,9 +231,9 @@ aws_config_load (struct aws_config *cfg, char *err, size_t errlen)
       goto oom;
   }
   else if (ak || sk) {
-    snprintf (err, errlen, "%s is set but %s is not",
-              ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
-              ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+    error_set (err, EINVAL, "%s is set but %s is not",
+               ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+               ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
     goto out;
   }
   else {
@@ -246,14 +244,16 @@ aws_config_load (struct aws_config *cfg, char *err, size_t errlen)
     else if (conf.v[K_ACCESS] && conf.v[K_SECRET])
       src = &conf, from = conf_path;
     if (src == NULL) {
-      snprintf (err, errlen, "no AWS credentials: AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY are not set, and profile \"%s\" has "
-                "no aws_access_key_id/aws_secret_access_key in %s (%s) "
-                "or %s (%s)", cfg->profile,
-                cred_path, cred_found ? "profile present" :
-                access (cred_path, F_OK) == 0 ? "no such profile" : "not found",
-                conf_path, conf_found ? "profile present" :
-                access (conf_path, F_OK) == 0 ? "no such profile" : "not found");
+      error_set (err, EINVAL, "no AWS credentials: AWS_ACCESS_KEY_ID and "
+                 "AWS_SECRET_ACCESS_KEY are not set, and profile \"%s\" has "
+                 "no aws_access_key_id/aws_secret_access_key in %s (%s) "
+                 "or %s (%s)", cfg->profile,
+                 cred_path, cred_found ? "profile present"
+                 : access (cred_path, F_OK) == 0 ? "no such profile"
+                 : "not found",
+                 conf_path, conf_found ? "profile present"
+                 : access (conf_path, F_OK) == 0 ? "no such profile"
+                 : "not found");
       goto out;
     }
     if (set (&cfg->access_key_id, src->v[K_ACCESS]) < 0 ||
@@ -271,22 +271,23 @@ aws_config_load (struct aws_config *cfg, char *err, size_t errlen)
   if (set (&cfg->endpoint_url, ep) < 0)
     goto oom;
   if (cfg->region[0] == '\0' || strpbrk (cfg->region, " \t/:") != NULL) {
-    snprintf (err, errlen, "region \"%s\" is not a region name", cfg->region);
+    error_set (err, EINVAL, "region \"%s\" is not a region name",
+               cfg->region);
     goto out;
   }
   if (cfg->endpoint_url &&
       strncmp (cfg->endpoint_url, "http://", 7) != 0 &&
       strncmp (cfg->endpoint_url, "https://", 8) != 0) {
-    snprintf (err, errlen, "endpoint \"%s\" is not an http:// or https:// URL",
-              cfg->endpoint_url);
+    error_set (err, EINVAL,
+               "endpoint \"%s\" is not an http:// or https:// URL",
+               cfg->endpoint_url);
     goto out;
   }
   r = 0;
   goto out;
 
  oom:
-  snprintf (err, errlen, "AWS configuration: out of memory");
-  r = -ENOMEM;
+  r = error_set (err, ENOMEM, "AWS configuration: out of memory");
  out:
   vals_free (&cred);
   vals_free (&conf);

@@ -23,6 +23,8 @@
 
 #include <stddef.h>
 
+struct error;                   /* core/util.h */
+
 struct aws_config {
   char *profile;
   char *access_key_id;
@@ -38,7 +40,7 @@ struct aws_config {
  * settings are missing or wrong, -ENOMEM, or why a file that exists
  * could not be read.  cfg is always safe to free.
  */
-int aws_config_load (struct aws_config *cfg, char *err, size_t errlen);
+int aws_config_load (struct aws_config *cfg, struct error *err);
 void aws_config_free (struct aws_config *cfg);
 
 #endif

@@ -61,14 +61,12 @@ key_valid (const char *k)
 static void
 fail (struct obj_req *r, int e, const char *what)
 {
-  r->err = e;
   if (e == ENOENT && what == NULL)
-    snprintf (r->errmsg, sizeof r->errmsg, "%s %s: no such object",
-              objstore_op_name (r->op), r->key);
+    error_set (&r->err, e, "%s %s: no such object", objstore_op_name (r->op),
+               r->key);
   else
-    snprintf (r->errmsg, sizeof r->errmsg, "%s %s: %s%s%s",
-              objstore_op_name (r->op), r->key, what ? what : "",
-              what ? ": " : "", strerror (e));
+    error_set (&r->err, e, "%s %s: %s%s%s", objstore_op_name (r->op), r->key,
+               what ? what : "", what ? ": " : "", strerror (e));
 }
 
 /* mkdir -p of path's directories up to (not including) its last
@@ -166,9 +164,8 @@ file_submit (struct objstore *os, struct obj_req *r)
   char path[PATH_MAX];
 
   if (names_tmp (r->key)) {
-    r->err = EINVAL;
-    snprintf (r->errmsg, sizeof r->errmsg, "%s %.300s: invalid object key",
-              objstore_op_name (r->op), r->key);
+    error_set (&r->err, EINVAL, "%s %.300s: invalid object key",
+               objstore_op_name (r->op), r->key);
   }
   else if ((size_t) snprintf (path, sizeof path, "%s/%s", fs->root, r->key)
            >= sizeof path)
@@ -239,8 +236,7 @@ struct walk {
   const char *prefix;
   int (*fn) (void *opaque, const struct obj_entry *e);
   void *opaque;
-  char *err;
-  size_t errlen;
+  struct error *err;
   const char *root;
 };
 
@@ -248,8 +244,7 @@ struct walk {
 static int
 walk_fail (struct walk *w, const char *key, int e)
 {
-  snprintf (w->err, w->errlen, "list %s/%s: %s", w->root, key, strerror (e));
-  return -e;
+  return error_set (w->err, e, "list %s/%s: %s", w->root, key, strerror (e));
 }
 
 /* Walk directory dfd, whose key prefix is key[0..klen) ("" or ending
@@ -324,51 +319,45 @@ walk_dir (struct walk *w, int dfd, char *key, size_t klen)
 static int
 file_list (struct objstore *os, const char *prefix,
            int (*fn) (void *opaque, const struct obj_entry *e),
-           void *opaque, char *err, size_t errlen)
+           void *opaque, struct error *err)
 {
   struct file_store *fs = os->priv;
-  if (names_tmp (prefix)) {
-    snprintf (err, errlen, "list %.300s: invalid key prefix", prefix);
-    return -EINVAL;
-  }
+  if (names_tmp (prefix))
+    return error_set (err, EINVAL, "list %.300s: invalid key prefix", prefix);
   int dfd = open (fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd == -1) {
     int e = errno;
-    snprintf (err, errlen, "list %s: %s", fs->root, strerror (e));
-    return -e;
+    return error_set (err, e, "list %s: %s", fs->root, strerror (e));
   }
   struct walk w = {
     .prefix = prefix, .fn = fn, .opaque = opaque, .err = err,
-    .errlen = errlen, .root = fs->root,
+    .root = fs->root,
   };
   char key[OBJ_KEY_MAX + 2] = "";
   return walk_dir (&w, dfd, key, 0);
 }
 
 static int
-file_open (struct objstore *os, const char *rest, char *err, size_t errlen)
+file_open (struct objstore *os, const char *rest, struct error *err)
 {
   /* file:///DIR, or file://localhost/DIR. */
   if (strncmp (rest, "localhost/", 10) == 0)
     rest += 9;
-  if (rest[0] != '/') {
-    snprintf (err, errlen, "%s: expected file:///DIR with an absolute DIR",
-              os->url);
-    return -EINVAL;
-  }
+  if (rest[0] != '/')
+    return error_set (err, EINVAL,
+                      "%s: expected file:///DIR with an absolute DIR",
+                      os->url);
   size_t n = strlen (rest);
   while (n > 1 && rest[n - 1] == '/')
     n--;
-  if (n >= PATH_MAX - OBJ_KEY_MAX - 16) {
-    snprintf (err, errlen, "%s: directory name too long", os->url);
-    return -ENAMETOOLONG;
-  }
+  if (n >= PATH_MAX - OBJ_KEY_MAX - 16)
+    return error_set (err, ENAMETOOLONG, "%s: directory name too long",
+                      os->url);
 
   struct file_store *fs = calloc (1, sizeof *fs);
   if (fs == NULL || (fs->root = strndup (rest, n)) == NULL) {
     free (fs);
-    snprintf (err, errlen, "%s: out of memory", os->url);
-    return -ENOMEM;
+    return error_set (err, ENOMEM, "%s: out of memory", os->url);
   }
   fs->efd = -1;
 
@@ -380,25 +369,25 @@ file_open (struct objstore *os, const char *rest, char *err, size_t errlen)
   if (e == 0 && stat (fs->root, &st) == -1)
     e = -errno;
   if (e < 0) {
-    snprintf (err, errlen, "%s: cannot create directory %s: %s", os->url,
-              fs->root, strerror (-e));
+    error_set (err, -e, "%s: cannot create directory %s: %s", os->url,
+               fs->root, strerror (-e));
     goto fail;
   }
   if (!S_ISDIR (st.st_mode)) {
-    snprintf (err, errlen, "%s: %s is not a directory", os->url, fs->root);
-    e = -ENOTDIR;
+    e = error_set (err, ENOTDIR, "%s: %s is not a directory", os->url,
+                   fs->root);
     goto fail;
   }
   if (access (fs->root, R_OK | W_OK | X_OK) == -1) {
     e = -errno;
-    snprintf (err, errlen, "%s: cannot use directory %s: %s", os->url,
-              fs->root, strerror (-e));
+    error_set (err, -e, "%s: cannot use directory %s: %s", os->url,
+               fs->root, strerror (-e));
     goto fail;
   }
   fs->efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fs->efd == -1) {
     e = -errno;
-    snprintf (err, errlen, "%s: eventfd: %s", os->url, strerror (-e));
+    error_set (err, -e, "%s: eventfd: %s", os->url, strerror (-e));
     goto fail;
   }
   pthread_mutex_init (&fs->lock, NULL);

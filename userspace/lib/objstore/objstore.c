@@ -74,18 +74,18 @@ objstore_env_free (char **env)
 /* ---- open, close ------------------------------------------------------- */
 
 struct objstore *
-objstore_open_env (const char *url, char *const *env, char *err, size_t errlen)
+objstore_open_env (const char *url, char *const *env, struct error *err)
 {
   static char *const empty[] = { NULL };
 
   env_override = env ? env : empty;
-  struct objstore *os = objstore_open (url, err, errlen);
+  struct objstore *os = objstore_open (url, err);
   env_override = NULL;
   return os;
 }
 
 struct objstore *
-objstore_open (const char *url, char *err, size_t errlen)
+objstore_open (const char *url, struct error *err)
 {
   const char *sep = strstr (url, "://");
   size_t n = sep ? (size_t) (sep - url) : 0;
@@ -97,19 +97,19 @@ objstore_open (const char *url, char *err, size_t errlen)
     struct objstore *os = calloc (1, sizeof *os);
     if (os == NULL || (os->url = strdup (url)) == NULL) {
       free (os);
-      snprintf (err, errlen, "%s: out of memory", url);
+      error_set (err, ENOMEM, "%s: out of memory", url);
       return NULL;
     }
     os->ops = ops;
-    if (ops->open (os, sep + 3, err, errlen) < 0) {
+    if (ops->open (os, sep + 3, err) < 0) {
       free (os->url);
       free (os);
       return NULL;
     }
     return os;
   }
-  snprintf (err, errlen, "%s: not an object store URL (expected "
-            "file:///DIR or s3://BUCKET/PREFIX)", url);
+  error_set (err, EINVAL, "%s: not an object store URL (expected "
+             "file:///DIR or s3://BUCKET/PREFIX)", url);
   return NULL;
 }
 
@@ -202,8 +202,7 @@ check (const struct obj_req *req)
 void
 objstore_submit (struct objstore *os, struct obj_req *req)
 {
-  req->err = 0;
-  req->errmsg[0] = '\0';
+  req->err = (struct error) { 0 };
   req->out = NULL;
   req->out_len = 0;
   os->inflight++;
@@ -214,13 +213,12 @@ objstore_submit (struct objstore *os, struct obj_req *req)
   }
   /* The key as far as it goes, which may be all of key[]. */
   int klen = (int) sizeof req->key;
-  req->err = EINVAL;
   if (req->op < OBJ_PUT || req->op > OBJ_DELETE)
-    snprintf (req->errmsg, sizeof req->errmsg, "%.*s: %s %d", klen, req->key,
-              why, (int) req->op);
+    error_set (&req->err, EINVAL, "%.*s: %s %d", klen, req->key, why,
+               (int) req->op);
   else
-    snprintf (req->errmsg, sizeof req->errmsg, "%s %.*s: %s",
-              objstore_op_name (req->op), klen, req->key, why);
+    error_set (&req->err, EINVAL, "%s %.*s: %s", objstore_op_name (req->op),
+               klen, req->key, why);
   req->backend_priv = NULL;
   if (os->refused_tail)
     os->refused_tail->backend_priv = req;
@@ -254,49 +252,48 @@ objstore_wakeup (struct objstore *os)
 int
 objstore_list (struct objstore *os, const char *prefix,
                int (*fn) (void *opaque, const struct obj_entry *e),
-               void *opaque, char *err, size_t errlen)
+               void *opaque, struct error *err)
 {
-  if (!objstore_prefix_valid (prefix)) {
-    snprintf (err, errlen, "list %.300s: invalid key prefix", prefix);
-    return -EINVAL;
-  }
-  return os->ops->list (os, prefix, fn, opaque, err, errlen);
+  if (!objstore_prefix_valid (prefix))
+    return error_set (err, EINVAL, "list %.300s: invalid key prefix", prefix);
+  return os->ops->list (os, prefix, fn, opaque, err);
 }
 
 /* ---- blocking forms ---------------------------------------------------- */
 
 /* Submit one request for key and wait for it. */
 static int
-run_one (struct objstore *os, struct obj_req *r, const char *key, char *err,
-         size_t errlen)
+run_one (struct objstore *os, struct obj_req *r, const char *key,
+         struct error *err)
 {
-  if (strlen (key) >= OBJ_KEY_MAX - 1) {
-    snprintf (err, errlen, "%.64s...: object key too long", key);
-    return -ENAMETOOLONG;
-  }
+  if (strlen (key) >= OBJ_KEY_MAX - 1)
+    return error_set (err, ENAMETOOLONG, "%.64s...: object key too long",
+                      key);
   memcpy (r->key, key, strlen (key) + 1);
   objstore_submit (os, r);
   while (objstore_poll (os, 1000) != r)
     ;
-  if (r->err)
-    snprintf (err, errlen, "%s", r->errmsg);
-  return -r->err;
+  if (r->err.code == 0)
+    return 0;
+  if (err)
+    *err = r->err;
+  return -r->err.code;
 }
 
 int
 objstore_put (struct objstore *os, const char *key, const void *data,
-              size_t len, char *err, size_t errlen)
+              size_t len, struct error *err)
 {
   struct obj_req r = { .op = OBJ_PUT, .data = data, .len = len };
-  return run_one (os, &r, key, err, errlen);
+  return run_one (os, &r, key, err);
 }
 
 int
 objstore_get (struct objstore *os, const char *key, void **data,
-              size_t *len, char *err, size_t errlen)
+              size_t *len, struct error *err)
 {
   struct obj_req r = { .op = OBJ_GET };
-  int e = run_one (os, &r, key, err, errlen);
+  int e = run_one (os, &r, key, err);
   if (e == 0) {
     *data = r.out;
     *len = r.out_len;
@@ -308,19 +305,18 @@ objstore_get (struct objstore *os, const char *key, void **data,
 
 int
 objstore_head (struct objstore *os, const char *key, size_t *len,
-               char *err, size_t errlen)
+               struct error *err)
 {
   struct obj_req r = { .op = OBJ_HEAD };
-  int e = run_one (os, &r, key, err, errlen);
+  int e = run_one (os, &r, key, err);
   if (e == 0 && len)
     *len = r.out_len;
   return e;
 }
 
 int
-objstore_delete (struct objstore *os, const char *key, char *err,
-                 size_t errlen)
+objstore_delete (struct objstore *os, const char *key, struct error *err)
 {
   struct obj_req r = { .op = OBJ_DELETE };
-  return run_one (os, &r, key, err, errlen);
+  return run_one (os, &r, key, err);
 }

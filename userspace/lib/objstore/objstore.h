@@ -32,15 +32,12 @@
  *   struct obj_req *done;
  *   while ((done = objstore_poll (os, 1000)) == NULL)
  *     ;
- *   if (done->err) log_error ("%s", done->errmsg);
+ *   if (done->err.code) log_error ("%s", error_msg (&done->err));
  *
- * Errors follow core/util.h: functions return 0 or a negative errno.
- * The reason goes into the caller's err buffer of errlen bytes rather
- * than a struct error: a store's message (the key, the server's code and
- * text, the attempts, where the credentials came from) runs past
- * struct error's 256 bytes, so OBJ_ERR_MAX is the size to pass.  A
- * request's own result (obj_req.err) is a positive errno, a completion
- * value like a bdev_io's.
+ * Errors follow core/util.h: functions return 0 or a negative errno
+ * (NULL for objstore_open), the reason in the caller's struct error.  A
+ * request's own result is a struct error too (obj_req.err): its code a
+ * positive errno, a completion value like a bdev_io's.
  */
 #ifndef REPVOL_OBJSTORE_H
 #define REPVOL_OBJSTORE_H
@@ -50,8 +47,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "core/util.h"
+
 #define OBJ_KEY_MAX 256
-#define OBJ_ERR_MAX 512
 
 enum obj_op {
   OBJ_PUT = 1,                  /* store data/len under key (replace) */
@@ -67,15 +65,15 @@ struct obj_req {
   size_t len;
   void *out;                    /* GET: the body, malloc'd; the caller frees */
   size_t out_len;               /* GET, HEAD: body size */
-  /* Result: 0, ENOENT (GET/HEAD of a missing key), EACCES (refused:
-   * credentials, signature), EINVAL (refused before it was sent: a bad
-   * key or operation), or another positive errno once retries are
-   * exhausted.  With err set, errmsg is one line that names the key and
-   * what the server answered ("PUT chunks/ab/..: 403 SignatureDoesNotMatch:
-   * The request signature we calculated does not match ...").
+  /* Result: err.code is 0, ENOENT (GET/HEAD of a missing key), EACCES
+   * (refused: credentials, signature), EINVAL (refused before it was
+   * sent: a bad key or operation), or another positive errno once
+   * retries are exhausted.  With err.code set, err.msg is one line that
+   * names the key and what the server answered ("PUT chunks/ab/..: 403
+   * SignatureDoesNotMatch: The request signature we calculated does not
+   * match ...").
    */
-  int err;
-  char errmsg[OBJ_ERR_MAX];
+  struct error err;
   void *opaque;                 /* the caller's */
   void *backend_priv;           /* the store's, while in flight */
 };
@@ -91,7 +89,7 @@ struct objstore;
 /* Open "file:///DIR" or "s3://BUCKET/PREFIX".  NULL with err filled on
  * failure (unknown scheme, missing credentials, unreadable directory).
  */
-struct objstore *objstore_open (const char *url, char *err, size_t errlen);
+struct objstore *objstore_open (const char *url, struct error *err);
 
 /* The same, with env ("NAME=VALUE" strings, NULL-terminated) standing in
  * for this process's environment while the store reads its settings
@@ -99,7 +97,7 @@ struct objstore *objstore_open (const char *url, char *err, size_t errlen);
  * such as an attach taking a snapshot for "repvol snapshot create".
  */
 struct objstore *objstore_open_env (const char *url, char *const *env,
-                                    char *err, size_t errlen);
+                                    struct error *err);
 
 /* The settings a store may read, from this process's environment, as a
  * NULL-terminated malloc'd list for objstore_open_env; free with
@@ -131,22 +129,22 @@ void objstore_wakeup (struct objstore *os);
  */
 int objstore_list (struct objstore *os, const char *prefix,
                    int (*fn) (void *opaque, const struct obj_entry *e),
-                   void *opaque, char *err, size_t errlen);
+                   void *opaque, struct error *err);
 
 /* Blocking forms of one request, for callers with nothing else to do.
  * They must not be mixed with outstanding asynchronous requests.
  * Return 0 or the request's errno negated (-ENOENT, -EINVAL, ...; a key
- * longer than OBJ_KEY_MAX - 2 is -ENAMETOOLONG), with err filled (see
- * obj_req.errmsg).
+ * longer than OBJ_KEY_MAX - 2 is -ENAMETOOLONG), with err filled (the
+ * request's obj_req.err).
  */
 int objstore_put (struct objstore *os, const char *key, const void *data,
-                  size_t len, char *err, size_t errlen);
+                  size_t len, struct error *err);
 int objstore_get (struct objstore *os, const char *key, void **data,
-                  size_t *len, char *err, size_t errlen);
+                  size_t *len, struct error *err);
 int objstore_head (struct objstore *os, const char *key, size_t *len,
-                   char *err, size_t errlen);
-int objstore_delete (struct objstore *os, const char *key, char *err,
-                     size_t errlen);
+                   struct error *err);
+int objstore_delete (struct objstore *os, const char *key,
+                     struct error *err);
 
 /* The key rules above: a valid key, and a valid listing prefix (which
  * may also be empty or end in '/').

@@ -18,8 +18,8 @@ struct objstore_ops {
   /* rest is the URL after "scheme://".  Fill os->priv.  0, or a
    * negative errno with one line in err.
    */
-  int (*open) (struct objstore *os, const char *rest, char *err, size_t errlen);
-  /* Start req; its completion (req->err and errmsg set) is returned by a
+  int (*open) (struct objstore *os, const char *rest, struct error *err);
+  /* Start req; its completion (req->err set) is returned by a
    * later poll, never by submit itself.
    */
   void (*submit) (struct objstore *os, struct obj_req *req);
@@ -28,7 +28,7 @@ struct objstore_ops {
   /* As objstore_list. */
   int (*list) (struct objstore *os, const char *prefix,
                int (*fn) (void *opaque, const struct obj_entry *e),
-               void *opaque, char *err, size_t errlen);
+               void *opaque, struct error *err);
   void (*close) (struct objstore *os);
 };
 

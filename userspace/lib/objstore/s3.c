@@ -27,8 +27,6 @@ op_finish (struct s3 *s3, struct op *op)
 {
   struct obj_req *r = op->req;
   r->err = op->err;
-  if (op->err)
-    snprintf (r->errmsg, sizeof r->errmsg, "%s", op->msg);
   op->next = NULL;
   if (s3->done_tail)
     s3->done_tail->next = op;
@@ -37,7 +35,7 @@ op_finish (struct s3 *s3, struct op *op)
   s3->done_tail = op;
 }
 
-/* Note op's error (err positive, as obj_req.err) without finishing it. */
+/* Note op's error (err a positive errno) without finishing it. */
 static void
 op_error (struct op *op, int err, const char *fmt, ...)
   __attribute__ ((format (printf, 3, 4)));
@@ -47,8 +45,8 @@ op_error (struct op *op, int err, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
-  op->err = err;
-  vsnprintf (op->msg, sizeof op->msg, fmt, ap);
+  op->err.code = err;
+  vsnprintf (op->err.msg, sizeof op->err.msg, fmt, ap);
   va_end (ap);
 }
 
@@ -57,7 +55,6 @@ static void
 op_take_error (struct op *op, const struct xfer *x)
 {
   op->err = x->err;
-  snprintf (op->msg, sizeof op->msg, "%s", x->msg);
 }
 
 static void mp_abort (struct s3 *s3, struct op *op);
@@ -76,9 +73,8 @@ mp_oom (struct s3 *s3, struct op *op)
 static void
 part_oom (struct s3 *s3, struct op *op, int part)
 {
-  struct xfer fake = { .s3 = s3, .op = op, .kind = X_MP_PART, .part = part,
-                       .err = ENOMEM };
-  snprintf (fake.msg, sizeof fake.msg, "PUT %s: out of memory", op->req->key);
+  struct xfer fake = { .s3 = s3, .op = op, .kind = X_MP_PART, .part = part };
+  error_set (&fake.err, ENOMEM, "PUT %s: out of memory", op->req->key);
   s3_xfer_done (&fake);
 }
 
@@ -184,7 +180,7 @@ s3_xfer_done (struct xfer *x)
   struct obj_req *r = op->req;
   switch (x->kind) {
   case X_SIMPLE:
-    if (x->err)
+    if (x->err.code)
       op_take_error (op, x);
     else if (r->op == OBJ_GET) {
       /* The body becomes the caller's; an empty one is still malloc'd. */
@@ -203,7 +199,7 @@ s3_xfer_done (struct xfer *x)
     break;
 
   case X_MP_CREATE:
-    if (x->err) {
+    if (x->err.code) {
       op_take_error (op, x);
       op_finish (s3, op);
       break;
@@ -222,7 +218,7 @@ s3_xfer_done (struct xfer *x)
     break;
 
   case X_MP_PART:
-    if (x->err && !op->failed) {
+    if (x->err.code && !op->failed) {
       op->failed = true;
       op_take_error (op, x);
       /* Its parts waiting for a retry are cancelled now, not after
@@ -232,7 +228,7 @@ s3_xfer_done (struct xfer *x)
         if (d->op == op)
           d->retry_at = 0;
     }
-    else if (!x->err)
+    else if (!x->err.code)
       snprintf (op->etags[x->part - 1], sizeof op->etags[0], "%s", x->etag);
     if (++op->parts_finished == op->nparts) {
       if (op->failed)
@@ -243,7 +239,7 @@ s3_xfer_done (struct xfer *x)
     break;
 
   case X_MP_COMPLETE:
-    if (x->err) {
+    if (x->err.code) {
       op_take_error (op, x);
       mp_abort (s3, op);
     }
@@ -252,12 +248,12 @@ s3_xfer_done (struct xfer *x)
     break;
 
   case X_MP_ABORT:
-    if (x->err) {
+    if (x->err.code) {
       /* The upload's parts stay until a lifecycle rule or an operator
        * removes them; say so after the error that matters.
        */
-      size_t n = strlen (op->msg);
-      snprintf (op->msg + n, sizeof op->msg - n,
+      size_t n = strlen (op->err.msg);
+      snprintf (op->err.msg + n, sizeof op->err.msg - n,
                 "; the upload %s was not aborted either", op->upload_id);
     }
     op_finish (s3, op);
@@ -278,9 +274,7 @@ s3_submit (struct objstore *os, struct obj_req *req)
 
   if (op == NULL) {
     /* Still a completion poll() returns, like every other failure. */
-    req->err = ENOMEM;
-    snprintf (req->errmsg, sizeof req->errmsg, "%.200s: out of memory",
-              req->key);
+    error_set (&req->err, ENOMEM, "%.200s: out of memory", req->key);
     req->backend_priv = s3->oom_reqs;
     s3->oom_reqs = req;
     return;
@@ -376,25 +370,21 @@ s3_wakeup (struct objstore *os)
  */
 static int
 list_page (struct s3 *s3, const char *prefix, const char *token, int max_keys,
-           char **body, size_t *len, char *err, size_t errlen)
+           char **body, size_t *len, struct error *err)
 {
   char *url = s3_list_url (s3, prefix, token, max_keys);
   struct xfer *x = url ? s3_xfer_new (s3, NULL, X_SYNC, "GET", url, NULL, 0,
                                       NULL) : NULL;
   *body = NULL;
   free (url);
-  if (x == NULL) {
-    snprintf (err, errlen, "LIST %s: out of memory", prefix);
-    return -ENOMEM;
-  }
+  if (x == NULL)
+    return error_set (err, ENOMEM, "LIST %s: out of memory", prefix);
   snprintf (x->what, sizeof x->what, "LIST s3://%s/%s%s", s3->bucket,
             s3->prefix, prefix);
-  int e = s3_run_sync (s3, x, body, len, err, errlen);
-  if (e == 0 && *body == NULL) {
-    snprintf (err, errlen, "LIST s3://%s/%s%s: empty answer", s3->bucket,
-              s3->prefix, prefix);
-    e = -EIO;
-  }
+  int e = s3_run_sync (s3, x, body, len, err);
+  if (e == 0 && *body == NULL)
+    e = error_set (err, EIO, "LIST s3://%s/%s%s: empty answer", s3->bucket,
+                   s3->prefix, prefix);
   return e;
 }
 
@@ -403,8 +393,7 @@ struct list_ctx {
   const char *prefix;           /* the caller's, after the store's */
   int (*fn) (void *opaque, const struct obj_entry *e);
   void *opaque;
-  char *err;
-  size_t errlen;
+  struct error *err;
 };
 
 /* One <Contents> of a page: to the caller, if it is one of ours. */
@@ -416,12 +405,10 @@ list_object (void *opaque, const char *key, const char *size,
   struct s3 *s3 = lc->s3;
   size_t plen = strlen (s3->prefix);
 
-  if (key == NULL || size == NULL) {
-    snprintf (lc->err, lc->errlen, "LIST s3://%s/%s%s: %s", s3->bucket,
-              s3->prefix, lc->prefix, key ? "an entry without a Size"
-              : "an entry without a Key, or out of memory");
-    return -EIO;
-  }
+  if (key == NULL || size == NULL)
+    return error_set (lc->err, EIO, "LIST s3://%s/%s%s: %s", s3->bucket,
+                      s3->prefix, lc->prefix, key ? "an entry without a Size"
+                      : "an entry without a Key, or out of memory");
   /* Only keys under our prefix, and not the prefix itself (a
    * "directory" marker some tools create).
    */
@@ -430,11 +417,10 @@ list_object (void *opaque, const char *key, const char *size,
   char *endp;
   errno = 0;
   unsigned long long sz = strtoull (size, &endp, 10);
-  if (errno || endp == size || *endp) {
-    snprintf (lc->err, lc->errlen, "LIST s3://%s/%s%s: bad Size \"%.32s\" "
-              "for %.200s", s3->bucket, s3->prefix, lc->prefix, size, key);
-    return -EIO;
-  }
+  if (errno || endp == size || *endp)
+    return error_set (lc->err, EIO, "LIST s3://%s/%s%s: bad Size \"%.32s\" "
+                      "for %.200s", s3->bucket, s3->prefix, lc->prefix, size,
+                      key);
   struct obj_entry e = { .key = key + plen, .size = sz,
                          .mtime = mtime ? s3_parse_time (mtime) : 0 };
   return lc->fn (lc->opaque, &e);
@@ -443,18 +429,17 @@ list_object (void *opaque, const char *key, const char *size,
 static int
 s3_list (struct objstore *os, const char *prefix,
          int (*fn) (void *opaque, const struct obj_entry *e),
-         void *opaque, char *err, size_t errlen)
+         void *opaque, struct error *err)
 {
   struct s3 *s3 = os->priv;
   struct list_ctx lc = { .s3 = s3, .prefix = prefix, .fn = fn,
-                         .opaque = opaque, .err = err, .errlen = errlen };
+                         .opaque = opaque, .err = err };
   char *token = NULL, *body = NULL;
   int r = 0, pages = 0;
 
   for (;;) {
     size_t len = 0;
-    if ((r = list_page (s3, prefix, token, 1000, &body, &len, err,
-                        errlen)) < 0)
+    if ((r = list_page (s3, prefix, token, 1000, &body, &len, err)) < 0)
       break;
     pages++;
     if ((r = s3_xml_each_object (body, len, list_object, &lc)) != 0 ||
@@ -462,11 +447,10 @@ s3_list (struct objstore *os, const char *prefix,
       break;
     char *next = s3_xml_next_token (body, len);
     if (next == NULL || (token && strcmp (next, token) == 0)) {
-      snprintf (err, errlen, "LIST s3://%s/%s%s: page %d is truncated but "
-                "gives no new continuation token", s3->bucket, s3->prefix,
-                prefix, pages);
+      r = error_set (err, EIO, "LIST s3://%s/%s%s: page %d is truncated "
+                     "but gives no new continuation token", s3->bucket,
+                     s3->prefix, prefix, pages);
       free (next);
-      r = -EIO;
       break;
     }
     free (token);
@@ -510,7 +494,7 @@ s3_free (struct s3 *s3)
  */
 static int
 env_uint (const char *name, uint64_t min, uint64_t max, uint64_t *out,
-          bool size, char *err, size_t errlen)
+          bool size, struct error *err)
 {
   const char *s = objstore_getenv (name);
   if (s == NULL || *s == '\0')
@@ -519,12 +503,11 @@ env_uint (const char *name, uint64_t min, uint64_t max, uint64_t *out,
   if ((size ? parse_size (s, &v) : parse_uint (s, 0, UINT64_MAX, &v)) == -1 ||
       v < min || v > max) {
     if (size)
-      snprintf (err, errlen, "%s=%s: expected a size from %" PRIu64
-                " MiB to %" PRIu64 " GiB", name, s, min >> 20, max >> 30);
-    else
-      snprintf (err, errlen, "%s=%s: expected a number from %" PRIu64
-                " to %" PRIu64, name, s, min, max);
-    return -EINVAL;
+      return error_set (err, EINVAL, "%s=%s: expected a size from %" PRIu64
+                        " MiB to %" PRIu64 " GiB", name, s, min >> 20,
+                        max >> 30);
+    return error_set (err, EINVAL, "%s=%s: expected a number from %" PRIu64
+                      " to %" PRIu64, name, s, min, max);
   }
   *out = v;
   return 0;
@@ -532,7 +515,7 @@ env_uint (const char *name, uint64_t min, uint64_t max, uint64_t *out,
 
 /* The REPVOL_S3_* tunables, over their defaults.  0 or -EINVAL. */
 static int
-read_settings (struct s3 *s3, char *msg, size_t msglen)
+read_settings (struct s3 *s3, struct error *err)
 {
   static const struct {
     const char *name;
@@ -548,7 +531,7 @@ read_settings (struct s3 *s3, char *msg, size_t msglen)
   for (size_t i = 0; i < ARRAY_SIZE (set); i++) {
     v[i] = set[i].dflt;
     int e = env_uint (set[i].name, set[i].min, set[i].max, &v[i],
-                      set[i].size, msg, msglen);
+                      set[i].size, err);
     if (e < 0)
       return e;
   }
@@ -560,10 +543,10 @@ read_settings (struct s3 *s3, char *msg, size_t msglen)
 }
 
 /* s3->bucket and s3->prefix from "BUCKET/PREFIX".  0 or a negative
- * errno with msg filled.
+ * errno with err filled (not for -ENOMEM).
  */
 static int
-parse_location (struct s3 *s3, const char *rest, char *msg, size_t msglen)
+parse_location (struct s3 *s3, const char *rest, struct error *err)
 {
   const char *slash = strchr (rest, '/');
   size_t blen = slash ? (size_t) (slash - rest) : strlen (rest);
@@ -576,11 +559,9 @@ parse_location (struct s3 *s3, const char *rest, char *msg, size_t msglen)
   bool bucket_ok = blen >= 3 && blen <= 63;
   for (size_t i = 0; i < blen && bucket_ok; i++)
     bucket_ok = s3_unreserved ((unsigned char) rest[i]) && rest[i] != '~';
-  if (!bucket_ok) {
-    snprintf (msg, msglen, "\"%s\" is not a bucket name "
-              "(3 to 63 letters, digits, '.', '-')", s3->bucket);
-    return -EINVAL;
-  }
+  if (!bucket_ok)
+    return error_set (err, EINVAL, "\"%s\" is not a bucket name "
+                      "(3 to 63 letters, digits, '.', '-')", s3->bucket);
 
   /* PREFIX: no leading, doubled or missing trailing slashes. */
   const char *p = slash ? slash : "";
@@ -593,10 +574,9 @@ parse_location (struct s3 *s3, const char *rest, char *msg, size_t msglen)
   if (o > s3->prefix && o[-1] != '/')
     *o++ = '/';
   *o = '\0';
-  if (strlen (s3->prefix) > OBJ_KEY_MAX) {
-    snprintf (msg, msglen, "prefix longer than %d bytes", OBJ_KEY_MAX);
-    return -ENAMETOOLONG;
-  }
+  if (strlen (s3->prefix) > OBJ_KEY_MAX)
+    return error_set (err, ENAMETOOLONG, "prefix longer than %d bytes",
+                      OBJ_KEY_MAX);
   return 0;
 }
 
@@ -638,26 +618,23 @@ make_root (struct s3 *s3)
 }
 
 static int
-s3_open (struct objstore *os, const char *rest, char *err, size_t errlen)
+s3_open (struct objstore *os, const char *rest, struct error *err)
 {
-  char msg[OBJ_ERR_MAX] = "";
+  struct error why = { 0 };     /* without the URL, which fail: adds */
   struct s3 *s3 = calloc (1, sizeof *s3);
   int e;
 
-  if (s3 == NULL) {
-    snprintf (err, errlen, "%s: out of memory", os->url);
-    return -ENOMEM;
-  }
+  if (s3 == NULL)
+    return error_set (err, ENOMEM, "%s: out of memory", os->url);
   CURLcode ce = s3_http_global_init ();
   if (ce != CURLE_OK) {
-    snprintf (msg, sizeof msg, "cannot initialise libcurl: %s",
-              curl_easy_strerror (ce));
-    e = -EIO;
+    e = error_set (&why, EIO, "cannot initialise libcurl: %s",
+                   curl_easy_strerror (ce));
     goto fail;
   }
-  if ((e = parse_location (s3, rest, msg, sizeof msg)) < 0 ||
-      (e = aws_config_load (&s3->cfg, msg, sizeof msg)) < 0 ||
-      (e = read_settings (s3, msg, sizeof msg)) < 0 ||
+  if ((e = parse_location (s3, rest, &why)) < 0 ||
+      (e = aws_config_load (&s3->cfg, &why)) < 0 ||
+      (e = read_settings (s3, &why)) < 0 ||
       (e = make_root (s3)) < 0 || (e = s3_sign_setup (s3)) < 0)
     goto fail;
 
@@ -677,14 +654,14 @@ s3_open (struct objstore *os, const char *rest, char *err, size_t errlen)
    */
   char *body = NULL;
   size_t len;
-  char lerr[OBJ_ERR_MAX];
-  e = list_page (s3, "", NULL, 1, &body, &len, lerr, sizeof lerr);
+  struct error lerr = { 0 };
+  e = list_page (s3, "", NULL, 1, &body, &len, &lerr);
   free (body);
   if (e < 0) {
-    snprintf (msg, sizeof msg, "%.300s%s%.150s%s", lerr,
-              e == -EACCES ? " (credentials from " : "",
-              e == -EACCES ? s3->cfg.credentials_from : "",
-              e == -EACCES ? ")" : "");
+    error_set (&why, -e, "%.300s%s%.150s%s", error_msg (&lerr),
+               e == -EACCES ? " (credentials from " : "",
+               e == -EACCES ? s3->cfg.credentials_from : "",
+               e == -EACCES ? ")" : "");
     goto fail;
   }
   log_debug ("%s: bucket %s at %s, prefix \"%s\", region %s, part size %zu, "
@@ -695,9 +672,8 @@ s3_open (struct objstore *os, const char *rest, char *err, size_t errlen)
   return 0;
 
  fail:
-  if (e == -ENOMEM && msg[0] == '\0')
-    snprintf (msg, sizeof msg, "out of memory");
-  snprintf (err, errlen, "%s: %s", os->url, msg);
+  error_set (err, -e, "%s: %s", os->url,
+             e == -ENOMEM && why.msg[0] == '\0' ? "out of memory" : why.msg);
   s3_free (s3);
   return e;
 }

@@ -271,7 +271,7 @@ start_ready (struct s3 *s3)
       s3->ready_tail = NULL;
     n++;
     if (cancel) {
-      x->err = ECANCELED;
+      x->err.code = ECANCELED;
       s3_xfer_done (x);
       continue;
     }
@@ -284,9 +284,7 @@ start_ready (struct s3 *s3)
     x->curl_err[0] = '\0';
     CURLMcode mc = curl_multi_add_handle (s3->multi, x->easy);
     if (mc != CURLM_OK) {
-      x->err = EIO;
-      snprintf (x->msg, sizeof x->msg, "%s: %s", x->what,
-                curl_multi_strerror (mc));
+      error_set (&x->err, EIO, "%s: %s", x->what, curl_multi_strerror (mc));
       s3_xfer_done (x);
       continue;
     }
@@ -304,7 +302,7 @@ xfer_result (struct xfer *x, CURLcode cres)
 {
   struct s3 *s3 = x->s3;
   long status = 0;
-  char errtext[OBJ_ERR_MAX / 2] = "";
+  char errtext[256] = "";
   bool retry;
   int err;
 
@@ -331,9 +329,8 @@ xfer_result (struct xfer *x, CURLcode cres)
       s3_xml_error (x->resp, x->resp_len, errtext, sizeof errtext);
     if (status >= 200 && status < 300 && errtext[0] == '\0') {
       if (x->kind == X_MP_PART && x->etag[0] == '\0') {
-        x->err = EIO;
-        snprintf (x->msg, sizeof x->msg, "%s: HTTP %ld without an ETag",
-                  x->what, status);
+        error_set (&x->err, EIO, "%s: HTTP %ld without an ETag", x->what,
+                   status);
       }
       s3_xfer_done (x);
       return;
@@ -377,18 +374,17 @@ xfer_result (struct xfer *x, CURLcode cres)
   char after[48] = "";
   if (x->attempts > 1)
     snprintf (after, sizeof after, " (after %d attempts)", x->attempts);
-  x->err = err;
   if (cres == CURLE_COULDNT_CONNECT)
-    snprintf (x->msg, sizeof x->msg, "%s: cannot connect to %s: %s%s",
-              x->what, s3->host, curl_easy_strerror (cres), after);
+    error_set (&x->err, err, "%s: cannot connect to %s: %s%s", x->what,
+               s3->host, curl_easy_strerror (cres), after);
   else if (cres != CURLE_OK)
-    snprintf (x->msg, sizeof x->msg, "%s: %s%s%.160s%s%s", x->what,
-              curl_easy_strerror (cres), x->curl_err[0] ? " (" : "",
-              x->curl_err, x->curl_err[0] ? ")" : "", after);
+    error_set (&x->err, err, "%s: %s%s%.160s%s%s", x->what,
+               curl_easy_strerror (cres), x->curl_err[0] ? " (" : "",
+               x->curl_err, x->curl_err[0] ? ")" : "", after);
   else
-    snprintf (x->msg, sizeof x->msg, "%s: HTTP %ld%s%s", x->what, status,
-              errtext[0] ? errtext : status == 404 ? " Not Found"
-              : status == 403 ? " Forbidden" : "", after);
+    error_set (&x->err, err, "%s: HTTP %ld%s%s", x->what, status,
+               errtext[0] ? errtext : status == 404 ? " Not Found"
+               : status == 403 ? " Forbidden" : "", after);
   s3_xfer_done (x);
 }
 
@@ -445,7 +441,7 @@ s3_wait (struct s3 *s3, int64_t wait_ms)
 
 int
 s3_run_sync (struct s3 *s3, struct xfer *x, char **body, size_t *len,
-             char *err, size_t errlen)
+             struct error *err)
 {
   s3_xfer_queue (s3, x);
   while (!x->finished) {
@@ -453,9 +449,11 @@ s3_run_sync (struct s3 *s3, struct xfer *x, char **body, size_t *len,
     if (!x->finished)
       s3_wait (s3, 1000);
   }
-  int e = x->err;
-  if (e)
-    snprintf (err, errlen, "%s", x->msg);
+  int e = x->err.code;
+  if (e) {
+    if (err)
+      *err = x->err;
+  }
   else {
     *body = x->resp;
     *len = x->resp_len;

@@ -61,8 +61,7 @@ struct xfer {
   int attempts;
   uint64_t retry_at;            /* ns, while waiting for a retry */
   bool finished;                /* X_SYNC: result ready */
-  int err;                      /* positive errno, as obj_req.err */
-  char msg[OBJ_ERR_MAX];
+  struct error err;             /* as obj_req.err */
   char curl_err[CURL_ERROR_SIZE];
   bool in_multi;
   struct xfer *next;            /* in the ready or delayed list */
@@ -78,8 +77,7 @@ struct op {
   int nparts, parts_finished;
   char (*etags)[ETAG_MAX];
   bool failed;
-  int err;
-  char msg[OBJ_ERR_MAX];
+  struct error err;             /* the first error, for obj_req.err */
   struct op *next;              /* in the done list */
 };
 
@@ -132,7 +130,7 @@ void s3_wait (struct s3 *s3, int64_t wait_ms);
  * (malloc'd), or a negative errno with err filled.
  */
 int s3_run_sync (struct s3 *s3, struct xfer *x, char **body, size_t *len,
-                 char *err, size_t errlen);
+                 struct error *err);
 
 /* ---- s3.c: called by the driver -------------------------------------- */
 

@@ -26,8 +26,7 @@
  * The code: manifest.c (the manifest and its JSON), chunk.c (chunk
  * names, hashes and the zstd codec), gc.c (listing, upload markers,
  * deletion and collection).  Errors follow core/util.h: 0 or a negative
- * errno, the reason in the caller's err buffer (OBJ_ERR_MAX bytes, as
- * the object store's messages it passes on need; see objstore.h).
+ * errno, the reason in the caller's struct error.
  */
 #ifndef REPVOL_CATALOG_H
 #define REPVOL_CATALOG_H
@@ -76,7 +75,7 @@ struct manifest {
 /* A valid snapshot name: 1-100 of [A-Za-z0-9._-], not starting with '.'. */
 bool snapshot_name_valid (const char *name);
 /* The same as 0, or -EINVAL with err saying so. */
-int snapshot_name_check (const char *name, char *err, size_t errlen);
+int snapshot_name_check (const char *name, struct error *err);
 
 /* The object key of a manifest: "snapshots/NAME.json". */
 void manifest_key (const char *name, char key[OBJ_KEY_MAX]);
@@ -114,7 +113,7 @@ char *manifest_to_json (const struct manifest *m);
  * one in err; it never trusts the document.  0, or -EINVAL (-ENOMEM).
  */
 int manifest_from_json (const char *json, size_t len, struct manifest *m,
-                        char *err, size_t errlen);
+                        struct error *err);
 
 /* snapshots/NAME.json.  0, or a negative errno with err filled:
  * -ENOENT if there is no such snapshot, -EINVAL if the manifest is not
@@ -122,9 +121,9 @@ int manifest_from_json (const char *json, size_t len, struct manifest *m,
  * manifest_write checks its document with the reader's rules first.
  */
 int manifest_read (struct objstore *os, const char *name, struct manifest *m,
-                   char *err, size_t errlen);
+                   struct error *err);
 int manifest_write (struct objstore *os, const struct manifest *m,
-                    char *err, size_t errlen);
+                    struct error *err);
 
 /* ---- chunk.c ---------------------------------------------------------- */
 
@@ -150,7 +149,7 @@ int chunk_encode (const void *data, size_t len, int level, void **out,
  */
 int chunk_decode (const void *obj, size_t obj_len,
                   const uint8_t hash[CHUNK_HASH_LEN], void *out,
-                  size_t out_len, char *err, size_t errlen);
+                  size_t out_len, struct error *err);
 
 /* ---- gc.c ------------------------------------------------------------- */
 
@@ -161,14 +160,14 @@ int chunk_decode (const void *obj, size_t obj_len,
  */
 int snapshot_list (struct objstore *os,
                    int (*fn) (void *opaque, const struct manifest *m),
-                   void *opaque, char *err, size_t errlen);
+                   void *opaque, struct error *err);
 
 struct delete_stats {
   uint64_t chunks_deleted, bytes_freed;
   uint64_t chunks_kept;         /* still referenced by other snapshots */
   bool collection_skipped;      /* an upload was in progress, or a
                                    remaining manifest was unreadable */
-  char skip_reason[OBJ_ERR_MAX]; /* why, when collection_skipped */
+  char skip_reason[OBJ_KEY_MAX + 64]; /* why, when collection_skipped */
 };
 
 /* Delete snapshot name: remove its manifest, then every chunk that no
@@ -180,7 +179,7 @@ struct delete_stats {
  * collects them).
  */
 int snapshot_delete (struct objstore *os, const char *name,
-                     struct delete_stats *st, char *err, size_t errlen);
+                     struct delete_stats *st, struct error *err);
 
 /* Mark an upload in progress (inprogress/NAME) or done.  begin waits
  * (up to 10 minutes) for a running collection (collecting/...) to end
@@ -189,8 +188,8 @@ int snapshot_delete (struct objstore *os, const char *name,
  * if a collection never ended).
  */
 int snapshot_begin_upload (struct objstore *os, const char *name,
-                           char *err, size_t errlen);
+                           struct error *err);
 int snapshot_end_upload (struct objstore *os, const char *name,
-                         char *err, size_t errlen);
+                         struct error *err);
 
 #endif

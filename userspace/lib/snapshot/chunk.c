@@ -114,54 +114,53 @@ chunk_encode (const void *data, size_t len, int level, void **out,
 
 /* A chunk that is not what we wrote: -EILSEQ, with why. */
 static int
-corrupt (char *err, size_t errlen, const char *key, const char *fmt, ...)
-  __attribute__ ((format (printf, 4, 5)));
+corrupt (struct error *err, const char *key, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
 
 static int
-corrupt (char *err, size_t errlen, const char *key, const char *fmt, ...)
+corrupt (struct error *err, const char *key, const char *fmt, ...)
 {
+  char what[sizeof err->msg];
   va_list ap;
-  int n = snprintf (err, errlen, "chunk %s: ", key);
   va_start (ap, fmt);
-  if (n >= 0 && (size_t) n < errlen)
-    vsnprintf (err + n, errlen - n, fmt, ap);
+  vsnprintf (what, sizeof what, fmt, ap);
   va_end (ap);
-  return -EILSEQ;
+  return error_set (err, EILSEQ, "chunk %s: %s", key, what);
 }
 
 int
 chunk_decode (const void *obj, size_t obj_len,
               const uint8_t hash[CHUNK_HASH_LEN], void *out,
-              size_t out_len, char *err, size_t errlen)
+              size_t out_len, struct error *err)
 {
   char key[OBJ_KEY_MAX];
   chunk_key (hash, key);
 
   unsigned long long csize = ZSTD_getFrameContentSize (obj, obj_len);
   if (csize == ZSTD_CONTENTSIZE_ERROR)
-    return corrupt (err, errlen, key, "not a zstd frame (corrupt)");
+    return corrupt (err, key, "not a zstd frame (corrupt)");
   if (csize == ZSTD_CONTENTSIZE_UNKNOWN)
-    return corrupt (err, errlen, key, "zstd frame without its content size");
+    return corrupt (err, key, "zstd frame without its content size");
   if (csize != out_len)
-    return corrupt (err, errlen, key, "holds %llu bytes, expected %zu", csize,
+    return corrupt (err, key, "holds %llu bytes, expected %zu", csize,
                     out_len);
   /* Exactly one frame: trailing bytes mean the object is not what we
    * wrote.
    */
   size_t flen = ZSTD_findFrameCompressedSize (obj, obj_len);
   if (ZSTD_isError (flen) || flen != obj_len)
-    return corrupt (err, errlen, key, "%s (corrupt)", ZSTD_isError (flen)
+    return corrupt (err, key, "%s (corrupt)", ZSTD_isError (flen)
                     ? ZSTD_getErrorName (flen) : "data after the zstd frame");
   size_t n = ZSTD_decompress (out, out_len, obj, obj_len);
   if (ZSTD_isError (n))
-    return corrupt (err, errlen, key, "%s (corrupt)", ZSTD_getErrorName (n));
+    return corrupt (err, key, "%s (corrupt)", ZSTD_getErrorName (n));
   if (n != out_len)
-    return corrupt (err, errlen, key, "decompressed to %zu bytes, expected %zu",
+    return corrupt (err, key, "decompressed to %zu bytes, expected %zu",
                     n, out_len);
   uint8_t h[CHUNK_HASH_LEN];
   chunk_hash (out, out_len, h);
   if (memcmp (h, hash, CHUNK_HASH_LEN) != 0)
-    return corrupt (err, errlen, key,
+    return corrupt (err, key,
                     "content does not match its hash (corrupt)");
   return 0;
 }

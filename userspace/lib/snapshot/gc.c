@@ -84,12 +84,11 @@ add_manifest_name (void *opaque, const struct obj_entry *e)
 
 /* Every manifest's name, sorted.  0 or a negative errno. */
 static int
-list_manifests (struct objstore *os, struct names *ns, char *err,
-                size_t errlen)
+list_manifests (struct objstore *os, struct names *ns, struct error *err)
 {
-  int r = objstore_list (os, "snapshots/", add_manifest_name, ns, err, errlen);
+  int r = objstore_list (os, "snapshots/", add_manifest_name, ns, err);
   if (r == -ENOMEM)
-    snprintf (err, errlen, "listing snapshots/: out of memory");
+    error_set (err, ENOMEM, "listing snapshots/: out of memory");
   if (r != 0) {
     names_free (ns);
     return r;
@@ -102,25 +101,26 @@ list_manifests (struct objstore *os, struct names *ns, char *err,
 int
 snapshot_list (struct objstore *os,
                int (*fn) (void *opaque, const struct manifest *m),
-               void *opaque, char *err, size_t errlen)
+               void *opaque, struct error *err)
 {
   struct names ns = { 0 };
-  int ret = list_manifests (os, &ns, err, errlen);
+  int ret = list_manifests (os, &ns, err);
   if (ret < 0)
     return ret;
   for (size_t i = 0; i < ns.n && ret == 0; i++) {
     struct manifest m;
-    char why[OBJ_ERR_MAX];
-    int e = manifest_read (os, ns.v[i], &m, why, sizeof why);
+    struct error why = { 0 };
+    int e = manifest_read (os, ns.v[i], &m, &why);
     if (e == -ENOENT)
       continue;                 /* deleted since the listing */
     if (e == -EINVAL) {
       /* One bad manifest must not hide the others. */
-      log_warn ("skipping snapshot '%s': %s", ns.v[i], why);
+      log_warn ("skipping snapshot '%s': %s", ns.v[i], error_msg (&why));
       continue;
     }
     if (e < 0) {
-      snprintf (err, errlen, "%s", why);
+      if (err)
+        *err = why;
       ret = e;
       break;
     }
@@ -162,12 +162,12 @@ find_young (void *opaque, const struct obj_entry *e)
  */
 static int
 young_marker (struct objstore *os, const char *prefix, time_t max_age,
-              struct young *y, char *err, size_t errlen)
+              struct young *y, struct error *err)
 {
   y->now = time (NULL);
   y->max_age = max_age;
   y->key[0] = '\0';
-  int r = objstore_list (os, prefix, find_young, y, err, errlen);
+  int r = objstore_list (os, prefix, find_young, y, err);
   return r < 0 ? r : r > 0;
 }
 
@@ -176,30 +176,28 @@ young_marker (struct objstore *os, const char *prefix, time_t max_age,
  */
 static int
 marker_key (const char *dir, const char *name, char key[OBJ_KEY_MAX],
-            char *err, size_t errlen)
+            struct error *err)
 {
-  int e = snapshot_name_check (name, err, errlen);
+  int e = snapshot_name_check (name, err);
   if (e == 0)
     snprintf (key, OBJ_KEY_MAX, "%s/%s", dir, name);
   return e;
 }
 
 static int
-put_marker (struct objstore *os, const char *key, char *err, size_t errlen)
+put_marker (struct objstore *os, const char *key, struct error *err)
 {
   char host[256] = "";
   if (gethostname (host, sizeof host - 1) == -1)
     snprintf (host, sizeof host, "unknown");
   json_object *o = json_object_new_object ();
-  if (o == NULL) {
-    snprintf (err, errlen, "%s: out of memory", key);
-    return -ENOMEM;
-  }
+  if (o == NULL)
+    return error_set (err, ENOMEM, "%s: out of memory", key);
   json_object_object_add (o, "host", json_object_new_string (host));
   json_object_object_add (o, "pid", json_object_new_int64 (getpid ()));
   json_object_object_add (o, "started", json_object_new_int64 (time (NULL)));
   const char *s = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
-  int e = objstore_put (os, key, s, strlen (s), err, errlen);
+  int e = objstore_put (os, key, s, strlen (s), err);
   json_object_put (o);
   return e;
 }
@@ -214,24 +212,23 @@ put_marker (struct objstore *os, const char *key, char *err, size_t errlen)
  */
 int
 snapshot_begin_upload (struct objstore *os, const char *name,
-                       char *err, size_t errlen)
+                       struct error *err)
 {
   char key[OBJ_KEY_MAX];
-  int e = marker_key ("inprogress", name, key, err, errlen);
-  if (e < 0 || (e = put_marker (os, key, err, errlen)) < 0)
+  int e = marker_key ("inprogress", name, key, err);
+  if (e < 0 || (e = put_marker (os, key, err)) < 0)
     return e;
   struct young y;
   time_t deadline = time (NULL) + COLLECT_WAIT_SECS;
   bool said = false;
   int r;
   while ((r = young_marker (os, "collecting/", COLLECT_STALE_SECS, &y,
-                            err, errlen)) == 1) {
+                            err)) == 1) {
     if (time (NULL) >= deadline) {
-      snprintf (err, errlen, "%s: a snapshot delete is still collecting "
-                "chunks after %d s; try again later", y.key,
-                COLLECT_WAIT_SECS);
-      char e2[OBJ_ERR_MAX];
-      objstore_delete (os, key, e2, sizeof e2);
+      error_set (err, EBUSY, "%s: a snapshot delete is still collecting "
+                 "chunks after %d s; try again later", y.key,
+                 COLLECT_WAIT_SECS);
+      objstore_delete (os, key, NULL);
       return -EBUSY;
     }
     if (!said)
@@ -241,8 +238,7 @@ snapshot_begin_upload (struct objstore *os, const char *name,
     sleep (1);
   }
   if (r < 0) {
-    char e2[OBJ_ERR_MAX];
-    objstore_delete (os, key, e2, sizeof e2);
+    objstore_delete (os, key, NULL);
     return r;
   }
   return 0;
@@ -250,11 +246,11 @@ snapshot_begin_upload (struct objstore *os, const char *name,
 
 int
 snapshot_end_upload (struct objstore *os, const char *name,
-                     char *err, size_t errlen)
+                     struct error *err)
 {
   char key[OBJ_KEY_MAX];
-  int e = marker_key ("inprogress", name, key, err, errlen);
-  return e < 0 ? e : objstore_delete (os, key, err, errlen);
+  int e = marker_key ("inprogress", name, key, err);
+  return e < 0 ? e : objstore_delete (os, key, err);
 }
 
 /* ---- delete and collection ------------------------------------------- */
@@ -338,13 +334,11 @@ sweep_entry (void *opaque, const struct obj_entry *e)
  */
 static int
 delete_keys (struct objstore *os, struct sweep *sw, struct delete_stats *st,
-             char *err, size_t errlen)
+             struct error *err)
 {
   struct obj_req *reqs = calloc (SWEEP_DEPTH, sizeof *reqs);
-  if (reqs == NULL) {
-    snprintf (err, errlen, "out of memory");
-    return -ENOMEM;
-  }
+  if (reqs == NULL)
+    return error_set (err, ENOMEM, "out of memory");
   struct obj_req *idle[SWEEP_DEPTH];
   int nidle = SWEEP_DEPTH, inflight = 0, first = 0;
   for (int i = 0; i < SWEEP_DEPTH; i++)
@@ -366,13 +360,14 @@ delete_keys (struct objstore *os, struct sweep *sw, struct delete_stats *st,
     if (r == NULL)
       continue;
     inflight--;
-    if (r->err == 0) {
+    if (r->err.code == 0) {
       st->chunks_deleted++;
       st->bytes_freed += sw->dead_size[(uintptr_t) r->opaque];
     }
     else if (first == 0) {
-      first = -r->err;
-      snprintf (err, errlen, "%s", r->errmsg);
+      first = -r->err.code;
+      if (err)
+        *err = r->err;
     }
     idle[nidle++] = r;
   }
@@ -393,32 +388,31 @@ delete_keys (struct objstore *os, struct sweep *sw, struct delete_stats *st,
  */
 int
 snapshot_delete (struct objstore *os, const char *name,
-                 struct delete_stats *st, char *err, size_t errlen)
+                 struct delete_stats *st, struct error *err)
 {
   char key[OBJ_KEY_MAX], mkey[OBJ_KEY_MAX];
   memset (st, 0, sizeof *st);
-  int e = marker_key ("collecting", name, mkey, err, errlen);
+  int e = marker_key ("collecting", name, mkey, err);
   if (e < 0)
     return e;
   manifest_key (name, key);
   /* Only existence matters: a manifest too damaged to parse must still
    * be deletable.
    */
-  e = objstore_head (os, key, NULL, err, errlen);
+  e = objstore_head (os, key, NULL, err);
   if (e == -ENOENT)
-    snprintf (err, errlen, "no snapshot '%s' in %s", name, objstore_url (os));
-  if (e < 0 || (e = objstore_delete (os, key, err, errlen)) < 0)
+    error_set (err, ENOENT, "no snapshot '%s' in %s", name, objstore_url (os));
+  if (e < 0 || (e = objstore_delete (os, key, err)) < 0)
     return e;
 
-  if ((e = put_marker (os, mkey, err, errlen)) < 0)
+  if ((e = put_marker (os, mkey, err)) < 0)
     return e;
 
   struct young y;
   struct names ns = { 0 };
   struct marks mk = { 0 };
   struct sweep sw = { .mk = &mk };
-  int r = young_marker (os, "inprogress/", UPLOAD_STALE_SECS, &y, err,
-                        errlen);
+  int r = young_marker (os, "inprogress/", UPLOAD_STALE_SECS, &y, err);
   if (r < 0) {
     e = r;
     goto out;
@@ -431,25 +425,25 @@ snapshot_delete (struct objstore *os, const char *name,
   }
 
   /* Mark. */
-  if ((e = list_manifests (os, &ns, err, errlen)) < 0)
+  if ((e = list_manifests (os, &ns, err)) < 0)
     goto out;
   for (size_t i = 0; i < ns.n; i++) {
     struct manifest m;
-    char why[OBJ_ERR_MAX];
-    int me = manifest_read (os, ns.v[i], &m, why, sizeof why);
+    struct error why = { 0 };
+    int me = manifest_read (os, ns.v[i], &m, &why);
     if (me == -ENOENT)
       continue;                 /* deleted meanwhile: its chunks are fair game */
     if (me < 0) {
       st->collection_skipped = true;
       snprintf (st->skip_reason, sizeof st->skip_reason,
-                "cannot read a remaining manifest: %.200s", why);
-      log_warn ("not collecting chunks: %s", why);
+                "cannot read a remaining manifest: %.200s", error_msg (&why));
+      log_warn ("not collecting chunks: %s", error_msg (&why));
       goto out;
     }
     e = mark_manifest (&mk, &m);
     manifest_free (&m);
     if (e < 0) {
-      snprintf (err, errlen, "out of memory");
+      error_set (err, -e, "out of memory");
       goto out;
     }
   }
@@ -457,24 +451,24 @@ snapshot_delete (struct objstore *os, const char *name,
     qsort (mk.h, mk.n, CHUNK_HASH_LEN, cmp_hash);
 
   /* Sweep. */
-  r = objstore_list (os, "chunks/", sweep_entry, &sw, err, errlen);
+  r = objstore_list (os, "chunks/", sweep_entry, &sw, err);
   if (r != 0) {
     if (sw.nomem)
-      snprintf (err, errlen, "out of memory");
+      error_set (err, ENOMEM, "out of memory");
     e = sw.nomem ? -ENOMEM : r;
     goto out;
   }
   st->chunks_kept = sw.kept;
-  e = delete_keys (os, &sw, st, err, errlen);
+  e = delete_keys (os, &sw, st, err);
 
  out:
   {
-    char e2[OBJ_ERR_MAX];
+    struct error e2 = { 0 };
     /* Best effort: a marker left behind only delays uploads until it
      * goes stale.
      */
-    if (objstore_delete (os, mkey, e2, sizeof e2) != 0)
-      log_warn ("%s", e2);
+    if (objstore_delete (os, mkey, &e2) != 0)
+      log_warn ("%s", error_msg (&e2));
   }
   names_free (&ns);
   names_free (&sw.dead);

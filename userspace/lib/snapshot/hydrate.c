@@ -41,8 +41,7 @@ struct fetched {
   uint64_t index;
   void *buf;
   uint32_t len;
-  int err;
-  char why[OBJ_ERR_MAX];
+  struct error err;             /* code 0: fetched */
 };
 
 struct fetch_req {
@@ -107,21 +106,15 @@ fetch_finish (struct hydrate *h, struct get *g)
     abort ();                   /* cannot report anything any more */
   f->index = g->index;
   f->len = chunk_len (h, g->index);
-  if (g->req.err) {
+  if (g->req.err.code)
     f->err = g->req.err;
-    snprintf (f->why, sizeof f->why, "%s", g->req.errmsg);
-  }
-  else if ((f->buf = malloc (h->m.chunk_size)) == NULL) {
-    f->err = ENOMEM;
-    snprintf (f->why, sizeof f->why, "out of memory");
-  }
+  else if ((f->buf = malloc (h->m.chunk_size)) == NULL)
+    error_set (&f->err, ENOMEM, "out of memory");
   /* Chunks are stored whole; the last one's tail past the volume's end
    * is zeroes, and only f->len bytes are written.
    */
-  else if ((f->err = -chunk_decode (g->req.out, g->req.out_len,
-                                    h->m.hashes[g->index], f->buf,
-                                    h->m.chunk_size, f->why,
-                                    sizeof f->why)) != 0) {
+  else if (chunk_decode (g->req.out, g->req.out_len, h->m.hashes[g->index],
+                         f->buf, h->m.chunk_size, &f->err) < 0) {
     free (f->buf);
     f->buf = NULL;
   }
@@ -391,14 +384,15 @@ on_fetched (struct mailbox *mb, struct mailbox_msg *msg)
     free (f);
     return;
   }
-  if (f->err || (w = calloc (1, sizeof *w)) == NULL) {
+  if (f->err.code || (w = calloc (1, sizeof *w)) == NULL) {
     h->inflight--;
     h->state[f->index] = H_FAILED;
-    log_error ("restore: %s", f->err ? f->why : "out of memory");
+    if (f->err.code == 0)
+      error_set (&f->err, ENOMEM, "out of memory");
+    log_error ("restore: %s", error_msg (&f->err));
     if (!h->failed) {         /* the background stops; reads go on */
       h->failed = true;
-      h->hooks.finished (h->hooks.opaque, f->err ? f->err : ENOMEM,
-                         f->err ? f->why : "out of memory");
+      h->hooks.finished (h->hooks.opaque, f->err.code, error_msg (&f->err));
     }
     free (f->buf);
     free (f);
@@ -478,12 +472,12 @@ static const struct bdev_ops hydrate_ops = {
 struct bdev *
 hydrate_new (struct loop *loop, struct bdev *lower, const char *url,
              const char *name, uint8_t *map, bool background,
-             const struct hydrate_hooks *hooks, char *why, size_t whylen)
+             const struct hydrate_hooks *hooks, struct error *err)
 {
   struct hydrate *h = calloc (1, sizeof *h);
 
   if (h == NULL) {
-    snprintf (why, whylen, "out of memory");
+    error_set (err, ENOMEM, "out of memory");
     free (map);
     return NULL;
   }
@@ -493,12 +487,12 @@ hydrate_new (struct loop *loop, struct bdev *lower, const char *url,
   h->hooks = *hooks;
   h->background = background;
   h->map = map;
-  if ((h->os = objstore_open (url, why, whylen)) == NULL ||
-      manifest_read (h->os, name, &h->m, why, whylen) < 0)
+  if ((h->os = objstore_open (url, err)) == NULL ||
+      manifest_read (h->os, name, &h->m, err) < 0)
     goto fail;
   if (h->m.volume_size != lower->info.size) {
-    snprintf (why, whylen, "snapshot %s is of a %" PRIu64 "-byte volume, "
-              "not %" PRIu64, name, h->m.volume_size, lower->info.size);
+    error_set (err, EINVAL, "snapshot %s is of a %" PRIu64 "-byte volume, "
+               "not %" PRIu64, name, h->m.volume_size, lower->info.size);
     goto fail;
   }
   h->shift = __builtin_ctz (h->m.chunk_size);
@@ -507,7 +501,7 @@ hydrate_new (struct loop *loop, struct bdev *lower, const char *url,
     h->map = calloc (1, h->maplen);
   h->state = calloc (h->m.nchunks, 1);
   if (h->map == NULL || h->state == NULL) {
-    snprintf (why, whylen, "out of memory");
+    error_set (err, ENOMEM, "out of memory");
     goto fail;
   }
   for (uint64_t i = 0; i < h->m.nchunks; i++) {
@@ -522,12 +516,12 @@ hydrate_new (struct loop *loop, struct bdev *lower, const char *url,
     }
   }
   if (mailbox_init (&h->mb, loop, on_fetched, h) == -1) {
-    snprintf (why, whylen, "cannot set up: %s", strerror (errno));
+    error_set (err, errno, "cannot set up: %s", strerror (errno));
     goto fail;
   }
   if (pthread_create (&h->thread, NULL, fetcher, h) != 0) {
     mailbox_fini (&h->mb);
-    snprintf (why, whylen, "cannot start the fetcher thread");
+    error_set (err, EAGAIN, "cannot start the fetcher thread");
     goto fail;
   }
   h->thread_started = true;

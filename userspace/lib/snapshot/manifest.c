@@ -38,12 +38,12 @@ snapshot_name_valid (const char *name)
 }
 
 int
-snapshot_name_check (const char *name, char *err, size_t errlen)
+snapshot_name_check (const char *name, struct error *err)
 {
   if (snapshot_name_valid (name))
     return 0;
-  snprintf (err, errlen, "'%.200s' is not a valid snapshot name", name);
-  return -EINVAL;
+  return error_set (err, EINVAL, "'%.200s' is not a valid snapshot name",
+                    name);
 }
 
 void
@@ -218,67 +218,52 @@ uuid_valid (const char *s)
  */
 static int
 get_string (json_object *o, const char *field, char *out, size_t outlen,
-            char *err, size_t errlen)
+            struct error *err)
 {
   json_object *v;
-  if (!json_object_object_get_ex (o, field, &v) || v == NULL) {
-    snprintf (err, errlen, "field '%s' is missing", field);
-    return -EINVAL;
-  }
-  if (!json_object_is_type (v, json_type_string)) {
-    snprintf (err, errlen, "field '%s' is not a string", field);
-    return -EINVAL;
-  }
+  if (!json_object_object_get_ex (o, field, &v) || v == NULL)
+    return error_set (err, EINVAL, "field '%s' is missing", field);
+  if (!json_object_is_type (v, json_type_string))
+    return error_set (err, EINVAL, "field '%s' is not a string", field);
   const char *s = json_object_get_string (v);
   size_t n = json_object_get_string_len (v);
-  if (n >= outlen || strlen (s) != n) {
-    snprintf (err, errlen, "field '%s' is too long or holds a NUL", field);
-    return -EINVAL;
-  }
+  if (n >= outlen || strlen (s) != n)
+    return error_set (err, EINVAL, "field '%s' is too long or holds a NUL",
+                      field);
   memcpy (out, s, n + 1);
   return 0;
 }
 
 static int
 get_int (json_object *o, const char *field, int64_t min, int64_t max,
-         int64_t *out, char *err, size_t errlen)
+         int64_t *out, struct error *err)
 {
   json_object *v;
-  if (!json_object_object_get_ex (o, field, &v) || v == NULL) {
-    snprintf (err, errlen, "field '%s' is missing", field);
-    return -EINVAL;
-  }
-  if (!json_object_is_type (v, json_type_int)) {
-    snprintf (err, errlen, "field '%s' is not an integer", field);
-    return -EINVAL;
-  }
+  if (!json_object_object_get_ex (o, field, &v) || v == NULL)
+    return error_set (err, EINVAL, "field '%s' is missing", field);
+  if (!json_object_is_type (v, json_type_int))
+    return error_set (err, EINVAL, "field '%s' is not an integer", field);
   /* json-c clamps what does not fit in int64; the range check below
    * (max < INT64_MAX everywhere) turns that into an error.
    */
   errno = 0;
   int64_t x = json_object_get_int64 (v);
-  if (errno != 0 || x < min || x > max) {
-    snprintf (err, errlen, "field '%s' is out of range [%" PRId64 ", %"
-              PRId64 "]", field, min, max);
-    return -EINVAL;
-  }
+  if (errno != 0 || x < min || x > max)
+    return error_set (err, EINVAL, "field '%s' is out of range [%" PRId64 ", %"
+                      PRId64 "]", field, min, max);
   *out = x;
   return 0;
 }
 
 static int
-parse_chunks (json_object *arr, struct manifest *m, char *err, size_t errlen)
+parse_chunks (json_object *arr, struct manifest *m, struct error *err)
 {
-  if (!json_object_is_type (arr, json_type_array)) {
-    snprintf (err, errlen, "field 'chunks' is not an array");
-    return -EINVAL;
-  }
+  if (!json_object_is_type (arr, json_type_array))
+    return error_set (err, EINVAL, "field 'chunks' is not an array");
   size_t n = json_object_array_length (arr);
-  if (n > m->nchunks) {
-    snprintf (err, errlen, "field 'chunks' has %zu entries for a volume "
-              "of %" PRIu64 " chunks", n, m->nchunks);
-    return -EINVAL;
-  }
+  if (n > m->nchunks)
+    return error_set (err, EINVAL, "field 'chunks' has %zu entries for a "
+                      "volume of %" PRIu64 " chunks", n, m->nchunks);
   int64_t prev = -1;
   for (size_t i = 0; i < n; i++) {
     json_object *pair = json_object_array_get_idx (arr, i);
@@ -288,30 +273,23 @@ parse_chunks (json_object *arr, struct manifest *m, char *err, size_t errlen)
         (ix = json_object_array_get_idx (pair, 0)) == NULL ||
         (hx = json_object_array_get_idx (pair, 1)) == NULL ||
         !json_object_is_type (ix, json_type_int) ||
-        !json_object_is_type (hx, json_type_string)) {
-      snprintf (err, errlen, "field 'chunks[%zu]' is not an [index, \"hash\"] "
-                "pair", i);
-      return -EINVAL;
-    }
+        !json_object_is_type (hx, json_type_string))
+      return error_set (err, EINVAL, "field 'chunks[%zu]' is not an "
+                        "[index, \"hash\"] pair", i);
     int64_t idx = json_object_get_int64 (ix);
-    if (idx < 0 || (uint64_t) idx >= m->nchunks) {
-      snprintf (err, errlen, "field 'chunks[%zu]': index %" PRId64 " is "
-                "outside the volume's %" PRIu64 " chunks", i, idx, m->nchunks);
-      return -EINVAL;
-    }
-    if (idx <= prev) {
-      snprintf (err, errlen, "field 'chunks[%zu]': index %" PRId64 " does not "
-                "follow %" PRId64 " (must be strictly increasing)", i, idx,
-                prev);
-      return -EINVAL;
-    }
+    if (idx < 0 || (uint64_t) idx >= m->nchunks)
+      return error_set (err, EINVAL, "field 'chunks[%zu]': index %" PRId64
+                        " is outside the volume's %" PRIu64 " chunks", i, idx,
+                        m->nchunks);
+    if (idx <= prev)
+      return error_set (err, EINVAL, "field 'chunks[%zu]': index %" PRId64
+                        " does not follow %" PRId64 " (must be strictly "
+                        "increasing)", i, idx, prev);
     const char *hex = json_object_get_string (hx);
     if (json_object_get_string_len (hx) != CHUNK_HEX_LEN ||
-        hex_to_hash (hex, m->hashes[idx]) < 0) {
-      snprintf (err, errlen, "field 'chunks[%zu]': hash is not %d lower case "
-                "hex digits", i, CHUNK_HEX_LEN);
-      return -EINVAL;
-    }
+        hex_to_hash (hex, m->hashes[idx]) < 0)
+      return error_set (err, EINVAL, "field 'chunks[%zu]': hash is not %d "
+                        "lower case hex digits", i, CHUNK_HEX_LEN);
     m->present[idx] = true;
     prev = idx;
   }
@@ -320,28 +298,22 @@ parse_chunks (json_object *arr, struct manifest *m, char *err, size_t errlen)
 
 int
 manifest_from_json (const char *json, size_t len, struct manifest *m,
-                    char *err, size_t errlen)
+                    struct error *err)
 {
   memset (m, 0, sizeof *m);
   /* json-c would stop at a NUL and call the rest trailing garbage; say
    * what it is.
    */
-  if (memchr (json, '\0', len) != NULL) {
-    snprintf (err, errlen, "manifest holds a NUL byte");
-    return -EINVAL;
-  }
+  if (memchr (json, '\0', len) != NULL)
+    return error_set (err, EINVAL, "manifest holds a NUL byte");
   /* json-c takes 'single quoted' strings even when strict; no value of
    * ours can hold a quote, so refuse any.
    */
-  if (memchr (json, '\'', len) != NULL) {
-    snprintf (err, errlen, "not JSON: single quote");
-    return -EINVAL;
-  }
+  if (memchr (json, '\'', len) != NULL)
+    return error_set (err, EINVAL, "not JSON: single quote");
   json_tokener *tok = json_tokener_new_ex (16);
-  if (tok == NULL) {
-    snprintf (err, errlen, "out of memory");
-    return -ENOMEM;
-  }
+  if (tok == NULL)
+    return error_set (err, ENOMEM, "out of memory");
   /* Strict: no single quotes, no comments, valid UTF-8 only. */
   json_tokener_set_flags (tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
   json_object *o = json_tokener_parse_ex (tok, json, len);
@@ -357,16 +329,16 @@ manifest_from_json (const char *json, size_t len, struct manifest *m,
   }
   json_tokener_free (tok);
   if (je != json_tokener_success) {
-    snprintf (err, errlen, "not JSON: %s",
-              je == json_tokener_continue ? "document ends early"
-              : json_tokener_error_desc (je));
+    error_set (err, EINVAL, "not JSON: %s",
+               je == json_tokener_continue ? "document ends early"
+               : json_tokener_error_desc (je));
     json_object_put (o);
     return -EINVAL;
   }
   for (; end < len; end++)
     if (json[end] != ' ' && json[end] != '\n' && json[end] != '\t' &&
         json[end] != '\r') {
-      snprintf (err, errlen, "not JSON: data after the document");
+      error_set (err, EINVAL, "not JSON: data after the document");
       json_object_put (o);
       return -EINVAL;
     }
@@ -376,70 +348,68 @@ manifest_from_json (const char *json, size_t len, struct manifest *m,
   struct manifest t = { 0 };
   int ret = -EINVAL;
   if (o == NULL || !json_object_is_type (o, json_type_object)) {
-    snprintf (err, errlen, "manifest is not a JSON object");
+    error_set (err, EINVAL, "manifest is not a JSON object");
     goto out;
   }
   /* Field by field, in the order of the format, so err names the first
    * bad one.
    */
-  if (get_int (o, "format", 0, INT32_MAX, &format, err, errlen) < 0)
+  if (get_int (o, "format", 0, INT32_MAX, &format, err) < 0)
     goto out;
   if (format != MANIFEST_FORMAT) {
-    snprintf (err, errlen, "field 'format': version %" PRId64 " is not "
-              "supported (expected %d)", format, MANIFEST_FORMAT);
+    error_set (err, EINVAL, "field 'format': version %" PRId64 " is not "
+               "supported (expected %d)", format, MANIFEST_FORMAT);
     goto out;
   }
-  if (get_string (o, "name", t.name, sizeof t.name, err, errlen) < 0)
+  if (get_string (o, "name", t.name, sizeof t.name, err) < 0)
     goto out;
   if (!snapshot_name_valid (t.name)) {
-    snprintf (err, errlen, "field 'name' is not a valid snapshot name");
+    error_set (err, EINVAL, "field 'name' is not a valid snapshot name");
     goto out;
   }
-  if (get_string (o, "parent", t.parent, sizeof t.parent, err, errlen) < 0)
+  if (get_string (o, "parent", t.parent, sizeof t.parent, err) < 0)
     goto out;
   if (t.parent[0] && !snapshot_name_valid (t.parent)) {
-    snprintf (err, errlen, "field 'parent' is not a valid snapshot name");
+    error_set (err, EINVAL, "field 'parent' is not a valid snapshot name");
     goto out;
   }
-  if (get_string (o, "volume", t.volume, sizeof t.volume, err, errlen) < 0)
+  if (get_string (o, "volume", t.volume, sizeof t.volume, err) < 0)
     goto out;
   if (!valid_name (t.volume)) {
-    snprintf (err, errlen, "field 'volume' is not a valid volume name");
+    error_set (err, EINVAL, "field 'volume' is not a valid volume name");
     goto out;
   }
   if (get_string (o, "volume_uuid", t.volume_uuid, sizeof t.volume_uuid,
-                  err, errlen) < 0)
+                  err) < 0)
     goto out;
   if (!uuid_valid (t.volume_uuid)) {
-    snprintf (err, errlen, "field 'volume_uuid' is not a UUID");
+    error_set (err, EINVAL, "field 'volume_uuid' is not a UUID");
     goto out;
   }
-  if (get_int (o, "volume_size", 1, INT64_MAX - 1, &size, err, errlen) < 0 ||
+  if (get_int (o, "volume_size", 1, INT64_MAX - 1, &size, err) < 0 ||
       get_int (o, "chunk_size", MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, &csize,
-               err, errlen) < 0)
+               err) < 0)
     goto out;
   if ((csize & (csize - 1)) != 0) {
-    snprintf (err, errlen, "field 'chunk_size': %" PRId64 " is not a power "
-              "of two", csize);
+    error_set (err, EINVAL, "field 'chunk_size': %" PRId64 " is not a power "
+               "of two", csize);
     goto out;
   }
-  if (get_int (o, "created", 0, MAX_TIME, &created, err, errlen) < 0 ||
-      get_int (o, "completed", created, MAX_TIME, &completed, err,
-               errlen) < 0 ||
-      get_int (o, "data_bytes", 0, size, &data, err, errlen) < 0 ||
-      get_int (o, "uploaded_bytes", 0, INT64_MAX - 1, &uploaded, err,
-               errlen) < 0)
+  if (get_int (o, "created", 0, MAX_TIME, &created, err) < 0 ||
+      get_int (o, "completed", created, MAX_TIME, &completed, err) < 0 ||
+      get_int (o, "data_bytes", 0, size, &data, err) < 0 ||
+      get_int (o, "uploaded_bytes", 0, INT64_MAX - 1, &uploaded, err) < 0)
     goto out;
   if (!json_object_object_get_ex (o, "chunks", &chunks) || chunks == NULL) {
-    snprintf (err, errlen, "field 'chunks' is missing");
+    error_set (err, EINVAL, "field 'chunks' is missing");
     goto out;
   }
   int e = manifest_init (&t, size, csize);
   if (e == -EFBIG)
-    snprintf (err, errlen, "field 'volume_size': more than %d chunks of "
-              "%" PRId64 " bytes", MANIFEST_MAX_CHUNKS, csize);
+    error_set (err, EINVAL, "field 'volume_size': more than %d chunks of "
+               "%" PRId64 " bytes", MANIFEST_MAX_CHUNKS, csize);
   else if (e < 0) {
-    snprintf (err, errlen, "out of memory");
+    error_set (err, -e, "out of memory");
     ret = e;
   }
   if (e < 0)
@@ -448,7 +418,7 @@ manifest_from_json (const char *json, size_t len, struct manifest *m,
   t.completed = completed;
   t.data_bytes = data;
   t.uploaded_bytes = uploaded;
-  if (parse_chunks (chunks, &t, err, errlen) < 0) {
+  if (parse_chunks (chunks, &t, err) < 0) {
     manifest_free (&t);
     goto out;
   }
@@ -463,27 +433,25 @@ manifest_from_json (const char *json, size_t len, struct manifest *m,
 
 int
 manifest_read (struct objstore *os, const char *name, struct manifest *m,
-               char *err, size_t errlen)
+               struct error *err)
 {
   char key[OBJ_KEY_MAX];
   memset (m, 0, sizeof *m);
-  int e = snapshot_name_check (name, err, errlen);
+  int e = snapshot_name_check (name, err);
   if (e < 0)
     return e;
   manifest_key (name, key);
   void *data;
   size_t len;
-  if ((e = objstore_get (os, key, &data, &len, err, errlen)) < 0)
+  if ((e = objstore_get (os, key, &data, &len, err)) < 0)
     return e;
-  char why[OBJ_ERR_MAX];
-  e = manifest_from_json (data, len, m, why, sizeof why);
+  e = manifest_from_json (data, len, m, err);
   if (e < 0)
-    snprintf (err, errlen, "%s: %s", key, why);
+    error_prefix (err, "%s: ", key);
   else if (strcmp (m->name, name) != 0) {
-    snprintf (err, errlen, "%s: names snapshot '%s', not '%s'", key, m->name,
-              name);
+    e = error_set (err, EINVAL, "%s: names snapshot '%s', not '%s'", key,
+                   m->name, name);
     manifest_free (m);
-    e = -EINVAL;
   }
   free (data);
   return e;
@@ -491,32 +459,27 @@ manifest_read (struct objstore *os, const char *name, struct manifest *m,
 
 int
 manifest_write (struct objstore *os, const struct manifest *m,
-                char *err, size_t errlen)
+                struct error *err)
 {
   char key[OBJ_KEY_MAX];
-  int e = snapshot_name_check (m->name, err, errlen);
+  int e = snapshot_name_check (m->name, err);
   if (e < 0)
     return e;
   manifest_key (m->name, key);
   char *json = manifest_to_json (m);
-  if (json == NULL) {
-    snprintf (err, errlen, "%s: out of memory", key);
-    return -ENOMEM;
-  }
+  if (json == NULL)
+    return error_set (err, ENOMEM, "%s: out of memory", key);
   /* Check our own output with the reader's rules, so a caller's bug
    * never stores a manifest that list and restore would refuse.
    */
   struct manifest back;
-  char why[OBJ_ERR_MAX];
-  if ((e = manifest_from_json (json, strlen (json), &back, why,
-                               sizeof why)) < 0) {
-    snprintf (err, errlen, "%s: refusing to write an invalid manifest: %s",
-              key, why);
+  if ((e = manifest_from_json (json, strlen (json), &back, err)) < 0) {
+    error_prefix (err, "%s: refusing to write an invalid manifest: ", key);
     free (json);
     return e;
   }
   manifest_free (&back);
-  e = objstore_put (os, key, json, strlen (json), err, errlen);
+  e = objstore_put (os, key, json, strlen (json), err);
   free (json);
   return e;
 }

@@ -101,12 +101,12 @@ struct hydrate_hooks {
 /* Wrap lower (the new volume's engine) to serve snapshot name of url.
  * map: the chunks already hydrated (malloc'd, owned), NULL for none.
  * background: fetch the rest at depth without waiting for reads.
- * NULL with why filled if the snapshot cannot be read.
+ * NULL with err filled if the snapshot cannot be read.
  */
 struct bdev *hydrate_new (struct loop *loop, struct bdev *lower,
                           const char *url, const char *name, uint8_t *map,
                           bool background, const struct hydrate_hooks *hooks,
-                          char *why, size_t whylen);
+                          struct error *err);
 
 /* Chunks hydrated so far and in all. */
 void hydrate_progress (struct bdev *h, uint64_t *done, uint64_t *total,

@@ -172,7 +172,7 @@ struct run {
   uint64_t total, done, bytes_read, bytes_uploaded;
   int credit;                   /* chunks to ask the loop for */
   bool marker;                  /* our inprogress/ marker is in the store */
-  char err[OBJ_ERR_MAX];
+  struct error err;             /* why, once e is set */
   int e;                        /* the first error: a positive errno, as
                                    UP_DONE carries it to the loop */
 };
@@ -188,9 +188,10 @@ fail (struct run *r, int e, const char *fmt, ...)
     return;                     /* keep the first reason */
   va_list ap;
   va_start (ap, fmt);
-  vsnprintf (r->err, sizeof r->err, fmt, ap);
+  vsnprintf (r->err.msg, sizeof r->err.msg, fmt, ap);
   va_end (ap);
   r->e = e ? e : EIO;
+  r->err.code = r->e;
 }
 
 /* One captured chunk: into the manifest, and to the store if new. */
@@ -247,8 +248,8 @@ put_done (struct run *r, struct obj_req *req)
 {
   struct put *p = req->opaque;
 
-  if (req->err)
-    fail (r, req->err, "%s", req->errmsg);
+  if (req->err.code)
+    fail (r, req->err.code, "%s", error_msg (&req->err));
   else
     r->bytes_uploaded += req->len;
   r->done++;
@@ -274,8 +275,8 @@ prepare (struct run *r)
   struct upload *u = r->u;
   char key[OBJ_KEY_MAX];
 
-  r->os = u->env ? objstore_open_env (u->url, u->env, r->err, sizeof r->err)
-                 : objstore_open (u->url, r->err, sizeof r->err);
+  r->os = u->env ? objstore_open_env (u->url, u->env, &r->err)
+                 : objstore_open (u->url, &r->err);
   if (r->os == NULL)
     return failed (r, -EIO);
   pthread_mutex_lock (&u->lock);
@@ -283,18 +284,16 @@ prepare (struct run *r)
   pthread_mutex_unlock (&u->lock);
 
   manifest_key (u->name, key);
-  int e = objstore_head (r->os, key, NULL, r->err, sizeof r->err);
-  if (e == 0) {
-    snprintf (r->err, sizeof r->err, "a snapshot named %s already exists "
-              "in %s", u->name, u->url);
-    return failed (r, -EEXIST);
-  }
+  int e = objstore_head (r->os, key, NULL, &r->err);
+  if (e == 0)
+    return failed (r, error_set (&r->err, EEXIST, "a snapshot named %s "
+                                 "already exists in %s", u->name, u->url));
   if (e != -ENOENT)
     return failed (r, e);
   /* Before reading what the store holds: a delete collecting chunks
    * either sees this marker and leaves them, or finishes first.
    */
-  if ((e = snapshot_begin_upload (r->os, u->name, r->err, sizeof r->err)) < 0)
+  if ((e = snapshot_begin_upload (r->os, u->name, &r->err)) < 0)
     return failed (r, e);
   r->marker = true;
 
@@ -303,27 +302,23 @@ prepare (struct run *r)
    * map only the chunks changed since need reading.
    */
   if (u->base_name[0] && strcmp (u->base_url, u->url) == 0) {
-    char why[OBJ_ERR_MAX];
-    if (manifest_read (r->os, u->base_name, &r->parent, why, sizeof why) == 0 &&
+    struct error why = { 0 };
+    if (manifest_read (r->os, u->base_name, &r->parent, &why) == 0 &&
         r->parent.chunk_size == u->chunk_size &&
         r->parent.volume_size == u->volume_size)
       r->have_parent = true;
     else
       log_warn ("snapshot %s: the last snapshot %s cannot be built on (%s): "
                 "reading the whole volume", u->name, u->base_name,
-                r->have_parent ? "different geometry" : why);
+                r->have_parent ? "different geometry" : error_msg (&why));
   }
-  if (manifest_init (&r->m, u->volume_size, u->chunk_size) < 0) {
-    snprintf (r->err, sizeof r->err, "out of memory");
-    return failed (r, -ENOMEM);
-  }
+  if (manifest_init (&r->m, u->volume_size, u->chunk_size) < 0)
+    return failed (r, error_set (&r->err, ENOMEM, "out of memory"));
   if (r->have_parent) {
     for (uint64_t i = 0; i < r->parent.nchunks; i++)
       if (r->parent.present[i] &&
-          hs_add (&r->known, r->parent.hashes[i]) < 0) {
-        snprintf (r->err, sizeof r->err, "out of memory");
-        return failed (r, -ENOMEM);
-      }
+          hs_add (&r->known, r->parent.hashes[i]) < 0)
+        return failed (r, error_set (&r->err, ENOMEM, "out of memory"));
     snprintf (r->m.parent, sizeof r->m.parent, "%s", u->base_name);
   }
   /* Reading only the changed chunks is right when the map is complete
@@ -435,19 +430,20 @@ upload_main (void *arg)
                         ? r.m.volume_size % r.m.chunk_size : r.m.chunk_size;
   r.m.uploaded_bytes = r.bytes_uploaded;
   r.m.completed = time (NULL);
-  int e = manifest_write (r.os, &r.m, r.err, sizeof r.err);
+  int e = manifest_write (r.os, &r.m, &r.err);
   if (e < 0)
     failed (&r, e);
 
  out:
   if (r.marker) {
-    char err2[OBJ_ERR_MAX];
-    if (snapshot_end_upload (r.os, u->name, err2, sizeof err2) != 0)
+    struct error err2 = { 0 };
+    if (snapshot_end_upload (r.os, u->name, &err2) != 0)
       log_warn ("snapshot %s: cannot remove its in-progress marker: %s",
-                u->name, err2);
+                u->name, error_msg (&err2));
   }
   if (r.e)
-    post (u, UP_DONE, r.e, "error: snapshot %s: %s", u->name, r.err);
+    post (u, UP_DONE, r.e, "error: snapshot %s: %s", u->name,
+          error_msg (&r.err));
   else
     post (u, UP_DONE, 0, "ok %s %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %.3f",
           u->name, r.m.parent[0] ? r.m.parent : "-", r.total, r.bytes_read,
