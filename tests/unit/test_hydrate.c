@@ -38,8 +38,8 @@ static uint8_t image[VSIZE];
 static void
 write_snapshot (const char *name)
 {
-  char err[OBJ_ERR_MAX];
-  struct objstore *os = objstore_open (url, err, sizeof err);
+  struct error err = { 0 };
+  struct objstore *os = objstore_open (url, &err);
   struct manifest m = { 0 };
 
   assert_non_null (os);
@@ -60,10 +60,10 @@ write_snapshot (const char *name)
     m.data_bytes += CHUNK;
     chunk_key (m.hashes[i], key);
     assert_int_equal (chunk_encode (c, CHUNK, 3, &obj, &olen), 0);
-    assert_int_equal (objstore_put (os, key, obj, olen, err, sizeof err), 0);
+    assert_int_equal (objstore_put (os, key, obj, olen, &err), 0);
     free (obj);
   }
-  assert_int_equal (manifest_write (os, &m, err, sizeof err), 0);
+  assert_int_equal (manifest_write (os, &m, &err), 0);
   manifest_free (&m);
   objstore_close (os);
 }
@@ -177,7 +177,7 @@ open_hydrate (struct run *r, struct mem_bdev *mem, uint8_t *disk,
 {
   struct hydrate_hooks hooks = { .save = on_save, .finished = on_finished,
                                  .opaque = r };
-  char why[OBJ_ERR_MAX] = "";
+  struct error why = { 0 };
   struct bdev *h;
 
   memset (disk, 0, VSIZE);
@@ -185,9 +185,9 @@ open_hydrate (struct run *r, struct mem_bdev *mem, uint8_t *disk,
   r->loop = loop_new ();
   assert_non_null (r->loop);
   h = hydrate_new (r->loop, &mem->bdev, url, "s", NULL, background, &hooks,
-                   why, sizeof why);
+                   &why);
   if (h == NULL)
-    fail_msg ("hydrate_new: %s", why);
+    fail_msg ("hydrate_new: %s", error_msg (&why));
   return h;
 }
 
@@ -263,9 +263,10 @@ static void
 test_missing_chunk (void **state)
 {
   static uint8_t disk[VSIZE], buf[VSIZE];
-  char err[OBJ_ERR_MAX], key[OBJ_KEY_MAX];
+  struct error err = { 0 };
+  char key[OBJ_KEY_MAX];
   uint8_t hash[CHUNK_HASH_LEN];
-  struct objstore *os = objstore_open (url, err, sizeof err);
+  struct objstore *os = objstore_open (url, &err);
   struct mem_bdev mem;
   struct run r = { 0 };
   struct bdev *h;
@@ -274,7 +275,7 @@ test_missing_chunk (void **state)
   assert_non_null (os);
   chunk_hash (image + 4 * CHUNK, CHUNK, hash);
   chunk_key (hash, key);
-  assert_int_equal (objstore_delete (os, key, err, sizeof err), 0);
+  assert_int_equal (objstore_delete (os, key, &err), 0);
   objstore_close (os);
 
   h = open_hydrate (&r, &mem, disk, false);
