@@ -303,14 +303,23 @@ prepare (struct run *r)
    */
   if (u->base_name[0] && strcmp (u->base_url, u->url) == 0) {
     struct error why = { 0 };
-    if (manifest_read (r->os, u->base_name, &r->parent, &why) == 0 &&
-        r->parent.chunk_size == u->chunk_size &&
+    int pe = manifest_read (r->os, u->base_name, &r->parent, &why);
+
+    if (pe == 0 && r->parent.chunk_size == u->chunk_size &&
         r->parent.volume_size == u->volume_size)
       r->have_parent = true;
-    else
+    else {
+      if (pe == 0) {
+        error_set (&why, EINVAL, "a %" PRIu64 "-byte volume in %" PRIu32
+                   "-byte chunks, not %" PRIu64 " in %" PRIu32,
+                   r->parent.volume_size, r->parent.chunk_size,
+                   u->volume_size, u->chunk_size);
+        manifest_free (&r->parent);
+      }
       log_warn ("snapshot %s: the last snapshot %s cannot be built on (%s): "
                 "reading the whole volume", u->name, u->base_name,
-                r->have_parent ? "different geometry" : error_msg (&why));
+                error_msg (&why));
+    }
   }
   if (manifest_init (&r->m, u->volume_size, u->chunk_size) < 0)
     return failed (r, error_set (&r->err, ENOMEM, "out of memory"));
