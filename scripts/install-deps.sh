@@ -12,6 +12,10 @@ PACKAGES=(
     build-essential pkg-config
     liburing-dev libaio-dev libjson-c-dev libisal-dev
     libcurl4-openssl-dev libzstd-dev libssl-dev libblkid-dev
+    # TLS on every link (GnuTLS), certificates for the tests (certtool, psktool)
+    libgnutls28-dev gnutls-bin
+    # libFuzzer harnesses (tests/fuzz/, "make fuzz")
+    clang libclang-rt-14-dev
     # snapshot tests and bench: a real S3 server (Ceph RADOS Gateway), curl
     radosgw ceph-mon ceph-osd curl
     # unit tests (run under valgrind)
