@@ -22,7 +22,7 @@ cmd_attach (int argc, char **argv)
     { "no-takeover", no_argument, NULL, 'N' },
     { "force-stale", required_argument, NULL, 'F' },
     { "resync-rate", required_argument, NULL, 'r' },
-    { "registry", required_argument, NULL, 'R' },
+    CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };

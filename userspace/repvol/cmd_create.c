@@ -60,7 +60,7 @@ cmd_create (int argc, char **argv)
     { "reserve", no_argument, NULL, 'v' },
     { "allow-same-zone", no_argument, NULL, 'z' },
     { "chunk-size", required_argument, NULL, 'c' },
-    { "registry", required_argument, NULL, 'R' },
+    CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };

@@ -48,7 +48,7 @@ cmd_delete (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "force", no_argument, NULL, 'f' },
-    { "registry", required_argument, NULL, 'R' },
+    CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };

@@ -51,7 +51,7 @@ cmd_detach (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "timeout", required_argument, NULL, 't' },
-    { "registry", required_argument, NULL, 'R' },
+    CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };

@@ -11,7 +11,7 @@ int
 cmd_list (int argc, char **argv)
 {
   static const struct option longopts[] = {
-    { "registry", required_argument, NULL, 'R' },
+    CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };

@@ -189,7 +189,7 @@ cmd_replica (int argc, char **argv)
   static const struct option longopts[] = {
     { "allow-same-zone", no_argument, NULL, 'z' },
     { "timeout", required_argument, NULL, 't' },
-    { "registry", required_argument, NULL, 'R' },
+    CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };

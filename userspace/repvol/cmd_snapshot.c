@@ -128,7 +128,7 @@ cmd_snapshot_create (int argc, char **argv)
     { "to", required_argument, NULL, 't' },
     { "name", required_argument, NULL, 'n' },
     { "json", no_argument, NULL, 'j' },
-    { "registry", required_argument, NULL, 'R' },
+    CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
@@ -260,7 +260,7 @@ cmd_snapshot_restore (int argc, char **argv)
     { "lazy", no_argument, NULL, 'l' },
     { "allow-same-zone", no_argument, NULL, 'z' },
     { "json", no_argument, NULL, 'j' },
-    { "registry", required_argument, NULL, 'R' },
+    CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };

@@ -24,7 +24,7 @@ parse_args (int argc, char **argv, int npos, const char *const *pos,
 {
   static const struct option longopts[] = {
     { "json", no_argument, NULL, 'j' },
-    { "registry", required_argument, NULL, 'R' },
+    CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };

@@ -265,7 +265,7 @@ cmd_status (int argc, char **argv)
   static const struct option longopts[] = {
     { "json", no_argument, NULL, 'j' },
     { "timeout", required_argument, NULL, 't' },
-    { "registry", required_argument, NULL, 'R' },
+    CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };

@@ -15,7 +15,7 @@ cmd_verify (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "repair", no_argument, NULL, 'r' },
-    { "registry", required_argument, NULL, 'R' },
+    CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/tls.h"
 #include "core/util.h"
 #include "repvol.h"
 
@@ -21,6 +22,7 @@
 #endif
 
 const char *cli_registry;
+const char *cli_tls_dir, *cli_tls_psk;
 
 struct verb {
   const char *name;
@@ -127,12 +129,17 @@ static const char common_help[] =
   "\n"
   "  --registry DIR       registry directory (default: $REPVOL_REGISTRY,\n"
   "                       then /var/lib/repvol)\n"
+  "  --tls-dir DIR        TLS to the servers with DIR's ca-cert.pem,\n"
+  "                       client-cert.pem, client-key.pem (default:\n"
+  "                       $REPVOL_TLS_DIR)\n"
+  "  --tls-psk FILE       TLS with the first key in FILE, psktool's\n"
+  "                       username:hexkey (default: $REPVOL_TLS_PSK)\n"
   "  --help               this help\n";
 
 static void
 main_help (FILE *fp)
 {
-  fprintf (fp, "Usage: repvol [--registry DIR] VERB [ARGS...]\n"
+  fprintf (fp, "Usage: repvol [--registry DIR] [--tls-dir DIR | --tls-psk FILE] VERB [ARGS...]\n"
                "       repvol --help | --version | VERB --help\n\nVerbs:\n");
   for (size_t i = 0; i < ARRAY_SIZE (verbs); i++)
     fprintf (fp, "  repvol %s\n", verbs[i].synopsis);
@@ -175,10 +182,26 @@ cli_getopt (int argc, char **argv, const char *verb,
    */
   for (;;) {
     int c = getopt_long (argc, argv, ":h", longopts, NULL);
+    struct error err = { 0 };
     switch (c) {
-    case 'R':
+    case CLI_OPT_REGISTRY:
       cli_registry = optarg;
       continue;
+    case CLI_OPT_TLS_DIR:
+      cli_tls_dir = optarg;
+      continue;
+    case CLI_OPT_TLS_PSK:
+      cli_tls_psk = optarg;
+      continue;
+    case -1:
+      if (cli_tls_dir && cli_tls_psk)
+        return -2 - usage_error (verb, "give --tls-dir or --tls-psk, not "
+                                 "both");
+      if (tls_client_setup (cli_tls_dir, cli_tls_psk, &err) < 0) {
+        log_error ("%s", error_msg (&err));
+        return -2 - EXIT_FAILURE;
+      }
+      return -1;
     case 'h':
       verb_help (verb, false);
       return -2 - EXIT_SUCCESS;
@@ -233,13 +256,22 @@ main (int argc, char **argv)
       printf ("repvol %s\n", REPVOL_VERSION);
       return EXIT_SUCCESS;
     }
-    if (strcmp (a, "--registry") == 0) {
+    const char **dst = NULL;
+    const char *name = NULL;
+    if (!strncmp (a, "--registry", 10))
+      dst = &cli_registry, name = "--registry";
+    else if (!strncmp (a, "--tls-dir", 9))
+      dst = &cli_tls_dir, name = "--tls-dir";
+    else if (!strncmp (a, "--tls-psk", 9))
+      dst = &cli_tls_psk, name = "--tls-psk";
+    size_t nl = name ? strlen (name) : 0;
+    if (dst && a[nl] == '\0') {
       if (i + 1 >= argc)
-        return usage_error (NULL, "option --registry needs an argument");
-      cli_registry = argv[++i];
+        return usage_error (NULL, "option %s needs an argument", name);
+      *dst = argv[++i];
     }
-    else if (strncmp (a, "--registry=", 11) == 0)
-      cli_registry = a + 11;
+    else if (dst && a[nl] == '=')
+      *dst = a + nl + 1;
     else
       return usage_error (NULL, "unknown option %s", a);
   }

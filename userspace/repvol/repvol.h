@@ -19,6 +19,20 @@ struct json_object;
  */
 extern const char *cli_registry;
 
+/* Set by --tls-dir / --tls-psk, before or after the verb; NULL means
+ * $REPVOL_TLS_DIR / $REPVOL_TLS_PSK, then plaintext.  Loaded (into the
+ * process's TLS client credentials, core/tls.h) when the verb's options
+ * are parsed.
+ */
+extern const char *cli_tls_dir, *cli_tls_psk;
+
+/* The options every verb takes; cli_getopt handles them. */
+enum { CLI_OPT_REGISTRY = 'R', CLI_OPT_TLS_DIR = 0x1001, CLI_OPT_TLS_PSK };
+#define CLI_COMMON_OPTIONS \
+  { "registry", required_argument, NULL, CLI_OPT_REGISTRY }, \
+  { "tls-dir", required_argument, NULL, CLI_OPT_TLS_DIR }, \
+  { "tls-psk", required_argument, NULL, CLI_OPT_TLS_PSK }
+
 /* Verbs: argv[0] is the verb name; returns the process exit code. */
 int cmd_create (int argc, char **argv);
 int cmd_list (int argc, char **argv);
@@ -62,8 +76,8 @@ void verb_help (const char *verb, bool to_stderr);
 int usage_error (const char *verb, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 
-/* getopt_long wrapper shared by the verbs: handles --registry and
- * --help itself, turns unknown options and missing arguments into one
+/* getopt_long wrapper shared by the verbs: handles the common options
+ * and --help itself, loads the TLS credentials at the end, turns unknown options and missing arguments into one
  * error line.  Returns the option character, -1 at the end, or
  * -2 - exit_code when the verb should return (help printed, or a usage
  * error).

@@ -4,6 +4,7 @@
  * directory + I/O engine), listen, run the replica server on the event
  * loop until SIGTERM/SIGINT, then drain and exit 0.  See repvold(8).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 
 #include "core/util.h"
 #include "core/loop.h"
+#include "core/tls.h"
 #include "store/store.h"
 #include "replica/server.h"
 
@@ -40,8 +42,37 @@ usage (FILE *f)
 "      --cache MODE          none (default: O_DIRECT) or writeback\n"
 "      --stall-timeout SECS  close a connection whose HELLO or request\n"
 "                            stalls half-sent this long (default 30)\n"
+"      --tls-dir DIR         serve TLS 1.3 only: DIR has ca-cert.pem,\n"
+"                            server-cert.pem, server-key.pem; clients must\n"
+"                            present a certificate signed by that CA\n"
+"      --tls-psk FILE        serve TLS 1.3 only, with the pre-shared keys\n"
+"                            in FILE (psktool's username:hexkey lines)\n"
+"      --admins ID[,ID...]   identities (certificate CN or PSK user) that\n"
+"                            may create, delete and read detached volumes;\n"
+"                            others may only attach (default: all)\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n");
+}
+
+/* --admins: identities are certificate CNs or PSK user names. */
+static bool
+valid_id_list (const char *s)
+{
+  size_t n = 0;
+
+  for (; ; s++) {
+    if (*s == ',' || *s == '\0') {
+      if (n == 0 || n >= TLS_ID_MAX)
+        return false;
+      if (*s == '\0')
+        return true;
+      n = 0;
+    }
+    else if (isalnum ((unsigned char) *s) || strchr ("._-@ ", *s))
+      n++;
+    else
+      return false;
+  }
 }
 
 static int
@@ -84,7 +115,8 @@ on_signal (struct loop *loop, int signo, void *opaque)
 int
 main (int argc, char **argv)
 {
-  enum { OPT_IO_ENGINE = 256, OPT_CACHE, OPT_STALL };
+  enum { OPT_IO_ENGINE = 256, OPT_CACHE, OPT_STALL, OPT_TLS_DIR, OPT_TLS_PSK,
+         OPT_ADMINS };
   static const struct option opts[] = {
     { "data-dir",  required_argument, NULL, 'd' },
     { "listen",    required_argument, NULL, 'l' },
@@ -93,12 +125,17 @@ main (int argc, char **argv)
     { "io-engine", required_argument, NULL, OPT_IO_ENGINE },
     { "cache",     required_argument, NULL, OPT_CACHE },
     { "stall-timeout", required_argument, NULL, OPT_STALL },
+    { "tls-dir",   required_argument, NULL, OPT_TLS_DIR },
+    { "tls-psk",   required_argument, NULL, OPT_TLS_PSK },
+    { "admins",    required_argument, NULL, OPT_ADMINS },
     { "help",      no_argument,       NULL, 'h' },
     { "version",   no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 },
   };
   const char *data_dir = NULL, *listen_addr = NULL, *name = NULL;
   const char *zone = "", *engine = "auto";
+  const char *tls_dir = NULL, *tls_psk = NULL, *admins = NULL;
+  struct tls_creds *tls = NULL;
   enum store_cache cache = STORE_CACHE_NONE;
   uint64_t stall_s = RS_STALL_MS / 1000;
   char host[256];
@@ -130,6 +167,14 @@ main (int argc, char **argv)
       if (parse_uint (optarg, 1, 3600, &stall_s) < 0)
         return bad_arg ("--stall-timeout must be 1 to 3600 seconds, not '%s'",
                         optarg);
+      break;
+    case OPT_TLS_DIR: tls_dir = optarg; break;
+    case OPT_TLS_PSK: tls_psk = optarg; break;
+    case OPT_ADMINS:
+      if (!valid_id_list (optarg))
+        return bad_arg ("bad --admins '%s' (ID[,ID...], each 1-127 of "
+                        "A-Z a-z 0-9 . _ - @ and space)", optarg);
+      admins = optarg;
       break;
     case 'h':
       usage (stdout);
@@ -178,6 +223,17 @@ main (int argc, char **argv)
   if (parse_hostport (listen_addr, &ss, &sslen) < 0)
     return bad_arg ("bad --listen address '%s' (want ADDR:PORT)",
                     listen_addr);
+  if (admins && !tls_dir && !tls_psk)
+    return bad_arg ("%s", "--admins needs --tls-dir or --tls-psk (without "
+                    "TLS there are no identities)");
+  if (tls_dir && tls_psk)
+    return bad_arg ("%s", "give --tls-dir or --tls-psk, not both");
+
+  struct error err = { 0 };
+  if (tls_creds_load (&tls, TLS_SERVER, tls_dir, tls_psk, &err) < 0) {
+    fprintf (stderr, "repvold: TLS: %s\n", error_msg (&err));
+    return EXIT_FAILURE;
+  }
 
   server_process_init ();
   struct loop *loop = loop_new ();
@@ -194,7 +250,6 @@ main (int argc, char **argv)
     return EXIT_FAILURE;
   }
 
-  struct error err = { 0 };
   struct store *store = store_open (loop, data_dir, engine, cache, &err);
   if (!store) {
     fprintf (stderr, "repvold: %s\n", error_msg (&err));
@@ -209,6 +264,10 @@ main (int argc, char **argv)
     return EXIT_FAILURE;
   }
   replica_server_set_stall_timeout (srv, stall_s * 1000);
+  if (tls && replica_server_set_tls (srv, tls, admins) < 0) {
+    fprintf (stderr, "repvold: out of memory\n");
+    return EXIT_FAILURE;
+  }
 
   struct shutdown_state sst = { .loop = loop, .srv = srv };
   static const int sigs[] = { SIGTERM, SIGINT };
@@ -222,12 +281,20 @@ main (int argc, char **argv)
             "cache %s, %zu volume(s) in %s", REPVOL_VERSION, name,
             *zone ? zone : "(none)", listen_addr, store_engine_name (store),
             store_cache_name (cache), store_volume_count (store), data_dir);
+  if (!tls)
+    log_warn ("no --tls-dir or --tls-psk: serving plaintext without "
+              "authentication; anyone who reaches %s can read, write and "
+              "delete every volume here", listen_addr);
+  else
+    log_info ("TLS 1.3 only, %s; admins: %s", tls_creds_describe (tls),
+              admins ? admins : "every authenticated identity");
 
   int rc = loop_run (loop);
 
   /* The store drains first: completions still reach live connections. */
   store_close (store);
   replica_server_free (srv);
+  tls_creds_free (tls);
   loop_free (loop);
   if (rc < 0) {
     log_error ("event loop failed");

@@ -24,8 +24,8 @@ struct reconnect_job {
   char volume[REG_NAME_MAX];
   uint64_t epoch;
   int timeout_ms;
-  int fd, ok;
-  struct rv_welcome w;
+  int fd, ok;                   /* fd: the pipe back, while connecting */
+  struct replica_admin ra;
   struct error err;
 };
 
@@ -36,7 +36,7 @@ reconnect_thread (void *arg)
   int wfd = job->fd;            /* the pipe, passed in fd */
 
   job->ok = replica_client_connect (job->addr, job->volume, job->epoch,
-                                    job->timeout_ms, &job->fd, &job->w,
+                                    job->timeout_ms, &job->ra,
                                     &job->err) == 0;
   write_full (wfd, &job, sizeof job);
   return NULL;
@@ -53,16 +53,16 @@ reconnect_done (struct loop_watch *w, uint32_t revents)
     int i = job->replica;
     pthread_join (a->rc_thread[i], NULL);
     a->rc_running[i] = false;
-    if (job->ok && (job->w.size != a->vol.size ||
-                    job->w.block_size != a->vol.block_size ||
+    if (job->ok && (job->ra.welcome.size != a->vol.size ||
+                    job->ra.welcome.block_size != a->vol.block_size ||
                     strcmp (job->addr, a->vol.replicas[i].addr) != 0)) {
       log_warn ("%s: replica %s answered but is not the replica expected",
                 a->vol.name, job->addr);
-      close (job->fd);
+      replica_admin_close (&job->ra);
     }
     else if (job->ok) {
-      struct bdev *b = replica_client_adopt (a->loop, job->fd, job->addr,
-                                             &job->w, a->o->timeout_ms);
+      struct bdev *b = replica_client_adopt (a->loop, &job->ra, job->addr,
+                                             a->o->timeout_ms);
       if (b)
         engine_replica_back (a->dev, i, b);
     }

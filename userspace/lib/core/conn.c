@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "core/conn.h"
@@ -13,6 +14,7 @@
 #define IBUF_SIZE   (256 * 1024)
 #define DIRECT_MIN  (64 * 1024)    /* read bulk payloads straight to the caller */
 #define IOV_BATCH   64
+#define TLS_RECORD  16384          /* GnuTLS's largest record payload */
 
 struct conn_out {
   struct conn_out *next;
@@ -26,6 +28,7 @@ struct conn_out {
 };
 
 static void conn_ready (struct loop_watch *w, uint32_t revents);
+static void do_read (struct conn *c);
 static void conn_flush (struct loop_defer *d);
 
 struct conn *
@@ -66,6 +69,8 @@ conn_get (struct conn *c)
 static void
 conn_free (struct conn *c)
 {
+  tls_session_free (c->tls);
+  free (c->tls_stage);
   free (c->ibuf);
   free (c);
 }
@@ -94,6 +99,8 @@ update_events (struct conn *c)
 
   if (c->closed)
     return;
+  if (c->tls_handshaking)
+    ev = c->tls && tls_wants_write (c->tls) ? EPOLLOUT : EPOLLIN;
   if (c->want_cb)
     ev |= EPOLLIN;
   if (c->out_head)
@@ -118,8 +125,11 @@ conn_close (struct conn *c, const char *fmt, ...)
   }
   c->closed = true;
   c->want_cb = NULL;
+  c->tls_handshaking = false;
   loop_timer_cancel (c->loop, &c->stall_timer);
   loop_del (c->loop, &c->watch);
+  tls_session_free (c->tls);    /* its close_notify before the close */
+  c->tls = NULL;
   close (c->fd);
   c->fd = -1;
 
@@ -183,10 +193,25 @@ conn_expect (struct conn *c, void *buf, size_t len, conn_read_cb cb,
     conn_get (c);
     c->in_callback = true;
     deliver (c);
+    /* Decrypted bytes GnuTLS holds are invisible to epoll: read them. */
+    if (c->tls && c->want_cb && tls_pending (c->tls))
+      do_read (c);
     c->in_callback = false;
     update_events (c);
     conn_put (c);
   }
+}
+
+/* read() or a TLS record: a count, 0 at the end, or a negative errno. */
+static ssize_t
+sock_read (struct conn *c, void *buf, size_t len)
+{
+  ssize_t r;
+
+  if (c->tls)
+    return tls_recv (c->tls, buf, len);
+  r = read (c->fd, buf, len);
+  return r >= 0 ? r : -errno;
 }
 
 static void
@@ -194,7 +219,8 @@ do_read (struct conn *c)
 {
   /* A read that returns less than it asked for has emptied the socket:
    * stop there instead of paying for a read that says EAGAIN (the
-   * level-triggered watch calls again when more arrives).
+   * level-triggered watch calls again when more arrives).  Not so with
+   * TLS, where one read returns one record and GnuTLS may hold more.
    */
   bool drained = false;
 
@@ -210,11 +236,11 @@ do_read (struct conn *c)
     if (c->ibuf_pos == c->ibuf_len && need >= DIRECT_MIN) {
       /* Bulk payload: straight into the caller's buffer. */
       c->ibuf_pos = c->ibuf_len = 0;
-      r = read (c->fd, c->want_buf + c->want_got, ask = need);
+      r = sock_read (c, c->want_buf + c->want_got, ask = need);
       if (r > 0) {
         c->last_rx_ns = now_ns ();
         c->want_got += r;
-        drained = (size_t) r < ask;
+        drained = !c->tls && (size_t) r < ask;
         continue;
       }
     }
@@ -227,11 +253,11 @@ do_read (struct conn *c)
         c->ibuf_pos = 0;
       }
       ask = c->ibuf_cap - c->ibuf_len;
-      r = read (c->fd, c->ibuf + c->ibuf_len, ask);
+      r = sock_read (c, c->ibuf + c->ibuf_len, ask);
       if (r > 0) {
         c->last_rx_ns = now_ns ();
         c->ibuf_len += r;
-        drained = (size_t) r < ask;
+        drained = !c->tls && (size_t) r < ask;
         continue;
       }
     }
@@ -242,21 +268,118 @@ do_read (struct conn *c)
         conn_close (c, NULL);
       return;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
+    if (r == -EAGAIN || r == -EWOULDBLOCK)
       return;
-    if (errno == EINTR)
+    if (r == -EINTR)
       continue;
-    if (errno == ECONNRESET)
+    if (r == -ECONNRESET)
       conn_close (c, NULL);
+    else if (c->tls)
+      conn_close (c, "TLS: %s", tls_last_error (c->tls));
     else
-      conn_close (c, "read: %s", strerror (errno));
+      conn_close (c, "read: %s", strerror ((int) -r));
     return;
+  }
+}
+
+/* r bytes of the queue have left: complete what they finish.  false if
+ * a done callback closed the connection.
+ */
+static bool
+out_consume (struct conn *c, size_t r)
+{
+  c->out_bytes -= r;
+  while (r > 0) {
+    struct conn_out *o = c->out_head;
+    size_t left = o->hdr_len + o->payload_len - o->sent;
+    if (r < left) {
+      o->sent += r;
+      break;
+    }
+    r -= left;
+    c->out_head = o->next;
+    if (!c->out_head)
+      c->out_tail = NULL;
+    if (o->done)
+      o->done (o->opaque, 0);
+    free (o);
+    if (c->closed)              /* the callback closed us */
+      return false;
+  }
+  return true;
+}
+
+/* The next TLS record: a large payload in place, or headers and small
+ * payloads gathered into one stage buffer (a record per piece would cost
+ * a record's overhead and an AEAD pass per 32-byte header).  Set once
+ * and kept until GnuTLS takes it, since after -EAGAIN the same buffer
+ * and length must be offered again.
+ */
+static int
+tls_next_record (struct conn *c)
+{
+  struct conn_out *o = c->out_head;
+  size_t off = o->sent;
+
+  if (off >= o->hdr_len && o->payload_len - (off - o->hdr_len) >= TLS_RECORD) {
+    c->tls_direct = o->payload + (off - o->hdr_len);
+    c->tls_direct_len = TLS_RECORD;
+    return 0;
+  }
+  if (!c->tls_stage && (c->tls_stage = malloc (TLS_RECORD)) == NULL)
+    return -ENOMEM;
+  for (; o && c->tls_stage_len < TLS_RECORD; o = o->next, off = 0) {
+    size_t total = o->hdr_len + o->payload_len;
+    while (off < total && c->tls_stage_len < TLS_RECORD) {
+      const char *p = off < o->hdr_len ? o->hdr + off :
+        o->payload + (off - o->hdr_len);
+      size_t n = off < o->hdr_len ? o->hdr_len - off : total - off;
+      n = MIN (n, TLS_RECORD - c->tls_stage_len);
+      memcpy (c->tls_stage + c->tls_stage_len, p, n);
+      c->tls_stage_len += n;
+      off += n;
+    }
+  }
+  return 0;
+}
+
+static void
+do_write_tls (struct conn *c)
+{
+  while (c->out_head && !c->closed) {
+    ssize_t r;
+
+    if (!c->tls_direct_len && !c->tls_stage_len &&
+        tls_next_record (c) < 0) {
+      conn_close (c, "out of memory");
+      return;
+    }
+    if (c->tls_direct_len)
+      r = tls_send (c->tls, c->tls_direct, c->tls_direct_len);
+    else
+      r = tls_send (c->tls, c->tls_stage, c->tls_stage_len);
+    if (r == -EAGAIN)
+      return;
+    if (r < 0) {
+      if (r == -ECONNRESET || r == -EPIPE)
+        conn_close (c, NULL);
+      else
+        conn_close (c, "TLS: %s", tls_last_error (c->tls));
+      return;
+    }
+    c->tls_direct_len = c->tls_stage_len = 0;
+    if (!out_consume (c, r))
+      return;
   }
 }
 
 static void
 do_write (struct conn *c)
 {
+  if (c->tls) {
+    do_write_tls (c);
+    return;
+  }
   while (c->out_head && !c->closed) {
     struct iovec iov[IOV_BATCH * 2];
     int n = 0;
@@ -288,24 +411,8 @@ do_write (struct conn *c)
         conn_close (c, "write: %s", strerror (errno));
       return;
     }
-    c->out_bytes -= r;
-    while (r > 0) {
-      struct conn_out *o = c->out_head;
-      size_t left = o->hdr_len + o->payload_len - o->sent;
-      if ((size_t) r < left) {
-        o->sent += r;
-        break;
-      }
-      r -= left;
-      c->out_head = o->next;
-      if (!c->out_head)
-        c->out_tail = NULL;
-      if (o->done)
-        o->done (o->opaque, 0);
-      free (o);
-      if (c->closed)            /* the callback closed us */
-        return;
-    }
+    if (!out_consume (c, r))
+      return;
   }
 }
 
@@ -313,12 +420,13 @@ static void
 stall_check (struct loop_timer *t)
 {
   struct conn *c = t->opaque;
-  bool mid_frame = c->want_cb &&
-    (!c->got_frame || c->want_got > 0 || c->ibuf_pos < c->ibuf_len);
+  bool mid_frame = c->tls_handshaking || (c->want_cb &&
+    (!c->got_frame || c->want_got > 0 || c->ibuf_pos < c->ibuf_len));
 
   if (mid_frame && now_ns () - c->last_rx_ns >= c->stall_ms * 1000000ull) {
-    conn_close (c, "%s stalled for %u ms", c->got_frame ? "frame" :
-                "handshake", c->stall_ms);
+    conn_close (c, "%s stalled for %u ms", c->tls_handshaking ?
+                "TLS handshake" : c->got_frame ? "frame" : "handshake",
+                c->stall_ms);
     return;
   }
   loop_timer_arm (c->loop, t, MAX (c->stall_ms / 4, 1u), stall_check, c);
@@ -386,6 +494,89 @@ conn_send (struct conn *c, const void *hdr, size_t hdr_len,
   loop_defer (c->loop, &c->flush, conn_flush, c);
 }
 
+/* ---- TLS handshake (server side) -------------------------------------- */
+
+static void
+tls_finish (struct conn *c, int err, const char *why)
+{
+  c->tls_handshaking = false;
+  c->tls_creds = NULL;
+  if (err < 0) {
+    tls_session_free (c->tls);
+    c->tls = NULL;
+  }
+  c->tls_done (c, err, why, c->tls_opaque);
+}
+
+static void
+tls_step (struct conn *c)
+{
+  struct error err = { 0 };
+  int r;
+
+  if (!c->tls) {
+    /* The first byte says whether the peer speaks TLS at all. */
+    unsigned char b;
+    ssize_t n = recv (c->fd, &b, 1, MSG_PEEK);
+    if (n == 0) {
+      conn_close (c, NULL);
+      return;
+    }
+    if (n == -1) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        conn_close (c, errno == ECONNRESET ? NULL : "read: %s",
+                    strerror (errno));
+      return;
+    }
+    c->last_rx_ns = now_ns ();
+    if (b != TLS_RECORD_HANDSHAKE) {
+      tls_finish (c, -EPROTONOSUPPORT, "the client does not use TLS");
+      return;
+    }
+    if ((r = tls_session_new (&c->tls, c->tls_creds, c->fd, NULL,
+                              &err)) < 0) {
+      tls_finish (c, r, error_msg (&err));
+      return;
+    }
+  }
+  r = tls_handshake_step (c->tls, &err);
+  c->last_rx_ns = now_ns ();
+  if (r == -EAGAIN)
+    return;
+  tls_finish (c, r, r < 0 ? error_msg (&err) : NULL);
+}
+
+void
+conn_start_tls (struct conn *c, struct tls_creds *creds, conn_tls_cb done,
+                void *opaque)
+{
+  if (c->closed)
+    return;
+  c->tls_done = done;
+  c->tls_opaque = opaque;
+  c->want_cb = NULL;
+  if (c->ibuf_pos < c->ibuf_len) {
+    done (c, -EPROTO, "data arrived before the TLS handshake", opaque);
+    return;
+  }
+  c->tls_creds = creds;
+  c->tls_handshaking = true;
+  c->last_rx_ns = now_ns ();
+  update_events (c);
+}
+
+void
+conn_adopt_tls (struct conn *c, struct tls_session *s)
+{
+  c->tls = s;
+}
+
+const char *
+conn_peer_id (const struct conn *c)
+{
+  return c->tls ? tls_peer_id (c->tls) : NULL;
+}
+
 static void
 conn_ready (struct loop_watch *w, uint32_t revents)
 {
@@ -393,7 +584,9 @@ conn_ready (struct loop_watch *w, uint32_t revents)
 
   conn_get (c);
   c->in_callback = true;
-  if (revents & (EPOLLIN | EPOLLERR | EPOLLHUP))
+  if (c->tls_handshaking)
+    tls_step (c);
+  else if (revents & (EPOLLIN | EPOLLERR | EPOLLHUP))
     do_read (c);
   if (!c->closed && (revents & EPOLLOUT))
     do_write (c);

@@ -15,6 +15,10 @@
  * Writes: conn_send copies the header (at most CONN_HDR_MAX bytes) and
  * references the payload, which must stay valid until the done callback
  * runs.  Queued data leaves at the end of the loop iteration.
+ *
+ * TLS: after conn_start_tls (a server's handshake, run on the loop) or
+ * conn_adopt_tls (a session a client set up before), the same calls
+ * move TLS records instead of bytes; callers see no difference.
  */
 #ifndef REPVOL_CONN_H
 #define REPVOL_CONN_H
@@ -23,6 +27,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include "core/loop.h"
+#include "core/tls.h"
 
 #define CONN_HDR_MAX 128
 
@@ -32,6 +37,13 @@ struct conn_out;
 typedef void (*conn_read_cb) (struct conn *c, void *opaque);
 typedef void (*conn_sent_cb) (void *opaque, int err);
 typedef void (*conn_close_cb) (struct conn *c, void *opaque);
+/* The end of conn_start_tls: err 0 (the peer is tls_peer_id), or a
+ * negative errno with why; -EPROTONOSUPPORT when the peer's first byte
+ * was not TLS (the connection stays usable in plaintext, so a server
+ * can say in its own protocol that TLS is required).
+ */
+typedef void (*conn_tls_cb) (struct conn *c, int err, const char *why,
+                             void *opaque);
 
 struct conn {
   struct loop *loop;
@@ -58,6 +70,17 @@ struct conn {
   uint64_t last_rx_ns;
   bool got_frame;
   struct loop_timer stall_timer;
+
+  /* TLS */
+  struct tls_session *tls;      /* owned; NULL: plaintext */
+  struct tls_creds *tls_creds;  /* for a handshake not started yet */
+  bool tls_handshaking;
+  conn_tls_cb tls_done;
+  void *tls_opaque;
+  char *tls_stage;              /* small sends gathered into one record */
+  size_t tls_stage_len;         /* > 0: a tls_send of it to repeat */
+  const char *tls_direct;       /* a large payload sent in place... */
+  size_t tls_direct_len;        /* ...and the length to repeat */
 
   conn_close_cb on_close;
   void *opaque;
@@ -94,6 +117,18 @@ void conn_send (struct conn *c, const void *hdr, size_t hdr_len,
  * and never sends it would hold its buffers forever.
  */
 void conn_set_stall_timeout (struct conn *c, unsigned ms);
+
+/* Server side: run a TLS handshake with creds on the loop, then call
+ * done.  No expectation may be set meanwhile.  Bytes already buffered
+ * (sent before the handshake) fail it: after NBD's STARTTLS nothing may
+ * arrive in plaintext.
+ */
+void conn_start_tls (struct conn *c, struct tls_creds *creds,
+                     conn_tls_cb done, void *opaque);
+/* Client side: from now on, talk through s (handshake done; owned). */
+void conn_adopt_tls (struct conn *c, struct tls_session *s);
+/* The peer's TLS identity, or NULL on a plaintext connection. */
+const char *conn_peer_id (const struct conn *c);
 
 /* Close with a reason that is logged (NULL: quiet).  Queued sends fail
  * with ECONNRESET; on_close runs; the conn is freed once no callback is

@@ -175,32 +175,42 @@ valid_name (const char *s)
 }
 
 int
+hostport_split (const char *s, char *host, size_t hostlen, const char **port)
+{
+  const char *colon;
+
+  if (s == NULL || *s == '\0')
+    return -EINVAL;
+  if (s[0] == '[') {                    /* [v6]:port */
+    const char *close = strchr (s, ']');
+    if (!close || close[1] != ':' || (size_t) (close - s - 1) >= hostlen)
+      return -EINVAL;
+    memcpy (host, s + 1, close - s - 1);
+    host[close - s - 1] = '\0';
+    *port = close + 2;
+  }
+  else {
+    colon = strrchr (s, ':');
+    if (!colon || colon == s || (size_t) (colon - s) >= hostlen)
+      return -EINVAL;
+    memcpy (host, s, colon - s);
+    host[colon - s] = '\0';
+    *port = colon + 1;
+  }
+  return 0;
+}
+
+int
 parse_hostport (const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
   char host[256];
-  const char *colon, *port;
+  const char *port;
   struct addrinfo hints = { 0 }, *res;
   uint64_t portnum;
   int r;
 
-  if (s == NULL || *s == '\0')
+  if (hostport_split (s, host, sizeof host, &port) < 0)
     goto bad;
-  if (s[0] == '[') {                    /* [v6]:port */
-    const char *close = strchr (s, ']');
-    if (!close || close[1] != ':' || (size_t) (close - s - 1) >= sizeof host)
-      goto bad;
-    memcpy (host, s + 1, close - s - 1);
-    host[close - s - 1] = '\0';
-    port = close + 2;
-  }
-  else {
-    colon = strrchr (s, ':');
-    if (!colon || colon == s || (size_t) (colon - s) >= sizeof host)
-      goto bad;
-    memcpy (host, s, colon - s);
-    host[colon - s] = '\0';
-    port = colon + 1;
-  }
   if (parse_uint (port, 1, 65535, &portnum) == -1)
     goto bad;
 

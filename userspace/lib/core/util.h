@@ -88,6 +88,11 @@ const char *format_size (uint64_t bytes, char *buf, size_t len);
  * result is usable with socket(ss->ss_family, ...) / bind / connect.
  */
 int parse_hostport (const char *s, struct sockaddr_storage *ss, socklen_t *len);
+/* The HOST of "HOST:PORT" or "[V6]:PORT" into host, *port at PORT.
+ * 0 or -EINVAL.
+ */
+int hostport_split (const char *s, char *host, size_t hostlen,
+                    const char **port);
 
 /* Parse an unsigned decimal integer within [min, max]. */
 int parse_uint (const char *s, uint64_t min, uint64_t max, uint64_t *out);

@@ -6,7 +6,9 @@
  * Every reply is checked (magic, id, status, payload length, crc32c)
  * before any field is believed.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,9 +32,58 @@ status_reason (uint32_t status)
   case RV_ENOSPC: return "no space left on the server";
   case RV_ECRC: return "checksum mismatch";
   case RV_ENOTSUP: return "not supported by this server";
+  case RV_EACCES: return "permission denied";
+  case RV_ETLSREQ:
+    return "this server requires TLS (give --tls-dir DIR or --tls-psk FILE, "
+      "or set REPVOL_TLS_DIR)";
   case RV_EIO: return "I/O error on the server";
   default: return "server error";
   }
+}
+
+/* One recv or send on the socket or through TLS: a count or -errno. */
+static ssize_t
+ra_recv (struct replica_admin *ra, void *buf, size_t len)
+{
+  ssize_t r;
+  if (ra->tls)
+    return tls_recv (ra->tls, buf, len);
+  r = recv (ra->fd, buf, len, 0);
+  return r >= 0 ? r : -errno;
+}
+
+static ssize_t
+ra_send (struct replica_admin *ra, const void *buf, size_t len)
+{
+  ssize_t r;
+  if (ra->tls)
+    return tls_send (ra->tls, buf, len);
+  r = send (ra->fd, buf, len, MSG_NOSIGNAL);
+  return r >= 0 ? r : -errno;
+}
+
+/* Why a TLS connection failed, for the user: with TLS 1.3 a server that
+ * refuses a client's certificate says so only after the client's
+ * handshake is done, so the refusal shows up here, at the first read.
+ */
+static int
+io_error (struct replica_admin *ra, ssize_t r, bool receiving,
+          const char *what, struct error *err)
+{
+  if (r == -EAGAIN || r == -EWOULDBLOCK)
+    return error_set (err, ETIMEDOUT, "timed out after %d ms %s %s",
+                      ra->timeout_ms, receiving ? "waiting for" : "sending",
+                      what);
+  if (ra->tls && r == -EACCES)
+    return error_set (err, EACCES, "the server refused our TLS credentials "
+                      "(%s)", tls_last_error (ra->tls));
+  if (r == 0 || r == -ECONNRESET || r == -EPIPE)
+    return error_set (err, ECONNRESET, receiving ?
+                      "server closed the connection instead of sending %s" :
+                      "server closed the connection while we sent %s", what);
+  return error_set (err, (int) -r, "%s %s: %s",
+                    receiving ? "receiving" : "sending", what, ra->tls ?
+                    tls_last_error (ra->tls) : strerror ((int) -r));
 }
 
 /* Receive exactly len bytes; distinguishes timeout from a closed peer. */
@@ -42,21 +93,11 @@ recv_all (struct replica_admin *ra, void *buf, size_t len, const char *what,
 {
   char *p = buf;
   while (len > 0) {
-    ssize_t r = recv (ra->fd, p, len, 0);
-    if (r == -1 && errno == EINTR)
+    ssize_t r = ra_recv (ra, p, len);
+    if (r == -EINTR)
       continue;
-    if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return error_set (err, ETIMEDOUT,
-                        "timed out after %d ms waiting for %s",
-                        ra->timeout_ms, what);
-    if (r == -1) {
-      int e = errno;
-      return error_set (err, e, "receiving %s: %s", what, strerror (e));
-    }
-    if (r == 0)
-      return error_set (err, ECONNRESET,
-                        "server closed the connection instead of sending %s",
-                        what);
+    if (r <= 0)
+      return io_error (ra, r, true, what, err);
     p += r;
     len -= r;
   }
@@ -69,16 +110,11 @@ send_all (struct replica_admin *ra, const void *buf, size_t len,
 {
   const char *p = buf;
   while (len > 0) {
-    ssize_t r = send (ra->fd, p, len, MSG_NOSIGNAL);
-    if (r == -1 && errno == EINTR)
+    ssize_t r = ra_send (ra, p, len);
+    if (r == -EINTR)
       continue;
-    if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return error_set (err, ETIMEDOUT, "timed out after %d ms sending %s",
-                        ra->timeout_ms, what);
-    if (r == -1) {
-      int e = errno;
-      return error_set (err, e, "sending %s: %s", what, strerror (e));
-    }
+    if (r <= 0)
+      return io_error (ra, r ? r : -EIO, false, what, err);
     p += r;
     len -= r;
   }
@@ -94,6 +130,24 @@ set_timeouts (int fd, int timeout_ms)
   };
   setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* TLS first, verifying that the server's certificate names the host we
+ * dialled.
+ */
+static int
+start_tls (struct replica_admin *ra, const char *addr, struct error *err)
+{
+  char host[256];
+  const char *port;
+  int r;
+
+  if (hostport_split (addr, host, sizeof host, &port) < 0)
+    return error_set (err, EINVAL, "not a valid ADDR:PORT");
+  r = tls_session_new (&ra->tls, tls_client_creds (), ra->fd, host, err);
+  if (r == 0)
+    r = tls_handshake (ra->tls, ra->timeout_ms, err);
+  return r;
 }
 
 int
@@ -118,6 +172,7 @@ replica_handshake (struct replica_admin *ra, const char *addr,
   if (!valid_name (vol))
     return error_set (err, EINVAL, "invalid volume name \"%s\"", vol);
   snprintf (h.volume, sizeof h.volume, "%s", vol);
+  snprintf (ra->volume, sizeof ra->volume, "%s", vol);
 
   ra->fd = tcp_connect (addr, ra->timeout_ms);
   if (ra->fd == -1) {
@@ -135,6 +190,8 @@ replica_handshake (struct replica_admin *ra, const char *addr,
     return error_set (err, e, "cannot connect: %s", strerror (e));
   }
   set_timeouts (ra->fd, ra->timeout_ms);
+  if (tls_client_creds () && (r = start_tls (ra, addr, err)) < 0)
+    goto err;
 
   rv_encode_hello (&h, hbuf);
   if ((r = send_all (ra, hbuf, sizeof hbuf, "HELLO", err)) < 0 ||
@@ -153,8 +210,7 @@ replica_handshake (struct replica_admin *ra, const char *addr,
   return 0;
 
  err:
-  close (ra->fd);
-  ra->fd = -1;
+  replica_admin_close (ra);
   return r;
 }
 
@@ -170,9 +226,29 @@ replica_admin_open (struct replica_admin *ra, const char *addr,
 void
 replica_admin_close (struct replica_admin *ra)
 {
+  tls_session_free (ra->tls);
+  ra->tls = NULL;
   if (ra->fd >= 0)
     close (ra->fd);
   ra->fd = -1;
+}
+
+/* "permission denied: app may not delete vol1 on s1" */
+static int
+permission_denied (struct replica_admin *ra, uint16_t cmd, struct error *err)
+{
+  struct tls_creds *creds = tls_client_creds ();
+  char verb[32];
+  size_t i;
+
+  snprintf (verb, sizeof verb, "%s", rv_cmd_name (cmd));
+  for (i = 0; verb[i]; i++)
+    verb[i] = verb[i] == '_' ? ' ' : tolower ((unsigned char) verb[i]);
+  return error_set (err, EACCES, "permission denied: %s may not %s %s on %s",
+                    creds && tls_creds_identity (creds)[0] ?
+                    tls_creds_identity (creds) : "this client", verb,
+                    ra->volume, ra->welcome.server[0] ? ra->welcome.server :
+                    "this server");
 }
 
 /* Send q (its id filled in here) and payload (q->length bytes, if not
@@ -211,6 +287,8 @@ exchange (struct replica_admin *ra, struct rv_req q, const void *payload,
     return error_set (err, EPROTO,
                       "%s reply carries id %" PRIu64 ", expected %" PRIu64,
                       rv_cmd_name (cmd), rep.id, q.id);
+  if (rep.status == RV_EACCES)
+    return permission_denied (ra, cmd, err);
   if (rep.status != RV_OK)
     return error_set (err, rv_status_to_errno (rep.status), "%s",
                       status_reason (rep.status));

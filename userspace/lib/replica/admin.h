@@ -18,16 +18,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/tls.h"
 #include "core/util.h"
 #include "replica/proto.h"
 
 #define REPLICA_ADMIN_TIMEOUT_MS 5000
 
-/* One admin connection to one server, bound to one volume name. */
+/* One admin connection to one server, bound to one volume name.  With
+ * the process's TLS client credentials (core/tls.h) set up, the
+ * connection is TLS and the server's certificate must match addr's host.
+ */
 struct replica_admin {
   int fd;
+  struct tls_session *tls;      /* NULL: plaintext */
   int timeout_ms;
   uint64_t next_id;
+  char volume[RV_NAME_MAX];
   struct rv_welcome welcome;    /* what the server said in WELCOME */
 };
 

@@ -365,37 +365,35 @@ static const struct bdev_ops replica_client_ops = {
 
 int
 replica_client_connect (const char *addr, const char *volume, uint64_t epoch,
-                        int timeout_ms, int *fdp, struct rv_welcome *w,
+                        int timeout_ms, struct replica_admin *ra,
                         struct error *err)
 {
-  struct replica_admin ra;
   struct timeval tv = { 0, 0 };
   int r;
 
-  r = replica_handshake (&ra, addr, volume, epoch, 0, timeout_ms, err);
+  r = replica_handshake (ra, addr, volume, epoch, 0, timeout_ms, err);
   if (r < 0)
     return r;
-  *w = ra.welcome;
-  if (!w->exists) {
-    close (ra.fd);
+  if (!ra->welcome.exists) {
+    replica_admin_close (ra);
     return error_set (err, ENOENT, "volume does not exist on this server");
   }
   /* The event loop owns timing from now on. */
-  setsockopt (ra.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt (ra.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  *fdp = ra.fd;
+  setsockopt (ra->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (ra->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   return 0;
 }
 
 struct bdev *
-replica_client_adopt (struct loop *loop, int fd, const char *addr,
-                      const struct rv_welcome *w, int timeout_ms)
+replica_client_adopt (struct loop *loop, struct replica_admin *ra,
+                      const char *addr, int timeout_ms)
 {
+  const struct rv_welcome *w = &ra->welcome;
   struct rc *rc = calloc (1, sizeof *rc);
   char name[160];
 
   if (!rc) {
-    close (fd);
+    replica_admin_close (ra);
     return NULL;
   }
   snprintf (rc->addr, sizeof rc->addr, "%s", addr);
@@ -405,12 +403,16 @@ replica_client_adopt (struct loop *loop, int fd, const char *addr,
   for (int i = 0; i < SLOTS; i++)
     rc->free_slots[i] = SLOTS - 1 - i;
   rc->nfree = SLOTS;
-  rc->conn = conn_new (loop, fd, name, on_close, rc);
+  rc->conn = conn_new (loop, ra->fd, name, on_close, rc);
   if (!rc->conn) {
-    close (fd);
+    replica_admin_close (ra);
     free (rc);
     return NULL;
   }
+  if (ra->tls)
+    conn_adopt_tls (rc->conn, ra->tls);
+  ra->tls = NULL;               /* the conn's now */
+  ra->fd = -1;
   rc->bdev.ops = &replica_client_ops;
   rc->bdev.priv = rc;
   rc->bdev.info = (struct bdev_info) {
@@ -427,13 +429,14 @@ replica_client_open (struct loop *loop, const char *addr, const char *volume,
                      uint64_t epoch, int timeout_ms, struct rv_welcome *w,
                      struct error *err)
 {
+  struct replica_admin ra;
   struct bdev *b;
-  int fd;
 
-  if (replica_client_connect (addr, volume, epoch, timeout_ms, &fd, w,
-                              err) < 0)
+  if (replica_client_connect (addr, volume, epoch, timeout_ms, &ra, err) < 0)
     return NULL;
-  b = replica_client_adopt (loop, fd, addr, w, timeout_ms);
+  if (w)
+    *w = ra.welcome;
+  b = replica_client_adopt (loop, &ra, addr, timeout_ms);
   if (!b)
     error_set (err, ENOMEM, "out of memory");
   return b;

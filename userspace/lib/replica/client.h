@@ -9,6 +9,7 @@
 #include "core/bdev.h"
 #include "core/util.h"
 #include "core/loop.h"
+#include "replica/admin.h"
 #include "replica/proto.h"
 
 /* Open a data connection to a replica of volume at epoch; NULL with a
@@ -23,16 +24,17 @@ struct bdev *replica_client_open (struct loop *loop, const char *addr,
                                   struct error *err);
 
 /* The two halves of replica_client_open, for callers that handshake on
- * another thread: connect (blocking, bounded, touches no loop), then
- * adopt the socket on the loop's thread.  connect: 0 or a negative
- * errno, the reason in err.
+ * another thread: connect (blocking, bounded, touches no loop; TLS with
+ * the process's client credentials), then adopt the connection (socket,
+ * TLS session, WELCOME in ra) on the loop's thread.  connect: 0 or a
+ * negative errno, the reason in err.  adopt owns ra's socket and session
+ * from then on, also when it fails (NULL: out of memory).
  */
 int replica_client_connect (const char *addr, const char *volume,
-                            uint64_t epoch, int timeout_ms, int *fd,
-                            struct rv_welcome *w, struct error *err);
-struct bdev *replica_client_adopt (struct loop *loop, int fd,
-                                   const char *addr,
-                                   const struct rv_welcome *w,
-                                   int timeout_ms);
+                            uint64_t epoch, int timeout_ms,
+                            struct replica_admin *ra, struct error *err);
+struct bdev *replica_client_adopt (struct loop *loop,
+                                   struct replica_admin *ra,
+                                   const char *addr, int timeout_ms);
 
 #endif

@@ -294,6 +294,8 @@ rv_status_to_errno (uint32_t status)
   case RV_ENOSPC: return ENOSPC;
   case RV_ECRC: return EBADMSG;
   case RV_ENOTSUP: return ENOTSUP;
+  case RV_EACCES: return EACCES;
+  case RV_ETLSREQ: return EPROTONOSUPPORT;
   default: return EIO;
   }
 }
@@ -311,6 +313,7 @@ rv_errno_to_status (int err)
   case ENOSPC: case EDQUOT: return RV_ENOSPC;
   case EBADMSG: return RV_ECRC;
   case ENOTSUP: return RV_ENOTSUP;
+  case EACCES: return RV_EACCES;
   default: return RV_EIO;
   }
 }

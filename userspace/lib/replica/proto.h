@@ -106,6 +106,8 @@ enum rv_status {
   RV_ENOSPC = 28,
   RV_ECRC = 74,          /* payload checksum mismatch (EBADMSG) */
   RV_ENOTSUP = 95,
+  RV_EACCES = 13,        /* this identity may not do that (--admins) */
+  RV_ETLSREQ = 93,       /* plaintext HELLO to a server that requires TLS */
 };
 
 struct rv_hello {

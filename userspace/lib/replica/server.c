@@ -33,6 +33,11 @@
  *   it created itself; data requests without one close the connection.
  * - DELETE while another open data connection uses the volume: RV_EBUSY;
  *   the volume stays.
+ * - with TLS (replica_server_set_tls) a client that does not start TLS
+ *   gets, for its plaintext HELLO, WELCOME status RV_ETLSREQ and a close;
+ *   CREATE, DELETE, READ and CHECKSUM on an admin connection whose
+ *   identity is not one of the admins get RV_EACCES (docs/DESIGN.md,
+ *   "Trust").
  */
 #include <errno.h>
 #include <netdb.h>
@@ -226,6 +231,18 @@ on_payload (struct conn *c, void *opaque)
   read_header (rc);
 }
 
+/* Authorization (docs/DESIGN.md, "Trust"): what an admin connection of
+ * an identity outside --admins may not do.  Data connections are
+ * governed by the epoch instead.
+ */
+static bool
+needs_admin (const struct rs_conn *rc, uint16_t cmd)
+{
+  return rc->admin && !rc->may_admin &&
+    (cmd == RV_CREATE || cmd == RV_DELETE || cmd == RV_READ ||
+     cmd == RV_CHECKSUM);
+}
+
 static bool
 is_data_cmd (uint16_t cmd)
 {
@@ -260,7 +277,12 @@ on_header (struct conn *c, void *opaque)
     return;
   }
   v = rs_conn_vol (rc);
-  if (is_data_cmd (r.cmd)) {
+  if (needs_admin (rc, r.cmd)) {
+    log_warn ("%s: permission denied: %s may not %s volume %s", c->name,
+              rc->peer_id, rv_cmd_name (r.cmd), rc->volname);
+    pre = RV_EACCES;
+  }
+  else if (is_data_cmd (r.cmd)) {
     if (!v) {
       conn_close (c, "%s before volume %s exists", rv_cmd_name (r.cmd),
                   rc->volname);
@@ -380,6 +402,11 @@ on_hello (struct conn *c, void *opaque)
       conn_close (c, "%s", why);
     return;
   }
+  if (rc->tls_refused) {
+    send_welcome (rc, RV_ETLSREQ, "plaintext client refused: this server "
+                  "requires TLS");
+    return;
+  }
   memcpy (rc->volname, h.volume, RV_NAME_MAX);
   rc->admin = h.flags & RV_HELLO_ADMIN;
   rc->epoch = h.epoch;
@@ -410,12 +437,43 @@ on_hello (struct conn *c, void *opaque)
                 rc->volname, stored, h.epoch);
     }
   }
-  log_debug ("%s: HELLO %s volume %s epoch %" PRIu64, c->name,
-             rc->admin ? "admin" : "data", rc->volname, h.epoch);
+  log_debug ("%s: HELLO %s volume %s epoch %" PRIu64 "%s%s", c->name,
+             rc->admin ? "admin" : "data", rc->volname, h.epoch,
+             rc->peer_id[0] ? " from " : "", rc->peer_id);
   send_welcome (rc, RV_OK, NULL);
 }
 
 /* ---- accepting -------------------------------------------------------- */
+
+static bool
+is_admin_id (const struct replica_server *srv, const char *id)
+{
+  if (!srv->admins)
+    return true;
+  for (unsigned i = 0; i < srv->nadmins; i++)
+    if (strcmp (srv->admins[i], id) == 0)
+      return true;
+  return false;
+}
+
+/* The TLS handshake is over: the HELLO comes next, through TLS. */
+static void
+on_tls (struct conn *c, int err, const char *why, void *opaque)
+{
+  struct rs_conn *rc = opaque;
+
+  if (err == -EPROTONOSUPPORT)
+    rc->tls_refused = true;     /* read its HELLO to answer it */
+  else if (err < 0) {
+    conn_close (c, "TLS handshake failed: %s", why);
+    return;
+  }
+  else {
+    snprintf (rc->peer_id, sizeof rc->peer_id, "%s", conn_peer_id (c));
+    rc->may_admin = is_admin_id (rc->srv, rc->peer_id);
+  }
+  conn_expect (c, rc->hello, sizeof rc->hello, on_hello, rc);
+}
 
 static void
 peer_name (int fd, char *buf, size_t len)
@@ -467,7 +525,12 @@ on_accept (struct listener *l, int fd, void *opaque)
   srv->conns = rc;
   srv->nconns++;
   log_debug ("%s: connected", name);
-  conn_expect (rc->c, rc->hello, sizeof rc->hello, on_hello, rc);
+  if (srv->tls)
+    conn_start_tls (rc->c, srv->tls, on_tls, rc);
+  else {
+    rc->may_admin = true;       /* no identities: nothing to check */
+    conn_expect (rc->c, rc->hello, sizeof rc->hello, on_hello, rc);
+  }
 }
 
 struct replica_server *
@@ -562,6 +625,35 @@ replica_server_shutdown (struct replica_server *srv, unsigned timeout_ms,
   loop_timer_arm (srv->loop, &srv->stop_timer, timeout_ms, stop_timeout, srv);
 }
 
+int
+replica_server_set_tls (struct replica_server *srv, struct tls_creds *creds,
+                        const char *admins)
+{
+  char *list, *save = NULL;
+
+  srv->tls = creds;
+  if (!admins)
+    return 0;
+  if ((list = strdup (admins)) == NULL)
+    return -ENOMEM;
+  for (char *id = strtok_r (list, ",", &save); id;
+       id = strtok_r (NULL, ",", &save)) {
+    char **a = realloc (srv->admins, (srv->nadmins + 1) * sizeof *a);
+    if (!a || (a[srv->nadmins] = strdup (id)) == NULL) {
+      if (a)
+        srv->admins = a;
+      free (list);
+      return -ENOMEM;
+    }
+    srv->admins = a;
+    srv->nadmins++;
+  }
+  free (list);
+  if (srv->nadmins == 0)
+    return -EINVAL;
+  return 0;
+}
+
 void
 replica_server_set_stall_timeout (struct replica_server *srv, unsigned ms)
 {
@@ -581,5 +673,8 @@ replica_server_free (struct replica_server *srv)
     listener_fini (&srv->listener);
     close (srv->lfd);
   }
+  for (unsigned i = 0; i < srv->nadmins; i++)
+    free (srv->admins[i]);
+  free (srv->admins);
   free (srv);
 }

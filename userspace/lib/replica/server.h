@@ -13,6 +13,7 @@
 #define REPVOL_REPLICA_SERVER_H
 
 #include "core/loop.h"
+#include "core/tls.h"
 #include "store/store.h"
 
 struct replica_server;
@@ -25,6 +26,16 @@ struct replica_server *replica_server_new (struct loop *loop,
                                            struct store *store,
                                            int listen_fd, const char *name,
                                            const char *zone);
+
+/* Serve TLS only, with creds (the server's own, not owned; see
+ * core/tls.h).  admins is "ID[,ID...]": the identities (certificate CN
+ * or PSK user) that may CREATE, DELETE and READ or CHECKSUM a volume
+ * over an admin connection; every other identity may only attach (HELLO
+ * and data I/O) and STAT.  NULL admins: every authenticated identity is
+ * an admin.  0 or a negative errno.
+ */
+int replica_server_set_tls (struct replica_server *srv,
+                            struct tls_creds *creds, const char *admins);
 
 /* A connection whose frame (or HELLO) stalls for ms is closed
  * (default RS_STALL_MS).  See conn_set_stall_timeout.

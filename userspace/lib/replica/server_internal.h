@@ -14,6 +14,7 @@
 #include "core/conn.h"
 #include "core/listener.h"
 #include "core/loop.h"
+#include "core/tls.h"
 #include "replica/proto.h"
 #include "replica/server.h"
 #include "store/store.h"
@@ -44,6 +45,9 @@ struct rs_conn {
   bool closed;
   bool paused;                  /* no expectation set: back-pressure */
   bool admin;
+  bool tls_refused;             /* plaintext HELLO to a TLS-only server */
+  bool may_admin;               /* the identity is one of --admins */
+  char peer_id[TLS_ID_MAX];     /* TLS identity; "" in plaintext */
   uint64_t epoch;
   char volname[RV_NAME_MAX];
   struct store_vol *vol;        /* referenced, or NULL */
@@ -65,6 +69,9 @@ struct replica_server {
   char name[RV_NAME_MAX];
   char zone[RV_NAME_MAX];
   unsigned stall_ms;
+  struct tls_creds *tls;        /* TLS only, with these; not owned */
+  char **admins;                /* identities allowed admin work; NULL: all */
+  unsigned nadmins;
   struct rs_conn *conns;
   unsigned nconns;              /* in conns: open, or finishing requests */
   /* shutdown */
