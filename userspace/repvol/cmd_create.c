@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/tls.h"
 #include "core/util.h"
 #include "replica/proto.h"
 #include "replica/admin.h"
@@ -240,6 +241,7 @@ create_volume (struct registry *reg, const struct volume_spec *spec)
   v.chunk_size = spec->chunk_size;
   v.epoch = 1;
   v.reserved = spec->reserve;
+  v.tls = tls_client_creds () != NULL;
   v.allow_same_zone = spec->allow_same_zone;
   /* Empty, so the (empty) change map is complete. */
   v.cbt.valid = true;

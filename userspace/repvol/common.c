@@ -30,7 +30,8 @@ int
 get_volume (struct registry *r, const char *vol, struct reg_volume *v)
 {
   struct error err = { 0 };
-  if (registry_get (r, vol, v, &err) == 0)
+  if (registry_get (r, vol, v, &err) == 0 &&
+      reg_volume_check_tls (v, &err) == 0)
     return 0;
   if (err.code == ENOENT)
     log_error ("unknown volume '%s'", vol);

@@ -564,7 +564,8 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     strcpy (a.host, "localhost");
   a.host[sizeof a.host - 1] = '\0';
 
-  if (registry_get (reg, o->volume, &v, &rerr) < 0) {
+  if (registry_get (reg, o->volume, &v, &rerr) < 0 ||
+      reg_volume_check_tls (&v, &rerr) < 0) {
     if (rerr.code == ENOENT)
       log_error ("no such volume: %s", o->volume);
     else

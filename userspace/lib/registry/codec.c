@@ -4,7 +4,7 @@
  * The document (format 1), as reg_volume_to_json writes it:
  *
  *   { "format": 1, "name", "uuid", "size", "block_size", "epoch",
- *     "reserved", "allow_same_zone", "created",
+ *     "reserved", "allow_same_zone", "tls"?, "created",
  *     "replicas": [ { "addr", "server", "zone", "state" ("in-sync" |
  *                     "out-of-sync"), "out_of_sync_epoch",
  *                     "out_of_sync_since", "full_copy"?,
@@ -107,6 +107,8 @@ reg_volume_json (const struct reg_volume *v)
   json_object_object_add (o, "reserved", json_object_new_boolean (v->reserved));
   json_object_object_add (o, "allow_same_zone",
                           json_object_new_boolean (v->allow_same_zone));
+  if (v->tls)
+    json_object_object_add (o, "tls", json_object_new_boolean (true));
   json_object_object_add (o, "created", json_object_new_int64 (v->created));
 
   json_object *reps = json_object_new_array ();
@@ -348,6 +350,7 @@ volume_from_json (const char *text, size_t len, struct reg_volume *v,
   TRY ("epoch", get_u64 (o, "epoch", true, &v->epoch, why));
   TRY ("reserved", get_bool (o, "reserved", &v->reserved, why));
   TRY ("allow_same_zone", get_bool (o, "allow_same_zone", &v->allow_same_zone, why));
+  TRY ("tls", get_bool (o, "tls", &v->tls, why));
   TRY ("created", get_u64 (o, "created", false, &u, why));
   v->created = u;
 

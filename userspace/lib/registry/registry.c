@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/tls.h"
 #include "core/util.h"
 #include "registry/registry.h"
 #include "registry/backends.h"
@@ -185,4 +186,14 @@ reg_state_name (enum reg_replica_state s)
   case REG_OUT_OF_SYNC: return "out-of-sync";
   }
   return "unknown";
+}
+
+int
+reg_volume_check_tls (const struct reg_volume *v, struct error *err)
+{
+  if (!v->tls || tls_client_creds ())
+    return 0;
+  return error_set (err, EACCES, "volume %s is on servers that require TLS: "
+                    "give --tls-dir DIR or --tls-psk FILE (or set "
+                    "REPVOL_TLS_DIR)", v->name);
 }

@@ -92,6 +92,10 @@ struct reg_volume {
   uint64_t epoch;
   bool reserved;                /* space reserved up front (--reserve) */
   bool allow_same_zone;
+  /* Created over TLS: its servers require it, and clients refuse to
+   * reach them in plaintext (no downgrade; docs/DESIGN.md, "Trust").
+   */
+  bool tls;
   time_t created;
   int nreplicas;
   struct reg_replica replicas[REG_MAX_REPLICAS];
@@ -109,6 +113,11 @@ struct reg_volume {
 
 struct registry;                /* opaque: its backend's */
 struct error;                   /* core/util.h */
+
+/* 0, or -EACCES with the reason in err when v needs TLS and this
+ * process has no TLS client credentials.
+ */
+int reg_volume_check_tls (const struct reg_volume *v, struct error *err);
 
 /* Open the registry named by location (a directory path for now;
  * "etcd://..." later).  NULL -> $REPVOL_REGISTRY -> /var/lib/repvol.
