@@ -127,6 +127,7 @@ print_text (const struct reg_volume *v, const struct live *live,
   printf ("epoch:       %" PRIu64 "\n", v->epoch);
   printf ("created:     %s\n", format_time (v->created, tbuf, sizeof tbuf));
   printf ("reserved:    %s\n", v->reserved ? "yes" : "no");
+  printf ("tls:         %s\n", v->tls ? "required (created over TLS)" : "no");
   printf ("snapshots:   chunk %s; ", format_size (v->chunk_size, tbuf, sizeof tbuf));
   if (v->cbt.base_name[0])
     printf ("changes tracked since %s in %s%s\n", v->cbt.base_name,
@@ -220,6 +221,7 @@ to_json (const struct reg_volume *v, const struct live *live,
   json_object *o = reg_volume_json (v), *reps;
 
   json_object_object_del (o, "format");
+  json_object_object_add (o, "tls", json_object_new_boolean (v->tls));
   json_object_object_add (o, "zones_known",
                           json_object_new_boolean (zones_known (v)));
   json_object_object_get_ex (o, "replicas", &reps);

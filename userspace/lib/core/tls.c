@@ -279,7 +279,7 @@ tls_client_setup (const char *dir, const char *psk, struct error *err)
   }
   r = tls_creds_load (&client_creds, TLS_CLIENT, dir, psk, err);
   if (r < 0)
-    error_prefix (err, "TLS credentials");
+    error_prefix (err, "TLS credentials: ");
   return r;
 }
 
