@@ -461,12 +461,15 @@ handshake_error (struct tls_session *t, int r, struct error *err)
   }
   case GNUTLS_E_NO_CERTIFICATE_FOUND:
     return error_set (err, EACCES, "the %s presented no certificate", peer);
-  case GNUTLS_E_FATAL_ALERT_RECEIVED:
+  case GNUTLS_E_FATAL_ALERT_RECEIVED: {
+    gnutls_alert_description_t a = gnutls_alert_get (t->s);
     return error_set (err, EACCES, "the %s refused the TLS handshake "
-                      "(alert: %s)%s", peer,
-                      gnutls_alert_get_name (gnutls_alert_get (t->s)),
+                      "(alert: %s)%s", peer, gnutls_alert_get_name (a),
+                      a == GNUTLS_A_HANDSHAKE_FAILURE ? "; do both ends use "
+                      "the same kind of credentials, X.509 or PSK?" :
                       t->creds->psk ? "; is the PSK user and key the "
                       "server's?" : "");
+  }
   case GNUTLS_E_PREMATURE_TERMINATION:
   case GNUTLS_E_PULL_ERROR:
   case GNUTLS_E_PUSH_ERROR:
@@ -483,6 +486,7 @@ handshake_error (struct tls_session *t, int r, struct error *err)
     return error_set (err, EACCES, "the %s uses other credentials (X.509 "
                       "against PSK?): %s", peer, gnutls_strerror (r));
   case GNUTLS_E_ILLEGAL_PARAMETER:
+  case GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER:
   case GNUTLS_E_DECRYPTION_FAILED:
     if (t->creds->psk)
       return error_set (err, EACCES, "the %s's PSK user or key is not one of "
@@ -510,13 +514,24 @@ tls_handshake_step (struct tls_session *t, struct error *err)
     return -EAGAIN;
   if (!gnutls_error_is_fatal (r))
     return -EAGAIN;             /* a warning alert: go on */
-  r = handshake_error (t, r, err);
+  int code = r;
+  r = handshake_error (t, code, err);
   /* Tell the peer why, so that its user sees more than a closed socket
    * (with TLS 1.3 a client learns its certificate was refused only from
    * this alert).
    */
-  if (t->creds->role == TLS_SERVER)
-    gnutls_alert_send_appropriate (t->s, r);
+  if (t->creds->role == TLS_SERVER && t->creds->psk &&
+      (code == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER ||
+       code == GNUTLS_E_ILLEGAL_PARAMETER ||
+       code == GNUTLS_E_DECRYPTION_FAILED))
+    /* A TLS 1.3 binder that does not check out: unknown user or key. */
+    gnutls_alert_send (t->s, GNUTLS_AL_FATAL, GNUTLS_A_UNKNOWN_PSK_IDENTITY);
+  else if (t->creds->role == TLS_SERVER &&
+           (code == GNUTLS_E_INSUFFICIENT_CREDENTIALS ||
+            code == GNUTLS_E_NO_CIPHER_SUITES))
+    gnutls_alert_send (t->s, GNUTLS_AL_FATAL, GNUTLS_A_HANDSHAKE_FAILURE);
+  else if (t->creds->role == TLS_SERVER)
+    gnutls_alert_send_appropriate (t->s, code);
   return r;
 }
 
