@@ -65,6 +65,19 @@ declare -A REPVOLD_DIR=()  # replica server name -> data directory
 declare -A ATTACH_PID=()   # volume -> pid of its "repvol attach"
 declare -A ATTACH_SOCK=()  # volume -> NBD unix socket path
 
+# REPVOL_TEST_TLS=1 runs a test over TLS: every repvold start_repvold
+# starts serves TLS only (X.509 from $T/pki, made here), and every
+# client presents the "admin" certificate through REPVOL_TLS_DIR.
+REPVOLD_TLS_ARGS=()
+if [[ ${REPVOL_TEST_TLS:-0} == 1 ]]; then
+    { "$TOP/scripts/tls-certs.sh" ca "$T/pki" &&
+      "$TOP/scripts/tls-certs.sh" server "$T/pki" &&
+      "$TOP/scripts/tls-certs.sh" client "$T/pki" admin; } >/dev/null ||
+        { echo "cannot make certificates in $T/pki" >&2; exit 1; }
+    export REPVOL_TLS_DIR=$T/pki
+    REPVOLD_TLS_ARGS=(--tls-dir "$T/pki")
+fi
+
 log()  { printf '[%s] %s\n' "$TEST_NAME" "$*" >&2; }
 
 fail() {
@@ -211,7 +224,8 @@ start_repvold() {
         # registry knows it by its address.
         port=${REPVOLD_PORT[$name]:-$(free_port)}
         logf=$T/repvold-$name.log
-        start_bg "$logf" "$REPVOLD" "${args[@]}" --listen "127.0.0.1:$port" "$@"
+        start_bg "$logf" "$REPVOLD" "${args[@]}" --listen "127.0.0.1:$port" \
+            ${REPVOLD_TLS_ARGS[@]+"${REPVOLD_TLS_ARGS[@]}"} "$@"
         pid=$BG_PID
         deadline=$(( $(date +%s%N) + WAIT_TIMEOUT * 1000000000 ))
         while pid_alive "$pid" && ! port_listening "$port"; do
