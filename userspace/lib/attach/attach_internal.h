@@ -80,6 +80,14 @@ int attach_snapshot_start (struct attach *a, struct control_req *req,
  */
 bool attach_snapshot_control (struct attach *a, struct control_req *req,
                               const char *line);
+
+/* ---- attach_probe.c ---- */
+
+/* The control line "contents": answer req with what libblkid finds at
+ * the volume's ends, as volume_contents_to_json; true.  Else false.
+ */
+bool attach_probe_control (struct attach *a, struct control_req *req,
+                           const char *line);
 /* The change map saved by the last clean detach, if it can be trusted
  * (for cow_new); NULL when not (the next snapshot reads every chunk).
  */

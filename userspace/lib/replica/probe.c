@@ -1,14 +1,13 @@
-/* probe.c - filesystem signatures on a volume, from one replica's bytes.
+/* probe.c - filesystem signatures on a volume, from its first and last
+ * MiB.
  *
- * Reading must not disturb an attached volume.  It does not: the read
- * goes over an admin connection (RV_HELLO_ADMIN, epoch 0), and
- * repvold neither checks nor records the epoch of admin connections
- * (only a data HELLO moves a volume's epoch, which would fence the
- * current attach, and only a data HELLO below the volume's epoch is
- * refused).  Admin connections may READ but never write, so nothing we
- * do can change the volume.  What we see of a volume in use is what the
- * replica holds at that moment: enough to find a superblock, not a
- * consistent snapshot.
+ * A detached volume is read from one in-sync replica over an admin
+ * connection (RV_HELLO_ADMIN, epoch 0), which neither moves nor checks
+ * the epoch.  An attached one is not: admin connections never read an
+ * attached volume's data (repvold refuses with RV_EBUSY; docs/DESIGN.md,
+ * "Trust"), so its attach reads the two ends through its engine and
+ * answers "contents" on its control socket (attach/attach_probe.c),
+ * with the JSON line volume_contents_to_json writes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include <sys/mman.h>
 
 #include <blkid/blkid.h>
+#include <json-c/json.h>
 
 #include "core/util.h"
 #include "core/fsutil.h"
@@ -29,22 +29,37 @@
  * (MD 0.90 and 1.0 superblocks, ZFS labels, GPT's backup header).
  * 0 or -errno with err set.
  */
+void
+probe_geometry (uint64_t size, uint32_t block_size, uint32_t *head,
+                uint64_t *tail_off, uint32_t *tail_len)
+{
+  uint32_t bs = block_size ? block_size : 1;
+  uint64_t h = MIN (size, (uint64_t) PROBE_SPAN), off = 0, len = 0;
+
+  if (size > PROBE_SPAN) {
+    off = size - PROBE_SPAN;
+    off -= off % bs;            /* reads must be block aligned */
+    off = MAX (off, h);
+    len = size - off;
+    len -= len % bs;
+  }
+  h -= h % bs;
+  *head = h;
+  *tail_off = off;
+  *tail_len = len;
+}
+
 static int
 read_ends (const struct reg_volume *v, const char *addr, int fd,
            int timeout_ms, struct error *err)
 {
   struct replica_admin ra;
-  uint64_t head = MIN (v->size, (uint64_t) PROBE_SPAN), tail_off = 0;
-  uint32_t bs = v->block_size ? v->block_size : 1;
+  uint32_t head, len;
+  uint64_t tail_off;
   void *buf = NULL;
   int r;
 
-  if (v->size > PROBE_SPAN) {
-    tail_off = v->size - PROBE_SPAN;
-    tail_off -= tail_off % bs;  /* reads must be block aligned */
-    tail_off = MAX (tail_off, head);
-  }
-  head -= head % bs;
+  probe_geometry (v->size, v->block_size, &head, &tail_off, &len);
   if (posix_memalign (&buf, 4096, PROBE_SPAN) != 0)
     return error_set (err, ENOMEM, "out of memory");
   r = replica_admin_open (&ra, addr, v->name, timeout_ms, err);
@@ -54,8 +69,6 @@ read_ends (const struct reg_volume *v, const char *addr, int fd,
       (r = pwrite_full (fd, buf, head, 0)) < 0)
     error_set (err, -r, "memfd: %s", strerror (-r));
   if (r == 0 && tail_off) {
-    uint32_t len = v->size - tail_off;
-    len -= len % bs;
     if (len && (r = replica_admin_read (&ra, tail_off, buf, len, err)) == 0 &&
         (r = pwrite_full (fd, buf, len, tail_off)) < 0)
       error_set (err, -r, "memfd: %s", strerror (-r));
@@ -117,6 +130,79 @@ blkid_contents (int fd, struct volume_contents *c)
  out:
   if (pr)
     blkid_free_probe (pr);
+}
+
+void
+probe_image_contents (uint64_t size, const void *head, uint32_t head_len,
+                      const void *tail, uint64_t tail_off, uint32_t tail_len,
+                      struct volume_contents *c)
+{
+  int fd, r = 0;
+
+  memset (c, 0, sizeof *c);
+  fd = memfd_create ("repvol-probe", MFD_CLOEXEC);
+  if (fd == -1 || ftruncate (fd, size) == -1 ||
+      (head_len && (r = pwrite_full (fd, head, head_len, 0)) < 0) ||
+      (tail_len && (r = pwrite_full (fd, tail, tail_len, tail_off)) < 0)) {
+    snprintf (c->why, sizeof c->why, "memfd: %s",
+              strerror (r < 0 ? -r : errno));
+    if (fd != -1)
+      close (fd);
+    return;
+  }
+  blkid_contents (fd, c);
+  close (fd);
+}
+
+char *
+volume_contents_to_json (const struct volume_contents *c)
+{
+  json_object *o = json_object_new_object ();
+  char *s;
+
+  json_object_object_add (o, "known", json_object_new_boolean (c->known));
+  json_object_object_add (o, "found", json_object_new_boolean (c->found));
+  json_object_object_add (o, "type", json_object_new_string (c->type));
+  json_object_object_add (o, "label", json_object_new_string (c->label));
+  json_object_object_add (o, "uuid", json_object_new_string (c->uuid));
+  json_object_object_add (o, "pttype", json_object_new_string (c->pttype));
+  json_object_object_add (o, "why", json_object_new_string (c->why));
+  s = strdup (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN));
+  json_object_put (o);
+  return s;
+}
+
+static void
+copy_str (json_object *o, const char *key, char *out, size_t len)
+{
+  json_object *m;
+  out[0] = '\0';
+  if (json_object_object_get_ex (o, key, &m) &&
+      json_object_is_type (m, json_type_string))
+    snprintf (out, len, "%s", json_object_get_string (m));
+}
+
+int
+volume_contents_from_json (const char *line, struct volume_contents *c)
+{
+  json_object *o = json_tokener_parse (line), *m;
+
+  memset (c, 0, sizeof *c);
+  if (!o || !json_object_is_type (o, json_type_object)) {
+    json_object_put (o);
+    return -EINVAL;
+  }
+  c->known = json_object_object_get_ex (o, "known", &m) &&
+    json_object_get_boolean (m);
+  c->found = json_object_object_get_ex (o, "found", &m) &&
+    json_object_get_boolean (m);
+  copy_str (o, "type", c->type, sizeof c->type);
+  copy_str (o, "label", c->label, sizeof c->label);
+  copy_str (o, "uuid", c->uuid, sizeof c->uuid);
+  copy_str (o, "pttype", c->pttype, sizeof c->pttype);
+  copy_str (o, "why", c->why, sizeof c->why);
+  json_object_put (o);
+  return 0;
 }
 
 void

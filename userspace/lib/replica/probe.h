@@ -35,4 +35,19 @@ struct volume_contents {
 void probe_volume_contents (const struct reg_volume *v, int timeout_ms,
                             const bool *skip, struct volume_contents *c);
 
+/* The two ends probed, block aligned: [0, head) and [tail_off,
+ * tail_off + tail_len) (tail_len 0: the head covers it all).
+ */
+void probe_geometry (uint64_t size, uint32_t block_size, uint32_t *head,
+                     uint64_t *tail_off, uint32_t *tail_len);
+/* libblkid over an image of size bytes holding those two ends. */
+void probe_image_contents (uint64_t size, const void *head, uint32_t head_len,
+                           const void *tail, uint64_t tail_off,
+                           uint32_t tail_len, struct volume_contents *c);
+/* One line of JSON (malloc'd; NULL when out of memory), and back:
+ * 0 or -EINVAL.  What an attach answers to "contents".
+ */
+char *volume_contents_to_json (const struct volume_contents *c);
+int volume_contents_from_json (const char *line, struct volume_contents *c);
+
 #endif
