@@ -16,6 +16,7 @@
 #include "replica/probe.h"
 #include "replica/proto.h"
 #include "replica/admin.h"
+#include "attach/attach.h"
 #include "repvol.h"
 
 #define STATUS_TIMEOUT_MS 2000
@@ -112,6 +113,17 @@ print_contents (const struct volume_contents *c)
   }
 }
 
+/* Does the fenced attachment's process still run: 1, 0, or -1 when it
+ * was on another host (status cannot tell).
+ */
+static int
+fenced_running (const struct reg_volume *v)
+{
+  if (!attachment_is_local (&v->fenced))
+    return -1;
+  return attach_alive (&v->fenced, v->name);
+}
+
 static void
 print_text (const struct reg_volume *v, const struct live *live,
             const struct volume_contents *vc)
@@ -150,9 +162,12 @@ print_text (const struct reg_volume *v, const struct live *live,
   else
     printf ("attachment:  none\n");
   if (v->fenced.attached)
-    printf ("fenced:      host %s, pid %d, epoch %" PRIu64 ": taken over, "
-            "can no longer write\n", v->fenced.host, (int) v->fenced.pid,
-            v->fenced.epoch);
+    printf ("fenced:      host %s, pid %d, epoch %" PRIu64 ": %s; can no "
+            "longer write%s\n", v->fenced.host, (int) v->fenced.pid,
+            v->fenced.epoch, v->fenced.reason[0] ? v->fenced.reason
+            : "taken over", fenced_running (v) == 1 ? " (its process still "
+            "runs until it notices)" : fenced_running (v) == 0 ? " (stopped)"
+            : "");
   print_contents (vc);
   printf ("replicas:    %d\n", v->nreplicas);
   printf ("  %-22s %-16s %-12s %-12s %-6s %s\n",
@@ -255,6 +270,13 @@ to_json (const struct reg_volume *v, const struct live *live,
   }
   json_object_object_add (at, "attached",
                           json_object_new_boolean (v->attachment.attached));
+  json_object *fenced = NULL;
+  json_object_object_get_ex (o, "fenced", &fenced);
+  if (fenced) {
+    int running = fenced_running (v);
+    json_object_object_add (fenced, "running", running < 0 ? NULL
+                            : json_object_new_boolean (running));
+  }
   contents_json (o, vc);
   return o;
 }

@@ -38,6 +38,10 @@ struct attach {
   uint64_t epoch;
   char host[REG_NAME_MAX];
   bool detaching;
+  bool fenced;                  /* a newer attachment: stop, no last flush */
+  char fence_why[256];          /* becomes the registry's fenced.reason */
+  struct loop_defer fence_defer;
+  struct loop_timer watch;      /* the registry, once a second */
   bool took_over;
   bool unclean;                 /* the last attachment never detached */
   bool cbt_loaded;              /* the change map is complete */
@@ -65,6 +69,12 @@ struct attach {
 bool attach_owns (const struct reg_volume *v, const struct attach *a);
 /* Stop serving: frontend, drain, last flush, then the loop stops. */
 void attach_begin_detach (struct attach *a);
+/* This attachment has been fenced (why): fail its I/O, stop serving
+ * without the last flush, exit ATTACH_EXIT_FENCED.  Once; from any
+ * callback on the loop.
+ */
+void attach_fenced (struct attach *a, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
 
 /* ---- attach_snapshot.c ---- */
 
