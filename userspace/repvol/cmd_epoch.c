@@ -69,7 +69,7 @@ print_text (const struct reg_volume *v, const struct rep_epoch *re)
             a->epoch);
   else
     printf (", detached\n");
-  printf ("  %-22s %-12s %-20s %s\n", "ADDR", "STATE", "EPOCH", "");
+  printf ("  %-22s %-12s %-20s %s\n", "ADDR", "STATE", "EPOCH", "VERDICT");
   for (int i = 0; i < v->nreplicas; i++) {
     char ep[24] = "-", verdict[320];
     if (!re[i].reachable)

@@ -1,0 +1,80 @@
+#!/bin/bash
+# The operator's repair of a wrong epoch (docs/DESIGN.md rule 8): with the
+# volume detached, one replica's epoch is pushed by the largest jump a
+# HELLO may make (256); "repvol epoch" shows it ahead of the registry
+# (exit 1); an attach is then refused by that replica, exits 3 as fenced
+# and status says so, naming the replica; "repvol epoch --reset" sets
+# every replica back to the registry's epoch; the next attach serves the
+# data written before, byte for byte, and new data reads back.
+. "$(dirname "$0")/lib.sh"
+require_cmd nbdcopy
+
+start_repvold a zone-a
+start_repvold b zone-b
+repvol create vol --size 8M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
+start_attach vol "$T/nbd.sock"
+head -c 8M /dev/urandom > "$T/data"
+nbdcopy --flush "$T/data" "$(nbd_uri "$T/nbd.sock")"
+stop_attach vol
+
+epochs() { repvol epoch vol --json > "$T/epochs.json"; }
+field() { python3 -c "import json; d = json.load(open('$T/epochs.json')); print($1)"; }
+epochs || fail "repvol epoch: a replica is ahead before anything was done"
+E=$(field 'd["epoch"]')
+assert_eq "$E $E" "$(field '" ".join(str(r["epoch"]) for r in d["replicas"])')" "replica epochs after a clean detach"
+
+# The largest jump one HELLO may make: accepted, persisted.
+PYTHONPATH="$TOP/tests/tools" python3 - 127.0.0.1 "${REPVOLD_PORT[b]}" "$E" <<'PY'
+import sys
+import rvproto
+host, port, epoch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = rvproto.connect(host, port, b"vol", epoch=epoch + rvproto.EPOCH_JUMP_MAX)
+s.close()
+PY
+B=$((E + 256))
+rc=0; epochs || rc=$?
+assert_eq 1 "$rc" "repvol epoch with a replica ahead"
+assert_eq "False True" "$(field '" ".join(str(r["ahead"]) for r in d["replicas"])')" "which replica is ahead"
+repvol epoch vol > "$T/epoch.txt" || true     # exit 1, as above
+cat "$T/epoch.txt" >&2
+grep -q "${REPVOLD_ADDR[b]} .* $B .*AHEAD of the registry by 256" "$T/epoch.txt" || fail "repvol epoch does not show b ahead"
+grep -q "repvol epoch vol --reset" "$T/epoch.txt" || fail "repvol epoch does not name the repair"
+
+# An attach now: b refuses its epoch (E + 1 < B); it stops, fenced.
+start_bg "$T/refused.log" "$REPVOL" attach vol --nbd "unix:$T/refused.sock"
+refused=$BG_PID
+rc=0; wait_exit "$refused" 30 || rc=$?
+assert_eq 3 "$rc" "exit status of the refused attach"
+grep -q "fenced: replica ${REPVOLD_ADDR[b]}: refused epoch $((E + 1)): the replica holds a newer one, $B" "$T/refused.log" ||
+    { cat "$T/refused.log" >&2; fail "the attach does not say why it stopped"; }
+[[ ! -e $T/refused.sock ]] || fail "the refused attach left its NBD socket"
+repvol status vol > "$T/status"
+grep -q "^attachment:  none" "$T/status" || { cat "$T/status" >&2; fail "status shows it attached"; }
+grep -q "^fenced: .*pid $refused, epoch $((E + 1)): replica ${REPVOLD_ADDR[b]}: refused epoch" "$T/status" ||
+    { cat "$T/status" >&2; fail "status does not show the attach fenced"; }
+
+# The repair.  The servers may not have seen the refused attach's
+# connections close yet (they refuse SET_EPOCH while one is open).
+wait_for repvol epoch vol --reset
+E=$((E + 1))             # the refused attach's claim opened an epoch
+epochs || fail "repvol epoch: a replica is still ahead after --reset"
+assert_eq "$E $E" "$(field '" ".join(str(r["epoch"]) for r in d["replicas"])')" "replica epochs after --reset"
+grep -q "volume vol epoch $B -> $E (SET_EPOCH on an admin connection)" "$T/repvold-b.log" ||
+    fail "server b did not log the reset"
+
+# Usable again: the data written before, then new data.
+start_attach vol "$T/nbd.sock"
+uri=$(nbd_uri "$T/nbd.sock")
+nbdcopy "$uri" "$T/back"
+assert_files_identical "$T/data" "$T/back"
+head -c 4M /dev/urandom > "$T/new"
+nbdcopy --flush "$T/new" "$uri"
+nbdcopy "$uri" "$T/back"
+cp "$T/data" "$T/expect"
+dd if="$T/new" of="$T/expect" conv=notrunc status=none
+assert_files_identical "$T/expect" "$T/back"
+all_in_sync vol || { repvol status vol >&2; fail "a replica is out of sync"; }
+stop_attach vol
+assert_files_identical "$T/expect" "${REPVOLD_DIR[a]}/vol.data"
+assert_files_identical "$T/expect" "${REPVOLD_DIR[b]}/vol.data"
+log "ok"
