@@ -9,6 +9,7 @@
 # repair is refused while the volume is attached, by the CLI and by the
 # servers (SET_EPOCH on an admin connection: EBUSY).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/fencelib.sh"
 require_cmd nbdcopy
 
 start_repvold a zone-a
@@ -18,7 +19,7 @@ start_attach vol "$T/nbd.sock"
 uri=$(nbd_uri "$T/nbd.sock")
 head -c 8M /dev/urandom > "$T/first"
 nbdcopy --flush "$T/first" "$uri"
-epoch=$(repvol status vol --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["attachment"]["epoch"])')
+epoch=$(attach_epoch vol)
 log "attached at epoch $epoch"
 
 for s in a b; do

@@ -9,6 +9,7 @@
 # status shows it fenced.  After "repvol epoch --reset" the next attach
 # catches b up, and both replicas hold what was written.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/fencelib.sh"
 require_cmd nbdcopy
 
 start_repvold a zone-a
@@ -26,24 +27,13 @@ head -c 1M /dev/urandom > "$T/more"
 nbdcopy --flush "$T/more" "$uri"         # degrades b: a new epoch
 b_out() { ! all_in_sync vol; }
 wait_for b_out
-epoch=$(repvol status vol --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["attachment"]["epoch"])')
+epoch=$(attach_epoch vol)
 log "b out of sync; the attachment is at epoch $epoch"
 
 start_repvold b zone-b
-PYTHONPATH="$TOP/tests/tools" python3 - 127.0.0.1 "${REPVOLD_PORT[b]}" "$((epoch + 1))" <<'PY'
-import sys
-import rvproto
-rvproto.connect(sys.argv[1], int(sys.argv[2]), b"vol", epoch=int(sys.argv[3])).close()
-PY
-
-rc=0; wait_exit "$one" 30 || rc=$?
-assert_eq 3 "$rc" "exit status of the fenced attach"
-grep -Eq "fenced: replica $B:? refused epoch $epoch" "$T/attach-vol.log" ||
-    { cat "$T/attach-vol.log" >&2; fail "the attach does not say b fenced it"; }
-[[ ! -e $T/nbd.sock ]] || fail "the fenced attach left its NBD socket"
-repvol status vol > "$T/status"
-grep -q "^attachment:  none" "$T/status" || { cat "$T/status" >&2; fail "status shows it attached"; }
-grep -q "^fenced: .*pid $one, epoch $epoch: replica $B" "$T/status" || { cat "$T/status" >&2; fail "status does not show it fenced"; }
+push_epoch b vol "$((epoch + 1))"
+expect_fenced_exit "$one" "$T/attach-vol.log" "fenced: replica $B:? refused epoch $epoch" "$T/nbd.sock"
+expect_status_fenced vol "host .*, pid $one, epoch $epoch: replica $B"
 repvol status vol --json | python3 -c '
 import json, sys
 v = json.load(sys.stdin)
