@@ -7,6 +7,8 @@
  *   attach_snapshot.c   snapshots of the live volume, the change map,
  *                       the bookkeeping of a lazy restore
  *   attach_reconnect.c  reconnection attempts on their own threads
+ *   attach_fence.c      other attachments: holds, live processes; being
+ *                       fenced, and the registry check that learns it
  *
  * Everything here runs on the loop thread, except reconnect_thread in
  * attach_reconnect.c (which touches none of this state).
@@ -69,12 +71,17 @@ struct attach {
 bool attach_owns (const struct reg_volume *v, const struct attach *a);
 /* Stop serving: frontend, drain, last flush, then the loop stops. */
 void attach_begin_detach (struct attach *a);
+
+/* ---- attach_fence.c ---- */
+
 /* This attachment has been fenced (why): fail its I/O, stop serving
  * without the last flush, exit ATTACH_EXIT_FENCED.  Once; from any
  * callback on the loop.
  */
 void attach_fenced (struct attach *a, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
+/* Check once a second that the registry still names this attachment. */
+void attach_watch_start (struct attach *a);
 
 /* ---- attach_snapshot.c ---- */
 
