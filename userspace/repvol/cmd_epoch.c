@@ -117,7 +117,8 @@ print_json_doc (const struct reg_volume *v, const struct rep_epoch *re)
                             json_object_new_boolean (re[i].reachable));
     json_object_object_add (r, "error", re[i].reachable ? NULL
                             : json_object_new_string (re[i].err));
-    json_object_object_add (r, "exists", json_object_new_boolean (re[i].exists));
+    json_object_object_add (r, "exists",
+                            json_object_new_boolean (re[i].exists));
     json_object_object_add (r, "epoch", re[i].exists
                             ? json_object_new_uint64 (re[i].epoch) : NULL);
     json_object_object_add (r, "ahead",

@@ -44,7 +44,7 @@ claim (struct reg_volume *v, void *arg)
   struct reg_attachment *at = &v->attachment;
 
   if (at->attached && attach_is_hold (at))
-    return EBUSY;               /* "repvol delete" or "epoch --reset" holds it */
+    return EBUSY;               /* delete or epoch --reset holds it */
   a->took_over = false;
   /* A fenced attachment that stopped by itself leaves its epoch as the
    * record's (nobody has attached since): it may have left writes on

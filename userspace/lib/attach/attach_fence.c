@@ -94,7 +94,8 @@ watch_registry (struct loop_timer *t)
 
   if (a->fenced || a->detaching)
     return;
-  if (registry_get (a->reg, a->vol.name, &v, NULL) == 0 && !attach_owns (&v, a)) {
+  if (registry_get (a->reg, a->vol.name, &v, NULL) == 0 &&
+      !attach_owns (&v, a)) {
     at = &v.attachment;
     if (at->attached)
       attach_fenced (a, "the registry names a newer attachment (host %s, "

@@ -282,8 +282,8 @@ eng_tick (struct loop_timer *t)
       if (b)
         engine_replica_back (&e->bdev, i, b);
     }
-    if (e->state[i] != ENGINE_RESYNC)
-      continue;
+    if (e->state[i] != ENGINE_RESYNC || e->fenced)
+      continue;                 /* fenced: no more copies of ours */
     if (!rs->have_map)
       resync_fetch_map (e, i);
     else

@@ -2,8 +2,9 @@
  * store: data requests (READ, WRITE, FLUSH, TRIM, WRITE_ZEROES, the
  * dirty-map commands, CHECKSUM) become bdev I/O on the connection's
  * volume, answered when it completes; CREATE, DELETE, STAT and
- * SET_EPOCH act on the store at once.  server.c has checked the header, the range and the
- * payload checksum, and decided fencing, before a request gets here.
+ * SET_EPOCH act on the store at once.  server.c has checked the header,
+ * the range and the payload checksum, and decided fencing, before a
+ * request gets here.
  */
 #include <errno.h>
 #include <inttypes.h>
