@@ -1,8 +1,9 @@
 #!/bin/bash
 # Zombie host: attach #1 is stopped (SIGSTOP: a host that is only cut
-# off), attach #2 takes the volume over and writes new data; attach #1
-# is continued and tries to write: its write fails, and the data read
-# through attach #2 (and on both replicas) is unchanged.
+# off), attach #2 takes the volume over (--force: #1 still runs on this
+# host) and writes new data; attach #1 is continued and tries to write:
+# its write fails, it learns it was fenced and exits with status 3, and
+# the data read through attach #2 (and on both replicas) is unchanged.
 . "$(dirname "$0")/lib.sh"
 require_cmd nbdcopy
 
@@ -15,7 +16,7 @@ head -c 8M /dev/urandom > "$T/old"
 nbdcopy --flush "$T/old" "$(nbd_uri "$T/one.sock")"
 
 kill -STOP "$one"
-start_attach vol "$T/two.sock"
+start_attach vol "$T/two.sock" --force
 grep -q "took over from host .* pid $one" "$T/attach-vol.log" ||
     fail "attach #2 did not say it took over"
 head -c 8M /dev/urandom > "$T/new"
@@ -25,6 +26,8 @@ nbdcopy --flush "$T/new" "$(nbd_uri "$T/two.sock")"
 kill -CONT "$one"
 head -c 8M /dev/urandom > "$T/zombie"
 expect_fail timeout 60 nbdcopy --flush "$T/zombie" "$(nbd_uri "$T/one.sock")"
+rc=0; wait_exit "$one" 30 || rc=$?
+assert_eq 3 "$rc" "exit status of the fenced attach"
 
 nbdcopy "$(nbd_uri "$T/two.sock")" "$T/back"
 assert_files_identical "$T/new" "$T/back"

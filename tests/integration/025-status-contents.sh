@@ -33,8 +33,21 @@ mkfs.ext4 -q -F -L mylabel -U "$uuid" "$T/img"
 start_attach vol "$T/nbd.sock"
 nbdcopy --flush "$T/img" "$(nbd_uri "$T/nbd.sock")"
 
-# While attached: the probe reads over an admin connection, which must
-# neither move the epoch nor fence the attach.
+# While attached: admin connections may not read the volume's data (a
+# raw admin READ and CHECKSUM get EBUSY at both servers), so the attach
+# probes it and answers status through its control socket; the epoch
+# does not move and the attach goes on writing.
+for srv in a b; do
+    PYTHONPATH="$TOP/tests/tools" python3 - 127.0.0.1 "${REPVOLD_PORT[$srv]}" <<'PY' ||
+import sys, rvproto
+from rvproto import READ, CHECKSUM, EBUSY, call
+s = rvproto.connect(sys.argv[1], int(sys.argv[2]), b"vol", admin=True)
+for i, cmd in enumerate((READ, CHECKSUM)):
+    st, data = call(s, cmd, i + 1, 0, 4096)
+    assert st == EBUSY and not data, "admin command %d on an attached volume: status %d" % (cmd, st)
+PY
+        fail "an admin connection read an attached volume on $srv"
+done
 epoch=$(json_field vol 'v["epoch"]')
 repvol status vol > "$T/attached.txt"
 grep -qx "contents:    ext4 label \"mylabel\" uuid $uuid" "$T/attached.txt" ||

@@ -8,7 +8,9 @@ were acknowledged, for tests that kill things in the middle.
 write: speaks NBD (fixed newstyle, simple replies) on unix socket SOCK,
 keeps N random 4 KiB block writes in flight, each block filled with
 (sequence number, block number), until the connection dies or S seconds
-pass; then writes LOG: every write issued and every write acknowledged.
+pass (once the server closes, it still reads the replies sent before);
+then writes LOG: every write issued, every write acknowledged, and the
+NBD error of every write that failed.
 
 check: reads IMAGE (the volume's bytes, e.g. from nbdcopy) and checks
 that every block holds its last acknowledged write or a later issued
@@ -39,16 +41,21 @@ def connect(path):
 def write(path, log, qd, seconds, nblocks):
     s, size = connect(path)
     nblocks = min(nblocks or size // BS, size // BS)
-    issued, acked, inflight = [], [], {}
+    issued, acked, errors, inflight = [], [], [], {}
     seq = 0
     deadline = time.time() + seconds
+    sending = True
     try:
-        while time.time() < deadline:
-            while len(inflight) < qd:
+        while time.time() < deadline and (sending or inflight):
+            while sending and len(inflight) < qd:
                 seq += 1
                 blk = random.randrange(nblocks)
-                s.sendall(nbdproto.request(nbdproto.CMD_WRITE, seq, blk * BS, BS)
-                          + block_data(seq, blk))
+                try:
+                    s.sendall(nbdproto.request(nbdproto.CMD_WRITE, seq, blk * BS, BS)
+                              + block_data(seq, blk))
+                except OSError:
+                    sending = False
+                    break
                 inflight[seq] = blk
                 issued.append((seq, blk))
             magic, err, handle = nbdproto.reply(s)
@@ -56,11 +63,13 @@ def write(path, log, qd, seconds, nblocks):
             blk = inflight.pop(handle)
             if err == 0:
                 acked.append((handle, blk))
+            else:
+                errors.append(err)
     except (EOFError, ConnectionError, OSError):
         pass
     with open(log, "w") as f:
-        json.dump({"issued": issued, "acked": acked}, f)
-    print("issued %d writes, %d acknowledged" % (len(issued), len(acked)))
+        json.dump({"issued": issued, "acked": acked, "errors": errors}, f)
+    print("issued %d writes, %d acknowledged, %d failed" % (len(issued), len(acked), len(errors)))
 
 
 def check(image, log):

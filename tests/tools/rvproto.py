@@ -35,6 +35,7 @@ READ, WRITE, FLUSH, TRIM, WRITE_ZEROES = 1, 2, 3, 4, 5
 CREATE, DELETE, STAT = 6, 7, 8
 MARK_DIRTY, DIRTY_GET, DIRTY_CLEAR = 9, 10, 11
 CHECKSUM = 12
+SET_EPOCH = 13          # admin only: payload, the epoch (8 bytes LE)
 
 # request flags
 F_FUA = 1 << 0          # WRITE / WRITE_ZEROES / TRIM
@@ -46,7 +47,10 @@ HELLO_ADMIN = 1 << 0    # no data I/O: create/delete/stat/checksum
 # reply status codes (protocol values)
 OK, EPERM, ENOENT, EIO = 0, 1, 2, 5
 EBUSY, EEXIST, EINVAL, ENOSPC = 16, 17, 22, 28
+ERANGE = 34             # HELLO epoch more than EPOCH_JUMP_MAX ahead
 ECRC, ENOTSUP = 74, 95
+
+EPOCH_JUMP_MAX = 256    # how far one data HELLO may move an epoch forward
 
 DIRTY_REGION = 64 * 1024    # dirty map granularity
 DIRTY_HDR_SIZE = 16         # DIRTY_GET reply: region, reserved, regions

@@ -2,7 +2,8 @@
  * that complete requests in random order (as a real disk and network
  * may).  Checks docs/DESIGN.md rules 1 and 6: a write completes only when
  * every replica has it, and overlapping writes never reach a replica
- * concurrently, so replicas end byte-identical.
+ * concurrently, so replicas end byte-identical; and a fenced engine
+ * (rule 3) fails every request with EIO and records nothing.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -225,6 +226,59 @@ test_degraded_writes_go_on (void **state)
   free_replicas (2);
 }
 
+/* Fenced (a replica answers EPERM: a newer attachment holds the
+ * volume): the owner hears it once; every request in flight fails with
+ * EIO even where its replicas answered, later ones fail at once, reads
+ * too; nothing is recorded out of sync.
+ */
+static void
+test_fenced (void **state)
+{
+  static struct client_io w1, w2, r1, w3, r2;
+  static struct fake_owner owner;
+  struct bdev *e;
+
+  fake_owner_init (&owner);
+  e = make_engine (2, &owner.hooks);
+  memset (rep[0]->data, 7, VOL);
+  memset (rep[1]->data, 7, VOL);
+  client_start (e, &w1, BDEV_WRITE, 0, BS);
+  client_start (e, &r1, BDEV_READ, 8 * BS, BS);
+  dev[1]->fail_ops = FAKE_ALL_OPS;      /* from now on b refuses our epoch */
+  dev[1]->fail_err = EPERM;
+  client_start (e, &w2, BDEV_WRITE, 4 * BS, BS);
+  for (int k = 0; k < dev[1]->nheld; k++)
+    if (fake_bdev_held (dev[1], k)->offset == 4 * BS) {
+      fake_bdev_complete (dev[1], k);
+      break;
+    }
+  assert_int_equal (owner.fenced[1], 1);
+  assert_int_equal (w2.c.done, 0);      /* a's part still in flight */
+  while (total_pending (2)) {
+    struct fake_bdev *d = dev[0]->nheld ? dev[0] : dev[1];
+    fake_bdev_complete (d, 0);
+  }
+  assert_int_equal (w1.c.done, 1);
+  assert_int_equal (w1.c.err, EIO);     /* answered OK by both, yet EIO */
+  assert_int_equal (w2.c.done, 1);
+  assert_int_equal (w2.c.err, EIO);
+  assert_int_equal (r1.c.done, 1);
+  assert_int_equal (r1.c.err, EIO);
+  /* After the fence: at once, without reaching a replica. */
+  uint64_t sent = dev[0]->submitted + dev[1]->submitted;
+  client_start (e, &w3, BDEV_WRITE, 0, BS);
+  client_start (e, &r2, BDEV_READ, 0, BS);
+  assert_int_equal (w3.c.done, 1);
+  assert_int_equal (w3.c.err, EIO);
+  assert_int_equal (r2.c.done, 1);
+  assert_int_equal (r2.c.err, EIO);
+  assert_true (dev[0]->submitted + dev[1]->submitted == sent);
+  assert_int_equal (owner.fenced[0] + owner.fenced[1], 1);
+  assert_int_equal (owner.out_of_sync[0] + owner.out_of_sync[1], 0);
+  bdev_close (e);
+  free_replicas (2);
+}
+
 int
 main (void)
 {
@@ -234,6 +288,7 @@ main (void)
     cmocka_unit_test (test_replica_failure_fails_write),
     cmocka_unit_test (test_read_retries_other_replica),
     cmocka_unit_test (test_degraded_writes_go_on),
+    cmocka_unit_test (test_fenced),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* test_proto.c - the replication protocol codec (replica/proto.c): round
  * trips of every frame, and refusal of what a peer must never get past
  * the decoder: wrong magic, unknown commands and flags, oversized
- * lengths, bad names, misaligned or out-of-range offsets.
+ * lengths, bad names, misaligned or out-of-range offsets; the SET_EPOCH
+ * payload, and the HELLO epoch rule (forward only, by a bounded step).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -151,6 +152,8 @@ test_req_roundtrip (void **state)
     /* CHECKSUM: a range up to the payload maximum, no payload, no flags */
     { RV_CHECKSUM, 0, 16, 0, 4096, 0 },
     { RV_CHECKSUM, 0, 17, 1ull << 40, RV_MAX_PAYLOAD, 0 },
+    /* SET_EPOCH: an 8-byte payload, offset 0 */
+    { RV_SET_EPOCH, 0, 18, 0, RV_SET_EPOCH_SIZE, 0x77 },
   };
   for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
     struct rv_req out;
@@ -215,8 +218,13 @@ test_req_refused (void **state)
     { RV_CHECKSUM, 0, 1, 0, 4096, 0x55 },
     { RV_CHECKSUM, 0, 1, 0, RV_MAX_PAYLOAD + 1, 0 },
     { RV_CHECKSUM, 0, 1, 0, 0xfffff000u, 0 },
-    { RV_CHECKSUM + 1, 0, 1, 0, 0, 0 },                 /* past the last */
-    { RV_CHECKSUM + 1, 0, 1, 0, 4096, 0 },
+    /* SET_EPOCH: exactly its 8-byte payload, at offset 0, no flags */
+    { RV_SET_EPOCH, 0, 1, 0, 0, 0 },
+    { RV_SET_EPOCH, 0, 1, 0, RV_SET_EPOCH_SIZE + 1, 0 },
+    { RV_SET_EPOCH, 0, 1, 4096, RV_SET_EPOCH_SIZE, 0 },
+    { RV_SET_EPOCH, RV_F_FUA, 1, 0, RV_SET_EPOCH_SIZE, 0 },
+    { RV_CMD_MAX + 1, 0, 1, 0, 0, 0 },                  /* past the last */
+    { RV_CMD_MAX + 1, 0, 1, 0, 4096, 0 },
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     why = NULL;
@@ -362,7 +370,7 @@ static void
 test_status_mapping (void **state)
 {
   static const int errs[] = { 0, EPERM, ENOENT, EEXIST, EINVAL, ENOSPC,
-                              EBADMSG, ENOTSUP, EIO };
+                              EBADMSG, ENOTSUP, EIO, EBUSY, ERANGE };
   for (size_t i = 0; i < sizeof errs / sizeof *errs; i++)
     assert_int_equal (rv_status_to_errno (rv_errno_to_status (errs[i])),
                       errs[i]);
@@ -374,8 +382,11 @@ test_status_mapping (void **state)
   assert_string_equal (rv_cmd_name (RV_DIRTY_GET), "DIRTY_GET");
   assert_string_equal (rv_cmd_name (RV_DIRTY_CLEAR), "DIRTY_CLEAR");
   assert_string_equal (rv_cmd_name (RV_CHECKSUM), "CHECKSUM");
-  assert_string_equal (rv_cmd_name (RV_CHECKSUM + 1), "UNKNOWN");
-  assert_int_equal (RV_CMD_MAX, RV_CHECKSUM);
+  assert_string_equal (rv_cmd_name (RV_SET_EPOCH), "SET_EPOCH");
+  assert_string_equal (rv_cmd_name (RV_CMD_MAX + 1), "UNKNOWN");
+  assert_int_equal (RV_CMD_MAX, RV_SET_EPOCH);
+  assert_int_equal (RV_ERANGE, 34);
+  assert_true (rv_req_has_payload (RV_SET_EPOCH));
   assert_int_equal (RV_CHECKSUM_SIZE, 4);
   assert_false (rv_req_has_payload (RV_CHECKSUM));
   assert_false (rv_req_has_payload (RV_MARK_DIRTY));
@@ -383,6 +394,43 @@ test_status_mapping (void **state)
   assert_true (rv_req_has_payload (RV_WRITE));
   assert_true (rv_req_has_payload (RV_CREATE));
   assert_false (rv_req_has_payload (RV_READ));
+}
+
+static void
+test_set_epoch_payload (void **state)
+{
+  uint8_t buf[RV_SET_EPOCH_SIZE];
+  const char *why = NULL;
+  uint64_t e = 0;
+
+  rv_encode_set_epoch (0x0102030405060708ull, buf);
+  assert_int_equal (buf[0], 0x08);          /* little-endian */
+  assert_int_equal (buf[7], 0x01);
+  assert_int_equal (rv_decode_set_epoch (buf, &e, &why), 0);
+  assert_true (e == 0x0102030405060708ull);
+  rv_encode_set_epoch (UINT64_MAX, buf);   /* an admin may set any */
+  assert_int_equal (rv_decode_set_epoch (buf, &e, &why), 0);
+  assert_true (e == UINT64_MAX);
+  rv_encode_set_epoch (0, buf);
+  assert_int_equal (rv_decode_set_epoch (buf, &e, &why), -EPROTO);
+  assert_non_null (why);
+}
+
+/* docs/DESIGN.md rule 8: forward only, by at most RV_EPOCH_JUMP_MAX. */
+static void
+test_hello_epoch_check (void **state)
+{
+  assert_int_equal (rv_hello_epoch_check (7, 7), 0);       /* reconnect */
+  assert_int_equal (rv_hello_epoch_check (7, 8), 0);       /* next attach */
+  assert_int_equal (rv_hello_epoch_check (7, 7 + RV_EPOCH_JUMP_MAX), 0);
+  assert_int_equal (rv_hello_epoch_check (7, 8 + RV_EPOCH_JUMP_MAX), -ERANGE);
+  assert_int_equal (rv_hello_epoch_check (7, 1007), -ERANGE);
+  assert_int_equal (rv_hello_epoch_check (7, UINT64_MAX), -ERANGE);
+  assert_int_equal (rv_hello_epoch_check (7, 6), -EPERM);
+  assert_int_equal (rv_hello_epoch_check (7, 0), -EPERM);
+  assert_int_equal (rv_hello_epoch_check (UINT64_MAX - 1, UINT64_MAX), 0);
+  assert_int_equal (rv_hello_epoch_check (0, RV_EPOCH_JUMP_MAX), 0);
+  assert_true (RV_EPOCH_JUMP_MAX < 1000);  /* a jump of 1000 is refused */
 }
 
 int
@@ -399,6 +447,8 @@ main (void)
     cmocka_unit_test (test_create_roundtrip),
     cmocka_unit_test (test_volinfo_roundtrip),
     cmocka_unit_test (test_status_mapping),
+    cmocka_unit_test (test_set_epoch_payload),
+    cmocka_unit_test (test_hello_epoch_check),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -3,14 +3,15 @@
  * over a real store in a temporary directory, its event loop on a
  * thread of its own, driven from the test's thread three ways:
  *   - raw frames on a blocking socket: HELLO / WELCOME, CREATE, WRITE,
- *     READ, FLUSH, CHECKSUM, pipelining, epoch fencing, and the frames a
- *     server must refuse (bad magic, a range past the end, a payload
- *     whose checksum is wrong);
+ *     READ, FLUSH, CHECKSUM, pipelining, epoch fencing, the bound on an
+ *     epoch jump, SET_EPOCH, and the frames a server must refuse (bad
+ *     magic, a range past the end, a payload whose checksum is wrong);
  *   - the blocking admin client (replica/admin.c): create, stat, read,
  *     delete, and the errors it reports (0 or -errno, reason in a
  *     struct error);
  *   - the client bdev (replica/client.c) on the test thread's own loop:
- *     write, read back, flush, checksum, and a fenced write.
+ *     write, read back, flush, checksum, an epoch walked up in steps,
+ *     and a fenced write.
  * Every read is checked against the bytes written.
  */
 #include <errno.h>
@@ -481,6 +482,114 @@ test_fencing (void **state)
   free (got);
 }
 
+static uint64_t
+stored_epoch (const struct server *s, const char *vol)
+{
+  struct rv_volinfo vi;
+  struct error err = { 0 };
+
+  assert_int_equal (replica_admin_stat_once (s->addr, vol, TIMEOUT, NULL, &vi,
+                                             &err), 0);
+  assert_int_equal (vi.exists, 1);
+  return vi.epoch;
+}
+
+/* docs/DESIGN.md rule 8: a HELLO may move the epoch forward by at most
+ * RV_EPOCH_JUMP_MAX; a larger jump is refused (ERANGE, closed) and
+ * leaves the epoch, and the connection that holds it, as they were.
+ */
+static void
+test_epoch_bound (void **state)
+{
+  struct server *s = *state;
+  static const uint64_t jumps[] = { RV_EPOCH_JUMP_MAX + 1, 1000, UINT64_MAX };
+  struct rv_welcome w;
+  uint8_t *data = pattern (BS, 9), *got = pattern (BS, 0);
+  int live, bad;
+
+  live = raw_hello (s, "jump", 10, 0, &w);
+  assert_int_equal (raw_create (live, VSIZE, 10), RV_OK);
+  assert_int_equal (raw_call (live, RV_WRITE, 0, 0, BS, data, NULL, 0), RV_OK);
+
+  for (size_t i = 0; i < sizeof jumps / sizeof *jumps; i++) {
+    uint64_t e = jumps[i] == UINT64_MAX ? UINT64_MAX : 10 + jumps[i];
+    bad = raw_hello (s, "jump", e, 0, &w);
+    assert_int_equal (w.status, RV_ERANGE);
+    assert_true (w.epoch == 10);            /* what it holds, untouched */
+    assert_true (raw_closed (bad));
+    close (bad);
+    assert_true (stored_epoch (s, "jump") == 10);
+  }
+  /* The live connection was not fenced: it still writes and reads. */
+  assert_int_equal (raw_call (live, RV_WRITE, 0, BS, BS, data, NULL, 0),
+                    RV_OK);
+  assert_int_equal (raw_call (live, RV_READ, 0, BS, BS, NULL, got, BS), RV_OK);
+  assert_memory_equal (got, data, BS);
+
+  /* The largest allowed jump is accepted, persisted, and fences. */
+  bad = raw_hello (s, "jump", 10 + RV_EPOCH_JUMP_MAX, 0, &w);
+  assert_int_equal (w.status, RV_OK);
+  assert_true (stored_epoch (s, "jump") == 10 + RV_EPOCH_JUMP_MAX);
+  assert_int_equal (raw_call (live, RV_WRITE, 0, 0, BS, data, NULL, 0),
+                    RV_EPERM);
+  close (bad);
+  close (live);
+  free (data);
+  free (got);
+}
+
+/* SET_EPOCH: admin connections only, not while an attach has the
+ * volume open, any epoch but 0, up or down.
+ */
+static void
+test_set_epoch (void **state)
+{
+  struct server *s = *state;
+  struct replica_admin ra;
+  struct rv_welcome w;
+  struct error err = { 0 };
+  uint8_t pl[RV_SET_EPOCH_SIZE];
+  int data, r;
+
+  assert_int_equal (replica_admin_open (&ra, s->addr, "setep", TIMEOUT, &err),
+                    0);
+  assert_int_equal (replica_admin_set_epoch (&ra, 5, &err), -ENOENT);
+  data = raw_hello (s, "setep", 300, 0, &w);
+  assert_int_equal (raw_create (data, VSIZE, 300), RV_OK);
+
+  /* Not on a data connection; not while one is open. */
+  rv_encode_set_epoch (5, pl);
+  assert_int_equal (raw_call (data, RV_SET_EPOCH, 0, 0, sizeof pl, pl, NULL,
+                              0), RV_EPERM);
+  assert_int_equal (replica_admin_set_epoch (&ra, 5, &err), -EBUSY);
+  assert_string_equal (error_msg (&err),
+                       "the volume is in use by an attach on this server");
+  assert_true (stored_epoch (s, "setep") == 300);
+  close (data);
+  for (int i = 0; i < 500; i++) {
+    if ((r = replica_admin_set_epoch (&ra, 5, &err)) != -EBUSY)
+      break;
+    usleep (10000);
+  }
+  assert_int_equal (r, 0);
+  assert_true (stored_epoch (s, "setep") == 5);   /* down */
+
+  /* Epoch 0 is never valid: refused, the connection stays. */
+  rv_encode_set_epoch (0, pl);
+  int afd = raw_hello (s, "setep", 0, RV_HELLO_ADMIN, &w);
+  assert_int_equal (raw_call (afd, RV_SET_EPOCH, 0, 0, sizeof pl, pl, NULL, 0),
+                    RV_EINVAL);
+  close (afd);
+  assert_int_equal (replica_admin_set_epoch (&ra, 6, &err), 0);   /* up */
+  assert_true (stored_epoch (s, "setep") == 6);
+
+  /* An attach at the reset epoch + 1 is welcome again. */
+  data = raw_hello (s, "setep", 7, 0, &w);
+  assert_int_equal (w.status, RV_OK);
+  close (data);
+  replica_admin_close (&ra);
+}
+
 /* ---- tests: the admin client ---------------------------------------- */
 
 static void
@@ -682,8 +791,32 @@ test_client_bdev (void **state)
   assert_memory_equal (got, data + BS, 2 * BS);
   replica_admin_close (&ra);
 
+  /* An attach far ahead of the replica (it missed many epochs) walks
+   * it up in steps the server accepts (docs/DESIGN.md rule 8).
+   */
+  uint64_t far = 2 + 5 * RV_EPOCH_JUMP_MAX + 3;
+  struct bdev *b2 = replica_client_open (loop, s->addr, "cli", far, TIMEOUT,
+                                         &w, &err);
+  assert_non_null (b2);
+  assert_true (w.epoch == far);
+  bdev_close (b2);
+  assert_true (stored_epoch (s, "cli") == far);
+  /* The old engine is fenced now; a new one at far + 1 is not. */
+  wt.pending = 1;
+  bdev_write (b, &ios[0].io, 0, BS, got, 0);
+  wait_all (&wt);
+  assert_int_equal (wt.err[0], EPERM);
+  bdev_close (b);
+  b = replica_client_open (loop, s->addr, "cli", far + 1, TIMEOUT, &w, &err);
+  assert_non_null (b);
+  /* Older: refused at the door, naming the epoch it holds. */
+  assert_null (replica_client_open (loop, s->addr, "cli", far, TIMEOUT, &w,
+                                    &err));
+  assert_int_equal (err.code, EPERM);
+  assert_non_null (strstr (error_msg (&err), "holds a newer one"));
+
   /* A newer engine's HELLO fences this one: its writes fail EPERM. */
-  fd = raw_hello (s, "cli", 3, 0, &w);
+  fd = raw_hello (s, "cli", far + 2, 0, &w);
   assert_int_equal (w.status, RV_OK);
   wt.pending = 1;
   bdev_write (b, &ios[0].io, 0, BS, got, 0);
@@ -707,6 +840,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_data_path, setup, teardown),
     cmocka_unit_test_setup_teardown (test_bad_frames, setup, teardown),
     cmocka_unit_test_setup_teardown (test_fencing, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_epoch_bound, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_set_epoch, setup, teardown),
     cmocka_unit_test_setup_teardown (test_admin, setup, teardown),
     cmocka_unit_test_setup_teardown (test_client_bdev, setup, teardown),
   };

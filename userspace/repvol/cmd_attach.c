@@ -20,6 +20,7 @@ cmd_attach (int argc, char **argv)
     { "device", required_argument, NULL, 'D' },
     { "timeout", required_argument, NULL, 't' },
     { "no-takeover", no_argument, NULL, 'N' },
+    { "force", no_argument, NULL, 'f' },
     { "force-stale", required_argument, NULL, 'F' },
     { "resync-rate", required_argument, NULL, 'r' },
     CLI_COMMON_OPTIONS,
@@ -61,6 +62,9 @@ cmd_attach (int argc, char **argv)
       break;
     case 'N':
       o.no_takeover = true;
+      break;
+    case 'f':
+      o.force = true;
       break;
     case 'F':
       o.force_stale = optarg;

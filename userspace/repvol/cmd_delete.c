@@ -24,25 +24,6 @@
 #include "replica/admin.h"
 #include "repvol.h"
 
-struct claim_arg {
-  struct reg_attachment seen;   /* the stale attachment we may replace */
-  struct reg_attachment mine;
-};
-
-static int
-claim_fn (struct reg_volume *v, void *opaque)
-{
-  struct claim_arg *c = opaque;
-  struct reg_attachment *a = &v->attachment;
-
-  if (a->attached &&
-      !(c->seen.attached && a->pid == c->seen.pid &&
-        a->epoch == c->seen.epoch && strcmp (a->host, c->seen.host) == 0))
-    return EBUSY;               /* attached since we looked */
-  *a = c->mine;
-  return 0;
-}
-
 int
 cmd_delete (int argc, char **argv)
 {
@@ -69,41 +50,14 @@ cmd_delete (int argc, char **argv)
     return ret;
   ret = EXIT_FAILURE;
   bool claimed = false;
-  struct claim_arg ca = { 0 };
+  struct reg_attachment hold;
   struct error rerr = { 0 };
   struct replica_admin ra[REG_MAX_REPLICAS];
   bool open[REG_MAX_REPLICAS] = { false };
   struct error err = { 0 };
 
-  const struct reg_attachment *a = &v.attachment;
-  if (a->attached) {
-    if (!attachment_is_local (a) || attachment_alive (a, vol)) {
-      log_error ("volume '%s' is attached on host %s (pid %d, %s); "
-                 "detach it first", vol, a->host, (int) a->pid,
-                 a->frontend[0] ? a->frontend : "-");
-      goto out;
-    }
-    log_warn ("%s: attachment of pid %d on %s is stale (the process is "
-              "gone); deleting anyway", vol, (int) a->pid, a->host);
-    ca.seen = *a;
-  }
-
-  ca.mine.attached = true;
-  snprintf (ca.mine.host, sizeof ca.mine.host, "%s", this_host ());
-  ca.mine.pid = getpid ();
-  snprintf (ca.mine.frontend, sizeof ca.mine.frontend, "%s",
-            ATTACH_DELETE_CLAIM);
-  ca.mine.epoch = v.epoch;
-  ca.mine.since = time (NULL);
-  if (registry_update (reg, vol, claim_fn, &ca, &rerr) < 0) {
-    if (rerr.code == EBUSY)
-      log_error ("volume '%s' was attached meanwhile; detach it first", vol);
-    else if (rerr.code == ENOENT)
-      log_error ("unknown volume '%s' (deleted meanwhile?)", vol);
-    else
-      log_error ("%s", error_msg (&rerr));
+  if (hold_volume (reg, &v, ATTACH_DELETE_CLAIM, &hold) != 0)
     goto out;
-  }
   claimed = true;
 
   /* Reach every server before deleting anything. */
@@ -161,7 +115,7 @@ cmd_delete (int argc, char **argv)
     if (open[i])
       replica_admin_close (&ra[i]);
   if (claimed)
-    clear_attachment (reg, vol, &ca.mine);
+    clear_attachment (reg, vol, &hold);
   registry_close (reg);
   return ret;
 }

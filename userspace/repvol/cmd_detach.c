@@ -83,7 +83,7 @@ cmd_detach (int argc, char **argv)
                "'repvol detach' there", vol, a.host, (int) a.pid);
     goto out;
   }
-  if (!attachment_alive (&a, vol)) {
+  if (!attach_alive (&a, vol)) {
     ret = clear_stale (reg, vol, &a, "is gone");
     goto out;
   }
@@ -122,7 +122,7 @@ cmd_detach (int argc, char **argv)
       ret = EXIT_SUCCESS;
       goto out;
     }
-    if (!attachment_alive (&a, vol)) {
+    if (!attach_alive (&a, vol)) {
       ret = clear_stale (reg, vol, &a, "exited without clearing its attachment");
       goto out;
     }

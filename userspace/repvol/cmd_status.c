@@ -16,6 +16,8 @@
 #include "replica/probe.h"
 #include "replica/proto.h"
 #include "replica/admin.h"
+#include "attach/attach.h"
+#include "attach/control.h"
 #include "repvol.h"
 
 #define STATUS_TIMEOUT_MS 2000
@@ -112,6 +114,17 @@ print_contents (const struct volume_contents *c)
   }
 }
 
+/* Does the fenced attachment's process still run: 1, 0, or -1 when it
+ * was on another host (status cannot tell).
+ */
+static int
+fenced_running (const struct reg_volume *v)
+{
+  if (!attachment_is_local (&v->fenced))
+    return -1;
+  return attach_alive (&v->fenced, v->name);
+}
+
 static void
 print_text (const struct reg_volume *v, const struct live *live,
             const struct volume_contents *vc)
@@ -151,9 +164,12 @@ print_text (const struct reg_volume *v, const struct live *live,
   else
     printf ("attachment:  none\n");
   if (v->fenced.attached)
-    printf ("fenced:      host %s, pid %d, epoch %" PRIu64 ": taken over, "
-            "can no longer write\n", v->fenced.host, (int) v->fenced.pid,
-            v->fenced.epoch);
+    printf ("fenced:      host %s, pid %d, epoch %" PRIu64 ": %s; can no "
+            "longer write%s\n", v->fenced.host, (int) v->fenced.pid,
+            v->fenced.epoch, v->fenced.reason[0] ? v->fenced.reason
+            : "taken over", fenced_running (v) == 1 ? " (its process still "
+            "runs until it notices)" : fenced_running (v) == 0 ? " (stopped)"
+            : "");
   print_contents (vc);
   printf ("replicas:    %d\n", v->nreplicas);
   printf ("  %-22s %-16s %-12s %-12s %-6s %s\n",
@@ -213,6 +229,40 @@ contents_json (json_object *o, const struct volume_contents *c)
   json_object_object_add (o, "contents", j);
 }
 
+static void
+got_contents (void *opaque, const char *line)
+{
+  struct volume_contents *vc = opaque;
+  if (line[0] == '{')
+    volume_contents_from_json (line, vc);
+}
+
+/* What is on v.  An attached volume's replicas will not show their data
+ * to an admin connection: its attach reads it, if it runs here.
+ */
+static void
+volume_contents (const struct reg_volume *v, int timeout_ms, const bool *down,
+                 struct volume_contents *vc)
+{
+  const struct reg_attachment *at = &v->attachment;
+
+  if (!at->attached || attach_is_hold (at)) {
+    probe_volume_contents (v, timeout_ms, down, vc);
+    return;
+  }
+  memset (vc, 0, sizeof *vc);
+  if (!attachment_is_local (at) || !at->control[0] ||
+      !attach_alive (at, v->name)) {
+    snprintf (vc->why, sizeof vc->why, "attached on %s, whose attach alone "
+              "reads its data", at->host);
+    return;
+  }
+  if (control_call_lines (at->control, "contents", got_contents, vc) != 0 ||
+      (!vc->known && !vc->why[0]))
+    snprintf (vc->why, sizeof vc->why, "its attach (pid %d) did not say",
+              (int) at->pid);
+}
+
 /* The registry's document, plus what the servers say right now. */
 static json_object *
 to_json (const struct reg_volume *v, const struct live *live,
@@ -257,6 +307,13 @@ to_json (const struct reg_volume *v, const struct live *live,
   }
   json_object_object_add (at, "attached",
                           json_object_new_boolean (v->attachment.attached));
+  json_object *fenced = NULL;
+  json_object_object_get_ex (o, "fenced", &fenced);
+  if (fenced) {
+    int running = fenced_running (v);
+    json_object_object_add (fenced, "running", running < 0 ? NULL
+                            : json_object_new_boolean (running));
+  }
   contents_json (o, vc);
   return o;
 }
@@ -327,7 +384,7 @@ cmd_status (int argc, char **argv)
     bool down[REG_MAX_REPLICAS];
     for (int r = 0; r < v.nreplicas; r++)
       down[r] = !live[r].reachable;
-    probe_volume_contents (&v, timeout_s * 1000, down, &vc);
+    volume_contents (&v, timeout_s * 1000, down, &vc);
     if (json) {
       json_object *o = to_json (&v, live, &vc);
       if (all)

@@ -1,8 +1,7 @@
 /* common.c - helpers the repvol verbs share: the registry, this host,
- * whether a recorded attach process still runs, printing JSON.
+ * holding a volume through its attachment slot, printing JSON.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 
 #include "core/util.h"
 #include "core/fsutil.h"
+#include "attach/attach.h"
 #include "repvol.h"
 
 struct registry *
@@ -58,33 +58,62 @@ attachment_is_local (const struct reg_attachment *a)
   return a->attached && strcmp (a->host, this_host ()) == 0;
 }
 
-bool
-attachment_alive (const struct reg_attachment *a, const char *vol)
+struct hold_arg {
+  struct reg_attachment seen;   /* the stale attachment we may replace */
+  struct reg_attachment mine;
+};
+
+static int
+hold_fn (struct reg_volume *v, void *opaque)
 {
-  char path[64], buf[4096];
+  struct hold_arg *h = opaque;
+  struct reg_attachment *a = &v->attachment;
 
-  if (!pid_alive (a->pid))
-    return false;
+  if (a->attached &&
+      !(h->seen.attached && a->pid == h->seen.pid &&
+        a->epoch == h->seen.epoch && strcmp (a->host, h->seen.host) == 0))
+    return EBUSY;               /* attached since we looked */
+  *a = h->mine;
+  return 0;
+}
 
-  /* The pid exists, but pids are reused: believe it is our attach only
-   * if its command line names the volume.  A zombie has an empty
-   * command line and counts as gone.  If /proc cannot tell us (not
-   * mounted, hidepid), trust kill(): wrongly thinking a live attach dead
-   * is the mistake to avoid.
-   */
-  snprintf (path, sizeof path, "/proc/%d/cmdline", (int) a->pid);
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd == -1)
-    return true;
-  ssize_t n = read (fd, buf, sizeof buf - 1);
-  close (fd);
-  if (n <= 0)
-    return false;
-  buf[n] = '\0';
-  for (ssize_t i = 0; i < n; i += strlen (buf + i) + 1)
-    if (strcmp (buf + i, vol) == 0)
-      return true;
-  return false;
+int
+hold_volume (struct registry *r, const struct reg_volume *v, const char *what,
+             struct reg_attachment *mine)
+{
+  const struct reg_attachment *a = &v->attachment;
+  struct hold_arg h = { 0 };
+  struct error err = { 0 };
+
+  if (a->attached) {
+    if (!attachment_is_local (a) || attach_alive (a, v->name)) {
+      log_error ("volume '%s' is attached on host %s (pid %d, %s); "
+                 "detach it first", v->name, a->host, (int) a->pid,
+                 a->frontend[0] ? a->frontend : "-");
+      return EXIT_FAILURE;
+    }
+    log_warn ("%s: attachment of pid %d on %s is stale (the process is "
+              "gone); going on", v->name, (int) a->pid, a->host);
+    h.seen = *a;
+  }
+  h.mine.attached = true;
+  snprintf (h.mine.host, sizeof h.mine.host, "%s", this_host ());
+  h.mine.pid = getpid ();
+  snprintf (h.mine.frontend, sizeof h.mine.frontend, "%s", what);
+  h.mine.epoch = v->epoch;
+  h.mine.since = time (NULL);
+  if (registry_update (r, v->name, hold_fn, &h, &err) < 0) {
+    if (err.code == EBUSY)
+      log_error ("volume '%s' was attached meanwhile; detach it first",
+                 v->name);
+    else if (err.code == ENOENT)
+      log_error ("unknown volume '%s' (deleted meanwhile?)", v->name);
+    else
+      log_error ("%s", error_msg (&err));
+    return EXIT_FAILURE;
+  }
+  *mine = h.mine;
+  return 0;
 }
 
 struct clear_arg {

@@ -56,10 +56,11 @@ static const struct verb verbs[] = {
   { "attach", cmd_attach,
     "attach VOL --nbd unix:PATH|tcp:ADDR:PORT | --ublk [--queues N] [--depth D]\n"
     "         | --nbd-device /dev/nbdN|auto | --device auto\n"
-    "         [--timeout SECONDS] [--no-takeover] [--force-stale ADDR:PORT]\n"
-    "         [--resync-rate SIZE]",
+    "         [--timeout SECONDS] [--no-takeover] [--force]\n"
+    "         [--force-stale ADDR:PORT] [--resync-rate SIZE]",
     "Attach the volume on this host and serve it, in the foreground, until\n"
-    "SIGTERM, SIGINT or 'repvol detach VOL'.  Serve it one way:\n"
+    "SIGTERM, SIGINT or 'repvol detach VOL' (exit 0), or until a newer\n"
+    "attachment fences it (exit 3).  Serve it one way:\n"
     "\n"
     "  --nbd unix:PATH      serve NBD on a unix socket\n"
     "  --nbd tcp:ADDR:PORT  serve NBD on a TCP address\n"
@@ -74,6 +75,9 @@ static const struct verb verbs[] = {
     "  --timeout SECONDS    replica I/O timeout (default 10)\n"
     "  --no-takeover        refuse if the volume is attached elsewhere\n"
     "                       (default: take over and fence that attachment)\n"
+    "  --force              take over an attach of the volume running on\n"
+    "                       this host (refused without it); it is fenced\n"
+    "                       and exits with status 3\n"
     "  --force-stale ADDR:PORT  serve from this out-of-sync replica when no\n"
     "                       in-sync one answers (later writes may be lost)\n"
     "  --resync-rate SIZE   catch-up bandwidth per second (default 64M)\n" },
@@ -116,6 +120,16 @@ static const struct verb verbs[] = {
     "                       attached, and chunks are fetched on first use\n"
     "                       while the rest streams in the background\n"
     "  --json               one JSON object per line (progress, result)\n" },
+  { "epoch", cmd_epoch,
+    "epoch VOL [--reset] [--json] [--timeout SECONDS]",
+    "Show each replica's epoch beside the registry's.  A replica ahead of\n"
+    "the registry refuses every attach; exit 1 when one is.  With --reset,\n"
+    "set every replica's epoch to the registry's (the volume must be\n"
+    "detached); a replica that cannot be reached is named, exit 1.\n"
+    "\n"
+    "  --reset              set the replicas' epochs to the registry's\n"
+    "  --json               machine-readable output (without --reset)\n"
+    "  --timeout SECONDS    per-server timeout (default 5)\n" },
   { "delete", cmd_delete,
     "delete VOL [--force]",
     "Delete a volume: its replica on every server, then its registry\n"

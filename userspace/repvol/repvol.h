@@ -43,6 +43,7 @@ int cmd_delete (int argc, char **argv);
 int cmd_verify (int argc, char **argv);
 int cmd_replica (int argc, char **argv);
 int cmd_snapshot (int argc, char **argv);
+int cmd_epoch (int argc, char **argv);
 
 /* "repvol snapshot SUBVERB": argv[0] is the sub-verb. */
 int cmd_snapshot_create (int argc, char **argv);      /* cmd_snapshot.c */
@@ -111,13 +112,21 @@ int verb_volume (int argc, char **argv, const char *verb, const char **vol,
 /* This host's name as attach records it. */
 const char *this_host (void);
 
-/* Is the recorded attachment's process still running?  Only meaningful
- * when it is on this host.  A pid that now belongs to a process not
- * mentioning the volume in its command line (pid reuse) or to a zombie
- * counts as gone.
+/* Is the recorded attachment on this host?  (attach_alive says whether
+ * its process still runs.)
  */
-bool attachment_alive (const struct reg_attachment *a, const char *vol);
 bool attachment_is_local (const struct reg_attachment *a);
+
+/* Hold v for a CLI verb that must not run beside an attach ("repvol
+ * delete", "repvol epoch --reset"): record an attachment with frontend
+ * what (ATTACH_*_CLAIM) and this pid, which attach refuses.  Refused,
+ * with the error printed, while an attach (or another hold) whose
+ * process runs has the volume; a stale one on this host is replaced,
+ * with a warning.  *mine gets the hold, for clear_attachment.  Returns
+ * 0 or an exit code.
+ */
+int hold_volume (struct registry *r, const struct reg_volume *v,
+                 const char *what, struct reg_attachment *mine);
 
 /* Clear the attachment if it is still exactly a (same host, pid and
  * epoch).  Returns 0 if cleared, 1 if it had already changed, a

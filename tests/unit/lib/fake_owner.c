@@ -45,13 +45,21 @@ hook_progress (void *opaque, int i, uint64_t done, uint64_t total,
   o->progress_total[i] = total;
 }
 
+static void
+hook_fenced (void *opaque, int i)
+{
+  struct fake_owner *o = opaque;
+  o->fenced[i]++;
+}
+
 void
 fake_owner_init (struct fake_owner *o)
 {
   memset (o, 0, sizeof *o);
   o->hooks = (struct engine_hooks) {
     .mark_out_of_sync = hook_out, .mark_in_sync = hook_in,
-    .reconnect = hook_reconnect, .progress = hook_progress, .opaque = o,
+    .reconnect = hook_reconnect, .progress = hook_progress,
+    .fenced = hook_fenced, .opaque = o,
   };
 }
 

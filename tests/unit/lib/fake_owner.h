@@ -13,6 +13,7 @@ struct fake_owner {
   int out_of_sync[ENGINE_MAX_REPLICAS];   /* mark_out_of_sync calls */
   int in_sync[ENGINE_MAX_REPLICAS];       /* mark_in_sync calls */
   int reconnects[ENGINE_MAX_REPLICAS];    /* reconnect calls */
+  int fenced[ENGINE_MAX_REPLICAS];        /* fenced calls */
   int out_err, in_err;          /* what those two hooks return */
   /* The next reconnect of replica i hands this out (and forgets it). */
   struct bdev *back[ENGINE_MAX_REPLICAS];

@@ -43,18 +43,32 @@ claim (struct reg_volume *v, void *arg)
   struct attach *a = arg;
   struct reg_attachment *at = &v->attachment;
 
-  if (at->attached && strcmp (at->frontend, ATTACH_DELETE_CLAIM) == 0)
-    return EBUSY;               /* "repvol delete" holds it */
+  if (at->attached && attach_is_hold (at))
+    return EBUSY;               /* delete or epoch --reset holds it */
   a->took_over = false;
-  a->unclean = at->attached;
+  /* A fenced attachment that stopped by itself leaves its epoch as the
+   * record's (nobody has attached since): it may have left writes on
+   * some replicas and not on others, as a crash does.
+   */
+  a->unclean = at->attached ||
+    (v->fenced.attached && v->fenced.epoch == v->epoch);
   if (at->attached) {
-    bool stale = strcmp (at->host, a->host) == 0 && !pid_alive (at->pid);
+    bool local = strcmp (at->host, a->host) == 0;
+    bool stale = local && !attach_alive (at, v->name);
+    if (local && !stale && !a->o->force)
+      return EALREADY;          /* a running attach on this host */
     if (a->o->no_takeover && !stale)
       return EBUSY;
     /* The new epoch fences the former attachment at every replica
-     * (docs/DESIGN.md rule 3); remember whom, for status.
+     * (docs/DESIGN.md rule 3); remember whom and why, for status.
      */
     v->fenced = *at;
+    if (stale)
+      snprintf (v->fenced.reason, sizeof v->fenced.reason,
+                "replaced: its process was gone");
+    else
+      snprintf (v->fenced.reason, sizeof v->fenced.reason,
+                "taken over by host %s, pid %d", a->host, (int) getpid ());
     a->took_over = !stale;
   }
   v->epoch++;
@@ -77,9 +91,19 @@ claim (struct reg_volume *v, void *arg)
 static int
 release (struct reg_volume *v, void *arg)
 {
+  struct attach *a = arg;
+
   /* Only clear our own claim; a newer attachment is not ours to touch. */
-  if (!attach_owns (v, arg))
+  if (!attach_owns (v, a))
     return ESTALE;
+  if (a->fenced) {
+    /* Fenced, yet the registry still names us (a replica holds an epoch
+     * the registry never gave out): record that in the attachment's
+     * place, so status shows it fenced, not attached.
+     */
+    v->fenced = v->attachment;
+    snprintf (v->fenced.reason, sizeof v->fenced.reason, "%s", a->fence_why);
+  }
   memset (&v->attachment, 0, sizeof v->attachment);
   return 0;
 }
@@ -103,6 +127,10 @@ drained (void *opaque)
 {
   struct attach *a = opaque;
 
+  if (a->fenced) {              /* nothing to make stable: it would fail */
+    loop_stop (a->loop);
+    return;
+  }
   a->flush_io = (struct bdev_io) { .done = flushed, .opaque = a };
   bdev_flush (a->cow, &a->flush_io);
 }
@@ -214,7 +242,9 @@ record (struct attach *a, struct state_change *c)
 
   c->epoch = a->epoch;
   if (registry_update (a->reg, a->o->volume, change_state, c, &rerr) < 0) {
-    if (rerr.code != ESTALE && rerr.code != ENOENT)
+    if (rerr.code == ESTALE)
+      attach_fenced (a, "the registry names a newer attachment");
+    else if (rerr.code != ENOENT)
       log_error ("%s", error_msg (&rerr));
     return -rerr.code;
   }
@@ -244,6 +274,15 @@ hook_progress (void *opaque, int i, uint64_t done, uint64_t total,
   struct state_change c = { .replica = i, .progress = true, .done = done,
                             .total = total, .rate = rate };
   record (opaque, &c);
+}
+
+static void
+hook_fenced (void *opaque, int i)
+{
+  struct attach *a = opaque;
+
+  attach_fenced (a, "replica %s refused epoch %llu: it holds a newer one",
+                 a->vol.replicas[i].addr, (unsigned long long) a->epoch);
 }
 
 /* Connect to replica i at our epoch and check it is the volume we
@@ -291,7 +330,8 @@ open_engine (struct attach *a)
   };
   struct engine_hooks hooks = {
     .mark_out_of_sync = hook_out_of_sync, .mark_in_sync = hook_in_sync,
-    .reconnect = attach_reconnect, .progress = hook_progress, .opaque = a,
+    .reconnect = attach_reconnect, .progress = hook_progress,
+    .fenced = hook_fenced, .opaque = a,
   };
   struct engine_config cfg = { .resync_rate = a->o->resync_rate };
   int in_sync = 0, forced = -1;
@@ -310,6 +350,15 @@ open_engine (struct attach *a)
     if (a->o->force_stale && strcmp (a->o->force_stale, r->addr) == 0)
       forced = i;
   }
+  /* A replica that refuses our brand-new epoch holds a newer one: some
+   * other attachment (or a wrong epoch, see "repvol epoch") owns it.
+   */
+  for (int i = 0; i < v->nreplicas; i++)
+    if (errs[i].code == EPERM) {
+      attach_fenced (a, "replica %s: %s", v->replicas[i].addr,
+                     error_msg (&errs[i]));
+      goto fail;
+    }
 
   if (in_sync == 0) {
     if (forced < 0 || !reps[forced]) {
@@ -574,7 +623,14 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     return 1;
   }
   if (registry_update (reg, o->volume, claim, &a, &rerr) < 0) {
-    if (rerr.code == EBUSY) {
+    if (rerr.code == EALREADY) {
+      registry_get (reg, o->volume, &v, NULL);
+      log_error ("volume %s is already attached on this host by a running "
+                 "attach (pid %d, %s); detach it first, or --force to take "
+                 "it over (that attach is then fenced and exits)", o->volume,
+                 (int) v.attachment.pid, v.attachment.frontend);
+    }
+    else if (rerr.code == EBUSY) {
       registry_get (reg, o->volume, &v, NULL);
       log_error ("volume %s is already attached (host %s, pid %d, %s)%s",
                  o->volume, v.attachment.host, (int) v.attachment.pid,
@@ -601,8 +657,11 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   }
   attach_reconnect_init (&a);
   a.dev = open_engine (&a);
-  if (!a.dev)
+  if (!a.dev) {
+    if (a.fenced)
+      rc = ATTACH_EXIT_FENCED;
     goto out;
+  }
   if (a.unclean) {
     /* The former attach may have died with writes on some replicas
      * and not others: make them equal (reads meanwhile come from one).
@@ -655,8 +714,13 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     log_error ("%s: cannot start the snapshot: %s", v.name, strerror (-r));
     goto out;
   }
+  attach_watch_start (&a);
   if (loop_run (a.loop) == -1)
     log_error ("event loop failed: %s", strerror (errno));
+  else if (a.fenced) {
+    log_error ("%s: stopped: fenced (exit %d)", v.name, ATTACH_EXIT_FENCED);
+    rc = ATTACH_EXIT_FENCED;
+  }
   else if (a.final_err == 0) {
     attach_cbt_save (&a);
     if (o->job == ATTACH_SERVE)
@@ -665,6 +729,9 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   }
 
  out:
+  a.detaching = true;           /* a stop still deferred finds nothing to do */
+  if (a.loop)
+    loop_timer_cancel (a.loop, &a.watch);
   control_stop (a.ctl);
   attach_reconnect_fini (&a);
   if (a.fe)

@@ -20,10 +20,18 @@
 #include <stdint.h>
 #include "registry/registry.h"
 
-/* The attachment "frontend" that "repvol delete" records while it holds
- * a volume: attach refuses such a volume.
+/* The attachment "frontends" that a CLI verb records while it holds a
+ * volume ("repvol delete", "repvol epoch --reset"): attach refuses such
+ * a volume.
  */
 #define ATTACH_DELETE_CLAIM "deleting"
+#define ATTACH_EPOCH_CLAIM "epoch-reset"
+
+/* The exit code of an attach that stopped because a newer attachment
+ * fenced it (a replica refused its epoch, or the registry names
+ * another attachment).
+ */
+#define ATTACH_EXIT_FENCED 3
 
 struct attach_opts {
   const char *volume;
@@ -39,6 +47,10 @@ struct attach_opts {
    * taken over and fenced by the new epoch, unless this is set.
    */
   bool no_takeover;
+  /* An attachment on this host whose process still runs is refused
+   * unless this is set (then it is taken over and fenced).
+   */
+  bool force;
   /* Serve from this out-of-sync replica (ADDR:PORT as registered) when
    * no in-sync one can be reached; the others are then copied in full.
    */
@@ -58,10 +70,20 @@ struct attach_opts {
   void *job_opaque;
 };
 
-/* Runs in the foreground until SIGTERM/SIGINT or "repvol detach".
- * Returns a process exit code; prints one-line errors itself.
+/* Runs in the foreground until SIGTERM/SIGINT or "repvol detach", or
+ * until fenced (ATTACH_EXIT_FENCED).  Returns a process exit code;
+ * prints one-line errors itself.
  */
 int attach_run (struct registry *reg, const struct attach_opts *o);
+
+/* Is at a CLI verb's hold on the volume (ATTACH_*_CLAIM), not an attach? */
+bool attach_is_hold (const struct reg_attachment *at);
+
+/* Is the process of attachment at (on this host) still running?  A pid
+ * that now belongs to a process not mentioning vol in its command line
+ * (pid reuse) or to a zombie counts as gone.
+ */
+bool attach_alive (const struct reg_attachment *at, const char *vol);
 
 /* An attach process that died (attachment at, of volume vol, on this
  * host) may have left a kernel block device connected to nothing: free

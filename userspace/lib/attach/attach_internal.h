@@ -7,6 +7,8 @@
  *   attach_snapshot.c   snapshots of the live volume, the change map,
  *                       the bookkeeping of a lazy restore
  *   attach_reconnect.c  reconnection attempts on their own threads
+ *   attach_fence.c      other attachments: holds, live processes; being
+ *                       fenced, and the registry check that learns it
  *
  * Everything here runs on the loop thread, except reconnect_thread in
  * attach_reconnect.c (which touches none of this state).
@@ -38,6 +40,10 @@ struct attach {
   uint64_t epoch;
   char host[REG_NAME_MAX];
   bool detaching;
+  bool fenced;                  /* a newer attachment: stop, no last flush */
+  char fence_why[256];          /* becomes the registry's fenced.reason */
+  struct loop_defer fence_defer;
+  struct loop_timer watch;      /* the registry, once a second */
   bool took_over;
   bool unclean;                 /* the last attachment never detached */
   bool cbt_loaded;              /* the change map is complete */
@@ -66,6 +72,17 @@ bool attach_owns (const struct reg_volume *v, const struct attach *a);
 /* Stop serving: frontend, drain, last flush, then the loop stops. */
 void attach_begin_detach (struct attach *a);
 
+/* ---- attach_fence.c ---- */
+
+/* This attachment has been fenced (why): fail its I/O, stop serving
+ * without the last flush, exit ATTACH_EXIT_FENCED.  Once; from any
+ * callback on the loop.
+ */
+void attach_fenced (struct attach *a, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+/* Check once a second that the registry still names this attachment. */
+void attach_watch_start (struct attach *a);
+
 /* ---- attach_snapshot.c ---- */
 
 /* Start a snapshot of the live volume to url as name; req is the
@@ -84,7 +101,8 @@ bool attach_snapshot_control (struct attach *a, struct control_req *req,
 /* ---- attach_probe.c ---- */
 
 /* The control line "contents": answer req with what libblkid finds at
- * the volume's ends, as volume_contents_to_json; true.  Else false.
+ * the volume's ends, as volume_contents_to_json, then "ok"; true.  Else
+ * false.
  */
 bool attach_probe_control (struct attach *a, struct control_req *req,
                            const char *line);

@@ -5,7 +5,7 @@
  * (docs/DESIGN.md, "Trust"), so the attach, which serves the volume,
  * reads its first and last MiB itself, through what it serves (a->cow:
  * a restore's hydration answers too), runs libblkid over them
- * (replica/probe.h) and answers with one JSON line.
+ * (replica/probe.h) and answers with one JSON line, then "ok".
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,7 +40,9 @@ probe_finish (struct probe_job *j)
     probe_image_contents (j->a->vol.size, j->buf[0], j->head, j->buf[1],
                           j->tail_off, j->tail_len, &c);
   line = volume_contents_to_json (&c);
-  control_finish (j->req, line ? line : "error: out of memory");
+  if (line)
+    control_reply (j->req, line);
+  control_finish (j->req, line ? "ok" : "error: out of memory");
   free (line);
   free (j->buf[0]);
   free (j->buf[1]);

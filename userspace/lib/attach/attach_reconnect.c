@@ -66,6 +66,8 @@ reconnect_done (struct loop_watch *w, uint32_t revents)
       if (b)
         engine_replica_back (a->dev, i, b);
     }
+    else if (job->err.code == EPERM)   /* it holds a newer epoch */
+      attach_fenced (a, "replica %s: %s", job->addr, error_msg (&job->err));
     else
       log_debug ("%s: replica %s still unreachable: %s", a->vol.name,
                  job->addr, error_msg (&job->err));

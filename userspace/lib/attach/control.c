@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "core/conn.h"
@@ -23,6 +24,7 @@ struct control {
   struct listener listener;
   int fd;
   char *path;
+  struct stat st;               /* of the socket we made at path */
   void (*handler) (struct control_req *, const char *, void *);
   void *opaque;
 };
@@ -193,6 +195,8 @@ control_start (struct loop *loop, const char *path,
   }
   ctl->loop = loop;
   ctl->path = strdup (path);
+  if (stat (path, &ctl->st) == -1)
+    memset (&ctl->st, 0, sizeof ctl->st);
   ctl->handler = handler;
   ctl->opaque = opaque;
   err = listener_init (&ctl->listener, loop, ctl->fd, "control", 0,
@@ -213,7 +217,12 @@ control_stop (struct control *ctl)
     return;
   listener_fini (&ctl->listener);
   close (ctl->fd);
-  if (ctl->path)
+  /* Only if it is still ours: an attach that took the volume over (and
+   * fenced us) listens at the same path now.
+   */
+  struct stat st;
+  if (ctl->path && stat (ctl->path, &st) == 0 && st.st_dev == ctl->st.st_dev &&
+      st.st_ino == ctl->st.st_ino)
     unlink (ctl->path);
   free (ctl->path);
   free (ctl);

@@ -25,7 +25,7 @@ struct control *control_start (struct loop *loop, const char *path,
                                void *opaque);
 void control_reply (struct control_req *req, const char *line);
 void control_finish (struct control_req *req, const char *line);
-/* Stop listening and remove the socket. */
+/* Stop listening and remove the socket (unless another has replaced it). */
 void control_stop (struct control *c);
 
 /* Command words may not hold spaces or newlines: quote turns such a

@@ -329,6 +329,16 @@ read_done (struct bdev_io *child, int err)
   struct eng_req *r = child->opaque;
   struct engine *e = r->e;
 
+  if (err == EPERM)
+    eng_replica_failed (e, r->read_from, err);      /* fenced */
+  if (e->fenced) {
+    /* Another attachment may have written since: nothing read now is
+     * ours to return.
+     */
+    r->err = EIO;
+    eng_finish (e, r);
+    return;
+  }
   if (err && err != EINVAL) {
     log_warn ("replica %s: read at offset %llu failed (%s), trying another",
               e->name[r->read_from], (unsigned long long) child->offset,
@@ -343,7 +353,7 @@ read_done (struct bdev_io *child, int err)
 static void
 submit_read (struct engine *e, struct eng_req *r)
 {
-  int i = eng_pick_reader (e, r->tried);
+  int i = e->fenced ? -1 : eng_pick_reader (e, r->tried);
 
   if (i < 0) {
     r->err = EIO;

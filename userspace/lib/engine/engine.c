@@ -11,6 +11,10 @@
  * with BDEV_MARK_DIRTY before its ack, and so are the regions written
  * since the last completed flush, which the lost replica may not have
  * made stable.  With no in-sync replica left, I/O fails with EIO.
+ *
+ * Fenced (a replica answers EPERM: a newer attachment holds the volume):
+ * every request fails with EIO from then on, nothing is recorded, and
+ * the owner is told (hooks->fenced) so it can stop.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -79,16 +83,42 @@ eng_close_replica (struct engine *e, int i)
 }
 
 void
+engine_fence (struct bdev *b)
+{
+  struct engine *e = b->priv;
+
+  e->fenced = true;
+  e->broken = true;             /* writes and flushes fail with EIO */
+}
+
+void
 eng_replica_failed (struct engine *e, int i, int err)
 {
   enum engine_rep_state was = e->state[i];
 
+  if (err == EPERM) {
+    /* The replica holds a newer epoch than ours: some other attachment
+     * owns the volume now.  Not a replica failure to record: degrading
+     * would change the registry on behalf of an attachment that no
+     * longer speaks for the volume (docs/DESIGN.md rule 3).
+     */
+    if (e->fenced)
+      return;
+    engine_fence (&e->bdev);
+    log_error ("replica %s refused this attachment's epoch: a newer "
+               "attachment has fenced it; failing I/O", e->name[i]);
+    if (e->have_hooks && e->hooks.fenced)
+      e->hooks.fenced (e->hooks.opaque, i);
+    return;
+  }
   if (was == ENGINE_OUT)
     return;
   e->state[i] = ENGINE_OUT;
   e->rs[i].failed = true;
   eng_close_replica (e, i);
 
+  if (e->fenced)
+    return;                     /* nothing to record: not ours any more */
   if (!e->have_hooks) {
     /* Nobody to record it: writes it misses must fail. */
     log_error ("replica %s failed (%s)", e->name[i], strerror (err));
@@ -97,6 +127,8 @@ eng_replica_failed (struct engine *e, int i, int err)
   }
   if (was == ENGINE_IN_SYNC) {
     int r = e->hooks.mark_out_of_sync (e->hooks.opaque, i);
+    if (r && e->fenced)
+      return;                   /* the owner learnt it was taken over */
     if (r) {
       log_error ("replica %s failed (%s) and the registry cannot record "
                  "it (%s): failing writes", e->name[i], strerror (err),

@@ -49,6 +49,11 @@ struct engine_hooks {
   /* Catch-up progress of replica i, about once a second. */
   void (*progress) (void *opaque, int i, uint64_t done, uint64_t total,
                     uint64_t rate);
+  /* Replica i refused this attachment's epoch (EPERM): a newer one has
+   * fenced it.  Called once; the engine is fenced already (see
+   * engine_fence).  May be NULL.
+   */
+  void (*fenced) (void *opaque, int i);
   void *opaque;
 };
 
@@ -76,6 +81,14 @@ struct bdev *engine_new (struct loop *loop, struct bdev **replicas,
  * the marks are durable; if they fail, the volume fails writes.
  */
 void engine_mark_all_dirty (struct bdev *engine);
+
+/* This attachment has been fenced (a replica refused its epoch, or the
+ * owner learnt it otherwise): from now on every request, those in
+ * flight included, completes with EIO, and the engine changes nothing
+ * (no degrade, no catch-up, no reconnect): a newer attachment speaks
+ * for the volume.
+ */
+void engine_fence (struct bdev *engine);
 
 /* A lost replica answers again (see hooks.reconnect): catch it up. */
 void engine_replica_back (struct bdev *engine, int i, struct bdev *b);

@@ -103,6 +103,7 @@ struct engine {
   unsigned reads;
   int read_pin;                 /* while reconciling: read only this one */
   bool broken;                  /* the registry could not be updated */
+  bool fenced;                  /* a newer attachment exists: fail all I/O */
 
   /* Regions written since the last completed flush (a lost replica
    * may not have made them stable), as two generations: writes go to

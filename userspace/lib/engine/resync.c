@@ -33,6 +33,9 @@ copy_child_done (struct bdev_io *child, int err)
 {
   struct eng_req *r = child->opaque;
 
+  if (err == EPERM)             /* fenced: the source (read) or the target */
+    eng_replica_failed (r->e, r->pending == 1 ? r->read_from : (int) r->tried,
+                        err);
   if (err)
     r->err = err;
   copy_step (r);
@@ -79,6 +82,7 @@ copy_step (struct eng_req *r)
       copy_step (r);
       return;
     }
+    r->read_from = src;
     r->child[0] = (struct bdev_io) { .done = copy_child_done, .opaque = r };
     bdev_read (e->rep[src], &r->child[0], r->start, len, r->buf, 0);
     return;
@@ -278,8 +282,8 @@ eng_tick (struct loop_timer *t)
       if (b)
         engine_replica_back (&e->bdev, i, b);
     }
-    if (e->state[i] != ENGINE_RESYNC)
-      continue;
+    if (e->state[i] != ENGINE_RESYNC || e->fenced)
+      continue;                 /* fenced: no more copies of ours */
     if (!rs->have_map)
       resync_fetch_map (e, i);
     else

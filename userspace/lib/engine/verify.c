@@ -23,6 +23,8 @@ verify_child_done (struct bdev_io *child, int err)
   struct eng_req *r = child->opaque;
   struct verify *vf = &r->e->vf;
 
+  if (err == EPERM)             /* fenced */
+    eng_replica_failed (r->e, (int) (child - r->child), err);
   if (err && !vf->err)
     vf->err = err;
   if (--vf->outstanding == 0)

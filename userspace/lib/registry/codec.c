@@ -10,8 +10,8 @@
  *                     "out_of_sync_since", "full_copy"?,
  *                     "resync": { "total", "done", "rate" }? } ... ],
  *     "attachment": null | { "host", "pid", "frontend", "epoch",
- *                            "since", "control"? },
- *     "fenced": null | (the same),
+ *                            "since", "control"?, "reason"? },
+ *     "fenced": null | (the same; "reason": why it was fenced),
  *     "chunk_size", "cbt": { "valid", "base_url", "base_name" },
  *     "restore"?: { "url", "snapshot", "chunks_total",
  *                   "chunks_hydrated", "state", "error"? } }
@@ -91,6 +91,8 @@ attachment_json (const struct reg_attachment *a)
   json_object_object_add (at, "since", json_object_new_int64 (a->since));
   if (a->control[0])
     json_object_object_add (at, "control", json_object_new_string (a->control));
+  if (a->reason[0])
+    json_object_object_add (at, "reason", json_object_new_string (a->reason));
   return at;
 }
 
@@ -289,6 +291,8 @@ attachment_from_json (json_object *o, const char *key, struct reg_attachment *a,
   a->since = u;
   TRY ("control", get_str (at, "control", false, a->control,
                            sizeof a->control, why));
+  TRY ("reason", get_str (at, "reason", false, a->reason, sizeof a->reason,
+                          why));
   ret = 0;
  out:
   return ret;

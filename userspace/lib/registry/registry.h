@@ -57,6 +57,7 @@ struct reg_attachment {
   uint64_t epoch;               /* the epoch this attachment holds */
   time_t since;
   char control[108];            /* unix socket of its control channel */
+  char reason[256];             /* fenced only: why, "" if not recorded */
 };
 
 /* Changed-block tracking for incremental snapshots (see snapshot.h).

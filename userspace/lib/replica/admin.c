@@ -36,6 +36,8 @@ status_reason (uint32_t status)
   case RV_ETLSREQ:
     return "this server requires TLS (give --tls-dir DIR or --tls-psk FILE, "
       "or set REPVOL_TLS_DIR)";
+  case RV_EBUSY: return "the volume is in use by an attach on this server";
+  case RV_ERANGE: return "refused: the epoch is too far ahead of the replica's";
   case RV_EIO: return "I/O error on the server";
   default: return "server error";
   }
@@ -351,6 +353,15 @@ replica_admin_stat (struct replica_admin *ra, struct rv_volinfo *vi,
   if (rv_decode_volinfo (buf, vi, &why) < 0)
     return error_set (err, EPROTO, "bad STAT reply: %s", why);
   return 0;
+}
+
+int
+replica_admin_set_epoch (struct replica_admin *ra, uint64_t epoch,
+                         struct error *err)
+{
+  uint8_t buf[RV_SET_EPOCH_SIZE];
+  rv_encode_set_epoch (epoch, buf);
+  return request (ra, RV_SET_EPOCH, 0, buf, sizeof buf, NULL, 0, err);
 }
 
 int

@@ -1,6 +1,6 @@
 /* admin.h - a small blocking client for the admin side of the
  * replication protocol: create, delete, stat and read a replica on a
- * repvold.
+ * repvold, and set its epoch.
  *
  * Used by the repvol CLI and the probe; on the data path only for the
  * handshake (the event-loop replica client takes over the socket after
@@ -57,6 +57,11 @@ int replica_admin_create (struct replica_admin *ra, const struct rv_create *c,
 int replica_admin_delete (struct replica_admin *ra, struct error *err);
 int replica_admin_stat (struct replica_admin *ra, struct rv_volinfo *vi,
                         struct error *err);
+/* Set the replica's epoch to epoch (>= 1), lower or higher: the repair
+ * of a wrong epoch.  -EBUSY while an attach has the volume open there.
+ */
+int replica_admin_set_epoch (struct replica_admin *ra, uint64_t epoch,
+                             struct error *err);
 /* Read len bytes (at most RV_MAX_PAYLOAD, aligned to the volume's block
  * size) at offset.  Admin connections may read: it neither presents
  * nor moves the volume's epoch, so it fences nobody.

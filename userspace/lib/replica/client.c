@@ -363,6 +363,40 @@ static const struct bdev_ops replica_client_ops = {
   .close = rc_close,
 };
 
+/* The data HELLO at epoch, walking the replica's epoch up first when it
+ * is more than RV_EPOCH_JUMP_MAX behind (one that missed many attaches
+ * and degrades while it was away): each step is one HELLO the server
+ * accepts and persists, then closed (docs/DESIGN.md rule 8).
+ */
+static int
+data_handshake (struct replica_admin *ra, const char *addr, const char *volume,
+                uint64_t epoch, int timeout_ms, struct error *err)
+{
+  uint64_t step = epoch;
+
+  for (unsigned steps = 0;; steps++) {
+    int r = replica_handshake (ra, addr, volume, step, 0, timeout_ms, err);
+    if (r == 0 && step == epoch)
+      return 0;
+    if (r == -EPERM)
+      return error_set (err, EPERM, "refused epoch %llu: the replica holds "
+                        "a newer one, %llu", (unsigned long long) step,
+                        (unsigned long long) ra->welcome.epoch);
+    if (r == 0)                 /* a step: the replica holds it now */
+      replica_admin_close (ra);
+    else if (r != -ERANGE || ra->welcome.epoch >= epoch)
+      return r;
+    uint64_t held = r == 0 ? step : ra->welcome.epoch;
+    if (steps == RV_EPOCH_STEPS_MAX)
+      return error_set (err, ERANGE, "the replica holds epoch %llu, more "
+                        "than %u steps of %u behind this attachment's %llu "
+                        "(repvol epoch --reset sets it)",
+                        (unsigned long long) held, RV_EPOCH_STEPS_MAX,
+                        RV_EPOCH_JUMP_MAX, (unsigned long long) epoch);
+    step = held + MIN (epoch - held, (uint64_t) RV_EPOCH_JUMP_MAX);
+  }
+}
+
 int
 replica_client_connect (const char *addr, const char *volume, uint64_t epoch,
                         int timeout_ms, struct replica_admin *ra,
@@ -371,7 +405,7 @@ replica_client_connect (const char *addr, const char *volume, uint64_t epoch,
   struct timeval tv = { 0, 0 };
   int r;
 
-  r = replica_handshake (ra, addr, volume, epoch, 0, timeout_ms, err);
+  r = data_handshake (ra, addr, volume, epoch, timeout_ms, err);
   if (r < 0)
     return r;
   if (!ra->welcome.exists) {

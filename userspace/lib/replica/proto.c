@@ -158,6 +158,10 @@ rv_decode_req (const uint8_t in[RV_REQ_SIZE], struct rv_req *r,
     if (r->length != RV_CREATE_SIZE)
       FAIL ("CREATE payload has the wrong length");
     break;
+  case RV_SET_EPOCH:
+    if (r->length != RV_SET_EPOCH_SIZE || r->offset != 0)
+      FAIL ("SET_EPOCH needs offset 0 and an 8-byte payload");
+    break;
   default:          /* FLUSH, DELETE, STAT, DIRTY_GET/CLEAR: no payload */
     if (r->length != 0 || r->offset != 0)
       FAIL ("length/offset must be zero for this command");
@@ -185,7 +189,7 @@ rv_check_range (const struct rv_req *r, uint64_t size, uint32_t block_size,
 bool
 rv_req_has_payload (uint16_t cmd)
 {
-  return cmd == RV_WRITE || cmd == RV_CREATE;
+  return cmd == RV_WRITE || cmd == RV_CREATE || cmd == RV_SET_EPOCH;
 }
 
 /* Reply: magic 4, status 4, id 8, length 4, crc 4 = 24 */
@@ -281,6 +285,32 @@ rv_decode_volinfo (const uint8_t in[RV_STAT_SIZE], struct rv_volinfo *v,
   return 0;
 }
 
+void
+rv_encode_set_epoch (uint64_t epoch, uint8_t out[RV_SET_EPOCH_SIZE])
+{
+  putle64 (out, epoch);
+}
+
+int
+rv_decode_set_epoch (const uint8_t in[RV_SET_EPOCH_SIZE], uint64_t *epoch,
+                     const char **why)
+{
+  *epoch = getle64 (in);
+  if (*epoch == 0)
+    FAIL ("epoch 0 is never valid");
+  return 0;
+}
+
+int
+rv_hello_epoch_check (uint64_t stored, uint64_t hello)
+{
+  if (hello < stored)
+    return -EPERM;
+  if (hello - stored > RV_EPOCH_JUMP_MAX)
+    return -ERANGE;
+  return 0;
+}
+
 int
 rv_status_to_errno (uint32_t status)
 {
@@ -296,6 +326,7 @@ rv_status_to_errno (uint32_t status)
   case RV_ENOTSUP: return ENOTSUP;
   case RV_EACCES: return EACCES;
   case RV_ETLSREQ: return EPROTONOSUPPORT;
+  case RV_ERANGE: return ERANGE;
   default: return EIO;
   }
 }
@@ -314,6 +345,7 @@ rv_errno_to_status (int err)
   case EBADMSG: return RV_ECRC;
   case ENOTSUP: return RV_ENOTSUP;
   case EACCES: return RV_EACCES;
+  case ERANGE: return RV_ERANGE;
   default: return RV_EIO;
   }
 }
@@ -327,6 +359,7 @@ rv_cmd_name (uint16_t cmd)
     [RV_CREATE] = "CREATE", [RV_DELETE] = "DELETE", [RV_STAT] = "STAT",
     [RV_MARK_DIRTY] = "MARK_DIRTY", [RV_DIRTY_GET] = "DIRTY_GET",
     [RV_DIRTY_CLEAR] = "DIRTY_CLEAR", [RV_CHECKSUM] = "CHECKSUM",
+    [RV_SET_EPOCH] = "SET_EPOCH",
   };
   return cmd <= RV_CMD_MAX && names[cmd] ? names[cmd] : "UNKNOWN";
 }

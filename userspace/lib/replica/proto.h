@@ -72,9 +72,27 @@ enum rv_cmd {
    * RV_CHECKSUM_SIZE bytes, the crc32c, little-endian.
    */
   RV_CHECKSUM = 12,
+  /* Admin connections only: set the replica's epoch to the payload's
+   * (RV_SET_EPOCH_SIZE bytes, little-endian, at least 1), up or down;
+   * refused (RV_EBUSY) while a data connection has the volume open.
+   * "repvol epoch VOL --reset" repairs a wrong epoch with it
+   * (docs/DESIGN.md rule 8).
+   */
+  RV_SET_EPOCH = 13,
 };
-#define RV_CMD_MAX 12
+#define RV_CMD_MAX 13
 #define RV_CHECKSUM_SIZE 4
+#define RV_SET_EPOCH_SIZE 8
+
+/* How far one data HELLO may move a replica's epoch forward
+ * (docs/DESIGN.md 3.3, rule 8): a HELLO above stored + RV_EPOCH_JUMP_MAX
+ * is refused with RV_ERANGE, so no message can push a volume's epoch out
+ * of reach (2^64 - 1 would fence every later attach).  An attach whose
+ * epoch is further ahead than that walks the replica up in steps of
+ * RV_EPOCH_JUMP_MAX, at most RV_EPOCH_STEPS_MAX of them.
+ */
+#define RV_EPOCH_JUMP_MAX  256u
+#define RV_EPOCH_STEPS_MAX 4096u
 
 /* Dirty map granularity, and the DIRTY_GET reply: region size (4 bytes),
  * reserved (4), number of regions (8), then ceil(regions / 8) bytes of
@@ -104,6 +122,7 @@ enum rv_status {
   RV_EEXIST = 17,
   RV_EINVAL = 22,
   RV_ENOSPC = 28,
+  RV_ERANGE = 34,        /* HELLO epoch too far ahead (RV_EPOCH_JUMP_MAX) */
   RV_ECRC = 74,          /* payload checksum mismatch (EBADMSG) */
   RV_ENOTSUP = 95,
   RV_EACCES = 13,        /* this identity may not do that (--admins) */
@@ -188,6 +207,17 @@ int rv_decode_create (const uint8_t in[RV_CREATE_SIZE], struct rv_create *c,
 void rv_encode_volinfo (const struct rv_volinfo *v, uint8_t out[RV_STAT_SIZE]);
 int rv_decode_volinfo (const uint8_t in[RV_STAT_SIZE], struct rv_volinfo *v,
                        const char **why);
+/* SET_EPOCH payload: the epoch, 8 bytes; 0 is refused. */
+void rv_encode_set_epoch (uint64_t epoch, uint8_t out[RV_SET_EPOCH_SIZE]);
+int rv_decode_set_epoch (const uint8_t in[RV_SET_EPOCH_SIZE], uint64_t *epoch,
+                         const char **why);
+
+/* What a data HELLO's epoch does to a replica that holds stored: 0 to
+ * accept it (equal: nothing to persist; above by at most
+ * RV_EPOCH_JUMP_MAX: persist it), -EPERM when it is older (fenced),
+ * -ERANGE when it jumps further ahead.
+ */
+int rv_hello_epoch_check (uint64_t stored, uint64_t hello);
 
 /* Range check for a data request against a volume: aligned to
  * block_size, inside [0, size), non-zero length (except FLUSH).  0, or

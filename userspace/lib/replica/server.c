@@ -15,14 +15,15 @@
  * outstanding we set no expectation, so conn stops reading the socket.
  *
  * Decisions a client can rely on (also in repvol-protocol.7):
- * - a data (non-admin) HELLO with an epoch above the volume's persists
- *   it before WELCOME; below it gets WELCOME status EPERM and a close.
+ * - a data (non-admin) HELLO with an epoch above the volume's, by at
+ *   most RV_EPOCH_JUMP_MAX, persists it before WELCOME; further above it
+ *   gets WELCOME status ERANGE (logged), below it EPERM, and a close.
  *   Requests on a connection whose epoch has since been overtaken by a
  *   newer HELLO get RV_EPERM: a fenced engine can no longer write.
  * - admin connections may CREATE, DELETE, STAT, READ and CHECKSUM
- *   (read-only, for verify); WRITE, TRIM, WRITE_ZEROES, FLUSH and the
- *   dirty-map commands (MARK_DIRTY, DIRTY_GET, DIRTY_CLEAR) there get
- *   RV_EPERM.
+ *   (read-only, for verify) and SET_EPOCH (data connections: RV_EPERM);
+ *   WRITE, TRIM, WRITE_ZEROES, FLUSH and the dirty-map commands
+ *   (MARK_DIRTY, DIRTY_GET, DIRTY_CLEAR) there get RV_EPERM.
  * - CHECKSUM is range-checked like READ and answered with the crc32c of
  *   the stored bytes (RV_CHECKSUM_SIZE bytes, little-endian); it holds a
  *   scratch buffer in the store while it runs, counted against the
@@ -240,7 +241,7 @@ needs_admin (const struct rs_conn *rc, uint16_t cmd)
 {
   return rc->admin && !rc->may_admin &&
     (cmd == RV_CREATE || cmd == RV_DELETE || cmd == RV_READ ||
-     cmd == RV_CHECKSUM);
+     cmd == RV_CHECKSUM || cmd == RV_SET_EPOCH);
 }
 
 static bool
@@ -417,12 +418,22 @@ on_hello (struct conn *c, void *opaque)
   }
   if (v && !rc->admin) {
     uint64_t stored = store_vol_meta (v)->epoch;
-    if (h.epoch < stored) {
-      static char why_buf[160];
-      snprintf (why_buf, sizeof why_buf,
-                "fenced: HELLO epoch %" PRIu64 " < volume %s epoch %" PRIu64,
-                h.epoch, rc->volname, stored);
-      send_welcome (rc, RV_EPERM, why_buf);
+    int verdict = rv_hello_epoch_check (stored, h.epoch);
+    if (verdict < 0) {
+      /* Older: fenced.  Too far ahead: refused, so that no message can
+       * push the epoch out of every attach's reach (docs/DESIGN.md
+       * rule 8); the stored epoch, and whoever holds it, are untouched.
+       */
+      static char why_buf[200];
+      if (verdict == -EPERM)
+        snprintf (why_buf, sizeof why_buf, "fenced: HELLO epoch %" PRIu64
+                  " < volume %s epoch %" PRIu64, h.epoch, rc->volname, stored);
+      else
+        snprintf (why_buf, sizeof why_buf, "HELLO epoch %" PRIu64 " refused: "
+                  "more than %u above volume %s epoch %" PRIu64, h.epoch,
+                  RV_EPOCH_JUMP_MAX, rc->volname, stored);
+      /* The close after the WELCOME logs why, once. */
+      send_welcome (rc, rv_errno_to_status (-verdict), why_buf);
       return;
     }
     if (h.epoch > stored) {

@@ -1,9 +1,10 @@
 /* server_io.c - the replica server's requests, carried out against the
  * store: data requests (READ, WRITE, FLUSH, TRIM, WRITE_ZEROES, the
  * dirty-map commands, CHECKSUM) become bdev I/O on the connection's
- * volume, answered when it completes; CREATE, DELETE and STAT act on the
- * store at once.  server.c has checked the header, the range and the
- * payload checksum, and decided fencing, before a request gets here.
+ * volume, answered when it completes; CREATE, DELETE, STAT and
+ * SET_EPOCH act on the store at once.  server.c has checked the header,
+ * the range and the payload checksum, and decided fencing, before a
+ * request gets here.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -79,24 +80,50 @@ do_create (struct rs_req *req)
   rs_reply (req, RV_OK, NULL, 0);
 }
 
+/* Another open data connection using v (an attach), or NULL: DELETE,
+ * SET_EPOCH, and an admin READ or CHECKSUM are refused while there is
+ * one.
+ */
+static struct rs_conn *
+data_user (struct rs_conn *rc, struct store_vol *v)
+{
+  for (struct rs_conn *o = rc->srv->conns; o; o = o->next)
+    if (o != rc && !o->closed && !o->admin && o->vol == v)
+      return o;
+  return NULL;
+}
+
+/* The volume req's admin command acts on, answering ENOENT (none) or
+ * EBUSY (a data connection uses it, logged) itself and returning NULL.
+ */
+static struct store_vol *
+idle_vol (struct rs_req *req)
+{
+  struct rs_conn *rc = req->rc, *o;
+  struct store_vol *v = rs_conn_vol (rc);
+
+  if (!v) {
+    rs_reply (req, RV_ENOENT, NULL, 0);
+    return NULL;
+  }
+  if ((o = data_user (rc, v)) != NULL) {
+    log_warn ("%s: %s %s refused: in use by %s", rc->c->name,
+              rv_cmd_name (req->req.cmd), rc->volname, o->c->name);
+    rs_reply (req, RV_EBUSY, NULL, 0);
+    return NULL;
+  }
+  return v;
+}
+
 static void
 do_delete (struct rs_req *req)
 {
   struct rs_conn *rc = req->rc;
-  struct store_vol *v = rs_conn_vol (rc);
+  struct store_vol *v = idle_vol (req);
   int err;
 
-  if (!v) {
-    rs_reply (req, RV_ENOENT, NULL, 0);
+  if (!v)
     return;
-  }
-  for (struct rs_conn *o = rc->srv->conns; o; o = o->next)
-    if (o != rc && !o->closed && !o->admin && o->vol == v) {
-      log_warn ("%s: DELETE %s refused: in use by %s", rc->c->name,
-                rc->volname, o->c->name);
-      rs_reply (req, RV_EBUSY, NULL, 0);
-      return;
-    }
   err = store_delete (rc->srv->store, v);
   if (err < 0) {
     rs_reply (req, rv_errno_to_status (-err), NULL, 0);
@@ -104,6 +131,41 @@ do_delete (struct rs_req *req)
   }
   store_vol_put (rc->vol);
   rc->vol = NULL;
+  rs_reply (req, RV_OK, NULL, 0);
+}
+
+/* The operator's repair of a wrong epoch (docs/DESIGN.md rule 8):
+ * admin connections only, and only while no attach has the volume open,
+ * so no live attachment is fenced or unfenced under its feet.
+ */
+static void
+do_set_epoch (struct rs_req *req)
+{
+  struct rs_conn *rc = req->rc;
+  struct store_vol *v;
+  const char *why;
+  uint64_t epoch, was;
+  int err;
+
+  if (!rc->admin) {
+    rs_reply (req, RV_EPERM, NULL, 0);
+    return;
+  }
+  if (rv_decode_set_epoch (req->buf, &epoch, &why) < 0) {
+    log_warn ("%s: SET_EPOCH %s refused: %s", rc->c->name, rc->volname, why);
+    rs_reply (req, RV_EINVAL, NULL, 0);
+    return;
+  }
+  if ((v = idle_vol (req)) == NULL)
+    return;
+  was = store_vol_meta (v)->epoch;
+  err = store_vol_reset_epoch (v, epoch);
+  if (err < 0) {
+    rs_reply (req, rv_errno_to_status (-err), NULL, 0);
+    return;
+  }
+  log_info ("%s: volume %s epoch %" PRIu64 " -> %" PRIu64 " (SET_EPOCH on an "
+            "admin connection)", rc->c->name, rc->volname, was, epoch);
   rs_reply (req, RV_OK, NULL, 0);
 }
 
@@ -168,7 +230,13 @@ rs_dispatch (struct rs_req *req)
   case RV_CREATE: do_create (req); return;
   case RV_DELETE: do_delete (req); return;
   case RV_STAT:   do_stat (req); return;
+  case RV_SET_EPOCH: do_set_epoch (req); return;
   }
+  /* Admin connections never read an attached volume's data
+   * (docs/DESIGN.md, "Trust"): its attach answers for it.
+   */
+  if (rc->admin && !idle_vol (req))
+    return;
 
   memset (io, 0, sizeof *io);
   io->offset = req->req.offset;

@@ -298,11 +298,17 @@ store_delete (struct store *s, struct store_vol *v)
 int
 store_vol_set_epoch (struct store_vol *v, uint64_t epoch)
 {
+  if (epoch <= v->meta.epoch)
+    return 0;
+  return store_vol_reset_epoch (v, epoch);
+}
+
+int
+store_vol_reset_epoch (struct store_vol *v, uint64_t epoch)
+{
   struct store_meta m = v->meta;
   int err;
 
-  if (epoch <= v->meta.epoch)
-    return 0;
   if (v->deleted)
     return -ENOENT;
   m.epoch = epoch;

@@ -178,6 +178,10 @@ bool store_vol_deleted (const struct store_vol *v);
  * epoch is a no-op returning 0.
  */
 int store_vol_set_epoch (struct store_vol *v, uint64_t epoch);
+/* Persist epoch whatever it was, lower included: only for the admin
+ * repair of a wrong epoch (RV_SET_EPOCH), never on the data path.
+ */
+int store_vol_reset_epoch (struct store_vol *v, uint64_t epoch);
 /* Bytes allocated on disk for the data file. */
 uint64_t store_vol_allocated (const struct store_vol *v);
 
