@@ -7,6 +7,7 @@
 #   b   nbdkit's file plugin with its defaults, on a unix socket (fio nbd engine)
 #   c   repvol with one replica            (repvold --cache writeback)
 #   d   repvol with two replicas           (two repvold, distinct zones)
+#   dt  the same with X.509 TLS 1.3 on both replication links
 #   e   qemu-nbd serving a quorum (vote-threshold=2) of a local file and an
 #       NBD child served by a second qemu-nbd: the synchronous two-copy
 #       mirror users can build today
@@ -22,7 +23,7 @@
 # Environment:
 #   BENCH_RUNTIME  seconds per job (default 10)    BENCH_RAMP  ramp (default 2)
 #   BENCH_SIZE     file/volume size (default 1G)   BENCH_CPUS  cpu list (default 0)
-#   BENCH_ROWS     rows to run (default "a ad b c d e")
+#   BENCH_ROWS     rows to run (default "a ad b c d dt e")
 #   BENCH_JOBS     job names (default: all five)
 #   BENCH_DIR      where the big files go (default build/bench; a real disk,
 #                  not tmpfs)
@@ -36,7 +37,7 @@ export BENCH_RUNTIME=${BENCH_RUNTIME:-10}
 export BENCH_RAMP=${BENCH_RAMP:-2}
 BENCH_SIZE=${BENCH_SIZE:-1G}
 BENCH_CPUS=${BENCH_CPUS:-0}
-BENCH_ROWS=${BENCH_ROWS:-a ad b c d e}
+BENCH_ROWS=${BENCH_ROWS:-a ad b c d dt e}
 BENCH_JOBS=${BENCH_JOBS:-4k-randwrite-qd1 4k-randwrite-qd32 4k-randread-qd1 4k-randread-qd32 1m-seqwrite-qd8}
 BENCH_DIR=${BENCH_DIR:-$TOP/build/bench}
 BENCH_LAT=${BENCH_LAT:-lat}
@@ -63,6 +64,7 @@ declare -A LABEL=(
     [b]="nbdkit file plugin (defaults), unix socket"
     [c]="repvol, 1 replica (repvold --cache writeback)"
     [d]="repvol, 2 replicas (repvold --cache writeback)"
+    [dt]="repvol, 2 replicas, TLS 1.3 X.509 on the replication links"
     [e]="qemu-nbd quorum: file + nbd child (qemu-nbd)"
 )
 
@@ -145,15 +147,26 @@ row_b() {
     stop_pids "$pid"
 }
 
-# repvol_row ROW NREPLICAS
+# repvol_row ROW NREPLICAS [tls]
 repvol_row() {
     local row=$1 n=$2 vol=bench-$1 sock=$T/$1.sock i reps=() pids=() extra=()
+    if [[ ${3:-} == tls ]]; then
+        if [[ ! -f $T/pki/client-cert.pem ]]; then
+            { "$TOP/scripts/tls-certs.sh" ca "$T/pki" &&
+              "$TOP/scripts/tls-certs.sh" server "$T/pki" &&
+              "$TOP/scripts/tls-certs.sh" client "$T/pki" bench; } >/dev/null
+        fi
+        extra+=(--tls-dir "$T/pki")
+        export REPVOL_TLS_DIR=$T/pki
+    else
+        unset REPVOL_TLS_DIR
+    fi
     if [[ ! -x $REPVOL || ! -x $REPVOLD ]]; then
         echo "    $row  skipped: build/repvol or build/repvold not built"
         return 0
     fi
     if "$REPVOLD" --help 2>&1 | grep -q -- '--cache'; then
-        extra=(--cache writeback)
+        extra+=(--cache writeback)
     else
         echo "    note: repvold has no --cache option; running it with its defaults"
     fi
@@ -184,10 +197,12 @@ repvol_row() {
     fi
     "$REPVOL" delete "$vol" >/dev/null || echo "    note: repvol delete $vol failed"
     stop_pids "${pids[@]}"
+    unset REPVOL_TLS_DIR
 }
 
 row_c() { repvol_row c 1; }
 row_d() { repvol_row d 2; }
+row_dt() { repvol_row dt 2 tls; }
 
 row_e() {
     local back=$T/e-back.sock front=$T/e-front.sock pids=()
@@ -249,12 +264,13 @@ import sys, math
 path, jobs = sys.argv[1], sys.argv[2].split()
 labels = {"a": "raw file, io_uring, buffered", "ad": "raw file, io_uring, O_DIRECT",
           "b": "nbdkit file plugin", "c": "repvol, 1 replica",
-          "d": "repvol, 2 replicas", "e": "qemu-nbd quorum, 2 copies"}
+          "d": "repvol, 2 replicas", "dt": "repvol, 2 replicas, TLS",
+          "e": "qemu-nbd quorum, 2 copies"}
 res = {}
 for line in open(path):
     row, job, iops, bw, p50, p99 = line.rstrip("\n").split("\t")
     res[(row, job)] = tuple(float(x) for x in (iops, bw, p50, p99))
-rows = [r for r in ("a", "ad", "b", "c", "d", "e") if any((r, j) in res for j in jobs)]
+rows = [r for r in ("a", "ad", "b", "c", "d", "dt", "e") if any((r, j) in res for j in jobs)]
 
 def get(r, j, k):
     v = res.get((r, j))
@@ -286,12 +302,15 @@ def target(desc, value, ok_if, limit):
         verdict = "N/A  (not measured)"
     else:
         met = value >= limit if ok_if == ">=" else value <= limit
-        verdict = "%s  (%.2fx, target %s %.1fx)" % ("MET  " if met else "SHORT", value, ok_if, limit)
+        verdict = "%s  (%.2fx, target %s %.2fx)" % ("MET  " if met else "SHORT", value, ok_if, limit)
     print("  %-52s %s" % (desc, verdict))
 target("4k randwrite QD32 IOPS vs (e) qemu quorum", ratio(get("d", "4k-randwrite-qd32", 0), get("e", "4k-randwrite-qd32", 0)), ">=", 3.0)
 target("4k randwrite QD32 IOPS vs (b) nbdkit", ratio(get("d", "4k-randwrite-qd32", 0), get("b", "4k-randwrite-qd32", 0)), ">=", 0.7)
 target("4k randwrite QD1 p50 vs (b) nbdkit", ratio(get("d", "4k-randwrite-qd1", 2), get("b", "4k-randwrite-qd1", 2)), "<=", 1.5)
 target("4k randread  QD1 p50 vs (b) nbdkit", ratio(get("d", "4k-randread-qd1", 2), get("b", "4k-randread-qd1", 2)), "<=", 1.5)
+print("targets for (dt), two replicas over TLS, against (d) in the same run:")
+target("4k randwrite QD32 IOPS, TLS vs plaintext", ratio(get("dt", "4k-randwrite-qd32", 0), get("d", "4k-randwrite-qd32", 0)), ">=", 0.85)
+target("4k randwrite QD1 p50, TLS vs plaintext", ratio(get("dt", "4k-randwrite-qd1", 2), get("d", "4k-randwrite-qd1", 2)), "<=", 1.15)
 EOF
 )
 
