@@ -115,6 +115,15 @@ if step == "compare":
         s.close()
     print("CHECKSUM matches on", ", ".join(addrs), "over", len(ranges), "ranges")
 
+elif step == "busy":
+    for addr in addrs:
+        s = conn(addr)
+        s.sendall(req(CHECKSUM, 1, 0, 4096))
+        st, rid, data, crc = reply_data(s)
+        assert st == 16 and not data, "CHECKSUM of an attached volume: %d" % st
+        s.close()
+    print("CHECKSUM of the attached volume refused (EBUSY) on", ", ".join(addrs))
+
 elif step == "bad":
     addr = addrs[0]
     cases = [
@@ -158,7 +167,8 @@ elif step == "changed":
 PY
 }
 
-checksum_py compare "${REPVOLD_ADDR[a]}" "${REPVOLD_ADDR[b]}"
+# While attached, an admin connection may not checksum the volume.
+checksum_py busy "${REPVOLD_ADDR[a]}" "${REPVOLD_ADDR[b]}"
 checksum_py bad "${REPVOLD_ADDR[a]}"
 
 pid_alive "${REPVOLD_PID[a]}" || fail "repvold a died"
@@ -166,6 +176,7 @@ pid_alive "${ATTACH_PID[vol]}" || fail "attach lost its replica"
 nbdcopy "$uri" "$T/back"
 assert_files_identical "$T/src" "$T/back"
 stop_attach vol
+checksum_py compare "${REPVOLD_ADDR[a]}" "${REPVOLD_ADDR[b]}"
 assert_files_identical "$T/src" "${REPVOLD_DIR[a]}/vol.data"
 assert_files_identical "$T/src" "${REPVOLD_DIR[b]}/vol.data"
 
