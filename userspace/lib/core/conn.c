@@ -544,6 +544,11 @@ tls_step (struct conn *c)
   if (r == -EAGAIN)
     return;
   tls_finish (c, r, r < 0 ? error_msg (&err) : NULL);
+  /* The first record may have come with the handshake's last one and
+   * wait inside GnuTLS, where epoll cannot see it.
+   */
+  if (!c->closed && c->tls && c->want_cb && tls_pending (c->tls))
+    do_read (c);
 }
 
 void
