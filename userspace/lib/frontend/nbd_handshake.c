@@ -149,7 +149,7 @@ tls_done (struct conn *c, int err, const char *why, void *opaque)
     return;
   }
   cl->tls = true;
-  log_info ("%s: TLS (%s), client identity '%s'", cl->name,
+  log_info ("%s: TLS %s, client identity '%s'", cl->name,
             tls_session_describe (c->tls), conn_peer_id (c));
   conn_expect (c, cl->optbuf, NBD_OPTION_HDR_LEN, on_opt_hdr, cl);
 }
