@@ -59,12 +59,13 @@ cp "$T/rogue/client-cert.pem" "$T/rogue/client-key.pem" "$T/bad/"
 if nbdinfo --size "$(nbds_uri "$port" "$T/bad")" >"$T/rogue.out" 2>&1; then
     fail "a client certificate from another CA was accepted"
 fi
-wait_for grep -q "TLS handshake after NBD_OPT_STARTTLS failed" "$T/attach-vol.log" ||
+wait_for grep -q "TLS handshake after NBD_OPT_STARTTLS failed: the client.s certificate is not accepted" "$T/attach-vol.log" ||
     fail "the attach did not log why it refused the rogue certificate"
 nbdcopy "$uri" "$T/back2" || fail "nbdcopy after the refusals failed"
 head -c 16M "$T/back2" | cmp -s - "$T/src" || fail "data changed after the refusals"
 
 stop_attach vol
+mv "$T/attach-vol.log" "$T/attach-tcp.log"
 
 # A unix-socket export (with --tls-dir: it stays plaintext) is 0600,
 # and so is the control socket.

@@ -17,8 +17,9 @@ repvol create vol --size 16M --replica "${REPVOLD_ADDR[a]}"
 port=$(free_port)
 start_attach_tcp vol "$port" --tls-dir "$T/pki"
 
-python3 - "$port" "$T/nbdc" <<'PY' || fail "the STARTTLS rules were not kept"
+PYTHONPATH="$TOP/tests/tools" python3 - "$port" "$T/nbdc" <<'PY' || fail "the STARTTLS rules were not kept"
 import socket, ssl, struct, sys
+from rvproto import recv_exact
 
 port, pki = int(sys.argv[1]), sys.argv[2]
 IHAVEOPT = b"IHAVEOPT"
@@ -26,15 +27,6 @@ REPLY_MAGIC = 0x3e889045565a9
 ACK, SERVER = 1, 2
 ERR_INVALID, ERR_TLS_REQD = 0x80000003, 0x80000005
 EXPORT_NAME, ABORT, LIST, STARTTLS, INFO, GO, STRUCTURED = 1, 2, 3, 5, 6, 7, 8
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise EOFError("closed after %d of %d bytes" % (len(b), n))
-        b += c
-    return b
 
 def connect():
     s = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -24,23 +24,19 @@ nbd_client_dir() {
 # has attached (its log says "serving") and listens.  Sets
 # ATTACH_PID[VOL] (stop_attach stops it).
 start_attach_tcp() {
-    local vol=$1 port=$2 pid deadline logf
+    local vol=$1 port=$2
     shift 2
-    logf=$T/attach-$vol.log
-    start_bg "$logf" "$REPVOL" attach "$vol" --nbd "tcp:127.0.0.1:$port" "$@"
-    pid=$BG_PID
-    deadline=$(( $(date +%s%N) + WAIT_TIMEOUT * 1000000000 ))
-    until grep -q "serving tcp:" "$logf" && port_listening "$port"; do
-        if ! pid_alive "$pid"; then
-            cat "$logf" >&2
-            fail "repvol attach $vol exited before serving NBD on port $port"
-        fi
-        (( $(date +%s%N) < deadline )) ||
-            fail "repvol attach $vol not serving on port $port within ${WAIT_TIMEOUT}s"
-        sleep 0.02
-    done
-    ATTACH_PID[$vol]=$pid
-    log "attach $vol pid $pid on tcp:127.0.0.1:$port"
+    start_bg "$T/attach-$vol.log" "$REPVOL" attach "$vol" --nbd "tcp:127.0.0.1:$port" "$@"
+    wait_for _attach_tcp_serving "$BG_PID" "$T/attach-$vol.log" "$port"
+    ATTACH_PID[$vol]=$BG_PID
+    log "attach $vol pid $BG_PID on tcp:127.0.0.1:$port"
+}
+
+# _attach_tcp_serving PID LOG PORT: the attach has said it serves and
+# listens; fails the test at once if it exited (its log is kept).
+_attach_tcp_serving() {
+    pid_alive "$1" || fail "repvol attach exited before serving NBD on port $3; see $2"
+    grep -q "serving tcp:" "$2" && port_listening "$3"
 }
 
 # nbds_uri PORT DIR: the libnbd URI of a TLS export checked with DIR.
