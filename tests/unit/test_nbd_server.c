@@ -175,7 +175,7 @@ start (void)
   char spec[160];
 
   snprintf (spec, sizeof spec, "unix:%s", path);
-  return frontend_start ("nbd", loop, &mem.bdev, "vol", spec);
+  return frontend_start ("nbd", loop, &mem.bdev, "vol", spec, NULL);
 }
 
 static void
@@ -380,7 +380,7 @@ test_socket_path (void **state)
   unlink (path);
 
   /* A spec that is no address. */
-  assert_null (frontend_start ("nbd", loop, &mem.bdev, "vol", "nowhere"));
+  assert_null (frontend_start ("nbd", loop, &mem.bdev, "vol", "nowhere", NULL));
 }
 
 int

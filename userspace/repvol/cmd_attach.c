@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "core/tls.h"
 #include "attach/attach.h"
 #include "frontend/frontend.h"
 #include "repvol.h"
@@ -128,12 +129,32 @@ cmd_attach (int argc, char **argv)
     o.spec = nbd_device;
   }
 
+  /* NBD over TCP with --tls-dir/--tls-psk requires STARTTLS, with
+   * server credentials from the same place (nbdkit's layout); a unix
+   * socket stays plaintext.  Loaded now, so that missing files fail the
+   * attach before it takes the volume.
+   */
+  if (nbd && strncmp (nbd, "tcp:", 4) == 0 && (cli_tls_dir || cli_tls_psk)) {
+    struct error err = { 0 };
+    if (tls_creds_load (&o.nbd_tls, TLS_SERVER, cli_tls_dir, cli_tls_psk,
+                        &err) < 0) {
+      log_error ("attach --nbd %s: cannot load the NBD server's TLS "
+                 "credentials: %s", nbd, error_msg (&err));
+      return EXIT_FAILURE;
+    }
+    log_info ("nbd: %s requires TLS (%s)", nbd,
+              tls_creds_describe (o.nbd_tls));
+  }
+
   struct registry *reg = open_registry ();
-  if (reg == NULL)
+  if (reg == NULL) {
+    tls_creds_free (o.nbd_tls);
     return EXIT_FAILURE;
+  }
   struct reg_volume v;
   if (get_volume (reg, o.volume, &v) < 0) {   /* same wording as the other verbs */
     registry_close (reg);
+    tls_creds_free (o.nbd_tls);
     return EXIT_FAILURE;
   }
   if (o.force_stale) {
@@ -144,10 +165,12 @@ cmd_attach (int argc, char **argv)
       log_error ("--force-stale %s: not a replica of %s", o.force_stale,
                  o.volume);
       registry_close (reg);
+      tls_creds_free (o.nbd_tls);
       return EXIT_FAILURE;
     }
   }
   int rc = attach_run (reg, &o);
   registry_close (reg);
+  tls_creds_free (o.nbd_tls);
   return rc;
 }

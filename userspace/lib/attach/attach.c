@@ -697,7 +697,8 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   }
   start_control (&a);          /* before clients: verify can find it */
   if (o->job == ATTACH_SERVE) {
-    a.fe = frontend_start (o->frontend, a.loop, a.cow, v.name, o->spec);
+    a.fe = frontend_start (o->frontend, a.loop, a.cow, v.name, o->spec,
+                           o->nbd_tls);
     if (!a.fe)
       goto out;
     log_info ("%s: attached (%s, %d replica%s, epoch %llu), serving %s",

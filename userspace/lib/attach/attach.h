@@ -42,6 +42,10 @@ struct attach_opts {
    */
   const char *frontend;
   const char *spec;
+  /* Server credentials for NBD over TCP, which then requires STARTTLS
+   * (frontend.h, struct frontend's tls); NULL: plaintext.  Not owned.
+   */
+  struct tls_creds *nbd_tls;
   int timeout_ms;               /* replica I/O timeout (default 10000) */
   /* An existing attachment (a host that died, or is only cut off) is
    * taken over and fenced by the new epoch, unless this is set.

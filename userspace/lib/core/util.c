@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "core/util.h"
@@ -343,9 +344,18 @@ unix_listen (const char *path)
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd == -1)
     return -1;
-  if (bind (fd, (struct sockaddr *) &sun, sizeof sun) == -1 ||
-      listen (fd, 128) == -1) {
+  /* Owner only, set before listen: until then nobody can connect, so
+   * there is no window in which another local user could.
+   */
+  if (bind (fd, (struct sockaddr *) &sun, sizeof sun) == -1) {
     int e = errno;
+    close (fd);
+    errno = e;
+    return -1;
+  }
+  if (chmod (path, 0600) == -1 || listen (fd, 128) == -1) {
+    int e = errno;
+    unlink (path);
     close (fd);
     errno = e;
     return -1;

@@ -104,7 +104,7 @@ bool valid_name (const char *s);
 int set_nonblock (int fd);
 int tcp_listen (const char *hostport);          /* returns fd or -1 */
 int tcp_connect (const char *hostport, int timeout_ms); /* blocking, bounded */
-int unix_listen (const char *path);
+int unix_listen (const char *path);              /* mode 0600 */
 struct sockaddr_un;
 int unix_sockaddr (const char *path, struct sockaddr_un *sun); /* ENAMETOOLONG */
 void set_tcp_nodelay (int fd);

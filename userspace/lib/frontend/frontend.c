@@ -29,7 +29,8 @@ frontend_find (const char *name)
 
 struct frontend *
 frontend_start (const char *name, struct loop *loop, struct bdev *dev,
-                const char *export_name, const char *spec)
+                const char *export_name, const char *spec,
+                struct tls_creds *tls)
 {
   const struct frontend_ops *ops = frontend_find (name);
   struct frontend *f;
@@ -47,6 +48,7 @@ frontend_start (const char *name, struct loop *loop, struct bdev *dev,
   f->ops = ops;
   f->loop = loop;
   f->dev = dev;
+  f->tls = tls;
   if (ops->start (f, spec) < 0) {
     ops->free (f);
     free (f->export_name);

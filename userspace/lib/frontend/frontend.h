@@ -25,7 +25,7 @@
  * Typical use (repvol attach):
  *
  *   struct frontend *fe = frontend_start ("nbd", loop, engine, "vol1",
- *                                         "unix:/run/vol1.sock");
+ *                                         "unix:/run/vol1.sock", NULL);
  *   if (!fe) return 1;                    // reason already logged
  *   ...loop_run...
  *   // on detach / SIGTERM:
@@ -41,6 +41,7 @@
 #include "core/util.h"
 #include "core/loop.h"
 #include "core/bdev.h"
+#include "core/tls.h"
 
 struct frontend;
 
@@ -76,17 +77,22 @@ struct frontend {
   /* What users open, set by start: "unix:/run/v.sock", "/dev/ublkb0". */
   char where[200];
   void *priv;                   /* the frontend implementation's */
+  /* Server credentials: NBD over TCP then requires STARTTLS (not
+   * owned; NULL: plaintext).  Frontends without a network ignore it.
+   */
+  struct tls_creds *tls;
 };
 
 /* The frontend called name, or NULL. */
 const struct frontend_ops *frontend_find (const char *name);
 
-/* Allocate a frontend of type name and start it.  Returns NULL after
- * logging one line (unknown type, bad spec, cannot listen...).
+/* Allocate a frontend of type name and start it (tls: f->tls, may be
+ * NULL).  Returns NULL after logging one line (unknown type, bad spec,
+ * cannot listen...).
  */
 struct frontend *frontend_start (const char *name, struct loop *loop,
                                  struct bdev *dev, const char *export_name,
-                                 const char *spec);
+                                 const char *spec, struct tls_creds *tls);
 
 /* See frontend_ops.stop. */
 void frontend_stop (struct frontend *f, void (*stopped) (void *opaque),

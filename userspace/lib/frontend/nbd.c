@@ -600,6 +600,7 @@ server_listen (struct nbd_server *s, const char *spec)
   }
   else if (strncmp (spec, "tcp:", 4) == 0 && spec[4] != '\0') {
     s->is_tcp = true;
+    s->tls = s->fe->tls;        /* unix sockets stay plaintext */
     s->listen_fd = tcp_listen (spec + 4);
     if (s->listen_fd == -1) {
       r = -errno;

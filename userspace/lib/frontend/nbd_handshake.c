@@ -6,6 +6,16 @@
  * STRUCTURED_REPLY, INFO, ABORT, and GO or the old EXPORT_NAME, which
  * end the handshake (nbd_enter_transmission, nbd.c).  Every option
  * reply is a small frame built by nbd_proto.c and sent with conn_send.
+ *
+ * A TCP export with TLS credentials (attach --tls-dir/--tls-psk)
+ * requires STARTTLS, as nbdkit's --tls=require does: before TLS every
+ * option but STARTTLS and ABORT gets NBD_REP_ERR_TLS_REQD, and
+ * EXPORT_NAME, which cannot carry an error, hangs up.  STARTTLS is
+ * ACKed, and once the ACK is written the TLS handshake runs on the
+ * socket (conn_start_tls, which refuses plaintext bytes sent after the
+ * option: they would be injected into the TLS session); the options
+ * then start again inside TLS.  Without credentials STARTTLS is
+ * NBD_REP_ERR_UNSUP like any unknown option.
  * A client gets NBD_HANDSHAKE_MS from accept to GO and at most
  * NBD_MAX_OPTIONS options; past either it is disconnected.
  */
@@ -126,6 +136,76 @@ abort_sent (void *opaque, int err)
   nbd_kick (cl->srv);
 }
 
+/* The TLS handshake after STARTTLS is over: go on with the options
+ * inside TLS, or hang up (a failed handshake leaves nothing to talk on).
+ */
+static void
+tls_done (struct conn *c, int err, const char *why, void *opaque)
+{
+  struct nbd_client *cl = opaque;
+
+  if (err < 0) {
+    conn_close (c, "TLS handshake after NBD_OPT_STARTTLS failed: %s", why);
+    return;
+  }
+  cl->tls = true;
+  log_info ("%s: TLS %s, client identity '%s'", cl->name,
+            tls_session_describe (c->tls), conn_peer_id (c));
+  conn_expect (c, cl->optbuf, NBD_OPTION_HDR_LEN, on_opt_hdr, cl);
+}
+
+/* The ACK to STARTTLS is written: the next byte on the socket is TLS. */
+static void
+starttls_sent (void *opaque, int err)
+{
+  struct nbd_client *cl = opaque;
+
+  cl->inflight--;               /* the ACK counted as a request */
+  if (err == 0 && cl->conn)
+    conn_start_tls (cl->conn, cl->srv->tls, tls_done, cl);
+  else
+    nbd_kick (cl->srv);
+}
+
+/* An option on an export that requires TLS: true if it was handled
+ * here (STARTTLS, or refused because TLS is not up yet), false if the
+ * normal handling goes on.
+ */
+static bool
+tls_gate (struct nbd_client *cl)
+{
+  char hdr[NBD_OPTION_REPLY_LEN];
+
+  if (cl->opt.option == NBD_OPT_STARTTLS) {
+    if (cl->tls)
+      opt_error (cl, NBD_REP_ERR_INVALID, "TLS is already on");
+    else if (cl->opt.len != 0)
+      opt_error (cl, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+    else {
+      /* No conn_expect until the handshake is over: nothing may be read
+       * in plaintext.  inflight keeps cl alive until the ACK is out.
+       */
+      cl->inflight++;
+      nbd_encode_option_reply (hdr, NBD_OPT_STARTTLS, NBD_REP_ACK, 0);
+      conn_send (cl->conn, hdr, sizeof hdr, NULL, 0, starttls_sent, cl);
+      return true;
+    }
+    conn_expect (cl->conn, cl->optbuf, NBD_OPTION_HDR_LEN, on_opt_hdr, cl);
+    return true;
+  }
+  if (cl->tls || cl->opt.option == NBD_OPT_ABORT)
+    return false;
+  if (cl->opt.option == NBD_OPT_EXPORT_NAME) {
+    conn_close (cl->conn, "NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS: "
+                "this export requires TLS");
+    return true;
+  }
+  opt_error (cl, NBD_REP_ERR_TLS_REQD, "this export requires TLS: send "
+             "NBD_OPT_STARTTLS first");
+  conn_expect (cl->conn, cl->optbuf, NBD_OPTION_HDR_LEN, on_opt_hdr, cl);
+  return true;
+}
+
 static void
 on_opt_payload (struct conn *c, void *opaque)
 {
@@ -140,6 +220,8 @@ on_opt_payload (struct conn *c, void *opaque)
   rc = nbd_parse_option (cl->opt.option, cl->optbuf, cl->opt.len, &o);
   log_debug ("%s: %s (%" PRIu32 " bytes)", cl->name,
              nbd_option_name (cl->opt.option), cl->opt.len);
+  if (s->tls && tls_gate (cl))
+    return;
 
   if (cl->opt.option == NBD_OPT_EXPORT_NAME) {
     /* No error reply exists for this option: the spec says to hang up. */

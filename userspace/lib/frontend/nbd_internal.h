@@ -32,6 +32,7 @@ struct nbd_client {
   bool transmission;            /* past GO / EXPORT_NAME */
   bool structured;              /* NBD_OPT_STRUCTURED_REPLY negotiated */
   bool no_zeroes;               /* NBD_FLAG_C_NO_ZEROES */
+  bool tls;                     /* STARTTLS done: the options go on in TLS */
   bool expecting;               /* a conn_expect is outstanding */
   bool draining;                /* DISC, ABORT or stop: no new requests;
                                    close once inflight reaches 0 */
@@ -63,6 +64,7 @@ struct nbd_server {
   dev_t unix_dev;
   ino_t unix_ino;
   bool is_tcp;
+  struct tls_creds *tls;        /* TCP with TLS required (f->tls); NULL: plaintext */
 
   struct nbd_client *clients;
   unsigned nclients;
