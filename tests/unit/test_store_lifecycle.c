@@ -136,7 +136,7 @@ test_create_reopen_delete (void **state)
   struct store_meta m;
 
   assert_int_equal (store_volume_count (s), 0);
-  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 7, &v), 0);
+  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 7, &v, NULL), 0);
   assert_non_null (v);
   assert_ptr_equal (store_lookup (s, "vol"), v);
   assert_int_equal (store_volume_count (s), 1);
@@ -152,16 +152,16 @@ test_create_reopen_delete (void **state)
   assert_true (m.created > 0);
 
   /* A taken name, and bad arguments. */
-  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v), -EEXIST);
-  assert_int_equal (store_create (s, "bad/name", VSIZE, 4096, 0, 1, &v),
+  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v, NULL), -EEXIST);
+  assert_int_equal (store_create (s, "bad/name", VSIZE, 4096, 0, 1, &v, NULL),
                     -EINVAL);
-  assert_int_equal (store_create (s, ".hidden", VSIZE, 4096, 0, 1, &v),
+  assert_int_equal (store_create (s, ".hidden", VSIZE, 4096, 0, 1, &v, NULL),
                     -EINVAL);
-  assert_int_equal (store_create (s, "odd", VSIZE + 512, 4096, 0, 1, &v),
+  assert_int_equal (store_create (s, "odd", VSIZE + 512, 4096, 0, 1, &v, NULL),
                     -EINVAL);
-  assert_int_equal (store_create (s, "bs", VSIZE, 3000, 0, 1, &v), -EINVAL);
-  assert_int_equal (store_create (s, "zero", 0, 4096, 0, 1, &v), -EINVAL);
-  assert_int_equal (store_create (s, "flags", VSIZE, 4096, 1u << 7, 1, &v),
+  assert_int_equal (store_create (s, "bs", VSIZE, 3000, 0, 1, &v, NULL), -EINVAL);
+  assert_int_equal (store_create (s, "zero", 0, 4096, 0, 1, &v, NULL), -EINVAL);
+  assert_int_equal (store_create (s, "flags", VSIZE, 4096, 1u << 7, 1, &v, NULL),
                     -EINVAL);
   assert_false (exists (f, "odd.data"));
   assert_false (exists (f, "bs.meta"));
@@ -212,7 +212,7 @@ test_create_reopen_delete (void **state)
   /* And it stays gone; the name can be created again. */
   s = reopen (f);
   assert_int_equal (store_volume_count (s), 0);
-  assert_int_equal (store_create (s, "vol", VSIZE, 512, 0, 1, &v), 0);
+  assert_int_equal (store_create (s, "vol", VSIZE, 512, 0, 1, &v, NULL), 0);
   assert_int_equal (store_vol_meta (v)->block_size, 512);
   store_close (s);
   free (buf);
@@ -226,7 +226,7 @@ test_stale_temp_files (void **state)
   struct store_vol *v;
   struct store *s = reopen (f);
 
-  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 5, &v), 0);
+  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 5, &v, NULL), 0);
   store_close (s);
 
   /* A crash in the middle of replacing the metadata and the dirty map
@@ -264,14 +264,14 @@ test_leftovers_and_refusals (void **state)
   s = reopen (f);
   assert_null (store_lookup (s, "half"));
   assert_int_equal (store_volume_count (s), 0);
-  assert_int_equal (store_create (s, "half", VSIZE, 4096, 0, 1, &v), 0);
+  assert_int_equal (store_create (s, "half", VSIZE, 4096, 0, 1, &v, NULL), 0);
   store_close (s);
 
   /* A volume whose data file no longer matches its metadata is refused
    * at open, and the others still load.
    */
   s = reopen (f);
-  assert_int_equal (store_create (s, "other", VSIZE, 4096, 0, 1, &v), 0);
+  assert_int_equal (store_create (s, "other", VSIZE, 4096, 0, 1, &v, NULL), 0);
   store_close (s);
   fd = openat (f->dirfd, "half.data", O_WRONLY);
   assert_true (fd >= 0);
@@ -282,7 +282,7 @@ test_leftovers_and_refusals (void **state)
   assert_non_null (store_lookup (s, "other"));
 
   /* Its metadata still guards the name: no create over it. */
-  assert_int_equal (store_create (s, "half", VSIZE, 4096, 0, 1, &v), -EEXIST);
+  assert_int_equal (store_create (s, "half", VSIZE, 4096, 0, 1, &v, NULL), -EEXIST);
   assert_true (exists (f, "half.meta"));
   store_close (s);
 
