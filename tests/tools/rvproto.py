@@ -41,6 +41,7 @@ SET_EPOCH = 13          # admin only: payload, the epoch (8 bytes LE)
 F_FUA = 1 << 0          # WRITE / WRITE_ZEROES / TRIM
 F_NO_HOLE = 1 << 1      # WRITE_ZEROES
 F_DIRTY = 1 << 2        # WRITE / TRIM / WRITE_ZEROES: also mark dirty
+F_RESERVE = 1 << 0      # CREATE: fallocate the whole size
 # HELLO flags
 HELLO_ADMIN = 1 << 0    # no data I/O: create/delete/stat/checksum
 
@@ -49,6 +50,7 @@ OK, EPERM, ENOENT, EIO = 0, 1, 2, 5
 EBUSY, EEXIST, EINVAL, ENOSPC = 16, 17, 22, 28
 ERANGE = 34             # HELLO epoch more than EPOCH_JUMP_MAX ahead
 ECRC, ENOTSUP = 74, 95
+EFBIG = 27              # CREATE larger than the server's bounds
 
 EPOCH_JUMP_MAX = 256    # how far one data HELLO may move an epoch forward
 

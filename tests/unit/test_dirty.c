@@ -313,7 +313,7 @@ test_store_end_to_end (void **state)
 
   s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK, NULL);
   assert_non_null (s);
-  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v), 0);
+  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v, NULL), 0);
   assert_int_equal (faccessat (dirfd, "vol.dirty", F_OK, 0), 0);
   assert_int_equal (store_vol_dirty_get_size (v),
                     STORE_DIRTY_HDR_SIZE + (NREG + 7) / 8);

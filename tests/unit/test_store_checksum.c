@@ -145,7 +145,7 @@ test_checksum (void **state)
   s = store_open (r.loop, dir, engine, cache, NULL);
   assert_non_null (s);
   engine_is_uring = !strcmp (store_engine_name (s), "io_uring");
-  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v), 0);
+  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v, NULL), 0);
 
   /* A fresh, sparse volume: all zeroes. */
   assert_int_equal (store_crc (&r, v, 0, VSIZE), crc32c (0, model, VSIZE));

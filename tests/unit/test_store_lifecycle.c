@@ -7,7 +7,10 @@
  * a .data without .meta is ignored and may be created over; a .meta
  * refused at start-up still guards its name; bad arguments are -EINVAL;
  * a missing data directory or an unknown engine fails the open with the
- * reason in the caller's struct error.  Both io engines.
+ * reason in the caller's struct error; creates past the bounds of
+ * docs/DESIGN.md 3.7 (STORE_MAX_SIZE, the dirty-map budget, the reserve
+ * margin) fail with the reason and leave no file, one at the maximum
+ * works; files are mode 0600.  Both io engines.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +28,7 @@
 #include "core/util.h"
 #include "core/loop.h"
 #include "store/store.h"
+#include "store/store_internal.h"   /* dirty_budget, to test it small */
 
 #define VSIZE (8u << 20)
 
@@ -136,7 +140,7 @@ test_create_reopen_delete (void **state)
   struct store_meta m;
 
   assert_int_equal (store_volume_count (s), 0);
-  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 7, &v), 0);
+  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 7, &v, NULL), 0);
   assert_non_null (v);
   assert_ptr_equal (store_lookup (s, "vol"), v);
   assert_int_equal (store_volume_count (s), 1);
@@ -152,16 +156,16 @@ test_create_reopen_delete (void **state)
   assert_true (m.created > 0);
 
   /* A taken name, and bad arguments. */
-  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v), -EEXIST);
-  assert_int_equal (store_create (s, "bad/name", VSIZE, 4096, 0, 1, &v),
+  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v, NULL), -EEXIST);
+  assert_int_equal (store_create (s, "bad/name", VSIZE, 4096, 0, 1, &v, NULL),
                     -EINVAL);
-  assert_int_equal (store_create (s, ".hidden", VSIZE, 4096, 0, 1, &v),
+  assert_int_equal (store_create (s, ".hidden", VSIZE, 4096, 0, 1, &v, NULL),
                     -EINVAL);
-  assert_int_equal (store_create (s, "odd", VSIZE + 512, 4096, 0, 1, &v),
+  assert_int_equal (store_create (s, "odd", VSIZE + 512, 4096, 0, 1, &v, NULL),
                     -EINVAL);
-  assert_int_equal (store_create (s, "bs", VSIZE, 3000, 0, 1, &v), -EINVAL);
-  assert_int_equal (store_create (s, "zero", 0, 4096, 0, 1, &v), -EINVAL);
-  assert_int_equal (store_create (s, "flags", VSIZE, 4096, 1u << 7, 1, &v),
+  assert_int_equal (store_create (s, "bs", VSIZE, 3000, 0, 1, &v, NULL), -EINVAL);
+  assert_int_equal (store_create (s, "zero", 0, 4096, 0, 1, &v, NULL), -EINVAL);
+  assert_int_equal (store_create (s, "flags", VSIZE, 4096, 1u << 7, 1, &v, NULL),
                     -EINVAL);
   assert_false (exists (f, "odd.data"));
   assert_false (exists (f, "bs.meta"));
@@ -212,7 +216,7 @@ test_create_reopen_delete (void **state)
   /* And it stays gone; the name can be created again. */
   s = reopen (f);
   assert_int_equal (store_volume_count (s), 0);
-  assert_int_equal (store_create (s, "vol", VSIZE, 512, 0, 1, &v), 0);
+  assert_int_equal (store_create (s, "vol", VSIZE, 512, 0, 1, &v, NULL), 0);
   assert_int_equal (store_vol_meta (v)->block_size, 512);
   store_close (s);
   free (buf);
@@ -226,7 +230,7 @@ test_stale_temp_files (void **state)
   struct store_vol *v;
   struct store *s = reopen (f);
 
-  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 5, &v), 0);
+  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 5, &v, NULL), 0);
   store_close (s);
 
   /* A crash in the middle of replacing the metadata and the dirty map
@@ -264,14 +268,14 @@ test_leftovers_and_refusals (void **state)
   s = reopen (f);
   assert_null (store_lookup (s, "half"));
   assert_int_equal (store_volume_count (s), 0);
-  assert_int_equal (store_create (s, "half", VSIZE, 4096, 0, 1, &v), 0);
+  assert_int_equal (store_create (s, "half", VSIZE, 4096, 0, 1, &v, NULL), 0);
   store_close (s);
 
   /* A volume whose data file no longer matches its metadata is refused
    * at open, and the others still load.
    */
   s = reopen (f);
-  assert_int_equal (store_create (s, "other", VSIZE, 4096, 0, 1, &v), 0);
+  assert_int_equal (store_create (s, "other", VSIZE, 4096, 0, 1, &v, NULL), 0);
   store_close (s);
   fd = openat (f->dirfd, "half.data", O_WRONLY);
   assert_true (fd >= 0);
@@ -282,7 +286,7 @@ test_leftovers_and_refusals (void **state)
   assert_non_null (store_lookup (s, "other"));
 
   /* Its metadata still guards the name: no create over it. */
-  assert_int_equal (store_create (s, "half", VSIZE, 4096, 0, 1, &v), -EEXIST);
+  assert_int_equal (store_create (s, "half", VSIZE, 4096, 0, 1, &v, NULL), -EEXIST);
   assert_true (exists (f, "half.meta"));
   store_close (s);
 
@@ -325,6 +329,68 @@ test_open_errors (void **state)
   assert_string_equal (store_cache_name (STORE_CACHE_WRITEBACK), "writeback");
 }
 
+/* Is the data directory empty (temp files included)? */
+static bool
+dir_empty (struct fixture *f)
+{
+  char cmd[128];
+  snprintf (cmd, sizeof cmd, "test -z \"$(ls -A %s)\"", f->dir);
+  return system (cmd) == 0;
+}
+
+static void
+test_create_bounds (void **state)
+{
+  struct fixture *f = *state;
+  struct store *s = reopen (f);
+  struct store_vol *v;
+  struct error e = { 0 };
+  struct stat st;
+
+  assert_int_equal (store_create (s, "big", STORE_MAX_SIZE + 4096, 4096, 0, 1,
+                                  &v, &e), -EFBIG);
+  assert_string_equal (error_msg (&e), "volume size 8.0 TiB exceeds this "
+                       "server's maximum of 8 TiB");
+  assert_int_equal (store_create (s, "big", UINT64_C (1) << 60, 4096, 0, 1,
+                                  &v, &e), -EFBIG);
+  assert_true (dir_empty (f));
+
+  /* Reserving more than the free space minus the margin. */
+  store_set_reserve_margin (s, UINT64_C (1) << 62);
+  memset (&e, 0, sizeof e);
+  assert_int_equal (store_create (s, "fat", VSIZE, 4096, STORE_F_RESERVED, 1,
+                                  &v, &e), -ENOSPC);
+  assert_non_null (strstr (error_msg (&e), "reserve margin"));
+  assert_true (dir_empty (f));
+  store_set_reserve_margin (s, 0);
+
+  /* The dirty-map budget: a map of VSIZE takes one page pair. */
+  uint64_t budget = s->dirty_budget;
+  s->dirty_budget = s->dirty_mem + 4096;
+  memset (&e, 0, sizeof e);
+  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v, &e), -EFBIG);
+  assert_non_null (strstr (error_msg (&e), "dirty-map memory left"));
+  assert_true (dir_empty (f));
+  s->dirty_budget = budget;
+
+  /* The maximum itself is allowed (sparse, quick), owner-only files;
+   * deleting it gives the budget back.
+   */
+  uint64_t before = s->dirty_mem;
+  assert_int_equal (store_create (s, "max", STORE_MAX_SIZE, 4096, 0, 1, &v,
+                                  &e), 0);
+  assert_true (s->dirty_mem > before);
+  assert_int_equal (fstatat (f->dirfd, "max.data", &st, 0), 0);
+  assert_int_equal (st.st_mode & 07777, 0600);
+  assert_int_equal (fstatat (f->dirfd, "max.dirty", &st, 0), 0);
+  assert_int_equal (st.st_mode & 07777, 0600);
+  assert_int_equal (fstatat (f->dirfd, "max.meta", &st, 0), 0);
+  assert_int_equal (st.st_mode & 07777, 0600);
+  assert_int_equal (store_delete (s, v), 0);
+  assert_int_equal (s->dirty_mem, before);
+  store_close (s);
+}
+
 int
 main (void)
 {
@@ -337,6 +403,7 @@ main (void)
     BOTH (test_stale_temp_files),
     BOTH (test_leftovers_and_refusals),
     BOTH (test_open_errors),
+    BOTH (test_create_bounds),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -40,6 +40,8 @@ usage (FILE *f)
 "  -z, --zone NAME           availability zone of this server\n"
 "      --io-engine ENGINE    auto (default), io_uring or libaio\n"
 "      --cache MODE          none (default: O_DIRECT) or writeback\n"
+"      --reserve-margin SIZE free space a --reserve create must leave\n"
+"                            (default 1G)\n"
 "      --stall-timeout SECS  close a connection whose HELLO or request\n"
 "                            stalls half-sent this long (default 30)\n"
 "      --tls-dir DIR         serve TLS 1.3 only: DIR has ca-cert.pem,\n"
@@ -116,7 +118,7 @@ int
 main (int argc, char **argv)
 {
   enum { OPT_IO_ENGINE = 256, OPT_CACHE, OPT_STALL, OPT_TLS_DIR, OPT_TLS_PSK,
-         OPT_ADMINS };
+         OPT_ADMINS, OPT_RESERVE_MARGIN };
   static const struct option opts[] = {
     { "data-dir",  required_argument, NULL, 'd' },
     { "listen",    required_argument, NULL, 'l' },
@@ -128,6 +130,7 @@ main (int argc, char **argv)
     { "tls-dir",   required_argument, NULL, OPT_TLS_DIR },
     { "tls-psk",   required_argument, NULL, OPT_TLS_PSK },
     { "admins",    required_argument, NULL, OPT_ADMINS },
+    { "reserve-margin", required_argument, NULL, OPT_RESERVE_MARGIN },
     { "help",      no_argument,       NULL, 'h' },
     { "version",   no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -138,6 +141,7 @@ main (int argc, char **argv)
   struct tls_creds *tls = NULL;
   enum store_cache cache = STORE_CACHE_NONE;
   uint64_t stall_s = RS_STALL_MS / 1000;
+  uint64_t reserve_margin = STORE_RESERVE_MARGIN_DEFAULT;
   char host[256];
   struct sockaddr_storage ss;
   socklen_t sslen;
@@ -168,6 +172,11 @@ main (int argc, char **argv)
         return bad_arg ("--stall-timeout must be 1 to 3600 seconds, not '%s'",
                         optarg);
       break;
+    case OPT_RESERVE_MARGIN:
+      if (parse_size (optarg, &reserve_margin) < 0)
+        return bad_arg ("bad --reserve-margin '%s' (a size such as 512M "
+                        "or 2G)", optarg);
+      break;
     case OPT_TLS_DIR: tls_dir = optarg; break;
     case OPT_TLS_PSK: tls_psk = optarg; break;
     case OPT_ADMINS:
@@ -194,7 +203,13 @@ main (int argc, char **argv)
     return bad_arg ("%s", "--data-dir is required");
   if (!listen_addr)
     return bad_arg ("%s", "--listen is required");
-  if (stat (data_dir, &st) == -1) {
+  /* Volumes' bytes are the owner's only (docs/DESIGN.md 3.9): a data
+   * directory made here is 0700, and one open to others is warned about
+   * once the log is up.
+   */
+  if (stat (data_dir, &st) == -1 &&
+      (errno != ENOENT || mkdir (data_dir, 0700) == -1 ||
+       stat (data_dir, &st) == -1)) {
     fprintf (stderr, "repvold: data directory %s: %s\n", data_dir,
              strerror (errno));
     return EXIT_FAILURE;
@@ -264,6 +279,7 @@ main (int argc, char **argv)
     return EXIT_FAILURE;
   }
   replica_server_set_stall_timeout (srv, stall_s * 1000);
+  store_set_reserve_margin (store, reserve_margin);
   if (tls && replica_server_set_tls (srv, tls, admins) < 0) {
     fprintf (stderr, "repvold: out of memory\n");
     return EXIT_FAILURE;
@@ -281,6 +297,11 @@ main (int argc, char **argv)
             "cache %s, %zu volume(s) in %s", REPVOL_VERSION, name,
             *zone ? zone : "(none)", listen_addr, store_engine_name (store),
             store_cache_name (cache), store_volume_count (store), data_dir);
+  if (st.st_mode & (S_IRWXG | S_IRWXO))
+    log_warn ("data directory %s is open to other users (mode %04o): "
+              "they can read every volume's files; fix it with "
+              "\"chmod 700 %s\"", data_dir, (unsigned) (st.st_mode & 07777),
+              data_dir);
   if (!tls)
     log_warn ("no --tls-dir or --tls-psk: serving plaintext without "
               "authentication; anyone who reaches %s can read, write and "

@@ -143,7 +143,8 @@ parse_size (const char *s, uint64_t *out)
 const char *
 format_size (uint64_t bytes, char *buf, size_t len)
 {
-  static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+  static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB",
+                                 "EiB" };
   unsigned i = 0;
   double v = bytes;
 

@@ -19,6 +19,7 @@
 #include "core/util.h"
 #include "replica/proto.h"
 #include "replica/admin.h"
+#include "store/store.h"            /* STORE_MAX_SIZE: the servers' bound */
 
 /* What a protocol status means to someone running the CLI. */
 static const char *
@@ -39,6 +40,7 @@ status_reason (uint32_t status)
   case RV_EBUSY: return "the volume is in use by an attach on this server";
   case RV_ERANGE: return "refused: the epoch is too far ahead of the replica's";
   case RV_EIO: return "I/O error on the server";
+  case RV_EFBIG: return "volume too large for this server";
   default: return "server error";
   }
 }
@@ -329,8 +331,25 @@ replica_admin_create (struct replica_admin *ra, const struct rv_create *c,
                       struct error *err)
 {
   uint8_t buf[RV_CREATE_SIZE];
+  char a[32], b[32];
+  int r;
+
   rv_encode_create (c, buf);
-  return request (ra, RV_CREATE, 0, buf, sizeof buf, NULL, 0, err);
+  r = request (ra, RV_CREATE, 0, buf, sizeof buf, NULL, 0, err);
+  /* The server's bounds (docs/DESIGN.md 3.7), said in the CLI's terms;
+   * its log has the figures.
+   */
+  format_size (c->size, a, sizeof a);
+  if (r == -EFBIG && c->size > STORE_MAX_SIZE)
+    error_set (err, EFBIG, "volume size %s exceeds this server's maximum "
+               "of %s", a, format_size (STORE_MAX_SIZE, b, sizeof b));
+  else if (r == -EFBIG)
+    error_set (err, EFBIG, "volume size %s needs more dirty-map memory "
+               "than this server has left (see its log)", a);
+  else if (r == -ENOSPC && (c->flags & RV_F_RESERVE))
+    error_set (err, ENOSPC, "cannot reserve %s: the server's free space "
+               "minus its --reserve-margin is less (see its log)", a);
+  return r;
 }
 
 int

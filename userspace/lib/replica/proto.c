@@ -242,6 +242,9 @@ rv_decode_create (const uint8_t in[RV_CREATE_SIZE], struct rv_create *c,
     FAIL ("block size must be 512 or 4096");
   if (c->size == 0 || c->size % c->block_size)
     FAIL ("size must be a non-zero multiple of the block size");
+  /* The format's sanity bound; what a server creates is smaller and its
+   * own to say (RV_EFBIG, docs/DESIGN.md 3.7).
+   */
   if (c->size > (1ull << 60))
     FAIL ("size too large");
   if (c->flags & ~RV_F_RESERVE)
@@ -327,6 +330,7 @@ rv_status_to_errno (uint32_t status)
   case RV_EACCES: return EACCES;
   case RV_ETLSREQ: return EPROTONOSUPPORT;
   case RV_ERANGE: return ERANGE;
+  case RV_EFBIG: return EFBIG;
   default: return EIO;
   }
 }
@@ -346,6 +350,7 @@ rv_errno_to_status (int err)
   case ENOTSUP: return RV_ENOTSUP;
   case EACCES: return RV_EACCES;
   case ERANGE: return RV_ERANGE;
+  case EFBIG: return RV_EFBIG;
   default: return RV_EIO;
   }
 }

@@ -127,6 +127,7 @@ enum rv_status {
   RV_ENOTSUP = 95,
   RV_EACCES = 13,        /* this identity may not do that (--admins) */
   RV_ETLSREQ = 93,       /* plaintext HELLO to a server that requires TLS */
+  RV_EFBIG = 27,         /* CREATE larger than the server's bounds */
 };
 
 struct rv_hello {

@@ -49,6 +49,7 @@ do_create (struct rs_req *req)
   struct rs_conn *rc = req->rc;
   struct rv_create cr;
   struct store_vol *v;
+  struct error e = { 0 };
   const char *why;
   uint64_t epoch;
   int err;
@@ -67,12 +68,12 @@ do_create (struct rs_req *req)
     epoch = MAX (epoch, rc->epoch);
   err = store_create (rc->srv->store, rc->volname, cr.size, cr.block_size,
                       cr.flags & RV_F_RESERVE ? STORE_F_RESERVED : 0, epoch,
-                      &v);
+                      &v, &e);
   if (err < 0) {
-    log_warn ("%s: CREATE %s failed: %s", rc->c->name, rc->volname,
-              strerror (-err));
+    log_warn ("%s: CREATE %s refused: %s", rc->c->name, rc->volname,
+              error_msg (&e));
     rs_reply (req, err == -EOPNOTSUPP ? RV_ENOTSUP : rv_errno_to_status (-err),
-           NULL, 0);
+              NULL, 0);
     return;
   }
   store_vol_get (v);

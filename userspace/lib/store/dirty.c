@@ -55,6 +55,14 @@ store_dirty_bitmap_bytes (uint64_t size)
   return (size_t) ((store_dirty_nregions (size) + 7) / 8);
 }
 
+uint64_t
+store_dirty_mem_bytes (uint64_t size)
+{
+  uint64_t npages = MAX ((store_dirty_bitmap_bytes (size) + DMAP_PAGE - 1)
+                         / DMAP_PAGE, 1);
+  return npages * (2 * DMAP_PAGE + 1);
+}
+
 void
 store_dirty_hdr_encode (uint32_t region, uint64_t nregions,
                         uint8_t out[STORE_DIRTY_FILE_HDR])
@@ -99,7 +107,7 @@ store_dirty_tmp_create (int dirfd, const char *name, uint64_t size,
   int fd, err;
 
   store_file_names (name, ".dirty", path, tmp);
-  fd = openat (dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  fd = openat (dirfd, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd == -1)
     return -errno;
   if (ftruncate (fd, STORE_DIRTY_FILE_HDR + store_dirty_bitmap_bytes (size))
@@ -122,7 +130,7 @@ store_dirty_create (int dirfd, const char *name, uint64_t size)
   int err;
 
   store_file_names (name, ".dirty", path, tmp);
-  err = atomic_file_begin (&af, dirfd, path, tmp, 0644);
+  err = atomic_file_begin (&af, dirfd, path, tmp, 0600);
   if (err < 0)
     return err;
   store_dirty_hdr_encode (STORE_DIRTY_REGION, store_dirty_nregions (size),

@@ -98,8 +98,8 @@ meta_fields_bad (const struct store_meta *m)
     return "block size not a power of two in 512..65536";
   if (m->size == 0 || m->size % m->block_size)
     return "size zero or not a multiple of the block size";
-  if (m->size > (UINT64_C (1) << 60))
-    return "size too large";
+  if (m->size > STORE_MAX_SIZE)
+    return "size over this server's maximum of " STORE_MAX_SIZE_STR;
   if (m->flags & ~STORE_F_KNOWN)
     return "unknown flags";
   if (m->state > STORE_STATE_MAX)
@@ -155,7 +155,7 @@ store_meta_write (int dirfd, const struct store_meta *m)
 
   store_meta_encode (m, buf);
   store_file_names (m->name, ".meta", dst, tmp);
-  return atomic_replace (dirfd, dst, tmp, buf, sizeof buf, 0644);
+  return atomic_replace (dirfd, dst, tmp, buf, sizeof buf, 0600);
 }
 
 int

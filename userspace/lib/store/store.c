@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "core/util.h"
 #include "store/store_internal.h"
@@ -37,6 +38,7 @@ store_parse_cache (const char *s, enum store_cache *out)
   return 0;
 }
 
+void store_set_reserve_margin (struct store *s, uint64_t bytes) { s->reserve_margin = bytes; }
 const char *store_engine_name (const struct store *s) { return io_engine_name (s->eng); }
 size_t store_volume_count (const struct store *s) { return s->nvols; }
 unsigned store_pending (const struct store *s) { return io_engine_pending (s->eng); }
@@ -74,20 +76,35 @@ store_lookup (struct store *s, const char *name)
 }
 
 /* Load DIR/VOL.dirty into v->dm (a missing file: an empty map, the file
- * made by the first persist).  0, or -errno with the reason in *err.
+ * made by the first persist).  fresh: the volume was just created, its
+ * file holds an empty map: open it without reading it back, so a create
+ * costs no more than the (lazily zeroed) allocation.  0, or -errno with
+ * the reason in *err.
  */
 static int
-vol_dirty_open (struct store *s, struct store_vol *v, struct error *err)
+vol_dirty_open (struct store *s, struct store_vol *v, bool fresh,
+                struct error *err)
 {
   size_t nbytes = store_dirty_bitmap_bytes (v->meta.size);
-  uint8_t *bits = malloc (nbytes ? nbytes : 1);
+  uint8_t *bits = NULL;
+  char path[STORE_PATH_MAX];
   int r;
 
   v->dirty_fd = -1;
-  if (!bits)
-    return error_set (err, ENOMEM, "out of memory for the dirty map");
-  r = store_dirty_load (s->dirfd, v->meta.name, v->meta.size, bits,
-                        &v->dirty_fd, err);
+  if (fresh) {
+    store_file_names (v->meta.name, ".dirty", path, NULL);
+    v->dirty_fd = openat (s->dirfd, path, O_RDWR | O_CLOEXEC);
+    r = v->dirty_fd == -1 ? -errno : 0;
+    if (r < 0)
+      return error_set (err, -r, "%s: %s", path, strerror (-r));
+  }
+  else {
+    bits = malloc (nbytes ? nbytes : 1);
+    if (!bits)
+      return error_set (err, ENOMEM, "out of memory for the dirty map");
+    r = store_dirty_load (s->dirfd, v->meta.name, v->meta.size, bits,
+                          &v->dirty_fd, err);
+  }
   if (r == -ENOENT) {
     log_debug ("volume %s: no %s.dirty; empty dirty map", v->meta.name,
                v->meta.name);
@@ -115,8 +132,8 @@ vol_dirty_open (struct store *s, struct store_vol *v, struct error *err)
  * with the reason in *err.
  */
 static int
-vol_open (struct store *s, const struct store_meta *m, struct store_vol **out,
-          struct error *err)
+vol_open (struct store *s, const struct store_meta *m, bool fresh,
+          struct store_vol **out, struct error *err)
 {
   char path[STORE_PATH_MAX];
   struct store_vol *v;
@@ -145,7 +162,7 @@ vol_open (struct store *s, const struct store_meta *m, struct store_vol **out,
     return error_set (err, EBADMSG,
                       "data file size does not match the metadata");
   }
-  r = vol_dirty_open (s, v, err);
+  r = vol_dirty_open (s, v, fresh, err);
   if (r < 0) {
     close (v->fd);
     free (v);
@@ -170,6 +187,7 @@ vol_open (struct store *s, const struct store_meta *m, struct store_vol **out,
   v->next = s->vols;
   s->vols = v;
   s->nvols++;
+  s->dirty_mem += store_dirty_mem_bytes (m->size);
   *out = v;
   return 0;
 }
@@ -181,22 +199,78 @@ vol_unlink_from_list (struct store *s, struct store_vol *v)
     if (*pp == v) {
       *pp = v->next;
       s->nvols--;
+      s->dirty_mem -= store_dirty_mem_bytes (v->meta.size);
       return;
     }
+}
+
+/* Remove every file of volume name (an interrupted or failed create;
+ * none of them is missing on purpose).
+ */
+static void
+vol_unlink_files (struct store *s, const char *name)
+{
+  static const char *const suffixes[] = { ".meta", ".dirty", ".data" };
+  char path[STORE_PATH_MAX], tmp[STORE_PATH_MAX];
+
+  for (size_t i = 0; i < ARRAY_SIZE (suffixes); i++) {
+    store_file_names (name, suffixes[i], path, tmp);
+    unlinkat (s->dirfd, path, 0);
+    unlinkat (s->dirfd, tmp, 0);
+  }
+  if (fsync (s->dirfd) == -1)
+    log_warn ("create %s: fsync %s: %m", name, s->dir);
+}
+
+/* The bounds of docs/DESIGN.md 3.7 on a create of size bytes: 0, or
+ * -EFBIG / -ENOSPC with the reason in *err.
+ */
+static int
+create_bounds (struct store *s, uint64_t size, uint32_t flags,
+               struct error *err)
+{
+  char a[32], b[32], c[32], d[32];
+  struct statvfs vfs;
+  uint64_t need, avail;
+
+  if (size > STORE_MAX_SIZE)
+    return error_set (err, EFBIG, "volume size %s exceeds this server's "
+                      "maximum of %s", format_size (size, a, sizeof a),
+                      format_size (STORE_MAX_SIZE, b, sizeof b));
+  need = store_dirty_mem_bytes (size);
+  if (s->dirty_mem + need > s->dirty_budget)
+    return error_set (err, EFBIG, "volume size %s needs %s of dirty map; "
+                      "this server has %s of its %s dirty-map memory left",
+                      format_size (size, a, sizeof a),
+                      format_size (need, b, sizeof b),
+                      format_size (s->dirty_budget - MIN (s->dirty_mem,
+                                   s->dirty_budget), c, sizeof c),
+                      format_size (s->dirty_budget, d, sizeof d));
+  if (!(flags & STORE_F_RESERVED))
+    return 0;
+  if (fstatvfs (s->dirfd, &vfs) == -1)
+    return error_set (err, errno, "statvfs %s: %s", s->dir, strerror (errno));
+  avail = (uint64_t) vfs.f_bavail * vfs.f_frsize;
+  if (size > avail || avail - size < s->reserve_margin)
+    return error_set (err, ENOSPC, "reserving %s would leave less than the "
+                      "reserve margin of %s free in %s (%s available)",
+                      format_size (size, a, sizeof a),
+                      format_size (s->reserve_margin, b, sizeof b), s->dir,
+                      format_size (avail, c, sizeof c));
+  return 0;
 }
 
 int
 store_create (struct store *s, const char *name, uint64_t size,
               uint32_t block_size, uint32_t flags, uint64_t epoch,
-              struct store_vol **out)
+              struct store_vol **out, struct error *err)
 {
   char path[STORE_PATH_MAX];
   struct store_meta m = { 0 };
-  struct error e = { 0 };
-  int fd, err;
+  int fd, r;
 
   if (strlen (name) >= STORE_NAME_MAX)
-    return -EINVAL;
+    return error_set (err, EINVAL, "volume name too long");
   strcpy (m.name, name);
   m.size = size;
   m.block_size = block_size;
@@ -205,66 +279,53 @@ store_create (struct store *s, const char *name, uint64_t size,
   m.created = time (NULL);
   if (getrandom (m.uuid, sizeof m.uuid, 0) != sizeof m.uuid)
     memset (m.uuid, 0, sizeof m.uuid);
-  err = store_meta_check (&m, &e);
-  if (err < 0) {
-    log_warn ("create %s: %s", name, error_msg (&e));
-    return err;
-  }
+  r = create_bounds (s, size, flags, err);
+  if (r == 0)
+    r = store_meta_check (&m, err);
+  if (r < 0)
+    return r;
   if (store_lookup (s, name))
-    return -EEXIST;
+    return error_set (err, EEXIST, "volume exists");
   /* A metadata file we refused at start-up still guards its volume: an
    * operator may yet repair it, so never create over it.
    */
   store_file_names (name, ".meta", path, NULL);
-  if (faccessat (s->dirfd, path, F_OK, 0) == 0) {
-    log_warn ("create %s: %s/%s exists (refused at start-up?)", name,
-              s->dir, path);
-    return -EEXIST;
-  }
+  if (faccessat (s->dirfd, path, F_OK, 0) == 0)
+    return error_set (err, EEXIST, "%s/%s exists (refused at start-up?)",
+                      s->dir, path);
 
-  /* No .meta means no volume: a .data left by an interrupted create is
-   * ours to overwrite.
+  /* No .meta means no volume: files left by an interrupted create are
+   * ours to remove (and to make again, owner-only).
    */
+  vol_unlink_files (s, name);
   store_file_names (name, ".data", path, NULL);
-  fd = openat (s->dirfd, path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  fd = openat (s->dirfd, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd == -1)
-    return -errno;
+    return error_set (err, errno, "%s: %s", path, strerror (errno));
+  r = 0;
   if (ftruncate (fd, size) == -1)
-    goto fail;
-  if ((flags & STORE_F_RESERVED) && fallocate (fd, 0, 0, size) == -1) {
-    if (errno == EOPNOTSUPP)
-      log_warn ("create %s: filesystem cannot reserve space (fallocate)",
-                name);
-    goto fail;
-  }
-  if (fsync (fd) == -1)
-    goto fail;
+    r = error_set (err, errno, "%s: %s", path, strerror (errno));
+  else if ((flags & STORE_F_RESERVED) && fallocate (fd, 0, 0, size) == -1)
+    r = error_set (err, errno, "%s: %s", path, errno == EOPNOTSUPP
+                   ? "the filesystem cannot reserve space (fallocate)"
+                   : strerror (errno));
+  else if (fsync (fd) == -1)
+    r = error_set (err, errno, "%s: fsync: %s", path, strerror (errno));
   close (fd);
-  fd = -1;
-  err = store_dirty_create (s->dirfd, name, size);
-  if (err == 0)
-    err = store_meta_write (s->dirfd, &m);
-  if (err < 0) {
-    unlinkat (s->dirfd, path, 0);
-    store_file_names (name, ".dirty", path, NULL);
-    unlinkat (s->dirfd, path, 0);
-    return err;
-  }
-  err = vol_open (s, &m, out, &e);
-  if (err < 0) {
-    log_error ("create %s: reopening: %s", name, error_msg (&e));
-    return err;
+  if (r == 0 && (r = store_dirty_create (s->dirfd, name, size)) < 0)
+    error_set (err, -r, "%s.dirty: %s", name, strerror (-r));
+  if (r == 0 && (r = store_meta_write (s->dirfd, &m)) < 0)
+    error_set (err, -r, "%s.meta: %s", name, strerror (-r));
+  if (r == 0)
+    r = vol_open (s, &m, true, out, err);
+  if (r < 0) {
+    vol_unlink_files (s, name);
+    return r;
   }
   log_info ("created volume %s: %" PRIu64 " bytes, block size %u%s, epoch %"
             PRIu64, name, size, block_size,
             flags & STORE_F_RESERVED ? ", reserved" : "", epoch);
   return 0;
-
- fail:
-  err = errno;
-  close (fd);
-  unlinkat (s->dirfd, path, 0);
-  return -err;
 }
 
 int
@@ -394,7 +455,7 @@ load_all (struct store *s, size_t *refused)
     name[stem] = '\0';
     err = store_meta_read (s->dirfd, name, &m, &e);
     if (err == 0)
-      err = vol_open (s, &m, &v, &e);
+      err = vol_open (s, &m, false, &v, &e);
     if (err < 0) {
       /* Not fatal: the other volumes load. */
       log_error ("%s/%s: %s; volume refused", s->dir, de->d_name,
@@ -406,6 +467,19 @@ load_all (struct store *s, size_t *refused)
                m.name, m.size, m.epoch);
   }
   closedir (d);
+}
+
+/* The memory all volumes' dirty maps may use together: a quarter of
+ * the machine's (docs/DESIGN.md 3.7).
+ */
+static uint64_t
+dirty_budget (void)
+{
+  long pages = sysconf (_SC_PHYS_PAGES), psize = sysconf (_SC_PAGESIZE);
+
+  if (pages <= 0 || psize <= 0)
+    return UINT64_C (1) << 30;
+  return (uint64_t) pages * (uint64_t) psize / 4;
 }
 
 struct store *
@@ -422,6 +496,8 @@ store_open (struct loop *loop, const char *dir, const char *engine,
   s->loop = loop;
   s->cache = cache;
   s->dirfd = -1;
+  s->reserve_margin = STORE_RESERVE_MARGIN_DEFAULT;
+  s->dirty_budget = dirty_budget ();
   s->dir = strdup (dir);
   if (!s->dir) {
     error_set (err, ENOMEM, "out of memory");

@@ -45,6 +45,16 @@
  * into a scratch buffer it holds while it runs.
  */
 #define STORE_CHECKSUM_CHUNK (1u << 20)
+/* The largest volume a store creates or loads (docs/DESIGN.md 3.7): its
+ * dirty map, one bit per STORE_DIRTY_REGION, is then 16 MiB, which one
+ * DIRTY_GET reply (RV_MAX_PAYLOAD, 32 MiB) carries whole and which costs
+ * 32 MiB of memory (the map and its durable copy).  The string is for
+ * the messages that cannot format it.
+ */
+#define STORE_MAX_SIZE     (UINT64_C (8) << 40)
+#define STORE_MAX_SIZE_STR "8 TiB"
+/* Default free space a reserved (fully allocated) create must leave. */
+#define STORE_RESERVE_MARGIN_DEFAULT (UINT64_C (1) << 30)
 
 /* store_meta.flags */
 #define STORE_F_RESERVED   (1u << 0)    /* data file fully fallocated */
@@ -140,6 +150,10 @@ struct store_vol;
 struct store *store_open (struct loop *loop, const char *dir,
                           const char *engine, enum store_cache cache,
                           struct error *err);
+/* Free space (bytes) a reserved create must leave in the data
+ * directory's filesystem (repvold --reserve-margin).
+ */
+void store_set_reserve_margin (struct store *s, uint64_t bytes);
 /* Wait (bounded) for in-flight I/O, fdatasync every volume, free. */
 void store_close (struct store *s);
 
@@ -161,12 +175,16 @@ void store_vol_put (struct store_vol *v);
 
 /* Create name: size bytes, block_size (power of two 512..65536, size a
  * multiple of it), flags STORE_F_RESERVED to fallocate the whole size.
- * Returns 0 and *out (borrowed) or -errno: -EEXIST, -EINVAL, -ENOSPC,
- * -EOPNOTSUPP (reserve on a filesystem without fallocate), -EIO.
+ * Bounded (docs/DESIGN.md 3.7): size at most STORE_MAX_SIZE and within
+ * the store's dirty-map memory budget (-EFBIG), a reserved size within
+ * the free space minus the reserve margin (-ENOSPC).  Returns 0 and
+ * *out (borrowed), or -errno with the reason in *err: -EEXIST, -EINVAL,
+ * -EFBIG, -ENOSPC, -EOPNOTSUPP (reserve on a filesystem without
+ * fallocate), -EIO.  A failed create leaves no file behind.
  */
 int store_create (struct store *s, const char *name, uint64_t size,
                   uint32_t block_size, uint32_t flags, uint64_t epoch,
-                  struct store_vol **out);
+                  struct store_vol **out, struct error *err);
 /* Remove both files; the volume leaves the store's list at once, I/O
  * still in flight finishes against the unlinked file.  0 or -errno.
  */

@@ -42,6 +42,11 @@
 void store_file_names (const char *name, const char *suffix,
                        char path[STORE_PATH_MAX], char *tmp);
 
+/* The memory volume size's dirty map takes (struct dmap: the map, its
+ * durable copy and one pending byte per page).  In dirty.c.
+ */
+uint64_t store_dirty_mem_bytes (uint64_t size);
+
 struct store {
   struct loop *loop;
   struct io_engine *eng;
@@ -52,6 +57,9 @@ struct store {
   size_t nvols;
   void *zero_buf;               /* ZERO_BUF_SIZE zeroes, aligned */
   bool dio_warned;
+  uint64_t reserve_margin;      /* free space a reserved create leaves */
+  uint64_t dirty_mem;           /* store_dirty_mem_bytes, all volumes */
+  uint64_t dirty_budget;        /* the most dirty_mem may reach */
   /* Requests refused before reaching the engine complete from here, so
    * submit never completes re-entrantly.
    */
