@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,14 @@ usage (FILE *f)
 "      --cache MODE          none (default: O_DIRECT) or writeback\n"
 "      --stall-timeout SECS  close a connection whose HELLO or request\n"
 "                            stalls half-sent this long (default 30)\n"
+"      --idle-timeout SECS   close a connection idle this long; clients\n"
+"                            that know keep theirs with PING (default 60,\n"
+"                            0: never)\n"
+"      --max-connections N   connections open at once (default: half of\n"
+"                            the descriptor limit less 64; 0: no limit)\n"
+"      --max-connections-per-peer N\n"
+"                            from one source address (default 256;\n"
+"                            0: no limit)\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n");
 }
@@ -84,7 +93,8 @@ on_signal (struct loop *loop, int signo, void *opaque)
 int
 main (int argc, char **argv)
 {
-  enum { OPT_IO_ENGINE = 256, OPT_CACHE, OPT_STALL };
+  enum { OPT_IO_ENGINE = 256, OPT_CACHE, OPT_STALL, OPT_IDLE, OPT_MAX_CONNS,
+         OPT_MAX_PER_PEER };
   static const struct option opts[] = {
     { "data-dir",  required_argument, NULL, 'd' },
     { "listen",    required_argument, NULL, 'l' },
@@ -93,6 +103,9 @@ main (int argc, char **argv)
     { "io-engine", required_argument, NULL, OPT_IO_ENGINE },
     { "cache",     required_argument, NULL, OPT_CACHE },
     { "stall-timeout", required_argument, NULL, OPT_STALL },
+    { "idle-timeout", required_argument, NULL, OPT_IDLE },
+    { "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+    { "max-connections-per-peer", required_argument, NULL, OPT_MAX_PER_PEER },
     { "help",      no_argument,       NULL, 'h' },
     { "version",   no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -100,7 +113,9 @@ main (int argc, char **argv)
   const char *data_dir = NULL, *listen_addr = NULL, *name = NULL;
   const char *zone = "", *engine = "auto";
   enum store_cache cache = STORE_CACHE_NONE;
-  uint64_t stall_s = RS_STALL_MS / 1000;
+  uint64_t stall_s = RS_STALL_MS / 1000, idle_s = RS_IDLE_MS / 1000;
+  uint64_t max_conns = replica_server_default_max_conns ();
+  uint64_t max_per_peer = RS_MAX_CONNS_PER_PEER;
   char host[256];
   struct sockaddr_storage ss;
   socklen_t sslen;
@@ -130,6 +145,21 @@ main (int argc, char **argv)
       if (parse_uint (optarg, 1, 3600, &stall_s) < 0)
         return bad_arg ("--stall-timeout must be 1 to 3600 seconds, not '%s'",
                         optarg);
+      break;
+    case OPT_IDLE:
+      if (parse_uint (optarg, 0, 86400, &idle_s) < 0)
+        return bad_arg ("--idle-timeout must be 0 to 86400 seconds, not '%s'",
+                        optarg);
+      break;
+    case OPT_MAX_CONNS:
+      if (parse_uint (optarg, 0, 1000000, &max_conns) < 0)
+        return bad_arg ("--max-connections must be 0 to 1000000, not '%s'",
+                        optarg);
+      break;
+    case OPT_MAX_PER_PEER:
+      if (parse_uint (optarg, 0, 1000000, &max_per_peer) < 0)
+        return bad_arg ("--max-connections-per-peer must be 0 to 1000000, "
+                        "not '%s'", optarg);
       break;
     case 'h':
       usage (stdout);
@@ -209,6 +239,8 @@ main (int argc, char **argv)
     return EXIT_FAILURE;
   }
   replica_server_set_stall_timeout (srv, stall_s * 1000);
+  replica_server_set_idle_timeout (srv, idle_s * 1000);
+  replica_server_set_conn_limits (srv, max_conns, max_per_peer);
 
   struct shutdown_state sst = { .loop = loop, .srv = srv };
   static const int sigs[] = { SIGTERM, SIGINT };
@@ -222,6 +254,9 @@ main (int argc, char **argv)
             "cache %s, %zu volume(s) in %s", REPVOL_VERSION, name,
             *zone ? zone : "(none)", listen_addr, store_engine_name (store),
             store_cache_name (cache), store_volume_count (store), data_dir);
+  log_info ("connections: at most %" PRIu64 ", %" PRIu64 " per address "
+            "(0: no limit); idle timeout %" PRIu64 " s", max_conns,
+            max_per_peer, idle_s);
 
   int rc = loop_run (loop);
 

@@ -72,8 +72,14 @@ enum rv_cmd {
    * RV_CHECKSUM_SIZE bytes, the crc32c, little-endian.
    */
   RV_CHECKSUM = 12,
+  /* Nothing but an OK reply, on any connection after WELCOME: keeps an
+   * idle connection open on a server with an idle timeout.  Sent only to
+   * servers whose WELCOME has RV_FEAT_PING: older ones close the
+   * connection on a command they do not know.
+   */
+  RV_PING = 13,
 };
-#define RV_CMD_MAX 12
+#define RV_CMD_MAX 13
 #define RV_CHECKSUM_SIZE 4
 
 /* Dirty map granularity, and the DIRTY_GET reply: region size (4 bytes),
@@ -93,6 +99,12 @@ enum rv_cmd {
 
 /* HELLO flags. */
 #define RV_HELLO_ADMIN     (1u << 0)   /* no data I/O: create/delete/stat */
+
+/* WELCOME feature flags: what the server understands beyond the first
+ * version 1.  Servers before them sent zero there; a client ignores the
+ * bits it does not know.
+ */
+#define RV_FEAT_PING       (1u << 0)   /* answers RV_PING */
 
 /* Reply status codes (protocol values, not host errno). */
 enum rv_status {
@@ -136,6 +148,8 @@ struct rv_welcome {
   uint32_t exists;
   uint64_t size;
   uint64_t epoch;
+  uint32_t features;            /* RV_FEAT_* */
+  uint32_t idle_timeout_ms;     /* closes connections idle this long; 0: never */
 };
 
 struct rv_req {

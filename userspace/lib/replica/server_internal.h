@@ -40,6 +40,7 @@ struct rs_conn {
   struct replica_server *srv;
   struct rs_conn *prev, *next;
   struct conn *c;
+  struct listener_peer *peer;   /* counted by the listener; NULL: none */
   int refs;                     /* 1 while open + 1 per request */
   bool closed;
   bool paused;                  /* no expectation set: back-pressure */
@@ -65,6 +66,7 @@ struct replica_server {
   char name[RV_NAME_MAX];
   char zone[RV_NAME_MAX];
   unsigned stall_ms;
+  unsigned idle_ms;             /* 0: connections may idle forever */
   struct rs_conn *conns;
   unsigned nconns;              /* in conns: open, or finishing requests */
   /* shutdown */

@@ -168,6 +168,7 @@ rs_dispatch (struct rs_req *req)
   case RV_CREATE: do_create (req); return;
   case RV_DELETE: do_delete (req); return;
   case RV_STAT:   do_stat (req); return;
+  case RV_PING:   rs_reply (req, RV_OK, NULL, 0); return;
   }
 
   memset (io, 0, sizeof *io);
