@@ -45,7 +45,7 @@ void replica_server_set_idle_timeout (struct replica_server *srv,
 /* Connection limits (core/listener.h): over either, a new connection is
  * closed at once.  By default the total is sized to the descriptor
  * limit, half of what RLIMIT_NOFILE leaves after RS_FD_RESERVE (the
- * other half is for the store's files, two per volume), between
+ * other half is for the store's files, three per volume), between
  * RS_MIN_CONNS and RS_MAX_CONNS_CAP; per source address
  * RS_MAX_CONNS_PER_PEER.  0: no limit.
  */
