@@ -21,12 +21,8 @@ flood() {  # flood NAME PORT [connflood ARGS...]: in the background
 }
 declare -A FLOOD_PID=()
 
-# A flood has written its STATE_DIR/FILE (and has not died first).
-flood_says() {
-    [[ -s $T/$1/$2 ]] && return 0
-    pid_alive "${FLOOD_PID[$1]}" || { cat "$T/$1.log" >&2; fail "connflood $1 exited"; }
-    return 1
-}
+# wait_flood NAME FILE [SECS]: until flood NAME has written STATE_DIR/FILE.
+wait_flood() { wait_written "$T/$1/$2" "${FLOOD_PID[$1]}" "${3:-$WAIT_TIMEOUT}"; }
 
 # Timeouts long enough that only the limit decides what the flood keeps
 # while the work runs (the idle timeout is the second part's).
@@ -36,8 +32,8 @@ start_repvold b zone-b --idle-timeout 600 --stall-timeout 600
 log "flooding both servers with 500 connections each from 127.0.0.2"
 flood fa "${REPVOLD_PORT[a]}" --count 500 --hello 2 --expect-open 256
 flood fb "${REPVOLD_PORT[b]}" --count 500 --hello 2 --expect-open 256
-wait_for -t 60 flood_says fa opened
-wait_for -t 60 flood_says fb opened
+wait_flood fa opened 60
+wait_flood fb opened 60
 log "a: $(cat "$T/fa/opened"); b: $(cat "$T/fb/opened")"
 assert_eq "open=256 closed=244 welcomed=128" "$(cat "$T/fa/opened")" "flood on a"
 assert_eq "open=256 closed=244 welcomed=128" "$(cat "$T/fb/opened")" "flood on b"
@@ -55,8 +51,8 @@ grep -q "in-sync" "$T/status.txt" || { cat "$T/status.txt" >&2; fail "status doe
 
 # ...and the flood was held all along: nothing it had was closed.
 touch "$T/fa/check" "$T/fb/check"
-wait_for flood_says fa checked
-wait_for flood_says fb checked
+wait_flood fa checked
+wait_flood fb checked
 assert_eq "open=256" "$(cat "$T/fa/checked")" "flood on a after the work"
 assert_eq "open=256" "$(cat "$T/fb/checked")" "flood on b after the work"
 
@@ -74,12 +70,12 @@ log "a server at its total limit: refused while full, served once idle ones time
 start_repvold c --max-connections 64 --idle-timeout 3
 flood fc "${REPVOLD_PORT[c]}" --count 500 --hello 1 --expect-open 64 \
     --ping-until "$T/fc/stop" --wait-closed 30
-wait_for -t 60 flood_says fc opened
+wait_flood fc opened 60
 assert_eq "open=64 closed=436 welcomed=64" "$(cat "$T/fc/opened")" "flood on c"
 expect_fail_match "connection limit" \
     repvol create small --size 4M --replica "${REPVOLD_ADDR[c]}"
 touch "$T/fc/stop"
-wait_for -t 30 flood_says fc closed
+wait_flood fc closed 30
 log "the server closed the flood's idle connections: $(cat "$T/fc/closed")"
 wait_for -t 10 repvol create small --size 4M --replica "${REPVOLD_ADDR[c]}"
 start_attach small "$T/small.sock"

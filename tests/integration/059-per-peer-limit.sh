@@ -62,12 +62,7 @@ PY
 start_bg "$T/hold.log" env PYTHONPATH="$TOP/tests/tools" python3 "$T/hold.py" \
     "${REPVOLD_PORT[a]}" "$T/hold"
 hold_pid=$BG_PID
-hold_says() {
-    [[ -s $T/hold/$1 ]] && return 0
-    pid_alive "$hold_pid" || { cat "$T/hold.log" >&2; fail "the holding script exited"; }
-    return 1
-}
-wait_for -t 30 hold_says limited
+wait_written "$T/hold/limited" "$hold_pid" 30
 
 # The real work from 127.0.0.1 while 127.0.0.2 is at its limit.
 repvol create vol --size 8M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
@@ -79,7 +74,7 @@ assert_files_identical "$T/src" "$T/back"
 all_in_sync vol || fail "replicas not in sync"
 
 touch "$T/hold/release"
-wait_for -t 30 hold_says released
+wait_written "$T/hold/released" "$hold_pid" 30
 wait_exit "$hold_pid" 10 || { cat "$T/hold.log" >&2; fail "the holding script failed"; }
 
 grep -q "refused a connection from 127.0.0.2: 5 connections open from that address (the per-address limit)" \

@@ -14,7 +14,8 @@ connection-resource tests (tests/integration/055, 059).
                        rest at once: wait (bounded) until it has closed
                        N - M, then check exactly M stay open
     --ping-until FILE  keep the welcomed connections alive with PING every
-                       0.5 s until FILE exists (then stop pinging)
+                       0.5 s, from the first one opened, until FILE exists
+                       (then stop pinging)
     --wait-closed S    finally wait (at most S seconds) until the server has
                        closed every connection
 
@@ -97,10 +98,8 @@ class Conn:
             self.welcomed = True
 
 
-conns = [Conn(i) for i in range(args.count)]
+conns = []
 sel = selectors.DefaultSelector()
-for c in conns:
-    sel.register(c.s, selectors.EVENT_READ, c)
 
 
 def pump(timeout):
@@ -110,6 +109,40 @@ def pump(timeout):
         c.readable()
         if c.closed:
             sel.unregister(c.s)
+
+
+last_ping, ping_id = 0.0, 0
+
+
+def keep_alive():
+    """With --ping-until, until that file exists: a PING on every welcomed
+    connection every 0.5 s, from the first one opened on."""
+    global last_ping, ping_id
+    if not args.ping_until or os.path.exists(args.ping_until) or \
+            time.time() - last_ping < 0.5:
+        return
+    last_ping = time.time()
+    for c in conns:
+        if c.welcomed and not c.closed:
+            ping_id += 1
+            c.s.settimeout(10)
+            try:
+                c.s.sendall(rvproto.req(rvproto.PING, ping_id, 0, 0))
+                st, rid, ln, crc = rvproto.reply(c.s)
+                if st != rvproto.OK or rid != ping_id:
+                    die("PING %d answered %d (id %d)" % (ping_id, st, rid))
+            except (OSError, EOFError) as e:
+                die("a pinged connection was closed: %s" % e)
+            c.s.setblocking(False)
+
+
+for i in range(args.count):
+    c = Conn(i)
+    conns.append(c)
+    if not c.closed:
+        sel.register(c.s, selectors.EVENT_READ, c)
+    pump(0)
+    keep_alive()
 
 
 def counts():
@@ -125,12 +158,14 @@ if args.expect_open is not None:
             die("after 30 s the server has closed %d of %d connections, "
                 "expected %d" % (counts()[1], args.count, want_closed))
         pump(0.2)
+        keep_alive()
     # Those it keeps it must not close now; the WELCOMEs must all come.
     deadline = time.time() + 10
     while counts()[2] < sum(c.hello and not c.closed for c in conns):
         if time.time() > deadline:
             break
         pump(0.2)
+        keep_alive()
     pump(0.5)
     if counts()[0] != args.expect_open:
         die("%d connections open, expected %d" % (counts()[0],
@@ -139,21 +174,9 @@ opened, closed, welcomed = counts()
 note("opened", "open=%d closed=%d welcomed=%d" % (opened, closed, welcomed))
 
 if args.ping_until:
-    n = 0
     while not os.path.exists(args.ping_until):
-        for c in conns:
-            if c.welcomed and not c.closed:
-                n += 1
-                c.s.setblocking(True)
-                try:
-                    c.s.sendall(rvproto.req(rvproto.PING, n, 0, 0))
-                    st, rid, ln, crc = rvproto.reply(c.s)
-                    if st != rvproto.OK or rid != n:
-                        die("PING %d answered %d (id %d)" % (n, st, rid))
-                except (OSError, EOFError) as e:
-                    die("a pinged connection was closed: %s" % e)
-                c.s.setblocking(False)
-        pump(0.5)
+        keep_alive()
+        pump(0.1)
 else:
     deadline = time.time() + 300
     while not os.path.exists(os.path.join(args.state, "check")):

@@ -713,7 +713,7 @@ test_client_bdev (void **state)
 
 /* ---- tests: the idle timeout and PING ---------------------------- */
 
-#define IDLE_MS 300
+#define IDLE_MS 500
 
 static int
 setup_idle (void **state)

@@ -94,17 +94,15 @@ entry_for (struct ratelimit *rl, const char *key, uint64_t now)
 }
 
 bool
-ratelimit_warn (struct ratelimit *rl, const char *key, const char *fmt, ...)
+ratelimit_vwarn (struct ratelimit *rl, const char *key, const char *fmt,
+                 va_list ap)
 {
   struct ratelimit_entry *e;
   char k[sizeof e->key], line[sizeof e->last];
   uint64_t now = now_ns ();
-  va_list ap;
 
   snprintf (k, sizeof k, "%s", key);     /* compared as it is stored */
-  va_start (ap, fmt);
   vsnprintf (line, sizeof line, fmt, ap);
-  va_end (ap);
   e = entry_for (rl, k, now);
   if (e->start_ns && !expired (rl, e, now)) {
     e->suppressed++;
@@ -116,6 +114,18 @@ ratelimit_warn (struct ratelimit *rl, const char *key, const char *fmt, ...)
   e->start_ns = now;
   log_warn ("%s", line);
   return true;
+}
+
+bool
+ratelimit_warn (struct ratelimit *rl, const char *key, const char *fmt, ...)
+{
+  va_list ap;
+  bool logged;
+
+  va_start (ap, fmt);
+  logged = ratelimit_vwarn (rl, key, fmt, ap);
+  va_end (ap);
+  return logged;
 }
 
 void

@@ -19,6 +19,7 @@
 #ifndef REPVOL_RATELIMIT_H
 #define REPVOL_RATELIMIT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "core/loop.h"
@@ -53,5 +54,8 @@ void ratelimit_fini (struct ratelimit *rl);
 bool ratelimit_warn (struct ratelimit *rl, const char *key,
                      const char *fmt, ...)
   __attribute__ ((format (printf, 3, 4)));
+bool ratelimit_vwarn (struct ratelimit *rl, const char *key,
+                      const char *fmt, va_list ap)
+  __attribute__ ((format (printf, 3, 0)));
 
 #endif

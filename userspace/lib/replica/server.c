@@ -36,6 +36,7 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,17 @@ on_close (struct conn *c, void *opaque)
     rc->vol = NULL;
   }
   rc_put (rc);
+}
+
+void
+rs_conn_warn (struct rs_conn *rc, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  ratelimit_vwarn (&rc->srv->listener.log, listener_peer_key (rc->peer), fmt,
+                   ap);
+  va_end (ap);
 }
 
 /* The volume this connection works on, dropping a deleted one. */
@@ -220,9 +232,8 @@ on_payload (struct conn *c, void *opaque)
   rc->pending = NULL;
   if (!req->pre_status &&
       crc32c (0, req->buf, req->req.length) != req->req.crc) {
-    ratelimit_warn (&rc->srv->listener.log, listener_peer_key (rc->peer),
-                    "%s: %s id %" PRIu64 ": payload checksum mismatch",
-                    c->name, rv_cmd_name (req->req.cmd), req->req.id);
+    rs_conn_warn (rc, "%s: %s id %" PRIu64 ": payload checksum mismatch",
+                  c->name, rv_cmd_name (req->req.cmd), req->req.id);
     req->pre_status = RV_ECRC;
   }
   rs_dispatch (req);

@@ -77,6 +77,11 @@ struct replica_server {
 };
 
 /* server.c */
+/* log_warn about what the peer did, rate-limited per source address
+ * with everything else the listener logs about it.
+ */
+void rs_conn_warn (struct rs_conn *rc, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
 /* The volume this connection works on now (NULL: none). */
 struct store_vol *rs_conn_vol (struct rs_conn *rc);
 /* Answer req (payload only with RV_OK) and free it once sent. */

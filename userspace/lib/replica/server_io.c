@@ -53,7 +53,8 @@ do_create (struct rs_req *req)
   int err;
 
   if (rv_decode_create (req->buf, &cr, &why) < 0) {
-    log_warn ("%s: CREATE %s refused: %s", rc->c->name, rc->volname, why);
+    rs_conn_warn (rc, "%s: CREATE %s refused: %s", rc->c->name, rc->volname,
+                  why);
     rs_reply (req, RV_EINVAL, NULL, 0);
     return;
   }
@@ -68,8 +69,8 @@ do_create (struct rs_req *req)
                       cr.flags & RV_F_RESERVE ? STORE_F_RESERVED : 0, epoch,
                       &v);
   if (err < 0) {
-    log_warn ("%s: CREATE %s failed: %s", rc->c->name, rc->volname,
-              strerror (-err));
+    rs_conn_warn (rc, "%s: CREATE %s failed: %s", rc->c->name, rc->volname,
+                  strerror (-err));
     rs_reply (req, err == -EOPNOTSUPP ? RV_ENOTSUP : rv_errno_to_status (-err),
            NULL, 0);
     return;
@@ -92,8 +93,8 @@ do_delete (struct rs_req *req)
   }
   for (struct rs_conn *o = rc->srv->conns; o; o = o->next)
     if (o != rc && !o->closed && !o->admin && o->vol == v) {
-      log_warn ("%s: DELETE %s refused: in use by %s", rc->c->name,
-                rc->volname, o->c->name);
+      rs_conn_warn (rc, "%s: DELETE %s refused: in use by %s", rc->c->name,
+                    rc->volname, o->c->name);
       rs_reply (req, RV_EBUSY, NULL, 0);
       return;
     }
