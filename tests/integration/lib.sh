@@ -12,7 +12,7 @@
 #     REPVOL_REGISTRY=$T/registry exported;
 #   - $REPVOL / $REPVOLD (the built binaries) and a `repvol` shell function;
 #   - start_repvold, start_attach, stop_attach, start_bg, wait_for,
-#     wait_exit, kill_pid, mount_small_tmpfs;
+#     wait_written, wait_exit, kill_pid, mount_small_tmpfs;
 #   - an EXIT trap that stops every process started through these helpers,
 #     by pid (SIGTERM, then SIGKILL after a bounded wait), then unmounts
 #     what mount_small_tmpfs mounted, and on failure prints the tail of
@@ -177,6 +177,22 @@ wait_for() {
     deadline=$(( $(date +%s%N) + bound * 1000000000 ))
     until "$@" >/dev/null 2>&1; do
         (( $(date +%s%N) < deadline )) || fail "timed out after ${bound}s waiting for: $*"
+        sleep 0.02
+    done
+}
+
+# wait_written FILE PID [SECS]: until FILE exists and is not empty, as the
+# background process PID (from start_bg) writes it; fails, showing PID's
+# log, if PID exits without writing it or SECS (default WAIT_TIMEOUT) pass.
+wait_written() {
+    local file=$1 pid=$2 bound=${3:-$WAIT_TIMEOUT} deadline
+    deadline=$(( $(date +%s%N) + bound * 1000000000 ))
+    until [[ -s $file ]]; do
+        if ! pid_alive "$pid" && [[ ! -s $file ]]; then
+            tail -n 20 "${PID_LOG[$pid]}" >&2
+            fail "pid $pid exited without writing $file"
+        fi
+        (( $(date +%s%N) < deadline )) || fail "no $file within ${bound}s"
         sleep 0.02
     done
 }

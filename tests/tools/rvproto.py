@@ -1,7 +1,7 @@
 """rvproto - the repvol replication protocol, client side, as the tests speak it.
 
 A small codec for tests that talk to a repvold over a raw TCP socket
-(tests/integration/007, 018, 020).  userspace/lib/replica/proto.h and
+(tests/integration/007, 018, 020, 055-059).  userspace/lib/replica/proto.h and
 man/repvol-protocol.7 are normative; the constants here are copied from
 them.  All integers are little-endian on the wire.
 
@@ -36,6 +36,10 @@ CREATE, DELETE, STAT = 6, 7, 8
 MARK_DIRTY, DIRTY_GET, DIRTY_CLEAR = 9, 10, 11
 CHECKSUM = 12
 SET_EPOCH = 13          # admin only: payload, the epoch (8 bytes LE)
+PING = 14               # sent only to servers whose WELCOME has FEAT_PING
+
+# WELCOME feature flags
+FEAT_PING = 1 << 0
 
 # request flags
 F_FUA = 1 << 0          # WRITE / WRITE_ZEROES / TRIM
@@ -132,28 +136,40 @@ def split_addr(addr):
 # -- handshake -------------------------------------------------------------
 
 
-def hello(host, port, vol, epoch=0, flags=0, version=VERSION,
-          magic=HELLO_MAGIC, timeout=10):
-    """Connect to host:port and send a HELLO for volume vol (bytes or str,
-    NUL padded to 64 bytes; not checked, so tests can send bad ones).
-    Returns the socket; the WELCOME is not read."""
+def hello_frame(vol, epoch=0, flags=0, version=VERSION, magic=HELLO_MAGIC):
+    """The 88 bytes of a HELLO for volume vol (bytes or str, NUL padded to
+    64 bytes; not checked, so tests can send bad ones)."""
     if isinstance(vol, str):
         vol = vol.encode()
-    s = socket.create_connection((host, port), timeout=timeout)
-    s.sendall(_HELLO.pack(magic, version, flags, epoch, vol))
+    return _HELLO.pack(magic, version, flags, epoch, vol)
+
+
+def hello(host, port, vol, epoch=0, flags=0, version=VERSION,
+          magic=HELLO_MAGIC, timeout=10, source=None):
+    """Connect to host:port (from address source, if given) and send a
+    HELLO (hello_frame).  Returns the socket; the WELCOME is not read."""
+    s = socket.create_connection((host, port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
+    s.sendall(hello_frame(vol, epoch, flags, version, magic))
     return s
+
+
+def parse_welcome(w):
+    """The fields of a WELCOME's bytes (asserting its magic)."""
+    magic, version, status = struct.unpack_from("<QII", w)
+    assert magic == WELCOME_MAGIC, hex(magic)
+    block_size, exists, size, epoch, features, idle_ms = \
+        struct.unpack_from("<IIQQII", w, 144)
+    return {"version": version, "status": status,
+            "server": w[16:80].rstrip(b"\0"), "zone": w[80:144].rstrip(b"\0"),
+            "block_size": block_size, "exists": exists,
+            "size": size, "epoch": epoch,
+            "features": features, "idle_timeout_ms": idle_ms}
 
 
 def read_welcome(s):
     """Read a WELCOME from s (asserting its magic); returns its fields."""
-    w = recv_exact(s, WELCOME_SIZE)
-    magic, version, status = struct.unpack_from("<QII", w)
-    assert magic == WELCOME_MAGIC, hex(magic)
-    block_size, exists, size, epoch = struct.unpack_from("<IIQQ", w, 144)
-    return {"version": version, "status": status,
-            "server": w[16:80].rstrip(b"\0"), "zone": w[80:144].rstrip(b"\0"),
-            "block_size": block_size, "exists": exists,
-            "size": size, "epoch": epoch}
+    return parse_welcome(recv_exact(s, WELCOME_SIZE))
 
 
 def welcome(s):
@@ -161,10 +177,11 @@ def welcome(s):
     return read_welcome(s)["status"]
 
 
-def connect(host, port, vol, admin=False, epoch=0, timeout=10):
+def connect(host, port, vol, admin=False, epoch=0, timeout=10, source=None):
     """HELLO + WELCOME that must say OK: a ready data (or admin) socket."""
     s = hello(host, port, vol, epoch=epoch,
-              flags=HELLO_ADMIN if admin else 0, timeout=timeout)
+              flags=HELLO_ADMIN if admin else 0, timeout=timeout,
+              source=source)
     status = welcome(s)
     assert status == OK, status
     return s

@@ -1,6 +1,7 @@
 /* test_conn.c - conn.c, the framing every protocol endpoint relies on:
  * frames split across many reads, bulk payloads, back-pressure, send
- * completions, a peer closing mid-frame, and the stall timeout.
+ * completions, a peer closing mid-frame, the stall timeout, and the
+ * idle timeout (with the owner's busy callback, and output nobody reads).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <errno.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -25,6 +27,7 @@ struct t {
   char *payload;
   size_t payload_len;
   int frames, closes, sent_ok, sent_err;
+  bool busy;                    /* what the idle timeout's callback says */
   char seen[64];                /* small payloads, concatenated */
   struct loop_timer stop;
 };
@@ -251,6 +254,57 @@ test_stall_timeout (void **state)
   teardown_t (&t);
 }
 
+static bool
+is_busy (struct conn *c, void *opaque)
+{
+  return ((struct t *) opaque)->busy;
+}
+
+static void
+test_idle_timeout (void **state)
+{
+  struct t t;
+  struct timespec gap = { 0, 50 * 1000000L };
+  setup_t (&t);
+  conn_set_idle_timeout (t.c, 200, is_busy);
+  conn_expect (t.c, t.hdr, sizeof t.hdr, got_header, &t);
+  /* A frame every 50 ms for well over the timeout: kept. */
+  for (int i = 0; i < 12; i++) {
+    send_frame (t.peer, "k", 1, 64);
+    run (&t, 1000);             /* until the frame is in */
+    nanosleep (&gap, NULL);
+  }
+  assert_int_equal (t.frames, 12);
+  assert_int_equal (t.closes, 0);
+  /* Nothing comes, but the owner is busy (a request in flight): kept. */
+  t.busy = true;
+  run (&t, 600);
+  assert_int_equal (t.closes, 0);
+  /* Idle indeed: closed. */
+  t.busy = false;
+  run (&t, 3000);
+  assert_int_equal (t.closes, 1);
+  teardown_t (&t);
+}
+
+static void
+test_idle_unread_output (void **state)
+{
+  struct t t;
+  size_t len = 8u << 20;
+  char *big = calloc (1, len);
+  setup_t (&t);
+  /* Busy, but what we send is never read: that counts as idle. */
+  t.busy = true;
+  conn_set_idle_timeout (t.c, 200, is_busy);
+  conn_send (t.c, NULL, 0, big, len, sent, &t);
+  run (&t, 3000);
+  assert_int_equal (t.closes, 1);
+  assert_int_equal (t.sent_err, 1);
+  teardown_t (&t);
+  free (big);
+}
+
 int
 main (void)
 {
@@ -261,6 +315,8 @@ main (void)
     cmocka_unit_test (test_peer_closes_mid_frame),
     cmocka_unit_test (test_send_completions),
     cmocka_unit_test (test_stall_timeout),
+    cmocka_unit_test (test_idle_timeout),
+    cmocka_unit_test (test_idle_unread_output),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

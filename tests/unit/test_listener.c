@@ -1,7 +1,9 @@
 /* test_listener.c - core/listener.c on a real loopback TCP socket:
  * every connection is handed over nonblocking; at the limit a new one
  * is closed at once (the client reads EOF) and counted; a closed
- * connection frees its place; listener_fini stops accepting.
+ * connection frees its place; listener_fini stops accepting; the
+ * per-address limit refuses one source address (127.0.0.2) while
+ * another (127.0.0.1) still gets in.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +24,10 @@
 struct ctx {
   struct loop *loop;
   int fds[16];
+  struct listener_peer *peers[16];
   int n;
   int want;                     /* stop the loop at this many */
+  bool take;                    /* take each connection's peer */
 };
 
 static void
@@ -34,6 +38,7 @@ on_conn (struct listener *l, int fd, void *opaque)
   assert_true (fcntl (fd, F_GETFL) & O_NONBLOCK);
   assert_true (fcntl (fd, F_GETFD) & FD_CLOEXEC);
   assert_true (c->n < (int) ARRAY_SIZE (c->fds));
+  c->peers[c->n] = c->take ? listener_take_peer (l) : NULL;
   c->fds[c->n++] = fd;
   if (c->n == c->want)
     loop_stop (c->loop);
@@ -84,16 +89,26 @@ listen_any (void)
   return fd;
 }
 
+/* Connect to 127.0.0.1:port from 127.0.0.<from>. */
 static int
-dial (uint16_t port)
+dial_from (uint16_t port, int from)
 {
   struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons (port),
                              .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  struct sockaddr_in src = { .sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl (0x7f000000 | from) };
   int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
   assert_true (fd >= 0);
+  assert_int_equal (bind (fd, (struct sockaddr *) &src, sizeof src), 0);
   assert_int_equal (connect (fd, (struct sockaddr *) &sin, sizeof sin), 0);
   return fd;
+}
+
+static int
+dial (uint16_t port)
+{
+  return dial_from (port, 1);
 }
 
 static void
@@ -182,12 +197,78 @@ test_unlimited (void **state)
   loop_free (c.loop);
 }
 
+static void
+test_per_peer (void **state)
+{
+  struct ctx c = { .loop = loop_new (), .take = true };
+  struct listener l;
+  struct sockaddr_in sin;
+  socklen_t len = sizeof sin;
+  int lfd = listen_any (), cl[6];
+  char ch;
+
+  assert_int_equal (getsockname (lfd, (struct sockaddr *) &sin, &len), 0);
+  uint16_t port = ntohs (sin.sin_port);
+  assert_int_equal (listener_init (&l, c.loop, lfd, "test", 0, on_conn, &c),
+                    0);
+  l.max_per_peer = 2;
+
+  cl[0] = dial_from (port, 2);
+  cl[1] = dial_from (port, 2);
+  run_until (&c, 2);
+  assert_int_equal (c.n, 2);
+  assert_true (c.peers[0] && c.peers[0] == c.peers[1]);
+  assert_string_equal (listener_peer_key (c.peers[0]), "127.0.0.2");
+  assert_int_equal (c.peers[0]->nconns, 2);
+
+  /* A third from 127.0.0.2 is refused; 127.0.0.1 still gets in. */
+  cl[2] = dial_from (port, 2);
+  poll_refused (&c, &l, 1);
+  assert_int_equal (read (cl[2], &ch, 1), 0);
+  cl[3] = dial_from (port, 1);
+  run_until (&c, 3);
+  assert_int_equal (c.n, 3);
+  assert_string_equal (listener_peer_key (c.peers[2]), "127.0.0.1");
+  assert_int_equal (l.refused, 1);
+  assert_int_equal (l.nconns, 3);
+
+  /* One of 127.0.0.2's goes: it may have another. */
+  close (c.fds[0]);
+  listener_peer_closed (&l, c.peers[0]);
+  assert_int_equal (c.peers[1]->nconns, 1);
+  cl[4] = dial_from (port, 2);
+  run_until (&c, 4);
+  assert_int_equal (c.n, 4);
+  assert_true (c.peers[3] == c.peers[1]);
+
+  /* A callback that does not take the peer is not counted per address. */
+  c.take = false;
+  l.max_per_peer = 3;
+  cl[5] = dial_from (port, 2);
+  run_until (&c, 5);
+  assert_int_equal (c.n, 5);
+  assert_int_equal (c.peers[1]->nconns, 2);
+  assert_int_equal (l.nconns, 4);
+
+  listener_fini (&l);
+  for (int i = 1; i < c.n; i++) {
+    close (c.fds[i]);
+    listener_peer_closed (&l, c.peers[i]);      /* the last frees each */
+  }
+  assert_int_equal (l.nconns, 0);
+  for (int i = 0; i < 6; i++)
+    close (cl[i]);
+  close (lfd);
+  loop_free (c.loop);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_limit),
     cmocka_unit_test (test_unlimited),
+    cmocka_unit_test (test_per_peer),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "core/util.h"
+#include "core/wire.h"
 #include "replica/proto.h"
 
 
@@ -112,6 +113,23 @@ test_welcome_roundtrip (void **state)
   assert_string_equal (out.zone, "");
   assert_int_equal (out.status, RV_EPERM);
 
+  /* Features and the idle timeout travel in what was padding; a
+   * WELCOME from a server before them (zeroes there) means neither, and
+   * bits a client does not know are not an error.
+   */
+  in.features = RV_FEAT_PING | 0x80000000u;
+  in.idle_timeout_ms = 60000;
+  rv_encode_welcome (&in, buf);
+  assert_int_equal (getle32 (buf + 168), RV_FEAT_PING | 0x80000000u);
+  assert_int_equal (getle32 (buf + 172), 60000);
+  assert_int_equal (rv_decode_welcome (buf, &out, &why), 0);
+  assert_int_equal (out.features, RV_FEAT_PING | 0x80000000u);
+  assert_int_equal (out.idle_timeout_ms, 60000);
+  memset (buf + 168, 0, 8);
+  assert_int_equal (rv_decode_welcome (buf, &out, &why), 0);
+  assert_int_equal (out.features, 0);
+  assert_int_equal (out.idle_timeout_ms, 0);
+
   buf[3] ^= 0x40;
   assert_int_equal (rv_decode_welcome (buf, &out, &why), -EPROTO);
   in.server[0] = '\0';
@@ -154,6 +172,8 @@ test_req_roundtrip (void **state)
     { RV_CHECKSUM, 0, 17, 1ull << 40, RV_MAX_PAYLOAD, 0 },
     /* SET_EPOCH: an 8-byte payload, offset 0 */
     { RV_SET_EPOCH, 0, 18, 0, RV_SET_EPOCH_SIZE, 0x77 },
+    /* PING: nothing but a command and an id */
+    { RV_PING, 0, (18ull << 16) | 0xffff, 0, 0, 0 },
   };
   for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
     struct rv_req out;
@@ -225,6 +245,11 @@ test_req_refused (void **state)
     { RV_SET_EPOCH, RV_F_FUA, 1, 0, RV_SET_EPOCH_SIZE, 0 },
     { RV_CMD_MAX + 1, 0, 1, 0, 0, 0 },                  /* past the last */
     { RV_CMD_MAX + 1, 0, 1, 0, 4096, 0 },
+    /* PING carries nothing: no flags, offset, length or crc */
+    { RV_PING, RV_F_FUA, 1, 0, 0, 0 },
+    { RV_PING, 0, 1, 4096, 0, 0 },
+    { RV_PING, 0, 1, 0, 4096, 0 },
+    { RV_PING, 0, 1, 0, 0, 0x55 },
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     why = NULL;
@@ -384,9 +409,12 @@ test_status_mapping (void **state)
   assert_string_equal (rv_cmd_name (RV_CHECKSUM), "CHECKSUM");
   assert_string_equal (rv_cmd_name (RV_SET_EPOCH), "SET_EPOCH");
   assert_string_equal (rv_cmd_name (RV_CMD_MAX + 1), "UNKNOWN");
-  assert_int_equal (RV_CMD_MAX, RV_SET_EPOCH);
   assert_int_equal (RV_ERANGE, 34);
   assert_true (rv_req_has_payload (RV_SET_EPOCH));
+  assert_string_equal (rv_cmd_name (RV_PING), "PING");
+  assert_string_equal (rv_cmd_name (RV_PING + 1), "UNKNOWN");
+  assert_int_equal (RV_CMD_MAX, RV_PING);
+  assert_false (rv_req_has_payload (RV_PING));
   assert_int_equal (RV_CHECKSUM_SIZE, 4);
   assert_false (rv_req_has_payload (RV_CHECKSUM));
   assert_false (rv_req_has_payload (RV_MARK_DIRTY));

@@ -12,6 +12,10 @@
  *   - the client bdev (replica/client.c) on the test thread's own loop:
  *     write, read back, flush, checksum, an epoch walked up in steps,
  *     and a fenced write.
+ *     write, read back, flush, checksum, and a fenced write;
+ *   - the idle timeout: silent connections closed, with HELLO or
+ *     without; PINGs keep raw ones open, and the client bdev's own keep
+ *     its connection through an idle spell.
  * Every read is checked against the bytes written.
  */
 #include <errno.h>
@@ -100,8 +104,9 @@ loopback_socket (char *addr, size_t addrlen)
   return fd;
 }
 
+/* A server whose connections may idle for idle_ms. */
 static int
-setup (void **state)
+start_server (void **state, unsigned idle_ms)
 {
   struct server *s = calloc (1, sizeof *s);
   int lfd;
@@ -120,10 +125,17 @@ setup (void **state)
 
   s->srv = replica_server_new (s->loop, s->store, lfd, "test-srv", "zone-a");
   assert_non_null (s->srv);
+  replica_server_set_idle_timeout (s->srv, idle_ms);
   assert_int_equal (mailbox_init (&s->mb, s->loop, on_mail, s), 0);
   assert_int_equal (pthread_create (&s->thread, NULL, server_thread, s), 0);
   *state = s;
   return 0;
+}
+
+static int
+setup (void **state)
+{
+  return start_server (state, RS_IDLE_MS);
 }
 
 static int
@@ -845,6 +857,85 @@ test_client_bdev (void **state)
   free (got);
 }
 
+/* ---- tests: the idle timeout and PING ---------------------------- */
+
+#define IDLE_MS 500
+
+static int
+setup_idle (void **state)
+{
+  return start_server (state, IDLE_MS);
+}
+
+/* Closed by the server, and not before most of the idle timeout. */
+static void
+assert_closed_when_idle (int fd)
+{
+  uint64_t t0 = now_ns ();
+
+  assert_true (raw_closed (fd));
+  assert_true (now_ns () - t0 >= IDLE_MS * 1000000ull * 3 / 4);
+  close (fd);
+}
+
+static void
+test_idle_and_ping (void **state)
+{
+  struct server *s = *state;
+  struct waiter wt = { .loop = loop_new () };
+  struct slot_io io = { .io = { .done = slot_done }, .w = &wt };
+  struct rv_welcome w;
+  struct bdev_health h;
+  uint8_t *data = pattern (BS, 9), *got = pattern (BS, 0);
+  struct timespec gap = { 0, IDLE_MS / 3 * 1000000L };
+  int fd = raw_hello (s, "idle", 1, 0, &w), admin_fd;
+
+  /* WELCOME says the server understands PING, and its timeout. */
+  assert_true (w.status == RV_OK && (w.features & RV_FEAT_PING));
+  assert_int_equal (w.idle_timeout_ms, IDLE_MS);
+  assert_int_equal (raw_create (fd, VSIZE, 1), RV_OK);
+  assert_closed_when_idle (fd);                 /* silent after HELLO */
+  assert_closed_when_idle (raw_connect (s));    /* silent before it */
+
+  /* PINGs keep data and admin connections open past the timeout. */
+  fd = raw_hello (s, "idle", 1, 0, &w);
+  admin_fd = raw_hello (s, "idle", 0, RV_HELLO_ADMIN, &w);
+  for (int i = 0; i < 9; i++, nanosleep (&gap, NULL)) {
+    assert_int_equal (raw_call (fd, RV_PING, 0, 0, 0, NULL, NULL, 0), RV_OK);
+    assert_int_equal (raw_call (admin_fd, RV_PING, 0, 0, 0, NULL, NULL, 0),
+                      RV_OK);
+  }
+  assert_int_equal (raw_call (fd, RV_READ, 0, 0, BS, NULL, got, BS), RV_OK);
+  close (admin_fd);
+  close (fd);
+
+  /* The client bdev pings by itself: after several timeouts of nothing
+   * its connection is up and reads back what it wrote.
+   */
+  struct bdev *b = replica_client_open (wt.loop, s->addr, "idle", 2, TIMEOUT,
+                                        &w, NULL);
+  assert_non_null (b);
+  wt.pending = 1;
+  bdev_write (b, &io.io, 0, BS, data, 0);
+  wait_all (&wt);
+  assert_int_equal (wt.err[0], 0);
+  loop_timer_arm (wt.loop, &wt.timer, IDLE_MS * 4, wait_timeout, &wt);
+  loop_run (wt.loop);                           /* idle */
+  wt.timed_out = false;
+  bdev_health (b, &h);
+  assert_true (h.up);
+  wt.pending = 1;
+  bdev_read (b, &io.io, 0, BS, got, 0);
+  wait_all (&wt);
+  assert_int_equal (wt.err[0], 0);
+  assert_memory_equal (got, data, BS);
+
+  bdev_close (b);
+  loop_free (wt.loop);
+  free (data);
+  free (got);
+}
+
 int
 main (void)
 {
@@ -856,6 +947,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_set_epoch, setup, teardown),
     cmocka_unit_test_setup_teardown (test_admin, setup, teardown),
     cmocka_unit_test_setup_teardown (test_client_bdev, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_idle_and_ping, setup_idle, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

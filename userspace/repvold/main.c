@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,14 @@ usage (FILE *f)
 "      --admins ID[,ID...]   identities (certificate CN or PSK user) that\n"
 "                            may create, delete and read detached volumes;\n"
 "                            others may only attach (default: all)\n"
+"      --idle-timeout SECS   close a connection idle this long; clients\n"
+"                            that know keep theirs with PING (default 60,\n"
+"                            0: never)\n"
+"      --max-connections N   connections open at once (default: half of\n"
+"                            the descriptor limit less 64; 0: no limit)\n"
+"      --max-connections-per-peer N\n"
+"                            from one source address (default 256;\n"
+"                            0: no limit)\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n");
 }
@@ -118,7 +127,8 @@ int
 main (int argc, char **argv)
 {
   enum { OPT_IO_ENGINE = 256, OPT_CACHE, OPT_STALL, OPT_TLS_DIR, OPT_TLS_PSK,
-         OPT_ADMINS, OPT_RESERVE_MARGIN };
+         OPT_ADMINS, OPT_RESERVE_MARGIN, OPT_IDLE, OPT_MAX_CONNS,
+         OPT_MAX_PER_PEER };
   static const struct option opts[] = {
     { "data-dir",  required_argument, NULL, 'd' },
     { "listen",    required_argument, NULL, 'l' },
@@ -131,6 +141,9 @@ main (int argc, char **argv)
     { "tls-psk",   required_argument, NULL, OPT_TLS_PSK },
     { "admins",    required_argument, NULL, OPT_ADMINS },
     { "reserve-margin", required_argument, NULL, OPT_RESERVE_MARGIN },
+    { "idle-timeout", required_argument, NULL, OPT_IDLE },
+    { "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+    { "max-connections-per-peer", required_argument, NULL, OPT_MAX_PER_PEER },
     { "help",      no_argument,       NULL, 'h' },
     { "version",   no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -140,8 +153,10 @@ main (int argc, char **argv)
   const char *tls_dir = NULL, *tls_psk = NULL, *admins = NULL;
   struct tls_creds *tls = NULL;
   enum store_cache cache = STORE_CACHE_NONE;
-  uint64_t stall_s = RS_STALL_MS / 1000;
   uint64_t reserve_margin = STORE_RESERVE_MARGIN_DEFAULT;
+  uint64_t stall_s = RS_STALL_MS / 1000, idle_s = RS_IDLE_MS / 1000;
+  uint64_t max_conns = replica_server_default_max_conns ();
+  uint64_t max_per_peer = RS_MAX_CONNS_PER_PEER;
   char host[256];
   struct sockaddr_storage ss;
   socklen_t sslen;
@@ -184,6 +199,21 @@ main (int argc, char **argv)
         return bad_arg ("bad --admins '%s' (ID[,ID...], each 1-127 of "
                         "A-Z a-z 0-9 . _ - @ and space)", optarg);
       admins = optarg;
+      break;
+    case OPT_IDLE:
+      if (parse_uint (optarg, 0, 86400, &idle_s) < 0)
+        return bad_arg ("--idle-timeout must be 0 to 86400 seconds, not '%s'",
+                        optarg);
+      break;
+    case OPT_MAX_CONNS:
+      if (parse_uint (optarg, 0, 1000000, &max_conns) < 0)
+        return bad_arg ("--max-connections must be 0 to 1000000, not '%s'",
+                        optarg);
+      break;
+    case OPT_MAX_PER_PEER:
+      if (parse_uint (optarg, 0, 1000000, &max_per_peer) < 0)
+        return bad_arg ("--max-connections-per-peer must be 0 to 1000000, "
+                        "not '%s'", optarg);
       break;
     case 'h':
       usage (stdout);
@@ -284,6 +314,8 @@ main (int argc, char **argv)
     fprintf (stderr, "repvold: out of memory\n");
     return EXIT_FAILURE;
   }
+  replica_server_set_idle_timeout (srv, idle_s * 1000);
+  replica_server_set_conn_limits (srv, max_conns, max_per_peer);
 
   struct shutdown_state sst = { .loop = loop, .srv = srv };
   static const int sigs[] = { SIGTERM, SIGINT };
@@ -309,6 +341,9 @@ main (int argc, char **argv)
   else
     log_info ("TLS 1.3 only, %s; admins: %s", tls_creds_describe (tls),
               admins ? admins : "every authenticated identity");
+  log_info ("connections: at most %" PRIu64 ", %" PRIu64 " per address "
+            "(0: no limit); idle timeout %" PRIu64 " s", max_conns,
+            max_per_peer, idle_s);
 
   int rc = loop_run (loop);
 

@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 
 #include "core/conn.h"
+#include "core/ratelimit.h"
 #include "core/util.h"
 
 #define IBUF_SIZE   (256 * 1024)
@@ -121,7 +122,11 @@ conn_close (struct conn *c, const char *fmt, ...)
     va_start (ap, fmt);
     vsnprintf (why, sizeof why, fmt, ap);
     va_end (ap);
-    log_warn ("%s: closing connection: %s", c->name, why);
+    if (c->log_limit)
+      ratelimit_warn (c->log_limit, c->log_key, "%s: closing connection: %s",
+                      c->name, why);
+    else
+      log_warn ("%s: closing connection: %s", c->name, why);
   }
   c->closed = true;
   c->want_cb = NULL;
@@ -289,6 +294,7 @@ static bool
 out_consume (struct conn *c, size_t r)
 {
   c->out_bytes -= r;
+  c->last_tx_ns = now_ns ();
   while (r > 0) {
     struct conn_out *o = c->out_head;
     size_t left = o->hdr_len + o->payload_len - o->sent;
@@ -416,32 +422,86 @@ do_write (struct conn *c)
   }
 }
 
+/* The stall and idle timeouts share one timer, every quarter of the
+ * shorter.
+ */
+static unsigned
+check_period (const struct conn *c)
+{
+  unsigned ms = c->stall_ms;
+
+  if (c->idle_ms && (!ms || c->idle_ms < ms))
+    ms = c->idle_ms;
+  return MAX (ms / 4, 1u);
+}
+
+static bool
+idle_expired (struct conn *c, uint64_t now)
+{
+  uint64_t last = MAX (c->last_rx_ns, c->last_tx_ns);
+
+  if (!c->idle_ms || now - last < c->idle_ms * 1000000ull)
+    return false;
+  return c->out_head || !c->idle_busy || !c->idle_busy (c, c->opaque);
+}
+
 static void
-stall_check (struct loop_timer *t)
+timeout_check (struct loop_timer *t)
 {
   struct conn *c = t->opaque;
+  uint64_t now = now_ns ();
   bool mid_frame = c->tls_handshaking || (c->want_cb &&
     (!c->got_frame || c->want_got > 0 || c->ibuf_pos < c->ibuf_len));
 
-  if (mid_frame && now_ns () - c->last_rx_ns >= c->stall_ms * 1000000ull) {
+  if (c->stall_ms && mid_frame &&
+      now - c->last_rx_ns >= c->stall_ms * 1000000ull) {
     conn_close (c, "%s stalled for %u ms", c->tls_handshaking ?
                 "TLS handshake" : c->got_frame ? "frame" : "handshake",
                 c->stall_ms);
     return;
   }
-  loop_timer_arm (c->loop, t, MAX (c->stall_ms / 4, 1u), stall_check, c);
+  if (idle_expired (c, now)) {
+    conn_close (c, "idle for %u ms%s", c->idle_ms,
+                c->out_head ? " (the peer is not reading)" : "");
+    return;
+  }
+  loop_timer_arm (c->loop, t, check_period (c), timeout_check, c);
+}
+
+/* (Re)start the shared timer, or stop it when neither timeout is set. */
+static void
+timeouts_changed (struct conn *c)
+{
+  if ((!c->stall_ms && !c->idle_ms) || c->closed) {
+    loop_timer_cancel (c->loop, &c->stall_timer);
+    return;
+  }
+  loop_timer_arm (c->loop, &c->stall_timer, check_period (c), timeout_check,
+                  c);
 }
 
 void
 conn_set_stall_timeout (struct conn *c, unsigned ms)
 {
   c->stall_ms = ms;
-  if (ms == 0 || c->closed) {
-    loop_timer_cancel (c->loop, &c->stall_timer);
-    return;
-  }
   c->last_rx_ns = now_ns ();
-  loop_timer_arm (c->loop, &c->stall_timer, MAX (ms / 4, 1u), stall_check, c);
+  timeouts_changed (c);
+}
+
+void
+conn_set_idle_timeout (struct conn *c, unsigned ms, conn_busy_cb busy)
+{
+  c->idle_ms = ms;
+  c->idle_busy = busy;
+  c->last_rx_ns = c->last_tx_ns = now_ns ();
+  timeouts_changed (c);
+}
+
+void
+conn_set_log_limit (struct conn *c, struct ratelimit *rl, const char *key)
+{
+  c->log_limit = rl;
+  snprintf (c->log_key, sizeof c->log_key, "%s", key);
 }
 
 static void

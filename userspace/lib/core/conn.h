@@ -44,6 +44,8 @@ typedef void (*conn_close_cb) (struct conn *c, void *opaque);
  */
 typedef void (*conn_tls_cb) (struct conn *c, int err, const char *why,
                              void *opaque);
+typedef bool (*conn_busy_cb) (struct conn *c, void *opaque);
+struct ratelimit;
 
 struct conn {
   struct loop *loop;
@@ -65,11 +67,18 @@ struct conn {
   struct conn_out *out_head, *out_tail;
   size_t out_bytes;             /* queued, for back-pressure decisions */
 
-  /* stall detection (conn_set_stall_timeout) */
+  /* stall and idle detection (conn_set_stall_timeout, _idle_timeout) */
   unsigned stall_ms;
   uint64_t last_rx_ns;
   bool got_frame;
   struct loop_timer stall_timer;
+  unsigned idle_ms;
+  uint64_t last_tx_ns;
+  conn_busy_cb idle_busy;
+
+  /* where conn_close's reason is logged (conn_set_log_limit) */
+  struct ratelimit *log_limit;
+  char log_key[48];
 
   /* TLS */
   struct tls_session *tls;      /* owned; NULL: plaintext */
@@ -129,6 +138,22 @@ void conn_start_tls (struct conn *c, struct tls_creds *creds,
 void conn_adopt_tls (struct conn *c, struct tls_session *s);
 /* The peer's TLS identity, or NULL on a plaintext connection. */
 const char *conn_peer_id (const struct conn *c);
+/* Servers: close the connection once it has been idle for ms
+ * milliseconds: nothing received and nothing sent, while the owner has
+ * no work in progress for it (busy, called with the owner's opaque, may
+ * be NULL: never busy).  Queued output that does not move for ms (a peer
+ * that stopped reading) counts as idle even while busy.  Before the
+ * first frame this bounds the handshake too, together with the stall
+ * timeout.  0 turns it off.
+ */
+void conn_set_idle_timeout (struct conn *c, unsigned ms, conn_busy_cb busy);
+
+/* Log conn_close's reasons through rl under key (the peer's address),
+ * so that a peer that makes us close its connections again and again
+ * gets one line per interval (core/ratelimit.h).  rl must outlive c.
+ */
+void conn_set_log_limit (struct conn *c, struct ratelimit *rl,
+                         const char *key);
 
 /* Close with a reason that is logged (NULL: quiet).  Queued sends fail
  * with ECONNRESET; on_close runs; the conn is freed once no callback is

@@ -47,6 +47,7 @@
 #include "core/conn.h"
 #include "core/bdev.h"
 #include "core/listener.h"
+#include "core/ratelimit.h"
 #include "frontend/frontend.h"
 #include "frontend/nbd.h"
 #include "frontend/nbd_proto.h"
@@ -107,7 +108,7 @@ client_free (struct nbd_client *cl)
   *pp = cl->next;
   s->nclients--;
   if (cl->accepted)
-    listener_conn_closed (&s->listener);
+    listener_peer_closed (&s->listener, cl->peer);
   loop_timer_cancel (s->loop, &cl->handshake_timer);
   free (cl);
 }
@@ -328,24 +329,27 @@ req_new (struct nbd_client *cl, const struct nbd_request *rq, size_t buf_len)
 }
 
 /* Report a request the client got wrong: once per connection as a
- * warning, after that only for debugging, so a broken client cannot
- * flood the log.
+ * warning (and that rate-limited per address, like the reasons a
+ * connection is closed for), after that only for debugging, so a broken
+ * client cannot flood the log.
  */
 static void
 bad_request (struct nbd_client *cl, const struct nbd_request *rq,
              const char *why)
 {
-  const char *fmt = "%s: %s (offset %" PRIu64 " length %" PRIu32
-    " flags 0x%x): %s; replying with an error";
+  char line[512];
 
-  if (!cl->warned) {
-    cl->warned = true;
-    log_warn (fmt, cl->name, nbd_cmd_name (rq->type), rq->offset, rq->len,
-              rq->flags, why);
-  }
-  else
-    log_debug (fmt, cl->name, nbd_cmd_name (rq->type), rq->offset, rq->len,
-               rq->flags, why);
+  snprintf (line, sizeof line, "%s: %s (offset %" PRIu64 " length %" PRIu32
+            " flags 0x%x): %s; replying with an error", cl->name,
+            nbd_cmd_name (rq->type), rq->offset, rq->len, rq->flags, why);
+  if (cl->warned)
+    log_debug ("%s", line);
+  else if (cl->accepted)
+    ratelimit_warn (&cl->srv->listener.log, listener_peer_key (cl->peer),
+                    "%s", line);
+  else                          /* the kernel's socket: no listener */
+    log_warn ("%s", line);
+  cl->warned = true;
 }
 
 static void
@@ -527,13 +531,16 @@ static void
 on_accept (struct listener *l, int fd, void *opaque)
 {
   struct nbd_server *s = opaque;
+  struct listener_peer *peer = listener_take_peer (l);
   struct nbd_client *cl = client_new (s, fd);
 
   if (!cl) {
-    listener_conn_closed (l);
+    listener_peer_closed (l, peer);
     return;
   }
   cl->accepted = true;
+  cl->peer = peer;
+  conn_set_log_limit (cl->conn, &l->log, listener_peer_key (peer));
   nbd_handshake_start (cl);
 }
 

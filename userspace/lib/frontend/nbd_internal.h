@@ -28,6 +28,7 @@ struct nbd_client {
   char name[64];
   struct loop_timer handshake_timer;
   bool accepted;                /* by s->listener, which counts it */
+  struct listener_peer *peer;   /* its address there (NULL: not TCP) */
 
   bool transmission;            /* past GO / EXPORT_NAME */
   bool structured;              /* NBD_OPT_STRUCTURED_REPLY negotiated */

@@ -199,8 +199,14 @@ replica_handshake (struct replica_admin *ra, const char *addr,
 
   rv_encode_hello (&h, hbuf);
   if ((r = send_all (ra, hbuf, sizeof hbuf, "HELLO", err)) < 0 ||
-      (r = recv_all (ra, wbuf, sizeof wbuf, "WELCOME", err)) < 0)
+      (r = recv_all (ra, wbuf, sizeof wbuf, "WELCOME", err)) < 0) {
+    /* A server at one of its connection limits closes at once. */
+    if (r == -ECONNRESET || r == -EPIPE)
+      r = error_set (err, ECONNRESET, "the server closed the connection "
+                     "before its WELCOME (at its connection limit? its log "
+                     "says)");
     goto err;
+  }
   if (rv_decode_welcome (wbuf, &ra->welcome, &why) < 0) {
     r = error_set (err, EPROTO, "bad WELCOME from server: %s", why);
     goto err;

@@ -8,9 +8,16 @@
  * a FIFO so their order on the wire is the order of submission, which
  * the engine relies on (docs/DESIGN.md rule 6).
  *
+ * A server with an idle timeout says so in WELCOME; then, whenever
+ * nothing has been sent for a third of it, a PING goes out (one at a
+ * time, its id outside the slots), so an attached volume nobody uses
+ * keeps its connections, and a server that stopped answering is noticed
+ * within the timeout even when no I/O is waiting on it.
+ *
  * Failure model for now: a broken connection, a protocol violation by
- * the server, or a request older than the timeout closes the connection
- * and fails everything with EIO; the engine decides what that means.
+ * the server, or a request (or PING) older than the timeout closes the
+ * connection and fails everything with EIO; the engine decides what
+ * that means.
  */
 #include <errno.h>
 #include <poll.h>
@@ -27,6 +34,7 @@
 #include "core/wire.h"
 
 #define SLOTS RV_MAX_INFLIGHT
+#define PING_SLOT 0xffff        /* a PING's id: beyond every slot */
 
 struct rc_slot {
   struct bdev_io *io;           /* NULL when free */
@@ -56,7 +64,14 @@ struct rc {
   struct rc_slot *rep_slot;
 
   struct loop_timer timer;
+  unsigned tick_ms;
   uint64_t latency_ns;          /* EWMA of request service time */
+
+  /* keep-alive: a PING once nothing has been sent for ping_ms */
+  unsigned ping_ms;             /* 0: the server needs none */
+  uint64_t last_send_ns;
+  uint64_t ping_id;             /* the PING in flight, 0: none */
+  uint64_t ping_sent_ns;
 
   void (*drain_done) (void *);
   void *drain_opaque;
@@ -188,10 +203,26 @@ send_req (struct rc *rc, struct bdev_io *io)
   s->id = req.id;
   s->start_ns = now_ns ();
   rc->inflight++;
+  rc->last_send_ns = s->start_ns;
   rv_encode_req (&req, hdr);
   conn_send (rc->conn, hdr, sizeof hdr,
              io->op == BDEV_WRITE ? io->buf : NULL,
              io->op == BDEV_WRITE ? io->len : 0, NULL, NULL);
+}
+
+static void
+send_ping (struct rc *rc)
+{
+  struct rv_req req = {
+    .cmd = RV_PING,
+    .id = (++rc->generation << 16) | PING_SLOT,
+  };
+  uint8_t hdr[RV_REQ_SIZE];
+
+  rc->ping_id = req.id;
+  rc->ping_sent_ns = rc->last_send_ns = now_ns ();
+  rv_encode_req (&req, hdr);
+  conn_send (rc->conn, hdr, sizeof hdr, NULL, 0, NULL, NULL);
 }
 
 static void
@@ -264,6 +295,16 @@ got_reply (struct conn *c, void *opaque)
     conn_close (c, "replica %s: %s", rc->addr, why);
     return;
   }
+  if (rc->ping_id && rc->rep.id == rc->ping_id) {
+    if (rc->rep.status != RV_OK || rc->rep.length != 0) {
+      conn_close (c, "replica %s: PING answered with status %u", rc->addr,
+                  rc->rep.status);
+      return;
+    }
+    rc->ping_id = 0;
+    expect_reply (rc);
+    return;
+  }
   slot = rc->rep.id & 0xffff;
   s = slot < SLOTS ? &rc->slots[slot] : NULL;
   if (!s || !s->io || s->id != rc->rep.id) {
@@ -319,7 +360,15 @@ tick (struct loop_timer *t)
       return;
     }
   }
-  loop_timer_arm (rc->loop, &rc->timer, MAX (rc->timeout_ms / 4, 10), tick, rc);
+  if (rc->ping_id && now - rc->ping_sent_ns > limit) {
+    conn_close (rc->conn, "replica %s: no answer to PING for %d ms",
+                rc->addr, rc->timeout_ms);
+    return;
+  }
+  if (rc->ping_ms && !rc->ping_id &&
+      now - rc->last_send_ns >= rc->ping_ms * 1000000ull)
+    send_ping (rc);
+  loop_timer_arm (rc->loop, &rc->timer, rc->tick_ms, tick, rc);
 }
 
 /* ---- the rest of the table ---- */
@@ -434,6 +483,12 @@ replica_client_adopt (struct loop *loop, struct replica_admin *ra,
   snprintf (name, sizeof name, "replica %s", addr);
   rc->loop = loop;
   rc->timeout_ms = timeout_ms;
+  rc->tick_ms = MAX (timeout_ms / 4, 10);
+  if ((w->features & RV_FEAT_PING) && w->idle_timeout_ms) {
+    rc->ping_ms = MAX (w->idle_timeout_ms / 3, 1u);
+    rc->tick_ms = MIN (rc->tick_ms, MAX (rc->ping_ms / 2, 10u));
+  }
+  rc->last_send_ns = now_ns ();
   for (int i = 0; i < SLOTS; i++)
     rc->free_slots[i] = SLOTS - 1 - i;
   rc->nfree = SLOTS;
@@ -454,7 +509,7 @@ replica_client_adopt (struct loop *loop, struct replica_admin *ra,
     .max_io = RV_MAX_PAYLOAD, .volatile_cache = 1,
   };
   expect_reply (rc);
-  loop_timer_arm (loop, &rc->timer, MAX (timeout_ms / 4, 10), tick, rc);
+  loop_timer_arm (loop, &rc->timer, rc->tick_ms, tick, rc);
   return &rc->bdev;
 }
 

@@ -64,7 +64,9 @@ rv_decode_hello (const uint8_t in[RV_HELLO_SIZE], struct rv_hello *h,
 }
 
 /* WELCOME: magic 8, version 4, status 4, server 64, zone 64,
- * block_size 4, exists 4, size 8, epoch 8 = 168, padded to 176.
+ * block_size 4, exists 4, size 8, epoch 8, features 4, idle timeout 4
+ * = 176.  The last two were zero padding before PING: an older server's
+ * WELCOME reads as "no features, no idle timeout".
  */
 void
 rv_encode_welcome (const struct rv_welcome *w, uint8_t out[RV_WELCOME_SIZE])
@@ -79,6 +81,8 @@ rv_encode_welcome (const struct rv_welcome *w, uint8_t out[RV_WELCOME_SIZE])
   putle32 (out + 148, w->exists);
   putle64 (out + 152, w->size);
   putle64 (out + 160, w->epoch);
+  putle32 (out + 168, w->features);
+  putle32 (out + 172, w->idle_timeout_ms);
 }
 
 int
@@ -99,6 +103,8 @@ rv_decode_welcome (const uint8_t in[RV_WELCOME_SIZE], struct rv_welcome *w,
   w->exists = getle32 (in + 148);
   w->size = getle64 (in + 152);
   w->epoch = getle64 (in + 160);
+  w->features = getle32 (in + 168);
+  w->idle_timeout_ms = getle32 (in + 172);
   if (w->exists > 1)
     FAIL ("bad exists field in WELCOME");
   if (w->exists && (w->block_size != 512 && w->block_size != 4096))
@@ -162,7 +168,7 @@ rv_decode_req (const uint8_t in[RV_REQ_SIZE], struct rv_req *r,
     if (r->length != RV_SET_EPOCH_SIZE || r->offset != 0)
       FAIL ("SET_EPOCH needs offset 0 and an 8-byte payload");
     break;
-  default:          /* FLUSH, DELETE, STAT, DIRTY_GET/CLEAR: no payload */
+  default:    /* FLUSH, DELETE, STAT, DIRTY_GET/CLEAR, PING: no payload */
     if (r->length != 0 || r->offset != 0)
       FAIL ("length/offset must be zero for this command");
   }
@@ -365,6 +371,7 @@ rv_cmd_name (uint16_t cmd)
     [RV_MARK_DIRTY] = "MARK_DIRTY", [RV_DIRTY_GET] = "DIRTY_GET",
     [RV_DIRTY_CLEAR] = "DIRTY_CLEAR", [RV_CHECKSUM] = "CHECKSUM",
     [RV_SET_EPOCH] = "SET_EPOCH",
+    [RV_PING] = "PING",
   };
   return cmd <= RV_CMD_MAX && names[cmd] ? names[cmd] : "UNKNOWN";
 }

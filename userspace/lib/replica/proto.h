@@ -79,8 +79,14 @@ enum rv_cmd {
    * (docs/DESIGN.md rule 8).
    */
   RV_SET_EPOCH = 13,
+  /* Nothing but an OK reply, on any connection after WELCOME: keeps an
+   * idle connection open on a server with an idle timeout.  Sent only to
+   * servers whose WELCOME has RV_FEAT_PING: older ones close the
+   * connection on a command they do not know.
+   */
+  RV_PING = 14,
 };
-#define RV_CMD_MAX 13
+#define RV_CMD_MAX 14
 #define RV_CHECKSUM_SIZE 4
 #define RV_SET_EPOCH_SIZE 8
 
@@ -111,6 +117,12 @@ enum rv_cmd {
 
 /* HELLO flags. */
 #define RV_HELLO_ADMIN     (1u << 0)   /* no data I/O: create/delete/stat */
+
+/* WELCOME feature flags: what the server understands beyond the first
+ * version 1.  Servers before them sent zero there; a client ignores the
+ * bits it does not know.
+ */
+#define RV_FEAT_PING       (1u << 0)   /* answers RV_PING */
 
 /* Reply status codes (protocol values, not host errno). */
 enum rv_status {
@@ -158,6 +170,8 @@ struct rv_welcome {
   uint32_t exists;
   uint64_t size;
   uint64_t epoch;
+  uint32_t features;            /* RV_FEAT_* */
+  uint32_t idle_timeout_ms;     /* closes connections idle this long; 0: never */
 };
 
 struct rv_req {

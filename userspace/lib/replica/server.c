@@ -42,13 +42,16 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <inttypes.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "core/ratelimit.h"
 #include "core/util.h"
 #include "replica/server_internal.h"
 
@@ -68,7 +71,7 @@ rc_put (struct rs_conn *rc)
   if (rc->prev) rc->prev->next = rc->next; else srv->conns = rc->next;
   if (rc->next) rc->next->prev = rc->prev;
   srv->nconns--;
-  listener_conn_closed (&srv->listener);
+  listener_peer_closed (&srv->listener, rc->peer);
   if (rc->vol)
     store_vol_put (rc->vol);
   conn_put (rc->c);
@@ -101,6 +104,17 @@ on_close (struct conn *c, void *opaque)
     rc->vol = NULL;
   }
   rc_put (rc);
+}
+
+void
+rs_conn_warn (struct rs_conn *rc, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  ratelimit_vwarn (&rc->srv->listener.log, listener_peer_key (rc->peer), fmt,
+                   ap);
+  va_end (ap);
 }
 
 /* The volume this connection works on, dropping a deleted one. */
@@ -224,8 +238,8 @@ on_payload (struct conn *c, void *opaque)
   rc->pending = NULL;
   if (!req->pre_status &&
       crc32c (0, req->buf, req->req.length) != req->req.crc) {
-    log_warn ("%s: %s id %" PRIu64 ": payload checksum mismatch",
-              c->name, rv_cmd_name (req->req.cmd), req->req.id);
+    rs_conn_warn (rc, "%s: %s id %" PRIu64 ": payload checksum mismatch",
+                  c->name, rv_cmd_name (req->req.cmd), req->req.id);
     req->pre_status = RV_ECRC;
   }
   rs_dispatch (req);
@@ -279,8 +293,8 @@ on_header (struct conn *c, void *opaque)
   }
   v = rs_conn_vol (rc);
   if (needs_admin (rc, r.cmd)) {
-    log_warn ("%s: permission denied: %s may not %s volume %s", c->name,
-              rc->peer_id, rv_cmd_name (r.cmd), rc->volname);
+    rs_conn_warn (rc, "%s: permission denied: %s may not %s volume %s",
+                  c->name, rc->peer_id, rv_cmd_name (r.cmd), rc->volname);
     pre = RV_EACCES;
   }
   else if (is_data_cmd (r.cmd)) {
@@ -367,6 +381,8 @@ send_welcome (struct rs_conn *rc, uint32_t status, const char *close_why)
   struct rv_welcome w = {
     .version = RV_PROTO_VERSION,
     .status = status,
+    .features = RV_FEAT_PING,
+    .idle_timeout_ms = srv->idle_ms,
   };
 
   snprintf (w.server, sizeof w.server, "%s", srv->name);
@@ -502,13 +518,26 @@ peer_name (int fd, char *buf, size_t len)
               host, port);
 }
 
-/* A connection from the listener; counted there until its rs_conn goes
- * (rc_put), requests still finishing included.
+/* A connection with requests in flight is not idle, however long the
+ * store takes.
+ */
+static bool
+rc_busy (struct conn *c, void *opaque)
+{
+  struct rs_conn *rc = opaque;
+
+  return rc->inflight > 0;
+}
+
+/* A connection from the listener; counted there (in all and for its
+ * address) until its rs_conn goes (rc_put), requests still finishing
+ * included.
  */
 static void
 on_accept (struct listener *l, int fd, void *opaque)
 {
   struct replica_server *srv = opaque;
+  struct listener_peer *peer = listener_take_peer (l);
   char name[96];
   struct rs_conn *rc;
 
@@ -516,21 +545,25 @@ on_accept (struct listener *l, int fd, void *opaque)
   rc = calloc (1, sizeof *rc);
   if (!rc) {
     close (fd);
-    listener_conn_closed (l);
+    listener_peer_closed (l, peer);
     return;
   }
   rc->srv = srv;
+  rc->peer = peer;
   rc->refs = 1;
   rc->c = conn_new (srv->loop, fd, name, on_close, rc);
   if (!rc->c) {
-    log_warn ("%s: cannot set up connection", name);
+    ratelimit_warn (&l->log, listener_peer_key (peer),
+                    "%s: cannot set up connection", name);
     close (fd);
     free (rc);
-    listener_conn_closed (l);
+    listener_peer_closed (l, peer);
     return;
   }
   conn_get (rc->c);             /* ours until rc goes */
+  conn_set_log_limit (rc->c, &l->log, listener_peer_key (peer));
   conn_set_stall_timeout (rc->c, srv->stall_ms);
+  conn_set_idle_timeout (rc->c, srv->idle_ms, rc_busy);
   rc->next = srv->conns;
   if (srv->conns) srv->conns->prev = rc;
   srv->conns = rc;
@@ -554,19 +587,20 @@ replica_server_new (struct loop *loop, struct store *store, int listen_fd,
   if (!srv) return NULL;
   srv->loop = loop;
   srv->stall_ms = RS_STALL_MS;
+  srv->idle_ms = RS_IDLE_MS;
   srv->store = store;
   srv->lfd = listen_fd;
   snprintf (srv->name, sizeof srv->name, "%s", name);
   snprintf (srv->zone, sizeof srv->zone, "%s", zone ? zone : "");
-  /* No limit on connections yet: the trust work sets one. */
-  err = listener_init (&srv->listener, loop, listen_fd, "replica", 0,
-                       on_accept, srv);
+  err = listener_init (&srv->listener, loop, listen_fd, "replica",
+                       replica_server_default_max_conns (), on_accept, srv);
   if (err < 0) {
     log_error ("listen socket: %s", strerror (-err));
     free (srv);
     return NULL;
   }
   srv->listener.tcp_nodelay = true;
+  srv->listener.max_per_peer = RS_MAX_CONNS_PER_PEER;
   return srv;
 }
 
@@ -669,6 +703,32 @@ void
 replica_server_set_stall_timeout (struct replica_server *srv, unsigned ms)
 {
   srv->stall_ms = ms;
+}
+
+void
+replica_server_set_idle_timeout (struct replica_server *srv, unsigned ms)
+{
+  srv->idle_ms = ms;
+}
+
+unsigned
+replica_server_default_max_conns (void)
+{
+  struct rlimit rl;
+  rlim_t n = 1024;
+
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    n = rl.rlim_cur;
+  n = n > RS_FD_RESERVE ? (n - RS_FD_RESERVE) / 2 : 0;
+  return (unsigned) MIN (MAX (n, RS_MIN_CONNS), (rlim_t) RS_MAX_CONNS_CAP);
+}
+
+void
+replica_server_set_conn_limits (struct replica_server *srv, unsigned total,
+                                unsigned per_peer)
+{
+  srv->listener.max_conns = total;
+  srv->listener.max_per_peer = per_peer;
 }
 
 void

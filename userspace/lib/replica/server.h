@@ -44,6 +44,30 @@ int replica_server_set_tls (struct replica_server *srv,
 void replica_server_set_stall_timeout (struct replica_server *srv,
                                        unsigned ms);
 
+/* A connection that has sent nothing and has nothing in flight for ms
+ * (default RS_IDLE_MS; 0: never) is closed, whether it has said HELLO
+ * or not.  WELCOME tells the client, whose replica client then sends
+ * PING often enough (see conn_set_idle_timeout).
+ */
+#define RS_IDLE_MS 60000
+void replica_server_set_idle_timeout (struct replica_server *srv,
+                                      unsigned ms);
+
+/* Connection limits (core/listener.h): over either, a new connection is
+ * closed at once.  By default the total is sized to the descriptor
+ * limit, half of what RLIMIT_NOFILE leaves after RS_FD_RESERVE (the
+ * other half is for the store's files, three per volume), between
+ * RS_MIN_CONNS and RS_MAX_CONNS_CAP; per source address
+ * RS_MAX_CONNS_PER_PEER.  0: no limit.
+ */
+#define RS_FD_RESERVE         64
+#define RS_MIN_CONNS          16
+#define RS_MAX_CONNS_CAP      65536
+#define RS_MAX_CONNS_PER_PEER 256
+unsigned replica_server_default_max_conns (void);
+void replica_server_set_conn_limits (struct replica_server *srv,
+                                     unsigned total, unsigned per_peer);
+
 /* Stop accepting, stop reading new requests, let requests in flight
  * finish and their replies go out, close every connection; then call
  * done.  After timeout_ms, connections still busy are closed and done

@@ -41,6 +41,7 @@ struct rs_conn {
   struct replica_server *srv;
   struct rs_conn *prev, *next;
   struct conn *c;
+  struct listener_peer *peer;   /* counted by the listener; NULL: none */
   int refs;                     /* 1 while open + 1 per request */
   bool closed;
   bool paused;                  /* no expectation set: back-pressure */
@@ -72,6 +73,7 @@ struct replica_server {
   struct tls_creds *tls;        /* TLS only, with these; not owned */
   char **admins;                /* identities allowed admin work; NULL: all */
   unsigned nadmins;
+  unsigned idle_ms;             /* 0: connections may idle forever */
   struct rs_conn *conns;
   unsigned nconns;              /* in conns: open, or finishing requests */
   /* shutdown */
@@ -82,6 +84,11 @@ struct replica_server {
 };
 
 /* server.c */
+/* log_warn about what the peer did, rate-limited per source address
+ * with everything else the listener logs about it.
+ */
+void rs_conn_warn (struct rs_conn *rc, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
 /* The volume this connection works on now (NULL: none). */
 struct store_vol *rs_conn_vol (struct rs_conn *rc);
 /* Answer req (payload only with RV_OK) and free it once sent. */

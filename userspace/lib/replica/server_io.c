@@ -55,7 +55,8 @@ do_create (struct rs_req *req)
   int err;
 
   if (rv_decode_create (req->buf, &cr, &why) < 0) {
-    log_warn ("%s: CREATE %s refused: %s", rc->c->name, rc->volname, why);
+    rs_conn_warn (rc, "%s: CREATE %s refused: %s", rc->c->name, rc->volname,
+                  why);
     rs_reply (req, RV_EINVAL, NULL, 0);
     return;
   }
@@ -70,8 +71,8 @@ do_create (struct rs_req *req)
                       cr.flags & RV_F_RESERVE ? STORE_F_RESERVED : 0, epoch,
                       &v, &e);
   if (err < 0) {
-    log_warn ("%s: CREATE %s refused: %s", rc->c->name, rc->volname,
-              error_msg (&e));
+    rs_conn_warn (rc, "%s: CREATE %s refused: %s", rc->c->name, rc->volname,
+                  error_msg (&e));
     rs_reply (req, err == -EOPNOTSUPP ? RV_ENOTSUP : rv_errno_to_status (-err),
               NULL, 0);
     return;
@@ -108,8 +109,8 @@ idle_vol (struct rs_req *req)
     return NULL;
   }
   if ((o = data_user (rc, v)) != NULL) {
-    log_warn ("%s: %s %s refused: in use by %s", rc->c->name,
-              rv_cmd_name (req->req.cmd), rc->volname, o->c->name);
+    rs_conn_warn (rc, "%s: %s %s refused: in use by %s", rc->c->name,
+                  rv_cmd_name (req->req.cmd), rc->volname, o->c->name);
     rs_reply (req, RV_EBUSY, NULL, 0);
     return NULL;
   }
@@ -153,7 +154,8 @@ do_set_epoch (struct rs_req *req)
     return;
   }
   if (rv_decode_set_epoch (req->buf, &epoch, &why) < 0) {
-    log_warn ("%s: SET_EPOCH %s refused: %s", rc->c->name, rc->volname, why);
+    rs_conn_warn (rc, "%s: SET_EPOCH %s refused: %s", rc->c->name,
+                  rc->volname, why);
     rs_reply (req, RV_EINVAL, NULL, 0);
     return;
   }
@@ -232,6 +234,7 @@ rs_dispatch (struct rs_req *req)
   case RV_DELETE: do_delete (req); return;
   case RV_STAT:   do_stat (req); return;
   case RV_SET_EPOCH: do_set_epoch (req); return;
+  case RV_PING:   rs_reply (req, RV_OK, NULL, 0); return;
   }
   /* Admin connections never read an attached volume's data
    * (docs/DESIGN.md, "Trust"): its attach answers for it.
