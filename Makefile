@@ -102,6 +102,7 @@ check:
 	$(MAKE) check-unit
 	$(MAKE) check-integration
 	$(MAKE) check-asan
+	$(MAKE) check-fuzz
 	if command -v qemu-system-x86_64 >/dev/null 2>&1; then $(MAKE) check-kernel; \
 	else echo "check: kernel tier SKIPPED, not passed: qemu-system-x86_64 not installed"; fi
 
@@ -135,3 +136,35 @@ clean:
 	rm -rf $(B) build-asan
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# libFuzzer harnesses (tests/fuzz/, see tests/fuzz/README): the library is
+# rebuilt with clang and sanitizers into $(B)/fuzz/, separate from the
+# normal objects.  `make fuzz` runs each target FUZZ_SECONDS; `check-fuzz`
+# runs each briefly and replays tests/fuzz/regressions/TARGET/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 600
+FUZZ_CHECK_SECONDS ?= 15
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace/lib -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(B)/fuzz/%.o)
+.PHONY: fuzz check-fuzz fuzz-build
+$(B)/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+$(B)/fuzz/librepvol.a: $(FUZZ_LIB_OBJ)
+	$(AR) rcs $@ $^
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(B)/fuzz/librepvol.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/fuzz/librepvol.a $(ALL_LDLIBS)
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	set -e; for t in $(FUZZ_TARGETS); do mkdir -p $(B)/fuzz/work/$$t; \
+	  $(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz/work/$$t tests/fuzz/corpus/$$t; done
+check-fuzz: fuzz-build
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  r=$$(ls tests/fuzz/regressions/$$t/* 2>/dev/null || true); \
+	  if [ -n "$$r" ]; then $(B)/fuzz/fuzz_$$t $$r; fi; \
+	  mkdir -p $(B)/fuzz/work/$$t; \
+	  $(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_CHECK_SECONDS) $(B)/fuzz/work/$$t tests/fuzz/corpus/$$t; done
+-include $(FUZZ_LIB_OBJ:.o=.d)
