@@ -12,7 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 require_cmd nbdcopy
 
-start_repvold a zone-a
+start_repvold a zone-a --peer-log-interval 0   # count every refusal line
 A=${REPVOLD_ADDR[a]}
 repvol create other --size 8M --replica "$A"
 start_attach other "$T/nbd.sock"
@@ -94,7 +94,7 @@ struct.pack_into("<Q", m, 96, 16 << 40)          # size
 struct.pack_into("<I", m, 252, crc32c(bytes(m[:252])))
 open(path, "wb").write(m)
 PY
-start_repvold a zone-a
+start_repvold a zone-a --peer-log-interval 0
 grep -q "huge.meta: size over this server's maximum of 8 TiB; volume refused" "$T/repvold-a.log" ||
     fail "the refused volume is not named with its cause"
 if grep -Eq "refused: *$|: ; volume refused" "$T/repvold-a.log"; then fail "a refusal without a reason"; fi

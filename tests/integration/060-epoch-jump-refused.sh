@@ -12,8 +12,8 @@
 . "$(dirname "$0")/fencelib.sh"
 require_cmd nbdcopy
 
-start_repvold a zone-a
-start_repvold b zone-b
+start_repvold a zone-a --peer-log-interval 0   # count every refused HELLO
+start_repvold b zone-b --peer-log-interval 0
 repvol create vol --size 8M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
 start_attach vol "$T/nbd.sock"
 uri=$(nbd_uri "$T/nbd.sock")

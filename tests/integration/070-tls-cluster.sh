@@ -25,8 +25,8 @@ mkdir -p "$T/wrongca"
 cp "$P"/client-*.pem "$T/wrongca/"
 cp "$T/rogue-ca/ca-cert.pem" "$T/wrongca/ca-cert.pem"
 
-start_repvold a zone-a --tls-dir "$P" --admins admin
-start_repvold b zone-b --tls-dir "$P" --admins admin
+start_repvold a zone-a --tls-dir "$P" --admins admin --peer-log-interval 0
+start_repvold b zone-b --tls-dir "$P" --admins admin --peer-log-interval 0
 grep -q "TLS 1.3 only" "$T/repvold-a.log" || fail "repvold did not log its TLS mode"
 if grep -q "without authentication" "$T/repvold-a.log"; then
     fail "a TLS repvold says it is unauthenticated"

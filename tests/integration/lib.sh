@@ -233,7 +233,7 @@ start_repvold() {
     local dir=$REPVOLD_DATA_ROOT/$name
     local args=(--data-dir "$dir" --name "$name")
     [[ -n $zone ]] && args+=(--zone "$zone")
-    mkdir -p "$dir"
+    mkdir -p -m 0700 "$dir"
     [[ -x $REPVOLD ]] || fail "$REPVOLD not built"
     for attempt in 1 2 3; do
         # Starting a server again (after a kill) reuses its port: the
@@ -327,7 +327,7 @@ sys.exit(0 if all(r["state"] == "in-sync" for r in v["replicas"]) else 1)'
 mount_small_tmpfs() {
     local dir=$1 size=$2
     mkdir -p "$dir"
-    if ! mount -t tmpfs -o "size=$size,mode=0755" tmpfs "$dir" 2>"$T/mount.err"; then
+    if ! mount -t tmpfs -o "size=$size,mode=0700" tmpfs "$dir" 2>"$T/mount.err"; then
         skip "cannot mount a tmpfs on $dir: $(cat "$T/mount.err")"
     fi
     MOUNTS+=("$dir")

@@ -2,7 +2,8 @@
  * is logged and the rest counted; the interval's end says how many, once;
  * a key that keeps going gets one line per interval; beyond the table's
  * keys the others share one entry; without a loop the count comes with
- * the key's next line; fini says what is still counted.  The log (stderr)
+ * the key's next line; fini says what is still counted; interval 0 logs
+ * every line.  The log (stderr)
  * is captured in a file and its lines counted.
  */
 #include <stdarg.h>
@@ -171,6 +172,31 @@ test_without_loop_and_fini (void **state)
   capture_end ();
 }
 
+/* Interval 0 logs every line; changing the interval says what was
+ * counted under the old one first.
+ */
+static void
+test_no_limit_and_set_interval (void **state)
+{
+  struct ratelimit rl;
+
+  ratelimit_init (&rl, NULL, 0);
+  capture_begin ();
+  for (int i = 0; i < 5; i++)
+    assert_true (ratelimit_warn (&rl, "peer", "line %d", i));
+  assert_int_equal (capture_count (NULL), 5);
+  ratelimit_set_interval (&rl, 60000);
+  assert_true (ratelimit_warn (&rl, "peer", "line 5"));
+  assert_false (ratelimit_warn (&rl, "peer", "line 6"));
+  assert_int_equal (capture_count (NULL), 6);
+  ratelimit_set_interval (&rl, 0);
+  assert_int_equal (capture_count ("peer: 1 more line suppressed"), 1);
+  assert_true (ratelimit_warn (&rl, "peer", "line 7"));
+  assert_int_equal (capture_count (NULL), 8);
+  ratelimit_fini (&rl);
+  capture_end ();
+}
+
 int
 main (void)
 {
@@ -178,6 +204,7 @@ main (void)
     cmocka_unit_test (test_one_line_per_interval),
     cmocka_unit_test (test_other_peers_share_one_entry),
     cmocka_unit_test (test_without_loop_and_fini),
+    cmocka_unit_test (test_no_limit_and_set_interval),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include "core/loop.h"
 #include "core/tls.h"
 #include "store/store.h"
+#include "core/ratelimit.h"
 #include "replica/server.h"
 
 #ifndef REPVOL_VERSION
@@ -61,6 +62,9 @@ usage (FILE *f)
 "      --max-connections-per-peer N\n"
 "                            from one source address (default 256;\n"
 "                            0: no limit)\n"
+"      --peer-log-interval SECS\n"
+"                            log one line per peer per interval about\n"
+"                            what it does wrong (default 10; 0: every line)\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n");
 }
@@ -128,7 +132,7 @@ main (int argc, char **argv)
 {
   enum { OPT_IO_ENGINE = 256, OPT_CACHE, OPT_STALL, OPT_TLS_DIR, OPT_TLS_PSK,
          OPT_ADMINS, OPT_RESERVE_MARGIN, OPT_IDLE, OPT_MAX_CONNS,
-         OPT_MAX_PER_PEER };
+         OPT_MAX_PER_PEER, OPT_LOG_INTERVAL };
   static const struct option opts[] = {
     { "data-dir",  required_argument, NULL, 'd' },
     { "listen",    required_argument, NULL, 'l' },
@@ -144,6 +148,7 @@ main (int argc, char **argv)
     { "idle-timeout", required_argument, NULL, OPT_IDLE },
     { "max-connections", required_argument, NULL, OPT_MAX_CONNS },
     { "max-connections-per-peer", required_argument, NULL, OPT_MAX_PER_PEER },
+    { "peer-log-interval", required_argument, NULL, OPT_LOG_INTERVAL },
     { "help",      no_argument,       NULL, 'h' },
     { "version",   no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -157,6 +162,7 @@ main (int argc, char **argv)
   uint64_t stall_s = RS_STALL_MS / 1000, idle_s = RS_IDLE_MS / 1000;
   uint64_t max_conns = replica_server_default_max_conns ();
   uint64_t max_per_peer = RS_MAX_CONNS_PER_PEER;
+  uint64_t log_interval_s = RATELIMIT_INTERVAL_MS / 1000;
   char host[256];
   struct sockaddr_storage ss;
   socklen_t sslen;
@@ -213,6 +219,11 @@ main (int argc, char **argv)
     case OPT_MAX_PER_PEER:
       if (parse_uint (optarg, 0, 1000000, &max_per_peer) < 0)
         return bad_arg ("--max-connections-per-peer must be 0 to 1000000, "
+                        "not '%s'", optarg);
+      break;
+    case OPT_LOG_INTERVAL:
+      if (parse_uint (optarg, 0, 3600, &log_interval_s) < 0)
+        return bad_arg ("--peer-log-interval must be 0 to 3600 seconds, "
                         "not '%s'", optarg);
       break;
     case 'h':
@@ -316,6 +327,7 @@ main (int argc, char **argv)
   }
   replica_server_set_idle_timeout (srv, idle_s * 1000);
   replica_server_set_conn_limits (srv, max_conns, max_per_peer);
+  replica_server_set_log_interval (srv, log_interval_s * 1000);
 
   struct shutdown_state sst = { .loop = loop, .srv = srv };
   static const int sigs[] = { SIGTERM, SIGINT };

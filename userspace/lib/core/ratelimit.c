@@ -14,8 +14,22 @@ ratelimit_init (struct ratelimit *rl, struct loop *loop, unsigned interval_ms)
 {
   memset (rl, 0, sizeof *rl);
   rl->loop = loop;
-  rl->interval_ns = (uint64_t) MAX (interval_ms, 1u) * 1000000ull;
+  rl->interval_ns = (uint64_t) interval_ms * 1000000ull;
   snprintf (rl->e[OTHERS].key, sizeof rl->e[OTHERS].key, "other peers");
+}
+
+static void say_suppressed (struct ratelimit *rl, struct ratelimit_entry *e);
+
+void
+ratelimit_set_interval (struct ratelimit *rl, unsigned interval_ms)
+{
+  for (int i = 0; i <= OTHERS; i++) {
+    say_suppressed (rl, &rl->e[i]);
+    rl->e[i].start_ns = 0;
+  }
+  if (rl->loop)
+    loop_timer_cancel (rl->loop, &rl->timer);
+  rl->interval_ns = (uint64_t) interval_ms * 1000000ull;
 }
 
 static bool
@@ -101,8 +115,12 @@ ratelimit_vwarn (struct ratelimit *rl, const char *key, const char *fmt,
   char k[sizeof e->key], line[sizeof e->last];
   uint64_t now = now_ns ();
 
-  snprintf (k, sizeof k, "%s", key);     /* compared as it is stored */
   vsnprintf (line, sizeof line, fmt, ap);
+  if (!rl->interval_ns) {       /* no limit: every line */
+    log_warn ("%s", line);
+    return true;
+  }
+  snprintf (k, sizeof k, "%s", key);     /* compared as it is stored */
   e = entry_for (rl, k, now);
   if (e->start_ns && !expired (rl, e, now)) {
     e->suppressed++;

@@ -41,8 +41,11 @@ struct ratelimit {
   struct ratelimit_entry e[RATELIMIT_KEYS + 1];   /* the last: other peers */
 };
 
+/* interval_ms 0: no limit, every line is logged. */
 void ratelimit_init (struct ratelimit *rl, struct loop *loop,
                      unsigned interval_ms);
+/* Change the interval (0: no limit); what is counted so far is said. */
+void ratelimit_set_interval (struct ratelimit *rl, unsigned interval_ms);
 /* Say what is still counted, stop the timer.  The limiter keeps
  * working after it, without a timer.
  */

@@ -25,10 +25,7 @@
  * (closing drained connections, resuming reads, freeing clients,
  * reporting that stop has finished) is done by one deferred "kick".
  *
- * At a little over 800 lines it stays one file: the server's and the
- * clients' lifetimes (listening, stop, the kick) are one state machine
- * with the transmission phase, and splitting them would export most of
- * its statics through nbd_internal.h.
+ * Opening and closing the listening socket is nbd_listen.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,8 +36,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 
 #include "core/util.h"
 #include "core/loop.h"
@@ -55,7 +50,6 @@
 
 #define NBD_MAX_INFLIGHT        128
 #define NBD_MAX_INFLIGHT_BYTES  (256u << 20)
-#define NBD_MAX_CLIENTS         1024    /* per export, the listener's limit */
 #define NBD_STOP_GRACE_MS       10000   /* stop: then drop clients that will not read */
 #define NBD_STALL_MS            30000   /* a half-sent request: see conn_set_stall_timeout */
 #define NBD_DEFAULT_MAX_IO      (32u << 20)
@@ -544,114 +538,6 @@ on_accept (struct listener *l, int fd, void *opaque)
   nbd_handshake_start (cl);
 }
 
-/* Remove a socket left behind by a server that died, but never one a
- * live server is listening on, nor something that is not a socket.
- * 0, or -EEXIST (not a socket), -EADDRINUSE (live), another -errno.
- */
-static int
-clear_stale_socket (const char *path)
-{
-  struct stat st;
-  struct sockaddr_un sun;
-  int fd, r, e;
-
-  if (lstat (path, &st) == -1)
-    return errno == ENOENT ? 0 : -errno;
-  if (!S_ISSOCK (st.st_mode))
-    return -EEXIST;
-  if (unix_sockaddr (path, &sun) == -1)
-    return -errno;
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd == -1)
-    return -errno;
-  r = connect (fd, (struct sockaddr *) &sun, sizeof sun);
-  e = errno;
-  close (fd);
-  if (r == 0)
-    return -EADDRINUSE;
-  if (e != ECONNREFUSED)
-    return -e;
-  return unlink (path) == -1 ? -errno : 0;
-}
-
-/* Listen on spec and accept through s->listener.  0 or a negative
- * errno, after logging why; server_unlisten undoes a partial success.
- */
-static int
-server_listen (struct nbd_server *s, const char *spec)
-{
-  struct stat st;
-  int r;
-
-  if (strncmp (spec, "unix:", 5) == 0 && spec[5] != '\0') {
-    const char *path = spec + 5;
-
-    r = clear_stale_socket (path);
-    if (r < 0) {
-      log_error ("nbd: cannot listen on %s: %s", spec,
-                 r == -EEXIST ? "the path exists and is not a socket"
-                 : r == -EADDRINUSE ? "another server is listening there"
-                 : strerror (-r));
-      return r;
-    }
-    s->listen_fd = unix_listen (path);
-    if (s->listen_fd == -1 || !(s->unix_path = strdup (path))) {
-      r = -errno;
-      log_error ("nbd: cannot listen on %s: %s", spec, strerror (-r));
-      return r;
-    }
-    if (stat (path, &st) == 0) {
-      s->unix_dev = st.st_dev;
-      s->unix_ino = st.st_ino;
-    }
-  }
-  else if (strncmp (spec, "tcp:", 4) == 0 && spec[4] != '\0') {
-    s->is_tcp = true;
-    s->tls = s->fe->tls;        /* unix sockets stay plaintext */
-    s->listen_fd = tcp_listen (spec + 4);
-    if (s->listen_fd == -1) {
-      r = -errno;
-      log_error ("nbd: cannot listen on %s: %s", spec, strerror (-r));
-      return r;
-    }
-  }
-  else {
-    log_error ("nbd: cannot parse '%s': expected unix:PATH or tcp:ADDR:PORT",
-               spec);
-    return -EINVAL;
-  }
-  r = listener_init (&s->listener, s->loop, s->listen_fd, s->label,
-                     NBD_MAX_CLIENTS, on_accept, s);
-  if (r < 0) {
-    log_error ("nbd: cannot watch %s: %s", spec, strerror (-r));
-    return r;
-  }
-  s->listener.tcp_nodelay = s->is_tcp;
-  return 0;
-}
-
-static void
-server_unlisten (struct nbd_server *s)
-{
-  struct stat st;
-
-  listener_fini (&s->listener);
-  if (s->listen_fd >= 0) {
-    close (s->listen_fd);
-    s->listen_fd = -1;
-  }
-  /* Only if it is still the socket we made: a newer server may have
-   * taken the path over.
-   */
-  if (s->unix_path) {
-    if (stat (s->unix_path, &st) == 0 && st.st_dev == s->unix_dev &&
-        st.st_ino == s->unix_ino)
-      unlink (s->unix_path);
-    free (s->unix_path);
-    s->unix_path = NULL;
-  }
-}
-
 /* ---- frontend_ops ---- */
 
 static bool
@@ -727,9 +613,9 @@ nbd_start (struct frontend *f, const char *spec)
   if (r < 0)
     return r;
   f->priv = s;
-  r = server_listen (s, spec);
+  r = nbd_server_listen (s, spec, on_accept);
   if (r < 0) {
-    server_unlisten (s);
+    nbd_server_unlisten (s);
     return r;
   }
   snprintf (f->where, sizeof f->where, "%s", spec);
@@ -787,7 +673,7 @@ nbd_server_stop (struct nbd_server *s, void (*stopped) (void *), void *opaque)
   s->stopping = true;
   s->stopped = stopped;
   s->stopped_opaque = opaque;
-  server_unlisten (s);
+  nbd_server_unlisten (s);
   loop_timer_arm (s->loop, &s->stop_timer, NBD_STOP_GRACE_MS, stop_timeout, s);
   nbd_kick (s);                 /* never call stopped from inside stop */
 }
@@ -805,7 +691,7 @@ nbd_server_free (struct nbd_server *s)
                s->fe->export_name, s->nclients);
     return;
   }
-  server_unlisten (s);
+  nbd_server_unlisten (s);
   loop_timer_cancel (s->loop, &s->stop_timer);
   free (s);
 }

@@ -1,6 +1,6 @@
-/* nbd_internal.h - what the two halves of the NBD server share: nbd.c
- * (the server, its listener, the transmission phase) and
- * nbd_handshake.c (the option negotiation before it).  Only for
+/* nbd_internal.h - what the parts of the NBD server share: nbd.c (the
+ * server, its clients, the transmission phase), nbd_listen.c (its
+ * listening socket) and nbd_handshake.c (the option negotiation).  Only for
  * frontend/nbd*.c; everyone else uses nbd.h or the frontend ops.
  */
 #ifndef REPVOL_NBD_INTERNAL_H
@@ -18,6 +18,8 @@
 #include "frontend/frontend.h"
 #include "frontend/nbd.h"
 #include "frontend/nbd_proto.h"
+
+#define NBD_MAX_CLIENTS         1024    /* per export, the listener's limit */
 
 struct nbd_req;                 /* one request in flight (nbd.c) */
 
@@ -85,6 +87,15 @@ struct nbd_server {
 void nbd_kick (struct nbd_server *s);
 /* nbd.c: the handshake is over (or there was none): read requests. */
 void nbd_enter_transmission (struct nbd_client *cl);
+
+/* nbd_listen.c: listen on spec (unix:PATH or tcp:ADDR:PORT) and accept
+ * through s->listener into on_accept.  0 or a negative errno, after
+ * logging why; nbd_server_unlisten undoes a partial success.
+ */
+int nbd_server_listen (struct nbd_server *s, const char *spec,
+                       listener_accept_fn on_accept);
+/* nbd_listen.c: stop accepting, close the socket, remove its path. */
+void nbd_server_unlisten (struct nbd_server *s);
 
 /* nbd_handshake.c: greet a new connection and negotiate options until
  * GO or EXPORT_NAME, which call nbd_enter_transmission.

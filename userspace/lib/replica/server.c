@@ -711,6 +711,12 @@ replica_server_set_idle_timeout (struct replica_server *srv, unsigned ms)
   srv->idle_ms = ms;
 }
 
+void
+replica_server_set_log_interval (struct replica_server *srv, unsigned ms)
+{
+  ratelimit_set_interval (&srv->listener.log, ms);
+}
+
 unsigned
 replica_server_default_max_conns (void)
 {

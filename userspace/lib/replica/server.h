@@ -68,6 +68,13 @@ unsigned replica_server_default_max_conns (void);
 void replica_server_set_conn_limits (struct replica_server *srv,
                                      unsigned total, unsigned per_peer);
 
+/* What a peer makes the server log (refused connections and requests,
+ * bad frames) is said once per peer per ms (core/ratelimit.h; default
+ * RATELIMIT_INTERVAL_MS), the rest counted; 0 logs every line.
+ */
+void replica_server_set_log_interval (struct replica_server *srv,
+                                      unsigned ms);
+
 /* Stop accepting, stop reading new requests, let requests in flight
  * finish and their replies go out, close every connection; then call
  * done.  After timeout_ms, connections still busy are closed and done
