@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 require_cmd nbdcopy
 
-start_repvold a zone-a --stall-timeout 2
+start_repvold a zone-a --stall-timeout 2 --peer-log-interval 0
 start_repvold b zone-b
 repvol create vol --size 8M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
 repvol create other --size 4M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"

@@ -67,7 +67,8 @@ declare -A ATTACH_SOCK=()  # volume -> NBD unix socket path
 
 # REPVOL_TEST_TLS=1 runs a test over TLS: every repvold start_repvold
 # starts serves TLS only (X.509 from $T/pki, made here), and every
-# client presents the "admin" certificate through REPVOL_TLS_DIR.
+# client presents the "admin" certificate through REPVOL_TLS_DIR (the
+# repvol CLI and attach, and tests/tools/rvproto.py's raw connections).
 REPVOLD_TLS_ARGS=()
 if [[ ${REPVOL_TEST_TLS:-0} == 1 ]]; then
     { "$TOP/scripts/tls-certs.sh" ca "$T/pki" &&

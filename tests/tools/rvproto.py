@@ -14,8 +14,16 @@ them.  All integers are little-endian on the wire.
 Nothing here hides a failure: a bad WELCOME or reply magic fails an
 assert, and the helpers that take an id check it.  Use it from a test's
 python3 heredoc with PYTHONPATH="$TOP/tests/tools".
+
+With $REPVOL_TLS_DIR set (lib.sh's REPVOL_TEST_TLS=1), hello() speaks TLS
+1.3 first, presenting client-cert.pem and verifying the server against
+ca-cert.pem and the address dialled, as the repvol client does; a TLS
+alert from the server counts as closed().  PSK is not offered: Python's
+ssl module has no TLS 1.3 PSK before 3.13.
 """
+import os
 import socket
+import ssl
 import struct
 
 # -- constants (proto.h) ----------------------------------------------------
@@ -123,7 +131,7 @@ def closed(s):
     Reads one byte: use it when nothing more is expected."""
     try:
         return s.recv(1) == b""
-    except (ConnectionResetError, socket.timeout):
+    except (ConnectionResetError, socket.timeout, ssl.SSLError):
         return True
 
 
@@ -134,6 +142,20 @@ def split_addr(addr):
 
 
 # -- handshake -------------------------------------------------------------
+
+
+def tls_wrap(s, host):
+    """s itself without $REPVOL_TLS_DIR; else s after a TLS 1.3 handshake
+    with the certificates there (see the module's docstring)."""
+    d = os.environ.get("REPVOL_TLS_DIR")
+    if not d:
+        return s
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(os.path.join(d, "ca-cert.pem"))
+    ctx.load_cert_chain(os.path.join(d, "client-cert.pem"),
+                        os.path.join(d, "client-key.pem"))
+    return ctx.wrap_socket(s, server_hostname=host)
 
 
 def hello_frame(vol, epoch=0, flags=0, version=VERSION, magic=HELLO_MAGIC):
@@ -150,6 +172,7 @@ def hello(host, port, vol, epoch=0, flags=0, version=VERSION,
     HELLO (hello_frame).  Returns the socket; the WELCOME is not read."""
     s = socket.create_connection((host, port), timeout=timeout,
                                  source_address=(source, 0) if source else None)
+    s = tls_wrap(s, host)
     s.sendall(hello_frame(vol, epoch, flags, version, magic))
     return s
 
