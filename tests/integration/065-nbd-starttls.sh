@@ -67,6 +67,17 @@ head -c 16M "$T/back2" | cmp -s - "$T/src" || fail "data changed after the refus
 stop_attach vol
 mv "$T/attach-vol.log" "$T/attach-tcp.log"
 
+# Credentials from $REPVOL_TLS_DIR alone (lib.sh exports it) turn on
+# STARTTLS too: TLS to the replicas never comes with a plaintext port.
+start_attach_tcp vol "$port"
+grep -q "requires TLS" "$T/attach-vol.log" || fail "the attach did not say its NBD port requires TLS"
+if nbdinfo --size "nbd://localhost:$port" >"$T/plainenv.out" 2>&1; then
+    fail "plaintext nbd:// was served with TLS credentials from the environment"
+fi
+assert_eq $((32 << 20)) "$(nbdinfo --size "$uri")" "export size over TLS (environment credentials)"
+stop_attach vol
+mv "$T/attach-vol.log" "$T/attach-tcp-env.log"
+
 # A unix-socket export (with --tls-dir: it stays plaintext) is 0600,
 # and so is the control socket.
 start_attach vol "$T/nbd.sock" --tls-dir "$T/pki"

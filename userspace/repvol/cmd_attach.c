@@ -129,14 +129,21 @@ cmd_attach (int argc, char **argv)
     o.spec = nbd_device;
   }
 
-  /* NBD over TCP with --tls-dir/--tls-psk requires STARTTLS, with
-   * server credentials from the same place (nbdkit's layout); a unix
-   * socket stays plaintext.  Loaded now, so that missing files fail the
-   * attach before it takes the volume.
+  /* NBD over TCP requires STARTTLS whenever this process has TLS
+   * credentials (--tls-dir/--tls-psk, else $REPVOL_TLS_DIR/_PSK, as for
+   * the replica links), with server credentials from the same place
+   * (nbdkit's layout): once TLS is on, no plaintext port reaches the
+   * volume.  A unix socket stays plaintext (mode 0600).  Loaded now, so
+   * that missing files fail the attach before it takes the volume.
    */
-  if (nbd && strncmp (nbd, "tcp:", 4) == 0 && (cli_tls_dir || cli_tls_psk)) {
+  const char *tls_dir = cli_tls_dir, *tls_psk = cli_tls_psk;
+  if (!tls_dir && !tls_psk) {
+    tls_dir = getenv ("REPVOL_TLS_DIR");
+    tls_psk = getenv ("REPVOL_TLS_PSK");
+  }
+  if (nbd && strncmp (nbd, "tcp:", 4) == 0 && (tls_dir || tls_psk)) {
     struct error err = { 0 };
-    if (tls_creds_load (&o.nbd_tls, TLS_SERVER, cli_tls_dir, cli_tls_psk,
+    if (tls_creds_load (&o.nbd_tls, TLS_SERVER, tls_dir, tls_psk,
                         &err) < 0) {
       log_error ("attach --nbd %s: cannot load the NBD server's TLS "
                  "credentials: %s", nbd, error_msg (&err));
