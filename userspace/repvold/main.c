@@ -99,24 +99,59 @@ bad_arg (const char *fmt, const char *arg)
   return EXIT_FAILURE;
 }
 
-struct shutdown_state {
+struct signal_state {
   struct loop *loop;
   struct replica_server *srv;
-  bool started;
+  bool started;                 /* shutting down */
+  /* what SIGHUP reloads */
+  const char *tls_dir, *tls_psk;
+  struct tls_creds *tls;        /* ours; sessions hold their own references */
 };
+
+/* SIGHUP: read the TLS files again (renewed certificates, a changed PSK
+ * file) for the connections accepted from now on; open sessions keep
+ * the credentials they started with.  A set that does not load leaves
+ * the old one in use.
+ */
+static void
+reload_tls (struct signal_state *st)
+{
+  struct tls_creds *fresh = NULL;
+  struct error err = { 0 };
+
+  if (!st->tls) {
+    log_info ("SIGHUP: no TLS to reload");
+    return;
+  }
+  if (tls_creds_load (&fresh, TLS_SERVER, st->tls_dir, st->tls_psk,
+                      &err) < 0) {
+    log_error ("SIGHUP: TLS credentials not reloaded, the old ones stay "
+               "in use: %s", error_msg (&err));
+    return;
+  }
+  replica_server_replace_tls (st->srv, fresh);
+  tls_creds_free (st->tls);
+  st->tls = fresh;
+  log_info ("SIGHUP: TLS credentials reloaded (%s); open connections keep "
+            "theirs", tls_creds_describe (fresh));
+}
 
 static void
 shutdown_done (void *opaque)
 {
-  struct shutdown_state *st = opaque;
+  struct signal_state *st = opaque;
   loop_stop (st->loop);
 }
 
 static void
 on_signal (struct loop *loop, int signo, void *opaque)
 {
-  struct shutdown_state *st = opaque;
+  struct signal_state *st = opaque;
 
+  if (signo == SIGHUP) {
+    reload_tls (st);
+    return;
+  }
   if (st->started) {
     log_info ("second %s: exiting now", strsignal (signo));
     loop_stop (loop);
@@ -329,9 +364,10 @@ main (int argc, char **argv)
   replica_server_set_conn_limits (srv, max_conns, max_per_peer);
   replica_server_set_log_interval (srv, log_interval_s * 1000);
 
-  struct shutdown_state sst = { .loop = loop, .srv = srv };
-  static const int sigs[] = { SIGTERM, SIGINT };
-  if (loop_signals (loop, sigs, 2, on_signal, &sst) < 0) {
+  struct signal_state sst = { .loop = loop, .srv = srv, .tls_dir = tls_dir,
+                              .tls_psk = tls_psk, .tls = tls };
+  static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+  if (loop_signals (loop, sigs, 3, on_signal, &sst) < 0) {
     fprintf (stderr, "repvold: cannot set up signal handling: %s\n",
              strerror (errno));
     return EXIT_FAILURE;
@@ -362,7 +398,7 @@ main (int argc, char **argv)
   /* The store drains first: completions still reach live connections. */
   store_close (store);
   replica_server_free (srv);
-  tls_creds_free (tls);
+  tls_creds_free (sst.tls);
   loop_free (loop);
   if (rc < 0) {
     log_error ("event loop failed");

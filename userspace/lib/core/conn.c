@@ -71,6 +71,7 @@ static void
 conn_free (struct conn *c)
 {
   tls_session_free (c->tls);
+  tls_creds_free (c->tls_creds);        /* a handshake that never finished */
   free (c->tls_stage);
   free (c->ibuf);
   free (c);
@@ -560,6 +561,7 @@ static void
 tls_finish (struct conn *c, int err, const char *why)
 {
   c->tls_handshaking = false;
+  tls_creds_free (c->tls_creds);
   c->tls_creds = NULL;
   if (err < 0) {
     tls_session_free (c->tls);
@@ -624,7 +626,7 @@ conn_start_tls (struct conn *c, struct tls_creds *creds, conn_tls_cb done,
     done (c, -EPROTO, "data arrived before the TLS handshake", opaque);
     return;
   }
-  c->tls_creds = creds;
+  c->tls_creds = tls_creds_ref (creds);
   c->tls_handshaking = true;
   c->last_rx_ns = now_ns ();
   update_events (c);

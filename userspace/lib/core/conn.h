@@ -82,7 +82,7 @@ struct conn {
 
   /* TLS */
   struct tls_session *tls;      /* owned; NULL: plaintext */
-  struct tls_creds *tls_creds;  /* for a handshake not started yet */
+  struct tls_creds *tls_creds;  /* for the handshake (a reference) */
   bool tls_handshaking;
   conn_tls_cb tls_done;
   void *tls_opaque;

@@ -27,6 +27,7 @@
                   ":-CHACHA20-POLY1305"
 
 struct tls_creds {
+  unsigned refs;                /* the loader's, and one per session */
   enum tls_role role;
   bool psk;
   gnutls_certificate_credentials_t x509;
@@ -53,6 +54,7 @@ creds_alloc (enum tls_role role, bool psk, const char *what,
 {
   struct tls_creds *c = calloc (1, sizeof *c);
   if (c) {
+    c->refs = 1;
     c->role = role;
     c->psk = psk;
     snprintf (c->describe, sizeof c->describe, "%s from %s", what, path);
@@ -236,10 +238,17 @@ tls_creds_load (struct tls_creds **out, enum tls_role role, const char *dir,
   return 0;
 }
 
+struct tls_creds *
+tls_creds_ref (struct tls_creds *c)
+{
+  __atomic_add_fetch (&c->refs, 1, __ATOMIC_RELAXED);
+  return c;
+}
+
 void
 tls_creds_free (struct tls_creds *c)
 {
-  if (!c)
+  if (!c || __atomic_sub_fetch (&c->refs, 1, __ATOMIC_ACQ_REL) > 0)
     return;
   if (c->x509)
     gnutls_certificate_free_credentials (c->x509);
@@ -318,7 +327,6 @@ tls_session_new (struct tls_session **out, struct tls_creds *creds, int fd,
   *out = NULL;
   if (!t)
     return error_set (err, ENOMEM, "out of memory");
-  t->creds = creds;
   r = gnutls_init (&t->s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
                    GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
   if (r < 0) {
@@ -350,6 +358,10 @@ tls_session_new (struct tls_session **out, struct tls_creds *creds, int fd,
     free (t);
     return error_set (err, EINVAL, "TLS session: %s", gnutls_strerror (r));
   }
+  /* GnuTLS uses the credentials for the session's life (a renewed set
+   * may replace ours meanwhile: tls_creds_free is an unref).
+   */
+  t->creds = tls_creds_ref (creds);
   gnutls_transport_set_int (t->s, fd);
   *out = t;
   return 0;
@@ -364,6 +376,7 @@ tls_session_free (struct tls_session *t)
   if (t->established)
     gnutls_bye (t->s, GNUTLS_SHUT_WR);
   gnutls_deinit (t->s);
+  tls_creds_free (t->creds);
   free (t);
 }
 

@@ -51,6 +51,13 @@ int tls_creds_load_psk (struct tls_creds **out, enum tls_role role,
  */
 int tls_creds_load (struct tls_creds **out, enum tls_role role,
                     const char *dir, const char *psk, struct error *err);
+/* Credentials are reference-counted: every session holds a reference,
+ * so the holder of a set may replace it with a renewed one (repvold on
+ * SIGHUP) and free its own while sessions still use the old.  Loading
+ * gives the one reference; tls_creds_free drops one (NULL: nothing).
+ * Thread-safe.
+ */
+struct tls_creds *tls_creds_ref (struct tls_creds *c);
 void tls_creds_free (struct tls_creds *c);
 /* "X.509 from DIR" or "PSK from FILE", for log lines. */
 const char *tls_creds_describe (const struct tls_creds *c);

@@ -670,6 +670,13 @@ replica_server_shutdown (struct replica_server *srv, unsigned timeout_ms,
   loop_timer_arm (srv->loop, &srv->stop_timer, timeout_ms, stop_timeout, srv);
 }
 
+void
+replica_server_replace_tls (struct replica_server *srv,
+                            struct tls_creds *creds)
+{
+  srv->tls = creds;
+}
+
 int
 replica_server_set_tls (struct replica_server *srv, struct tls_creds *creds,
                         const char *admins)

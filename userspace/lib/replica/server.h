@@ -36,6 +36,12 @@ struct replica_server *replica_server_new (struct loop *loop,
  */
 int replica_server_set_tls (struct replica_server *srv,
                             struct tls_creds *creds, const char *admins);
+/* Renewed credentials (still not owned) for connections accepted from
+ * now on; those open keep theirs (sessions hold references).  The
+ * caller may free the old ones after.
+ */
+void replica_server_replace_tls (struct replica_server *srv,
+                                 struct tls_creds *creds);
 
 /* A connection whose frame (or HELLO) stalls for ms is closed
  * (default RS_STALL_MS).  See conn_set_stall_timeout.
