@@ -15,8 +15,8 @@
 #include "snapshot/catalog.h"
 
 /* Options and positionals shared by list and delete: exactly npos
- * positionals, named by pos for the error.  Returns 0, or the exit code
- * (usage error printed).
+ * positionals, named by pos for the error.  Returns -1 to go on, or the
+ * exit code to return now (after --help: 0; a usage error, printed).
  */
 static int
 parse_args (int argc, char **argv, int npos, const char *const *pos,
@@ -41,7 +41,7 @@ parse_args (int argc, char **argv, int npos, const char *const *pos,
   if (argc - optind > npos)
     return usage_error ("snapshot", "%s: unexpected argument '%s'", argv[0],
                         argv[optind + npos]);
-  return 0;
+  return -1;
 }
 
 static struct objstore *
@@ -60,10 +60,23 @@ struct list_ctx {
   int n;
 };
 
+/* DATA: volume bytes the snapshot holds; UPLOADED: what it added to
+ * the store (new chunks, compressed).  Printed with the first row, so
+ * that a store that cannot be listed gets an error and no table.
+ */
+static void
+print_list_header (void)
+{
+  printf ("%-28s %-19s %-16s %10s %-28s %10s %10s\n", "NAME", "CREATED",
+          "VOLUME", "SIZE", "PARENT", "DATA", "UPLOADED");
+}
+
 static int
 list_one (void *opaque, const struct manifest *m)
 {
   struct list_ctx *lc = opaque;
+  if (!lc->json && lc->n == 0)
+    print_list_header ();
   lc->n++;
   if (lc->json) {
     json_object_array_add (lc->arr, manifest_json (m, MANIFEST_SUMMARY));
@@ -89,8 +102,9 @@ cmd_snapshot_list (int argc, char **argv)
   bool json = false;
   static const char *const pos[] = { "URL" };
   int ret = parse_args (argc, argv, 1, pos, &json);
-  if (ret)
+  if (ret >= 0)
     return ret;
+  ret = EXIT_SUCCESS;
   struct objstore *os = open_store (argv[optind]);
   if (os == NULL)
     return EXIT_FAILURE;
@@ -99,16 +113,12 @@ cmd_snapshot_list (int argc, char **argv)
   struct error err = { 0 };
   if (json)
     lc.arr = json_object_new_array ();
-  else
-    /* DATA: volume bytes the snapshot holds; UPLOADED: what it added to
-     * the store (new chunks, compressed).
-     */
-    printf ("%-28s %-19s %-16s %10s %-28s %10s %10s\n", "NAME", "CREATED",
-            "VOLUME", "SIZE", "PARENT", "DATA", "UPLOADED");
   if (snapshot_list (os, list_one, &lc, &err) != 0) {
     log_error ("%s", error_msg (&err));
     ret = EXIT_FAILURE;
   }
+  else if (!json && lc.n == 0)
+    print_list_header ();
   else if (json) {
     print_json (lc.arr, JSON_C_TO_STRING_PRETTY);
     lc.arr = NULL;
@@ -124,7 +134,7 @@ cmd_snapshot_delete (int argc, char **argv)
   bool json = false;
   static const char *const pos[] = { "URL", "NAME" };
   int ret = parse_args (argc, argv, 2, pos, &json);
-  if (ret)
+  if (ret >= 0)
     return ret;
   const char *url = argv[optind], *name = argv[optind + 1];
   if (!snapshot_name_valid (name))

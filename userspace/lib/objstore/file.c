@@ -79,7 +79,7 @@ make_parents (char *path, size_t keep)
 {
   for (char *p = path + keep + 1; (p = strchr (p, '/')) != NULL; p++) {
     *p = '\0';
-    int r = mkdir (path, 0755) == 0 ? fsync_parent (AT_FDCWD, path)
+    int r = mkdir (path, 0700) == 0 ? fsync_parent (AT_FDCWD, path)
             : errno == EEXIST ? 0 : -errno;
     *p = '/';
     if (r < 0)
@@ -92,6 +92,8 @@ static void
 do_put (struct file_store *fs, struct obj_req *r, char *path)
 {
   int e = make_parents (path, strlen (fs->root));
+  if (e == -ENOENT)             /* the first PUT: the store's directory too */
+    e = make_parents (path, 0);
   if (e < 0) {
     fail (r, -e, "cannot create directory");
     return;
@@ -100,7 +102,8 @@ do_put (struct file_store *fs, struct obj_req *r, char *path)
   /* A unique temp name (atomic_replace's ".tmp-XXXXXX", TMP_PREFIX):
    * two uploads may put the same content-addressed chunk at once.
    */
-  e = atomic_replace (AT_FDCWD, path, NULL, r->data, r->len, 0644);
+  /* Owner only, like the replicas' files: chunks are volume data. */
+  e = atomic_replace (AT_FDCWD, path, NULL, r->data, r->len, 0600);
   if (e < 0)
     fail (r, -e, "write");
 }
@@ -325,6 +328,9 @@ file_list (struct objstore *os, const char *prefix,
   if (names_tmp (prefix))
     return error_set (err, EINVAL, "list %.300s: invalid key prefix", prefix);
   int dfd = open (fs->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd == -1 && errno == ENOENT)
+    return error_set (err, ENOENT, "%s: no such directory (nothing has "
+                      "been stored there)", os->url);
   if (dfd == -1) {
     int e = errno;
     return error_set (err, e, "list %s: %s", fs->root, strerror (e));
@@ -361,15 +367,17 @@ file_open (struct objstore *os, const char *rest, struct error *err)
   }
   fs->efd = -1;
 
-  /* mkdir -p DIR, then insist that it is a directory we can use. */
-  char path[PATH_MAX];
-  snprintf (path, sizeof path, "%s/", fs->root);
+  /* DIR is made (0700) by the first PUT, not here: listing or reading
+   * a store that does not exist must not create it.  If it exists, it
+   * must be a directory we can use.
+   */
   struct stat st;
-  int e = make_parents (path, 0);
-  if (e == 0 && stat (fs->root, &st) == -1)
+  int e = 0;
+  if (stat (fs->root, &st) == -1) {
+    if (errno == ENOENT)
+      goto usable;
     e = -errno;
-  if (e < 0) {
-    error_set (err, -e, "%s: cannot create directory %s: %s", os->url,
+    error_set (err, -e, "%s: cannot use directory %s: %s", os->url,
                fs->root, strerror (-e));
     goto fail;
   }
@@ -384,6 +392,7 @@ file_open (struct objstore *os, const char *rest, struct error *err)
                fs->root, strerror (-e));
     goto fail;
   }
+usable:
   fs->efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fs->efd == -1) {
     e = -errno;
