@@ -37,6 +37,7 @@ struct file_store {
   int efd;                      /* eventfd: wakeups */
   pthread_mutex_t lock;         /* protects head/tail */
   struct obj_req *head, *tail;  /* completed, linked through backend_priv */
+  bool root_made;               /* root exists (else the first PUT makes it) */
 };
 
 /* objstore.c has checked the key rules (objstore_key_valid); what is
@@ -91,9 +92,11 @@ make_parents (char *path, size_t keep)
 static void
 do_put (struct file_store *fs, struct obj_req *r, char *path)
 {
-  int e = make_parents (path, strlen (fs->root));
-  if (e == -ENOENT)             /* the first PUT: the store's directory too */
-    e = make_parents (path, 0);
+  /* The first PUT makes the store's directory too (open does not). */
+  bool made = __atomic_load_n (&fs->root_made, __ATOMIC_ACQUIRE);
+  int e = make_parents (path, made ? strlen (fs->root) : 0);
+  if (e == 0 && !made)
+    __atomic_store_n (&fs->root_made, true, __ATOMIC_RELEASE);
   if (e < 0) {
     fail (r, -e, "cannot create directory");
     return;
@@ -375,7 +378,7 @@ file_open (struct objstore *os, const char *rest, struct error *err)
   int e = 0;
   if (stat (fs->root, &st) == -1) {
     if (errno == ENOENT)
-      goto usable;
+      goto usable;              /* root_made false */
     e = -errno;
     error_set (err, -e, "%s: cannot use directory %s: %s", os->url,
                fs->root, strerror (-e));
@@ -392,6 +395,7 @@ file_open (struct objstore *os, const char *rest, struct error *err)
                fs->root, strerror (-e));
     goto fail;
   }
+  fs->root_made = true;
 usable:
   fs->efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fs->efd == -1) {
