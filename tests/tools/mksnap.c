@@ -112,7 +112,7 @@ main (int argc, char **argv)
      * tail past the volume reading as zeroes.
      */
     memset (buf + n, 0, csize - n);
-    if (chunk_is_zero (buf, csize))
+    if (mem_is_zero (buf, csize))
       continue;
     char key[OBJ_KEY_MAX], hex[CHUNK_HEX_LEN + 1];
     chunk_hash (buf, csize, m.hashes[i]);

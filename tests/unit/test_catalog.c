@@ -376,25 +376,6 @@ test_names_and_hex (void **state)
                        "b00361a396177a9cb410ff61f20015ad");
 }
 
-static void
-test_chunk_is_zero (void **state)
-{
-  size_t len = 1 << 20;
-  char *buf = calloc (1, len);
-  assert_true (chunk_is_zero (buf, 0));
-  assert_true (chunk_is_zero (buf, 1));
-  assert_true (chunk_is_zero (buf, len));
-  buf[len - 1] = 1;
-  assert_false (chunk_is_zero (buf, len));
-  buf[len - 1] = 0;
-  buf[0] = 1;
-  assert_false (chunk_is_zero (buf, len));
-  assert_false (chunk_is_zero (buf, 1));
-  memset (buf, 7, len);         /* all equal but not zero */
-  assert_false (chunk_is_zero (buf, len));
-  free (buf);
-}
-
 /* ---- chunks ---------------------------------------------------------- */
 
 static void
@@ -1010,7 +991,6 @@ main (void)
     cmocka_unit_test (test_manifest_hostile_documents),
     cmocka_unit_test (test_manifest_mutations),
     cmocka_unit_test (test_names_and_hex),
-    cmocka_unit_test (test_chunk_is_zero),
     cmocka_unit_test (test_chunk_round_trip),
     cmocka_unit_test_setup_teardown (test_file_store, setup, teardown),
     cmocka_unit_test_setup_teardown (test_file_async, setup, teardown),

@@ -53,7 +53,7 @@ write_snapshot (const char *name)
     void *obj;
     size_t olen;
 
-    if (chunk_is_zero (c, CHUNK))
+    if (mem_is_zero (c, CHUNK))
       continue;
     chunk_hash (c, CHUNK, m.hashes[i]);
     m.present[i] = true;

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -153,6 +154,25 @@ test_format_size (void **state)
   assert_string_equal (format_size (3ull << 29, buf, sizeof buf), "1.5 GiB");
 }
 
+static void
+test_mem_is_zero (void **state)
+{
+  size_t len = 1 << 20;
+  char *buf = calloc (1, len);
+  assert_true (mem_is_zero (buf, 0));
+  assert_true (mem_is_zero (buf, 1));
+  assert_true (mem_is_zero (buf, len));
+  buf[len - 1] = 1;
+  assert_false (mem_is_zero (buf, len));
+  buf[len - 1] = 0;
+  buf[0] = 1;
+  assert_false (mem_is_zero (buf, len));
+  assert_false (mem_is_zero (buf, 1));
+  memset (buf, 7, len);         /* all equal but not zero */
+  assert_false (mem_is_zero (buf, len));
+  free (buf);
+}
+
 int
 main (void)
 {
@@ -162,6 +182,7 @@ main (void)
     cmocka_unit_test (test_parse_hostport),
     cmocka_unit_test (test_valid_name),
     cmocka_unit_test (test_format_size),
+    cmocka_unit_test (test_mem_is_zero),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

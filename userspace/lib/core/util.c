@@ -412,3 +412,13 @@ error_msg (const struct error *e)
     return e->msg;
   return strerror (e->code ? e->code : EIO);
 }
+
+bool
+mem_is_zero (const void *data, size_t len)
+{
+  const unsigned char *p = data;
+  /* All bytes equal the first, and the first is zero: memcmp of the
+   * buffer against itself shifted by one runs at memcmp speed.
+   */
+  return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
+}

@@ -83,6 +83,8 @@ int parse_size (const char *s, uint64_t *out);
 
 /* Format bytes as "64 MiB" style into buf. */
 const char *format_size (uint64_t bytes, char *buf, size_t len);
+/* true if len bytes of data are all zero (len 0: true). */
+bool mem_is_zero (const void *data, size_t len);
 
 /* Parse "ADDR:PORT" (ADDR an IPv4 address, [IPv6] or a host name).  The
  * result is usable with socket(ss->ss_family, ...) / bind / connect.

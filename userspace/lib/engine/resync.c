@@ -1,6 +1,7 @@
 /* resync.c - catching a replica up: reconnecting lost replicas, copying
  * them the regions in the survivors' dirty map, replacing a replica by
- * a new one that gets a full copy.
+ * a new one that gets a full copy.  Regions that read as zeroes are
+ * sent as WRITE_ZEROES, so thin replicas stay thin.
  *
  * Resync (docs/DESIGN.md rule 5): every reconnect_ms the engine tries to
  * reach lost replicas.  One that answers is fed every new write at once
@@ -89,7 +90,15 @@ copy_step (struct eng_req *r)
   }
   case 1:                       /* write to the replica */
     r->child[1] = (struct bdev_io) { .done = copy_child_done, .opaque = r };
-    bdev_write (e->rep[i], &r->child[1], r->start, len, r->buf, 0);
+    /* A region that reads as zeroes is written as zeroes, which the
+     * store keeps as a hole (a reserved volume keeps its blocks): a
+     * thin volume's new or caught-up replica stays as thin as the
+     * survivors.  The bytes are the same either way (rule 5).
+     */
+    if (mem_is_zero (r->buf, len))
+      bdev_zero (e->rep[i], &r->child[1], r->start, len, 0);
+    else
+      bdev_write (e->rep[i], &r->child[1], r->start, len, r->buf, 0);
     return;
   default:                      /* done */
     rs->done += len;

@@ -135,9 +135,6 @@ int hex_to_hash (const char *hex, uint8_t hash[CHUNK_HASH_LEN]);
 
 /* SHA-256 of len bytes of data. */
 void chunk_hash (const void *data, size_t len, uint8_t hash[CHUNK_HASH_LEN]);
-/* true if len bytes of data are all zero (such chunks are not stored). */
-bool chunk_is_zero (const void *data, size_t len);
-
 /* Compress len bytes into a zstd frame (with its content checksum);
  * *out is malloc'd.  0 or -ENOMEM.
  */

@@ -71,16 +71,6 @@ chunk_hash (const void *data, size_t len, uint8_t hash[CHUNK_HASH_LEN])
   }
 }
 
-bool
-chunk_is_zero (const void *data, size_t len)
-{
-  const unsigned char *p = data;
-  /* All bytes equal the first, and the first is zero: memcmp of the
-   * buffer against itself shifted by one runs at memcmp speed.
-   */
-  return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
-}
-
 /* ---- the codec ------------------------------------------------------- */
 
 int

@@ -206,7 +206,7 @@ store_chunk (struct run *r, struct capture *c)
     goto finished;
   }
   r->bytes_read += c->len;
-  if (chunk_is_zero (c->buf, c->len)) {
+  if (mem_is_zero (c->buf, c->len)) {
     r->m.present[c->index] = false;
     goto finished;
   }
