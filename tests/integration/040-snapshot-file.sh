@@ -121,5 +121,5 @@ assert_eq "s1 s2" "$(snap_names "$URL")" "snapshots in the first store"
 
 # Restoring onto an existing volume name is refused.
 expect_fail repvol snapshot restore "$URL" s1 r1 "${REPLICAS[@]}"
-expect_fail repvol snapshot restore "$URL" nosuch r9 "${REPLICAS[@]}"
+expect_fail_match "no snapshot 'nosuch' in " repvol snapshot restore "$URL" nosuch r9 "${REPLICAS[@]}"
 log "ok"

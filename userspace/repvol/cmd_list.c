@@ -1,25 +1,71 @@
-/* cmd_list.c - repvol list: one line per volume. */
+/* cmd_list.c - repvol list [--json]: one line (or object) per volume. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
 
 #include "core/util.h"
 #include "repvol.h"
+
+#define ROW "%-24s %10s %6s %8s %8s %s\n"
+
+/* The ATTACHED column: "no", or where, and whether its process is gone. */
+static void
+attached_text (const struct reg_volume *v, char *buf, size_t len)
+{
+  const struct reg_attachment *a = &v->attachment;
+
+  if (!a->attached)
+    snprintf (buf, len, "no");
+  else
+    snprintf (buf, len, "%s pid %d%s", a->host, (int) a->pid,
+              strcmp (attachment_state (v), "gone") == 0 ?
+              " (gone: the process exited)" : "");
+}
+
+static json_object *
+list_json (const struct reg_volume *v)
+{
+  json_object *o = json_object_new_object ();
+  const struct reg_attachment *a = &v->attachment;
+
+  json_object_object_add (o, "name", json_object_new_string (v->name));
+  json_object_object_add (o, "size", json_object_new_uint64 (v->size));
+  json_object_object_add (o, "block_size",
+                          json_object_new_uint64 (v->block_size));
+  json_object_object_add (o, "replicas", json_object_new_int (v->nreplicas));
+  json_object_object_add (o, "epoch", json_object_new_uint64 (v->epoch));
+  json_object_object_add (o, "attached", json_object_new_boolean (a->attached));
+  json_object_object_add (o, "attachment_state",
+                          json_object_new_string (attachment_state (v)));
+  if (a->attached) {
+    json_object_object_add (o, "host", json_object_new_string (a->host));
+    json_object_object_add (o, "pid", json_object_new_int (a->pid));
+  }
+  return o;
+}
 
 int
 cmd_list (int argc, char **argv)
 {
   static const struct option longopts[] = {
+    { "json", no_argument, NULL, 'j' },
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
+  bool json = false;
   int c;
 
-  while ((c = cli_getopt (argc, argv, "list", longopts)) != -1)
+  while ((c = cli_getopt (argc, argv, "list", longopts)) != -1) {
     if (OPT_DONE (c))
       return OPT_EXIT (c);
+    if (c == 'j')
+      json = true;
+  }
   if (optind < argc)
     return usage_error ("list", "unexpected argument '%s'", argv[optind]);
 
@@ -35,28 +81,34 @@ cmd_list (int argc, char **argv)
     return EXIT_FAILURE;
   }
 
-  printf ("%-24s %10s %6s %8s %s\n", "NAME", "SIZE", "BLOCK", "REPLICAS",
-          "ATTACHED");
+  json_object *arr = json ? json_object_new_array () : NULL;
+  if (!json)
+    printf (ROW, "NAME", "SIZE", "BLOCK", "REPLICAS", "EPOCH", "ATTACHED");
   for (int i = 0; i < n; i++) {
     struct reg_volume v;
-    char sbuf[32], att[REG_NAME_MAX + 32];
+    char sbuf[32], bbuf[16], rbuf[16], ebuf[24], att[REG_NAME_MAX + 64];
     if (registry_get (reg, names[i], &v, &rerr) < 0) {
       /* Say which file and what is wrong with it; keep listing. */
       if (rerr.code != ENOENT)
         log_error ("%s", error_msg (&rerr));
-      printf ("%-24s %10s %6s %8s %s\n", names[i], "?", "?", "?", "?");
+      if (!json)
+        printf (ROW, names[i], "?", "?", "?", "?", "?");
       ret = EXIT_FAILURE;
       continue;
     }
-    if (v.attachment.attached)
-      snprintf (att, sizeof att, "%s pid %d", v.attachment.host,
-                (int) v.attachment.pid);
-    else
-      snprintf (att, sizeof att, "no");
-    printf ("%-24s %10s %6" PRIu32 " %8d %s\n", v.name,
-            format_size (v.size, sbuf, sizeof sbuf), v.block_size,
-            v.nreplicas, att);
+    if (json) {
+      json_object_array_add (arr, list_json (&v));
+      continue;
+    }
+    snprintf (bbuf, sizeof bbuf, "%" PRIu32, v.block_size);
+    snprintf (rbuf, sizeof rbuf, "%d", v.nreplicas);
+    snprintf (ebuf, sizeof ebuf, "%" PRIu64, v.epoch);
+    attached_text (&v, att, sizeof att);
+    printf (ROW, v.name, format_size (v.size, sbuf, sizeof sbuf), bbuf, rbuf,
+            ebuf, att);
   }
+  if (json)
+    print_json (arr, JSON_C_TO_STRING_PRETTY);
   registry_free_names (names, n);
   registry_close (reg);
   return ret;

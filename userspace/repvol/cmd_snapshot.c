@@ -13,6 +13,7 @@
 #include "attach/attach.h"
 #include "attach/control.h"
 #include "snapshot/catalog.h"
+#include "snapshot/snapshot.h"
 #include "progress.h"
 #include "repvol.h"
 #include "core/util.h"
@@ -56,61 +57,58 @@ static void
 on_event (void *opaque, const char *line)
 {
   struct events *ev = opaque;
-  char name[SNAP_NAME_MAX], parent[SNAP_NAME_MAX];
-  uint64_t a, b, c, d;
-  long long t;
-  double secs;
+  struct snap_event e;
+  char say[512];
+  json_object *o;
 
-  if (sscanf (line, "point %127s %lld", name, &t) == 2) {
-    char when[64];
-    time_t tt = t;
-    strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime (&tt));
+  if (snap_event_parse (line, &e) < 0)
+    return;
+  switch (e.kind) {
+  case SNAP_EV_POINT:
     if (ev->json) {
-      json_object *o = event_new ("point");
-      json_object_object_add (o, "name", json_object_new_string (name));
-      json_object_object_add (o, "time", json_object_new_int64 (t));
+      o = event_new ("point");
+      json_object_object_add (o, "name", json_object_new_string (e.name));
+      json_object_object_add (o, "time", json_object_new_int64 (e.time));
       event_print (o);
     }
     else {
-      printf ("snapshot %s: point in time taken at %s\n", name, when);
+      printf ("%s\n", snap_event_describe (&e, say, sizeof say));
       fflush (stdout);
     }
-  }
-  else if (sscanf (line, "progress %" SCNu64 " %" SCNu64 " %" SCNu64
-                   " %" SCNu64, &a, &b, &c, &d) == 4)
-    progress_update (&ev->bar, a, b, c, d);
-  else if (sscanf (line, "ok %127s %127s %" SCNu64 " %" SCNu64 " %" SCNu64
-                   " %lf", name, parent, &a, &b, &c, &secs) == 6) {
-    char rd[32], up[32];
+    break;
+  case SNAP_EV_PROGRESS:
+    progress_update (&ev->bar, e.done, e.total, e.bytes_read,
+                     e.bytes_uploaded);
+    break;
+  case SNAP_EV_OK:
     progress_end (&ev->bar);
     ev->ok = true;
     if (ev->json) {
-      char s[32];
-      json_object *o = event_new ("done");
-      snprintf (s, sizeof s, "%.3f", secs);
-      json_object_object_add (o, "name", json_object_new_string (name));
-      json_object_object_add (o, "parent", json_object_new_string
-                              (strcmp (parent, "-") ? parent : ""));
-      json_object_object_add (o, "chunks_total", json_object_new_uint64 (a));
-      json_object_object_add (o, "bytes_read", json_object_new_uint64 (b));
+      char secs[32];
+      o = event_new ("done");
+      snprintf (secs, sizeof secs, "%.3f", e.seconds);
+      json_object_object_add (o, "name", json_object_new_string (e.name));
+      json_object_object_add (o, "parent", json_object_new_string (e.parent));
+      json_object_object_add (o, "chunks_total",
+                              json_object_new_uint64 (e.total));
+      json_object_object_add (o, "bytes_read",
+                              json_object_new_uint64 (e.bytes_read));
       json_object_object_add (o, "bytes_uploaded",
-                              json_object_new_uint64 (c));
-      json_object_object_add (o, "seconds", json_object_new_double_s (secs, s));
+                              json_object_new_uint64 (e.bytes_uploaded));
+      json_object_object_add (o, "seconds",
+                              json_object_new_double_s (e.seconds, secs));
       event_print (o);
     }
     else {
-      printf ("snapshot %s complete: %" PRIu64 " chunk%s read (%s), %s "
-              "uploaded in %.1f s; %s%s\n", name, a, a == 1 ? "" : "s",
-              format_size (b, rd, sizeof rd), format_size (c, up, sizeof up),
-              secs, strcmp (parent, "-") ? "incremental on " : "full",
-              strcmp (parent, "-") ? parent : "");
+      printf ("%s\n", snap_event_describe (&e, say, sizeof say));
       fflush (stdout);
     }
-  }
-  else if (strncmp (line, "error", 5) == 0) {
+    break;
+  case SNAP_EV_ERROR:
     progress_end (&ev->bar);
     if (ev->remote)             /* else the attach code printed it */
-      log_error ("%s", line + (strncmp (line, "error: ", 7) == 0 ? 7 : 5));
+      log_error ("%s", e.error);
+    break;
   }
 }
 
@@ -311,7 +309,7 @@ cmd_snapshot_restore (int argc, char **argv)
   objstore_close (os);
   if (e) {
     if (e == -ENOENT)
-      log_error ("no snapshot named %s in %s", name, url);
+      log_error ("no snapshot '%s' in %s", name, url);
     else
       log_error ("%s", error_msg (&err));
     return EXIT_FAILURE;

@@ -158,9 +158,11 @@ print_text (const struct reg_volume *v, const struct live *live,
             "; FAILED: " : (v->attachment.attached ? "" : "; continues when "
             "attached"), v->restore.error);
   if (a->attached)
-    printf ("attachment:  host %s, pid %d, %s, since %s, epoch %" PRIu64 "\n",
-            a->host, (int) a->pid, a->frontend[0] ? a->frontend : "-",
-            format_time (a->since, tbuf, sizeof tbuf), a->epoch);
+    printf ("attachment:  host %s, pid %d, %s, since %s, epoch %" PRIu64
+            "%s\n", a->host, (int) a->pid, a->frontend[0] ? a->frontend : "-",
+            format_time (a->since, tbuf, sizeof tbuf), a->epoch,
+            strcmp (attachment_state (v), "gone") == 0 ? "; GONE: the "
+            "process exited (the next attach takes the volume over)" : "");
   else
     printf ("attachment:  none\n");
   if (v->fenced.attached)
@@ -272,6 +274,8 @@ to_json (const struct reg_volume *v, const struct live *live,
 
   json_object_object_del (o, "format");
   json_object_object_add (o, "tls", json_object_new_boolean (v->tls));
+  json_object_object_add (o, "attachment_state",
+                          json_object_new_string (attachment_state (v)));
   json_object_object_add (o, "zones_known",
                           json_object_new_boolean (zones_known (v)));
   json_object_object_get_ex (o, "replicas", &reps);

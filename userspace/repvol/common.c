@@ -58,6 +58,18 @@ attachment_is_local (const struct reg_attachment *a)
   return a->attached && strcmp (a->host, this_host ()) == 0;
 }
 
+const char *
+attachment_state (const struct reg_volume *v)
+{
+  const struct reg_attachment *a = &v->attachment;
+
+  if (!a->attached)
+    return "none";
+  if (!attachment_is_local (a))
+    return "remote";
+  return attach_alive (a, v->name) ? "running" : "gone";
+}
+
 struct hold_arg {
   struct reg_attachment seen;   /* the stale attachment we may replace */
   struct reg_attachment mine;

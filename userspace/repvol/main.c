@@ -44,8 +44,12 @@ static const struct verb verbs[] = {
     "  --reserve            allocate each replica's space up front\n"
     "  --allow-same-zone    allow two replicas in one availability zone\n" },
   { "list", cmd_list,
-    "list",
-    "List volumes: name, size, number of replicas, epoch, attachment.\n" },
+    "list [--json]",
+    "List volumes: name, size, block size, number of replicas, epoch,\n"
+    "attachment (an attach on this host whose process exited shows as\n"
+    "gone).\n"
+    "\n"
+    "  --json               a JSON array, one object per volume\n" },
   { "status", cmd_status,
     "status [VOL] [--json]",
     "Show a volume (or every volume): size, epoch, each replica and its\n"

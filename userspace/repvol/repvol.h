@@ -117,6 +117,13 @@ const char *this_host (void);
  */
 bool attachment_is_local (const struct reg_attachment *a);
 
+/* What is known of v's attachment's process: "none" (not attached),
+ * "running" (on this host, alive), "gone" (on this host, exited: the
+ * record is stale, and the next attach takes the volume over) or
+ * "remote" (on another host, which only it can tell).
+ */
+const char *attachment_state (const struct reg_volume *v);
+
 /* Hold v for a CLI verb that must not run beside an attach ("repvol
  * delete", "repvol epoch --reset"): record an attachment with frontend
  * what (ATTACH_*_CLAIM) and this pid, which attach refuses.  Refused,

@@ -22,12 +22,17 @@ static void
 snap_line (void *opaque, const char *line)
 {
   struct attach *a = opaque;
-  bool last = strncmp (line, "ok ", 3) == 0 || strncmp (line, "error", 5) == 0;
+  struct snap_event ev;
+  char say[512];
+  bool known = snap_event_parse (line, &ev) == 0;
+  bool last = known && (ev.kind == SNAP_EV_OK || ev.kind == SNAP_EV_ERROR);
 
-  if (strncmp (line, "error", 5) == 0)  /* log_error says "error: " itself */
-    log_error ("%s", line + (strncmp (line, "error: ", 7) == 0 ? 7 : 5));
-  else if (last || strncmp (line, "point ", 6) == 0)
-    log_info ("%s: snapshot %s", a->vol.name, line);
+  /* The lines themselves go on to the CLI; the log gets them as words. */
+  if (known && ev.kind == SNAP_EV_ERROR)
+    log_error ("%s", ev.error);         /* log_error says "error: " itself */
+  else if (known && ev.kind != SNAP_EV_PROGRESS)
+    log_info ("%s: %s", a->vol.name,
+              snap_event_describe (&ev, say, sizeof say));
   if (a->snap_req && last) {
     control_finish (a->snap_req, line);
     a->snap_req = NULL;

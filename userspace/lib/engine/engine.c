@@ -136,14 +136,15 @@ eng_replica_failed (struct engine *e, int i, int err)
       e->broken = true;
       return;
     }
-    log_error ("replica %s failed (%s): recorded out of sync; going on "
-               "with the others", e->name[i], strerror (err));
+    /* Expected, and handled: a warning, not an error. */
+    log_warn ("replica %s failed (%s): recorded out of sync; going on "
+              "with the others", e->name[i], strerror (err));
     /* Writes since the last flush may not be stable on it. */
     eng_mark_barrier (e, e->unflushed_cur.bits, e->unflushed_flushing.bits);
   }
   else
-    log_error ("replica %s failed again during catch-up (%s)", e->name[i],
-               strerror (err));
+    log_warn ("replica %s failed again during catch-up (%s)", e->name[i],
+              strerror (err));
   if (mask_of (e, ENGINE_IN_SYNC) == 0)
     log_error ("no replica of the volume is in sync: failing I/O");
 }

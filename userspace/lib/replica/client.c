@@ -121,8 +121,8 @@ on_close (struct conn *c, void *opaque)
 {
   struct rc *rc = opaque;
 
-  if (!rc->dead)
-    log_error ("replica %s: connection lost", rc->addr);
+  if (!rc->dead)                /* the engine says what it means for the volume */
+    log_warn ("replica %s: connection lost", rc->addr);
   rc->dead = true;
   rc->conn = NULL;
   loop_timer_cancel (rc->loop, &rc->timer);

@@ -46,6 +46,28 @@
 #include "core/bdev.h"
 #include "core/loop.h"
 
+/* ---- event.c ---------------------------------------------------------- */
+
+enum snap_event_kind {
+  SNAP_EV_POINT = 1, SNAP_EV_PROGRESS, SNAP_EV_OK, SNAP_EV_ERROR,
+};
+
+struct snap_event {
+  enum snap_event_kind kind;
+  char name[128], parent[128];  /* parent "" for a full snapshot */
+  int64_t time;                 /* POINT: unix time */
+  uint64_t done, total;         /* chunks (OK: total) */
+  uint64_t bytes_read, bytes_uploaded;
+  double seconds;               /* OK */
+  const char *error;            /* ERROR: the message, in the line */
+};
+
+/* An event line into *ev: 0, or -1 for a line that is none of them. */
+int snap_event_parse (const char *line, struct snap_event *ev);
+/* The event as one line for a person ("snapshot s1 complete: ..."). */
+const char *snap_event_describe (const struct snap_event *ev, char *buf,
+                                 size_t len);
+
 /* ---- cow.c ------------------------------------------------------------ */
 
 /* Wrap lower.  cbt is the change map to start from (ceil (size /
