@@ -34,13 +34,16 @@ struct verb {
 static const struct verb verbs[] = {
   { "create", cmd_create,
     "create VOL --size SIZE --replica ADDR:PORT [--replica ADDR:PORT ...]\n"
-    "              [--block-size 512|4096] [--reserve] [--allow-same-zone]",
+    "              [--block-size 512|4096] [--chunk-size SIZE] [--reserve]\n"
+    "              [--allow-same-zone]",
     "Create a volume with a replica on every server named.  Every server is\n"
     "contacted first; on any failure the replicas already made are removed.\n"
     "\n"
     "  --size SIZE          volume size: bytes or K, M, G, T, P (binary units)\n"
     "  --replica ADDR:PORT  a repvold to hold a replica (repeat, 1 to 8)\n"
     "  --block-size N       512 or 4096 (default 4096)\n"
+    "  --chunk-size SIZE    snapshot chunk, a power of two from 64K to 64M\n"
+    "                       (default 1M)\n"
     "  --reserve            allocate each replica's space up front\n"
     "  --allow-same-zone    allow two replicas in one availability zone\n" },
   { "list", cmd_list,
@@ -122,7 +125,8 @@ static const struct verb verbs[] = {
     "them to a new volume.\n"
     "\n"
     "  --to URL             where create stores the snapshot\n"
-    "  --name NAME          the snapshot's name (default: VOL-YYYYmmddTHHMMSS)\n"
+    "  --name NAME          the snapshot's name (default:\n"
+    "                       VOL-YYYYmmddTHHMMSSZ, the time in UTC)\n"
     "  --replica ADDR:PORT  a repvold to hold a replica of the new volume\n"
     "  --lazy               restore returns at once: the volume can be\n"
     "                       attached, and chunks are fetched on first use\n"
