@@ -94,7 +94,9 @@ assert a["data_bytes"] == 4 * 65536
 assert a["uploaded_bytes"] > 0
 EOF
 
-# An empty or brand new store lists nothing (and is created).
+# An empty store lists nothing (one that does not exist is an error:
+# test 049).
+mkdir "$T/empty"
 repvol snapshot list "file://$T/empty" --json >empty.json
 python3 -c 'import json, sys; assert json.load(open(sys.argv[1])) == []' \
     empty.json || fail "empty store did not list []"
