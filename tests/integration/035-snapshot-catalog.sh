@@ -175,7 +175,7 @@ expect_fail_match 'not an object store URL' repvol snapshot list /not/a/url
 expect_fail_match 'absolute' repvol snapshot list file://relative
 touch plain
 expect_fail_match 'not a directory' repvol snapshot list "file://$T/plain"
-expect_fail_match 'cannot create directory' repvol snapshot list "file://$T/plain/sub"
+expect_fail_match 'plain/sub: Not a directory' repvol snapshot list "file://$T/plain/sub"
 rc=0; repvol snapshot delete "$URL" >/dev/null 2>&1 || rc=$?
 assert_eq 2 "$rc" "exit status of a usage error"
 rc=0; repvol snapshot delete "$URL" nosuch >/dev/null 2>&1 || rc=$?
