@@ -54,46 +54,95 @@ open_store (const char *url)
   return os;
 }
 
-struct list_ctx {
-  bool json;
-  json_object *arr;
-  int n;
+/* A listed snapshot: its summary (JSON) or its row, and its parent, to
+ * say at the end whether the parent still exists (deleting a snapshot
+ * does not rewrite the manifests that name it).
+ */
+struct list_row {
+  char name[SNAP_NAME_MAX], parent[SNAP_NAME_MAX];
+  json_object *summary;         /* --json */
+  char text[400];               /* the row without its PARENT column */
+  char text_end[80];            /* DATA and UPLOADED */
 };
 
-/* DATA: volume bytes the snapshot holds; UPLOADED: what it added to
- * the store (new chunks, compressed).  Printed with the first row, so
- * that a store that cannot be listed gets an error and no table.
- */
-static void
-print_list_header (void)
-{
-  printf ("%-28s %-19s %-16s %10s %-28s %10s %10s\n", "NAME", "CREATED",
-          "VOLUME", "SIZE", "PARENT", "DATA", "UPLOADED");
-}
+struct list_ctx {
+  bool json;
+  struct list_row *rows;
+  size_t n, cap;
+};
 
 static int
 list_one (void *opaque, const struct manifest *m)
 {
   struct list_ctx *lc = opaque;
-  if (!lc->json && lc->n == 0)
-    print_list_header ();
-  lc->n++;
+
+  if (lc->n == lc->cap) {
+    size_t cap = lc->cap ? lc->cap * 2 : 16;
+    struct list_row *r = realloc (lc->rows, cap * sizeof *r);
+    if (!r)
+      return -ENOMEM;
+    lc->rows = r;
+    lc->cap = cap;
+  }
+  struct list_row *row = &lc->rows[lc->n++];
+  memset (row, 0, sizeof *row);
+  snprintf (row->name, sizeof row->name, "%s", m->name);
+  snprintf (row->parent, sizeof row->parent, "%s", m->parent);
   if (lc->json) {
-    json_object_array_add (lc->arr, manifest_json (m, MANIFEST_SUMMARY));
+    row->summary = manifest_json (m, MANIFEST_SUMMARY);
     return 0;
   }
-
   char created[32], size[32], data[32], up[32];
   struct tm tm;
   if (localtime_r (&m->created, &tm) == NULL ||
       strftime (created, sizeof created, "%Y-%m-%d %H:%M:%S", &tm) == 0)
     snprintf (created, sizeof created, "-");
-  printf ("%-28s %-19s %-16s %10s %-28s %10s %10s\n", m->name, created,
-          m->volume, format_size (m->volume_size, size, sizeof size),
-          m->parent[0] ? m->parent : "-",
-          format_size (m->data_bytes, data, sizeof data),
-          format_size (m->uploaded_bytes, up, sizeof up));
+  snprintf (row->text, sizeof row->text, "%-28s %-19s %-16s %10s", m->name,
+            created, m->volume, format_size (m->volume_size, size,
+                                             sizeof size));
+  snprintf (row->text_end, sizeof row->text_end, "%10s %10s",
+            format_size (m->data_bytes, data, sizeof data),
+            format_size (m->uploaded_bytes, up, sizeof up));
   return 0;
+}
+
+static bool
+listed (const struct list_ctx *lc, const char *name)
+{
+  for (size_t i = 0; i < lc->n; i++)
+    if (strcmp (lc->rows[i].name, name) == 0)
+      return true;
+  return false;
+}
+
+/* DATA: volume bytes the snapshot holds; UPLOADED: what it added to
+ * the store (new chunks, compressed).  A parent that was deleted since
+ * is shown as such: the snapshot itself is complete without it.
+ */
+static void
+print_list (const struct list_ctx *lc)
+{
+  json_object *arr = lc->json ? json_object_new_array () : NULL;
+
+  if (!lc->json)
+    printf ("%-28s %-19s %-16s %10s %-28s %10s %10s\n", "NAME", "CREATED",
+            "VOLUME", "SIZE", "PARENT", "DATA", "UPLOADED");
+  for (size_t i = 0; i < lc->n; i++) {
+    const struct list_row *r = &lc->rows[i];
+    bool gone = r->parent[0] && !listed (lc, r->parent);
+    if (lc->json) {
+      json_object_object_add (r->summary, "parent_deleted",
+                              json_object_new_boolean (gone));
+      json_object_array_add (arr, r->summary);
+      continue;
+    }
+    char parent[SNAP_NAME_MAX + 16];
+    snprintf (parent, sizeof parent, "%s%s", r->parent[0] ? r->parent : "-",
+              gone ? " (deleted)" : "");
+    printf ("%s %-28s %s\n", r->text, parent, r->text_end);
+  }
+  if (lc->json)
+    print_json (arr, JSON_C_TO_STRING_PRETTY);
 }
 
 int
@@ -111,19 +160,19 @@ cmd_snapshot_list (int argc, char **argv)
 
   struct list_ctx lc = { .json = json };
   struct error err = { 0 };
-  if (json)
-    lc.arr = json_object_new_array ();
-  if (snapshot_list (os, list_one, &lc, &err) != 0) {
+  int r = snapshot_list (os, list_one, &lc, &err);
+  if (r == -ENOMEM)
+    log_error ("out of memory");
+  else if (r != 0)
     log_error ("%s", error_msg (&err));
+  else
+    print_list (&lc);
+  if (r != 0) {
     ret = EXIT_FAILURE;
+    for (size_t i = 0; i < lc.n; i++)
+      json_object_put (lc.rows[i].summary);
   }
-  else if (!json && lc.n == 0)
-    print_list_header ();
-  else if (json) {
-    print_json (lc.arr, JSON_C_TO_STRING_PRETTY);
-    lc.arr = NULL;
-  }
-  json_object_put (lc.arr);
+  free (lc.rows);
   objstore_close (os);
   return ret;
 }
