@@ -54,9 +54,9 @@ repvol --tls-dir "$T/c2" create v2 --size 4M \
 cat "$T/ca2/ca-cert.pem" "$T/ca1/ca-cert.pem" > "$T/srv/ca-cert.pem"
 cat "$T/ca1/ca-cert.pem" "$T/ca2/ca-cert.pem" > "$T/c1/ca-cert.pem"
 kill -HUP "${REPVOLD_PID[a]}" "${REPVOLD_PID[b]}"
+reloads() { [[ $(grep -c "SIGHUP: TLS credentials reloaded" "$T/repvold-$1.log") -ge $2 ]]; }
 for s in a b; do
-    wait_for test "$(grep -c "SIGHUP: TLS credentials reloaded" "$T/repvold-$s.log")" -eq 2 ||
-        fail "repvold $s did not reload the CA bundle"
+    wait_for reloads "$s" 2 || fail "repvold $s did not reload the CA bundle"
 done
 repvol --tls-dir "$T/c1" create v1 --size 4M \
     --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}" ||
