@@ -272,7 +272,7 @@ resync_fetch_map (struct engine *e, int i)
   bdev_submit (e->rep[src], &rs->get_io);
 }
 
-/* ---- the timer: reconnect, pump, report ----------------------------- */
+/* ---- the timer: notice, reconnect, pump, report --------------------- */
 
 void
 eng_tick (struct loop_timer *t)
@@ -284,6 +284,18 @@ eng_tick (struct loop_timer *t)
                    MAX (e->rate, (uint64_t) REGION * RESYNC_DEPTH));
   for (int i = 0; i < e->n; i++) {
     struct resync *rs = &e->rs[i];
+    /* A replica whose connection died while nothing was in flight (its
+     * server was killed, or stopped answering PINGs) fails now, not at
+     * the next write: an idle volume shows its health too, and its
+     * catch-up clock starts.
+     */
+    if (e->state[i] != ENGINE_OUT && e->rep[i] && e->have_hooks &&
+        !e->closing[i] && !e->drain_done && !e->fenced) {
+      struct bdev_health h = { .up = 1 };
+      bdev_health (e->rep[i], &h);
+      if (!h.up)
+        eng_replica_failed (e, i, ECONNRESET);
+    }
     if (e->state[i] == ENGINE_OUT && !e->closing[i] && !e->drain_done &&
         e->ticks % MAX (e->reconnect_ms / RESYNC_TICK_MS, 1u) == 0 &&
         mask_of (e, ENGINE_IN_SYNC) && !e->broken) {
