@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/tls.h"
+#include "core/config.h"
 #include "core/util.h"
 #include "repvol.h"
 
@@ -270,6 +271,11 @@ main (int argc, char **argv)
   int i;
 
   log_init ("repvol");
+  struct error cerr = { 0 };
+  if (config_load (&cerr) < 0) {
+    log_error ("%s", error_msg (&cerr));
+    return EXIT_FAILURE;
+  }
 
   /* Global options before the verb. */
   for (i = 1; i < argc && argv[i][0] == '-'; i++) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "core/config.h"
 #include "core/util.h"
 #include "core/loop.h"
 #include "core/tls.h"
@@ -190,6 +191,7 @@ main (int argc, char **argv)
   };
   const char *data_dir = NULL, *listen_addr = NULL, *name = NULL;
   const char *zone = "", *engine = "auto";
+  bool zone_given = false;
   const char *tls_dir = NULL, *tls_psk = NULL, *admins = NULL;
   struct tls_creds *tls = NULL;
   enum store_cache cache = STORE_CACHE_NONE;
@@ -211,7 +213,7 @@ main (int argc, char **argv)
     case 'd': data_dir = optarg; break;
     case 'l': listen_addr = optarg; break;
     case 'n': name = optarg; break;
-    case 'z': zone = optarg; break;
+    case 'z': zone = optarg; zone_given = true; break;
     case OPT_IO_ENGINE:
       if (strcmp (optarg, "auto") && strcmp (optarg, "io_uring") &&
           strcmp (optarg, "libaio"))
@@ -275,6 +277,21 @@ main (int argc, char **argv)
   }
   if (optind < argc)
     return bad_arg ("unexpected argument '%s'", argv[optind]);
+  /* The site file gives what the command line did not (core/config.h):
+   * the zone, and the TLS credentials (one setting: a flag for either
+   * leaves both alone).
+   */
+  struct error cerr = { 0 };
+  if (config_load (&cerr) < 0) {
+    fprintf (stderr, "repvold: %s\n", error_msg (&cerr));
+    return EXIT_FAILURE;
+  }
+  if (!zone_given && config_get ("zone"))
+    zone = config_get ("zone");
+  if (!tls_dir && !tls_psk) {
+    tls_dir = config_get ("tls-dir");
+    tls_psk = config_get ("tls-psk");
+  }
   if (!data_dir)
     return bad_arg ("%s", "--data-dir is required");
   if (!listen_addr)
