@@ -458,7 +458,26 @@ etcd_update (struct registry *r, const char *name,
                        ETCD_UPDATE_TRIES);
       break;
     }
-    pause_ms ((int) (etcd_rand (&e->c) % (2 + (attempt < 10 ? attempt : 10))));
+    /* The refusal brought the current record: try again on it at once.
+     * Lost again: others are busy; pause a jittered, growing moment
+     * (up to 32 ms) so one of them gets through, then read afresh,
+     * since what the refusal brought is older than the pause.
+     */
+    if (attempt >= 1) {
+      int cap = attempt >= 6 ? 32 : 1 << (attempt - 1);
+      pause_ms ((int) (etcd_rand (&e->c) % (cap + 1)));
+      kvs_free (kv, n);
+      kv = NULL;
+      n = 0;
+      ret = read_key (e, key, &kv, err);
+      if (ret < 0) {
+        if (ret == -ENOENT)
+          ret = error_set (err, ENOENT, "registry %s: no volume '%s' "
+                           "(removed during the update)", e->loc, name);
+        break;
+      }
+      n = 1;
+    }
   }
   kvs_free (kv, n);
   return ret;

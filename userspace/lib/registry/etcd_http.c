@@ -390,7 +390,8 @@ etcd_call (struct etcd_client *c, const char *path, json_object *req,
                                 left < ETCD_REQUEST_MS ? left
                                 : ETCD_REQUEST_MS,
                                 resp, &code, &sent, why[i], sizeof why[i]);
-      sent_any = sent_any || sent;
+      if (o != OK)              /* sent, and the answer lost */
+        sent_any = sent_any || sent;
       if (o == OK) {
         c->cur = i;
         goto out;
