@@ -62,7 +62,7 @@ etcd_start_member() {
         --initial-cluster "$cluster" --initial-cluster-state new \
         --initial-cluster-token "repvol-$TEST_NAME-$$" \
         --heartbeat-interval 100 --election-timeout 1000 \
-        --logger zap --log-outputs stderr ${tls[@]+"${tls[@]}"}
+        --logger zap --log-outputs stderr --log-level warn ${tls[@]+"${tls[@]}"}
     ETCD_PID[$i]=$BG_PID
     log "etcd e$i pid $BG_PID on $sch://${ETCD_CLIENT[$i]}"
 }
@@ -96,7 +96,7 @@ etcd_kill() {
 
 # The member whose id the cluster names as leader, as an index.
 etcd_leader() {
-    local i st leader id
+    local i j st leader id
     for ((i = 1; i <= ETCD_N; i++)); do
         st=$(_etcd_curl "${ETCD_CLIENT[$i]}" /v3/maintenance/status '{}' 2>/dev/null) || continue
         leader=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("leader",""))' "$st") || continue

@@ -7,7 +7,7 @@
  * a directory, dir://PATH or etcd://HOST:PORT,...[/PREFIX]; without
  * one a fresh temp directory is used (make check-unit), and
  * tests/integration/080-registry-etcd.sh runs it against a real etcd
- * cluster.  Volumes are named conf-*; each test removes its own first,
+ * cluster (081 over https, with $REPVOL_TLS_DIR's certificates).  Volumes are named conf-*; each test removes its own first,
  * so a run may reuse a prefix.
  */
 #include <errno.h>
@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "core/tls.h"
 #include "core/util.h"
 #include "registry/registry.h"
 
@@ -519,6 +520,12 @@ main (int argc, char **argv)
     snprintf (location, sizeof location, "dir://%s/reg", tmpdir);
   }
   is_etcd = strncmp (location, "etcd://", 7) == 0;
+  /* $REPVOL_TLS_DIR: etcd over https with those certificates. */
+  struct error e = { 0 };
+  if (tls_client_setup (NULL, NULL, &e) < 0) {
+    fprintf (stderr, "%s\n", error_msg (&e));
+    return 1;
+  }
   fprintf (stderr, "registry conformance against %s\n", location);
   srandom ((unsigned) time (NULL) ^ (unsigned) getpid ());
 
@@ -533,6 +540,7 @@ main (int argc, char **argv)
     cmocka_unit_test_setup_teardown (test_blobs, setup, teardown),
   };
   rc = cmocka_run_group_tests (tests, NULL, NULL);
+  tls_client_cleanup ();
   if (tmpdir[0]) {
     char cmd[128];
     snprintf (cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
