@@ -207,8 +207,9 @@ static int
 bad_answer (struct etcd_registry *e, const char *key, const char *why,
             struct error *err)
 {
-  return error_set (err, EBADMSG, "registry %s: bad answer from etcd for "
-                    "%s: %s", e->loc, key, why);
+  return error_set (err, EBADMSG, "registry %s: bad answer from etcd %s "
+                    "for %s: %s", e->loc, e->c.ep[e->c.cur].hostport, key,
+                    why);
 }
 
 /* The one kv of a range answer for key (0 entries: *n = 0). */
