@@ -17,8 +17,9 @@
 #   etcdctl_ ARGS...              etcdctl against the live members
 #
 # With TLS (ETCD_TLS_DIR set before start_etcd_cluster to a directory
-# made by scripts/tls-certs.sh: ca, server, client) the members serve
-# https only and require client certificates.
+# made by scripts/tls-certs.sh: ca, client) the members serve https only,
+# with a certificate of that CA made here, and require client
+# certificates of that CA.
 
 # shellcheck disable=SC2034
 declare -A ETCD_CLIENT=() ETCD_PEER=() ETCD_PID=()
@@ -50,8 +51,8 @@ etcd_start_member() {
     for ((j = 1; j <= ETCD_N; j++)); do
         cluster+="${cluster:+,}e$j=http://${ETCD_PEER[$j]}"
     done
-    [[ -z $ETCD_TLS_DIR ]] || tls=(--cert-file "$ETCD_TLS_DIR/server-cert.pem"
-        --key-file "$ETCD_TLS_DIR/server-key.pem" --client-cert-auth
+    [[ -z $ETCD_TLS_DIR ]] || tls=(--cert-file "$T/etcd/pki/member-cert.pem"
+        --key-file "$T/etcd/pki/member-key.pem" --client-cert-auth
         --trusted-ca-file "$ETCD_TLS_DIR/ca-cert.pem")
     mkdir -p "$T/etcd/e$i"
     start_bg "$T/etcd/e$i.log" etcd --name "e$i" --data-dir "$T/etcd/e$i/data" \
@@ -71,9 +72,24 @@ etcd_healthy() {
     _etcd_curl "${ETCD_CLIENT[$1]}" /health 2>/dev/null | grep -q '"health":"true"'
 }
 
+# The members' certificate: signed by ETCD_TLS_DIR's CA for 127.0.0.1,
+# for servers and clients both (etcd's gateway dials its own gRPC port
+# with it, and --client-cert-auth checks that client too).
+_etcd_member_cert() {
+    local d=$T/etcd/pki
+    mkdir -p "$d"
+    (umask 077; certtool --generate-privkey --key-type=ecdsa --outfile "$d/member-key.pem" 2>/dev/null)
+    printf 'cn = etcd\nip_address = 127.0.0.1\ndns_name = localhost\ntls_www_server\ntls_www_client\nsigning_key\nencryption_key\nexpiration_days = 30\n' >"$d/member.tmpl"
+    certtool --generate-certificate --load-ca-certificate "$ETCD_TLS_DIR/ca-cert.pem" \
+        --load-ca-privkey "$ETCD_TLS_DIR/ca-key.pem" --load-privkey "$d/member-key.pem" \
+        --template "$d/member.tmpl" --outfile "$d/member-cert.pem" 2>/dev/null ||
+        fail "cannot make the etcd members' certificate"
+}
+
 start_etcd_cluster() {
     local n=${1:-3} i hosts=""
     require_etcd
+    [[ -z $ETCD_TLS_DIR ]] || _etcd_member_cert
     ETCD_N=$n
     for ((i = 1; i <= n; i++)); do
         ETCD_CLIENT[$i]=127.0.0.1:$(free_port)

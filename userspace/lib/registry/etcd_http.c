@@ -322,6 +322,11 @@ request (struct etcd_client *c, const struct etcd_endpoint *e,
       snprintf (why, size, "%s", strerror ((int) oserr));
       why[0] = tolower ((unsigned char) why[0]);
     }
+    else if (rc == CURLE_GOT_NOTHING && !c->tls) {
+      *code = EPROTO;
+      snprintf (why, size, "empty reply (a member that serves only TLS? "
+                "give --tls-dir)");
+    }
     else {
       *code = rc == CURLE_COULDNT_RESOLVE_HOST ? EHOSTUNREACH : EIO;
       snprintf (why, size, "%s", errbuf[0] ? errbuf : curl_easy_strerror (rc));
