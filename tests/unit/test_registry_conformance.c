@@ -8,7 +8,8 @@
  * one a fresh temp directory is used (make check-unit), and
  * tests/integration/080-registry-etcd.sh runs it against a real etcd
  * cluster (081 over https, with $REPVOL_TLS_DIR's certificates).  Volumes are named conf-*; each test removes its own first,
- * so a run may reuse a prefix.
+ * so a run may reuse a prefix.  $REPVOL_CONFORMANCE_ONLY=PATTERN runs
+ * only the tests whose names match (cmocka_set_test_filter).
  */
 #include <errno.h>
 #include <signal.h>
@@ -539,6 +540,10 @@ main (int argc, char **argv)
     cmocka_unit_test_setup_teardown (test_list, setup, teardown),
     cmocka_unit_test_setup_teardown (test_blobs, setup, teardown),
   };
+  /* REPVOL_CONFORMANCE_ONLY=PATTERN: only the tests it matches. */
+  const char *only = getenv ("REPVOL_CONFORMANCE_ONLY");
+  if (only && *only)
+    cmocka_set_test_filter (only);
   rc = cmocka_run_group_tests (tests, NULL, NULL);
   tls_client_cleanup ();
   if (tmpdir[0]) {
