@@ -21,6 +21,8 @@
 # with a certificate of that CA made here, and require client
 # certificates of that CA.
 
+[[ -z ${ETCDLIB_LOADED-} ]] || return 0
+ETCDLIB_LOADED=1
 # shellcheck disable=SC2034
 declare -A ETCD_CLIENT=() ETCD_PEER=() ETCD_PID=()
 ETCD_N=0

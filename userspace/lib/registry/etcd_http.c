@@ -295,6 +295,8 @@ request (struct etcd_client *c, const struct etcd_endpoint *e,
     curl_easy_setopt (h, CURLOPT_SSLKEY, c->keyfile);
   }
   CURLcode rc = curl_easy_perform (h);
+  curl_easy_setopt (h, CURLOPT_HTTPHEADER, NULL);     /* both die here */
+  curl_easy_setopt (h, CURLOPT_ERRORBUFFER, NULL);
   curl_slist_free_all (hdr);
   curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo (h, CURLINFO_OS_ERRNO, &oserr);
@@ -329,7 +331,13 @@ request (struct etcd_client *c, const struct etcd_endpoint *e,
     }
     else {
       *code = rc == CURLE_COULDNT_RESOLVE_HOST ? EHOSTUNREACH : EIO;
-      snprintf (why, size, "%s", errbuf[0] ? errbuf : curl_easy_strerror (rc));
+      for (size_t l = strlen (errbuf);
+           l > 0 && isspace ((unsigned char) errbuf[l - 1]);)
+        errbuf[--l] = '\0';
+      snprintf (why, size, "%s%s", errbuf[0] ? errbuf : curl_easy_strerror (rc),
+                rc == CURLE_SSL_CONNECT_ERROR && c->tls
+                ? " (does the member serve TLS, with a certificate of this "
+                "CA?)" : "");
     }
     out = RETRY;
     goto done;
