@@ -14,7 +14,10 @@ LIB_SRC  := $(wildcard userspace/lib/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 LIB      := $(B)/librepvol.a
 PROGS    := $(B)/repvold $(B)/repvol
-TOOLS    := $(B)/tests/no_io_uring $(B)/tests/objtool $(B)/tests/mksnap
+# test_registry_conformance is a unit test that the etcd integration
+# tests also run (against a real cluster), so "all" builds it.
+TOOLS    := $(B)/tests/no_io_uring $(B)/tests/objtool $(B)/tests/mksnap \
+            $(B)/tests/test_registry_conformance
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 # Helpers the unit tests share (fake bdev, fake replica...).

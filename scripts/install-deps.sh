@@ -18,6 +18,8 @@ PACKAGES=(
     clang libclang-rt-14-dev
     # snapshot tests and bench: a real S3 server (Ceph RADOS Gateway), curl
     radosgw ceph-mon ceph-osd curl
+    # the etcd registry backend's tests: a real 3-member etcd cluster
+    etcd-server etcd-client
     # unit tests (run under valgrind)
     libcmocka-dev valgrind
     # NBD clients and servers used by tests, bench and demo

@@ -21,6 +21,8 @@
 #     expect_fail, expect_fail_match, require_cmd;
 #   - require_s3 and s3_curl for tests against the S3 server that
 #     tests/run-integration.sh starts.
+#   - with REPVOL_TEST_REGISTRY=etcd, a 3-member etcd cluster of the
+#     test's own as its registry (see the end of this file).
 #
 # Processes must be started from the test's main shell (not inside "$(...)")
 # so that their pids land in the arrays the EXIT trap reads.
@@ -422,3 +424,17 @@ _lib_cleanup() {
 trap _lib_cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
+
+# REPVOL_TEST_REGISTRY=etcd runs the test with its registry in a 3-member
+# etcd cluster of its own (tests/integration/etcdlib.sh; https when
+# REPVOL_TEST_TLS=1) instead of the directory $T/registry: every verb
+# then goes through the etcd backend.  Tests that look at registry files
+# themselves need the directory.
+if [[ ${REPVOL_TEST_REGISTRY:-dir} == etcd && ${ETCD_N:-0} == 0 ]]; then
+    # shellcheck source=etcdlib.sh
+    . "$TOP/tests/integration/etcdlib.sh"
+    [[ ${REPVOL_TEST_TLS:-0} != 1 ]] || ETCD_TLS_DIR=$T/pki
+    start_etcd_cluster 3
+    export REPVOL_REGISTRY=etcd://$ETCD_HOSTS/$TEST_NAME
+    log "registry: $REPVOL_REGISTRY"
+fi

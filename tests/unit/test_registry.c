@@ -485,7 +485,20 @@ test_open_locations (void **state)
   snprintf (path, sizeof path, "%s/file", f->dir);
   write_file (f->dir, "file", "x");
   assert_null (registry_open (path, NULL));
-  assert_null (registry_open ("etcd://127.0.0.1:2379", NULL));
+  /* etcd:// opens without contacting anything; a malformed one fails. */
+  struct registry *er = registry_open ("etcd://127.0.0.1:2379", NULL);
+  assert_non_null (er);
+  registry_close (er);
+  assert_null (registry_open ("etcd://", NULL));
+  assert_null (registry_open ("etcd://h:99999", NULL));
+  assert_null (registry_open ("ftp://x", NULL));
+  /* dir://PATH is the directory backend. */
+  char durl[160];
+  snprintf (durl, sizeof durl, "dir://%s", f->regdir);
+  er = registry_open (durl, NULL);
+  assert_non_null (er);
+  registry_close (er);
+  assert_null (registry_open ("dir://", NULL));
 
   /* $REPVOL_REGISTRY is used when no location is given. */
   setenv ("REPVOL_REGISTRY", f->regdir, 1);

@@ -406,8 +406,12 @@ test_entry_point_checks (void **state)
 
   /* Locations. */
   e = (struct error) { 0 };
-  assert_null (registry_open ("etcd://127.0.0.1:2379", &e));
-  assert_int_equal (e.code, ENOTSUP);
+  r = registry_open ("etcd://127.0.0.1:2379", &e);
+  assert_non_null (r);
+  registry_close (r);
+  assert_null (registry_open ("etcd://127.0.0.1:x/p", &e));
+  assert_int_equal (e.code, EINVAL);
+  assert_non_null (strstr (e.msg, "bad port"));
   assert_null (registry_open ("ftp://x", &e));
   assert_int_equal (e.code, EINVAL);
   assert_null (registry_open ("/dev/null", &e));

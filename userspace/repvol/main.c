@@ -1,6 +1,6 @@
 /* main.c - repvol: dispatch to a verb, global options, help.
  *
- *   repvol [--registry DIR] VERB [ARGS...]
+ *   repvol [--registry LOCATION] VERB [ARGS...]
  *
  * Each verb lives in its own file (cmd_VERB.c), with its entry point
  * cmd_VERB (snapshot's sub-verbs: cmd_snapshot_SUBVERB), and parses its
@@ -154,8 +154,9 @@ static const struct verb verbs[] = {
 
 static const char common_help[] =
   "\n"
-  "  --registry DIR       registry directory (default: $REPVOL_REGISTRY,\n"
-  "                       then /var/lib/repvol)\n"
+  "  --registry LOCATION  a registry directory (DIR or dir://DIR), or\n"
+  "                       etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (default:\n"
+  "                       $REPVOL_REGISTRY, then /var/lib/repvol)\n"
   "  --tls-dir DIR        TLS to the servers with DIR's ca-cert.pem,\n"
   "                       client-cert.pem, client-key.pem (default:\n"
   "                       $REPVOL_TLS_DIR)\n"
@@ -166,7 +167,7 @@ static const char common_help[] =
 static void
 main_help (FILE *fp)
 {
-  fprintf (fp, "Usage: repvol [--registry DIR] [--tls-dir DIR | --tls-psk FILE] VERB [ARGS...]\n"
+  fprintf (fp, "Usage: repvol [--registry LOCATION] [--tls-dir DIR | --tls-psk FILE] VERB [ARGS...]\n"
                "       repvol --help | --version | VERB --help\n\nVerbs:\n");
   for (size_t i = 0; i < ARRAY_SIZE (verbs); i++)
     fprintf (fp, "  repvol %s\n", verbs[i].synopsis);

@@ -274,6 +274,7 @@ tls_creds_identity (const struct tls_creds *c)
 /* ---- the process's client credentials --------------------------------- */
 
 static struct tls_creds *client_creds;
+static char client_dir[PATH_MAX];   /* X.509 only: where they came from */
 
 int
 tls_client_setup (const char *dir, const char *psk, struct error *err)
@@ -289,7 +290,15 @@ tls_client_setup (const char *dir, const char *psk, struct error *err)
   r = tls_creds_load (&client_creds, TLS_CLIENT, dir, psk, err);
   if (r < 0)
     error_prefix (err, "TLS credentials: ");
+  else if (client_creds && !psk && dir)
+    snprintf (client_dir, sizeof client_dir, "%s", dir);
   return r;
+}
+
+const char *
+tls_client_dir (void)
+{
+  return client_creds && client_dir[0] ? client_dir : NULL;
 }
 
 struct tls_creds *
@@ -303,6 +312,7 @@ tls_client_cleanup (void)
 {
   tls_creds_free (client_creds);
   client_creds = NULL;
+  client_dir[0] = '\0';
 }
 
 /* ---- sessions --------------------------------------------------------- */

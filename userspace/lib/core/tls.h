@@ -70,6 +70,12 @@ const char *tls_creds_identity (const struct tls_creds *c);
  */
 int tls_client_setup (const char *dir, const char *psk, struct error *err);
 struct tls_creds *tls_client_creds (void);
+/* The directory the process's X.509 client credentials were loaded
+ * from (ca-cert.pem, client-cert.pem, client-key.pem), for clients that
+ * hand the files to another TLS library (the etcd registry's libcurl);
+ * NULL with no credentials or with a PSK.
+ */
+const char *tls_client_dir (void);
 void tls_client_cleanup (void);
 
 /* A session on fd (not owned).  A client names the host it dialled

@@ -47,8 +47,16 @@ struct registry {
  */
 struct registry *registry_dir_open (const char *path, struct error *err);
 
+/* etcd.c: etcd's v3 API through its JSON gateway, location
+ * "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]" (PREFIX default /repvol).
+ * Nothing is contacted until the first operation.  NULL with the reason
+ * in *err (a malformed location).
+ */
+struct registry *registry_etcd_open (const char *location,
+                                     struct error *err);
+
 /* codec.c: the volume record every backend stores (dir.c as a file, a
- * future etcd backend as the value of a key).
+ * etcd.c as the value of a key).
  *
  * reg_volume_check: 0, or -EINVAL with the reason, for a record that
  * must not be stored.  reg_volume_to_json: the document, malloc'd (NULL:

@@ -5,7 +5,8 @@
  *   DIR/.VOLNAME.json.tmp      the next version, while it is being written
  *   DIR/VOLNAME.KIND.blob      a blob (registry_blob_put), replaced the
  *   DIR/.VOLNAME.KIND.blob.tmp   same way but without the lock: one
- *                              attach owns a volume's blobs
+ *                              attach owns a volume's blobs; remove
+ *                              takes them with the record
  *
  * Writers (create, update, remove) take the lock, read the current
  * file, write the new version to the temp file, fsync it, rename it over
@@ -268,6 +269,37 @@ dir_update (struct registry *r, const char *name,
   return ret;
 }
 
+/* Every NAME.KIND.blob of a volume being removed. */
+static int
+remove_blobs (struct dir_registry *d, const char *name, struct error *err)
+{
+  size_t nl = strlen (name);
+  DIR *dp = opendir (d->path);
+  if (dp == NULL)
+    return error_set (err, errno, "registry %s: %s", d->path,
+                      strerror (errno));
+  struct dirent *de;
+  int ret = 0;
+  while ((de = readdir (dp)) != NULL) {
+    size_t len = strlen (de->d_name);
+    char kind[REG_NAME_MAX + 1];
+    if (len <= nl + 6 || strncmp (de->d_name, name, nl) != 0 ||
+        de->d_name[nl] != '.' || strcmp (de->d_name + len - 5, ".blob") != 0 ||
+        len - nl - 6 >= sizeof kind)
+      continue;
+    memcpy (kind, de->d_name + nl + 1, len - nl - 6);
+    kind[len - nl - 6] = '\0';
+    if (!valid_name (kind))
+      continue;
+    if (unlinkat (dirfd (dp), de->d_name, 0) == -1 && errno != ENOENT &&
+        ret == 0)
+      ret = error_set (err, errno, "registry %s/%s: unlink: %s", d->path,
+                       de->d_name, strerror (errno));
+  }
+  closedir (dp);
+  return ret;
+}
+
 static int
 dir_remove (struct registry *r, const char *name, struct error *err)
 {
@@ -289,7 +321,8 @@ dir_remove (struct registry *r, const char *name, struct error *err)
       ret = error_set (err, errno, "registry %s: unlink: %s", path,
                        strerror (errno));
   }
-  else if ((ret = fsync_parent (AT_FDCWD, path)) < 0)
+  else if ((ret = remove_blobs (d, name, err)) == 0 &&
+           (ret = fsync_parent (AT_FDCWD, path)) < 0)
     error_set (err, -ret, "registry %s: fsync of the directory: %s",
                d->path, strerror (-ret));
   unlock_registry (lk);

@@ -2,8 +2,9 @@
  * checked entry points every caller goes through.
  *
  * The location is, in order: the --registry argument, $REPVOL_REGISTRY,
- * or /var/lib/repvol.  A plain path selects the directory backend
- * (dir.c); "etcd://" is reserved for the etcd backend of a later issue.
+ * or /var/lib/repvol.  A plain path or dir://PATH selects the directory
+ * backend (dir.c); etcd://HOST:PORT[,HOST:PORT...][/PREFIX] the etcd
+ * backend (etcd.c, etcd_http.c).
  *
  * The registry_* functions check their arguments before a backend sees
  * them: a name must pass valid_name() (so no backend ever turns a "../x"
@@ -31,14 +32,19 @@ registry_open (const char *location, struct error *err)
   if (location == NULL || *location == '\0')
     location = REGISTRY_DEFAULT;
 
-  if (strncmp (location, "etcd://", 7) == 0) {
-    error_set (err, ENOTSUP, "registry %s: the etcd backend is not built "
-               "into this version", location);
-    return NULL;
+  if (strncmp (location, "etcd://", 7) == 0)
+    return registry_etcd_open (location, err);
+  if (strncmp (location, "dir://", 6) == 0) {
+    location += 6;
+    if (*location == '\0') {
+      error_set (err, EINVAL, "registry dir://: no directory given");
+      return NULL;
+    }
   }
-  if (strstr (location, "://") != NULL) {
+  else if (strstr (location, "://") != NULL) {
     error_set (err, EINVAL, "registry %s: unknown registry scheme "
-               "(expected a directory path)", location);
+               "(expected a directory, dir://PATH or etcd://HOST:PORT,...)",
+               location);
     return NULL;
   }
   return registry_dir_open (location, err);

@@ -3,8 +3,9 @@
  *
  * registry/ stores one record per volume (struct reg_volume) and small
  * per-volume blobs, behind one interface with several backends: dir.c
- * (a directory of small JSON files, the embedded default) now, etcd
- * later; codec.c is the record as JSON, which every backend stores.
+ * (a directory of small JSON files, the embedded default) and etcd.c
+ * (etcd's v3 API); codec.c is the record as JSON, which every backend
+ * stores.
  * It may call core/ only; it is called by attach/ and the CLI
  * (userspace/repvol), and replica/probe.h uses its types.  No code
  * outside registry/ knows which backend is in use.  Every change is a
@@ -120,8 +121,10 @@ struct error;                   /* core/util.h */
  */
 int reg_volume_check_tls (const struct reg_volume *v, struct error *err);
 
-/* Open the registry named by location (a directory path for now;
- * "etcd://..." later).  NULL -> $REPVOL_REGISTRY -> /var/lib/repvol.
+/* Open the registry named by location: a directory path or dir://PATH,
+ * or etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (endpoints tried in
+ * order; https with the process's TLS client directory, core/tls.h, so
+ * set that up first).  NULL -> $REPVOL_REGISTRY -> /var/lib/repvol.
  * Returns NULL with the reason in *err.
  */
 struct registry *registry_open (const char *location, struct error *err);
@@ -138,12 +141,16 @@ int registry_get (struct registry *r, const char *name, struct reg_volume *v,
                   struct error *err);
 /* Atomically: read, call fn, write back if fn returns 0.  fn's non-zero
  * return (a positive errno) aborts the update and is returned negated.
+ * fn may run more than once, each time on a fresh copy of the current
+ * record (etcd: again after a concurrent write refused this one), so it
+ * must decide from the record it is given, not from an earlier call.
  * fn may not rename the volume (the name is put back); a record fn
  * leaves invalid is not written (-EINVAL).
  */
 int registry_update (struct registry *r, const char *name,
                      int (*fn) (struct reg_volume *v, void *arg), void *arg,
                      struct error *err);
+/* The record and every blob of the volume. */
 int registry_remove (struct registry *r, const char *name, struct error *err);
 /* Sorted names; free with registry_free_names(). */
 int registry_list (struct registry *r, char ***names, int *n,

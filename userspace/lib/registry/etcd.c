@@ -1,0 +1,713 @@
+/* etcd.c - the registry on etcd (v3 API through its JSON gateway; the
+ * HTTP client is etcd_http.c).
+ *
+ * The location: etcd://HOST:PORT[,HOST:PORT...][/PREFIX], PREFIX
+ * "/repvol" by default.  The keys:
+ *
+ *   PREFIX/volumes/NAME        one volume: the document of codec.c
+ *   PREFIX/blobs/NAME/KIND     a blob (registry_blob_put), its bytes
+ *
+ * create is a transaction that puts the record only if the key has
+ * version 0 (does not exist), and drops any blobs left under the name;
+ * update reads the record and its mod_revision, calls the callback on
+ * the copy and writes it back in a transaction comparing mod_revision
+ * with the one read, so a write based on a stale read is refused; the
+ * refusal brings the current record (the transaction's failure branch
+ * is a range), and the callback runs again on it, up to
+ * ETCD_UPDATE_TRIES times with a short jittered pause.  remove deletes
+ * the record and every blob of the volume in one transaction.  list is
+ * a keys-only range over PREFIX/volumes/.
+ *
+ * A write whose answer was lost (a timeout, a 5xx, the member died) may
+ * have been applied all the same; when the retry's compare then fails
+ * and the current value is byte for byte the one this call wrote, it
+ * is taken as this call's own write.
+ *
+ * Everything etcd answers is checked before use (etcd_http.c's
+ * readers, then the record codec): a bad answer is -EBADMSG with the
+ * reason, never a crash.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/util.h"
+#include "registry/registry.h"
+#include "registry/backends.h"
+#include "registry/etcd_internal.h"
+
+#define ETCD_UPDATE_TRIES 100
+/* One blob is one value in one request: etcd refuses requests over
+ * --max-request-bytes (1.5 MiB by default).  1 MiB of bitmap is a
+ * change map of 8 TiB in 1 MiB chunks.
+ */
+#define ETCD_BLOB_MAX     (1u << 20)
+#define ETCD_PREFIX_MAX   200
+
+struct etcd_registry {
+  struct registry r;
+  struct etcd_client c;
+  char prefix[ETCD_PREFIX_MAX];       /* "/repvol", no trailing '/' */
+  char loc[512];                      /* the location, for messages */
+};
+
+static struct etcd_registry *
+to_etcd (struct registry *r)
+{
+  return r->priv;
+}
+
+/* ---- keys and requests ------------------------------------------------- */
+
+#define KEY_MAX (ETCD_PREFIX_MAX + 2 * REG_NAME_MAX + 32)
+
+static void
+vol_key (struct etcd_registry *e, const char *name, char *buf)
+{
+  snprintf (buf, KEY_MAX, "%s/volumes/%s", e->prefix, name);
+}
+
+static void
+blob_key (struct etcd_registry *e, const char *name, const char *kind,
+          char *buf)
+{
+  snprintf (buf, KEY_MAX, "%s/blobs/%s/%s", e->prefix, name, kind ? kind : "");
+}
+
+/* o[field] = base64 (data); false when out of memory. */
+static bool
+add_b64 (json_object *o, const char *field, const void *data, size_t len)
+{
+  char *s = etcd_b64_encode (data, len);
+  json_object *str = s ? json_object_new_string (s) : NULL;
+  free (s);
+  return str && json_object_object_add (o, field, str) == 0;
+}
+
+/* {"key": KEY} and, for a prefix (ending in '/'), its "range_end": the
+ * prefix with its last byte + 1.
+ */
+static json_object *
+key_req (const char *key, bool prefix)
+{
+  json_object *o = json_object_new_object ();
+  if (o == NULL || !add_b64 (o, "key", key, strlen (key)))
+    goto nomem;
+  if (prefix) {
+    char end[KEY_MAX];
+    size_t len = strlen (key);
+    memcpy (end, key, len);
+    end[len - 1]++;
+    if (!add_b64 (o, "range_end", end, len))
+      goto nomem;
+  }
+  return o;
+ nomem:
+  json_object_put (o);
+  return NULL;
+}
+
+/* {"request_OP": inner} (inner consumed). */
+static json_object *
+op (const char *what, json_object *inner)
+{
+  json_object *o = inner ? json_object_new_object () : NULL;
+  if (o == NULL || json_object_object_add (o, what, inner) != 0) {
+    json_object_put (o);
+    json_object_put (inner);
+    return NULL;
+  }
+  return o;
+}
+
+static json_object *
+put_op (const char *key, const char *value, size_t len)
+{
+  json_object *p = key_req (key, false);
+  if (p && !add_b64 (p, "value", value, len)) {
+    json_object_put (p);
+    p = NULL;
+  }
+  return op ("request_put", p);
+}
+
+/* A compare on key: target VERSION or MOD, result EQUAL or GREATER. */
+static json_object *
+compare (const char *key, const char *target, const char *result,
+         int64_t value)
+{
+  char num[24];
+  json_object *c = key_req (key, false);
+  if (c == NULL)
+    return NULL;
+  snprintf (num, sizeof num, "%lld", (long long) value);
+  json_object_object_add (c, "target", json_object_new_string (target));
+  json_object_object_add (c, "result", json_object_new_string (result));
+  json_object_object_add (c, strcmp (target, "MOD") ? "version"
+                          : "mod_revision", json_object_new_string (num));
+  return c;
+}
+
+/* {"compare": [cmp], "success": [ops...], "failure": [fail]} from
+ * consumed parts (any NULL: out of memory, all freed).
+ */
+static json_object *
+txn (json_object *cmp, json_object *s1, json_object *s2, json_object *fail)
+{
+  json_object *t = json_object_new_object ();
+  json_object *ca = json_object_new_array (), *sa = json_object_new_array ();
+  json_object *fa = json_object_new_array ();
+  bool ok = t && ca && sa && fa && cmp && s1;
+  if (ok) {
+    json_object_array_add (ca, cmp);
+    json_object_array_add (sa, s1);
+    if (s2)
+      json_object_array_add (sa, s2);
+    if (fail)
+      json_object_array_add (fa, fail);
+    json_object_object_add (t, "compare", ca);
+    json_object_object_add (t, "success", sa);
+    json_object_object_add (t, "failure", fa);
+    return t;
+  }
+  json_object_put (t);
+  json_object_put (ca);
+  json_object_put (sa);
+  json_object_put (fa);
+  json_object_put (cmp);
+  json_object_put (s1);
+  json_object_put (s2);
+  json_object_put (fail);
+  return NULL;
+}
+
+static int
+nomem (struct etcd_registry *e, struct error *err)
+{
+  return error_set (err, ENOMEM, "registry %s: out of memory", e->loc);
+}
+
+/* POST req (consumed) to path; the reason prefixed with the location. */
+static int
+call (struct etcd_registry *e, const char *path, json_object *req,
+      json_object **resp, bool *maybe_applied, struct error *err)
+{
+  if (req == NULL)
+    return nomem (e, err);
+  int r = etcd_call (&e->c, path, req, resp, maybe_applied, err);
+  json_object_put (req);
+  if (r < 0)
+    error_prefix (err, "registry %s: ", e->loc);
+  return r;
+}
+
+static int
+bad_answer (struct etcd_registry *e, const char *key, const char *why,
+            struct error *err)
+{
+  return error_set (err, EBADMSG, "registry %s: bad answer from etcd %s "
+                    "for %s: %s", e->loc, e->c.ep[e->c.cur].hostport, key,
+                    why);
+}
+
+/* The one kv of a range answer for key (0 entries: *n = 0). */
+static int
+range_one (struct etcd_registry *e, json_object *resp, const char *key,
+           struct etcd_kv **kv, int *n, struct error *err)
+{
+  const char *why = NULL;
+  int r = etcd_range_kvs (resp, kv, n, &why);
+  if (r < 0)
+    return bad_answer (e, key, why, err);
+  if (*n > 1 || (*n == 1 && strcmp ((*kv)[0].key, key) != 0)) {
+    for (int i = 0; i < *n; i++)
+      etcd_kv_free (&(*kv)[i]);
+    free (*kv);
+    *kv = NULL;
+    return bad_answer (e, key, "a range of one key answered another", err);
+  }
+  return 0;
+}
+
+static void
+kvs_free (struct etcd_kv *kv, int n)
+{
+  for (int i = 0; i < n; i++)
+    etcd_kv_free (&kv[i]);
+  free (kv);
+}
+
+/* Read key: *kv (free with kvs_free(kv, 1)) or -ENOENT (no message). */
+static int
+read_key (struct etcd_registry *e, const char *key, struct etcd_kv **kv,
+          struct error *err)
+{
+  json_object *resp;
+  int n, r = call (e, "/v3/kv/range", key_req (key, false), &resp, NULL, err);
+  if (r < 0)
+    return r;
+  r = range_one (e, resp, key, kv, &n, err);
+  json_object_put (resp);
+  if (r == 0 && n == 0)
+    r = -ENOENT;
+  return r;
+}
+
+/* The record in kv, checked: it must be a valid document of volume
+ * name.
+ */
+static int
+decode_record (struct etcd_registry *e, const char *name,
+               const struct etcd_kv *kv, struct reg_volume *v,
+               struct error *err)
+{
+  if (reg_volume_from_json (kv->value, kv->value_len, v, err) < 0) {
+    error_prefix (err, "registry %s: corrupt value of %s: ", e->loc, kv->key);
+    return -EBADMSG;
+  }
+  if (strcmp (v->name, name) != 0)
+    return error_set (err, EBADMSG, "registry %s: corrupt value of %s: "
+                      "holds volume \"%s\"", e->loc, kv->key, v->name);
+  return 0;
+}
+
+/* A transaction's answer: whether it succeeded and, for a failure
+ * branch that is a range, its kvs.
+ */
+static int
+txn_result (struct etcd_registry *e, json_object *resp, const char *key,
+            bool *succeeded, struct etcd_kv **kv, int *n, struct error *err)
+{
+  const char *why = NULL;
+  json_object *rs, *r0, *rr;
+  if (kv)
+    *kv = NULL, *n = 0;
+  if (etcd_get_bool (resp, "succeeded", succeeded, &why) < 0)
+    return bad_answer (e, key, why, err);
+  if (*succeeded || kv == NULL)
+    return 0;
+  if (etcd_get_member (resp, "responses", json_type_array, &rs, &why) < 0)
+    return bad_answer (e, key, why, err);
+  if (rs == NULL || json_object_array_length (rs) != 1 ||
+      !json_object_is_type (r0 = json_object_array_get_idx (rs, 0),
+                            json_type_object))
+    return bad_answer (e, key, "no answer to the failure branch's range",
+                       err);
+  if (etcd_get_member (r0, "response_range", json_type_object, &rr, &why) < 0)
+    return bad_answer (e, key, why, err);
+  if (rr == NULL)
+    return bad_answer (e, key, "no response_range", err);
+  return range_one (e, rr, key, kv, n, err);
+}
+
+static bool
+same_value (const struct etcd_kv *kv, const char *text)
+{
+  return kv->value_len == strlen (text) &&
+    memcmp (kv->value, text, kv->value_len) == 0;
+}
+
+/* ---- operations ------------------------------------------------------- */
+
+static int
+etcd_create (struct registry *r, const struct reg_volume *v,
+             struct error *err)
+{
+  struct etcd_registry *e = to_etcd (r);
+  char key[KEY_MAX], blobs[KEY_MAX];
+  json_object *resp;
+  struct etcd_kv *kv;
+  bool ok, maybe;
+  int n, ret;
+
+  if ((ret = reg_volume_check (v, err)) < 0) {
+    error_prefix (err, "registry %s: refusing to write volume \"%.*s\": ",
+                  e->loc, REG_NAME_MAX, v->name);
+    return ret;
+  }
+  vol_key (e, v->name, key);
+  blob_key (e, v->name, NULL, blobs);
+  char *text = reg_volume_to_json (v);
+  if (text == NULL)
+    return nomem (e, err);
+  json_object *req =
+    txn (compare (key, "VERSION", "EQUAL", 0),
+         put_op (key, text, strlen (text)),
+         op ("request_delete_range", key_req (blobs, true)),
+         op ("request_range", key_req (key, false)));
+  ret = call (e, "/v3/kv/txn", req, &resp, &maybe, err);
+  if (ret == 0) {
+    ret = txn_result (e, resp, key, &ok, &kv, &n, err);
+    json_object_put (resp);
+    if (ret == 0 && !ok) {
+      /* Taken, unless by this very call before its answer was lost. */
+      if (!(maybe && n == 1 && same_value (&kv[0], text)))
+        ret = error_set (err, EEXIST, "registry %s: volume '%s' exists",
+                         e->loc, v->name);
+      kvs_free (kv, n);
+    }
+  }
+  free (text);
+  return ret;
+}
+
+static int
+etcd_get (struct registry *r, const char *name, struct reg_volume *v,
+          struct error *err)
+{
+  struct etcd_registry *e = to_etcd (r);
+  char key[KEY_MAX];
+  struct etcd_kv *kv;
+
+  vol_key (e, name, key);
+  int ret = read_key (e, key, &kv, err);
+  if (ret == -ENOENT)
+    return error_set (err, ENOENT, "registry %s: no volume '%s'", e->loc,
+                      name);
+  if (ret < 0)
+    return ret;
+  ret = decode_record (e, name, kv, v, err);
+  kvs_free (kv, 1);
+  return ret;
+}
+
+static void
+pause_ms (int ms)
+{
+  struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000 };
+  nanosleep (&ts, NULL);
+}
+
+static int
+etcd_update (struct registry *r, const char *name,
+             int (*fn) (struct reg_volume *v, void *arg), void *arg,
+             struct error *err)
+{
+  struct etcd_registry *e = to_etcd (r);
+  char key[KEY_MAX];
+  struct etcd_kv *kv = NULL;
+  struct reg_volume v;
+  int n = 1, ret;
+
+  vol_key (e, name, key);
+  ret = read_key (e, key, &kv, err);
+  if (ret == -ENOENT)
+    return error_set (err, ENOENT, "registry %s: no volume '%s'", e->loc,
+                      name);
+  if (ret < 0)
+    return ret;
+  for (int attempt = 0; ; attempt++) {
+    /* kv: the current record, read or brought by a refused write. */
+    if ((ret = decode_record (e, name, kv, &v, err)) < 0)
+      break;
+    int fe = fn (&v, arg);
+    if (fe != 0) {
+      ret = error_set (err, fe, "%s", strerror (fe));
+      break;
+    }
+    /* The name is the key: a callback may not rename a volume. */
+    snprintf (v.name, sizeof v.name, "%s", name);
+    if ((ret = reg_volume_check (&v, err)) < 0) {
+      error_prefix (err, "registry %s: refusing to write volume \"%s\": ",
+                    e->loc, name);
+      break;
+    }
+    char *text = reg_volume_to_json (&v);
+    if (text == NULL) {
+      ret = nomem (e, err);
+      break;
+    }
+    if (same_value (kv, text)) {        /* nothing changed */
+      free (text);
+      break;
+    }
+    json_object *resp;
+    bool ok, maybe;
+    json_object *req = txn (compare (key, "MOD", "EQUAL", kv->mod_revision),
+                            put_op (key, text, strlen (text)), NULL,
+                            op ("request_range", key_req (key, false)));
+    kvs_free (kv, n);
+    kv = NULL;
+    n = 0;
+    ret = call (e, "/v3/kv/txn", req, &resp, &maybe, err);
+    if (ret == 0) {
+      ret = txn_result (e, resp, key, &ok, &kv, &n, err);
+      json_object_put (resp);
+    }
+    if (ret < 0 || ok) {
+      free (text);
+      break;
+    }
+    if (n == 0) {
+      free (text);
+      ret = error_set (err, ENOENT, "registry %s: no volume '%s' (removed "
+                       "during the update)", e->loc, name);
+      break;
+    }
+    /* Refused: someone wrote since the read (or this call did, before
+     * its answer was lost).
+     */
+    bool mine = maybe && same_value (kv, text);
+    free (text);
+    if (mine)
+      break;
+    if (attempt + 1 == ETCD_UPDATE_TRIES) {
+      ret = error_set (err, EAGAIN, "registry %s: update of volume '%s' "
+                       "lost to %d concurrent writes in a row", e->loc, name,
+                       ETCD_UPDATE_TRIES);
+      break;
+    }
+    /* The refusal brought the current record: try again on it at once.
+     * Lost again: others are busy; pause a jittered, growing moment
+     * (up to 32 ms) so one of them gets through, then read afresh,
+     * since what the refusal brought is older than the pause.
+     */
+    if (attempt >= 1) {
+      int cap = attempt >= 6 ? 32 : 1 << (attempt - 1);
+      pause_ms ((int) (etcd_rand (&e->c) % (cap + 1)));
+      kvs_free (kv, n);
+      kv = NULL;
+      n = 0;
+      ret = read_key (e, key, &kv, err);
+      if (ret < 0) {
+        if (ret == -ENOENT)
+          ret = error_set (err, ENOENT, "registry %s: no volume '%s' "
+                           "(removed during the update)", e->loc, name);
+        break;
+      }
+      n = 1;
+    }
+  }
+  kvs_free (kv, n);
+  return ret;
+}
+
+static int
+etcd_remove (struct registry *r, const char *name, struct error *err)
+{
+  struct etcd_registry *e = to_etcd (r);
+  char key[KEY_MAX], blobs[KEY_MAX];
+  json_object *resp;
+  bool ok, maybe;
+
+  vol_key (e, name, key);
+  blob_key (e, name, NULL, blobs);
+  json_object *req = txn (compare (key, "VERSION", "GREATER", 0),
+                          op ("request_delete_range", key_req (key, false)),
+                          op ("request_delete_range", key_req (blobs, true)),
+                          NULL);
+  int ret = call (e, "/v3/kv/txn", req, &resp, &maybe, err);
+  if (ret < 0)
+    return ret;
+  ret = txn_result (e, resp, key, &ok, NULL, NULL, err);
+  json_object_put (resp);
+  /* Not there: none, unless this call removed it before its answer was
+   * lost.
+   */
+  if (ret == 0 && !ok && !maybe)
+    ret = error_set (err, ENOENT, "registry %s: no volume '%s'", e->loc,
+                     name);
+  return ret;
+}
+
+static int
+cmp_names (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+static int
+etcd_list (struct registry *r, char ***names_out, int *n_out,
+           struct error *err)
+{
+  struct etcd_registry *e = to_etcd (r);
+  char dir[KEY_MAX];
+  json_object *resp;
+  struct etcd_kv *kv;
+  const char *why = NULL;
+  int n, ret;
+
+  snprintf (dir, sizeof dir, "%s/volumes/", e->prefix);
+  json_object *req = key_req (dir, true);
+  if (req)
+    json_object_object_add (req, "keys_only", json_object_new_boolean (1));
+  if ((ret = call (e, "/v3/kv/range", req, &resp, NULL, err)) < 0)
+    return ret;
+  ret = etcd_range_kvs (resp, &kv, &n, &why);
+  json_object_put (resp);
+  if (ret < 0)
+    return bad_answer (e, dir, why, err);
+  char **names = n ? calloc (n, sizeof *names) : NULL;
+  int count = 0;
+  if (n && names == NULL) {
+    kvs_free (kv, n);
+    return nomem (e, err);
+  }
+  size_t dl = strlen (dir);
+  for (int i = 0; i < n; i++) {
+    const char *k = kv[i].key;
+    /* Only names a volume can have; anything else is a stray. */
+    if (strncmp (k, dir, dl) != 0 || !valid_name (k + dl))
+      continue;
+    if ((names[count] = strdup (k + dl)) == NULL) {
+      kvs_free (kv, n);
+      registry_free_names (names, count);
+      return nomem (e, err);
+    }
+    count++;
+  }
+  kvs_free (kv, n);
+  if (count > 1)
+    qsort (names, count, sizeof *names, cmp_names);
+  if (count == 0) {
+    free (names);
+    names = NULL;
+  }
+  *names_out = names;
+  *n_out = count;
+  return 0;
+}
+
+/* ---- blobs -------------------------------------------------------------- */
+
+static int
+etcd_blob_put (struct registry *r, const char *name, const char *kind,
+               const void *data, size_t len, struct error *err)
+{
+  struct etcd_registry *e = to_etcd (r);
+  char key[KEY_MAX];
+  json_object *resp;
+
+  if (len > ETCD_BLOB_MAX)
+    return error_set (err, EFBIG, "registry %s: the %s blob of %s is %zu "
+                      "bytes, more than the %u one etcd value may hold here "
+                      "(etcd's request limit is 1.5 MiB); a larger snapshot "
+                      "chunk size makes it smaller", e->loc, kind, name, len,
+                      ETCD_BLOB_MAX);
+  blob_key (e, name, kind, key);
+  json_object *req = key_req (key, false);
+  if (req && !add_b64 (req, "value", data ? data : "", len)) {
+    json_object_put (req);
+    req = NULL;
+  }
+  int ret = call (e, "/v3/kv/put", req, &resp, NULL, err);
+  if (ret == 0)
+    json_object_put (resp);
+  return ret;
+}
+
+static int
+etcd_blob_get (struct registry *r, const char *name, const char *kind,
+               void **data, size_t *len, struct error *err)
+{
+  struct etcd_registry *e = to_etcd (r);
+  char key[KEY_MAX];
+  struct etcd_kv *kv;
+
+  blob_key (e, name, kind, key);
+  int ret = read_key (e, key, &kv, err);
+  if (ret == -ENOENT)
+    return error_set (err, ENOENT, "registry %s: no %s blob for '%s'",
+                      e->loc, kind, name);
+  if (ret < 0)
+    return ret;
+  *data = kv->value;
+  *len = kv->value_len;
+  kv->value = NULL;
+  kvs_free (kv, 1);
+  return 0;
+}
+
+static int
+etcd_blob_remove (struct registry *r, const char *name, const char *kind,
+                  struct error *err)
+{
+  struct etcd_registry *e = to_etcd (r);
+  char key[KEY_MAX];
+  json_object *resp;
+
+  blob_key (e, name, kind, key);
+  int ret = call (e, "/v3/kv/deleterange", key_req (key, false), &resp, NULL,
+                  err);
+  if (ret == 0)
+    json_object_put (resp);
+  return ret;
+}
+
+static void
+etcd_close (struct registry *r)
+{
+  struct etcd_registry *e = to_etcd (r);
+  etcd_client_fini (&e->c);
+  free (e);
+}
+
+static const struct registry_ops etcd_ops = {
+  .name = "etcd",
+  .create = etcd_create,
+  .get = etcd_get,
+  .update = etcd_update,
+  .remove = etcd_remove,
+  .list = etcd_list,
+  .blob_put = etcd_blob_put,
+  .blob_get = etcd_blob_get,
+  .blob_remove = etcd_blob_remove,
+  .close = etcd_close,
+};
+
+struct registry *
+registry_etcd_open (const char *location, struct error *err)
+{
+  const char *rest = location + strlen ("etcd://");
+  const char *slash = strchr (rest, '/');
+  char hosts[ETCD_MAX_ENDPOINTS * 300];
+  size_t hl = slash ? (size_t) (slash - rest) : strlen (rest);
+
+  struct etcd_registry *e = calloc (1, sizeof *e);
+  if (e == NULL) {
+    error_set (err, ENOMEM, "registry %s: out of memory", location);
+    return NULL;
+  }
+  snprintf (e->loc, sizeof e->loc, "%s", location);
+  if (hl >= sizeof hosts) {
+    error_set (err, EINVAL, "registry %s: too many endpoints", location);
+    goto fail;
+  }
+  memcpy (hosts, rest, hl);
+  hosts[hl] = '\0';
+
+  /* The prefix: "/" and path segments of [A-Za-z0-9._-]. */
+  const char *p = slash && slash[1] ? slash : "/repvol";
+  size_t pl = strlen (p);
+  while (pl > 1 && p[pl - 1] == '/')
+    pl--;
+  if (pl >= sizeof e->prefix) {
+    error_set (err, EINVAL, "registry %s: prefix too long", location);
+    goto fail;
+  }
+  for (size_t i = 0; i < pl; i++) {
+    char ch = p[i];
+    if (!(ch == '/' || ch == '.' || ch == '_' || ch == '-' ||
+          (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+          (ch >= 'A' && ch <= 'Z')) || (ch == '/' && i && p[i - 1] == '/')) {
+      error_set (err, EINVAL, "registry %s: bad prefix \"%.*s\" (path "
+                 "segments of letters, digits, '.', '_', '-')", location,
+                 (int) pl, p);
+      goto fail;
+    }
+  }
+  memcpy (e->prefix, p, pl);
+  e->prefix[pl == 1 ? 0 : pl] = '\0';         /* "/" is the root */
+  if (etcd_client_init (&e->c, hosts, err) < 0) {
+    error_prefix (err, "registry %s: ", location);
+    goto fail;
+  }
+  e->r.ops = &etcd_ops;
+  e->r.priv = e;
+  return &e->r;
+ fail:
+  free (e);
+  return NULL;
+}

@@ -1,0 +1,114 @@
+/* etcd_internal.h - what etcd.c (the registry operations) and
+ * etcd_http.c (the client of etcd's v3 JSON gateway) share.  Nothing
+ * outside registry/etcd*.c includes it.
+ *
+ * The client POSTs one JSON document to /v3/kv/... on an endpoint and
+ * parses the answer; it fails over to the next endpoint, in the order
+ * given, on what another member may answer (connection errors,
+ * timeouts, HTTP 5xx), never on a 4xx.  Every request is bounded:
+ * ETCD_CONNECT_MS to connect, ETCD_REQUEST_MS in all (etcd itself only
+ * gives up on a proposal after 7 s when its leader died, while a new
+ * leader is there within ~1.3 s), and the whole call, every endpoint
+ * and pass included, by ETCD_CALL_MS.
+ */
+#ifndef REPVOL_REGISTRY_ETCD_INTERNAL_H
+#define REPVOL_REGISTRY_ETCD_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+struct error;
+
+#define ETCD_CONNECT_MS   1000
+#define ETCD_REQUEST_MS   2500
+#define ETCD_CALL_MS      12000
+#define ETCD_PASSES       3       /* times round the endpoint list */
+#define ETCD_MAX_ENDPOINTS 16
+#define ETCD_RESPONSE_MAX (16u << 20)
+
+struct etcd_endpoint {
+  char hostport[300];           /* as given: "127.0.0.1:2379" */
+  char url[320];                /* "http://127.0.0.1:2379" */
+};
+
+struct etcd_client {
+  struct etcd_endpoint ep[ETCD_MAX_ENDPOINTS];
+  int nep;
+  int cur;                      /* the endpoint that answered last */
+  bool tls;
+  char cafile[PATH_MAX], certfile[PATH_MAX], keyfile[PATH_MAX];
+  pthread_mutex_t lock;         /* one request at a time on curl */
+  void *curl;                   /* CURL *, made by the process using it */
+  void *inherited;              /* a parent's, after fork(): never used */
+  pid_t pid;                    /* the process curl belongs to */
+  uint64_t rng;                 /* etcd_rand's state, and its process */
+  pid_t rng_pid;
+};
+
+/* hosts: "HOST:PORT[,HOST:PORT...]" (HOST may be [v6]; PORT defaults to
+ * 2379).  With the process's X.509 client credentials (core/tls.h)
+ * the endpoints are https with those files.  0 or -EINVAL.
+ */
+int etcd_client_init (struct etcd_client *c, const char *hosts,
+                      struct error *err);
+void etcd_client_fini (struct etcd_client *c);
+
+/* POST req (not consumed) to path ("/v3/kv/range") and parse the
+ * answer into *resp (a JSON object; json_object_put it).  On failure
+ * the reason names the endpoint(s) and cause: "etcd 127.0.0.1:2379:
+ * connection refused", "etcd ...: HTTP 503: etcdserver: request timed
+ * out".  *maybe_applied (may be NULL) is set when a request was sent
+ * but its answer lost (a timeout, a 5xx), so a write may have been
+ * applied although this returns an error or another endpoint's answer.
+ */
+int etcd_call (struct etcd_client *c, const char *path, json_object *req,
+               json_object **resp, bool *maybe_applied, struct error *err);
+
+/* Jitter for retry pauses: different in every process. */
+uint64_t etcd_rand (struct etcd_client *c);
+
+/* ---- values from etcd (untrusted) ---------------------------------- */
+
+/* Base64 (RFC 4648, with padding).  encode: malloc'd, NUL-terminated
+ * (NULL: out of memory).  decode: strict (no whitespace, padding
+ * required), malloc'd with a NUL after the data; 0, -EBADMSG, -ENOMEM.
+ */
+char *etcd_b64_encode (const void *data, size_t len);
+int etcd_b64_decode (const char *s, size_t slen, void **out, size_t *outlen);
+
+/* An int64 field, as the gateway writes them (a string of digits) or a
+ * JSON integer; absent is 0 (etcd omits zero fields).  0, or -EBADMSG
+ * with *why set.
+ */
+int etcd_get_i64 (json_object *o, const char *key, int64_t *out,
+                  const char **why);
+/* A boolean field; absent is false.  0 or -EBADMSG with *why. */
+int etcd_get_bool (json_object *o, const char *key, bool *out,
+                   const char **why);
+/* A member of type t (absent: *out = NULL, 0); another type -EBADMSG. */
+int etcd_get_member (json_object *o, const char *key, json_type t,
+                     json_object **out, const char **why);
+
+/* One key-value of a range answer ("kvs"[i]), decoded. */
+struct etcd_kv {
+  char *key;                    /* malloc'd, NUL-terminated */
+  size_t key_len;
+  void *value;                  /* malloc'd (NUL after it), NULL if none */
+  size_t value_len;
+  int64_t mod_revision, version;
+};
+void etcd_kv_free (struct etcd_kv *kv);
+/* The "kvs" of a range answer r: *kvs malloc'd (free each with
+ * etcd_kv_free, then the array), *n entries (0 when absent).  0 or
+ * -EBADMSG/-ENOMEM with *why.
+ */
+int etcd_range_kvs (json_object *r, struct etcd_kv **kvs, int *n,
+                    const char **why);
+
+#endif
