@@ -6,6 +6,7 @@
  *
  *   PREFIX/volumes/NAME        one volume: the document of codec.c
  *   PREFIX/blobs/NAME/KIND     a blob (registry_blob_put), its bytes
+ *   PREFIX/receipts/NAME/ID    an update's receipt, under a lease
  *
  * create is a transaction that puts the record only if the key has
  * version 0 (does not exist), and drops any blobs left under the name;
@@ -19,9 +20,16 @@
  * a keys-only range over PREFIX/volumes/.
  *
  * A write whose answer was lost (a timeout, a 5xx, the member died) may
- * have been applied all the same; when the retry's compare then fails
- * and the current value is byte for byte the one this call wrote, it
- * is taken as this call's own write.
+ * have been applied all the same, and another writer may have changed
+ * the record since, so the current value cannot tell.  Every update
+ * transaction therefore also puts a receipt, PREFIX/receipts/RANDOM,
+ * under a lease of this handle (ETCD_RECEIPT_TTL seconds, granted anew
+ * when half of it has passed), in the same transaction (the receipts of
+ * a volume are PREFIX/receipts/NAME/..., removed with it): after a lost
+ * answer and a refused retry, the receipt's presence says whether the
+ * write was applied, and the callback is never applied twice.  Receipts
+ * go away with their lease.  (A create's lost answer is recognised by
+ * its value: nobody else may write a record that does not exist yet.)
  *
  * Everything etcd answers is checked before use (etcd_http.c's
  * readers, then the record codec): a bad answer is -EBADMSG with the
@@ -32,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/util.h"
 #include "registry/registry.h"
@@ -45,12 +54,16 @@
  */
 #define ETCD_BLOB_MAX     (1u << 20)
 #define ETCD_PREFIX_MAX   200
+#define ETCD_RECEIPT_TTL  3600          /* seconds */
 
 struct etcd_registry {
   struct registry r;
   struct etcd_client c;
   char prefix[ETCD_PREFIX_MAX];       /* "/repvol", no trailing '/' */
   char loc[512];                      /* the location, for messages */
+  int64_t lease;                      /* for receipts; 0: none yet */
+  time_t lease_at;                    /* when it was granted */
+  pid_t lease_pid;                    /* the process it was granted to */
 };
 
 static struct etcd_registry *
@@ -74,6 +87,21 @@ blob_key (struct etcd_registry *e, const char *name, const char *kind,
           char *buf)
 {
   snprintf (buf, KEY_MAX, "%s/blobs/%s/%s", e->prefix, name, kind ? kind : "");
+}
+
+/* A new receipt key for an update of volume name (see the top), or
+ * (one false) the prefix of all of them.
+ */
+static void
+receipt_key (struct etcd_registry *e, const char *name, bool one, char *buf)
+{
+  if (!one) {
+    snprintf (buf, KEY_MAX, "%s/receipts/%s/", e->prefix, name);
+    return;
+  }
+  snprintf (buf, KEY_MAX, "%s/receipts/%s/%016llx%016llx", e->prefix, name,
+            (unsigned long long) etcd_rand (&e->c),
+            (unsigned long long) etcd_rand (&e->c));
 }
 
 /* o[field] = base64 (data); false when out of memory. */
@@ -122,15 +150,27 @@ op (const char *what, json_object *inner)
   return o;
 }
 
+/* A put of value under key, attached to lease (0: none). */
 static json_object *
-put_op (const char *key, const char *value, size_t len)
+put_op_lease (const char *key, const char *value, size_t len, int64_t lease)
 {
   json_object *p = key_req (key, false);
   if (p && !add_b64 (p, "value", value, len)) {
     json_object_put (p);
     p = NULL;
   }
+  if (p && lease) {
+    char num[24];
+    snprintf (num, sizeof num, "%lld", (long long) lease);
+    json_object_object_add (p, "lease", json_object_new_string (num));
+  }
   return op ("request_put", p);
+}
+
+static json_object *
+put_op (const char *key, const char *value, size_t len)
+{
+  return put_op_lease (key, value, len, 0);
 }
 
 /* A compare on key: target VERSION or MOD, result EQUAL or GREATER. */
@@ -154,7 +194,8 @@ compare (const char *key, const char *target, const char *result,
  * consumed parts (any NULL: out of memory, all freed).
  */
 static json_object *
-txn (json_object *cmp, json_object *s1, json_object *s2, json_object *fail)
+txn3 (json_object *cmp, json_object *s1, json_object *s2, json_object *s3,
+      json_object *fail)
 {
   json_object *t = json_object_new_object ();
   json_object *ca = json_object_new_array (), *sa = json_object_new_array ();
@@ -165,6 +206,8 @@ txn (json_object *cmp, json_object *s1, json_object *s2, json_object *fail)
     json_object_array_add (sa, s1);
     if (s2)
       json_object_array_add (sa, s2);
+    if (s3)
+      json_object_array_add (sa, s3);
     if (fail)
       json_object_array_add (fa, fail);
     json_object_object_add (t, "compare", ca);
@@ -179,8 +222,15 @@ txn (json_object *cmp, json_object *s1, json_object *s2, json_object *fail)
   json_object_put (cmp);
   json_object_put (s1);
   json_object_put (s2);
+  json_object_put (s3);
   json_object_put (fail);
   return NULL;
+}
+
+static json_object *
+txn (json_object *cmp, json_object *s1, json_object *s2, json_object *fail)
+{
+  return txn3 (cmp, s1, s2, NULL, fail);
 }
 
 static int
@@ -373,6 +423,52 @@ etcd_get (struct registry *r, const char *name, struct reg_volume *v,
   return ret;
 }
 
+/* The lease receipts are put under: granted on first use, in each
+ * process (a child's parent may let its own expire), and again when
+ * half of its time has passed, so a receipt outlives any check of it.
+ */
+static int
+receipt_lease (struct etcd_registry *e, struct error *err)
+{
+  time_t now = time (NULL);
+  json_object *resp, *req = json_object_new_object ();
+  const char *why = NULL;
+  int64_t id;
+  int ret;
+
+  if (e->lease && e->lease_pid == getpid () &&
+      now - e->lease_at < ETCD_RECEIPT_TTL / 2)
+    return 0;
+  if (req)
+    json_object_object_add (req, "TTL",
+                            json_object_new_int (ETCD_RECEIPT_TTL));
+  if ((ret = call (e, "/v3/lease/grant", req, &resp, NULL, err)) < 0)
+    return ret;
+  ret = etcd_get_i64 (resp, "ID", &id, &why);
+  json_object_put (resp);
+  if (ret < 0 || id == 0)
+    return bad_answer (e, "a lease grant", why ? why : "no lease ID", err);
+  e->lease = id;
+  e->lease_at = now;
+  e->lease_pid = getpid ();
+  return 0;
+}
+
+/* Does the receipt exist: 1, 0, or a negative errno. */
+static int
+receipt_exists (struct etcd_registry *e, const char *key, struct error *err)
+{
+  struct etcd_kv *kv;
+  int ret = read_key (e, key, &kv, err);
+
+  if (ret == -ENOENT)
+    return 0;
+  if (ret < 0)
+    return ret;
+  kvs_free (kv, 1);
+  return 1;
+}
+
 static void
 pause_ms (int ms)
 {
@@ -425,8 +521,15 @@ etcd_update (struct registry *r, const char *name,
     }
     json_object *resp;
     bool ok, maybe;
+    char receipt[KEY_MAX];
+    if ((ret = receipt_lease (e, err)) < 0) {
+      free (text);
+      break;
+    }
+    receipt_key (e, name, true, receipt);
     json_object *req = txn (compare (key, "MOD", "EQUAL", kv->mod_revision),
-                            put_op (key, text, strlen (text)), NULL,
+                            put_op (key, text, strlen (text)),
+                            put_op_lease (receipt, "1", 1, e->lease),
                             op ("request_range", key_req (key, false)));
     kvs_free (kv, n);
     kv = NULL;
@@ -446,13 +549,19 @@ etcd_update (struct registry *r, const char *name,
                        "during the update)", e->loc, name);
       break;
     }
-    /* Refused: someone wrote since the read (or this call did, before
-     * its answer was lost).
+    /* Refused: someone wrote since the read, or this call did before
+     * its answer was lost, which only the receipt can tell.
      */
-    bool mine = maybe && same_value (kv, text);
     free (text);
-    if (mine)
-      break;
+    if (maybe) {
+      int mine = receipt_exists (e, receipt, err);
+      if (mine < 0) {
+        ret = mine;
+        break;
+      }
+      if (mine)
+        break;
+    }
     if (attempt + 1 == ETCD_UPDATE_TRIES) {
       ret = error_set (err, EAGAIN, "registry %s: update of volume '%s' "
                        "lost to %d concurrent writes in a row", e->loc, name,
@@ -488,16 +597,19 @@ static int
 etcd_remove (struct registry *r, const char *name, struct error *err)
 {
   struct etcd_registry *e = to_etcd (r);
-  char key[KEY_MAX], blobs[KEY_MAX];
+  char key[KEY_MAX], blobs[KEY_MAX], receipts[KEY_MAX];
   json_object *resp;
   bool ok, maybe;
 
   vol_key (e, name, key);
   blob_key (e, name, NULL, blobs);
-  json_object *req = txn (compare (key, "VERSION", "GREATER", 0),
-                          op ("request_delete_range", key_req (key, false)),
-                          op ("request_delete_range", key_req (blobs, true)),
-                          NULL);
+  receipt_key (e, name, false, receipts);
+  json_object *req = txn3 (compare (key, "VERSION", "GREATER", 0),
+                           op ("request_delete_range", key_req (key, false)),
+                           op ("request_delete_range", key_req (blobs, true)),
+                           op ("request_delete_range",
+                               key_req (receipts, true)),
+                           NULL);
   int ret = call (e, "/v3/kv/txn", req, &resp, &maybe, err);
   if (ret < 0)
     return ret;
