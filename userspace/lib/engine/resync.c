@@ -149,8 +149,12 @@ resync_flushed (struct bdev_io *io, int err)
     c->child[k] = (struct bdev_io) { .op = BDEV_DIRTY_CLEAR,
                                      .done = resync_done_clear, .opaque = c };
   c->pending = e->n;
+  /* Every slot is in sync now, but a clear that fails inside its submit
+   * leaves the slots as they are; eng_submit_slot keeps to the rule
+   * anyway that no request goes to a slot whose bdev is gone.
+   */
   for (int k = 0; k < e->n; k++)
-    bdev_submit (e->rep[k], &c->child[k]);
+    eng_submit_slot (e, k, &c->child[k]);
 }
 
 /* Start copies while the budget and depth allow; finish when done. */
