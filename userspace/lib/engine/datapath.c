@@ -376,7 +376,7 @@ submit_read (struct engine *e, struct eng_req *r)
   r->child[0].done = read_done;
   r->child[0].opaque = r;
   r->child[0].layer_priv = NULL;
-  bdev_submit (e->rep[i], &r->child[0]);
+  bdev_submit (e->rep[i], &r->child[0]);    /* eng_pick_reader: in its slot */
 }
 
 /* ---- the engine's submit ---------------------------------------------- */

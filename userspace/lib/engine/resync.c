@@ -68,8 +68,12 @@ copy_step (struct eng_req *r)
   uint32_t len = (uint32_t) (r->end - r->start);
 
   if (r->err || e->state[i] != ENGINE_RESYNC) {
-    if (r->err && e->state[i] == ENGINE_RESYNC && r->pending == 2)
-      eng_replica_failed (e, i, r->err);    /* the target failed its write */
+    /* The target failed its write; unless the slot holds another bdev
+     * by now (engine_replace), whose replica did not fail (rule 2).
+     */
+    if (r->err && e->state[i] == ENGINE_RESYNC && r->pending == 2 &&
+        r->to[i] == e->rep[i])
+      eng_replica_failed (e, i, r->err);
     rs->failed = rs->failed || r->err;
     copy_finish (e, r, i);
     return;
@@ -88,7 +92,11 @@ copy_step (struct eng_req *r)
     return;
   }
   case 1:                       /* write to the replica */
+    /* state[i] is ENGINE_RESYNC (checked above), which a slot has only
+     * while its bdev is in it.
+     */
     r->child[1] = (struct bdev_io) { .done = copy_child_done, .opaque = r };
+    r->to[i] = e->rep[i];
     bdev_write (e->rep[i], &r->child[1], r->start, len, r->buf, 0);
     return;
   default:                      /* done */
