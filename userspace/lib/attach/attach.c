@@ -129,19 +129,19 @@ static void
 detach_over (struct attach *a)
 {
   int rc = exit_status (a);
-  char line[256];
+  char *line = a->detach_answer;
+  size_t size = sizeof a->detach_answer;
 
   if (rc == 0)
-    snprintf (line, sizeof line, "ok detached");
+    snprintf (line, size, "ok detached");
   else if (a->fenced)
-    snprintf (line, sizeof line, "error: fenced by a newer attachment "
-              "(exit %d)", rc);
+    snprintf (line, size, "error: fenced by a newer attachment (exit %d)", rc);
   else if (a->final_err)
-    snprintf (line, sizeof line, "error: the final flush failed (%s): not "
+    snprintf (line, size, "error: the final flush failed (%s): not "
               "everything written is stable (exit %d)",
               strerror (a->final_err), rc);
   else
-    snprintf (line, sizeof line, "error: the job failed (%s) (exit %d)",
+    snprintf (line, size, "error: the job failed (%s) (exit %d)",
               strerror (a->job_err), rc);
   for (int k = 0; k < a->ndetach_req; k++)
     control_finish (a->detach_req[k], line);
@@ -576,7 +576,13 @@ on_control (struct control_req *req, const char *line, void *opaque)
                    verify_report, verify_done, req);
   }
   else if (strcmp (line, "detach") == 0) {
-    /* Answered with the outcome by detach_over (repvol detach). */
+    /* Answered with the outcome by detach_over (repvol detach), or now
+     * if it is over already (the loop stops at the end of this pass).
+     */
+    if (a->detach_answer[0]) {
+      control_finish (req, a->detach_answer);
+      return;
+    }
     if (a->ndetach_req == ATTACH_DETACH_REQS) {
       control_finish (req, "error: too many detach requests at once");
       return;

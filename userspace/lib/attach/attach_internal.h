@@ -58,6 +58,7 @@ struct attach {
 #define ATTACH_DETACH_REQS 8
   struct control_req *detach_req[ATTACH_DETACH_REQS];
   int ndetach_req;
+  char detach_answer[256];      /* once the detach is over ("" before) */
   /* Reconnection attempts run on their own threads (a handshake with a
    * hung server blocks for the timeout); results come back on a pipe.
    */

@@ -368,7 +368,7 @@ on_write_payload (struct conn *c, void *opaque)
     return;
   }
   if (r->err)
-    nbd_req_reply (r);              /* payload read only to skip it */
+    nbd_req_reply (r);          /* payload read only to skip it */
   else
     req_submit (r);
   client_read_next (cl);
