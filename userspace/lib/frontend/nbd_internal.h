@@ -52,7 +52,7 @@ struct nbd_client {
   struct nbd_server *srv;
   struct nbd_client *next;
   struct conn *conn;            /* NULL once the connection has closed */
-  char name[64];
+  char name[96];                /* "nbd client N (ADDR:PORT)" */
   struct loop_timer handshake_timer;
   bool accepted;                /* by s->listener, which counts it */
   struct listener_peer *peer;   /* its address there (NULL: not TCP) */
