@@ -1,7 +1,8 @@
 /* test_control.c - the attach's control channel (attach/control.c): a
  * server on a unix socket, its loop on a thread, and the blocking
  * client: every answer line arrives in order, "ok" and "error" endings
- * give 0 and 1, a handler may answer later, quoting round-trips any
+ * give 0 and 1 (control_call_timeout: OK, ERROR, NO_ANSWER, TIMEOUT,
+ * UNREACHABLE), a handler may answer later, quoting round-trips any
  * string, and stop removes the socket.
  */
 #include <errno.h>
@@ -52,6 +53,8 @@ handler (struct control_req *req, const char *line, void *opaque)
     later = req;
     loop_timer_arm (loop, &later_timer, 50, answer_later, NULL);
   }
+  else if (strcmp (line, "mute") == 0)
+    control_finish (req, "");   /* closes with no ok/error line */
   else
     control_finish (req, "error: unknown command");
 }
@@ -111,6 +114,18 @@ test_channel (void **state)
   assert_int_equal (l.n, 1);
   assert_string_equal (l.got[0], "error: unknown command");
 
+  /* control_call_timeout says how it ended. */
+  l.n = 0;
+  assert_int_equal (control_call_timeout (path, "echo x", collect, &l, 5000),
+                    CONTROL_OK);
+  assert_int_equal (control_call_timeout (path, "frobnicate", collect, &l,
+                                          -1), CONTROL_ERROR);
+  assert_int_equal (control_call_timeout (path, "mute", collect, &l, 5000),
+                    CONTROL_NO_ANSWER);
+  assert_int_equal (control_call_timeout (path, "slow", collect, &l, 10),
+                    CONTROL_TIMEOUT);
+  usleep (100 * 1000);          /* the late answer finds the client gone */
+
   l.n = 0;
   assert_int_equal (control_call_lines (path, "quit", collect, &l), 0);
   assert_int_equal (pthread_join (t, NULL), 0);
@@ -118,6 +133,8 @@ test_channel (void **state)
   assert_int_equal (stat (path, &st), -1);  /* removed */
   /* Nobody listening: the client says so and fails. */
   assert_int_equal (control_call_lines (path, "echo x", collect, &l), 1);
+  assert_int_equal (control_call_timeout (path, "echo x", collect, &l, 1000),
+                    CONTROL_UNREACHABLE);
   loop_free (loop);
   rmdir (dir);
 }

@@ -228,6 +228,81 @@ test_detach_during_resync (void **state)
   fake_vol_close (&v);
 }
 
+
+/* Both replica servers died while idle: their connections are dead but
+ * the engine has not heard (nothing was in flight).  The next write
+ * fans out to both; the first child fails inside its submit, degrading
+ * r0 sends MARK_DIRTY to r1, which fails inside its submit too and
+ * takes r1 out of its slot, all before the fan-out reaches slot 1.  The
+ * write must fail with EIO, not go to slot 1's missing bdev; then a
+ * flush, a read and the detach (drain, close) are clean.
+ */
+static void
+test_both_dead_unnoticed_then_write_and_detach (void **state)
+{
+  struct fake_vol v;
+  static uint8_t data[8192], got[4096];
+  int drains = 0;
+
+  fake_vol_open (&v, 2, VOL, NULL, NULL);
+  for (int i = 0; i < 2; i++)
+    v.rep[i]->conn->dead = true;        /* lost, unnoticed */
+  fake_pattern (data, sizeof data, 0, 7);
+  assert_int_equal (fake_client_sync (&v, BDEV_WRITE, 0, sizeof data, data),
+                    EIO);
+  assert_int_equal (v.owner.out_of_sync[0], 1);
+  assert_int_equal (v.owner.out_of_sync[1], 1);
+  assert_int_equal (fake_client_sync (&v, BDEV_WRITE, 4096, 4096, data), EIO);
+  assert_int_equal (fake_client_sync (&v, BDEV_FLUSH, 0, 0, NULL), EIO);
+  assert_int_equal (fake_client_sync (&v, BDEV_READ, 0, 4096, got), EIO);
+  bdev_drain (v.engine, drained, &drains);
+  assert_int_equal (drains, 1);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal (v.rep[i]->nwrites, 0);
+  fake_vol_close (&v);
+}
+
+/* The same with three replicas and writes waiting behind an overlapping
+ * one: r0 dies noticed (its held writes fail), r1 and r2 unnoticed.
+ * Degrading r0 fails r1 and r2 inside their submits; the waiting writes
+ * then start and fail at once; none reaches a slot without a bdev.
+ */
+static void
+test_waiters_start_into_dead_replicas (void **state)
+{
+  struct fake_vol v;
+  static struct fake_client_io c[NW];
+  static uint8_t data[NW][8192];
+  int drains = 0;
+
+  fake_vol_open (&v, 3, VOL, NULL, NULL);
+  for (int i = 0; i < 3; i++)
+    v.rep[i]->conn->hold_ops = FAKE_ALL_OPS;
+  for (int k = 0; k < NW; k++) {
+    fake_pattern (data[k], w[k].len, w[k].off, 60 + k);
+    fake_client_submit (v.engine, &c[k], BDEV_WRITE, w[k].off, w[k].len,
+                        data[k]);
+  }
+  v.rep[1]->conn->dead = true;
+  v.rep[2]->conn->dead = true;
+  fake_bdev_kill (v.rep[0]->conn);
+  /* Degrading r0 sent marks to r1 and r2, which failed at once: both
+   * are out too, and closing them failed W0 and W4, which they held.
+   */
+  fake_run_for (v.loop, 10);
+  for (int k = 0; k < NW; k++) {
+    assert_int_equal (c[k].done, 1);
+    assert_int_equal (c[k].err, EIO);
+  }
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal (v.owner.out_of_sync[i], 1);
+    assert_int_equal (v.rep[i]->nwrites, 0);
+  }
+  bdev_drain (v.engine, drained, &drains);
+  assert_int_equal (drains, 1);
+  fake_vol_close (&v);
+}
+
 int
 main (void)
 {
@@ -235,6 +310,8 @@ main (void)
     cmocka_unit_test (test_all_replicas_fail_with_writes_queued_then_detach),
     cmocka_unit_test (test_failing_disks_reverse_order_then_detach),
     cmocka_unit_test (test_detach_during_resync),
+    cmocka_unit_test (test_both_dead_unnoticed_then_write_and_detach),
+    cmocka_unit_test (test_waiters_start_into_dead_replicas),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "engine/engine.h"
+#include "replica/proto.h"
 #include "lib/fake_bdev.h"
 #include "lib/fake_owner.h"
 
@@ -302,6 +303,64 @@ test_reconcile_without_in_sync_replica (void **state)
   fake_vol_close (&v);
 }
 
+/* Replicas fail while a repair reads its source.  The one to repair
+ * (r0) fails: its slot has no bdev now, and the repair must not write
+ * to it (it is caught up from the dirty map instead).  Another (r2)
+ * fails: the repair write to r0 is one r2 misses, so it carries
+ * BDEV_DIRTY (rule 2).
+ */
+static void
+test_verify_replica_fails_before_repair (void **state)
+{
+  for (int lost = 0; lost <= 2; lost += 2) {
+    struct fake_vol v;
+    struct outcome o;
+
+    open_equal (&v, 3);
+    memset (v.rep[0]->data + 1 * VR + 4096, 0x5a, 512);
+    struct fake_bdev *src = v.rep[1]->conn;
+    src->hold_ops = FAKE_OP (BDEV_READ);
+    memset (&o, 0, sizeof o);
+    engine_verify (v.engine, true, on_line, on_verified, &o);
+    assert_true (fake_run_until_held (v.loop, src, 1, WAIT));
+    /* A client write elsewhere is in flight on the one lost, so the
+     * engine hears of the loss at once.
+     */
+    static uint8_t data[4096];
+    struct fake_client_io c;
+    v.rep[lost]->conn->hold_ops = FAKE_OP (BDEV_WRITE);
+    fake_client_submit (v.engine, &c, BDEV_WRITE, 3 * VR, sizeof data, data);
+    assert_true (fake_run_until_held (v.loop, v.rep[lost]->conn, 1, WAIT));
+    fake_bdev_kill (v.rep[lost]->conn);
+    assert_true (fake_client_wait (&v, &c, WAIT));
+    assert_int_equal (c.err, 0);
+    fake_run_for (v.loop, 10);          /* its bdev leaves the slot */
+    assert_int_equal (v.owner.out_of_sync[lost], 1);
+    src->hold_ops = 0;
+    fake_bdev_release (src);
+    assert_true (fake_run_until (v.loop, finished, &o, WAIT));
+    assert_int_equal (o.err, 0);
+    assert_int_equal (o.differing, 1);
+    /* r0 got the client write (unless lost), and the repair? */
+    for (size_t k = 0; k < v.rep[0]->nwrites; k++)
+      assert_true (v.rep[0]->writes[k].offset == 3 * VR || lost == 2);
+    if (lost == 0) {
+      assert_int_equal (o.repaired, 0);
+      assert_int_equal (v.rep[0]->nwrites, 0);
+    }
+    else {
+      assert_int_equal (o.repaired, 1);
+      assert_int_equal (v.rep[0]->nwrites, 2);
+      assert_true (v.rep[0]->writes[1].offset == VR);
+      assert_true (v.rep[0]->writes[1].flags & BDEV_DIRTY);
+      assert_true (fake_replica_dirty (v.rep[0], VR / RV_DIRTY_REGION));
+      assert_memory_equal (v.rep[0]->data + VR, v.rep[1]->data + VR, VR);
+    }
+    outcome_free (&o);
+    fake_vol_close (&v);
+  }
+}
+
 int
 main (void)
 {
@@ -312,6 +371,7 @@ main (void)
     cmocka_unit_test (test_verify_stops_on_error),
     cmocka_unit_test (test_reconcile_after_crash),
     cmocka_unit_test (test_reconcile_without_in_sync_replica),
+    cmocka_unit_test (test_verify_replica_fails_before_repair),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

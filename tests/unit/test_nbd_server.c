@@ -4,7 +4,9 @@
  * STRUCTURED_REPLY, LIST, an unknown export, GO with its INFO replies,
  * ABORT), transmission with structured reads and simple replies, and
  * what start does with the path: a stale socket is replaced, a file or
- * a live server is not, and stop removes the socket.
+ * a live server is not, and stop removes the socket; and a client that
+ * did not negotiate block sizes (EXPORT_NAME) served unaligned, its
+ * read-modify-writes ordered against overlapping writes (rule 6).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +25,7 @@
 
 #include "core/bdev.h"
 #include "lib/mem_bdev.h"
+#include "lib/fake_bdev.h"
 #include "core/loop.h"
 #include "core/util.h"
 #include "frontend/frontend.h"
@@ -319,6 +322,152 @@ test_handshake_and_io (void **state)
   assert_int_equal (stat (path, &st), -1);      /* stop removed it */
 }
 
+/* Simple reply for cookie: its error; a READ's len data into data. */
+static uint32_t
+simple_reply (int fd, uint64_t cookie, void *data, uint32_t len)
+{
+  char rep[NBD_SIMPLE_REPLY_LEN];
+
+  recv_all (fd, rep, sizeof rep);
+  assert_int_equal (get32 (rep), NBD_SIMPLE_REPLY_MAGIC);
+  assert_true (get64 (rep + 8) == cookie);
+  if (get32 (rep + 4) == 0 && len)
+    recv_all (fd, data, len);
+  return get32 (rep + 4);
+}
+
+/* NBD_OPT_EXPORT_NAME (no block sizes agreed) on the 512-byte-block
+ * RAM disk, whose requests go up to 64 KiB: unaligned writes are read-
+ * modify-writes that keep the bytes around them, unaligned reads return
+ * the slice, a 200 KiB read goes in pieces, write-zeroes inside a block
+ * zeroes only its bytes, and past the end is still refused.  The RAM
+ * disk completes inside each submit (the slow path's reentrance).
+ */
+static void
+test_unaligned_export_name (void **state)
+{
+  struct frontend *fe = start ();
+  static char want[SIZE], got[200 * 1024], out[3000];
+  char name[3] = "vol", part[NBD_EXPORT_NAME_REPLY_LEN];
+  int fd;
+
+  assert_non_null (fe);
+  for (size_t k = 0; k < SIZE; k++)
+    disk[k] = (char) (k * 7 + 3);
+  memcpy (want, disk, SIZE);
+  fd = connect_to (path);
+  greet (fd);
+  send_option (fd, NBD_OPT_EXPORT_NAME, name, sizeof name);
+  recv_all (fd, part, sizeof part);
+  assert_true (get64 (part) == SIZE);
+
+  for (int k = 0; k < (int) sizeof out; k++)
+    out[k] = (char) (0xa0 + k);
+  static const struct { uint64_t off; uint32_t len; } w[] = {
+    { 1000, 100 }, { 511, 2 }, { 4096 + 17, 3000 }, { 70000, 1 },
+  };
+  for (int i = 0; i < 4; i++) {
+    send_request (fd, 0, NBD_CMD_WRITE, 10 + i, w[i].off, w[i].len);
+    send_all (fd, out, w[i].len);
+    memcpy (want + w[i].off, out, w[i].len);
+  }
+  for (int i = 0; i < 4; i++)
+    assert_int_equal (simple_reply (fd, 10 + i, NULL, 0), 0);
+  assert_memory_equal (disk, want, SIZE);
+
+  send_request (fd, 0, NBD_CMD_READ, 20, 900, 300);
+  assert_int_equal (simple_reply (fd, 20, got, 300), 0);
+  assert_memory_equal (got, want + 900, 300);
+  send_request (fd, 0, NBD_CMD_READ, 21, 333, sizeof got);
+  assert_int_equal (simple_reply (fd, 21, got, sizeof got), 0);
+  assert_memory_equal (got, want + 333, sizeof got);
+
+  send_request (fd, 0, NBD_CMD_WRITE_ZEROES, 22, 8192 + 10, 20);
+  assert_int_equal (simple_reply (fd, 22, NULL, 0), 0);
+  memset (want + 8192 + 10, 0, 20);
+  assert_memory_equal (disk, want, SIZE);
+
+  send_request (fd, 0, NBD_CMD_READ, 23, SIZE - 10, 20);
+  assert_int_equal (simple_reply (fd, 23, NULL, 0), NBD_EINVAL);
+  send_request (fd, 0, NBD_CMD_WRITE, 24, SIZE - 10, 20);
+  send_all (fd, out, 20);
+  assert_int_equal (simple_reply (fd, 24, NULL, 0), NBD_ENOSPC);
+  assert_memory_equal (disk, want, SIZE);
+
+  close (fd);                   /* between requests, without DISC */
+  for (int i = 0; i < 500 && server_of (fe)->nclients > 0; i++)
+    spin ();
+  assert_int_equal (server_of (fe)->nclients, 0);
+  stop (fe);
+}
+
+/* Rule 6 at the NBD server: a read-modify-write holds its blocks from
+ * its read to its write.  Client A (EXPORT_NAME) writes 100 bytes into
+ * block 0, whose read the disk holds; client B (block sizes agreed)
+ * then writes all of block 0.  B's write must not reach the disk before
+ * A's read-modify-write is written, so block 0 ends as B wrote it (the
+ * arrival order); had B's write slipped in, A's read would have seen it
+ * and A's write put B's block back with A's bytes in it.
+ */
+static void
+test_rmw_ordered_against_overlapping_write (void **state)
+{
+  struct bdev_info info = { .size = SIZE, .block_size = 4096,
+                            .max_io = 65536, .volatile_cache = 1 };
+  struct fake_replica *rep = fake_replica_new (SIZE);
+  struct fake_bdev *dev = fake_bdev_new (rep, loop, &info);
+  char spec[160], part[NBD_EXPORT_NAME_REPLY_LEN], go[16], buf[64];
+  static char da[100], db[4096];
+  uint32_t len;
+  int a, b;
+
+  snprintf (spec, sizeof spec, "unix:%s", path);
+  struct frontend *fe = frontend_start ("nbd", loop, &dev->bdev, "vol", spec,
+                                        NULL);
+  assert_non_null (fe);
+  memset (da, 0xaa, sizeof da);
+  memset (db, 0xbb, sizeof db);
+
+  a = connect_to (path);
+  greet (a);
+  send_option (a, NBD_OPT_EXPORT_NAME, "vol", 3);
+  recv_all (a, part, sizeof part);
+
+  b = connect_to (path);
+  greet (b);
+  put32 (go, 0);
+  put16 (go + 4, 1);
+  put16 (go + 6, NBD_INFO_BLOCK_SIZE);
+  send_option (b, NBD_OPT_GO, go, 8);
+  while (read_option_reply (b, NBD_OPT_GO, buf, sizeof buf, &len) != NBD_REP_ACK)
+    ;
+
+  dev->hold_ops = FAKE_OP (BDEV_READ);
+  send_request (a, 0, NBD_CMD_WRITE, 1, 1000, sizeof da);
+  send_all (a, da, sizeof da);
+  assert_true (fake_run_until_held (loop, dev, 1, 5000));   /* A's read */
+  send_request (b, 0, NBD_CMD_WRITE, 2, 0, sizeof db);
+  send_all (b, db, sizeof db);
+  for (int i = 0; i < 20; i++)
+    spin ();
+  assert_int_equal (dev->count[BDEV_WRITE], 0);   /* B waits for A */
+  dev->hold_ops = 0;
+  fake_bdev_release (dev);
+  assert_int_equal (simple_reply (a, 1, NULL, 0), 0);
+  assert_int_equal (simple_reply (b, 2, NULL, 0), 0);
+  assert_int_equal (rep->nwrites, 2);
+  assert_true (rep->writes[0].offset == 0 && rep->writes[0].len == 4096);
+  assert_memory_equal (rep->data, db, sizeof db);   /* B last, whole */
+
+  close (a);
+  close (b);
+  for (int i = 0; i < 500 && server_of (fe)->nclients > 0; i++)
+    spin ();
+  stop (fe);
+  bdev_close (&dev->bdev);
+  fake_replica_free (rep);
+}
+
 static void
 test_abort_and_stop_in_handshake (void **state)
 {
@@ -391,6 +540,10 @@ main (void)
     cmocka_unit_test_setup_teardown (test_abort_and_stop_in_handshake, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_socket_path, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_unaligned_export_name, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_rmw_ordered_against_overlapping_write,
+                                     setup, teardown),
   };
   log_init ("test_nbd_server");
   mem_bdev_init (&mem, disk, SIZE);

@@ -1,11 +1,17 @@
-/* cmd_detach.c - repvol detach: ask the attach process to stop and wait
- * until it has cleared its attachment.
+/* cmd_detach.c - repvol detach: ask the attach process to stop, wait
+ * until it has cleared its attachment, and say how it ended.
  *
- * The attach process does the real work on SIGTERM (stop the frontend,
- * drain, flush every replica, clear the attachment, exit).  This verb
- * only signals and waits, with a bound.  A process that died without
- * clearing leaves a stale attachment, which is cleared here (compare
- * and clear: only the exact attachment observed).
+ * The attach process does the real work (stop the frontend, drain,
+ * flush every replica, clear the attachment, exit).  This verb sends
+ * "detach" on the attach's control channel, whose answer is how the
+ * detach ended ("ok detached", or "error: ..." with the exit status),
+ * or, without a control channel, SIGTERM; then it waits, with a bound,
+ * for the registry to show the attachment cleared.  It exits 0 only for
+ * a clean detach: an attach that answers an error, dies while
+ * detaching (the channel closes with no answer), or is gone already is
+ * reported and exit status is 1.  A process that died without clearing
+ * leaves a stale attachment, which is cleared here (compare and clear:
+ * only the exact attachment observed).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,6 +22,7 @@
 #include <time.h>
 
 #include "attach/attach.h"
+#include "attach/control.h"
 #include "core/util.h"
 #include "repvol.h"
 
@@ -28,6 +35,10 @@ same_attachment (const struct reg_attachment *a, const struct reg_attachment *b)
          a->epoch == b->epoch && strcmp (a->host, b->host) == 0;
 }
 
+/* The attach process is gone without clearing its attachment: it did
+ * not detach cleanly (it died), whatever happens here, so the exit
+ * status is 1 once the stale attachment is cleared.
+ */
 static int
 clear_stale (struct registry *reg, const char *vol,
              const struct reg_attachment *a, const char *how)
@@ -35,13 +46,53 @@ clear_stale (struct registry *reg, const char *vol,
   attach_release_stale (vol, a);      /* a kernel device it left */
   switch (clear_attachment (reg, vol, a)) {
   case 0:
-    log_warn ("%s: attach process %d on %s %s; cleared its stale attachment",
-              vol, (int) a->pid, a->host, how);
-    return EXIT_SUCCESS;
+    log_error ("%s: attach process %d on %s %s: it did not detach cleanly; "
+               "cleared its stale attachment", vol, (int) a->pid, a->host,
+               how);
+    return EXIT_FAILURE;
   case 1:                       /* changed under us: someone else handled it */
     printf ("detached %s\n", vol);
     return EXIT_SUCCESS;
   default:
+    return EXIT_FAILURE;
+  }
+}
+
+struct answer {
+  char last[512];               /* the last line the attach sent */
+};
+
+static void
+keep_last (void *opaque, const char *line)
+{
+  struct answer *ans = opaque;
+
+  snprintf (ans->last, sizeof ans->last, "%s", line);
+}
+
+/* The attachment was cleared (by the attach, as it exits, or by someone
+ * else).  how: what the control channel said; the exit status.
+ */
+static int
+cleared (const char *vol, const struct reg_attachment *a, int how,
+         const struct answer *ans)
+{
+  switch (how) {
+  case CONTROL_OK:
+  case CONTROL_UNREACHABLE:     /* SIGTERM: it cleared, that is all we know */
+    printf ("detached %s\n", vol);
+    return EXIT_SUCCESS;
+  case CONTROL_ERROR: {
+    const char *why = ans->last;
+    if (strncmp (why, "error: ", 7) == 0)
+      why += 7;
+    log_error ("%s: detached, but not cleanly: %s", vol, why);
+    return EXIT_FAILURE;
+  }
+  default:
+    log_error ("%s: attach process %d cleared its attachment without "
+               "saying how its detach ended; treat it as not clean", vol,
+               (int) a->pid);
     return EXIT_FAILURE;
   }
 }
@@ -92,7 +143,25 @@ cmd_detach (int argc, char **argv)
                vol, (int) a.pid);
     goto out;
   }
-  if (kill (a.pid, SIGTERM) == -1) {
+  uint64_t deadline = now_ns () + timeout_s * 1000000000ull;
+  struct answer ans = { 0 };
+  int how = CONTROL_UNREACHABLE;
+
+  if (a.control[0]) {
+    how = control_call_timeout (a.control, "detach", keep_last, &ans,
+                                (int) (timeout_s * 1000));
+    /* An attach from before "detach" existed: it takes SIGTERM. */
+    if (how == CONTROL_ERROR &&
+        strcmp (ans.last, "error: unknown control command") == 0)
+      how = CONTROL_UNREACHABLE;
+  }
+  if (how == CONTROL_TIMEOUT) {
+    log_error ("%s: attach process %d did not finish detaching within %"
+               PRIu64 " s (it may still be flushing; try again or kill it)",
+               vol, (int) a.pid, timeout_s);
+    goto out;
+  }
+  if (how == CONTROL_UNREACHABLE && kill (a.pid, SIGTERM) == -1) {
     if (errno == ESRCH)
       ret = clear_stale (reg, vol, &a, "is gone");
     else
@@ -104,7 +173,6 @@ cmd_detach (int argc, char **argv)
    * attach_run clears it just before exiting) or for the process to
    * disappear without clearing it.
    */
-  uint64_t deadline = now_ns () + timeout_s * 1000000000ull;
   for (;;) {
     struct timespec ts = { 0, POLL_NS };
     nanosleep (&ts, NULL);
@@ -118,12 +186,14 @@ cmd_detach (int argc, char **argv)
       goto out;
     }
     if (!same_attachment (&v.attachment, &a)) {
-      printf ("detached %s\n", vol);
-      ret = EXIT_SUCCESS;
+      ret = cleared (vol, &a, how, &ans);
       goto out;
     }
     if (!attach_alive (&a, vol)) {
-      ret = clear_stale (reg, vol, &a, "exited without clearing its attachment");
+      ret = clear_stale (reg, vol, &a, how == CONTROL_NO_ANSWER
+                         ? "died while detaching (no answer on its control "
+                           "channel)"
+                         : "exited without clearing its attachment");
       goto out;
     }
     if (now_ns () >= deadline) {

@@ -110,6 +110,45 @@ release (struct reg_volume *v, void *arg)
 
 /* ---- detach: frontend stop -> engine drain -> flush -> loop stop -------- */
 
+/* The exit status the process will have once the loop has stopped. */
+static int
+exit_status (const struct attach *a)
+{
+  if (a->fenced)
+    return ATTACH_EXIT_FENCED;
+  if (a->final_err)
+    return 1;
+  return a->job_err ? 1 : 0;
+}
+
+/* The detach is over: tell every "repvol detach" waiting on the control
+ * channel how it ended (the lines leave at the end of this iteration,
+ * before the loop stops), then stop the loop.
+ */
+static void
+detach_over (struct attach *a)
+{
+  int rc = exit_status (a);
+  char *line = a->detach_answer;
+  size_t size = sizeof a->detach_answer;
+
+  if (rc == 0)
+    snprintf (line, size, "ok detached");
+  else if (a->fenced)
+    snprintf (line, size, "error: fenced by a newer attachment (exit %d)", rc);
+  else if (a->final_err)
+    snprintf (line, size, "error: the final flush failed (%s): not "
+              "everything written is stable (exit %d)",
+              strerror (a->final_err), rc);
+  else
+    snprintf (line, size, "error: the job failed (%s) (exit %d)",
+              strerror (a->job_err), rc);
+  for (int k = 0; k < a->ndetach_req; k++)
+    control_finish (a->detach_req[k], line);
+  a->ndetach_req = 0;
+  loop_stop (a->loop);
+}
+
 static void
 flushed (struct bdev_io *io, int err)
 {
@@ -119,7 +158,7 @@ flushed (struct bdev_io *io, int err)
     log_error ("final flush failed: %s", strerror (err));
     a->final_err = err;
   }
-  loop_stop (a->loop);
+  detach_over (a);
 }
 
 static void
@@ -128,7 +167,7 @@ drained (void *opaque)
   struct attach *a = opaque;
 
   if (a->fenced) {              /* nothing to make stable: it would fail */
-    loop_stop (a->loop);
+    detach_over (a);
     return;
   }
   a->flush_io = (struct bdev_io) { .done = flushed, .opaque = a };
@@ -155,17 +194,25 @@ attach_begin_detach (struct attach *a)
     frontend_stopped (a);
 }
 
+/* Asked to stop, by a signal or "repvol detach" (why). */
 static void
-on_signal (struct loop *loop, int signo, void *opaque)
+stop_requested (struct attach *a, const char *why)
 {
-  struct attach *a = opaque;
-
   if (!a->detaching)
-    log_info ("%s: detaching (signal %d): finishing in-flight I/O",
-              a->o->volume, signo);
+    log_info ("%s: detaching (%s): finishing in-flight I/O", a->o->volume,
+              why);
   if (a->o->job != ATTACH_SERVE && !a->detaching)
     a->job_err = EINTR;
   attach_begin_detach (a);
+}
+
+static void
+on_signal (struct loop *loop, int signo, void *opaque)
+{
+  char why[32];
+
+  snprintf (why, sizeof why, "signal %d", signo);
+  stop_requested (opaque, why);
 }
 
 /* ---- replica states in the registry (the engine's hooks) ------------ */
@@ -528,6 +575,21 @@ on_control (struct control_req *req, const char *line, void *opaque)
     engine_verify (a->dev, strcmp (line, "verify repair") == 0,
                    verify_report, verify_done, req);
   }
+  else if (strcmp (line, "detach") == 0) {
+    /* Answered with the outcome by detach_over (repvol detach), or now
+     * if it is over already (the loop stops at the end of this pass).
+     */
+    if (a->detach_answer[0]) {
+      control_finish (req, a->detach_answer);
+      return;
+    }
+    if (a->ndetach_req == ATTACH_DETACH_REQS) {
+      control_finish (req, "error: too many detach requests at once");
+      return;
+    }
+    a->detach_req[a->ndetach_req++] = req;
+    stop_requested (a, "repvol detach");
+  }
   else if (sscanf (line, "replace %127s %127s", old, new) == 2)
     control_replace (a, req, old, new);
   else
@@ -720,13 +782,13 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     log_error ("event loop failed: %s", strerror (errno));
   else if (a.fenced) {
     log_error ("%s: stopped: fenced (exit %d)", v.name, ATTACH_EXIT_FENCED);
-    rc = ATTACH_EXIT_FENCED;
+    rc = exit_status (&a);
   }
   else if (a.final_err == 0) {
     attach_cbt_save (&a);
     if (o->job == ATTACH_SERVE)
       log_info ("%s: detached cleanly", v.name);
-    rc = a.job_err ? 1 : 0;
+    rc = exit_status (&a);
   }
 
  out:

@@ -52,6 +52,13 @@ struct attach {
   struct reg_volume vol;        /* as claimed */
   struct control *ctl;
   char ctl_path[108];
+  /* "detach" requests on the control channel, answered with how the
+   * detach ended just before the loop stops ("repvol detach" reports it).
+   */
+#define ATTACH_DETACH_REQS 8
+  struct control_req *detach_req[ATTACH_DETACH_REQS];
+  int ndetach_req;
+  char detach_answer[256];      /* once the detach is over ("" before) */
   /* Reconnection attempts run on their own threads (a handshake with a
    * hung server blocks for the timeout); results come back on a pipe.
    */

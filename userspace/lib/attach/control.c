@@ -3,6 +3,8 @@
  * and the client that sends one.
  */
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,21 +240,69 @@ int
 control_call_lines (const char *path, const char *command,
                     void (*fn) (void *opaque, const char *line), void *opaque)
 {
+  int r = control_call_timeout (path, command, fn, opaque, -1);
+
+  switch (r) {
+  case CONTROL_OK:
+    return 0;
+  case CONTROL_ERROR:
+    return 1;
+  case CONTROL_UNREACHABLE:
+    log_error ("cannot reach the attach's control socket %s: %s", path,
+               strerror (errno));
+    return 1;
+  default:
+    log_error ("the attach closed its control channel without an answer");
+    return 1;
+  }
+}
+
+static void
+print_line (void *opaque, const char *line)
+{
+  printf ("%s\n", line);
+  fflush (stdout);
+}
+
+int
+control_call_timeout (const char *path, const char *command,
+                      void (*fn) (void *opaque, const char *line),
+                      void *opaque, int timeout_ms)
+{
   struct sockaddr_un sun;
   char buf[4096], last[LINE_MAX_LEN] = "";
   size_t have = 0;
+  uint64_t deadline = timeout_ms < 0 ? 0
+    : now_ns () + (uint64_t) timeout_ms * 1000000ull;
   int fd;
 
+  if (!fn)
+    fn = print_line;
   if (unix_sockaddr (path, &sun) == -1 ||
       (fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-    goto fail;
+    return CONTROL_UNREACHABLE;
   if (connect (fd, (struct sockaddr *) &sun, sizeof sun) == -1 ||
       write_full (fd, command, strlen (command)) < 0 ||
       write_full (fd, "\n", 1) < 0) {
+    int saved = errno;
     close (fd);
-    goto fail;
+    errno = saved;
+    return CONTROL_UNREACHABLE;
   }
   for (;;) {
+    if (deadline) {
+      uint64_t now = now_ns ();
+      struct pollfd p = { .fd = fd, .events = POLLIN };
+      int ms = now >= deadline ? 0
+        : (int) MIN ((deadline - now + 999999) / 1000000, (uint64_t) INT_MAX);
+      int n = poll (&p, 1, ms);
+      if (n == -1 && errno == EINTR)
+        continue;
+      if (n == 0) {
+        close (fd);
+        return CONTROL_TIMEOUT;
+      }
+    }
     ssize_t r = read (fd, buf + have, sizeof buf - 1 - have);
     if (r == -1 && errno == EINTR)
       continue;
@@ -263,12 +313,7 @@ control_call_lines (const char *path, const char *command,
     char *nl;
     while ((nl = strchr (buf, '\n')) != NULL) {
       *nl = '\0';
-      if (fn)
-        fn (opaque, buf);
-      else {
-        printf ("%s\n", buf);
-        fflush (stdout);
-      }
+      fn (opaque, buf);
       snprintf (last, sizeof last, "%s", buf);
       have -= nl + 1 - buf;
       memmove (buf, nl + 1, have + 1);
@@ -278,13 +323,8 @@ control_call_lines (const char *path, const char *command,
   }
   close (fd);
   if (strncmp (last, "ok", 2) == 0)
-    return 0;
-  if (strncmp (last, "error", 5) != 0)
-    log_error ("the attach closed its control channel without an answer");
-  return 1;
-
- fail:
-  log_error ("cannot reach the attach's control socket %s: %s", path,
-             strerror (errno));
-  return 1;
+    return CONTROL_OK;
+  if (strncmp (last, "error", 5) == 0)
+    return CONTROL_ERROR;
+  return CONTROL_NO_ANSWER;
 }

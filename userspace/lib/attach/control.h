@@ -45,4 +45,17 @@ int control_call_lines (const char *path, const char *command,
                         void (*fn) (void *opaque, const char *line),
                         void *opaque);
 
+/* The same with a bound, and saying how it ended: CONTROL_OK, _ERROR
+ * (the last line), _NO_ANSWER (the channel closed before an ending
+ * line: the attach died, or exited without answering), _TIMEOUT
+ * (timeout_ms passed; -1: no bound), _UNREACHABLE (no connection, or
+ * the command could not be sent; errno says why).  Logs nothing.  fn
+ * NULL prints each line to stdout.
+ */
+enum { CONTROL_OK, CONTROL_ERROR, CONTROL_NO_ANSWER, CONTROL_TIMEOUT,
+       CONTROL_UNREACHABLE };
+int control_call_timeout (const char *path, const char *command,
+                          void (*fn) (void *opaque, const char *line),
+                          void *opaque, int timeout_ms);
+
 #endif

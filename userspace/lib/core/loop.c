@@ -133,6 +133,27 @@ loop_defer (struct loop *loop, struct loop_defer *d,
   loop->defer_tail = d;
 }
 
+void
+loop_defer_cancel (struct loop *loop, struct loop_defer *d)
+{
+  struct loop_defer *prev = NULL;
+
+  if (!d->queued)
+    return;
+  for (struct loop_defer *p = loop->defer_head; p; prev = p, p = p->next)
+    if (p == d) {
+      if (prev)
+        prev->next = d->next;
+      else
+        loop->defer_head = d->next;
+      if (loop->defer_tail == d)
+        loop->defer_tail = prev;
+      break;
+    }
+  d->queued = false;
+  d->next = NULL;
+}
+
 static void
 run_deferred (struct loop *loop)
 {

@@ -59,6 +59,9 @@ void loop_timer_cancel (struct loop *loop, struct loop_timer *t);
 void loop_defer (struct loop *loop, struct loop_defer *d,
                  void (*cb) (struct loop_defer *), void *opaque);
 
+/* Take d off the queue if it is queued (its owner is going away). */
+void loop_defer_cancel (struct loop *loop, struct loop_defer *d);
+
 /* Call cb when one of the signals arrives (blocks them, uses signalfd). */
 int loop_signals (struct loop *loop, const int *signals, int n,
                   void (*cb) (struct loop *, int signo, void *opaque),

@@ -281,9 +281,16 @@ start_write (struct engine *e, struct eng_req *r)
     if (track && r->kind == REQ_WRITE && e->state[i] == ENGINE_IN_SYNC)
       r->child[i].flags |= BDEV_DIRTY;
   }
+  /* A child that fails inside its submit can empty a later slot of to
+   * (its replica degraded, docs/DESIGN.md rule 2): eng_submit_slot fails
+   * that child instead of submitting it to no bdev.  r->to[i] is set
+   * first: a child may complete (and r be freed) before the call returns.
+   */
+  for (int i = 0; i < e->n; i++)
+    r->to[i] = (to & (1u << i)) ? e->rep[i] : NULL;
   for (int i = 0; i < e->n; i++)
     if (to & (1u << i))
-      bdev_submit (e->rep[i], &r->child[i]);
+      eng_submit_slot (e, i, &r->child[i]);
 }
 
 /* ---- reads ---------------------------------------------------------- */
@@ -302,13 +309,16 @@ eng_pick_reader (struct engine *e, uint32_t tried)
    * read goes to the one they are being made equal to.
    */
   if (e->read_pin >= 0 && !(tried & (1u << e->read_pin)) &&
-      e->state[e->read_pin] == ENGINE_IN_SYNC)
+      e->state[e->read_pin] == ENGINE_IN_SYNC && e->rep[e->read_pin])
     return e->read_pin;
 
   for (int k = 0; k < e->n; k++) {
     int i = explore ? (int) ((e->reads / 32 + k) % e->n) : k;
     struct bdev_health h = { .up = 1 };
-    if ((tried & (1u << i)) || e->state[i] != ENGINE_IN_SYNC)
+    /* In sync and in its slot: a replica that fails is out of sync
+     * before its bdev leaves the slot, so both hold together.
+     */
+    if ((tried & (1u << i)) || e->state[i] != ENGINE_IN_SYNC || !e->rep[i])
       continue;
     bdev_health (e->rep[i], &h);
     if (!h.up)
@@ -366,7 +376,7 @@ submit_read (struct engine *e, struct eng_req *r)
   r->child[0].done = read_done;
   r->child[0].opaque = r;
   r->child[0].layer_priv = NULL;
-  bdev_submit (e->rep[i], &r->child[0]);
+  bdev_submit (e->rep[i], &r->child[0]);    /* eng_pick_reader: in its slot */
 }
 
 /* ---- the engine's submit ---------------------------------------------- */

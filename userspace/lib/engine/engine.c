@@ -160,7 +160,12 @@ eng_child_done (struct bdev_io *child, int err)
 
   if (err) {
     r->failed |= 1u << i;
-    eng_replica_failed (r->e, i, err);
+    /* Only the bdev in the slot now can fail the slot: a child that went
+     * to one since closed (failed, or replaced by engine_replace) says
+     * nothing about the replica there now (docs/DESIGN.md rule 2).
+     */
+    if (r->to[i] == r->e->rep[i])
+      eng_replica_failed (r->e, i, err);
   }
   return --r->pending == 0;
 }
@@ -203,9 +208,12 @@ eng_send_mark (struct engine *e, struct eng_req *r)
         .len = (uint32_t) (r->end - r->start),
         .done = mark_child_done, .opaque = r,
       };
+  /* A failing child can empty a later slot of to (as in start_write). */
+  for (int i = 0; i < e->n; i++)
+    r->to[i] = (to & (1u << i)) ? e->rep[i] : NULL;
   for (int i = 0; i < e->n; i++)
     if (to & (1u << i))
-      bdev_submit (e->rep[i], &r->child[i]);
+      eng_submit_slot (e, i, &r->child[i]);
 }
 
 static void
@@ -283,12 +291,20 @@ engine_close (struct bdev *b)
   e->broken = true;
   for (int i = 0; i < e->n; i++)
     e->state[i] = ENGINE_OUT;
-  if (e->loop)
+  if (e->loop) {
     loop_timer_cancel (e->loop, &e->timer);
+    /* Closed here and now: a close still queued would run on freed e. */
+    loop_defer_cancel (e->loop, &e->close_defer);
+  }
   close_failed_replicas (e);
   for (int i = 0; i < e->n; i++) {
-    if (e->rep[i])
-      bdev_close (e->rep[i]);
+    struct bdev *rb = e->rep[i];
+    /* Out of its slot before it closes: what its close fails finds no
+     * bdev there to submit to (every state is ENGINE_OUT already).
+     */
+    e->rep[i] = NULL;
+    if (rb)
+      bdev_close (rb);
     free (e->name[i]);
     free (e->rs[i].map);
     free (e->rs[i].get_buf);

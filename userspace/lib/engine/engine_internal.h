@@ -46,6 +46,7 @@ struct eng_req {
   void *buf;                    /* COPY: the region */
   void (*internal_done) (struct eng_req *r);
   struct bdev_io child[ENGINE_MAX_REPLICAS];
+  struct bdev *to[ENGINE_MAX_REPLICAS];   /* the bdev each child went to */
 };
 
 struct resync {
@@ -141,6 +142,27 @@ mask_of (const struct engine *e, enum engine_rep_state s)
     if (e->state[i] == s)
       m |= 1u << i;
   return m;
+}
+
+/* Submit io to replica slot i.  A mask of slots taken a moment ago may
+ * name a slot whose bdev is gone by now: in a fan-out, an earlier child
+ * can fail inside its submit (a dead connection answers at once), and
+ * degrading that replica (docs/DESIGN.md rule 2) sends MARK_DIRTY to
+ * the others, which may fail and be taken out of their slots in turn.
+ * Such a slot fails the request with EIO, as its replica would have, so
+ * the caller's count of children stays exact.  Returns the bdev it
+ * went to (NULL: none).
+ */
+static inline struct bdev *
+eng_submit_slot (const struct engine *e, int i, struct bdev_io *io)
+{
+  struct bdev *b = e->rep[i];
+
+  if (b)
+    bdev_submit (b, io);
+  else
+    io->done (io, EIO);
+  return b;
 }
 
 static inline bool

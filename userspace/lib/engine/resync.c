@@ -69,8 +69,12 @@ copy_step (struct eng_req *r)
   uint32_t len = (uint32_t) (r->end - r->start);
 
   if (r->err || e->state[i] != ENGINE_RESYNC) {
-    if (r->err && e->state[i] == ENGINE_RESYNC && r->pending == 2)
-      eng_replica_failed (e, i, r->err);    /* the target failed its write */
+    /* The target failed its write; unless the slot holds another bdev
+     * by now (engine_replace), whose replica did not fail (rule 2).
+     */
+    if (r->err && e->state[i] == ENGINE_RESYNC && r->pending == 2 &&
+        r->to[i] == e->rep[i])
+      eng_replica_failed (e, i, r->err);
     rs->failed = rs->failed || r->err;
     copy_finish (e, r, i);
     return;
@@ -89,12 +93,16 @@ copy_step (struct eng_req *r)
     return;
   }
   case 1:                       /* write to the replica */
+    /* state[i] is ENGINE_RESYNC (checked above), which a slot has only
+     * while its bdev is in it.
+     */
     r->child[1] = (struct bdev_io) { .done = copy_child_done, .opaque = r };
     /* A region that reads as zeroes is written as zeroes, which the
      * store keeps as a hole (a reserved volume keeps its blocks): a
      * thin volume's new or caught-up replica stays as thin as the
      * survivors.  The bytes are the same either way (rule 5).
      */
+    r->to[i] = e->rep[i];
     if (mem_is_zero (r->buf, len))
       bdev_zero (e->rep[i], &r->child[1], r->start, len, 0);
     else
@@ -158,8 +166,12 @@ resync_flushed (struct bdev_io *io, int err)
     c->child[k] = (struct bdev_io) { .op = BDEV_DIRTY_CLEAR,
                                      .done = resync_done_clear, .opaque = c };
   c->pending = e->n;
+  /* Every slot is in sync now, but a clear that fails inside its submit
+   * leaves the slots as they are; eng_submit_slot keeps to the rule
+   * anyway that no request goes to a slot whose bdev is gone.
+   */
   for (int k = 0; k < e->n; k++)
-    bdev_submit (e->rep[k], &c->child[k]);
+    eng_submit_slot (e, k, &c->child[k]);
 }
 
 /* Start copies while the budget and depth allow; finish when done. */

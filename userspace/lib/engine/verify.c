@@ -100,9 +100,19 @@ verify_step (struct eng_req *r)
         };
     for (int i = 0; i < e->n; i++)
       if (vf->asked & (1u << i))
-        bdev_submit (e->rep[i], &r->child[i]);
+        eng_submit_slot (e, i, &r->child[i]);
     return;
   case 1: {
+    /* asked is what was in sync when the checksums went out; a replica
+     * that failed since has left its slot (its bdev is closed) and is
+     * caught up from the dirty map (docs/DESIGN.md rule 5), not here.
+     */
+    vf->asked &= mask_of (e, ENGINE_IN_SYNC);
+    if (!vf->asked) {
+      vf->err = EIO;
+      verify_region_done (e, r);
+      return;
+    }
     int src = vf->pinned >= 0 && (vf->asked & (1u << vf->pinned))
       ? vf->pinned : majority (e, vf->asked);
     vf->bad = 0;
@@ -132,22 +142,40 @@ verify_step (struct eng_req *r)
       return;
     }
     vf->outstanding = 1;
-    r->child[src] = (struct bdev_io) { .done = verify_child_done,
-                                       .opaque = r };
-    bdev_read (e->rep[src], &r->child[src], r->start, len, r->buf, 0);
+    r->child[src] = (struct bdev_io) {
+      .op = BDEV_READ, .offset = r->start, .len = len, .buf = r->buf,
+      .done = verify_child_done, .opaque = r,
+    };
+    eng_submit_slot (e, src, &r->child[src]);
     return;
   }
-  case 2:
+  case 2: {
+    /* The same again after the read: only replicas still in sync are
+     * repaired (a failed one's slot may hold no bdev now).  While
+     * degraded the repair is a write the lost replicas miss, so the
+     * survivors record it in their dirty maps (docs/DESIGN.md rule 2),
+     * or the catch-up would leave the lost replica's old region behind.
+     */
+    uint32_t flags = BDEV_FUA;
+    vf->bad &= mask_of (e, ENGINE_IN_SYNC);
+    if (degraded (e) && e->have_hooks)
+      flags |= BDEV_DIRTY;
     vf->outstanding = __builtin_popcount (vf->bad);
+    if (vf->outstanding == 0) {       /* every one to repair is gone */
+      verify_region_done (e, r);
+      return;
+    }
     for (int i = 0; i < e->n; i++)
       if (vf->bad & (1u << i))
-        r->child[i] = (struct bdev_io) { .done = verify_child_done,
-                                         .opaque = r };
+        r->child[i] = (struct bdev_io) {
+          .op = BDEV_WRITE, .flags = flags, .offset = r->start, .len = len,
+          .buf = r->buf, .done = verify_child_done, .opaque = r,
+        };
     for (int i = 0; i < e->n; i++)
       if (vf->bad & (1u << i))
-        bdev_write (e->rep[i], &r->child[i], r->start, len, r->buf,
-                    BDEV_FUA);
+        eng_submit_slot (e, i, &r->child[i]);
     return;
+  }
   default:
     vf->repaired++;
     snprintf (line, sizeof line, "region %llu+%u repaired from %s",

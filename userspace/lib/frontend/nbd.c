@@ -64,16 +64,6 @@
   (NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | \
    NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN)
 
-struct nbd_req {
-  struct bdev_io io;
-  struct nbd_client *cl;
-  struct nbd_request rq;
-  uint32_t err;                 /* NBD error for the reply */
-  uint64_t done_bytes;          /* TRIM / WRITE_ZEROES split progress */
-  void *buf;
-  size_t buf_len;
-};
-
 static void client_read_next (struct nbd_client *cl);
 
 /* ---- deferred work ---- */
@@ -151,6 +141,7 @@ req_free (struct nbd_req *r)
 
   cl->inflight--;
   cl->inflight_bytes -= r->buf_len;
+  nbd_slow_free (r);
   free (r->buf);
   free (r);
   /* Not from here: we may be inside conn's writev loop or inside the
@@ -168,8 +159,8 @@ req_sent (void *opaque, int err)
 /* Send the reply for r (its err says how it went) and free r once the
  * bytes are out, or at once if there is nobody to reply to.
  */
-static void
-req_reply (struct nbd_req *r)
+void
+nbd_req_reply (struct nbd_req *r)
 {
   struct nbd_client *cl = r->cl;
   char hdr[NBD_CHUNK_HDR_LEN + 6 + NBD_ERROR_MSG_MAX];
@@ -193,7 +184,7 @@ req_reply (struct nbd_req *r)
     else {
       hlen = nbd_encode_read_chunk (hdr, r->rq.cookie, r->rq.offset,
                                     r->rq.len);
-      payload = r->buf;
+      payload = r->payload ? r->payload : r->buf;
       plen = r->rq.len;
     }
   }
@@ -203,7 +194,7 @@ req_reply (struct nbd_req *r)
      */
     hlen = nbd_encode_simple_reply (hdr, r->rq.cookie, r->err);
     if (r->rq.type == NBD_CMD_READ && !r->err) {
-      payload = r->buf;
+      payload = r->payload ? r->payload : r->buf;
       plen = r->rq.len;
     }
   }
@@ -228,7 +219,8 @@ req_io_done (struct bdev_io *io, int err)
                r->cl->name, nbd_cmd_name (r->rq.type), r->rq.offset,
                r->rq.len, strerror (err));
   }
-  req_reply (r);
+  nbd_order_leave (r->cl->srv, r);
+  nbd_req_reply (r);
 }
 
 /* The bdev flags of r's command.  FUA means nothing for a read. */
@@ -282,7 +274,24 @@ req_submit (struct nbd_req *r)
    * with an edge case they need not handle.
    */
   if (r->rq.len == 0) {
-    req_reply (r);
+    nbd_req_reply (r);
+    return;
+  }
+  /* Writes take their turn against read-modify-writes (rule 6,
+   * nbd_unaligned.c); a waiting one is started when its turn comes.
+   */
+  if (r->rq.type != NBD_CMD_READ && !nbd_order_enter (s, r))
+    return;
+  nbd_req_start (r);
+}
+
+void
+nbd_req_start (struct nbd_req *r)
+{
+  struct nbd_server *s = r->cl->srv;
+
+  if (r->slow) {
+    nbd_slow_start (r);
     return;
   }
   /* Each may complete (and free r) at once. */
@@ -359,7 +368,7 @@ on_write_payload (struct conn *c, void *opaque)
     return;
   }
   if (r->err)
-    req_reply (r);              /* payload read only to skip it */
+    nbd_req_reply (r);          /* payload read only to skip it */
   else
     req_submit (r);
   client_read_next (cl);
@@ -382,7 +391,7 @@ on_request (struct conn *c, void *opaque)
     return;                     /* stopping: take nothing new */
 
   nbd_decode_request (cl->hdr, &rq);
-  v = nbd_check_request (&rq, &s->exp, &err, &why);
+  v = nbd_check_request (&rq, &cl->exp, &err, &why);
   if (v == NBD_REQ_HANG_UP) {
     conn_close (c, "%s (magic 0x%08x type %u length %" PRIu32 ")",
                 why, rq.magic, rq.type, rq.len);
@@ -403,12 +412,19 @@ on_request (struct conn *c, void *opaque)
    */
   if (rq.type == NBD_CMD_WRITE || (v == NBD_REQ_OK && rq.type == NBD_CMD_READ))
     buf_len = rq.len;
+  if (v == NBD_REQ_OK && !cl->sizes_agreed)
+    buf_len = nbd_slow_buf_len (s, &rq, buf_len);
   r = req_new (cl, &rq, buf_len);
   if (!r) {
     conn_close (c, "out of memory for a %" PRIu32 "-byte request", rq.len);
     return;
   }
   r->err = err;
+  /* No block sizes agreed: unaligned and oversized requests are served
+   * by the slow path (nbd_unaligned.c).
+   */
+  if (v == NBD_REQ_OK && !cl->sizes_agreed && nbd_slow_prepare (s, r) < 0)
+    r->err = NBD_ENOMEM;
 
   if (rq.type == NBD_CMD_WRITE && rq.len > 0) {
     cl->receiving = r;
@@ -417,7 +433,7 @@ on_request (struct conn *c, void *opaque)
     return;
   }
   if (r->err)
-    req_reply (r);
+    nbd_req_reply (r);
   else
     req_submit (r);             /* r may be gone after this */
   client_read_next (cl);
@@ -443,6 +459,14 @@ nbd_enter_transmission (struct nbd_client *cl)
 
   loop_timer_cancel (s->loop, &cl->handshake_timer);
   cl->transmission = true;
+  /* A client that did not agree on block sizes gets the spec's defaults:
+   * any byte range, payloads up to NBD_LOOSE_MAX_PAYLOAD.
+   */
+  cl->exp = s->exp;
+  if (!cl->sizes_agreed) {
+    cl->exp.min_block = 1;
+    cl->exp.max_payload = MAX (s->exp.max_payload, NBD_LOOSE_MAX_PAYLOAD);
+  }
   log_debug ("%s: transmission phase%s", cl->name,
              cl->structured ? " (structured replies)" : "");
   client_read_next (cl);
@@ -641,8 +665,10 @@ nbd_serve_connected_fd (struct frontend *f, int fd, uint16_t tflags)
     return NULL;
   }
   /* The peer learnt size and flags out of band: no handshake, so no
-   * structured replies either.
+   * structured replies either; the kernel keeps to the block size it
+   * was given.
    */
+  cl->sizes_agreed = true;
   nbd_enter_transmission (cl);
   return s;
 }

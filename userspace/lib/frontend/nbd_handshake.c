@@ -120,6 +120,10 @@ handle_info_or_go (struct nbd_client *cl, const struct nbd_option *o)
   opt_reply (cl, NBD_REP_ACK, NULL, 0, NULL, 0);
 
   if (o->option == NBD_OPT_GO) {
+    /* Only a client that asked for the constraints is held to them;
+     * one that did not is served any byte range (nbd_unaligned.c).
+     */
+    cl->sizes_agreed = (o->info_wanted & (1u << NBD_INFO_BLOCK_SIZE)) != 0;
     nbd_enter_transmission (cl);
     return;
   }
