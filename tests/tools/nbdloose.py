@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """nbdloose - drive an NBD export as clients that do not negotiate
-block sizes do (tests/integration/081): NBD_OPT_EXPORT_NAME and
+block sizes do (tests/integration/084): NBD_OPT_EXPORT_NAME and
 NBD_OPT_GO without NBD_INFO_BLOCK_SIZE, 1 KiB and 512-byte writes and
 reads at odd offsets, overlapping writes pipelined on one connection,
 writes to disjoint bytes of the same blocks from two connections at
