@@ -41,7 +41,7 @@ proto_seeds (const char *d)
 
 /* ---- NBD: what a client sends -------------------------------------------- */
 
-struct frame { uint8_t b[512]; size_t n; };
+struct frame { uint8_t b[8192]; size_t n; };
 
 static void u8 (struct frame *f, uint8_t v) { f->b[f->n++] = v; }
 static void u16 (struct frame *f, uint16_t v) { putbe16 (f->b + f->n, v); f->n += 2; }
@@ -154,6 +154,12 @@ nbd_seeds (const char *d)
   option (&f, NBD_OPT_STRUCTURED_REPLY, NULL);
   option (&f, NBD_OPT_GO, &pl);
   put (d, "nbd_handshake", "tls-starttls-go", f.b, f.n);
+
+  /* One option past NBD_MAX_OPTIONS (256): the server hangs up. */
+  memset (&f, 0, sizeof f); u8 (&f, 0); u32 (&f, NBD_FLAG_C_KNOWN);
+  for (int i = 0; i < 257; i++)
+    option (&f, NBD_OPT_STRUCTURED_REPLY, NULL);
+  put (d, "nbd_handshake", "too-many-options", f.b, f.n);
 }
 
 int
