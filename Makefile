@@ -147,7 +147,9 @@ clean:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 600
 FUZZ_CHECK_SECONDS ?= 15
-FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace/lib -fsanitize=fuzzer-no-link,address,undefined
+# UBSan findings stop the run like ASan's (else they are only printed
+# and the fuzzer goes on: check-fuzz would pass over them).
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace/lib -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)

@@ -98,6 +98,20 @@ test_complete_body (void **state)
   assert_true (len > (size_t) N * (ETAG_MAX - 1) * 5);
   free (xml);
   free (many);
+
+  /* One part whose ETag escapes to just under the first buffer: the
+   * closing tag must still fit (fuzz_s3_xml found *len counting a
+   * truncated tail, 44 to 46 '&'s).
+   */
+  for (int k = 0; k < ETAG_MAX; k++) {
+    char one[1][ETAG_MAX] = { "" };
+    memset (one[0], '&', k);
+    xml = s3_xml_complete_body ((const char (*)[ETAG_MAX]) one, 1, &len);
+    assert_non_null (xml);
+    assert_int_equal (len, strlen (xml));
+    assert_int_equal (len, 25 + 52 + 5 * k + 26);
+    free (xml);
+  }
 }
 
 struct seen {
@@ -152,6 +166,11 @@ test_list_page (void **state)
   free (tok);
   assert_int_equal (s3_parse_time (s.mtimes[0]), 1700000000);
   assert_int_equal (s3_parse_time ("yesterday"), 0);
+  /* Out of range is not a time (the year used to overflow). */
+  assert_int_equal (s3_parse_time ("-2147483648-01-01T00:00:00Z"), 0);
+  assert_int_equal (s3_parse_time ("2024-13-01T00:00:00Z"), 0);
+  assert_int_equal (s3_parse_time ("2024-01-01T00:00:99Z"), 0);
+  assert_int_equal (s3_parse_time ("1970-01-01T00:00:01Z"), 1);
 
   /* fn's non-zero return stops the walk and comes back. */
   struct seen s2 = { .stop_after = 1 };

@@ -188,8 +188,14 @@ s3_xml_complete_body (const char (*etags)[ETAG_MAX], int nparts, size_t *len)
       o += *s == '&' ? sprintf (o, "&amp;") : *s == '<' ? sprintf (o, "&lt;")
         : *s == '>' ? sprintf (o, "&gt;") : (*o = *s, 1);
     *o = '\0';
-    if (n + strlen (et) + 64 >= cap) {
-      cap = 2 * cap + strlen (et) + 64;
+    /* Room for this part (under 64 bytes besides the ETag) and for the
+     * closing tag after it: without the latter, ETags that escape long
+     * (a server's ETag of '&'s) left the last snprintf truncated while
+     * *len still counted it, and the upload read past the buffer.
+     */
+    size_t need = strlen (et) + 64 + sizeof "</CompleteMultipartUpload>";
+    if (n + need >= cap) {
+      cap = 2 * cap + need;
       char *p = realloc (xml, cap);
       if (p == NULL) {
         free (xml);
@@ -249,6 +255,15 @@ s3_parse_time (const char *s)
   struct tm tm = { 0 };
   if (sscanf (s, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
               &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+    return 0;
+  /* The server's text, not a clock: a year of -2147483648 made the
+   * - 1900 below overflow (undefined behaviour).  Out of range is "not
+   * a time" like any other malformed text.
+   */
+  if (tm.tm_year < 1 || tm.tm_year > 9999 || tm.tm_mon < 1 ||
+      tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+      tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 ||
+      tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 60)
     return 0;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
