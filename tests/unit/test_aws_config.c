@@ -269,6 +269,11 @@ test_missing (void **state)
   write_file (cred_path, "[default]\nregion = x\n");
   load_fails ("no aws_access_key_id", &err);
 
+  /* Keys with nothing after '=' are none (found by fuzz_aws_config). */
+  write_file (cred_path, "[default]\n  aws_access_key_id =\n"
+              "aws_secret_access_key =  \n");
+  load_fails ("no aws_access_key_id", &err);
+
   /* Default paths come from $HOME. */
   unsetenv ("AWS_SHARED_CREDENTIALS_FILE");
   unsetenv ("AWS_CONFIG_FILE");

@@ -196,6 +196,12 @@ aws_config_free (struct aws_config *cfg)
   memset (cfg, 0, sizeof *cfg);
 }
 
+static bool
+given (const char *s)
+{
+  return s && *s;
+}
+
 int
 aws_config_load (struct aws_config *cfg, struct error *err)
 {
@@ -239,9 +245,10 @@ aws_config_load (struct aws_config *cfg, struct error *err)
   else {
     struct profile_vals *src = NULL;
     const char *from = NULL;
-    if (cred.v[K_ACCESS] && cred.v[K_SECRET])
+    /* "aws_access_key_id =" with nothing after it is no key. */
+    if (given (cred.v[K_ACCESS]) && given (cred.v[K_SECRET]))
       src = &cred, from = cred_path;
-    else if (conf.v[K_ACCESS] && conf.v[K_SECRET])
+    else if (given (conf.v[K_ACCESS]) && given (conf.v[K_SECRET]))
       src = &conf, from = conf_path;
     if (src == NULL) {
       error_set (err, EINVAL, "no AWS credentials: AWS_ACCESS_KEY_ID and "
