@@ -32,13 +32,15 @@ log "README Usage: $(grep -c . "$T/usage.sh") lines"
 unshare --mount --net bash -c '
     set -e
     ip link set lo up
-    mkdir -p /run/readme-test
     mount -t tmpfs tmpfs /run
     cp "$1" /run/usage.sh
+    # The tree may itself be under /tmp (a CI clone): keep it reachable.
+    mkdir /run/tree
+    mount --bind "$2" /run/tree
     for d in /srv /var/lib/repvol /etc/repvol /tmp; do
         mkdir -p "$d"; mount -t tmpfs tmpfs "$d"
     done
-    cd "$2"
+    cd /run/tree
     exec env -u REPVOL_REGISTRY -u REPVOL_RUN_DIR -u REPVOL_TLS_DIR \
         -u REPVOL_TLS_PSK bash -e /run/usage.sh' usage "$T/usage.sh" "$TOP" > "$T/usage.out" 2>&1 || {
         tail -n 40 "$T/usage.out" >&2
