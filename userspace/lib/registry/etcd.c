@@ -431,7 +431,7 @@ static int
 receipt_lease (struct etcd_registry *e, struct error *err)
 {
   time_t now = time (NULL);
-  json_object *resp, *req = json_object_new_object ();
+  json_object *resp, *req;
   const char *why = NULL;
   int64_t id;
   int ret;
@@ -439,6 +439,7 @@ receipt_lease (struct etcd_registry *e, struct error *err)
   if (e->lease && e->lease_pid == getpid () &&
       now - e->lease_at < ETCD_RECEIPT_TTL / 2)
     return 0;
+  req = json_object_new_object ();
   if (req)
     json_object_object_add (req, "TTL",
                             json_object_new_int (ETCD_RECEIPT_TTL));
