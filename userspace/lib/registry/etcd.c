@@ -1,5 +1,5 @@
 /* etcd.c - the registry on etcd (v3 API through its JSON gateway; the
- * HTTP client is etcd_http.c).
+ * HTTP client is etcd_http.c, the request builders etcd_req.c).
  *
  * The location: etcd://HOST:PORT[,HOST:PORT...][/PREFIX], PREFIX
  * "/repvol" by default.  The keys:
@@ -104,135 +104,6 @@ receipt_key (struct etcd_registry *e, const char *name, bool one, char *buf)
             (unsigned long long) etcd_rand (&e->c));
 }
 
-/* o[field] = base64 (data); false when out of memory. */
-static bool
-add_b64 (json_object *o, const char *field, const void *data, size_t len)
-{
-  char *s = etcd_b64_encode (data, len);
-  json_object *str = s ? json_object_new_string (s) : NULL;
-  free (s);
-  return str && json_object_object_add (o, field, str) == 0;
-}
-
-/* {"key": KEY} and, for a prefix (ending in '/'), its "range_end": the
- * prefix with its last byte + 1.
- */
-static json_object *
-key_req (const char *key, bool prefix)
-{
-  json_object *o = json_object_new_object ();
-  if (o == NULL || !add_b64 (o, "key", key, strlen (key)))
-    goto nomem;
-  if (prefix) {
-    char end[KEY_MAX];
-    size_t len = strlen (key);
-    memcpy (end, key, len);
-    end[len - 1]++;
-    if (!add_b64 (o, "range_end", end, len))
-      goto nomem;
-  }
-  return o;
- nomem:
-  json_object_put (o);
-  return NULL;
-}
-
-/* {"request_OP": inner} (inner consumed). */
-static json_object *
-op (const char *what, json_object *inner)
-{
-  json_object *o = inner ? json_object_new_object () : NULL;
-  if (o == NULL || json_object_object_add (o, what, inner) != 0) {
-    json_object_put (o);
-    json_object_put (inner);
-    return NULL;
-  }
-  return o;
-}
-
-/* A put of value under key, attached to lease (0: none). */
-static json_object *
-put_op_lease (const char *key, const char *value, size_t len, int64_t lease)
-{
-  json_object *p = key_req (key, false);
-  if (p && !add_b64 (p, "value", value, len)) {
-    json_object_put (p);
-    p = NULL;
-  }
-  if (p && lease) {
-    char num[24];
-    snprintf (num, sizeof num, "%lld", (long long) lease);
-    json_object_object_add (p, "lease", json_object_new_string (num));
-  }
-  return op ("request_put", p);
-}
-
-static json_object *
-put_op (const char *key, const char *value, size_t len)
-{
-  return put_op_lease (key, value, len, 0);
-}
-
-/* A compare on key: target VERSION or MOD, result EQUAL or GREATER. */
-static json_object *
-compare (const char *key, const char *target, const char *result,
-         int64_t value)
-{
-  char num[24];
-  json_object *c = key_req (key, false);
-  if (c == NULL)
-    return NULL;
-  snprintf (num, sizeof num, "%lld", (long long) value);
-  json_object_object_add (c, "target", json_object_new_string (target));
-  json_object_object_add (c, "result", json_object_new_string (result));
-  json_object_object_add (c, strcmp (target, "MOD") ? "version"
-                          : "mod_revision", json_object_new_string (num));
-  return c;
-}
-
-/* {"compare": [cmp], "success": [ops...], "failure": [fail]} from
- * consumed parts (any NULL: out of memory, all freed).
- */
-static json_object *
-txn3 (json_object *cmp, json_object *s1, json_object *s2, json_object *s3,
-      json_object *fail)
-{
-  json_object *t = json_object_new_object ();
-  json_object *ca = json_object_new_array (), *sa = json_object_new_array ();
-  json_object *fa = json_object_new_array ();
-  bool ok = t && ca && sa && fa && cmp && s1;
-  if (ok) {
-    json_object_array_add (ca, cmp);
-    json_object_array_add (sa, s1);
-    if (s2)
-      json_object_array_add (sa, s2);
-    if (s3)
-      json_object_array_add (sa, s3);
-    if (fail)
-      json_object_array_add (fa, fail);
-    json_object_object_add (t, "compare", ca);
-    json_object_object_add (t, "success", sa);
-    json_object_object_add (t, "failure", fa);
-    return t;
-  }
-  json_object_put (t);
-  json_object_put (ca);
-  json_object_put (sa);
-  json_object_put (fa);
-  json_object_put (cmp);
-  json_object_put (s1);
-  json_object_put (s2);
-  json_object_put (s3);
-  json_object_put (fail);
-  return NULL;
-}
-
-static json_object *
-txn (json_object *cmp, json_object *s1, json_object *s2, json_object *fail)
-{
-  return txn3 (cmp, s1, s2, NULL, fail);
-}
-
 static int
 nomem (struct etcd_registry *e, struct error *err)
 {
@@ -295,7 +166,7 @@ read_key (struct etcd_registry *e, const char *key, struct etcd_kv **kv,
           struct error *err)
 {
   json_object *resp;
-  int n, r = call (e, "/v3/kv/range", key_req (key, false), &resp, NULL, err);
+  int n, r = call (e, "/v3/kv/range", etcd_key_req (key, false), &resp, NULL, err);
   if (r < 0)
     return r;
   r = range_one (e, resp, key, kv, &n, err);
@@ -383,10 +254,10 @@ etcd_create (struct registry *r, const struct reg_volume *v,
   if (text == NULL)
     return nomem (e, err);
   json_object *req =
-    txn (compare (key, "VERSION", "EQUAL", 0),
-         put_op (key, text, strlen (text)),
-         op ("request_delete_range", key_req (blobs, true)),
-         op ("request_range", key_req (key, false)));
+    etcd_txn (etcd_compare (key, "VERSION", "EQUAL", 0),
+         etcd_put (key, text, strlen (text)),
+         etcd_op ("request_delete_range", etcd_key_req (blobs, true)),
+         etcd_op ("request_range", etcd_key_req (key, false)));
   ret = call (e, "/v3/kv/txn", req, &resp, &maybe, err);
   if (ret == 0) {
     ret = txn_result (e, resp, key, &ok, &kv, &n, err);
@@ -528,10 +399,10 @@ etcd_update (struct registry *r, const char *name,
       break;
     }
     receipt_key (e, name, true, receipt);
-    json_object *req = txn (compare (key, "MOD", "EQUAL", kv->mod_revision),
-                            put_op (key, text, strlen (text)),
-                            put_op_lease (receipt, "1", 1, e->lease),
-                            op ("request_range", key_req (key, false)));
+    json_object *req = etcd_txn (etcd_compare (key, "MOD", "EQUAL", kv->mod_revision),
+                            etcd_put (key, text, strlen (text)),
+                            etcd_put_lease (receipt, "1", 1, e->lease),
+                            etcd_op ("request_range", etcd_key_req (key, false)));
     kvs_free (kv, n);
     kv = NULL;
     n = 0;
@@ -605,11 +476,11 @@ etcd_remove (struct registry *r, const char *name, struct error *err)
   vol_key (e, name, key);
   blob_key (e, name, NULL, blobs);
   receipt_key (e, name, false, receipts);
-  json_object *req = txn3 (compare (key, "VERSION", "GREATER", 0),
-                           op ("request_delete_range", key_req (key, false)),
-                           op ("request_delete_range", key_req (blobs, true)),
-                           op ("request_delete_range",
-                               key_req (receipts, true)),
+  json_object *req = etcd_txn3 (etcd_compare (key, "VERSION", "GREATER", 0),
+                           etcd_op ("request_delete_range", etcd_key_req (key, false)),
+                           etcd_op ("request_delete_range", etcd_key_req (blobs, true)),
+                           etcd_op ("request_delete_range",
+                               etcd_key_req (receipts, true)),
                            NULL);
   int ret = call (e, "/v3/kv/txn", req, &resp, &maybe, err);
   if (ret < 0)
@@ -643,7 +514,7 @@ etcd_list (struct registry *r, char ***names_out, int *n_out,
   int n, ret;
 
   snprintf (dir, sizeof dir, "%s/volumes/", e->prefix);
-  json_object *req = key_req (dir, true);
+  json_object *req = etcd_key_req (dir, true);
   if (req)
     json_object_object_add (req, "keys_only", json_object_new_boolean (1));
   if ((ret = call (e, "/v3/kv/range", req, &resp, NULL, err)) < 0)
@@ -700,11 +571,7 @@ etcd_blob_put (struct registry *r, const char *name, const char *kind,
                       "chunk size makes it smaller", e->loc, kind, name, len,
                       ETCD_BLOB_MAX);
   blob_key (e, name, kind, key);
-  json_object *req = key_req (key, false);
-  if (req && !add_b64 (req, "value", data ? data : "", len)) {
-    json_object_put (req);
-    req = NULL;
-  }
+  json_object *req = etcd_kv_req (key, data ? data : "", len, 0);
   int ret = call (e, "/v3/kv/put", req, &resp, NULL, err);
   if (ret == 0)
     json_object_put (resp);
@@ -742,7 +609,7 @@ etcd_blob_remove (struct registry *r, const char *name, const char *kind,
   json_object *resp;
 
   blob_key (e, name, kind, key);
-  int ret = call (e, "/v3/kv/deleterange", key_req (key, false), &resp, NULL,
+  int ret = call (e, "/v3/kv/deleterange", etcd_key_req (key, false), &resp, NULL,
                   err);
   if (ret == 0)
     json_object_put (resp);

@@ -1,5 +1,6 @@
 /* etcd_internal.h - what etcd.c (the registry operations) and
- * etcd_http.c (the client of etcd's v3 JSON gateway) share.  Nothing
+ * etcd_http.c (the client of etcd's v3 JSON gateway) and etcd_req.c
+ * (the requests it sends) share.  Nothing
  * outside registry/etcd*.c includes it.
  *
  * The client POSTs one JSON document to /v3/kv/... on an endpoint and
@@ -110,5 +111,34 @@ void etcd_kv_free (struct etcd_kv *kv);
  */
 int etcd_range_kvs (json_object *r, struct etcd_kv **kvs, int *n,
                     const char **why);
+
+/* ---- requests (etcd_req.c) ------------------------------------------ */
+
+/* Each returns a new JSON object, or NULL when out of memory; the ones
+ * taking objects consume them, also on failure, so calls nest:
+ * etcd_txn (etcd_compare (...), etcd_put (...), NULL, NULL).
+ */
+/* {"key": KEY}, and for a prefix (ending in '/') its "range_end". */
+json_object *etcd_key_req (const char *key, bool prefix);
+/* {what: inner}, e.g. {"request_range": ...}. */
+json_object *etcd_op (const char *what, json_object *inner);
+/* {"key", "value"[, "lease"]}: the body of a put, on lease (0: none);
+ * etcd_put_lease wraps it as a transaction's request_put.
+ */
+json_object *etcd_kv_req (const char *key, const char *value, size_t len,
+                          int64_t lease);
+json_object *etcd_put_lease (const char *key, const char *value, size_t len,
+                             int64_t lease);
+json_object *etcd_put (const char *key, const char *value, size_t len);
+/* A compare on key: target VERSION or MOD, result EQUAL or GREATER. */
+json_object *etcd_compare (const char *key, const char *target,
+                           const char *result, int64_t value);
+/* {"compare": [cmp], "success": [s1, s2, s3], "failure": [fail]};
+ * s2, s3 and fail may be NULL (none).
+ */
+json_object *etcd_txn3 (json_object *cmp, json_object *s1, json_object *s2,
+                        json_object *s3, json_object *fail);
+json_object *etcd_txn (json_object *cmp, json_object *s1, json_object *s2,
+                       json_object *fail);
 
 #endif
