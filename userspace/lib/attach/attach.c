@@ -3,9 +3,10 @@
  * stack engine over replica clients (and the snapshot layers over the
  * engine), and serve the top through a frontend until SIGTERM / SIGINT
  * ("repvol detach" sends SIGTERM).  While it runs it records each
- * replica's state in the registry for the engine, and answers verify
- * and replace on its control channel.  Snapshots, the change map and
- * restores are in attach_snapshot.c; reconnection in attach_reconnect.c.
+ * replica's state in the registry for the engine.  Its control channel
+ * (verify, replace, detach, ...) is attach_control.c; snapshots, the
+ * change map and restores attach_snapshot.c; reconnection
+ * attach_reconnect.c.
  *
  * Detach order: the frontend stops taking requests and finishes what it
  * has, the engine drains, one last flush makes everything stable on
@@ -195,8 +196,8 @@ attach_begin_detach (struct attach *a)
 }
 
 /* Asked to stop, by a signal or "repvol detach" (why). */
-static void
-stop_requested (struct attach *a, const char *why)
+void
+attach_stop_requested (struct attach *a, const char *why)
 {
   if (!a->detaching)
     log_info ("%s: detaching (%s): finishing in-flight I/O", a->o->volume,
@@ -212,7 +213,7 @@ on_signal (struct loop *loop, int signo, void *opaque)
   char why[32];
 
   snprintf (why, sizeof why, "signal %d", signo);
-  stop_requested (opaque, why);
+  attach_stop_requested (opaque, why);
 }
 
 /* ---- replica states in the registry (the engine's hooks) ------------ */
@@ -335,8 +336,9 @@ hook_fenced (void *opaque, int i)
 /* Connect to replica i at our epoch and check it is the volume we
  * expect.  NULL with err set otherwise.
  */
-static struct bdev *
-connect_replica (struct attach *a, int i, int timeout_ms, struct error *err)
+struct bdev *
+attach_connect_replica (struct attach *a, int i, int timeout_ms,
+                        struct error *err)
 {
   const struct reg_replica *r = &a->vol.replicas[i];
   struct rv_welcome w;
@@ -389,7 +391,7 @@ open_engine (struct attach *a)
     bool was_in_sync = r->state == REG_IN_SYNC;
 
     names[i] = r->addr;
-    reps[i] = connect_replica (a, i, was_in_sync ? a->o->timeout_ms
+    reps[i] = attach_connect_replica (a, i, was_in_sync ? a->o->timeout_ms
                                : MIN (a->o->timeout_ms, 2000), &errs[i]);
     states[i] = !reps[i] ? ENGINE_OUT
       : was_in_sync ? ENGINE_IN_SYNC : ENGINE_RESYNC;
@@ -493,121 +495,6 @@ reconciled (void *opaque, uint64_t repaired, int err)
               "repaired", a->vol.name, (unsigned long long) repaired);
 }
 
-/* ---- the control channel: verify and replace on the live volume ------- */
-
-static void
-verify_report (void *opaque, const char *line)
-{
-  control_reply (opaque, line);
-}
-
-static void
-verify_done (void *opaque, uint64_t differing, uint64_t repaired, int err)
-{
-  char line[160];
-
-  if (err)
-    snprintf (line, sizeof line, "error: verify stopped: %s (%llu differing "
-              "regions so far)", strerror (err), (unsigned long long) differing);
-  else if (differing > repaired)
-    snprintf (line, sizeof line, "error: %llu region(s) of %u bytes differ "
-              "(repvol verify --repair copies them from the majority)",
-              (unsigned long long) differing, ENGINE_VERIFY_REGION);
-  else
-    snprintf (line, sizeof line, "ok: replicas agree (%llu region(s) of %u "
-              "bytes repaired)", (unsigned long long) repaired,
-              ENGINE_VERIFY_REGION);
-  log_info ("verify: %s", line);
-  control_finish (opaque, line);
-}
-
-static int
-find_replica (const struct reg_volume *v, const char *addr)
-{
-  for (int i = 0; i < v->nreplicas; i++)
-    if (strcmp (v->replicas[i].addr, addr) == 0)
-      return i;
-  return -1;
-}
-
-/* "replace OLD NEW": the CLI has created NEW's replica and rewritten the
- * registry entry; take NEW into OLD's slot and copy everything to it.
- */
-static void
-control_replace (struct attach *a, struct control_req *req, const char *old,
-                 const char *new)
-{
-  struct reg_volume v;
-  struct error err = { 0 }, rerr = { 0 };
-  char line[400];
-  int i = find_replica (&a->vol, old);
-  struct bdev *b;
-
-  if (i < 0 || registry_get (a->reg, a->vol.name, &v, &rerr) < 0 ||
-      strcmp (v.replicas[i].addr, new) != 0) {
-    if (rerr.code && rerr.code != ENOENT)
-      log_error ("%s", error_msg (&rerr));
-    control_finish (req, "error: the registry does not show that replacement");
-    return;
-  }
-  a->vol.replicas[i] = v.replicas[i];
-  b = connect_replica (a, i, a->o->timeout_ms, &err);
-  if (!b)
-    log_warn ("%s: new replica %s: %s (will keep trying)", v.name, new,
-              error_msg (&err));
-  engine_replace (a->dev, i, b, new);
-  snprintf (line, sizeof line, "ok: %s replaces %s; copying the volume to it",
-            new, old);
-  control_finish (req, line);
-}
-
-static void
-on_control (struct control_req *req, const char *line, void *opaque)
-{
-  struct attach *a = opaque;
-  char old[REG_ADDR_MAX], new[REG_ADDR_MAX];
-
-  if (attach_snapshot_control (a, req, line) ||
-      attach_probe_control (a, req, line))
-    return;
-  if (strcmp (line, "verify") == 0 || strcmp (line, "verify repair") == 0) {
-    log_info ("%s: %s requested", a->vol.name, line);
-    engine_verify (a->dev, strcmp (line, "verify repair") == 0,
-                   verify_report, verify_done, req);
-  }
-  else if (strcmp (line, "detach") == 0) {
-    /* Answered with the outcome by detach_over (repvol detach), or now
-     * if it is over already (the loop stops at the end of this pass).
-     */
-    if (a->detach_answer[0]) {
-      control_finish (req, a->detach_answer);
-      return;
-    }
-    if (a->ndetach_req == ATTACH_DETACH_REQS) {
-      control_finish (req, "error: too many detach requests at once");
-      return;
-    }
-    a->detach_req[a->ndetach_req++] = req;
-    stop_requested (a, "repvol detach");
-  }
-  else if (sscanf (line, "replace %127s %127s", old, new) == 2)
-    control_replace (a, req, old, new);
-  else
-    control_finish (req, "error: unknown control command");
-}
-
-static int
-record_control (struct reg_volume *v, void *arg)
-{
-  struct attach *a = arg;
-
-  if (!attach_owns (v, a))
-    return ESTALE;
-  snprintf (v->attachment.control, sizeof v->attachment.control, "%s",
-            a->ctl_path);
-  return 0;
-}
-
 /* Once the frontend is up: record where it serves ("ublk /dev/ublkb0"). */
 static int
 record_where (struct reg_volume *v, void *arg)
@@ -619,30 +506,6 @@ record_where (struct reg_volume *v, void *arg)
   snprintf (v->attachment.frontend, sizeof v->attachment.frontend, "%s %s",
             a->fe->ops->name, a->fe->where);
   return 0;
-}
-
-/* Where the control socket goes: $REPVOL_RUN_DIR or /run/repvol, named
- * by the volume's uuid (unique even across registries).
- */
-static void
-start_control (struct attach *a)
-{
-  struct error rerr = { 0 };
-  int err = 0;
-  const char *dir = run_dir (&err);
-
-  if (err < 0) {
-    log_warn ("%s: no control channel (%s: %s): verify and replace will "
-              "not reach this attach", a->vol.name, dir, strerror (-err));
-    return;
-  }
-  snprintf (a->ctl_path, sizeof a->ctl_path, "%s/%s.ctl", dir,
-            a->vol.uuid[0] ? a->vol.uuid : a->vol.name);
-  a->ctl = control_start (a->loop, a->ctl_path, on_control, a);
-  if (a->ctl &&
-      registry_update (a->reg, a->vol.name, record_control, a, &rerr) < 0 &&
-      rerr.code != ESTALE && rerr.code != ENOENT)
-    log_error ("%s", error_msg (&rerr));
 }
 
 void
@@ -757,7 +620,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     a.dev = NULL;
     goto out;
   }
-  start_control (&a);          /* before clients: verify can find it */
+  attach_start_control (&a);          /* before clients: verify can find it */
   if (o->job == ATTACH_SERVE) {
     a.fe = frontend_start (o->frontend, a.loop, a.cow, v.name, o->spec,
                            o->nbd_tls);

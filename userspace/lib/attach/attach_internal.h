@@ -78,6 +78,16 @@ struct attach {
 bool attach_owns (const struct reg_volume *v, const struct attach *a);
 /* Stop serving: frontend, drain, last flush, then the loop stops. */
 void attach_begin_detach (struct attach *a);
+/* A detach asked for (a signal, the control channel): why is logged. */
+void attach_stop_requested (struct attach *a, const char *why);
+/* Connect to replica i and say HELLO with our epoch; NULL, why in err. */
+struct bdev *attach_connect_replica (struct attach *a, int i, int timeout_ms,
+                                     struct error *err);
+
+/* attach_control.c: open the control channel (ctl_path in the run
+ * directory) and record it in the registry.
+ */
+void attach_start_control (struct attach *a);
 
 /* ---- attach_fence.c ---- */
 
