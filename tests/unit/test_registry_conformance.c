@@ -505,6 +505,126 @@ test_blobs (void **state)
   OK (registry_remove (f->r, "conf-blob", &e_));
 }
 
+/* ---- the server pool ----------------------------------------------- */
+
+static void
+make_server (struct reg_server *s, const char *name, const char *zone)
+{
+  memset (s, 0, sizeof *s);
+  snprintf (s->name, sizeof s->name, "%s", name);
+  snprintf (s->zone, sizeof s->zone, "%s", zone);
+  snprintf (s->addr, sizeof s->addr, "127.0.0.1:%d", 7100 + (int) strlen (name));
+  s->capacity = 100ull << 30;
+  s->free = 60ull << 30;
+  s->reserved = 1ull << 30;
+  s->volumes = 3;
+  s->tls = true;
+  snprintf (s->version, sizeof s->version, "0.1.0");
+}
+
+/* The state of server name in a fresh listing: 1 up, 0 down, -1 none. */
+static int
+server_up (struct registry *r, const char *name, struct reg_server *out)
+{
+  struct error e = { 0 };
+  struct reg_server s;
+  int ret = registry_server_get (r, name, &s, &e);
+  if (ret == -ENOENT)
+    return -1;
+  if (ret < 0)
+    fail_msg ("server get %s: %s", name, error_msg (&e));
+  if (out)
+    *out = s;
+  return s.up;
+}
+
+/* Poll (bounded) until server name is up (want 1) or down (0). */
+static bool
+server_becomes (struct registry *r, const char *name, int want, int max_ms)
+{
+  for (int waited = 0; waited <= max_ms; waited += 100) {
+    if (server_up (r, name, NULL) == want)
+      return true;
+    struct timespec ts = { 0, 100 * 1000000 };
+    nanosleep (&ts, NULL);
+  }
+  return false;
+}
+
+/* A server registers, is listed with every field, refreshes, shuts
+ * down cleanly (down at once, still listed); one that stops refreshing
+ * (killed: its handle closed without a word) goes down within its TTL.
+ */
+static void
+test_servers (void **state)
+{
+  struct fixture *f = *state;
+  struct reg_server s, got;
+  struct error e = { 0 };
+  struct reg_server *all;
+  int n;
+
+  make_server (&s, "conf-srv-a", "zone-a");
+  OK (registry_server_put (f->r, &s, 30, &e_));
+  assert_int_equal (server_up (f->r, "conf-srv-a", &got), 1);
+  assert_string_equal (got.zone, "zone-a");
+  assert_string_equal (got.addr, s.addr);
+  assert_true (got.capacity == s.capacity && got.free == s.free &&
+               got.reserved == s.reserved && got.volumes == 3 && got.tls);
+  assert_string_equal (got.version, "0.1.0");
+  assert_int_equal (got.ttl, 30);
+  assert_true (got.heartbeat >= time (NULL) - 5);
+  assert_string_equal (reg_server_state (&got), "up");
+
+  /* A refresh with new figures replaces them. */
+  s.free = 10ull << 30;
+  snprintf (s.addr, sizeof s.addr, "127.0.0.1:7999");
+  OK (registry_server_put (f->r, &s, 30, &e_));
+  assert_int_equal (server_up (f->r, "conf-srv-a", &got), 1);
+  assert_true (got.free == 10ull << 30);
+  assert_string_equal (got.addr, "127.0.0.1:7999");
+
+  OK (registry_server_down (f->r, "conf-srv-a", &e_));
+  assert_int_equal (server_up (f->r, "conf-srv-a", &got), 0);
+  assert_string_equal (got.addr, "127.0.0.1:7999");     /* still known */
+  assert_string_equal (reg_server_state (&got), "down");
+
+  /* Killed: a handle of its own that is closed without server_down. */
+  struct registry *other = registry_open (location, &e);
+  assert_non_null (other);
+  make_server (&s, "conf-srv-b", "zone-b");
+  OK (registry_server_put (other, &s, 2, &e_));
+  registry_close (other);
+  assert_int_equal (server_up (f->r, "conf-srv-b", NULL), 1);
+  /* TTL + 1 s, and etcd's lease checks (every 500 ms) on top. */
+  assert_true (server_becomes (f->r, "conf-srv-b", 0, 4000));
+
+  /* Back up with a new registration. */
+  OK (registry_server_put (f->r, &s, 30, &e_));
+  assert_true (server_becomes (f->r, "conf-srv-b", 1, 1000));
+
+  OK (registry_server_list (f->r, &all, &n, &e_));
+  int seen = 0;
+  for (int i = 0; i < n; i++) {
+    if (i > 0)
+      assert_true (strcmp (all[i - 1].name, all[i].name) < 0);
+    seen += !strcmp (all[i].name, "conf-srv-a") ||
+      !strcmp (all[i].name, "conf-srv-b");
+  }
+  assert_int_equal (seen, 2);
+  free (all);
+  OK (registry_server_down (f->r, "conf-srv-b", &e_));
+
+  /* Bad records are refused before a backend sees them. */
+  make_server (&s, "../x", "");
+  assert_int_equal (registry_server_put (f->r, &s, 30, &e), -EINVAL);
+  make_server (&s, "conf-srv-c", "");
+  assert_int_equal (registry_server_put (f->r, &s, 0, &e), -EINVAL);
+  s.addr[0] = '\0';
+  assert_int_equal (registry_server_put (f->r, &s, 30, &e), -EINVAL);
+  assert_int_equal (server_up (f->r, "conf-srv-never", NULL), -1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -539,6 +659,7 @@ main (int argc, char **argv)
                                      teardown),
     cmocka_unit_test_setup_teardown (test_list, setup, teardown),
     cmocka_unit_test_setup_teardown (test_blobs, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_servers, setup, teardown),
   };
   /* REPVOL_CONFORMANCE_ONLY=PATTERN: only the tests it matches. */
   const char *only = getenv ("REPVOL_CONFORMANCE_ONLY");

@@ -143,6 +143,14 @@ static const struct verb verbs[] = {
     "  --reset              set the replicas' epochs to the registry's\n"
     "  --json               machine-readable output (without --reset)\n"
     "  --timeout SECONDS    per-server timeout (default 5)\n" },
+  { "server", cmd_server,
+    "server list [--json]",
+    "List the server pool: every repvold started with --registry, with its\n"
+    "zone, the address it advertises, its state (up; down once its lease\n"
+    "ran out or it stopped; draining), its data directory's capacity and\n"
+    "free space, and the replicas it holds.\n"
+    "\n"
+    "  --json               a JSON array, one object per server\n" },
   { "delete", cmd_delete,
     "delete VOL [--force]",
     "Delete a volume: its replica on every server, then its registry\n"

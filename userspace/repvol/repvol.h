@@ -44,6 +44,7 @@ int cmd_verify (int argc, char **argv);
 int cmd_replica (int argc, char **argv);
 int cmd_snapshot (int argc, char **argv);
 int cmd_epoch (int argc, char **argv);
+int cmd_server (int argc, char **argv);
 
 /* "repvol snapshot SUBVERB": argv[0] is the sub-verb. */
 int cmd_snapshot_create (int argc, char **argv);      /* cmd_snapshot.c */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
 
 #include "core/config.h"
 #include "core/util.h"
@@ -22,6 +23,7 @@
 #include "store/store.h"
 #include "core/ratelimit.h"
 #include "replica/server.h"
+#include "pool.h"
 
 #ifndef REPVOL_VERSION
 #define REPVOL_VERSION "0.1.0"
@@ -66,6 +68,13 @@ usage (FILE *f)
 "      --peer-log-interval SECS\n"
 "                            log one line per peer per interval about\n"
 "                            what it does wrong (default 10; 0: every line)\n"
+"      --registry URL        join the server pool of this registry (a\n"
+"                            directory, dir://PATH or etcd://HOST:PORT,...;\n"
+"                            default: repvol.conf's registry, else none)\n"
+"      --advertise ADDR:PORT the address clients reach this server at\n"
+"                            (default: the --listen address)\n"
+"      --lease-ttl SECS      the pool shows this server down SECS after\n"
+"                            its last refresh (default 10; 2 to 3600)\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n");
 }
@@ -89,6 +98,17 @@ valid_id_list (const char *s)
     else
       return false;
   }
+}
+
+/* 0.0.0.0 or [::]: fine to listen on, no address to dial. */
+static bool
+is_wildcard (const struct sockaddr_storage *ss)
+{
+  if (ss->ss_family == AF_INET)
+    return ((const struct sockaddr_in *) ss)->sin_addr.s_addr == INADDR_ANY;
+  if (ss->ss_family == AF_INET6)
+    return IN6_IS_ADDR_UNSPECIFIED (&((const struct sockaddr_in6 *) ss)->sin6_addr);
+  return false;
 }
 
 static int
@@ -168,7 +188,8 @@ main (int argc, char **argv)
 {
   enum { OPT_IO_ENGINE = 256, OPT_CACHE, OPT_STALL, OPT_TLS_DIR, OPT_TLS_PSK,
          OPT_ADMINS, OPT_RESERVE_MARGIN, OPT_IDLE, OPT_MAX_CONNS,
-         OPT_MAX_PER_PEER, OPT_LOG_INTERVAL };
+         OPT_MAX_PER_PEER, OPT_LOG_INTERVAL, OPT_REGISTRY, OPT_ADVERTISE,
+         OPT_LEASE_TTL };
   static const struct option opts[] = {
     { "data-dir",  required_argument, NULL, 'd' },
     { "listen",    required_argument, NULL, 'l' },
@@ -185,6 +206,9 @@ main (int argc, char **argv)
     { "max-connections", required_argument, NULL, OPT_MAX_CONNS },
     { "max-connections-per-peer", required_argument, NULL, OPT_MAX_PER_PEER },
     { "peer-log-interval", required_argument, NULL, OPT_LOG_INTERVAL },
+    { "registry",  required_argument, NULL, OPT_REGISTRY },
+    { "advertise", required_argument, NULL, OPT_ADVERTISE },
+    { "lease-ttl", required_argument, NULL, OPT_LEASE_TTL },
     { "help",      no_argument,       NULL, 'h' },
     { "version",   no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -200,6 +224,8 @@ main (int argc, char **argv)
   uint64_t max_conns = replica_server_default_max_conns ();
   uint64_t max_per_peer = RS_MAX_CONNS_PER_PEER;
   uint64_t log_interval_s = RATELIMIT_INTERVAL_MS / 1000;
+  const char *registry = NULL, *advertise = NULL;
+  uint64_t lease_ttl = 10;
   char host[256];
   struct sockaddr_storage ss;
   socklen_t sslen;
@@ -263,6 +289,13 @@ main (int argc, char **argv)
         return bad_arg ("--peer-log-interval must be 0 to 3600 seconds, "
                         "not '%s'", optarg);
       break;
+    case OPT_REGISTRY: registry = optarg; break;
+    case OPT_ADVERTISE: advertise = optarg; break;
+    case OPT_LEASE_TTL:
+      if (parse_uint (optarg, 2, 3600, &lease_ttl) < 0)
+        return bad_arg ("--lease-ttl must be 2 to 3600 seconds, not '%s'",
+                        optarg);
+      break;
     case 'h':
       usage (stdout);
       return EXIT_SUCCESS;
@@ -292,6 +325,8 @@ main (int argc, char **argv)
     tls_dir = config_get ("tls-dir");
     tls_psk = config_get ("tls-psk");
   }
+  if (!registry)
+    registry = config_get ("registry");
   if (!data_dir)
     return bad_arg ("%s", "--data-dir is required");
   if (!listen_addr)
@@ -331,6 +366,19 @@ main (int argc, char **argv)
   if (parse_hostport (listen_addr, &ss, &sslen) < 0)
     return bad_arg ("bad --listen address '%s' (want ADDR:PORT)",
                     listen_addr);
+  if (!advertise)
+    advertise = listen_addr;
+  struct sockaddr_storage ads;
+  socklen_t adslen;
+  if (strlen (advertise) >= 128 || parse_hostport (advertise, &ads, &adslen) < 0)
+    return bad_arg ("bad --advertise address '%s' (want ADDR:PORT)",
+                    advertise);
+  if (registry && is_wildcard (&ads))
+    return bad_arg ("%s is no address a client can dial; give --advertise "
+                    "ADDR:PORT for the server pool", advertise);
+  if ((advertise != listen_addr || lease_ttl != 10) && !registry)
+    return bad_arg ("%s", "--advertise and --lease-ttl need --registry (or "
+                    "repvol.conf's registry)");
   if (admins && !tls_dir && !tls_psk)
     return bad_arg ("%s", "--admins needs --tls-dir or --tls-psk (without "
                     "TLS there are no identities)");
@@ -341,6 +389,20 @@ main (int argc, char **argv)
   if (tls_creds_load (&tls, TLS_SERVER, tls_dir, tls_psk, &err) < 0) {
     fprintf (stderr, "repvold: TLS: %s\n", error_msg (&err));
     return EXIT_FAILURE;
+  }
+
+  /* The registry client (etcd over https) uses the process's client
+   * credentials: the --tls-dir's own when it holds a client certificate,
+   * else $REPVOL_TLS_DIR's.
+   */
+  if (registry) {
+    char cert[4096];
+    snprintf (cert, sizeof cert, "%s/client-cert.pem", tls_dir ? tls_dir : "");
+    if (tls_client_setup (tls_dir && access (cert, R_OK) == 0 ? tls_dir
+                          : NULL, NULL, &err) < 0) {
+      fprintf (stderr, "repvold: registry TLS: %s\n", error_msg (&err));
+      return EXIT_FAILURE;
+    }
   }
 
   server_process_init ();
@@ -410,7 +472,24 @@ main (int argc, char **argv)
             "(0: no limit); idle timeout %" PRIu64 " s", max_conns,
             max_per_peer, idle_s);
 
+  struct pool_reg *pool = NULL;
+  if (registry) {
+    struct pool_config pc = {
+      .registry = registry, .name = name, .zone = zone,
+      .advertise = advertise, .data_dir = data_dir,
+      .version = REPVOL_VERSION, .tls = tls != NULL,
+      .reserve_margin = reserve_margin, .ttl = (unsigned) lease_ttl,
+    };
+    pool = pool_register_start (&pc, &err);
+    if (pool == NULL) {
+      fprintf (stderr, "repvold: server pool: %s\n", error_msg (&err));
+      return EXIT_FAILURE;
+    }
+  }
+
   int rc = loop_run (loop);
+
+  pool_register_stop (pool);
 
   /* The store drains first: completions still reach live connections. */
   store_close (store);

@@ -33,6 +33,12 @@ struct registry_ops {
                    void **data, size_t *len, struct error *err);
   int (*blob_remove) (struct registry *r, const char *name, const char *kind,
                       struct error *err);
+  int (*server_put) (struct registry *r, const struct reg_server *s,
+                     unsigned ttl, struct error *err);
+  int (*server_down) (struct registry *r, const char *name,
+                      struct error *err);
+  int (*server_list) (struct registry *r, struct reg_server **servers,
+                      int *n, struct error *err);
   void (*close) (struct registry *r);
 };
 
@@ -67,5 +73,16 @@ int reg_volume_check (const struct reg_volume *v, struct error *err);
 char *reg_volume_to_json (const struct reg_volume *v);
 int reg_volume_from_json (const char *text, size_t len, struct reg_volume *v,
                           struct error *err);
+
+/* codec.c: a server record (registry.h) as JSON, "up" not included:
+ * that is the backend's to say.  to_json: malloc'd (NULL: out of
+ * memory).  from_json: 0 or -EBADMSG with the reason.
+ */
+int reg_server_check (const struct reg_server *s, struct error *err);
+char *reg_server_to_json (const struct reg_server *s);
+int reg_server_from_json (const char *text, size_t len, struct reg_server *s,
+                          struct error *err);
+/* Sort by name (qsort). */
+int reg_server_cmp (const void *a, const void *b);
 
 #endif

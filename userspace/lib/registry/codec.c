@@ -476,3 +476,141 @@ reg_volume_from_json (const char *text, size_t len, struct reg_volume *v,
   return error_set (err, EBADMSG, "%s", why);
 }
 
+
+/* ---- server records ----------------------------------------------------
+ *
+ *   { "format": 1, "name", "zone", "addr", "capacity", "free",
+ *     "reserved", "volumes", "tls", "draining", "version", "heartbeat",
+ *     "ttl", "down"? }
+ *
+ * "down" (dir backend only): the server shut down cleanly.
+ */
+
+int
+reg_server_check (const struct reg_server *s, struct error *err)
+{
+  if (!valid_name (s->name))
+    return error_set (err, EINVAL, "registry: invalid server name '%.*s'",
+                      REG_NAME_MAX, s->name);
+  if (s->zone[0] && !valid_name (s->zone))
+    return error_set (err, EINVAL, "registry: server %s: invalid zone",
+                      s->name);
+  size_t al = strnlen (s->addr, REG_ADDR_MAX);
+  if (al == 0 || al == REG_ADDR_MAX)
+    return error_set (err, EINVAL, "registry: server %s: no address",
+                      s->name);
+  if (strnlen (s->version, sizeof s->version) == sizeof s->version)
+    return error_set (err, EINVAL, "registry: server %s: version too long",
+                      s->name);
+  return 0;
+}
+
+char *
+reg_server_to_json (const struct reg_server *s)
+{
+  json_object *o = json_object_new_object ();
+  if (o == NULL)
+    return NULL;
+  json_object_object_add (o, "format", json_object_new_int (REG_FORMAT));
+  json_object_object_add (o, "name", json_object_new_string (s->name));
+  json_object_object_add (o, "zone", json_object_new_string (s->zone));
+  json_object_object_add (o, "addr", json_object_new_string (s->addr));
+  json_object_object_add (o, "capacity", json_object_new_uint64 (s->capacity));
+  json_object_object_add (o, "free", json_object_new_uint64 (s->free));
+  json_object_object_add (o, "reserved", json_object_new_uint64 (s->reserved));
+  json_object_object_add (o, "volumes", json_object_new_uint64 (s->volumes));
+  json_object_object_add (o, "tls", json_object_new_boolean (s->tls));
+  json_object_object_add (o, "draining", json_object_new_boolean (s->draining));
+  json_object_object_add (o, "version", json_object_new_string (s->version));
+  json_object_object_add (o, "heartbeat",
+                          json_object_new_int64 ((int64_t) s->heartbeat));
+  json_object_object_add (o, "ttl", json_object_new_int64 (s->ttl));
+  if (!s->up)
+    json_object_object_add (o, "down", json_object_new_boolean (1));
+  const char *t = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
+  char *copy = t ? strdup (t) : NULL;
+  json_object_put (o);
+  return copy;
+}
+
+/* Unlike volume records, the "up" field here is the record's own claim
+ * (not "down"); backends decide from it and the heartbeat.
+ */
+int
+reg_server_from_json (const char *text, size_t len, struct reg_server *s,
+                      struct error *err)
+{
+  const char *why = NULL, *field = "";
+  const char **field_ = &field;
+  uint64_t u;
+  bool down;
+  int ret = -1;
+
+  memset (s, 0, sizeof *s);
+  json_tokener *tok = json_tokener_new ();
+  if (tok == NULL)
+    return error_set (err, ENOMEM, "out of memory");
+  json_object *o = json_tokener_parse_ex (tok, text, (int) len);
+  enum json_tokener_error jerr = json_tokener_get_error (tok);
+  json_tokener_free (tok);
+  if (o == NULL || jerr != json_tokener_success) {
+    if (o)
+      json_object_put (o);
+    return error_set (err, EBADMSG, "%s", jerr == json_tokener_continue ?
+                      "truncated JSON" : json_tokener_error_desc (jerr));
+  }
+  if (!json_object_is_type (o, json_type_object)) {
+    why = "not a JSON object";
+    goto out;
+  }
+  {
+    const char **field = field_;
+    TRY ("format", get_u64 (o, "format", true, &u, &why));
+    if (u != REG_FORMAT) {
+      why = "is not 1";
+      goto out;
+    }
+    TRY ("name", get_str (o, "name", true, s->name, sizeof s->name, &why));
+    TRY ("zone", get_str (o, "zone", false, s->zone, sizeof s->zone, &why));
+    TRY ("addr", get_str (o, "addr", true, s->addr, sizeof s->addr, &why));
+    TRY ("capacity", get_u64 (o, "capacity", false, &s->capacity, &why));
+    TRY ("free", get_u64 (o, "free", false, &s->free, &why));
+    TRY ("reserved", get_u64 (o, "reserved", false, &s->reserved, &why));
+    TRY ("volumes", get_u64 (o, "volumes", false, &s->volumes, &why));
+    TRY ("tls", get_bool (o, "tls", &s->tls, &why));
+    TRY ("draining", get_bool (o, "draining", &s->draining, &why));
+    TRY ("version", get_str (o, "version", false, s->version,
+                             sizeof s->version, &why));
+    TRY ("heartbeat", get_u64 (o, "heartbeat", false, &u, &why));
+    s->heartbeat = (time_t) u;
+    TRY ("ttl", get_u64 (o, "ttl", false, &u, &why));
+    if (u > REG_SERVER_TTL_MAX) {
+      why = "out of range";
+      goto out;
+    }
+    s->ttl = (uint32_t) u;
+    TRY ("down", get_bool (o, "down", &down, &why));
+    s->up = !down;
+  }
+  field = "";
+  ret = 0;
+  if (reg_server_check (s, err) < 0) {
+    json_object_put (o);
+    return -EBADMSG;
+  }
+ out:
+  json_object_put (o);
+  if (ret == 0)
+    return 0;
+  if (field[0])
+    return error_set (err, EBADMSG, "key \"%s\" %s", field,
+                      why ? why : "is bad");
+  return error_set (err, EBADMSG, "%s", why ? why : "bad server record");
+}
+
+int
+reg_server_cmp (const void *a, const void *b)
+{
+  return strcmp (((const struct reg_server *) a)->name,
+                 ((const struct reg_server *) b)->name);
+}

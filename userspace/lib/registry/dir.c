@@ -7,6 +7,13 @@
  *   DIR/.VOLNAME.KIND.blob.tmp   same way but without the lock: one
  *                              attach owns a volume's blobs; remove
  *                              takes them with the record
+ *   DIR/servers/NAME.json      a server of the pool (codec.c's server
+ *                              record), rewritten by its repvold at
+ *                              every heartbeat (atomic_replace, no lock:
+ *                              one server owns its file); it is down
+ *                              when its "heartbeat" is more than "ttl"
+ *                              seconds old, or marked "down" by a clean
+ *                              shutdown
  *
  * Writers (create, update, remove) take the lock, read the current
  * file, write the new version to the temp file, fsync it, rename it over
@@ -33,6 +40,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -482,6 +490,184 @@ dir_list (struct registry *r, char ***names_out, int *n_out,
   return error_set (err, ENOMEM, "registry %s: out of memory", d->path);
 }
 
+/* ---- the server pool: DIR/servers/NAME.json ---------------------------- */
+
+static int
+server_path (struct dir_registry *d, const char *name, bool tmp, char *buf,
+             size_t size, struct error *err)
+{
+  if (!valid_name (name))
+    return error_set (err, EINVAL, "registry %s: invalid server name '%s'",
+                      d->path, name);
+  int n = snprintf (buf, size, "%s/servers/%s%s%s", d->path, tmp ? "." : "",
+                    name, tmp ? ".json.tmp" : ".json");
+  if (n < 0 || (size_t) n >= size)
+    return error_set (err, ENAMETOOLONG, "registry %s: path too long",
+                      d->path);
+  return 0;
+}
+
+static int
+write_server (struct dir_registry *d, const struct reg_server *s,
+              struct error *err)
+{
+  char path[PATH_MAX], tmp[PATH_MAX], dir[PATH_MAX];
+  int ret;
+
+  if ((ret = server_path (d, s->name, false, path, sizeof path, err)) < 0 ||
+      (ret = server_path (d, s->name, true, tmp, sizeof tmp, err)) < 0)
+    return ret;
+  snprintf (dir, sizeof dir, "%s/servers", d->path);
+  if ((mkdir (d->path, 0700) == -1 && errno != EEXIST) ||
+      (mkdir (dir, 0700) == -1 && errno != EEXIST))
+    return error_set (err, errno, "registry %s: cannot create directory: %s",
+                      dir, strerror (errno));
+  char *text = reg_server_to_json (s);
+  if (text == NULL)
+    return error_set (err, ENOMEM, "registry %s: out of memory", path);
+  ret = atomic_replace (AT_FDCWD, path, tmp, text, strlen (text), 0600);
+  free (text);
+  if (ret < 0)
+    return error_set (err, -ret, "registry %s: cannot write: %s", path,
+                      strerror (-ret));
+  return 0;
+}
+
+/* Read a server file; s->up is the record's claim (not marked down). */
+static int
+read_server (struct dir_registry *d, const char *path, struct reg_server *s,
+             struct error *err)
+{
+  char buf[8192];
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1) {
+    if (errno == ENOENT)
+      return error_set (err, ENOENT, "registry %s: no server file %s",
+                        d->path, path);
+    return error_set (err, errno, "registry %s: %s", path, strerror (errno));
+  }
+  ssize_t n, len = 0;
+  while ((n = read (fd, buf + len, sizeof buf - 1 - len)) != 0) {
+    if (n == -1 && errno == EINTR)
+      continue;
+    if (n == -1) {
+      int e = errno;
+      close (fd);
+      return error_set (err, e, "registry %s: read: %s", path, strerror (e));
+    }
+    len += n;
+    if ((size_t) len == sizeof buf - 1) {
+      close (fd);
+      return error_set (err, EBADMSG, "registry %s: corrupt: too large",
+                        path);
+    }
+  }
+  close (fd);
+  n = len;
+  if (reg_server_from_json (buf, (size_t) n, s, err) < 0) {
+    error_prefix (err, "registry %s: corrupt: ", path);
+    return -EBADMSG;
+  }
+  return 0;
+}
+
+static int
+dir_server_put (struct registry *r, const struct reg_server *s, unsigned ttl,
+                struct error *err)
+{
+  struct reg_server copy = *s;
+  copy.heartbeat = time (NULL);
+  copy.ttl = ttl;
+  copy.up = true;
+  return write_server (to_dir (r), &copy, err);
+}
+
+static int
+dir_server_down (struct registry *r, const char *name, struct error *err)
+{
+  struct dir_registry *d = to_dir (r);
+  char path[PATH_MAX];
+  struct reg_server s;
+  int ret;
+
+  if ((ret = server_path (d, name, false, path, sizeof path, err)) < 0 ||
+      (ret = read_server (d, path, &s, err)) < 0)
+    return ret;
+  s.up = false;
+  return write_server (d, &s, err);
+}
+
+static int
+dir_server_list (struct registry *r, struct reg_server **out, int *n_out,
+                 struct error *err)
+{
+  struct dir_registry *d = to_dir (r);
+  char dir[PATH_MAX];
+  struct reg_server *all = NULL;
+  int n = 0, cap = 0;
+  time_t now = time (NULL);
+
+  snprintf (dir, sizeof dir, "%s/servers", d->path);
+  DIR *dp = opendir (dir);
+  if (dp == NULL) {
+    if (errno == ENOENT)
+      return 0;
+    return error_set (err, errno, "registry %s: %s", dir, strerror (errno));
+  }
+  struct dirent *de;
+  while ((de = readdir (dp)) != NULL) {
+    size_t len = strlen (de->d_name);
+    char stem[REG_NAME_MAX + 1], path[PATH_MAX];
+    if (len <= 5 || strcmp (de->d_name + len - 5, ".json") != 0 ||
+        len - 5 >= sizeof stem)
+      continue;
+    memcpy (stem, de->d_name, len - 5);
+    stem[len - 5] = '\0';
+    if (!valid_name (stem))
+      continue;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 8;
+      struct reg_server *na = realloc (all, cap * sizeof *all);
+      if (na == NULL) {
+        closedir (dp);
+        free (all);
+        return error_set (err, ENOMEM, "registry %s: out of memory", dir);
+      }
+      all = na;
+    }
+    struct error e2 = { 0 };
+    int ret = server_path (d, stem, false, path, sizeof path, &e2);
+    if (ret == 0)
+      ret = read_server (d, path, &all[n], &e2);
+    if (ret == -ENOENT)
+      continue;
+    if (ret < 0 || strcmp (all[n].name, stem) != 0) {
+      closedir (dp);
+      free (all);
+      if (ret == 0)
+        return error_set (err, EBADMSG, "registry %s: corrupt: holds server "
+                          "\"%s\"", path, all[n].name);
+      if (err)
+        *err = e2;
+      return ret;
+    }
+    struct reg_server *s = &all[n];
+    s->up = s->up && now - s->heartbeat <= (time_t) s->ttl &&
+      s->heartbeat <= now + 1;
+    n++;
+  }
+  closedir (dp);
+  if (n > 1)
+    qsort (all, n, sizeof *all, reg_server_cmp);
+  if (n == 0) {
+    free (all);
+    all = NULL;
+  }
+  *out = all;
+  *n_out = n;
+  return 0;
+}
+
 static void
 dir_close (struct registry *r)
 {
@@ -500,6 +686,9 @@ static const struct registry_ops dir_ops = {
   .blob_put = dir_blob_put,
   .blob_get = dir_blob_get,
   .blob_remove = dir_blob_remove,
+  .server_put = dir_server_put,
+  .server_down = dir_server_down,
+  .server_list = dir_server_list,
   .close = dir_close,
 };
 

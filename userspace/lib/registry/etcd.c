@@ -7,6 +7,11 @@
  *   PREFIX/volumes/NAME        one volume: the document of codec.c
  *   PREFIX/blobs/NAME/KIND     a blob (registry_blob_put), its bytes
  *   PREFIX/receipts/NAME/ID    an update's receipt, under a lease
+ *   PREFIX/servers/NAME        a live server: its record (codec.c),
+ *                              under the server's lease (its TTL); gone
+ *                              when the server stops refreshing it
+ *   PREFIX/servers/NAME/info   the same record without a lease, so a
+ *                              server that went down is still known
  *
  * create is a transaction that puts the record only if the key has
  * version 0 (does not exist), and drops any blobs left under the name;
@@ -53,28 +58,9 @@
  * change map of 8 TiB in 1 MiB chunks.
  */
 #define ETCD_BLOB_MAX     (1u << 20)
-#define ETCD_PREFIX_MAX   200
 #define ETCD_RECEIPT_TTL  3600          /* seconds */
 
-struct etcd_registry {
-  struct registry r;
-  struct etcd_client c;
-  char prefix[ETCD_PREFIX_MAX];       /* "/repvol", no trailing '/' */
-  char loc[512];                      /* the location, for messages */
-  int64_t lease;                      /* for receipts; 0: none yet */
-  time_t lease_at;                    /* when it was granted */
-  pid_t lease_pid;                    /* the process it was granted to */
-};
-
-static struct etcd_registry *
-to_etcd (struct registry *r)
-{
-  return r->priv;
-}
-
 /* ---- keys and requests ------------------------------------------------- */
-
-#define KEY_MAX (ETCD_PREFIX_MAX + 2 * REG_NAME_MAX + 32)
 
 static void
 vol_key (struct etcd_registry *e, const char *name, char *buf)
@@ -104,19 +90,19 @@ receipt_key (struct etcd_registry *e, const char *name, bool one, char *buf)
             (unsigned long long) etcd_rand (&e->c));
 }
 
-static int
-nomem (struct etcd_registry *e, struct error *err)
+int
+etcd_reg_nomem (struct etcd_registry *e, struct error *err)
 {
   return error_set (err, ENOMEM, "registry %s: out of memory", e->loc);
 }
 
 /* POST req (consumed) to path; the reason prefixed with the location. */
-static int
-call (struct etcd_registry *e, const char *path, json_object *req,
+int
+etcd_reg_call (struct etcd_registry *e, const char *path, json_object *req,
       json_object **resp, bool *maybe_applied, struct error *err)
 {
   if (req == NULL)
-    return nomem (e, err);
+    return etcd_reg_nomem (e, err);
   int r = etcd_call (&e->c, path, req, resp, maybe_applied, err);
   json_object_put (req);
   if (r < 0)
@@ -124,8 +110,8 @@ call (struct etcd_registry *e, const char *path, json_object *req,
   return r;
 }
 
-static int
-bad_answer (struct etcd_registry *e, const char *key, const char *why,
+int
+etcd_reg_bad_answer (struct etcd_registry *e, const char *key, const char *why,
             struct error *err)
 {
   return error_set (err, EBADMSG, "registry %s: bad answer from etcd %s "
@@ -141,19 +127,19 @@ range_one (struct etcd_registry *e, json_object *resp, const char *key,
   const char *why = NULL;
   int r = etcd_range_kvs (resp, kv, n, &why);
   if (r < 0)
-    return bad_answer (e, key, why, err);
+    return etcd_reg_bad_answer (e, key, why, err);
   if (*n > 1 || (*n == 1 && strcmp ((*kv)[0].key, key) != 0)) {
     for (int i = 0; i < *n; i++)
       etcd_kv_free (&(*kv)[i]);
     free (*kv);
     *kv = NULL;
-    return bad_answer (e, key, "a range of one key answered another", err);
+    return etcd_reg_bad_answer (e, key, "a range of one key answered another", err);
   }
   return 0;
 }
 
-static void
-kvs_free (struct etcd_kv *kv, int n)
+void
+etcd_kvs_free (struct etcd_kv *kv, int n)
 {
   for (int i = 0; i < n; i++)
     etcd_kv_free (&kv[i]);
@@ -166,7 +152,7 @@ read_key (struct etcd_registry *e, const char *key, struct etcd_kv **kv,
           struct error *err)
 {
   json_object *resp;
-  int n, r = call (e, "/v3/kv/range", etcd_key_req (key, false), &resp, NULL, err);
+  int n, r = etcd_reg_call (e, "/v3/kv/range", etcd_key_req (key, false), &resp, NULL, err);
   if (r < 0)
     return r;
   r = range_one (e, resp, key, kv, &n, err);
@@ -206,20 +192,20 @@ txn_result (struct etcd_registry *e, json_object *resp, const char *key,
   if (kv)
     *kv = NULL, *n = 0;
   if (etcd_get_bool (resp, "succeeded", succeeded, &why) < 0)
-    return bad_answer (e, key, why, err);
+    return etcd_reg_bad_answer (e, key, why, err);
   if (*succeeded || kv == NULL)
     return 0;
   if (etcd_get_member (resp, "responses", json_type_array, &rs, &why) < 0)
-    return bad_answer (e, key, why, err);
+    return etcd_reg_bad_answer (e, key, why, err);
   if (rs == NULL || json_object_array_length (rs) != 1 ||
       !json_object_is_type (r0 = json_object_array_get_idx (rs, 0),
                             json_type_object))
-    return bad_answer (e, key, "no answer to the failure branch's range",
+    return etcd_reg_bad_answer (e, key, "no answer to the failure branch's range",
                        err);
   if (etcd_get_member (r0, "response_range", json_type_object, &rr, &why) < 0)
-    return bad_answer (e, key, why, err);
+    return etcd_reg_bad_answer (e, key, why, err);
   if (rr == NULL)
-    return bad_answer (e, key, "no response_range", err);
+    return etcd_reg_bad_answer (e, key, "no response_range", err);
   return range_one (e, rr, key, kv, n, err);
 }
 
@@ -236,7 +222,7 @@ static int
 etcd_create (struct registry *r, const struct reg_volume *v,
              struct error *err)
 {
-  struct etcd_registry *e = to_etcd (r);
+  struct etcd_registry *e = etcd_of (r);
   char key[KEY_MAX], blobs[KEY_MAX];
   json_object *resp;
   struct etcd_kv *kv;
@@ -252,13 +238,13 @@ etcd_create (struct registry *r, const struct reg_volume *v,
   blob_key (e, v->name, NULL, blobs);
   char *text = reg_volume_to_json (v);
   if (text == NULL)
-    return nomem (e, err);
+    return etcd_reg_nomem (e, err);
   json_object *req =
     etcd_txn (etcd_compare (key, "VERSION", "EQUAL", 0),
          etcd_put (key, text, strlen (text)),
          etcd_op ("request_delete_range", etcd_key_req (blobs, true)),
          etcd_op ("request_range", etcd_key_req (key, false)));
-  ret = call (e, "/v3/kv/txn", req, &resp, &maybe, err);
+  ret = etcd_reg_call (e, "/v3/kv/txn", req, &resp, &maybe, err);
   if (ret == 0) {
     ret = txn_result (e, resp, key, &ok, &kv, &n, err);
     json_object_put (resp);
@@ -267,7 +253,7 @@ etcd_create (struct registry *r, const struct reg_volume *v,
       if (!(maybe && n == 1 && same_value (&kv[0], text)))
         ret = error_set (err, EEXIST, "registry %s: volume '%s' exists",
                          e->loc, v->name);
-      kvs_free (kv, n);
+      etcd_kvs_free (kv, n);
     }
   }
   free (text);
@@ -278,7 +264,7 @@ static int
 etcd_get (struct registry *r, const char *name, struct reg_volume *v,
           struct error *err)
 {
-  struct etcd_registry *e = to_etcd (r);
+  struct etcd_registry *e = etcd_of (r);
   char key[KEY_MAX];
   struct etcd_kv *kv;
 
@@ -290,7 +276,7 @@ etcd_get (struct registry *r, const char *name, struct reg_volume *v,
   if (ret < 0)
     return ret;
   ret = decode_record (e, name, kv, v, err);
-  kvs_free (kv, 1);
+  etcd_kvs_free (kv, 1);
   return ret;
 }
 
@@ -298,28 +284,39 @@ etcd_get (struct registry *r, const char *name, struct reg_volume *v,
  * process (a child's parent may let its own expire), and again when
  * half of its time has passed, so a receipt outlives any check of it.
  */
+int
+etcd_reg_grant (struct etcd_registry *e, unsigned ttl, int64_t *id,
+                struct error *err)
+{
+  json_object *resp, *req = json_object_new_object ();
+  const char *why = NULL;
+  int ret;
+
+  if (req)
+    json_object_object_add (req, "TTL", json_object_new_int ((int) ttl));
+  if ((ret = etcd_reg_call (e, "/v3/lease/grant", req, &resp, NULL,
+                            err)) < 0)
+    return ret;
+  ret = etcd_get_i64 (resp, "ID", id, &why);
+  json_object_put (resp);
+  if (ret < 0 || *id == 0)
+    return etcd_reg_bad_answer (e, "a lease grant", why ? why : "no lease ID",
+                                err);
+  return 0;
+}
+
 static int
 receipt_lease (struct etcd_registry *e, struct error *err)
 {
   time_t now = time (NULL);
-  json_object *resp, *req;
-  const char *why = NULL;
   int64_t id;
   int ret;
 
   if (e->lease && e->lease_pid == getpid () &&
       now - e->lease_at < ETCD_RECEIPT_TTL / 2)
     return 0;
-  req = json_object_new_object ();
-  if (req)
-    json_object_object_add (req, "TTL",
-                            json_object_new_int (ETCD_RECEIPT_TTL));
-  if ((ret = call (e, "/v3/lease/grant", req, &resp, NULL, err)) < 0)
+  if ((ret = etcd_reg_grant (e, ETCD_RECEIPT_TTL, &id, err)) < 0)
     return ret;
-  ret = etcd_get_i64 (resp, "ID", &id, &why);
-  json_object_put (resp);
-  if (ret < 0 || id == 0)
-    return bad_answer (e, "a lease grant", why ? why : "no lease ID", err);
   e->lease = id;
   e->lease_at = now;
   e->lease_pid = getpid ();
@@ -337,7 +334,7 @@ receipt_exists (struct etcd_registry *e, const char *key, struct error *err)
     return 0;
   if (ret < 0)
     return ret;
-  kvs_free (kv, 1);
+  etcd_kvs_free (kv, 1);
   return 1;
 }
 
@@ -353,7 +350,7 @@ etcd_update (struct registry *r, const char *name,
              int (*fn) (struct reg_volume *v, void *arg), void *arg,
              struct error *err)
 {
-  struct etcd_registry *e = to_etcd (r);
+  struct etcd_registry *e = etcd_of (r);
   char key[KEY_MAX];
   struct etcd_kv *kv = NULL;
   struct reg_volume v;
@@ -384,7 +381,7 @@ etcd_update (struct registry *r, const char *name,
     }
     char *text = reg_volume_to_json (&v);
     if (text == NULL) {
-      ret = nomem (e, err);
+      ret = etcd_reg_nomem (e, err);
       break;
     }
     if (same_value (kv, text)) {        /* nothing changed */
@@ -403,10 +400,10 @@ etcd_update (struct registry *r, const char *name,
                             etcd_put (key, text, strlen (text)),
                             etcd_put_lease (receipt, "1", 1, e->lease),
                             etcd_op ("request_range", etcd_key_req (key, false)));
-    kvs_free (kv, n);
+    etcd_kvs_free (kv, n);
     kv = NULL;
     n = 0;
-    ret = call (e, "/v3/kv/txn", req, &resp, &maybe, err);
+    ret = etcd_reg_call (e, "/v3/kv/txn", req, &resp, &maybe, err);
     if (ret == 0) {
       ret = txn_result (e, resp, key, &ok, &kv, &n, err);
       json_object_put (resp);
@@ -448,7 +445,7 @@ etcd_update (struct registry *r, const char *name,
     if (attempt >= 1) {
       int cap = attempt >= 6 ? 32 : 1 << (attempt - 1);
       pause_ms ((int) (etcd_rand (&e->c) % (cap + 1)));
-      kvs_free (kv, n);
+      etcd_kvs_free (kv, n);
       kv = NULL;
       n = 0;
       ret = read_key (e, key, &kv, err);
@@ -461,14 +458,14 @@ etcd_update (struct registry *r, const char *name,
       n = 1;
     }
   }
-  kvs_free (kv, n);
+  etcd_kvs_free (kv, n);
   return ret;
 }
 
 static int
 etcd_remove (struct registry *r, const char *name, struct error *err)
 {
-  struct etcd_registry *e = to_etcd (r);
+  struct etcd_registry *e = etcd_of (r);
   char key[KEY_MAX], blobs[KEY_MAX], receipts[KEY_MAX];
   json_object *resp;
   bool ok, maybe;
@@ -482,7 +479,7 @@ etcd_remove (struct registry *r, const char *name, struct error *err)
                            etcd_op ("request_delete_range",
                                etcd_key_req (receipts, true)),
                            NULL);
-  int ret = call (e, "/v3/kv/txn", req, &resp, &maybe, err);
+  int ret = etcd_reg_call (e, "/v3/kv/txn", req, &resp, &maybe, err);
   if (ret < 0)
     return ret;
   ret = txn_result (e, resp, key, &ok, NULL, NULL, err);
@@ -506,7 +503,7 @@ static int
 etcd_list (struct registry *r, char ***names_out, int *n_out,
            struct error *err)
 {
-  struct etcd_registry *e = to_etcd (r);
+  struct etcd_registry *e = etcd_of (r);
   char dir[KEY_MAX];
   json_object *resp;
   struct etcd_kv *kv;
@@ -517,17 +514,17 @@ etcd_list (struct registry *r, char ***names_out, int *n_out,
   json_object *req = etcd_key_req (dir, true);
   if (req)
     json_object_object_add (req, "keys_only", json_object_new_boolean (1));
-  if ((ret = call (e, "/v3/kv/range", req, &resp, NULL, err)) < 0)
+  if ((ret = etcd_reg_call (e, "/v3/kv/range", req, &resp, NULL, err)) < 0)
     return ret;
   ret = etcd_range_kvs (resp, &kv, &n, &why);
   json_object_put (resp);
   if (ret < 0)
-    return bad_answer (e, dir, why, err);
+    return etcd_reg_bad_answer (e, dir, why, err);
   char **names = n ? calloc (n, sizeof *names) : NULL;
   int count = 0;
   if (n && names == NULL) {
-    kvs_free (kv, n);
-    return nomem (e, err);
+    etcd_kvs_free (kv, n);
+    return etcd_reg_nomem (e, err);
   }
   size_t dl = strlen (dir);
   for (int i = 0; i < n; i++) {
@@ -536,13 +533,13 @@ etcd_list (struct registry *r, char ***names_out, int *n_out,
     if (strncmp (k, dir, dl) != 0 || !valid_name (k + dl))
       continue;
     if ((names[count] = strdup (k + dl)) == NULL) {
-      kvs_free (kv, n);
+      etcd_kvs_free (kv, n);
       registry_free_names (names, count);
-      return nomem (e, err);
+      return etcd_reg_nomem (e, err);
     }
     count++;
   }
-  kvs_free (kv, n);
+  etcd_kvs_free (kv, n);
   if (count > 1)
     qsort (names, count, sizeof *names, cmp_names);
   if (count == 0) {
@@ -560,7 +557,7 @@ static int
 etcd_blob_put (struct registry *r, const char *name, const char *kind,
                const void *data, size_t len, struct error *err)
 {
-  struct etcd_registry *e = to_etcd (r);
+  struct etcd_registry *e = etcd_of (r);
   char key[KEY_MAX];
   json_object *resp;
 
@@ -572,7 +569,7 @@ etcd_blob_put (struct registry *r, const char *name, const char *kind,
                       ETCD_BLOB_MAX);
   blob_key (e, name, kind, key);
   json_object *req = etcd_kv_req (key, data ? data : "", len, 0);
-  int ret = call (e, "/v3/kv/put", req, &resp, NULL, err);
+  int ret = etcd_reg_call (e, "/v3/kv/put", req, &resp, NULL, err);
   if (ret == 0)
     json_object_put (resp);
   return ret;
@@ -582,7 +579,7 @@ static int
 etcd_blob_get (struct registry *r, const char *name, const char *kind,
                void **data, size_t *len, struct error *err)
 {
-  struct etcd_registry *e = to_etcd (r);
+  struct etcd_registry *e = etcd_of (r);
   char key[KEY_MAX];
   struct etcd_kv *kv;
 
@@ -596,7 +593,7 @@ etcd_blob_get (struct registry *r, const char *name, const char *kind,
   *data = kv->value;
   *len = kv->value_len;
   kv->value = NULL;
-  kvs_free (kv, 1);
+  etcd_kvs_free (kv, 1);
   return 0;
 }
 
@@ -604,12 +601,12 @@ static int
 etcd_blob_remove (struct registry *r, const char *name, const char *kind,
                   struct error *err)
 {
-  struct etcd_registry *e = to_etcd (r);
+  struct etcd_registry *e = etcd_of (r);
   char key[KEY_MAX];
   json_object *resp;
 
   blob_key (e, name, kind, key);
-  int ret = call (e, "/v3/kv/deleterange", etcd_key_req (key, false), &resp, NULL,
+  int ret = etcd_reg_call (e, "/v3/kv/deleterange", etcd_key_req (key, false), &resp, NULL,
                   err);
   if (ret == 0)
     json_object_put (resp);
@@ -619,7 +616,7 @@ etcd_blob_remove (struct registry *r, const char *name, const char *kind,
 static void
 etcd_close (struct registry *r)
 {
-  struct etcd_registry *e = to_etcd (r);
+  struct etcd_registry *e = etcd_of (r);
   etcd_client_fini (&e->c);
   free (e);
 }
@@ -634,6 +631,9 @@ static const struct registry_ops etcd_ops = {
   .blob_put = etcd_blob_put,
   .blob_get = etcd_blob_get,
   .blob_remove = etcd_blob_remove,
+  .server_put = etcd_server_put,
+  .server_down = etcd_server_down,
+  .server_list = etcd_server_list,
   .close = etcd_close,
 };
 

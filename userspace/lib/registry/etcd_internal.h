@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -140,5 +141,53 @@ json_object *etcd_txn3 (json_object *cmp, json_object *s1, json_object *s2,
                         json_object *s3, json_object *fail);
 json_object *etcd_txn (json_object *cmp, json_object *s1, json_object *s2,
                        json_object *fail);
+
+/* ---- the registry handle (etcd.c), shared with etcd_pool.c ---------- */
+
+#include "registry/backends.h"
+
+#define ETCD_PREFIX_MAX   200
+#define KEY_MAX (ETCD_PREFIX_MAX + 2 * REG_NAME_MAX + 32)
+
+struct etcd_registry {
+  struct registry r;
+  struct etcd_client c;
+  char prefix[ETCD_PREFIX_MAX];       /* "/repvol", no trailing '/' */
+  char loc[512];                      /* the location, for messages */
+  int64_t lease;                      /* for receipts; 0: none yet */
+  time_t lease_at;                    /* when it was granted */
+  pid_t lease_pid;                    /* the process it was granted to */
+  int64_t srv_lease;                  /* registry_server_put's; 0: none */
+  unsigned srv_ttl;                   /* its TTL */
+};
+
+static inline struct etcd_registry *
+etcd_of (struct registry *r)
+{
+  return r->priv;
+}
+
+/* etcd_call with req consumed (NULL: out of memory) and the reason
+ * prefixed with the registry's location.
+ */
+int etcd_reg_call (struct etcd_registry *e, const char *path,
+                   json_object *req, json_object **resp, bool *maybe_applied,
+                   struct error *err);
+/* -EBADMSG: etcd's answer about key was not what the API says (why). */
+int etcd_reg_bad_answer (struct etcd_registry *e, const char *key,
+                         const char *why, struct error *err);
+int etcd_reg_nomem (struct etcd_registry *e, struct error *err);
+void etcd_kvs_free (struct etcd_kv *kv, int n);
+/* A new lease of ttl seconds: *id. */
+int etcd_reg_grant (struct etcd_registry *e, unsigned ttl, int64_t *id,
+                    struct error *err);
+
+/* etcd_pool.c: the server pool's operations (registry_ops). */
+int etcd_server_put (struct registry *r, const struct reg_server *s,
+                     unsigned ttl, struct error *err);
+int etcd_server_down (struct registry *r, const char *name,
+                      struct error *err);
+int etcd_server_list (struct registry *r, struct reg_server **servers,
+                      int *n, struct error *err);
 
 #endif

@@ -203,3 +203,76 @@ reg_volume_check_tls (const struct reg_volume *v, struct error *err)
                     "give --tls-dir DIR or --tls-psk FILE (or set "
                     "REPVOL_TLS_DIR)", v->name);
 }
+
+/* ---- the server pool --------------------------------------------------- */
+
+int
+registry_server_put (struct registry *r, const struct reg_server *s,
+                     unsigned ttl, struct error *err)
+{
+  if (s == NULL)
+    return error_set (err, EINVAL, "registry: no server to register");
+  if (ttl < 1 || ttl > REG_SERVER_TTL_MAX)
+    return error_set (err, EINVAL, "registry: server %s: lease TTL %u out "
+                      "of range (1 to %d s)", s->name, ttl,
+                      REG_SERVER_TTL_MAX);
+  int e = reg_server_check (s, err);
+  if (e < 0)
+    return e;
+  return r->ops->server_put (r, s, ttl, err);
+}
+
+int
+registry_server_down (struct registry *r, const char *name,
+                      struct error *err)
+{
+  if (name == NULL || !valid_name (name))
+    return error_set (err, ENOENT, "no server '%s' (not a valid name)",
+                      name ? name : "");
+  return r->ops->server_down (r, name, err);
+}
+
+int
+registry_server_list (struct registry *r, struct reg_server **servers,
+                      int *n, struct error *err)
+{
+  if (servers == NULL || n == NULL)
+    return error_set (err, EINVAL, "registry: server list without a result");
+  *servers = NULL;
+  *n = 0;
+  return r->ops->server_list (r, servers, n, err);
+}
+
+int
+registry_server_get (struct registry *r, const char *name,
+                     struct reg_server *s, struct error *err)
+{
+  struct reg_server *all;
+  int n, ret;
+
+  if (name == NULL || !valid_name (name))
+    return error_set (err, ENOENT, "no server '%s' (not a valid name)",
+                      name ? name : "");
+  if (s == NULL)
+    return error_set (err, EINVAL, "registry: nowhere to put server %s",
+                      name);
+  if ((ret = registry_server_list (r, &all, &n, err)) < 0)
+    return ret;
+  ret = error_set (err, ENOENT, "registry: no server '%s'", name);
+  for (int i = 0; i < n; i++)
+    if (strcmp (all[i].name, name) == 0) {
+      *s = all[i];
+      ret = 0;
+      break;
+    }
+  free (all);
+  return ret;
+}
+
+const char *
+reg_server_state (const struct reg_server *s)
+{
+  if (!s->up)
+    return "down";
+  return s->draining ? "draining" : "up";
+}

@@ -176,4 +176,51 @@ const char *reg_state_name (enum reg_replica_state s);
 struct json_object;
 struct json_object *reg_volume_json (const struct reg_volume *v);
 
+/* ---- the server pool ------------------------------------------------------
+ *
+ * Every repvold given --registry keeps a record of itself here, under a
+ * lease of ttl seconds that it refreshes (etcd: a lease kept alive; dir:
+ * a heartbeat time).  A server whose lease ran out (killed, cut off) is
+ * still listed, as down: its last record stays.
+ */
+struct reg_server {
+  char name[REG_NAME_MAX];
+  char zone[REG_NAME_MAX];      /* "" when none */
+  char addr[REG_ADDR_MAX];      /* advertised ADDR:PORT */
+  uint64_t capacity, free;      /* the data directory's filesystem, bytes */
+  uint64_t reserved;            /* free space kept back (--reserve-margin) */
+  uint64_t volumes;
+  bool tls;                     /* serves TLS only */
+  bool draining;                /* takes no new replicas */
+  char version[32];
+  time_t heartbeat;             /* the last refresh */
+  uint32_t ttl;                 /* seconds the record is good for */
+  /* Set by get and list only: the lease is alive (etcd: the alive key
+   * exists; dir: heartbeat within ttl and not marked down).
+   */
+  bool up;
+};
+
+#define REG_SERVER_TTL_MAX 3600
+
+/* Register or refresh s (its heartbeat is set to now) for ttl seconds
+ * (1 to REG_SERVER_TTL_MAX).  A handle keeps the lease it granted and
+ * keeps it alive on each put, so a server uses one handle for this.
+ */
+int registry_server_put (struct registry *r, const struct reg_server *s,
+                         unsigned ttl, struct error *err);
+/* A clean shutdown: the server shows down at once (its record stays).
+ * -ENOENT if it never registered.
+ */
+int registry_server_down (struct registry *r, const char *name,
+                          struct error *err);
+/* -ENOENT if no such server is known. */
+int registry_server_get (struct registry *r, const char *name,
+                         struct reg_server *s, struct error *err);
+/* Every known server, sorted by name; *servers malloc'd (free()). */
+int registry_server_list (struct registry *r, struct reg_server **servers,
+                          int *n, struct error *err);
+/* "up", "down" or "draining". */
+const char *reg_server_state (const struct reg_server *s);
+
 #endif

@@ -1,0 +1,183 @@
+/* pool.c - repvold's place in the server pool (docs/DESIGN.md, "Server
+ * pool"): a record of this server in the registry, refreshed under a
+ * lease of --lease-ttl seconds for as long as the process runs.
+ *
+ * The registry may be slow or away (etcd calls block for seconds while
+ * members fail over), and the data path must never wait for it, so the
+ * registration runs on a thread of its own with a registry handle of
+ * its own; nothing on the event loop touches the registry.  Every
+ * refresh measures what the record says afresh (the data directory's
+ * filesystem, the replicas in it), so a record is at most one period
+ * old.  A refresh that fails is logged once, and its recovery once.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "core/util.h"
+#include "registry/registry.h"
+#include "pool.h"
+
+struct pool_reg {
+  struct pool_config cfg;
+  struct registry *reg;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool stop;
+  bool registered;              /* the last refresh succeeded */
+};
+
+/* The replicas in the data directory: one VOL.meta each. */
+static uint64_t
+count_volumes (const char *dir)
+{
+  DIR *d = opendir (dir);
+  uint64_t n = 0;
+  struct dirent *de;
+
+  if (d == NULL)
+    return 0;
+  while ((de = readdir (d)) != NULL) {
+    size_t len = strlen (de->d_name);
+    if (de->d_name[0] != '.' && len > 5 &&
+        strcmp (de->d_name + len - 5, ".meta") == 0)
+      n++;
+  }
+  closedir (d);
+  return n;
+}
+
+static void
+measure (struct pool_reg *p, struct reg_server *s)
+{
+  struct statvfs sv;
+
+  memset (s, 0, sizeof *s);
+  snprintf (s->name, sizeof s->name, "%s", p->cfg.name);
+  snprintf (s->zone, sizeof s->zone, "%s", p->cfg.zone);
+  snprintf (s->addr, sizeof s->addr, "%s", p->cfg.advertise);
+  snprintf (s->version, sizeof s->version, "%s", p->cfg.version);
+  s->tls = p->cfg.tls;
+  s->reserved = p->cfg.reserve_margin;
+  if (statvfs (p->cfg.data_dir, &sv) == 0) {
+    s->capacity = (uint64_t) sv.f_blocks * sv.f_frsize;
+    s->free = (uint64_t) sv.f_bavail * sv.f_frsize;
+  }
+  s->volumes = count_volumes (p->cfg.data_dir);
+}
+
+static void
+refresh (struct pool_reg *p)
+{
+  struct reg_server s;
+  struct error err = { 0 };
+
+  measure (p, &s);
+  if (registry_server_put (p->reg, &s, p->cfg.ttl, &err) < 0) {
+    if (p->registered)
+      log_warn ("server pool: cannot refresh this server's record (it "
+                "shows down after %u s; serving goes on): %s", p->cfg.ttl,
+                error_msg (&err));
+    p->registered = false;
+    return;
+  }
+  if (!p->registered)
+    log_info ("server pool: registered as %s (zone %s) at %s, lease %u s",
+              s.name, s.zone[0] ? s.zone : "(none)", s.addr, p->cfg.ttl);
+  p->registered = true;
+}
+
+/* Refresh three times per TTL, so two lost refreshes in a row still
+ * leave the record alive.
+ */
+static void *
+pool_thread (void *arg)
+{
+  struct pool_reg *p = arg;
+  long period_ms = (long) p->cfg.ttl * 1000 / 3;
+
+  pthread_mutex_lock (&p->lock);
+  while (!p->stop) {
+    pthread_mutex_unlock (&p->lock);
+    refresh (p);
+    pthread_mutex_lock (&p->lock);
+    struct timespec until;
+    clock_gettime (CLOCK_MONOTONIC, &until);
+    until.tv_sec += period_ms / 1000;
+    until.tv_nsec += (period_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000;
+    }
+    while (!p->stop &&
+           pthread_cond_timedwait (&p->cond, &p->lock, &until) != ETIMEDOUT)
+      ;
+  }
+  pthread_mutex_unlock (&p->lock);
+  /* A clean stop says so at once, instead of after the TTL; not worth
+   * a wait when the registry did not answer the last refresh.
+   */
+  if (p->registered) {
+    struct error err = { 0 };
+    if (registry_server_down (p->reg, p->cfg.name, &err) < 0)
+      log_warn ("server pool: cannot record this server down (it shows "
+                "down after its lease): %s", error_msg (&err));
+    else
+      log_info ("server pool: recorded down");
+  }
+  return NULL;
+}
+
+struct pool_reg *
+pool_register_start (const struct pool_config *cfg, struct error *err)
+{
+  struct pool_reg *p = calloc (1, sizeof *p);
+  pthread_condattr_t ca;
+
+  if (p == NULL) {
+    error_set (err, ENOMEM, "out of memory");
+    return NULL;
+  }
+  p->cfg = *cfg;
+  p->reg = registry_open (cfg->registry, err);
+  if (p->reg == NULL) {
+    free (p);
+    return NULL;
+  }
+  pthread_mutex_init (&p->lock, NULL);
+  pthread_condattr_init (&ca);
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  pthread_cond_init (&p->cond, &ca);
+  pthread_condattr_destroy (&ca);
+  int e = pthread_create (&p->thread, NULL, pool_thread, p);
+  if (e != 0) {
+    error_set (err, e, "cannot start the registration thread: %s",
+               strerror (e));
+    registry_close (p->reg);
+    free (p);
+    return NULL;
+  }
+  return p;
+}
+
+void
+pool_register_stop (struct pool_reg *p)
+{
+  if (p == NULL)
+    return;
+  pthread_mutex_lock (&p->lock);
+  p->stop = true;
+  pthread_cond_signal (&p->cond);
+  pthread_mutex_unlock (&p->lock);
+  pthread_join (p->thread, NULL);
+  registry_close (p->reg);
+  pthread_cond_destroy (&p->cond);
+  pthread_mutex_destroy (&p->lock);
+  free (p);
+}
