@@ -20,6 +20,7 @@
 #include "core/util.h"
 #include "replica/proto.h"
 #include "replica/admin.h"
+#include "placement/placement.h"
 #include "repvol.h"
 
 #define MAX_SIZE (1ull << 60)   /* what a replica server accepts */
@@ -57,6 +58,7 @@ cmd_create (int argc, char **argv)
   static const struct option longopts[] = {
     { "size", required_argument, NULL, 's' },
     { "replica", required_argument, NULL, 'r' },
+    { "replicas", required_argument, NULL, 'n' },
     { "block-size", required_argument, NULL, 'b' },
     { "reserve", no_argument, NULL, 'v' },
     { "allow-same-zone", no_argument, NULL, 'z' },
@@ -67,7 +69,7 @@ cmd_create (int argc, char **argv)
   };
   const char *size_arg = NULL, *addrs[REG_MAX_REPLICAS + 1];
   int naddrs = 0;
-  uint64_t size, bs = 4096, chunk = REG_DEFAULT_CHUNK_SIZE;
+  uint64_t size, bs = 4096, chunk = REG_DEFAULT_CHUNK_SIZE, nrep = 0;
   bool reserve = false, allow_same_zone = false;
   int c;
 
@@ -80,6 +82,11 @@ cmd_create (int argc, char **argv)
       if (naddrs == REG_MAX_REPLICAS)
         return usage_error ("create", "at most %d replicas", REG_MAX_REPLICAS);
       addrs[naddrs++] = optarg;
+      break;
+    case 'n':
+      if (parse_uint (optarg, 1, REG_MAX_REPLICAS, &nrep) == -1)
+        return usage_error ("create", "--replicas must be 1 to %d, not '%s'",
+                            REG_MAX_REPLICAS, optarg);
       break;
     case 'b':
       if (parse_uint (optarg, 0, UINT32_MAX, &bs) == -1 ||
@@ -117,27 +124,96 @@ cmd_create (int argc, char **argv)
                         "block size %" PRIu64, size_arg, bs);
   if (size > MAX_SIZE)
     return usage_error ("create", "bad size '%s': larger than 1 EiB", size_arg);
-  if (naddrs == 0)
-    return usage_error ("create", "missing --replica ADDR:PORT "
-                        "(at least one is needed)");
+  if (naddrs && nrep && (int) nrep != naddrs)
+    return usage_error ("create", "--replicas %" PRIu64 " but %d --replica "
+                        "given", nrep, naddrs);
 
   struct volume_spec spec = {
     .name = vol, .size = size, .block_size = bs, .chunk_size = chunk,
-    .addrs = addrs, .naddrs = naddrs, .reserve = reserve,
+    .addrs = addrs, .naddrs = naddrs, .nreplicas = (int) nrep,
+    .reserve = reserve,
     .allow_same_zone = allow_same_zone,
   };
   struct registry *reg = open_registry ();
   if (reg == NULL)
     return EXIT_FAILURE;
   int ret = create_volume (reg, &spec);
-  registry_close (reg);
   if (ret == 0) {
     char sbuf[32];
-    printf ("created volume %s: %s, block size %" PRIu64 ", %d replica%s\n",
-            vol, format_size (size, sbuf, sizeof sbuf), bs, naddrs,
-            naddrs == 1 ? "" : "s");
+    struct reg_volume v;
+    struct error err = { 0 };
+    if (registry_get (reg, vol, &v, &err) == 0) {
+      printf ("created volume %s: %s, block size %" PRIu64 ", %d replica%s:",
+              vol, format_size (size, sbuf, sizeof sbuf), bs, v.nreplicas,
+              v.nreplicas == 1 ? "" : "s");
+      for (int i = 0; i < v.nreplicas; i++)
+        printf ("%s %s (%s%s%s)", i ? "," : "", v.replicas[i].server,
+                v.replicas[i].addr, v.replicas[i].zone[0] ? ", " : "",
+                v.replicas[i].zone);
+      printf ("\n");
+    }
   }
+  registry_close (reg);
   return ret;
+}
+
+/* --replica NAME: the pool's address of an up server.  0, or an exit
+ * code after saying why.
+ */
+static int
+server_by_name (struct registry *reg, const char *name, char *addr,
+                size_t len)
+{
+  struct error err = { 0 };
+  int up = registry_server_addr (reg, name, addr, len, &err);
+
+  if (up == 1)
+    return 0;
+  if (up == 0)
+    log_error ("replica %s: server %s is down (repvol server list)", name,
+               name);
+  else if (up == -ENOENT)
+    log_error ("replica %s: no server of that name in the pool (give "
+               "ADDR:PORT, or see repvol server list)", name);
+  else
+    log_error ("replica %s: %s", name, error_msg (&err));
+  return EXIT_FAILURE;
+}
+
+/* No --replica: the pool chooses (placement.h).  0, or an exit code. */
+static int
+place (struct registry *reg, const struct volume_spec *spec,
+       char addrs[][REG_ADDR_MAX], int *naddrs)
+{
+  struct reg_server *pool;
+  int n, chosen[REG_MAX_REPLICAS];
+  struct error err = { 0 };
+  char why[512];
+  struct placement_req req = {
+    .want = spec->nreplicas ? spec->nreplicas : 2, .size = spec->size,
+    .reserve = spec->reserve, .allow_same_zone = spec->allow_same_zone,
+  };
+
+  if (registry_server_list (reg, &pool, &n, &err) < 0) {
+    log_error ("cannot place the replicas: %s", error_msg (&err));
+    return EXIT_FAILURE;
+  }
+  if (n == 0) {
+    log_error ("no --replica given and the server pool is empty (start "
+               "repvold with --registry, or give --replica ADDR:PORT)");
+    return EXIT_FAILURE;
+  }
+  if (place_replicas (pool, n, &req, chosen, why, sizeof why) < 0) {
+    log_error ("cannot place %d replica%s: %s", req.want,
+               req.want == 1 ? "" : "s", why);
+    free (pool);
+    return EXIT_FAILURE;
+  }
+  for (int i = 0; i < req.want; i++)
+    snprintf (addrs[i], REG_ADDR_MAX, "%s", pool[chosen[i]].addr);
+  *naddrs = req.want;
+  free (pool);
+  return 0;
 }
 
 /* Check the servers, make the replicas, record the volume.  Returns an
@@ -147,18 +223,34 @@ int
 create_volume (struct registry *reg, const struct volume_spec *spec)
 {
   const char *vol = spec->name;
-  const char *const *addrs = spec->addrs;
-  int naddrs = spec->naddrs;
+  char where[REG_MAX_REPLICAS][REG_ADDR_MAX];
+  const char *addrs[REG_MAX_REPLICAS];
+  int naddrs = spec->naddrs, e;
+
+  /* Servers by name or address, or chosen from the pool. */
+  for (int i = 0; i < naddrs; i++) {
+    if (strchr (spec->addrs[i], ':') == NULL && valid_name (spec->addrs[i])) {
+      if ((e = server_by_name (reg, spec->addrs[i], where[i],
+                               sizeof where[i])) != 0)
+        return e;
+    }
+    else if (snprintf (where[i], sizeof where[i], "%s", spec->addrs[i]) >=
+             (int) sizeof where[i])
+      return usage_error ("create", "replica address too long: '%s'",
+                          spec->addrs[i]);
+  }
+  if (naddrs == 0 && (e = place (reg, spec, where, &naddrs)) != 0)
+    return e;
+  for (int i = 0; i < naddrs; i++)
+    addrs[i] = where[i];
 
   struct sockaddr_storage ss[REG_MAX_REPLICAS];
   socklen_t sslen[REG_MAX_REPLICAS];
   for (int i = 0; i < naddrs; i++) {
-    if (strlen (addrs[i]) >= REG_ADDR_MAX)
-      return usage_error ("create", "replica address too long: '%s'", addrs[i]);
     if (parse_hostport (addrs[i], &ss[i], &sslen[i]) == -1) {
       if (errno == EINVAL)
-        return usage_error ("create", "bad replica address '%s' "
-                            "(expected ADDR:PORT)", addrs[i]);
+        return usage_error ("create", "bad replica '%s' (expected "
+                            "ADDR:PORT or a server name)", addrs[i]);
       log_error ("replica %s: cannot resolve the host", addrs[i]);
       return EXIT_FAILURE;
     }

@@ -47,6 +47,50 @@ swap_entry (struct reg_volume *v, void *arg)
   return ENOENT;
 }
 
+/* OLD given as a server name: the address the volume records for it. */
+static int
+replica_by_name (struct registry *reg, const char *vol, const char *arg,
+                 char *addr, size_t len)
+{
+  struct reg_volume v;
+  struct error err = { 0 };
+
+  snprintf (addr, len, "%s", arg);
+  if (strchr (arg, ':') || !valid_name (arg))
+    return 0;
+  if (registry_get (reg, vol, &v, &err) < 0)
+    return 0;                   /* replace() says what is wrong */
+  for (int i = 0; i < v.nreplicas; i++)
+    if (strcmp (v.replicas[i].server, arg) == 0) {
+      snprintf (addr, len, "%s", v.replicas[i].addr);
+      return 0;
+    }
+  return 0;
+}
+
+/* NEW given as a server name: its address in the pool, if it is up. */
+static int
+pool_by_name (struct registry *reg, const char *arg, char *addr, size_t len)
+{
+  struct error err = { 0 };
+  int up;
+
+  snprintf (addr, len, "%s", arg);
+  if (strchr (arg, ':') || !valid_name (arg))
+    return 0;
+  up = registry_server_addr (reg, arg, addr, len, &err);
+  if (up == 1)
+    return 0;
+  if (up == 0)
+    log_error ("server %s is down (repvol server list)", arg);
+  else if (up == -ENOENT)
+    log_error ("no server '%s' in the pool (give ADDR:PORT, or see repvol "
+               "server list)", arg);
+  else
+    log_error ("%s", error_msg (&err));
+  return EXIT_FAILURE;
+}
+
 /* Replica addr's entry in the registry now: 0, or -ENOENT (or the
  * registry's error).
  */
@@ -216,8 +260,15 @@ cmd_replica (int argc, char **argv)
   struct registry *reg = open_registry ();
   if (reg == NULL)
     return EXIT_FAILURE;
-  int ret = replace (reg, vol, argv[optind + 2], argv[optind + 3],
-                     allow_same_zone, timeout_s);
+  /* Either may be a server name: OLD as the volume's record names it,
+   * NEW as the pool knows it.
+   */
+  char old[REG_ADDR_MAX], new[REG_ADDR_MAX];
+  int ret = replica_by_name (reg, vol, argv[optind + 2], old, sizeof old);
+  if (ret == 0)
+    ret = pool_by_name (reg, argv[optind + 3], new, sizeof new);
+  if (ret == 0)
+    ret = replace (reg, vol, old, new, allow_same_zone, timeout_s);
   registry_close (reg);
   return ret;
 }

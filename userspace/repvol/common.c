@@ -31,8 +31,13 @@ get_volume (struct registry *r, const char *vol, struct reg_volume *v)
 {
   struct error err = { 0 };
   if (registry_get (r, vol, v, &err) == 0 &&
-      reg_volume_check_tls (v, &err) == 0)
+      reg_volume_check_tls (v, &err) == 0) {
+    /* Each replica where its server is now (a server that moved); the
+     * recorded addresses when the pool cannot say.
+     */
+    registry_resolve_replicas (r, v, NULL);
     return 0;
+  }
   if (err.code == ENOENT)
     log_error ("unknown volume '%s'", vol);
   else      /* which file and why */

@@ -58,8 +58,9 @@ struct volume_spec {
   uint64_t size;
   uint64_t block_size;
   uint64_t chunk_size;
-  const char *const *addrs;
-  int naddrs;
+  const char *const *addrs;     /* ADDR:PORT or server names */
+  int naddrs;                   /* 0: placed by the pool */
+  int nreplicas;                /* with naddrs 0: how many (0: 2) */
   bool reserve, allow_same_zone;
   const struct reg_restore *restore;    /* NULL unless restoring */
   const char *cbt_base_url, *cbt_base_name;  /* restored from; NULL: none */
@@ -98,7 +99,8 @@ const char *one_volume (int argc, char **argv, const char *verb);
 struct registry *open_registry (void);
 
 /* registry_get that prints the one error line: "unknown volume" for
- * ENOENT, else the registry's reason.  0 or a negative errno.
+ * ENOENT, else the registry's reason; replicas at their servers'
+ * current addresses in the pool.  0 or a negative errno.
  */
 int get_volume (struct registry *r, const char *vol, struct reg_volume *v);
 

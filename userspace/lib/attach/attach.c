@@ -348,6 +348,12 @@ attach_connect_replica (struct attach *a, int i, int timeout_ms,
                            timeout_ms, &w, err);
   if (b == NULL)
     return NULL;
+  if (r->server[0] && strcmp (w.server, r->server) != 0) {
+    error_set (err, EINVAL, "answers as server '%s', not '%s' (another "
+               "server at that address?)", w.server, r->server);
+    bdev_close (b);
+    return NULL;
+  }
   if (w.size != a->vol.size || w.block_size != a->vol.block_size) {
     error_set (err, EINVAL, "holds %llu bytes in %u-byte blocks, the "
                "registry says %llu in %u", (unsigned long long) w.size,
@@ -357,6 +363,64 @@ attach_connect_replica (struct attach *a, int i, int timeout_ms,
     return NULL;
   }
   return b;
+}
+
+/* ---- names, not addresses ---------------------------------------------- */
+
+struct new_addr {
+  const struct attach *a;
+  const struct reg_replica *rep;
+};
+
+static int
+record_addr (struct reg_volume *v, void *arg)
+{
+  const struct new_addr *na = arg;
+
+  if (!attach_owns (v, na->a))
+    return ESTALE;
+  for (int i = 0; i < v->nreplicas; i++)
+    if (strcmp (v->replicas[i].server, na->rep->server) == 0)
+      snprintf (v->replicas[i].addr, sizeof v->replicas[i].addr, "%s",
+                na->rep->addr);
+  return 0;
+}
+
+void
+attach_record_addr (struct attach *a, int i, const char *addr)
+{
+  struct reg_replica *rep = &a->vol.replicas[i];
+  struct new_addr na = { .a = a, .rep = rep };
+  struct error err = { 0 };
+
+  log_info ("%s: replica server %s moved from %s to %s", a->vol.name,
+            rep->server, rep->addr, addr);
+  snprintf (rep->addr, sizeof rep->addr, "%s", addr);
+  if (registry_update (a->reg, a->vol.name, record_addr, &na, &err) < 0 &&
+      err.code != ESTALE)
+    log_warn ("%s: cannot record server %s's new address: %s", a->vol.name,
+              rep->server, error_msg (&err));
+}
+
+/* Before connecting: each replica at its server's current address in
+ * the pool (a server that came back elsewhere keeps its volumes, the
+ * elastic-address case).  Without a pool, or with the registry away,
+ * the recorded addresses are all there is.
+ */
+void
+attach_follow_servers (struct attach *a)
+{
+  struct reg_volume now = a->vol;
+  struct error err = { 0 };
+
+  if (registry_resolve_replicas (a->reg, &now, &err) < 0) {
+    log_warn ("%s: the server pool cannot be read, using the recorded "
+              "addresses: %s", a->vol.name, error_msg (&err));
+    return;
+  }
+  for (int i = 0; i < a->vol.nreplicas; i++)
+    if (strcmp (now.replicas[i].addr, a->vol.replicas[i].addr) != 0)
+      attach_record_addr (a, i, now.replicas[i].addr);
 }
 
 /* Serve only current data (docs/DESIGN.md rule 4): connect every replica;
@@ -569,6 +633,8 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   }
   registry_get (reg, o->volume, &v, NULL);
   a.vol = v;
+  attach_follow_servers (&a);
+  v = a.vol;
   if (a.took_over)
     log_warn ("%s: took over from host %s, pid %d (epoch %llu): that "
               "attachment is fenced and can no longer write",

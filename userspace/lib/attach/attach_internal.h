@@ -84,6 +84,13 @@ void attach_stop_requested (struct attach *a, const char *why);
 struct bdev *attach_connect_replica (struct attach *a, int i, int timeout_ms,
                                      struct error *err);
 
+/* Names, not addresses: look every replica's server up in the pool and
+ * record the addresses that moved; attach_record_addr records that
+ * replica i's server is now at addr (a->vol and the registry).
+ */
+void attach_follow_servers (struct attach *a);
+void attach_record_addr (struct attach *a, int i, const char *addr);
+
 /* attach_control.c: open the control channel (ctl_path in the run
  * directory) and record it in the registry.
  */

@@ -20,7 +20,10 @@
 
 struct reconnect_job {
   int replica;
-  char addr[REG_ADDR_MAX];
+  struct registry *reg;         /* the thread's own handle, or NULL */
+  char server[REG_NAME_MAX];    /* the replica's server ("": unnamed) */
+  char recorded[REG_ADDR_MAX];  /* its address when the job started */
+  char addr[REG_ADDR_MAX];      /* where it was dialled */
   char volume[REG_NAME_MAX];
   uint64_t epoch;
   int timeout_ms;
@@ -35,6 +38,12 @@ reconnect_thread (void *arg)
   struct reconnect_job *job = arg;
   int wfd = job->fd;            /* the pipe, passed in fd */
 
+  /* A server that came back elsewhere is found through the pool; with
+   * the registry away, at the address recorded.
+   */
+  if (job->reg && job->server[0])
+    registry_server_addr (job->reg, job->server, job->addr, sizeof job->addr,
+                          NULL);
   job->ok = replica_client_connect (job->addr, job->volume, job->epoch,
                                     job->timeout_ms, &job->ra,
                                     &job->err) == 0;
@@ -53,14 +62,25 @@ reconnect_done (struct loop_watch *w, uint32_t revents)
     int i = job->replica;
     pthread_join (a->rc_thread[i], NULL);
     a->rc_running[i] = false;
+    const struct reg_replica *rep = &a->vol.replicas[i];
+    if (job->reg)
+      registry_close (job->reg);
+    /* Still the replica the job was for (not replaced meanwhile), and
+     * the server it names (not another one at that address).
+     */
     if (job->ok && (job->ra.welcome.size != a->vol.size ||
                     job->ra.welcome.block_size != a->vol.block_size ||
-                    strcmp (job->addr, a->vol.replicas[i].addr) != 0)) {
+                    strcmp (job->recorded, rep->addr) != 0 ||
+                    strcmp (job->server, rep->server) != 0 ||
+                    (rep->server[0] &&
+                     strcmp (job->ra.welcome.server, rep->server) != 0))) {
       log_warn ("%s: replica %s answered but is not the replica expected",
                 a->vol.name, job->addr);
       replica_admin_close (&job->ra);
     }
     else if (job->ok) {
+      if (strcmp (job->addr, rep->addr) != 0)
+        attach_record_addr (a, i, job->addr);
       struct bdev *b = replica_client_adopt (a->loop, &job->ra, job->addr,
                                              a->o->timeout_ms);
       if (b)
@@ -86,11 +106,15 @@ attach_reconnect (void *opaque, int i)
     return NULL;
   job->replica = i;
   snprintf (job->addr, sizeof job->addr, "%s", a->vol.replicas[i].addr);
+  snprintf (job->recorded, sizeof job->recorded, "%s", job->addr);
+  snprintf (job->server, sizeof job->server, "%s", a->vol.replicas[i].server);
+  job->reg = registry_open_again (a->reg, NULL);
   snprintf (job->volume, sizeof job->volume, "%s", a->vol.name);
   job->epoch = a->epoch;
   job->timeout_ms = a->o->timeout_ms;
   job->fd = a->rc_pipe[1];
   if (pthread_create (&a->rc_thread[i], NULL, reconnect_thread, job) != 0) {
+    registry_close (job->reg);
     free (job);
     return NULL;
   }
@@ -123,8 +147,9 @@ attach_reconnect_fini (struct attach *a)
   if (a->rc_pipe[0] < 0)
     return;
   while (read (a->rc_pipe[0], &job, sizeof job) == sizeof job) {
-    if (job->ok)
-      close (job->fd);
+    if (job->ok)                /* connected, never handed over */
+      replica_admin_close (&job->ra);
+    registry_close (job->reg);
     free (job);
   }
   close (a->rc_pipe[0]);

@@ -45,6 +45,7 @@ struct registry_ops {
 struct registry {
   const struct registry_ops *ops;
   void *priv;
+  char *location;               /* as opened (registry.c), for open_again */
 };
 
 /* dir.c: a directory of VOLNAME.json files.  The directory need not

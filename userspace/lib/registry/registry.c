@@ -14,6 +14,7 @@
  * record check) and any blob call with it are -EINVAL.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,14 +25,9 @@
 
 #define REGISTRY_DEFAULT "/var/lib/repvol"
 
-struct registry *
-registry_open (const char *location, struct error *err)
+static struct registry *
+open_location (const char *location, struct error *err)
 {
-  if (location == NULL || *location == '\0')
-    location = getenv ("REPVOL_REGISTRY");
-  if (location == NULL || *location == '\0')
-    location = REGISTRY_DEFAULT;
-
   if (strncmp (location, "etcd://", 7) == 0)
     return registry_etcd_open (location, err);
   if (strncmp (location, "dir://", 6) == 0) {
@@ -50,11 +46,37 @@ registry_open (const char *location, struct error *err)
   return registry_dir_open (location, err);
 }
 
+struct registry *
+registry_open (const char *location, struct error *err)
+{
+  if (location == NULL || *location == '\0')
+    location = getenv ("REPVOL_REGISTRY");
+  if (location == NULL || *location == '\0')
+    location = REGISTRY_DEFAULT;
+
+  struct registry *r = open_location (location, err);
+  if (r && (r->location = strdup (location)) == NULL) {
+    r->ops->close (r);
+    error_set (err, ENOMEM, "registry %s: out of memory", location);
+    return NULL;
+  }
+  return r;
+}
+
+struct registry *
+registry_open_again (const struct registry *r, struct error *err)
+{
+  return registry_open (r->location, err);
+}
+
 void
 registry_close (struct registry *r)
 {
-  if (r)
+  if (r) {
+    char *loc = r->location;
     r->ops->close (r);
+    free (loc);
+  }
 }
 
 void
@@ -275,4 +297,47 @@ reg_server_state (const struct reg_server *s)
   if (!s->up)
     return "down";
   return s->draining ? "draining" : "up";
+}
+
+/* ---- names, not addresses ------------------------------------------------ */
+
+int
+registry_resolve_replicas (struct registry *r, struct reg_volume *v,
+                           struct error *err)
+{
+  struct reg_server *all;
+  int n, moved = 0;
+  int ret = registry_server_list (r, &all, &n, err);
+
+  if (ret < 0)
+    return ret;
+  for (int i = 0; i < v->nreplicas; i++) {
+    struct reg_replica *rep = &v->replicas[i];
+    for (int j = 0; rep->server[0] && j < n; j++)
+      if (strcmp (all[j].name, rep->server) == 0) {
+        if (strcmp (all[j].addr, rep->addr) != 0) {
+          snprintf (rep->addr, sizeof rep->addr, "%s", all[j].addr);
+          moved++;
+        }
+        break;
+      }
+  }
+  free (all);
+  return moved;
+}
+
+int
+registry_server_addr (struct registry *r, const char *name, char *addr,
+                      size_t len, struct error *err)
+{
+  struct reg_server s;
+  int ret = registry_server_get (r, name, &s, err);
+
+  if (ret < 0)
+    return ret;
+  if (strlen (s.addr) >= len)
+    return error_set (err, ENAMETOOLONG, "server %s: address too long",
+                      name);
+  snprintf (addr, len, "%s", s.addr);
+  return s.up;
 }

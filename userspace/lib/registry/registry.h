@@ -129,6 +129,11 @@ int reg_volume_check_tls (const struct reg_volume *v, struct error *err);
  */
 struct registry *registry_open (const char *location, struct error *err);
 void registry_close (struct registry *r);
+/* Another handle on r's location, for a thread of its own (a handle is
+ * used by one thread at a time).
+ */
+struct registry *registry_open_again (const struct registry *r,
+                                      struct error *err);
 void registry_free_names (char **names, int n);
 
 /* Store a new volume: -EEXIST if the name is taken, -EINVAL for a
@@ -222,5 +227,19 @@ int registry_server_list (struct registry *r, struct reg_server **servers,
                           int *n, struct error *err);
 /* "up", "down" or "draining". */
 const char *reg_server_state (const struct reg_server *s);
+
+/* Names, not addresses (docs/DESIGN.md, "Server pool"): a replica is
+ * its server's name; the address in the record is where the server was
+ * last seen.  registry_resolve_replicas puts the pool's current address
+ * of every replica's server into v (in memory; servers the pool does not
+ * know keep the recorded address) and returns how many moved, or a
+ * negative errno when the pool cannot be read (v untouched).
+ * registry_server_addr: name's advertised address in addr; 1 when the
+ * server is up, 0 when down, -ENOENT when the pool does not know it.
+ */
+int registry_resolve_replicas (struct registry *r, struct reg_volume *v,
+                               struct error *err);
+int registry_server_addr (struct registry *r, const char *name, char *addr,
+                          size_t len, struct error *err);
 
 #endif
