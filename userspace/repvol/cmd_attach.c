@@ -24,6 +24,8 @@ cmd_attach (int argc, char **argv)
     { "force", no_argument, NULL, 'f' },
     { "force-stale", required_argument, NULL, 'F' },
     { "resync-rate", required_argument, NULL, 'r' },
+    { "host", required_argument, NULL, 'H' },
+    { "lease-ttl", required_argument, NULL, 'L' },
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
@@ -75,6 +77,20 @@ cmd_attach (int argc, char **argv)
         return usage_error ("attach", "--resync-rate must be a size per "
                             "second of at least 64K, like 100M, not '%s'",
                             optarg);
+      break;
+    case 'H':
+      if (!valid_name (optarg))
+        return usage_error ("attach", "bad --host '%s' (1-63 of A-Z a-z 0-9 "
+                            ". _ -, not starting with '.')", optarg);
+      /* Before anything asks: every "this host" of the process agrees. */
+      setenv ("REPVOL_HOST", optarg, 1);
+      o.host = optarg;
+      break;
+    case 'L':
+      if (parse_uint (optarg, 3, 3600, &t) == -1)
+        return usage_error ("attach", "--lease-ttl must be 3 to 3600 "
+                            "seconds, not '%s'", optarg);
+      o.lease_ttl = (unsigned) t;
       break;
     case 't':
       if (parse_uint (optarg, 1, 3600, &t) == -1)
@@ -167,7 +183,11 @@ cmd_attach (int argc, char **argv)
   if (o.force_stale) {
     bool listed = false;
     for (int i = 0; i < v.nreplicas; i++)
-      listed |= strcmp (v.replicas[i].addr, o.force_stale) == 0;
+      if (strcmp (v.replicas[i].addr, o.force_stale) == 0 ||
+          strcmp (v.replicas[i].server, o.force_stale) == 0) {
+        o.force_stale = v.replicas[i].addr;     /* the name's address */
+        listed = true;
+      }
     if (!listed) {
       log_error ("--force-stale %s: not a replica of %s", o.force_stale,
                  o.volume);

@@ -293,9 +293,7 @@ cmd_snapshot_restore (int argc, char **argv)
     return usage_error ("snapshot", "restore: bad snapshot name '%s'", name);
   if (!valid_name (vol))
     return usage_error ("snapshot", "restore: bad volume name '%s'", vol);
-  if (naddrs == 0)
-    return usage_error ("snapshot", "restore: missing --replica ADDR:PORT "
-                        "(at least one is needed)");
+  /* No --replica: the pool places 2 replicas, as create does. */
 
   /* What is being restored: the manifest says the size and chunk size. */
   struct error err = { 0 };

@@ -157,12 +157,20 @@ print_text (const struct reg_volume *v, const struct live *live,
             v->restore.chunks_total : 100.0, v->restore.error[0] ?
             "; FAILED: " : (v->attachment.attached ? "" : "; continues when "
             "attached"), v->restore.error);
-  if (a->attached)
+  if (a->attached) {
+    char lease[96] = "";
+    long left = reg_attachment_lease_left (a, time (NULL));
+    if (a->lease_ttl && left > 0)
+      snprintf (lease, sizeof lease, ", lease %ld s left", left);
+    else if (a->lease_ttl)
+      snprintf (lease, sizeof lease, ", lease EXPIRED %ld s ago (another "
+                "host may take it over)", -left);
     printf ("attachment:  host %s, pid %d, %s, since %s, epoch %" PRIu64
-            "%s\n", a->host, (int) a->pid, a->frontend[0] ? a->frontend : "-",
-            format_time (a->since, tbuf, sizeof tbuf), a->epoch,
+            "%s%s\n", a->host, (int) a->pid, a->frontend[0] ? a->frontend : "-",
+            format_time (a->since, tbuf, sizeof tbuf), a->epoch, lease,
             strcmp (attachment_state (v), "gone") == 0 ? "; GONE: the "
             "process exited (the next attach takes the volume over)" : "");
+  }
   else
     printf ("attachment:  none\n");
   if (v->fenced.attached)
@@ -311,6 +319,10 @@ to_json (const struct reg_volume *v, const struct live *live,
   }
   json_object_object_add (at, "attached",
                           json_object_new_boolean (v->attachment.attached));
+  if (v->attachment.attached && v->attachment.lease_ttl)
+    json_object_object_add (at, "lease_left", json_object_new_int64
+                            (reg_attachment_lease_left (&v->attachment,
+                                                        time (NULL))));
   json_object *fenced = NULL;
   json_object_object_get_ex (o, "fenced", &fenced);
   if (fenced) {

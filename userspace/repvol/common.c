@@ -48,13 +48,7 @@ get_volume (struct registry *r, const char *vol, struct reg_volume *v)
 const char *
 this_host (void)
 {
-  static char host[REG_NAME_MAX];
-  if (host[0] == '\0') {
-    if (gethostname (host, sizeof host) == -1)
-      snprintf (host, sizeof host, "localhost");
-    host[sizeof host - 1] = '\0';
-  }
-  return host;
+  return this_host_name ();
 }
 
 bool

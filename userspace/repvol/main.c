@@ -34,14 +34,18 @@ struct verb {
 
 static const struct verb verbs[] = {
   { "create", cmd_create,
-    "create VOL --size SIZE --replica ADDR:PORT [--replica ADDR:PORT ...]\n"
+    "create VOL --size SIZE [--replicas N | --replica SERVER ...]\n"
     "              [--block-size 512|4096] [--chunk-size SIZE] [--reserve]\n"
     "              [--allow-same-zone]",
-    "Create a volume with a replica on every server named.  Every server is\n"
-    "contacted first; on any failure the replicas already made are removed.\n"
+    "Create a volume with a replica on every server named, or (no --replica)\n"
+    "on N servers the pool chooses: up, in N distinct zones, most free space\n"
+    "first.  Every server is contacted first; on any failure the replicas\n"
+    "already made are removed.\n"
     "\n"
     "  --size SIZE          volume size: bytes or K, M, G, T, P (binary units)\n"
-    "  --replica ADDR:PORT  a repvold to hold a replica (repeat, 1 to 8)\n"
+    "  --replica SERVER     a repvold to hold a replica, ADDR:PORT or its name\n"
+    "                       in the server pool (repeat, 1 to 8)\n"
+    "  --replicas N         how many replicas the pool places (default 2)\n"
     "  --block-size N       512 or 4096 (default 4096)\n"
     "  --chunk-size SIZE    snapshot chunk, a power of two from 64K to 64M\n"
     "                       (default 1M)\n"
@@ -65,7 +69,8 @@ static const struct verb verbs[] = {
     "attach VOL --nbd unix:PATH|tcp:ADDR:PORT | --ublk [--queues N] [--depth D]\n"
     "         | --nbd-device /dev/nbdN|auto | --device auto\n"
     "         [--timeout SECONDS] [--no-takeover] [--force]\n"
-    "         [--force-stale ADDR:PORT] [--resync-rate SIZE]",
+    "         [--force-stale SERVER] [--resync-rate SIZE] [--host NAME]\n"
+    "         [--lease-ttl SECONDS]",
     "Attach the volume on this host and serve it, in the foreground, until\n"
     "SIGTERM, SIGINT or 'repvol detach VOL' (exit 0), or until a newer\n"
     "attachment fences it (exit 3).  Serve it one way:\n"
@@ -86,13 +91,19 @@ static const struct verb verbs[] = {
     "\n"
     "  --timeout SECONDS    replica I/O timeout (default 10)\n"
     "  --no-takeover        refuse if the volume is attached elsewhere\n"
-    "                       (default: take over and fence that attachment)\n"
-    "  --force              take over an attach of the volume running on\n"
-    "                       this host (refused without it); it is fenced\n"
-    "                       and exits with status 3\n"
-    "  --force-stale ADDR:PORT  serve from this out-of-sync replica when no\n"
-    "                       in-sync one answers (later writes may be lost)\n"
-    "  --resync-rate SIZE   catch-up bandwidth per second (default 64M)\n" },
+    "                       (default: take over an attachment whose lease\n"
+    "                       expired, and fence it)\n"
+    "  --force              take over an attach that still runs: on this\n"
+    "                       host, or on another with its lease alive; it is\n"
+    "                       fenced and exits with status 3\n"
+    "  --force-stale SERVER serve from this out-of-sync replica (ADDR:PORT\n"
+    "                       or server name) when no in-sync one answers\n"
+    "                       (later writes may be lost)\n"
+    "  --resync-rate SIZE   catch-up bandwidth per second (default 64M)\n"
+    "  --host NAME          this host's name in the registry (default:\n"
+    "                       $REPVOL_HOST, else the host name)\n"
+    "  --lease-ttl SECONDS  the attach lease: other hosts may take the\n"
+    "                       volume over once it is this old (default 10)\n" },
   { "detach", cmd_detach,
     "detach VOL [--timeout SECONDS]",
     "Stop the attach process of VOL on this host and wait until it has\n"
@@ -108,10 +119,11 @@ static const struct verb verbs[] = {
     "\n"
     "  --repair             copy differing regions from the majority\n" },
   { "replica", cmd_replica,
-    "replica replace VOL OLD_ADDR:PORT NEW_ADDR:PORT [--allow-same-zone]\n"
+    "replica replace VOL OLD NEW [--allow-same-zone]\n"
     "              [--timeout SECONDS]",
     "Build a full copy of the volume on a new server while it serves,\n"
-    "then delete the old replica.\n"
+    "then delete the old replica.  OLD and NEW are ADDR:PORT or server\n"
+    "names (OLD as the volume records it, NEW as the pool knows it).\n"
     "\n"
     "  --allow-same-zone    allow the new replica in a zone already used\n"
     "  --timeout SECONDS    how long to wait for the copy (default 3600)\n" },
@@ -119,7 +131,7 @@ static const struct verb verbs[] = {
     "snapshot create VOL --to URL [--name NAME] [--json]\n"
     "       repvol snapshot list URL [--json]\n"
     "       repvol snapshot delete URL NAME [--json]\n"
-    "       repvol snapshot restore URL NAME NEWVOL --replica ADDR:PORT ...\n"
+    "       repvol snapshot restore URL NAME NEWVOL [--replica SERVER ...]\n"
     "              [--lazy] [--allow-same-zone] [--json]",
     "Point-in-time, incremental snapshots of a live volume in object\n"
     "storage (URL: file:///DIR or s3://BUCKET/PREFIX), and restores from\n"
@@ -128,7 +140,9 @@ static const struct verb verbs[] = {
     "  --to URL             where create stores the snapshot\n"
     "  --name NAME          the snapshot's name (default:\n"
     "                       VOL-YYYYmmddTHHMMSSZ, the time in UTC)\n"
-    "  --replica ADDR:PORT  a repvold to hold a replica of the new volume\n"
+    "  --replica SERVER     a repvold to hold a replica of the new volume,\n"
+    "                       ADDR:PORT or a pool name (default: 2 replicas\n"
+    "                       placed by the pool, as create does)\n"
     "  --lazy               restore returns at once: the volume can be\n"
     "                       attached, and chunks are fetched on first use\n"
     "                       while the rest streams in the background\n"

@@ -4,32 +4,29 @@
  *
  * The registry may be slow or away (etcd calls block for seconds while
  * members fail over), and the data path must never wait for it, so the
- * registration runs on a thread of its own with a registry handle of
- * its own; nothing on the event loop touches the registry.  Every
+ * registration runs on a thread of its own (core/periodic.h) with a
+ * registry handle of its own; nothing on the event loop touches the registry.  Every
  * refresh measures what the record says afresh (the data directory's
  * filesystem, the replicas in it), so a record is at most one period
  * old.  A refresh that fails is logged once, and its recovery once.
  */
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "core/periodic.h"
 #include "core/util.h"
 #include "registry/registry.h"
 #include "pool.h"
 
 struct pool_reg {
   struct pool_config cfg;
-  struct registry *reg;
-  pthread_t thread;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  bool stop;
+  struct registry *reg;         /* the thread's own handle */
+  struct periodic *tick;
   bool registered;              /* the last refresh succeeded */
 };
 
@@ -93,52 +90,34 @@ refresh (struct pool_reg *p)
   p->registered = true;
 }
 
-/* Refresh three times per TTL, so two lost refreshes in a row still
- * leave the record alive.
+/* A clean stop says so at once, instead of after the TTL; not worth a
+ * wait when the registry did not answer the last refresh.
  */
-static void *
-pool_thread (void *arg)
+static void
+record_down (void *arg)
 {
   struct pool_reg *p = arg;
-  long period_ms = (long) p->cfg.ttl * 1000 / 3;
+  struct error err = { 0 };
 
-  pthread_mutex_lock (&p->lock);
-  while (!p->stop) {
-    pthread_mutex_unlock (&p->lock);
-    refresh (p);
-    pthread_mutex_lock (&p->lock);
-    struct timespec until;
-    clock_gettime (CLOCK_MONOTONIC, &until);
-    until.tv_sec += period_ms / 1000;
-    until.tv_nsec += (period_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000;
-    }
-    while (!p->stop &&
-           pthread_cond_timedwait (&p->cond, &p->lock, &until) != ETIMEDOUT)
-      ;
-  }
-  pthread_mutex_unlock (&p->lock);
-  /* A clean stop says so at once, instead of after the TTL; not worth
-   * a wait when the registry did not answer the last refresh.
-   */
-  if (p->registered) {
-    struct error err = { 0 };
-    if (registry_server_down (p->reg, p->cfg.name, &err) < 0)
-      log_warn ("server pool: cannot record this server down (it shows "
-                "down after its lease): %s", error_msg (&err));
-    else
-      log_info ("server pool: recorded down");
-  }
-  return NULL;
+  if (!p->registered)
+    return;
+  if (registry_server_down (p->reg, p->cfg.name, &err) < 0)
+    log_warn ("server pool: cannot record this server down (it shows "
+              "down after its lease): %s", error_msg (&err));
+  else
+    log_info ("server pool: recorded down");
+}
+
+static void
+refresh_tick (void *arg)
+{
+  refresh (arg);
 }
 
 struct pool_reg *
 pool_register_start (const struct pool_config *cfg, struct error *err)
 {
   struct pool_reg *p = calloc (1, sizeof *p);
-  pthread_condattr_t ca;
 
   if (p == NULL) {
     error_set (err, ENOMEM, "out of memory");
@@ -150,15 +129,10 @@ pool_register_start (const struct pool_config *cfg, struct error *err)
     free (p);
     return NULL;
   }
-  pthread_mutex_init (&p->lock, NULL);
-  pthread_condattr_init (&ca);
-  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
-  pthread_cond_init (&p->cond, &ca);
-  pthread_condattr_destroy (&ca);
-  int e = pthread_create (&p->thread, NULL, pool_thread, p);
-  if (e != 0) {
-    error_set (err, e, "cannot start the registration thread: %s",
-               strerror (e));
+  /* Three refreshes per TTL: two lost in a row still leave it alive. */
+  p->tick = periodic_start (cfg->ttl * 1000 / 3, refresh_tick, record_down,
+                            p, err);
+  if (p->tick == NULL) {
     registry_close (p->reg);
     free (p);
     return NULL;
@@ -171,13 +145,7 @@ pool_register_stop (struct pool_reg *p)
 {
   if (p == NULL)
     return;
-  pthread_mutex_lock (&p->lock);
-  p->stop = true;
-  pthread_cond_signal (&p->cond);
-  pthread_mutex_unlock (&p->lock);
-  pthread_join (p->thread, NULL);
+  periodic_stop (p->tick);
   registry_close (p->reg);
-  pthread_cond_destroy (&p->cond);
-  pthread_mutex_destroy (&p->lock);
   free (p);
 }

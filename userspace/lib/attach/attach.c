@@ -53,13 +53,23 @@ claim (struct reg_volume *v, void *arg)
    */
   a->unclean = at->attached ||
     (v->fenced.attached && v->fenced.epoch == v->epoch);
+  a->lease_expired = false;
   if (at->attached) {
     bool local = strcmp (at->host, a->host) == 0;
     bool stale = local && !attach_alive (at, v->name);
+    long left = reg_attachment_lease_left (at, time (NULL));
     if (local && !stale && !a->o->force)
       return EALREADY;          /* a running attach on this host */
     if (a->o->no_takeover && !stale)
       return EBUSY;
+    /* Another host's attach with its lease alive is running, as far as
+     * anyone can tell: only --force takes the volume from it.
+     */
+    if (!local && left > 0 && !a->o->force) {
+      a->lease_left = left;
+      return EADDRINUSE;
+    }
+    a->lease_expired = !local && left <= 0;
     /* The new epoch fences the former attachment at every replica
      * (docs/DESIGN.md rule 3); remember whom and why, for status.
      */
@@ -67,6 +77,10 @@ claim (struct reg_volume *v, void *arg)
     if (stale)
       snprintf (v->fenced.reason, sizeof v->fenced.reason,
                 "replaced: its process was gone");
+    else if (a->lease_expired)
+      snprintf (v->fenced.reason, sizeof v->fenced.reason,
+                "taken over by host %s, pid %d: its lease had expired",
+                a->host, (int) getpid ());
     else
       snprintf (v->fenced.reason, sizeof v->fenced.reason,
                 "taken over by host %s, pid %d", a->host, (int) getpid ());
@@ -86,6 +100,8 @@ claim (struct reg_volume *v, void *arg)
               ATTACH_SNAPSHOT ? "snapshot" : "restore");
   at->epoch = v->epoch;
   at->since = time (NULL);
+  at->heartbeat = at->since;
+  at->lease_ttl = a->lease_ttl;
   return 0;
 }
 
@@ -599,9 +615,8 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   int rc = 1, r;
 
   server_process_init ();
-  if (gethostname (a.host, sizeof a.host) == -1)
-    strcpy (a.host, "localhost");
-  a.host[sizeof a.host - 1] = '\0';
+  snprintf (a.host, sizeof a.host, "%s", o->host ? o->host : this_host_name ());
+  a.lease_ttl = o->lease_ttl ? o->lease_ttl : ATTACH_LEASE_TTL;
 
   if (registry_get (reg, o->volume, &v, &rerr) < 0 ||
       reg_volume_check_tls (&v, &rerr) < 0) {
@@ -618,6 +633,12 @@ attach_run (struct registry *reg, const struct attach_opts *o)
                  "attach (pid %d, %s); detach it first, or --force to take "
                  "it over (that attach is then fenced and exits)", o->volume,
                  (int) v.attachment.pid, v.attachment.frontend);
+    }
+    else if (rerr.code == EADDRINUSE) {
+      registry_get (reg, o->volume, &v, NULL);
+      log_error ("volume %s is attached on %s (pid %d), lease alive (%ld s "
+                 "left); use --force to fence it", o->volume,
+                 v.attachment.host, (int) v.attachment.pid, a.lease_left);
     }
     else if (rerr.code == EBUSY) {
       registry_get (reg, o->volume, &v, NULL);
@@ -636,10 +657,12 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   attach_follow_servers (&a);
   v = a.vol;
   if (a.took_over)
-    log_warn ("%s: took over from host %s, pid %d (epoch %llu): that "
+    log_warn ("%s: took over from host %s, pid %d (epoch %llu)%s: that "
               "attachment is fenced and can no longer write",
               o->volume, v.fenced.host, (int) v.fenced.pid,
-              (unsigned long long) v.fenced.epoch);
+              (unsigned long long) v.fenced.epoch, a.lease_expired ?
+              ", whose lease expired" : "");
+  attach_lease_start (&a);
 
   a.loop = loop_new ();
   if (!a.loop || loop_signals (a.loop, sigs, 2, on_signal, &a) == -1) {
@@ -733,6 +756,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   else if (a.dev)
     bdev_close (a.dev);
   loop_free (a.loop);
+  attach_lease_stop (&a);
   if (registry_update (reg, o->volume, release, &a, &rerr) < 0 &&
       rerr.code != ESTALE)
     log_error ("%s: cannot clear the attachment in the registry: %s",

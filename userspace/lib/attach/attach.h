@@ -33,6 +33,8 @@
  */
 #define ATTACH_EXIT_FENCED 3
 
+#define ATTACH_LEASE_TTL 10     /* seconds */
+
 struct attach_opts {
   const char *volume;
   /* How the volume is served: a frontend name from frontend.c's table
@@ -60,6 +62,13 @@ struct attach_opts {
    */
   const char *force_stale;
   uint64_t resync_rate;         /* catch-up bytes/s, 0: the default */
+  /* This host's name in the registry (NULL: $REPVOL_HOST, else the
+   * host name), and the attach lease's TTL in seconds (0: the default,
+   * ATTACH_LEASE_TTL).  Another host may take the volume over once the
+   * lease has expired, or with force.
+   */
+  const char *host;
+  unsigned lease_ttl;
 
   /* Instead of serving (frontend NULL): attach, do one job, detach.
    * Its event lines (see snapshot/snapshot.h) go to job_line.

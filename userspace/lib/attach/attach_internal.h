@@ -39,6 +39,10 @@ struct attach {
   struct control_req *snap_req; /* the control request of a snapshot */
   uint64_t epoch;
   char host[REG_NAME_MAX];
+  unsigned lease_ttl;           /* seconds */
+  struct lease_keeper *lease;   /* attach_lease.c; NULL: not refreshed */
+  long lease_left;              /* claim: a live holder's seconds left */
+  bool lease_expired;           /* claim: took over an expired lease */
   bool detaching;
   bool fenced;                  /* a newer attachment: stop, no last flush */
   char fence_why[256];          /* becomes the registry's fenced.reason */
@@ -140,6 +144,12 @@ void attach_cbt_save (struct attach *a);
  * NULL after logging why.
  */
 struct bdev *attach_hydrate_open (struct attach *a);
+
+/* ---- attach_lease.c ---- */
+
+/* Refresh the attachment's lease until attach_lease_stop. */
+void attach_lease_start (struct attach *a);
+void attach_lease_stop (struct attach *a);
 
 /* ---- attach_reconnect.c ---- */
 

@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -421,4 +422,25 @@ mem_is_zero (const void *data, size_t len)
    * buffer against itself shifted by one runs at memcmp speed.
    */
   return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
+}
+
+static char this_host_buf[64];
+
+static void
+this_host_init (void)
+{
+  const char *env = getenv ("REPVOL_HOST");
+  if (env && *env)
+    snprintf (this_host_buf, sizeof this_host_buf, "%s", env);
+  else if (gethostname (this_host_buf, sizeof this_host_buf) == -1)
+    snprintf (this_host_buf, sizeof this_host_buf, "localhost");
+  this_host_buf[sizeof this_host_buf - 1] = '\0';
+}
+
+const char *
+this_host_name (void)
+{
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once (&once, this_host_init);
+  return this_host_buf;
 }

@@ -101,6 +101,11 @@ int parse_uint (const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* A volume or server name: 1..63 of [A-Za-z0-9._-], not starting with '.'. */
 bool valid_name (const char *s);
+/* The name this host goes by in the registry: $REPVOL_HOST (set by
+ * "repvol --host NAME" too), else gethostname().  Static storage; read
+ * once.
+ */
+const char *this_host_name (void);
 
 /* Nonblocking TCP / unix sockets. */
 int set_nonblock (int fd);

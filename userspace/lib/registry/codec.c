@@ -10,7 +10,8 @@
  *                     "out_of_sync_since", "full_copy"?,
  *                     "resync": { "total", "done", "rate" }? } ... ],
  *     "attachment": null | { "host", "pid", "frontend", "epoch",
- *                            "since", "control"?, "reason"? },
+ *                            "since", "control"?, "reason"?,
+ *                            "heartbeat"?, "lease_ttl"? },
  *     "fenced": null | (the same; "reason": why it was fenced),
  *     "chunk_size", "cbt": { "valid", "base_url", "base_name" },
  *     "restore"?: { "url", "snapshot", "chunks_total",
@@ -93,6 +94,12 @@ attachment_json (const struct reg_attachment *a)
     json_object_object_add (at, "control", json_object_new_string (a->control));
   if (a->reason[0])
     json_object_object_add (at, "reason", json_object_new_string (a->reason));
+  if (a->lease_ttl) {
+    json_object_object_add (at, "heartbeat",
+                            json_object_new_int64 (a->heartbeat));
+    json_object_object_add (at, "lease_ttl",
+                            json_object_new_int64 (a->lease_ttl));
+  }
   return at;
 }
 
@@ -293,6 +300,14 @@ attachment_from_json (json_object *o, const char *key, struct reg_attachment *a,
                            sizeof a->control, why));
   TRY ("reason", get_str (at, "reason", false, a->reason, sizeof a->reason,
                           why));
+  TRY ("heartbeat", get_u64 (at, "heartbeat", false, &u, why));
+  a->heartbeat = (time_t) u;
+  TRY ("lease_ttl", get_u64 (at, "lease_ttl", false, &u, why));
+  if (u > REG_LEASE_TTL_MAX) {
+    *why = "out of range";
+    goto out;
+  }
+  a->lease_ttl = (uint32_t) u;
   ret = 0;
  out:
   return ret;

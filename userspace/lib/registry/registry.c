@@ -341,3 +341,11 @@ registry_server_addr (struct registry *r, const char *name, char *addr,
   snprintf (addr, len, "%s", s.addr);
   return s.up;
 }
+
+long
+reg_attachment_lease_left (const struct reg_attachment *a, time_t now)
+{
+  if (!a->attached || a->lease_ttl == 0)
+    return 0;
+  return (long) (a->heartbeat + (time_t) a->lease_ttl - now);
+}

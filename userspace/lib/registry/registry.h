@@ -59,7 +59,19 @@ struct reg_attachment {
   time_t since;
   char control[108];            /* unix socket of its control channel */
   char reason[256];             /* fenced only: why, "" if not recorded */
+  /* The attach's lease (docs/DESIGN.md, "Attach leases"): alive while
+   * heartbeat, refreshed by the attach every lease_ttl / 3 seconds, is
+   * less than lease_ttl seconds old.  lease_ttl 0: no lease (an attach
+   * of an older version), as good as expired.
+   */
+  time_t heartbeat;
+  uint32_t lease_ttl;
 };
+
+#define REG_LEASE_TTL_MAX 3600
+
+/* Seconds left on a's lease at now; 0 or less: expired (or none). */
+long reg_attachment_lease_left (const struct reg_attachment *a, time_t now);
 
 /* Changed-block tracking for incremental snapshots (see snapshot.h).
  * The map itself is the volume's "cbt" blob, written at a clean detach.
