@@ -100,7 +100,7 @@ def check_repvol(repvol, man):
     sec = sections(lines)
     top = subprocess.run([repvol, "--help"], capture_output=True,
                          text=True).stdout
-    verbs = sorted(set(re.findall(r"^\s+repvol ((?:replica|snapshot) [a-z]+|[a-z]+)",
+    verbs = sorted(set(re.findall(r"^\s+repvol ((?:replica|snapshot|server) [a-z]+|[a-z]+)",
                                   top, re.M)))
     global_opts = set(OPT.findall(man_text(sec.get("GLOBAL OPTIONS", []))))
     entries = verb_entries(sec["COMMANDS"], verbs)

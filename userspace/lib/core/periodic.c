@@ -1,6 +1,7 @@
 /* periodic.c - a thread calling a function every period (periodic.h). */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +68,15 @@ periodic_start (unsigned period_ms, void (*tick) (void *),
   pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
   pthread_cond_init (&p->cond, &ca);
   pthread_condattr_destroy (&ca);
-  if ((e = pthread_create (&p->thread, NULL, periodic_thread, p)) != 0) {
+  /* Signals are the event loop's (signalfd): a thread that took one
+   * would die of it, so this one blocks them all from its start.
+   */
+  sigset_t all, old;
+  sigfillset (&all);
+  pthread_sigmask (SIG_SETMASK, &all, &old);
+  e = pthread_create (&p->thread, NULL, periodic_thread, p);
+  pthread_sigmask (SIG_SETMASK, &old, NULL);
+  if (e != 0) {
     error_set (err, e, "cannot start a thread: %s", strerror (e));
     pthread_cond_destroy (&p->cond);
     pthread_mutex_destroy (&p->lock);
