@@ -662,7 +662,6 @@ attach_run (struct registry *reg, const struct attach_opts *o)
               o->volume, v.fenced.host, (int) v.fenced.pid,
               (unsigned long long) v.fenced.epoch, a.lease_expired ?
               ", whose lease expired" : "");
-  attach_lease_start (&a);
 
   a.loop = loop_new ();
   if (!a.loop || loop_signals (a.loop, sigs, 2, on_signal, &a) == -1) {
@@ -670,6 +669,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     goto out;
   }
   attach_reconnect_init (&a);
+  attach_lease_start (&a);      /* and the watch on the registry */
   a.dev = open_engine (&a);
   if (!a.dev) {
     if (a.fenced)
@@ -729,7 +729,6 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     log_error ("%s: cannot start the snapshot: %s", v.name, strerror (-r));
     goto out;
   }
-  attach_watch_start (&a);
   if (loop_run (a.loop) == -1)
     log_error ("event loop failed: %s", strerror (errno));
   else if (a.fenced) {
@@ -745,8 +744,6 @@ attach_run (struct registry *reg, const struct attach_opts *o)
 
  out:
   a.detaching = true;           /* a stop still deferred finds nothing to do */
-  if (a.loop)
-    loop_timer_cancel (a.loop, &a.watch);
   control_stop (a.ctl);
   attach_reconnect_fini (&a);
   if (a.fe)
@@ -755,8 +752,8 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     bdev_close (a.cow);  /* and what is below it */
   else if (a.dev)
     bdev_close (a.dev);
-  loop_free (a.loop);
   attach_lease_stop (&a);
+  loop_free (a.loop);
   if (registry_update (reg, o->volume, release, &a, &rerr) < 0 &&
       rerr.code != ESTALE)
     log_error ("%s: cannot clear the attachment in the registry: %s",

@@ -80,36 +80,3 @@ attach_fenced (struct attach *a, const char *fmt, ...)
   if (!a->detaching)
     loop_defer (a->loop, &a->fence_defer, fence_stop, a);
 }
-
-/* Once a second: does the registry still name this attachment?  A
- * takeover fences us at every replica, but an attach that sends no I/O
- * would never hear of it from them.
- */
-static void
-watch_registry (struct loop_timer *t)
-{
-  struct attach *a = t->opaque;
-  const struct reg_attachment *at;
-  struct reg_volume v;
-
-  if (a->fenced || a->detaching)
-    return;
-  if (registry_get (a->reg, a->vol.name, &v, NULL) == 0 &&
-      !attach_owns (&v, a)) {
-    at = &v.attachment;
-    if (at->attached)
-      attach_fenced (a, "the registry names a newer attachment (host %s, "
-                     "pid %d, epoch %llu)", at->host, (int) at->pid,
-                     (unsigned long long) at->epoch);
-    else
-      attach_fenced (a, "the registry no longer names this attachment");
-    return;
-  }
-  loop_timer_arm (a->loop, &a->watch, 1000, watch_registry, a);
-}
-
-void
-attach_watch_start (struct attach *a)
-{
-  loop_timer_arm (a->loop, &a->watch, 1000, watch_registry, a);
-}

@@ -8,10 +8,13 @@
  *                       the bookkeeping of a lazy restore
  *   attach_reconnect.c  reconnection attempts on their own threads
  *   attach_fence.c      other attachments: holds, live processes; being
- *                       fenced, and the registry check that learns it
+ *                       fenced
+ *   attach_lease.c      the lease's heartbeat and the registry watch that
+ *                       learns of a takeover, on a thread of their own
  *
  * Everything here runs on the loop thread, except reconnect_thread in
- * attach_reconnect.c (which touches none of this state).
+ * attach_reconnect.c and attach_lease.c's thread (which touch none of
+ * this state).
  */
 #ifndef REPVOL_ATTACH_INTERNAL_H
 #define REPVOL_ATTACH_INTERNAL_H
@@ -47,7 +50,6 @@ struct attach {
   bool fenced;                  /* a newer attachment: stop, no last flush */
   char fence_why[256];          /* becomes the registry's fenced.reason */
   struct loop_defer fence_defer;
-  struct loop_timer watch;      /* the registry, once a second */
   bool took_over;
   bool unclean;                 /* the last attachment never detached */
   bool cbt_loaded;              /* the change map is complete */
@@ -108,8 +110,6 @@ void attach_start_control (struct attach *a);
  */
 void attach_fenced (struct attach *a, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
-/* Check once a second that the registry still names this attachment. */
-void attach_watch_start (struct attach *a);
 
 /* ---- attach_snapshot.c ---- */
 
@@ -147,7 +147,10 @@ struct bdev *attach_hydrate_open (struct attach *a);
 
 /* ---- attach_lease.c ---- */
 
-/* Refresh the attachment's lease until attach_lease_stop. */
+/* Until attach_lease_stop, on a thread: refresh the attachment's lease,
+ * and check once a second that the registry still names it (fencing
+ * this attach when not).  Needs the loop.
+ */
 void attach_lease_start (struct attach *a);
 void attach_lease_stop (struct attach *a);
 
