@@ -232,123 +232,6 @@ on_signal (struct loop *loop, int signo, void *opaque)
   attach_stop_requested (opaque, why);
 }
 
-/* ---- replica states in the registry (the engine's hooks) ------------ */
-
-struct state_change {
-  int replica;                  /* -1: every replica but keep */
-  int keep;                     /* with replica -1: the one left in sync */
-  enum reg_replica_state state;
-  uint64_t epoch;               /* the caller's; the new one after a bump */
-  uint64_t done, total, rate;   /* progress only (state unchanged) */
-  bool progress;
-};
-
-static void
-set_state (struct reg_replica *r, enum reg_replica_state st, uint64_t epoch)
-{
-  if (st == REG_OUT_OF_SYNC && r->state != REG_OUT_OF_SYNC) {
-    r->out_of_sync_epoch = epoch;
-    r->out_of_sync_since = time (NULL);
-  }
-  if (st == REG_IN_SYNC) {
-    r->out_of_sync_epoch = 0;
-    r->out_of_sync_since = 0;
-    r->resync_total = r->resync_done = r->resync_rate = 0;
-    r->full_copy = false;
-  }
-  r->state = st;
-}
-
-static int
-change_state (struct reg_volume *v, void *arg)
-{
-  struct state_change *c = arg;
-
-  /* Only the current attachment speaks for the volume: a fenced one
-   * (a zombie host whose writes the replicas now refuse) must not mark
-   * replicas out of sync.  Its engine then fails its writes.
-   */
-  if (!v->attachment.attached || v->attachment.epoch != c->epoch)
-    return ESTALE;
-  if (c->replica < 0) {
-    for (int i = 0; i < v->nreplicas; i++)
-      set_state (&v->replicas[i], i == c->keep ? REG_IN_SYNC : REG_OUT_OF_SYNC,
-                 c->epoch);
-    return 0;
-  }
-  if (c->replica >= v->nreplicas)
-    return EINVAL;
-  if (c->progress) {
-    struct reg_replica *r = &v->replicas[c->replica];
-    r->resync_total = c->total;
-    r->resync_done = c->done;
-    r->resync_rate = c->rate;
-    return 0;
-  }
-  if (c->state == REG_OUT_OF_SYNC &&
-      v->replicas[c->replica].state != REG_OUT_OF_SYNC) {
-    /* Degrading opens a new epoch (docs/DESIGN.md rule 2): the attachment
-     * moves to it, and the replica is recorded as behind from then on.
-     */
-    v->epoch++;
-    v->attachment.epoch = v->epoch;
-    c->epoch = v->epoch;
-  }
-  set_state (&v->replicas[c->replica], c->state, c->epoch);
-  return 0;
-}
-
-/* 0 or a negative errno. */
-static int
-record (struct attach *a, struct state_change *c)
-{
-  struct error rerr = { 0 };
-
-  c->epoch = a->epoch;
-  if (registry_update (a->reg, a->o->volume, change_state, c, &rerr) < 0) {
-    if (rerr.code == ESTALE)
-      attach_fenced (a, "the registry names a newer attachment");
-    else if (rerr.code != ENOENT)
-      log_error ("%s", error_msg (&rerr));
-    return -rerr.code;
-  }
-  a->epoch = c->epoch;          /* moved if the update opened a new epoch */
-  return 0;
-}
-
-/* The engine's hooks answer 0 or a (positive) errno. */
-static int
-hook_out_of_sync (void *opaque, int i)
-{
-  struct state_change c = { .replica = i, .state = REG_OUT_OF_SYNC };
-  return -record (opaque, &c);
-}
-
-static int
-hook_in_sync (void *opaque, int i)
-{
-  struct state_change c = { .replica = i, .state = REG_IN_SYNC };
-  return -record (opaque, &c);
-}
-
-static void
-hook_progress (void *opaque, int i, uint64_t done, uint64_t total,
-               uint64_t rate)
-{
-  struct state_change c = { .replica = i, .progress = true, .done = done,
-                            .total = total, .rate = rate };
-  record (opaque, &c);
-}
-
-static void
-hook_fenced (void *opaque, int i)
-{
-  struct attach *a = opaque;
-
-  attach_fenced (a, "replica %s refused epoch %llu: it holds a newer one",
-                 a->vol.replicas[i].addr, (unsigned long long) a->epoch);
-}
-
 /* Connect to replica i at our epoch and check it is the volume we
  * expect.  NULL with err set otherwise.
  */
@@ -457,12 +340,10 @@ open_engine (struct attach *a)
     .size = v->size, .block_size = v->block_size,
     .max_io = RV_MAX_PAYLOAD, .volatile_cache = 1,
   };
-  struct engine_hooks hooks = {
-    .mark_out_of_sync = hook_out_of_sync, .mark_in_sync = hook_in_sync,
-    .reconnect = attach_reconnect, .progress = hook_progress,
-    .fenced = hook_fenced, .opaque = a,
-  };
+  struct engine_hooks hooks;
   struct engine_config cfg = { .resync_rate = a->o->resync_rate };
+
+  attach_engine_hooks (a, &hooks);
   int in_sync = 0, forced = -1;
   struct bdev *dev;
 
@@ -519,7 +400,7 @@ open_engine (struct attach *a)
               "attachment or later ones, may be lost", v->name, r->addr,
               (unsigned long long) r->out_of_sync_epoch, when);
     struct state_change c = { .replica = -1, .keep = forced };
-    int e = record (a, &c);
+    int e = attach_record (a, &c);
     if (e < 0) {
       log_error ("%s: cannot update the registry: %s", v->name, strerror (-e));
       goto fail;
@@ -534,7 +415,7 @@ open_engine (struct attach *a)
         struct state_change c = { .replica = i, .state = REG_OUT_OF_SYNC };
         log_warn ("%s: replica %s: %s; recording it out of sync", v->name,
                   v->replicas[i].addr, error_msg (&errs[i]));
-        int e = record (a, &c);
+        int e = attach_record (a, &c);
         if (e < 0) {
           log_error ("%s: cannot update the registry: %s", v->name,
                      strerror (-e));
@@ -608,7 +489,8 @@ int
 attach_run (struct registry *reg, const struct attach_opts *o)
 {
   static const int sigs[] = { SIGTERM, SIGINT };
-  struct attach a = { .reg = reg, .o = o, .rc_pipe = { -1, -1 } };
+  struct attach a = { .reg = reg, .o = o, .rc_pipe = { -1, -1 },
+                      .dg_pipe = { -1, -1 } };
   struct reg_volume v;
   struct error rerr = { 0 };
   char size[32];
@@ -670,6 +552,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   }
   attach_reconnect_init (&a);
   attach_lease_start (&a);      /* and the watch on the registry */
+  attach_degrade_init (&a);
   a.dev = open_engine (&a);
   if (!a.dev) {
     if (a.fenced)
@@ -746,6 +629,8 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   a.detaching = true;           /* a stop still deferred finds nothing to do */
   control_stop (a.ctl);
   attach_reconnect_fini (&a);
+  if (a.loop)
+    attach_degrade_fini (&a);
   if (a.fe)
     frontend_free (a.fe);
   if (a.cow)

@@ -73,6 +73,23 @@ struct attach {
   pthread_t rc_thread[ENGINE_MAX_REPLICAS];
   bool rc_running[ENGINE_MAX_REPLICAS];
   struct bdev_io flush_io;
+  /* Degrades recorded in the background (attach_state.c). */
+  uint32_t degrade_queued;      /* replicas waiting to be recorded */
+  bool dg_running;
+  volatile bool dg_stop;
+  pthread_t dg_thread;
+  int dg_pipe[2];
+  struct loop_watch dg_watch;
+};
+
+/* A change of replica states (attach_state.c). */
+struct state_change {
+  int replica;                  /* -1: every replica but keep */
+  int keep;                     /* with replica -1: the one left in sync */
+  enum reg_replica_state state;
+  uint64_t epoch;               /* the caller's; the new one after a bump */
+  uint64_t done, total, rate;   /* progress only (state unchanged) */
+  bool progress;
 };
 
 /* ---- attach.c ---- */
@@ -144,6 +161,21 @@ void attach_cbt_save (struct attach *a);
  * NULL after logging why.
  */
 struct bdev *attach_hydrate_open (struct attach *a);
+
+/* ---- attach_state.c ---- */
+
+/* Record c in the registry now (c->epoch set from a->epoch; the attach
+ * is fenced on ESTALE): 0 or a negative errno.
+ */
+int attach_record (struct attach *a, struct state_change *c);
+/* The engine's hooks, for engine_new. */
+void attach_engine_hooks (struct attach *a, struct engine_hooks *h);
+/* Background recording of degrades: its pipe to the loop, the next
+ * queued degrade, and the end (joins a record still retrying).
+ */
+void attach_degrade_init (struct attach *a);
+void attach_degrade_next (struct attach *a);
+void attach_degrade_fini (struct attach *a);
 
 /* ---- attach_lease.c ---- */
 

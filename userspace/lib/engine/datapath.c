@@ -164,9 +164,10 @@ complete_write (struct engine *e, struct eng_req *r)
 {
   uint32_t in_sync = mask_of (e, ENGINE_IN_SYNC);
 
-  if (r->kind == REQ_WRITE && e->marks_pending > 0 && !r->err) {
-    r->park_next = e->parked;       /* acked after the barrier */
-    e->parked = r;
+  if (!r->err && ((r->kind == REQ_WRITE && e->marks_pending > 0) ||
+                  e->records_pending > 0)) {
+    r->park_next = e->parked;       /* acked after the barrier, or once */
+    e->parked = r;                  /* the registry recorded a degrade */
     return;
   }
   if (in_sync == 0 || e->broken || (r->failed & in_sync))
@@ -185,7 +186,7 @@ complete_write (struct engine *e, struct eng_req *r)
 void
 eng_release_parked (struct engine *e)
 {
-  while (e->marks_pending == 0 && e->parked) {
+  while (e->marks_pending == 0 && e->records_pending == 0 && e->parked) {
     struct eng_req *r = e->parked;
     e->parked = r->park_next;
     complete_write (e, r);

@@ -127,6 +127,16 @@ eng_replica_failed (struct engine *e, int i, int err)
   }
   if (was == ENGINE_IN_SYNC) {
     int r = e->hooks.mark_out_of_sync (e->hooks.opaque, i);
+    if (r == EINPROGRESS) {
+      /* Nothing that depends on it is acknowledged until it is
+       * recorded (docs/DESIGN.md rule 2); engine_out_of_sync_recorded.
+       */
+      e->records_pending++;
+      log_warn ("replica %s failed (%s): recording it out of sync; "
+                "holding write acknowledgements until the registry "
+                "answers", e->name[i], strerror (err));
+      return;
+    }
     if (r && e->fenced)
       return;                   /* the owner learnt it was taken over */
     if (r) {
@@ -147,6 +157,29 @@ eng_replica_failed (struct engine *e, int i, int err)
               strerror (err));
   if (mask_of (e, ENGINE_IN_SYNC) == 0)
     log_error ("no replica of the volume is in sync: failing I/O");
+}
+
+void
+engine_out_of_sync_recorded (struct bdev *dev, int i, int err)
+{
+  struct engine *e = dev->priv;
+
+  if (e->records_pending == 0)
+    return;
+  e->records_pending--;
+  if (err) {
+    if (!e->fenced)
+      log_error ("replica %s: the registry cannot record it out of sync "
+                 "(%s): failing writes", e->name[i], strerror (err));
+    e->broken = true;
+  }
+  else {
+    log_warn ("replica %s: recorded out of sync; going on with the others",
+              e->name[i]);
+    /* Writes since the last flush may not be stable on it. */
+    eng_mark_barrier (e, e->unflushed_cur.bits, e->unflushed_flushing.bits);
+  }
+  eng_release_parked (e);
 }
 
 /* Account for one child of a fanned-out request; a failure takes its

@@ -37,7 +37,10 @@ enum engine_rep_state {
 struct engine_hooks {
   /* Record replica i out of sync, durably (docs/DESIGN.md rule 2): the engine
    * acknowledges no write replica i missed before this returns 0.
-   * Returns 0 or an errno.
+   * Returns 0 or an errno, or EINPROGRESS: the owner records it in the
+   * background and calls engine_out_of_sync_recorded() when done; until
+   * then the engine holds every write and flush acknowledgement (reads
+   * go on), however long the registry takes.
    */
   int (*mark_out_of_sync) (void *opaque, int i);
   /* Record replica i in sync again, once caught up.  0 or an errno. */
@@ -56,6 +59,13 @@ struct engine_hooks {
   void (*fenced) (void *opaque, int i);
   void *opaque;
 };
+
+/* The owner's answer to a mark_out_of_sync that returned EINPROGRESS:
+ * err 0 releases the held acknowledgements, an errno fails the writes
+ * (the engine is then broken, as when the hook fails at once).
+ */
+struct bdev;
+void engine_out_of_sync_recorded (struct bdev *dev, int i, int err);
 
 struct engine_config {
   uint64_t resync_rate;         /* catch-up bytes per second (0: default) */

@@ -119,6 +119,7 @@ struct engine {
   struct eng_req *wait_head, *wait_tail;  /* overlapping writes, FIFO */
   struct eng_req *parked;       /* acks held until marks are durable */
   int marks_pending;            /* MARK_DIRTY barriers in flight */
+  int records_pending;          /* degrades the registry has not recorded */
   int inflight;                 /* client requests, for drain */
   int copies;                   /* resync copies in flight, for drain */
   bool releasing, release_again;
