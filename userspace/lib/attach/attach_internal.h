@@ -75,6 +75,7 @@ struct attach {
   struct bdev_io flush_io;
   /* Degrades recorded in the background (attach_state.c). */
   uint32_t degrade_queued;      /* replicas waiting to be recorded */
+  uint64_t reg_failed_ns;       /* when a record last failed (now_ns) */
   bool dg_running;
   volatile bool dg_stop;
   pthread_t dg_thread;

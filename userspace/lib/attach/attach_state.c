@@ -88,8 +88,10 @@ attach_record (struct attach *a, struct state_change *c)
   if (registry_update (a->reg, a->o->volume, change_state, c, &rerr) < 0) {
     if (rerr.code == ESTALE)
       attach_fenced (a, "the registry names a newer attachment");
-    else if (rerr.code != ENOENT)
+    else if (rerr.code != ENOENT) {
       log_error ("%s", error_msg (&rerr));
+      a->reg_failed_ns = now_ns ();
+    }
     return -rerr.code;
   }
   a->epoch = c->epoch;          /* moved if the update opened a new epoch */
@@ -117,17 +119,30 @@ hook_out_of_sync (void *opaque, int i)
 static int
 hook_in_sync (void *opaque, int i)
 {
+  struct attach *a = opaque;
   struct state_change c = { .replica = i, .state = REG_IN_SYNC };
-  return -attach_record (opaque, &c);
+
+  if (a->dg_running || a->degrade_queued)
+    return EAGAIN;              /* after the degrade: the engine retries */
+  return -attach_record (a, &c);
 }
 
 static void
 hook_progress (void *opaque, int i, uint64_t done, uint64_t total,
                uint64_t rate)
 {
+  struct attach *a = opaque;
   struct state_change c = { .replica = i, .progress = true, .done = done,
                             .total = total, .rate = rate };
-  attach_record (opaque, &c);
+
+  /* Progress is news, not state: not while a degrade is being recorded
+   * (its epoch would be stale), nor for a while after the registry
+   * failed to answer (each try may block the loop for seconds).
+   */
+  if (a->dg_running || a->degrade_queued ||
+      now_ns () - a->reg_failed_ns < 10 * 1000000000ull)
+    return;
+  attach_record (a, &c);
 }
 
 static void
