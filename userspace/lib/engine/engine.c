@@ -135,6 +135,8 @@ eng_replica_failed (struct engine *e, int i, int err)
       log_warn ("replica %s failed (%s): recording it out of sync; "
                 "holding write acknowledgements until the registry "
                 "answers", e->name[i], strerror (err));
+      if (mask_of (e, ENGINE_IN_SYNC) == 0)
+        log_error ("no replica of the volume is in sync: failing I/O");
       return;
     }
     if (r && e->fenced)
