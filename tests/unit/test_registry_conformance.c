@@ -625,6 +625,107 @@ test_servers (void **state)
   assert_int_equal (server_up (f->r, "conf-srv-never", NULL), -1);
 }
 
+/* ---- events ----------------------------------------------------------- */
+
+struct seen {
+  uint64_t revs[64];
+  char types[64][32];
+  int n;
+  uint64_t stop_after;          /* follow: stop once this many are seen */
+};
+
+static int
+collect (const struct reg_event *ev, void *arg)
+{
+  struct seen *s = arg;
+  if (strncmp (ev->volume, "conf-ev", 7) != 0)
+    return 0;                   /* other tests' and runs' events */
+  if (s->n < 64) {
+    s->revs[s->n] = ev->revision;
+    snprintf (s->types[s->n], sizeof s->types[0], "%s", ev->type);
+  }
+  s->n++;
+  return s->stop_after && (uint64_t) s->n >= s->stop_after;
+}
+
+static int
+take_last (const struct reg_event *ev, void *arg)
+{
+  *(uint64_t *) arg = ev->revision;
+  return 0;
+}
+
+static uint64_t
+last_revision (struct registry *r)
+{
+  struct error e = { 0 };
+  uint64_t last = 0;
+  if (registry_events (r, 0, take_last, &last, &e) < 0)
+    fail_msg ("events: %s", error_msg (&e));
+  return last;
+}
+
+/* Appended events come back in order, with increasing revisions, with
+ * their fields; --since filters; a follower sees an event another
+ * process appends; the stream stays bounded.
+ */
+static void
+test_events (void **state)
+{
+  struct fixture *f = *state;
+  struct seen s = { 0 };
+  struct error e = { 0 };
+  uint64_t base = last_revision (f->r);
+
+  OK (registry_event (f->r, "created", "conf-ev1", NULL, &e_, "size %d", 8));
+  OK (registry_event (f->r, "attached", "conf-ev1", NULL, &e_, "host x"));
+  OK (registry_event (f->r, "server-up", "conf-ev1", "srv1", &e_, "zone a"));
+  assert_int_equal (registry_event (f->r, "no-such-type", "conf-ev1", NULL,
+                                    &e, "x"), -EINVAL);
+  OK (registry_events (f->r, base, collect, &s, &e_));
+  assert_int_equal (s.n, 3);
+  assert_string_equal (s.types[0], "created");
+  assert_string_equal (s.types[1], "attached");
+  assert_string_equal (s.types[2], "server-up");
+  assert_true (s.revs[0] > base && s.revs[0] < s.revs[1] &&
+               s.revs[1] < s.revs[2]);
+
+  struct seen after = { 0 };
+  OK (registry_events (f->r, s.revs[1], collect, &after, &e_));
+  assert_int_equal (after.n, 1);
+  assert_string_equal (after.types[0], "server-up");
+
+  /* Follow: a child appends once the parent is waiting. */
+  uint64_t now = s.revs[2];
+  pid_t pid = fork ();
+  if (pid == 0) {
+    struct registry *r2 = registry_open (location, NULL);
+    struct timespec ts = { 0, 300 * 1000000 };
+    nanosleep (&ts, NULL);
+    _exit (r2 && registry_event (r2, "detached", "conf-ev1", NULL, NULL,
+                                 "cleanly") == 0 ? 0 : 1);
+  }
+  struct seen fol = { .stop_after = 1 };
+  alarm (30);                   /* a follower that never sees it fails */
+  OK (registry_events_follow (f->r, now, collect, NULL, &fol, &e_));
+  alarm (0);
+  int st;
+  waitpid (pid, &st, 0);
+  assert_true (WIFEXITED (st) && WEXITSTATUS (st) == 0);
+  assert_int_equal (fol.n, 1);
+  assert_string_equal (fol.types[0], "detached");
+
+  /* Bounded: with a bound of 5, 30 appends leave at most 10. */
+  setenv ("REPVOL_EVENTS_MAX", "5", 1);
+  for (int i = 0; i < 30; i++)
+    OK (registry_event (f->r, "degraded", "conf-ev2", NULL, &e_, "%d", i));
+  unsetenv ("REPVOL_EVENTS_MAX");
+  struct seen all = { 0 };
+  OK (registry_events (f->r, 0, collect, &all, &e_));
+  assert_true (all.n >= 1 && all.n <= 10);
+  assert_string_equal (all.types[all.n - 1], "degraded");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -660,6 +761,7 @@ main (int argc, char **argv)
     cmocka_unit_test_setup_teardown (test_list, setup, teardown),
     cmocka_unit_test_setup_teardown (test_blobs, setup, teardown),
     cmocka_unit_test_setup_teardown (test_servers, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_events, setup, teardown),
   };
   /* REPVOL_CONFORMANCE_ONLY=PATTERN: only the tests it matches. */
   const char *only = getenv ("REPVOL_CONFORMANCE_ONLY");

@@ -360,6 +360,15 @@ create_volume (struct registry *reg, const struct volume_spec *spec)
     goto undo;
   }
 
+  {
+    char sz[32], who[REG_MAX_REPLICAS * (REG_NAME_MAX + 2)] = "";
+    for (int i = 0; i < naddrs; i++)
+      snprintf (who + strlen (who), sizeof who - strlen (who), "%s%s",
+                i ? ", " : "", v.replicas[i].server);
+    note_event (reg, "created", vol, "%s, replicas on %s%s",
+                format_size (spec->size, sz, sizeof sz), who,
+                spec->restore ? " (restoring)" : "");
+  }
   ret = EXIT_SUCCESS;
   goto close;
 

@@ -107,6 +107,7 @@ cmd_delete (int argc, char **argv)
   claimed = false;
   registry_blob_remove (reg, vol, "cbt", NULL);
   registry_blob_remove (reg, vol, "hydrated", NULL);
+  note_event (reg, "deleted", vol, "%d replica(s) removed", v.nreplicas);
   printf ("deleted volume %s\n", vol);
   ret = EXIT_SUCCESS;
 

@@ -174,6 +174,8 @@ replace (struct registry *reg, const char *vol, const char *old,
     log_error ("cannot update the registry: %s", error_msg (&rerr));
     return EXIT_FAILURE;
   }
+  note_event (reg, "replica-replaced", vol, "%s replaces %s (full copy)",
+              new, old);
   printf ("%s: %s replaces %s (full copy)\n", vol, new, old);
   fflush (stdout);
 

@@ -2,6 +2,7 @@
  * holding a volume through its attachment slot, printing JSON.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,4 +195,19 @@ verb_volume (int argc, char **argv, const char *verb, const char **vol,
     return EXIT_FAILURE;
   }
   return 0;
+}
+
+void
+note_event (struct registry *r, const char *type, const char *vol,
+            const char *fmt, ...)
+{
+  char details[256];
+  struct error err = { 0 };
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (details, sizeof details, fmt, ap);
+  va_end (ap);
+  if (registry_event (r, type, vol, NULL, &err, "%s", details) < 0)
+    log_warn ("%s: event %s not recorded: %s", vol, type, error_msg (&err));
 }

@@ -165,6 +165,19 @@ static const struct verb verbs[] = {
     "free space, and the replicas it holds.\n"
     "\n"
     "  --json               a JSON array, one object per server\n" },
+  { "events", cmd_events,
+    "events [--follow] [--since REVISION] [--json] [--volume VOL]",
+    "The registry's events, oldest first: every volume's created, attached,\n"
+    "detached, fenced, degraded, resync-started, resync-done,\n"
+    "replica-replaced, snapshot-done, restore-done and deleted, and the\n"
+    "pool's server-up and server-down; each with its revision, time (UTC),\n"
+    "volume or server, the host that recorded it and details.\n"
+    "\n"
+    "  --follow             then print new events as they come (until\n"
+    "                       SIGINT or SIGTERM)\n"
+    "  --since REVISION     only the events after this revision\n"
+    "  --json               one JSON object per line\n"
+    "  --volume VOL         only the events of this volume\n" },
   { "delete", cmd_delete,
     "delete VOL [--force]",
     "Delete a volume: its replica on every server, then its registry\n"

@@ -45,6 +45,7 @@ int cmd_replica (int argc, char **argv);
 int cmd_snapshot (int argc, char **argv);
 int cmd_epoch (int argc, char **argv);
 int cmd_server (int argc, char **argv);
+int cmd_events (int argc, char **argv);
 
 /* "repvol snapshot SUBVERB": argv[0] is the sub-verb. */
 int cmd_snapshot_create (int argc, char **argv);      /* cmd_snapshot.c */
@@ -103,6 +104,10 @@ struct registry *open_registry (void);
  * current addresses in the pool.  0 or a negative errno.
  */
 int get_volume (struct registry *r, const char *vol, struct reg_volume *v);
+
+/* Append an event to the registry's stream; a failure is a warning. */
+void note_event (struct registry *r, const char *type, const char *vol,
+                 const char *fmt, ...) __attribute__ ((format (printf, 4, 5)));
 
 /* The rest of most verbs' command line, after their options: exactly
  * one VOL, which must exist.  Opens the registry (*reg, for the caller

@@ -84,9 +84,13 @@ refresh (struct pool_reg *p)
     p->registered = false;
     return;
   }
-  if (!p->registered)
+  if (!p->registered) {
     log_info ("server pool: registered as %s (zone %s) at %s, lease %u s",
               s.name, s.zone[0] ? s.zone : "(none)", s.addr, p->cfg.ttl);
+    registry_event (p->reg, "server-up", NULL, s.name, NULL,
+                    "zone %s, %s, %llu volume(s)", s.zone[0] ? s.zone : "-",
+                    s.addr, (unsigned long long) s.volumes);
+  }
   p->registered = true;
 }
 
@@ -104,8 +108,11 @@ record_down (void *arg)
   if (registry_server_down (p->reg, p->cfg.name, &err) < 0)
     log_warn ("server pool: cannot record this server down (it shows "
               "down after its lease): %s", error_msg (&err));
-  else
+  else {
     log_info ("server pool: recorded down");
+    registry_event (p->reg, "server-down", NULL, p->cfg.name, NULL,
+                    "stopped cleanly");
+  }
 }
 
 static void

@@ -54,6 +54,7 @@ claim (struct reg_volume *v, void *arg)
   a->unclean = at->attached ||
     (v->fenced.attached && v->fenced.epoch == v->epoch);
   a->lease_expired = false;
+  a->fenced_other = false;
   if (at->attached) {
     bool local = strcmp (at->host, a->host) == 0;
     bool stale = local && !attach_alive (at, v->name);
@@ -70,6 +71,7 @@ claim (struct reg_volume *v, void *arg)
       return EADDRINUSE;
     }
     a->lease_expired = !local && left <= 0;
+    a->fenced_other = true;
     /* The new epoch fences the former attachment at every replica
      * (docs/DESIGN.md rule 3); remember whom and why, for status.
      */
@@ -538,6 +540,11 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   a.vol = v;
   attach_follow_servers (&a);
   v = a.vol;
+  if (a.fenced_other)
+    attach_event (&a, "fenced", "host %s pid %d (epoch %llu) fenced by host "
+                  "%s pid %d: %s", v.fenced.host, (int) v.fenced.pid,
+                  (unsigned long long) v.fenced.epoch, a.host, (int) getpid (),
+                  v.fenced.reason);
   if (a.took_over)
     log_warn ("%s: took over from host %s, pid %d (epoch %llu)%s: that "
               "attachment is fenced and can no longer write",
@@ -598,6 +605,8 @@ attach_run (struct registry *reg, const struct attach_opts *o)
                            o->nbd_tls);
     if (!a.fe)
       goto out;
+    attach_event (&a, "attached", "host %s pid %d, epoch %llu, %s", a.host,
+                  (int) getpid (), (unsigned long long) a.epoch, a.fe->where);
     log_info ("%s: attached (%s, %d replica%s, epoch %llu), serving %s",
               v.name, format_size (v.size, size, sizeof size), v.nreplicas,
               v.nreplicas == 1 ? "" : "s", (unsigned long long) a.epoch,
@@ -620,8 +629,11 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   }
   else if (a.final_err == 0) {
     attach_cbt_save (&a);
-    if (o->job == ATTACH_SERVE)
+    if (o->job == ATTACH_SERVE) {
       log_info ("%s: detached cleanly", v.name);
+      attach_event (&a, "detached", "host %s pid %d, cleanly", a.host,
+                    (int) getpid ());
+    }
     rc = exit_status (&a);
   }
 

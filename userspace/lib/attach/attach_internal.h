@@ -46,6 +46,7 @@ struct attach {
   struct lease_keeper *lease;   /* attach_lease.c; NULL: not refreshed */
   long lease_left;              /* claim: a live holder's seconds left */
   bool lease_expired;           /* claim: took over an expired lease */
+  bool fenced_other;            /* claim: another attachment was fenced */
   bool detaching;
   bool fenced;                  /* a newer attachment: stop, no last flush */
   char fence_why[256];          /* becomes the registry's fenced.reason */
@@ -76,6 +77,7 @@ struct attach {
   /* Degrades recorded in the background (attach_state.c). */
   uint32_t degrade_queued;      /* replicas waiting to be recorded */
   uint64_t reg_failed_ns;       /* when a record last failed (now_ns) */
+  uint32_t resync_noted;        /* replicas whose resync-started is out */
   bool dg_running;
   volatile bool dg_stop;
   pthread_t dg_thread;
@@ -164,6 +166,12 @@ void attach_cbt_save (struct attach *a);
 struct bdev *attach_hydrate_open (struct attach *a);
 
 /* ---- attach_state.c ---- */
+
+/* Append an event about this volume to the registry's stream; a failure
+ * is a warning (events are news, never a reason to stop).
+ */
+void attach_event (struct attach *a, const char *type, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
 
 /* Record c in the registry now (c->epoch set from a->epoch; the attach
  * is fenced on ESTALE): 0 or a negative errno.

@@ -33,6 +33,9 @@ snap_line (void *opaque, const char *line)
   else if (known && ev.kind != SNAP_EV_PROGRESS)
     log_info ("%s: %s", a->vol.name,
               snap_event_describe (&ev, say, sizeof say));
+  if (known && ev.kind == SNAP_EV_OK)
+    attach_event (a, "snapshot-done", "%s", line + (strncmp (line, "ok ", 3)
+                                                     ? 0 : 3));
   if (a->snap_req && last) {
     control_finish (a->snap_req, line);
     a->snap_req = NULL;
@@ -269,6 +272,9 @@ hydrate_finished (void *opaque, int err, const char *why)
               a->vol.restore.snapshot, (unsigned long long) total);
     snprintf (line, sizeof line, "ok restored %llu %llu",
               (unsigned long long) total, (unsigned long long) bytes);
+    attach_event (a, "restore-done", "from %s %s: %llu chunks",
+                  a->vol.restore.url, a->vol.restore.snapshot,
+                  (unsigned long long) total);
   }
   else                          /* the hydrate layer has logged why */
     snprintf (line, sizeof line, "error: restore from %s: %s",

@@ -12,6 +12,7 @@
  * one at a time, each from the epoch the previous one left.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,7 +125,13 @@ hook_in_sync (void *opaque, int i)
 
   if (a->dg_running || a->degrade_queued)
     return EAGAIN;              /* after the degrade: the engine retries */
-  return -attach_record (a, &c);
+  int r = attach_record (a, &c);
+  if (r == 0) {
+    a->resync_noted &= ~(1u << i);
+    attach_event (a, "resync-done", "replica %s (%s) in sync",
+                  a->vol.replicas[i].server, a->vol.replicas[i].addr);
+  }
+  return -r;
 }
 
 static void
@@ -142,6 +149,12 @@ hook_progress (void *opaque, int i, uint64_t done, uint64_t total,
   if (a->dg_running || a->degrade_queued ||
       now_ns () - a->reg_failed_ns < 10 * 1000000000ull)
     return;
+  if (!(a->resync_noted & (1u << i)) && done < total) {
+    a->resync_noted |= 1u << i;
+    attach_event (a, "resync-started", "replica %s (%s): %llu bytes to copy",
+                  a->vol.replicas[i].server, a->vol.replicas[i].addr,
+                  (unsigned long long) total);
+  }
   attach_record (a, &c);
 }
 
@@ -152,6 +165,22 @@ hook_fenced (void *opaque, int i)
 
   attach_fenced (a, "replica %s refused epoch %llu: it holds a newer one",
                  a->vol.replicas[i].addr, (unsigned long long) a->epoch);
+}
+
+void
+attach_event (struct attach *a, const char *type, const char *fmt, ...)
+{
+  char details[256];
+  struct error err = { 0 };
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (details, sizeof details, fmt, ap);
+  va_end (ap);
+  if (registry_event (a->reg, type, a->vol.name, NULL, &err, "%s",
+                      details) < 0)
+    log_warn ("%s: event %s not recorded: %s", a->vol.name, type,
+              error_msg (&err));
 }
 
 void
@@ -195,6 +224,9 @@ degrade_thread (void *arg)
     if (registry_update (job->reg, job->volume, change_state, &c, &err) == 0) {
       job->c = c;
       job->err = 0;
+      registry_event (job->reg, "degraded", job->volume, NULL, NULL,
+                      "replica %d out of sync at epoch %llu", c.replica,
+                      (unsigned long long) c.epoch);
       if (told)
         log_info ("%s: the registry answers again: replica %d recorded "
                   "out of sync", job->volume, job->c.replica);

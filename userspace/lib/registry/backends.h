@@ -39,6 +39,17 @@ struct registry_ops {
                       struct error *err);
   int (*server_list) (struct registry *r, struct reg_server **servers,
                       int *n, struct error *err);
+  /* Events: append ev (revision set by the backend); list those after
+   * since in order; wait until one after since may exist or timeout_ms
+   * passed (1 or 0).
+   */
+  int (*event_append) (struct registry *r, const struct reg_event *ev,
+                       struct error *err);
+  int (*event_list) (struct registry *r, uint64_t since,
+                     int (*fn) (const struct reg_event *ev, void *arg),
+                     void *arg, struct error *err);
+  int (*event_wait) (struct registry *r, uint64_t since, int timeout_ms,
+                     struct error *err);
   void (*close) (struct registry *r);
 };
 
@@ -85,5 +96,34 @@ int reg_server_from_json (const char *text, size_t len, struct reg_server *s,
                           struct error *err);
 /* Sort by name (qsort). */
 int reg_server_cmp (const void *a, const void *b);
+
+/* events.c: an event as one line of JSON (malloc'd; NULL: out of
+ * memory), and back (0 or -EBADMSG with the reason).
+ */
+char *reg_event_to_text (const struct reg_event *ev);
+int reg_event_from_text (const char *text, size_t len, struct reg_event *ev,
+                         struct error *err);
+/* The most events a stream keeps: REG_EVENTS_MAX, or
+ * $REPVOL_EVENTS_MAX (1 or more; for tests).
+ */
+unsigned reg_events_max (void);
+
+/* dir.c: the directory of a directory registry (dir_events.c). */
+const char *registry_dir_path (struct registry *r);
+/* dir_events.c and etcd_events.c: the event operations. */
+int dir_event_append (struct registry *r, const struct reg_event *ev,
+                      struct error *err);
+int dir_event_list (struct registry *r, uint64_t since,
+                    int (*fn) (const struct reg_event *ev, void *arg),
+                    void *arg, struct error *err);
+int dir_event_wait (struct registry *r, uint64_t since, int timeout_ms,
+                    struct error *err);
+int etcd_event_append (struct registry *r, const struct reg_event *ev,
+                       struct error *err);
+int etcd_event_list (struct registry *r, uint64_t since,
+                     int (*fn) (const struct reg_event *ev, void *arg),
+                     void *arg, struct error *err);
+int etcd_event_wait (struct registry *r, uint64_t since, int timeout_ms,
+                     struct error *err);
 
 #endif

@@ -668,6 +668,12 @@ dir_server_list (struct registry *r, struct reg_server **out, int *n_out,
   return 0;
 }
 
+const char *
+registry_dir_path (struct registry *r)
+{
+  return to_dir (r)->path;
+}
+
 static void
 dir_close (struct registry *r)
 {
@@ -689,6 +695,9 @@ static const struct registry_ops dir_ops = {
   .server_put = dir_server_put,
   .server_down = dir_server_down,
   .server_list = dir_server_list,
+  .event_append = dir_event_append,
+  .event_list = dir_event_list,
+  .event_wait = dir_event_wait,
   .close = dir_close,
 };
 

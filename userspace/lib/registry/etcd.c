@@ -634,6 +634,9 @@ static const struct registry_ops etcd_ops = {
   .server_put = etcd_server_put,
   .server_down = etcd_server_down,
   .server_list = etcd_server_list,
+  .event_append = etcd_event_append,
+  .event_list = etcd_event_list,
+  .event_wait = etcd_event_wait,
   .close = etcd_close,
 };
 

@@ -254,4 +254,46 @@ int registry_resolve_replicas (struct registry *r, struct reg_volume *v,
 int registry_server_addr (struct registry *r, const char *name, char *addr,
                           size_t len, struct error *err);
 
+/* ---- events (docs/DESIGN.md, "Events") ------------------------------------
+ *
+ * Every state change appends an event to the registry's stream: created,
+ * attached, detached, fenced, degraded, resync-started, resync-done,
+ * replica-replaced, snapshot-done, restore-done, server-up, server-down,
+ * deleted.  The stream keeps the newest REG_EVENTS_MAX.
+ */
+struct reg_event {
+  uint64_t revision;            /* position in the stream, increasing */
+  int64_t time_ms;              /* wall clock, ms since 1970 */
+  char type[32];
+  char volume[REG_NAME_MAX];    /* "" for server events */
+  char server[REG_NAME_MAX];    /* "" when not about one server */
+  char host[REG_NAME_MAX];      /* the host that recorded it */
+  char details[256];
+};
+
+#define REG_EVENTS_MAX 10000
+
+/* Append an event (time and host are filled in).  0 or a negative
+ * errno; never logs.
+ */
+int registry_event (struct registry *r, const char *type, const char *volume,
+                    const char *server, struct error *err, const char *fmt,
+                    ...) __attribute__ ((format (printf, 6, 7)));
+/* Call fn on every event with revision > since, oldest first, until fn
+ * returns non-zero (which is returned).  0 or a negative errno.
+ */
+int registry_events (struct registry *r, uint64_t since,
+                     int (*fn) (const struct reg_event *ev, void *arg),
+                     void *arg, struct error *err);
+/* The same, then every new event as it comes, until fn returns non-zero
+ * or stop(arg) is true (asked at least every second): then 0.  A
+ * negative errno when the registry fails.
+ */
+int registry_events_follow (struct registry *r, uint64_t since,
+                            int (*fn) (const struct reg_event *ev, void *arg),
+                            bool (*stop) (void *arg), void *arg,
+                            struct error *err);
+/* The event as JSON (release with json_object_put). */
+struct json_object *reg_event_json (const struct reg_event *ev);
+
 #endif
