@@ -425,6 +425,10 @@ open_engine (struct attach *a)
         }
       }
 
+  for (int i = 0; i < v->nreplicas; i++)
+    if (states[i] == ENGINE_RESYNC)
+      attach_event (a, "resync-started", "replica %s (%s) is behind",
+                    v->replicas[i].server, v->replicas[i].addr);
   dev = engine_new (a->loop, reps, names, states, v->nreplicas, &info,
                     &hooks, &cfg);
   if (!dev) {

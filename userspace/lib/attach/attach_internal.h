@@ -77,7 +77,6 @@ struct attach {
   /* Degrades recorded in the background (attach_state.c). */
   uint32_t degrade_queued;      /* replicas waiting to be recorded */
   uint64_t reg_failed_ns;       /* when a record last failed (now_ns) */
-  uint32_t resync_noted;        /* replicas whose resync-started is out */
   bool dg_running;
   volatile bool dg_stop;
   pthread_t dg_thread;

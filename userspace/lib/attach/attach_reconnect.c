@@ -83,8 +83,11 @@ reconnect_done (struct loop_watch *w, uint32_t revents)
         attach_record_addr (a, i, job->addr);
       struct bdev *b = replica_client_adopt (a->loop, &job->ra, job->addr,
                                              a->o->timeout_ms);
-      if (b)
+      if (b) {
+        attach_event (a, "resync-started", "replica %s (%s) is back",
+                      rep->server, rep->addr);
         engine_replica_back (a->dev, i, b);
+      }
     }
     else if (job->err.code == EPERM)   /* it holds a newer epoch */
       attach_fenced (a, "replica %s: %s", job->addr, error_msg (&job->err));

@@ -127,7 +127,6 @@ hook_in_sync (void *opaque, int i)
     return EAGAIN;              /* after the degrade: the engine retries */
   int r = attach_record (a, &c);
   if (r == 0) {
-    a->resync_noted &= ~(1u << i);
     attach_event (a, "resync-done", "replica %s (%s) in sync",
                   a->vol.replicas[i].server, a->vol.replicas[i].addr);
   }
@@ -149,12 +148,6 @@ hook_progress (void *opaque, int i, uint64_t done, uint64_t total,
   if (a->dg_running || a->degrade_queued ||
       now_ns () - a->reg_failed_ns < 10 * 1000000000ull)
     return;
-  if (!(a->resync_noted & (1u << i)) && done < total) {
-    a->resync_noted |= 1u << i;
-    attach_event (a, "resync-started", "replica %s (%s): %llu bytes to copy",
-                  a->vol.replicas[i].server, a->vol.replicas[i].addr,
-                  (unsigned long long) total);
-  }
   attach_record (a, &c);
 }
 
