@@ -8,7 +8,8 @@
 # and up again when restarted; a server restarted at a NEW address keeps
 # serving its attached volume (fio verify across the move), the attach
 # reconnects there through the pool, and after a clean detach the
-# replicas are byte-identical.
+# replicas are byte-identical; a snapshot restore without --replica is
+# placed in two zones too and reads back what was written.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/etcdlib.sh"
 require_cmd fio nbdcopy python3
@@ -104,6 +105,16 @@ pool_story() {   # pool_story TAG: REPVOL_REGISTRY is set
     assert_files_identical "${REPVOLD_DIR[$mover]}/$vol.data" "${REPVOLD_DIR[$other]}/$vol.data"
     # A detached volume finds it at the new address too.
     repvol status "$vol" >&2
+    # A restore without --replica is placed like a create.
+    repvol snapshot create "$vol" --to "file://$T/$tag-snaps" --name s1 >/dev/null
+    repvol snapshot restore "file://$T/$tag-snaps" s1 "${tag}r" >/dev/null
+    z0=$(replica_field "${tag}r" 0 zone) z1=$(replica_field "${tag}r" 1 zone)
+    [[ $z0 != "$z1" ]] || fail "the restore's placement put both replicas in zone $z0"
+    start_attach "${tag}r" "$T/$tag-r.sock"
+    nbdcopy "$(nbd_uri "$T/$tag-r.sock")" "$T/$tag.restored"
+    assert_files_identical "$T/$tag.src" "$T/$tag.restored"
+    stop_attach "${tag}r"
+    repvol delete "${tag}r"
     for v in "$vol" "${tag}s" "${tag}n"; do repvol delete "$v"; done
     for s in "$a" "$b" "$c"; do stop_repvold "$s"; wait_for server_is "$s" down; done
 }
