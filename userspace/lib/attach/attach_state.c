@@ -192,11 +192,37 @@ struct degrade_job {
   struct registry *reg;
   char volume[REG_NAME_MAX];
   struct state_change c;
+  char host[REG_NAME_MAX];      /* this attachment, by host and pid */
+  pid_t pid;
   int fd;                       /* the pipe back */
   volatile bool *stop;
   int err;                      /* 0, or why it will never be recorded */
   struct error why;
 };
+
+/* The degrade, judged by host and pid rather than by epoch: a try whose
+ * answer was lost (etcd restarting) may have been applied, and moved the
+ * epoch; the next try then finds the replica already out of sync, under
+ * our own attachment, and that is success.
+ */
+static int
+degrade_state (struct reg_volume *v, void *arg)
+{
+  struct degrade_job *job = arg;
+  const struct reg_attachment *at = &v->attachment;
+  int i = job->c.replica;
+
+  if (!at->attached || at->pid != job->pid || strcmp (at->host, job->host))
+    return ESTALE;
+  if (i >= v->nreplicas)
+    return EINVAL;
+  if (v->replicas[i].state == REG_OUT_OF_SYNC) {
+    job->c.epoch = at->epoch;
+    return 0;                   /* nothing to write */
+  }
+  job->c.epoch = at->epoch;
+  return change_state (v, &job->c);
+}
 
 static void
 pause_ms (int ms)
@@ -213,9 +239,9 @@ degrade_thread (void *arg)
 
   for (;;) {
     struct error err = { 0 };
-    struct state_change c = job->c;     /* the callback moves c.epoch */
-    if (registry_update (job->reg, job->volume, change_state, &c, &err) == 0) {
-      job->c = c;
+    if (registry_update (job->reg, job->volume, degrade_state, job, &err)
+        == 0) {
+      struct state_change c = job->c;
       job->err = 0;
       registry_event (job->reg, "degraded", job->volume, NULL, NULL,
                       "replica %d out of sync at epoch %llu", c.replica,
@@ -288,6 +314,8 @@ attach_degrade_next (struct attach *a)
                                    .epoch = a->epoch };
   job->fd = a->dg_pipe[1];
   job->stop = &a->dg_stop;
+  snprintf (job->host, sizeof job->host, "%s", a->host);
+  job->pid = getpid ();
   if (pthread_create (&a->dg_thread, NULL, degrade_thread, job) != 0) {
     registry_close (job->reg);
     free (job);

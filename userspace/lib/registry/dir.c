@@ -642,11 +642,11 @@ dir_server_list (struct registry *r, struct reg_server **out, int *n_out,
     if (ret == -ENOENT)
       continue;
     if (ret < 0 || strcmp (all[n].name, stem) != 0) {
+      if (ret == 0)
+        ret = error_set (&e2, EBADMSG, "registry %s: corrupt: holds server "
+                         "\"%s\"", path, all[n].name);
       closedir (dp);
       free (all);
-      if (ret == 0)
-        return error_set (err, EBADMSG, "registry %s: corrupt: holds server "
-                          "\"%s\"", path, all[n].name);
       if (err)
         *err = e2;
       return ret;

@@ -8,7 +8,9 @@
  * increasing, not contiguous): listing is a range from since + 1 sorted
  * by it.  Once the stream holds more than reg_events_max() events
  * (counted, keys only, after every append: events are rare), the oldest
- * keys go in one deleterange.  A follower asks every 250 ms for a count of newer keys.
+ * keys go in one deleterange.  A follower waits on a watch of the prefix
+ * from since + 1 (etcd_watch.c), and looks again a second later when a
+ * member will not be watched.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -177,17 +179,33 @@ etcd_event_wait (struct registry *r, uint64_t since, int timeout_ms,
                  struct error *err)
 {
   struct etcd_registry *e = etcd_of (r);
+  char dir[KEY_MAX];
   int64_t count;
   int ret;
 
-  for (int waited = 0; ; waited += 250) {
-    if ((ret = count_after (e, since, &count, err)) < 0)
-      return ret;
-    if (count > 0)
-      return 1;
-    if (waited >= timeout_ms)
-      return 0;
-    struct timespec ts = { 0, 250 * 1000000 };
-    nanosleep (&ts, NULL);
+  /* Anything newer already?  (Also what finds an endpoint that answers,
+   * for the watch.)
+   */
+  if ((ret = count_after (e, since, &count, err)) < 0)
+    return ret;
+  if (count > 0)
+    return 1;
+  events_dir (e, dir);
+  json_object *range = etcd_key_req (dir, true), *req = json_object_new_object ();
+  if (range == NULL || req == NULL) {
+    json_object_put (range);
+    json_object_put (req);
+    return etcd_reg_nomem (e, err);
   }
+  json_object_object_add (range, "start_revision",
+                          json_object_new_int64 ((int64_t) since + 1));
+  json_object_object_add (req, "create_request", range);
+  ret = etcd_watch_wait (&e->c, req, timeout_ms, NULL);
+  json_object_put (req);
+  if (ret >= 0)
+    return ret;
+  /* No watch from that member: look again after a pause instead. */
+  struct timespec ts = { timeout_ms / 1000, (long) (timeout_ms % 1000) * 1000000 };
+  nanosleep (&ts, NULL);
+  return 1;
 }

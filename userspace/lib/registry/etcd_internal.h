@@ -75,6 +75,14 @@ int etcd_call (struct etcd_client *c, const char *path, json_object *req,
 /* Jitter for retry pauses: different in every process. */
 uint64_t etcd_rand (struct etcd_client *c);
 
+/* etcd_watch.c: open a watch (req: {"create_request": ...}, not
+ * consumed) on the endpoint that answered last and wait until it
+ * reports a change (1) or timeout_ms pass quietly (0); a negative errno
+ * when the endpoint cannot be watched (the caller falls back).
+ */
+int etcd_watch_wait (struct etcd_client *c, json_object *req, int timeout_ms,
+                     struct error *err);
+
 /* ---- values from etcd (untrusted) ---------------------------------- */
 
 /* Base64 (RFC 4648, with padding).  encode: malloc'd, NUL-terminated
