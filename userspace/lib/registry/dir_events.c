@@ -4,9 +4,11 @@
  *                      under an flock of DIR/.events.lock, each with its
  *                      revision (the last line's + 1); mode 0600
  *
- * The file is trimmed, under the same lock and atomically (write a new
- * one, rename it over), to the newest reg_events_max() events once it
- * holds about twice that many; revisions stay as they were.  A torn
+ * An append reads only the file's tail (the last revision, and an
+ * estimate of how many events there are).  The file is trimmed, under
+ * the same lock and atomically (write a new one, rename it over), to the
+ * newest reg_events_max() events once it holds about twice that many;
+ * revisions stay as they were.  A torn
  * last line (a crash mid-append) or any line that does not parse is
  * skipped by readers and never numbered from.  Followers poll the
  * file's size.
@@ -111,6 +113,62 @@ each_event (char *text, size_t len, uint64_t since,
   return 0;
 }
 
+#define TAIL_BYTES (16u << 10)
+
+/* From the file's last TAIL_BYTES (all of it when smaller, or when no
+ * good line is there): the last good revision, whether the last line is
+ * torn, and about how many events the file holds (its size over the
+ * tail's bytes per event), so an append reads a few KiB, not the file.
+ */
+static int
+tail_info (const char *path, uint64_t *last, bool *torn, size_t *est,
+           struct error *err)
+{
+  char *buf = NULL;
+  struct stat st;
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+
+  *last = 0, *torn = false, *est = 0;
+  if (fd == -1)
+    return errno == ENOENT ? 0
+      : error_set (err, errno, "registry %s: %s", path, strerror (errno));
+  if (fstat (fd, &st) == -1 || (buf = malloc (TAIL_BYTES + 1)) == NULL) {
+    int e = errno ? errno : ENOMEM;
+    close (fd);
+    return error_set (err, e, "registry %s: %s", path, strerror (e));
+  }
+  off_t off = st.st_size > TAIL_BYTES ? st.st_size - TAIL_BYTES : 0;
+  ssize_t n = pread (fd, buf, (size_t) (st.st_size - off), off);
+  close (fd);
+  if (n < 0) {
+    free (buf);
+    return error_set (err, errno, "registry %s: %s", path, strerror (errno));
+  }
+  buf[n] = '\0';
+  *torn = n > 0 && buf[n - 1] != '\n';
+  /* The first line of a tail may be cut: start after it. */
+  char *p = buf, *nl;
+  if (off > 0 && (nl = memchr (buf, '\n', (size_t) n)) != NULL)
+    p = nl + 1;
+  size_t count;
+  each_event (p, (size_t) (buf + n - p), 0, NULL, NULL, &count, last);
+  free (buf);
+  if (*last == 0 && off > 0) {  /* no good line near the end: all of it */
+    char *text;
+    size_t len;
+    int ret = read_events (path, &text, &len, err);
+    if (ret < 0)
+      return ret;
+    each_event (text, len, 0, NULL, NULL, est, last);
+    free (text);
+    return 0;
+  }
+  *est = count && off > 0 ? (size_t) ((uint64_t) st.st_size * count /
+                                      (uint64_t) (n - (p - buf)))
+    : count;
+  return 0;
+}
+
 /* Keep the newest max lines: text is the whole file. */
 static int
 trim (const char *dir, const char *path, char *text, size_t len,
@@ -148,6 +206,7 @@ dir_event_append (struct registry *r, const struct reg_event *in,
   char *text = NULL, *line = NULL;
   size_t len, count;
   uint64_t last;
+  bool torn;
   int ret, lk = -1, fd = -1;
 
   if ((ret = events_path (r, "events.jsonl", path, sizeof path, err)) < 0 ||
@@ -160,9 +219,8 @@ dir_event_append (struct registry *r, const struct reg_event *in,
     ret = error_set (err, errno, "registry %s: %s", lockp, strerror (errno));
     goto out;
   }
-  if ((ret = read_events (path, &text, &len, err)) < 0)
+  if ((ret = tail_info (path, &last, &torn, &count, err)) < 0)
     goto out;
-  each_event (text ? text : "", len, 0, NULL, NULL, &count, &last);
   ev.revision = last + 1;
   line = reg_event_to_text (&ev);
   if (line == NULL) {
@@ -170,7 +228,6 @@ dir_event_append (struct registry *r, const struct reg_event *in,
     goto out;
   }
   /* A torn last line stays torn: start ours on a line of its own. */
-  bool torn = len > 0 && text[len - 1] != '\n';
   fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd == -1 || (torn && write_full (fd, "\n", 1) < 0) ||
       write_full (fd, line, strlen (line)) < 0 ||
@@ -180,8 +237,7 @@ dir_event_append (struct registry *r, const struct reg_event *in,
     goto out;
   }
   unsigned max = reg_events_max ();
-  if (count + 1 > 2 * (size_t) max) {
-    free (text);
+  if (count + 1 > 2 * (size_t) max) {       /* about; counted exactly now */
     if ((ret = read_events (path, &text, &len, err)) < 0)
       goto out;
     each_event (text, len, 0, NULL, NULL, &count, NULL);

@@ -493,6 +493,21 @@ etcd_remove (struct registry *r, const char *name, struct error *err)
   return ret;
 }
 
+int
+etcd_reg_range (struct etcd_registry *e, json_object *req, const char *what,
+                struct etcd_kv **kvs, int *n, struct error *err)
+{
+  json_object *resp;
+  const char *why = NULL;
+  int ret = etcd_reg_call (e, "/v3/kv/range", req, &resp, NULL, err);
+
+  if (ret < 0)
+    return ret;
+  ret = etcd_range_kvs (resp, kvs, n, &why);
+  json_object_put (resp);
+  return ret < 0 ? etcd_reg_bad_answer (e, what, why, err) : 0;
+}
+
 static int
 cmp_names (const void *a, const void *b)
 {
@@ -514,12 +529,8 @@ etcd_list (struct registry *r, char ***names_out, int *n_out,
   json_object *req = etcd_key_req (dir, true);
   if (req)
     json_object_object_add (req, "keys_only", json_object_new_boolean (1));
-  if ((ret = etcd_reg_call (e, "/v3/kv/range", req, &resp, NULL, err)) < 0)
+  if ((ret = etcd_reg_range (e, req, dir, &kv, &n, err)) < 0)
     return ret;
-  ret = etcd_range_kvs (resp, &kv, &n, &why);
-  json_object_put (resp);
-  if (ret < 0)
-    return etcd_reg_bad_answer (e, dir, why, err);
   char **names = n ? calloc (n, sizeof *names) : NULL;
   int count = 0;
   if (n && names == NULL) {

@@ -79,20 +79,14 @@ trim (struct etcd_registry *e, struct error *err)
   int64_t count;
   json_object *resp;
   struct etcd_kv *kv;
-  const char *why = NULL;
   int n, ret;
 
   if ((ret = count_after (e, 0, &count, err)) < 0 || count <= (int64_t) max)
     return ret;
-  ret = etcd_reg_call (e, "/v3/kv/range",
-                       range_req (e, 0, "KEY", false, true, count - max),
-                       &resp, NULL, err);
+  ret = etcd_reg_range (e, range_req (e, 0, "KEY", false, true, count - max),
+                        "the events", &kv, &n, err);
   if (ret < 0)
     return ret;
-  ret = etcd_range_kvs (resp, &kv, &n, &why);
-  json_object_put (resp);
-  if (ret < 0)
-    return etcd_reg_bad_answer (e, "the events", why, err);
   if (n > 0) {
     char dir[KEY_MAX], *end = malloc (kv[n - 1].key_len + 2);
     events_dir (e, dir);
@@ -148,20 +142,13 @@ etcd_event_list (struct registry *r, uint64_t since,
                  struct error *err)
 {
   struct etcd_registry *e = etcd_of (r);
-  json_object *resp;
   struct etcd_kv *kv;
-  const char *why = NULL;
   int n, ret;
 
-  ret = etcd_reg_call (e, "/v3/kv/range",
-                       range_req (e, since, "MOD", false, false, 0), &resp,
-                       NULL, err);
+  ret = etcd_reg_range (e, range_req (e, since, "MOD", false, false, 0),
+                        "the events", &kv, &n, err);
   if (ret < 0)
     return ret;
-  ret = etcd_range_kvs (resp, &kv, &n, &why);
-  json_object_put (resp);
-  if (ret < 0)
-    return etcd_reg_bad_answer (e, "the events", why, err);
   for (int i = 0; i < n && ret == 0; i++) {
     struct reg_event ev;
     if (kv[i].mod_revision <= (int64_t) since ||

@@ -186,6 +186,12 @@ int etcd_reg_bad_answer (struct etcd_registry *e, const char *key,
                          const char *why, struct error *err);
 int etcd_reg_nomem (struct etcd_registry *e, struct error *err);
 void etcd_kvs_free (struct etcd_kv *kv, int n);
+/* POST the range req (consumed) and decode its kvs: *kvs (free with
+ * etcd_kvs_free), *n.  what names the range in a bad answer's reason.
+ */
+int etcd_reg_range (struct etcd_registry *e, json_object *req,
+                    const char *what, struct etcd_kv **kvs, int *n,
+                    struct error *err);
 /* A new lease of ttl seconds: *id. */
 int etcd_reg_grant (struct etcd_registry *e, unsigned ttl, int64_t *id,
                     struct error *err);

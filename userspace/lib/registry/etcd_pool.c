@@ -137,13 +137,9 @@ etcd_server_list (struct registry *r, struct reg_server **out, int *n_out,
   int n, ret;
 
   snprintf (dir, sizeof dir, "%s/servers/", e->prefix);
-  if ((ret = etcd_reg_call (e, "/v3/kv/range", etcd_key_req (dir, true), &resp, NULL,
-                   err)) < 0)
+  if ((ret = etcd_reg_range (e, etcd_key_req (dir, true), dir, &kv, &n,
+                             err)) < 0)
     return ret;
-  ret = etcd_range_kvs (resp, &kv, &n, &why);
-  json_object_put (resp);
-  if (ret < 0)
-    return etcd_reg_bad_answer (e, dir, why, err);
   struct reg_server *all = n ? calloc (n, sizeof *all) : NULL;
   bool *alive = n ? calloc (n, sizeof *alive) : NULL;
   if (n && (all == NULL || alive == NULL)) {
