@@ -26,11 +26,13 @@ cmd_attach (int argc, char **argv)
     { "resync-rate", required_argument, NULL, 'r' },
     { "host", required_argument, NULL, 'H' },
     { "lease-ttl", required_argument, NULL, 'L' },
+    { "heal-after", required_argument, NULL, 'A' },
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
   struct attach_opts o = { .timeout_ms = 10000 };
+  const char *heal_after = NULL;
   uint64_t t, queues = 1, depth = 128;
   const char *nbd = NULL, *nbd_device = NULL, *device = NULL;
   bool ublk = false;
@@ -91,6 +93,13 @@ cmd_attach (int argc, char **argv)
         return usage_error ("attach", "--lease-ttl must be 3 to 3600 "
                             "seconds, not '%s'", optarg);
       o.lease_ttl = (unsigned) t;
+      break;
+    case 'A':
+      if (parse_heal_after (optarg, &o.heal_after) < 0)
+        return usage_error ("attach", "--heal-after must be a duration "
+                            "like 30s, 5m or 2h (0: never), at most 30d, "
+                            "not '%s'", optarg);
+      heal_after = optarg;
       break;
     case 't':
       if (parse_uint (optarg, 1, 3600, &t) == -1)
@@ -196,6 +205,8 @@ cmd_attach (int argc, char **argv)
       return EXIT_FAILURE;
     }
   }
+  if (heal_after == NULL)
+    o.heal_after = default_heal_after (reg);
   int rc = attach_run (reg, &o);
   registry_close (reg);
   tls_creds_free (o.nbd_tls);

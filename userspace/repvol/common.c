@@ -211,3 +211,39 @@ note_event (struct registry *r, const char *type, const char *vol,
   if (registry_event (r, type, vol, NULL, &err, "%s", details) < 0)
     log_warn ("%s: event %s not recorded: %s", vol, type, error_msg (&err));
 }
+
+int
+parse_heal_after (const char *s, unsigned *out)
+{
+  uint64_t v;
+
+  if (parse_duration (s, 0, 30 * 86400, &v) == -1)
+    return -1;
+  *out = (unsigned) v;
+  return 0;
+}
+
+unsigned
+default_heal_after (struct registry *r)
+{
+  char val[REG_SETTING_MAX];
+  struct error err = { 0 };
+  unsigned v;
+  int ret = registry_setting_get (r, REG_SETTING_HEAL_AFTER, val, sizeof val,
+                                  &err);
+
+  if (ret == -ENOENT)
+    return ATTACH_HEAL_AFTER;
+  if (ret < 0) {
+    log_warn ("cannot read the registry's heal-after setting (using %d s): "
+              "%s", ATTACH_HEAL_AFTER, error_msg (&err));
+    return ATTACH_HEAL_AFTER;
+  }
+  if (parse_heal_after (val, &v) < 0) {
+    log_warn ("the registry's heal-after setting '%s' is not a duration "
+              "(using %d s; repvol settings heal-after DURATION)", val,
+              ATTACH_HEAL_AFTER);
+    return ATTACH_HEAL_AFTER;
+  }
+  return v;
+}

@@ -70,7 +70,7 @@ static const struct verb verbs[] = {
     "         | --nbd-device /dev/nbdN|auto | --device auto\n"
     "         [--timeout SECONDS] [--no-takeover] [--force]\n"
     "         [--force-stale SERVER] [--resync-rate SIZE] [--host NAME]\n"
-    "         [--lease-ttl SECONDS]",
+    "         [--lease-ttl SECONDS] [--heal-after DURATION]",
     "Attach the volume on this host and serve it, in the foreground, until\n"
     "SIGTERM, SIGINT or 'repvol detach VOL' (exit 0), or until a newer\n"
     "attachment fences it (exit 3).  Serve it one way:\n"
@@ -103,7 +103,11 @@ static const struct verb verbs[] = {
     "  --host NAME          this host's name in the registry (default:\n"
     "                       $REPVOL_HOST, else the host name)\n"
     "  --lease-ttl SECONDS  the attach lease: other hosts may take the\n"
-    "                       volume over once it is this old (default 10)\n" },
+    "                       volume over once it is this old (default 10)\n"
+    "  --heal-after DURATION  replace a replica unreachable this long (30s,\n"
+    "                       5m, 2h; 0: never) by a spare from the pool\n"
+    "                       (default: the registry's heal-after setting,\n"
+    "                       else 5m)\n" },
   { "detach", cmd_detach,
     "detach VOL [--timeout SECONDS]",
     "Stop the attach process of VOL on this host and wait until it has\n"
@@ -158,19 +162,46 @@ static const struct verb verbs[] = {
     "  --json               machine-readable output (without --reset)\n"
     "  --timeout SECONDS    per-server timeout (default 5)\n" },
   { "server", cmd_server,
-    "server list [--json]",
-    "List the server pool: every repvold started with --registry, with its\n"
-    "zone, the address it advertises, its state (up; down once its lease\n"
-    "ran out or it stopped; draining), its data directory's capacity and\n"
-    "free space, and the replicas it holds.\n"
+    "server list [--json]\n"
+    "       repvol server drain NAME [--wait] [--timeout SECONDS]\n"
+    "       repvol server undrain NAME",
+    "list: the server pool, every repvold started with --registry, with\n"
+    "its zone, the address it advertises, its state (up; down once its\n"
+    "lease ran out or it stopped; draining(N) with N replicas left to\n"
+    "move), its data directory's capacity and free space, and the replicas\n"
+    "it holds.  drain: mark the server draining (placement skips it) and\n"
+    "move every replica it holds to spares, online: attached volumes in\n"
+    "their attach, one replica at a time, detached ones here.  undrain:\n"
+    "clear the mark.\n"
     "\n"
-    "  --json               a JSON array, one object per server\n" },
+    "  --json               a JSON array, one object per server\n"
+    "  --wait               drain: wait until no replica is left on it\n"
+    "  --timeout SECONDS    how long --wait waits (default 3600)\n" },
+  { "heal", cmd_heal,
+    "heal [VOL...] [--heal-after DURATION]",
+    "One healing pass over the volumes (all of them by default), for a\n"
+    "timer: a detached volume whose replicas are not all in sync is\n"
+    "attached for the job: replicas that answer are caught up, those\n"
+    "unreachable longer than heal-after are replaced by spares from the\n"
+    "pool (placement rules) and copied to; stale copies of replicas\n"
+    "replaced earlier are deleted where their servers answer.  Attached\n"
+    "volumes heal in their attach.  Prints what it did.\n"
+    "\n"
+    "  --heal-after DURATION  as attach's (default: the heal-after setting,\n"
+    "                       else 5m)\n" },
+  { "settings", cmd_settings,
+    "settings [KEY [VALUE | --unset]]",
+    "Show or set the registry-wide defaults every host follows.  Known:\n"
+    "heal-after (a duration, 0: never heal; default 5m).\n"
+    "\n"
+    "  --unset              back to the built-in default\n" },
   { "events", cmd_events,
     "events [--follow] [--since REVISION] [--json] [--volume VOL]",
     "The registry's events, oldest first: every volume's created, attached,\n"
     "detached, fenced, degraded, resync-started, resync-done,\n"
-    "replica-replaced, snapshot-done, restore-done and deleted, and the\n"
-    "pool's server-up and server-down; each with its revision, time (UTC),\n"
+    "replica-replaced, heal-started, stale-deleted, snapshot-done,\n"
+    "restore-done and deleted, and the pool's server-up, server-down,\n"
+    "drain-started and drain-done; each with its revision, time (UTC),\n"
     "volume or server, the host that recorded it and details.\n"
     "\n"
     "  --follow             then print new events as they come (until\n"

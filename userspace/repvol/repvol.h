@@ -46,6 +46,8 @@ int cmd_snapshot (int argc, char **argv);
 int cmd_epoch (int argc, char **argv);
 int cmd_server (int argc, char **argv);
 int cmd_events (int argc, char **argv);
+int cmd_heal (int argc, char **argv);
+int cmd_settings (int argc, char **argv);
 
 /* "repvol snapshot SUBVERB": argv[0] is the sub-verb. */
 int cmd_snapshot_create (int argc, char **argv);      /* cmd_snapshot.c */
@@ -116,6 +118,21 @@ void note_event (struct registry *r, const char *type, const char *vol,
  */
 int verb_volume (int argc, char **argv, const char *verb, const char **vol,
                  struct registry **reg, struct reg_volume *v);
+
+/* --heal-after and the heal-after setting: a duration up to 30 days,
+ * 0 meaning never.  0 or -1.  default_heal_after: the registry's
+ * setting (repvol settings), else ATTACH_HEAL_AFTER; a bad setting is
+ * a warning.
+ */
+int parse_heal_after (const char *s, unsigned *out);
+unsigned default_heal_after (struct registry *r);
+
+/* cmd_heal.c: attach detached volume vol for one healing job (move: a
+ * draining server to move its replica away from, or NULL).  An exit
+ * code.
+ */
+int heal_detached (struct registry *reg, const char *vol,
+                   unsigned heal_after, const char *move);
 
 /* This host's name as attach records it. */
 const char *this_host (void);

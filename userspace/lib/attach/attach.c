@@ -99,7 +99,8 @@ claim (struct reg_volume *v, void *arg)
               a->o->spec);
   else                          /* no frontend: one job, then detach */
     snprintf (at->frontend, sizeof at->frontend, "%s", a->o->job ==
-              ATTACH_SNAPSHOT ? "snapshot" : "restore");
+              ATTACH_SNAPSHOT ? "snapshot" : a->o->job == ATTACH_HEAL
+              ? "heal" : "restore");
   at->epoch = v->epoch;
   at->since = time (NULL);
   at->heartbeat = at->since;
@@ -570,6 +571,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
       rc = ATTACH_EXIT_FENCED;
     goto out;
   }
+  attach_heal_start (&a);
   if (a.unclean) {
     /* The former attach may have died with writes on some replicas
      * and not others: make them equal (reads meanwhile come from one).
@@ -644,6 +646,8 @@ attach_run (struct registry *reg, const struct attach_opts *o)
  out:
   a.detaching = true;           /* a stop still deferred finds nothing to do */
   control_stop (a.ctl);
+  if (a.loop)
+    attach_heal_stop (&a);
   attach_reconnect_fini (&a);
   if (a.loop)
     attach_degrade_fini (&a);

@@ -69,6 +69,12 @@ struct attach_opts {
    */
   const char *host;
   unsigned lease_ttl;
+  /* Self-healing (docs/DESIGN.md, "Self-healing"): a replica that has
+   * been unreachable this many seconds is replaced by a spare from the
+   * pool, chosen by the placement rules, and copied in full while the
+   * volume serves.  0: never.
+   */
+  unsigned heal_after;
 
   /* Instead of serving (frontend NULL): attach, do one job, detach.
    * Its event lines (see snapshot/snapshot.h) go to job_line.
@@ -77,7 +83,12 @@ struct attach_opts {
     ATTACH_SERVE = 0,
     ATTACH_SNAPSHOT,            /* snapshot to snap_url as snap_name */
     ATTACH_RESTORE,             /* hydrate every chunk of a restore */
+    ATTACH_HEAL,                /* heal (and move_server away), resync */
   } job;
+  /* ATTACH_HEAL: also move the replica on this server elsewhere (a
+   * drain); NULL: none.
+   */
+  const char *move_server;
   const char *snap_url, *snap_name;
   void (*job_line) (void *opaque, const char *line);
   void *job_opaque;
@@ -88,6 +99,17 @@ struct attach_opts {
  * prints one-line errors itself.
  */
 int attach_run (struct registry *reg, const struct attach_opts *o);
+
+#define ATTACH_HEAL_AFTER 300    /* seconds: the default --heal-after */
+
+/* Delete the stale copies a heal or drain left on servers that were
+ * away (the volume's "retired" list), where the server answers now; each
+ * deletion is dropped from the list.  Returns how many were deleted;
+ * say (may be NULL) gets a line for each one deleted or still kept.
+ */
+int attach_sweep_retired (struct registry *reg, const char *volume,
+                          void (*say) (void *opaque, const char *line),
+                          void *opaque);
 
 /* Is at a CLI verb's hold on the volume (ATTACH_*_CLAIM), not an attach? */
 bool attach_is_hold (const struct reg_attachment *at);

@@ -82,6 +82,11 @@ struct attach {
   pthread_t dg_thread;
   int dg_pipe[2];
   struct loop_watch dg_watch;
+  /* Self-healing (attach_heal.c): when each replica was first seen
+   * lost (wall clock; 0: not lost), heal jobs on threads of their own,
+   * and the sweep of stale copies.
+   */
+  struct attach_heal *heal;
 };
 
 /* A change of replica states (attach_state.c). */
@@ -193,6 +198,16 @@ void attach_degrade_fini (struct attach *a);
  */
 void attach_lease_start (struct attach *a);
 void attach_lease_stop (struct attach *a);
+
+/* ---- attach_heal.c ---- */
+
+/* Start watching for replicas to heal (after a->dev exists), and stop
+ * (joins jobs still running, each bounded by the replica timeout).
+ */
+void attach_heal_start (struct attach *a);
+void attach_heal_stop (struct attach *a);
+/* Is a heal job replacing replica i now?  (Reconnection waits.) */
+bool attach_heal_busy (struct attach *a, int i);
 
 /* ---- attach_reconnect.c ---- */
 

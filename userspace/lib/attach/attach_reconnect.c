@@ -104,7 +104,7 @@ attach_reconnect (void *opaque, int i)
   struct attach *a = opaque;
   struct reconnect_job *job;
 
-  if (a->rc_running[i] || a->rc_pipe[1] < 0 ||
+  if (a->rc_running[i] || a->rc_pipe[1] < 0 || attach_heal_busy (a, i) ||
       (job = calloc (1, sizeof *job)) == NULL)
     return NULL;
   job->replica = i;

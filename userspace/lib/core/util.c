@@ -96,6 +96,37 @@ parse_uint (const char *s, uint64_t min, uint64_t max, uint64_t *out)
 }
 
 int
+parse_duration (const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+  static const struct { char unit; uint64_t mult; } units[] = {
+    { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+  };
+  char num[24];
+  uint64_t v, mult = 1;
+  size_t len = s ? strlen (s) : 0;
+
+  if (len == 0 || len >= sizeof num) {
+    errno = EINVAL;
+    return -1;
+  }
+  memcpy (num, s, len + 1);
+  for (size_t i = 0; i < ARRAY_SIZE (units); i++)
+    if (len > 1 && num[len - 1] == units[i].unit) {
+      mult = units[i].mult;
+      num[len - 1] = '\0';
+    }
+  if (parse_uint (num, 0, UINT64_MAX / 86400, &v) == -1)
+    return -1;
+  v *= mult;
+  if (v < min || v > max) {
+    errno = ERANGE;
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+int
 parse_size (const char *s, uint64_t *out)
 {
   char *end;

@@ -98,6 +98,11 @@ int hostport_split (const char *s, char *host, size_t hostlen,
 
 /* Parse an unsigned decimal integer within [min, max]. */
 int parse_uint (const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* A duration in seconds within [min, max]: a decimal number with an
+ * optional unit s, m, h or d ("90", "30s", "5m", "2h").  -1, errno set.
+ */
+int parse_duration (const char *s, uint64_t min, uint64_t max,
+                    uint64_t *out);
 
 /* A volume or server name: 1..63 of [A-Za-z0-9._-], not starting with '.'. */
 bool valid_name (const char *s);

@@ -100,6 +100,9 @@ void engine_mark_all_dirty (struct bdev *engine);
  */
 void engine_fence (struct bdev *engine);
 
+/* Replica i's state now (healing and jobs watch it). */
+enum engine_rep_state engine_replica_state (struct bdev *engine, int i);
+
 /* A lost replica answers again (see hooks.reconnect): catch it up. */
 void engine_replica_back (struct bdev *engine, int i, struct bdev *b);
 

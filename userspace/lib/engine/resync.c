@@ -363,6 +363,14 @@ resync_reset (struct resync *rs)
   rs->next = rs->total = rs->done = rs->done_last = 0;
 }
 
+enum engine_rep_state
+engine_replica_state (struct bdev *b, int i)
+{
+  struct engine *e = b->priv;
+
+  return i >= 0 && i < e->n ? e->state[i] : ENGINE_OUT;
+}
+
 void
 engine_replica_back (struct bdev *b, int i, struct bdev *nb)
 {

@@ -39,6 +39,18 @@ struct registry_ops {
                       struct error *err);
   int (*server_list) (struct registry *r, struct reg_server **servers,
                       int *n, struct error *err);
+  /* Mark a known server draining (on) or not; the mark is kept apart
+   * from the record the server rewrites at every refresh.
+   */
+  int (*server_drain) (struct registry *r, const char *name, bool on,
+                       struct error *err);
+  /* Registry-wide settings: get (-ENOENT when unset), put (value NULL:
+   * unset).
+   */
+  int (*setting_get) (struct registry *r, const char *key, char *value,
+                      size_t len, struct error *err);
+  int (*setting_put) (struct registry *r, const char *key,
+                      const char *value, struct error *err);
   /* Events: append ev (revision set by the backend); list those after
    * since in order; wait until one after since may exist or timeout_ms
    * passed (1 or 0).

@@ -15,7 +15,8 @@
  *     "fenced": null | (the same; "reason": why it was fenced),
  *     "chunk_size", "cbt": { "valid", "base_url", "base_name" },
  *     "restore"?: { "url", "snapshot", "chunks_total",
- *                   "chunks_hydrated", "state", "error"? } }
+ *                   "chunks_hydrated", "state", "error"? },
+ *     "retired"?: [ { "server", "addr" } ... ] }
  *
  * The reader requires format, name, size, block_size, epoch and
  * replicas; other keys may be absent (older records) and unknown keys
@@ -66,6 +67,12 @@ volume_bad (const struct reg_volume *v)
   if (v->attachment.attached &&
       (v->attachment.pid <= 0 || v->attachment.host[0] == '\0'))
     return "attachment without host or pid";
+  if (v->nretired < 0 || v->nretired > REG_MAX_REPLICAS)
+    return "number of retired replicas out of range";
+  for (int i = 0; i < v->nretired; i++)
+    if (v->retired[i].addr[0] == '\0' ||
+        strnlen (v->retired[i].addr, REG_ADDR_MAX) == REG_ADDR_MAX)
+      return "retired replica addr empty or too long";
   return NULL;
 }
 
@@ -167,6 +174,18 @@ reg_volume_json (const struct reg_volume *v)
     if (v->restore.error[0])
       json_object_object_add (rs, "error", json_object_new_string (v->restore.error));
     json_object_object_add (o, "restore", rs);
+  }
+  if (v->nretired) {
+    json_object *ret = json_object_new_array ();
+    for (int i = 0; i < v->nretired; i++) {
+      json_object *r = json_object_new_object ();
+      json_object_object_add (r, "server",
+                              json_object_new_string (v->retired[i].server));
+      json_object_object_add (r, "addr",
+                              json_object_new_string (v->retired[i].addr));
+      json_object_array_add (ret, r);
+    }
+    json_object_object_add (o, "retired", ret);
   }
 
   return o;
@@ -465,6 +484,31 @@ volume_from_json (const char *text, size_t len, struct reg_volume *v,
                                              &v->restore.chunks_hydrated, why));
     TRY ("restore.error", get_str (rs, "error", false, v->restore.error,
                                    sizeof v->restore.error, why));
+  }
+
+  *field = "retired";
+  json_object *ret_a = member (o, "retired", json_type_array, false, why);
+  if (*why)
+    goto out;
+  if (ret_a) {
+    size_t nr = json_object_array_length (ret_a);
+    if (nr > REG_MAX_REPLICAS) {
+      *why = "holds more than 8 entries";
+      goto out;
+    }
+    for (size_t i = 0; i < nr; i++) {
+      json_object *r = json_object_array_get_idx (ret_a, i);
+      struct reg_retired *rt = &v->retired[i];
+      if (!json_object_is_type (r, json_type_object)) {
+        *why = "element is not an object";
+        goto out;
+      }
+      TRY ("retired[].server", get_str (r, "server", false, rt->server,
+                                        sizeof rt->server, why));
+      TRY ("retired[].addr", get_str (r, "addr", true, rt->addr,
+                                      sizeof rt->addr, why));
+    }
+    v->nretired = nr;
   }
 
   *field = "";

@@ -493,14 +493,15 @@ dir_list (struct registry *r, char ***names_out, int *n_out,
 /* ---- the server pool: DIR/servers/NAME.json ---------------------------- */
 
 static int
-server_path (struct dir_registry *d, const char *name, bool tmp, char *buf,
-             size_t size, struct error *err)
+server_file (struct dir_registry *d, const char *name, const char *suffix,
+             char *buf, size_t size, struct error *err)
 {
   if (!valid_name (name))
     return error_set (err, EINVAL, "registry %s: invalid server name '%s'",
                       d->path, name);
-  int n = snprintf (buf, size, "%s/servers/%s%s%s", d->path, tmp ? "." : "",
-                    name, tmp ? ".json.tmp" : ".json");
+  int n = snprintf (buf, size, "%s/servers/%s%s%s", d->path,
+                    strcmp (suffix, ".json.tmp") == 0 ? "." : "", name,
+                    suffix);
   if (n < 0 || (size_t) n >= size)
     return error_set (err, ENAMETOOLONG, "registry %s: path too long",
                       d->path);
@@ -514,8 +515,8 @@ write_server (struct dir_registry *d, const struct reg_server *s,
   char path[PATH_MAX], tmp[PATH_MAX], dir[PATH_MAX];
   int ret;
 
-  if ((ret = server_path (d, s->name, false, path, sizeof path, err)) < 0 ||
-      (ret = server_path (d, s->name, true, tmp, sizeof tmp, err)) < 0)
+  if ((ret = server_file (d, s->name, ".json", path, sizeof path, err)) < 0 ||
+      (ret = server_file (d, s->name, ".json.tmp", tmp, sizeof tmp, err)) < 0)
     return ret;
   snprintf (dir, sizeof dir, "%s/servers", d->path);
   if ((mkdir (d->path, 0700) == -1 && errno != EEXIST) ||
@@ -590,11 +591,31 @@ dir_server_down (struct registry *r, const char *name, struct error *err)
   struct reg_server s;
   int ret;
 
-  if ((ret = server_path (d, name, false, path, sizeof path, err)) < 0 ||
+  if ((ret = server_file (d, name, ".json", path, sizeof path, err)) < 0 ||
       (ret = read_server (d, path, &s, err)) < 0)
     return ret;
   s.up = false;
   return write_server (d, &s, err);
+}
+
+/* The drain mark: DIR/servers/NAME.drain, empty; its presence is the mark. */
+static int
+dir_server_drain (struct registry *r, const char *name, bool on,
+                  struct error *err)
+{
+  struct dir_registry *d = to_dir (r);
+  char path[PATH_MAX];
+  int ret;
+
+  if ((ret = server_file (d, name, ".drain", path, sizeof path, err)) < 0)
+    return ret;
+  if (on)
+    ret = atomic_replace (AT_FDCWD, path, NULL, "", 0, 0600);
+  else
+    ret = unlink (path) == -1 && errno != ENOENT ? -errno : 0;
+  if (ret < 0)
+    return error_set (err, -ret, "registry %s: %s", path, strerror (-ret));
+  return 0;
 }
 
 static int
@@ -636,7 +657,7 @@ dir_server_list (struct registry *r, struct reg_server **out, int *n_out,
       all = na;
     }
     struct error e2 = { 0 };
-    int ret = server_path (d, stem, false, path, sizeof path, &e2);
+    int ret = server_file (d, stem, ".json", path, sizeof path, &e2);
     if (ret == 0)
       ret = read_server (d, path, &all[n], &e2);
     if (ret == -ENOENT)
@@ -654,6 +675,8 @@ dir_server_list (struct registry *r, struct reg_server **out, int *n_out,
     struct reg_server *s = &all[n];
     s->up = s->up && now - s->heartbeat <= (time_t) s->ttl &&
       s->heartbeat <= now + 1;
+    if (server_file (d, stem, ".drain", path, sizeof path, NULL) == 0)
+      s->draining = access (path, F_OK) == 0;
     n++;
   }
   closedir (dp);
@@ -665,6 +688,50 @@ dir_server_list (struct registry *r, struct reg_server **out, int *n_out,
   }
   *out = all;
   *n_out = n;
+  return 0;
+}
+
+/* ---- settings: DIR/settings/KEY, the value as text ----------------------- */
+
+static int
+dir_setting_get (struct registry *r, const char *key, char *value,
+                 size_t len, struct error *err)
+{
+  struct dir_registry *d = to_dir (r);
+  char path[PATH_MAX];
+
+  snprintf (path, sizeof path, "%s/settings/%s", d->path, key);
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1)
+    return error_set (err, errno, "registry %s: %s", path, strerror (errno));
+  ssize_t n = pread (fd, value, len - 1, 0);
+  int e = errno;
+  close (fd);
+  if (n < 0)
+    return error_set (err, e, "registry %s: %s", path, strerror (e));
+  value[n] = '\0';
+  return 0;
+}
+
+static int
+dir_setting_put (struct registry *r, const char *key, const char *value,
+                 struct error *err)
+{
+  struct dir_registry *d = to_dir (r);
+  char dir[PATH_MAX], path[PATH_MAX];
+  int ret = 0;
+
+  snprintf (dir, sizeof dir, "%s/settings", d->path);
+  snprintf (path, sizeof path, "%s/settings/%s", d->path, key);
+  if (value == NULL)
+    ret = unlink (path) == -1 && errno != ENOENT ? -errno : 0;
+  else if ((mkdir (d->path, 0700) == -1 && errno != EEXIST) ||
+           (mkdir (dir, 0700) == -1 && errno != EEXIST))
+    ret = -errno;
+  else
+    ret = atomic_replace (AT_FDCWD, path, NULL, value, strlen (value), 0600);
+  if (ret < 0)
+    return error_set (err, -ret, "registry %s: %s", path, strerror (-ret));
   return 0;
 }
 
@@ -695,6 +762,9 @@ static const struct registry_ops dir_ops = {
   .server_put = dir_server_put,
   .server_down = dir_server_down,
   .server_list = dir_server_list,
+  .server_drain = dir_server_drain,
+  .setting_get = dir_setting_get,
+  .setting_put = dir_setting_put,
   .event_append = dir_event_append,
   .event_list = dir_event_list,
   .event_wait = dir_event_wait,

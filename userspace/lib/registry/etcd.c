@@ -280,6 +280,45 @@ etcd_get (struct registry *r, const char *name, struct reg_volume *v,
   return ret;
 }
 
+/* Settings: PREFIX/settings/KEY, the value as text. */
+static int
+etcd_setting_get (struct registry *r, const char *key, char *value,
+                  size_t len, struct error *err)
+{
+  struct etcd_registry *e = etcd_of (r);
+  char k[KEY_MAX];
+  struct etcd_kv *kv;
+
+  snprintf (k, sizeof k, "%s/settings/%s", e->prefix, key);
+  int ret = read_key (e, k, &kv, err);
+  if (ret == -ENOENT)
+    return error_set (err, ENOENT, "registry %s: setting %s is not set",
+                      e->loc, key);
+  if (ret < 0)
+    return ret;
+  snprintf (value, len, "%.*s", (int) kv->value_len,
+            kv->value ? (const char *) kv->value : "");
+  etcd_kvs_free (kv, 1);
+  return 0;
+}
+
+static int
+etcd_setting_put (struct registry *r, const char *key, const char *value,
+                  struct error *err)
+{
+  struct etcd_registry *e = etcd_of (r);
+  char k[KEY_MAX];
+  json_object *resp;
+
+  snprintf (k, sizeof k, "%s/settings/%s", e->prefix, key);
+  int ret = etcd_reg_call (e, value ? "/v3/kv/put" : "/v3/kv/deleterange",
+                           value ? etcd_kv_req (k, value, strlen (value), 0)
+                           : etcd_key_req (k, false), &resp, NULL, err);
+  if (ret == 0)
+    json_object_put (resp);
+  return ret;
+}
+
 /* The lease receipts are put under: granted on first use, in each
  * process (a child's parent may let its own expire), and again when
  * half of its time has passed, so a receipt outlives any check of it.
@@ -520,9 +559,7 @@ etcd_list (struct registry *r, char ***names_out, int *n_out,
 {
   struct etcd_registry *e = etcd_of (r);
   char dir[KEY_MAX];
-  json_object *resp;
   struct etcd_kv *kv;
-  const char *why = NULL;
   int n, ret;
 
   snprintf (dir, sizeof dir, "%s/volumes/", e->prefix);
@@ -645,6 +682,9 @@ static const struct registry_ops etcd_ops = {
   .server_put = etcd_server_put,
   .server_down = etcd_server_down,
   .server_list = etcd_server_list,
+  .server_drain = etcd_server_drain,
+  .setting_get = etcd_setting_get,
+  .setting_put = etcd_setting_put,
   .event_append = etcd_event_append,
   .event_list = etcd_event_list,
   .event_wait = etcd_event_wait,

@@ -203,5 +203,7 @@ int etcd_server_down (struct registry *r, const char *name,
                       struct error *err);
 int etcd_server_list (struct registry *r, struct reg_server **servers,
                       int *n, struct error *err);
+int etcd_server_drain (struct registry *r, const char *name, bool on,
+                       struct error *err);
 
 #endif

@@ -6,6 +6,9 @@
  *                              the key's presence is what "up" means
  *   PREFIX/servers/NAME/info   the same record without a lease, so a
  *                              server that went down is still listed
+ *   PREFIX/servers/NAME/drain  present while the server is draining
+ *                              (repvol server drain): apart from the
+ *                              record, which the server rewrites
  *
  * A repvold keeps one handle for its registration: the lease it granted
  * is kept alive by each put, and granted anew when etcd says it expired
@@ -131,9 +134,7 @@ etcd_server_list (struct registry *r, struct reg_server **out, int *n_out,
 {
   struct etcd_registry *e = etcd_of (r);
   char dir[KEY_MAX];
-  json_object *resp;
   struct etcd_kv *kv;
-  const char *why = NULL;
   int n, ret;
 
   snprintf (dir, sizeof dir, "%s/servers/", e->prefix);
@@ -156,6 +157,7 @@ etcd_server_list (struct registry *r, struct reg_server **out, int *n_out,
     const char *k = kv[i].key + dl, *slash = strchr (k, '/');
     size_t nl = slash ? (size_t) (slash - k) : strlen (k);
     bool is_info = slash && strcmp (slash, "/info") == 0;
+    /* NAME/drain is read below, once every server is known. */
     if (strncmp (kv[i].key, dir, dl) != 0 || nl >= sizeof name ||
         (slash && !is_info))
       continue;
@@ -179,14 +181,26 @@ etcd_server_list (struct registry *r, struct reg_server **out, int *n_out,
     if (j >= 0 && strcmp (all[j].name, name) == 0) {
       /* The alive record (fresher) is kept; info only says it is known. */
       if (!is_info) {
+        s.draining = false;
         all[j] = s;
         alive[j] = true;
       }
       continue;
     }
+    s.draining = false;         /* only the drain key says so */
     all[count] = s;
     alive[count] = !is_info;
     count++;
+  }
+  for (int i = 0; i < n; i++) {
+    const char *k = kv[i].key + dl, *slash = strchr (k, '/');
+    if (strncmp (kv[i].key, dir, dl) != 0 || !slash ||
+        strcmp (slash, "/drain") != 0)
+      continue;
+    for (int j = 0; j < count; j++)
+      if (strlen (all[j].name) == (size_t) (slash - k) &&
+          strncmp (all[j].name, k, slash - k) == 0)
+        all[j].draining = true;
   }
   etcd_kvs_free (kv, n);
   for (int i = 0; i < count; i++)
@@ -201,4 +215,22 @@ etcd_server_list (struct registry *r, struct reg_server **out, int *n_out,
   *out = all;
   *n_out = count;
   return 0;
+}
+
+int
+etcd_server_drain (struct registry *r, const char *name, bool on,
+                   struct error *err)
+{
+  struct etcd_registry *e = etcd_of (r);
+  char key[KEY_MAX];
+  json_object *resp, *req;
+  int ret;
+
+  snprintf (key, sizeof key, "%s/servers/%s/drain", e->prefix, name);
+  req = on ? etcd_kv_req (key, "1", 1, 0) : etcd_key_req (key, false);
+  ret = etcd_reg_call (e, on ? "/v3/kv/put" : "/v3/kv/deleterange", req,
+                       &resp, NULL, err);
+  if (ret == 0)
+    json_object_put (resp);
+  return ret;
 }

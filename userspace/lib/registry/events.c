@@ -23,7 +23,8 @@
 static const char *const event_types[] = {
   "created", "attached", "detached", "fenced", "degraded", "resync-started",
   "resync-done", "replica-replaced", "snapshot-done", "restore-done",
-  "server-up", "server-down", "deleted",
+  "server-up", "server-down", "deleted", "heal-started", "stale-deleted",
+  "drain-started", "drain-done",
 };
 
 static bool

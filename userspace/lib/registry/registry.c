@@ -265,6 +265,49 @@ registry_server_list (struct registry *r, struct reg_server **servers,
   return r->ops->server_list (r, servers, n, err);
 }
 
+static bool
+known_setting (const char *key)
+{
+  return key && strcmp (key, REG_SETTING_HEAL_AFTER) == 0;
+}
+
+int
+registry_setting_get (struct registry *r, const char *key, char *value,
+                      size_t len, struct error *err)
+{
+  if (!known_setting (key))
+    return error_set (err, EINVAL, "no setting '%s'", key ? key : "");
+  if (value == NULL || len == 0)
+    return error_set (err, EINVAL, "registry: nowhere to put setting %s",
+                      key);
+  return r->ops->setting_get (r, key, value, len, err);
+}
+
+int
+registry_setting_put (struct registry *r, const char *key,
+                      const char *value, struct error *err)
+{
+  if (!known_setting (key))
+    return error_set (err, EINVAL, "no setting '%s'", key ? key : "");
+  if (value && (value[0] == '\0' || strlen (value) >= REG_SETTING_MAX ||
+                strpbrk (value, "\n\r")))
+    return error_set (err, EINVAL, "setting %s: a value of 1 to %d "
+                      "characters on one line", key, REG_SETTING_MAX - 1);
+  return r->ops->setting_put (r, key, value, err);
+}
+
+int
+registry_server_drain (struct registry *r, const char *name, bool on,
+                       struct error *err)
+{
+  struct reg_server s;
+  int ret;
+
+  if ((ret = registry_server_get (r, name, &s, err)) < 0)
+    return ret;
+  return r->ops->server_drain (r, name, on, err);
+}
+
 int
 registry_server_get (struct registry *r, const char *name,
                      struct reg_server *s, struct error *err)

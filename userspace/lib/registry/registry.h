@@ -98,6 +98,15 @@ struct reg_restore {
   char error[256];              /* the last failure, "" if none */
 };
 
+/* A replica that healing or a drain replaced while its server was away
+ * or still held it: that server's copy is stale and is deleted once the
+ * server answers (docs/DESIGN.md, "Self-healing").
+ */
+struct reg_retired {
+  char server[REG_NAME_MAX];
+  char addr[REG_ADDR_MAX];
+};
+
 struct reg_volume {
   char name[REG_NAME_MAX];
   char uuid[37];
@@ -121,6 +130,8 @@ struct reg_volume {
   uint32_t chunk_size;          /* snapshot chunk, bytes (power of two) */
   struct reg_cbt cbt;
   struct reg_restore restore;
+  int nretired;                 /* stale copies still to delete */
+  struct reg_retired retired[REG_MAX_REPLICAS];
 };
 
 #define REG_DEFAULT_CHUNK_SIZE (1u << 20)
@@ -237,6 +248,12 @@ int registry_server_get (struct registry *r, const char *name,
 /* Every known server, sorted by name; *servers malloc'd (free()). */
 int registry_server_list (struct registry *r, struct reg_server **servers,
                           int *n, struct error *err);
+/* Mark server name draining (on: placement skips it; repvol server
+ * drain moves its replicas away) or not.  -ENOENT if the pool does not
+ * know it.  The mark outlives the server's own refreshes and restarts.
+ */
+int registry_server_drain (struct registry *r, const char *name, bool on,
+                           struct error *err);
 /* "up", "down" or "draining". */
 const char *reg_server_state (const struct reg_server *s);
 
@@ -253,6 +270,19 @@ int registry_resolve_replicas (struct registry *r, struct reg_volume *v,
                                struct error *err);
 int registry_server_addr (struct registry *r, const char *name, char *addr,
                           size_t len, struct error *err);
+
+/* ---- registry-wide settings ------------------------------------------------
+ *
+ * Defaults every host's repvol follows (repvol settings): one short
+ * text value per known key (REG_SETTING_*).  get: -ENOENT when unset;
+ * put with value NULL unsets.  -EINVAL for a key that is not known.
+ */
+#define REG_SETTING_HEAL_AFTER "heal-after"
+#define REG_SETTING_MAX 128
+int registry_setting_get (struct registry *r, const char *key, char *value,
+                          size_t len, struct error *err);
+int registry_setting_put (struct registry *r, const char *key,
+                          const char *value, struct error *err);
 
 /* ---- events (docs/DESIGN.md, "Events") ------------------------------------
  *
