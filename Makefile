@@ -24,7 +24,7 @@ UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TESTLIB_SRC := $(wildcard tests/unit/lib/*.c)
 TESTLIB  := $(B)/libtestunit.a
 
-.PHONY: all clean check check-unit check-integration check-asan check-kernel bench bench-kernel demo install deps
+.PHONY: all clean check check-unit check-integration check-hosts check-asan check-kernel bench bench-kernel demo install deps
 all: $(PROGS) $(TOOLS)
 
 $(B)/%.o: %.c
@@ -76,6 +76,13 @@ check-unit: $(UNITS)
 check-integration: all
 	BUILD=$(abspath $(B)) tests/run-integration.sh
 
+# The host harness (tests/hosts/, as root): hosts and zones as network
+# namespaces, etcd on three of them, link cuts and dead hosts.  Without
+# root each test skips.
+check-hosts: all
+	BUILD=$(abspath $(B)) TEST_OUT=$(abspath tests/out-hosts) REPVOL_TEST_S3=0 \
+	  tests/run-integration.sh $(sort $(wildcard tests/hosts/[0-9][0-9][0-9]-*.sh))
+
 # The integration tests again against binaries built with AddressSanitizer
 # and UBSan.  Every report (a server's too, whose exit status the tests
 # do not see) lands in build-asan/reports/, and any report fails the run.
@@ -104,6 +111,7 @@ check:
 	$(MAKE) all $(UNITS)
 	$(MAKE) check-unit
 	$(MAKE) check-integration
+	$(MAKE) check-hosts
 	$(MAKE) check-asan
 	$(MAKE) check-fuzz
 	if command -v qemu-system-x86_64 >/dev/null 2>&1; then $(MAKE) check-kernel; \

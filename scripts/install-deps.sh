@@ -24,8 +24,9 @@ PACKAGES=(
     libcmocka-dev valgrind
     # NBD clients and servers used by tests, bench and demo
     fio libnbd-bin nbdkit qemu-utils
-    # process, network and file tools used by the scripts
-    coreutils util-linux procps psmisc iproute2 e2fsprogs python3
+    # process, network and file tools used by the scripts; nftables cuts
+    # links between the host harness's namespaces (tests/hosts/)
+    coreutils util-linux procps psmisc iproute2 e2fsprogs python3 nftables
     # "man -l man/*.8"
     man-db
     # kernel test tier (scripts/kernel-vm.sh, tests/kernel/): qemu, apt and
