@@ -1,154 +1,246 @@
 #!/bin/bash
-# repvol demo ("make demo"): two replica servers on loopback in two zones, one
-# volume replicated to both, attached as an NBD export on a unix socket,
-# written and read back with real NBD clients (nbdcopy, fio), snapshotted
-# twice (full, then incremental) to a real S3 server (Ceph's RADOS Gateway on
-# loopback, scripts/s3-server.sh) while attached, detached, the two replicas
-# shown byte-identical, and the first snapshot restored lazily to a new
-# volume that serves the old data at once.
+# repvol demo ("make demo"): the whole story of a replicated volume
+# across hosts and zones, narrated step by step.
 #
-# Everything lives in a temp dir (registry included) and every process is
-# stopped by pid at the end.  KEEP_TMP=1 keeps the temp dir to look at.
+# As root, every host is a network namespace (tests/hosts/lib.sh): storage
+# hosts s1 (az-a), s2 (az-b), s3 (az-c) and a spare s4 (az-a), each
+# running a repvold in the server pool, a 3-member etcd registry on
+# s1-s3, and compute hosts h1 and h2.  Without root the same story runs
+# on loopback, hosts being names only.
+#
+#  1. a volume is created with automatic placement in two zones;
+#  2. it is attached on h1 and written (its checksum shown);
+#  3. it is snapshotted to object storage (a real S3 server, Ceph's RADOS
+#     Gateway; a directory if it cannot start);
+#  4. h1 dies (every process in it killed); once its lease expires the
+#     volume attaches on h2, and the checksum matches;
+#  5. the zone of one replica is lost (its hosts killed, an etcd member
+#     with them): the volume keeps serving under fio verify, heals onto a
+#     spare in another zone and is back in sync;
+#  6. the snapshot is restored lazily into a new volume, which serves at
+#     once, and reads back the snapshot's checksum;
+#  7. repvol events shows the whole history.
+#
+# Everything lives in a temp dir and every process is stopped by pid at
+# the end (KEEP_TMP=1 keeps the dir).
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=tests/integration/lib.sh
-. "$TOP/tests/integration/lib.sh"
+MODE=loopback
+if [[ $(id -u) == 0 && ${DEMO_LOOPBACK:-0} != 1 ]] &&
+    command -v nft >/dev/null && ip netns list >/dev/null 2>&1; then
+    MODE=hosts
+    # shellcheck source=tests/hosts/lib.sh
+    . "$TOP/tests/hosts/lib.sh"
+else
+    # shellcheck source=tests/integration/lib.sh
+    . "$TOP/tests/integration/lib.sh"
+    # shellcheck source=tests/integration/etcdlib.sh
+    . "$TOP/tests/integration/etcdlib.sh"
+fi
+require_cmd nbdcopy nbdinfo fio
 
-VOL=demo
-SIZE=${DEMO_SIZE:-256M}
-DATA=64M          # random data copied in with nbdcopy at offset 0
-SOCK=$T/$VOL.sock
+VOL=vol1
+SIZE=256M
+DATA=64M
+HEAL=5s
 
 say() { printf '\n==> %s\n' "$*"; }
+show() { printf '    $ %s\n' "$*"; }
 # run CMD...: show the command (repvol's path shortened), then run it.
 run() {
     local shown=("$@")
     [[ ${shown[0]} == "$REPVOL" ]] && shown[0]=repvol
-    printf '    $ %s\n' "${shown[*]}"
+    show "${shown[*]}"
     "$@" 2>&1 | sed 's/^/    /' || fail "failed: ${shown[*]}"
 }
+# run_at HOST CMD...: run, on HOST.
+run_at() {
+    local h=$1
+    shift
+    local shown=("$@")
+    [[ ${shown[0]} == "$REPVOL" ]] && shown[0]=repvol
+    show "${shown[*]}   (on $h)"
+    at "$h" "$@" 2>&1 | sed 's/^/    /' || fail "failed on $h: ${shown[*]}"
+}
+sum() { head -c "$(numfmt --from=iec "$DATA")" "$1" | sha256sum | cut -c1-16; }
 
-for b in "$REPVOL" "$REPVOLD"; do
-    [[ -x $b ]] || fail "$b is not built; run 'make' first"
-done
+# ---- the lab, in namespaces or on loopback ----------------------------------
 
-say "Temp dir $T; registry REPVOL_REGISTRY=$REPVOL_REGISTRY"
+declare -A ZONE_OF=([s1]=az-a [s2]=az-b [s3]=az-c [s4]=az-a)
+declare -A APID=()
+lab() {
+    if [[ $MODE == hosts ]]; then
+        lab_up
+        return
+    fi
+    local s
+    start_etcd_cluster 3
+    export REPVOL_REGISTRY=etcd://$ETCD_HOSTS/demo
+    for s in s1 s2 s3 s4; do
+        start_repvold "$s" "${ZONE_OF[$s]}" --registry "$REPVOL_REGISTRY" --lease-ttl 2
+    done
+}
+# attach_at HOST VOL: attach VOL on HOST; sets URI.
+attach_at() {
+    local h=$1 vol=$2
+    local opts=(--lease-ttl 3 --heal-after "$HEAL" --timeout 2)
+    show "repvol attach $vol --host $h --nbd unix:$T/$h-$vol.sock ${opts[*]} &"
+    if [[ $MODE == hosts ]]; then
+        attach_on "$h" "$vol" "${opts[@]}"
+        APID[$h-$vol]=${ATTACH_PID[$h-$vol]}
+    else
+        start_attach "$vol" "$T/$h-$vol.sock" --host "$h" "${opts[@]}"
+        APID[$h-$vol]=${ATTACH_PID[$vol]}
+        URI=$(nbd_uri "$T/$h-$vol.sock")
+    fi
+}
+# at HOST CMD...: run a client command on HOST.
+at() {
+    local h=$1
+    shift
+    if [[ $MODE == hosts ]]; then on "$h" env REPVOL_HOST="$h" "$@"; else REPVOL_HOST=$h "$@"; fi
+}
+# host_dies HOST: every process of HOST killed (loopback: its attach).
+host_dies() {
+    if [[ $MODE == hosts ]]; then
+        kill_host "$1"
+    else
+        local k
+        for k in "${!APID[@]}"; do
+            [[ $k == "$1"-* ]] && kill_pid "${APID[$k]}" KILL
+        done
+    fi
+}
+# zone_lost ZONE: every storage host of ZONE killed, its etcd member too.
+zone_lost() {
+    local s
+    for s in s1 s2 s3 s4; do
+        [[ ${ZONE_OF[$s]} == "$1" ]] || continue
+        if [[ $MODE == hosts ]]; then
+            kill_host "$s"
+        else
+            stop_repvold "$s" KILL
+            case $s in s1) etcd_kill 1 ;; s2) etcd_kill 2 ;; s3) etcd_kill 3 ;; esac
+        fi
+        echo "    host $s ($1) is gone"
+    done
+}
+field() {   # field VOL PYEXPR, on the status JSON v
+    "$REPVOL" status "$1" --json 2>/dev/null | python3 -c "
+import json, sys
+v = json.load(sys.stdin)
+print($2)"
+}
+in_sync() { [[ $(field "$1" 'all(r["state"] == "in-sync" for r in v["replicas"])') == True ]]; }
 
-say "Starting two replica servers on loopback, in zones zone-a and zone-b"
-start_repvold alpha zone-a
-start_repvold beta zone-b
-echo "    alpha: pid ${REPVOLD_PID[alpha]}, ${REPVOLD_ADDR[alpha]}, data dir ${REPVOLD_DIR[alpha]}"
-echo "    beta:  pid ${REPVOLD_PID[beta]}, ${REPVOLD_ADDR[beta]}, data dir ${REPVOLD_DIR[beta]}"
+# ---- the story ----------------------------------------------------------------
 
-say "Creating volume '$VOL' ($SIZE) with one replica on each server"
-run "$REPVOL" create "$VOL" --size "$SIZE" \
-    --replica "${REPVOLD_ADDR[alpha]}" --replica "${REPVOLD_ADDR[beta]}"
-run "$REPVOL" list
-
-say "Attaching '$VOL' as an NBD export on unix:$SOCK"
-echo "    \$ repvol attach $VOL --nbd unix:$SOCK &"
-start_attach "$VOL" "$SOCK"
-URI=$(nbd_uri "$SOCK")
-run nbdinfo "$URI"
-
-say "Writing $DATA of random data to offset 0 with nbdcopy"
-head -c "$(numfmt --from=iec "$DATA")" /dev/urandom >"$T/random.bin"
-run nbdcopy "$T/random.bin" "$URI"
-
-say "Writing and verifying 64M more with fio's nbd engine (verify=crc32c)"
-FIO=(fio --name=demo-verify --ioengine=nbd --uri="$URI" --rw=randwrite
-     --bs=4k --iodepth=16 --offset="$DATA" --size=64M
-     --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0)
-printf '    $ %s\n' "${FIO[*]}"
-if ! "${FIO[@]}" >"$T/fio.log" 2>&1; then
-    sed 's/^/    /' "$T/fio.log"
-    fail "fio verify run failed"
+if [[ $MODE == hosts ]]; then
+    say "Six hosts as network namespaces on one bridge: storage hosts s1 (az-a),
+    s2 (az-b), s3 (az-c) and a spare s4 (az-a), each running a repvold;
+    an etcd registry with a member on each of s1-s3; compute hosts h1, h2"
+else
+    say "Not root: no network namespaces here, so the same story runs on
+    loopback, hosts and zones being names only (servers s1-s4, etcd x3)"
 fi
-grep -E '^ +(write|read): IOPS=' "$T/fio.log" | sed 's/^ */    /' || true
-echo "    fio wrote 64M at offset $DATA and read every block back with a good crc32c"
+lab
+run "$REPVOL" server list
 
-say "Reading the random data back with nbdcopy and comparing checksums"
-run nbdcopy "$URI" "$T/readback.img"
-want=$(sha256sum <"$T/random.bin" | cut -d' ' -f1)
-got=$(head -c "$(numfmt --from=iec "$DATA")" "$T/readback.img" | sha256sum | cut -d' ' -f1)
-echo "    written:   $want"
-echo "    read back: $got"
-assert_eq "$want" "$got" "sha256 of the data read back through NBD"
-echo "    identical"
+# The S3 server starts meanwhile (about 20 s); the attach reaches it
+# across the namespaces at the root namespace's address.
+S3_STATE=$T/objstore-s3   # (not $T/s3: the data dir of server s3 on loopback)
+[[ $MODE == hosts ]] && export S3_LISTEN=$HNET.0.1
+"$TOP/scripts/s3-server.sh" start "$S3_STATE" >"$T/s3.log" 2>&1 &
+S3_START=$!
+stop_s3() { "$TOP/scripts/s3-server.sh" stop "$S3_STATE" >/dev/null 2>&1 || true; }
+EXIT_HOOKS+=(stop_s3)
 
-say "Starting an S3 server (Ceph RADOS Gateway on loopback) for snapshots"
-S3_STATE=$T/s3
-CLEANUP_S3=1
-trap_s3() { [[ -z ${CLEANUP_S3-} ]] || "$TOP/scripts/s3-server.sh" stop "$S3_STATE" >/dev/null 2>&1 || true; }
-EXIT_HOOKS+=(trap_s3)
-if "$TOP/scripts/s3-server.sh" start "$S3_STATE" >"$T/s3.log" 2>&1; then
+say "1. A $SIZE volume, its two replicas placed by the pool in two zones"
+run "$REPVOL" create "$VOL" --size "$SIZE"
+zones=$(field "$VOL" '" and ".join(r["server"] + " (" + r["zone"] + ")" for r in v["replicas"])')
+echo "    placed on $zones"
+
+say "2. Attached on h1; $DATA of random data written through NBD"
+attach_at h1 "$VOL"
+head -c "$(numfmt --from=iec "$DATA")" /dev/urandom >"$T/data.bin"
+show "nbdcopy --flush data.bin $URI   (on h1)"
+at h1 nbdcopy --flush "$T/data.bin" "$URI"
+want=$(sum "$T/data.bin")
+echo "    checksum of what h1 wrote: $want"
+
+say "3. A snapshot of the live volume to object storage"
+if wait "$S3_START"; then
     # shellcheck disable=SC1091
     . "$S3_STATE/env"
     STORE=$REPVOL_TEST_S3_URL
-    echo "    radosgw at $AWS_ENDPOINT_URL; store $STORE"
+    echo "    S3: Ceph RADOS Gateway at $AWS_ENDPOINT_URL"
 else
-    tail -5 "$T/s3.log" | sed 's/^/    | /'
+    tail -3 "$T/s3.log" | sed 's/^/    | /'
     STORE=file://$T/store
-    echo "    the S3 server did not start (above); using $STORE instead"
+    echo "    (the S3 server did not start; a directory store instead)"
 fi
+run_at h1 "$REPVOL" snapshot create "$VOL" --to "$STORE" --name monday
 
-say "Snapshot 1 of the live volume, then 1 MiB rewritten, then snapshot 2"
-run "$REPVOL" snapshot create "$VOL" --to "$STORE" --name demo-1
-head -c 1M /dev/urandom >"$T/patch.bin"
-run nbdcopy "$T/patch.bin" "$URI"
-dd if="$T/patch.bin" of="$T/readback.img" conv=notrunc status=none  # what the volume now holds
-run "$REPVOL" snapshot create "$VOL" --to "$STORE" --name demo-2
-run "$REPVOL" snapshot list "$STORE"
-echo "    snapshot 2 is incremental: it read and uploaded only the chunk rewritten"
-
-say "Status while attached"
+say "4. Host h1 dies: every process in it is killed"
+{ host_dies h1; } 2>/dev/null   # (not bash's "Killed" notices)
 run "$REPVOL" status "$VOL"
+lease_over() { (( $(field "$VOL" 'v["attachment"]["lease_left"]') <= 0 )); }
+wait_for -t 20 lease_over
+echo "    h1's lease has expired: h2 may take the volume over (h1 is fenced"
+echo "    by the new epoch at every replica, should it ever come back)"
+attach_at h2 "$VOL"
+show "nbdcopy $URI back.bin   (on h2)"
+at h2 nbdcopy "$URI" "$T/back.bin"
+got=$(sum "$T/back.bin")
+echo "    written on h1: $want"
+echo "    read on h2:    $got"
+assert_eq "$want" "$got" "checksum read on h2"
+echo "    identical: no acknowledged write was lost with h1"
 
-say "Detaching (drains in-flight I/O, flushes, attach exits 0)"
-run "$REPVOL" detach "$VOL"
-rc=0; wait_exit "${ATTACH_PID[$VOL]}" || rc=$?
-assert_eq 0 "$rc" "exit status of repvol attach after detach"
-echo "    repvol attach (pid ${ATTACH_PID[$VOL]}) exited with status 0"
+say "5. A zone is lost while h2 runs fio verify on the volume"
+lost=$(field "$VOL" 'v["replicas"][1]["zone"]')
+fio_args=(--name=zone --ioengine=nbd --uri="$URI" --rw=randwrite --bs=4k
+          --iodepth=8 --offset=128M --size=64M --io_size=96M --verify=crc32c
+          --verify_fatal=1 --output="$T/fio-zone.out")
+show "fio ${fio_args[*]}   (on h2) &"
+on_h2=()
+[[ $MODE == hosts ]] && on_h2=(ip netns exec "$HP-h2")
+start_bg "$T/fio-zone.log" ${on_h2[@]+"${on_h2[@]}"} fio "${fio_args[@]}"
+fio_pid=$BG_PID
+echo "    zone $lost goes dark:"
+{ zone_lost "$lost"; } 2>/dev/null
+healed() { in_sync "$VOL" && [[ $(field "$VOL" '" ".join(r["zone"] for r in v["replicas"])') != *"$lost"* ]]; }
+wait_for -t 90 healed
+rc=0; wait_exit "$fio_pid" 120 || rc=$?
+((rc == 0)) && grep -q 'err= 0' "$T/fio-zone.out" || { cat "$T/fio-zone.out"; fail "fio saw errors"; }
+echo "    fio: every write acknowledged and verified, no error across the loss"
+echo "    healed: replicas now on $(field "$VOL" '" and ".join(r["server"] + " (" + r["zone"] + ")" for r in v["replicas"])'), in sync"
+run "$REPVOL" server list
 
-say "Both replicas' data files are byte-identical"
-A=${REPVOLD_DIR[alpha]}/$VOL.data
-B=${REPVOLD_DIR[beta]}/$VOL.data
-run sha256sum "$A" "$B" "$T/readback.img"
-run cmp "$A" "$B"
-assert_files_identical "$A" "$B"
-assert_files_identical "$A" "$T/readback.img"
-echo "    identical to each other and to everything written through NBD"
+say "6. The snapshot restored lazily into a new volume, served at once"
+run "$REPVOL" snapshot restore "$STORE" monday vol2 --lazy
+attach_at h2 vol2
+show "nbdcopy $URI restored.bin   (on h2)"
+at h2 nbdcopy "$URI" "$T/restored.bin"
+got=$(sum "$T/restored.bin")
+echo "    snapshot monday: $want"
+echo "    restored:        $got"
+assert_eq "$want" "$got" "checksum of the restored volume"
+echo "    identical, while its chunks were still streaming in from the store"
 
-say "Status after detach"
-run "$REPVOL" status "$VOL"
+say "7. The registry's events: the whole history"
+run "$REPVOL" events
 
-say "Restoring snapshot 1 lazily to a new volume, attaching it at once"
-run "$REPVOL" snapshot restore "$STORE" demo-1 restored --lazy \
-    --replica "${REPVOLD_ADDR[alpha]}" --replica "${REPVOLD_ADDR[beta]}"
-start_attach restored "$T/restored.sock"
-run nbdcopy "$(nbd_uri "$T/restored.sock")" "$T/restored.img"
-want=$(sha256sum <"$T/random.bin" | cut -d' ' -f1)
-got=$(head -c "$(numfmt --from=iec "$DATA")" "$T/restored.img" | sha256sum | cut -d' ' -f1)
-echo "    snapshot 1:  $want"
-echo "    restored:    $got"
-assert_eq "$want" "$got" "sha256 of the restored volume's first $DATA"
-echo "    the restored volume served the data of snapshot 1 while it was still being fetched"
-run "$REPVOL" detach restored
-wait_exit "${ATTACH_PID[restored]}" || fail "attach of the restored volume failed"
-run "$REPVOL" status restored
-run "$REPVOL" delete restored
-run "$REPVOL" snapshot delete "$STORE" demo-1
-run "$REPVOL" snapshot delete "$STORE" demo-2
+say "Cleaning up: detach, delete, stop every server"
+for v in vol2 "$VOL"; do
+    at h2 "$REPVOL" detach "$v" >/dev/null
+    wait_exit "${APID[h2-$v]}" 30 || fail "attach of $v did not detach"
+    "$REPVOL" delete "$v" >/dev/null
+done
+"$REPVOL" snapshot delete "$STORE" monday >/dev/null
+echo "    done"
 
-say "Deleting the volume and stopping the replica servers"
-run "$REPVOL" delete "$VOL"
-stop_repvold alpha
-stop_repvold beta
-echo "    stopped pids ${REPVOLD_PID[alpha]} ${REPVOLD_PID[beta]}"
-
-"$TOP/scripts/s3-server.sh" stop "$S3_STATE" >/dev/null 2>&1 || true
-CLEANUP_S3=
-
-say "Demo complete: every write reached both replicas, and they are identical;
-    snapshots went to S3 incrementally and restored to a new volume"
+say "Demo complete ($MODE): placed in two zones, survived a dead host and a
+    lost zone without losing an acknowledged write, healed itself onto a
+    spare, and restored from object storage"

@@ -1,5 +1,6 @@
 #!/bin/bash
-# A throw-away S3 server for tests: Ceph's RADOS Gateway on 127.0.0.1.
+# A throw-away S3 server for tests: Ceph's RADOS Gateway on 127.0.0.1
+# (the gateway on $S3_LISTEN instead when set, an address of this host).
 #
 #   scripts/s3-server.sh start STATEDIR     start it; print the env to use
 #   scripts/s3-server.sh env STATEDIR       print the env again
@@ -37,6 +38,7 @@ SK=repvoltestsecret0123456789
 BUCKET=repvol-test
 REGION=us-east-1
 STEP_TIMEOUT=${S3_START_TIMEOUT:-120}
+GW=${S3_LISTEN:-127.0.0.1}       # where radosgw listens (the monitor: loopback)
 
 usage() {
     echo "usage: $0 start|stop|env|stop-gateway|start-gateway STATEDIR" >&2
@@ -105,15 +107,15 @@ stop_pid() {
 
 ceph_() { timeout 30 ceph -c "$CONF" --connect-timeout 10 "$@"; }
 
-gw_answers() { curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$(<"$DIR/rgw.port")/"; }
+gw_answers() { curl -s -o /dev/null --max-time 5 "http://$GW:$(<"$DIR/rgw.port")/"; }
 
 start_gateway() {
     local port
     port=$(<"$DIR/rgw.port")
-    radosgw -c "$CONF" -n client.rgw.gw -f --rgw_frontends "beast endpoint=127.0.0.1:$port" \
+    radosgw -c "$CONF" -n client.rgw.gw -f --rgw_frontends "beast endpoint=$GW:$port" \
         >>"$DIR/log/rgw.stderr" 2>&1 </dev/null &
     echo $! >"$DIR/rgw.pid"
-    wait_until "$STEP_TIMEOUT" "$!" "radosgw on 127.0.0.1:$port" gw_answers
+    wait_until "$STEP_TIMEOUT" "$!" "radosgw on $GW:$port" gw_answers
 }
 
 write_env() {
@@ -123,7 +125,7 @@ write_env() {
 export AWS_ACCESS_KEY_ID=$AK
 export AWS_SECRET_ACCESS_KEY=$SK
 export AWS_REGION=$REGION
-export AWS_ENDPOINT_URL=http://127.0.0.1:$port
+export AWS_ENDPOINT_URL=http://$GW:$port
 export REPVOL_TEST_S3_BUCKET=$BUCKET
 export REPVOL_TEST_S3_URL=s3://$BUCKET/test-$$
 export REPVOL_TEST_S3_STATE=$DIR
@@ -228,7 +230,7 @@ EOF
     say "osd.$osd_id up (pid $(<"$DIR/osd.pid"), memstore)"
 
     start_gateway
-    say "radosgw answering on http://127.0.0.1:$rgw_port (pid $(<"$DIR/rgw.pid"))"
+    say "radosgw answering on http://$GW:$rgw_port (pid $(<"$DIR/rgw.pid"))"
 
     timeout 60 radosgw-admin -c "$CONF" -n client.admin user create --uid=repvol-test \
         --display-name=repvol-test --access-key="$AK" --secret-key="$SK" \
@@ -237,7 +239,7 @@ EOF
     local code
     code=$(curl -s -o "$DIR/log/mkbucket.out" -w '%{http_code}' --max-time 30 -X PUT \
         --aws-sigv4 "aws:amz:$REGION:s3" --user "$AK:$SK" \
-        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$rgw_port/$BUCKET") || true
+        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://$GW:$rgw_port/$BUCKET") || true
     [[ $code == 200 ]] || die "creating bucket $BUCKET: HTTP $code: $(cat "$DIR/log/mkbucket.out" 2>/dev/null)"
     write_env
     say "bucket $BUCKET ready; env in $DIR/env"
@@ -286,7 +288,7 @@ start-gateway)
         exit 0
     fi
     start_gateway
-    say "radosgw answering on http://127.0.0.1:$(<"$DIR/rgw.port") (pid $(<"$DIR/rgw.pid"))"
+    say "radosgw answering on http://$GW:$(<"$DIR/rgw.port") (pid $(<"$DIR/rgw.pid"))"
     ;;
 *) usage ;;
 esac
