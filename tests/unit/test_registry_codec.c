@@ -72,7 +72,11 @@ full_volume (struct reg_volume *v)
   v->restore.chunks_total = 1000;
   v->restore.chunks_hydrated = 999;
   snprintf (v->restore.error, sizeof v->restore.error,
-            "chunk 3f: \"checksum\" mismatch");   /* quotes survive */
+            "chunk 3f: \"checksum\" mismatch");
+  v->nretired = 2;
+  snprintf (v->retired[0].server, sizeof v->retired[0].server, "old-b");
+  snprintf (v->retired[0].addr, sizeof v->retired[0].addr, "10.0.0.2:7000");
+  snprintf (v->retired[1].addr, sizeof v->retired[1].addr, "10.0.0.9:7000");   /* quotes survive */
 }
 
 static void
@@ -125,6 +129,11 @@ assert_volume_equal (const struct reg_volume *a, const struct reg_volume *b)
   assert_true (a->restore.chunks_total == b->restore.chunks_total);
   assert_true (a->restore.chunks_hydrated == b->restore.chunks_hydrated);
   assert_string_equal (a->restore.error, b->restore.error);
+  assert_int_equal (a->nretired, b->nretired);
+  for (int i = 0; i < a->nretired; i++) {
+    assert_string_equal (a->retired[i].server, b->retired[i].server);
+    assert_string_equal (a->retired[i].addr, b->retired[i].addr);
+  }
 }
 
 static void
@@ -221,6 +230,10 @@ test_rejects (void **state)
     { REC (", \"replicas\": []"), "1 to 8 replicas" },
     { REC (", \"replicas\": {}"), "key \"replicas\" has the wrong type" },
     { REC (", \"replicas\": [7]"), "element is not an object" },
+    { REC (", \"retired\": [{\"server\": \"x\"}]"),
+      "key \"retired[].addr\" missing" },
+    { REC (", \"retired\": {}"), "key \"retired\" has the wrong type" },
+    { REC (", \"retired\": [1]"), "element is not an object" },
     { REC (", \"replicas\": [{\"state\": \"in-sync\"}]"),
       "key \"replicas[].addr\" missing" },
     { REC (", \"replicas\": [{\"addr\": \"a:1\", \"state\": \"lost\"}]"),

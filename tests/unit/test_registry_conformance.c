@@ -615,6 +615,25 @@ test_servers (void **state)
   free (all);
   OK (registry_server_down (f->r, "conf-srv-b", &e_));
 
+  /* Draining: a mark apart from the record, which refreshes keep. */
+  OK (registry_server_put (f->r, &s, 30, &e_));
+  OK (registry_server_drain (f->r, "conf-srv-b", true, &e_));
+  OK (registry_server_get (f->r, "conf-srv-b", &got, &e_));
+  assert_true (got.draining && got.up);
+  assert_string_equal (reg_server_state (&got), "draining");
+  OK (registry_server_put (f->r, &s, 30, &e_));
+  OK (registry_server_get (f->r, "conf-srv-b", &got, &e_));
+  assert_true (got.draining);
+  OK (registry_server_get (f->r, "conf-srv-a", &got, &e_));
+  assert_false (got.draining);
+  OK (registry_server_drain (f->r, "conf-srv-b", false, &e_));
+  OK (registry_server_get (f->r, "conf-srv-b", &got, &e_));
+  assert_false (got.draining);
+  OK (registry_server_drain (f->r, "conf-srv-b", false, &e_));  /* twice */
+  assert_int_equal (registry_server_drain (f->r, "conf-nosuch", true, &e),
+                    -ENOENT);
+  OK (registry_server_down (f->r, "conf-srv-b", &e_));
+
   /* Bad records are refused before a backend sees them. */
   make_server (&s, "../x", "");
   assert_int_equal (registry_server_put (f->r, &s, 30, &e), -EINVAL);
@@ -726,6 +745,39 @@ test_events (void **state)
   assert_string_equal (all.types[all.n - 1], "degraded");
 }
 
+/* Registry-wide settings: unset, set, replaced, unset again; unknown
+ * keys and bad values refused.
+ */
+static void
+test_settings (void **state)
+{
+  struct fixture *f = *state;
+  struct error e = { 0 };
+  char val[REG_SETTING_MAX];
+
+  assert_int_equal (registry_setting_get (f->r, REG_SETTING_HEAL_AFTER, val,
+                                          sizeof val, &e), -ENOENT);
+  OK (registry_setting_put (f->r, REG_SETTING_HEAL_AFTER, "30s", &e_));
+  OK (registry_setting_get (f->r, REG_SETTING_HEAL_AFTER, val, sizeof val,
+                            &e_));
+  assert_string_equal (val, "30s");
+  OK (registry_setting_put (f->r, REG_SETTING_HEAL_AFTER, "2h", &e_));
+  OK (registry_setting_get (f->r, REG_SETTING_HEAL_AFTER, val, sizeof val,
+                            &e_));
+  assert_string_equal (val, "2h");
+  OK (registry_setting_put (f->r, REG_SETTING_HEAL_AFTER, NULL, &e_));
+  assert_int_equal (registry_setting_get (f->r, REG_SETTING_HEAL_AFTER, val,
+                                          sizeof val, &e), -ENOENT);
+  OK (registry_setting_put (f->r, REG_SETTING_HEAL_AFTER, NULL, &e_));
+  assert_int_equal (registry_setting_put (f->r, "colour", "red", &e), -EINVAL);
+  assert_int_equal (registry_setting_get (f->r, "../x", val, sizeof val, &e),
+                    -EINVAL);
+  assert_int_equal (registry_setting_put (f->r, REG_SETTING_HEAL_AFTER,
+                                          "a\nb", &e), -EINVAL);
+  assert_int_equal (registry_setting_put (f->r, REG_SETTING_HEAL_AFTER, "",
+                                          &e), -EINVAL);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -762,6 +814,7 @@ main (int argc, char **argv)
     cmocka_unit_test_setup_teardown (test_blobs, setup, teardown),
     cmocka_unit_test_setup_teardown (test_servers, setup, teardown),
     cmocka_unit_test_setup_teardown (test_events, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_settings, setup, teardown),
   };
   /* REPVOL_CONFORMANCE_ONLY=PATTERN: only the tests it matches. */
   const char *only = getenv ("REPVOL_CONFORMANCE_ONLY");

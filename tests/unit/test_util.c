@@ -85,6 +85,31 @@ test_parse_uint (void **state)
 }
 
 static void
+test_parse_duration (void **state)
+{
+  uint64_t v;
+  assert_int_equal (parse_duration ("90", 0, 86400, &v), 0);
+  assert_int_equal (v, 90);
+  assert_int_equal (parse_duration ("30s", 0, 86400, &v), 0);
+  assert_int_equal (v, 30);
+  assert_int_equal (parse_duration ("5m", 0, 86400, &v), 0);
+  assert_int_equal (v, 300);
+  assert_int_equal (parse_duration ("2h", 0, 86400, &v), 0);
+  assert_int_equal (v, 7200);
+  assert_int_equal (parse_duration ("1d", 0, 86400, &v), 0);
+  assert_int_equal (v, 86400);
+  assert_int_equal (parse_duration ("0", 0, 86400, &v), 0);
+  assert_int_equal (v, 0);
+  assert_int_equal (parse_duration ("2d", 0, 86400, &v), -1);
+  assert_int_equal (parse_duration ("5x", 0, 86400, &v), -1);
+  assert_int_equal (parse_duration ("m", 0, 86400, &v), -1);
+  assert_int_equal (parse_duration ("", 0, 86400, &v), -1);
+  assert_int_equal (parse_duration ("-1s", 0, 86400, &v), -1);
+  assert_int_equal (parse_duration ("99999999999999999999d", 0, UINT64_MAX, &v), -1);
+  assert_int_equal (parse_duration (NULL, 0, 86400, &v), -1);
+}
+
+static void
 test_parse_hostport (void **state)
 {
   struct sockaddr_storage ss;
@@ -179,6 +204,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_parse_size),
     cmocka_unit_test (test_parse_uint),
+    cmocka_unit_test (test_parse_duration),
     cmocka_unit_test (test_parse_hostport),
     cmocka_unit_test (test_valid_name),
     cmocka_unit_test (test_format_size),
