@@ -30,5 +30,5 @@ on h1 nbdcopy "$URI" "$T/back"
 cmp -n $((128 << 20)) "$T/src" "$T/back" || fail "data written before the cut changed"
 detach_on h1 v1
 replicas_identical v1
-repvol events --volume v1 | grep -q degraded || fail "no degraded event"
+grep -q degraded <<<"$(repvol events --volume v1)" || fail "no degraded event"
 log "ok"

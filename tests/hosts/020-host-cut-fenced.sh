@@ -46,5 +46,5 @@ assert_eq "$sum_before" "$(sha256sum < "$T/h2-after")" "h2's data after h1 came 
 cmp -n $((64 << 20)) "$T/b" "$T/h2-after" || fail "h2's write is not there"
 detach_on h2 v2
 replicas_identical v2
-repvol events --volume v2 | grep -q fenced || fail "no fenced event"
+grep -q fenced <<<"$(repvol events --volume v2)" || fail "no fenced event"
 log "ok"

@@ -33,7 +33,7 @@ detach_on h1 v4
 replicas_identical v4
 cmp -n $((32 << 20)) "$T/src" "${REPVOLD_DIR[s3]}/v4.data" || fail "the healed replica lacks the data"
 for t in degraded heal-started replica-replaced resync-done; do
-    repvol events --volume v4 | grep -q " $t " || fail "no $t event"
+    grep -q " $t " <<<"$(repvol events --volume v4)" || fail "no $t event"
 done
 repvol events --volume v4 >&2
 log "ok"

@@ -20,7 +20,7 @@ fio_ok drain
 wait_for -t 60 in_sync v6
 servers=$(servers_of v6)
 [[ $servers != *s1* ]] || fail "v6 still has a replica on s1: $servers"
-repvol server list | grep -Eq '^s1 .* draining\(0\) ' || fail "s1 not listed draining(0)"
+grep -Eq '^s1 .* draining\(0\) ' <<<"$(repvol server list)" || fail "s1 not listed draining(0)"
 gone() { [[ ! -e ${REPVOLD_DIR[s1]}/v6.data ]]; }
 wait_for -t 20 gone
 on h1 nbdcopy "$URI" "$T/back"

@@ -135,7 +135,7 @@ kill_host() {
 
 tcp_open() { timeout 2 bash -c ": </dev/tcp/$1/$2" 2>/dev/null; }
 etcd_member_healthy() {
-    curl -s -m 2 "http://$(host_ip "$1"):2379/health" | grep -q '"health":"true"'
+    grep -q '"health":"true"' <<<"$(curl -s -m 2 "http://$(host_ip "$1"):2379/health")"
 }
 
 # start_etcd_hosts: members e1-e3 on s1-s3; exports REPVOL_REGISTRY.

@@ -46,7 +46,7 @@ print(len(json.load(sys.stdin).get("retired", [])))'
 }
 no_retired() { [[ $(retired_count "$1") == 0 ]]; }
 event_seen() {   # event_seen VOL TYPE
-    repvol events --volume "$1" --json | grep -q "\"type\": *\"$2\""
+    grep -q "\"type\": *\"$2\"" <<<"$(repvol events --volume "$1" --json)"
 }
 
 # fio_verify TAG URI OFFSET: a bounded verify run of 24 MiB at OFFSET,
@@ -72,7 +72,7 @@ heal_story() {   # heal_story TAG: REPVOL_REGISTRY is set
     for s in "$a" "$b" "$c"; do wait_for server_is "$s" up; done
 
     # The registry-wide default, and a bad value refused.
-    repvol settings | grep -q '^heal-after = 300s (default)' ||
+    grep -q '^heal-after = 300s (default)' <<<"$(repvol settings)" ||
         fail "settings does not show the default heal-after"
     repvol settings heal-after 3s >/dev/null
     assert_eq "heal-after = 3s" "$(repvol settings heal-after)" "the setting"
@@ -92,7 +92,7 @@ heal_story() {   # heal_story TAG: REPVOL_REGISTRY is set
     for t in degraded heal-started replica-replaced resync-done; do
         event_seen "$vol" "$t" || fail "no $t event for $vol"
     done
-    repvol events --volume "$vol" | grep -q "replaces $b" ||
+    grep -q "replaces $b" <<<"$(repvol events --volume "$vol")" ||
         fail "the replica-replaced event does not name $b"
     # Thin: the spare holds what was written, not the whole volume.
     local kb
@@ -120,7 +120,7 @@ heal_story() {   # heal_story TAG: REPVOL_REGISTRY is set
     wait_for all_in_sync "$vol"
     assert_eq "$b $c" "$(servers_of "$vol")" "servers of $vol after the drain"
     [[ $(server_field "$a" state) == draining ]] || fail "$a not shown draining"
-    repvol server list | grep -Eq "^$a .* draining\(0\) " ||
+    grep -Eq "^$a .* draining\(0\) " <<<"$(repvol server list)" ||
         fail "server list does not show draining(0) for $a"
     wait_for -t 20 no_retired "$vol"
     [[ ! -e ${REPVOLD_DIR[$a]}/$vol.data ]] || fail "the drained copy on $a is still there"
@@ -145,7 +145,7 @@ heal_story() {   # heal_story TAG: REPVOL_REGISTRY is set
     repvol server undrain "$c" >/dev/null
 
     # 4. repvol heal: a detached volume whose server died.
-    repvol heal "$vol" | grep -q "^$vol: healthy: 2 of 2" || fail "heal: not healthy?"
+    grep -q "^$vol: healthy: 2 of 2" <<<"$(repvol heal "$vol")" || fail "heal: not healthy?"
     stop_repvold "$b" KILL
     wait_for -t 20 down_for "$b" 3
     repvol heal > "$T/$tag-heal.out" || { cat "$T/$tag-heal.out" >&2; fail "repvol heal failed"; }

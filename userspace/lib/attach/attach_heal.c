@@ -272,6 +272,41 @@ start_job (struct attach *a, int i, bool move)
   return 0;
 }
 
+/* How many replicas but i are in sync, and are they all.  A heal needs
+ * one to copy from (with none it would put an empty copy where the
+ * data was); a drain, all (it must not cost more than the one copy).
+ */
+static int
+in_sync_besides (struct attach *a, int i, bool *all)
+{
+  int n = 0;
+
+  *all = true;
+  for (int j = 0; j < a->vol.nreplicas; j++) {
+    if (j == i)
+      continue;
+    if (engine_replica_state (a->dev, j) == ENGINE_IN_SYNC)
+      n++;
+    else
+      *all = false;
+  }
+  return n;
+}
+
+static bool
+can_heal (struct attach *a, int i)
+{
+  bool all;
+  return in_sync_besides (a, i, &all) > 0;
+}
+
+static bool
+can_move (struct attach *a, int i)
+{
+  bool all;
+  return in_sync_besides (a, i, &all) > 0 && all;
+}
+
 static int
 find_server (const struct attach *a, const char *server)
 {
@@ -360,14 +395,12 @@ job_check (struct attach *a)
       return;
     if (st == ENGINE_OUT && a->o->heal_after && h->lost_since[i] &&
         now - h->lost_since[i] >= (time_t) a->o->heal_after &&
-        now >= h->next_try[i])
+        now >= h->next_try[i] && can_heal (a, i))
       return;                   /* the next tick starts it */
   }
   /* A drain's move: the watcher starts it (the server is marked). */
   int m = a->o->move_server ? find_server (a, a->o->move_server) : -1;
-  bool others_ok = true;
-  for (int j = 0; m >= 0 && j < a->vol.nreplicas; j++)
-    others_ok &= j == m || engine_replica_state (a->dev, j) == ENGINE_IN_SYNC;
+  bool others_ok = m >= 0 && can_move (a, m);
   if (m >= 0 && now >= h->next_try[m] && others_ok)
     return;
   for (int i = 0; a->o->job_line && i < a->vol.nreplicas; i++) {
@@ -404,6 +437,10 @@ heal_tick (struct loop_timer *t)
 
   if (a->detaching || a->fenced || !a->dev)
     return;
+  /* One job at a time: two would pick the same spare. */
+  bool busy = false;
+  for (int i = 0; i < a->vol.nreplicas; i++)
+    busy |= h->running[i];
   for (int i = 0; i < a->vol.nreplicas; i++) {
     if (engine_replica_state (a->dev, i) != ENGINE_OUT) {
       h->lost_since[i] = 0;
@@ -411,9 +448,10 @@ heal_tick (struct loop_timer *t)
     }
     if (h->lost_since[i] == 0)
       h->lost_since[i] = now;
-    if (a->o->heal_after && !h->running[i] && now >= h->next_try[i] &&
-        now - h->lost_since[i] >= (time_t) a->o->heal_after)
-      start_job (a, i, false);
+    if (a->o->heal_after && !busy && now >= h->next_try[i] &&
+        now - h->lost_since[i] >= (time_t) a->o->heal_after &&
+        can_heal (a, i))
+      busy = start_job (a, i, false) == 0;
   }
   job_check (a);
   loop_timer_arm (a->loop, &h->timer, HEAL_TICK_MS, heal_tick, a);
@@ -475,6 +513,17 @@ attach_sweep_retired (struct registry *reg, const char *volume,
     struct error err = { 0 };
     int up = -ENOENT, r;
 
+    /* A server that holds a replica of the volume again (a replace by
+     * hand): that copy is live, not stale.  Forget the entry.
+     */
+    bool live = false;
+    for (int i = 0; i < v.nreplicas; i++)
+      live |= strcmp (v.replicas[i].addr, rt->addr) == 0 ||
+        (rt->server[0] && strcmp (v.replicas[i].server, rt->server) == 0);
+    if (live) {
+      registry_update (reg, volume, drop_retired, (void *) rt, NULL);
+      continue;
+    }
     snprintf (addr, sizeof addr, "%s", rt->addr);
     if (rt->server[0])
       up = registry_server_addr (reg, rt->server, addr, sizeof addr, NULL);
@@ -547,12 +596,8 @@ drain_seen (struct loop_watch *lw, uint32_t revents)
       return;
   for (ssize_t k = 0; k < n; k++) {
     int i = slots[k];
-    bool others_ok = true;
-    if (i >= a->vol.nreplicas)
-      continue;
-    for (int j = 0; j < a->vol.nreplicas; j++)
-      others_ok &= j == i || engine_replica_state (a->dev, j) == ENGINE_IN_SYNC;
-    if (others_ok && start_job (a, i, true) == 0)
+    if (i < a->vol.nreplicas && can_move (a, i) &&
+        start_job (a, i, true) == 0)
       return;
   }
 }
