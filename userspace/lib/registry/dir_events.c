@@ -150,8 +150,8 @@ tail_info (const char *path, uint64_t *last, bool *torn, size_t *est,
   char *p = buf, *nl;
   if (off > 0 && (nl = memchr (buf, '\n', (size_t) n)) != NULL)
     p = nl + 1;
-  size_t count;
-  each_event (p, (size_t) (buf + n - p), 0, NULL, NULL, &count, last);
+  size_t count, span = (size_t) (buf + n - p);   /* bytes of whole lines */
+  each_event (p, span, 0, NULL, NULL, &count, last);
   free (buf);
   if (*last == 0 && off > 0) {  /* no good line near the end: all of it */
     char *text;
@@ -164,7 +164,7 @@ tail_info (const char *path, uint64_t *last, bool *torn, size_t *est,
     return 0;
   }
   *est = count && off > 0 ? (size_t) ((uint64_t) st.st_size * count /
-                                      (uint64_t) (n - (p - buf)))
+                                      (uint64_t) span)
     : count;
   return 0;
 }
