@@ -161,6 +161,35 @@ server_list (int argc, char **argv)
   return EXIT_SUCCESS;
 }
 
+/* Progress of the moves off server name: every replica being copied to
+ * now (a moved replica's old copy is deleted at once, so what is being
+ * copied is all there is to see).
+ */
+static void
+print_moves (struct registry *reg, const char *name)
+{
+  char **names;
+  int n;
+
+  if (registry_list (reg, &names, &n, NULL) < 0)
+    return;
+  for (int i = 0; i < n; i++) {
+    struct reg_volume v;
+    if (registry_get (reg, names[i], &v, NULL) < 0)
+      continue;
+    for (int k = 0; k < v.nreplicas; k++) {
+      const struct reg_replica *r = &v.replicas[k];
+      char a[32], b[32];
+      if (r->state == REG_IN_SYNC || r->resync_total == 0)
+        continue;
+      printf ("%s: copying %s to %s: %s of %s\n", name, v.name, r->server,
+              format_size (r->resync_done, a, sizeof a),
+              format_size (r->resync_total, b, sizeof b));
+    }
+  }
+  registry_free_names (names, n);
+}
+
 /* repvol server drain NAME [--wait] [--timeout SECONDS] and undrain. */
 static int
 server_drain (int argc, char **argv, bool on)
@@ -228,6 +257,7 @@ server_drain (int argc, char **argv, bool on)
   char vol[REG_NAME_MAX];
   struct tried tried = { NULL, 0 };
   int rc = EXIT_SUCCESS, last = -2;
+  uint64_t shown = now_ns ();
   while ((left = replicas_on (reg, name, vol, sizeof vol, &tried)) > 0) {
     if (vol[0]) {
       void *nt = realloc (tried.names, (tried.n + 1) * sizeof *tried.names);
@@ -253,6 +283,10 @@ server_drain (int argc, char **argv, bool on)
     }
     if (left != last)
       printf ("%s: %d replica(s) left\n", name, left);
+    if (now_ns () - shown > 2000000000ull) {
+      print_moves (reg, name);
+      shown = now_ns ();
+    }
     fflush (stdout);
     last = left;
     usleep (200000);
