@@ -24,6 +24,13 @@
 #include "replica/admin.h"
 #include "repvol.h"
 
+static void
+warn_kept (void *opaque, const char *line)
+{
+  if (strstr (line, " kept: "))
+    log_warn ("%s; delete it on that server by hand", line);
+}
+
 int
 cmd_delete (int argc, char **argv)
 {
@@ -96,6 +103,11 @@ cmd_delete (int argc, char **argv)
     log_warn ("replica %s: delete failed: %s; going on (--force)", addr,
               error_msg (&err));
   }
+
+  /* Stale copies that healing or a drain left: gone too where their
+   * servers answer; the others are named (nothing will remember them).
+   */
+  attach_sweep_retired (reg, vol, warn_kept, NULL);
 
   if (registry_remove (reg, vol, &rerr) < 0) {
     if (rerr.code == ENOENT)

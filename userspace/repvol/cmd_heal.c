@@ -65,16 +65,11 @@ static int
 heal_one (struct registry *reg, const char *vol, unsigned heal_after)
 {
   struct reg_volume v;
-  time_t now = time (NULL);
 
   attach_sweep_retired (reg, vol, print_line, NULL);
   if (get_volume (reg, vol, &v) < 0)
     return EXIT_FAILURE;
-  const char *st = attachment_state (&v);
-  if (v.attachment.attached && !attach_is_hold (&v.attachment) &&
-      (strcmp (st, "running") == 0 ||
-       (strcmp (st, "remote") == 0 &&
-        reg_attachment_lease_left (&v.attachment, now) > 0))) {
+  if (attachment_live (&v) && !attach_is_hold (&v.attachment)) {
     printf ("%s: attached on %s (pid %d): its attach heals it\n", vol,
             v.attachment.host, (int) v.attachment.pid);
     return EXIT_SUCCESS;

@@ -58,11 +58,8 @@ replicas_on (struct registry *reg, const char *name, char *detached,
     if (!on)
       continue;
     count++;
-    const char *st = attachment_state (&v);
-    bool live = v.attachment.attached &&
-      (strcmp (st, "running") == 0 || (strcmp (st, "remote") == 0 &&
-       reg_attachment_lease_left (&v.attachment, time (NULL)) > 0));
-    if (detached && !detached[0] && !live && !was_tried (tried, v.name))
+    if (detached && !detached[0] && !attachment_live (&v) &&
+        !was_tried (tried, v.name))
       snprintf (detached, len, "%s", v.name);
   }
   registry_free_names (names, n);

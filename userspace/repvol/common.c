@@ -70,6 +70,16 @@ attachment_state (const struct reg_volume *v)
   return attach_alive (a, v->name) ? "running" : "gone";
 }
 
+bool
+attachment_live (const struct reg_volume *v)
+{
+  const char *st = attachment_state (v);
+
+  return strcmp (st, "running") == 0 ||
+    (strcmp (st, "remote") == 0 &&
+     reg_attachment_lease_left (&v->attachment, time (NULL)) > 0);
+}
+
 struct hold_arg {
   struct reg_attachment seen;   /* the stale attachment we may replace */
   struct reg_attachment mine;

@@ -148,6 +148,10 @@ bool attachment_is_local (const struct reg_attachment *a);
  * "remote" (on another host, which only it can tell).
  */
 const char *attachment_state (const struct reg_volume *v);
+/* Is v attached by an attach that still speaks for it: running on this
+ * host, or on another with its lease alive?  (A CLI verb's hold counts.)
+ */
+bool attachment_live (const struct reg_volume *v);
 
 /* Hold v for a CLI verb that must not run beside an attach ("repvol
  * delete", "repvol epoch --reset"): record an attachment with frontend
