@@ -35,17 +35,19 @@ was_tried (const struct tried *t, const char *vol)
 /* How many volumes the registry shows with a replica on server name;
  * -1 when the registry cannot say.  Optionally, the first volume that
  * is detached (or whose attachment is stale) and not in tried, into
- * detached.
+ * detached, and how many detached ones were tried already, into stuck.
  */
 static int
 replicas_on (struct registry *reg, const char *name, char *detached,
-             size_t len, const struct tried *tried)
+             size_t len, const struct tried *tried, int *stuck)
 {
   char **names;
   int n, count = 0;
 
   if (detached)
     detached[0] = '\0';
+  if (stuck)
+    *stuck = 0;
   if (registry_list (reg, &names, &n, NULL) < 0)
     return -1;
   for (int i = 0; i < n; i++) {
@@ -58,8 +60,13 @@ replicas_on (struct registry *reg, const char *name, char *detached,
     if (!on)
       continue;
     count++;
-    if (detached && !detached[0] && !attachment_live (&v) &&
-        !was_tried (tried, v.name))
+    if (attachment_live (&v))
+      continue;
+    if (was_tried (tried, v.name)) {
+      if (stuck)
+        (*stuck)++;
+    }
+    else if (detached && !detached[0])
       snprintf (detached, len, "%s", v.name);
   }
   registry_free_names (names, n);
@@ -124,7 +131,7 @@ server_list (int argc, char **argv)
   /* A draining server: the replicas the registry still puts there. */
   int left[n ? n : 1];
   for (int i = 0; i < n; i++)
-    left[i] = all[i].draining ? replicas_on (reg, all[i].name, NULL, 0, NULL) : 0;
+    left[i] = all[i].draining ? replicas_on (reg, all[i].name, NULL, 0, NULL, NULL) : 0;
   registry_close (reg);
   if (json) {
     json_object *arr = json_object_new_array ();
@@ -233,7 +240,7 @@ server_drain (int argc, char **argv, bool on)
     registry_close (reg);
     return EXIT_FAILURE;
   }
-  int left = replicas_on (reg, name, NULL, 0, NULL);
+  int left = replicas_on (reg, name, NULL, 0, NULL, NULL);
   if (!on) {
     printf ("%s: not draining; placement may use it again\n", name);
     registry_event (reg, "drain-done", NULL, name, NULL, "undrained with "
@@ -253,9 +260,10 @@ server_drain (int argc, char **argv, bool on)
   uint64_t deadline = now_ns () + timeout_s * 1000000000ull;
   char vol[REG_NAME_MAX];
   struct tried tried = { NULL, 0 };
-  int rc = EXIT_SUCCESS, last = -2;
+  int rc = EXIT_SUCCESS, last = -2, stuck;
   uint64_t shown = now_ns ();
-  while ((left = replicas_on (reg, name, vol, sizeof vol, &tried)) > 0) {
+  while ((left = replicas_on (reg, name, vol, sizeof vol, &tried,
+                              &stuck)) > 0) {
     if (vol[0]) {
       void *nt = realloc (tried.names, (tried.n + 1) * sizeof *tried.names);
       if (nt == NULL) {
@@ -272,6 +280,12 @@ server_drain (int argc, char **argv, bool on)
     }
     if (!wait)
       break;
+    if (stuck == left) {
+      log_error ("%s: %d detached volume(s) could not be moved (above); "
+                 "nothing else is moving", name, left);
+      rc = EXIT_FAILURE;
+      break;
+    }
     if (now_ns () > deadline) {
       log_error ("%s: %d replica(s) still on it after %" PRIu64 " s", name,
                  left, timeout_s);

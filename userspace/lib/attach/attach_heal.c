@@ -80,6 +80,7 @@ struct heal_job {
   long out_s;                   /* seconds the replica has been out */
   unsigned heal_after;
   struct reg_volume vol;        /* as the attach knows it */
+  struct reg_volume now;        /* as the registry has it (pick_spare) */
   int fd;                       /* the pipe back */
   /* What it did. */
   bool swapped, ok;             /* recorded; connected (ra) */
@@ -102,15 +103,22 @@ pick_spare (struct heal_job *job, struct reg_server *out)
 
   if ((r = registry_server_list (job->reg, &pool, &n, &job->err)) < 0)
     return r;
-  for (int k = 0; k < v->nreplicas; k++) {
-    if (v->replicas[k].server[0])
-      xs[nxs++] = v->replicas[k].server;
-    if (k != job->replica && v->replicas[k].zone[0])
-      xz[nxz++] = v->replicas[k].zone;
+  /* Not on a server of the volume nor of a stale copy of it, as the
+   * record says now (an earlier heal of this attach may have retired
+   * one), and not in a zone the other replicas use.
+   */
+  const struct reg_volume *now = &job->now;
+  if (registry_get (job->reg, v->name, &job->now, NULL) < 0)
+    now = v;
+  for (int k = 0; k < now->nreplicas; k++) {
+    if (now->replicas[k].server[0])
+      xs[nxs++] = now->replicas[k].server;
+    if (k != job->replica && now->replicas[k].zone[0])
+      xz[nxz++] = now->replicas[k].zone;
   }
-  for (int k = 0; k < v->nretired; k++)
-    if (v->retired[k].server[0])
-      xs[nxs++] = v->retired[k].server;
+  for (int k = 0; k < now->nretired; k++)
+    if (now->retired[k].server[0])
+      xs[nxs++] = now->retired[k].server;
   struct placement_req req = {
     .want = 1, .size = v->size, .reserve = v->reserved,
     .allow_same_zone = v->allow_same_zone,
