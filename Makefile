@@ -133,15 +133,30 @@ demo:
 	$(MAKE) all
 	scripts/demo.sh
 
+# make install [PREFIX=/usr/local] [DESTDIR=...] [UNITDIR=...]: the
+# programs, the man pages and the systemd units (systemd/: repvold@NAME,
+# repvol-attach@VOL, repvol-heal.service and .timer), the units with the
+# installed programs' paths.
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+UNITS_IN := $(wildcard systemd/*.in)
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
-	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7 \
-	  $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 755 $(B)/repvol $(DESTDIR)$(PREFIX)/bin/repvol
-	install -m 755 $(B)/repvold $(DESTDIR)$(PREFIX)/sbin/repvold
-	install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	install -m 644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
-	install -m 644 man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	install -m 755 $(B)/repvol $(DESTDIR)$(BINDIR)/repvol
+	install -m 755 $(B)/repvold $(DESTDIR)$(SBINDIR)/repvold
+	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 man/*.7 $(DESTDIR)$(MANDIR)/man7/
+	for u in $(UNITS_IN); do \
+	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' $$u \
+	    > $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) && \
+	  chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) || exit 1; \
+	done
+	install -m 644 systemd/*.timer $(DESTDIR)$(UNITDIR)/
 
 clean:
 	rm -rf $(B) build-asan

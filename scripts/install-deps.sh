@@ -27,8 +27,8 @@ PACKAGES=(
     # process, network and file tools used by the scripts; nftables cuts
     # links between the host harness's namespaces (tests/hosts/)
     coreutils util-linux procps psmisc iproute2 e2fsprogs python3 nftables
-    # "man -l man/*.8"
-    man-db
+    # "man -l man/*.8"; systemd-analyze verify of the units (test 091)
+    man-db systemd
     # kernel test tier (scripts/kernel-vm.sh, tests/kernel/): qemu, apt and
     # dpkg-deb to fetch and unpack Debian kernels and busybox-static (which
     # is unpacked, never installed: installing it removes busybox), kmod for

@@ -409,7 +409,7 @@ _lib_cleanup() {
     done
     if ((rc != 0 && rc != 77)); then
         for pid in "${PIDS[@]}"; do
-            [[ -s ${PID_LOG[$pid]} ]] || continue
+            [[ -s ${PID_LOG[$pid]-} ]] || continue
             printf -- '--- %s (last 20 lines)\n' "${PID_LOG[$pid]##*/}" >&2
             tail -n 20 "${PID_LOG[$pid]}" >&2
         done

@@ -328,9 +328,19 @@ main (int argc, char **argv)
   if (!registry)
     registry = config_get ("registry");
   if (!data_dir)
-    return bad_arg ("%s", "--data-dir is required");
+    data_dir = config_get ("data-dir");
   if (!listen_addr)
-    return bad_arg ("%s", "--listen is required");
+    listen_addr = config_get ("listen");
+  if (!advertise)
+    advertise = config_get ("advertise");
+  if (!name)
+    name = config_get ("name");
+  if (!data_dir)
+    return bad_arg ("%s", "--data-dir is required (or data-dir in "
+                    "repvol.conf)");
+  if (!listen_addr)
+    return bad_arg ("%s", "--listen is required (or listen in "
+                    "repvol.conf)");
   /* Volumes' bytes are the owner's only (docs/DESIGN.md 3.9): a data
    * directory made here is 0700, and one open to others is warned about
    * once the log is up.

@@ -351,6 +351,12 @@ attach_degrade_fini (struct attach *a)
     return;
   loop_del (a->loop, &a->dg_watch);
   while (read (a->dg_pipe[0], &job, sizeof job) == sizeof job) {
+    /* Recorded, but the loop had stopped before it heard: the epoch it
+     * opened is ours all the same (else the release at the end would
+     * not know our own attachment, and leave it behind).
+     */
+    if (job->err == 0)
+      a->epoch = job->c.epoch;
     registry_close (job->reg);
     free (job);
   }

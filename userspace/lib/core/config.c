@@ -18,6 +18,11 @@ static const struct {
   { "tls-psk",  "REPVOL_TLS_PSK" },
   { "run-dir",  "REPVOL_RUN_DIR" },
   { "zone",     NULL },
+  /* repvold's own (a server's file, repvold@.service): */
+  { "data-dir", NULL },
+  { "listen",   NULL },
+  { "advertise", NULL },
+  { "name",     NULL },
 };
 #define NKEYS ARRAY_SIZE (keys)
 
@@ -62,10 +67,14 @@ parse_line (const char *name, unsigned no, char *line, struct error *err)
   val = trim (eq + 1);
   for (i = 0; i < NKEYS && strcmp (keys[i].key, key) != 0; i++)
     ;
-  if (i == NKEYS)
+  if (i == NKEYS) {
+    char known[256] = "";
+    for (size_t k = 0; k < NKEYS; k++)
+      snprintf (known + strlen (known), sizeof known - strlen (known),
+                "%s%s", k ? ", " : "", keys[k].key);
     return error_set (err, EINVAL, "%s:%u: unknown key \"%.64s\" (known: "
-                      "registry, tls-dir, tls-psk, run-dir, zone)", name, no,
-                      key);
+                      "%s)", name, no, key, known);
+  }
   if (*val == '\0')
     return error_set (err, EINVAL, "%s:%u: %s has no value", name, no, key);
   if (values[i])

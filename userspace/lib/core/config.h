@@ -15,7 +15,9 @@
  * the variable is unset, so the programs, which already prefer their
  * flags to the environment, need nothing more; tls-dir and tls-psk are
  * one setting, so neither is taken from the file when either variable
- * is set.  Keys without a variable (zone) are read with config_get().
+ * is set.  Keys without a variable (zone; repvold's data-dir, listen,
+ * advertise and name, for a server's own file) are read with
+ * config_get().
  */
 #ifndef REPVOL_CONFIG_H
 #define REPVOL_CONFIG_H
