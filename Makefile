@@ -136,16 +136,17 @@ demo:
 # make install [PREFIX=/usr/local] [DESTDIR=...] [UNITDIR=...]: the
 # programs, the man pages and the systemd units (systemd/: repvold@NAME,
 # repvol-attach@VOL, repvol-heal.service and .timer), the units with the
-# installed programs' paths.
+# installed programs' paths; and bash completion (completion/).
 BINDIR  ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR  ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+COMPDIR ?= $(PREFIX)/share/bash-completion/completions
 UNITS_IN := $(wildcard systemd/*.in)
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
 	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
-	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPDIR)
 	install -m 755 $(B)/repvol $(DESTDIR)$(BINDIR)/repvol
 	install -m 755 $(B)/repvold $(DESTDIR)$(SBINDIR)/repvold
 	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
@@ -157,6 +158,8 @@ install: all
 	  chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) || exit 1; \
 	done
 	install -m 644 systemd/*.timer $(DESTDIR)$(UNITDIR)/
+	install -m 644 completion/repvol.bash $(DESTDIR)$(COMPDIR)/repvol
+	install -m 644 completion/repvol.bash $(DESTDIR)$(COMPDIR)/repvold
 
 clean:
 	rm -rf $(B) build-asan

@@ -15,7 +15,8 @@ make -s -C "$TOP" install B="$BUILD" PREFIX="$P" >&2
 for f in bin/repvol sbin/repvold share/man/man8/repvol.8 share/man/man8/repvold.8 \
          share/man/man5/repvol.conf.5 lib/systemd/system/repvold@.service \
          lib/systemd/system/repvol-attach@.service \
-         lib/systemd/system/repvol-heal.service lib/systemd/system/repvol-heal.timer; do
+         lib/systemd/system/repvol-heal.service lib/systemd/system/repvol-heal.timer \
+         share/bash-completion/completions/repvol share/bash-completion/completions/repvold; do
     [[ -s $P/$f ]] || fail "make install did not install $f"
 done
 grep -q "^ExecStart=$P/sbin/repvold --name %i$" "$P/lib/systemd/system/repvold@.service" ||
