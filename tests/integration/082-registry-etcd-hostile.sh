@@ -12,7 +12,9 @@ wait_for test -s "$T/fake.port"
 URL=etcd://127.0.0.1:$(cat "$T/fake.port")/hostile
 VG=()
 # Not over an ASan build (check-asan): the sanitizer checks it there.
-command -v valgrind >/dev/null && ! ldd "$REPVOL" | grep -q libasan && VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite)
+# (Not "ldd | grep -q": grep's early exit SIGPIPEs ldd, and pipefail
+# then takes the ASan build for a plain one.)
+command -v valgrind >/dev/null && ! grep -q libasan <<<"$(ldd "$REPVOL")" && VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite)
 
 check() {   # check MODE REGEX
     local mode=$1 re=$2 verb
