@@ -47,22 +47,18 @@ HEAL=5s
 
 say() { printf '\n==> %s\n' "$*"; }
 show() { printf '    $ %s\n' "$*"; }
-# run CMD...: show the command (repvol's path shortened), then run it.
-run() {
-    local shown=("$@")
-    [[ ${shown[0]} == "$REPVOL" ]] && shown[0]=repvol
-    show "${shown[*]}"
-    "$@" 2>&1 | sed 's/^/    /' || fail "failed: ${shown[*]}"
-}
-# run_at HOST CMD...: run, on HOST.
+# run_at HOST CMD...: show the command (repvol's path shortened), then
+# run it on HOST; run CMD...: the same here, in the driver's namespace.
 run_at() {
     local h=$1
     shift
     local shown=("$@")
     [[ ${shown[0]} == "$REPVOL" ]] && shown[0]=repvol
-    show "${shown[*]}   (on $h)"
-    at "$h" "$@" 2>&1 | sed 's/^/    /' || fail "failed on $h: ${shown[*]}"
+    show "${shown[*]}${h:+   (on $h)}"
+    if [[ -n $h ]]; then at "$h" "$@"; else "$@"; fi 2>&1 | sed 's/^/    /' ||
+        fail "failed${h:+ on $h}: ${shown[*]}"
 }
+run() { run_at "" "$@"; }
 sum() { head -c "$(numfmt --from=iec "$DATA")" "$1" | sha256sum | cut -c1-16; }
 
 # ---- the lab, in namespaces or on loopback ----------------------------------

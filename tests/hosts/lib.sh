@@ -167,12 +167,6 @@ start_etcd_member() {   # start_etcd_member N [INITIAL_CLUSTER]
     ETCD_PID[$h]=$BG_PID
 }
 
-server_up() {   # server_up NAME: the pool lists NAME up
-    repvol server list --json 2>/dev/null | python3 -c '
-import json, sys
-sys.exit(0 if any(s["name"] == sys.argv[1] and s["state"] == "up"
-                  for s in json.load(sys.stdin)) else 1)' "$1"
-}
 
 # start_server H [EXTRA...]: repvold H on H's address, in the pool.
 start_server() {
@@ -187,7 +181,7 @@ start_server() {
     SERVER_PID[$h]=$BG_PID
     REPVOLD_DIR[$h]=$T/data-$h
     wait_for tcp_open "$ip" $REPVOLD_PORT_H
-    wait_for server_up "$h"
+    wait_for server_is "$h" up
 }
 
 # lab_up: hosts, etcd on s1-s3, repvold on s1-s4.

@@ -19,13 +19,6 @@ require_cmd fio nbdcopy python3
 
 TTL=2
 
-server_field() {   # server_field NAME FIELD
-    repvol server list --json | python3 -c '
-import json, sys
-s = [x for x in json.load(sys.stdin) if x["name"] == sys.argv[1]]
-print(s[0][sys.argv[2]] if s else "none")' "$1" "$2"
-}
-server_is() { [[ $(server_field "$1" state) == "$2" ]]; }
 # down_for NAME SECS: the pool has not heard of NAME for SECS past its TTL.
 down_for() {
     local hb ttl

@@ -16,13 +16,6 @@ require_cmd fio nbdcopy python3
 
 TTL=2
 
-server_state() {   # server_state NAME: up, down, draining or "none"
-    repvol server list --json | python3 -c '
-import json, sys
-s = [x for x in json.load(sys.stdin) if x["name"] == sys.argv[1]]
-print(s[0]["state"] if s else "none")' "$1"
-}
-server_is() { [[ $(server_state "$1") == "$2" ]]; }
 
 # replica_field VOL I FIELD: the registry's view of replica I.
 replica_field() {

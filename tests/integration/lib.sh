@@ -314,6 +314,16 @@ stop_attach() {
     unset "ATTACH_PID[$vol]"
 }
 
+# server_field NAME FIELD: FIELD of server NAME in "repvol server list
+# --json" ("none" when the pool does not know it); server_is NAME STATE.
+server_field() {
+    "$REPVOL" server list --json 2>/dev/null | python3 -c '
+import json, sys
+s = [x for x in json.load(sys.stdin) if x["name"] == sys.argv[1]]
+print(s[0][sys.argv[2]] if s else "none")' "$1" "$2"
+}
+server_is() { [[ $(server_field "$1" state) == "$2" ]]; }
+
 # all_in_sync VOL: true when the registry lists every replica of VOL in
 # sync (use with wait_for to wait for a catch-up).
 all_in_sync() {

@@ -25,9 +25,9 @@
 #include "repvol.h"
 
 static void
-warn_kept (void *opaque, const char *line)
+warn_kept (void *opaque, const char *line, bool kept)
 {
-  if (strstr (line, " kept: "))
+  if (kept)
     log_warn ("%s; delete it on that server by hand", line);
 }
 

@@ -27,21 +27,30 @@ print_line (void *opaque, const char *line)
   fflush (stdout);
 }
 
+static void
+print_sweep (void *opaque, const char *line, bool kept)
+{
+  print_line (opaque, line);
+}
+
+/* The pool, listed once per run (empty when it cannot be read). */
+struct pool {
+  struct reg_server *s;
+  int n;
+};
+
 /* A replica out of sync, or one whose server the pool shows down. */
 static bool
-needs_heal (struct registry *reg, const struct reg_volume *v)
+needs_heal (const struct pool *pool, const struct reg_volume *v)
 {
-  struct reg_server *pool = NULL;
-  int n = 0;
   bool need = false;
 
-  registry_server_list (reg, &pool, &n, NULL);
   for (int i = 0; i < v->nreplicas; i++) {
     need |= v->replicas[i].state != REG_IN_SYNC;
-    for (int j = 0; j < n; j++)
-      need |= !pool[j].up && strcmp (pool[j].name, v->replicas[i].server) == 0;
+    for (int j = 0; j < pool->n; j++)
+      need |= !pool->s[j].up &&
+        strcmp (pool->s[j].name, v->replicas[i].server) == 0;
   }
-  free (pool);
   return need;
 }
 
@@ -62,11 +71,12 @@ heal_detached (struct registry *reg, const char *vol, unsigned heal_after,
 }
 
 static int
-heal_one (struct registry *reg, const char *vol, unsigned heal_after)
+heal_one (struct registry *reg, const struct pool *pool, const char *vol,
+          unsigned heal_after)
 {
   struct reg_volume v;
 
-  attach_sweep_retired (reg, vol, print_line, NULL);
+  attach_sweep_retired (reg, vol, print_sweep, NULL);
   if (get_volume (reg, vol, &v) < 0)
     return EXIT_FAILURE;
   if (attachment_live (&v) && !attach_is_hold (&v.attachment)) {
@@ -79,7 +89,7 @@ heal_one (struct registry *reg, const char *vol, unsigned heal_after)
             v.attachment.frontend, (int) v.attachment.pid);
     return EXIT_SUCCESS;
   }
-  if (!needs_heal (reg, &v)) {
+  if (!needs_heal (pool, &v)) {
     printf ("%s: healthy: %d of %d replicas in sync\n", vol, v.nreplicas,
             v.nreplicas);
     return EXIT_SUCCESS;
@@ -120,9 +130,11 @@ cmd_heal (int argc, char **argv)
     return EXIT_FAILURE;
   if (!given)
     heal_after = default_heal_after (reg);
+  struct pool pool = { NULL, 0 };
+  registry_server_list (reg, &pool.s, &pool.n, NULL);
   if (optind < argc) {
     for (int i = optind; i < argc; i++)
-      if (heal_one (reg, argv[i], heal_after) != EXIT_SUCCESS)
+      if (heal_one (reg, &pool, argv[i], heal_after) != EXIT_SUCCESS)
         rc = EXIT_FAILURE;
   }
   else {
@@ -131,16 +143,18 @@ cmd_heal (int argc, char **argv)
     struct error err = { 0 };
     if (registry_list (reg, &names, &n, &err) < 0) {
       log_error ("%s", error_msg (&err));
+      free (pool.s);
       registry_close (reg);
       return EXIT_FAILURE;
     }
     if (n == 0)
       printf ("no volumes\n");
     for (int i = 0; i < n; i++)
-      if (heal_one (reg, names[i], heal_after) != EXIT_SUCCESS)
+      if (heal_one (reg, &pool, names[i], heal_after) != EXIT_SUCCESS)
         rc = EXIT_FAILURE;
     registry_free_names (names, n);
   }
+  free (pool.s);
   registry_close (reg);
   return rc;
 }

@@ -105,10 +105,11 @@ int attach_run (struct registry *reg, const struct attach_opts *o);
 /* Delete the stale copies a heal or drain left on servers that were
  * away (the volume's "retired" list), where the server answers now; each
  * deletion is dropped from the list.  Returns how many were deleted;
- * say (may be NULL) gets a line for each one deleted or still kept.
+ * say (may be NULL) gets a line for each one deleted, or kept (and why).
  */
 int attach_sweep_retired (struct registry *reg, const char *volume,
-                          void (*say) (void *opaque, const char *line),
+                          void (*say) (void *opaque, const char *line,
+                                       bool kept),
                           void *opaque);
 
 /* Is at a CLI verb's hold on the volume (ATTACH_*_CLAIM), not an attach? */

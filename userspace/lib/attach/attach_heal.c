@@ -58,8 +58,10 @@ struct watcher {
 struct attach_heal {
   time_t lost_since[ENGINE_MAX_REPLICAS];   /* 0: not lost */
   time_t next_try[ENGINE_MAX_REPLICAS];
-  bool running[ENGINE_MAX_REPLICAS];
-  pthread_t thread[ENGINE_MAX_REPLICAS];
+  int job_slot;                 /* the replica a job is replacing, or -1:
+                                 * one at a time (two would pick the same
+                                 * spare) */
+  pthread_t thread;
   int pipe[2];                  /* jobs -> loop */
   struct loop_watch watch;
   struct loop_timer timer;
@@ -268,12 +270,12 @@ start_job (struct attach *a, int i, bool move)
     free (job);
     return -EIO;
   }
-  if (pthread_create (&h->thread[i], NULL, heal_thread, job) != 0) {
+  if (pthread_create (&h->thread, NULL, heal_thread, job) != 0) {
     registry_close (job->reg);
     free (job);
     return -EAGAIN;
   }
-  h->running[i] = true;
+  h->job_slot = i;
   log_info ("%s: %s replica %s (%s): looking for a spare", a->vol.name,
             move ? "moving" : "healing", a->vol.replicas[i].server,
             a->vol.replicas[i].addr);
@@ -315,6 +317,19 @@ can_move (struct attach *a, int i)
   return in_sync_besides (a, i, &all) > 0 && all;
 }
 
+/* Out longer than heal-after, not waiting out a failed try, and with a
+ * replica to copy from.
+ */
+static bool
+heal_due (struct attach *a, int i, time_t now)
+{
+  struct attach_heal *h = a->heal;
+
+  return a->o->heal_after && h->lost_since[i] &&
+    now - h->lost_since[i] >= (time_t) a->o->heal_after &&
+    now >= h->next_try[i] && can_heal (a, i);
+}
+
 static int
 find_server (const struct attach *a, const char *server)
 {
@@ -325,6 +340,27 @@ find_server (const struct attach *a, const char *server)
   return -1;
 }
 
+/* A line for the log and, in a job (repvol heal, a drain), its output. */
+static void
+tell (struct attach *a, bool warn, const char *fmt, ...)
+{
+  char line[480];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (line, sizeof line, fmt, ap);
+  va_end (ap);
+  if (warn)
+    log_warn ("%s: %s", a->vol.name, line);
+  else
+    log_info ("%s: %s", a->vol.name, line);
+  if (a->o->job_line) {
+    char jl[560];
+    snprintf (jl, sizeof jl, "%s: %s", a->vol.name, line);
+    a->o->job_line (a->o->job_opaque, jl);
+  }
+}
+
 static void job_check (struct attach *a);
 
 static void
@@ -333,13 +369,12 @@ heal_done (struct loop_watch *w, uint32_t revents)
   struct attach *a = w->opaque;
   struct attach_heal *h = a->heal;
   struct heal_job *job;
-  char line[400];
 
   while (read (h->pipe[0], &job, sizeof job) == sizeof job) {
     int i = job->replica;
     const struct reg_replica *old = &job->vol.replicas[i];
-    pthread_join (h->thread[i], NULL);
-    h->running[i] = false;
+    pthread_join (h->thread, NULL);
+    h->job_slot = -1;
     registry_close (job->reg);
     if (job->swapped && a->dev && !a->detaching && !a->fenced) {
       struct bdev *b = NULL;
@@ -352,31 +387,17 @@ heal_done (struct loop_watch *w, uint32_t revents)
                   job->fresh.addr, error_msg (&job->err));
       engine_replace (a->dev, i, b, job->fresh.addr);
       h->lost_since[i] = 0;
-      snprintf (line, sizeof line, "%s (%s) replaces %s (%s); copying the "
-                "volume to it", job->fresh.server, job->fresh.addr,
-                old->server, old->addr);
-      log_info ("%s: %s", a->vol.name, line);
-      if (a->o->job_line) {
-        char jl[480];
-        snprintf (jl, sizeof jl, "%s: %s", a->vol.name, line);
-        a->o->job_line (a->o->job_opaque, jl);
-      }
+      tell (a, false, "%s (%s) replaces %s (%s); copying the volume to it",
+            job->fresh.server, job->fresh.addr, old->server, old->addr);
     }
     else {
       if (job->ok)
         replica_admin_close (&job->ra);
       if (!job->swapped) {
-        log_warn ("%s: cannot %s replica %s (%s): %s (trying again in %d "
-                  "s)", a->vol.name, job->move ? "move" : "heal",
-                  old->server, old->addr, error_msg (&job->err),
-                  HEAL_RETRY_S);
+        tell (a, true, "cannot %s replica %s (%s): %s (trying again in %d "
+              "s)", job->move ? "move" : "heal", old->server, old->addr,
+              error_msg (&job->err), HEAL_RETRY_S);
         h->next_try[i] = time (NULL) + HEAL_RETRY_S;
-        if (a->o->job_line) {
-          snprintf (line, sizeof line, "%s: cannot %s replica %s: %s",
-                    a->vol.name, job->move ? "move" : "heal", old->server,
-                    error_msg (&job->err));
-          a->o->job_line (a->o->job_opaque, line);
-        }
       }
     }
     free (job);
@@ -399,12 +420,9 @@ job_check (struct attach *a)
     return;
   for (int i = 0; i < a->vol.nreplicas; i++) {
     enum engine_rep_state st = engine_replica_state (a->dev, i);
-    if (h->running[i] || st == ENGINE_RESYNC)
-      return;
-    if (st == ENGINE_OUT && a->o->heal_after && h->lost_since[i] &&
-        now - h->lost_since[i] >= (time_t) a->o->heal_after &&
-        now >= h->next_try[i] && can_heal (a, i))
-      return;                   /* the next tick starts it */
+    if (h->job_slot >= 0 || st == ENGINE_RESYNC ||
+        (st == ENGINE_OUT && heal_due (a, i, now)))
+      return;                   /* (the next tick starts a due heal) */
   }
   /* A drain's move: the watcher starts it (the server is marked). */
   int m = a->o->move_server ? find_server (a, a->o->move_server) : -1;
@@ -445,10 +463,6 @@ heal_tick (struct loop_timer *t)
 
   if (a->detaching || a->fenced || !a->dev)
     return;
-  /* One job at a time: two would pick the same spare. */
-  bool busy = false;
-  for (int i = 0; i < a->vol.nreplicas; i++)
-    busy |= h->running[i];
   for (int i = 0; i < a->vol.nreplicas; i++) {
     if (engine_replica_state (a->dev, i) != ENGINE_OUT) {
       h->lost_since[i] = 0;
@@ -456,10 +470,8 @@ heal_tick (struct loop_timer *t)
     }
     if (h->lost_since[i] == 0)
       h->lost_since[i] = now;
-    if (a->o->heal_after && !busy && now >= h->next_try[i] &&
-        now - h->lost_since[i] >= (time_t) a->o->heal_after &&
-        can_heal (a, i))
-      busy = start_job (a, i, false) == 0;
+    if (h->job_slot < 0 && heal_due (a, i, now))
+      start_job (a, i, false);
   }
   job_check (a);
   loop_timer_arm (a->loop, &h->timer, HEAL_TICK_MS, heal_tick, a);
@@ -468,7 +480,7 @@ heal_tick (struct loop_timer *t)
 bool
 attach_heal_busy (struct attach *a, int i)
 {
-  return a->heal && a->heal->running[i];
+  return a->heal && a->heal->job_slot == i;
 }
 
 /* ---- the sweep of retired copies --------------------------------------- */
@@ -489,9 +501,10 @@ drop_retired (struct reg_volume *v, void *arg)
   return ENOENT;
 }
 
+typedef void say_fn (void *opaque, const char *line, bool kept);
+
 static void
-say_line (void (*say) (void *, const char *), void *opaque, const char *fmt,
-          ...)
+say_line (say_fn *say, void *opaque, bool kept, const char *fmt, ...)
 {
   char line[400];
   va_list ap;
@@ -501,19 +514,18 @@ say_line (void (*say) (void *, const char *), void *opaque, const char *fmt,
   va_start (ap, fmt);
   vsnprintf (line, sizeof line, fmt, ap);
   va_end (ap);
-  say (opaque, line);
+  say (opaque, line, kept);
 }
 
-int
-attach_sweep_retired (struct registry *reg, const char *volume,
-                      void (*say) (void *opaque, const char *line),
-                      void *opaque)
+/* The sweep, on the record v as just read. */
+static int
+sweep (struct registry *reg, const struct reg_volume *vp, say_fn *say,
+       void *opaque)
 {
-  struct reg_volume v;
+  const struct reg_volume v = *vp;
+  const char *volume = v.name;
   int deleted = 0;
 
-  if (registry_get (reg, volume, &v, NULL) < 0)
-    return 0;
   for (int k = 0; k < v.nretired; k++) {
     const struct reg_retired *rt = &v.retired[k];
     char addr[REG_ADDR_MAX];
@@ -536,8 +548,8 @@ attach_sweep_retired (struct registry *reg, const char *volume,
     if (rt->server[0])
       up = registry_server_addr (reg, rt->server, addr, sizeof addr, NULL);
     if (up == 0) {
-      say_line (say, opaque, "%s: stale copy on %s (%s) kept: the server is "
-                "down", volume, rt->server, addr);
+      say_line (say, opaque, true, "%s: stale copy on %s (%s) kept: the "
+                "server is down", volume, rt->server, addr);
       continue;
     }
     r = replica_admin_open (&ra, addr, volume, 5000, &err);
@@ -546,8 +558,8 @@ attach_sweep_retired (struct registry *reg, const char *volume,
       replica_admin_close (&ra);
     }
     if (r < 0 && r != -ENOENT) {
-      say_line (say, opaque, "%s: stale copy on %s (%s) kept: %s", volume,
-                rt->server, addr, error_msg (&err));
+      say_line (say, opaque, true, "%s: stale copy on %s (%s) kept: %s",
+                volume, rt->server, addr, error_msg (&err));
       continue;
     }
     if (registry_update (reg, volume, drop_retired, (void *) rt, NULL) < 0)
@@ -556,10 +568,21 @@ attach_sweep_retired (struct registry *reg, const char *volume,
     registry_event (reg, "stale-deleted", volume, rt->server, NULL,
                     "stale copy on %s (%s) deleted%s", rt->server, addr,
                     r == -ENOENT ? " (it was gone already)" : "");
-    say_line (say, opaque, "%s: stale copy on %s (%s) deleted", volume,
-              rt->server, addr);
+    say_line (say, opaque, false, "%s: stale copy on %s (%s) deleted",
+              volume, rt->server, addr);
   }
   return deleted;
+}
+
+int
+attach_sweep_retired (struct registry *reg, const char *volume,
+                      say_fn *say, void *opaque)
+{
+  struct reg_volume v;
+
+  if (registry_get (reg, volume, &v, NULL) < 0)
+    return 0;
+  return sweep (reg, &v, say, opaque);
 }
 
 static void
@@ -573,7 +596,7 @@ watch_tick (void *arg)
   if (registry_get (w->reg, w->volume, &v, NULL) < 0)
     return;
   if (v.nretired)
-    attach_sweep_retired (w->reg, w->volume, NULL, NULL);
+    sweep (w->reg, &v, NULL, NULL);
   if (registry_server_list (w->reg, &pool, &n, NULL) < 0)
     return;
   for (int i = 0; i < v.nreplicas; i++)
@@ -597,11 +620,8 @@ drain_seen (struct loop_watch *lw, uint32_t revents)
   uint8_t slots[64];
   ssize_t n = read (h->drain_pipe[0], slots, sizeof slots);
 
-  if (n <= 0 || a->detaching || a->fenced || !a->dev)
+  if (n <= 0 || a->detaching || a->fenced || !a->dev || h->job_slot >= 0)
     return;
-  for (int i = 0; i < a->vol.nreplicas; i++)
-    if (h->running[i])
-      return;
   for (ssize_t k = 0; k < n; k++) {
     int i = slots[k];
     if (i < a->vol.nreplicas && can_move (a, i) &&
@@ -625,6 +645,7 @@ attach_heal_start (struct attach *a)
     return;
   }
   set_nonblock (h->pipe[0]);
+  h->job_slot = -1;
   a->heal = h;
   /* A replica out already: its clock started when it fell out, or when
    * the pool last heard of its server, whichever is earlier (a volume
@@ -686,9 +707,8 @@ attach_heal_stop (struct attach *a)
   }
   loop_timer_cancel (a->loop, &h->timer);
   loop_del (a->loop, &h->watch);
-  for (int i = 0; i < ENGINE_MAX_REPLICAS; i++)
-    if (h->running[i])
-      pthread_join (h->thread[i], NULL);
+  if (h->job_slot >= 0)
+    pthread_join (h->thread, NULL);
   while (read (h->pipe[0], &job, sizeof job) == sizeof job) {
     if (job->ok)
       replica_admin_close (&job->ra);
