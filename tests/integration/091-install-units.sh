@@ -12,8 +12,11 @@ require_cmd systemd-analyze make
 
 P=$T/usr
 make -s -C "$TOP" install B="$BUILD" PREFIX="$P" >&2
-for f in bin/repvol sbin/repvold share/man/man8/repvol.8 share/man/man8/repvold.8 \
-         share/man/man5/repvol.conf.5 lib/systemd/system/repvold@.service \
+# Every page of man/, in the section its name ends with.
+pages=()
+for m in "$TOP"/man/*.[578]; do pages+=("share/man/man${m##*.}/${m##*/}"); done
+(( ${#pages[@]} >= 20 )) || fail "man/ has only ${#pages[@]} pages"
+for f in bin/repvol sbin/repvold "${pages[@]}" lib/systemd/system/repvold@.service \
          lib/systemd/system/repvol-attach@.service \
          lib/systemd/system/repvol-heal.service lib/systemd/system/repvol-heal.timer \
          share/bash-completion/completions/repvol share/bash-completion/completions/repvold; do

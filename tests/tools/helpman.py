@@ -3,15 +3,21 @@
 page, and every option the man page's SYNOPSIS gives a verb is in its
 --help.
 
-    helpman.py REPVOL MANPAGE        (repvol and man/repvol.8)
+    helpman.py REPVOL MANDIR         (repvol and MANDIR/repvol*.8)
     helpman.py --daemon BIN MANPAGE  (repvold and man/repvold.8)
 
-For repvol, each verb of "repvol --help" is checked on its own: the
-options of "repvol VERB --help" must appear in the verb's COMMANDS entry
-of the man page (from its ".B VERB" line to the next verb's) or in
-GLOBAL OPTIONS, and the options of every SYNOPSIS block of the verb
-must appear in its --help.  For a daemon, --help against the whole
-SYNOPSIS and OPTIONS.  Prints each mismatch; exits 1 if there is one.
+For repvol, each verb of "repvol --help" is checked on its own, against
+its page MANDIR/repvol-WORD.8 (WORD the verb's first word: "snapshot
+create" is in repvol-snapshot.8): the options of "repvol VERB --help"
+must appear in the verb's entry of the page (the OPTIONS section of a
+page for one verb; in a page with a COMMANDS section, the verb's entry
+there, from its ".B VERB" line to the next verb's) or in GLOBAL OPTIONS
+of repvol.8, and the options of every SYNOPSIS block of the verb must
+appear in its --help.  The overview, repvol.8, must name every verb's
+page in its COMMANDS, and "repvol --help"'s own options must be in its
+GLOBAL OPTIONS and the options of its SYNOPSIS in "repvol --help".
+For a daemon, --help against the whole SYNOPSIS and OPTIONS.  Prints
+each mismatch; exits 1 if there is one.
 """
 import re
 import subprocess
@@ -95,29 +101,71 @@ def verb_entries(cmds, verbs):
     return out
 
 
-def check_repvol(repvol, man):
-    lines = open(man).read().splitlines()
-    sec = sections(lines)
+def page_entries(sec, verbs, page):
+    """verb -> its entry in one verb page: the OPTIONS section when the
+    page is for one verb, else its entry in the page's COMMANDS."""
+    if "COMMANDS" in sec:
+        return verb_entries(sec["COMMANDS"], verbs)
+    if len(verbs) > 1:
+        print("%s: a page for %s needs a COMMANDS section" % (page, ", ".join(verbs)))
+        return {}
+    return {verbs[0]: sec.get("OPTIONS", [])}
+
+
+def check_overview(repvol, mandir, verbs, pages):
+    """repvol.8: its COMMANDS names every page, and its GLOBAL OPTIONS and
+    SYNOPSIS agree with "repvol --help"."""
+    sec = sections(open("%s/repvol.8" % mandir).read().splitlines())
+    bad = 0
+    cmds = man_text(sec.get("COMMANDS", []))
+    for p in sorted(pages):
+        if not re.search(r"^\.BR (\\%%)?%s \(8\)" % re.escape(p), cmds, re.M):
+            print("repvol.8: COMMANDS does not name %s(8)" % p)
+            bad += 1
+    h = help_opts([repvol, "--help"])
+    glob = set(OPT.findall(man_text(sec.get("GLOBAL OPTIONS", []))))
+    syn = set(OPT.findall(man_text(sec.get("SYNOPSIS", []))))
+    for o in sorted(h - glob):
+        print("repvol: --%s is in --help but not in repvol.8's GLOBAL OPTIONS" % o)
+        bad += 1
+    for o in sorted(syn - h):
+        print("repvol: --%s is in repvol.8's SYNOPSIS but not in --help" % o)
+        bad += 1
+    return bad, glob
+
+
+def check_repvol(repvol, mandir):
     top = subprocess.run([repvol, "--help"], capture_output=True,
                          text=True).stdout
     verbs = sorted(set(re.findall(r"^\s+repvol ((?:replica|snapshot|server) [a-z]+|[a-z]+)",
                                   top, re.M)))
-    global_opts = set(OPT.findall(man_text(sec.get("GLOBAL OPTIONS", []))))
-    entries = verb_entries(sec["COMMANDS"], verbs)
-    syn = synopsis_blocks(sec["SYNOPSIS"])
+    byp = {}
+    for v in verbs:
+        byp.setdefault("repvol-" + v.split()[0], []).append(v)
+    bad, global_opts = check_overview(repvol, mandir, verbs, byp)
+    entries, syn = {}, []
+    for p, pverbs in byp.items():
+        try:
+            lines = open("%s/%s.8" % (mandir, p)).read().splitlines()
+        except OSError as e:
+            print("%s: no page: %s" % (" | ".join(pverbs), e))
+            bad += 1
+            continue
+        sec = sections(lines)
+        entries.update(page_entries(sec, pverbs, p + ".8"))
+        syn += synopsis_blocks(sec.get("SYNOPSIS", []))
     # Verbs that share one --help (the snapshot group) are checked as
     # one: their entries and synopses together against that help.
     groups = {}
     for v in verbs:
         groups.setdefault(help_text([repvol] + v.split() + ["--help"]), []).append(v)
-    bad = 0
     for members in groups.values():
         v = " | ".join(members)
         h = help_opts([repvol] + members[0].split() + ["--help"]) - COMMON
         doc = set()
         for m in members:
             if m not in entries:
-                print("%s: no entry in COMMANDS" % m)
+                print("%s: no entry in its page" % m)
                 bad += 1
             doc |= set(OPT.findall(man_text(entries.get(m, []))))
         for o in sorted(h - doc - global_opts):
