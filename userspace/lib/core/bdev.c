@@ -177,6 +177,7 @@ void
 bdev_health (struct bdev *b, struct bdev_health *h)
 {
   h->up = 1;
+  h->fenced = 0;
   h->latency_ns = 0;
   if (b->ops->health)
     b->ops->health (b, h);

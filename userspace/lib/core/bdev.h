@@ -70,6 +70,8 @@ struct bdev;
  */
 struct bdev_health {
   int up;                       /* accepting I/O */
+  int fenced;                   /* it refused our epoch: a newer
+                                 * attachment holds the volume */
   uint64_t latency_ns;          /* smoothed service time, 0 if unknown */
 };
 

@@ -120,7 +120,9 @@ static void
 resync_done_clear (struct bdev_io *io, int err)
 {
   struct eng_req *r = io->opaque;
-  if (err)
+  if (err == EPERM)             /* a newer attachment: fenced */
+    eng_replica_failed (r->e, (int) (io - r->child), EPERM);
+  else if (err)
     log_warn ("clearing a dirty map failed: %s (it will be copied again)",
               strerror (err));
   if (--r->pending == 0)
@@ -165,6 +167,7 @@ resync_flushed (struct bdev_io *io, int err)
   for (int k = 0; k < e->n; k++)
     c->child[k] = (struct bdev_io) { .op = BDEV_DIRTY_CLEAR,
                                      .done = resync_done_clear, .opaque = c };
+  c->e = e;
   c->pending = e->n;
   /* Every slot is in sync now, but a clear that fails inside its submit
    * leaves the slots as they are; eng_submit_slot keeps to the rule
@@ -305,7 +308,9 @@ eng_tick (struct loop_timer *t)
         !e->closing[i] && !e->drain_done && !e->fenced) {
       struct bdev_health h = { .up = 1 };
       bdev_health (e->rep[i], &h);
-      if (!h.up)
+      if (h.fenced)
+        eng_replica_failed (e, i, EPERM);
+      else if (!h.up)
         eng_replica_failed (e, i, ECONNRESET);
     }
     if (e->state[i] == ENGINE_OUT && !e->closing[i] && !e->drain_done &&

@@ -72,6 +72,7 @@ struct rc {
   uint64_t last_send_ns;
   uint64_t ping_id;             /* the PING in flight, 0: none */
   uint64_t ping_sent_ns;
+  bool fenced;                  /* it answered RV_EPERM: a newer epoch */
 
   void (*drain_done) (void *);
   void *drain_opaque;
@@ -99,14 +100,17 @@ complete (struct rc *rc, struct rc_slot *s, int err)
 static void
 fail_all (struct rc *rc)
 {
-  /* In-flight first, then waiting: every caller hears EIO exactly once. */
+  /* In-flight first, then waiting: every caller hears EIO (EPERM once
+   * the replica refused our epoch) exactly once.
+   */
+  int err = rc->fenced ? EPERM : EIO;
   for (int i = 0; i < SLOTS; i++)
     if (rc->slots[i].io)
-      complete (rc, &rc->slots[i], EIO);
+      complete (rc, &rc->slots[i], err);
   while (rc->wait_head) {
     struct bdev_io *io = rc->wait_head;
     rc->wait_head = io->layer_priv;
-    io->done (io, EIO);
+    io->done (io, err);
   }
   rc->wait_tail = NULL;
   if (rc->drain_done) {
@@ -296,6 +300,17 @@ got_reply (struct conn *c, void *opaque)
     return;
   }
   if (rc->ping_id && rc->rep.id == rc->ping_id) {
+    /* An idle connection learns it was fenced from its PING: the
+     * server refuses a PING at an epoch older than the volume's.
+     */
+    if (rc->rep.status == RV_EPERM && rc->rep.length == 0) {
+      log_error ("replica %s: PING refused: this attachment has been fenced "
+                 "by a newer epoch", rc->addr);
+      rc->fenced = true;
+      rc->dead = true;          /* said above; the engine fences */
+      conn_close (c, NULL);
+      return;
+    }
     if (rc->rep.status != RV_OK || rc->rep.length != 0) {
       conn_close (c, "replica %s: PING answered with status %u", rc->addr,
                   rc->rep.status);
@@ -327,9 +342,11 @@ got_reply (struct conn *c, void *opaque)
     conn_close (c, "replica %s: unexpected reply payload", rc->addr);
     return;
   }
-  if (rc->rep.status == RV_EPERM)
+  if (rc->rep.status == RV_EPERM) {
     log_error ("replica %s: request refused: this attachment has been fenced "
                "by a newer epoch", rc->addr);
+    rc->fenced = true;
+  }
   complete (rc, s, rv_status_to_errno (rc->rep.status));
   send_waiting (rc);
   check_drained (rc);
@@ -389,6 +406,7 @@ rc_health (struct bdev *b, struct bdev_health *h)
   struct rc *rc = b->priv;
 
   h->up = !rc->dead;
+  h->fenced = rc->fenced;
   h->latency_ns = rc->latency_ns;
 }
 

@@ -314,6 +314,9 @@ on_header (struct conn *c, void *opaque)
                   : rc->epoch < m->epoch)
       pre = RV_EPERM;         /* read-only admin, or fenced */
   }
+  else if (r.cmd == RV_PING && v && !rc->admin &&
+           rc->epoch < store_vol_meta (v)->epoch)
+    pre = RV_EPERM;           /* an idle fenced engine hears it too */
 
   req = calloc (1, sizeof *req);
   if (!req) {
