@@ -8,7 +8,9 @@
 # on timeout the whole test's process group gets SIGTERM, then SIGKILL 10 s
 # later).  Exit status 0 = PASS, 77 = SKIP, anything else = FAIL.  Output of
 # each test goes to tests/out/NAME.log (VERBOSE=1 also streams it); a failing
-# test's log tail is printed.  The last line is "N passed, N failed" (plus
+# test's log tail is printed.  TEST_JOBS=N (default 1) runs up to N tests
+# at once, each line printed as its test ends; a test whose first 30
+# lines hold "# run-integration: alone" runs with no other beside it.  The last line is "N passed, N failed" (plus
 # ", N skipped" when any were), and the exit status is non-zero when any test
 # failed or when no test was found.
 #
@@ -26,6 +28,8 @@ set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${TEST_OUT:-$TOP/tests/out}
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+TEST_JOBS=${TEST_JOBS:-1}
+[[ $TEST_JOBS =~ ^[1-9][0-9]?$ ]] || { echo "run-integration: TEST_JOBS must be 1 to 99, not '$TEST_JOBS'" >&2; exit 2; }
 mkdir -p "$OUT"
 
 if (($#)); then
@@ -43,9 +47,17 @@ if ((${#tests[@]} == 0)); then
     exit 1
 fi
 
+declare -A running=() started=()  # test pool: pid -> name, name -> start ns
+
 # The S3 server, only when some selected test needs it.
 S3_STATE=
 stop_s3() {
+    local p c
+    # Tests still running (an interrupt, a failure of this script): their
+    # timeout leads a process group of its own.
+    for p in "${!running[@]}"; do
+        for c in $(pgrep -P "$p" 2>/dev/null); do kill -TERM -- "-$c" 2>/dev/null || true; done
+    done
     if [[ -n $S3_STATE ]]; then
         "$TOP/scripts/s3-server.sh" stop "$S3_STATE/rgw" || true
         rm -rf "$S3_STATE"
@@ -73,18 +85,24 @@ if [[ -z ${REPVOL_TEST_S3_URL-} && ${REPVOL_TEST_S3:-1} != 0 ]] &&
     fi
 fi
 
-for t in "${tests[@]}"; do
-    t=$(realpath -- "$t")
-    name=$(basename "$t" .sh)
-    logf=$OUT/$name.log
-    start=$(date +%s%N)
-    rc=0
+# One test: run it bounded, its output in its log; its exit status is
+# written to $logf.rc (the pool below reads it once the test is reaped).
+run_one() {
+    local t=$1 logf=$2 rc=0
     if [[ ${VERBOSE:-0} == 1 ]]; then
         timeout -k 10 "$TEST_TIMEOUT" bash "$t" 2>&1 | tee "$logf" || rc=${PIPESTATUS[0]}
     else
         timeout -k 10 "$TEST_TIMEOUT" bash "$t" >"$logf" 2>&1 </dev/null || rc=$?
     fi
-    secs=$(( ($(date +%s%N) - start) / 1000000 ))
+    echo "$rc" > "$logf.rc"
+}
+
+# report NAME: the line for a finished test, and the counts.
+report() {
+    local name=$1 logf=$OUT/$1.log rc secs why
+    rc=$(cat "$logf.rc" 2>/dev/null || echo 1)
+    rm -f "$logf.rc"
+    secs=$(( ($(date +%s%N) - ${started[$name]}) / 1000000 ))
     secs=$(printf '%d.%03d' $((secs / 1000)) $((secs % 1000)))
     case $rc in
     0)  passed=$((passed + 1)); printf 'PASS %-40s %8ss\n' "$name" "$secs" ;;
@@ -97,7 +115,41 @@ for t in "${tests[@]}"; do
         printf 'FAIL %-40s %8ss  (%s; log: %s)\n' "$name" "$secs" "$why" "${logf#"$TOP"/}"
         [[ ${VERBOSE:-0} == 1 ]] || tail -n 30 "$logf" | sed 's/^/    | /' ;;
     esac
+}
+
+# The pool: up to TEST_JOBS tests at once (most of a test's time is
+# waiting on servers, timers and polls, not CPU: a serial pass used about
+# a sixth of one core).  Every test has its own temp dir, free ports and
+# S3 prefix; one that disturbs what others share (it stops the S3
+# gateway, say) says "# run-integration: alone" in its first 30 lines and
+# runs with nothing beside it.
+reap_one() {
+    local pid name
+    wait -n -p pid "${!running[@]}" || true
+    name=${running[$pid]}
+    unset "running[$pid]"
+    report "$name"
+}
+jobs_max=$TEST_JOBS
+[[ ${VERBOSE:-0} == 1 ]] && jobs_max=1
+for t in "${tests[@]}"; do
+    t=$(realpath -- "$t")
+    name=$(basename "$t" .sh)
+    alone=0
+    head -n 30 "$t" | grep -q '^# run-integration: alone' && alone=1
+    if ((alone)); then
+        while ((${#running[@]})); do reap_one; done
+    else
+        while ((${#running[@]} >= jobs_max)); do reap_one; done
+    fi
+    started[$name]=$(date +%s%N)
+    run_one "$t" "$OUT/$name.log" &
+    running[$!]=$name
+    if ((alone)); then
+        while ((${#running[@]})); do reap_one; done
+    fi
 done
+while ((${#running[@]})); do reap_one; done
 
 ((failed == 0)) || echo "failed: ${failures[*]}"
 summary="$passed passed, $failed failed"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# run-integration: alone (it stops and restarts the shared S3 gateway)
 # 030: the s3:// object store against a real S3 server (radosgw), driven
 # by build/tests/objtool: small, empty and 40 MiB (multipart) objects
 # round-trip byte for byte; the multipart ETag proves 5 MiB parts; a

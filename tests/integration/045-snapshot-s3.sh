@@ -1,4 +1,5 @@
 #!/bin/bash
+# run-integration: alone (it stops and restarts the shared S3 gateway)
 # Snapshots to S3 (a real RADOS Gateway on loopback; skipped when
 # tests/run-integration.sh could not start one), each under a fresh
 # prefix:

@@ -307,12 +307,140 @@ test_point_in_time_spilled (void **state)
   unsetenv ("REPVOL_SNAPSHOT_MEM");
 }
 
+
+/* ---- the journal: a write into a fresh chunk waits for its bit -------- */
+
+struct jrec {
+  int calls;
+  uint8_t *map;                 /* the last persist's, until answered */
+  uint64_t gen;
+};
+
+static void
+jpersist (void *opaque, uint8_t *map, size_t len, uint64_t gen)
+{
+  struct jrec *j = opaque;
+  assert_null (j->map);         /* one at a time */
+  assert_int_equal (len, NCHUNK / 8);
+  j->calls++;
+  j->map = map;
+  j->gen = gen;
+}
+
+static void
+jwrite_done (struct bdev_io *io, int err)
+{
+  *(int *) io->opaque = err ? -1 : 1;
+}
+
+static void
+jwrite (struct bdev *cow, struct bdev_io *io, int *st, uint64_t chunk,
+        void *buf)
+{
+  *st = 0;
+  memset (io, 0, sizeof *io);
+  io->done = jwrite_done;
+  io->opaque = st;
+  bdev_write (cow, io, chunk * CHUNK, WSIZE, buf, 0);
+}
+
+/* Complete what the device holds. */
+static void
+jflush_dev (struct rnd_dev *d)
+{
+  while (d->npending > 0) {
+    struct bdev_io *io = d->pending[--d->npending];
+    io->done (io, 0);
+  }
+}
+
+static void
+janswer (struct bdev *cow, struct jrec *j, int err)
+{
+  uint8_t *map = j->map;
+  j->map = NULL;
+  cow_journal_done (cow, map, j->gen, err);
+}
+
+static void
+test_journal (void **state)
+{
+  struct loop *loop = loop_new ();
+  struct rnd_dev dev = { .bdev = { .ops = &rnd_ops,
+                                   .info = { .size = VOL, .block_size = 512,
+                                             .max_io = 1 << 20 } } };
+  static unsigned char buf[WSIZE];
+  struct bdev_io io[6];
+  int st[6];
+  struct jrec j = { 0 };
+  struct cow_journal cj = { .persist = jpersist, .opaque = &j };
+
+  dev.bdev.priv = &dev;
+  dev.loop = loop;
+  struct bdev *cow = cow_new (loop, &dev.bdev, CHUNK, calloc (1, NCHUNK / 8));
+  assert_non_null (cow);
+  assert_int_equal (cow_journal_start (cow, &cj, NULL), 0);
+
+  /* Chunk 3: held, one persist with its bit. */
+  jwrite (cow, &io[0], &st[0], 3, buf);
+  assert_int_equal (j.calls, 1);
+  assert_int_equal (dev.npending, 0);
+  assert_true (j.map[0] & (1 << 3));
+  /* Chunk 5 meanwhile: held, no second persist while one is out. */
+  jwrite (cow, &io[1], &st[1], 5, buf);
+  assert_int_equal (j.calls, 1);
+  assert_int_equal (dev.npending, 0);
+  /* Chunk 3 durable: its write goes; chunk 5 needs the next persist. */
+  janswer (cow, &j, 0);
+  assert_int_equal (dev.npending, 1);
+  assert_int_equal (j.calls, 2);
+  assert_true ((j.map[0] & 0x28) == 0x28);
+  janswer (cow, &j, 0);
+  assert_int_equal (dev.npending, 2);
+  /* Chunk 3 again: no wait, no persist. */
+  jwrite (cow, &io[2], &st[2], 3, buf);
+  assert_int_equal (dev.npending, 3);
+  assert_int_equal (j.calls, 2);
+  jflush_dev (&dev);
+  assert_int_equal (st[0] + st[1] + st[2], 3);
+
+  /* The base moves with a persist out: its answer is for the old base
+   * and makes nothing durable for the new one.
+   */
+  jwrite (cow, &io[3], &st[3], 9, buf);
+  assert_int_equal (j.calls, 3);
+  assert_int_equal (cow_journal_start (cow, &cj, NULL), 0);
+  jwrite (cow, &io[4], &st[4], 3, buf);        /* not durable for it */
+  assert_int_equal (j.calls, 3);
+  janswer (cow, &j, 0);                        /* stale: persists again */
+  assert_int_equal (dev.npending, 0);
+  assert_int_equal (j.calls, 4);
+  assert_true ((j.map[0] & 0x08) && (j.map[1] & 0x02));
+  janswer (cow, &j, 0);
+  assert_int_equal (dev.npending, 2);
+  jflush_dev (&dev);
+  assert_int_equal (st[3] + st[4], 2);
+
+  /* The journal gives up (a detach with the registry away): the held
+   * write fails, none goes down.
+   */
+  jwrite (cow, &io[5], &st[5], 20, buf);
+  assert_int_equal (j.calls, 5);
+  janswer (cow, &j, EIO);
+  assert_int_equal (st[5], -1);
+  assert_int_equal (dev.npending, 0);
+
+  bdev_close (cow);
+  loop_free (loop);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_point_in_time_under_writes),
     cmocka_unit_test (test_point_in_time_spilled),
+    cmocka_unit_test (test_journal),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

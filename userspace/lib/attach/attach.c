@@ -605,6 +605,8 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     a.dev = NULL;
     goto out;
   }
+  if (a.cbt_loaded)
+    attach_cbt_journal (&a);
   attach_start_control (&a);          /* before clients: verify can find it */
   if (o->job == ATTACH_SERVE) {
     a.fe = frontend_start (o->frontend, a.loop, a.cow, v.name, o->spec,
@@ -651,6 +653,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   attach_reconnect_fini (&a);
   if (a.loop)
     attach_degrade_fini (&a);
+  attach_cbt_fini (&a);         /* before what its writes complete into */
   if (a.fe)
     frontend_free (a.fe);
   if (a.cow)

@@ -4,8 +4,10 @@
  *   attach.c            claim, fence, open the engine, stack the layers,
  *                       serve, detach; replica states in the registry;
  *                       the control channel (verify, replace)
- *   attach_snapshot.c   snapshots of the live volume, the change map,
- *                       the bookkeeping of a lazy restore
+ *   attach_snapshot.c   snapshots of the live volume, the bookkeeping of
+ *                       a lazy restore
+ *   attach_cbt.c        the change map across attaches and crashes, and
+ *                       its journal thread
  *   attach_reconnect.c  reconnection attempts on their own threads
  *   attach_fence.c      other attachments: holds, live processes; being
  *                       fenced
@@ -40,6 +42,7 @@ struct attach {
   struct bdev *hydrate;         /* NULL unless restoring */
   struct frontend *fe;
   struct control_req *snap_req; /* the control request of a snapshot */
+  char snap_last[640];          /* its last line, sent once it is recorded */
   uint64_t epoch;
   char host[REG_NAME_MAX];
   unsigned lease_ttl;           /* seconds */
@@ -54,6 +57,7 @@ struct attach {
   bool took_over;
   bool unclean;                 /* the last attachment never detached */
   bool cbt_loaded;              /* the change map is complete */
+  struct cbt_journal *cbt_journal;      /* attach_cbt.c; NULL: none */
   int final_err;                /* the detach failed */
   int job_err;                  /* the job (snapshot, restore) failed */
   struct reg_volume vol;        /* as claimed */
@@ -164,6 +168,12 @@ bool attach_probe_control (struct attach *a, struct control_req *req,
 uint8_t *attach_cbt_load (struct attach *a);
 /* At a clean detach: save the change map for the next attach. */
 void attach_cbt_save (struct attach *a);
+/* Keep the loaded map durable (journal) while attached; a snapshot
+ * recorded as the new base; no journal thread left (every exit path).
+ */
+void attach_cbt_journal (struct attach *a);
+void attach_cbt_rebased (struct attach *a);
+void attach_cbt_fini (struct attach *a);
 /* The hydrate layer of a restore that is not complete, over a->dev;
  * NULL after logging why.
  */

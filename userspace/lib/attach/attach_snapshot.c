@@ -1,10 +1,9 @@
 /* attach_snapshot.c - what a running attach does for snapshots and
  * restores: start a snapshot of the live volume (the attach's own job,
  * or a "snapshot" command on the control channel) and relay its event
- * lines; keep the change map across attaches (loaded at attach, saved
- * at a clean detach, its base moved by each snapshot); and record the
- * progress of a lazy restore (the hydrated-chunk map and count) in the
- * registry until every chunk is in.
+ * lines; move the change map's base (attach_cbt.c) with each one; and
+ * record the progress of a lazy restore (the hydrated-chunk map and
+ * count) in the registry until every chunk is in.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,11 +35,11 @@ snap_line (void *opaque, const char *line)
   if (known && ev.kind == SNAP_EV_OK)
     attach_event (a, "snapshot-done", "%s", line + (strncmp (line, "ok ", 3)
                                                      ? 0 : 3));
-  if (a->snap_req && last) {
-    control_finish (a->snap_req, line);
-    a->snap_req = NULL;
+  if (last) {                   /* snap_done sends it, once recorded */
+    snprintf (a->snap_last, sizeof a->snap_last, "%s", line);
+    return;
   }
-  else if (a->snap_req)
+  if (a->snap_req)
     control_reply (a->snap_req, line);
   else if (a->o->job_line)
     a->o->job_line (a->o->job_opaque, line);
@@ -48,10 +47,10 @@ snap_line (void *opaque, const char *line)
 
 struct cbt_update {
   struct attach *a;
-  bool complete;                /* the map is saved: mark it valid */
+  bool complete;                /* the map is journaled: mark it valid */
 };
 
-/* The change map's base (and, at a clean detach, its validity). */
+/* The change map's base, and whether the saved map can be trusted. */
 static int
 record_cbt (struct reg_volume *v, void *arg)
 {
@@ -62,10 +61,10 @@ record_cbt (struct reg_volume *v, void *arg)
   if (!attach_owns (v, u->a))
     return ESTALE;
   v->cbt = u->a->vol.cbt;
-  /* Our copy still says valid as it was at claim time; the registry's
-   * "invalid until a clean detach" (take_cbt) must survive a snapshot's
-   * update, or a crash after it would make the next attach trust a map
-   * that misses everything written since the last clean detach.
+  /* Our copy still says valid as it was at claim time; without a
+   * journal, the registry's "invalid until a clean detach" (take_cbt)
+   * must survive a snapshot's update, or a crash after it would make the
+   * next attach trust a map that misses what was written since.
    */
   v->cbt.valid = u->complete ? true : valid;
   return 0;
@@ -82,10 +81,25 @@ snap_done (void *opaque, int err, const char *name, const char *url)
     /* The next snapshot to this store builds on this one. */
     snprintf (a->vol.cbt.base_url, sizeof a->vol.cbt.base_url, "%s", url);
     snprintf (a->vol.cbt.base_name, sizeof a->vol.cbt.base_name, "%s", name);
+    /* The journal first: the record may call the map trusted only once
+     * what is saved for this base stays complete.
+     */
+    attach_cbt_rebased (a);
+    u.complete = a->cbt_journal != NULL;
     if (registry_update (a->reg, a->vol.name, record_cbt, &u, &rerr) < 0)
       log_warn ("%s: cannot record snapshot %s as the change map's base: %s",
                 a->vol.name, name, error_msg (&rerr));
   }
+  /* Only now does the caller hear the end: once it has, the snapshot is
+   * the base the next attach counts from, even after a crash.
+   */
+  if (a->snap_req) {
+    control_finish (a->snap_req, a->snap_last);
+    a->snap_req = NULL;
+  }
+  else if (a->o->job_line)
+    a->o->job_line (a->o->job_opaque, a->snap_last);
+  a->snap_last[0] = '\0';
   if (a->o->job == ATTACH_SNAPSHOT) {
     a->job_err = err;
     attach_begin_detach (a);
@@ -140,64 +154,6 @@ attach_snapshot_control (struct attach *a, struct control_req *req,
                     : "error: a snapshot of this volume is already running");
   free (copy);
   return true;
-}
-
-/* ---- the change map: held in memory while attached ---------------------- */
-
-static int
-take_cbt (struct reg_volume *v, void *arg)
-{
-  if (!attach_owns (v, arg))
-    return ESTALE;
-  v->cbt.valid = false;         /* until a clean detach saves it back */
-  return 0;
-}
-
-uint8_t *
-attach_cbt_load (struct attach *a)
-{
-  size_t want = chunk_map_bytes (a->vol.size, a->vol.chunk_size);
-  void *map = NULL;
-  size_t len;
-  struct error rerr = { 0 };
-
-  if (!a->vol.cbt.valid)
-    return NULL;
-  if (registry_blob_get (a->reg, a->vol.name, "cbt", &map, &len, &rerr) < 0) {
-    if (rerr.code != ENOENT)
-      return NULL;
-    map = calloc (1, want);     /* none saved yet: nothing changed */
-    len = want;
-  }
-  if (map == NULL || len != want) {
-    free (map);
-    return NULL;
-  }
-  if (registry_update (a->reg, a->vol.name, take_cbt, a, &rerr) < 0) {
-    if (rerr.code != ESTALE && rerr.code != ENOENT)
-      log_error ("%s", error_msg (&rerr));
-    free (map);
-    return NULL;
-  }
-  a->cbt_loaded = true;
-  return map;
-}
-
-/* The map is complete since the base: the next attach starts from it. */
-void
-attach_cbt_save (struct attach *a)
-{
-  struct cbt_update u = { .a = a, .complete = true };
-  size_t len;
-  const uint8_t *map = cow_cbt (a->cow, &len);
-  struct error rerr = { 0 };
-
-  if (map == NULL)
-    return;
-  if (registry_blob_put (a->reg, a->vol.name, "cbt", map, len, &rerr) < 0 ||
-      registry_update (a->reg, a->vol.name, record_cbt, &u, &rerr) < 0)
-    log_warn ("%s: cannot save the change map (%s): the next snapshot "
-              "reads the whole volume", a->vol.name, error_msg (&rerr));
 }
 
 /* ---- a volume restored from a snapshot, until every chunk is in ---------- */

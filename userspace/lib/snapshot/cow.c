@@ -14,6 +14,15 @@
  *      the volume.  Writes to other chunks never wait.
  * If the snapshot fails, its chunks are marked changed again so the next
  * one stores them.
+ *
+ * With a journal (cow_journal_start), the map survives a crash: a write
+ * goes down only once its chunks' bits are in a map the journal has made
+ * durable (docs/DESIGN.md, "Change tracking").  Writes to chunks already
+ * marked pay nothing; the first write into a chunk since the base waits
+ * for one persist, which carries every bit wanted meanwhile.  Until the
+ * owner moves the base (cow_journal_start again), what is persisted also
+ * keeps the bits of the map a snapshot froze, so it stays complete
+ * relative to the base the registry names.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -68,6 +77,14 @@ struct cow {
   struct job *job;
   void (*drained) (void *opaque);       /* drain waits for the job */
   void *drained_opaque;
+
+  /* The journal: NULL persist when there is none. */
+  struct cow_journal journal;
+  uint8_t *saved;               /* bits known durable for this base */
+  uint8_t *unbased;             /* frozen bits kept until the base moves */
+  uint64_t jgen;                /* counts cow_journal_start calls */
+  bool persisting;              /* one persist at a time */
+  struct bdev_io *jwait, *jwait_tail;   /* writes waiting for a persist */
 };
 
 struct wrapped {
@@ -77,7 +94,9 @@ struct wrapped {
 };
 
 static void take_point (struct cow *c);
+static void maybe_drained (struct cow *c);
 static void send_write (struct cow *c, struct bdev_io *io);
+static void cow_submit (struct bdev *b, struct bdev_io *io);
 
 static void
 append (struct bdev_io **head, struct bdev_io **tail, struct bdev_io *io)
@@ -133,10 +152,15 @@ captured (struct bdev_io *io, int err)
       job_fail (c, "out of memory");
     }
     else {
+      char why[400];
       cap->index = ci->index;
       cap->len = c->chunk_size;
       cap->buf = io->buf;
-      upload_give (j->up, cap);
+      if (upload_give (j->up, cap, why, sizeof why) < 0) {
+        free (cap->buf);
+        free (cap);
+        job_fail (c, why);
+      }
     }
   }
   free (ci);
@@ -269,6 +293,94 @@ mark_changed (struct cow *c, const struct bdev_io *io)
     bit_set (c->cbt, i);
 }
 
+/* ---- the journal ------------------------------------------------------------ */
+
+static bool
+journaled (const struct cow *c, const struct bdev_io *io)
+{
+  if (c->journal.persist == NULL || c->cbt == NULL || io->len == 0)
+    return true;                /* nothing to keep, or nothing trusted */
+  uint64_t first = io->offset >> c->shift;
+  uint64_t last = (io->offset + io->len - 1) >> c->shift;
+  for (uint64_t i = first; i <= last && i < c->nchunks; i++)
+    if (!bit_test (c->saved, i))
+      return false;
+  return true;
+}
+
+/* Persist what is wanted now (the map, and the frozen bits the base
+ * still needs), unless a persist is on its way.
+ */
+static void
+journal_kick (struct cow *c)
+{
+  if (c->persisting || c->jwait == NULL)
+    return;
+  uint8_t *map = malloc (c->cbt_len);
+  if (map == NULL) {
+    cow_journal_done (&c->bdev, NULL, c->jgen, ENOMEM);
+    return;
+  }
+  for (size_t i = 0; i < c->cbt_len; i++)
+    map[i] = (c->cbt ? c->cbt[i] : 0xff) | (c->unbased ? c->unbased[i] : 0);
+  c->persisting = true;
+  c->journal.persist (c->journal.opaque, map, c->cbt_len, c->jgen);
+}
+
+void
+cow_journal_done (struct bdev *b, uint8_t *map, uint64_t gen, int err)
+{
+  struct cow *c = b->priv;
+  struct bdev_io *io = c->jwait;
+
+  c->persisting = false;
+  if (err == 0 && gen == c->jgen) {
+    free (c->saved);
+    c->saved = map;
+  }
+  else
+    free (map);                 /* for a base no longer ours, or failed */
+  /* Go through the top again: a barrier may have come meanwhile. */
+  c->jwait = c->jwait_tail = NULL;
+  while (io) {
+    struct bdev_io *next = io->layer_priv;
+    if (err && (gen == c->jgen || c->journal.persist == NULL))
+      io->done (io, EIO);       /* the journal gave up (detach) */
+    else
+      cow_submit (&c->bdev, io);
+    io = next;
+  }
+  maybe_drained (c);
+}
+
+int
+cow_journal_start (struct bdev *b, const struct cow_journal *j,
+                   uint8_t *saved)
+{
+  struct cow *c = b->priv;
+
+  if (saved == NULL && (saved = calloc (1, c->cbt_len)) == NULL)
+    return -ENOMEM;
+  free (c->saved);
+  c->saved = saved;             /* what is durable for the new base */
+  free (c->unbased);
+  c->unbased = NULL;
+  c->journal = *j;
+  c->jgen++;
+  return 0;
+}
+
+void
+cow_journal_stop (struct bdev *b)
+{
+  struct cow *c = b->priv;
+
+  memset (&c->journal, 0, sizeof c->journal);
+  c->jgen++;                    /* an answer still coming is not for us */
+}
+
+/* ---- the write path, continued ------------------------------------------------ */
+
 static void
 cow_submit (struct bdev *b, struct bdev_io *io)
 {
@@ -283,6 +395,11 @@ cow_submit (struct bdev *b, struct bdev_io *io)
     return;
   }
   mark_changed (c, io);
+  if (!journaled (c, io)) {
+    append (&c->jwait, &c->jwait_tail, io);
+    journal_kick (c);
+    return;
+  }
   if (may_write (c, io))
     send_write (c, io);
   else
@@ -313,6 +430,20 @@ take_point (struct cow *c)
   uint64_t total = 0;
   char line[200];
 
+  /* The registry names the old base until the owner moves it: what the
+   * journal persists meanwhile must still hold the old map's bits.
+   */
+  if (c->journal.persist && c->cbt) {
+    if (c->unbased == NULL)
+      c->unbased = calloc (1, maplen);
+    if (c->unbased == NULL) {
+      release_held (c);
+      job_fail (c, "out of memory");
+      return;
+    }
+    for (size_t i = 0; i < maplen; i++)
+      c->unbased[i] |= c->cbt[i];
+  }
   /* The upload decided (in prepare) whether the map can be used. */
   if (j->up->incremental && c->cbt) {
     j->frozen = c->cbt;
@@ -362,7 +493,14 @@ job_end (struct cow *c)
   free (j->state);
   free (j->frozen);
   free (j);
-  if (c->drained && c->job == NULL) {
+  maybe_drained (c);
+}
+
+/* A drain goes down once no snapshot runs and no write waits here. */
+static void
+maybe_drained (struct cow *c)
+{
+  if (c->drained && c->job == NULL && c->jwait == NULL && !c->persisting) {
     void (*cb) (void *) = c->drained;
     c->drained = NULL;
     bdev_drain (c->lower, cb, c->drained_opaque);
@@ -503,14 +641,13 @@ cow_drain (struct bdev *b, void (*done) (void *opaque), void *opaque)
 {
   struct cow *c = b->priv;
 
-  if (c->job == NULL) {
-    bdev_drain (c->lower, done, opaque);
-    return;
-  }
-  /* A snapshot cannot outlive the attach: stop it, then drain. */
   c->drained = done;
   c->drained_opaque = opaque;
-  job_fail (c, "the volume is being detached");
+  /* A snapshot cannot outlive the attach: stop it, then drain. */
+  if (c->job)
+    job_fail (c, "the volume is being detached");
+  else
+    maybe_drained (c);
 }
 
 static void
@@ -526,6 +663,8 @@ cow_close (struct bdev *b)
   struct cow *c = b->priv;
   bdev_close (c->lower);
   free (c->cbt);
+  free (c->saved);
+  free (c->unbased);
   free (c);
 }
 

@@ -82,6 +82,27 @@ struct bdev *cow_new (struct loop *loop, struct bdev *lower,
  */
 const uint8_t *cow_cbt (struct bdev *cow, size_t *len);
 
+/* Keeping the change map durable (see cow.c).  persist() is called on
+ * the loop thread with a map (malloc'd, len bytes) to make durable for
+ * the base of generation gen; one at a time; its answer is
+ * cow_journal_done (on the loop thread), which takes the map back: err
+ * 0, it is durable; else the writes waiting for it fail with EIO (the
+ * journal gives up only when the attach stops).
+ */
+struct cow_journal {
+  void (*persist) (void *opaque, uint8_t *map, size_t len, uint64_t gen);
+  void *opaque;
+};
+/* Start journaling, or say the base moved (a snapshot is recorded as
+ * the new base).  saved: the map already durable for that base (the
+ * layer owns it), or NULL for none yet.  0 or -ENOMEM (saved freed).
+ */
+int cow_journal_start (struct bdev *cow, const struct cow_journal *j,
+                       uint8_t *saved);
+void cow_journal_done (struct bdev *cow, uint8_t *map, uint64_t gen, int err);
+/* No journal any more: writes go down without waiting. */
+void cow_journal_stop (struct bdev *cow);
+
 struct snap_params {
   const char *url;              /* where to store it */
   const char *name;

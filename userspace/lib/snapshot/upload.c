@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <unistd.h>
+#include <sys/statvfs.h>
 
 #include "core/util.h"
 #include "snapshot/catalog.h"
@@ -499,22 +500,65 @@ upload_start (struct upload *u)
   return -e;
 }
 
-void
-upload_give (struct upload *u, struct capture *c)
+/* Put c in the spill file: 0, or -1 with why.  The file may not take
+ * the filesystem's last SPILL_RESERVE bytes (nor its last 1%): a
+ * snapshot that would fill the disk under the host's other users fails,
+ * with the reason, instead.
+ */
+#define SPILL_RESERVE (16u << 20)
+static int
+spill (struct upload *u, struct capture *c, char *why, size_t whylen)
+{
+  struct statvfs fs;
+
+  if (u->spill_fd == -1 &&
+      (u->spill_fd = open (spill_dir (), O_TMPFILE | O_RDWR | O_CLOEXEC,
+                           0600)) == -1) {
+    snprintf (why, whylen, "cannot create the snapshot's spill file in %s: "
+              "%s (set TMPDIR to another directory)", spill_dir (),
+              strerror (errno));
+    return -1;
+  }
+  if (fstatvfs (u->spill_fd, &fs) == 0) {
+    uint64_t avail = (uint64_t) fs.f_bavail * fs.f_frsize;
+    uint64_t keep = MAX ((uint64_t) SPILL_RESERVE,
+                         (uint64_t) fs.f_blocks * fs.f_frsize / 100);
+    if (avail < keep + c->len) {
+      char a[32], k[32];
+      snprintf (why, whylen, "not enough free space for the snapshot's "
+                "spill file in %s: %s free, a chunk needs %u bytes beyond "
+                "the %s kept free (set TMPDIR to a roomier filesystem, or "
+                "REPVOL_SNAPSHOT_MEM higher)", spill_dir (),
+                format_size (avail, a, sizeof a), c->len,
+                format_size (keep, k, sizeof k));
+      return -1;
+    }
+  }
+  if (pwrite (u->spill_fd, c->buf, c->len,
+              (off_t) c->index * u->chunk_size) != c->len) {
+    snprintf (why, whylen, "writing to the snapshot's spill file in %s "
+              "failed: %s", spill_dir (), errno ? strerror (errno)
+              : "short write");
+    return -1;
+  }
+  return 0;
+}
+
+int
+upload_give (struct upload *u, struct capture *c, char *why, size_t whylen)
 {
   c->next = NULL;
   pthread_mutex_lock (&u->lock);
   if (u->ready_bytes + c->len > u->mem_max) {
-    if (u->spill_fd == -1)
-      u->spill_fd = open (spill_dir (), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (u->spill_fd >= 0 &&
-        pwrite (u->spill_fd, c->buf, c->len,
-                (off_t) c->index * u->chunk_size) == c->len) {
-      free (c->buf);
-      c->buf = NULL;
+    errno = 0;
+    if (spill (u, c, why, whylen) < 0) {
+      pthread_mutex_unlock (&u->lock);
+      return -1;
     }
+    free (c->buf);
+    c->buf = NULL;
   }
-  if (c->buf)                   /* no spill file: memory it is */
+  if (c->buf)
     u->ready_bytes += c->len;
   if (u->ready_tail)
     u->ready_tail->next = c;
@@ -523,6 +567,7 @@ upload_give (struct upload *u, struct capture *c)
   u->ready_tail = c;
   wake (u);
   pthread_mutex_unlock (&u->lock);
+  return 0;
 }
 
 void

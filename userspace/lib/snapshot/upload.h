@@ -63,8 +63,12 @@ struct upload {
 
 /* Start the upload thread.  0 or a negative errno. */
 int upload_start (struct upload *u);
-/* Loop side: hand a captured chunk over (takes ownership). */
-void upload_give (struct upload *u, struct capture *c);
+/* Loop side: hand a captured chunk over (takes ownership): 0; or -1
+ * with why (no room for it: the snapshot must fail), c still the
+ * caller's.
+ */
+int upload_give (struct upload *u, struct capture *c, char *why,
+                 size_t whylen);
 /* Loop side: the point is taken, with total chunks to store. */
 void upload_point (struct upload *u, uint64_t total);
 /* Loop side: stop; the thread reports UP_DONE with an error. */
