@@ -73,8 +73,11 @@ VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-
 check-unit: $(UNITS)
 	@set -e; for t in $(UNITS); do echo "== $$t"; $(VALGRIND) $$t; done
 
+# TEST_JOBS tests at once (run-integration.sh): a test spends most of its
+# time waiting on servers, timers and polls, so three share two cores.
+TEST_JOBS ?= 3
 check-integration: all
-	BUILD=$(abspath $(B)) tests/run-integration.sh
+	BUILD=$(abspath $(B)) TEST_JOBS=$(TEST_JOBS) tests/run-integration.sh
 
 # The host harness (tests/hosts/, as root): hosts and zones as network
 # namespaces, etcd on three of them, link cuts and dead hosts.  Without
@@ -93,7 +96,7 @@ check-asan:
 	rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
 	ASAN_OPTIONS=detect_leaks=1:log_path=$(ASAN_LOGS)/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(ASAN_LOGS)/ubsan \
-	  BUILD=$(abspath build-asan) tests/run-integration.sh
+	  BUILD=$(abspath build-asan) TEST_JOBS=$(TEST_JOBS) tests/run-integration.sh
 	@if [ -n "$$(ls -A $(ASAN_LOGS))" ]; then cat $(ASAN_LOGS)/*; \
 	  echo "check-asan: sanitizer reports above"; exit 1; fi
 
