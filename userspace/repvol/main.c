@@ -24,6 +24,7 @@
 
 const char *cli_registry;
 const char *cli_tls_dir, *cli_tls_psk;
+bool cli_bytes;
 
 struct verb {
   const char *name;
@@ -286,6 +287,9 @@ cli_getopt (int argc, char **argv, const char *verb,
       continue;
     case CLI_OPT_TLS_PSK:
       cli_tls_psk = optarg;
+      continue;
+    case CLI_OPT_BYTES:
+      cli_bytes = true;
       continue;
     case -1:
       if (cli_tls_dir && cli_tls_psk)
