@@ -1,0 +1,116 @@
+#!/bin/bash
+# Volume health through a volume's life (health.h): list, status and
+# their --json say the same at every step.  healthy after create and
+# while attached; kill -9 of a replica server: "degraded 1/2" within a
+# bound; written to while degraded, then the server restarted: the
+# catch-up (slowed by --resync-rate) shows "resyncing P% eta S" with a
+# percent and an eta, then healthy.  A detached volume whose server the
+# pool shows down is degraded too, and healthy once it is back.  An
+# attach killed with -9: the attachment is "gone", with its last
+# heartbeat.  A replica pushed ahead of the registry's epoch: the next
+# attach is fenced, health "fenced"; after 'repvol epoch --reset' and an
+# attach it is healthy again.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/fencelib.sh"
+require_cmd nbdcopy
+
+start_repvold a zone-a
+start_repvold b zone-b
+repvol create vol --size 64M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
+
+# health VOL: "STATE|TEXT|IN_SYNC|REPLICAS|PERCENT|ETA" from list --json;
+# status --json must say the same, and the text forms show TEXT.
+health() {
+    local l s
+    l=$(repvol list --json | python3 -c '
+import json, sys
+v = [v for v in json.load(sys.stdin) if v["name"] == sys.argv[1]][0]["health"]
+print("|".join(str(v[k]) for k in ("state", "text", "in_sync", "replicas", "percent", "eta_seconds")))' "$1")
+    s=$(repvol status "$1" --json | python3 -c '
+import json, sys
+v = json.load(sys.stdin)["health"]
+print("|".join(str(v[k]) for k in ("state", "text", "in_sync", "replicas", "percent", "eta_seconds")))')
+    # A catch-up moves between the two calls: compare the state only then.
+    if [[ ${l%%|*} == resyncing ]]; then
+        [[ ${s%%|*} == resyncing || ${s%%|*} == healthy ]] || fail "list --json says '$l', status --json '$s'"
+    else
+        [[ $l == "$s" ]] || fail "list --json says health '$l', status --json '$s'"
+    fi
+    echo "$l"
+}
+is_health() { [[ $(health "$1") == "$2"* ]]; }
+text_shows() {   # text_shows VOL TEXT: the HEALTH column and status's line
+    local t=$2
+    grep -q "^$1 .* $t " <<<"$(repvol list)" || { repvol list >&2; fail "list's HEALTH column does not show '$t'"; }
+    grep -qx "health: *$t" <<<"$(repvol status "$1")" || { repvol status "$1" >&2; fail "status does not show health '$t'"; }
+}
+
+assert_eq "healthy|healthy|2|2|None|None" "$(health vol)" "health after create"
+text_shows vol healthy
+start_attach vol "$T/nbd.sock" --resync-rate 4M
+assert_eq "healthy|healthy|2|2|None|None" "$(health vol)" "health while attached"
+
+# A replica server dies: the idle attach notices (test 028) and records it.
+stop_repvold b KILL
+wait_for is_health vol "degraded|degraded 1/2|1|2|None|None"
+text_shows vol "degraded 1/2"
+
+# 24 MiB written while degraded: at 4 MiB/s the catch-up takes seconds.
+head -c 24M /dev/urandom > "$T/data"
+nbdcopy --flush "$T/data" "$(nbd_uri "$T/nbd.sock")"
+start_repvold b zone-b
+seen=""
+deadline=$(( $(date +%s) + 60 ))
+while h=$(health vol) && [[ $h != healthy* ]]; do
+    if [[ $h == resyncing* && -z $seen ]]; then
+        seen=$h
+        IFS='|' read -r st text ins reps pct eta <<<"$h"
+        [[ $pct =~ ^[0-9]+$ ]] && (( pct <= 100 )) || fail "resyncing without a percent: $h"
+        [[ $eta =~ ^[0-9]+$ ]] || fail "resyncing without an eta: $h"
+        [[ $text =~ ^resyncing\ [0-9]+%\ eta\ [0-9]+s$ ]] || fail "resyncing text '$text'"
+        assert_eq "1 2" "$ins $reps" "in-sync replicas while resyncing"
+        log "seen: $h"
+    fi
+    (( $(date +%s) < deadline )) || fail "not healthy 60 s after the server came back (last: $h)"
+    sleep 0.1
+done
+[[ -n $seen ]] || fail "the catch-up of 24 MiB at 4 MiB/s never showed as resyncing"
+assert_eq "healthy|healthy|2|2|None|None" "$(health vol)" "health after the catch-up"
+
+# The attach killed: the attachment is gone, since its last heartbeat.
+kill_pid "${ATTACH_PID[vol]}" KILL
+repvol list --json | python3 -c '
+import json, sys, time
+v = [v for v in json.load(sys.stdin) if v["name"] == "vol"][0]
+assert v["attachment_state"] == "gone", v
+assert 0 < time.time() - v["silent_since"] < 60, v
+' || fail "list --json: the killed attach is not gone with a time"
+grep -q "^vol .*(gone: the process exited; last heartbeat 20[0-9-]* [0-9:]* UTC)" <<<"$(repvol list)" ||
+    { repvol list >&2; fail "list does not show the attach gone since its last heartbeat"; }
+grep -q "^attachment: .*GONE: the process exited.*last heartbeat 20" <<<"$(repvol status vol)" ||
+    fail "status does not show the attach gone since its last heartbeat"
+repvol detach vol 2>/dev/null || true        # clears the stale attachment (exit 1)
+
+# A detached volume on a server of the pool: the pool's view counts.
+start_repvold c zone-c --registry "$REPVOL_REGISTRY" --lease-ttl 2
+start_repvold d zone-d --registry "$REPVOL_REGISTRY" --lease-ttl 2
+repvol create pooled --size 8M --replica c --replica d
+assert_eq "healthy|healthy|2|2|None|None" "$(health pooled)" "pooled volume after create"
+stop_repvold d KILL
+wait_for server_is d down
+assert_eq "degraded|degraded 1/2|1|2|None|None" "$(health pooled)" "detached volume whose server is down"
+start_repvold d zone-d --registry "$REPVOL_REGISTRY" --lease-ttl 2
+wait_for server_is d up
+assert_eq "healthy|healthy|2|2|None|None" "$(health pooled)" "detached volume once its server is back"
+
+# Fenced: a replica ahead of the registry refuses the next attach.
+E=$(repvol epoch vol --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["epoch"])')
+push_epoch b vol $((E + 256))
+start_bg "$T/refused.log" "$REPVOL" attach vol --nbd "unix:$T/refused.sock"
+expect_fenced_exit "$BG_PID" "$T/refused.log" "fenced: replica ${REPVOLD_ADDR[b]}" "$T/refused.sock"
+assert_eq "fenced|fenced|2|2|None|None" "$(health vol)" "health after a fenced attach"
+text_shows vol fenced
+wait_for repvol epoch vol --reset
+start_attach vol "$T/nbd.sock"
+wait_for is_health vol "healthy|healthy|2|2"
+stop_attach vol
