@@ -275,7 +275,7 @@ server_drain (int argc, char **argv, bool on)
       snprintf (tried.names[tried.n++], REG_NAME_MAX, "%s", vol);
       printf ("%s: moving %s's replica (detached: copied here)\n", name, vol);
       fflush (stdout);
-      heal_detached (reg, vol, default_heal_after (reg), name);
+      heal_detached (reg, vol, default_heal_after (reg), name, NULL);
       continue;
     }
     if (!wait)

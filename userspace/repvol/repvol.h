@@ -143,11 +143,13 @@ int parse_heal_after (const char *s, unsigned *out);
 unsigned default_heal_after (struct registry *r);
 
 /* cmd_heal.c: attach detached volume vol for one healing job (move: a
- * draining server to move its replica away from, or NULL).  An exit
- * code.
+ * draining server to move its replica away from, or NULL).  What the
+ * job says is printed, or added to lines (a JSON array) unless that is
+ * NULL.  An exit code.
  */
 int heal_detached (struct registry *reg, const char *vol,
-                   unsigned heal_after, const char *move);
+                   unsigned heal_after, const char *move,
+                   struct json_object *lines);
 
 /* This host's name as attach records it. */
 const char *this_host (void);
