@@ -7,7 +7,7 @@
 # percent and an eta, then healthy.  A detached volume whose server the
 # pool shows down is degraded too, and healthy once it is back.  An
 # attach killed with -9: the attachment is "gone", with its last
-# heartbeat.  A replica pushed ahead of the registry's epoch: the next
+# heartbeat; one of another host (--host) whose lease ran out, "stale".  A replica pushed ahead of the registry's epoch: the next
 # attach is fenced, health "fenced"; after 'repvol epoch --reset' and an
 # attach it is healthy again.
 . "$(dirname "$0")/lib.sh"
@@ -18,27 +18,29 @@ start_repvold a zone-a
 start_repvold b zone-b
 repvol create vol --size 64M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
 
-# health VOL: "STATE|TEXT|IN_SYNC|REPLICAS|PERCENT|ETA" from list --json;
-# status --json must say the same, and the text forms show TEXT.
+# health_of list|status VOL: "STATE|TEXT|IN_SYNC|REPLICAS|PERCENT|ETA"
+# from that verb's --json.
+health_of() {
+    if [[ $1 == status ]]; then repvol status "$2" --json; else repvol list --json; fi | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+v = [v for v in d if v["name"] == sys.argv[1]][0] if isinstance(d, list) else d
+v = v["health"]
+print("|".join(str(v[k]) for k in ("state", "text", "in_sync", "replicas", "percent", "eta_seconds")))' "$2"
+}
+# health VOL: the same, where list and status must agree (called where
+# nothing changes between the two; polls use health_of list).
 health() {
     local l s
-    l=$(repvol list --json | python3 -c '
-import json, sys
-v = [v for v in json.load(sys.stdin) if v["name"] == sys.argv[1]][0]["health"]
-print("|".join(str(v[k]) for k in ("state", "text", "in_sync", "replicas", "percent", "eta_seconds")))' "$1")
+    l=$(health_of list "$1")
     s=$(repvol status "$1" --json | python3 -c '
 import json, sys
 v = json.load(sys.stdin)["health"]
 print("|".join(str(v[k]) for k in ("state", "text", "in_sync", "replicas", "percent", "eta_seconds")))')
-    # A catch-up moves between the two calls: compare the state only then.
-    if [[ ${l%%|*} == resyncing ]]; then
-        [[ ${s%%|*} == resyncing || ${s%%|*} == healthy ]] || fail "list --json says '$l', status --json '$s'"
-    else
-        [[ $l == "$s" ]] || fail "list --json says health '$l', status --json '$s'"
-    fi
+    [[ $l == "$s" ]] || fail "list --json says health '$l', status --json '$s'"
     echo "$l"
 }
-is_health() { [[ $(health "$1") == "$2"* ]]; }
+is_health() { [[ $(health_of list "$1") == "$2"* ]]; }
 text_shows() {   # text_shows VOL TEXT: the HEALTH column and status's line
     local t=$2
     grep -q "^$1 .* $t " <<<"$(repvol list)" || { repvol list >&2; fail "list's HEALTH column does not show '$t'"; }
@@ -61,7 +63,7 @@ nbdcopy --flush "$T/data" "$(nbd_uri "$T/nbd.sock")"
 start_repvold b zone-b
 seen=""
 deadline=$(( $(date +%s) + 60 ))
-while h=$(health vol) && [[ $h != healthy* ]]; do
+while h=$(health_of list vol) && [[ $h != healthy* ]]; do
     if [[ $h == resyncing* && -z $seen ]]; then
         seen=$h
         IFS='|' read -r st text ins reps pct eta <<<"$h"
@@ -69,6 +71,8 @@ while h=$(health vol) && [[ $h != healthy* ]]; do
         [[ $eta =~ ^[0-9]+$ ]] || fail "resyncing without an eta: $h"
         [[ $text =~ ^resyncing\ [0-9]+%\ eta\ [0-9]+s$ ]] || fail "resyncing text '$text'"
         assert_eq "1 2" "$ins $reps" "in-sync replicas while resyncing"
+        st=$(health_of status vol)
+        [[ $st == resyncing* || $st == healthy* ]] || fail "list says '$h', status then '$st'"
         log "seen: $h"
     fi
     (( $(date +%s) < deadline )) || fail "not healthy 60 s after the server came back (last: $h)"
@@ -90,6 +94,18 @@ grep -q "^vol .*(gone: the process exited; last heartbeat 20[0-9-]* [0-9:]* UTC)
 grep -q "^attachment: .*GONE: the process exited.*last heartbeat 20" <<<"$(repvol status vol)" ||
     fail "status does not show the attach gone since its last heartbeat"
 repvol detach vol 2>/dev/null || true        # clears the stale attachment (exit 1)
+
+# An attach "on another host" (--host) that dies: remote while its lease
+# lasts, then stale, with the time its lease expired.
+start_attach vol "$T/remote.sock" --host elsewhere --lease-ttl 3
+assert_eq remote "$(repvol list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["attachment_state"])')" "an attach of another host"
+kill_pid "${ATTACH_PID[vol]}" KILL
+stale() { [[ $(repvol list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["attachment_state"])') == stale ]]; }
+wait_for stale
+grep -q "^vol .*elsewhere pid [0-9]* (stale: its lease expired 20[0-9-]* [0-9:]* UTC)" <<<"$(repvol list)" ||
+    { repvol list >&2; fail "list does not show the attach stale since its lease expired"; }
+start_attach vol "$T/nbd.sock"          # takes over: the lease expired
+stop_attach vol
 
 # A detached volume on a server of the pool: the pool's view counts.
 start_repvold c zone-c --registry "$REPVOL_REGISTRY" --lease-ttl 2
