@@ -7,9 +7,11 @@
 # percent and an eta, then healthy.  A detached volume whose server the
 # pool shows down is degraded too, and healthy once it is back.  An
 # attach killed with -9: the attachment is "gone", with its last
-# heartbeat; one of another host (--host) whose lease ran out, "stale".  A replica pushed ahead of the registry's epoch: the next
-# attach is fenced, health "fenced"; after 'repvol epoch --reset' and an
-# attach it is healthy again.
+# heartbeat; one of another host (--host) whose lease ran out, "stale".
+# A replica pushed ahead of the registry's epoch: the next attach is
+# fenced, health "fenced"; after 'repvol epoch --reset' and an attach it
+# is healthy again.  A lazy restore: "restoring 0%" before it is
+# attached, healthy once every chunk is in.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fencelib.sh"
 require_cmd nbdcopy
@@ -130,3 +132,12 @@ wait_for repvol epoch vol --reset
 start_attach vol "$T/nbd.sock"
 wait_for is_health vol "healthy|healthy|2|2"
 stop_attach vol
+
+# Restoring: a lazy restore is restoring until every chunk is in.
+repvol snapshot create vol --to "file://$T/snaps" --name s1 >/dev/null
+repvol snapshot restore "file://$T/snaps" s1 r1 --replica c --replica d --lazy >/dev/null
+assert_eq "restoring|restoring 0%|2|2|0|None" "$(health r1)" "health of a lazy restore not attached yet"
+text_shows r1 "restoring 0%"
+start_attach r1 "$T/r1.sock"
+wait_for -t 60 is_health r1 "healthy|healthy|2|2|None|None"
+stop_attach r1
