@@ -95,7 +95,14 @@ grep -q "^vol .*(gone: the process exited; last heartbeat 20[0-9-]* [0-9:]* UTC)
     { repvol list >&2; fail "list does not show the attach gone since its last heartbeat"; }
 grep -q "^attachment: .*GONE: the process exited.*last heartbeat 20" <<<"$(repvol status vol)" ||
     fail "status does not show the attach gone since its last heartbeat"
-repvol detach vol 2>/dev/null || true        # clears the stale attachment (exit 1)
+# detach clears the stale attachment, and says it was not clean (exit 1).
+rc=0; repvol detach vol --json > "$T/detach.json" 2>/dev/null || rc=$?
+assert_eq 1 "$rc" "exit status of detach after the attach was killed"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["detached"] is True and d["clean"] is False, d
+assert "did not detach cleanly" in d["reason"], d' "$T/detach.json" || { cat "$T/detach.json" >&2; fail "detach --json of a gone attach"; }
 
 # An attach "on another host" (--host) that dies: remote while its lease
 # lasts, then stale, with the time its lease expired.
