@@ -4,8 +4,9 @@
 # while attached; kill -9 of a replica server: "degraded 1/2" within a
 # bound; written to while degraded, then the server restarted: the
 # catch-up (slowed by --resync-rate) shows "resyncing P% eta S" with a
-# percent and an eta, then healthy.  A detached volume whose server the
-# pool shows down is degraded too, and healthy once it is back.  An
+# percent and an eta; the server killed again mid-copy: degraded again;
+# restarted: healthy.  A detached volume whose server the pool shows
+# down is degraded too, and healthy once it is back.  An
 # attach killed with -9: the attachment is "gone", with its last
 # heartbeat; one of another host (--host) whose lease ran out, "stale".
 # A replica pushed ahead of the registry's epoch: the next attach is
@@ -76,6 +77,11 @@ while h=$(health_of list vol) && [[ $h != healthy* ]]; do
         st=$(health_of status vol)
         [[ $st == resyncing* || $st == healthy* ]] || fail "list says '$h', status then '$st'"
         log "seen: $h"
+        # The server dies again mid-copy: the catch-up's figures are
+        # withdrawn, so the volume is degraded again, not resyncing still.
+        stop_repvold b KILL
+        wait_for is_health vol "degraded|degraded 1/2|1|2|None|None"
+        start_repvold b zone-b
     fi
     (( $(date +%s) < deadline )) || fail "not healthy 60 s after the server came back (last: $h)"
     sleep 0.1
@@ -119,6 +125,8 @@ stop_attach vol
 # A detached volume on a server of the pool: the pool's view counts.
 start_repvold c zone-c --registry "$REPVOL_REGISTRY" --lease-ttl 2
 start_repvold d zone-d --registry "$REPVOL_REGISTRY" --lease-ttl 2
+wait_for server_is c up
+wait_for server_is d up
 repvol create pooled --size 8M --replica c --replica d
 assert_eq "healthy|healthy|2|2|None|None" "$(health pooled)" "pooled volume after create"
 stop_repvold d KILL

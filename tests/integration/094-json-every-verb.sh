@@ -11,6 +11,7 @@ require_cmd nbdcopy
 for s in a b c; do
     start_repvold $s zone-$s --registry "$REPVOL_REGISTRY"
 done
+for s in a b c; do wait_for server_is $s up; done    # create names them
 J="$T/out.json"
 # py EXPR...: each a python assertion on d, the JSON document in $J.
 py() {

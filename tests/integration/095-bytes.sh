@@ -9,6 +9,8 @@ require_cmd nbdcopy
 
 start_repvold a zone-a --registry "$REPVOL_REGISTRY"
 start_repvold b zone-b --registry "$REPVOL_REGISTRY"
+wait_for server_is a up
+wait_for server_is b up
 grep -q "^created volume vol: 24 MiB," <<<"$(repvol create vol --size 24M --replica a --replica b)" ||
     fail "create does not say 24 MiB"
 grep -q "^created volume vol2: 1572864," <<<"$(repvol create vol2 --size 1536K --replica a --replica b --bytes)" ||
