@@ -29,11 +29,11 @@ assert v["size"] == 16 << 20 and v["block_size"] == 4096 and v["replicas"] == 2,
 assert v["attached"] is True and v["pid"] > 0 and v["epoch"] >= 1, v
 ' || fail "list --json fields"
 epoch=$(repvol list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["epoch"])')
-repvol list | awk '$1 == "vol" {print $5}' | grep -qx "$epoch" || fail "the EPOCH column does not show $epoch"
+[[ $(repvol list --bytes | awk '$1 == "vol" {print $5}') == "$epoch" ]] || fail "the EPOCH column does not show $epoch"
 
 kill_pid "${ATTACH_PID[vol]}" KILL
 assert_eq gone "$(state attachment_state)" "state after kill -9 of the attach"
-repvol list | grep -q "^vol .*(gone: the process exited)" || fail "list does not show the attach as gone"
+grep -q "^vol .*(gone: the process exited" <<<"$(repvol list)" || fail "list does not show the attach as gone"
 repvol status vol | grep -q "^attachment: .*GONE: the process exited" || fail "status does not show the attach as gone"
 
 start_attach vol "$T/nbd2.sock"

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "core/tls.h"
 #include "core/util.h"
 #include "replica/proto.h"
@@ -63,6 +65,8 @@ cmd_create (int argc, char **argv)
     { "reserve", no_argument, NULL, 'v' },
     { "allow-same-zone", no_argument, NULL, 'z' },
     { "chunk-size", required_argument, NULL, 'c' },
+    { "json", no_argument, NULL, 'j' },
+    CLI_BYTES_OPTION,
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
@@ -70,7 +74,7 @@ cmd_create (int argc, char **argv)
   const char *size_arg = NULL, *addrs[REG_MAX_REPLICAS + 1];
   int naddrs = 0;
   uint64_t size, bs = 4096, chunk = REG_DEFAULT_CHUNK_SIZE, nrep = 0;
-  bool reserve = false, allow_same_zone = false;
+  bool reserve = false, allow_same_zone = false, json = false;
   int c;
 
   while ((c = cli_getopt (argc, argv, "create", longopts)) != -1) {
@@ -96,6 +100,7 @@ cmd_create (int argc, char **argv)
       break;
     case 'v': reserve = true; break;
     case 'z': allow_same_zone = true; break;
+    case 'j': json = true; break;
     case 'c':
       if (parse_size (optarg, &chunk) == -1 || chunk < 65536 ||
           chunk > (64u << 20) || (chunk & (chunk - 1)))
@@ -142,9 +147,18 @@ cmd_create (int argc, char **argv)
     char sbuf[32];
     struct reg_volume v;
     struct error err = { 0 };
-    if (registry_get (reg, vol, &v, &err) == 0) {
+    if (registry_get (reg, vol, &v, &err) == 0 && json) {
+      /* The record, as status --json shows it (without the servers'
+       * views).
+       */
+      json_object *o = reg_volume_json (&v);
+      json_object_object_del (o, "format");
+      print_json (o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                  JSON_C_TO_STRING_NOSLASHESCAPE);
+    }
+    else if (err.code == 0) {
       printf ("created volume %s: %s, block size %" PRIu64 ", %d replica%s:",
-              vol, format_size (size, sbuf, sizeof sbuf), bs, v.nreplicas,
+              vol, size_text (size, sbuf, sizeof sbuf), bs, v.nreplicas,
               v.nreplicas == 1 ? "" : "s");
       for (int i = 0; i < v.nreplicas; i++)
         printf ("%s %s (%s%s%s)", i ? "," : "", v.replicas[i].server,

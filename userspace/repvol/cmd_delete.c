@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "attach/attach.h"
 #include "core/util.h"
 #include "replica/admin.h"
@@ -36,11 +38,12 @@ cmd_delete (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "force", no_argument, NULL, 'f' },
+    { "json", no_argument, NULL, 'j' },
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
-  bool force = false;
+  bool force = false, json = false;
   int c;
 
   while ((c = cli_getopt (argc, argv, "delete", longopts)) != -1) {
@@ -48,6 +51,8 @@ cmd_delete (int argc, char **argv)
       return OPT_EXIT (c);
     if (c == 'f')
       force = true;
+    if (c == 'j')
+      json = true;
   }
   const char *vol;
   struct registry *reg;
@@ -61,6 +66,7 @@ cmd_delete (int argc, char **argv)
   struct error rerr = { 0 };
   struct replica_admin ra[REG_MAX_REPLICAS];
   bool open[REG_MAX_REPLICAS] = { false };
+  bool left[REG_MAX_REPLICAS] = { false };   /* --force: kept on its server */
   struct error err = { 0 };
 
   if (hold_volume (reg, &v, ATTACH_DELETE_CLAIM, &hold) != 0)
@@ -83,6 +89,7 @@ cmd_delete (int argc, char **argv)
     }
     log_warn ("replica %s: %s; its replica of %s stays on that server",
               addr, error_msg (&err), vol);
+    left[i] = true;
   }
 
   for (int i = 0; i < v.nreplicas; i++) {
@@ -102,6 +109,7 @@ cmd_delete (int argc, char **argv)
     }
     log_warn ("replica %s: delete failed: %s; going on (--force)", addr,
               error_msg (&err));
+    left[i] = true;
   }
 
   /* Stale copies that healing or a drain left: gone too where their
@@ -120,7 +128,23 @@ cmd_delete (int argc, char **argv)
   registry_blob_remove (reg, vol, "cbt", NULL);
   registry_blob_remove (reg, vol, "hydrated", NULL);
   note_event (reg, "deleted", vol, "%d replica(s) removed", v.nreplicas);
-  printf ("deleted volume %s\n", vol);
+  if (json) {
+    /* {"volume", "deleted", "replicas_deleted": [ADDR], "replicas_left":
+     * [ADDR]} (left: --force, its server did not answer).
+     */
+    json_object *o = json_object_new_object ();
+    json_object *del = json_object_new_array (), *kept = json_object_new_array ();
+    for (int i = 0; i < v.nreplicas; i++)
+      json_object_array_add (left[i] ? kept : del,
+                             json_object_new_string (v.replicas[i].addr));
+    json_object_object_add (o, "volume", json_object_new_string (vol));
+    json_object_object_add (o, "deleted", json_object_new_boolean (true));
+    json_object_object_add (o, "replicas_deleted", del);
+    json_object_object_add (o, "replicas_left", kept);
+    print_json (o, JSON_C_TO_STRING_PRETTY);
+  }
+  else
+    printf ("deleted volume %s\n", vol);
   ret = EXIT_SUCCESS;
 
  out:

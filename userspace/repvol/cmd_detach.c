@@ -21,12 +21,34 @@
 #include <string.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "attach/attach.h"
 #include "attach/control.h"
 #include "core/util.h"
 #include "repvol.h"
 
 #define POLL_NS (100 * 1000 * 1000ull)
+
+/* The attachment is cleared: say so.  Text: "detached VOL" when clean
+ * (the caller has logged why not, otherwise).  --json, either way:
+ * {"volume", "detached": true, "clean", "reason": null or why not}.
+ */
+static void
+report (const char *vol, bool json, bool clean, const char *reason)
+{
+  if (json) {
+    json_object *o = json_object_new_object ();
+    json_object_object_add (o, "volume", json_object_new_string (vol));
+    json_object_object_add (o, "detached", json_object_new_boolean (true));
+    json_object_object_add (o, "clean", json_object_new_boolean (clean));
+    json_object_object_add (o, "reason", clean ? NULL
+                            : json_object_new_string (reason));
+    print_json (o, JSON_C_TO_STRING_PRETTY);
+  }
+  else if (clean)
+    printf ("detached %s\n", vol);
+}
 
 static bool
 same_attachment (const struct reg_attachment *a, const struct reg_attachment *b)
@@ -41,17 +63,21 @@ same_attachment (const struct reg_attachment *a, const struct reg_attachment *b)
  */
 static int
 clear_stale (struct registry *reg, const char *vol,
-             const struct reg_attachment *a, const char *how)
+             const struct reg_attachment *a, const char *how, bool json)
 {
+  char why[400];
+
   attach_release_stale (vol, a);      /* a kernel device it left */
   switch (clear_attachment (reg, vol, a)) {
   case 0:
-    log_error ("%s: attach process %d on %s %s: it did not detach cleanly; "
-               "cleared its stale attachment", vol, (int) a->pid, a->host,
-               how);
+    snprintf (why, sizeof why, "attach process %d on %s %s: it did not "
+              "detach cleanly; cleared its stale attachment", (int) a->pid,
+              a->host, how);
+    log_error ("%s: %s", vol, why);
+    report (vol, json, false, why);
     return EXIT_FAILURE;
   case 1:                       /* changed under us: someone else handled it */
-    printf ("detached %s\n", vol);
+    report (vol, json, true, NULL);
     return EXIT_SUCCESS;
   default:
     return EXIT_FAILURE;
@@ -75,24 +101,29 @@ keep_last (void *opaque, const char *line)
  */
 static int
 cleared (const char *vol, const struct reg_attachment *a, int how,
-         const struct answer *ans)
+         const struct answer *ans, bool json)
 {
+  char why[400];
+
   switch (how) {
   case CONTROL_OK:
   case CONTROL_UNREACHABLE:     /* SIGTERM: it cleared, that is all we know */
-    printf ("detached %s\n", vol);
+    report (vol, json, true, NULL);
     return EXIT_SUCCESS;
   case CONTROL_ERROR: {
-    const char *why = ans->last;
-    if (strncmp (why, "error: ", 7) == 0)
-      why += 7;
-    log_error ("%s: detached, but not cleanly: %s", vol, why);
+    const char *w = ans->last;
+    if (strncmp (w, "error: ", 7) == 0)
+      w += 7;
+    log_error ("%s: detached, but not cleanly: %s", vol, w);
+    report (vol, json, false, w);
     return EXIT_FAILURE;
   }
   default:
-    log_error ("%s: attach process %d cleared its attachment without "
-               "saying how its detach ended; treat it as not clean", vol,
-               (int) a->pid);
+    snprintf (why, sizeof why, "attach process %d cleared its attachment "
+              "without saying how its detach ended; treat it as not clean",
+              (int) a->pid);
+    log_error ("%s: %s", vol, why);
+    report (vol, json, false, why);
     return EXIT_FAILURE;
   }
 }
@@ -102,11 +133,13 @@ cmd_detach (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "timeout", required_argument, NULL, 't' },
+    { "json", no_argument, NULL, 'j' },
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
   uint64_t timeout_s = 60;
+  bool json = false;
   int c;
 
   while ((c = cli_getopt (argc, argv, "detach", longopts)) != -1) {
@@ -115,6 +148,8 @@ cmd_detach (int argc, char **argv)
     if (c == 't' && parse_uint (optarg, 1, 86400, &timeout_s) == -1)
       return usage_error ("detach", "--timeout must be 1 to 86400 seconds, "
                           "not '%s'", optarg);
+    if (c == 'j')
+      json = true;
   }
   const char *vol;
   struct registry *reg;
@@ -135,7 +170,7 @@ cmd_detach (int argc, char **argv)
     goto out;
   }
   if (!attach_alive (&a, vol)) {
-    ret = clear_stale (reg, vol, &a, "is gone");
+    ret = clear_stale (reg, vol, &a, "is gone", json);
     goto out;
   }
   if (strcmp (a.frontend, ATTACH_DELETE_CLAIM) == 0) {
@@ -163,7 +198,7 @@ cmd_detach (int argc, char **argv)
   }
   if (how == CONTROL_UNREACHABLE && kill (a.pid, SIGTERM) == -1) {
     if (errno == ESRCH)
-      ret = clear_stale (reg, vol, &a, "is gone");
+      ret = clear_stale (reg, vol, &a, "is gone", json);
     else
       log_error ("%s: cannot signal attach process %d: %m", vol, (int) a.pid);
     goto out;
@@ -179,21 +214,23 @@ cmd_detach (int argc, char **argv)
 
     struct error rerr = { 0 };
     if (registry_get (reg, vol, &v, &rerr) < 0) {
-      if (rerr.code == ENOENT)  /* deleted meanwhile: certainly detached */
+      if (rerr.code == ENOENT) {        /* deleted meanwhile: detached */
+        report (vol, json, true, NULL);
         ret = EXIT_SUCCESS;
+      }
       else
         log_error ("%s", error_msg (&rerr));
       goto out;
     }
     if (!same_attachment (&v.attachment, &a)) {
-      ret = cleared (vol, &a, how, &ans);
+      ret = cleared (vol, &a, how, &ans, json);
       goto out;
     }
     if (!attach_alive (&a, vol)) {
       ret = clear_stale (reg, vol, &a, how == CONTROL_NO_ANSWER
                          ? "died while detaching (no answer on its control "
                            "channel)"
-                         : "exited without clearing its attachment");
+                         : "exited without clearing its attachment", json);
       goto out;
     }
     if (now_ns () >= deadline) {

@@ -129,9 +129,13 @@ print_json_doc (const struct reg_volume *v, const struct rep_epoch *re)
   print_json (o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
 }
 
-/* Set replica i's epoch to the registry's.  0, or -1 after printing why. */
+/* Set replica i's epoch to the registry's.  0, or -1 after printing why.
+ * out (--json): the replicas array, which gets {"addr", "from", "to",
+ * "error"} (from and to null when it could not be reset) instead of
+ * the line.
+ */
 static int
-reset_one (const struct reg_volume *v, int i, int timeout_ms)
+reset_one (const struct reg_volume *v, int i, int timeout_ms, json_object *out)
 {
   const char *addr = v->replicas[i].addr;
   struct replica_admin ra;
@@ -145,10 +149,22 @@ reset_one (const struct reg_volume *v, int i, int timeout_ms)
   if (r == 0 && vi.epoch != v->epoch)
     r = replica_admin_set_epoch (&ra, v->epoch, &err);
   replica_admin_close (&ra);
-  if (r < 0) {
+  if (r < 0)
     log_error ("replica %s: %s", addr, error_msg (&err));
-    return -1;
+  if (out) {
+    json_object *o = json_object_new_object ();
+    json_object_object_add (o, "addr", json_object_new_string (addr));
+    json_object_object_add (o, "from", r < 0 ? NULL
+                            : json_object_new_uint64 (vi.epoch));
+    json_object_object_add (o, "to", r < 0 ? NULL
+                            : json_object_new_uint64 (v->epoch));
+    json_object_object_add (o, "error", r < 0
+                            ? json_object_new_string (error_msg (&err)) : NULL);
+    json_object_array_add (out, o);
+    return r < 0 ? -1 : 0;
   }
+  if (r < 0)
+    return -1;
   if (vi.epoch == v->epoch)
     printf ("%s: epoch %" PRIu64 " (unchanged)\n", addr, vi.epoch);
   else
@@ -157,25 +173,42 @@ reset_one (const struct reg_volume *v, int i, int timeout_ms)
   return 0;
 }
 
+/* --json: {"volume", "epoch", "reset": every replica is at the
+ * registry's epoch, "replicas": [reset_one's]}, printed whatever the
+ * outcome once the volume was held.
+ */
 static int
-reset (struct registry *reg, const struct reg_volume *v, int timeout_ms)
+reset (struct registry *reg, const struct reg_volume *v, int timeout_ms,
+       bool json)
 {
   struct reg_attachment hold;
+  json_object *reps = json ? json_object_new_array () : NULL;
   int failed = 0;
 
-  if (hold_volume (reg, v, ATTACH_EPOCH_CLAIM, &hold) != 0)
+  if (hold_volume (reg, v, ATTACH_EPOCH_CLAIM, &hold) != 0) {
+    json_object_put (reps);
     return EXIT_FAILURE;
+  }
   for (int i = 0; i < v->nreplicas; i++)
-    failed += reset_one (v, i, timeout_ms) < 0;
+    failed += reset_one (v, i, timeout_ms, reps) < 0;
   clear_attachment (reg, v->name, &hold);
+  if (json) {
+    json_object *o = json_object_new_object ();
+    json_object_object_add (o, "volume", json_object_new_string (v->name));
+    json_object_object_add (o, "epoch", json_object_new_uint64 (v->epoch));
+    json_object_object_add (o, "reset", json_object_new_boolean (!failed));
+    json_object_object_add (o, "replicas", reps);
+    print_json (o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+  }
   if (failed) {
     log_error ("%s: %d of %d replica(s) not reset; run 'repvol epoch %s "
                "--reset' again once they answer", v->name, failed,
                v->nreplicas, v->name);
     return EXIT_FAILURE;
   }
-  printf ("every replica of %s is at the registry's epoch, %" PRIu64 "\n",
-          v->name, v->epoch);
+  if (!json)
+    printf ("every replica of %s is at the registry's epoch, %" PRIu64 "\n",
+            v->name, v->epoch);
   return EXIT_SUCCESS;
 }
 
@@ -207,9 +240,6 @@ cmd_epoch (int argc, char **argv)
       break;
     }
   }
-  if (do_reset && json)
-    return usage_error ("epoch", "--json shows the epochs; it does not go "
-                        "with --reset");
   const char *vol;
   struct registry *reg;
   struct reg_volume v;
@@ -218,7 +248,7 @@ cmd_epoch (int argc, char **argv)
     return ret;
 
   if (do_reset)
-    ret = reset (reg, &v, timeout_s * 1000);
+    ret = reset (reg, &v, timeout_s * 1000, json);
   else {
     struct rep_epoch re[REG_MAX_REPLICAS];
     bool any_ahead = false;

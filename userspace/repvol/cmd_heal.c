@@ -16,13 +16,23 @@
 #include <string.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "attach/attach.h"
 #include "core/util.h"
+#include "health.h"
 #include "repvol.h"
 
+/* A line of what the job did: printed, or (--json: opaque is a JSON
+ * array) kept for the volume's "lines".
+ */
 static void
 print_line (void *opaque, const char *line)
 {
+  if (opaque) {
+    json_object_array_add (opaque, json_object_new_string (line));
+    return;
+  }
   printf ("%s\n", line);
   fflush (stdout);
 }
@@ -59,42 +69,73 @@ needs_heal (const struct pool *pool, const struct reg_volume *v)
  */
 int
 heal_detached (struct registry *reg, const char *vol, unsigned heal_after,
-               const char *move)
+               const char *move, struct json_object *lines)
 {
   struct attach_opts o = {
     .volume = vol, .timeout_ms = 10000, .heal_after = heal_after,
     .job = ATTACH_HEAL, .move_server = move,
-    .job_line = print_line,
+    .job_line = print_line, .job_opaque = lines,
   };
 
   return attach_run (reg, &o);
 }
 
+/* One volume's pass.  --json (out not NULL): {"volume", "action",
+ * "lines", "health"} added to out, where action is "attached" (its
+ * attach heals it), "held" (repvol delete or epoch --reset has it),
+ * "none" (nothing to heal), "healed" or "failed" (the job's exit), and
+ * lines what the sweep and the job said.
+ */
 static int
 heal_one (struct registry *reg, const struct pool *pool, const char *vol,
-          unsigned heal_after)
+          unsigned heal_after, json_object *out)
 {
   struct reg_volume v;
+  json_object *lines = out ? json_object_new_array () : NULL;
+  const char *action = "none";
+  int rc = EXIT_SUCCESS;
 
-  attach_sweep_retired (reg, vol, print_sweep, NULL);
-  if (get_volume (reg, vol, &v) < 0)
+  attach_sweep_retired (reg, vol, print_sweep, lines);
+  if (get_volume (reg, vol, &v) < 0) {
+    json_object_put (lines);
     return EXIT_FAILURE;
+  }
   if (attachment_live (&v) && !attach_is_hold (&v.attachment)) {
-    printf ("%s: attached on %s (pid %d): its attach heals it\n", vol,
-            v.attachment.host, (int) v.attachment.pid);
-    return EXIT_SUCCESS;
+    action = "attached";
+    if (!out)
+      printf ("%s: attached on %s (pid %d): its attach heals it\n", vol,
+              v.attachment.host, (int) v.attachment.pid);
   }
-  if (v.attachment.attached && attach_is_hold (&v.attachment)) {
-    printf ("%s: held by repvol %s (pid %d): skipped\n", vol,
-            v.attachment.frontend, (int) v.attachment.pid);
-    return EXIT_SUCCESS;
+  else if (v.attachment.attached && attach_is_hold (&v.attachment)) {
+    action = "held";
+    if (!out)
+      printf ("%s: held by repvol %s (pid %d): skipped\n", vol,
+              v.attachment.frontend, (int) v.attachment.pid);
   }
-  if (!needs_heal (pool, &v)) {
-    printf ("%s: healthy: %d of %d replicas in sync\n", vol, v.nreplicas,
-            v.nreplicas);
-    return EXIT_SUCCESS;
+  else if (!needs_heal (pool, &v)) {
+    if (!out)
+      printf ("%s: healthy: %d of %d replicas in sync\n", vol, v.nreplicas,
+              v.nreplicas);
   }
-  return heal_detached (reg, vol, heal_after, NULL);
+  else {
+    rc = heal_detached (reg, vol, heal_after, NULL, lines);
+    action = rc == EXIT_SUCCESS ? "healed" : "failed";
+  }
+  if (!out)
+    return rc;
+
+  struct health h;
+  json_object *o = json_object_new_object (), *hj = NULL;
+  if (registry_get (reg, vol, &v, NULL) == 0) {   /* after the job */
+    volume_health (&v, pool->s, pool->n, &h);
+    hj = health_json (&h);
+  }
+  json_object_object_add (o, "volume", json_object_new_string (vol));
+  json_object_object_add (o, "action", json_object_new_string (action));
+  json_object_object_add (o, "lines", lines);
+  json_object_object_add (o, "health", hj);
+  json_object_array_add (out, o);
+  return rc;
 }
 
 int
@@ -102,12 +143,13 @@ cmd_heal (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "heal-after", required_argument, NULL, 'A' },
+    { "json", no_argument, NULL, 'j' },
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
   unsigned heal_after = 0;
-  bool given = false;
+  bool given = false, json = false;
   int c, rc = EXIT_SUCCESS;
 
   while ((c = cli_getopt (argc, argv, "heal", longopts)) != -1) {
@@ -120,6 +162,8 @@ cmd_heal (int argc, char **argv)
                             "'%s'", optarg);
       given = true;
     }
+    if (c == 'j')
+      json = true;
   }
   for (int i = optind; i < argc; i++)
     if (!valid_name (argv[i]))
@@ -131,10 +175,12 @@ cmd_heal (int argc, char **argv)
   if (!given)
     heal_after = default_heal_after (reg);
   struct pool pool = { NULL, 0 };
-  registry_server_list (reg, &pool.s, &pool.n, NULL);
+  if (registry_server_list (reg, &pool.s, &pool.n, NULL) < 0)
+    pool.s = NULL;
+  json_object *out = json ? json_object_new_array () : NULL;
   if (optind < argc) {
     for (int i = optind; i < argc; i++)
-      if (heal_one (reg, &pool, argv[i], heal_after) != EXIT_SUCCESS)
+      if (heal_one (reg, &pool, argv[i], heal_after, out) != EXIT_SUCCESS)
         rc = EXIT_FAILURE;
   }
   else {
@@ -144,19 +190,50 @@ cmd_heal (int argc, char **argv)
     if (registry_list (reg, &names, &n, &err) < 0) {
       log_error ("%s", error_msg (&err));
       free (pool.s);
+      json_object_put (out);
       registry_close (reg);
       return EXIT_FAILURE;
     }
-    if (n == 0)
+    if (n == 0 && !json)
       printf ("no volumes\n");
     for (int i = 0; i < n; i++)
-      if (heal_one (reg, &pool, names[i], heal_after) != EXIT_SUCCESS)
+      if (heal_one (reg, &pool, names[i], heal_after, out) != EXIT_SUCCESS)
         rc = EXIT_FAILURE;
     registry_free_names (names, n);
+  }
+  if (out) {
+    json_object *top = json_object_new_object ();
+    json_object_object_add (top, "volumes", out);
+    print_json (top, JSON_C_TO_STRING_PRETTY);
   }
   free (pool.s);
   registry_close (reg);
   return rc;
+}
+
+/* A setting's value (NULL: not set, the built-in default holds): a
+ * line, or (out not NULL) out's member KEY: {"value": the string or
+ * null, "seconds", "default": bool}.  heal-after is the only key.
+ */
+static void
+show_setting (json_object *out, const char *key, const char *value)
+{
+  unsigned secs = ATTACH_HEAL_AFTER;
+
+  if (value && parse_heal_after (value, &secs) < 0)
+    secs = ATTACH_HEAL_AFTER;   /* a bad stored value: attach warns, uses this */
+  if (out) {
+    json_object *o = json_object_new_object ();
+    json_object_object_add (o, "value", value ? json_object_new_string (value)
+                            : NULL);
+    json_object_object_add (o, "seconds", json_object_new_int64 (secs));
+    json_object_object_add (o, "default", json_object_new_boolean (!value));
+    json_object_object_add (out, key, o);
+  }
+  else if (value)
+    printf ("%s = %s\n", key, value);
+  else
+    printf ("%s = %ds (default)\n", key, ATTACH_HEAL_AFTER);
 }
 
 /* repvol settings [KEY [VALUE | --unset]] */
@@ -165,12 +242,13 @@ cmd_settings (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "unset", no_argument, NULL, 'u' },
+    { "json", no_argument, NULL, 'j' },
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
   static const char *const keys[] = { REG_SETTING_HEAL_AFTER };
-  bool unset = false;
+  bool unset = false, json = false;
   int c, nargs;
 
   while ((c = cli_getopt (argc, argv, "settings", longopts)) != -1) {
@@ -178,6 +256,8 @@ cmd_settings (int argc, char **argv)
       return OPT_EXIT (c);
     if (c == 'u')
       unset = true;
+    if (c == 'j')
+      json = true;
   }
   nargs = argc - optind;
   if (nargs > 2 || (unset && nargs != 1))
@@ -198,15 +278,14 @@ cmd_settings (int argc, char **argv)
     return EXIT_FAILURE;
   struct error err = { 0 };
   int rc = EXIT_SUCCESS;
+  json_object *out = json ? json_object_new_object () : NULL;
   if (value || unset) {
     if (registry_setting_put (reg, key, value, &err) < 0) {
       log_error ("%s", error_msg (&err));
       rc = EXIT_FAILURE;
     }
-    else if (value)
-      printf ("%s = %s\n", key, value);
     else
-      printf ("%s unset (default %d s)\n", key, ATTACH_HEAL_AFTER);
+      show_setting (out, key, value);
   }
   else
     for (size_t i = 0; i < ARRAY_SIZE (keys); i++) {
@@ -214,15 +293,17 @@ cmd_settings (int argc, char **argv)
       if (key && strcmp (key, keys[i]) != 0)
         continue;
       int r = registry_setting_get (reg, keys[i], val, sizeof val, &err);
-      if (r == -ENOENT)
-        printf ("%s = %ds (default)\n", keys[i], ATTACH_HEAL_AFTER);
-      else if (r < 0) {
+      if (r < 0 && r != -ENOENT) {
         log_error ("%s", error_msg (&err));
         rc = EXIT_FAILURE;
       }
       else
-        printf ("%s = %s\n", keys[i], val);
+        show_setting (out, keys[i], r == -ENOENT ? NULL : val);
     }
+  if (out && rc == EXIT_SUCCESS)
+    print_json (out, JSON_C_TO_STRING_PRETTY);
+  else
+    json_object_put (out);
   registry_close (reg);
   return rc;
 }

@@ -16,10 +16,57 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "attach/control.h"
 #include "replica/admin.h"
+#include "progress.h"
 #include "repvol.h"
 #include "core/util.h"
+
+/* --json: one object per line, {"event": EVENT, "volume", "old",
+ * "new", ...}: "replacing" when the registry shows NEW in OLD's slot,
+ * "progress" (bytes_done, bytes_total, bytes_per_second) while the
+ * attach copies, "done" at the end (attached, in_sync, old_deleted).
+ */
+struct replace_out {
+  bool json;
+  const char *vol, *old, *new;
+};
+
+static json_object *
+replace_event (const struct replace_out *ro, const char *event)
+{
+  json_object *o = event_new (event);
+
+  json_object_object_add (o, "volume", json_object_new_string (ro->vol));
+  json_object_object_add (o, "old", json_object_new_string (ro->old));
+  json_object_object_add (o, "new", json_object_new_string (ro->new));
+  return o;
+}
+
+static void
+replace_done (const struct replace_out *ro, bool attached, bool in_sync,
+              bool old_deleted)
+{
+  json_object *o;
+
+  if (!ro->json)
+    return;
+  o = replace_event (ro, "done");
+  json_object_object_add (o, "attached", json_object_new_boolean (attached));
+  json_object_object_add (o, "in_sync", json_object_new_boolean (in_sync));
+  json_object_object_add (o, "old_deleted",
+                          json_object_new_boolean (old_deleted));
+  event_print (o);
+}
+
+/* The attach's answer to "replace": its last line, for the error. */
+static void
+keep_last (void *opaque, const char *line)
+{
+  snprintf (opaque, 512, "%s", line);
+}
 
 struct swap {
   const char *old, *new;
@@ -116,8 +163,10 @@ replica_state (struct registry *reg, const char *vol, const char *addr,
 
 static int
 replace (struct registry *reg, const char *vol, const char *old,
-         const char *new, bool allow_same_zone, uint64_t timeout_s)
+         const char *new, bool allow_same_zone, uint64_t timeout_s,
+         bool json)
 {
+  struct replace_out ro = { json, vol, old, new };
   struct reg_volume v;
   struct replica_admin ra;
   struct error err = { 0 };
@@ -176,22 +225,35 @@ replace (struct registry *reg, const char *vol, const char *old,
   }
   note_event (reg, "replica-replaced", vol, "%s replaces %s (full copy)",
               new, old);
-  printf ("%s: %s replaces %s (full copy)\n", vol, new, old);
+  if (json)
+    event_print (replace_event (&ro, "replacing"));
+  else
+    printf ("%s: %s replaces %s (full copy)\n", vol, new, old);
   fflush (stdout);
 
   registry_get (reg, vol, &v, NULL);
   if (!v.attachment.attached || !v.attachment.control[0]) {
-    printf ("%s is not attached: the copy runs at its next attach; the old "
-            "replica on %s is kept until you delete it\n", vol, old);
+    if (!json)
+      printf ("%s is not attached: the copy runs at its next attach; the "
+              "old replica on %s is kept until you delete it\n", vol, old);
+    replace_done (&ro, false, false, false);
     return EXIT_SUCCESS;
   }
-  char cmd[300];
+  char cmd[300], last[512] = "";
   snprintf (cmd, sizeof cmd, "replace %s %s", old, new);
-  if (control_call (v.attachment.control, cmd) != 0)
+  if (json) {
+    if (control_call_lines (v.attachment.control, cmd, keep_last, last)
+        != 0) {
+      if (strncmp (last, "error: ", 7) == 0)
+        log_error ("%s: %s", vol, last + 7);
+      return EXIT_FAILURE;
+    }
+  }
+  else if (control_call (v.attachment.control, cmd) != 0)
     return EXIT_FAILURE;
 
   /* Wait (bounded) for the copy; show progress now and then. */
-  uint64_t deadline = now_ns () + timeout_s * 1000000000ull, last = 0;
+  uint64_t deadline = now_ns () + timeout_s * 1000000000ull, last_shown = 0;
   struct reg_replica r = { 0 };
   for (;;) {
     if (replica_state (reg, vol, new, &r) < 0) {
@@ -206,26 +268,43 @@ replace (struct registry *reg, const char *vol, const char *old,
                  timeout_s, old);
       return EXIT_FAILURE;
     }
-    if (now_ns () - last > 2000000000ull && r.resync_total) {
+    if (now_ns () - last_shown > 2000000000ull && r.resync_total) {
       char a[32], b[32];
-      printf ("copying: %s of %s\n", format_size (r.resync_done, a, sizeof a),
-              format_size (r.resync_total, b, sizeof b));
+      if (json) {
+        json_object *o = replace_event (&ro, "progress");
+        json_object_object_add (o, "bytes_done",
+                                json_object_new_uint64 (r.resync_done));
+        json_object_object_add (o, "bytes_total",
+                                json_object_new_uint64 (r.resync_total));
+        json_object_object_add (o, "bytes_per_second",
+                                json_object_new_uint64 (r.resync_rate));
+        event_print (o);
+      }
+      else
+        printf ("copying: %s of %s\n", size_text (r.resync_done, a, sizeof a),
+                size_text (r.resync_total, b, sizeof b));
       fflush (stdout);
-      last = now_ns ();
+      last_shown = now_ns ();
     }
     usleep (100000);
   }
-  printf ("%s: %s is in sync\n", vol, new);
+  if (!json)
+    printf ("%s: %s is in sync\n", vol, new);
 
   /* Drop the old replica; an unreachable server keeps its copy. */
+  bool deleted = false;
   if (replica_admin_open (&ra, old, vol, 0, &err) < 0 ||
       replica_admin_delete (&ra, &err) < 0)
     log_warn ("old replica %s not deleted (%s): remove it there by hand",
               old, error_msg (&err));
-  else
-    printf ("%s: old replica on %s deleted\n", vol, old);
+  else {
+    deleted = true;
+    if (!json)
+      printf ("%s: old replica on %s deleted\n", vol, old);
+  }
   if (ra.fd >= 0)
     replica_admin_close (&ra);
+  replace_done (&ro, true, true, deleted);
   return EXIT_SUCCESS;
 }
 
@@ -235,11 +314,13 @@ cmd_replica (int argc, char **argv)
   static const struct option longopts[] = {
     { "allow-same-zone", no_argument, NULL, 'z' },
     { "timeout", required_argument, NULL, 't' },
+    { "json", no_argument, NULL, 'j' },
+    CLI_BYTES_OPTION,
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
-  bool allow_same_zone = false;
+  bool allow_same_zone = false, json = false;
   uint64_t timeout_s = 3600;
   int c;
 
@@ -248,6 +329,8 @@ cmd_replica (int argc, char **argv)
       return OPT_EXIT (c);
     if (c == 'z')
       allow_same_zone = true;
+    if (c == 'j')
+      json = true;
     if (c == 't' && parse_uint (optarg, 1, 7 * 86400, &timeout_s) == -1)
       return usage_error ("replica", "--timeout must be 1 to 604800 seconds, "
                           "not '%s'", optarg);
@@ -270,7 +353,7 @@ cmd_replica (int argc, char **argv)
   if (ret == 0)
     ret = pool_by_name (reg, argv[optind + 3], new, sizeof new);
   if (ret == 0)
-    ret = replace (reg, vol, old, new, allow_same_zone, timeout_s);
+    ret = replace (reg, vol, old, new, allow_same_zone, timeout_s, json);
   registry_close (reg);
   return ret;
 }

@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "core/util.h"
+#include "progress.h"
 #include "repvol.h"
 
 #define ROW "%-16s %-10s %-22s %-9s %10s %10s %7s\n"
@@ -100,6 +101,7 @@ server_list (int argc, char **argv)
 {
   static const struct option longopts[] = {
     { "json", no_argument, NULL, 'j' },
+    CLI_BYTES_OPTION,
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
@@ -157,8 +159,8 @@ server_list (int argc, char **argv)
         snprintf (state, sizeof state, "%s", reg_server_state (&all[i]));
       printf (ROW, all[i].name, all[i].zone[0] ? all[i].zone : "-",
               all[i].addr, state,
-              format_size (all[i].capacity, cap, sizeof cap),
-              format_size (all[i].free, fr, sizeof fr), vols);
+              size_text (all[i].capacity, cap, sizeof cap),
+              size_text (all[i].free, fr, sizeof fr), vols);
     }
   }
   free (all);
@@ -170,7 +172,7 @@ server_list (int argc, char **argv)
  * copied is all there is to see).
  */
 static void
-print_moves (struct registry *reg, const char *name)
+print_moves (struct registry *reg, const char *name, bool json)
 {
   char **names;
   int n;
@@ -186,27 +188,57 @@ print_moves (struct registry *reg, const char *name)
       char a[32], b[32];
       if (r->state == REG_IN_SYNC || r->resync_total == 0)
         continue;
+      if (json) {
+        json_object *o = event_new ("copying");
+        json_object_object_add (o, "server", json_object_new_string (name));
+        json_object_object_add (o, "volume", json_object_new_string (v.name));
+        json_object_object_add (o, "to", json_object_new_string (r->server));
+        json_object_object_add (o, "bytes_done",
+                                json_object_new_uint64 (r->resync_done));
+        json_object_object_add (o, "bytes_total",
+                                json_object_new_uint64 (r->resync_total));
+        event_print (o);
+        continue;
+      }
       printf ("%s: copying %s to %s: %s of %s\n", name, v.name, r->server,
-              format_size (r->resync_done, a, sizeof a),
-              format_size (r->resync_total, b, sizeof b));
+              size_text (r->resync_done, a, sizeof a),
+              size_text (r->resync_total, b, sizeof b));
     }
   }
   registry_free_names (names, n);
 }
 
-/* repvol server drain NAME [--wait] [--timeout SECONDS] and undrain. */
+/* A line of the drain's --json stream: {"event": EVENT, "server": NAME,
+ * "replicas_left": LEFT} (LEFT < 0: not said).
+ */
+static void
+drain_event (const char *event, const char *name, int left)
+{
+  json_object *o = event_new (event);
+
+  json_object_object_add (o, "server", json_object_new_string (name));
+  if (left >= 0)
+    json_object_object_add (o, "replicas_left", json_object_new_int (left));
+  event_print (o);
+}
+
+/* repvol server drain NAME [--wait] [--timeout SECONDS] [--json] and
+ * undrain.
+ */
 static int
 server_drain (int argc, char **argv, bool on)
 {
   static const struct option longopts[] = {
     { "wait", no_argument, NULL, 'w' },
     { "timeout", required_argument, NULL, 't' },
+    { "json", no_argument, NULL, 'j' },
+    CLI_BYTES_OPTION,
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
   const char *verb = on ? "server drain" : "server undrain";
-  bool wait = false;
+  bool wait = false, json = false;
   uint64_t timeout_s = 3600;
   int c;
 
@@ -215,6 +247,8 @@ server_drain (int argc, char **argv, bool on)
       return OPT_EXIT (c);
     if (c == 'w')
       wait = true;
+    if (c == 'j')
+      json = true;
     if (c == 't' && parse_uint (optarg, 1, 7 * 86400, &timeout_s) == -1)
       return usage_error ("server", "--timeout must be 1 to 604800 seconds, "
                           "not '%s'", optarg);
@@ -242,7 +276,15 @@ server_drain (int argc, char **argv, bool on)
   }
   int left = replicas_on (reg, name, NULL, 0, NULL, NULL);
   if (!on) {
-    printf ("%s: not draining; placement may use it again\n", name);
+    if (json) {
+      json_object *o = json_object_new_object ();
+      json_object_object_add (o, "server", json_object_new_string (name));
+      json_object_object_add (o, "draining", json_object_new_boolean (false));
+      json_object_object_add (o, "replicas_on", json_object_new_int (left));
+      print_json (o, JSON_C_TO_STRING_PRETTY);
+    }
+    else
+      printf ("%s: not draining; placement may use it again\n", name);
     registry_event (reg, "drain-done", NULL, name, NULL, "undrained with "
                     "%d replica(s) on it", left);
     registry_close (reg);
@@ -250,8 +292,11 @@ server_drain (int argc, char **argv, bool on)
   }
   registry_event (reg, "drain-started", NULL, name, NULL, "%d replica(s) "
                   "to move", left);
-  printf ("%s: draining: placement skips it; %d replica(s) to move\n", name,
-          left);
+  if (json)
+    drain_event ("draining", name, left);
+  else
+    printf ("%s: draining: placement skips it; %d replica(s) to move\n",
+            name, left);
   fflush (stdout);
 
   /* Detached volumes move here, one after another; attached ones move
@@ -273,9 +318,21 @@ server_drain (int argc, char **argv, bool on)
       }
       tried.names = nt;
       snprintf (tried.names[tried.n++], REG_NAME_MAX, "%s", vol);
-      printf ("%s: moving %s's replica (detached: copied here)\n", name, vol);
-      fflush (stdout);
-      heal_detached (reg, vol, default_heal_after (reg), name);
+      if (!json) {
+        printf ("%s: moving %s's replica (detached: copied here)\n", name,
+                vol);
+        fflush (stdout);
+        heal_detached (reg, vol, default_heal_after (reg), name, NULL);
+        continue;
+      }
+      json_object *lines = json_object_new_array ();
+      int hr = heal_detached (reg, vol, default_heal_after (reg), name, lines);
+      json_object *o = event_new ("moved");
+      json_object_object_add (o, "server", json_object_new_string (name));
+      json_object_object_add (o, "volume", json_object_new_string (vol));
+      json_object_object_add (o, "ok", json_object_new_boolean (hr == 0));
+      json_object_object_add (o, "lines", lines);
+      event_print (o);
       continue;
     }
     if (!wait)
@@ -292,21 +349,26 @@ server_drain (int argc, char **argv, bool on)
       rc = EXIT_FAILURE;
       break;
     }
-    if (left != last)
+    if (left != last && json)
+      drain_event ("left", name, left);
+    else if (left != last)
       printf ("%s: %d replica(s) left\n", name, left);
     if (now_ns () - shown > 2000000000ull) {
-      print_moves (reg, name);
+      print_moves (reg, name, json);
       shown = now_ns ();
     }
     fflush (stdout);
     last = left;
     usleep (200000);
   }
+  if (json && left >= 0)
+    drain_event (left == 0 ? "drained" : "moving", name, left);
   if (left == 0) {
-    printf ("%s: drained: it holds no replica\n", name);
+    if (!json)
+      printf ("%s: drained: it holds no replica\n", name);
     registry_event (reg, "drain-done", NULL, name, NULL, "no replica left");
   }
-  else if (left > 0 && !wait)
+  else if (left > 0 && !wait && !json)
     printf ("%s: %d replica(s) still moving in their attaches (repvol server "
             "list shows the count; --wait waits)\n", name, left);
   else if (left < 0) {

@@ -24,6 +24,7 @@ parse_args (int argc, char **argv, int npos, const char *const *pos,
 {
   static const struct option longopts[] = {
     { "json", no_argument, NULL, 'j' },
+    CLI_BYTES_OPTION,
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
@@ -98,11 +99,11 @@ list_one (void *opaque, const struct manifest *m)
       strftime (created, sizeof created, "%Y-%m-%d %H:%M:%S", &tm) == 0)
     snprintf (created, sizeof created, "-");
   snprintf (row->text, sizeof row->text, "%-28s %-19s %-16s %10s", m->name,
-            created, m->volume, format_size (m->volume_size, size,
-                                             sizeof size));
+            created, m->volume, size_text (m->volume_size, size,
+                                           sizeof size));
   snprintf (row->text_end, sizeof row->text_end, "%10s %10s",
-            format_size (m->data_bytes, data, sizeof data),
-            format_size (m->uploaded_bytes, up, sizeof up));
+            size_text (m->data_bytes, data, sizeof data),
+            size_text (m->uploaded_bytes, up, sizeof up));
   return 0;
 }
 
@@ -203,7 +204,7 @@ cmd_snapshot_delete (int argc, char **argv)
   }
 
   char freed[32];
-  format_size (st.bytes_freed, freed, sizeof freed);
+  size_text (st.bytes_freed, freed, sizeof freed);
   if (json) {
     json_object *o = json_object_new_object ();
     json_object_object_add (o, "name", json_object_new_string (name));

@@ -18,6 +18,7 @@
 #include "replica/admin.h"
 #include "attach/attach.h"
 #include "attach/control.h"
+#include "health.h"
 #include "repvol.h"
 
 #define STATUS_TIMEOUT_MS 2000
@@ -83,10 +84,10 @@ print_resync (const struct reg_replica *rp)
           format_time (rp->out_of_sync_since, tbuf, sizeof tbuf));
   if (rp->resync_total) {
     uint64_t left = rp->resync_total - MIN (rp->resync_done, rp->resync_total);
-    printf ("; catching up: %s to go", format_size (left, a, sizeof a));
+    printf ("; catching up: %s to go", size_text (left, a, sizeof a));
     if (rp->resync_rate)
-      printf (" at %s/s, eta %" PRIu64 " s",
-              format_size (rp->resync_rate, b, sizeof b),
+      printf (" at %s, eta %" PRIu64 " s",
+              rate_text (rp->resync_rate, b, sizeof b),
               left / rp->resync_rate);
   }
   printf ("\n");
@@ -127,21 +128,25 @@ fenced_running (const struct reg_volume *v)
 
 static void
 print_text (const struct reg_volume *v, const struct live *live,
-            const struct volume_contents *vc)
+            const struct volume_contents *vc, const struct health *h)
 {
   char sbuf[32], tbuf[64];
   const struct reg_attachment *a = &v->attachment;
 
   printf ("volume:      %s\n", v->name);
+  printf ("health:      %s\n", h->text);
   printf ("uuid:        %s\n", v->uuid[0] ? v->uuid : "-");
-  printf ("size:        %s (%" PRIu64 " bytes)\n",
-          format_size (v->size, sbuf, sizeof sbuf), v->size);
+  if (cli_bytes)
+    printf ("size:        %" PRIu64 "\n", v->size);
+  else
+    printf ("size:        %s (%" PRIu64 " bytes)\n",
+            format_size (v->size, sbuf, sizeof sbuf), v->size);
   printf ("block size:  %" PRIu32 "\n", v->block_size);
   printf ("epoch:       %" PRIu64 "\n", v->epoch);
   printf ("created:     %s\n", format_time (v->created, tbuf, sizeof tbuf));
   printf ("reserved:    %s\n", v->reserved ? "yes" : "no");
   printf ("tls:         %s\n", v->tls ? "required (created over TLS)" : "no");
-  printf ("snapshots:   chunk %s; ", format_size (v->chunk_size, tbuf, sizeof tbuf));
+  printf ("snapshots:   chunk %s; ", size_text (v->chunk_size, tbuf, sizeof tbuf));
   if (v->cbt.base_name[0])
     printf ("changes tracked since %s in %s%s\n", v->cbt.base_name,
             v->cbt.base_url, v->cbt.valid || v->attachment.attached ? ""
@@ -165,11 +170,14 @@ print_text (const struct reg_volume *v, const struct live *live,
     else if (a->lease_ttl)
       snprintf (lease, sizeof lease, ", lease EXPIRED %ld s ago (another "
                 "host may take it over)", -left);
+    char gone[160] = "", hb[64];
+    if (strcmp (attachment_state (v), "gone") == 0)
+      snprintf (gone, sizeof gone, "; GONE: the process exited (the next "
+                "attach takes the volume over); last heartbeat %s",
+                format_time (attachment_silent_since (v), hb, sizeof hb));
     printf ("attachment:  host %s, pid %d, %s, since %s, epoch %" PRIu64
             "%s%s\n", a->host, (int) a->pid, a->frontend[0] ? a->frontend : "-",
-            format_time (a->since, tbuf, sizeof tbuf), a->epoch, lease,
-            strcmp (attachment_state (v), "gone") == 0 ? "; GONE: the "
-            "process exited (the next attach takes the volume over)" : "");
+            format_time (a->since, tbuf, sizeof tbuf), a->epoch, lease, gone);
   }
   else
     printf ("attachment:  none\n");
@@ -195,7 +203,7 @@ print_text (const struct reg_volume *v, const struct live *live,
     else {
       snprintf (ep, sizeof ep, "%" PRIu64, l->vi.epoch);
       snprintf (view, sizeof view, "reachable, %s allocated",
-                format_size (l->vi.allocated, sbuf, sizeof sbuf));
+                size_text (l->vi.allocated, sbuf, sizeof sbuf));
       if (l->vi.size != v->size)
         snprintf (view + strlen (view), sizeof view - strlen (view),
                   ", SIZE MISMATCH %" PRIu64, l->vi.size);
@@ -276,14 +284,18 @@ volume_contents (const struct reg_volume *v, int timeout_ms, const bool *down,
 /* The registry's document, plus what the servers say right now. */
 static json_object *
 to_json (const struct reg_volume *v, const struct live *live,
-         const struct volume_contents *vc)
+         const struct volume_contents *vc, const struct health *h)
 {
   json_object *o = reg_volume_json (v), *reps;
+  time_t silent = attachment_silent_since (v);
 
   json_object_object_del (o, "format");
   json_object_object_add (o, "tls", json_object_new_boolean (v->tls));
   json_object_object_add (o, "attachment_state",
                           json_object_new_string (attachment_state (v)));
+  json_object_object_add (o, "silent_since", silent ?
+                          json_object_new_int64 (silent) : NULL);
+  json_object_object_add (o, "health", health_json (h));
   json_object_object_add (o, "zones_known",
                           json_object_new_boolean (zones_known (v)));
   json_object_object_get_ex (o, "replicas", &reps);
@@ -340,6 +352,7 @@ cmd_status (int argc, char **argv)
   static const struct option longopts[] = {
     { "json", no_argument, NULL, 'j' },
     { "timeout", required_argument, NULL, 't' },
+    CLI_BYTES_OPTION,
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
@@ -387,9 +400,15 @@ cmd_status (int argc, char **argv)
     return EXIT_FAILURE;
   }
 
+  struct reg_server *pool = NULL;
+  int npool = 0;
+  if (registry_server_list (reg, &pool, &npool, NULL) < 0)
+    pool = NULL;                /* health from the records alone */
+
   json_object *all = json && !vol ? json_object_new_array () : NULL;
   for (int i = 0; i < n; i++) {
     struct reg_volume v;
+    struct health h;
     struct live live[REG_MAX_REPLICAS];
     struct volume_contents vc;
     if (get_volume (reg, names[i], &v) < 0) {
@@ -401,8 +420,9 @@ cmd_status (int argc, char **argv)
     for (int r = 0; r < v.nreplicas; r++)
       down[r] = !live[r].reachable;
     volume_contents (&v, timeout_s * 1000, down, &vc);
+    volume_health (&v, pool, npool, &h);
     if (json) {
-      json_object *o = to_json (&v, live, &vc);
+      json_object *o = to_json (&v, live, &vc, &h);
       if (all)
         json_object_array_add (all, o);
       else
@@ -411,7 +431,7 @@ cmd_status (int argc, char **argv)
     else {
       if (i > 0)
         printf ("\n");
-      print_text (&v, live, &vc);
+      print_text (&v, live, &vc, &h);
       fflush (stdout);          /* keep the order of stdout and stderr */
     }
     warn_zones (&v);
@@ -424,6 +444,7 @@ cmd_status (int argc, char **argv)
   else if (!json && n == 0)
     printf ("no volumes\n");
 
+  free (pool);
   registry_free_names (names, n);
   registry_close (reg);
   return ret;

@@ -2,6 +2,7 @@
  * holding a volume through its attachment slot, printing JSON.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,7 +67,8 @@ attachment_state (const struct reg_volume *v)
   if (!a->attached)
     return "none";
   if (!attachment_is_local (a))
-    return "remote";
+    return reg_attachment_lease_left (a, time (NULL)) > 0 ? "remote"
+      : "stale";
   return attach_alive (a, v->name) ? "running" : "gone";
 }
 
@@ -75,9 +77,20 @@ attachment_live (const struct reg_volume *v)
 {
   const char *st = attachment_state (v);
 
-  return strcmp (st, "running") == 0 ||
-    (strcmp (st, "remote") == 0 &&
-     reg_attachment_lease_left (&v->attachment, time (NULL)) > 0);
+  return strcmp (st, "running") == 0 || strcmp (st, "remote") == 0;
+}
+
+time_t
+attachment_silent_since (const struct reg_volume *v)
+{
+  const struct reg_attachment *a = &v->attachment;
+  const char *st = attachment_state (v);
+
+  if (strcmp (st, "gone") == 0)
+    return a->lease_ttl ? a->heartbeat : 0;
+  if (strcmp (st, "stale") == 0)
+    return a->lease_ttl ? a->heartbeat + a->lease_ttl : 0;
+  return 0;
 }
 
 struct hold_arg {
@@ -180,6 +193,38 @@ format_time (time_t t, char *buf, size_t len)
     snprintf (buf, len, "-");
   else
     strftime (buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+const char *
+size_text (uint64_t bytes, char *buf, size_t len)
+{
+  if (cli_bytes)
+    snprintf (buf, len, "%" PRIu64, bytes);
+  else
+    format_size (bytes, buf, len);
+  return buf;
+}
+
+const char *
+rate_text (uint64_t bytes_per_s, char *buf, size_t len)
+{
+  char b[32];
+
+  snprintf (buf, len, "%s/s", size_text (bytes_per_s, b, sizeof b));
+  return buf;
+}
+
+const char *
+duration_text (uint64_t s, char *buf, size_t len)
+{
+  if (s < 60)
+    snprintf (buf, len, "%" PRIu64 "s", s);
+  else if (s < 3600)
+    snprintf (buf, len, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+  else
+    snprintf (buf, len, "%" PRIu64 "h%02" PRIu64 "m", s / 3600,
+              s / 60 % 60);
   return buf;
 }
 

@@ -24,6 +24,7 @@
 
 const char *cli_registry;
 const char *cli_tls_dir, *cli_tls_psk;
+bool cli_bytes;
 
 struct verb {
   const char *name;
@@ -36,7 +37,7 @@ static const struct verb verbs[] = {
   { "create", cmd_create,
     "create VOL --size SIZE [--replicas N | --replica SERVER ...]\n"
     "              [--block-size 512|4096] [--chunk-size SIZE] [--reserve]\n"
-    "              [--allow-same-zone]",
+    "              [--allow-same-zone] [--json] [--bytes]",
     "Create a volume with a replica on every server named, or (no --replica)\n"
     "on N servers the pool chooses: up, in N distinct zones, most free space\n"
     "first.  Every server is contacted first; on any failure the replicas\n"
@@ -50,20 +51,27 @@ static const struct verb verbs[] = {
     "  --chunk-size SIZE    snapshot chunk, a power of two from 64K to 64M\n"
     "                       (default 1M)\n"
     "  --reserve            allocate each replica's space up front\n"
-    "  --allow-same-zone    allow two replicas in one availability zone\n" },
+    "  --allow-same-zone    allow two replicas in one availability zone\n"
+    "  --json               the new volume's record as a JSON object\n"
+    "  --bytes              the size in bytes, not 1 GiB\n" },
   { "list", cmd_list,
-    "list [--json]",
+    "list [--json] [--bytes]",
     "List volumes: name, size, block size, number of replicas, epoch,\n"
-    "attachment (an attach on this host whose process exited shows as\n"
-    "gone).\n"
+    "health (healthy, degraded N/M, resyncing P% eta T, fenced,\n"
+    "restoring P%), attachment (an attach on this host whose process\n"
+    "exited shows as gone, one on another host whose lease expired as\n"
+    "stale, each with the time).\n"
     "\n"
-    "  --json               a JSON array, one object per volume\n" },
+    "  --json               a JSON array, one object per volume\n"
+    "  --bytes              sizes in bytes, not 1 GiB\n" },
   { "status", cmd_status,
-    "status [VOL] [--json]",
-    "Show a volume (or every volume): size, epoch, each replica and its\n"
-    "state, the attachment; each replica's server is asked for its view.\n"
+    "status [VOL] [--json] [--bytes] [--timeout SECONDS]",
+    "Show a volume (or every volume): health, size, epoch, each replica\n"
+    "and its state, the attachment; each replica's server is asked for\n"
+    "its view.\n"
     "\n"
     "  --json               machine-readable output\n"
+    "  --bytes              sizes and rates in bytes, not 1 GiB, 80 MiB/s\n"
     "  --timeout SECONDS    per-server timeout (default 2)\n" },
   { "attach", cmd_attach,
     "attach VOL --nbd unix:PATH|tcp:ADDR:PORT | --ublk [--queues N] [--depth D]\n"
@@ -109,32 +117,37 @@ static const struct verb verbs[] = {
     "                       (default: the registry's heal-after setting,\n"
     "                       else 5m)\n" },
   { "detach", cmd_detach,
-    "detach VOL [--timeout SECONDS]",
+    "detach VOL [--timeout SECONDS] [--json]",
     "Stop the attach process of VOL on this host and wait until it has\n"
     "drained, flushed and cleared its attachment.  A stale attachment\n"
     "(its process is gone) is cleared.\n"
     "\n"
-    "  --timeout SECONDS    how long to wait (default 60)\n" },
+    "  --timeout SECONDS    how long to wait (default 60)\n"
+    "  --json               how it ended, as a JSON object\n" },
   { "verify", cmd_verify,
-    "verify VOL [--repair]",
+    "verify VOL [--repair] [--json]",
     "Compare the replicas of an attached volume region by region, with\n"
     "checksums computed on the servers; print each differing region.\n"
     "Exit 0 when they agree (or were all repaired).\n"
     "\n"
-    "  --repair             copy differing regions from the majority\n" },
+    "  --repair             copy differing regions from the majority\n"
+    "  --json               the regions and the outcome, one JSON object\n" },
   { "replica", cmd_replica,
     "replica replace VOL OLD NEW [--allow-same-zone]\n"
-    "              [--timeout SECONDS]",
+    "              [--timeout SECONDS] [--json] [--bytes]",
     "Build a full copy of the volume on a new server while it serves,\n"
     "then delete the old replica.  OLD and NEW are ADDR:PORT or server\n"
     "names (OLD as the volume records it, NEW as the pool knows it).\n"
     "\n"
     "  --allow-same-zone    allow the new replica in a zone already used\n"
-    "  --timeout SECONDS    how long to wait for the copy (default 3600)\n" },
+    "  --timeout SECONDS    how long to wait for the copy (default 3600)\n"
+    "  --json               one JSON object per line (replacing, progress,\n"
+    "                       done)\n"
+    "  --bytes              the copy's progress in bytes, not MiB\n" },
   { "snapshot", cmd_snapshot,
     "snapshot create VOL --to URL [--name NAME] [--json]\n"
-    "       repvol snapshot list URL [--json]\n"
-    "       repvol snapshot delete URL NAME [--json]\n"
+    "       repvol snapshot list URL [--json] [--bytes]\n"
+    "       repvol snapshot delete URL NAME [--json] [--bytes]\n"
     "       repvol snapshot restore URL NAME NEWVOL [--replica SERVER ...]\n"
     "              [--lazy] [--allow-same-zone] [--json]",
     "Point-in-time, incremental snapshots of a live volume in object\n"
@@ -150,7 +163,10 @@ static const struct verb verbs[] = {
     "  --lazy               restore returns at once: the volume can be\n"
     "                       attached, and chunks are fetched on first use\n"
     "                       while the rest streams in the background\n"
-    "  --json               one JSON object per line (progress, result)\n" },
+    "  --json               create, restore: one JSON object per line\n"
+    "                       (progress, result); list: a JSON array;\n"
+    "                       delete: a JSON object\n"
+    "  --bytes              list, delete: sizes in bytes, not MiB\n" },
   { "epoch", cmd_epoch,
     "epoch VOL [--reset] [--json] [--timeout SECONDS]",
     "Show each replica's epoch beside the registry's.  A replica ahead of\n"
@@ -159,12 +175,14 @@ static const struct verb verbs[] = {
     "detached); a replica that cannot be reached is named, exit 1.\n"
     "\n"
     "  --reset              set the replicas' epochs to the registry's\n"
-    "  --json               machine-readable output (without --reset)\n"
+    "  --json               machine-readable output (with --reset: what\n"
+    "                       was set on each replica)\n"
     "  --timeout SECONDS    per-server timeout (default 5)\n" },
   { "server", cmd_server,
-    "server list [--json]\n"
-    "       repvol server drain NAME [--wait] [--timeout SECONDS]\n"
-    "       repvol server undrain NAME",
+    "server list [--json] [--bytes]\n"
+    "       repvol server drain NAME [--wait] [--timeout SECONDS] [--json]\n"
+    "              [--bytes]\n"
+    "       repvol server undrain NAME [--json]",
     "list: the server pool, every repvold started with --registry, with\n"
     "its zone, the address it advertises, its state (up; down once its\n"
     "lease ran out or it stopped; draining(N) with N replicas left to\n"
@@ -174,11 +192,14 @@ static const struct verb verbs[] = {
     "their attach, one replica at a time, detached ones here.  undrain:\n"
     "clear the mark.\n"
     "\n"
-    "  --json               a JSON array, one object per server\n"
+    "  --json               list: a JSON array, one object per server;\n"
+    "                       drain: one JSON object per line; undrain: a\n"
+    "                       JSON object\n"
+    "  --bytes              list, drain: sizes in bytes, not GiB\n"
     "  --wait               drain: wait until no replica is left on it\n"
     "  --timeout SECONDS    how long --wait waits (default 3600)\n" },
   { "heal", cmd_heal,
-    "heal [VOL...] [--heal-after DURATION]",
+    "heal [VOL...] [--heal-after DURATION] [--json]",
     "One healing pass over the volumes (all of them by default), for a\n"
     "timer: a detached volume whose replicas are not all in sync is\n"
     "attached for the job: replicas that answer are caught up, those\n"
@@ -188,13 +209,16 @@ static const struct verb verbs[] = {
     "volumes heal in their attach.  Prints what it did.\n"
     "\n"
     "  --heal-after DURATION  as attach's (default: the heal-after setting,\n"
-    "                       else 5m)\n" },
+    "                       else 5m)\n"
+    "  --json               what was done to each volume, and its health,\n"
+    "                       one JSON object\n" },
   { "settings", cmd_settings,
-    "settings [KEY [VALUE | --unset]]",
+    "settings [KEY [VALUE | --unset]] [--json]",
     "Show or set the registry-wide defaults every host follows.  Known:\n"
     "heal-after (a duration, 0: never heal; default 5m).\n"
     "\n"
-    "  --unset              back to the built-in default\n" },
+    "  --unset              back to the built-in default\n"
+    "  --json               the settings as a JSON object\n" },
   { "events", cmd_events,
     "events [--follow] [--since REVISION] [--json] [--volume VOL]",
     "The registry's events, oldest first: every volume's created, attached,\n"
@@ -210,12 +234,13 @@ static const struct verb verbs[] = {
     "  --json               one JSON object per line\n"
     "  --volume VOL         only the events of this volume\n" },
   { "delete", cmd_delete,
-    "delete VOL [--force]",
+    "delete VOL [--force] [--json]",
     "Delete a volume: its replica on every server, then its registry\n"
     "entry.  Refused while the volume is attached.\n"
     "\n"
     "  --force              go on when a server cannot be reached (its\n"
-    "                       replica is left behind on that server)\n" },
+    "                       replica is left behind on that server)\n"
+    "  --json               what was deleted, as a JSON object\n" },
 };
 
 static const char common_help[] =
@@ -286,6 +311,9 @@ cli_getopt (int argc, char **argv, const char *verb,
       continue;
     case CLI_OPT_TLS_PSK:
       cli_tls_psk = optarg;
+      continue;
+    case CLI_OPT_BYTES:
+      cli_bytes = true;
       continue;
     case -1:
       if (cli_tls_dir && cli_tls_psk)

@@ -63,8 +63,8 @@ progress_update (struct progress *p, uint64_t done, uint64_t total,
     snprintf (eta, sizeof eta, "%.0fs", secs * (total - done) / done);
   else if (done >= total)
     snprintf (eta, sizeof eta, "0s");
-  format_size (bytes, b, sizeof b);
-  format_size ((uint64_t) rate, r, sizeof r);
+  size_text (bytes, b, sizeof b);
+  rate_text ((uint64_t) rate, r, sizeof r);
   unsigned pct = total ? (unsigned) (done * 100 / total) : 100;
   if (p->tty) {
     char bar[31];
@@ -73,11 +73,11 @@ progress_update (struct progress *p, uint64_t done, uint64_t total,
       bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
     fprintf (stderr, "\r%s [%s] %3u%% %" PRIu64 "/%" PRIu64 " chunks, %s, "
-             "%s/s, eta %s   ", p->what, bar, pct, done, total, b, r, eta);
+             "%s, eta %s   ", p->what, bar, pct, done, total, b, r, eta);
     p->drawn = true;
   }
   else
-    fprintf (stderr, "%s: %u%% (%" PRIu64 "/%" PRIu64 " chunks), %s at %s/s, "
+    fprintf (stderr, "%s: %u%% (%" PRIu64 "/%" PRIu64 " chunks), %s at %s, "
              "eta %s\n", p->what, pct, done, total, b, r, eta);
   fflush (stderr);
 }

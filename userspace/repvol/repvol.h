@@ -27,11 +27,26 @@ extern const char *cli_registry;
 extern const char *cli_tls_dir, *cli_tls_psk;
 
 /* The options every verb takes; cli_getopt handles them. */
-enum { CLI_OPT_REGISTRY = 'R', CLI_OPT_TLS_DIR = 0x1001, CLI_OPT_TLS_PSK };
+enum { CLI_OPT_REGISTRY = 'R', CLI_OPT_TLS_DIR = 0x1001, CLI_OPT_TLS_PSK,
+       CLI_OPT_BYTES };
 #define CLI_COMMON_OPTIONS \
   { "registry", required_argument, NULL, CLI_OPT_REGISTRY }, \
   { "tls-dir", required_argument, NULL, CLI_OPT_TLS_DIR }, \
   { "tls-psk", required_argument, NULL, CLI_OPT_TLS_PSK }
+
+/* --bytes, for the verbs that print sizes (cli_getopt sets cli_bytes):
+ * raw integers instead of "1.5 GiB" and "80 MiB/s".
+ */
+#define CLI_BYTES_OPTION { "bytes", no_argument, NULL, CLI_OPT_BYTES }
+extern bool cli_bytes;
+
+/* A size for people: "1.5 GiB" (format_size), or with --bytes the
+ * integer.  rate_text: "80 MiB/s", or "83886080/s".  duration_text:
+ * "12s", "3m20s", "2h05m".  Each returns buf.
+ */
+const char *size_text (uint64_t bytes, char *buf, size_t len);
+const char *rate_text (uint64_t bytes_per_s, char *buf, size_t len);
+const char *duration_text (uint64_t seconds, char *buf, size_t len);
 
 /* Verbs: argv[0] is the verb name; returns the process exit code. */
 int cmd_create (int argc, char **argv);
@@ -128,11 +143,13 @@ int parse_heal_after (const char *s, unsigned *out);
 unsigned default_heal_after (struct registry *r);
 
 /* cmd_heal.c: attach detached volume vol for one healing job (move: a
- * draining server to move its replica away from, or NULL).  An exit
- * code.
+ * draining server to move its replica away from, or NULL).  What the
+ * job says is printed, or added to lines (a JSON array) unless that is
+ * NULL.  An exit code.
  */
 int heal_detached (struct registry *reg, const char *vol,
-                   unsigned heal_after, const char *move);
+                   unsigned heal_after, const char *move,
+                   struct json_object *lines);
 
 /* This host's name as attach records it. */
 const char *this_host (void);
@@ -144,14 +161,21 @@ bool attachment_is_local (const struct reg_attachment *a);
 
 /* What is known of v's attachment's process: "none" (not attached),
  * "running" (on this host, alive), "gone" (on this host, exited: the
- * record is stale, and the next attach takes the volume over) or
- * "remote" (on another host, which only it can tell).
+ * record is stale, and the next attach takes the volume over),
+ * "remote" (on another host, its lease alive: only that host can tell
+ * more) or "stale" (on another host, its lease expired: any host may
+ * take the volume over).
  */
 const char *attachment_state (const struct reg_volume *v);
 /* Is v attached by an attach that still speaks for it: running on this
  * host, or on another with its lease alive?  (A CLI verb's hold counts.)
  */
 bool attachment_live (const struct reg_volume *v);
+/* Since when an attachment that is "gone" or "stale" has not spoken:
+ * its last lease refresh (gone; 0 if it never had a lease), or its
+ * lease's end (stale).  0 for the other states.
+ */
+time_t attachment_silent_since (const struct reg_volume *v);
 
 /* Hold v for a CLI verb that must not run beside an attach ("repvol
  * delete", "repvol epoch --reset"): record an attachment with frontend

@@ -88,6 +88,12 @@ claim (struct reg_volume *v, void *arg)
                 "taken over by host %s, pid %d", a->host, (int) getpid ());
     a->took_over = !stale;
   }
+  /* Catch-ups start afresh in this attach: figures a former one left
+   * are not progress.
+   */
+  for (int i = 0; i < v->nreplicas; i++)
+    v->replicas[i].resync_total = v->replicas[i].resync_done =
+      v->replicas[i].resync_rate = 0;
   v->epoch++;
   a->epoch = v->epoch;
   memset (at, 0, sizeof *at);

@@ -57,6 +57,7 @@ struct resync {
   int inflight;
   bool have_map, finishing, failed;
   bool discard;                 /* get_io in flight is for a replaced replica */
+  bool shown;                   /* progress published and not yet withdrawn */
   struct bdev_io get_io;
   void *get_buf;
 };

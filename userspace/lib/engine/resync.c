@@ -156,6 +156,7 @@ resync_flushed (struct bdev_io *io, int err)
   log_info ("replica %s: caught up (%" PRIu64 " bytes copied), in sync",
             e->name[i], rs->done);
   e->hooks.progress (e->hooks.opaque, i, rs->done, rs->total, 0);
+  rs->shown = false;            /* in sync: the record drops the figures */
   free (rs->map);
   rs->map = NULL;
 
@@ -320,6 +321,14 @@ eng_tick (struct loop_timer *t)
       if (b)
         engine_replica_back (&e->bdev, i, b);
     }
+    /* A catch-up that stopped (the replica failed again) withdraws its
+     * figures, or the registry would show it copying still.
+     */
+    if (rs->shown && e->state[i] == ENGINE_OUT && e->have_hooks &&
+        !e->fenced) {
+      e->hooks.progress (e->hooks.opaque, i, 0, 0, 0);
+      rs->shown = false;
+    }
     if (e->state[i] != ENGINE_RESYNC || e->fenced)
       continue;                 /* fenced: no more copies of ours */
     if (!rs->have_map)
@@ -330,6 +339,7 @@ eng_tick (struct loop_timer *t)
       e->hooks.progress (e->hooks.opaque, i, rs->done, rs->total,
                          rs->done - rs->done_last);
       rs->done_last = rs->done;
+      rs->shown = true;
     }
   }
   loop_timer_arm (e->loop, &e->timer, RESYNC_TICK_MS, eng_tick, e);
