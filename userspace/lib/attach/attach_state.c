@@ -141,6 +141,8 @@ hook_progress (void *opaque, int i, uint64_t done, uint64_t total,
   struct state_change c = { .replica = i, .progress = true, .done = done,
                             .total = total, .rate = rate };
 
+  attach_metrics_progress (a, i, done, total);
+
   /* Progress is news, not state: not while a degrade is being recorded
    * (its epoch would be stale), nor for a while after the registry
    * failed to answer (each try may block the loop for seconds).
