@@ -6,7 +6,8 @@
 # over both servers as 8, at least 3 flushes, each latency histogram's
 # count equal to its op count; one data connection on the volume and
 # its epoch.  Refusals are counted by reason: a stale-epoch HELLO, a
-# bad HELLO, SET_EPOCH on the attached volume.  Bad HTTP (garbage,
+# bad HELLO, SET_EPOCH on the attached volume, a READ on a connection a
+# newer HELLO fenced (whose epoch the gauge then shows).  Bad HTTP (garbage,
 # huge headers, wrong path, wrong method) gets a clean error or a close
 # and the server keeps serving; a port in use or a bad address stops
 # repvold at startup with a clear message.
@@ -104,6 +105,23 @@ pid_alive "${REPVOLD_PID[a]}" || fail "repvold a died"
 stop_attach vol
 wait_for prom_is "$ma" 0 repvold_volume_connections volume=vol
 wait_for prom_is "$mb" 0 repvold_volume_connections volume=vol
+
+# A fenced connection: data HELLO at the volume's epoch, then one at the
+# next (a newer attachment); the first one's READ is refused.
+epoch=$(prom "$T/a3" repvold_volume_epoch volume=vol)
+PYTHONPATH="$TOP/tests/tools" python3 - 127.0.0.1 "${REPVOLD_PORT[a]}" "$epoch" <<'PY' || fail "fencing"
+import sys
+import rvproto
+from rvproto import EPERM, READ, call
+host, port, epoch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+old = rvproto.connect(host, port, b"vol", epoch=epoch)
+new = rvproto.connect(host, port, b"vol", epoch=epoch + 1)
+st, _ = call(old, READ, 1, 0, 4096)
+assert st == EPERM, st
+PY
+scrape "$ma" "$T/a4"
+assert_eq 1 "$(( $(prom "$T/a4" repvold_volume_refused_total volume=vol reason=fenced) - $(prom "$T/a3" repvold_volume_refused_total volume=vol reason=fenced) ))" "fenced READ"
+assert_eq $((epoch + 1)) "$(prom "$T/a4" repvold_volume_epoch volume=vol)" "epoch after the newer HELLO"
 
 # Startup errors.
 expect_fail_match "cannot listen on $ma: Address already in use" \
