@@ -405,7 +405,19 @@ main (int argc, char **argv)
     return bad_arg ("bad --metrics address '%s' (want ADDR:PORT)",
                     metrics_addr);
 
+  /* First of all: a port in use stops us with nothing to undo. */
   struct error err = { 0 };
+  struct metrics *metrics = NULL;
+  struct metrics_http *mhttp = NULL;
+  if (metrics_addr &&
+      ((metrics = metrics_new ()) == NULL ||
+       (mhttp = metrics_http_start (metrics, metrics_addr, &err)) == NULL)) {
+    fprintf (stderr, "repvold: %s\n", metrics ? error_msg (&err)
+             : "out of memory");
+    metrics_free (metrics);
+    return EXIT_FAILURE;
+  }
+
   if (tls_creds_load (&tls, TLS_SERVER, tls_dir, tls_psk, &err) < 0) {
     fprintf (stderr, "repvold: TLS: %s\n", error_msg (&err));
     return EXIT_FAILURE;
@@ -462,12 +474,7 @@ main (int argc, char **argv)
   replica_server_set_idle_timeout (srv, idle_s * 1000);
   replica_server_set_conn_limits (srv, max_conns, max_per_peer);
   replica_server_set_log_interval (srv, log_interval_s * 1000);
-
-  /* After loop_signals: the HTTP thread is made with signals blocked,
-   * but the metrics must count from the first connection on.
-   */
-  struct metrics *metrics = NULL;
-  struct metrics_http *mhttp = NULL;
+  replica_server_set_metrics (srv, metrics);
 
   struct signal_state sst = { .loop = loop, .srv = srv, .tls_dir = tls_dir,
                               .tls_psk = tls_psk, .tls = tls };
@@ -476,16 +483,6 @@ main (int argc, char **argv)
     fprintf (stderr, "repvold: cannot set up signal handling: %s\n",
              strerror (errno));
     return EXIT_FAILURE;
-  }
-
-  if (metrics_addr) {
-    if ((metrics = metrics_new ()) == NULL ||
-        (mhttp = metrics_http_start (metrics, metrics_addr, &err)) == NULL) {
-      fprintf (stderr, "repvold: %s\n", metrics ? error_msg (&err)
-               : "out of memory");
-      return EXIT_FAILURE;
-    }
-    replica_server_set_metrics (srv, metrics);
   }
 
   log_info ("repvold %s: name %s, zone %s, listening on %s, I/O engine %s, "

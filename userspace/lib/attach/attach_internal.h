@@ -200,9 +200,12 @@ void attach_degrade_fini (struct attach *a);
  */
 struct bdev *attach_metrics_start (struct attach *a, struct bdev *below);
 void attach_metrics_stop (struct attach *a);
-/* The engine's catch-up progress of replica i; replica i reached again. */
+/* The engine's catch-up progress of replica i; replica i fell out of
+ * sync (the degrade hook); replica i reached again.
+ */
 void attach_metrics_progress (struct attach *a, int i, uint64_t done,
                               uint64_t total);
+void attach_metrics_out (struct attach *a, int i);
 void attach_metrics_reconnected (struct attach *a, int i);
 
 /* ---- attach_lease.c ---- */

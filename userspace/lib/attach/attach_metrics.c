@@ -10,8 +10,10 @@
  * touch it); progress comes from the engine's progress hook.  Lag is
  * what the attach can know without asking the servers: while a replica
  * is out of sync, the bytes written, trimmed and zeroed since it left
- * (overwrites counted again: an upper bound on its dirty data); while
- * it is caught up, the bytes of dirty regions still to copy; 0 in sync.
+ * (counted from the engine's degrade hook, which runs before any write
+ * the replica missed is acknowledged; overwrites are counted again: an
+ * upper bound on its dirty data); while it is caught up, the bytes of
+ * dirty regions still to copy; 0 in sync.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,7 @@
 #include "attach/attach_internal.h"
 #include "metrics/metrics.h"
 
-#define SAMPLE_MS 500
+#define SAMPLE_MS 500           /* states copied from the engine this often */
 
 static const char *const state_name[] = {
   [ENGINE_IN_SYNC] = "in_sync", [ENGINE_OUT] = "out_of_sync",
@@ -52,6 +54,17 @@ changed_bytes (const struct attach_metrics *am)
          (uint64_t) metric_value (am->io.bytes[MOP_ZERO]);
 }
 
+/* Replica i left: what is changed from now on is its lag. */
+static void
+mark_out (struct attach_metrics *am, int i)
+{
+  struct rep_metrics *r = &am->rep[i];
+
+  r->was_out = true;
+  r->out_mark = changed_bytes (am);
+  r->done = r->total = 0;         /* the next catch-up's, once it reports */
+}
+
 static void
 sample_replica (struct attach *a, int i)
 {
@@ -63,11 +76,8 @@ sample_replica (struct attach *a, int i)
   for (size_t s = 0; s < NSTATES; s++)
     metric_set (r->state[s], s == st);
   metric_set (r->up, st != ENGINE_OUT);
-  if (st != ENGINE_IN_SYNC && !r->was_out) {
-    r->was_out = true;
-    r->out_mark = changed_bytes (am);
-    r->done = r->total = 0;       /* the next catch-up's, once it reports */
-  }
+  if (st != ENGINE_IN_SYNC && !r->was_out)
+    mark_out (am, i);             /* out from the start: no degrade hook */
   if (st == ENGINE_IN_SYNC)
     r->was_out = false;
   else if (st == ENGINE_RESYNC && r->total)
@@ -161,6 +171,14 @@ attach_metrics_progress (struct attach *a, int i, uint64_t done,
   am->rep[i].total = total;
   metric_set (am->rep[i].rs_done, (int64_t) done);
   metric_set (am->rep[i].rs_total, (int64_t) total);
+}
+
+/* Every degrade, even one the sampler never saw end. */
+void
+attach_metrics_out (struct attach *a, int i)
+{
+  if (a->metrics)
+    mark_out (a->metrics, i);
 }
 
 void

@@ -113,6 +113,7 @@ hook_out_of_sync (void *opaque, int i)
   if (a->degrade_queued & (1u << i))
     return EINPROGRESS;
   a->degrade_queued |= 1u << i;
+  attach_metrics_out (a, i);
   attach_degrade_next (a);
   return EINPROGRESS;
 }
