@@ -8,8 +8,8 @@
 # its epoch.  Refusals are counted by reason: a stale-epoch HELLO, a
 # bad HELLO, SET_EPOCH on the attached volume, a READ on a connection a
 # newer HELLO fenced (whose epoch the gauge then shows).  Bad HTTP (garbage,
-# huge headers, wrong path, wrong method) gets a clean error or a close
-# and the server keeps serving; a port in use or a bad address stops
+# huge headers, wrong path, wrong method) gets a clean error or a close,
+# a connection past the 8 allowed waits, and the server keeps serving; a port in use or a bad address stops
 # repvold at startup with a clear message.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/metricslib.sh"
@@ -97,7 +97,26 @@ line=$(raw_http "$ma" 'garbage\r\n\r\n')
 [[ -z $line || $line == "HTTP/1.1 400"* ]] || fail "garbage answered '$line'"
 line=$(raw_http "$ma" 'GET /metrics HTTP/1.1\r\nHost: x\r\nBad header line\r\n\r\n')
 [[ -z $line || $line == "HTTP/1.1 400"* ]] || fail "bad header answered '$line'"
-raw_http "$ma" '\x00\x01\x02\xff\r\n\r\n' >/dev/null
+# A connection stuck in binary garbage does not hold up the others; 8
+# that say nothing take every slot, and a 9th waits unanswered; once
+# they go, scrapes work again.
+PYTHONPATH="$TOP/tests/tools" python3 - "$ma" <<'PY' || fail "connection limit"
+import socket, subprocess, sys
+host, port = sys.argv[1].rsplit(":", 1)
+def get(bound):
+    return subprocess.run(["curl", "-s", "--max-time", str(bound), "-o",
+                           "/dev/null", "-w", "%{http_code}",
+                           "http://%s/metrics" % sys.argv[1]],
+                          capture_output=True, text=True).stdout
+stuck = socket.create_connection((host, int(port)), timeout=5)
+stuck.sendall(b"\x00\x01\x02\xff\r\n\r\n")
+assert get(5) == "200", "a stuck connection held up a scrape"
+idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(7)]
+assert get(1) == "000", "a 9th connection was answered"
+for s in idle + [stuck]:
+    s.close()
+PY
+wait_for curl -sf --max-time 2 -o /dev/null "http://$ma/metrics"
 scrape "$ma" "$T/a3"
 pid_alive "${REPVOLD_PID[a]}" || fail "repvold a died"
 
