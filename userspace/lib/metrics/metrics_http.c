@@ -4,7 +4,8 @@
  * connections; a scrape renders the registry there (metrics_render,
  * which takes only the registry's mutex), so nothing here ever waits
  * for the event loop or holds it up.  The bounds (docs/DESIGN.md 2.8):
- * METRICS_HTTP_CONNS connections at once (more are refused at accept),
+ * METRICS_HTTP_CONNS connections at once (more wait in the listen
+ * backlog until one goes),
  * METRICS_HTTP_TIMEOUT_S of silence closes one, and a request's line
  * and headers must fit METRICS_HTTP_MEM bytes (libmicrohttpd answers a
  * larger one 431, a malformed one 400).  GET and HEAD of /metrics get
