@@ -206,6 +206,8 @@ void attach_metrics_stop (struct attach *a);
 void attach_metrics_progress (struct attach *a, int i, uint64_t done,
                               uint64_t total);
 void attach_metrics_out (struct attach *a, int i);
+/* Replica i was recorded in sync again (the in-sync hook). */
+void attach_metrics_in_sync (struct attach *a, int i);
 void attach_metrics_reconnected (struct attach *a, int i);
 
 /* ---- attach_lease.c ---- */

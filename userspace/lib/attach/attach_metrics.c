@@ -32,7 +32,12 @@ static const char *const state_name[] = {
 struct rep_metrics {
   struct metric *state[NSTATES], *up, *lag, *rs_done, *rs_total;
   struct metric *reconnects;
-  bool was_out;                 /* out of sync at the last sample */
+  /* Behind since out_mark: set by the degrade hook (or, for a replica
+   * out from the start, the first sample), cleared by the in-sync
+   * hook.  Not by samples: the engine may show a replica in sync a
+   * moment after its degrade hook ran.
+   */
+  bool out;
   uint64_t out_mark;            /* bytes changed when it was first seen out */
   uint64_t done, total;         /* the last progress of a catch-up */
 };
@@ -60,7 +65,7 @@ mark_out (struct attach_metrics *am, int i)
 {
   struct rep_metrics *r = &am->rep[i];
 
-  r->was_out = true;
+  r->out = true;
   r->out_mark = changed_bytes (am);
   r->done = r->total = 0;         /* the next catch-up's, once it reports */
 }
@@ -76,13 +81,11 @@ sample_replica (struct attach *a, int i)
   for (size_t s = 0; s < NSTATES; s++)
     metric_set (r->state[s], s == st);
   metric_set (r->up, st != ENGINE_OUT);
-  if (st != ENGINE_IN_SYNC && !r->was_out)
+  if (st != ENGINE_IN_SYNC && !r->out)
     mark_out (am, i);             /* out from the start: no degrade hook */
-  if (st == ENGINE_IN_SYNC)
-    r->was_out = false;
-  else if (st == ENGINE_RESYNC && r->total)
+  if (st == ENGINE_RESYNC && r->total)
     lag = r->total - MIN (r->done, r->total);
-  else
+  else if (st != ENGINE_IN_SYNC)
     lag = changed_bytes (am) - r->out_mark;
   metric_set (r->lag, (int64_t) lag);
 }
@@ -179,6 +182,13 @@ attach_metrics_out (struct attach *a, int i)
 {
   if (a->metrics)
     mark_out (a->metrics, i);
+}
+
+void
+attach_metrics_in_sync (struct attach *a, int i)
+{
+  if (a->metrics)
+    a->metrics->rep[i].out = false;
 }
 
 void

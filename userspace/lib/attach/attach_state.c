@@ -128,6 +128,7 @@ hook_in_sync (void *opaque, int i)
     return EAGAIN;              /* after the degrade: the engine retries */
   int r = attach_record (a, &c);
   if (r == 0) {
+    attach_metrics_in_sync (a, i);
     attach_event (a, "resync-done", "replica %s (%s) in sync",
                   a->vol.replicas[i].server, a->vol.replicas[i].addr);
   }
