@@ -7,7 +7,7 @@ CC       ?= gcc
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
             -D_GNU_SOURCE -Iuserspace/lib -MMD -MP
-ALL_LDLIBS = $(LDLIBS) -luring -laio -ljson-c -lisal -lcurl -lzstd -lcrypto -lblkid -lgnutls -lm
+ALL_LDLIBS = $(LDLIBS) -luring -laio -ljson-c -lisal -lcurl -lzstd -lcrypto -lblkid -lgnutls -lmicrohttpd -lm
 
 B        ?= build
 LIB_SRC  := $(wildcard userspace/lib/*/*.c)

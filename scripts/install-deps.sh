@@ -14,6 +14,9 @@ PACKAGES=(
     libcurl4-openssl-dev libzstd-dev libssl-dev libblkid-dev
     # TLS on every link (GnuTLS), certificates for the tests (certtool, psktool)
     libgnutls28-dev gnutls-bin
+    # the /metrics HTTP endpoint of repvold and the attach; promtool
+    # (package prometheus) checks what it serves (tests 096, 097)
+    libmicrohttpd-dev prometheus
     # libFuzzer harnesses (tests/fuzz/, "make fuzz")
     clang libclang-rt-14-dev
     # snapshot tests and bench: a real S3 server (Ceph RADOS Gateway), curl

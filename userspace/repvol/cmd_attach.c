@@ -7,6 +7,7 @@
 #include "core/tls.h"
 #include "attach/attach.h"
 #include "frontend/frontend.h"
+#include "metrics/metrics.h"
 #include "repvol.h"
 
 int
@@ -27,12 +28,13 @@ cmd_attach (int argc, char **argv)
     { "host", required_argument, NULL, 'H' },
     { "lease-ttl", required_argument, NULL, 'L' },
     { "heal-after", required_argument, NULL, 'A' },
+    { "metrics", required_argument, NULL, 'M' },
     CLI_COMMON_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL },
   };
   struct attach_opts o = { .timeout_ms = 10000 };
-  const char *heal_after = NULL;
+  const char *heal_after = NULL, *metrics_addr = NULL;
   uint64_t t, queues = 1, depth = 128;
   const char *nbd = NULL, *nbd_device = NULL, *device = NULL;
   bool ublk = false;
@@ -101,6 +103,15 @@ cmd_attach (int argc, char **argv)
                             "not '%s'", optarg);
       heal_after = optarg;
       break;
+    case 'M': {
+      struct sockaddr_storage ss;
+      socklen_t len;
+      if (parse_hostport (optarg, &ss, &len) == -1)
+        return usage_error ("attach", "bad --metrics address '%s' (want "
+                            "ADDR:PORT)", optarg);
+      metrics_addr = optarg;
+      break;
+    }
     case 't':
       if (parse_uint (optarg, 1, 3600, &t) == -1)
         return usage_error ("attach", "--timeout must be 1 to 3600 seconds, "
@@ -207,7 +218,25 @@ cmd_attach (int argc, char **argv)
   }
   if (heal_after == NULL)
     o.heal_after = default_heal_after (reg);
+  /* Listening before the volume is claimed: a port in use fails the
+   * attach with nothing to undo.
+   */
+  struct metrics_http *mhttp = NULL;
+  if (metrics_addr) {
+    struct error err = { 0 };
+    if ((o.metrics = metrics_new ()) == NULL ||
+        (mhttp = metrics_http_start (o.metrics, metrics_addr, &err)) == NULL) {
+      log_error ("attach: %s", o.metrics ? error_msg (&err)
+                 : "out of memory");
+      metrics_free (o.metrics);
+      registry_close (reg);
+      tls_creds_free (o.nbd_tls);
+      return EXIT_FAILURE;
+    }
+  }
   int rc = attach_run (reg, &o);
+  metrics_http_stop (mhttp);
+  metrics_free (o.metrics);
   registry_close (reg);
   tls_creds_free (o.nbd_tls);
   return rc;

@@ -78,7 +78,8 @@ static const struct verb verbs[] = {
     "         | --nbd-device /dev/nbdN|auto | --device auto\n"
     "         [--timeout SECONDS] [--no-takeover] [--force]\n"
     "         [--force-stale SERVER] [--resync-rate SIZE] [--host NAME]\n"
-    "         [--lease-ttl SECONDS] [--heal-after DURATION]",
+    "         [--lease-ttl SECONDS] [--heal-after DURATION]\n"
+    "         [--metrics ADDR:PORT]",
     "Attach the volume on this host and serve it, in the foreground, until\n"
     "SIGTERM, SIGINT or 'repvol detach VOL' (exit 0), or until a newer\n"
     "attachment fences it (exit 3).  Serve it one way:\n"
@@ -115,7 +116,9 @@ static const struct verb verbs[] = {
     "  --heal-after DURATION  replace a replica unreachable this long (30s,\n"
     "                       5m, 2h; 0: never) by a spare from the pool\n"
     "                       (default: the registry's heal-after setting,\n"
-    "                       else 5m)\n" },
+    "                       else 5m)\n"
+    "  --metrics ADDR:PORT  serve Prometheus metrics on\n"
+    "                       http://ADDR:PORT/metrics\n" },
   { "detach", cmd_detach,
     "detach VOL [--timeout SECONDS] [--json]",
     "Stop the attach process of VOL on this host and wait until it has\n"

@@ -23,6 +23,7 @@
 #include "store/store.h"
 #include "core/ratelimit.h"
 #include "replica/server.h"
+#include "metrics/metrics.h"
 #include "pool.h"
 
 #ifndef REPVOL_VERSION
@@ -75,6 +76,8 @@ usage (FILE *f)
 "                            (default: the --listen address)\n"
 "      --lease-ttl SECS      the pool shows this server down SECS after\n"
 "                            its last refresh (default 10; 2 to 3600)\n"
+"      --metrics ADDR:PORT   serve Prometheus metrics on\n"
+"                            http://ADDR:PORT/metrics\n"
 "  -h, --help                show this help\n"
 "  -V, --version             show the version\n");
 }
@@ -189,7 +192,7 @@ main (int argc, char **argv)
   enum { OPT_IO_ENGINE = 256, OPT_CACHE, OPT_STALL, OPT_TLS_DIR, OPT_TLS_PSK,
          OPT_ADMINS, OPT_RESERVE_MARGIN, OPT_IDLE, OPT_MAX_CONNS,
          OPT_MAX_PER_PEER, OPT_LOG_INTERVAL, OPT_REGISTRY, OPT_ADVERTISE,
-         OPT_LEASE_TTL };
+         OPT_LEASE_TTL, OPT_METRICS };
   static const struct option opts[] = {
     { "data-dir",  required_argument, NULL, 'd' },
     { "listen",    required_argument, NULL, 'l' },
@@ -209,6 +212,7 @@ main (int argc, char **argv)
     { "registry",  required_argument, NULL, OPT_REGISTRY },
     { "advertise", required_argument, NULL, OPT_ADVERTISE },
     { "lease-ttl", required_argument, NULL, OPT_LEASE_TTL },
+    { "metrics",   required_argument, NULL, OPT_METRICS },
     { "help",      no_argument,       NULL, 'h' },
     { "version",   no_argument,       NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -224,7 +228,7 @@ main (int argc, char **argv)
   uint64_t max_conns = replica_server_default_max_conns ();
   uint64_t max_per_peer = RS_MAX_CONNS_PER_PEER;
   uint64_t log_interval_s = RATELIMIT_INTERVAL_MS / 1000;
-  const char *registry = NULL, *advertise = NULL;
+  const char *registry = NULL, *advertise = NULL, *metrics_addr = NULL;
   uint64_t lease_ttl = 10;
   char host[256];
   struct sockaddr_storage ss;
@@ -296,6 +300,7 @@ main (int argc, char **argv)
         return bad_arg ("--lease-ttl must be 2 to 3600 seconds, not '%s'",
                         optarg);
       break;
+    case OPT_METRICS: metrics_addr = optarg; break;
     case 'h':
       usage (stdout);
       return EXIT_SUCCESS;
@@ -394,8 +399,25 @@ main (int argc, char **argv)
                     "TLS there are no identities)");
   if (tls_dir && tls_psk)
     return bad_arg ("%s", "give --tls-dir or --tls-psk, not both");
+  struct sockaddr_storage mss;
+  socklen_t msslen;
+  if (metrics_addr && parse_hostport (metrics_addr, &mss, &msslen) < 0)
+    return bad_arg ("bad --metrics address '%s' (want ADDR:PORT)",
+                    metrics_addr);
 
+  /* First of all: a port in use stops us with nothing to undo. */
   struct error err = { 0 };
+  struct metrics *metrics = NULL;
+  struct metrics_http *mhttp = NULL;
+  if (metrics_addr &&
+      ((metrics = metrics_new ()) == NULL ||
+       (mhttp = metrics_http_start (metrics, metrics_addr, &err)) == NULL)) {
+    fprintf (stderr, "repvold: %s\n", metrics ? error_msg (&err)
+             : "out of memory");
+    metrics_free (metrics);
+    return EXIT_FAILURE;
+  }
+
   if (tls_creds_load (&tls, TLS_SERVER, tls_dir, tls_psk, &err) < 0) {
     fprintf (stderr, "repvold: TLS: %s\n", error_msg (&err));
     return EXIT_FAILURE;
@@ -452,6 +474,7 @@ main (int argc, char **argv)
   replica_server_set_idle_timeout (srv, idle_s * 1000);
   replica_server_set_conn_limits (srv, max_conns, max_per_peer);
   replica_server_set_log_interval (srv, log_interval_s * 1000);
+  replica_server_set_metrics (srv, metrics);
 
   struct signal_state sst = { .loop = loop, .srv = srv, .tls_dir = tls_dir,
                               .tls_psk = tls_psk, .tls = tls };
@@ -503,7 +526,9 @@ main (int argc, char **argv)
 
   /* The store drains first: completions still reach live connections. */
   store_close (store);
+  metrics_http_stop (mhttp);
   replica_server_free (srv);
+  metrics_free (metrics);
   tls_creds_free (sst.tls);
   loop_free (loop);
   if (rc < 0) {

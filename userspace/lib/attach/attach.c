@@ -615,7 +615,12 @@ attach_run (struct registry *reg, const struct attach_opts *o)
     attach_cbt_journal (&a);
   attach_start_control (&a);          /* before clients: verify can find it */
   if (o->job == ATTACH_SERVE) {
-    a.fe = frontend_start (o->frontend, a.loop, a.cow, v.name, o->spec,
+    struct bdev *served = attach_metrics_start (&a, a.cow);
+    if (!served) {
+      log_error ("%s: out of memory", v.name);
+      goto out;
+    }
+    a.fe = frontend_start (o->frontend, a.loop, served, v.name, o->spec,
                            o->nbd_tls);
     if (!a.fe)
       goto out;
@@ -662,6 +667,7 @@ attach_run (struct registry *reg, const struct attach_opts *o)
   attach_cbt_fini (&a);         /* before what its writes complete into */
   if (a.fe)
     frontend_free (a.fe);
+  attach_metrics_stop (&a);
   if (a.cow)
     bdev_close (a.cow);  /* and what is below it */
   else if (a.dev)

@@ -75,6 +75,10 @@ struct attach_opts {
    * volume serves.  0: never.
    */
   unsigned heal_after;
+  /* Count into this (metrics/metrics.h; not owned), which the caller
+   * serves (--metrics); NULL: no metrics.
+   */
+  struct metrics *metrics;
 
   /* Instead of serving (frontend NULL): attach, do one job, detach.
    * Its event lines (see snapshot/snapshot.h) go to job_line.

@@ -91,6 +91,7 @@ struct attach {
    * and the sweep of stale copies.
    */
   struct attach_heal *heal;
+  struct attach_metrics *metrics;   /* attach_metrics.c; NULL: none */
 };
 
 /* A change of replica states (attach_state.c). */
@@ -199,6 +200,25 @@ void attach_engine_hooks (struct attach *a, struct engine_hooks *h);
 void attach_degrade_init (struct attach *a);
 void attach_degrade_next (struct attach *a);
 void attach_degrade_fini (struct attach *a);
+
+/* ---- attach_metrics.c ---- */
+
+/* With o->metrics: add the volume's and the replicas' series, start
+ * copying the engine's states into them, and return the counting layer
+ * over below for the frontend (below itself without metrics; NULL: out
+ * of memory).  attach_metrics_stop once the frontend is gone.
+ */
+struct bdev *attach_metrics_start (struct attach *a, struct bdev *below);
+void attach_metrics_stop (struct attach *a);
+/* The engine's catch-up progress of replica i; replica i fell out of
+ * sync (the degrade hook); replica i reached again.
+ */
+void attach_metrics_progress (struct attach *a, int i, uint64_t done,
+                              uint64_t total);
+void attach_metrics_out (struct attach *a, int i);
+/* Replica i was recorded in sync again (the in-sync hook). */
+void attach_metrics_in_sync (struct attach *a, int i);
+void attach_metrics_reconnected (struct attach *a, int i);
 
 /* ---- attach_lease.c ---- */
 

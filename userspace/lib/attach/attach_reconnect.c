@@ -86,6 +86,7 @@ reconnect_done (struct loop_watch *w, uint32_t revents)
       if (b) {
         attach_event (a, "resync-started", "replica %s (%s) is back",
                       rep->server, rep->addr);
+        attach_metrics_reconnected (a, i);
         engine_replica_back (a->dev, i, b);
       }
     }

@@ -113,6 +113,7 @@ hook_out_of_sync (void *opaque, int i)
   if (a->degrade_queued & (1u << i))
     return EINPROGRESS;
   a->degrade_queued |= 1u << i;
+  attach_metrics_out (a, i);
   attach_degrade_next (a);
   return EINPROGRESS;
 }
@@ -127,6 +128,7 @@ hook_in_sync (void *opaque, int i)
     return EAGAIN;              /* after the degrade: the engine retries */
   int r = attach_record (a, &c);
   if (r == 0) {
+    attach_metrics_in_sync (a, i);
     attach_event (a, "resync-done", "replica %s (%s) in sync",
                   a->vol.replicas[i].server, a->vol.replicas[i].addr);
   }
@@ -140,6 +142,8 @@ hook_progress (void *opaque, int i, uint64_t done, uint64_t total,
   struct attach *a = opaque;
   struct state_change c = { .replica = i, .progress = true, .done = done,
                             .total = total, .rate = rate };
+
+  attach_metrics_progress (a, i, done, total);
 
   /* Progress is news, not state: not while a degrade is being recorded
    * (its epoch would be stale), nor for a while after the registry

@@ -107,6 +107,12 @@ void frontend_free (struct frontend *f);
  */
 const char *frontend_pick_device (struct error *err);
 
+/* Requests the NBD servers of this process answered with an error
+ * without passing them on (out of range, misaligned, bad flags), for
+ * metrics.  Loop thread only.
+ */
+uint64_t frontend_refused_count (void);
+
 /* 0 when this machine can serve ublk devices (ublk_drv loaded, root,
  * a new enough kernel), else a negative errno with what is missing in
  * err.

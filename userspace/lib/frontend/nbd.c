@@ -331,6 +331,14 @@ req_new (struct nbd_client *cl, const struct nbd_request *rq, size_t buf_len)
   return r;
 }
 
+static uint64_t refused_requests;     /* every server of the process */
+
+uint64_t
+frontend_refused_count (void)
+{
+  return refused_requests;
+}
+
 /* Report a request the client got wrong: once per connection as a
  * warning (and that rate-limited per address, like the reasons a
  * connection is closed for), after that only for debugging, so a broken
@@ -342,6 +350,7 @@ bad_request (struct nbd_client *cl, const struct nbd_request *rq,
 {
   char line[512];
 
+  refused_requests++;
   snprintf (line, sizeof line, "%s: %s (offset %" PRIu64 " length %" PRIu32
             " flags 0x%x): %s; replying with an error", cl->name,
             nbd_cmd_name (rq->type), rq->offset, rq->len, rq->flags, why);

@@ -71,6 +71,7 @@ rc_put (struct rs_conn *rc)
   if (rc->prev) rc->prev->next = rc->next; else srv->conns = rc->next;
   if (rc->next) rc->next->prev = rc->prev;
   srv->nconns--;
+  metric_gauge_add (srv->mx.open, -1);
   listener_peer_closed (&srv->listener, rc->peer);
   if (rc->vol)
     store_vol_put (rc->vol);
@@ -85,6 +86,7 @@ on_close (struct conn *c, void *opaque)
   struct rs_conn *rc = opaque;
 
   rc->closed = true;
+  rs_metrics_conn (rc, -1);
   /* A request still reading its payload never reaches dispatch. */
   if (rc->pending) {
     struct rs_req *r = rc->pending;
@@ -130,8 +132,10 @@ rs_conn_vol (struct rs_conn *rc)
    */
   if (!rc->vol && rc->admin) {
     rc->vol = store_lookup (rc->srv->store, rc->volname);
-    if (rc->vol)
+    if (rc->vol) {
       store_vol_get (rc->vol);
+      rs_metrics_bind (rc, rc->vol);
+    }
   }
   return rc->vol;
 }
@@ -240,6 +244,7 @@ on_payload (struct conn *c, void *opaque)
       crc32c (0, req->buf, req->req.length) != req->req.crc) {
     rs_conn_warn (rc, "%s: %s id %" PRIu64 ": payload checksum mismatch",
                   c->name, rv_cmd_name (req->req.cmd), req->req.id);
+    rs_refused (rc, RS_REFUSE_CRC);
     req->pre_status = RV_ECRC;
   }
   rs_dispatch (req);
@@ -284,10 +289,12 @@ on_header (struct conn *c, void *opaque)
     return;
   }
   if (rv_decode_req (rc->hdr, &r, &why) < 0) {
+    rs_refused (rc, RS_REFUSE_BAD_FRAME);
     conn_close (c, "%s", why);
     return;
   }
   if (id_busy (rc, r.id)) {
+    rs_refused (rc, RS_REFUSE_BAD_FRAME);
     conn_close (c, "duplicate in-flight request id %" PRIu64, r.id);
     return;
   }
@@ -295,10 +302,12 @@ on_header (struct conn *c, void *opaque)
   if (needs_admin (rc, r.cmd)) {
     rs_conn_warn (rc, "%s: permission denied: %s may not %s volume %s",
                   c->name, rc->peer_id, rv_cmd_name (r.cmd), rc->volname);
+    rs_refused (rc, RS_REFUSE_AUTH);
     pre = RV_EACCES;
   }
   else if (is_data_cmd (r.cmd)) {
     if (!v) {
+      rs_refused (rc, RS_REFUSE_BAD_FRAME);
       conn_close (c, "%s before volume %s exists", rv_cmd_name (r.cmd),
                   rc->volname);
       return;
@@ -306,13 +315,16 @@ on_header (struct conn *c, void *opaque)
     const struct store_meta *m = store_vol_meta (v);
     if (r.cmd != RV_DIRTY_GET && r.cmd != RV_DIRTY_CLEAR &&
         rv_check_range (&r, m->size, m->block_size, &why) < 0) {
+      rs_refused (rc, RS_REFUSE_BAD_FRAME);
       conn_close (c, "%s id %" PRIu64 " offset %" PRIu64 " length %u: %s",
                   rv_cmd_name (r.cmd), r.id, r.offset, r.length, why);
       return;
     }
     if (rc->admin ? r.cmd != RV_READ && r.cmd != RV_CHECKSUM
-                  : rc->epoch < m->epoch)
+                  : rc->epoch < m->epoch) {
       pre = RV_EPERM;         /* read-only admin, or fenced */
+      rs_refused (rc, rc->admin ? RS_REFUSE_AUTH : RS_REFUSE_FENCED);
+    }
   }
   else if (r.cmd == RV_PING && v && !rc->admin &&
            rc->epoch < store_vol_meta (v)->epoch)
@@ -416,6 +428,7 @@ on_hello (struct conn *c, void *opaque)
     /* Answer a well-framed HELLO of another version so the client can
      * say why; anything else is not our protocol.
      */
+    rs_refused (rc, RS_REFUSE_BAD_FRAME);
     if (!strcmp (why, "unsupported protocol version"))
       send_welcome (rc, RV_EINVAL, why);
     else
@@ -423,6 +436,7 @@ on_hello (struct conn *c, void *opaque)
     return;
   }
   if (rc->tls_refused) {
+    rs_refused (rc, RS_REFUSE_TLS);
     send_welcome (rc, RV_ETLSREQ, "plaintext client refused: this server "
                   "requires TLS");
     return;
@@ -434,6 +448,7 @@ on_hello (struct conn *c, void *opaque)
   if (v) {
     store_vol_get (v);
     rc->vol = v;
+    rs_metrics_bind (rc, v);
   }
   if (v && !rc->admin) {
     uint64_t stored = store_vol_meta (v)->epoch;
@@ -452,6 +467,7 @@ on_hello (struct conn *c, void *opaque)
                   "more than %u above volume %s epoch %" PRIu64, h.epoch,
                   RV_EPOCH_JUMP_MAX, rc->volname, stored);
       /* The close after the WELCOME logs why, once. */
+      rs_refused (rc, RS_REFUSE_EPOCH);
       send_welcome (rc, rv_errno_to_status (-verdict), why_buf);
       return;
     }
@@ -465,7 +481,9 @@ on_hello (struct conn *c, void *opaque)
       }
       log_info ("%s: volume %s epoch %" PRIu64 " -> %" PRIu64, c->name,
                 rc->volname, stored, h.epoch);
+      rs_metrics_epoch (rc, v);
     }
+    rs_metrics_conn (rc, 1);
   }
   log_debug ("%s: HELLO %s volume %s epoch %" PRIu64 "%s%s", c->name,
              rc->admin ? "admin" : "data", rc->volname, h.epoch,
@@ -495,6 +513,7 @@ on_tls (struct conn *c, int err, const char *why, void *opaque)
   if (err == -EPROTONOSUPPORT)
     rc->tls_refused = true;     /* read its HELLO to answer it */
   else if (err < 0) {
+    metric_inc (rc->srv->mx.tls_failed);
     conn_close (c, "TLS handshake failed: %s", why);
     return;
   }
@@ -571,6 +590,8 @@ on_accept (struct listener *l, int fd, void *opaque)
   if (srv->conns) srv->conns->prev = rc;
   srv->conns = rc;
   srv->nconns++;
+  metric_inc (srv->mx.accepted);
+  metric_gauge_add (srv->mx.open, 1);
   log_debug ("%s: connected", name);
   if (srv->tls)
     conn_start_tls (rc->c, srv->tls, on_tls, rc);
@@ -760,6 +781,7 @@ replica_server_free (struct replica_server *srv)
     listener_fini (&srv->listener);
     close (srv->lfd);
   }
+  rs_metrics_fini (srv);
   for (unsigned i = 0; i < srv->nadmins; i++)
     free (srv->admins[i]);
   free (srv->admins);

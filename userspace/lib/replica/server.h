@@ -81,6 +81,13 @@ void replica_server_set_conn_limits (struct replica_server *srv,
 void replica_server_set_log_interval (struct replica_server *srv,
                                       unsigned ms);
 
+/* Count into m (metrics/metrics.h; not owned, outlives the server)
+ * what docs/DESIGN.md 2.9 lists for repvold.  Call before serving.
+ */
+struct metrics;
+void replica_server_set_metrics (struct replica_server *srv,
+                                 struct metrics *m);
+
 /* Stop accepting, stop reading new requests, let requests in flight
  * finish and their replies go out, close every connection; then call
  * done.  After timeout_ms, connections still busy are closed and done

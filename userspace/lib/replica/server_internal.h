@@ -15,6 +15,7 @@
 #include "core/listener.h"
 #include "core/loop.h"
 #include "core/tls.h"
+#include "metrics/metrics.h"
 #include "replica/proto.h"
 #include "replica/server.h"
 #include "store/store.h"
@@ -23,6 +24,37 @@
 #define RS_MAX_CONN_BYTES  (64u << 20)  /* buffers held per connection */
 
 struct rs_conn;
+
+/* Why a HELLO or a request was refused (repvold_refused_total). */
+enum rs_refusal {
+  RS_REFUSE_BAD_FRAME,          /* undecodable, out of range, duplicate id */
+  RS_REFUSE_CRC,                /* payload checksum mismatch */
+  RS_REFUSE_AUTH,               /* identity not in --admins, read-only admin */
+  RS_REFUSE_TLS,                /* plaintext HELLO to a TLS-only server */
+  RS_REFUSE_EPOCH,              /* HELLO epoch below the stored one, or too far above */
+  RS_REFUSE_FENCED,             /* request on a connection a newer epoch fenced */
+  RS_REFUSE_BUSY,               /* admin command on a volume an attach uses */
+  RS_REFUSE_COUNT
+};
+
+/* The process's series (server_metrics.c); all NULL without --metrics. */
+struct rs_metrics {
+  struct metrics *m;
+  struct metric *accepted, *open, *limit_refused, *tls_failed;
+  struct metric *refused[RS_REFUSE_COUNT];
+  struct loop_timer timer;      /* copies the listener's refusals */
+};
+
+/* A connection's volume's series, bound once it names a volume held
+ * here.
+ */
+struct rs_vol_metrics {
+  bool bound;
+  bool counted;                 /* in conns */
+  struct metrics_io io;
+  struct metric *conns, *epoch;
+  struct metric *refused[RS_REFUSE_COUNT];
+};
 
 /* One request, from its header until its reply has been written (or the
  * connection is gone).
@@ -34,6 +66,7 @@ struct rs_req {
   void *buf;
   size_t buflen;                /* counted in rc->bytes */
   uint32_t pre_status;          /* reply this without executing */
+  uint64_t start_ns;            /* dispatched to the store (metrics) */
   struct rs_req *hnext;         /* id table chain */
 };
 
@@ -60,6 +93,7 @@ struct rs_conn {
   uint8_t hdr[RV_REQ_SIZE];
   struct rs_req *pending;       /* waiting for its payload */
   struct rs_req *ids[ID_BUCKETS];
+  struct rs_vol_metrics vm;
 };
 
 struct replica_server {
@@ -74,6 +108,7 @@ struct replica_server {
   char **admins;                /* identities allowed admin work; NULL: all */
   unsigned nadmins;
   unsigned idle_ms;             /* 0: connections may idle forever */
+  struct rs_metrics mx;
   struct rs_conn *conns;
   unsigned nconns;              /* in conns: open, or finishing requests */
   /* shutdown */
@@ -94,6 +129,17 @@ struct store_vol *rs_conn_vol (struct rs_conn *rc);
 /* Answer req (payload only with RV_OK) and free it once sent. */
 void rs_reply (struct rs_req *req, uint32_t status, const void *payload,
                uint32_t len);
+
+/* server_metrics.c */
+/* Find v's series for rc (once; a no-op without metrics). */
+void rs_metrics_bind (struct rs_conn *rc, struct store_vol *v);
+/* The volume's epoch gauge from its metadata now. */
+void rs_metrics_epoch (struct rs_conn *rc, struct store_vol *v);
+/* A data connection starts (+1) or stops (-1) using its volume. */
+void rs_metrics_conn (struct rs_conn *rc, int delta);
+/* Count a refusal, in the process's and the volume's series. */
+void rs_refused (struct rs_conn *rc, enum rs_refusal why);
+void rs_metrics_fini (struct replica_server *srv);
 
 /* server_io.c */
 /* Carry out a request whose header (and payload) checked out; it ends

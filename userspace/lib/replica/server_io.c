@@ -23,6 +23,7 @@ io_done (struct bdev_io *io, int err)
 {
   struct rs_req *req = io->opaque;
 
+  metrics_io_done (&req->rc->vm.io, io->op, io->len, req->start_ns, err);
   if (err) {
     log_debug ("%s: %s %" PRIu64 "+%u: %s", req->rc->c->name,
                rv_cmd_name (req->req.cmd), req->req.offset, req->req.length,
@@ -79,6 +80,8 @@ do_create (struct rs_req *req)
   }
   store_vol_get (v);
   rc->vol = v;
+  rs_metrics_bind (rc, v);
+  rs_metrics_conn (rc, 1);
   rs_reply (req, RV_OK, NULL, 0);
 }
 
@@ -111,6 +114,7 @@ idle_vol (struct rs_req *req)
   if ((o = data_user (rc, v)) != NULL) {
     rs_conn_warn (rc, "%s: %s %s refused: in use by %s", rc->c->name,
                   rv_cmd_name (req->req.cmd), rc->volname, o->c->name);
+    rs_refused (rc, RS_REFUSE_BUSY);
     rs_reply (req, RV_EBUSY, NULL, 0);
     return NULL;
   }
@@ -167,6 +171,7 @@ do_set_epoch (struct rs_req *req)
     rs_reply (req, rv_errno_to_status (-err), NULL, 0);
     return;
   }
+  rs_metrics_epoch (rc, v);
   log_info ("%s: volume %s epoch %" PRIu64 " -> %" PRIu64 " (SET_EPOCH on an "
             "admin connection)", rc->c->name, rc->volname, was, epoch);
   rs_reply (req, RV_OK, NULL, 0);
@@ -304,5 +309,6 @@ rs_dispatch (struct rs_req *req)
     io->buf = req->buf;
     break;
   }
+  req->start_ns = now_ns ();
   bdev_submit (store_vol_bdev (v), io);
 }
