@@ -1,5 +1,5 @@
 /* server_metrics.c - what repvold counts for --metrics (docs/DESIGN.md
- * 2.8): per volume, its store requests (counts, bytes, errors,
+ * 2.9): per volume, its store requests (counts, bytes, errors,
  * latency from dispatch to completion), open data connections, the
  * stored epoch and the requests refused; for the process, connections
  * accepted, open and refused at a limit, TLS handshakes that failed,
