@@ -17,7 +17,7 @@ PROGS    := $(B)/repvold $(B)/repvol
 # test_registry_conformance is a unit test that the etcd integration
 # tests also run (against a real cluster), so "all" builds it.
 TOOLS    := $(B)/tests/no_io_uring $(B)/tests/objtool $(B)/tests/mksnap \
-            $(B)/tests/test_registry_conformance
+            $(B)/tests/test_registry_conformance $(B)/tests/ackload
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 # Helpers the unit tests share (fake bdev, fake replica...).
@@ -55,6 +55,12 @@ $(B)/tests/objtool: $(B)/tests/tools/objtool.o $(LIB)
 $(B)/tests/mksnap: $(B)/tests/tools/mksnap.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(ALL_LDLIBS)
+
+# The acknowledged-write workload and its checker (tests/soak/), an NBD
+# client through libnbd.
+$(B)/tests/ackload: tests/tools/ackload.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -lnbd
 
 $(TESTLIB): $(TESTLIB_SRC:%.c=$(B)/%.o)
 	@rm -f $@

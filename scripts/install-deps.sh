@@ -27,6 +27,8 @@ PACKAGES=(
     libcmocka-dev valgrind
     # NBD clients and servers used by tests, bench and demo
     fio libnbd-bin nbdkit qemu-utils
+    # the soak's acknowledged-write workload (tests/tools/ackload.c)
+    libnbd-dev
     # process, network and file tools used by the scripts; nftables cuts
     # links between the host harness's namespaces (tests/hosts/)
     coreutils util-linux procps psmisc iproute2 e2fsprogs python3 nftables
