@@ -24,7 +24,7 @@ UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TESTLIB_SRC := $(wildcard tests/unit/lib/*.c)
 TESTLIB  := $(B)/libtestunit.a
 
-.PHONY: all clean check check-unit check-integration check-hosts check-asan check-kernel bench bench-kernel demo install deps
+.PHONY: all clean check check-unit check-integration check-hosts check-asan check-kernel bench bench-kernel demo install deps soak crashpoints
 all: $(PROGS) $(TOOLS)
 
 $(B)/%.o: %.c
@@ -125,6 +125,23 @@ check:
 	$(MAKE) check-fuzz
 	if command -v qemu-system-x86_64 >/dev/null 2>&1; then $(MAKE) check-kernel; \
 	else echo "check: kernel tier SKIPPED, not passed: qemu-system-x86_64 not installed"; fi
+
+# The soak (tests/soak/soak.sh): two volumes under an acknowledged-write
+# workload and fio verify while attaches, servers (and etcd members with
+# SOAK_REGISTRY=etcd) are killed and stopped at random for SOAK_SECONDS;
+# test 098 is its 3-minute form.  The crash-point campaign
+# (tests/soak/crashpoints.sh): CRASH_POINTS kills of the attach or a
+# server, each followed by a read-back; test 099 runs 100.
+SOAK_SECONDS ?= 3600
+CRASH_POINTS ?= 100
+soak: all
+	SOAK_SECONDS=$(SOAK_SECONDS) TEST_TIMEOUT=$$(($(SOAK_SECONDS) + 900)) VERBOSE=1 \
+	  BUILD=$(abspath $(B)) TEST_OUT=$(abspath tests/out-soak) REPVOL_TEST_S3=0 \
+	  tests/run-integration.sh tests/soak/soak.sh
+crashpoints: all
+	CRASH_POINTS=$(CRASH_POINTS) TEST_TIMEOUT=$$(($(CRASH_POINTS) * 5 + 300)) VERBOSE=1 \
+	  BUILD=$(abspath $(B)) TEST_OUT=$(abspath tests/out-soak) REPVOL_TEST_S3=0 \
+	  tests/run-integration.sh tests/soak/crashpoints.sh
 
 bench:
 	scripts/install-deps.sh

@@ -36,6 +36,7 @@
 # yet: the soak says so and runs on loopback.
 if [[ ${SOAK_REGISTRY:-dir} == etcd ]]; then export REPVOL_TEST_REGISTRY=etcd; fi
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
+ETCD_N=${ETCD_N:-0}        # members of the soak's etcd cluster (etcdlib.sh), if any
 require_cmd fio nbdinfo
 SECONDS_TOTAL=${SOAK_SECONDS:-3600}
 SAMPLE_EVERY=${SOAK_SAMPLE_SECONDS:-60}
@@ -206,7 +207,7 @@ for v in "${VOLS[@]}"; do
     stop_attach "$v"
 done
 
-log "faults injected: ${#faults[@]} ($(printf '%s\n' ${faults[@]+"${faults[@]}"} | sort | uniq -c | awk '{printf "%s%s x%s", NR>1?", ":"", $2, $1}')); fio runs: $fio_runs"
+log "faults injected: ${#faults[@]} ($(printf '%s\n' ${faults[@]+"${faults[@]}"} | sort | uniq -c | awk '{printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1}')); fio runs: $fio_runs"
 # The samples and each process's trend.
 python3 - "$SAMPLES" >"$T/trend" <<'EOF' || problem "a process grew: $(grep GROWS "$T/trend" | tr '\n' ' ')"
 import sys
