@@ -10,7 +10,8 @@
 # one NAME.log per test).
 #
 # Environment: REPVOL_VM_KERNELS, BUILD (binaries, default build/),
-# KTEST_TIMEOUT (per test, default 300 s), WAIT_TIMEOUT, KEEP_TMP are
+# KTEST_TIMEOUT (per test, default 300 s), WAIT_TIMEOUT, KEEP_TMP and
+# KCRASH_POINTS (test 040) are
 # passed to the guest; REPVOL_VM_* as scripts/kernel-vm.sh documents.
 #
 # When the Debian archive cannot be reached (and nothing is cached) the tier
@@ -62,7 +63,7 @@ for k in $KERNELS; do
     rm -rf "${OUT:?}/$k" && mkdir -p "$OUT/$k"
     echo "=== Debian $k: booting ($(elapsed) so far)"
     vrc=0
-    REPVOL_VM_PASSENV="BUILD KTEST_TIMEOUT WAIT_TIMEOUT KEEP_TMP" REPVOL_VM_SHARE=$OUT/$k "$VM" run "$k" "$TOP/tests/kernel/guest.sh" "$OUT/$k" "$@" 2>&1 |
+    REPVOL_VM_PASSENV="BUILD KTEST_TIMEOUT WAIT_TIMEOUT KEEP_TMP KCRASH_POINTS" REPVOL_VM_SHARE=$OUT/$k "$VM" run "$k" "$TOP/tests/kernel/guest.sh" "$OUT/$k" "$@" 2>&1 |
         tee "$OUT/$k/console.log" | grep --line-buffered -E '^(PASS|FAIL|SKIP) |^    |^guest:|^kernel-vm:|repvol-vm:' ||
         true
     vrc=${PIPESTATUS[0]}

@@ -6,14 +6,18 @@
 # seconds (default 5..30) at random, for SOAK_SECONDS (default 3600):
 #
 #   - kill -9 the attach of v1 and attach again (its workload reconnects);
-#   - kill -9 repvold b, or SIGSTOP repvold a or b past the attach's
+#   - kill -9 the second server, or SIGSTOP either one past the attach's
 #     --timeout (2 s here: the attach must notice and degrade), then
 #     restart or SIGCONT it and wait for the catch-up;
 #   - with SOAK_REGISTRY=etcd (the registry a 3-member etcd cluster of
-#     the soak's own): kill -9 one member, then start it again.
+#     the soak's own): kill -9 one member, then start it again;
+#   - with SOAK_HOSTS=1 (as root: the host harness, tests/hosts/lib.sh;
+#     servers s1 and s2, etcd on s1-s3, the attaches on h1): the same,
+#     etcd member kills included, and the link between h1 and one server
+#     cut both ways past the attach's --timeout, then restored.
 #
 # Who is a victim is chosen so that some processes live through the whole
-# soak and their growth can be judged: repvold a and v2's attach are
+# soak and their growth can be judged: the first server and v2's attach are
 # stopped (SIGSTOP) or degraded but never killed.  v2's client must
 # therefore never see an error (DESIGN.md rule 2: a degrade is invisible
 # to the client): its workload's failures and any fio failure are
@@ -32,11 +36,14 @@
 # grows with its history, by design).  The last line is
 # "soak: N acknowledged writes checked, M lost".
 #
-# SOAK_HOSTS=1 (link cuts between network namespaces) is not implemented
-# yet: the soak says so and runs on loopback.
-if [[ ${SOAK_REGISTRY:-dir} == etcd ]]; then export REPVOL_TEST_REGISTRY=etcd; fi
-. "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
-ETCD_N=${ETCD_N:-0}        # members of the soak's etcd cluster (etcdlib.sh), if any
+SOAK_HOSTS=${SOAK_HOSTS:-0}
+if ((SOAK_HOSTS)); then
+    # shellcheck source=../hosts/lib.sh
+    . "$(dirname "${BASH_SOURCE[0]}")/../hosts/lib.sh"
+else
+    if [[ ${SOAK_REGISTRY:-dir} == etcd ]]; then export REPVOL_TEST_REGISTRY=etcd; fi
+    . "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
+fi
 require_cmd fio nbdinfo
 SECONDS_TOTAL=${SOAK_SECONDS:-3600}
 SAMPLE_EVERY=${SOAK_SAMPLE_SECONDS:-60}
@@ -44,7 +51,6 @@ CHAOS_MIN=${SOAK_CHAOS_MIN:-5}
 CHAOS_MAX=${SOAK_CHAOS_MAX:-30}
 AL=$BUILD/tests/ackload
 [[ -x $AL ]] || fail "$AL not built"
-[[ ${SOAK_HOSTS:-0} == 0 ]] || log "SOAK_HOSTS=1: link cuts in the host harness are not implemented; running on loopback"
 
 VOLS=(v1 v2)
 ACK_BLOCKS=8192            # ackload's blocks: the first 32 MiB of each volume
@@ -52,15 +58,51 @@ declare -A SOCK=() URI=() WRITER=()
 problems=()
 problem() { problems+=("$*"); log "PROBLEM: $*"; }
 
-start_repvold a zone-a
-start_repvold b zone-b
+# --- the two places it runs ---------------------------------------------
+# On loopback: servers a and b, attaches on this host.  In the host
+# harness: servers s1 and s2 (s3 and s4 idle), etcd on s1-s3, the attaches
+# on h1, whose replica links cross the bridge where links are cut.  The
+# workloads and fio reach an attach through its unix socket, which is a
+# path, from any namespace.  Each function below is one operation in both.
+# --heal-after 0: no replica is moved to a spare while a server is down.
+ATTACH_OPTS=(--timeout 2 --resync-rate 256M --heal-after 0)
+if ((SOAK_HOSTS)); then
+    SA=s1 SB=s2 ETCD_MEMBERS=(1 2 3)
+    lab_up
+    srv_pid()      { echo "${SERVER_PID[$1]}"; }
+    srv_start()    { start_server "$1"; }
+    attach_vol()   { attach_on h1 "$1" "${ATTACH_OPTS[@]}"; }
+    att_pid()      { echo "${ATTACH_PID[h1-$1]}"; }
+    att_log()      { echo "$T/attach-h1-$1.log"; }
+    detach_vol()   { detach_on h1 "$1"; }
+    sock_of()      { echo "$T/h1-$1.sock"; }
+    member_pid()   { echo "${ETCD_PID[s$1]}"; }
+    member_start() { start_etcd_member "$1"; }
+    member_ok()    { etcd_member_healthy "s$1"; }
+    replica_of()   { echo "$1"; }
+else
+    SA=a SB=b ETCD_MEMBERS=()
+    for ((i = 1; i <= ${ETCD_N:-0}; i++)); do ETCD_MEMBERS+=("$i"); done
+    start_repvold a zone-a
+    start_repvold b zone-b
+    srv_pid()      { echo "${REPVOLD_PID[$1]}"; }
+    srv_start()    { start_repvold "$1" "zone-$1"; }
+    attach_vol()   { start_attach "$1" "$(sock_of "$1")" "${ATTACH_OPTS[@]}"; }
+    att_pid()      { echo "${ATTACH_PID[$1]}"; }
+    att_log()      { echo "$T/attach-$1.log"; }
+    detach_vol()   { stop_attach "$1"; }
+    sock_of()      { echo "$T/$1.sock"; }
+    member_pid()   { echo "${ETCD_PID[$1]}"; }
+    member_start() { etcd_start_member "$1"; }
+    member_ok()    { etcd_healthy "$1"; }
+    replica_of()   { echo "${REPVOLD_ADDR[$1]}"; }
+fi
+
 for v in "${VOLS[@]}"; do
-    repvol create "$v" --size 64M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
-    SOCK[$v]=$T/$v.sock
+    repvol create "$v" --size 64M --replica "$(replica_of "$SA")" --replica "$(replica_of "$SB")"
+    SOCK[$v]=$(sock_of "$v")
     URI[$v]=$(nbd_uri "${SOCK[$v]}")
 done
-# --timeout 2: a stopped server is given up after 2 s, not 10.
-attach_vol() { start_attach "$1" "${SOCK[$1]}" --timeout 2 --resync-rate 256M; }
 start_writer() {
     start_bg "$T/writer-$1.log" "$AL" write "${URI[$1]}" "$T/acks-$1.log" --tag "$1" \
         --blocks "$ACK_BLOCKS" --qd 8 --flush-every 32 --rate 400 --reconnect 120
@@ -72,16 +114,19 @@ for v in "${VOLS[@]}"; do attach_vol "$v"; start_writer "$v"; done
 fio_runs=0 fio_pid=
 start_fio() {
     fio_runs=$((fio_runs + 1))
-    start_bg "$T/fio-$fio_runs.out" fio --name=soak --ioengine=nbd --uri="${URI[v2]}" \
+    # Its report goes to a file: only errors reach the log the EXIT trap shows.
+    start_bg "$T/fio-$fio_runs.err" fio --name=soak --ioengine=nbd --uri="${URI[v2]}" \
         --rw=randwrite --bs=4k --iodepth=8 --offset=32M --size=8M --rate_iops=300 \
-        --verify=crc32c --do_verify=1 --verify_fatal=1
+        --verify=crc32c --do_verify=1 --verify_fatal=1 --output="$T/fio-$fio_runs.out"
     fio_pid=$BG_PID
 }
+# fio_why: what the last fio run said about its failure.
+fio_why() { grep -h -m3 -iE 'verify|error|bad' "$T/fio-$fio_runs.out" "$T/fio-$fio_runs.err" | tr '\n' ' '; }
 poll_fio() {
     pid_alive "$fio_pid" && return 0
     local rc=0
     wait_exit "$fio_pid" 1 || rc=$?
-    ((rc == 0)) || problem "fio run $fio_runs on v2 failed (exit $rc): $(grep -m3 -iE 'verify|error|bad' "$T/fio-$fio_runs.out" | tr '\n' ' ')"
+    ((rc == 0)) || problem "fio run $fio_runs on v2 failed (exit $rc): $(fio_why)"
     start_fio
 }
 start_fio
@@ -92,13 +137,13 @@ SAMPLES=$T/samples
 t_start=$(date +%s)
 next_sample=$t_start
 sample() {
-    local now label pid rss fds
+    local now label pid rss fds i v p
     now=$(( $(date +%s) - t_start ))
-    local -a procs=("repvold-a ${REPVOLD_PID[a]}" "repvold-b ${REPVOLD_PID[b]}")
+    local -a procs=("repvold-$SA $(srv_pid "$SA")" "repvold-$SB $(srv_pid "$SB")")
     for v in "${VOLS[@]}"; do
-        procs+=("attach-$v ${ATTACH_PID[$v]}" "ackload-$v ${WRITER[$v]}")
+        procs+=("attach-$v $(att_pid "$v")" "ackload-$v ${WRITER[$v]}")
     done
-    for ((i = 1; i <= ETCD_N; i++)); do procs+=("etcd-e$i ${ETCD_PID[$i]}"); done
+    for i in ${ETCD_MEMBERS[@]+"${ETCD_MEMBERS[@]}"}; do procs+=("etcd-e$i $(member_pid "$i")"); done
     for p in "${procs[@]}"; do
         read -r label pid <<<"$p"
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
@@ -126,43 +171,62 @@ faults=()
 count_fault() { faults+=("${FUNCNAME[1]}"); log "chaos $(( $(date +%s) - t_start ))s: $*"; }
 
 kill_attach() {
-    count_fault "kill -9 attach v1 (pid ${ATTACH_PID[v1]}) and attach again"
-    kill -KILL "${ATTACH_PID[v1]}"
-    wait_exit "${ATTACH_PID[v1]}" || true
+    local pid
+    pid=$(att_pid v1)
+    count_fault "kill -9 attach v1 (pid $pid) and attach again"
+    kill -KILL "$pid"
+    wait_exit "$pid" || true
     attach_vol v1
 }
 kill_server() {
-    local d
+    local d pid
     d=$(rand 2 8)
-    count_fault "kill -9 repvold b (pid ${REPVOLD_PID[b]}), restart after ${d}s"
-    kill -KILL "${REPVOLD_PID[b]}"
-    wait_exit "${REPVOLD_PID[b]}" || true
+    pid=$(srv_pid "$SB")
+    count_fault "kill -9 repvold $SB (pid $pid), restart after ${d}s"
+    kill -KILL "$pid"
+    wait_exit "$pid" || true
     hold "$d"
-    start_repvold b zone-b
+    srv_start "$SB"
     wait_for -t 120 all_vols_in_sync
 }
 stop_server() {
-    local s d
-    s=$([[ $((RANDOM % 2)) == 0 ]] && echo a || echo b)
+    local s d pid
+    s=$([[ $((RANDOM % 2)) == 0 ]] && echo "$SA" || echo "$SB")
     d=$(rand 3 8)
-    count_fault "SIGSTOP repvold $s (pid ${REPVOLD_PID[$s]}) for ${d}s"
-    kill -STOP "${REPVOLD_PID[$s]}"
+    pid=$(srv_pid "$s")
+    count_fault "SIGSTOP repvold $s (pid $pid) for ${d}s"
+    kill -STOP "$pid"
     hold "$d"
-    kill -CONT "${REPVOLD_PID[$s]}"
+    kill -CONT "$pid"
     wait_for -t 120 all_vols_in_sync
 }
 kill_etcd() {
-    local i d
-    i=$(rand 1 "$ETCD_N")
+    local i d pid
+    i=${ETCD_MEMBERS[RANDOM % ${#ETCD_MEMBERS[@]}]}
     d=$(rand 2 8)
-    count_fault "kill -9 etcd member e$i (pid ${ETCD_PID[$i]}), restart after ${d}s"
-    etcd_kill "$i"
+    pid=$(member_pid "$i")
+    count_fault "kill -9 etcd member e$i (pid $pid), restart after ${d}s"
+    kill -KILL "$pid"
+    wait_exit "$pid" || true
     hold "$d"
-    etcd_start_member "$i"
-    wait_for -t 60 etcd_healthy "$i"
+    member_start "$i"
+    wait_for -t 60 member_ok "$i"
+}
+# cut_replica_link: h1 loses one server's link both ways, past the
+# attach's --timeout; the link comes back and the replica is caught up.
+cut_replica_link() {
+    local s d
+    s=$([[ $((RANDOM % 2)) == 0 ]] && echo "$SA" || echo "$SB")
+    d=$(rand 3 8)
+    count_fault "cut the link h1 - $s for ${d}s"
+    cut_link h1 "$s"
+    hold "$d"
+    restore_links
+    wait_for -t 120 all_vols_in_sync
 }
 actions=(kill_attach kill_server stop_server)
-((ETCD_N == 0)) || actions+=(kill_etcd)
+((${#ETCD_MEMBERS[@]} == 0)) || actions+=(kill_etcd)
+((SOAK_HOSTS == 0)) || actions+=(cut_replica_link)
 
 # --- the soak -------------------------------------------------------------
 log "soak: ${SECONDS_TOTAL}s, a fault every ${CHAOS_MIN}-${CHAOS_MAX}s (${actions[*]}), samples every ${SAMPLE_EVERY}s"
@@ -182,21 +246,21 @@ wait_for -t 120 all_vols_in_sync
 # The fio run under way ends by itself (8 MiB at 300 IOPS: about 15 s).
 rc=0
 wait_exit "$fio_pid" 120 || rc=$?
-((rc == 0)) || problem "the last fio run on v2 failed (exit $rc): $(grep -m3 -iE 'verify|error|bad' "$T/fio-$fio_runs.out" | tr '\n' ' ')"
+((rc == 0)) || problem "the last fio run on v2 failed (exit $rc): $(fio_why)"
 for v in "${VOLS[@]}"; do
     kill_pid "${WRITER[$v]}" TERM 60
     log "$(tail -n 1 "$T/writer-$v.log")"
 done
 grep -q " 0 failed" "$T/writer-v2.log" ||
     problem "v2's client saw errors, though its attach was never killed: $(tail -n 1 "$T/writer-v2.log")"
-if grep -q "did not detach cleanly" "$T/attach-v1.log"; then
-    wait_for -t 120 grep -q "reconciled after an unclean detach" "$T/attach-v1.log"
+if grep -q "did not detach cleanly" "$(att_log v1)"; then
+    wait_for -t 120 grep -q "reconciled after an unclean detach" "$(att_log v1)"
 fi
 checked=0 lost=0
 for v in "${VOLS[@]}"; do
-    stop_attach "$v"
-    cmp -s "${REPVOLD_DIR[a]}/$v.data" "${REPVOLD_DIR[b]}/$v.data" ||
-        problem "$v: replicas differ after a clean detach: $(cmp "${REPVOLD_DIR[a]}/$v.data" "${REPVOLD_DIR[b]}/$v.data" 2>&1)"
+    detach_vol "$v"
+    cmp -s "${REPVOLD_DIR[$SA]}/$v.data" "${REPVOLD_DIR[$SB]}/$v.data" ||
+        problem "$v: replicas differ after a clean detach: $(cmp "${REPVOLD_DIR[$SA]}/$v.data" "${REPVOLD_DIR[$SB]}/$v.data" 2>&1)"
     attach_vol "$v"
     rc=0
     out=$("$AL" check "${URI[$v]}" "$T/acks-$v.log" --tag "$v" --blocks "$ACK_BLOCKS" 2>&1) || rc=$?
@@ -204,7 +268,7 @@ for v in "${VOLS[@]}"; do
     grep LOST <<<"$out" >&2 || true
     read -r n m < <(sed -n 's/^checked \([0-9]*\) .*, \([0-9]*\) lost$/\1 \2/p' <<<"$out")
     checked=$((checked + n)) lost=$((lost + m))
-    stop_attach "$v"
+    detach_vol "$v"
 done
 
 log "faults injected: ${#faults[@]} ($(printf '%s\n' ${faults[@]+"${faults[@]}"} | sort | uniq -c | awk '{printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1}')); fio runs: $fio_runs"
