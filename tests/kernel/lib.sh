@@ -348,10 +348,11 @@ check_fio() {
     log "fio $name: no error ($(grep -Eo '(READ|WRITE): bw=[^ ]+' "$T/$name.fio" | tr '\n' ' '))"
 }
 
-# mkfs_ext4 DEV: a quick mkfs (no discard pass over the whole device, lazy
-# inode table and journal init: the emulated guest is slow).
+# mkfs_ext4 DEV [MKFS OPTIONS...]: a quick mkfs (no discard pass over the
+# whole device, lazy inode table and journal init: the emulated guest is
+# slow).
 mkfs_ext4() {
-    mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 "$1" ||
+    mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 "${@:2}" "$1" ||
         fail "mkfs.ext4 $1 failed"
     log "mkfs.ext4 $1 done"
 }

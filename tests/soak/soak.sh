@@ -228,6 +228,23 @@ actions=(kill_attach kill_server stop_server)
 ((${#ETCD_MEMBERS[@]} == 0)) || actions+=(kill_etcd)
 ((SOAK_HOSTS == 0)) || actions+=(cut_replica_link)
 
+# next_action: the faults come in rounds, each round every action once in
+# a random order, so that even the short forms inject every kind.
+queue=()
+next_action() {
+    local i j t
+    if ((${#queue[@]} == 0)); then
+        queue=("${actions[@]}")
+        for ((i = ${#queue[@]} - 1; i > 0; i--)); do
+            j=$((RANDOM % (i + 1))) t=${queue[i]}
+            queue[i]=${queue[j]} queue[j]=$t
+        done
+    fi
+    t=${queue[0]}
+    queue=("${queue[@]:1}")
+    "$t"
+}
+
 # --- the soak -------------------------------------------------------------
 log "soak: ${SECONDS_TOTAL}s, a fault every ${CHAOS_MIN}-${CHAOS_MAX}s (${actions[*]}), samples every ${SAMPLE_EVERY}s"
 end=$((t_start + SECONDS_TOTAL))
@@ -237,7 +254,7 @@ while (( $(date +%s) < end )); do
     hold "$pause"
     (( $(date +%s) < end )) || break
     wait_for -t 120 all_vols_in_sync
-    "${actions[RANDOM % ${#actions[@]}]}"
+    next_action
 done
 sample
 
