@@ -103,6 +103,10 @@ require_cmd() {
 
 repvol() { "$REPVOL" "$@"; }
 
+# built_with_asan: the binaries under test carry AddressSanitizer (make
+# check-asan), which makes them several times slower.
+built_with_asan() { grep -q libasan <<<"$(ldd "$REPVOL" 2>/dev/null)"; }
+
 # require_s3: skip unless an S3 server is configured (run-integration.sh
 # starts one and exports REPVOL_TEST_S3_URL, AWS_*).  Sets S3_URL to a
 # prefix of its own for this test run, and S3_STATE to the server's state

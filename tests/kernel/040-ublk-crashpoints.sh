@@ -1,8 +1,8 @@
 #!/bin/bash
 # Crash points with ext4 on a ublk device (the kernel tier's part of the
 # crash-point campaign, tests/soak/crashpoints.sh): KCRASH_POINTS times
-# (default 20), with a file written and fsynced and another being written,
-# the attach is killed with SIGKILL at a random moment and a new
+# (default 20), with a file written and fsynced (the last point's) and
+# another being written, the attach is killed with SIGKILL at a random moment and a new
 # "repvol attach --ublk" recovers the same device (the kernel holds the
 # I/O meanwhile).  After each: the writer finishes without an error,
 # "e2fsck -fn" finds nothing in the file system frozen on the device, and
@@ -23,17 +23,17 @@ dev=$DEV
 # Few inodes: e2fsck, once per point, then has little to read.
 mkfs_ext4 "$dev" -N 256
 mount_dev "$dev" "$T/mnt"
-head -c 256K /dev/urandom >"$T/srcA"   # fsynced before each kill
-head -c 2M /dev/urandom >"$T/srcB"     # being written across it
-read -r sumA _ < <(sha256sum "$T/srcA")
-read -r sumB _ < <(sha256sum "$T/srcB")
-: >"$T/sums"
+head -c 2M /dev/urandom >"$T/srcB"
+read -r sum _ < <(sha256sum "$T/srcB")
+printf '%s  %s\n' "$sum" "$T/mnt/b0" >"$T/sums"
 violations=0 during=0
 violation() { violations=$((violations + 1)); log "VIOLATION at point $p: $*"; }
 
 t0=$(date +%s%N)
+# The file fsynced before the kill of point p is b(p-1), the one written
+# across the kill of point p-1; b0 is written before the first.
+dd if="$T/srcB" of="$T/mnt/b0" bs=64k conv=fsync status=none || fail "writing b0 failed"
 for ((p = 1; p <= POINTS; p++)); do
-    dd if="$T/srcA" of="$T/mnt/a$p" bs=256k conv=fsync status=none || fail "point $p: writing a$p failed"
     start_client "$T/writer.log" dd if="$T/srcB" of="$T/mnt/b$p" bs=64k conv=fsync status=none
     writer=$BG_PID
     sleep "$(printf '0.%03d' $((RANDOM % 400)))"
@@ -56,10 +56,10 @@ for ((p = 1; p <= POINTS; p++)); do
     echo 3 >/proc/sys/vm/drop_caches
     e2fsck -fn "$dev" >"$T/fsck.log" 2>&1 || violation "e2fsck -fn: $(tail -n 5 "$T/fsck.log")"
     fsfreeze -u "$T/mnt"
-    printf '%s  %s\n' "$sumA" "$T/mnt/a$p" "$sumB" "$T/mnt/b$p" >"$T/point.sums"
-    printf '%s  %s\n' "$sumA" "$T/mnt/a$p" "$sumB" "$T/mnt/b$p" >>"$T/sums"
+    printf '%s  %s\n' "$sum" "$T/mnt/b$((p - 1))" "$sum" "$T/mnt/b$p" >"$T/point.sums"
+    printf '%s  %s\n' "$sum" "$T/mnt/b$p" >>"$T/sums"
     sha256sum --quiet -c "$T/point.sums" ||
-        violation "a$p (fsynced before the kill) or b$p (written across it) differs"
+        violation "b$((p - 1)) (fsynced before the kill) or b$p (written across it) differs"
     log "point $p done"
 done
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))

@@ -155,7 +155,7 @@ frontend_missing() { [[ -s $FRONTEND_MISSING/$1 ]]; }
 # why to $NO_FRONTEND) when this build has no such frontend; fails the test
 # on any other trouble.
 try_dev_attach() {
-    local vol=$1 pid logf deadline line
+    local vol=$1 pid logf deadline line l size lines=()
     shift
     ATTACH_N=$((ATTACH_N + 1))
     logf=$T/attach-$vol.$ATTACH_N.log
@@ -163,11 +163,20 @@ try_dev_attach() {
     pid=$BG_PID
     deadline=$(( $(date +%s%N) + WAIT_TIMEOUT * 1000000000 ))
     DEV=
+    # Polled with shell builtins only (no grep, no blockdev): under
+    # emulation every program started costs a second of CPU that the
+    # attach being waited for needs.
     while :; do
-        line=$(grep -m1 'serving.*/dev/' "$logf" || true)
-        if [[ -n $line ]]; then
-            DEV=$(grep -o '/dev/[A-Za-z0-9]*' <<<"$line" | head -n 1)
-            [[ -b $DEV ]] && (( $(blockdev --getsize64 "$DEV" 2>/dev/null || echo 0) > 0 )) && break
+        mapfile -t lines <"$logf"
+        line=
+        for l in ${lines[@]+"${lines[@]}"}; do
+            [[ $l == *serving*/dev/* ]] && { line=$l; break; }
+        done
+        if [[ $line =~ (/dev/[A-Za-z0-9]+) ]]; then
+            DEV=${BASH_REMATCH[1]}
+            size=0
+            { read -r size <"/sys/block/${DEV#/dev/}/size"; } 2>/dev/null || true
+            [[ -b $DEV ]] && ((size > 0)) && break
         fi
         if ! pid_alive "$pid"; then
             wait "$pid" 2>/dev/null || true

@@ -24,6 +24,8 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 require_cmd nbdinfo
 POINTS=${CRASH_POINTS:-100}
+# CRASH_ASAN_POINTS: how many against an ASan build, which is slower.
+! built_with_asan || POINTS=${CRASH_ASAN_POINTS:-$POINTS}
 FULL_EVERY=${CRASH_FULL_EVERY:-25}
 ATTACH_PCT=${CRASH_ATTACH_PCT:-70}
 AL=$BUILD/tests/ackload

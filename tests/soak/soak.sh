@@ -46,6 +46,8 @@ else
 fi
 require_cmd fio nbdinfo
 SECONDS_TOTAL=${SOAK_SECONDS:-3600}
+# SOAK_ASAN_SECONDS: how long against an ASan build, which is slower.
+! built_with_asan || SECONDS_TOTAL=${SOAK_ASAN_SECONDS:-$SECONDS_TOTAL}
 SAMPLE_EVERY=${SOAK_SAMPLE_SECONDS:-60}
 CHAOS_MIN=${SOAK_CHAOS_MIN:-5}
 CHAOS_MAX=${SOAK_CHAOS_MAX:-30}
