@@ -15,6 +15,7 @@
 need_driver ublk
 need_frontend ublk
 require_cmd mkfs.ext4 e2fsck
+# ktest-timeout: 600
 POINTS=${KCRASH_POINTS:-20}
 
 two_replicas vol1 64M

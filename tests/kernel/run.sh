@@ -52,10 +52,17 @@ elif ((rc != 0)); then
 fi
 grep 'kernel-vm: [a-z]*: \(cached\|current\)' "$OUT/fetch.log" | sed 's/^kernel-vm: /fetch: /'
 
-# The VM's bound: every test may take its own bound, plus the boot.
-ntests=$#
-((ntests > 0)) || ntests=$(compgen -G "$TOP/tests/kernel/[0-9][0-9][0-9]-*.sh" | wc -l)
-export REPVOL_VM_TIMEOUT=${REPVOL_VM_TIMEOUT:-$(( ntests * ${KTEST_TIMEOUT:-300} + 120 ))}
+# The VM's bound: every test's own bound (tests/kernel/bound.sh), plus
+# the boot.
+# shellcheck source=bound.sh
+. "$TOP/tests/kernel/bound.sh"
+vm_bound=120
+if (($#)); then sel=("$@"); else sel=("$TOP"/tests/kernel/[0-9][0-9][0-9]-*.sh); fi
+for t in "${sel[@]}"; do
+    [[ -f $t ]] || t=$(compgen -G "$TOP/tests/kernel/$(basename "$t" .sh)*.sh" | head -n 1)
+    vm_bound=$((vm_bound + $(test_bound "$t")))
+done
+export REPVOL_VM_TIMEOUT=${REPVOL_VM_TIMEOUT:-$vm_bound}
 
 declare -A NP=() NF=() NS=() KV=()
 failed=0
