@@ -10,7 +10,8 @@
 # each test goes to tests/out/NAME.log (VERBOSE=1 also streams it); a failing
 # test's log tail is printed.  TEST_JOBS=N (default 1) runs up to N tests
 # at once, each line printed as its test ends; a test whose first 30
-# lines hold "# run-integration: alone" runs with no other beside it.  The last line is "N passed, N failed" (plus
+# lines hold "# run-integration: alone" runs with no other beside it, and
+# one with "# run-integration: timeout S" gets S seconds if that is more.  The last line is "N passed, N failed" (plus
 # ", N skipped" when any were), and the exit status is non-zero when any test
 # failed or when no test was found.
 #
@@ -88,11 +89,14 @@ fi
 # One test: run it bounded, its output in its log; its exit status is
 # written to $logf.rc (the pool below reads it once the test is reaped).
 run_one() {
-    local t=$1 logf=$2 rc=0
+    local t=$1 logf=$2 rc=0 bound=$TEST_TIMEOUT own
+    # A long test (the soak) may ask for more: "# run-integration: timeout S".
+    own=$(head -n 30 "$t" | sed -n 's/^# run-integration: timeout \([0-9][0-9]*\)$/\1/p' | head -n 1)
+    [[ -n $own ]] && ((own > bound)) && bound=$own
     if [[ ${VERBOSE:-0} == 1 ]]; then
-        timeout -k 10 "$TEST_TIMEOUT" bash "$t" 2>&1 | tee "$logf" || rc=${PIPESTATUS[0]}
+        timeout -k 10 "$bound" bash "$t" 2>&1 | tee "$logf" || rc=${PIPESTATUS[0]}
     else
-        timeout -k 10 "$TEST_TIMEOUT" bash "$t" >"$logf" 2>&1 </dev/null || rc=$?
+        timeout -k 10 "$bound" bash "$t" >"$logf" 2>&1 </dev/null || rc=$?
     fi
     echo "$rc" > "$logf.rc"
 }
@@ -111,7 +115,7 @@ report() {
             "$(grep -m1 '^SKIP' "$logf" | sed 's/^SKIP: [^:]*: //' || true)" ;;
     *)  failed=$((failed + 1)); failures+=("$name")
         why="exit $rc"
-        ((rc == 124 || rc == 137)) && why="timed out after ${TEST_TIMEOUT}s"
+        ((rc == 124 || rc == 137)) && why="timed out"
         printf 'FAIL %-40s %8ss  (%s; log: %s)\n' "$name" "$secs" "$why" "${logf#"$TOP"/}"
         [[ ${VERBOSE:-0} == 1 ]] || tail -n 30 "$logf" | sed 's/^/    | /' ;;
     esac

@@ -1,4 +1,5 @@
 #!/bin/bash
+# run-integration: timeout 600
 # The soak (tests/soak/soak.sh) in its 3-minute form: two attached volumes
 # under the acknowledged-write workload and fio verify while attaches and
 # servers are killed and stopped at random; 0 acknowledged writes lost,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# run-integration: timeout 600
 # The crash-point campaign (tests/soak/crashpoints.sh) at the size make
 # check runs: 100 points (CRASH_POINTS), each a kill -9 of the attach or
 # of one replica server at a random moment of an acknowledged-write
