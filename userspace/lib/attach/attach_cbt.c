@@ -248,17 +248,27 @@ untrust (struct reg_volume *v, void *arg)
  * in a->vol.cbt, now (on the loop thread, like the record's update it
  * comes with); NULL if either fails.
  */
+/* A copy of the cow's map (len set), or NULL (unknown, or no memory). */
+static uint8_t *
+map_copy (struct attach *a, size_t *len)
+{
+  const uint8_t *map = cow_cbt (a->cow, len);
+  uint8_t *copy = map ? malloc (*len) : NULL;
+
+  if (copy)
+    memcpy (copy, map, *len);
+  return copy;
+}
+
 static uint8_t *
 save_now (struct attach *a)
 {
   size_t len;
-  const uint8_t *map = cow_cbt (a->cow, &len);
-  uint8_t *copy = map ? malloc (len) : NULL;
+  uint8_t *copy = map_copy (a, &len);
   struct error err = { 0 };
 
   if (copy == NULL)
     return NULL;
-  memcpy (copy, map, len);
   if (put_map (a->reg, a->vol.name, a->vol.cbt.base_url,
                a->vol.cbt.base_name, copy, len, &err) < 0) {
     log_warn ("%s: cannot save the change map now (%s): the journal will",
@@ -408,12 +418,8 @@ void
 attach_cbt_journal (struct attach *a)
 {
   size_t len;
-  const uint8_t *map = cow_cbt (a->cow, &len);
-  uint8_t *copy = map ? malloc (len) : NULL;
 
-  if (copy)
-    memcpy (copy, map, len);
-  journal_start (a, copy);
+  journal_start (a, map_copy (a, &len));
 }
 
 /* The map is complete since the base: the next attach starts from it. */
