@@ -249,6 +249,26 @@ objstore_wakeup (struct objstore *os)
   os->ops->wakeup (os);
 }
 
+/* What objstore_list promises its callers, checked here once: a store
+ * (an S3 server is a peer) may answer keys outside the prefix asked
+ * for, and callers skip the prefix's length into every key.
+ */
+struct list_filter {
+  const char *prefix;
+  size_t prefix_len;
+  int (*fn) (void *opaque, const struct obj_entry *e);
+  void *opaque;
+};
+
+static int
+list_filter_entry (void *opaque, const struct obj_entry *e)
+{
+  struct list_filter *lf = opaque;
+  if (strncmp (e->key, lf->prefix, lf->prefix_len) != 0)
+    return 0;
+  return lf->fn (lf->opaque, e);
+}
+
 int
 objstore_list (struct objstore *os, const char *prefix,
                int (*fn) (void *opaque, const struct obj_entry *e),
@@ -256,7 +276,9 @@ objstore_list (struct objstore *os, const char *prefix,
 {
   if (!objstore_prefix_valid (prefix))
     return error_set (err, EINVAL, "list %.300s: invalid key prefix", prefix);
-  return os->ops->list (os, prefix, fn, opaque, err);
+  struct list_filter lf = { .prefix = prefix, .prefix_len = strlen (prefix),
+                            .fn = fn, .opaque = opaque };
+  return os->ops->list (os, prefix, list_filter_entry, &lf, err);
 }
 
 /* ---- blocking forms ---------------------------------------------------- */

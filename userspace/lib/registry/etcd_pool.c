@@ -154,12 +154,16 @@ etcd_server_list (struct registry *r, struct reg_server **out, int *n_out,
   int count = 0;
   for (int i = 0; i < n; i++) {
     char name[REG_NAME_MAX + 1];
+    /* A key outside the directory (a hostile or broken answer) is a
+     * stray; it may be shorter than dir, so test before skipping dl.
+     */
+    if (strncmp (kv[i].key, dir, dl) != 0)
+      continue;
     const char *k = kv[i].key + dl, *slash = strchr (k, '/');
     size_t nl = slash ? (size_t) (slash - k) : strlen (k);
     bool is_info = slash && strcmp (slash, "/info") == 0;
     /* NAME/drain is read below, once every server is known. */
-    if (strncmp (kv[i].key, dir, dl) != 0 || nl >= sizeof name ||
-        (slash && !is_info))
+    if (nl >= sizeof name || (slash && !is_info))
       continue;
     memcpy (name, k, nl);
     name[nl] = '\0';
@@ -193,9 +197,10 @@ etcd_server_list (struct registry *r, struct reg_server **out, int *n_out,
     count++;
   }
   for (int i = 0; i < n; i++) {
+    if (strncmp (kv[i].key, dir, dl) != 0)
+      continue;
     const char *k = kv[i].key + dl, *slash = strchr (k, '/');
-    if (strncmp (kv[i].key, dir, dl) != 0 || !slash ||
-        strcmp (slash, "/drain") != 0)
+    if (!slash || strcmp (slash, "/drain") != 0)
       continue;
     for (int j = 0; j < count; j++)
       if (strlen (all[j].name) == (size_t) (slash - k) &&
