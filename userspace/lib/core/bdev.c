@@ -30,6 +30,7 @@ op_name (enum bdev_op op)
     [BDEV_TRIM] = "trim", [BDEV_WRITE_ZEROES] = "write-zeroes",
     [BDEV_MARK_DIRTY] = "mark-dirty", [BDEV_DIRTY_GET] = "dirty-get",
     [BDEV_DIRTY_CLEAR] = "dirty-clear", [BDEV_CHECKSUM] = "checksum",
+    [BDEV_RESIZE] = "resize",
   };
   return (unsigned) op < ARRAY_SIZE (names) && names[op] ? names[op] : "?";
 }
@@ -45,6 +46,8 @@ allowed_flags (enum bdev_op op)
     return BDEV_FUA | BDEV_DIRTY;
   case BDEV_WRITE_ZEROES:
     return BDEV_FUA | BDEV_NO_HOLE | BDEV_DIRTY;
+  case BDEV_RESIZE:
+    return BDEV_RESERVE;
   default:
     return 0;
   }
@@ -73,6 +76,14 @@ check (const struct bdev *b, const struct bdev_io *io)
   case BDEV_FLUSH:
   case BDEV_DIRTY_GET:
   case BDEV_DIRTY_CLEAR:
+    break;
+  case BDEV_RESIZE:
+    /* The new size is io->offset; the length carries nothing. */
+    if (io->len != 0)
+      return "a resize carries no length";
+    if (io->offset == 0 || (in->block_size > 1 &&
+                            (io->offset & (in->block_size - 1))))
+      return "new size zero or not a multiple of the block size";
     break;
   default:
     return "unknown operation";
@@ -163,6 +174,14 @@ bdev_zero (struct bdev *b, struct bdev_io *io, uint64_t offset, uint32_t len,
            uint32_t flags)
 {
   fill (io, BDEV_WRITE_ZEROES, offset, len, NULL, flags);
+  bdev_submit (b, io);
+}
+
+void
+bdev_resize (struct bdev *b, struct bdev_io *io, uint64_t size,
+             uint32_t flags)
+{
+  fill (io, BDEV_RESIZE, size, 0, NULL, flags);
   bdev_submit (b, io);
 }
 

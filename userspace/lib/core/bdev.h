@@ -39,6 +39,14 @@ enum bdev_op {
    * host order), computed where the data is (RV_CHECKSUM).
    */
   BDEV_CHECKSUM,
+  /* Change the device's size to io->offset bytes (len 0, no buffer),
+   * after the requests already submitted; with BDEV_RESERVE the grown
+   * range is allocated ahead.  On success the layer's info.size is the
+   * new size before done runs.  Layers that cannot: ENOTSUP.  Shrinking
+   * is the layer's decision (replica servers refuse it on a data
+   * connection: docs/DESIGN.md 3.10).
+   */
+  BDEV_RESIZE,
 };
 
 #define BDEV_FUA        (1u << 0)   /* write stable before completion */
@@ -46,6 +54,7 @@ enum bdev_op {
 #define BDEV_HAS_CRC    (1u << 2)   /* WRITE: io->crc is crc32c of buf */
 #define BDEV_DIRTY      (1u << 3)   /* WRITE/TRIM/WRITE_ZEROES: also mark
                                        the range dirty before completing */
+#define BDEV_RESERVE    (1u << 4)   /* RESIZE: allocate the grown range */
 
 struct bdev_io;
 typedef void (*bdev_done_fn) (struct bdev_io *io, int err);
@@ -117,6 +126,8 @@ void bdev_trim (struct bdev *b, struct bdev_io *io, uint64_t offset,
                 uint32_t len, uint32_t flags);
 void bdev_zero (struct bdev *b, struct bdev_io *io, uint64_t offset,
                 uint32_t len, uint32_t flags);
+void bdev_resize (struct bdev *b, struct bdev_io *io, uint64_t size,
+                  uint32_t flags);
 
 /* The rest of the table, for the layer above. */
 void bdev_drain (struct bdev *b, void (*done) (void *opaque), void *opaque);

@@ -73,6 +73,7 @@ struct rc {
   uint64_t ping_id;             /* the PING in flight, 0: none */
   uint64_t ping_sent_ns;
   bool fenced;                  /* it answered RV_EPERM: a newer epoch */
+  bool can_resize;              /* WELCOME had RV_FEAT_RESIZE */
 
   void (*drain_done) (void *);
   void *drain_opaque;
@@ -158,12 +159,14 @@ wire_cmd (enum bdev_op op)
   case BDEV_DIRTY_GET: return RV_DIRTY_GET;
   case BDEV_DIRTY_CLEAR: return RV_DIRTY_CLEAR;
   case BDEV_CHECKSUM: return RV_CHECKSUM;
+  case BDEV_RESIZE: return RV_RESIZE;
   }
   return 0;
 }
 
-/* Commands whose offset and length describe a range of the volume (the
- * others send zeroes: FLUSH, DIRTY_GET, DIRTY_CLEAR).
+/* Commands whose offset and length describe a range of the volume, or
+ * for RESIZE the new size and 0 (the others send zeroes: FLUSH,
+ * DIRTY_GET, DIRTY_CLEAR).
  */
 static bool
 carries_range (enum bdev_op op)
@@ -201,6 +204,8 @@ send_req (struct rc *rc, struct bdev_io *io)
     req.flags |= RV_F_NO_HOLE;
   if (io->flags & BDEV_DIRTY)
     req.flags |= RV_F_DIRTY;
+  if (io->flags & BDEV_RESERVE)
+    req.flags |= RV_F_RESERVE;
   if (io->op == BDEV_WRITE)
     req.crc = io->flags & BDEV_HAS_CRC ? io->crc : crc32c (0, io->buf, io->len);
   s->io = io;
@@ -236,6 +241,13 @@ rc_submit (struct bdev *b, struct bdev_io *io)
 
   if (rc->dead) {
     io->done (io, EIO);
+    return;
+  }
+  /* An older server closes the connection on a command it does not
+   * know; the caller hears it cannot, and the replica stays up.
+   */
+  if (io->op == BDEV_RESIZE && !rc->can_resize) {
+    io->done (io, ENOTSUP);
     return;
   }
   if (rc->nfree == 0 || rc->wait_head) {
@@ -347,6 +359,11 @@ got_reply (struct conn *c, void *opaque)
                "by a newer epoch", rc->addr);
     rc->fenced = true;
   }
+  /* The replica's size is what the server answered, before done runs
+   * (the bdev.h contract for BDEV_RESIZE).
+   */
+  if (rc->rep.status == RV_OK && s->io->op == BDEV_RESIZE)
+    rc->bdev.info.size = s->io->offset;
   complete (rc, s, rv_status_to_errno (rc->rep.status));
   send_waiting (rc);
   check_drained (rc);
@@ -506,6 +523,7 @@ replica_client_adopt (struct loop *loop, struct replica_admin *ra,
     rc->ping_ms = MAX (w->idle_timeout_ms / 3, 1u);
     rc->tick_ms = MIN (rc->tick_ms, MAX (rc->ping_ms / 2, 10u));
   }
+  rc->can_resize = w->features & RV_FEAT_RESIZE;
   rc->last_send_ns = now_ns ();
   for (int i = 0; i < SLOTS; i++)
     rc->free_slots[i] = SLOTS - 1 - i;

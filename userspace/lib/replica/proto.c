@@ -133,6 +133,7 @@ allowed_flags (uint16_t cmd)
   switch (cmd) {
   case RV_WRITE: case RV_TRIM: return RV_F_FUA | RV_F_DIRTY;
   case RV_WRITE_ZEROES: return RV_F_FUA | RV_F_NO_HOLE | RV_F_DIRTY;
+  case RV_RESIZE: return RV_F_RESERVE;
   default: return 0;
   }
 }
@@ -167,6 +168,11 @@ rv_decode_req (const uint8_t in[RV_REQ_SIZE], struct rv_req *r,
   case RV_SET_EPOCH:
     if (r->length != RV_SET_EPOCH_SIZE || r->offset != 0)
       FAIL ("SET_EPOCH needs offset 0 and an 8-byte payload");
+    break;
+  case RV_RESIZE:               /* offset: the new size, checked by the
+                                   server against the volume's bounds */
+    if (r->length != 0)
+      FAIL ("RESIZE carries no length");
     break;
   default:    /* FLUSH, DELETE, STAT, DIRTY_GET/CLEAR, PING: no payload */
     if (r->length != 0 || r->offset != 0)
@@ -371,7 +377,7 @@ rv_cmd_name (uint16_t cmd)
     [RV_MARK_DIRTY] = "MARK_DIRTY", [RV_DIRTY_GET] = "DIRTY_GET",
     [RV_DIRTY_CLEAR] = "DIRTY_CLEAR", [RV_CHECKSUM] = "CHECKSUM",
     [RV_SET_EPOCH] = "SET_EPOCH",
-    [RV_PING] = "PING",
+    [RV_PING] = "PING", [RV_RESIZE] = "RESIZE",
   };
   return cmd <= RV_CMD_MAX && names[cmd] ? names[cmd] : "UNKNOWN";
 }

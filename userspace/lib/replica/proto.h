@@ -85,8 +85,17 @@ enum rv_cmd {
    * connection on a command they do not know.
    */
   RV_PING = 14,
+  /* Change the replica's size to offset bytes (length 0, no payload;
+   * flag RV_F_RESERVE: fallocate the grown range).  On a data
+   * connection it only grows (a smaller size is RV_EINVAL, the same
+   * size a no-op), after the volume's in-flight requests; on an admin
+   * connection it may also shrink, refused (RV_EBUSY) while a data
+   * connection has the volume open.  Bounded like CREATE.  Sent only to
+   * servers whose WELCOME has RV_FEAT_RESIZE.  docs/DESIGN.md 3.4, 3.10.
+   */
+  RV_RESIZE = 15,
 };
-#define RV_CMD_MAX 14
+#define RV_CMD_MAX 15
 #define RV_CHECKSUM_SIZE 4
 #define RV_SET_EPOCH_SIZE 8
 
@@ -113,7 +122,8 @@ enum rv_cmd {
 #define RV_F_DIRTY         (1u << 2)   /* WRITE / TRIM / WRITE_ZEROES: also
                                           mark the range dirty, durably,
                                           before the reply */
-#define RV_F_RESERVE       (1u << 0)   /* CREATE: fallocate the whole size */
+#define RV_F_RESERVE       (1u << 0)   /* CREATE: fallocate the whole size;
+                                          RESIZE: fallocate the grown range */
 
 /* HELLO flags. */
 #define RV_HELLO_ADMIN     (1u << 0)   /* no data I/O: create/delete/stat */
@@ -123,6 +133,7 @@ enum rv_cmd {
  * bits it does not know.
  */
 #define RV_FEAT_PING       (1u << 0)   /* answers RV_PING */
+#define RV_FEAT_RESIZE     (1u << 1)   /* answers RV_RESIZE */
 
 /* Reply status codes (protocol values, not host errno). */
 enum rv_status {
