@@ -236,6 +236,23 @@ static const struct verb verbs[] = {
     "  --since REVISION     only the events after this revision\n"
     "  --json               one JSON object per line\n"
     "  --volume VOL         only the events of this volume\n" },
+  { "resize", cmd_resize,
+    "resize VOL --size SIZE [--reserve] [--allow-shrink] [--json] [--bytes]",
+    "Change a volume's size.  Attached, it grows online: every replica\n"
+    "grows (thin stays thin), the registry records the size, and the\n"
+    "device shows it (kernel NBD at once; NBD clients from their next\n"
+    "connection; ublk once attached again).  Detached, every replica is\n"
+    "resized here.  Shrinking discards the data past the new end: only\n"
+    "detached, and only with --allow-shrink.  Running the same resize\n"
+    "again finishes one that stopped half way.\n"
+    "\n"
+    "  --size SIZE          the new size (K, M, G, T suffixes), a multiple\n"
+    "                       of the block size\n"
+    "  --reserve            allocate the new space now (a volume created\n"
+    "                       with --reserve always does)\n"
+    "  --allow-shrink       allow a smaller size (detached volumes only)\n"
+    "  --json               what was done, as one JSON object\n"
+    "  --bytes              sizes in bytes\n" },
   { "delete", cmd_delete,
     "delete VOL [--force] [--json]",
     "Delete a volume: its replica on every server, then its registry\n"

@@ -62,6 +62,7 @@ int cmd_epoch (int argc, char **argv);
 int cmd_server (int argc, char **argv);
 int cmd_events (int argc, char **argv);
 int cmd_heal (int argc, char **argv);
+int cmd_resize (int argc, char **argv);
 int cmd_settings (int argc, char **argv);
 
 /* "repvol snapshot SUBVERB": argv[0] is the sub-verb. */

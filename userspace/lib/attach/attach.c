@@ -241,35 +241,69 @@ on_signal (struct loop *loop, int signo, void *opaque)
   attach_stop_requested (opaque, why);
 }
 
+int
+attach_check_size (struct replica_admin *ra, uint64_t size,
+                   uint32_t block_size, bool may_grow, bool reserve,
+                   struct error *err)
+{
+  const struct rv_welcome *w = &ra->welcome;
+
+  if (w->block_size != block_size)
+    return error_set (err, EINVAL, "holds %u-byte blocks, the registry "
+                      "says %u", w->block_size, block_size);
+  /* Larger: a resize that stopped before the registry recorded it
+   * (docs/DESIGN.md 3.10); the volume is the registry's size.
+   */
+  if (w->size >= size)
+    return 0;
+  if (!may_grow)
+    return error_set (err, EINVAL, "holds %llu bytes, the registry says "
+                      "%llu, and it is listed in sync (a shrink that "
+                      "stopped half way? run repvol resize again)",
+                      (unsigned long long) w->size,
+                      (unsigned long long) size);
+  /* Out of sync while the volume grew: grow it before its catch-up,
+   * which copies what was written in the new range too.
+   */
+  int r = replica_admin_resize (ra, size, reserve ? RV_F_RESERVE : 0, err);
+  if (r < 0) {
+    error_prefix (err, "holds %llu bytes, the volume %llu: ",
+                  (unsigned long long) w->size, (unsigned long long) size);
+    return r;
+  }
+  ra->welcome.size = size;
+  return 0;
+}
+
 /* Connect to replica i at our epoch and check it is the volume we
- * expect.  NULL with err set otherwise.
+ * expect (a replica out of sync is grown to the volume's size).  NULL
+ * with err set otherwise.
  */
 struct bdev *
 attach_connect_replica (struct attach *a, int i, int timeout_ms,
                         struct error *err)
 {
   const struct reg_replica *r = &a->vol.replicas[i];
-  struct rv_welcome w;
+  struct replica_admin ra;
   struct bdev *b;
 
-  b = replica_client_open (a->loop, r->addr, a->vol.name, a->epoch,
-                           timeout_ms, &w, err);
-  if (b == NULL)
+  if (replica_client_connect (r->addr, a->vol.name, a->epoch, timeout_ms,
+                              &ra, err) < 0)
     return NULL;
-  if (r->server[0] && strcmp (w.server, r->server) != 0) {
+  if (r->server[0] && strcmp (ra.welcome.server, r->server) != 0) {
     error_set (err, EINVAL, "answers as server '%s', not '%s' (another "
-               "server at that address?)", w.server, r->server);
-    bdev_close (b);
+               "server at that address?)", ra.welcome.server, r->server);
+    replica_admin_close (&ra);
     return NULL;
   }
-  if (w.size != a->vol.size || w.block_size != a->vol.block_size) {
-    error_set (err, EINVAL, "holds %llu bytes in %u-byte blocks, the "
-               "registry says %llu in %u", (unsigned long long) w.size,
-               w.block_size, (unsigned long long) a->vol.size,
-               a->vol.block_size);
-    bdev_close (b);
+  if (attach_check_size (&ra, a->vol.size, a->vol.block_size,
+                         r->state != REG_IN_SYNC, a->vol.reserved, err) < 0) {
+    replica_admin_close (&ra);
     return NULL;
   }
+  b = replica_client_adopt (a->loop, &ra, r->addr, timeout_ms);
+  if (b == NULL)
+    error_set (err, ENOMEM, "out of memory");
   return b;
 }
 

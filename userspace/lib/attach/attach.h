@@ -26,6 +26,7 @@
  */
 #define ATTACH_DELETE_CLAIM "deleting"
 #define ATTACH_EPOCH_CLAIM "epoch-reset"
+#define ATTACH_RESIZE_CLAIM "resizing"
 
 /* The exit code of an attach that stopped because a newer attachment
  * fenced it (a replica refused its epoch, or the registry names

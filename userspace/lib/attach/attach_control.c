@@ -88,7 +88,8 @@ on_control (struct control_req *req, const char *line, void *opaque)
   char old[REG_ADDR_MAX], new[REG_ADDR_MAX];
 
   if (attach_snapshot_control (a, req, line) ||
-      attach_probe_control (a, req, line))
+      attach_probe_control (a, req, line) ||
+      attach_resize_control (a, req, line))
     return;
   if (strcmp (line, "verify") == 0 || strcmp (line, "verify repair") == 0) {
     log_info ("%s: %s requested", a->vol.name, line);

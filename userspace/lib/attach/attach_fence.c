@@ -22,7 +22,8 @@ bool
 attach_is_hold (const struct reg_attachment *at)
 {
   return strcmp (at->frontend, ATTACH_DELETE_CLAIM) == 0 ||
-         strcmp (at->frontend, ATTACH_EPOCH_CLAIM) == 0;
+         strcmp (at->frontend, ATTACH_EPOCH_CLAIM) == 0 ||
+         strcmp (at->frontend, ATTACH_RESIZE_CLAIM) == 0;
 }
 
 bool

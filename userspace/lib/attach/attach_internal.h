@@ -32,6 +32,7 @@
 #include "engine/engine.h"
 #include "frontend/frontend.h"
 #include "registry/registry.h"
+#include "replica/admin.h"
 
 struct attach {
   struct loop *loop;
@@ -51,6 +52,7 @@ struct attach {
   bool lease_expired;           /* claim: took over an expired lease */
   bool fenced_other;            /* claim: another attachment was fenced */
   bool detaching;
+  bool resizing;                /* a resize is on its way down */
   bool fenced;                  /* a newer attachment: stop, no last flush */
   char fence_why[256];          /* becomes the registry's fenced.reason */
   struct loop_defer fence_defer;
@@ -115,6 +117,15 @@ bool attach_owns (const struct reg_volume *v, const struct attach *a);
 void attach_begin_detach (struct attach *a);
 /* A detach asked for (a signal, the control channel): why is logged. */
 void attach_stop_requested (struct attach *a, const char *why);
+/* A replica's WELCOME (in ra, a data connection) against the volume:
+ * the block size must match; a larger replica is accepted (a resize
+ * the registry did not record yet); a smaller one is grown to size
+ * when may_grow (it is out of sync), refused otherwise.  0 or -errno,
+ * why in err.
+ */
+int attach_check_size (struct replica_admin *ra, uint64_t size,
+                       uint32_t block_size, bool may_grow, bool reserve,
+                       struct error *err);
 /* Connect to replica i and say HELLO with our epoch; NULL, why in err. */
 struct bdev *attach_connect_replica (struct attach *a, int i, int timeout_ms,
                                      struct error *err);
@@ -154,6 +165,15 @@ int attach_snapshot_start (struct attach *a, struct control_req *req,
  */
 bool attach_snapshot_control (struct attach *a, struct control_req *req,
                               const char *line);
+
+/* ---- attach_resize.c ---- */
+
+/* A control line "resize SIZE [reserve]": grow the volume and answer
+ * req when it is over ("ok resized OLD NEW: ..." or "error: ...");
+ * true.  Any other line: false.
+ */
+bool attach_resize_control (struct attach *a, struct control_req *req,
+                            const char *line);
 
 /* ---- attach_probe.c ---- */
 

@@ -26,6 +26,9 @@ struct reconnect_job {
   char addr[REG_ADDR_MAX];      /* where it was dialled */
   char volume[REG_NAME_MAX];
   uint64_t epoch;
+  uint64_t size;                /* the volume's when the job started */
+  uint32_t block_size;
+  bool reserve;
   int timeout_ms;
   int fd, ok;                   /* fd: the pipe back, while connecting */
   struct replica_admin ra;
@@ -47,6 +50,15 @@ reconnect_thread (void *arg)
   job->ok = replica_client_connect (job->addr, job->volume, job->epoch,
                                     job->timeout_ms, &job->ra,
                                     &job->err) == 0;
+  /* Lost while the volume grew: grown here, off the loop, before the
+   * engine catches it up.
+   */
+  if (job->ok && job->ra.welcome.block_size == job->block_size &&
+      attach_check_size (&job->ra, job->size, job->block_size, true,
+                         job->reserve, &job->err) < 0) {
+    replica_admin_close (&job->ra);
+    job->ok = false;
+  }
   write_full (wfd, &job, sizeof job);
   return NULL;
 }
@@ -68,7 +80,7 @@ reconnect_done (struct loop_watch *w, uint32_t revents)
     /* Still the replica the job was for (not replaced meanwhile), and
      * the server it names (not another one at that address).
      */
-    if (job->ok && (job->ra.welcome.size != a->vol.size ||
+    if (job->ok && (job->ra.welcome.size < a->vol.size ||
                     job->ra.welcome.block_size != a->vol.block_size ||
                     strcmp (job->recorded, rep->addr) != 0 ||
                     strcmp (job->server, rep->server) != 0 ||
@@ -115,6 +127,9 @@ attach_reconnect (void *opaque, int i)
   job->reg = registry_open_again (a->reg, NULL);
   snprintf (job->volume, sizeof job->volume, "%s", a->vol.name);
   job->epoch = a->epoch;
+  job->size = a->vol.size;
+  job->block_size = a->vol.block_size;
+  job->reserve = a->vol.reserved;
   job->timeout_ms = a->o->timeout_ms;
   job->fd = a->rc_pipe[1];
   if (pthread_create (&a->rc_thread[i], NULL, reconnect_thread, job) != 0) {

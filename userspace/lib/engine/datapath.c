@@ -159,8 +159,8 @@ eng_leave_active (struct engine *e, struct eng_req *r)
 /* ---- writes and flushes ------------------------------------------- */
 
 /* All children of r are done: decide, maybe mark, then ack. */
-static void
-complete_write (struct engine *e, struct eng_req *r)
+void
+eng_complete_write (struct engine *e, struct eng_req *r)
 {
   uint32_t in_sync = mask_of (e, ENGINE_IN_SYNC);
 
@@ -177,7 +177,12 @@ complete_write (struct engine *e, struct eng_req *r)
     if (r->start == e->flush_seq)
       rset_clear (&e->unflushed_flushing);
   }
-  if (r->kind == REQ_WRITE)
+  if (r->kind == REQ_RESIZE && !r->err) {
+    /* Every replica that counts holds the new size: announce it. */
+    e->bdev.info.size = r->parent->offset;
+    e->nregions = (e->bdev.info.size + REGION - 1) / REGION;
+  }
+  if (r->kind == REQ_WRITE || r->kind == REQ_RESIZE)
     eng_leave_active (e, r);
   eng_finish (e, r);
 }
@@ -189,7 +194,7 @@ eng_release_parked (struct engine *e)
   while (e->marks_pending == 0 && e->records_pending == 0 && e->parked) {
     struct eng_req *r = e->parked;
     e->parked = r->park_next;
-    complete_write (e, r);
+    eng_complete_write (e, r);
   }
 }
 
@@ -202,7 +207,7 @@ mark_missed_done (struct eng_req *m)
   if (m->err)
     r->err = EIO;
   free (m);
-  complete_write (e, r);
+  eng_complete_write (e, r);
 }
 
 static void
@@ -232,7 +237,7 @@ write_child_done (struct bdev_io *child, int err)
     }
     r->err = EIO;
   }
-  complete_write (e, r);
+  eng_complete_write (e, r);
 }
 
 static void
@@ -244,6 +249,11 @@ start_write (struct engine *e, struct eng_req *r)
   if (r->kind == REQ_COPY || r->kind == REQ_VERIFY) {
     list_push (&e->active, r);
     r->internal_done (r);       /* its own state machine */
+    return;
+  }
+  if (r->kind == REQ_RESIZE) {
+    list_push (&e->active, r);
+    eng_resize_start (e, r);    /* resize.c */
     return;
   }
   if (r->kind == REQ_WRITE)
@@ -411,6 +421,23 @@ eng_submit (struct bdev *b, struct bdev_io *io)
     r->kind = REQ_WRITE;
     r->start = io->offset;
     r->end = io->offset + io->len;
+    eng_order_write (e, r);
+    return;
+  case BDEV_RESIZE:
+    /* Online the volume only grows (docs/DESIGN.md 3.10); the same
+     * size is done already.  A resize overlaps every write: it starts
+     * once the writes before it are done, and the writes after it wait.
+     */
+    if (io->offset <= e->bdev.info.size) {
+      e->inflight--;
+      free (r);
+      io->done (io, io->offset == e->bdev.info.size ? 0 : EINVAL);
+      eng_maybe_drained (e);
+      return;
+    }
+    r->kind = REQ_RESIZE;
+    r->start = 0;
+    r->end = UINT64_MAX;
     eng_order_write (e, r);
     return;
   default:

@@ -8,6 +8,7 @@
  *   resync.c    catching a replica up from the dirty map, reconnecting
  *               lost replicas, replacing one
  *   verify.c    online verify and repair, reconcile after a crash
+ *   resize.c    growing the volume online
  *
  * Nothing outside engine/ includes this file.
  */
@@ -27,7 +28,7 @@
 #define DEFAULT_RECONNECT 1000
 
 enum req_kind { REQ_READ, REQ_WRITE, REQ_FLUSH, REQ_MARK, REQ_COPY,
-                REQ_VERIFY };
+                REQ_VERIFY, REQ_RESIZE };
 
 struct eng_req {
   struct engine *e;
@@ -44,6 +45,9 @@ struct eng_req {
   struct eng_req *prev, *next;  /* active or waiting list */
   struct eng_req *park_next;    /* parked list (a parked write stays active) */
   void *buf;                    /* COPY: the region */
+  uint32_t stale;               /* RESIZE: replicas already larger than
+                                   the volume, whose tail is zeroed */
+  uint64_t old_size;            /* RESIZE: the size before */
   void (*internal_done) (struct eng_req *r);
   struct bdev_io child[ENGINE_MAX_REPLICAS];
   struct bdev *to[ENGINE_MAX_REPLICAS];   /* the bdev each child went to */
@@ -185,11 +189,19 @@ void eng_mark_barrier (struct engine *e, uint8_t *map, uint8_t *map2);
 /* datapath.c */
 void eng_submit (struct bdev *b, struct bdev_io *io);
 void eng_order_write (struct engine *e, struct eng_req *r);
+void eng_complete_write (struct engine *e, struct eng_req *r);
 void eng_leave_active (struct engine *e, struct eng_req *r);
 void eng_release_parked (struct engine *e);
 int eng_pick_reader (struct engine *e, uint32_t tried);
 
 /* resync.c */
 void eng_tick (struct loop_timer *t);
+
+/* resize.c */
+void eng_resize_start (struct engine *e, struct eng_req *r);
+/* Grow the region maps for size bytes (kept on failure: larger maps
+ * are harmless).  0 or -ENOMEM.
+ */
+int eng_grow_maps (struct engine *e, uint64_t size);
 
 #endif

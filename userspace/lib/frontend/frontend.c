@@ -65,6 +65,13 @@ frontend_stop (struct frontend *f, void (*stopped) (void *opaque),
   f->ops->stop (f, stopped, opaque);
 }
 
+int
+frontend_resized (struct frontend *f, const char **when)
+{
+  *when = "";
+  return f->ops->resized ? f->ops->resized (f, when) : -ENOTSUP;
+}
+
 void
 frontend_free (struct frontend *f)
 {

@@ -67,6 +67,14 @@ struct frontend_ops {
 
   /* Release f->priv.  Only after stopped ran, or if start failed. */
   void (*free) (struct frontend *f);
+
+  /* Optional: f->dev grew (its info.size is the new size): show users
+   * the new size.  0, with *when saying where they see it ("now",
+   * "from each client's next connection"); -ENOTSUP where this
+   * frontend cannot change a device's size in place; another negative
+   * errno after logging why.
+   */
+  int (*resized) (struct frontend *f, const char **when);
 };
 
 struct frontend {
@@ -97,6 +105,9 @@ struct frontend *frontend_start (const char *name, struct loop *loop,
 /* See frontend_ops.stop. */
 void frontend_stop (struct frontend *f, void (*stopped) (void *opaque),
                     void *opaque);
+
+/* See frontend_ops.resized; -ENOTSUP for frontends without it. */
+int frontend_resized (struct frontend *f, const char **when);
 
 /* See frontend_ops.free; also frees f.  NULL is a no-op. */
 void frontend_free (struct frontend *f);

@@ -731,6 +731,27 @@ nbd_server_free (struct nbd_server *s)
   free (s);
 }
 
+void
+nbd_server_resized (struct nbd_server *s, bool connected_too)
+{
+  s->exp.size = s->dev->info.size;
+  if (connected_too)
+    for (struct nbd_client *cl = s->clients; cl; cl = cl->next)
+      if (cl->transmission)
+        cl->exp.size = s->exp.size;
+}
+
+/* A client learnt the size in its handshake and checks its requests
+ * against it: it sees the new one when it connects again.
+ */
+static int
+nbd_resized (struct frontend *f, const char **when)
+{
+  nbd_server_resized (f->priv, false);
+  *when = "for each NBD client from its next connection";
+  return 0;
+}
+
 static void
 nbd_stop (struct frontend *f, void (*stopped) (void *), void *opaque)
 {
@@ -749,4 +770,5 @@ const struct frontend_ops nbd_frontend_ops = {
   .start = nbd_start,
   .stop = nbd_stop,
   .free = nbd_free,
+  .resized = nbd_resized,
 };

@@ -5,6 +5,7 @@
 #ifndef REPVOL_NBD_H
 #define REPVOL_NBD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "frontend/frontend.h"
@@ -29,5 +30,10 @@ void nbd_server_stop (struct nbd_server *s, void (*stopped) (void *),
 
 /* After stopped ran.  NULL is a no-op. */
 void nbd_server_free (struct nbd_server *s);
+/* The bdev grew: new connections get its size; with connected_too the
+ * ones already in transmission as well (a kernel device that was told
+ * the new size out of band).
+ */
+void nbd_server_resized (struct nbd_server *s, bool connected_too);
 
 #endif

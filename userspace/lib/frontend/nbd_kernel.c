@@ -393,6 +393,32 @@ nbd_connect (struct nbd_kernel *nk, int sock, uint64_t size, uint32_t bs)
   return 0;
 }
 
+/* The volume grew: our server takes requests up to the new end first
+ * (the kernel's connection too), then NBD_CMD_RECONFIGURE with the new
+ * size changes the device's capacity in place (the kernel notifies
+ * udev; its I/O comes later on its own threads, as after CONNECT).
+ */
+static int
+nk_resized (struct frontend *f, const char **when)
+{
+  struct nbd_kernel *nk = f->priv;
+  struct nlmsg m;
+  int err;
+
+  nbd_server_resized (nk->srv, true);
+  msg_init (&m, nk->family, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
+  put_u32 (&m, NBD_ATTR_INDEX, nk->index);
+  put_u64 (&m, NBD_ATTR_SIZE_BYTES, f->dev->info.size);
+  err = nl_talk (nk->nl_fd, &nk->seq, &m, 0, NULL);
+  if (err < 0) {
+    log_error ("nbd-kernel: NBD_CMD_RECONFIGURE of %s to %" PRIu64
+               " bytes: %s", f->where, f->dev->info.size, strerror (-err));
+    return err;
+  }
+  *when = "now";
+  return 0;
+}
+
 /* NBD_CMD_DISCONNECT of /dev/nbd<nk->index>.  0 or a negative errno. */
 static int
 nbd_disconnect (struct nbd_kernel *nk)
@@ -648,4 +674,5 @@ const struct frontend_ops nbd_kernel_frontend_ops = {
   .start = nk_start,
   .stop = nk_stop,
   .free = nk_free,
+  .resized = nk_resized,
 };

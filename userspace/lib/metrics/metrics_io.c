@@ -103,6 +103,8 @@ mio_done (struct bdev_io *io, int err)
   struct bdev_io *parent = w->parent;
 
   metrics_io_done (mb->io, parent->op, parent->len, w->start_ns, err);
+  if (parent->op == BDEV_RESIZE && !err)
+    mb->bdev.info.size = mb->below->info.size;
   w->next_free = mb->free_list;
   mb->free_list = w;
   mb->inflight--;

@@ -379,6 +379,89 @@ cow_journal_stop (struct bdev *b)
   c->jgen++;                    /* an answer still coming is not for us */
 }
 
+/* ---- resize ------------------------------------------------------------------ */
+
+/* A grow on its way down, with the maps for the new size made first so
+ * that running out of memory is found before the volume grows.
+ */
+struct cow_resize {
+  struct bdev_io io;
+  struct bdev_io *orig;
+  struct cow *c;
+  uint8_t *maps[3];             /* cbt, saved, unbased (NULL where ours is) */
+  size_t len;
+};
+
+static uint8_t *
+grown_map (const uint8_t *old, size_t old_len, size_t len)
+{
+  uint8_t *m = calloc (1, len);
+  if (m && old)
+    memcpy (m, old, old_len);
+  return m;
+}
+
+static void
+cow_resized (struct bdev_io *io, int err)
+{
+  struct cow_resize *w = (struct cow_resize *) io;
+  struct cow *c = w->c;
+  struct bdev_io *orig = w->orig;
+  uint8_t **mine[3] = { &c->cbt, &c->saved, &c->unbased };
+
+  if (!err) {
+    uint64_t old_size = c->bdev.info.size;
+    for (int k = 0; k < 3; k++) {
+      free (*mine[k]);
+      *mine[k] = w->maps[k];
+    }
+    c->cbt_len = w->len;
+    c->bdev.info.size = c->lower->info.size;
+    c->nchunks = (c->bdev.info.size + c->chunk_size - 1) / c->chunk_size;
+    /* A partial last chunk is longer now: a snapshot reads it again.
+     * The chunks after it read as zeroes until written, which marks
+     * them (upload.c takes a smaller parent as holes beyond its end).
+     */
+    if (c->cbt && old_size % c->chunk_size)
+      bit_set (c->cbt, old_size >> c->shift);
+  }
+  else
+    for (int k = 0; k < 3; k++)
+      free (w->maps[k]);
+  free (w);
+  orig->done (orig, err);
+}
+
+static void
+cow_resize (struct cow *c, struct bdev_io *io)
+{
+  const uint8_t *mine[3] = { c->cbt, c->saved, c->unbased };
+  struct cow_resize *w;
+
+  /* A snapshot freezes the volume's chunks at its size. */
+  if (c->job) {
+    io->done (io, EBUSY);
+    return;
+  }
+  if ((w = calloc (1, sizeof *w)) == NULL) {
+    io->done (io, ENOMEM);
+    return;
+  }
+  w->orig = io;
+  w->c = c;
+  w->len = chunk_map_bytes (io->offset, c->chunk_size);
+  for (int k = 0; k < 3; k++)
+    if (mine[k] && (w->maps[k] = grown_map (mine[k], c->cbt_len,
+                                            MAX (w->len, c->cbt_len))) == NULL) {
+      cow_resized (&w->io, ENOMEM);
+      return;
+    }
+  w->io = *io;
+  w->io.done = cow_resized;
+  w->io.opaque = w;
+  bdev_submit (c->lower, &w->io);
+}
+
 /* ---- the write path, continued ------------------------------------------------ */
 
 static void
@@ -386,6 +469,10 @@ cow_submit (struct bdev *b, struct bdev_io *io)
 {
   struct cow *c = b->priv;
 
+  if (io->op == BDEV_RESIZE) {
+    cow_resize (c, io);
+    return;
+  }
   if (!is_write (io)) {
     bdev_submit (c->lower, io);
     return;

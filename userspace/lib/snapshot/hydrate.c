@@ -333,6 +333,13 @@ rescan (struct hydrate *h)
 static void
 hydrate_submit (struct bdev *b, struct bdev_io *io)
 {
+  /* Its chunk table is the snapshot's: the volume grows once the
+   * restore is over and the volume attached again.
+   */
+  if (io->op == BDEV_RESIZE) {
+    io->done (io, EBUSY);
+    return;
+  }
   route (b->priv, io);
 }
 

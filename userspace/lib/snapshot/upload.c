@@ -306,8 +306,13 @@ prepare (struct run *r)
     struct error why = { 0 };
     int pe = manifest_read (r->os, u->base_name, &r->parent, &why);
 
+    /* A parent of a smaller volume is one the volume grew from: its
+     * chunks count, and the space after its end reads as zeroes unless
+     * written since (the change map says so; cow.c marks a partial last
+     * chunk when the volume grows).
+     */
     if (pe == 0 && r->parent.chunk_size == u->chunk_size &&
-        r->parent.volume_size == u->volume_size)
+        r->parent.volume_size <= u->volume_size)
       r->have_parent = true;
     else {
       if (pe == 0) {
@@ -336,8 +341,9 @@ prepare (struct run *r)
    */
   u->incremental = u->cbt_valid && (r->have_parent || u->base_name[0] == '\0');
   if (u->incremental && r->have_parent) {
-    memcpy (r->m.hashes, r->parent.hashes, r->m.nchunks * CHUNK_HASH_LEN);
-    memcpy (r->m.present, r->parent.present, r->m.nchunks * sizeof (bool));
+    memcpy (r->m.hashes, r->parent.hashes, r->parent.nchunks * CHUNK_HASH_LEN);
+    memcpy (r->m.present, r->parent.present,
+            r->parent.nchunks * sizeof (bool));
   }
   snprintf (r->m.name, sizeof r->m.name, "%s", u->name);
   snprintf (r->m.volume, sizeof r->m.volume, "%s", u->volume);
