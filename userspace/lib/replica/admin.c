@@ -390,6 +390,54 @@ replica_admin_set_epoch (struct replica_admin *ra, uint64_t epoch,
 }
 
 int
+replica_admin_resize (struct replica_admin *ra, uint64_t size, uint32_t flags,
+                      struct error *err)
+{
+  struct rv_req q = { .cmd = RV_RESIZE, .flags = flags, .offset = size };
+  const char *srv = ra->welcome.server[0] ? ra->welcome.server
+                    : "this server";
+  char a[32], b[32];
+  int r;
+
+  if (!(ra->welcome.features & RV_FEAT_RESIZE))
+    return error_set (err, ENOTSUP, "server %s is too old to resize volumes",
+                      srv);
+  r = exchange (ra, q, NULL, NULL, 0, err);
+  /* The server's bounds (docs/DESIGN.md 3.7, 3.10) in the CLI's terms;
+   * its log has the figures.
+   */
+  format_size (size, a, sizeof a);
+  switch (r) {
+  case -EFBIG:
+    if (size > STORE_MAX_SIZE)
+      error_set (err, EFBIG, "volume size %s exceeds this server's maximum "
+                 "of %s", a, format_size (STORE_MAX_SIZE, b, sizeof b));
+    else
+      error_set (err, EFBIG, "volume size %s needs more dirty-map memory "
+                 "than this server has left (see its log)", a);
+    break;
+  case -ENOSPC:
+    error_set (err, ENOSPC, "cannot reserve the grown range up to %s: the "
+               "server's free space minus its --reserve-margin is less (see "
+               "its log)", a);
+    break;
+  case -EBUSY:
+    error_set (err, EBUSY, "the volume is in use by an attach on this "
+               "server: resize it through the attach, or detach it first");
+    break;
+  case -EINVAL:
+    error_set (err, EINVAL, "size %s refused: zero, or not a multiple of "
+               "the volume's block size", a);
+    break;
+  case -ENOTSUP:
+    error_set (err, ENOTSUP, "the server's filesystem cannot reserve space "
+               "(fallocate)");
+    break;
+  }
+  return r;
+}
+
+int
 replica_admin_read (struct replica_admin *ra, uint64_t offset, void *buf,
                     uint32_t len, struct error *err)
 {

@@ -4,7 +4,7 @@
  *
  * Used by the repvol CLI and the probe; on the data path only for the
  * handshake (the event-loop replica client takes over the socket after
- * it).  Every call is bounded by a timeout: connect, each send and each
+ * it).  Also resizes a replica.  Every call is bounded by a timeout: connect, each send and each
  * receive.  Every call returns 0 or a negative errno (-ECONNREFUSED,
  * -ETIMEDOUT, -EEXIST, -ENOENT, -EPROTO, ...) and on failure fills err
  * (which may be NULL) with a one-line reason, e.g. "connection refused
@@ -62,6 +62,18 @@ int replica_admin_stat (struct replica_admin *ra, struct rv_volinfo *vi,
  */
 int replica_admin_set_epoch (struct replica_admin *ra, uint64_t epoch,
                              struct error *err);
+/* Resize the replica to size bytes, growing or shrinking it; flags
+ * RV_F_RESERVE allocates the grown range (a reserved volume's always
+ * is).  -EBUSY while an attach has the volume open there, -EINVAL for a
+ * size that is zero or not a multiple of the block size, -EFBIG /
+ * -ENOSPC past the server's bounds (docs/DESIGN.md 3.7), -ENOTSUP where
+ * the server cannot reserve, or when its WELCOME lacks RV_FEAT_RESIZE
+ * (the request is then not sent: such a server would close the
+ * connection on it).  Each with a reason in the CLI's terms; callers
+ * prefix "cannot resize VOL on ADDR: ".
+ */
+int replica_admin_resize (struct replica_admin *ra, uint64_t size,
+                          uint32_t flags, struct error *err);
 /* Read len bytes (at most RV_MAX_PAYLOAD, aligned to the volume's block
  * size) at offset.  Admin connections may read: it neither presents
  * nor moves the volume's epoch, so it fences nobody.

@@ -34,11 +34,15 @@
  *   it created itself; data requests without one close the connection.
  * - DELETE while another open data connection uses the volume: RV_EBUSY;
  *   the volume stays.
+ * - RESIZE (docs/DESIGN.md 3.10) on a data connection is fenced and
+ *   needs a volume like a data request, only grows (smaller: RV_EINVAL)
+ *   and runs after the volume's requests in flight; on an admin
+ *   connection it may shrink too, RV_EBUSY while an attach uses it.
  * - with TLS (replica_server_set_tls) a client that does not start TLS
  *   gets, for its plaintext HELLO, WELCOME status RV_ETLSREQ and a close;
- *   CREATE, DELETE, READ and CHECKSUM on an admin connection whose
- *   identity is not one of the admins get RV_EACCES (docs/DESIGN.md,
- *   "Trust").
+ *   CREATE, DELETE, SET_EPOCH, RESIZE, READ and CHECKSUM on an admin
+ *   connection whose identity is not one of the admins get RV_EACCES
+ *   (docs/DESIGN.md, "Trust").
  */
 #include <errno.h>
 #include <netdb.h>
@@ -260,7 +264,7 @@ needs_admin (const struct rs_conn *rc, uint16_t cmd)
 {
   return rc->admin && !rc->may_admin &&
     (cmd == RV_CREATE || cmd == RV_DELETE || cmd == RV_READ ||
-     cmd == RV_CHECKSUM || cmd == RV_SET_EPOCH);
+     cmd == RV_CHECKSUM || cmd == RV_SET_EPOCH || cmd == RV_RESIZE);
 }
 
 static bool
@@ -305,7 +309,7 @@ on_header (struct conn *c, void *opaque)
     rs_refused (rc, RS_REFUSE_AUTH);
     pre = RV_EACCES;
   }
-  else if (is_data_cmd (r.cmd)) {
+  else if (is_data_cmd (r.cmd) || (r.cmd == RV_RESIZE && !rc->admin)) {
     if (!v) {
       rs_refused (rc, RS_REFUSE_BAD_FRAME);
       conn_close (c, "%s before volume %s exists", rv_cmd_name (r.cmd),
@@ -314,7 +318,7 @@ on_header (struct conn *c, void *opaque)
     }
     const struct store_meta *m = store_vol_meta (v);
     if (r.cmd != RV_DIRTY_GET && r.cmd != RV_DIRTY_CLEAR &&
-        rv_check_range (&r, m->size, m->block_size, &why) < 0) {
+        r.cmd != RV_RESIZE && rv_check_range (&r, m->size, m->block_size, &why) < 0) {
       rs_refused (rc, RS_REFUSE_BAD_FRAME);
       conn_close (c, "%s id %" PRIu64 " offset %" PRIu64 " length %u: %s",
                   rv_cmd_name (r.cmd), r.id, r.offset, r.length, why);
@@ -396,7 +400,7 @@ send_welcome (struct rs_conn *rc, uint32_t status, const char *close_why)
   struct rv_welcome w = {
     .version = RV_PROTO_VERSION,
     .status = status,
-    .features = RV_FEAT_PING,
+    .features = RV_FEAT_PING | RV_FEAT_RESIZE,
     .idle_timeout_ms = srv->idle_ms,
   };
 

@@ -67,6 +67,7 @@ struct rs_req {
   size_t buflen;                /* counted in rc->bytes */
   uint32_t pre_status;          /* reply this without executing */
   uint64_t start_ns;            /* dispatched to the store (metrics) */
+  uint64_t old_size;            /* RESIZE: the volume's size before */
   struct rs_req *hnext;         /* id table chain */
 };
 

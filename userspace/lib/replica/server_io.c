@@ -2,12 +2,14 @@
  * store: data requests (READ, WRITE, FLUSH, TRIM, WRITE_ZEROES, the
  * dirty-map commands, CHECKSUM) become bdev I/O on the connection's
  * volume, answered when it completes; CREATE, DELETE, STAT and
- * SET_EPOCH act on the store at once.  server.c has checked the header,
+ * SET_EPOCH act on the store at once; RESIZE is a bdev request on a
+ * data connection and acts at once on an admin one.  server.c has checked the header,
  * the range and the payload checksum, and decided fencing, before a
  * request gets here.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,6 +179,88 @@ do_set_epoch (struct rs_req *req)
   rs_reply (req, RV_OK, NULL, 0);
 }
 
+/* "64 MiB -> 128 MiB" */
+static const char *
+sizes (uint64_t from, uint64_t to, char *buf, size_t len)
+{
+  char a[32], b[32];
+
+  snprintf (buf, len, "%s -> %s", format_size (from, a, sizeof a),
+            format_size (to, b, sizeof b));
+  return buf;
+}
+
+static void
+resize_done (struct bdev_io *io, int err)
+{
+  struct rs_req *req = io->opaque;
+  struct rs_conn *rc = req->rc;
+  char buf[80];
+
+  sizes (req->old_size, req->req.offset, buf, sizeof buf);
+  if (err) {
+    rs_conn_warn (rc, "%s: RESIZE %s %s refused: %s", rc->c->name,
+                  rc->volname, buf, strerror (err));
+    rs_reply (req, rv_errno_to_status (err), NULL, 0);
+    return;
+  }
+  if (req->old_size != req->req.offset)
+    log_info ("%s: volume %s resized %s", rc->c->name, rc->volname, buf);
+  rs_reply (req, RV_OK, NULL, 0);
+}
+
+/* RESIZE (docs/DESIGN.md 3.10).  On a data connection (fencing and the
+ * volume decided by server.c) it only grows, after the volume's
+ * requests in flight: a bdev request.  On an admin connection it may
+ * shrink, and only while no attach has the volume open, like
+ * SET_EPOCH: the store at once.
+ */
+static void
+do_resize (struct rs_req *req)
+{
+  struct rs_conn *rc = req->rc;
+  struct store_vol *v = rc->admin ? idle_vol (req) : rc->vol;
+  uint64_t size = req->req.offset;
+  bool reserve = req->req.flags & RV_F_RESERVE;
+  struct error e = { 0 };
+  const struct store_meta *m;
+  char buf[80];
+  int err;
+
+  if (!v)
+    return;                     /* answered by idle_vol */
+  m = store_vol_meta (v);
+  req->old_size = m->size;
+  sizes (m->size, size, buf, sizeof buf);
+  if (!rc->admin && (size < m->size || size % m->block_size)) {
+    rs_conn_warn (rc, "%s: RESIZE %s %s refused: %s", rc->c->name,
+                  rc->volname, buf, size < m->size
+                  ? "a data connection only grows a volume"
+                  : "not a multiple of the block size");
+    rs_reply (req, RV_EINVAL, NULL, 0);
+    return;
+  }
+  if (!rc->admin) {
+    memset (&req->io, 0, sizeof req->io);
+    req->io.done = resize_done;
+    req->io.opaque = req;
+    bdev_resize (store_vol_bdev (v), &req->io, size,
+                 reserve ? BDEV_RESERVE : 0);
+    return;
+  }
+  err = store_vol_resize (v, size, reserve, &e);
+  if (err < 0) {
+    rs_conn_warn (rc, "%s: RESIZE %s %s refused: %s", rc->c->name,
+                  rc->volname, buf, error_msg (&e));
+    rs_reply (req, rv_errno_to_status (-err), NULL, 0);
+    return;
+  }
+  if (m->size != req->old_size)
+    log_info ("%s: volume %s resized %s (admin connection)", rc->c->name,
+              rc->volname, buf);
+  rs_reply (req, RV_OK, NULL, 0);
+}
+
 static void
 fill_volinfo (struct store_vol *v, struct rv_volinfo *vi)
 {
@@ -239,6 +323,7 @@ rs_dispatch (struct rs_req *req)
   case RV_DELETE: do_delete (req); return;
   case RV_STAT:   do_stat (req); return;
   case RV_SET_EPOCH: do_set_epoch (req); return;
+  case RV_RESIZE: do_resize (req); return;
   case RV_PING:   rs_reply (req, RV_OK, NULL, 0); return;
   }
   /* Admin connections never read an attached volume's data

@@ -76,9 +76,10 @@ store_dirty_hdr_encode (uint32_t region, uint64_t nregions,
   putle32 (out + DIRTY_CRC_OFF, crc32c (0, out, DIRTY_CRC_OFF));
 }
 
-int
-store_dirty_hdr_decode (const uint8_t *in, size_t len, uint64_t size,
-                        struct error *err)
+/* Every check of the header but the region count, which is *np. */
+static int
+dirty_hdr_check (const uint8_t *in, size_t len, uint64_t *np,
+                 struct error *err)
 {
   int r;
 
@@ -93,10 +94,22 @@ store_dirty_hdr_decode (const uint8_t *in, size_t len, uint64_t size,
       return error_set (err, EBADMSG, "reserved bytes not zero");
   if (getle32 (in + 16) != STORE_DIRTY_REGION)
     return error_set (err, EBADMSG, "unsupported region size");
-  if (getle64 (in + 24) != store_dirty_nregions (size))
-    return error_set (err, EBADMSG,
-                      "region count does not match the volume size");
+  *np = getle64 (in + 24);
   return 0;
+}
+
+int
+store_dirty_hdr_decode (const uint8_t *in, size_t len, uint64_t size,
+                        struct error *err)
+{
+  uint64_t n;
+  int r;
+
+  r = dirty_hdr_check (in, len, &n, err);
+  if (r == 0 && n != store_dirty_nregions (size))
+    r = error_set (err, EBADMSG,
+                   "region count does not match the volume size");
+  return r;
 }
 
 int
@@ -148,13 +161,52 @@ store_dirty_create (int dirfd, const char *name, uint64_t size)
 }
 
 int
+store_dirty_write (int dirfd, const char *name, uint64_t size,
+                   const uint8_t *bitmap, int *fdp)
+{
+  char path[STORE_PATH_MAX], tmp[STORE_PATH_MAX];
+  uint8_t hdr[STORE_DIRTY_FILE_HDR];
+  size_t nbytes = store_dirty_bitmap_bytes (size);
+  int fd, err;
+
+  store_file_names (name, ".dirty", path, tmp);
+  err = store_dirty_tmp_create (dirfd, name, size, &fd);
+  if (err < 0)
+    return err;
+  store_dirty_hdr_encode (STORE_DIRTY_REGION, store_dirty_nregions (size),
+                          hdr);
+  err = pwrite_full (fd, hdr, sizeof hdr, 0);
+  if (err == 0 && nbytes)
+    err = pwrite_full (fd, bitmap, nbytes, STORE_DIRTY_FILE_HDR);
+  if (err == 0 && fdatasync (fd) == -1)
+    err = -errno;
+  if (err == 0 && renameat (dirfd, tmp, dirfd, path) == -1)
+    err = -errno;
+  if (err < 0) {
+    close (fd);
+    unlinkat (dirfd, tmp, 0);
+    return err;
+  }
+  /* Renamed: the new map is the file now, durable once the directory
+   * is; the caller must use fd from here on either way.
+   */
+  if (fsync (dirfd) == -1)
+    err = -errno;
+  if (fdp)
+    *fdp = fd;
+  else
+    close (fd);
+  return err;
+}
+
+int
 store_dirty_load (int dirfd, const char *name, uint64_t size,
                   uint8_t *bitmap, int *fdp, struct error *err)
 {
   char path[STORE_PATH_MAX];
   uint8_t hdr[STORE_DIRTY_FILE_HDR];
   size_t nbytes = store_dirty_bitmap_bytes (size);
-  uint64_t nregions = store_dirty_nregions (size);
+  uint64_t nregions = store_dirty_nregions (size), n;
   struct stat st;
   int fd, r;
 
@@ -179,9 +231,17 @@ store_dirty_load (int dirfd, const char *name, uint64_t size,
                : strerror (-r));
     goto bad;
   }
-  if (store_dirty_hdr_decode (hdr, sizeof hdr, size, err) < 0)
+  if (dirty_hdr_check (hdr, sizeof hdr, &n, err) < 0)
     goto bad;
-  if ((uint64_t) st.st_size != STORE_DIRTY_FILE_HDR + nbytes) {
+  /* A map for a larger size is what an interrupted resize leaves (grow:
+   * the map is replaced before the metadata; shrink: after it): its
+   * regions past the volume's end are dropped.  Smaller is corrupt.
+   */
+  if (n < nregions) {
+    error_set (err, EBADMSG, "region count does not match the volume size");
+    goto bad;
+  }
+  if ((uint64_t) st.st_size != STORE_DIRTY_FILE_HDR + (n + 7) / 8) {
     error_set (err, EBADMSG, "file size does not match the region count");
     goto bad;
   }
@@ -190,6 +250,12 @@ store_dirty_load (int dirfd, const char *name, uint64_t size,
     error_set (err, EBADMSG, "%s", r == -ENODATA ? "truncated bitmap"
                : strerror (-r));
     goto bad;
+  }
+  if (n > nregions) {
+    if (nregions % 8)
+      bitmap[nbytes - 1] &= (uint8_t) ((1u << (nregions % 8)) - 1);
+    *fdp = fd;
+    return 1;
   }
   if (nregions % 8 && (bitmap[nbytes - 1] >> (nregions % 8))) {
     error_set (err, EBADMSG, "bits set past the last region");
@@ -230,6 +296,55 @@ dmap_init (struct dmap *dm, uint64_t size, uint32_t region,
   }
   dm->next_seq = 1;
   return 0;
+}
+
+static void set_pending (struct dmap *dm, size_t page);
+
+int
+dmap_resize (const struct dmap *from, struct dmap *to, uint64_t size,
+             uint32_t region)
+{
+  size_t n;
+  int r;
+
+  r = dmap_init (to, size, region, NULL);
+  if (r < 0)
+    return r;
+  n = MIN (from->nbytes, to->nbytes);
+  memcpy (to->mem, from->mem, n);
+  memcpy (to->durable, from->durable, n);
+  /* Shrunk: the regions past the new end go (grown: from's bits past
+   * its end are zero already, so the new regions are clean).
+   */
+  if (to->nbytes <= from->nbytes && to->nregions % 8) {
+    uint8_t keep = (uint8_t) ((1u << (to->nregions % 8)) - 1);
+    to->mem[to->nbytes - 1] &= keep;
+    to->durable[to->nbytes - 1] &= keep;
+  }
+  for (size_t i = 0; i < to->nbytes; i++)
+    to->count += __builtin_popcount (to->mem[i]);
+  for (size_t p = 0; p < MIN (from->npages, to->npages); p++)
+    if (from->pending[p])
+      set_pending (to, p);
+  to->next_seq = from->next_seq;
+  to->inflight_seq = from->inflight_seq;
+  to->durable_seq = from->durable_seq;
+  to->clear_queued = from->clear_queued;
+  to->clear_seq = from->clear_seq;
+  to->wipe_gen = from->wipe_gen;
+  to->persists = from->persists;
+  to->clears = from->clears;
+  return 0;
+}
+
+void
+dmap_all_durable (struct dmap *dm)
+{
+  memcpy (dm->durable, dm->mem, dm->npages * DMAP_PAGE);
+  memset (dm->pending, 0, dm->npages);
+  dm->npending = 0;
+  /* The file holds the map as it is, a queued clear's zeroes included. */
+  dm->clear_queued = false;
 }
 
 void

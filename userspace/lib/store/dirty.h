@@ -64,6 +64,18 @@ struct dmap_op {
 int dmap_init (struct dmap *dm, uint64_t size, uint32_t region,
                const uint8_t *bitmap_bytes);
 void dmap_free (struct dmap *dm);
+/* Make to (uninitialised) a copy of from for a volume of size bytes:
+ * the bits of the regions both have, new regions clean, those past a
+ * smaller size dropped; pending pages and sequence numbers carried
+ * over.  from is untouched, so a resize that fails later keeps it.
+ * 0 or -ENOMEM.
+ */
+int dmap_resize (const struct dmap *from, struct dmap *to, uint64_t size,
+                 uint32_t region);
+/* The whole of mem was just written durably (a resize's new file):
+ * durable is mem, nothing pending.  Only when no op is in flight.
+ */
+void dmap_all_durable (struct dmap *dm);
 
 /* Regions [*first, *last] covering byte range [off, off+len), len > 0,
  * clipped to the map.

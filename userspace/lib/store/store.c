@@ -5,7 +5,8 @@
  * A volume's I/O is store_io.c; the asynchronous updates of its dirty
  * map are store_dirty_io.c.  Only what this file does blocks the event
  * loop, briefly: creating and deleting a volume and persisting a new
- * epoch fsync their files (atomic_replace of core/fsutil.h).
+ * epoch fsync their files (atomic_replace of core/fsutil.h); so does a
+ * resize (store_resize.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -105,6 +106,22 @@ vol_dirty_open (struct store *s, struct store_vol *v, bool fresh,
     r = store_dirty_load (s->dirfd, v->meta.name, v->meta.size, bits,
                           &v->dirty_fd, err);
   }
+  if (r == 1) {
+    /* A map for a larger size (an interrupted resize): keep the bits of
+     * the volume's regions, in a file of the right size.
+     */
+    log_warn ("volume %s: %s.dirty is for a larger volume (an interrupted "
+              "resize?); regions past the end dropped", v->meta.name,
+              v->meta.name);
+    close (v->dirty_fd);
+    v->dirty_fd = -1;
+    r = store_dirty_write (s->dirfd, v->meta.name, v->meta.size, bits,
+                           &v->dirty_fd);
+    if (r < 0) {
+      error_set (err, -r, "rewriting it: %s", strerror (-r));
+      r = r == -ENOENT ? -EIO : r;      /* not "no file": refuse it */
+    }
+  }
   if (r == -ENOENT) {
     log_debug ("volume %s: no %s.dirty; empty dirty map", v->meta.name,
                v->meta.name);
@@ -156,11 +173,29 @@ vol_open (struct store *s, const struct store_meta *m, bool fresh,
     return r;
   }
   if (fstat (v->fd, &st) == -1 || !S_ISREG (st.st_mode) ||
-      (uint64_t) st.st_size != m->size) {
+      (uint64_t) st.st_size < m->size) {
     close (v->fd);
     free (v);
     return error_set (err, EBADMSG,
                       "data file size does not match the metadata");
+  }
+  if ((uint64_t) st.st_size > m->size) {
+    /* An interrupted resize (a grow sizes the data file before its
+     * metadata commits, a shrink cuts it after): the metadata says what
+     * the volume is.
+     */
+    char a[32], b[32];
+    log_warn ("volume %s: data file is %s, larger than the volume's %s "
+              "(an interrupted resize?); cut back", m->name,
+              format_size (st.st_size, a, sizeof a),
+              format_size (m->size, b, sizeof b));
+    if (ftruncate (v->fd, m->size) == -1 || fdatasync (v->fd) == -1) {
+      r = error_set (err, errno, "cutting the data file back: %s",
+                     strerror (errno));
+      close (v->fd);
+      free (v);
+      return r;
+    }
   }
   r = vol_dirty_open (s, v, fresh, err);
   if (r < 0) {
@@ -222,39 +257,37 @@ vol_unlink_files (struct store *s, const char *name)
     log_warn ("create %s: fsync %s: %m", name, s->dir);
 }
 
-/* The bounds of docs/DESIGN.md 3.7 on a create of size bytes: 0, or
- * -EFBIG / -ENOSPC with the reason in *err.
- */
-static int
-create_bounds (struct store *s, uint64_t size, uint32_t flags,
-               struct error *err)
+int
+store_size_bounds (struct store *s, uint64_t size, uint64_t old_size,
+                   uint64_t reserve, struct error *err)
 {
   char a[32], b[32], c[32], d[32];
   struct statvfs vfs;
-  uint64_t need, avail;
+  uint64_t need, had, avail;
 
   if (size > STORE_MAX_SIZE)
     return error_set (err, EFBIG, "volume size %s exceeds this server's "
                       "maximum of %s", format_size (size, a, sizeof a),
                       format_size (STORE_MAX_SIZE, b, sizeof b));
   need = store_dirty_mem_bytes (size);
-  if (s->dirty_mem + need > s->dirty_budget)
+  had = old_size ? store_dirty_mem_bytes (old_size) : 0;
+  if (need > had && s->dirty_mem + (need - had) > s->dirty_budget)
     return error_set (err, EFBIG, "volume size %s needs %s of dirty map; "
                       "this server has %s of its %s dirty-map memory left",
                       format_size (size, a, sizeof a),
-                      format_size (need, b, sizeof b),
+                      format_size (need - had, b, sizeof b),
                       format_size (s->dirty_budget - MIN (s->dirty_mem,
                                    s->dirty_budget), c, sizeof c),
                       format_size (s->dirty_budget, d, sizeof d));
-  if (!(flags & STORE_F_RESERVED))
+  if (!reserve)
     return 0;
   if (fstatvfs (s->dirfd, &vfs) == -1)
     return error_set (err, errno, "statvfs %s: %s", s->dir, strerror (errno));
   avail = (uint64_t) vfs.f_bavail * vfs.f_frsize;
-  if (size > avail || avail - size < s->reserve_margin)
+  if (reserve > avail || avail - reserve < s->reserve_margin)
     return error_set (err, ENOSPC, "reserving %s would leave less than the "
                       "reserve margin of %s free in %s (%s available)",
-                      format_size (size, a, sizeof a),
+                      format_size (reserve, a, sizeof a),
                       format_size (s->reserve_margin, b, sizeof b), s->dir,
                       format_size (avail, c, sizeof c));
   return 0;
@@ -279,7 +312,7 @@ store_create (struct store *s, const char *name, uint64_t size,
   m.created = time (NULL);
   if (getrandom (m.uuid, sizeof m.uuid, 0) != sizeof m.uuid)
     memset (m.uuid, 0, sizeof m.uuid);
-  r = create_bounds (s, size, flags, err);
+  r = store_size_bounds (s, size, 0, flags & STORE_F_RESERVED ? size : 0, err);
   if (r == 0)
     r = store_meta_check (&m, err);
   if (r < 0)

@@ -126,9 +126,18 @@ int store_dirty_create (int dirfd, const char *name, uint64_t size);
 /* Create .name.dirty.tmp, sized, header not yet written: *fdp. */
 int store_dirty_tmp_create (int dirfd, const char *name, uint64_t size,
                             int *fdp);
+/* Replace DIR/name.dirty atomically with a map for size holding bitmap
+ * (store_dirty_bitmap_bytes (size) bytes): .name.dirty.tmp, fdatasync,
+ * rename, fsync dir.  *fdp (unless NULL) gets the new file, open, also
+ * when only the final directory fsync failed.  0 or -errno.
+ */
+int store_dirty_write (int dirfd, const char *name, uint64_t size,
+                       const uint8_t *bitmap, int *fdp);
 /* Read and validate DIR/name.dirty into bitmap (store_dirty_bitmap_bytes
- * bytes); *fdp stays open for updates.  0, -ENOENT (no file: an empty
- * map), -EBADMSG or another -errno, the reason in *err.
+ * bytes); *fdp stays open for updates.  0, 1 (the file is a map for a
+ * larger size, as an interrupted resize leaves it: bitmap has the
+ * volume's regions, the rest dropped; rewrite it), -ENOENT (no file: an
+ * empty map), -EBADMSG or another -errno, the reason in *err.
  */
 int store_dirty_load (int dirfd, const char *name, uint64_t size,
                       uint8_t *bitmap, int *fdp, struct error *err);
@@ -185,6 +194,25 @@ void store_vol_put (struct store_vol *v);
 int store_create (struct store *s, const char *name, uint64_t size,
                   uint32_t block_size, uint32_t flags, uint64_t epoch,
                   struct store_vol **out, struct error *err);
+/* Change the volume's size to new_size bytes, growing or shrinking it,
+ * keeping its data and its dirty bits (new regions clean, those past a
+ * smaller size dropped).  Bounded like a create: a non-zero multiple of
+ * the block size (-EINVAL), at most STORE_MAX_SIZE and within the
+ * dirty-map budget counting the change (-EFBIG); a grow of a reserved
+ * volume, or with reserve, allocates the grown range, which must fit in
+ * the free space minus the reserve margin (-ENOSPC; -EOPNOTSUPP where
+ * the filesystem cannot).  The same size is a no-op.  -EBUSY while the
+ * volume has requests or a dirty-map update in flight (the bdev's
+ * BDEV_RESIZE waits for them instead), -ENOENT once deleted, -EIO.
+ *
+ * Crash-safe (docs/DESIGN.md 3.10): a grow sizes the data file, then
+ * replaces the dirty map, then writes the metadata; a shrink writes the
+ * metadata first, then the map, then cuts the data file.  The metadata
+ * is the commit point; start-up cuts back a larger data file or map.
+ * Blocks the loop for the fsyncs (and a reserve's fallocate).
+ */
+int store_vol_resize (struct store_vol *v, uint64_t new_size, bool reserve,
+                      struct error *err);
 /* Remove both files; the volume leaves the store's list at once, I/O
  * still in flight finishes against the unlinked file.  0 or -errno.
  */

@@ -129,6 +129,8 @@ dirty_op_end (struct dirty_op *d)
   }
   if (!err || v->dwait_head)
     dirty_kick (v);
+  if (v->resize_io)
+    store_resize_try (v);       /* it waited for this op */
   store_vol_put (v);
 }
 

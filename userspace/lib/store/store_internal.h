@@ -8,6 +8,8 @@
  *   store_dirty_io.c  persisting the dirty map through the io engine, one
  *                     disk op per volume at a time, and the requests that
  *                     wait for their bits to be durable.
+ *   store_resize.c    a volume's resize, and BDEV_RESIZE's wait for the
+ *                     requests before it.
  *
  * Everything runs on the event loop thread.
  */
@@ -46,6 +48,14 @@ void store_file_names (const char *name, const char *suffix,
  * durable copy and one pending byte per page).  In dirty.c.
  */
 uint64_t store_dirty_mem_bytes (uint64_t size);
+
+/* The bounds of docs/DESIGN.md 3.7 on a volume of size bytes, whose
+ * dirty map replaces one for old_size (0: a new volume), with reserve
+ * bytes to fallocate (0: none): 0, or -EFBIG / -ENOSPC with the reason
+ * in *err.  In store.c.
+ */
+int store_size_bounds (struct store *s, uint64_t size, uint64_t old_size,
+                       uint64_t reserve, struct error *err);
 
 struct store {
   struct loop *loop;
@@ -90,6 +100,14 @@ struct store_vol {
   struct loop_defer dirty_defer;
   bool dirty_kick_queued;
   uint64_t dirty_pages_written;
+  /* BDEV_RESIZE: the resize waiting for the requests before it and for
+   * the dirty op in flight; the requests submitted after it are held
+   * (counted in inflight, not started) until it is done.
+   */
+  struct sio *resize_io;
+  struct sio *held_head, *held_tail;
+  unsigned nheld;
+  struct loop_defer resize_defer;
 };
 
 enum sio_phase {
@@ -131,6 +149,14 @@ extern const struct bdev_ops store_bdev_ops;
 void store_sio_finish (struct sio *io, int err);
 /* Complete the requests refused before they reached the engine. */
 void store_sio_run_failed (struct store *s);
+/* Start a request store_submit took (or held behind a resize). */
+void store_sio_start (struct sio *io);
+
+/* store_resize.c */
+/* A resize waits on v: run it at the end of this loop iteration if
+ * nothing but the requests held behind it is left in flight.
+ */
+void store_resize_try (struct store_vol *v);
 
 /* store_dirty_io.c */
 /* Mark the regions of [off, off+len) dirty in memory: the sequence

@@ -19,6 +19,9 @@
  * BDEV_MARK_DIRTY, BDEV_DIRTY_GET and BDEV_DIRTY_CLEAR are only the
  * dirty part.
  *
+ * A resize (BDEV_RESIZE) waits for the requests before it, holding
+ * those after it (store_resize.c).
+ *
  * A checksum (BDEV_CHECKSUM) reads its range through the io engine in
  * chunks of at most STORE_CHECKSUM_CHUNK bytes into a scratch buffer of
  * its own, folding each chunk into a running crc32c as it arrives; bytes
@@ -61,6 +64,8 @@ store_sio_finish (struct sio *io, int err)
     v->drain_done = NULL;
     done (v->drain_opaque);
   }
+  if (v->resize_io)
+    store_resize_try (v);
   store_vol_put (v);
 }
 
@@ -263,7 +268,6 @@ store_submit (struct bdev *b, struct bdev_io *bio)
 {
   struct store_vol *v = b->priv;
   struct sio *io = calloc (1, sizeof *io);
-  bool fua = bio->flags & BDEV_FUA;
 
   if (!io) {
     /* No memory even for the bookkeeping: complete at once (the bdev
@@ -277,12 +281,28 @@ store_submit (struct bdev *b, struct bdev_io *bio)
   io->parts = 1;
   store_vol_get (v);
   v->inflight++;
+  /* What comes after a resize runs against the new size: it waits. */
+  if (v->resize_io) {
+    if (v->held_tail) v->held_tail->next = io; else v->held_head = io;
+    v->held_tail = io;
+    v->nheld++;
+    return;
+  }
+  store_sio_start (io);
+}
+
+void
+store_sio_start (struct sio *io)
+{
+  struct store_vol *v = io->v;
+  struct bdev_io *bio = io->bio;
+  bool fua = bio->flags & BDEV_FUA;
 
   /* Trim and write-zeroes carry no buffer, so only transfers are bound
    * by STORE_MAX_IO.
    */
   if (bio->op != BDEV_FLUSH && bio->op != BDEV_DIRTY_GET &&
-      bio->op != BDEV_DIRTY_CLEAR &&
+      bio->op != BDEV_DIRTY_CLEAR && bio->op != BDEV_RESIZE &&
       (bio->len == 0 || bio->offset > v->meta.size ||
        bio->len > v->meta.size - bio->offset ||
        ((bio->op == BDEV_READ || bio->op == BDEV_WRITE) &&
@@ -320,6 +340,17 @@ store_submit (struct bdev *b, struct bdev_io *bio)
   case BDEV_DIRTY_CLEAR:
     store_dirty_wait (io, dmap_clear (&v->dm));
     io->parts--;
+    return;
+  case BDEV_RESIZE:
+    /* After the requests already submitted (bdev.h): it runs once they
+     * and the dirty op in flight are done (store_resize.c).
+     */
+    if (bio->len || (bio->flags & ~BDEV_RESERVE)) {
+      sio_fail_later (io, EINVAL);
+      return;
+    }
+    v->resize_io = io;
+    store_resize_try (v);
     return;
   case BDEV_READ:
   case BDEV_WRITE:
