@@ -227,7 +227,7 @@ static const struct verb verbs[] = {
     "The registry's events, oldest first: every volume's created, attached,\n"
     "detached, fenced, degraded, resync-started, resync-done,\n"
     "replica-replaced, heal-started, stale-deleted, snapshot-done,\n"
-    "restore-done and deleted, and the pool's server-up, server-down,\n"
+    "restore-done, resized and deleted, and the pool's server-up, server-down,\n"
     "drain-started and drain-done; each with its revision, time (UTC),\n"
     "volume or server, the host that recorded it and details.\n"
     "\n"

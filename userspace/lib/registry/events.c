@@ -24,7 +24,7 @@ static const char *const event_types[] = {
   "created", "attached", "detached", "fenced", "degraded", "resync-started",
   "resync-done", "replica-replaced", "snapshot-done", "restore-done",
   "server-up", "server-down", "deleted", "heal-started", "stale-deleted",
-  "drain-started", "drain-done",
+  "drain-started", "drain-done", "resized",
 };
 
 static bool
