@@ -134,6 +134,22 @@ apply (struct fake_replica *r, struct bdev_io *io)
     crc = crc32c (0, r->data + io->offset, io->len);
     memcpy (io->buf, &crc, sizeof crc);
     break;
+  case BDEV_RESIZE: {
+    uint64_t n = (io->offset + RV_DIRTY_REGION - 1) / RV_DIRTY_REGION;
+    uint8_t *data = realloc (r->data, io->offset);
+    uint8_t *dirty = realloc (r->dirty, (n + 7) / 8 + 1);
+    if (!data || !dirty)
+      abort ();
+    if (io->offset > r->size)
+      memset (data + r->size, 0, io->offset - r->size);
+    if ((n + 7) / 8 + 1 > maplen)
+      memset (dirty + maplen, 0, (n + 7) / 8 + 1 - maplen);
+    r->data = data;
+    r->dirty = dirty;
+    r->size = io->offset;
+    r->nregions = n;
+    break;
+  }
   default:
     return EINVAL;
   }
@@ -178,6 +194,8 @@ finish (struct fake_bdev *f, struct fake_req q)
     err = EIO;
   if (!err)
     err = apply (f->rep, q.io);
+  if (!err && q.io->op == BDEV_RESIZE)
+    f->bdev.info.size = q.io->offset;
   q.io->done (q.io, err);
 }
 

@@ -6,7 +6,8 @@
  * regions, handled as the store does (BDEV_MARK_DIRTY and BDEV_DIRTY
  * mark, BDEV_DIRTY_GET returns RV_DIRTY_HDR_SIZE header + bitmap,
  * BDEV_DIRTY_CLEAR forgets, BDEV_CHECKSUM is the crc32c of the range as
- * stored), plus a log of every data write it applied, so a test can
+ * stored, BDEV_RESIZE grows or shrinks the image, the new space
+ * zero), plus a log of every data write it applied, so a test can
  * count what reached it.
  *
  * A fake_bdev is one connection to it, the bdev a test hands to the
@@ -35,7 +36,7 @@
 #include "core/bdev.h"
 #include "core/loop.h"
 
-#define FAKE_NOPS     (BDEV_CHECKSUM + 1)
+#define FAKE_NOPS     (BDEV_RESIZE + 1)
 #define FAKE_OP(op)   (1u << (op))
 #define FAKE_ALL_OPS  0xffffffffu
 #define FAKE_DATA_OPS (FAKE_OP (BDEV_WRITE) | FAKE_OP (BDEV_TRIM) | \
