@@ -9,7 +9,9 @@
 # newer HELLO fenced gets EPERM; once the data connections are closed an
 # admin shrink succeeds.  The server logs each resize in one line and
 # each refusal; after a restart the size, the file sizes and the data
-# written past the old end are still there.
+# written past the old end are still there.  With TLS and --admins, an
+# identity outside them gets EACCES for an admin RESIZE but may grow the
+# volume on its data connection.
 . "$(dirname "$0")/lib.sh"
 
 start_repvold a zone-a --peer-log-interval 0   # count every refusal line
@@ -122,4 +124,54 @@ st, data = call(a, READ, 2, 12 * MiB, 4096)
 assert st == OK and data == bytes(range(256)) * 16, "data past the old end lost"
 print("after the restart: 14 MiB, data kept")
 PY
+
+# Authorization (docs/DESIGN.md 3.9), on a TLS server with --admins
+# admin: an admin connection of another identity gets EACCES for
+# RESIZE like CREATE, while that identity's data connection may grow
+# the volume; admin's admin connection may shrink it.
+if command -v certtool > /dev/null; then
+    P=$T/pki
+    "$TOP/scripts/tls-certs.sh" ca "$P" > /dev/null
+    "$TOP/scripts/tls-certs.sh" server "$P" > /dev/null
+    "$TOP/scripts/tls-certs.sh" client "$P" admin > /dev/null
+    "$TOP/scripts/tls-certs.sh" client "$P" app --out "$T/app" > /dev/null
+    REPVOLD_TLS_ARGS=()     # this server's own TLS, whatever the run's
+    start_repvold b zone-b --tls-dir "$P" --admins admin --peer-log-interval 0
+    REPVOL_TLS_DIR=$P PYTHONPATH="$TOP/tests/tools" python3 - 127.0.0.1 "${REPVOLD_PORT[b]}" "$T/app" <<'PY'
+import os, struct, sys, time
+import rvproto
+from rvproto import CREATE, OK, RESIZE, STAT, call
+host, port, app = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+MiB = 1 << 20
+EACCES = 13
+admin = os.environ["REPVOL_TLS_DIR"]
+
+def connect(certs, **kw):
+    os.environ["REPVOL_TLS_DIR"] = certs
+    return rvproto.connect(host, port, b"tv", **kw)
+
+a = connect(admin, admin=True)
+st, _ = call(a, CREATE, 1, 0, 24, payload=struct.pack("<QIIQ", 8 * MiB, 4096, 0, 1))
+assert st == OK, "CREATE as admin: status %d" % st
+x = connect(app, admin=True)
+st, _ = call(x, RESIZE, 1, 16 * MiB)
+assert st == EACCES, "admin RESIZE by a non-admin identity: status %d" % st
+x.close()
+d = connect(app, epoch=2)
+st, _ = call(d, RESIZE, 1, 16 * MiB)
+assert st == OK, "data RESIZE by an attaching identity: status %d" % st
+d.close()
+for i in range(200):             # the server sees d's close on its loop
+    st, _ = call(a, RESIZE, 2 + i, 12 * MiB)
+    if st != rvproto.EBUSY:
+        break
+    time.sleep(0.05)
+assert st == OK, "admin shrink as admin: status %d" % st
+st, data = call(a, STAT, 1000)
+assert st == OK and struct.unpack_from("<Q", data, 8)[0] == 12 * MiB
+print("TLS: EACCES for app's admin RESIZE; app's data grow and admin's shrink OK")
+PY
+    grep -q "permission denied: app may not RESIZE volume tv" "$T/repvold-b.log" ||
+        fail "the refused RESIZE is not logged with the identity"
+fi
 log "ok"
