@@ -45,15 +45,18 @@ MARK_DIRTY, DIRTY_GET, DIRTY_CLEAR = 9, 10, 11
 CHECKSUM = 12
 SET_EPOCH = 13          # admin only: payload, the epoch (8 bytes LE)
 PING = 14               # sent only to servers whose WELCOME has FEAT_PING
+RESIZE = 15             # offset: the new size; length 0; F_RESERVE allowed;
+                        # only to servers whose WELCOME has FEAT_RESIZE
 
 # WELCOME feature flags
 FEAT_PING = 1 << 0
+FEAT_RESIZE = 1 << 1
 
 # request flags
 F_FUA = 1 << 0          # WRITE / WRITE_ZEROES / TRIM
 F_NO_HOLE = 1 << 1      # WRITE_ZEROES
 F_DIRTY = 1 << 2        # WRITE / TRIM / WRITE_ZEROES: also mark dirty
-F_RESERVE = 1 << 0      # CREATE: fallocate the whole size
+F_RESERVE = 1 << 0      # CREATE: fallocate the whole size; RESIZE: the grown range
 # HELLO flags
 HELLO_ADMIN = 1 << 0    # no data I/O: create/delete/stat/checksum
 

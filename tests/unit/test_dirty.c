@@ -1,7 +1,8 @@
 /* test_dirty.c - the dirty map (store/dirty.c, store.c): the VOL.dirty
  * header codec and its refusals, region math at the volume's edges, the
  * sequence bookkeeping that decides who waits for which persist
- * (coalescing, already-durable marks costing nothing, clear), and the
+ * (coalescing, already-durable marks costing nothing, clear), resizing
+ * the map (dmap_resize), and the
  * whole thing through a real store: many marks -> few persists, bits
  * durable across a reopen, clear, a corrupt header refusing the volume,
  * a missing file being an empty map created on the first mark.
@@ -169,6 +170,50 @@ test_seq_coalescing (void **state)
   dmap_end (&dm, &op, 0);
   assert_int_equal (dmap_mark (&dm, 900, 900), 0);
   dmap_free (&dm);
+}
+
+/* dmap_resize: bits kept, new regions clean, those past a smaller size
+ * dropped (the last byte masked), pending pages and numbers carried;
+ * the source untouched.
+ */
+static void
+test_resize (void **state)
+{
+  struct dmap dm, big, small;
+
+  assert_int_equal (dmap_init (&dm, 10ull * R, R, NULL), 0);
+  assert_true (dmap_mark (&dm, 1, 1) > 0);
+  assert_true (dmap_mark (&dm, 9, 9) > 0);
+  assert_int_equal (dm.count, 2);
+
+  assert_int_equal (dmap_resize (&dm, &big, 3ull * DMAP_PAGE * 8 * R, R), 0);
+  assert_int_equal (big.nregions, 3ull * DMAP_PAGE * 8);
+  assert_int_equal (big.npages, 3);
+  assert_int_equal (big.count, 2);
+  assert_true (dmap_test (&big, 1) && dmap_test (&big, 9));
+  assert_false (dmap_test (&big, 10) || dmap_test (&big, big.nregions - 1));
+  assert_int_equal (big.npending, 1);           /* page 0, not yet written */
+  assert_int_equal (big.next_seq, dm.next_seq);
+  /* Marks past the old end work in the grown map. */
+  assert_true (dmap_mark (&big, big.nregions - 1, big.nregions - 1) > 0);
+  assert_int_equal (big.npending, 2);
+
+  assert_int_equal (dmap_resize (&big, &small, 5ull * R - 4096, R), 0);
+  assert_int_equal (small.nregions, 5);
+  assert_int_equal (small.count, 1);            /* 9 and the last dropped */
+  assert_true (dmap_test (&small, 1));
+  assert_int_equal (small.mem[0], 1u << 1);     /* nothing past region 4 */
+  assert_int_equal (small.npending, 1);
+  dmap_all_durable (&small);
+  assert_int_equal (small.npending, 0);
+  assert_int_equal (small.durable[0], small.mem[0]);
+  /* Durable now: marking it again costs nothing. */
+  assert_int_equal (dmap_mark (&small, 1, 1), 0);
+
+  assert_int_equal (dm.count, 2);               /* the source untouched */
+  dmap_free (&dm);
+  dmap_free (&big);
+  dmap_free (&small);
 }
 
 static void
@@ -452,6 +497,7 @@ main (void)
     cmocka_unit_test (test_range_edges),
     cmocka_unit_test (test_seq_coalescing),
     cmocka_unit_test (test_seq_clear),
+    cmocka_unit_test (test_resize),
     cmocka_unit_test_prestate (test_store_end_to_end, (void *) "auto"),
     cmocka_unit_test_prestate (test_store_end_to_end, (void *) "libaio"),
   };

@@ -412,9 +412,11 @@ test_status_mapping (void **state)
   assert_int_equal (RV_ERANGE, 34);
   assert_true (rv_req_has_payload (RV_SET_EPOCH));
   assert_string_equal (rv_cmd_name (RV_PING), "PING");
-  assert_string_equal (rv_cmd_name (RV_PING + 1), "UNKNOWN");
-  assert_int_equal (RV_CMD_MAX, RV_PING);
+  assert_string_equal (rv_cmd_name (RV_RESIZE), "RESIZE");
+  assert_string_equal (rv_cmd_name (RV_RESIZE + 1), "UNKNOWN");
+  assert_int_equal (RV_CMD_MAX, RV_RESIZE);
   assert_false (rv_req_has_payload (RV_PING));
+  assert_false (rv_req_has_payload (RV_RESIZE));
   assert_int_equal (RV_CHECKSUM_SIZE, 4);
   assert_false (rv_req_has_payload (RV_CHECKSUM));
   assert_false (rv_req_has_payload (RV_MARK_DIRTY));

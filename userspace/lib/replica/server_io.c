@@ -3,9 +3,9 @@
  * dirty-map commands, CHECKSUM) become bdev I/O on the connection's
  * volume, answered when it completes; CREATE, DELETE, STAT and
  * SET_EPOCH act on the store at once; RESIZE is a bdev request on a
- * data connection and acts at once on an admin one.  server.c has checked the header,
- * the range and the payload checksum, and decided fencing, before a
- * request gets here.
+ * data connection and acts at once on an admin one.  server.c has
+ * checked the header, the range and the payload checksum, and decided
+ * fencing, before a request gets here.
  */
 #include <errno.h>
 #include <inttypes.h>

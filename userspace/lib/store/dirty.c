@@ -252,6 +252,15 @@ store_dirty_load (int dirfd, const char *name, uint64_t size,
     goto bad;
   }
   if (n > nregions) {
+    uint8_t last;
+
+    /* The larger map's own end is checked as strictly as any map's. */
+    r = pread_full (fd, &last, 1, STORE_DIRTY_FILE_HDR + (n + 7) / 8 - 1);
+    if (r < 0 || (n % 8 && (last >> (n % 8)))) {
+      error_set (err, EBADMSG, "%s", r < 0 ? "truncated bitmap"
+                 : "bits set past the last region");
+      goto bad;
+    }
     if (nregions % 8)
       bitmap[nbytes - 1] &= (uint8_t) ((1u << (nregions % 8)) - 1);
     *fdp = fd;

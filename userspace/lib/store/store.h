@@ -2,10 +2,10 @@
  *
  * store/ keeps a server's volumes in its data directory and serves each
  * as a bdev: the files and their formats (meta.c, dirty.c), the
- * directory and the volumes' lifecycle (store.c), their I/O (store_io.c)
- * and dirty-map updates (store_dirty_io.c) through an io engine
- * (io_engine.c over uring.c or aio.c).  It may call core/ only; it is
- * called by replica/server.c and repvold.
+ * directory and the volumes' lifecycle (store.c), their I/O (store_io.c),
+ * dirty-map updates (store_dirty_io.c) and resize (store_resize.c)
+ * through an io engine (io_engine.c over uring.c or aio.c).  It may call
+ * core/ only; it is called by replica/server.c and repvold.
  *
  * A store is a data directory.  Each volume VOL in it is two files:
  *
@@ -26,7 +26,7 @@
  * Each open volume is a struct bdev (bdev.h) whose I/O runs through the
  * store's I/O engine (io_uring or libaio, see io_engine.h).  Everything
  * runs on the event loop thread; only metadata updates (create, delete,
- * epoch changes) block it, briefly, for their fsyncs.
+ * epoch changes, resize) block it, briefly, for their fsyncs.
  */
 #ifndef REPVOL_STORE_H
 #define REPVOL_STORE_H

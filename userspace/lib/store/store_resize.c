@@ -82,35 +82,48 @@ dirty_fd_swap (struct store_vol *v, int fd)
   v->dirty_fd = fd;
 }
 
+/* Write m, the commit point.  A failure after the rename (the
+ * directory's fsync) leaves m in place: read back, it counts as done,
+ * so the volume in memory is what a restart would load.
+ */
+static int
+meta_commit (struct store_vol *v, const struct store_meta *m,
+             struct error *err)
+{
+  struct store_meta now;
+  int r = store_meta_write (v->s->dirfd, m);
+
+  if (r < 0 && store_meta_read (v->s->dirfd, m->name, &now, NULL) == 0 &&
+      now.size == m->size) {
+    log_warn ("volume %s: resize: writing the metadata: %s (it is in "
+              "place: resized)", v->meta.name, strerror (-r));
+    r = 0;
+  }
+  if (r < 0)
+    error_set (err, -r, "%s.meta: %s", v->meta.name, strerror (-r));
+  return r;
+}
+
 static int
 grow (struct store_vol *v, const struct store_meta *m, struct dmap *nd,
       bool reserve, struct error *err)
 {
   uint64_t old = v->meta.size;
-  int fd, back = -1, r;
+  int fd, r;
 
   r = data_grow (v, old, m->size, reserve, err);
   if (r < 0)
     return r;
   r = dirty_replace (v, nd, m->size, &fd, err);
-  if (r == 0 && (r = store_meta_write (v->s->dirfd, m)) < 0) {
-    error_set (err, -r, "%s.meta: %s", v->meta.name, strerror (-r));
-    /* Not committed: put the old map's file back.  If that fails too,
-     * the larger one stays (start-up cuts it back) and is written to:
-     * the map's updates must reach the file that is there.
-     */
-    if (store_dirty_write (v->s->dirfd, v->meta.name, old, v->dm.mem,
-                           &back) == 0 || back >= 0) {
-      close (fd);
-      fd = back;
-    }
-    if (ftruncate (v->fd, old) == -1)
-      log_warn ("volume %s: cutting the data file back after a failed "
-                "resize: %m", v->meta.name);
-  }
-  else if (r < 0 && ftruncate (v->fd, old) == -1)
+  if (r < 0 && ftruncate (v->fd, old) == -1)
     log_warn ("volume %s: cutting the data file back after a failed "
               "resize: %m", v->meta.name);
+  /* Not committed: the larger data file and map stay, which fit
+   * either size; start-up cuts them back.
+   */
+  if (r == 0)
+    r = meta_commit (v, m, err);
+  /* The map's updates must reach the file that is there now. */
   dirty_fd_swap (v, fd);
   return r;
 }
@@ -119,17 +132,18 @@ static int
 shrink (struct store_vol *v, const struct store_meta *m, struct dmap *nd,
         struct error *err)
 {
+  struct error e = { 0 };
   int fd, r;
 
-  r = store_meta_write (v->s->dirfd, m);
+  r = meta_commit (v, m, err);
   if (r < 0)
-    return error_set (err, -r, "%s.meta: %s", v->meta.name, strerror (-r));
+    return r;
   /* Committed.  What fails from here leaves files larger than the
    * volume, which start-up cuts back; the volume is already smaller.
    */
-  if (dirty_replace (v, nd, m->size, &fd, err) < 0)
+  if (dirty_replace (v, nd, m->size, &fd, &e) < 0)
     log_warn ("volume %s: resize: %s (cut at the next start)", v->meta.name,
-              error_msg (err));
+              error_msg (&e));
   dirty_fd_swap (v, fd);
   if (ftruncate (v->fd, m->size) == -1 || fdatasync (v->fd) == -1)
     log_warn ("volume %s: resize: cutting the data file: %m (cut at the "
