@@ -46,122 +46,22 @@
 #include "replica/proto.h"
 #include "replica/server.h"
 #include "store/store.h"
+#include "lib/replica_server_thread.h"
 
 #define VSIZE   (1u << 20)
 #define BS      4096u
 #define TIMEOUT 5000
 
-/* ---- the server, on its own thread ---------------------------------- */
-
-struct server {
-  char dir[64];
-  char addr[64];
-  struct loop *loop;
-  struct store *store;
-  struct replica_server *srv;
-  struct mailbox mb;
-  struct mailbox_msg stop;
-  pthread_t thread;
-};
-
-static void
-server_stopped (void *opaque)
-{
-  loop_stop (opaque);
-}
-
-/* On the server's loop: the test asks it to shut down. */
-static void
-on_mail (struct mailbox *mb, struct mailbox_msg *msg)
-{
-  struct server *s = mb->opaque;
-
-  replica_server_shutdown (s->srv, 2000, server_stopped, s->loop);
-}
-
-static void *
-server_thread (void *arg)
-{
-  struct server *s = arg;
-
-  loop_run (s->loop);
-  return NULL;
-}
-
-/* A TCP socket bound to a free loopback port; its "ADDR:PORT" in addr. */
-static int
-loopback_socket (char *addr, size_t addrlen)
-{
-  struct sockaddr_in sin = { .sin_family = AF_INET };
-  socklen_t len = sizeof sin;
-  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  assert_true (fd >= 0);
-  sin.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  assert_int_equal (bind (fd, (struct sockaddr *) &sin, sizeof sin), 0);
-  assert_int_equal (getsockname (fd, (struct sockaddr *) &sin, &len), 0);
-  snprintf (addr, addrlen, "127.0.0.1:%u", ntohs (sin.sin_port));
-  return fd;
-}
-
-/* A server whose connections may idle for idle_ms. */
-static int
-start_server (void **state, unsigned idle_ms)
-{
-  struct server *s = calloc (1, sizeof *s);
-  int lfd;
-
-  assert_non_null (s);
-  snprintf (s->dir, sizeof s->dir, "/tmp/test_replica.XXXXXX");
-  assert_non_null (mkdtemp (s->dir));
-  s->loop = loop_new ();
-  assert_non_null (s->loop);
-  s->store = store_open (s->loop, s->dir, "libaio", STORE_CACHE_WRITEBACK,
-                         NULL);
-  assert_non_null (s->store);
-
-  lfd = loopback_socket (s->addr, sizeof s->addr);
-  assert_int_equal (listen (lfd, 16), 0);
-
-  s->srv = replica_server_new (s->loop, s->store, lfd, "test-srv", "zone-a");
-  assert_non_null (s->srv);
-  replica_server_set_idle_timeout (s->srv, idle_ms);
-  assert_int_equal (mailbox_init (&s->mb, s->loop, on_mail, s), 0);
-  assert_int_equal (pthread_create (&s->thread, NULL, server_thread, s), 0);
-  *state = s;
-  return 0;
-}
-
 static int
 setup (void **state)
 {
-  return start_server (state, RS_IDLE_MS);
+  return test_server_setup (state, RS_IDLE_MS);
 }
 
 static int
 teardown (void **state)
 {
-  struct server *s = *state;
-  DIR *d;
-  struct dirent *e;
-
-  mailbox_post (&s->mb, &s->stop);
-  assert_int_equal (pthread_join (s->thread, NULL), 0);
-  /* As repvold does: the store drains, then the server goes. */
-  store_close (s->store);
-  replica_server_free (s->srv);
-  mailbox_fini (&s->mb);
-  loop_free (s->loop);
-
-  d = opendir (s->dir);
-  assert_non_null (d);
-  while ((e = readdir (d)) != NULL)
-    if (e->d_name[0] != '.' || (e->d_name[1] && strcmp (e->d_name, "..")))
-      unlinkat (dirfd (d), e->d_name, 0);
-  closedir (d);
-  assert_int_equal (rmdir (s->dir), 0);
-  free (s);
-  return 0;
+  return test_server_teardown (state);
 }
 
 /* ---- raw frames on a blocking socket ------------------------------- */
@@ -686,7 +586,7 @@ test_admin (void **state)
   assert_string_equal (error_msg (&err), "not a valid ADDR:PORT");
 
   char addr[64];
-  int dead = loopback_socket (addr, sizeof addr);   /* bound, not listening */
+  int dead = test_loopback_socket (addr, sizeof addr);   /* bound, not listening */
   assert_int_equal (replica_admin_open (&ra, addr, "x", TIMEOUT, &err),
                     -ECONNREFUSED);
   assert_string_equal (error_msg (&err),
@@ -697,51 +597,6 @@ test_admin (void **state)
 }
 
 /* ---- tests: the client bdev ----------------------------------------- */
-
-struct waiter {
-  struct loop *loop;
-  struct loop_timer timer;
-  int pending;
-  int err[4];
-  bool timed_out;
-};
-
-static void
-wait_timeout (struct loop_timer *t)
-{
-  struct waiter *w = t->opaque;
-
-  w->timed_out = true;
-  loop_stop (w->loop);
-}
-
-/* Each io's opaque is its slot in w->err. */
-struct slot_io {
-  struct bdev_io io;
-  struct waiter *w;
-  int slot;
-};
-
-static void
-slot_done (struct bdev_io *io, int err)
-{
-  struct slot_io *s = container_of (io, struct slot_io, io);
-
-  s->w->err[s->slot] = err;
-  if (--s->w->pending == 0)
-    loop_stop (s->w->loop);
-}
-
-/* Run the test thread's loop until every submitted io has completed. */
-static void
-wait_all (struct waiter *w)
-{
-  loop_timer_arm (w->loop, &w->timer, 10000, wait_timeout, w);
-  if (w->pending)
-    loop_run (w->loop);
-  loop_timer_cancel (w->loop, &w->timer);
-  assert_false (w->timed_out);
-}
 
 static void
 test_client_bdev (void **state)
@@ -864,7 +719,7 @@ test_client_bdev (void **state)
 static int
 setup_idle (void **state)
 {
-  return start_server (state, IDLE_MS);
+  return test_server_setup (state, IDLE_MS);
 }
 
 /* Closed by the server, and not before most of the idle timeout. */

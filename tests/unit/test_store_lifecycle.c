@@ -29,59 +29,10 @@
 #include "core/loop.h"
 #include "store/store.h"
 #include "store/store_internal.h"   /* dirty_budget, to test it small */
+#include "lib/store_fixture.h"
 
 #define VSIZE (8u << 20)
 
-struct fixture {
-  char dir[64];
-  int dirfd;
-  struct loop *loop;
-  const char *engine;
-};
-
-static int
-setup (void **state)
-{
-  struct fixture *f = calloc (1, sizeof *f);
-  const char *engine = *state;
-
-  assert_non_null (f);
-  snprintf (f->dir, sizeof f->dir, "/tmp/test_store_lifecycle.XXXXXX");
-  assert_non_null (mkdtemp (f->dir));
-  f->dirfd = open (f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  assert_true (f->dirfd >= 0);
-  f->loop = loop_new ();
-  assert_non_null (f->loop);
-  f->engine = engine;
-  *state = f;
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  struct fixture *f = *state;
-  char cmd[128];
-
-  loop_free (f->loop);
-  close (f->dirfd);
-  snprintf (cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-  if (system (cmd) != 0)
-    return -1;
-  free (f);
-  return 0;
-}
-
-static struct store *
-reopen (struct fixture *f)
-{
-  struct error err = { 0 };
-  struct store *s = store_open (f->loop, f->dir, f->engine,
-                                STORE_CACHE_WRITEBACK, &err);
-  if (s == NULL)
-    fail_msg ("store_open: %s", error_msg (&err));
-  return s;
-}
 
 static bool
 exists (struct fixture *f, const char *name)
@@ -135,7 +86,7 @@ test_create_reopen_delete (void **state)
 {
   struct fixture *f = *state;
   struct store_vol *v;
-  struct store *s = reopen (f);
+  struct store *s = store_fixture_open (f);
   char *buf = aligned_alloc (4096, 4096), *back = aligned_alloc (4096, 4096);
   struct store_meta m;
 
@@ -183,7 +134,7 @@ test_create_reopen_delete (void **state)
   store_close (s);
 
   /* Reopen: the same volume, the same bytes, the new epoch. */
-  s = reopen (f);
+  s = store_fixture_open (f);
   assert_int_equal (store_volume_count (s), 1);
   v = store_lookup (s, "vol");
   assert_non_null (v);
@@ -214,7 +165,7 @@ test_create_reopen_delete (void **state)
   store_close (s);
 
   /* And it stays gone; the name can be created again. */
-  s = reopen (f);
+  s = store_fixture_open (f);
   assert_int_equal (store_volume_count (s), 0);
   assert_int_equal (store_create (s, "vol", VSIZE, 512, 0, 1, &v, NULL), 0);
   assert_int_equal (store_vol_meta (v)->block_size, 512);
@@ -228,7 +179,7 @@ test_stale_temp_files (void **state)
 {
   struct fixture *f = *state;
   struct store_vol *v;
-  struct store *s = reopen (f);
+  struct store *s = store_fixture_open (f);
 
   assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 5, &v, NULL), 0);
   store_close (s);
@@ -241,7 +192,7 @@ test_stale_temp_files (void **state)
   put_file (f, ".gone.meta.tmp", "of a volume that never was");
   put_file (f, ".notes", "not ours: kept");
 
-  s = reopen (f);
+  s = store_fixture_open (f);
   assert_false (exists (f, ".vol.meta.tmp"));
   assert_false (exists (f, ".vol.dirty.tmp"));
   assert_false (exists (f, ".gone.meta.tmp"));
@@ -265,7 +216,7 @@ test_leftovers_and_refusals (void **state)
    * is no volume, and a create over it starts afresh.
    */
   put_file (f, "half.data", "leftover bytes");
-  s = reopen (f);
+  s = store_fixture_open (f);
   assert_null (store_lookup (s, "half"));
   assert_int_equal (store_volume_count (s), 0);
   assert_int_equal (store_create (s, "half", VSIZE, 4096, 0, 1, &v, NULL), 0);
@@ -274,14 +225,14 @@ test_leftovers_and_refusals (void **state)
   /* A volume whose data file no longer matches its metadata is refused
    * at open, and the others still load.
    */
-  s = reopen (f);
+  s = store_fixture_open (f);
   assert_int_equal (store_create (s, "other", VSIZE, 4096, 0, 1, &v, NULL), 0);
   store_close (s);
   fd = openat (f->dirfd, "half.data", O_WRONLY);
   assert_true (fd >= 0);
   assert_int_equal (ftruncate (fd, VSIZE / 2), 0);
   close (fd);
-  s = reopen (f);
+  s = store_fixture_open (f);
   assert_null (store_lookup (s, "half"));
   assert_non_null (store_lookup (s, "other"));
 
@@ -292,7 +243,7 @@ test_leftovers_and_refusals (void **state)
 
   /* A corrupt .meta: refused the same way. */
   put_file (f, "other.meta", "not a metadata record");
-  s = reopen (f);
+  s = store_fixture_open (f);
   assert_null (store_lookup (s, "other"));
   assert_int_equal (store_volume_count (s), 0);
   store_close (s);
@@ -342,7 +293,7 @@ static void
 test_create_bounds (void **state)
 {
   struct fixture *f = *state;
-  struct store *s = reopen (f);
+  struct store *s = store_fixture_open (f);
   struct store_vol *v;
   struct error e = { 0 };
   struct stat st;
@@ -396,8 +347,10 @@ main (void)
 {
   log_init ("test_store_lifecycle");
 #define BOTH(t)                                                          \
-    { #t " (auto)", t, setup, teardown, (void *) "auto" },              \
-    { #t " (libaio)", t, setup, teardown, (void *) "libaio" }
+    { #t " (auto)", t, store_fixture_setup, store_fixture_teardown,          \
+      (void *) "auto" },                                                 \
+    { #t " (libaio)", t, store_fixture_setup, store_fixture_teardown,        \
+      (void *) "libaio" }
   const struct CMUnitTest tests[] = {
     BOTH (test_create_reopen_delete),
     BOTH (test_stale_temp_files),

@@ -28,57 +28,15 @@
 #include "core/loop.h"
 #include "store/store.h"
 #include "store/store_internal.h"   /* dirty_budget, dirty_mem */
+#include "lib/store_fixture.h"
 
 #define MiB (UINT64_C (1) << 20)
 #define R   STORE_DIRTY_REGION
 
-struct fixture {
-  char dir[64];
-  int dirfd;
-  struct loop *loop;
-  const char *engine;
-};
-
-static int
-setup (void **state)
-{
-  struct fixture *f = calloc (1, sizeof *f);
-
-  assert_non_null (f);
-  snprintf (f->dir, sizeof f->dir, "/tmp/test_store_resize.XXXXXX");
-  assert_non_null (mkdtemp (f->dir));
-  f->dirfd = open (f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  assert_true (f->dirfd >= 0);
-  f->loop = loop_new ();
-  assert_non_null (f->loop);
-  f->engine = *state;
-  *state = f;
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  struct fixture *f = *state;
-  char cmd[128];
-
-  loop_free (f->loop);
-  close (f->dirfd);
-  snprintf (cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-  if (system (cmd) != 0)
-    return -1;
-  free (f);
-  return 0;
-}
-
 static struct store *
 reopen (struct fixture *f)
 {
-  struct error err = { 0 };
-  struct store *s = store_open (f->loop, f->dir, f->engine,
-                                STORE_CACHE_WRITEBACK, &err);
-  if (s == NULL)
-    fail_msg ("store_open: %s", error_msg (&err));
+  struct store *s = store_fixture_open (f);
   store_set_reserve_margin (s, 0);
   return s;
 }
@@ -437,8 +395,10 @@ main (void)
 {
   log_init ("test_store_resize");
 #define BOTH(t)                                                          \
-    { #t " (auto)", t, setup, teardown, (void *) "auto" },              \
-    { #t " (libaio)", t, setup, teardown, (void *) "libaio" }
+    { #t " (auto)", t, store_fixture_setup, store_fixture_teardown,          \
+      (void *) "auto" },                                                 \
+    { #t " (libaio)", t, store_fixture_setup, store_fixture_teardown,        \
+      (void *) "libaio" }
   const struct CMUnitTest tests[] = {
     BOTH (test_grow),
     BOTH (test_shrink),
