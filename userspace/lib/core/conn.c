@@ -67,9 +67,44 @@ conn_get (struct conn *c)
   c->refs++;
 }
 
+/* Every send is one conn_out: kept on a short list once sent rather
+ * than freed, so a busy connection does not pay malloc and free twice
+ * per request (the allocator was a tenth of the attach's CPU at 4 KiB).
+ */
+#define OUT_FREE_MAX 64
+
+static struct conn_out *
+out_get (struct conn *c)
+{
+  struct conn_out *o = c->out_free;
+
+  if (o == NULL)
+    return malloc (sizeof *o);
+  c->out_free = o->next;
+  c->nout_free--;
+  return o;
+}
+
+static void
+out_put (struct conn *c, struct conn_out *o)
+{
+  if (c->nout_free >= OUT_FREE_MAX) {
+    free (o);
+    return;
+  }
+  o->next = c->out_free;
+  c->out_free = o;
+  c->nout_free++;
+}
+
 static void
 conn_free (struct conn *c)
 {
+  while (c->out_free) {
+    struct conn_out *o = c->out_free;
+    c->out_free = o->next;
+    free (o);
+  }
   tls_session_free (c->tls);
   tls_creds_free (c->tls_creds);        /* a handshake that never finished */
   free (c->tls_stage);
@@ -144,7 +179,7 @@ conn_close (struct conn *c, const char *fmt, ...)
     c->out_head = o->next;
     if (o->done)
       o->done (o->opaque, ECONNRESET);
-    free (o);
+    out_put (c, o);
   }
   c->out_tail = NULL;
   c->out_bytes = 0;
@@ -309,7 +344,7 @@ out_consume (struct conn *c, size_t r)
       c->out_tail = NULL;
     if (o->done)
       o->done (o->opaque, 0);
-    free (o);
+    out_put (c, o);
     if (c->closed)              /* the callback closed us */
       return false;
   }
@@ -530,8 +565,7 @@ conn_send (struct conn *c, const void *hdr, size_t hdr_len,
       done (opaque, c->closed ? ECONNRESET : 0);
     return;
   }
-  if (c->closed || hdr_len > CONN_HDR_MAX ||
-      (o = malloc (sizeof *o)) == NULL) {
+  if (c->closed || hdr_len > CONN_HDR_MAX || (o = out_get (c)) == NULL) {
     if (done)
       done (opaque, c->closed ? ECONNRESET : ENOMEM);
     return;

@@ -66,6 +66,8 @@ struct conn {
   /* output */
   struct conn_out *out_head, *out_tail;
   size_t out_bytes;             /* queued, for back-pressure decisions */
+  struct conn_out *out_free;    /* sent ones kept for the next sends */
+  unsigned nout_free;
 
   /* stall and idle detection (conn_set_stall_timeout, _idle_timeout) */
   unsigned stall_ms;

@@ -396,7 +396,7 @@ void
 eng_submit (struct bdev *b, struct bdev_io *io)
 {
   struct engine *e = b->priv;
-  struct eng_req *r = calloc (1, sizeof *r);
+  struct eng_req *r = eng_req_new (e);
 
   if (!r) {
     io->done (io, ENOMEM);
@@ -430,7 +430,7 @@ eng_submit (struct bdev *b, struct bdev_io *io)
      */
     if (io->offset <= e->bdev.info.size) {
       e->inflight--;
-      free (r);
+      eng_req_free (e, r);
       io->done (io, io->offset == e->bdev.info.size ? 0 : EINVAL);
       eng_maybe_drained (e);
       return;
@@ -444,6 +444,6 @@ eng_submit (struct bdev *b, struct bdev_io *io)
     break;
   }
   e->inflight--;
-  free (r);
+  eng_req_free (e, r);
   io->done (io, EINVAL);
 }

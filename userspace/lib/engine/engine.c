@@ -33,6 +33,36 @@ eng_maybe_drained (struct engine *e)
   }
 }
 
+/* Client requests come and go at the I/O rate: a finished one is kept
+ * for the next instead of going back to the allocator.
+ */
+#define REQ_FREE_MAX 256
+
+struct eng_req *
+eng_req_new (struct engine *e)
+{
+  struct eng_req *r = e->req_free;
+
+  if (r == NULL)
+    return calloc (1, sizeof *r);
+  e->req_free = r->next;
+  e->nreq_free--;
+  memset (r, 0, sizeof *r);
+  return r;
+}
+
+void
+eng_req_free (struct engine *e, struct eng_req *r)
+{
+  if (e->nreq_free >= REQ_FREE_MAX) {
+    free (r);
+    return;
+  }
+  r->next = e->req_free;
+  e->req_free = r;
+  e->nreq_free++;
+}
+
 /* r is over: run its internal continuation, or ack the client. */
 void
 eng_finish (struct engine *e, struct eng_req *r)
@@ -44,7 +74,7 @@ eng_finish (struct engine *e, struct eng_req *r)
     r->internal_done (r);
     return;
   }
-  free (r);
+  eng_req_free (e, r);
   e->inflight--;
   parent->done (parent, err);
   eng_maybe_drained (e);
@@ -346,6 +376,11 @@ engine_close (struct bdev *b)
   }
   free (e->unflushed_cur.bits);
   free (e->unflushed_flushing.bits);
+  while (e->req_free) {
+    struct eng_req *r = e->req_free;
+    e->req_free = r->next;
+    free (r);
+  }
   free (e);
 }
 

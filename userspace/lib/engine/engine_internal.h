@@ -131,6 +131,9 @@ struct engine {
 
   void (*drain_done) (void *);
   void *drain_opaque;
+
+  struct eng_req *req_free;     /* finished client requests, for reuse */
+  unsigned nreq_free;
 };
 
 static inline bool
@@ -178,6 +181,9 @@ degraded (const struct engine *e)
 }
 
 /* engine.c */
+/* A zeroed request (NULL: out of memory), and back when it is over. */
+struct eng_req *eng_req_new (struct engine *e);
+void eng_req_free (struct engine *e, struct eng_req *r);
 void eng_finish (struct engine *e, struct eng_req *r);
 void eng_maybe_drained (struct engine *e);
 void eng_close_replica (struct engine *e, int i);

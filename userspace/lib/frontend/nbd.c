@@ -134,16 +134,31 @@ server_kick (struct loop_defer *d)
 
 /* ---- requests ---- */
 
+/* A finished request is kept, with its buffer when that is small, for
+ * the next one: two allocations and two frees per request were a tenth
+ * of the attach's CPU at 4 KiB.
+ */
+#define REQ_CACHE_MAX     64
+#define REQ_CACHE_BUF_MAX (256u << 10)
+
 static void
 req_free (struct nbd_req *r)
 {
   struct nbd_client *cl = r->cl;
+  struct nbd_server *s = cl->srv;
 
   cl->inflight--;
   cl->inflight_bytes -= r->buf_len;
   nbd_slow_free (r);
-  free (r->buf);
-  free (r);
+  if (s->nreq_cache < REQ_CACHE_MAX && r->buf_cap <= REQ_CACHE_BUF_MAX) {
+    r->io.layer_priv = s->req_cache;
+    s->req_cache = r;
+    s->nreq_cache++;
+  }
+  else {
+    free (r->buf);
+    free (r);
+  }
   /* Not from here: we may be inside conn's writev loop or inside the
    * bdev.  The kick resumes reading or finishes a drain.
    */
@@ -315,14 +330,32 @@ nbd_req_start (struct nbd_req *r)
 static struct nbd_req *
 req_new (struct nbd_client *cl, const struct nbd_request *rq, size_t buf_len)
 {
-  struct nbd_req *r = calloc (1, sizeof *r);
+  struct nbd_server *s = cl->srv;
+  struct nbd_req *r = s->req_cache;
+  void *buf = NULL;
+  size_t cap = 0;
 
-  if (!r)
-    return NULL;
-  if (buf_len && posix_memalign (&r->buf, NBD_BUF_ALIGN, buf_len) != 0) {
-    free (r);
-    return NULL;
+  if (r) {
+    s->req_cache = r->io.layer_priv;
+    s->nreq_cache--;
+    buf = r->buf;
+    cap = r->buf_cap;
+    memset (r, 0, sizeof *r);
   }
+  else if ((r = calloc (1, sizeof *r)) == NULL)
+    return NULL;
+  if (buf_len > cap) {
+    free (buf);
+    buf = NULL;
+    cap = 0;
+    if (posix_memalign (&buf, NBD_BUF_ALIGN, buf_len) != 0) {
+      free (r);
+      return NULL;
+    }
+    cap = buf_len;
+  }
+  r->buf = buf;
+  r->buf_cap = cap;
   r->cl = cl;
   r->rq = *rq;
   r->buf_len = buf_len;
@@ -728,6 +761,12 @@ nbd_server_free (struct nbd_server *s)
   }
   nbd_server_unlisten (s);
   loop_timer_cancel (s->loop, &s->stop_timer);
+  while (s->req_cache) {
+    struct nbd_req *r = s->req_cache;
+    s->req_cache = r->io.layer_priv;
+    free (r->buf);
+    free (r);
+  }
   free (s);
 }
 

@@ -38,6 +38,7 @@ struct nbd_req {
   uint64_t done_bytes;          /* TRIM / WRITE_ZEROES split progress */
   void *buf;
   size_t buf_len;
+  size_t buf_cap;               /* buf's size (a reused request's may be more) */
   void *payload;                /* a READ reply's data (NULL: buf) */
   /* Ordering against read-modify-writes (nbd_unaligned.c): every write,
    * trim and write-zeroes is in the server's active list while it runs.
@@ -107,6 +108,8 @@ struct nbd_server {
   bool ord_releasing, ord_again;
   uint64_t next_id;
   struct loop_defer kick;
+  struct nbd_req *req_cache;    /* finished requests and their buffers */
+  unsigned nreq_cache;
 
   bool stopping;
   struct loop_timer stop_timer;

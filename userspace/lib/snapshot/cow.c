@@ -85,6 +85,8 @@ struct cow {
   uint64_t jgen;                /* counts cow_journal_start calls */
   bool persisting;              /* one persist at a time */
   struct bdev_io *jwait, *jwait_tail;   /* writes waiting for a persist */
+  struct wrapped *wrapped_free;         /* done ones, linked via io.opaque */
+  unsigned nwrapped_free;
 };
 
 struct wrapped {
@@ -248,6 +250,35 @@ retry_blocked (struct cow *c)
 
 /* ---- the write path ------------------------------------------------------- */
 
+/* One wrapper per write, kept once done for the next write instead of
+ * a malloc and free each time.
+ */
+#define WRAPPED_FREE_MAX 256
+
+static struct wrapped *
+wrapped_get (struct cow *c)
+{
+  struct wrapped *w = c->wrapped_free;
+
+  if (w == NULL)
+    return malloc (sizeof *w);
+  c->wrapped_free = w->io.opaque;
+  c->nwrapped_free--;
+  return w;
+}
+
+static void
+wrapped_put (struct cow *c, struct wrapped *w)
+{
+  if (c->nwrapped_free >= WRAPPED_FREE_MAX) {
+    free (w);
+    return;
+  }
+  w->io.opaque = c->wrapped_free;
+  c->wrapped_free = w;
+  c->nwrapped_free++;
+}
+
 static void
 write_done (struct bdev_io *io, int err)
 {
@@ -256,7 +287,7 @@ write_done (struct bdev_io *io, int err)
   struct bdev_io *orig = w->orig;
 
   orig->crc = io->crc;
-  free (w);
+  wrapped_put (c, w);
   c->writes_inflight--;
   orig->done (orig, err);
   if (c->barrier && c->writes_inflight == 0)
@@ -266,7 +297,7 @@ write_done (struct bdev_io *io, int err)
 static void
 send_write (struct cow *c, struct bdev_io *io)
 {
-  struct wrapped *w = malloc (sizeof *w);
+  struct wrapped *w = wrapped_get (c);
 
   if (w == NULL) {
     io->done (io, ENOMEM);
@@ -749,6 +780,11 @@ cow_close (struct bdev *b)
 {
   struct cow *c = b->priv;
   bdev_close (c->lower);
+  while (c->wrapped_free) {
+    struct wrapped *w = c->wrapped_free;
+    c->wrapped_free = w->io.opaque;
+    free (w);
+  }
   free (c->cbt);
   free (c->saved);
   free (c->unbased);
