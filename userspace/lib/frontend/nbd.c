@@ -138,8 +138,8 @@ server_kick (struct loop_defer *d)
  * the next one: two allocations and two frees per request were a tenth
  * of the attach's CPU at 4 KiB.
  */
-#define REQ_CACHE_MAX     64
-#define REQ_CACHE_BUF_MAX (256u << 10)
+#define REQ_CACHE_MAX       64
+#define REQ_CACHE_BYTES_MAX (8u << 20)  /* buffers kept, all together */
 
 static void
 req_free (struct nbd_req *r)
@@ -150,10 +150,12 @@ req_free (struct nbd_req *r)
   cl->inflight--;
   cl->inflight_bytes -= r->buf_len;
   nbd_slow_free (r);
-  if (s->nreq_cache < REQ_CACHE_MAX && r->buf_cap <= REQ_CACHE_BUF_MAX) {
+  if (s->nreq_cache < REQ_CACHE_MAX &&
+      s->req_cache_bytes + r->buf_cap <= REQ_CACHE_BYTES_MAX) {
     r->io.layer_priv = s->req_cache;
     s->req_cache = r;
     s->nreq_cache++;
+    s->req_cache_bytes += r->buf_cap;
   }
   else {
     free (r->buf);
@@ -338,6 +340,7 @@ req_new (struct nbd_client *cl, const struct nbd_request *rq, size_t buf_len)
   if (r) {
     s->req_cache = r->io.layer_priv;
     s->nreq_cache--;
+    s->req_cache_bytes -= r->buf_cap;
     buf = r->buf;
     cap = r->buf_cap;
     memset (r, 0, sizeof *r);

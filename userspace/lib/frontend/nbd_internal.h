@@ -110,6 +110,7 @@ struct nbd_server {
   struct loop_defer kick;
   struct nbd_req *req_cache;    /* finished requests and their buffers */
   unsigned nreq_cache;
+  size_t req_cache_bytes;       /* their buffers' sizes */
 
   bool stopping;
   struct loop_timer stop_timer;
