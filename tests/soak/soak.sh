@@ -29,12 +29,16 @@
 # etcd members) are sampled.  At the end: faults healed, a clean detach
 # of both volumes, replicas byte-identical, every volume read back through
 # a fresh attach (every block holds its newest acknowledged write or a
-# newer one), the samples table, and for every process sampled at least 3
-# times its trend from the first sample after warm-up (the second) to the
-# largest later one: growth beyond RSS +20 % and +16 MiB together, or
-# beyond 8 descriptors, fails (etcd's are shown, not judged: its memory
-# grows with its history, by design).  The last line is
-# "soak: N acknowledged writes checked, M lost".
+# newer one), the samples table, and for every process sampled at least 4
+# times its trend: the samples after warm-up (the first) in three equal
+# spans, each span's largest RSS; RSS grows when it rose from the first
+# span to the second and again from the second to the third, each time
+# by more than 5 % and 4 MiB together (a leak keeps growing; a server's
+# heap reaching a new high-water mark once, when a client puts more in
+# flight than before, is one step, not a trend), or descriptors beyond 8
+# more than the first span's; either fails (etcd's are shown, not
+# judged: its memory grows with its history, by design).  The last line
+# is "soak: N acknowledged writes checked, M lost".
 #
 SOAK_HOSTS=${SOAK_HOSTS:-0}
 if ((SOAK_HOSTS)); then
@@ -309,22 +313,30 @@ for (label, pid), s in series.items():
     print("  %-12s pid %-7s %s" % (label, pid, " ".join("%d:%d/%d" % x for x in s)))
 rss_judged = sys.argv[2] == "1"
 bad = False
+def rose(a, b):
+    return b > a * 1.05 and b > a + 4096
+
 for (label, pid), s in series.items():
-    if len(s) < 3:
+    if len(s) < 4:
         continue
-    base, later = s[1], s[2:]
-    rss, fds = max(x[1] for x in later), max(x[2] for x in later)
-    rss_grows = rss > base[1] * 1.2 and rss > base[1] + 16384
-    grows = rss_grows or fds > base[2] + 8
-    judged = not label.startswith("etcd") and (rss_judged or fds > base[2] + 8)
+    after = s[1:]
+    k = len(after)
+    spans = [after[i * k // 3:(i + 1) * k // 3] for i in range(3)]
+    m = [max(x[1] for x in span) for span in spans]
+    fd0, fds = max(x[2] for x in spans[0]), max(x[2] for x in after)
+    rss_grows = rose(m[0], m[1]) and rose(m[1], m[2])
+    fds_grow = fds > fd0 + 8
+    grows = rss_grows or fds_grow
+    judged = not label.startswith("etcd") and (rss_judged or fds_grow)
     verdict = ("GROWS" if judged else "grows (not judged)") if grows else "flat"
     bad |= grows and judged
-    print("trend %-12s pid %-7s RSS %d -> max %d KiB (%+.1f%%), fds %d -> max %d over %d samples: %s"
-          % (label, pid, base[1], rss, 100.0 * (rss - base[1]) / base[1], base[2], fds, len(s), verdict))
+    print("trend %-12s pid %-7s RSS by span %s KiB (%+.1f%%), fds %d -> max %d over %d samples: %s"
+          % (label, pid, " -> ".join(str(x) for x in m), 100.0 * (m[2] - m[0]) / m[0],
+             fd0, fds, len(s), verdict))
 sys.exit(1 if bad else 0)
 EOF
 cat "$T/trend" >&2
-grep -q "^trend " "$T/trend" || problem "no process was sampled 3 times: the soak is shorter than 3 samples"
+grep -q "^trend " "$T/trend" || problem "no process was sampled 4 times: the soak is shorter than 4 samples"
 
 ((${#problems[@]} == 0)) || printf 'soak: %d problem(s):\n%s\n' "${#problems[@]}" "$(printf '  %s\n' "${problems[@]}")" >&2
 echo "soak: $checked acknowledged writes checked, $lost lost"
