@@ -98,8 +98,7 @@ on_close (struct conn *c, void *opaque)
     id_remove (rc, r);
     rc->bytes -= r->buflen;
     rc->inflight--;
-    free (r->buf);
-    free (r);
+    rs_req_put (rc->srv, r);
     rc->refs--;                 /* not the last: the open ref remains */
   }
   /* Release the volume now so DELETE elsewhere is not blocked by a dead
@@ -188,8 +187,7 @@ req_free (struct rs_req *req)
   id_remove (rc, req);
   rc->inflight--;
   rc->bytes -= req->buflen;
-  free (req->buf);
-  free (req);
+  rs_req_put (rc->srv, req);
 
   if (!rc->closed) {
     if (rc->srv->stopping) {
@@ -334,7 +332,7 @@ on_header (struct conn *c, void *opaque)
            rc->epoch < store_vol_meta (v)->epoch)
     pre = RV_EPERM;           /* an idle fenced engine hears it too */
 
-  req = calloc (1, sizeof *req);
+  req = rs_req_get (rc->srv);
   if (!req) {
     conn_close (c, "out of memory");
     return;
@@ -350,8 +348,7 @@ on_header (struct conn *c, void *opaque)
 
   if (rv_req_has_payload (r.cmd)) {
     /* Aligned so O_DIRECT can use it as it is. */
-    if (posix_memalign (&req->buf, 4096, MAX (r.length, 1u)) != 0) {
-      req->buf = NULL;
+    if (rs_req_buf (req, MAX (r.length, 1u)) < 0) {
       conn_close (c, "out of memory for a %u byte payload", r.length);
       /* on_close did not see it as pending: free it here. */
       req_free (req);
@@ -786,6 +783,7 @@ replica_server_free (struct replica_server *srv)
     close (srv->lfd);
   }
   rs_metrics_fini (srv);
+  rs_req_cache_free (srv);
   for (unsigned i = 0; i < srv->nadmins; i++)
     free (srv->admins[i]);
   free (srv->admins);

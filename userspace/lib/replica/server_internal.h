@@ -64,6 +64,9 @@ struct rs_req {
   struct rv_req req;
   struct bdev_io io;
   void *buf;
+  size_t buf_cap;               /* buf's size (a reused one's may be more) */
+  void *spare;                  /* a reused request's buffer, not taken yet */
+  size_t spare_cap;
   size_t buflen;                /* counted in rc->bytes */
   uint32_t pre_status;          /* reply this without executing */
   uint64_t start_ns;            /* dispatched to the store (metrics) */
@@ -112,6 +115,9 @@ struct replica_server {
   struct rs_metrics mx;
   struct rs_conn *conns;
   unsigned nconns;              /* in conns: open, or finishing requests */
+  struct rs_req *req_cache;     /* finished requests, for reuse */
+  unsigned nreq_cache;
+  size_t req_cache_bytes;       /* their buffers' sizes */
   /* shutdown */
   bool stopping;
   struct loop_timer stop_timer;
@@ -141,6 +147,16 @@ void rs_metrics_conn (struct rs_conn *rc, int delta);
 /* Count a refusal, in the process's and the volume's series. */
 void rs_refused (struct rs_conn *rc, enum rs_refusal why);
 void rs_metrics_fini (struct replica_server *srv);
+
+/* server_reqs.c */
+/* A zeroed request (NULL: out of memory); its buffer of at least n
+ * bytes, 4096-aligned, into req->buf (0, or -1 out of memory); and back
+ * once it is over, buffer and all.
+ */
+struct rs_req *rs_req_get (struct replica_server *srv);
+int rs_req_buf (struct rs_req *req, size_t n);
+void rs_req_put (struct replica_server *srv, struct rs_req *req);
+void rs_req_cache_free (struct replica_server *srv);
 
 /* server_io.c */
 /* Carry out a request whose header (and payload) checked out; it ends

@@ -285,8 +285,7 @@ fill_volinfo (struct store_vol *v, struct rv_volinfo *vi)
 static bool
 req_buf (struct rs_req *req, size_t n, size_t counted)
 {
-  if (posix_memalign (&req->buf, 4096, n) != 0) {
-    req->buf = NULL;
+  if (rs_req_buf (req, n) < 0) {
     rs_reply (req, RV_EIO, NULL, 0);
     return false;
   }

@@ -75,6 +75,8 @@ struct store {
    */
   struct loop_defer fail_defer;
   struct sio *fail_head, *fail_tail;
+  struct sio *sio_free;         /* finished requests, for reuse */
+  unsigned nsio_free;
 };
 
 struct dirty_op;                /* store_dirty_io.c */
@@ -143,6 +145,9 @@ struct sio {
 
 /* store_io.c */
 extern const struct bdev_ops store_bdev_ops;
+/* A zeroed request (NULL: out of memory), and back once it is over. */
+struct sio *store_sio_get (struct store *s);
+void store_sio_put (struct store *s, struct sio *io);
 /* One part of io is over (err: 0 or a positive errno); the last one
  * completes the bdev request.
  */

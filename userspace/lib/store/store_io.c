@@ -42,6 +42,36 @@ static void sio_step (struct sio *io);
 static void sio_io_done (struct io_req *r, int res);
 
 
+/* A request's bookkeeping is kept once it is over, for the next one,
+ * instead of a calloc and a free per request.
+ */
+#define SIO_FREE_MAX 256
+
+struct sio *
+store_sio_get (struct store *s)
+{
+  struct sio *io = s->sio_free;
+
+  if (io == NULL)
+    return calloc (1, sizeof *io);
+  s->sio_free = io->next;
+  s->nsio_free--;
+  memset (io, 0, sizeof *io);
+  return io;
+}
+
+void
+store_sio_put (struct store *s, struct sio *io)
+{
+  if (s->nsio_free >= SIO_FREE_MAX) {
+    free (io);
+    return;
+  }
+  io->next = s->sio_free;
+  s->sio_free = io;
+  s->nsio_free++;
+}
+
 void
 store_sio_finish (struct sio *io, int err)
 {
@@ -56,7 +86,7 @@ store_sio_finish (struct sio *io, int err)
   if (!err && bio->op == BDEV_CHECKSUM)
     memcpy (bio->buf, &io->crc, sizeof io->crc);
   free (io->scratch);
-  free (io);
+  store_sio_put (v->s, io);
   v->inflight--;
   bio->done (bio, err);
   if (v->inflight == 0 && v->drain_done) {
@@ -267,7 +297,7 @@ static void
 store_submit (struct bdev *b, struct bdev_io *bio)
 {
   struct store_vol *v = b->priv;
-  struct sio *io = calloc (1, sizeof *io);
+  struct sio *io = store_sio_get (v->s);
 
   if (!io) {
     /* No memory even for the bookkeeping: complete at once (the bdev
