@@ -33,7 +33,7 @@
 # times its trend: the samples after warm-up (the first) in three equal
 # spans, each span's largest RSS; RSS grows when it rose from the first
 # span to the second and again from the second to the third, each time
-# by more than 5 % and 4 MiB together (a leak keeps growing; a server's
+# by more than 5 % and 8 MiB together (a leak keeps growing; a server's
 # heap reaching a new high-water mark once, when a client puts more in
 # flight than before, is one step, not a trend), or descriptors beyond 8
 # more than the first span's; either fails (etcd's are shown, not
@@ -314,7 +314,7 @@ for (label, pid), s in series.items():
 rss_judged = sys.argv[2] == "1"
 bad = False
 def rose(a, b):
-    return b > a * 1.05 and b > a + 4096
+    return b > a * 1.05 and b > a + 8192
 
 for (label, pid), s in series.items():
     if len(s) < 4:

@@ -14,7 +14,7 @@
 #include "replica/server_internal.h"
 
 #define RS_CACHE_MAX   256
-#define RS_CACHE_BYTES (16u << 20)
+#define RS_CACHE_BYTES (8u << 20)
 
 struct rs_req *
 rs_req_get (struct replica_server *srv)
