@@ -20,7 +20,7 @@
 #include "lib/fake_bdev.h"
 #include "lib/fake_owner.h"
 
-#define R     RV_DIRTY_REGION
+#define R     RV_DIRTY_REGION_MIN    /* rv_dirty_region below 512 GiB */
 #define VOL   (32ull * R)
 #define WAIT  20000
 

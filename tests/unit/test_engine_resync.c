@@ -21,7 +21,7 @@
 #include "lib/fake_bdev.h"
 #include "lib/fake_owner.h"
 
-#define R     RV_DIRTY_REGION
+#define R     RV_DIRTY_REGION_MIN    /* rv_dirty_region below 512 GiB */
 #define VOL   (32ull * R)             /* 2 MiB, 32 dirty-map regions */
 #define WAIT  20000                   /* ms: only a failing test waits */
 

@@ -30,7 +30,7 @@
 #include "store/store_internal.h"   /* dirty_budget, dirty_mem */
 
 #define MiB (UINT64_C (1) << 20)
-#define R   STORE_DIRTY_REGION
+#define R   STORE_DIRTY_REGION_MIN   /* store_dirty_region below 512 GiB */
 
 struct fixture {
   char dir[64];

@@ -21,8 +21,12 @@
 #include "engine/engine.h"
 #include "replica/proto.h"
 
-#define REGION            RV_DIRTY_REGION
 #define RESYNC_DEPTH      4
+/* A catch-up copies runs of adjacent dirty regions as one request of at
+ * most this many bytes (a region larger than that goes whole).
+ */
+#define RESYNC_COPY_MAX   (256u * 1024)
+#define DEFAULT_FLUSH_INTERVAL 1000     /* ms; docs/DESIGN.md 2.x */
 #define RESYNC_TICK_MS    100
 #define DEFAULT_RATE      (64ull << 20)
 #define DEFAULT_RECONNECT 1000
@@ -55,7 +59,9 @@ struct eng_req {
 
 struct resync {
   uint8_t *map;                 /* dirty bitmap from a survivor */
+  uint32_t region;              /* its region size, as the survivor said */
   uint64_t nregions, next;      /* next region to look at */
+  uint64_t start_ns;            /* when the map came, for the log */
   uint64_t total, done;         /* bytes */
   uint64_t done_last;           /* for the rate */
   int inflight;
@@ -114,11 +120,19 @@ struct engine {
   /* Regions written since the last completed flush (a lost replica
    * may not have made them stable), as two generations: writes go to
    * cur; a flush moves cur into flushing and clears flushing when it
-   * completes with no later flush issued.
+   * completes with no later flush issued.  Regions of region bytes
+   * (rv_dirty_region of the size, coarser after a grow across a size
+   * boundary).  A background flush (flush_interval_ms after the first
+   * unflushed write, 0: never) bounds what they hold.
    */
+  uint32_t region;
   uint64_t nregions;
   struct region_set unflushed_cur, unflushed_flushing;
   uint64_t flush_seq;
+  unsigned flush_interval_ms;
+  unsigned unflushed_ticks;     /* ticks cur has held writes */
+  bool bg_flushing;             /* a background flush in flight */
+  uint64_t bg_flushes;          /* background flushes issued */
 
   struct eng_req *active;       /* writes in flight (unordered) */
   struct eng_req *wait_head, *wait_tail;  /* overlapping writes, FIFO */
