@@ -21,11 +21,15 @@
 #include "engine/engine.h"
 #include "replica/proto.h"
 
-#define RESYNC_DEPTH      4
 /* A catch-up copies runs of adjacent dirty regions as one request of at
- * most this many bytes (a region larger than that goes whole).
+ * most RESYNC_COPY_MAX bytes (a region larger than that goes whole), with
+ * at most RESYNC_DEPTH * RESYNC_COPY_MAX bytes and RESYNC_DEPTH_MAX
+ * copies in flight: four 64 KiB copies of a dense map, as before issue
+ * 15, or up to 64 small ones of a sparse map, which are latency-bound.
  */
-#define RESYNC_COPY_MAX   (256u * 1024)
+#define RESYNC_DEPTH      4
+#define RESYNC_DEPTH_MAX  64
+#define RESYNC_COPY_MAX   (64u * 1024)
 #define DEFAULT_FLUSH_INTERVAL 1000     /* ms; docs/DESIGN.md 2.x */
 #define RESYNC_TICK_MS    100
 #define DEFAULT_RATE      (64ull << 20)
@@ -65,6 +69,7 @@ struct resync {
   uint64_t total, done;         /* bytes */
   uint64_t done_last;           /* for the rate */
   int inflight;
+  uint64_t inflight_bytes;      /* of the copies in flight */
   bool have_map, finishing, failed;
   bool discard;                 /* get_io in flight is for a replaced replica */
   bool shown;                   /* progress published and not yet withdrawn */

@@ -49,6 +49,7 @@ copy_finish (struct engine *e, struct eng_req *r, int i)
   struct resync *rs = &e->rs[i];
 
   eng_leave_active (e, r);
+  rs->inflight_bytes -= r->end - r->start;
   free (r->buf);
   free (r);
   rs->inflight--;
@@ -196,8 +197,10 @@ resync_pump (struct engine *e, int i)
     }
     return;
   }
-  while (rs->inflight < RESYNC_DEPTH && e->tokens >= rs->region &&
-         !e->drain_done) {
+  while (rs->inflight < RESYNC_DEPTH_MAX &&
+         rs->inflight_bytes + rs->region <=
+         (uint64_t) RESYNC_DEPTH * MAX (RESYNC_COPY_MAX, rs->region) &&
+         e->tokens >= rs->region && !e->drain_done) {
     while (rs->next < rs->nregions && !map_bit (rs, rs->next))
       rs->next++;
     if (rs->next >= rs->nregions)
@@ -205,8 +208,11 @@ resync_pump (struct engine *e, int i)
     /* A run of dirty regions goes as one copy, as far as the budget and
      * RESYNC_COPY_MAX allow (at least one region).
      */
-    uint64_t budget = MIN (MAX ((uint64_t) RESYNC_COPY_MAX, rs->region),
-                           e->tokens);
+    uint64_t budget = MIN (MIN (MAX ((uint64_t) RESYNC_COPY_MAX, rs->region),
+                                e->tokens),
+                           (uint64_t) RESYNC_DEPTH *
+                           MAX (RESYNC_COPY_MAX, rs->region) -
+                           rs->inflight_bytes);
     uint64_t k = rs->next + 1;
     while (k < rs->nregions && map_bit (rs, k) &&
            (k + 1 - rs->next) * rs->region <= budget)
@@ -225,6 +231,7 @@ resync_pump (struct engine *e, int i)
     r->internal_done = copy_step;
     rs->next = k;
     rs->inflight++;
+    rs->inflight_bytes += r->end - r->start;
     e->copies++;
     e->tokens -= MIN (e->tokens, r->end - r->start);
     eng_order_write (e, r);
@@ -264,7 +271,7 @@ resync_got_map (struct bdev_io *io, int err)
    */
   uint32_t region = getle32 (p);
   uint64_t count = getle64 (p + 8), need = 0;
-  bool ok = region >= RV_DIRTY_REGION_MIN && region <= 4 * RESYNC_COPY_MAX &&
+  bool ok = region >= RV_DIRTY_REGION_MIN && region <= (1u << 20) &&
             !(region & (region - 1));
   if (ok) {
     need = (e->bdev.info.size + region - 1) / region;
@@ -311,7 +318,7 @@ resync_fetch_map (struct engine *e, int i)
   /* A full-copy mark still on its way would be missing from the map. */
   if (src < 0 || rs->get_buf || rs->discard || e->marks_pending)
     return;
-  rs->get_buf = malloc (len);
+  rs->get_buf = calloc (1, len);  /* a shorter reply leaves zeroes */
   if (!rs->get_buf)
     return;
   rs->get_io = (struct bdev_io) {
