@@ -198,6 +198,18 @@ test_resize (void **state)
   assert_true (dmap_mark (&big, big.nregions - 1, big.nregions - 1) > 0);
   assert_int_equal (big.npending, 2);
 
+  /* Across a size boundary the region doubles: bits widen, none lost. */
+  {
+    struct dmap coarse;
+    assert_int_equal (dmap_resize (&dm, &coarse, 20ull * R, 2 * R), 0);
+    assert_int_equal (coarse.region, 2 * R);
+    assert_int_equal (coarse.nregions, 10);
+    assert_int_equal (coarse.count, 2);
+    assert_true (dmap_test (&coarse, 0) && dmap_test (&coarse, 4));
+    assert_false (dmap_test (&coarse, 1) || dmap_test (&coarse, 5));
+    dmap_free (&coarse);
+  }
+
   assert_int_equal (dmap_resize (&big, &small, 5ull * R - 512, R), 0);
   assert_int_equal (small.nregions, 5);
   assert_int_equal (small.count, 1);            /* 9 and the last dropped */
