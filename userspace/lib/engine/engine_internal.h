@@ -6,7 +6,8 @@
  *   datapath.c  client I/O: write fan-out, overlap ordering, acks,
  *               the read replica choice
  *   resync.c    catching a replica up from the dirty map, reconnecting
- *               lost replicas, replacing one
+ *               lost replicas, replacing one; the timer, and on it the
+ *               background flush (docs/DESIGN.md 2.11)
  *   verify.c    online verify and repair, reconcile after a crash
  *   resize.c    growing the volume online
  *

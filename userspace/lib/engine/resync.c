@@ -8,6 +8,8 @@
  * and copied the regions in the survivors' dirty map, at resync_rate,
  * each copy ordered against client writes like a write of its own; once
  * done it is flushed, recorded in sync, and the maps are cleared.
+ * Copies follow the survivor's region size (docs/DESIGN.md 3.4): runs of
+ * dirty regions, at most RESYNC_COPY_MAX bytes each.
  */
 #include <errno.h>
 #include <inttypes.h>
