@@ -10,7 +10,8 @@
 
 start_repvold a zone-a
 start_repvold b zone-b
-# 10 MiB + 4 KiB: 161 regions of 64 KiB, the last one short.
+# 10 MiB + 4 KiB: 2561 regions of 4 KiB (the region size of a volume
+# this small, docs/DESIGN.md 3.4).
 repvol create vol --size 10244K --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
 
 dirty_py() {
@@ -20,10 +21,10 @@ import rvproto
 from rvproto import (READ, WRITE, STAT, F_DIRTY, call, req, welcome,
                      MARK_DIRTY as MARK, DIRTY_GET as GET, DIRTY_CLEAR as CLEAR)
 host, port, step = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-R = rvproto.DIRTY_REGION
 SIZE = 10244 * 1024
+R = rvproto.dirty_region(SIZE)
 NREG = (SIZE + R - 1) // R
-assert NREG == 161
+assert (R, NREG) == (4096, 2561)
 
 def conn(admin=False, epoch=100):     # ahead of create's 1, within the bound
     return rvproto.connect(host, port, b"vol", admin, epoch, timeout=20)
@@ -43,9 +44,9 @@ def stat_dirty(s):
     return struct.unpack_from("<Q", data, 40)[0]
 
 # What the test marks: MARK_DIRTY [1 MiB - 4 KiB, 1 MiB + 128 KiB) covers
-# regions 15..17; a dirty WRITE of 8 KiB at 5 MiB + 60 KiB straddles
-# regions 80..81; a dirty WRITE of the volume's last 4 KiB is region 160.
-expect = {15, 16, 17, 80, 81, 160}
+# regions 255..287; a dirty WRITE of 8 KiB at 5 MiB + 60 KiB is regions
+# 1295..1296; a dirty WRITE of the volume's last 4 KiB is region 2560.
+expect = set(range(255, 288)) | {1295, 1296, 2560}
 
 if step == "mark":
     s = conn()
@@ -63,7 +64,7 @@ if step == "mark":
     assert got == expect, sorted(got)
     assert stat_dirty(s) == len(expect)
     # marking again: same map
-    assert call(s, MARK, 6, 15 * R, 3 * R)[0] == 0
+    assert call(s, MARK, 6, 255 * R, 33 * R)[0] == 0
     assert dirty_map(s)[0] == expect
     # admin connection: EPERM for all three, map unchanged
     a = conn(admin=True, epoch=0)
@@ -115,7 +116,7 @@ start_repvold a zone-a
 dirty_py check-empty
 
 # The map on the other replica was never touched.
-[[ $(stat -c %s "${REPVOLD_DIR[b]}/vol.dirty") == $((4096 + 21)) ]] ||
+[[ $(stat -c %s "${REPVOLD_DIR[b]}/vol.dirty") == $((4096 + 321)) ]] ||
     fail "vol.dirty on b has the wrong size"
 repvol delete vol
 [[ ! -e ${REPVOLD_DIR[a]}/vol.dirty ]] || fail "delete left vol.dirty behind"

@@ -69,7 +69,16 @@ EFBIG = 27              # CREATE larger than the server's bounds
 
 EPOCH_JUMP_MAX = 256    # how far one data HELLO may move an epoch forward
 
-DIRTY_REGION = 64 * 1024    # dirty map granularity
+DIRTY_REGION = 64 * 1024    # dirty map granularity before issue 15
+
+
+def dirty_region(size):
+    """The dirty-map region size of a volume of size bytes (rv_dirty_region):
+    the smallest power of two >= 4096 giving at most 2^27 regions."""
+    r = 4096
+    while (size + r - 1) // r > (1 << 27) and r < (1 << 30):
+        r *= 2
+    return r
 DIRTY_HDR_SIZE = 16         # DIRTY_GET reply: region, reserved, regions
 STAT_SIZE = 48              # STAT reply payload (struct rv_volinfo)
 CHECKSUM_SIZE = 4           # CHECKSUM reply payload: the crc32c, LE

@@ -27,7 +27,7 @@
 #include "store/store.h"
 #include "store/dirty.h"
 
-#define R STORE_DIRTY_REGION
+#define R STORE_DIRTY_REGION_MIN     /* store_dirty_region below 512 GiB */
 
 /* ---- header codec ---- */
 
@@ -198,7 +198,19 @@ test_resize (void **state)
   assert_true (dmap_mark (&big, big.nregions - 1, big.nregions - 1) > 0);
   assert_int_equal (big.npending, 2);
 
-  assert_int_equal (dmap_resize (&big, &small, 5ull * R - 4096, R), 0);
+  /* Across a size boundary the region doubles: bits widen, none lost. */
+  {
+    struct dmap coarse;
+    assert_int_equal (dmap_resize (&dm, &coarse, 20ull * R, 2 * R), 0);
+    assert_int_equal (coarse.region, 2 * R);
+    assert_int_equal (coarse.nregions, 10);
+    assert_int_equal (coarse.count, 2);
+    assert_true (dmap_test (&coarse, 0) && dmap_test (&coarse, 4));
+    assert_false (dmap_test (&coarse, 1) || dmap_test (&coarse, 5));
+    dmap_free (&coarse);
+  }
+
+  assert_int_equal (dmap_resize (&big, &small, 5ull * R - 512, R), 0);
   assert_int_equal (small.nregions, 5);
   assert_int_equal (small.count, 1);            /* 9 and the last dropped */
   assert_true (dmap_test (&small, 1));
@@ -333,7 +345,7 @@ bit (const uint8_t *map, uint64_t reg)
 }
 
 #define NREG 300
-#define VSIZE ((uint64_t) (NREG - 1) * R + 8192)   /* last region short */
+#define VSIZE ((uint64_t) (NREG - 1) * R + R / 2)  /* last region short */
 
 static void
 test_store_end_to_end (void **state)
@@ -358,21 +370,22 @@ test_store_end_to_end (void **state)
 
   s = store_open (r.loop, dir, engine, STORE_CACHE_WRITEBACK, NULL);
   assert_non_null (s);
-  assert_int_equal (store_create (s, "vol", VSIZE, 4096, 0, 1, &v, NULL), 0);
+  /* Block size 512: a write can then cover part of a 4 KiB region. */
+  assert_int_equal (store_create (s, "vol", VSIZE, 512, 0, 1, &v, NULL), 0);
   assert_int_equal (faccessat (dirfd, "vol.dirty", F_OK, 0), 0);
   assert_int_equal (store_vol_dirty_get_size (v),
                     STORE_DIRTY_HDR_SIZE + (NREG + 7) / 8);
 
   /* 200 marks and 50 dirty writes in one go: one persist. */
   for (int i = 0; i < 200; i++)
-    submit (&r, v, &ios[i], BDEV_MARK_DIRTY, 0, (uint64_t) i * R + 4096,
-            4096, NULL);
+    submit (&r, v, &ios[i], BDEV_MARK_DIRTY, 0, (uint64_t) i * R + R / 4,
+            R / 4, NULL);
   for (int i = 0; i < 50; i++)
     submit (&r, v, &ios[200 + i], BDEV_WRITE, BDEV_DIRTY,
-            (uint64_t) (240 + i) * R, 8192, data);
+            (uint64_t) (240 + i) * R, R / 2, data);
   /* The short last region, by a write-zeroes to the very end. */
-  submit (&r, v, &ios[250], BDEV_WRITE_ZEROES, BDEV_DIRTY, VSIZE - 4096,
-          4096, NULL);
+  submit (&r, v, &ios[250], BDEV_WRITE_ZEROES, BDEV_DIRTY, VSIZE - R / 4,
+          R / 4, NULL);
   run_until_done (&r);
   store_vol_dirty_stats (v, &st);
   assert_int_equal (st.persists, 1);
@@ -489,6 +502,77 @@ test_store_end_to_end (void **state)
   assert_int_equal (rmdir (dir), 0);
 }
 
+/* The region size follows the volume size; a map from before it did
+ * (64 KiB regions) loads, widened to the volume's regions, and is
+ * rewritten in them.
+ */
+static void
+test_region_rule_and_old_map (void **state)
+{
+  char dir[] = "/tmp/test_dirty.XXXXXX";
+  struct run r = { 0 };
+  uint8_t hdr[STORE_DIRTY_FILE_HDR], bits[2] = { 1u << 3, 1u << 7 }, *map;
+  const uint64_t size = 1ull << 20;             /* 16 old regions */
+  struct store *s;
+  struct store_vol *v;
+  int dirfd, fd;
+
+  assert_int_equal (store_dirty_region (1ull << 30), 4096);
+  assert_int_equal (store_dirty_region (512ull << 30), 4096);
+  assert_int_equal (store_dirty_region ((512ull << 30) + 4096), 8192);
+  assert_int_equal (store_dirty_region (STORE_MAX_SIZE), 65536);
+  assert_true (store_dirty_bitmap_bytes (STORE_MAX_SIZE) <= (16u << 20));
+
+  assert_non_null (mkdtemp (dir));
+  dirfd = open (dir, O_RDONLY | O_DIRECTORY);
+  r.loop = loop_new ();
+  s = store_open (r.loop, dir, "auto", STORE_CACHE_WRITEBACK, NULL);
+  assert_non_null (s);
+  assert_int_equal (store_create (s, "vol", size, 4096, 0, 1, &v, NULL), 0);
+  store_close (s);
+
+  /* An old map: regions 3 and 15 of 64 KiB dirty. */
+  store_dirty_hdr_encode (65536, 16, hdr);
+  fd = openat (dirfd, "vol.dirty", O_WRONLY | O_TRUNC);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, hdr, sizeof hdr, 0), sizeof hdr);
+  assert_int_equal (pwrite (fd, bits, 2, sizeof hdr), 2);
+  close (fd);
+
+  for (int pass = 0; pass < 2; pass++) {        /* converted, then as is */
+    s = store_open (r.loop, dir, "auto", STORE_CACHE_WRITEBACK, NULL);
+    v = store_lookup (s, "vol");
+    assert_non_null (v);
+    assert_int_equal (store_vol_dirty_count (v), 32);
+    map = get_map (&r, v);
+    for (uint64_t reg = 0; reg < 256; reg++)
+      assert_int_equal (bit (map, reg), reg / 16 == 3 || reg / 16 == 15);
+    free (map);
+    store_close (s);
+    fd = openat (dirfd, "vol.dirty", O_RDONLY);
+    assert_int_equal (pread (fd, hdr, sizeof hdr, 0), sizeof hdr);
+    close (fd);
+    assert_int_equal (getle32 (hdr + 16), 4096);
+  }
+
+  /* A region size that is no power of two: refused. */
+  store_dirty_hdr_encode (65536 + 4096, 16, hdr);
+  fd = openat (dirfd, "vol.dirty", O_WRONLY | O_TRUNC);
+  assert_int_equal (pwrite (fd, hdr, sizeof hdr, 0), sizeof hdr);
+  assert_int_equal (pwrite (fd, bits, 2, sizeof hdr), 2);
+  close (fd);
+  s = store_open (r.loop, dir, "auto", STORE_CACHE_WRITEBACK, NULL);
+  assert_null (store_lookup (s, "vol"));
+  store_close (s);
+
+  unlinkat (dirfd, "vol.meta", 0);
+  unlinkat (dirfd, "vol.data", 0);
+  unlinkat (dirfd, "vol.dirty", 0);
+  loop_free (r.loop);
+  close (dirfd);
+  assert_int_equal (rmdir (dir), 0);
+}
+
 int
 main (void)
 {
@@ -498,6 +582,7 @@ main (void)
     cmocka_unit_test (test_seq_coalescing),
     cmocka_unit_test (test_seq_clear),
     cmocka_unit_test (test_resize),
+    cmocka_unit_test (test_region_rule_and_old_map),
     cmocka_unit_test_prestate (test_store_end_to_end, (void *) "auto"),
     cmocka_unit_test_prestate (test_store_end_to_end, (void *) "libaio"),
   };

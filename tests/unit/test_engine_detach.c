@@ -20,7 +20,7 @@
 #include "lib/fake_bdev.h"
 #include "lib/fake_owner.h"
 
-#define R     RV_DIRTY_REGION
+#define R     RV_DIRTY_REGION        /* a full copy goes in copies of 64 KiB */
 #define VOL   (32ull * R)
 #define WAIT  20000
 
@@ -193,7 +193,7 @@ test_detach_during_resync (void **state)
 {
   struct fake_vol v;
   struct fake_bdev *back;
-  static uint8_t data[4096];
+  static uint8_t data[R];      /* whole 64 KiB copies: 4 in flight */
   struct drain_seen d = { 0 };
 
   fake_vol_open (&v, 2, VOL, NULL, NULL);
@@ -204,7 +204,8 @@ test_detach_during_resync (void **state)
     assert_int_equal (fake_client_sync (&v, BDEV_WRITE, (uint64_t) k * 3 * R,
                                         sizeof data, data), 0);
   }
-  assert_int_equal (fake_replica_dirty_count (v.rep[0]), 8);
+  assert_int_equal (fake_replica_dirty_count (v.rep[0]),
+                    8 * (R / v.rep[0]->region));
   fake_replica_forget_log (v.rep[1]);
   back = fake_vol_connect (&v, 1);
   back->hold_ops = FAKE_OP (BDEV_WRITE);
@@ -221,7 +222,8 @@ test_detach_during_resync (void **state)
   assert_int_equal (d.drains, 1);
   assert_int_equal (d.writes, 4);
   assert_int_equal (v.owner.in_sync[1], 0);
-  assert_int_equal (fake_replica_dirty_count (v.rep[0]), 8);
+  assert_int_equal (fake_replica_dirty_count (v.rep[0]),
+                    8 * (R / v.rep[0]->region));
   for (size_t k = 0; k < v.rep[1]->nwrites; k++)
     assert_memory_equal (v.rep[1]->data + v.rep[1]->writes[k].offset,
                          v.rep[0]->data + v.rep[1]->writes[k].offset, R);

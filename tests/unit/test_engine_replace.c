@@ -19,7 +19,7 @@
 #include "lib/fake_bdev.h"
 #include "lib/fake_owner.h"
 
-#define R      RV_DIRTY_REGION
+#define R      RV_DIRTY_REGION        /* a full copy goes in copies of 64 KiB */
 #define NREG   32
 #define VOL    ((uint64_t) NREG * R)
 #define WAIT   20000

@@ -21,11 +21,26 @@
 #include "lib/fake_bdev.h"
 #include "lib/fake_owner.h"
 
+/* The replicas here keep 64 KiB regions, as servers from before issue
+ * 15 did at every size: the engine (whose own region size for this
+ * volume is 4 KiB) must take the survivor's region size from DIRTY_GET.
+ */
 #define R     RV_DIRTY_REGION
 #define VOL   (32ull * R)             /* 2 MiB, 32 dirty-map regions */
 #define WAIT  20000                   /* ms: only a failing test waits */
 
 static uint8_t buf[4][R];
+
+/* Two replicas whose dirty maps have R-byte regions. */
+static void
+open_old (struct fake_vol *v)
+{
+  fake_vol_open (v, 2, VOL, NULL, NULL);
+  for (int i = 0; i < 2; i++) {
+    v->rep[i]->region = R;
+    v->rep[i]->nregions = VOL / R;
+  }
+}
 
 /* Write len bytes of pattern seed at offset through the engine. */
 static void
@@ -90,7 +105,7 @@ test_replica_back_gets_exactly_the_dirty_regions (void **state)
 {
   struct fake_vol v;
 
-  fake_vol_open (&v, 2, VOL, NULL, NULL);
+  open_old (&v);
   lose_replica_1 (&v);
   fake_replica_forget_log (v.rep[0]);
   fake_replica_forget_log (v.rep[1]);
@@ -156,7 +171,7 @@ test_write_during_resync_reaches_both (void **state)
   struct fake_client_io into_copy, elsewhere;
   struct fake_bdev *back;
 
-  fake_vol_open (&v, 2, VOL, NULL, NULL);
+  open_old (&v);
   lose_replica_1 (&v);
   fake_replica_forget_log (v.rep[0]);
   fake_replica_forget_log (v.rep[1]);
@@ -218,7 +233,7 @@ test_replica_failing_during_resync (void **state)
   struct fake_vol v;
   struct fake_bdev *back;
 
-  fake_vol_open (&v, 2, VOL, NULL, NULL);
+  open_old (&v);
   lose_replica_1 (&v);
 
   back = fake_vol_connect (&v, 1);

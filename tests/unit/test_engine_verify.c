@@ -353,7 +353,7 @@ test_verify_replica_fails_before_repair (void **state)
       assert_int_equal (v.rep[0]->nwrites, 2);
       assert_true (v.rep[0]->writes[1].offset == VR);
       assert_true (v.rep[0]->writes[1].flags & BDEV_DIRTY);
-      assert_true (fake_replica_dirty (v.rep[0], VR / RV_DIRTY_REGION));
+      assert_true (fake_replica_dirty (v.rep[0], VR / v.rep[0]->region));
       assert_memory_equal (v.rep[0]->data + VR, v.rep[1]->data + VR, VR);
     }
     outcome_free (&o);

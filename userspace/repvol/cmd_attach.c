@@ -6,6 +6,7 @@
 #include "core/util.h"
 #include "core/tls.h"
 #include "attach/attach.h"
+#include "engine/engine.h"
 #include "frontend/frontend.h"
 #include "metrics/metrics.h"
 #include "repvol.h"
@@ -25,6 +26,7 @@ cmd_attach (int argc, char **argv)
     { "force", no_argument, NULL, 'f' },
     { "force-stale", required_argument, NULL, 'F' },
     { "resync-rate", required_argument, NULL, 'r' },
+    { "flush-interval", required_argument, NULL, 'I' },
     { "host", required_argument, NULL, 'H' },
     { "lease-ttl", required_argument, NULL, 'L' },
     { "heal-after", required_argument, NULL, 'A' },
@@ -81,6 +83,12 @@ cmd_attach (int argc, char **argv)
         return usage_error ("attach", "--resync-rate must be a size per "
                             "second of at least 64K, like 100M, not '%s'",
                             optarg);
+      break;
+    case 'I':
+      if (parse_uint (optarg, 0, 3600000, &t) == -1)
+        return usage_error ("attach", "--flush-interval must be 0 (never) "
+                            "to 3600000 milliseconds, not '%s'", optarg);
+      o.flush_interval_ms = t ? (unsigned) t : ENGINE_FLUSH_NEVER;
       break;
     case 'H':
       if (!valid_name (optarg))

@@ -2,7 +2,7 @@
  * unit tests of the layers above the bdev table (the engine first).
  *
  * A fake_replica is what a replica server holds and keeps across
- * connections: the data image and a dirty map of RV_DIRTY_REGION-byte
+ * connections: the data image and a dirty map of rv_dirty_region-byte
  * regions, handled as the store does (BDEV_MARK_DIRTY and BDEV_DIRTY
  * mark, BDEV_DIRTY_GET returns RV_DIRTY_HDR_SIZE header + bitmap,
  * BDEV_DIRTY_CLEAR forgets, BDEV_CHECKSUM is the crc32c of the range as
@@ -54,6 +54,7 @@ struct fake_replica {
   uint64_t size;
   uint8_t *data;                /* the image */
   uint8_t *dirty;               /* bit r % 8 of byte r / 8: region r */
+  uint32_t region;               /* rv_dirty_region (size), as a store */
   uint64_t nregions;
   /* What completed successfully on it, over every connection. */
   uint64_t done[FAKE_NOPS];     /* requests, per op */

@@ -384,7 +384,8 @@ open_engine (struct attach *a)
     .max_io = RV_MAX_PAYLOAD, .volatile_cache = 1,
   };
   struct engine_hooks hooks;
-  struct engine_config cfg = { .resync_rate = a->o->resync_rate };
+  struct engine_config cfg = { .resync_rate = a->o->resync_rate,
+                               .flush_interval_ms = a->o->flush_interval_ms };
 
   attach_engine_hooks (a, &hooks);
   int in_sync = 0, forced = -1;

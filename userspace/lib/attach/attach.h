@@ -63,6 +63,10 @@ struct attach_opts {
    */
   const char *force_stale;
   uint64_t resync_rate;         /* catch-up bytes/s, 0: the default */
+  /* Flush every replica this many ms after a write no flush covers yet
+   * (0: the default, 1000; ENGINE_FLUSH_NEVER: never).
+   */
+  unsigned flush_interval_ms;
   /* This host's name in the registry (NULL: $REPVOL_HOST, else the
    * host name), and the attach lease's TTL in seconds (0: the default,
    * ATTACH_LEASE_TTL).  Another host may take the volume over once the

@@ -51,18 +51,19 @@ list_push (struct eng_req **head, struct eng_req *r)
 /* ---- regions written since the last flush --------------------------- */
 
 static void
-set_bits (uint8_t *map, uint64_t start, uint64_t end)
+set_bits (uint8_t *map, uint64_t start, uint64_t end, uint32_t region)
 {
-  for (uint64_t r = start / REGION; r * REGION < end; r++)
+  for (uint64_t r = start / region; r * region < end; r++)
     map[r / 8] |= 1u << (r % 8);
 }
 
 static void
-rset_add (struct region_set *rs, uint64_t start, uint64_t end)
+rset_add (struct region_set *rs, uint64_t start, uint64_t end,
+          uint32_t region)
 {
-  uint64_t first = start / REGION / 8, last = (end - 1) / REGION / 8 + 1;
+  uint64_t first = start / region / 8, last = (end - 1) / region / 8 + 1;
 
-  set_bits (rs->bits, start, end);
+  set_bits (rs->bits, start, end, region);
   if (rs->lo >= rs->hi) {
     rs->lo = first;
     rs->hi = last;
@@ -180,7 +181,7 @@ eng_complete_write (struct engine *e, struct eng_req *r)
   if (r->kind == REQ_RESIZE && !r->err) {
     /* Every replica that counts holds the new size: announce it. */
     e->bdev.info.size = r->parent->offset;
-    e->nregions = (e->bdev.info.size + REGION - 1) / REGION;
+    e->nregions = (e->bdev.info.size + e->region - 1) / e->region;
   }
   if (r->kind == REQ_WRITE || r->kind == REQ_RESIZE)
     eng_leave_active (e, r);
@@ -271,13 +272,14 @@ start_write (struct engine *e, struct eng_req *r)
       r->parent->crc = crc32c (0, r->parent->buf, r->parent->len);
       r->parent->flags |= BDEV_HAS_CRC;
     }
-    rset_add (&e->unflushed_cur, r->start, r->end);
+    rset_add (&e->unflushed_cur, r->start, r->end, e->region);
     r->dirty_sent = track;
   }
   else {                        /* FLUSH: cur becomes what it covers */
     rset_merge (&e->unflushed_flushing, &e->unflushed_cur);
     rset_clear (&e->unflushed_cur);
     r->start = ++e->flush_seq;
+    e->unflushed_ticks = 0;
   }
   r->sent = to;
   r->pending = __builtin_popcount (to);

@@ -304,12 +304,12 @@ eng_mark_barrier (struct engine *e, uint8_t *map, uint8_t *map2)
   uint64_t r = 0;
 
   while (r < e->nregions) {
-    uint64_t s, len_max = (1ull << 32) - REGION;
+    uint64_t s, len_max = (1ull << 32) - e->region;
     if (!((map[r / 8] | map2[r / 8]) & (1u << (r % 8)))) {
       r++;
       continue;
     }
-    for (s = r; r < e->nregions && (r - s) * REGION < len_max &&
+    for (s = r; r < e->nregions && (r - s) * e->region < len_max &&
            ((map[r / 8] | map2[r / 8]) & (1u << (r % 8))); r++)
       ;
     struct eng_req *m = calloc (1, sizeof *m);
@@ -318,8 +318,8 @@ eng_mark_barrier (struct engine *e, uint8_t *map, uint8_t *map2)
       return;
     }
     m->e = e;
-    m->start = s * REGION;
-    m->end = MIN (r * REGION, e->bdev.info.size);
+    m->start = s * e->region;
+    m->end = MIN (r * e->region, e->bdev.info.size);
     m->internal_done = barrier_mark_done;
     e->marks_pending++;
     eng_send_mark (e, m);
@@ -410,7 +410,8 @@ engine_new (struct loop *loop, struct bdev **replicas,
   e->loop = loop;
   e->n = n;
   e->read_pin = -1;
-  e->nregions = (info->size + REGION - 1) / REGION;
+  e->region = rv_dirty_region (info->size);
+  e->nregions = (info->size + e->region - 1) / e->region;
   e->unflushed_cur.bits = calloc (1, (e->nregions + 7) / 8 + 1);
   e->unflushed_flushing.bits = calloc (1, (e->nregions + 7) / 8 + 1);
   if (!e->unflushed_cur.bits || !e->unflushed_flushing.bits) {
@@ -433,6 +434,9 @@ engine_new (struct loop *loop, struct bdev **replicas,
   e->rate = cfg && cfg->resync_rate ? cfg->resync_rate : DEFAULT_RATE;
   e->reconnect_ms = cfg && cfg->reconnect_ms ? cfg->reconnect_ms
     : DEFAULT_RECONNECT;
+  e->flush_interval_ms = !cfg || cfg->flush_interval_ms == 0
+    ? DEFAULT_FLUSH_INTERVAL
+    : cfg->flush_interval_ms == ENGINE_FLUSH_NEVER ? 0 : cfg->flush_interval_ms;
   e->bdev.ops = &engine_ops;
   e->bdev.priv = e;
   e->bdev.info = *info;

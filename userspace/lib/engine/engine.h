@@ -70,7 +70,14 @@ void engine_out_of_sync_recorded (struct bdev *dev, int i, int err);
 struct engine_config {
   uint64_t resync_rate;         /* catch-up bytes per second (0: default) */
   unsigned reconnect_ms;        /* between attempts to reach a lost replica */
+  /* A FLUSH to every replica this long after the first write no flush
+   * covers yet (0: the default, 1000; ENGINE_FLUSH_NEVER: none), so what
+   * a lost replica may not have made stable stays bounded
+   * (docs/DESIGN.md 2.x, rule 5).
+   */
+  unsigned flush_interval_ms;
 };
+#define ENGINE_FLUSH_NEVER UINT32_MAX
 
 /* Build the engine over n replicas.  replicas[i] may be NULL when
  * states[i] is ENGINE_OUT (not reachable now); the engine owns the

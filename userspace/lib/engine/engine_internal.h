@@ -6,7 +6,8 @@
  *   datapath.c  client I/O: write fan-out, overlap ordering, acks,
  *               the read replica choice
  *   resync.c    catching a replica up from the dirty map, reconnecting
- *               lost replicas, replacing one
+ *               lost replicas, replacing one; the timer, and on it the
+ *               background flush (docs/DESIGN.md 2.11)
  *   verify.c    online verify and repair, reconcile after a crash
  *   resize.c    growing the volume online
  *
@@ -21,8 +22,16 @@
 #include "engine/engine.h"
 #include "replica/proto.h"
 
-#define REGION            RV_DIRTY_REGION
+/* A catch-up copies runs of adjacent dirty regions as one request of at
+ * most RESYNC_COPY_MAX bytes (a region larger than that goes whole), with
+ * at most RESYNC_DEPTH * RESYNC_COPY_MAX bytes and RESYNC_DEPTH_MAX
+ * copies in flight: four 64 KiB copies of a dense map, as before issue
+ * 15, or up to 64 small ones of a sparse map, which are latency-bound.
+ */
 #define RESYNC_DEPTH      4
+#define RESYNC_DEPTH_MAX  64
+#define RESYNC_COPY_MAX   (64u * 1024)
+#define DEFAULT_FLUSH_INTERVAL 1000     /* ms; docs/DESIGN.md 2.x */
 #define RESYNC_TICK_MS    100
 #define DEFAULT_RATE      (64ull << 20)
 #define DEFAULT_RECONNECT 1000
@@ -55,10 +64,13 @@ struct eng_req {
 
 struct resync {
   uint8_t *map;                 /* dirty bitmap from a survivor */
+  uint32_t region;              /* its region size, as the survivor said */
   uint64_t nregions, next;      /* next region to look at */
+  uint64_t start_ns;            /* when the map came, for the log */
   uint64_t total, done;         /* bytes */
   uint64_t done_last;           /* for the rate */
   int inflight;
+  uint64_t inflight_bytes;      /* of the copies in flight */
   bool have_map, finishing, failed;
   bool discard;                 /* get_io in flight is for a replaced replica */
   bool shown;                   /* progress published and not yet withdrawn */
@@ -114,11 +126,19 @@ struct engine {
   /* Regions written since the last completed flush (a lost replica
    * may not have made them stable), as two generations: writes go to
    * cur; a flush moves cur into flushing and clears flushing when it
-   * completes with no later flush issued.
+   * completes with no later flush issued.  Regions of region bytes
+   * (rv_dirty_region of the size, coarser after a grow across a size
+   * boundary).  A background flush (flush_interval_ms after the first
+   * unflushed write, 0: never) bounds what they hold.
    */
+  uint32_t region;
   uint64_t nregions;
   struct region_set unflushed_cur, unflushed_flushing;
   uint64_t flush_seq;
+  unsigned flush_interval_ms;
+  unsigned unflushed_ticks;     /* ticks cur has held writes */
+  bool bg_flushing;             /* a background flush in flight */
+  uint64_t bg_flushes;          /* background flushes issued */
 
   struct eng_req *active;       /* writes in flight (unordered) */
   struct eng_req *wait_head, *wait_tail;  /* overlapping writes, FIFO */

@@ -34,13 +34,50 @@
 /* Largest TRIM one request carries, aligned for every block size. */
 #define TRIM_STEP (1u << 30)
 
+/* The region sets at a coarser region size (a grow across a size
+ * boundary, rv_dirty_region): every region keeps covering what it did.
+ */
+static int
+coarsen_maps (struct engine *e, uint32_t region, uint64_t size)
+{
+  uint64_t n = (size + region - 1) / region;
+  size_t len = (n + 7) / 8 + 1;
+  struct region_set *sets[] = { &e->unflushed_cur, &e->unflushed_flushing };
+  uint8_t *nb[2];
+
+  nb[0] = calloc (1, len);
+  nb[1] = calloc (1, len);
+  if (!nb[0] || !nb[1]) {
+    free (nb[0]);
+    free (nb[1]);
+    return -ENOMEM;
+  }
+  for (size_t k = 0; k < 2; k++) {
+    for (uint64_t r = 0; r < e->nregions; r++)
+      if (sets[k]->bits[r / 8] & (1u << (r % 8))) {
+        uint64_t j = r * e->region / region;
+        nb[k][j / 8] |= (uint8_t) (1u << (j % 8));
+      }
+    free (sets[k]->bits);
+    sets[k]->bits = nb[k];
+    sets[k]->lo = 0;
+    sets[k]->hi = len;          /* a superset of where bits are */
+  }
+  e->nregions = (e->bdev.info.size + region - 1) / region;
+  e->region = region;
+  return 0;
+}
+
 int
 eng_grow_maps (struct engine *e, uint64_t size)
 {
-  uint64_t n = (size + REGION - 1) / REGION;
+  uint32_t region = MAX (e->region, rv_dirty_region (size));
+  uint64_t n = (size + region - 1) / region;
   size_t old_len = (e->nregions + 7) / 8 + 1, len = (n + 7) / 8 + 1;
   struct region_set *sets[] = { &e->unflushed_cur, &e->unflushed_flushing };
 
+  if (region != e->region)
+    return coarsen_maps (e, region, size);
   if (len <= old_len)
     return 0;
   for (size_t k = 0; k < ARRAY_SIZE (sets); k++) {

@@ -8,6 +8,8 @@
  * and copied the regions in the survivors' dirty map, at resync_rate,
  * each copy ordered against client writes like a write of its own; once
  * done it is flushed, recorded in sync, and the maps are cleared.
+ * Copies follow the survivor's region size (docs/DESIGN.md 3.4): runs of
+ * dirty regions, at most RESYNC_COPY_MAX bytes each.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,6 +18,7 @@
 
 #include "engine/engine_internal.h"
 #include "core/util.h"
+#include "core/wire.h"
 
 static void resync_pump (struct engine *e, int i);
 
@@ -48,6 +51,7 @@ copy_finish (struct engine *e, struct eng_req *r, int i)
   struct resync *rs = &e->rs[i];
 
   eng_leave_active (e, r);
+  rs->inflight_bytes -= r->end - r->start;
   free (r->buf);
   free (r);
   rs->inflight--;
@@ -153,8 +157,9 @@ resync_flushed (struct bdev_io *io, int err)
     return;
   }
   e->state[i] = ENGINE_IN_SYNC;
-  log_info ("replica %s: caught up (%" PRIu64 " bytes copied), in sync",
-            e->name[i], rs->done);
+  log_info ("replica %s: caught up (%" PRIu64 " bytes copied in %.3f s), "
+            "in sync", e->name[i], rs->done,
+            (double) (now_ns () - rs->start_ns) / 1e9);
   e->hooks.progress (e->hooks.opaque, i, rs->done, rs->total, 0);
   rs->shown = false;            /* in sync: the record drops the figures */
   free (rs->map);
@@ -194,27 +199,43 @@ resync_pump (struct engine *e, int i)
     }
     return;
   }
-  while (rs->inflight < RESYNC_DEPTH && e->tokens >= REGION &&
-         !e->drain_done) {
+  while (rs->inflight < RESYNC_DEPTH_MAX &&
+         rs->inflight_bytes + rs->region <=
+         (uint64_t) RESYNC_DEPTH * MAX (RESYNC_COPY_MAX, rs->region) &&
+         e->tokens >= rs->region && !e->drain_done) {
     while (rs->next < rs->nregions && !map_bit (rs, rs->next))
       rs->next++;
     if (rs->next >= rs->nregions)
       break;
+    /* A run of dirty regions goes as one copy, as far as the budget and
+     * RESYNC_COPY_MAX allow (at least one region).
+     */
+    uint64_t budget = MIN (MIN (MAX ((uint64_t) RESYNC_COPY_MAX, rs->region),
+                                e->tokens),
+                           (uint64_t) RESYNC_DEPTH *
+                           MAX (RESYNC_COPY_MAX, rs->region) -
+                           rs->inflight_bytes);
+    uint64_t k = rs->next + 1;
+    while (k < rs->nregions && map_bit (rs, k) &&
+           (k + 1 - rs->next) * rs->region <= budget)
+      k++;
     struct eng_req *r = calloc (1, sizeof *r);
-    if (!r || posix_memalign (&r->buf, 4096, REGION) != 0) {
+    if (!r || posix_memalign (&r->buf, 4096,
+                              (k - rs->next) * rs->region) != 0) {
       free (r);
       return;
     }
     r->e = e;
     r->kind = REQ_COPY;
     r->tried = i;
-    r->start = rs->next * REGION;
-    r->end = MIN (r->start + REGION, e->bdev.info.size);
+    r->start = rs->next * rs->region;
+    r->end = MIN (k * rs->region, e->bdev.info.size);
     r->internal_done = copy_step;
-    rs->next++;
+    rs->next = k;
     rs->inflight++;
+    rs->inflight_bytes += r->end - r->start;
     e->copies++;
-    e->tokens -= REGION;
+    e->tokens -= MIN (e->tokens, r->end - r->start);
     eng_order_write (e, r);
   }
   if (rs->next >= rs->nregions && rs->inflight == 0) {
@@ -247,21 +268,41 @@ resync_got_map (struct bdev_io *io, int err)
     free (p);
     return;
   }
+  /* The survivor's region size, not ours (docs/DESIGN.md 3.4): a power
+   * of two a copy can carry, and a map that covers the volume.
+   */
+  uint32_t region = getle32 (p);
+  uint64_t count = getle64 (p + 8), need = 0;
+  bool ok = region >= RV_DIRTY_REGION_MIN && region <= (1u << 20) &&
+            !(region & (region - 1));
+  if (ok) {
+    need = (e->bdev.info.size + region - 1) / region;
+    ok = count >= need && RV_DIRTY_HDR_SIZE + (need + 7) / 8 <= io->len;
+  }
+  if (!ok) {
+    log_warn ("replica %s: the survivor's dirty map does not fit the volume "
+              "(region %u, %" PRIu64 " regions); will retry", e->name[i],
+              region, count);
+    free (p);
+    return;
+  }
   free (rs->map);
-  rs->map = malloc ((e->nregions + 7) / 8);
+  rs->map = malloc ((need + 7) / 8 + 1);
   if (!rs->map) {
     free (p);
     return;
   }
-  memcpy (rs->map, p + RV_DIRTY_HDR_SIZE, (e->nregions + 7) / 8);
+  memcpy (rs->map, p + RV_DIRTY_HDR_SIZE, (need + 7) / 8);
   free (p);
-  rs->nregions = e->nregions;
+  rs->region = region;
+  rs->nregions = need;
   rs->next = 0;
   rs->total = 0;
   rs->done = rs->done_last = 0;
+  rs->start_ns = now_ns ();
   for (uint64_t r = 0; r < rs->nregions; r++)
     if (map_bit (rs, r))
-      rs->total += MIN ((uint64_t) REGION, e->bdev.info.size - r * REGION);
+      rs->total += MIN ((uint64_t) region, e->bdev.info.size - r * region);
   rs->have_map = true;
   log_info ("replica %s: catching up %" PRIu64 " bytes of changed regions",
             e->name[i], rs->total);
@@ -272,13 +313,14 @@ static void
 resync_fetch_map (struct engine *e, int i)
 {
   struct resync *rs = &e->rs[i];
-  size_t len = RV_DIRTY_HDR_SIZE + (e->nregions + 7) / 8;
+  uint64_t size = e->bdev.info.size, region = rv_dirty_region (size);
+  size_t len = RV_DIRTY_HDR_SIZE + ((size + region - 1) / region + 7) / 8;
   int src = eng_pick_reader (e, 0);
 
   /* A full-copy mark still on its way would be missing from the map. */
   if (src < 0 || rs->get_buf || rs->discard || e->marks_pending)
     return;
-  rs->get_buf = malloc (len);
+  rs->get_buf = calloc (1, len);  /* a shorter reply leaves zeroes */
   if (!rs->get_buf)
     return;
   rs->get_io = (struct bdev_io) {
@@ -286,6 +328,50 @@ resync_fetch_map (struct engine *e, int i)
     .done = resync_got_map, .opaque = e,
   };
   bdev_submit (e->rep[src], &rs->get_io);
+}
+
+/* ---- the background flush ------------------------------------------ */
+
+static void
+bg_flush_done (struct bdev_io *io, int err)
+{
+  struct engine *e = io->opaque;
+
+  e->bg_flushing = false;
+  if (err)
+    log_debug ("background flush failed: %s", strerror (err));
+  free (io);
+}
+
+/* Writes no flush covers have waited flush_interval_ms: flush them, as
+ * a client FLUSH does (the same request, so its completion clears the
+ * unflushed generation as a client flush's does, and a replica that
+ * fails it degrades, rule 2).  A FLUSH is ordered against nothing: no
+ * write waits for it and no ack changes.  What a replica lost later may
+ * not have made stable is then at most about flush_interval_ms of
+ * writes (rule 5, eng_mark_barrier).
+ */
+static void
+background_flush (struct engine *e)
+{
+  struct bdev_io *io;
+
+  if (e->flush_interval_ms == 0 || !e->have_hooks || e->bg_flushing ||
+      e->drain_done || e->fenced || e->broken ||
+      e->unflushed_cur.lo >= e->unflushed_cur.hi ||
+      mask_of (e, ENGINE_IN_SYNC) == 0)
+    return;
+  if (++e->unflushed_ticks * RESYNC_TICK_MS < e->flush_interval_ms)
+    return;
+  io = calloc (1, sizeof *io);
+  if (!io)
+    return;
+  io->op = BDEV_FLUSH;
+  io->done = bg_flush_done;
+  io->opaque = e;
+  e->bg_flushing = true;
+  e->bg_flushes++;
+  eng_submit (&e->bdev, io);
 }
 
 /* ---- the timer: notice, reconnect, pump, report --------------------- */
@@ -297,7 +383,8 @@ eng_tick (struct loop_timer *t)
   bool second = (++e->ticks % (1000 / RESYNC_TICK_MS)) == 0;
 
   e->tokens = MIN (e->tokens + e->rate * RESYNC_TICK_MS / 1000,
-                   MAX (e->rate, (uint64_t) REGION * RESYNC_DEPTH));
+                   MAX (e->rate, (uint64_t) RESYNC_COPY_MAX * RESYNC_DEPTH));
+  background_flush (e);
   for (int i = 0; i < e->n; i++) {
     struct resync *rs = &e->rs[i];
     /* A replica whose connection died while nothing was in flight (its

@@ -112,9 +112,29 @@ enum rv_cmd {
 /* Dirty map granularity, and the DIRTY_GET reply: region size (4 bytes),
  * reserved (4), number of regions (8), then ceil(regions / 8) bytes of
  * bitmap, region r in byte r / 8, bit r % 8 (least significant first).
+ *
+ * The region size is a function of the volume size (docs/DESIGN.md 3.4):
+ * the smallest power of two >= RV_DIRTY_REGION_MIN whose map has at most
+ * RV_DIRTY_MAX_REGIONS bits (16 MiB of bitmap): 4 KiB up to 512 GiB,
+ * doubling above, 64 KiB (RV_DIRTY_REGION, the one size of old servers)
+ * at the 8 TiB maximum.  Server and engine derive it alike, so nothing
+ * about it is negotiated; DIRTY_GET reports it anyway.
  */
-#define RV_DIRTY_REGION    (64u * 1024)
-#define RV_DIRTY_HDR_SIZE  16
+#define RV_DIRTY_REGION_MIN  4096u
+#define RV_DIRTY_REGION      (64u * 1024)
+#define RV_DIRTY_MAX_REGIONS (UINT64_C (1) << 27)
+#define RV_DIRTY_HDR_SIZE    16
+
+static inline uint32_t
+rv_dirty_region (uint64_t size)
+{
+  uint64_t region = RV_DIRTY_REGION_MIN;
+
+  while ((size + region - 1) / region > RV_DIRTY_MAX_REGIONS &&
+         region < (UINT64_C (1) << 30))
+    region *= 2;
+  return (uint32_t) region;
+}
 
 /* Request flags. */
 #define RV_F_FUA           (1u << 0)   /* WRITE / WRITE_ZEROES / TRIM */

@@ -17,7 +17,9 @@
 #include "core/wire.h"
 #include "replica/server_internal.h"
 
-_Static_assert (RV_DIRTY_REGION == STORE_DIRTY_REGION, "dirty region size");
+_Static_assert (RV_DIRTY_REGION_MIN == STORE_DIRTY_REGION_MIN &&
+                RV_DIRTY_MAX_REGIONS == STORE_DIRTY_MAX_REGIONS,
+                "dirty region size rule");
 _Static_assert (RV_DIRTY_HDR_SIZE == STORE_DIRTY_HDR_SIZE, "dirty header");
 
 static void

@@ -7,7 +7,10 @@
  *      0  u64  magic "RVOLDIRT"
  *      8  u32  version (STORE_DIRTY_VERSION)
  *     12  u32  header length (STORE_DIRTY_FILE_HDR, 4096)
- *     16  u32  region size in bytes (65536)
+ *     16  u32  region size in bytes: store_dirty_region (volume size)
+ *              when written (4096 up to 512 GiB, doubling above); a
+ *              load accepts any power of two in [4096, 2^30] (65536:
+ *              every map before issue 15) and converts it
  *     20  u32  zero
  *     24  u64  number of regions, ceil(volume size / region size)
  *     32       zero up to 60
@@ -46,7 +49,28 @@
 uint64_t
 store_dirty_nregions (uint64_t size)
 {
-  return (size + STORE_DIRTY_REGION - 1) / STORE_DIRTY_REGION;
+  uint32_t region = store_dirty_region (size);
+
+  return (size + region - 1) / region;
+}
+
+/* Set in dst (regions of r_dst bytes, zeroed by the caller) every region
+ * that shares a byte below size with a region set in src (n_src regions
+ * of r_src bytes).  The result covers at least every byte src covers.
+ */
+static void
+convert_bits (const uint8_t *src, uint64_t n_src, uint32_t r_src,
+              uint8_t *dst, uint32_t r_dst, uint64_t size)
+{
+  for (uint64_t k = 0; k < n_src; k++) {
+    if (!(src[k / 8] & (1u << (k % 8))))
+      continue;
+    uint64_t lo = k * r_src, hi = MIN (lo + r_src, size);
+    if (lo >= size)
+      break;
+    for (uint64_t j = lo / r_dst; j <= (hi - 1) / r_dst; j++)
+      dst[j / 8] |= (uint8_t) (1u << (j % 8));
+  }
 }
 
 size_t
@@ -76,11 +100,14 @@ store_dirty_hdr_encode (uint32_t region, uint64_t nregions,
   putle32 (out + DIRTY_CRC_OFF, crc32c (0, out, DIRTY_CRC_OFF));
 }
 
-/* Every check of the header but the region count, which is *np. */
+/* Every check of the header but the region count, which is *np; the
+ * region size into *regionp.
+ */
 static int
 dirty_hdr_check (const uint8_t *in, size_t len, uint64_t *np,
-                 struct error *err)
+                 uint32_t *regionp, struct error *err)
 {
+  uint32_t region;
   int r;
 
   r = store_file_hdr_check (in, len, DIRTY_MAGIC, STORE_DIRTY_VERSION,
@@ -92,9 +119,12 @@ dirty_hdr_check (const uint8_t *in, size_t len, uint64_t *np,
   for (size_t i = 32; i < STORE_DIRTY_FILE_HDR; i++)
     if (in[i] && (i < DIRTY_CRC_OFF || i >= DIRTY_CRC_OFF + 4))
       return error_set (err, EBADMSG, "reserved bytes not zero");
-  if (getle32 (in + 16) != STORE_DIRTY_REGION)
+  region = getle32 (in + 16);
+  if (region < STORE_DIRTY_REGION_MIN ||
+      region > STORE_DIRTY_REGION_LOAD_MAX || (region & (region - 1)))
     return error_set (err, EBADMSG, "unsupported region size");
   *np = getle64 (in + 24);
+  *regionp = region;
   return 0;
 }
 
@@ -103,9 +133,12 @@ store_dirty_hdr_decode (const uint8_t *in, size_t len, uint64_t size,
                         struct error *err)
 {
   uint64_t n;
+  uint32_t region;
   int r;
 
-  r = dirty_hdr_check (in, len, &n, err);
+  r = dirty_hdr_check (in, len, &n, &region, err);
+  if (r == 0 && region != store_dirty_region (size))
+    r = error_set (err, EBADMSG, "region size does not match the volume size");
   if (r == 0 && n != store_dirty_nregions (size))
     r = error_set (err, EBADMSG,
                    "region count does not match the volume size");
@@ -146,8 +179,8 @@ store_dirty_create (int dirfd, const char *name, uint64_t size)
   err = atomic_file_begin (&af, dirfd, path, tmp, 0600);
   if (err < 0)
     return err;
-  store_dirty_hdr_encode (STORE_DIRTY_REGION, store_dirty_nregions (size),
-                          hdr);
+  store_dirty_hdr_encode (store_dirty_region (size),
+                          store_dirty_nregions (size), hdr);
   if (ftruncate (af.fd, STORE_DIRTY_FILE_HDR + store_dirty_bitmap_bytes (size))
       == -1)
     err = -errno;
@@ -173,8 +206,8 @@ store_dirty_write (int dirfd, const char *name, uint64_t size,
   err = store_dirty_tmp_create (dirfd, name, size, &fd);
   if (err < 0)
     return err;
-  store_dirty_hdr_encode (STORE_DIRTY_REGION, store_dirty_nregions (size),
-                          hdr);
+  store_dirty_hdr_encode (store_dirty_region (size),
+                          store_dirty_nregions (size), hdr);
   err = pwrite_full (fd, hdr, sizeof hdr, 0);
   if (err == 0 && nbytes)
     err = pwrite_full (fd, bitmap, nbytes, STORE_DIRTY_FILE_HDR);
@@ -207,6 +240,8 @@ store_dirty_load (int dirfd, const char *name, uint64_t size,
   uint8_t hdr[STORE_DIRTY_FILE_HDR];
   size_t nbytes = store_dirty_bitmap_bytes (size);
   uint64_t nregions = store_dirty_nregions (size), n;
+  uint32_t region = store_dirty_region (size), fregion;
+  uint8_t *fbits = NULL;
   struct stat st;
   int fd, r;
 
@@ -231,8 +266,39 @@ store_dirty_load (int dirfd, const char *name, uint64_t size,
                : strerror (-r));
     goto bad;
   }
-  if (dirty_hdr_check (hdr, sizeof hdr, &n, err) < 0)
+  if (dirty_hdr_check (hdr, sizeof hdr, &n, &fregion, err) < 0)
     goto bad;
+  if (fregion != region) {
+    /* Another region size (a map from before issue 15, or one a resize
+     * across a size boundary left): converted, bits only ever widened.
+     */
+    if (n < (size + fregion - 1) / fregion || n > STORE_DIRTY_MAX_REGIONS) {
+      error_set (err, EBADMSG, "region count does not match the volume size");
+      goto bad;
+    }
+    if ((uint64_t) st.st_size != STORE_DIRTY_FILE_HDR + (n + 7) / 8) {
+      error_set (err, EBADMSG, "file size does not match the region count");
+      goto bad;
+    }
+    fbits = malloc ((n + 7) / 8 + 1);
+    if (!fbits) {
+      error_set (err, ENOMEM, "out of memory for the dirty map");
+      close (fd);
+      return -ENOMEM;
+    }
+    r = pread_full (fd, fbits, (n + 7) / 8, STORE_DIRTY_FILE_HDR);
+    if (r < 0 || (n % 8 && (fbits[(n + 7) / 8 - 1] >> (n % 8)))) {
+      error_set (err, EBADMSG, "%s", r < 0 ? "truncated bitmap"
+                 : "bits set past the last region");
+      free (fbits);
+      goto bad;
+    }
+    memset (bitmap, 0, nbytes);
+    convert_bits (fbits, n, fregion, bitmap, region, size);
+    free (fbits);
+    *fdp = fd;
+    return 1;
+  }
   /* A map for a larger size is what an interrupted resize leaves (grow:
    * the map is replaced before the metadata; shrink: after it): its
    * regions past the volume's end are dropped.  Smaller is corrupt.
@@ -285,6 +351,7 @@ dmap_init (struct dmap *dm, uint64_t size, uint32_t region,
            const uint8_t *bitmap_bytes)
 {
   memset (dm, 0, sizeof *dm);
+  dm->region = region;
   dm->nregions = (size + region - 1) / region;
   dm->nbytes = (dm->nregions + 7) / 8;
   dm->npages = (dm->nbytes + DMAP_PAGE - 1) / DMAP_PAGE;
@@ -319,6 +386,26 @@ dmap_resize (const struct dmap *from, struct dmap *to, uint64_t size,
   r = dmap_init (to, size, region, NULL);
   if (r < 0)
     return r;
+  if (region != from->region) {
+    /* A resize across a size boundary: the bits convert (widened); the
+     * caller writes the whole map to a new file (dmap_all_durable).
+     */
+    convert_bits (from->mem, from->nregions, from->region, to->mem, region,
+                  size);
+    for (size_t i = 0; i < to->nbytes; i++)
+      to->count += __builtin_popcount (to->mem[i]);
+    for (size_t p = 0; p < to->npages; p++)
+      set_pending (to, p);
+    to->next_seq = from->next_seq;
+    to->inflight_seq = from->inflight_seq;
+    to->durable_seq = from->durable_seq;
+    to->clear_queued = from->clear_queued;
+    to->clear_seq = from->clear_seq;
+    to->wipe_gen = from->wipe_gen;
+    to->persists = from->persists;
+    to->clears = from->clears;
+    return 0;
+  }
   n = MIN (from->nbytes, to->nbytes);
   memcpy (to->mem, from->mem, n);
   memcpy (to->durable, from->durable, n);

@@ -27,6 +27,7 @@
 #define DMAP_PAGE 4096u
 
 struct dmap {
+  uint32_t region;              /* bytes per region */
   uint64_t nregions;
   size_t nbytes;                /* ceil(nregions / 8) */
   size_t npages;                /* ceil(nbytes / DMAP_PAGE) */

@@ -107,12 +107,14 @@ vol_dirty_open (struct store *s, struct store_vol *v, bool fresh,
                           &v->dirty_fd, err);
   }
   if (r == 1) {
-    /* A map for a larger size (an interrupted resize): keep the bits of
-     * the volume's regions, in a file of the right size.
+    /* A map for a larger size (an interrupted resize) or of another
+     * region size (written before issue 15, or by a resize across a
+     * size boundary): keep the bits of the volume's regions, converted,
+     * in a file of the right size.
      */
-    log_warn ("volume %s: %s.dirty is for a larger volume (an interrupted "
-              "resize?); regions past the end dropped", v->meta.name,
-              v->meta.name);
+    log_warn ("volume %s: %s.dirty is for a larger volume or another "
+              "region size; rewritten for %u-byte regions", v->meta.name,
+              v->meta.name, store_dirty_region (v->meta.size));
     close (v->dirty_fd);
     v->dirty_fd = -1;
     r = store_dirty_write (s->dirfd, v->meta.name, v->meta.size, bits,
@@ -125,10 +127,10 @@ vol_dirty_open (struct store *s, struct store_vol *v, bool fresh,
   if (r == -ENOENT) {
     log_debug ("volume %s: no %s.dirty; empty dirty map", v->meta.name,
                v->meta.name);
-    r = dmap_init (&v->dm, v->meta.size, STORE_DIRTY_REGION, NULL);
+    r = dmap_init (&v->dm, v->meta.size, store_dirty_region (v->meta.size), NULL);
   }
   else if (r == 0) {
-    r = dmap_init (&v->dm, v->meta.size, STORE_DIRTY_REGION, bits);
+    r = dmap_init (&v->dm, v->meta.size, store_dirty_region (v->meta.size), bits);
     if (r == 0 && v->dm.count)
       log_info ("volume %s: dirty map has %" PRIu64 " dirty region(s)",
                 v->meta.name, v->dm.count);

@@ -15,7 +15,7 @@
  *                  replaced atomically (temp file, fsync, rename, fsync
  *                  dir) so a torn update is never read back as valid.
  *   DIR/VOL.dirty  the dirty map: a checksummed header and a bitmap of
- *                  STORE_DIRTY_REGION-byte regions (see dirty.c).  A
+ *                  store_dirty_region-byte regions (see dirty.c).  A
  *                  missing file is an empty map; a bad header refuses
  *                  the volume at start-up.
  *
@@ -46,7 +46,8 @@
  */
 #define STORE_CHECKSUM_CHUNK (1u << 20)
 /* The largest volume a store creates or loads (docs/DESIGN.md 3.7): its
- * dirty map, one bit per STORE_DIRTY_REGION, is then 16 MiB, which one
+ * dirty map, one bit per store_dirty_region (64 KiB there), is then 16 MiB
+ * (STORE_DIRTY_MAX_REGIONS bits, the cap at every size), which one
  * DIRTY_GET reply (RV_MAX_PAYLOAD, 32 MiB) carries whole and which costs
  * 32 MiB of memory (the map and its durable copy).  The string is for
  * the messages that cannot format it.
@@ -105,7 +106,26 @@ int store_meta_read (int dirfd, const char *name, struct store_meta *m,
                      struct error *err);
 
 /* The dirty map (issue 3: what an out-of-sync replica misses). */
-#define STORE_DIRTY_REGION    (64u * 1024)   /* == RV_DIRTY_REGION */
+/* A volume's region size is store_dirty_region (size), the same rule as
+ * rv_dirty_region (replica/proto.h; docs/DESIGN.md 3.4, 4.1).  A file
+ * recorded with another power of two in [STORE_DIRTY_REGION_MIN,
+ * STORE_DIRTY_REGION_LOAD_MAX] (65536: every map before issue 15) loads
+ * and is converted (each old region's bits cover at least its bytes).
+ */
+#define STORE_DIRTY_REGION_MIN      4096u                  /* == RV_ */
+#define STORE_DIRTY_MAX_REGIONS     (UINT64_C (1) << 27)   /* == RV_ */
+#define STORE_DIRTY_REGION_LOAD_MAX (1u << 30)
+
+static inline uint32_t
+store_dirty_region (uint64_t size)
+{
+  uint64_t region = STORE_DIRTY_REGION_MIN;
+
+  while ((size + region - 1) / region > STORE_DIRTY_MAX_REGIONS &&
+         region < (UINT64_C (1) << 30))
+    region *= 2;
+  return (uint32_t) region;
+}
 #define STORE_DIRTY_HDR_SIZE  16             /* == RV_DIRTY_HDR_SIZE */
 #define STORE_DIRTY_FILE_HDR  4096           /* header, then the bitmap */
 #define STORE_DIRTY_VERSION   1

@@ -202,7 +202,7 @@ dirty_start_reset (struct dirty_op *d)
     dirty_op_end (d);
     return;
   }
-  store_dirty_hdr_encode (STORE_DIRTY_REGION, v->dm.nregions, d->hdr);
+  store_dirty_hdr_encode (v->dm.region, v->dm.nregions, d->hdr);
   err = store_dirty_tmp_create (v->s->dirfd, v->meta.name, v->meta.size,
                                 &d->tmpfd);
   if (err < 0) {
@@ -318,7 +318,7 @@ uint64_t
 store_dirty_mark (struct store_vol *v, uint64_t off, uint64_t len)
 {
   uint64_t first, last;
-  dmap_range (&v->dm, off, len, STORE_DIRTY_REGION, &first, &last);
+  dmap_range (&v->dm, off, len, v->dm.region, &first, &last);
   return dmap_mark (&v->dm, first, last);
 }
 
@@ -326,7 +326,7 @@ void
 store_dirty_get (struct store_vol *v, void *buf)
 {
   uint8_t *p = buf;
-  putle32 (p, STORE_DIRTY_REGION);
+  putle32 (p, v->dm.region);
   putle32 (p + 4, 0);
   putle64 (p + 8, v->dm.nregions);
   memcpy (p + STORE_DIRTY_HDR_SIZE, v->dm.mem, v->dm.nbytes);

@@ -177,7 +177,7 @@ resize_now (struct store_vol *v, uint64_t size, bool reserve,
     return r;
   if (v->dop)
     return error_set (err, EBUSY, "a dirty-map update is in flight");
-  if (dmap_resize (&v->dm, &nd, size, STORE_DIRTY_REGION) < 0)
+  if (dmap_resize (&v->dm, &nd, size, store_dirty_region (size)) < 0)
     return error_set (err, ENOMEM, "out of memory for the dirty map");
   m.size = size;
   r = size > old ? grow (v, &m, &nd, reserve, err) : shrink (v, &m, &nd, err);
