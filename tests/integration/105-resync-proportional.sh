@@ -4,23 +4,33 @@
 # volume is rewritten with random 4 KiB writes and no flush at all, and
 # b comes back.  The catch-up copies at most 8x the bytes written (the
 # 4 KiB dirty regions, runs of them as one copy), not the volume: the
-# engine's background flush made the seed stable on b long before the
-# kill (DESIGN.md 2.11), so only the writes b missed count.  Then the two
+# engine's background flush made the seed stable on b before the kill
+# (DESIGN.md 2.11; the test waits for the attach's metrics to say so),
+# so only the writes b missed count.  Then the two
 # replicas are byte-identical.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/metricslib.sh"
 require_cmd fio nbdcopy
 
 start_repvold a zone-a
 start_repvold b zone-b
 repvol create vol --size 256M --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}"
-start_attach vol "$T/nbd.sock" --timeout 3
+m=127.0.0.1:$(free_port)
+start_attach vol "$T/nbd.sock" --timeout 3 --metrics "$m"
 uri=$(nbd_uri "$T/nbd.sock")
 head -c 256M /dev/urandom > "$T/seed"
 nbdcopy "$T/seed" "$uri"               # no flush: only the background one
 
 # The attach flushes writes no client flush covers within a second
-# (--flush-interval's default); b is lost well after that.
-python3 -c 'import time; time.sleep(2.5)'
+# (--flush-interval's default): b is lost once its metrics say every
+# write is covered, by a flush the attach issued itself.
+flushed() {
+    scrape "$m" "$T/metrics" &&
+        [[ $(prom "$T/metrics" repvol_attach_unflushed volume=vol) == 0 ]]
+}
+wait_for -t 30 flushed
+bg=$(prom "$T/metrics" repvol_attach_background_flushes_total volume=vol)
+((bg >= 1)) || fail "every write is covered, but by no background flush ($bg)"
 stop_repvold b KILL
 
 written=$((256 * 1024 * 1024 / 100 / 4096 * 4096))

@@ -46,6 +46,7 @@ struct attach_metrics {
   struct metrics_io io;
   struct bdev *layer;
   struct metric *refused;
+  struct metric *unflushed, *bg_flushes;
   struct rep_metrics rep[ENGINE_MAX_REPLICAS];
   struct loop_timer timer;
 };
@@ -98,6 +99,9 @@ sample (struct loop_timer *t)
   for (int i = 0; i < a->vol.nreplicas; i++)
     sample_replica (a, i);
   metric_set (a->metrics->refused, (int64_t) frontend_refused_count ());
+  metric_set (a->metrics->unflushed, engine_unflushed (a->dev));
+  metric_set (a->metrics->bg_flushes,
+              (int64_t) engine_background_flushes (a->dev));
   loop_timer_arm (a->loop, &a->metrics->timer, SAMPLE_MS, sample, a);
 }
 
@@ -151,6 +155,16 @@ attach_metrics_start (struct attach *a, struct bdev *below)
                              "Client requests the NBD server refused (out of "
                              "range, misaligned, bad flags).", "volume",
                              a->vol.name, NULL);
+  am->unflushed = metrics_add (m, METRIC_GAUGE, "repvol_attach_unflushed",
+                               "1 while some write is not covered by a "
+                               "completed flush yet (a replica lost now "
+                               "gets those regions copied), else 0.",
+                               "volume", a->vol.name, NULL);
+  am->bg_flushes = metrics_add (m, METRIC_COUNTER,
+                                "repvol_attach_background_flushes_total",
+                                "Flushes the attach issued itself for writes "
+                                "no client flush covered (--flush-interval).",
+                                "volume", a->vol.name, NULL);
   for (int i = 0; i < a->vol.nreplicas; i++)
     add_replica (a, m, i);
   if ((am->layer = metrics_bdev_new (below, &am->io)) == NULL) {

@@ -110,6 +110,13 @@ void engine_fence (struct bdev *engine);
 /* Replica i's state now (healing and jobs watch it). */
 enum engine_rep_state engine_replica_state (struct bdev *engine, int i);
 
+/* Is some write not covered by a completed flush yet (a replica lost now
+ * gets those regions copied)?  And the background flushes issued so far
+ * (docs/DESIGN.md 2.11).  For metrics.
+ */
+bool engine_unflushed (struct bdev *engine);
+uint64_t engine_background_flushes (struct bdev *engine);
+
 /* A lost replica answers again (see hooks.reconnect): catch it up. */
 void engine_replica_back (struct bdev *engine, int i, struct bdev *b);
 

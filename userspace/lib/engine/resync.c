@@ -374,6 +374,23 @@ background_flush (struct engine *e)
   eng_submit (&e->bdev, io);
 }
 
+bool
+engine_unflushed (struct bdev *b)
+{
+  struct engine *e = b->priv;
+
+  return e->unflushed_cur.lo < e->unflushed_cur.hi ||
+         e->unflushed_flushing.lo < e->unflushed_flushing.hi;
+}
+
+uint64_t
+engine_background_flushes (struct bdev *b)
+{
+  struct engine *e = b->priv;
+
+  return e->bg_flushes;
+}
+
 /* ---- the timer: notice, reconnect, pump, report --------------------- */
 
 void
