@@ -547,7 +547,13 @@ upload_main (void *arg)
     goto out;
   r.nworkers = uw_default_threads ();
   int ahead = r.nworkers * UPLOAD_AHEAD_PER_WORKER;
-  int pipe_max = UPLOAD_DEPTH + ahead;
+  /* The pipeline takes at most half the memory bound, so captures keep
+   * the other half before they spill (chunks of 16 MiB and more would
+   * fill it otherwise), and never fewer than two chunks.
+   */
+  uint64_t fit = u->mem_max / 2 / PIPE_CHARGE (u->chunk_size);
+  int pipe_max = (int) MIN ((uint64_t) UPLOAD_DEPTH + ahead, MAX (fit, 2));
+  ahead = MIN (ahead, pipe_max);
   int pe = uw_start (&r.pool, r.nworkers, ahead, pool_notify, r.os);
   if (pe < 0) {
     fail (&r, -pe, "cannot start the snapshot's worker threads: %s",
