@@ -21,9 +21,20 @@
 # than once.  It asserts nothing about speed, but it does check that the
 # restored volume equals the source.
 #
+# The server answers its very first request slowly (the RADOS Gateway
+# sets itself up then: 1-2 s on loopback); one HEAD before anything is
+# timed keeps that out of whichever measurement would come first.
+#
+# It also prints the CPU time (user, system) of the repvol process that
+# does the work (for a detached volume, "snapshot create" and "snapshot
+# restore" run the attach, and so the upload and the fetcher, in their
+# own process), which says whether repvol or the server is the limit.
+#
 # Environment: SNAP_BENCH_SIZE (volume and data size, default 512M),
 # SNAP_BENCH_CHUNK (chunk size, default 4M), S3_PARALLEL (curl processes at
-# a time, default 8).
+# a time, default 8), BENCH_OUT_DIR (when set, the figures also go to
+# $BENCH_OUT_DIR/snapshot.json: {"upload_mib_s": N, "curl_put_mib_s": N,
+# "restore_mib_s": N, "curl_get_mib_s": N}).
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -49,6 +60,8 @@ fi
 # shellcheck disable=SC1091
 . "$S3_STATE/env"
 STORE=$REPVOL_TEST_S3_URL/bench
+# Warm the server up (see above); a missing key's 404 is the answer.
+s3_curl HEAD "/${REPVOL_TEST_S3_URL#s3://}/bench/warm-up" -o /dev/null -I || true
 
 start_repvold a zone-a
 start_repvold b zone-b
@@ -59,6 +72,20 @@ start_attach src "$T/src.sock"
 nbdcopy "$T/data.bin" "$(nbd_uri "$T/src.sock")"
 stop_attach src
 
+# cpu FILE: "user U s, system S s" from /usr/bin/time's "%U %S" in FILE.
+cpu() { awk 'NF == 2 { u = $1; s = $2 } END { printf "user %.2f s, system %.2f s", u, s }' "$1"; }
+# timed FILE CMD...: CMD, its CPU time into FILE (if /usr/bin/time exists).
+timed() {
+    local f=$1
+    shift
+    if [[ -x /usr/bin/time ]]; then
+        /usr/bin/time -o "$f" -f '%U %S' "$@"
+    else
+        echo "0 0" >"$f"
+        "$@"
+    fi
+}
+
 # rate SECONDS BYTES: MiB/s
 rate() { awk -v s="$1" -v b="$2" 'BEGIN { printf "%.1f", b / 1048576 / (s > 0 ? s : 0.001) }'; }
 now() { date +%s.%N; }
@@ -66,20 +93,22 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 say "repvol snapshot create (full, $SIZE)"
 t0=$(now)
-repvol snapshot create src --to "$STORE" --name bench --json >"$T/create.json"
+timed "$T/create.cpu" "$REPVOL" snapshot create src --to "$STORE" --name bench --json >"$T/create.json"
 t_up=$(elapsed "$t0" "$(now)")
 up_bytes=$(python3 -c 'import json,sys
 for l in open(sys.argv[1]):
     d = json.loads(l)
     if d.get("event") == "done": print(d["bytes_uploaded"])' "$T/create.json")
 echo "    $up_bytes bytes uploaded in $t_up s"
+echo "    cpu of repvol snapshot create: $(cpu "$T/create.cpu")"
 
 say "repvol snapshot restore (full)"
 t0=$(now)
-repvol snapshot restore "$STORE" bench dst \
+timed "$T/restore.cpu" "$REPVOL" snapshot restore "$STORE" bench dst \
     --replica "${REPVOLD_ADDR[a]}" --replica "${REPVOLD_ADDR[b]}" >/dev/null
 t_down=$(elapsed "$t0" "$(now)")
 echo "    $BYTES bytes restored in $t_down s"
+echo "    cpu of repvol snapshot restore: $(cpu "$T/restore.cpu")"
 start_attach dst "$T/dst.sock"
 nbdcopy "$(nbd_uri "$T/dst.sock")" "$T/restored.bin"
 stop_attach dst
@@ -102,3 +131,12 @@ printf '%-44s %10s %12s %7s\n' "upload (snapshot create vs curl PUT)" "$up MiB/s
     "$(awk -v a="$up" -v b="$base_put" 'BEGIN { printf "%.2fx", a / b }')"
 printf '%-44s %10s %12s %7s\n' "restore (snapshot restore vs curl GET)" "$down MiB/s" "$base_get MiB/s" \
     "$(awk -v a="$down" -v b="$base_get" 'BEGIN { printf "%.2fx", a / b }')"
+
+if [[ -n ${BENCH_OUT_DIR-} ]]; then
+    mkdir -p "$BENCH_OUT_DIR"
+    # Numbers, not strings: another program reads exactly these keys.
+    awk -v up="$up" -v put="${base_put:-0}" -v down="$down" -v get="${base_get:-0}" 'BEGIN {
+        printf "{\"upload_mib_s\": %s, \"curl_put_mib_s\": %s, \"restore_mib_s\": %s, \"curl_get_mib_s\": %s}\n",
+            up + 0, put + 0, down + 0, get + 0 }' >"$BENCH_OUT_DIR/snapshot.json"
+    echo "figures written to $BENCH_OUT_DIR/snapshot.json"
+fi

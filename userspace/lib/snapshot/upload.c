@@ -3,9 +3,11 @@
  * Chunks arrive already read at the point in time.  Each is hashed
  * (SHA-256 names it), skipped if all zero or already in the store as far
  * as this snapshot knows (the parent's chunks, and this upload's own),
- * else compressed and PUT; many PUTs are in flight at once while the
- * loop thread reads the next chunks.  The manifest goes last: until it
- * exists the snapshot does not.
+ * else compressed and PUT.  Hashing and compressing run on a worker
+ * pool (upload_workers.c), one thread per CPU, while this thread keeps
+ * up to UPLOAD_DEPTH PUTs in flight and the loop thread reads the next
+ * chunks.  Chunks finish in any order; the manifest is indexed by chunk
+ * number and goes last: until it exists the snapshot does not.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,13 +24,20 @@
 #include "core/util.h"
 #include "snapshot/catalog.h"
 #include "snapshot/upload.h"
+#include "snapshot/upload_workers.h"
 
-/* Chunks in the pipeline (being read, compressed or stored) at once. */
+/* PUTs in flight at once. */
 #define UPLOAD_DEPTH 16
+/* Chunks given to the worker pool (queued, being hashed or compressed,
+ * or done and not yet collected) per worker: two, so a worker never
+ * waits for this thread to hand it the next chunk.
+ */
+#define UPLOAD_AHEAD_PER_WORKER 2
 /* Chunks captured by writes wait in memory up to this much (or
- * $REPVOL_SNAPSHOT_MEM), then in an unlinked spill file in $TMPDIR or
- * /var/tmp, so a busy volume cannot make the attach grow without bound
- * during a snapshot.
+ * $REPVOL_SNAPSHOT_MEM), counting every buffer already in the pipeline
+ * (in the pool, compressed, in flight), then in an unlinked spill file
+ * in $TMPDIR or /var/tmp, so a busy volume cannot make the attach grow
+ * without bound during a snapshot.
  */
 #define UPLOAD_MEM_MAX (256u << 20)
 #define ZSTD_LEVEL 3
@@ -122,8 +131,11 @@ post (struct upload *u, enum upload_msg_kind kind, int n, const char *fmt, ...)
 }
 
 /* Up to max of the loop's captures (and whether the point is taken, or
- * why the loop gave up).  Spilled ones are read back here.
+ * why the loop gave up).  Spilled ones are read back here.  Each moves
+ * from the queue's bytes to the pipeline's, charged PIPE_CHARGE: the
+ * chunk and room for its compressed copy.
  */
+#define PIPE_CHARGE(len) (2 * (uint64_t) (len))
 static struct capture *
 take_ready (struct upload *u, int max, bool *point, bool *more, char *why,
             size_t whylen)
@@ -137,6 +149,7 @@ take_ready (struct upload *u, int max, bool *point, bool *more, char *why,
       u->ready_tail = NULL;
     if (c->buf)
       u->ready_bytes -= c->len;
+    u->pipe_bytes += PIPE_CHARGE (c->len);
     c->next = NULL;
     *tail = c;
     tail = &c->next;
@@ -159,19 +172,39 @@ take_ready (struct upload *u, int max, bool *point, bool *more, char *why,
 
 /* ---- the thread ------------------------------------------------------------- */
 
-struct put {
-  struct obj_req req;
+struct run;
+
+/* A chunk taken from the queue, until it is finished: a worker hashes
+ * it and, if it is new, compresses it; then this thread PUTs it.
+ */
+struct chunk_job {
+  struct uw_job w;              /* first */
+  struct run *r;                /* for the known set */
+  struct chunk_job *next_put;   /* waiting for a PUT slot */
+  uint64_t index;
+  uint32_t len;
+  void *buf;                    /* the chunk, until compressed */
+  uint64_t charge;              /* bytes counted in u->pipe_bytes */
+  enum { CJ_ZERO, CJ_KNOWN, CJ_PUT, CJ_ENOMEM } result;
+  uint8_t hash[CHUNK_HASH_LEN];
   void *encoded;
+  struct obj_req req;
 };
 
 struct run {
   struct upload *u;
   struct objstore *os;
+  struct upload_workers *pool;
+  int nworkers;
   struct manifest m, parent;
   bool have_parent;
+  pthread_mutex_t known_lock;   /* workers look up and claim hashes */
   struct hashset known;
   uint64_t total, done, bytes_read, bytes_uploaded;
   int credit;                   /* chunks to ask the loop for */
+  int in_pool;                  /* chunks given to the pool, not collected */
+  int in_pipe;                  /* chunks taken from the queue, not done */
+  struct chunk_job *put_wait, *put_wait_tail;   /* compressed, to PUT */
   bool marker;                  /* our inprogress/ marker is in the store */
   struct error err;             /* why, once e is set */
   int e;                        /* the first error: a positive errno, as
@@ -195,68 +228,164 @@ fail (struct run *r, int e, const char *fmt, ...)
   r->err.code = r->e;
 }
 
-/* One captured chunk: into the manifest, and to the store if new. */
+/* Change what j counts in the pipeline's bytes to charge. */
 static void
-store_chunk (struct run *r, struct capture *c)
+recharge (struct run *r, struct chunk_job *j, uint64_t charge)
 {
-  uint8_t h[CHUNK_HASH_LEN];
+  pthread_mutex_lock (&r->u->lock);
+  r->u->pipe_bytes = r->u->pipe_bytes - j->charge + charge;
+  pthread_mutex_unlock (&r->u->lock);
+  j->charge = charge;
+}
 
-  if (c->buf == NULL) {
-    fail (r, EIO, "reading chunk %" PRIu64 " back from the spill file failed",
-          c->index);
-    goto finished;
-  }
-  r->bytes_read += c->len;
-  if (mem_is_zero (c->buf, c->len)) {
-    r->m.present[c->index] = false;
-    goto finished;
-  }
-  chunk_hash (c->buf, c->len, h);
-  memcpy (r->m.hashes[c->index], h, CHUNK_HASH_LEN);
-  r->m.present[c->index] = true;
-  if (hs_has (&r->known, h))
-    goto finished;              /* already stored: dedup */
-
-  struct put *p = calloc (1, sizeof *p);
+/* On a worker: zero, known, or compressed for a PUT. */
+static void
+chunk_work (struct uw_job *w)
+{
+  struct chunk_job *j = (struct chunk_job *) w;
+  struct run *r = j->r;
   size_t len;
-  if (p == NULL || chunk_encode (c->buf, c->len, ZSTD_LEVEL, &p->encoded,
-                                 &len) < 0 || hs_add (&r->known, h) < 0) {
-    if (p)
-      free (p->encoded);
-    free (p);
-    fail (r, ENOMEM, "out of memory compressing chunk %" PRIu64, c->index);
-    goto finished;
-  }
-  p->req.op = OBJ_PUT;
-  chunk_key (h, p->req.key);
-  p->req.data = p->encoded;
-  p->req.len = len;
-  p->req.opaque = p;
-  objstore_submit (r->os, &p->req);
-  free (c->buf);
-  free (c);
-  return;
 
- finished:
+  if (mem_is_zero (j->buf, j->len)) {
+    j->result = CJ_ZERO;
+    return;
+  }
+  chunk_hash (j->buf, j->len, j->hash);
+  /* Claimed before compressing: of identical chunks in the pipeline at
+   * once exactly one is stored, as when they went one at a time.
+   */
+  pthread_mutex_lock (&r->known_lock);
+  bool known = hs_has (&r->known, j->hash);
+  int e = known ? 0 : hs_add (&r->known, j->hash);
+  pthread_mutex_unlock (&r->known_lock);
+  if (known)
+    j->result = CJ_KNOWN;
+  else if (e < 0 || chunk_encode (j->buf, j->len, ZSTD_LEVEL, &j->encoded,
+                                  &len) < 0)
+    j->result = CJ_ENOMEM;
+  else {
+    free (j->buf);
+    j->buf = NULL;
+    j->req.len = len;
+    j->result = CJ_PUT;
+  }
+}
+
+/* j leaves the pipeline: it no longer holds memory or a slot. */
+static void
+finish (struct run *r, struct chunk_job *j)
+{
+  recharge (r, j, 0);
   r->done++;
   r->credit++;
-  free (c->buf);
+  r->in_pipe--;
+  free (j->buf);
+  free (j->encoded);
+  free (j);
+}
+
+/* One captured chunk, into the pipeline (takes c). */
+static void
+start_chunk (struct run *r, struct capture *c)
+{
+  struct chunk_job *j = calloc (1, sizeof *j);
+
+  if (j == NULL) {
+    pthread_mutex_lock (&r->u->lock);
+    r->u->pipe_bytes -= PIPE_CHARGE (c->len);
+    pthread_mutex_unlock (&r->u->lock);
+    fail (r, ENOMEM, "out of memory");
+    r->done++;
+    free (c->buf);
+    free (c);
+    return;
+  }
+  j->w.run = chunk_work;
+  j->r = r;
+  j->index = c->index;
+  j->len = c->len;
+  j->buf = c->buf;
+  j->charge = PIPE_CHARGE (c->len);
   free (c);
+  r->in_pipe++;
+  if (j->buf == NULL) {
+    fail (r, EIO, "reading chunk %" PRIu64 " back from the spill file "
+          "failed", j->index);
+    finish (r, j);
+    return;
+  }
+  r->bytes_read += j->len;
+  r->in_pool++;
+  uw_submit (r->pool, &j->w);
+}
+
+/* A chunk back from the pool: into the manifest, and on to a PUT if
+ * it is new.
+ */
+static void
+collect (struct run *r, struct chunk_job *j)
+{
+  r->in_pool--;
+  switch (j->result) {
+  case CJ_ZERO:
+    r->m.present[j->index] = false;
+    break;
+  case CJ_ENOMEM:
+    fail (r, ENOMEM, "out of memory compressing chunk %" PRIu64, j->index);
+    break;
+  case CJ_KNOWN:                /* already stored: dedup */
+  case CJ_PUT:
+    memcpy (r->m.hashes[j->index], j->hash, CHUNK_HASH_LEN);
+    r->m.present[j->index] = true;
+    break;
+  }
+  if (j->result != CJ_PUT || r->e) {
+    finish (r, j);
+    return;
+  }
+  recharge (r, j, j->req.len);
+  j->req.op = OBJ_PUT;
+  chunk_key (j->hash, j->req.key);
+  j->req.data = j->encoded;
+  j->req.opaque = j;
+  if (r->put_wait_tail)
+    r->put_wait_tail->next_put = j;
+  else
+    r->put_wait = j;
+  r->put_wait_tail = j;
+}
+
+/* Keep UPLOAD_DEPTH PUTs in flight (none once failed). */
+static void
+submit_puts (struct run *r)
+{
+  while (r->put_wait && (r->e || objstore_inflight (r->os) < UPLOAD_DEPTH)) {
+    struct chunk_job *j = r->put_wait;
+    if ((r->put_wait = j->next_put) == NULL)
+      r->put_wait_tail = NULL;
+    if (r->e)
+      finish (r, j);
+    else
+      objstore_submit (r->os, &j->req);
+  }
 }
 
 static void
 put_done (struct run *r, struct obj_req *req)
 {
-  struct put *p = req->opaque;
+  struct chunk_job *j = req->opaque;
 
   if (req->err.code)
     fail (r, req->err.code, "%s", error_msg (&req->err));
   else
     r->bytes_uploaded += req->len;
-  r->done++;
-  r->credit++;
-  free (p->encoded);
-  free (p);
+  finish (r, j);
+}
+
+static void
+pool_notify (void *opaque)
+{
+  objstore_wakeup (opaque);
 }
 
 /* r failed with e (negative), the reason already in r->err: e. */
@@ -351,6 +480,58 @@ prepare (struct run *r)
   return 0;
 }
 
+/* Free captures never started (uncharging them). */
+static void
+drop_captures (struct run *r, struct capture *c)
+{
+  while (c) {
+    struct capture *next = c->next;
+    pthread_mutex_lock (&r->u->lock);
+    r->u->pipe_bytes -= PIPE_CHARGE (c->len);
+    pthread_mutex_unlock (&r->u->lock);
+    free (c->buf);
+    free (c);
+    c = next;
+  }
+}
+
+/* Up to n captures off the front of *list, as a list. */
+static struct capture *
+split_captures (struct capture **list, int n)
+{
+  struct capture *head = *list, **tail = &head;
+  while (*tail && n-- > 0)
+    tail = &(*tail)->next;
+  *list = *tail;
+  *tail = NULL;
+  return head;
+}
+
+/* Whatever happened: the workers stop (those running finish their
+ * chunk), every chunk not PUT is dropped, every request still in flight
+ * is collected.  Again after it has run: nothing to do.
+ */
+static void
+stop_pipeline (struct run *r, struct capture **backlog)
+{
+  if (r->pool) {
+    for (struct uw_job *w = uw_stop (r->pool), *next; w; w = next) {
+      next = w->next;
+      r->in_pool--;
+      finish (r, (struct chunk_job *) w);
+    }
+    r->pool = NULL;
+  }
+  submit_puts (r);              /* failed: finishes the waiting ones */
+  while (r->os && objstore_inflight (r->os) > 0) {
+    struct obj_req *req = objstore_poll (r->os, 1000);
+    if (req)
+      put_done (r, req);
+  }
+  drop_captures (r, *backlog);
+  *backlog = NULL;
+}
+
 static void *
 upload_main (void *arg)
 {
@@ -359,28 +540,38 @@ upload_main (void *arg)
   uint64_t t0 = now_ns (), last_progress = 0;
   char why[256] = "";
   bool point = false;
+  struct capture *backlog = NULL;
 
+  pthread_mutex_init (&r.known_lock, NULL);
   if (prepare (&r) < 0)
     goto out;
+  r.nworkers = uw_default_threads ();
+  int ahead = r.nworkers * UPLOAD_AHEAD_PER_WORKER;
+  /* The pipeline takes at most half the memory bound, so captures keep
+   * the other half before they spill (chunks of 16 MiB and more would
+   * fill it otherwise), and never fewer than two chunks.
+   */
+  uint64_t fit = u->mem_max / 2 / PIPE_CHARGE (u->chunk_size);
+  int pipe_max = (int) MIN ((uint64_t) UPLOAD_DEPTH + ahead, MAX (fit, 2));
+  ahead = MIN (ahead, pipe_max);
+  int pe = uw_start (&r.pool, r.nworkers, ahead, pool_notify, r.os);
+  if (pe < 0) {
+    fail (&r, -pe, "cannot start the snapshot's worker threads: %s",
+          strerror (-pe));
+    goto out;
+  }
   post (u, UP_READY, 0, NULL);
 
   /* Wait for the point (the loop wakes the store's poll).  Writes may
-   * already have captured chunks by the time we look.
+   * already have captured chunks by the time we look: they go first.
    */
-  struct capture *early = NULL;
   bool more = false;
   while (!point && !why[0]) {
-    early = take_ready (u, INT_MAX, &point, &more, why, sizeof why);
+    backlog = take_ready (u, INT_MAX, &point, &more, why, sizeof why);
     if (!point && !why[0])
       objstore_poll (r.os, 1000);
   }
   if (why[0]) {
-    while (early) {
-      struct capture *next = early->next;
-      free (early->buf);
-      free (early);
-      early = next;
-    }
     fail (&r, EIO, "%s", why);
     goto out;
   }
@@ -388,7 +579,8 @@ upload_main (void *arg)
   pthread_mutex_lock (&u->lock);
   r.total = u->chunks_total;
   pthread_mutex_unlock (&u->lock);
-  r.credit = UPLOAD_DEPTH;
+  /* Enough for a full pipeline: every PUT slot and every worker busy. */
+  r.credit = pipe_max;
 
   while (r.done < r.total && !r.e) {
     if (r.credit > 0) {
@@ -398,29 +590,35 @@ upload_main (void *arg)
     /* Only as many as the pipeline has room for: the rest stay queued
      * (and spilled), not compressed into memory all at once.
      */
-    int room = UPLOAD_DEPTH - objstore_inflight (r.os);
-    struct capture *c = take_ready (u, room > 0 ? room : 0, &point, &more,
-                                    why, sizeof why);
-    if (early) {                /* taken with the point: first */
-      struct capture *last = early;
-      while (last->next)
-        last = last->next;
-      last->next = c;
-      c = early;
-      early = NULL;
-    }
+    int room = MIN (ahead - r.in_pool, pipe_max - r.in_pipe);
+    struct capture *c = split_captures (&backlog, room);
+    for (struct capture *k = c; k; k = k->next)
+      room--;
+    struct capture *c2 = take_ready (u, room > 0 ? room : 0, &point, &more,
+                                     why, sizeof why);
+    struct capture **tail = &c;
+    while (*tail)
+      tail = &(*tail)->next;
+    *tail = c2;
     if (why[0])
       fail (&r, EIO, "%s", why);
     while (c) {
       struct capture *next = c->next;
-      store_chunk (&r, c);
+      start_chunk (&r, c);
       c = next;
     }
-    struct obj_req *req;
-    while ((req = objstore_poll (r.os, more && room > 0 ? 0 : 200)) != NULL) {
+    for (struct uw_job *w = uw_take_done (r.pool), *next; w; w = next) {
+      next = w->next;
+      collect (&r, (struct chunk_job *) w);
+    }
+    submit_puts (&r);
+    /* Wait for a PUT to finish; a worker finishing a chunk, or the loop
+     * giving one, wakes the poll too.
+     */
+    struct obj_req *req = objstore_poll (r.os, 200);
+    while (req) {
       put_done (&r, req);
-      if (objstore_inflight (r.os) == 0)
-        break;
+      req = objstore_poll (r.os, 0);
     }
     uint64_t now = now_ns ();
     if (now - last_progress >= 500000000ull) {
@@ -429,12 +627,7 @@ upload_main (void *arg)
             " %" PRIu64, r.done, r.total, r.bytes_read, r.bytes_uploaded);
     }
   }
-  /* Whatever happened, collect every request still in flight. */
-  while (objstore_inflight (r.os) > 0) {
-    struct obj_req *req = objstore_poll (r.os, 1000);
-    if (req)
-      put_done (&r, req);
-  }
+  stop_pipeline (&r, &backlog);
   if (r.e)
     goto out;
   post (u, UP_LINE, 0, "progress %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64,
@@ -451,6 +644,7 @@ upload_main (void *arg)
     failed (&r, e);
 
  out:
+  stop_pipeline (&r, &backlog);
   if (r.marker) {
     struct error err2 = { 0 };
     if (snapshot_end_upload (r.os, u->name, &err2) != 0)
@@ -472,6 +666,7 @@ upload_main (void *arg)
   if (r.have_parent)
     manifest_free (&r.parent);
   hs_free (&r.known);
+  pthread_mutex_destroy (&r.known_lock);
   return NULL;
 }
 
@@ -555,7 +750,7 @@ upload_give (struct upload *u, struct capture *c, char *why, size_t whylen)
 {
   c->next = NULL;
   pthread_mutex_lock (&u->lock);
-  if (u->ready_bytes + c->len > u->mem_max) {
+  if (u->ready_bytes + u->pipe_bytes + c->len > u->mem_max) {
     errno = 0;
     if (spill (u, c, why, whylen) < 0) {
       pthread_mutex_unlock (&u->lock);

@@ -3,7 +3,8 @@
  * The loop thread owns the volume: it takes the point in time, reads
  * chunks (captures) and queues them here.  The upload thread owns the
  * object store: it asks for the point once the store is open, asks for
- * chunks as it has room for them, and stores them.
+ * chunks as it has room for them, has its worker pool
+ * (upload_workers.h) hash and compress them, and stores them.
  */
 #ifndef REPVOL_SNAPSHOT_UPLOAD_H
 #define REPVOL_SNAPSHOT_UPLOAD_H
@@ -51,7 +52,11 @@ struct upload {
   pthread_mutex_t lock;         /* guards what follows */
   struct capture *ready, *ready_tail;
   uint64_t ready_bytes;         /* in memory in the queue */
-  uint64_t mem_max;             /* beyond this, captures are spilled */
+  uint64_t pipe_bytes;          /* taken by the thread and still held:
+                                   in the worker pool, compressed, in
+                                   flight (upload.c, PIPE_CHARGE) */
+  uint64_t mem_max;             /* beyond this (queue and pipeline
+                                   together), captures are spilled */
   int spill_fd;                 /* captures beyond UPLOAD_MEM_MAX, -1: none yet */
   bool point_taken;
   uint64_t chunks_total;        /* set with point_taken */
