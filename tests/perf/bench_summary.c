@@ -523,13 +523,14 @@ main (int argc, char **argv)
           "unpinned");
   for (size_t i = 0; i < NDEFS; i++) {
     char v[32], g[32], u[32];
-    fmt (v, sizeof v, defs[i].value, "%.2f");
+    fmt (v, sizeof v, defs[i].value, fabs (defs[i].value) < 0.1 ? "%.3f" : "%.2f");
     if (isnan (defs[i].value))
       snprintf (v, sizeof v, "-");
     if (isnan (defs[i].goal))
       snprintf (g, sizeof g, "%s", defs[i].dir == HIGHER ? "higher" : "lower");
     else
-      snprintf (g, sizeof g, "%s%.2f", defs[i].dir == HIGHER ? ">=" : "<=", defs[i].goal);
+      snprintf (g, sizeof g, defs[i].goal < 0.1 ? "%s%.3f" : "%s%.2f",
+                defs[i].dir == HIGHER ? ">=" : "<=", defs[i].goal);
     fmt (u, sizeof u, defs[i].unpinned, "%.2f");
     if (isnan (defs[i].unpinned))
       u[0] = '\0';
