@@ -57,6 +57,8 @@
 #   crossaz_qd32_vs_quorum       xd / xe, 4k randwrite QD32 IOPS    higher, goal >= 3
 #   relay_qd1_p50_vs_bound       xb QD1 p50 / (RTT + b QD1 p50)     lower,  no goal: the
 #                                relay's own cost, the floor any cross-zone row sits on
+#   crossaz_qd1_p50_vs_relay_floor  xd / xb, 4k randwrite QD1 p50   lower,  no goal: repvol's
+#                                cost over nbdkit behind the same relay
 #   snapshot_upload_vs_curl      upload / parallel curl PUT MiB/s   higher, goal >= 0.9
 #   snapshot_restore_vs_curl     restore / parallel curl GET MiB/s  higher, no goal set
 #   resync_1pct_vs_full          1% dirty resync s / full resync s  lower,  goal <= 0.03
@@ -94,7 +96,7 @@ BENCH_ROWS=${BENCH_ROWS:-a ad b c d dt e xb xd xe}
 if [[ -z ${BENCH_UNPINNED_ROWS+set} ]]; then
     BENCH_UNPINNED_ROWS=
     for r in b d e; do
-        [[ " $BENCH_ROWS " != *" $r "* ]] || BENCH_UNPINNED_ROWS+="$r "
+        [[ " $BENCH_ROWS " != *" $r "* ]] || BENCH_UNPINNED_ROWS+="${BENCH_UNPINNED_ROWS:+ }$r"
     done
 fi
 BENCH_JOBS=${BENCH_JOBS:-4k-randwrite-qd1 4k-randwrite-qd32 4k-randread-qd1 4k-randread-qd32 1m-seqwrite-qd8}

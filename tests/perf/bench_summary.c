@@ -303,6 +303,7 @@ static struct ratio_def defs[] = {
   { "crossaz_qd32_vs_bound", "4k randwrite QD32 IOPS, xd / (32 / (RTT + b QD1 p50))", HIGHER, 0.9, NAN, NAN },
   { "crossaz_qd32_vs_quorum", "4k randwrite QD32 IOPS, xd / xe", HIGHER, 3.0, NAN, NAN },
   { "relay_qd1_p50_vs_bound", "the relay's own floor: xb QD1 p50 / (RTT + b p50)", LOWER, NAN, NAN, NAN },
+  { "crossaz_qd1_p50_vs_relay_floor", "4k randwrite QD1 p50, xd / xb (the same relay)", LOWER, NAN, NAN, NAN },
   { "snapshot_upload_vs_curl", "snapshot upload MiB/s / parallel curl PUT", HIGHER, 0.9, NAN, NAN },
   { "snapshot_restore_vs_curl", "snapshot restore MiB/s / parallel curl GET", HIGHER, NAN, NAN, NAN },
   { "resync_1pct_vs_full", "resync seconds, 1% dirty / full copy", LOWER, 0.03, NAN, NAN },
@@ -347,6 +348,9 @@ fio_ratios (const char *p, double rtt_us, bool unpinned)
   double relay = ratio (get (p, "xb", w1, P50), rtt_us + b50);
   *(unpinned ? &def ("relay_qd1_p50_vs_bound")->unpinned
              : &def ("relay_qd1_p50_vs_bound")->value) = relay;
+  double floor_ = ratio (get (p, "xd", w1, P50), get (p, "xb", w1, P50));
+  *(unpinned ? &def ("crossaz_qd1_p50_vs_relay_floor")->unpinned
+             : &def ("crossaz_qd1_p50_vs_relay_floor")->value) = floor_;
 }
 
 static const char *
@@ -519,7 +523,7 @@ main (int argc, char **argv)
   }
 
   printf ("ratios (pinned unless said), goals from repvol issue 15; RTT %.0f us:\n", rtt_us);
-  printf ("  %-28s %-52s %8s %-6s %-12s %9s\n", "ratio", "what", "value", "goal", "verdict",
+  printf ("  %-30s %-52s %8s %-6s %-12s %9s\n", "ratio", "what", "value", "goal", "verdict",
           "unpinned");
   for (size_t i = 0; i < NDEFS; i++) {
     char v[32], g[32], u[32];
@@ -534,7 +538,7 @@ main (int argc, char **argv)
     fmt (u, sizeof u, defs[i].unpinned, "%.2f");
     if (isnan (defs[i].unpinned))
       u[0] = '\0';
-    printf ("  %-28s %-52s %8s %-6s %-12s %9s\n", defs[i].key, defs[i].desc, v, g,
+    printf ("  %-30s %-52s %8s %-6s %-12s %9s\n", defs[i].key, defs[i].desc, v, g,
             verdict (&defs[i], defs[i].value), u);
   }
 
