@@ -3,8 +3,11 @@
 # in front of a replica: two repvolds, the second reached through the
 # relay with 2 ms each way; data written with nbdcopy reads back the
 # same, and after detach both replicas' data files are byte-identical.
-# The relay refuses bad arguments with a clear message and exits non-zero,
-# and stops cleanly (status 0) on SIGTERM.
+# A 1-byte echo through the relay takes the round trip it should; a
+# sender flooding a receiver that never reads raises the relay's peak RSS
+# by little more than its --queue-bytes and is pushed back.  The relay
+# refuses bad arguments with a clear message and exits non-zero, and
+# stops cleanly (status 0) on SIGTERM.
 . "$(dirname "$0")/lib.sh"
 require_cmd nbdcopy
 
@@ -70,6 +73,39 @@ EOF
 )
 log "echo round trip through the relay: $ms ms (best of 5)"
 awk -v m="$ms" 'BEGIN { exit !(m >= 4 && m < 50) }' || fail "round trip through the relay $ms ms, not 4 ms or a little more"
+
+# Bounded memory: a sender that floods a receiver which never reads.
+# With --queue-bytes 1M the relay holds at most 1 MiB (then stops
+# reading, and TCP pushes back on the sender), so its peak RSS grows by
+# little more than that, and the sender is held back.
+sport=$(free_port) fport=$(free_port)
+start_bg "$T/sink.log" python3 -c '
+import socket, sys, time
+l = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+c, _ = l.accept()
+time.sleep(3600)' "$sport"
+wait_for port_listening "$sport"
+start_bg "$T/relay-flood.log" "$RELAY" --listen "127.0.0.1:$fport" --target "127.0.0.1:$sport" --queue-bytes 1M
+flood=$BG_PID
+wait_for port_listening "$fport"
+hwm0=$(awk '/^VmHWM/ {print $2}' "/proc/$flood/status")
+sent=$(python3 - "$fport" <<'EOF'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setblocking(False)
+buf, sent, end = b"y" * 65536, 0, time.monotonic() + 3
+while time.monotonic() < end:
+    try:
+        sent += s.send(buf)
+    except BlockingIOError:
+        time.sleep(0.01)
+print(sent)
+EOF
+)
+hwm1=$(awk '/^VmHWM/ {print $2}' "/proc/$flood/status")
+log "flood: $sent bytes accepted from the sender in 3 s; relay peak RSS $hwm0 kB -> $hwm1 kB (queue bound 1024 kB)"
+((hwm1 - hwm0 <= 2048)) || fail "the relay's peak RSS grew by $((hwm1 - hwm0)) kB with a 1 MiB queue bound"
+((sent < 64 << 20)) || fail "the relay did not push back on the sender: $sent bytes taken"
 
 kill -TERM "$relay"
 rc=0
