@@ -17,7 +17,8 @@ PROGS    := $(B)/repvold $(B)/repvol
 # test_registry_conformance is a unit test that the etcd integration
 # tests also run (against a real cluster), so "all" builds it.
 TOOLS    := $(B)/tests/no_io_uring $(B)/tests/objtool $(B)/tests/mksnap \
-            $(B)/tests/test_registry_conformance $(B)/tests/ackload
+            $(B)/tests/test_registry_conformance $(B)/tests/ackload \
+            $(B)/tests/delayrelay $(B)/tests/bench_summary
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 # Helpers the unit tests share (fake bdev, fake replica...).
@@ -61,6 +62,16 @@ $(B)/tests/mksnap: $(B)/tests/tools/mksnap.o $(LIB)
 $(B)/tests/ackload: tests/tools/ackload.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -lnbd
+
+# The bench's TCP relay with a one-way delay (cross-zone rows, test 104).
+$(B)/tests/delayrelay: tests/perf/delayrelay.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+
+# Reads the bench's TSV results and fragments, writes summary.json.
+$(B)/tests/bench_summary: tests/perf/bench_summary.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -ljson-c -lm
 
 $(TESTLIB): $(TESTLIB_SRC:%.c=$(B)/%.o)
 	@rm -f $@
@@ -143,11 +154,14 @@ crashpoints: all
 	  BUILD=$(abspath $(B)) TEST_OUT=$(abspath tests/out-soak) REPVOL_TEST_S3=0 \
 	  tests/run-integration.sh tests/soak/crashpoints.sh
 
+# bench-kernel first, so that the last thing "make bench" does is
+# tests/perf/bench.sh writing $(B)/bench/summary.json and its table.
 bench:
 	scripts/install-deps.sh
 	$(MAKE) all
-	tests/perf/bench.sh
-	if command -v qemu-system-x86_64 >/dev/null 2>&1; then $(MAKE) bench-kernel; fi
+	if command -v qemu-system-x86_64 >/dev/null 2>&1; then \
+	    $(MAKE) bench-kernel || echo "bench-kernel failed (above)"; fi
+	BUILD=$(abspath $(B)) BENCH_DIR=$(abspath $(B))/bench tests/perf/bench.sh
 
 # fio through /dev/ublkb0, /dev/nbdN and the NBD socket inside a Debian 13
 # guest (emulated under TCG: labelled so).

@@ -11,240 +11,159 @@
 #   e   qemu-nbd serving a quorum (vote-threshold=2) of a local file and an
 #       NBD child served by a second qemu-nbd: the synchronous two-copy
 #       mirror users can build today
-# and prints IOPS, p50/p99 latency and the ratio of each row to (b) and of
-# (d) to (e), then checks the issue's targets for (d).
+# and the cross-zone rows, where one copy sits a network round trip
+# away: build/tests/delayrelay (tests/perf/delayrelay.c) holds every byte
+# BENCH_XDELAY_US each way (default 500 us: an RTT of 1 ms):
+#   xb  nbdkit on TCP, fio's connection through the relay: what the relay
+#       itself achieves against the nominal bound (RTT + b's p50)
+#   xd  row d with the second replica's link through the relay
+#   xe  row e with the NBD child on TCP through the relay
+# The cross-zone rows run BENCH_XJOBS (default the two 4k random writes).
 #
-# Every process of every row (servers, attach engine, fio) runs under the
-# same "taskset -c $BENCH_CPUS" (default CPU 0): on a 2-vCPU VM a wake-up
-# across vCPUs costs ~50 us, so mixing placements would compare placements,
-# not servers.  Rows run one after another; nothing of one row runs during
-# another.
+# Placement: every row runs first "pinned": every process (servers,
+# attach engine, fio) under "taskset -c $BENCH_CPUS" (default CPU 0), so
+# a wake-up never crosses vCPUs; the delay relay, which stands for the
+# network, runs on the other CPUs (BENCH_RELAY_CPUS).  Then the rows in
+# BENCH_UNPINNED_ROWS (default b d e, those of them in BENCH_ROWS) run
+# again "unpinned", nothing pinned, so that what cross-CPU wake-ups cost
+# on this 2-vCPU machine shows in a table of its own.  Rows run one after
+# another; nothing of one row runs during another.
+#
+# CPU accounting: every fio job runs under tests/perf/cpuwin.py, which
+# reads utime + stime (/proc/PID/stat) and the voluntary and involuntary
+# context switches (/proc/PID/task/*/status) of every process of the row
+# at the end of fio's ramp and after fio exits, and fio's own (with its
+# job processes) from wait4()'s rusage; the tables give CPU us per I/O
+# and context switches per I/O for each process (what each figure
+# covers: the comment at the top of cpuwin.py).
+#
+# At the end tests/perf/snapshot-bench.sh (BENCH_SNAPSHOT=0 skips it) and
+# tests/perf/resync-bench.sh (when it exists and is executable) run with
+# BENCH_OUT_DIR exported and leave snapshot.json / resync.json there;
+# then build/tests/bench_summary prints the tables, the ratios and the
+# goals (MET / SHORT / not measured) and writes $BENCH_DIR/summary.json.
+# The ratios (pinned rows), and which way is better:
+#   randwrite_qd32_vs_nbdkit     d / b, 4k randwrite QD32 IOPS      higher, goal >= 0.8
+#   randwrite_qd1_p50_vs_nbdkit  d / b, 4k randwrite QD1 p50        lower,  goal <= 1.5
+#   randwrite_qd32_vs_quorum     d / e, 4k randwrite QD32 IOPS      higher, goal >= 3
+#   seqwrite_1m_vs_nbdkit        d / b, 1M seqwrite QD8 MiB/s       higher, goal >= 0.6
+#   randread_qd32_vs_nbdkit      d / b, 4k randread QD32 IOPS       higher, no goal set
+#   randread_qd1_p50_vs_nbdkit   d / b, 4k randread QD1 p50         lower,  goal <= 1.5
+#   tls_qd32_vs_plain            dt / d, 4k randwrite QD32 IOPS     higher, goal >= 0.85
+#   tls_qd1_p50_vs_plain         dt / d, 4k randwrite QD1 p50       lower,  goal <= 1.15
+#   crossaz_qd1_p50_vs_bound     xd QD1 p50 / (RTT + b QD1 p50)     lower,  goal <= 1.1
+#   crossaz_qd32_vs_bound        xd QD32 IOPS / (32 / (RTT + b QD1 p50))
+#                                                                   higher, goal >= 0.9
+#   crossaz_qd32_vs_quorum       xd / xe, 4k randwrite QD32 IOPS    higher, goal >= 3
+#   relay_qd1_p50_vs_bound       xb QD1 p50 / (RTT + b QD1 p50)     lower,  no goal: the
+#                                relay's own cost, the floor any cross-zone row sits on
+#   crossaz_qd1_p50_vs_relay_floor  xd / xb, 4k randwrite QD1 p50   lower,  no goal: repvol's
+#                                cost over nbdkit behind the same relay
+#   snapshot_upload_vs_curl      upload / parallel curl PUT MiB/s   higher, goal >= 0.9
+#   snapshot_restore_vs_curl     restore / parallel curl GET MiB/s  higher, no goal set
+#   resync_1pct_vs_full          1% dirty resync s / full resync s  lower,  goal <= 0.03
+# The service time in the QD32 bound is b's 4k randwrite QD1 p50.
+# summary.json's "ratios" are the pinned ones; "ratios_unpinned" those
+# the unpinned rows allow.  A ratio that could not be measured is null.
 #
 # Environment:
-#   BENCH_RUNTIME  seconds per job (default 10)    BENCH_RAMP  ramp (default 2)
+#   BENCH_RUNTIME  seconds per job (default 6)     BENCH_RAMP  ramp (default 2)
 #   BENCH_SIZE     file/volume size (default 1G)   BENCH_CPUS  cpu list (default 0)
-#   BENCH_ROWS     rows to run (default "a ad b c d dt e")
+#   BENCH_ROWS     rows to run pinned (default "a ad b c d dt e xb xd xe")
+#   BENCH_UNPINNED_ROWS  rows to run again unpinned (default those of
+#                  "b d e" in BENCH_ROWS; "" for none)
 #   BENCH_JOBS     job names (default: all five)
+#   BENCH_XJOBS    jobs of the cross-zone rows (default the 4k randwrites)
+#   BENCH_XDELAY_US  the relay's one-way delay in us (default 500)
+#   BENCH_RELAY_CPUS where the relay runs in the pinned rows (default the
+#                  CPUs not in BENCH_CPUS: the relay is the network, not
+#                  part of what is measured; its CPU is still accounted)
 #   BENCH_DIR      where the big files go (default build/bench; a real disk,
 #                  not tmpfs)
+#   BENCH_OUT_DIR  where the TSV results, fio's JSON and the fragments go
+#                  (default $BENCH_DIR/out-STAMP)
 #   BENCH_LAT      "lat" (default: submission + completion, what the client
 #                  sees) or "clat" (completion only) for the latency columns
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 PERF=$TOP/tests/perf
-export BENCH_RUNTIME=${BENCH_RUNTIME:-10}
+export BENCH_RUNTIME=${BENCH_RUNTIME:-6}
 export BENCH_RAMP=${BENCH_RAMP:-2}
 BENCH_SIZE=${BENCH_SIZE:-1G}
 BENCH_CPUS=${BENCH_CPUS:-0}
-BENCH_ROWS=${BENCH_ROWS:-a ad b c d dt e}
+BENCH_ROWS=${BENCH_ROWS:-a ad b c d dt e xb xd xe}
+if [[ -z ${BENCH_UNPINNED_ROWS+set} ]]; then
+    BENCH_UNPINNED_ROWS=
+    for r in b d e; do
+        [[ " $BENCH_ROWS " != *" $r "* ]] || BENCH_UNPINNED_ROWS+="${BENCH_UNPINNED_ROWS:+ }$r"
+    done
+fi
 BENCH_JOBS=${BENCH_JOBS:-4k-randwrite-qd1 4k-randwrite-qd32 4k-randread-qd1 4k-randread-qd32 1m-seqwrite-qd8}
+BENCH_XJOBS=${BENCH_XJOBS:-4k-randwrite-qd1 4k-randwrite-qd32}
+BENCH_XDELAY_US=${BENCH_XDELAY_US:-500}
+if [[ -z ${BENCH_RELAY_CPUS+set} ]]; then
+    # The CPUs not in BENCH_CPUS (none on a 1-CPU machine: then anywhere).
+    BENCH_RELAY_CPUS=$(python3 -c 'import os, sys
+pin = set()
+for part in sys.argv[1].split(","):
+    lo, _, hi = part.partition("-")
+    pin.update(range(int(lo), int(hi or lo) + 1))
+print(",".join(str(c) for c in sorted(os.sched_getaffinity(0) - pin)))' "$BENCH_CPUS")
+fi
 BENCH_DIR=${BENCH_DIR:-$TOP/build/bench}
 BENCH_LAT=${BENCH_LAT:-lat}
 
-LAUNCH=(taskset -c "$BENCH_CPUS")
+PINNED_LAUNCH=(taskset -c "$BENCH_CPUS")
+LAUNCH=("${PINNED_LAUNCH[@]}")
+PLACEMENT=pinned
 WAIT_TIMEOUT=${WAIT_TIMEOUT:-30}
 # shellcheck source=tests/integration/lib.sh
 . "$TOP/tests/integration/lib.sh"
+# shellcheck source=tests/perf/lib-bench.sh
+. "$PERF/lib-bench.sh"
 
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$BENCH_DIR"
 D=$(mktemp -d "$BENCH_DIR/run.XXXXXX")     # data files (real disk)
 CLEANUP_PATHS+=("$D")
 REPVOLD_DATA_ROOT=$D
-RESULTS=$T/results.tsv                     # row job iops MiB/s p50 p99 (us)
+export BENCH_OUT_DIR=${BENCH_OUT_DIR:-$BENCH_DIR/out-$STAMP}
+mkdir -p "$BENCH_OUT_DIR"
+RESULTS=$BENCH_OUT_DIR/results.tsv    # placement row job iops MiB/s p50 p99 (us) ios
+CPU_TSV=$BENCH_OUT_DIR/cpu.tsv        # placement row job process cpu_us vcs ics
 : >"$RESULTS"
+: >"$CPU_TSV"
 SIZE_BYTES=$(numfmt --from=iec "$BENCH_SIZE")
 FIO_BOUND=$((BENCH_RUNTIME + BENCH_RAMP + 60))
-
-say() { printf '==> %s\n' "$*"; }
-
-declare -A LABEL=(
-    [a]="raw file, fio io_uring, buffered (direct=0)"
-    [ad]="raw file, fio io_uring, O_DIRECT (direct=1)"
-    [b]="nbdkit file plugin (defaults), unix socket"
-    [c]="repvol, 1 replica (repvold --cache writeback)"
-    [d]="repvol, 2 replicas (repvold --cache writeback)"
-    [dt]="repvol, 2 replicas, TLS 1.3 X.509 on the replication links"
-    [e]="qemu-nbd quorum: file + nbd child (qemu-nbd)"
-)
-
-# fio_row ROW TARGET-OPTIONS...: run every job against one target, append
-# the parsed results to $RESULTS.  A failed job is recorded as n/a and the
-# bench goes on.
-fio_row() {
-    local row=$1 job out; shift
-    for job in $BENCH_JOBS; do
-        out=$T/$row-$job.json
-        # Every job starts with no dirty pages: otherwise the writeback of
-        # the rows before it competes with the row being measured, and
-        # later rows pay for earlier ones.
-        sync
-        printf '    %-3s %-18s ' "$row" "$job"
-        if timeout -k 5 "$FIO_BOUND" "${LAUNCH[@]}" fio --output-format=json \
-               --output="$out" "$@" "$PERF/$job.fio" >"$T/$row-$job.log" 2>&1; then
-            python3 - "$row" "$job" "$out" "$BENCH_LAT" >>"$RESULTS" <<'EOF'
-import json, sys
-row, job, path, latkind = sys.argv[1:]
-j = json.load(open(path))["jobs"][0]
-if j.get("error"):
-    print(row, job, "nan", "nan", "nan", "nan", sep="\t"); sys.exit()
-d = j["write"] if j["write"]["io_bytes"] else j["read"]
-pct = d[latkind + "_ns"]["percentile"]
-print(row, job, "%.0f" % d["iops"], "%.1f" % (d["bw_bytes"] / 2**20),
-      "%.1f" % (pct["50.000000"] / 1000), "%.1f" % (pct["99.000000"] / 1000), sep="\t")
-EOF
-            tail -n1 "$RESULTS" | awk -F'\t' '{printf "%10s IOPS  p50 %8s us  p99 %8s us\n", $3, $5, $6}'
-        else
-            echo "FAILED (see below)"
-            tail -n 5 "$T/$row-$job.log" | sed 's/^/        /'
-            printf '%s\t%s\tnan\tnan\tnan\tnan\n' "$row" "$job" >>"$RESULTS"
-        fi
-    done
-}
-
-# stop_pids PID...: stop the given processes (newest first), bounded.
-stop_pids() {
-    local i pids=("$@")
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill_pid "${pids[i]}"; done
-}
-
-# show_placement PID...: print each process's allowed CPUs (all threads it
-# starts later inherit them), and fail if one is not on $BENCH_CPUS.
-show_placement() {
-    local pid cpus want
-    want=$(taskset -c "$BENCH_CPUS" grep -Po '(?<=^Cpus_allowed_list:\t).*' /proc/self/status)
-    for pid in "$@"; do
-        cpus=$(grep -Po '(?<=^Cpus_allowed_list:\t).*' "/proc/$pid/status")
-        printf '    placement: pid %-7s %-10s cpus %s\n' "$pid" "$(cat "/proc/$pid/comm")" "$cpus"
-        [[ $cpus == "$want" ]] || fail "pid $pid runs on cpus $cpus, not $want"
-    done
-}
-
-wait_nbd() { wait_for timeout 5 nbdinfo --size "$(nbd_uri "$1")"; }
-
-seed_copy() { cp --sparse=never "$D/seed.img" "$1"; sync "$1"; }
-
-# --- rows ---------------------------------------------------------------
-
-row_a() {
-    seed_copy "$D/a.img"
-    fio_row a --ioengine=io_uring --filename="$D/a.img" --size="$SIZE_BYTES" --direct=0
-}
-
-row_ad() {
-    [[ -f $D/a.img ]] || seed_copy "$D/a.img"
-    fio_row ad --ioengine=io_uring --filename="$D/a.img" --size="$SIZE_BYTES" --direct=1
-}
-
-row_b() {
-    local sock=$T/b.sock
-    seed_copy "$D/b.img"
-    start_bg "$T/nbdkit.log" nbdkit -f -U "$sock" file "$D/b.img"
-    local pid=$BG_PID
-    wait_nbd "$sock"
-    show_placement "$pid"
-    fio_row b --ioengine=nbd --uri="$(nbd_uri "$sock")"
-    stop_pids "$pid"
-}
-
-# repvol_row ROW NREPLICAS [tls]
-repvol_row() {
-    local row=$1 n=$2 vol=bench-$1 sock=$T/$1.sock i reps=() pids=() extra=()
-    if [[ ${3:-} == tls ]]; then
-        if [[ ! -f $T/pki/client-cert.pem ]]; then
-            { "$TOP/scripts/tls-certs.sh" ca "$T/pki" &&
-              "$TOP/scripts/tls-certs.sh" server "$T/pki" &&
-              "$TOP/scripts/tls-certs.sh" client "$T/pki" bench; } >/dev/null
-        fi
-        extra+=(--tls-dir "$T/pki")
-        export REPVOL_TLS_DIR=$T/pki
-    else
-        unset REPVOL_TLS_DIR
-    fi
-    if [[ ! -x $REPVOL || ! -x $REPVOLD ]]; then
-        echo "    $row  skipped: build/repvol or build/repvold not built"
-        return 0
-    fi
-    if "$REPVOLD" --help 2>&1 | grep -q -- '--cache'; then
-        extra+=(--cache writeback)
-    else
-        echo "    note: repvold has no --cache option; running it with its defaults"
-    fi
-    for ((i = 1; i <= n; i++)); do
-        start_repvold "$row-r$i" "zone-$i" ${extra[@]+"${extra[@]}"}
-        reps+=(--replica "$ADDR")
-        pids+=("${REPVOLD_PID[$row-r$i]}")
-    done
-    local create=("$REPVOL" create "$vol" --size "$BENCH_SIZE" "${reps[@]}")
-    # One replica in one zone: allow it where the CLI asks.
-    if ! "${create[@]}" >"$T/create-$vol.log" 2>&1; then
-        cat "$T/create-$vol.log"
-        fail "repvol create $vol failed"
-    fi
-    start_attach "$vol" "$sock"
-    show_placement "${pids[@]}" "${ATTACH_PID[$vol]}"
-    say "row $row: seeding the volume with nbdcopy ($BENCH_SIZE)"
-    nbdcopy "$D/seed.img" "$(nbd_uri "$sock")"
-    fio_row "$row" --ioengine=nbd --uri="$(nbd_uri "$sock")"
-    stop_attach "$vol"
-    if ((n == 2)); then
-        if cmp -s "$D/$row-r1/$vol.data" "$D/$row-r2/$vol.data"; then
-            say "row $row: after detach both replicas' data files are identical (cmp)"
-        else
-            say "row $row: WARNING: replicas' data files differ after detach"
-            REPLICA_MISMATCH=1
-        fi
-    fi
-    "$REPVOL" delete "$vol" >/dev/null || echo "    note: repvol delete $vol failed"
-    stop_pids "${pids[@]}"
-    unset REPVOL_TLS_DIR
-}
-
-row_c() { repvol_row c 1; }
-row_d() { repvol_row d 2; }
-row_dt() { repvol_row dt 2 tls; }
-
-row_e() {
-    local back=$T/e-back.sock front=$T/e-front.sock pids=()
-    seed_copy "$D/e0.img"
-    seed_copy "$D/e1.img"
-    start_bg "$T/qemu-nbd-back.log" qemu-nbd -t -e 4 -f raw -k "$back" "$D/e1.img"
-    pids+=("$BG_PID")
-    wait_nbd "$back"
-    local opts="driver=quorum,vote-threshold=2"
-    opts+=",children.0.driver=raw,children.0.file.driver=file,children.0.file.filename=$D/e0.img"
-    opts+=",children.1.driver=raw,children.1.file.driver=nbd"
-    opts+=",children.1.file.server.type=unix,children.1.file.server.path=$back"
-    echo "    qemu-nbd -t -e 4 -k $front --image-opts '$opts'"
-    start_bg "$T/qemu-nbd-front.log" qemu-nbd -t -e 4 -k "$front" --image-opts "$opts"
-    pids+=("$BG_PID")
-    wait_nbd "$front"
-    show_placement "${pids[@]}"
-    fio_row e --ioengine=nbd --uri="$(nbd_uri "$front")"
-    stop_pids "${pids[@]}"
-    if cmp -s "$D/e0.img" "$D/e1.img" && ! cmp -s "$D/e0.img" "$D/seed.img"; then
-        say "row e: both quorum copies were written and are identical (cmp)"
-    else
-        say "row e: WARNING: quorum copies differ, or were not written"
-    fi
-}
-
-# --- run ----------------------------------------------------------------
+[[ -x $BUILD/tests/bench_summary ]] || fail "$BUILD/tests/bench_summary not built (make all)"
+for row in $BENCH_ROWS $BENCH_UNPINNED_ROWS; do
+    [[ -n ${LABEL[$row]-} ]] || fail "unknown row '$row'"
+done
 
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 MEM=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
 FS=$(df -PT "$D" | awk 'NR == 2 {print $2}')
+DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+PLACEMENT_TEXT="pinned cpu $BENCH_CPUS (taskset, every process); unpinned rows too: ${BENCH_UNPINNED_ROWS:-none}"
 HEADER=$(cat <<EOF
-repvol bench, $(date -u '+%Y-%m-%d %H:%M UTC')
+repvol bench, $DATE
 machine: $(uname -srm), $(nproc) vCPU $CPU_MODEL, $MEM RAM; files on $FS
 tools: $(fio --version), nbdkit $(nbdkit --version | awk '{print $2}'), qemu-nbd $(qemu-nbd --version | awk 'NR == 1 {print $2}')
-placement: every process of every row (servers, repvol attach, qemu-nbd,
-  nbdkit, fio) pinned with "taskset -c $BENCH_CPUS"; rows run one at a time
+placement: pinned rows: every process of the row (servers, repvol attach,
+  qemu-nbd, nbdkit, fio) under "taskset -c $BENCH_CPUS" (the delay relay: below);
+  unpinned rows (${BENCH_UNPINNED_ROWS:-none}): nothing pinned; rows run one at a time
+cross-zone rows (xb xd xe): the delay relay holds every byte ${BENCH_XDELAY_US} us
+  each way (RTT $((2 * BENCH_XDELAY_US)) us), on cpus ${BENCH_RELAY_CPUS:-any} when pinned;
+  their jobs: $BENCH_XJOBS
 jobs: ${BENCH_RUNTIME}s time-based after ${BENCH_RAMP}s ramp, $BENCH_SIZE file/volume
   pre-filled with random data; "sync" before every job; no flush/FUA
   during the runs; every server buffered (page cache) with its default
   or writeback cache
 latency: fio ${BENCH_LAT} percentiles$([[ $BENCH_LAT == lat ]] && echo " (submission + completion)")
+CPU: user + system CPU us per I/O, and context switches per I/O
+  (voluntary/involuntary), of each process over the job's window after
+  the ramp (tests/perf/cpuwin.py)
 EOF
 )
 echo "$HEADER" | sed 's/^/# /'
@@ -253,81 +172,44 @@ say "seeding $BENCH_SIZE of random data"
 head -c "$SIZE_BYTES" /dev/urandom >"$D/seed.img"
 
 REPLICA_MISMATCH=0
-for row in $BENCH_ROWS; do
-    [[ -n ${LABEL[$row]-} ]] || fail "unknown row '$row'"
-    say "row $row: ${LABEL[$row]}"
-    "row_$row"
+for PLACEMENT in pinned unpinned; do
+    if [[ $PLACEMENT == pinned ]]; then
+        LAUNCH=("${PINNED_LAUNCH[@]}") rows=$BENCH_ROWS
+    else
+        LAUNCH=() rows=$BENCH_UNPINNED_ROWS
+    fi
+    for row in $rows; do
+        say "row $row ($PLACEMENT): ${LABEL[$row]}"
+        "row_$row"
+    done
 done
 
-TABLE=$(python3 - "$RESULTS" "$BENCH_JOBS" <<'EOF'
-import sys, math
-path, jobs = sys.argv[1], sys.argv[2].split()
-labels = {"a": "raw file, io_uring, buffered", "ad": "raw file, io_uring, O_DIRECT",
-          "b": "nbdkit file plugin", "c": "repvol, 1 replica",
-          "d": "repvol, 2 replicas", "dt": "repvol, 2 replicas, TLS",
-          "e": "qemu-nbd quorum, 2 copies"}
-res = {}
-for line in open(path):
-    row, job, iops, bw, p50, p99 = line.rstrip("\n").split("\t")
-    res[(row, job)] = tuple(float(x) for x in (iops, bw, p50, p99))
-rows = [r for r in ("a", "ad", "b", "c", "d", "dt", "e") if any((r, j) in res for j in jobs)]
+# Snapshot upload and restore throughput against the S3 server, with its
+# curl baseline (BENCH_SNAPSHOT=0 skips it); resync timing when that bench
+# exists.  Each leaves its JSON fragment in $BENCH_OUT_DIR.
+if [[ ${BENCH_SNAPSHOT:-1} != 0 ]]; then
+    echo
+    "$PERF/snapshot-bench.sh" || echo "snapshot bench failed (above)"
+fi
+if [[ -x $PERF/resync-bench.sh ]]; then
+    echo
+    "$PERF/resync-bench.sh" || echo "resync bench failed (above)"
+else
+    echo "note: no executable tests/perf/resync-bench.sh: resync not measured"
+fi
 
-def get(r, j, k):
-    v = res.get((r, j))
-    return v[k] if v else math.nan
-
-def fmt(x, spec):
-    return "n/a" if math.isnan(x) else format(x, spec)
-
-def ratio(x, y):
-    return math.nan if math.isnan(x) or math.isnan(y) or y == 0 else x / y
-
-hdr = ("job", "row", "target", "IOPS", "MiB/s", "p50 us", "p99 us",
-       "IOPS/b", "p50/b", "d/e IOPS")
-out = []
-print("%-17s %-3s %-29s %9s %8s %8s %8s %7s %6s %8s" % hdr)
-for j in jobs:
-    for r in rows:
-        iops, bw, p50, p99 = (get(r, j, k) for k in range(4))
-        de = fmt(ratio(iops, get("e", j, 0)), ".2f") if r == "d" else ""
-        print("%-17s %-3s %-29s %9s %8s %8s %8s %7s %6s %8s" % (
-            j, r, labels[r], fmt(iops, ".0f"), fmt(bw, ".1f"), fmt(p50, ".1f"),
-            fmt(p99, ".1f"), fmt(ratio(iops, get("b", j, 0)), ".2f"),
-            fmt(ratio(p50, get("b", j, 2)), ".2f"), de))
-    print()
-
-print("targets for (d), two replicas:")
-def target(desc, value, ok_if, limit):
-    if math.isnan(value):
-        verdict = "N/A  (not measured)"
-    else:
-        met = value >= limit if ok_if == ">=" else value <= limit
-        verdict = "%s  (%.2fx, target %s %.2fx)" % ("MET  " if met else "SHORT", value, ok_if, limit)
-    print("  %-52s %s" % (desc, verdict))
-target("4k randwrite QD32 IOPS vs (e) qemu quorum", ratio(get("d", "4k-randwrite-qd32", 0), get("e", "4k-randwrite-qd32", 0)), ">=", 3.0)
-target("4k randwrite QD32 IOPS vs (b) nbdkit", ratio(get("d", "4k-randwrite-qd32", 0), get("b", "4k-randwrite-qd32", 0)), ">=", 0.7)
-target("4k randwrite QD1 p50 vs (b) nbdkit", ratio(get("d", "4k-randwrite-qd1", 2), get("b", "4k-randwrite-qd1", 2)), "<=", 1.5)
-target("4k randread  QD1 p50 vs (b) nbdkit", ratio(get("d", "4k-randread-qd1", 2), get("b", "4k-randread-qd1", 2)), "<=", 1.5)
-print("targets for (dt), two replicas over TLS, against (d) in the same run:")
-target("4k randwrite QD32 IOPS, TLS vs plaintext", ratio(get("dt", "4k-randwrite-qd32", 0), get("d", "4k-randwrite-qd32", 0)), ">=", 0.85)
-target("4k randwrite QD1 p50, TLS vs plaintext", ratio(get("dt", "4k-randwrite-qd1", 2), get("d", "4k-randwrite-qd1", 2)), "<=", 1.15)
-EOF
-)
+SUMMARY=$BENCH_DIR/summary.json
+TABLE=$("$BUILD/tests/bench_summary" --results "$RESULTS" --cpu "$CPU_TSV" \
+    --out-dir "$BENCH_OUT_DIR" --json "$SUMMARY" --date "$DATE" \
+    --placement "$PLACEMENT_TEXT" --rtt-us "$((2 * BENCH_XDELAY_US))" --jobs "$BENCH_JOBS")
 
 echo
 echo "$HEADER"
 echo
 echo "$TABLE"
-((REPLICA_MISMATCH == 0)) || echo "WARNING: row d's replicas were not identical after detach"
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+((REPLICA_MISMATCH == 0)) || echo "WARNING: a two-replica row's replicas were not identical after detach"
 { echo "$HEADER"; echo; echo "$TABLE"; } >"$BENCH_DIR/bench-$STAMP.txt"
-mkdir -p "$BENCH_DIR/fio-$STAMP"
-cp "$T"/*.json "$BENCH_DIR/fio-$STAMP/" 2>/dev/null || true
-say "table saved to ${BENCH_DIR#"$TOP"/}/bench-$STAMP.txt, fio's JSON in ${BENCH_DIR#"$TOP"/}/fio-$STAMP/"
-
-# Snapshot upload and restore throughput against the S3 server, with its
-# curl baseline (BENCH_SNAPSHOT=0 skips it).
-if [[ ${BENCH_SNAPSHOT:-1} != 0 ]]; then
-    echo
-    "$PERF/snapshot-bench.sh" || echo "snapshot bench failed (above)"
-fi
+cp "$T"/*.json "$BENCH_OUT_DIR/" 2>/dev/null || true
+cp "$SUMMARY" "$BENCH_OUT_DIR/summary.json"
+say "table saved to ${BENCH_DIR#"$TOP"/}/bench-$STAMP.txt, the summary to ${SUMMARY#"$TOP"/}"
+say "fio's JSON, the TSV results and the fragments are in ${BENCH_OUT_DIR#"$TOP"/}/"
