@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdbool.h>
 
+#include "core/dirty_region.h"
+
 #define RV_PROTO_VERSION   1
 #define RV_HELLO_MAGIC     0x4f4c4548564f4c52ULL  /* "RLOVHELO" */
 #define RV_WELCOME_MAGIC   0x4d4f434c45574c52ULL  /* "RLWELCOM" */
@@ -120,20 +122,15 @@ enum rv_cmd {
  * at the 8 TiB maximum.  Server and engine derive it alike, so nothing
  * about it is negotiated; DIRTY_GET reports it anyway.
  */
-#define RV_DIRTY_REGION_MIN  4096u
+#define RV_DIRTY_REGION_MIN  DIRTY_REGION_MIN
 #define RV_DIRTY_REGION      (64u * 1024)
-#define RV_DIRTY_MAX_REGIONS (UINT64_C (1) << 27)
+#define RV_DIRTY_MAX_REGIONS DIRTY_MAX_REGIONS
 #define RV_DIRTY_HDR_SIZE    16
 
 static inline uint32_t
 rv_dirty_region (uint64_t size)
 {
-  uint64_t region = RV_DIRTY_REGION_MIN;
-
-  while ((size + region - 1) / region > RV_DIRTY_MAX_REGIONS &&
-         region < (UINT64_C (1) << 30))
-    region *= 2;
-  return (uint32_t) region;
+  return dirty_region_for (size);
 }
 
 /* Request flags. */

@@ -344,6 +344,22 @@ store_dirty_load (int dirfd, const char *name, uint64_t size,
   return -EBADMSG;
 }
 
+/* What a map's disk ops and counters have reached goes with it into its
+ * resized copy.
+ */
+static void
+carry_state (struct dmap *to, const struct dmap *from)
+{
+  to->next_seq = from->next_seq;
+  to->inflight_seq = from->inflight_seq;
+  to->durable_seq = from->durable_seq;
+  to->clear_queued = from->clear_queued;
+  to->clear_seq = from->clear_seq;
+  to->wipe_gen = from->wipe_gen;
+  to->persists = from->persists;
+  to->clears = from->clears;
+}
+
 /* ---- in-memory map ------------------------------------------------- */
 
 int
@@ -396,14 +412,7 @@ dmap_resize (const struct dmap *from, struct dmap *to, uint64_t size,
       to->count += __builtin_popcount (to->mem[i]);
     for (size_t p = 0; p < to->npages; p++)
       set_pending (to, p);
-    to->next_seq = from->next_seq;
-    to->inflight_seq = from->inflight_seq;
-    to->durable_seq = from->durable_seq;
-    to->clear_queued = from->clear_queued;
-    to->clear_seq = from->clear_seq;
-    to->wipe_gen = from->wipe_gen;
-    to->persists = from->persists;
-    to->clears = from->clears;
+    carry_state (to, from);
     return 0;
   }
   n = MIN (from->nbytes, to->nbytes);
@@ -422,14 +431,7 @@ dmap_resize (const struct dmap *from, struct dmap *to, uint64_t size,
   for (size_t p = 0; p < MIN (from->npages, to->npages); p++)
     if (from->pending[p])
       set_pending (to, p);
-  to->next_seq = from->next_seq;
-  to->inflight_seq = from->inflight_seq;
-  to->durable_seq = from->durable_seq;
-  to->clear_queued = from->clear_queued;
-  to->clear_seq = from->clear_seq;
-  to->wipe_gen = from->wipe_gen;
-  to->persists = from->persists;
-  to->clears = from->clears;
+  carry_state (to, from);
   return 0;
 }
 

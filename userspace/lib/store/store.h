@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include "core/bdev.h"
+#include "core/dirty_region.h"
 #include "core/loop.h"
 
 #define STORE_NAME_MAX     64           /* includes the NUL */
@@ -112,19 +113,14 @@ int store_meta_read (int dirfd, const char *name, struct store_meta *m,
  * STORE_DIRTY_REGION_LOAD_MAX] (65536: every map before issue 15) loads
  * and is converted (each old region's bits cover at least its bytes).
  */
-#define STORE_DIRTY_REGION_MIN      4096u                  /* == RV_ */
-#define STORE_DIRTY_MAX_REGIONS     (UINT64_C (1) << 27)   /* == RV_ */
+#define STORE_DIRTY_REGION_MIN      DIRTY_REGION_MIN
+#define STORE_DIRTY_MAX_REGIONS     DIRTY_MAX_REGIONS
 #define STORE_DIRTY_REGION_LOAD_MAX (1u << 30)
 
 static inline uint32_t
 store_dirty_region (uint64_t size)
 {
-  uint64_t region = STORE_DIRTY_REGION_MIN;
-
-  while ((size + region - 1) / region > STORE_DIRTY_MAX_REGIONS &&
-         region < (UINT64_C (1) << 30))
-    region *= 2;
-  return (uint32_t) region;
+  return dirty_region_for (size);
 }
 #define STORE_DIRTY_HDR_SIZE  16             /* == RV_DIRTY_HDR_SIZE */
 #define STORE_DIRTY_FILE_HDR  4096           /* header, then the bitmap */
