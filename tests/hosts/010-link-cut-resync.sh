@@ -21,7 +21,7 @@ wait_for -t 20 degraded
 fio_ok cut
 restore_links
 wait_for -t 60 in_sync v1
-copied=$(grep -o 'caught up ([0-9]* bytes copied)' "$T/attach-h1-v1.log" | tail -1 | grep -o '[0-9]*')
+copied=$(grep -Po 'caught up \(\K[0-9]+' "$T/attach-h1-v1.log" | tail -1)
 log "catch-up copied $copied bytes after a 32 MiB span was rewritten"
 [[ -n $copied ]] || fail "the attach did not report a catch-up"
 ((copied <= 64 << 20)) || fail "catch-up copied $copied bytes, more than twice the 32 MiB written"
