@@ -104,7 +104,14 @@ EOF
 )
 hwm1=$(awk '/^VmHWM/ {print $2}' "/proc/$flood/status")
 log "flood: $sent bytes accepted from the sender in 3 s; relay peak RSS $hwm0 kB -> $hwm1 kB (queue bound 1024 kB)"
-((hwm1 - hwm0 <= 2048)) || fail "the relay's peak RSS grew by $((hwm1 - hwm0)) kB with a 1 MiB queue bound"
+# Not under ASan: its quarantine keeps the freed chunk buffers, so RSS
+# follows the bytes relayed, not the queue (the push-back below is
+# checked in every build).
+if built_with_asan; then
+    log "ASan build: the relay's RSS is not judged"
+else
+    ((hwm1 - hwm0 <= 2048)) || fail "the relay's peak RSS grew by $((hwm1 - hwm0)) kB with a 1 MiB queue bound"
+fi
 ((sent < 64 << 20)) || fail "the relay did not push back on the sender: $sent bytes taken"
 
 kill -TERM "$relay"
