@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include "core/freelist.h"
 #include "core/loop.h"
 #include "core/tls.h"
 
@@ -66,8 +67,7 @@ struct conn {
   /* output */
   struct conn_out *out_head, *out_tail;
   size_t out_bytes;             /* queued, for back-pressure decisions */
-  struct conn_out *out_free;    /* sent ones kept for the next sends */
-  unsigned nout_free;
+  struct freelist out_free;     /* sent ones kept for the next sends */
 
   /* stall and idle detection (conn_set_stall_timeout, _idle_timeout) */
   unsigned stall_ms;

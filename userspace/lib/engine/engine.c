@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "engine/engine_internal.h"
+#include "core/freelist.h"
 #include "core/util.h"
 
 void
@@ -36,31 +37,16 @@ eng_maybe_drained (struct engine *e)
 /* Client requests come and go at the I/O rate: a finished one is kept
  * for the next instead of going back to the allocator.
  */
-#define REQ_FREE_MAX 256
-
 struct eng_req *
 eng_req_new (struct engine *e)
 {
-  struct eng_req *r = e->req_free;
-
-  if (r == NULL)
-    return calloc (1, sizeof *r);
-  e->req_free = r->next;
-  e->nreq_free--;
-  memset (r, 0, sizeof *r);
-  return r;
+  return freelist_get (&e->req_free, sizeof (struct eng_req));
 }
 
 void
 eng_req_free (struct engine *e, struct eng_req *r)
 {
-  if (e->nreq_free >= REQ_FREE_MAX) {
-    free (r);
-    return;
-  }
-  r->next = e->req_free;
-  e->req_free = r;
-  e->nreq_free++;
+  freelist_put (&e->req_free, r);
 }
 
 /* r is over: run its internal continuation, or ack the client. */
@@ -376,11 +362,7 @@ engine_close (struct bdev *b)
   }
   free (e->unflushed_cur.bits);
   free (e->unflushed_flushing.bits);
-  while (e->req_free) {
-    struct eng_req *r = e->req_free;
-    e->req_free = r->next;
-    free (r);
-  }
+  freelist_fini (&e->req_free);
   free (e);
 }
 

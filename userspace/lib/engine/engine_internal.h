@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/freelist.h"
 #include "engine/engine.h"
 #include "replica/proto.h"
 
@@ -152,8 +153,7 @@ struct engine {
   void (*drain_done) (void *);
   void *drain_opaque;
 
-  struct eng_req *req_free;     /* finished client requests, for reuse */
-  unsigned nreq_free;
+  struct freelist req_free;     /* finished client requests, for reuse */
 };
 
 static inline bool

@@ -8,7 +8,10 @@
  * up to UPLOAD_DEPTH PUTs in flight and the loop thread reads the next
  * chunks.  Chunks finish in any order; the manifest is indexed by chunk
  * number and goes last: until it exists the snapshot does not.
- */
+ *
+ * Slightly over 800 lines since the worker pipeline came in; the
+ * pipeline (feeding workers, collecting, PUTs) is the seam to move out.
+  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>

@@ -590,11 +590,7 @@ store_close (struct store *s)
   }
   io_engine_free (s->eng);
   close (s->dirfd);
-  while (s->sio_free) {
-    struct sio *io = s->sio_free;
-    s->sio_free = io->next;
-    free (io);
-  }
+  freelist_fini (&s->sio_free);
   free (s->zero_buf);
   free (s->dir);
   free (s);

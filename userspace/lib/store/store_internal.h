@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/bdev.h"
+#include "core/freelist.h"
 #include "core/loop.h"
 #include "store/store.h"
 #include "store/io_engine.h"
@@ -75,8 +76,7 @@ struct store {
    */
   struct loop_defer fail_defer;
   struct sio *fail_head, *fail_tail;
-  struct sio *sio_free;         /* finished requests, for reuse */
-  unsigned nsio_free;
+  struct freelist sio_free;     /* finished requests, for reuse */
 };
 
 struct dirty_op;                /* store_dirty_io.c */

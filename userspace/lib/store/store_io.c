@@ -45,31 +45,16 @@ static void sio_io_done (struct io_req *r, int res);
 /* A request's bookkeeping is kept once it is over, for the next one,
  * instead of a calloc and a free per request.
  */
-#define SIO_FREE_MAX 256
-
 struct sio *
 store_sio_get (struct store *s)
 {
-  struct sio *io = s->sio_free;
-
-  if (io == NULL)
-    return calloc (1, sizeof *io);
-  s->sio_free = io->next;
-  s->nsio_free--;
-  memset (io, 0, sizeof *io);
-  return io;
+  return freelist_get (&s->sio_free, sizeof (struct sio));
 }
 
 void
 store_sio_put (struct store *s, struct sio *io)
 {
-  if (s->nsio_free >= SIO_FREE_MAX) {
-    free (io);
-    return;
-  }
-  io->next = s->sio_free;
-  s->sio_free = io;
-  s->nsio_free++;
+  freelist_put (&s->sio_free, io);
 }
 
 void
