@@ -29,7 +29,7 @@
  *
  * Slightly over 800 lines with the request cache (req_new, req_free);
  * the server's life (start, stop, free) is the seam if it grows more.
-  */
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

@@ -28,7 +28,7 @@
  * job all work on the one private struct cow and its barrier; the seam
  * to cut along (a cow_internal.h, resize and the journal in files of
  * their own) is noted for the next change here.
-  */
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

@@ -11,7 +11,7 @@
  *
  * Slightly over 800 lines since the worker pipeline came in; the
  * pipeline (feeding workers, collecting, PUTs) is the seam to move out.
-  */
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
