@@ -2,7 +2,7 @@
 /*
  * repvol_uapi.h - the interface between repvol.ko and the process that
  * serves its devices (repvol attach --kmod).  Shared by kmod/repvol.c and
- * userspace/lib/frontend/kmod.c; docs/DESIGN.md section 3.11 is the
+ * userspace/lib/frontend/kmod.c; docs/DESIGN.md section 2.12 is the
  * prose version.  Fixed-width types only, no kernel pointers, every
  * struct versioned and padded to a multiple of 8 bytes.
  *
