@@ -6,7 +6,7 @@ CC       ?= gcc
 # keeps working); what the code needs is added on top.
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
-            -D_GNU_SOURCE -Iuserspace/lib -MMD -MP
+            -D_GNU_SOURCE -Iuserspace/lib -Ikmod -MMD -MP
 ALL_LDLIBS = $(LDLIBS) -luring -laio -ljson-c -lisal -lcurl -lzstd -lcrypto -lblkid -lgnutls -lmicrohttpd -lm
 
 B        ?= build

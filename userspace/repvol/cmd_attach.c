@@ -8,6 +8,7 @@
 #include "attach/attach.h"
 #include "engine/engine.h"
 #include "frontend/frontend.h"
+#include "repvol_uapi.h"
 #include "metrics/metrics.h"
 #include "repvol.h"
 
@@ -17,6 +18,7 @@ cmd_attach (int argc, char **argv)
   static const struct option longopts[] = {
     { "nbd", required_argument, NULL, 'n' },
     { "ublk", no_argument, NULL, 'u' },
+    { "kmod", no_argument, NULL, 'K' },
     { "queues", required_argument, NULL, 'q' },
     { "depth", required_argument, NULL, 'd' },
     { "nbd-device", required_argument, NULL, 'k' },
@@ -39,7 +41,7 @@ cmd_attach (int argc, char **argv)
   const char *heal_after = NULL, *metrics_addr = NULL;
   uint64_t t, queues = 1, depth = 128;
   const char *nbd = NULL, *nbd_device = NULL, *device = NULL;
-  bool ublk = false;
+  bool ublk = false, kmod = false;
   char ublk_spec[64];
   int c;
 
@@ -52,6 +54,9 @@ cmd_attach (int argc, char **argv)
       break;
     case 'u':
       ublk = true;
+      break;
+    case 'K':
+      kmod = true;
       break;
     case 'q':
       if (parse_uint (optarg, 1, 64, &queues) == -1)
@@ -130,10 +135,20 @@ cmd_attach (int argc, char **argv)
   }
   if ((o.volume = one_volume (argc, argv, "attach")) == NULL)
     return EXIT_USAGE;
-  if ((nbd != NULL) + ublk + (nbd_device != NULL) + (device != NULL) != 1)
+  if ((nbd != NULL) + ublk + kmod + (nbd_device != NULL) +
+      (device != NULL) != 1)
     return usage_error ("attach", "say how to serve the volume, once: --nbd "
-                        "unix:PATH|tcp:ADDR:PORT, --ublk, --nbd-device "
-                        "/dev/nbdN|auto or --device auto");
+                        "unix:PATH|tcp:ADDR:PORT, --ublk, --kmod, "
+                        "--nbd-device /dev/nbdN|auto or --device auto");
+  /* repvol.ko's limits (kmod/repvol_uapi.h), tighter than ublk's. */
+  if (kmod && queues > REPVOL_MAX_QUEUES)
+    return usage_error ("attach", "--queues must be 1 to %d with --kmod, "
+                        "not %llu", REPVOL_MAX_QUEUES,
+                        (unsigned long long) queues);
+  if (kmod && depth > REPVOL_MAX_DEPTH)
+    return usage_error ("attach", "--depth must be 1 to %d with --kmod, "
+                        "not %llu", REPVOL_MAX_DEPTH,
+                        (unsigned long long) depth);
   if (nbd) {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -147,21 +162,40 @@ cmd_attach (int argc, char **argv)
   if (device) {
     if (strcmp (device, "auto") != 0)
       return usage_error ("attach", "--device takes 'auto', not '%s'", device);
-    /* ublk where the kernel has it, else the kernel's nbd driver. */
+    /* ublk where the kernel has it, else repvol.ko, else the kernel's
+     * nbd driver.
+     */
     struct error err = { 0 };
-    if ((o.frontend = frontend_pick_device (&err)) == NULL) {
+    char why[600];
+    if ((o.frontend = frontend_pick_device (&err, why, sizeof why)) == NULL) {
       log_error ("attach --device auto: no kernel block device frontend "
                  "here: %s", error_msg (&err));
       return EXIT_FAILURE;
     }
+    if (why[0])
+      log_info ("attach --device auto: %s (not usable: %s)", o.frontend, why);
+    else
+      log_info ("attach --device auto: %s", o.frontend);
     ublk = strcmp (o.frontend, "ublk") == 0;
-    if (!ublk)
+    kmod = strcmp (o.frontend, "kmod") == 0;
+    if (!ublk && !kmod)
       nbd_device = "auto";
+    /* --queues / --depth beyond repvol.ko's limits: its own. */
+    if (kmod) {
+      queues = MIN (queues, (uint64_t) REPVOL_MAX_QUEUES);
+      depth = MIN (depth, (uint64_t) REPVOL_MAX_DEPTH);
+    }
   }
   if (ublk) {
     snprintf (ublk_spec, sizeof ublk_spec, "queues=%llu,depth=%llu",
               (unsigned long long) queues, (unsigned long long) depth);
     o.frontend = "ublk";
+    o.spec = ublk_spec;
+  }
+  if (kmod) {
+    snprintf (ublk_spec, sizeof ublk_spec, "queues=%llu,depth=%llu",
+              (unsigned long long) queues, (unsigned long long) depth);
+    o.frontend = "kmod";
     o.spec = ublk_spec;
   }
   if (nbd_device) {

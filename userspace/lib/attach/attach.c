@@ -621,9 +621,11 @@ attach_run (struct registry *reg, const struct attach_opts *o)
               "reconciling the replicas", v.name);
     engine_reconcile (a.dev, reconciled, &a);
   }
-  if (a.unclean && !a.took_over) {
+  if (a.unclean && !a.took_over &&
+      !frontend_takes_over (o->frontend, v.fenced.frontend)) {
     /* Our own dead predecessor on this host: its kernel device, if it
      * had one, serves nothing now; free it (it may be the one we want).
+     * Not one our frontend recovers (repvol.ko): its held I/O would fail.
      */
     attach_release_stale (v.name, &v.fenced);
   }

@@ -14,6 +14,7 @@ static const struct frontend_ops *const frontends[] = {
   &nbd_frontend_ops,
   &ublk_frontend_ops,
   &nbd_kernel_frontend_ops,
+  &kmod_frontend_ops,
 };
 
 const struct frontend_ops *
@@ -82,19 +83,35 @@ frontend_free (struct frontend *f)
   free (f);
 }
 
-/* The best kernel block device: ublk where the kernel has it, else the
- * kernel's nbd driver; the probes (ublk_ctrl.c, nbd_kernel.c) say why not.
+/* The best kernel block device: ublk where the kernel has it, else
+ * repvol.ko (recoverable like ublk, but a module of ours to load), else
+ * the kernel's nbd driver; the probes (ublk_ctrl.c, kmod.c,
+ * nbd_kernel.c) say why not.
  */
 const char *
-frontend_pick_device (struct error *err)
+frontend_pick_device (struct error *err, char *why, size_t whylen)
 {
-  struct error ublk_err = { 0 }, nbd_err = { 0 };
+  struct error ublk_err = { 0 }, kmod_err = { 0 }, nbd_err = { 0 };
+  char dummy[1];
 
+  if (!why) {
+    why = dummy;
+    whylen = sizeof dummy;
+  }
+  why[0] = '\0';
   if (ublk_probe (&ublk_err) == 0)
     return "ublk";
-  if (nbd_kernel_probe (&nbd_err) == 0)
+  if (kmod_probe (&kmod_err) == 0) {
+    snprintf (why, whylen, "ublk: %s", error_msg (&ublk_err));
+    return "kmod";
+  }
+  if (nbd_kernel_probe (&nbd_err) == 0) {
+    snprintf (why, whylen, "ublk: %s; kmod: %s", error_msg (&ublk_err),
+              error_msg (&kmod_err));
     return "nbd-kernel";
-  error_set (err, ENODEV, "ublk: %s; nbd-kernel: %s", error_msg (&ublk_err),
+  }
+  error_set (err, ENODEV, "ublk: %s; kmod: %s; nbd-kernel: %s",
+             error_msg (&ublk_err), error_msg (&kmod_err),
              error_msg (&nbd_err));
   return NULL;
 }
@@ -103,11 +120,21 @@ int
 frontend_release_stale (const char *desc, long pid, char *where,
                         size_t wherelen, struct error *err)
 {
-  static const char nbd_kernel[] = "nbd-kernel ";
+  static const char nbd_kernel[] = "nbd-kernel ", kmod[] = "kmod ";
 
   if (strncmp (desc, nbd_kernel, sizeof nbd_kernel - 1) == 0) {
     snprintf (where, wherelen, "%s", desc + sizeof nbd_kernel - 1);
     return nbd_kernel_disconnect_stale (where, pid, err);
   }
+  if (strncmp (desc, kmod, sizeof kmod - 1) == 0) {
+    snprintf (where, wherelen, "%s", desc + sizeof kmod - 1);
+    return kmod_release_stale (where, pid, err);
+  }
   return 0;                     /* sockets go with their process */
+}
+
+bool
+frontend_takes_over (const char *name, const char *desc)
+{
+  return name && strcmp (name, "kmod") == 0 && strncmp (desc, "kmod ", 5) == 0;
 }

@@ -18,7 +18,10 @@
  *   "ublk"        ublk_ctrl.c (control device, life, recovery),
  *                 ublk_queue.c (the I/O queues), ublk_internal.h,
  *                 ublk_abi.h
- * Adding one (repvol.ko, say) changes nothing else in the tree.
+ *   "kmod"        kmod.c (control device, life, recovery), kmod_queue.c
+ *                 (the request channel), kmod_internal.h; the contract
+ *                 with repvol.ko is kmod/repvol_uapi.h
+ * Adding one changes nothing else in the tree.
  *
  * Everything runs on the caller's event loop thread.
  *
@@ -36,6 +39,7 @@
 #ifndef REPVOL_FRONTEND_H
 #define REPVOL_FRONTEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/util.h"
@@ -113,10 +117,13 @@ int frontend_resized (struct frontend *f, const char **when);
 void frontend_free (struct frontend *f);
 
 /* The best kernel block device frontend this machine offers: "ublk"
- * where ublk_drv is usable, else "nbd-kernel"; NULL with what is
- * missing for each in err when neither is.
+ * where ublk_drv is usable, else "kmod" where repvol.ko is (loaded, or
+ * modprobe loads it), else "nbd-kernel"; NULL with what is missing for
+ * each in err when none is.  why (may be NULL) gets why the better ones
+ * were passed over ("" when the first was taken).
  */
-const char *frontend_pick_device (struct error *err);
+const char *frontend_pick_device (struct error *err, char *why,
+                                  size_t whylen);
 
 /* Requests the NBD servers of this process answered with an error
  * without passing them on (out of range, misaligned, bad flags), for
@@ -134,6 +141,11 @@ int ublk_probe (struct error *err);
  * missing in err.
  */
 int nbd_kernel_probe (struct error *err);
+/* 0 if this process can serve repvol.ko devices (/dev/repvol-control
+ * there, after a modprobe repvol if it was not, and root); else a
+ * negative errno with what is missing in err.
+ */
+int kmod_probe (struct error *err);
 
 /* A /dev/nbdN (dev) that the kernel still shows as connected by pid, an
  * attach that died: disconnect it.  1 if it did, 0 if the device is
@@ -151,9 +163,25 @@ int nbd_kernel_disconnect_stale (const char *dev, long pid,
 int frontend_release_stale (const char *desc, long pid, char *where,
                             size_t wherelen, struct error *err);
 
+/* Whether frontend name, started now for the same volume, takes over
+ * the device desc (a registry "frontend" field) that a dead attach
+ * left, rather than making a new one: then the caller must not release
+ * it first.  Only "kmod" recovers that way through the registry's
+ * description (ublk finds its device by its own state file and is never
+ * released).
+ */
+bool frontend_takes_over (const char *name, const char *desc);
+
+/* A /dev/repvolN (dev) left by the dead attach pid: deleted if nobody
+ * serves its channel (the module holds or fails its I/O).  1 if it was,
+ * 0 if there was nothing to do, a negative errno with why in err.
+ */
+int kmod_release_stale (const char *dev, long pid, struct error *err);
+
 /* The frontends, for frontend.c's table. */
 extern const struct frontend_ops nbd_frontend_ops;         /* nbd.c */
 extern const struct frontend_ops ublk_frontend_ops;        /* ublk_ctrl.c */
 extern const struct frontend_ops nbd_kernel_frontend_ops;  /* nbd_kernel.c */
+extern const struct frontend_ops kmod_frontend_ops;        /* kmod.c */
 
 #endif

@@ -1,0 +1,103 @@
+/* kmod_internal.h - what the two halves of the kmod frontend share:
+ * kmod.c (the control device, the device's life, recovery and its
+ * state file, the frontend ops) and kmod_queue.c (the request channel:
+ * descriptors in, payloads through pread/pwrite, completions out).
+ * Only for frontend/kmod*.c.
+ */
+#ifndef REPVOL_KMOD_INTERNAL_H
+#define REPVOL_KMOD_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include "repvol_uapi.h"
+#include "core/bdev.h"
+#include "core/loop.h"
+#include "core/mailbox.h"
+#include "frontend/frontend.h"
+
+#define KMOD_BATCH              64          /* descriptors per read() */
+
+enum kmod_state {
+  KMOD_LIVE,                    /* serving the channel */
+  KMOD_STOPPING,                /* STOP + DEL on their thread */
+  KMOD_DRAINING,                /* DEL returned; bdev finishing ours */
+  KMOD_DONE,
+};
+
+struct kmod_dev;
+
+/* One request the kernel handed us, by tag (queue * depth + tag). */
+struct kmod_slot {
+  struct kmod_dev *k;
+  uint32_t tag;                 /* as the kernel names it */
+  bool busy;                    /* read from the channel, not completed */
+  bool with_bdev;               /* its bdev_io is in flight */
+  uint8_t op;                   /* REPVOL_OP_* */
+  uint32_t flags;               /* BDEV_* */
+  uint64_t offset;
+  uint32_t len, done_bytes;
+  struct bdev_io io;
+  char *buf;                    /* max_io bytes, in k->bufs */
+};
+
+struct kmod_dev {
+  struct frontend *fe;
+  struct loop *loop;
+  struct bdev *dev;
+  const char *name;
+
+  int ctrl_fd;                  /* /dev/repvol-control */
+  int chan_fd;                  /* /dev/repvolcN, non-blocking */
+  struct loop_watch watch;
+  bool watching;
+
+  struct repvol_ctrl p;         /* the device's parameters, as taken */
+  uint32_t dev_id;
+  bool have_dev;
+  bool created;                 /* by this start, not recovered */
+  bool recovering;
+  uint32_t bdev_max_io;         /* split discards / write-zeroes to this */
+
+  struct kmod_slot *slots;      /* nr_queues * depth */
+  size_t nslots;
+  char *bufs;
+  size_t bufs_len;
+  unsigned busy;                /* slots busy */
+  unsigned with_bdev;           /* slots whose bdev_io is in flight */
+
+  struct repvol_done *done;     /* completions not yet written, nslots */
+  unsigned ndone;
+  struct loop_defer flush;      /* writes them at the end of the pass */
+  bool warned_chan;             /* logged a failed pread/pwrite/write */
+  bool warned_req;              /* logged a request we refused */
+
+  enum kmod_state state;
+  pthread_t stopper;
+  bool stopper_running;
+  struct mailbox mb;
+  bool mb_ok;
+  struct loop_defer kick;
+  void (*stopped) (void *opaque);
+  void *stopped_opaque;
+
+  char state_path[256];
+};
+
+/* kmod.c: run the deferred life work (finish a stop) at the end of this
+ * iteration.
+ */
+void kmod_kick (struct kmod_dev *k);
+
+/* kmod_queue.c: slots and buffers for k->p's queues x depth.  0 or
+ * -ENOMEM (logged).
+ */
+int kmod_slots_setup (struct kmod_dev *k);
+void kmod_slots_free (struct kmod_dev *k);
+/* Watch the channel on the loop; 0 or a negative errno (logged). */
+int kmod_chan_watch (struct kmod_dev *k);
+void kmod_chan_unwatch (struct kmod_dev *k);
+
+#endif
