@@ -11,7 +11,9 @@
  *   /dev/repvol-control (misc device, root only): ioctls on a
  *   struct repvol_ctrl (ADD, START, STOP, DEL, RECOVER, INFO, RESIZE).
  *   Every field is range-checked; a bad one gets -EINVAL and changes
- *   nothing.
+ *   nothing.  ADD reads the parameters; the other ioctls read only
+ *   version, dev_id and (RESIZE) arg, and want every other field 0.
+ *   A dev_id with no device: -ENODEV.
  *
  *   /dev/repvolcN, one per device N (the block device is /dev/repvolN):
  *   the request channel.  One opener at a time (-EBUSY for a second).
@@ -24,15 +26,18 @@
  *              a WRITE request's payload, bytes [off, off + len).
  *     pwrite (fd, buf, len, REPVOL_DATA_OFF (tag, off))
  *              a READ request's data, bytes [off, off + len).
- *              The request must be in flight (read and not completed),
- *              of the right direction, and off + len within its length:
- *              else -EINVAL (-ENOENT for a tag not in flight).
+ *              The tag must name a request in flight (read and not
+ *              completed), else -ENOENT; the request must be of the
+ *              right direction and off + len within its length, else
+ *              -EINVAL.
  *     write()  at any position below REPVOL_DATA_BASE (plain write()):
- *              whole struct repvol_done records, each completing one
- *              request in flight; returns the bytes of the records
- *              taken.  A bad record (tag not in flight, result not 0 or
- *              -1..-4095) stops there: -EINVAL/-ENOENT if it is the
- *              first, else the count of the good ones before it.
+ *              whole struct repvol_done records (count not a multiple of
+ *              their size: -EINVAL), each completing one request in
+ *              flight; returns the bytes of the records taken.  A bad
+ *              record stops there: the count of the good ones before
+ *              it, or, if it is the first, -ENOENT (tag not in flight)
+ *              or -EINVAL (result not 0 or -4095..-1).
+ *   Once the device is deleted every call gets -ENODEV.
  *
  * Life of a device:
  *   ADD      allocates /dev/repvolcN (the disk is not visible yet);
