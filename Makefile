@@ -18,7 +18,8 @@ PROGS    := $(B)/repvold $(B)/repvol
 # tests also run (against a real cluster), so "all" builds it.
 TOOLS    := $(B)/tests/no_io_uring $(B)/tests/objtool $(B)/tests/mksnap \
             $(B)/tests/test_registry_conformance $(B)/tests/ackload \
-            $(B)/tests/delayrelay $(B)/tests/bench_summary
+            $(B)/tests/delayrelay $(B)/tests/bench_summary \
+            $(B)/tests/kmod-hostile
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 # Helpers the unit tests share (fake bdev, fake replica...).
@@ -62,6 +63,11 @@ $(B)/tests/mksnap: $(B)/tests/tools/mksnap.o $(LIB)
 $(B)/tests/ackload: tests/tools/ackload.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -lnbd
+
+# repvol.ko against bad input, through the real module (kernel test 053).
+$(B)/tests/kmod-hostile: tests/kernel/kmod-hostile.c kmod/repvol_uapi.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -lpthread
 
 # The bench's TCP relay with a one-way delay (cross-zone rows, test 104).
 $(B)/tests/delayrelay: tests/perf/delayrelay.c

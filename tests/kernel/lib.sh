@@ -8,8 +8,11 @@
 #
 # It sources tests/integration/lib.sh (start_repvold, start_attach for the
 # NBD socket, wait_for, fail/skip, the EXIT trap, ...) and adds:
-#   - need_driver ublk|nbd, need_frontend ublk|nbd-kernel: skip unless the
-#     guest kernel has the driver / "repvol attach --help" lists the option;
+#   - need_driver ublk|nbd, need_frontend ublk|nbd-kernel|kmod: skip unless
+#     the guest kernel has the driver / "repvol attach --help" lists the
+#     option;
+#   - need_kmod: repvol.ko loaded (insmod of the one the tier built for this
+#     kernel); fails, not skips, when that build is missing;
 #   - start_dev_attach VOL ARGS...: "repvol attach VOL ARGS" (--ublk or
 #     --nbd-device DEV) in the background until it logs "serving /dev/X";
 #     sets $DEV; skips the test when this build has no such frontend yet;
@@ -120,13 +123,30 @@ need_driver() {
     esac
 }
 
-# need_frontend ublk|nbd-kernel: the attach option must be there (the run
+# KMOD_KO: repvol.ko as tests/kernel/run.sh built it for the booted kernel.
+KMOD_KO=$BUILD/kmod/$(uname -r)/repvol.ko
+
+# need_kmod: /dev/repvol-control is there, after insmod of $KMOD_KO if it
+# was not.  The tier builds the module for every VM kernel, so a missing
+# .ko is a broken build, not a kernel without the feature: the test fails.
+need_kmod() {
+    [[ -c /dev/repvol-control ]] && return 0
+    [[ -f $KMOD_KO ]] ||
+        fail "no repvol.ko for kernel $(uname -r): $KMOD_KO is missing (tests/kernel/run.sh builds it: make kmod against this kernel's headers)"
+    insmod "$KMOD_KO" >"$T/insmod.log" 2>&1 ||
+        fail "insmod $KMOD_KO failed: $(cat "$T/insmod.log"); dmesg: $(dmesg | tail -n 5)"
+    wait_for test -c /dev/repvol-control
+    log "insmod $KMOD_KO: /dev/repvol-control is there"
+}
+
+# need_frontend ublk|nbd-kernel|kmod: the attach option must be there (the run
 # itself checks that the frontend is built: start_dev_attach).
 need_frontend() {
     local opt
     case $1 in
     ublk) opt=--ublk ;;
     nbd-kernel) opt=--nbd-device ;;
+    kmod) opt=--kmod ;;
     *) fail "need_frontend: unknown frontend $1" ;;
     esac
     "$REPVOL" attach --help 2>&1 | grep -q -- "$opt" ||
@@ -144,6 +164,7 @@ frontend_key() {
     case " $* " in
     *" --ublk "*) echo ublk ;;
     *" --nbd-device "*) echo nbd-kernel ;;
+    *" --kmod "*) echo kmod ;;
     *) echo other ;;
     esac
 }

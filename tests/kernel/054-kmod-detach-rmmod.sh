@@ -1,0 +1,36 @@
+#!/bin/bash
+# repvol.ko leaves nothing behind: attach --kmod, write, detach (the
+# device goes), rmmod repvol, and no /dev/repvol* or /sys/block/repvol*
+# remains; the module goes in again and serves again.
+. "$(dirname "$0")/lib.sh"
+need_kmod
+need_frontend kmod
+
+two_replicas vol1 64M
+start_dev_attach vol1 --kmod
+dd if=/dev/urandom of="$T/data" bs=1M count=4 status=none
+dd if="$T/data" of="$DEV" bs=1M oflag=direct status=none || fail "write to $DEV failed"
+stop_dev_attach vol1
+
+no_repvol_nodes() {
+    local n
+    for n in /dev/repvol* /sys/block/repvol*; do
+        [[ -e $n ]] && return 1
+    done
+    return 0
+}
+held() { cat /sys/module/repvol/refcnt 2>/dev/null; }
+unused() { [[ $(held) == 0 ]]; }
+wait_for unused
+rmmod repvol || fail "rmmod repvol failed (refcnt $(held)): $(dmesg | tail -n 5)"
+wait_for no_repvol_nodes
+[[ ! -e /sys/module/repvol ]] || fail "/sys/module/repvol still there after rmmod"
+log "rmmod repvol: no /dev/repvol*, no /sys/block/repvol*"
+
+need_kmod
+start_dev_attach vol1 --kmod
+cmp -n $((4 << 20)) "$T/data" "$DEV" || fail "data written before rmmod differs"
+stop_dev_attach vol1
+no_kernel_io_errors
+bad=$(dmesg | tail -n +"$((DMESG_MARK + 1))" | grep -E 'WARNING|BUG|Oops|general protection' || true)
+[[ -z $bad ]] || fail "the kernel complained: $bad"
