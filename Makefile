@@ -191,10 +191,11 @@ COMPDIR ?= $(PREFIX)/share/bash-completion/completions
 UNITS_IN := $(wildcard systemd/*.in)
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
-	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+	  $(DESTDIR)$(MANDIR)/man4 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
 	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPDIR)
 	install -m 755 $(B)/repvol $(DESTDIR)$(BINDIR)/repvol
 	install -m 755 $(B)/repvold $(DESTDIR)$(SBINDIR)/repvold
+	install -m 644 man/*.4 $(DESTDIR)$(MANDIR)/man4/
 	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 644 man/*.7 $(DESTDIR)$(MANDIR)/man7/

@@ -632,9 +632,9 @@ kmod_start (struct frontend *f, const char *spec)
   }
   snprintf (f->where, sizeof f->where, "/dev/" REPVOL_DISK_PREFIX "%" PRIu32,
             k->dev_id);
-  log_info ("kmod: %s: %s %s (%" PRIu64 " bytes, block %" PRIu32 ", %" PRIu32
-            " queue(s) of depth %" PRIu32 ", max I/O %" PRIu32 ")", k->name,
-            k->recovering ? "took over" : "started", f->where,
+  log_info ("kmod: %s: serving %s (%s; %" PRIu64 " bytes, block %" PRIu32
+            ", %" PRIu32 " queue(s) of depth %" PRIu32 ", max I/O %" PRIu32
+            ")", k->name, f->where, k->recovering ? "recovered" : "new",
             (uint64_t) k->p.size,
             k->p.logical_block_size, k->p.nr_queues, k->p.queue_depth,
             k->p.max_io_bytes);
