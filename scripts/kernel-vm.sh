@@ -257,26 +257,35 @@ prepare_kbuild() {
     [[ $k == trixie ]] || KBDIR=$KBROOT$KBDIR
 }
 
-# kmod KERNEL OUTDIR: build a copy of kmod/ for KERNEL into OUTDIR.
+# kmod KERNEL OUTDIR: build a copy of kmod/ for KERNEL into OUTDIR.  For
+# bookworm (host tools) sparse checks it too (C=1) when it is installed.
+# A warning from the compiler or from sparse fails the build.
 cmd_kmod() {
-    local k=$1 out=$2 src
+    local k=$1 out=$2 src log rc=0 check=()
     prepare_kbuild "$k"
     if [[ $k == trixie ]]; then
         src=$KBROOT/build/repvol
         rm -rf "$src"
     else
         src=$(mktemp -d /tmp/repvol-kmod.XXXXXX)
+        command -v sparse >/dev/null && check=(C=1)
     fi
     mkdir -p "$src/kmod" "$out"
     cp "$TREE_DEFAULT/Kbuild" "$src/"
     cp "$TREE_DEFAULT"/kmod/Kbuild "$TREE_DEFAULT"/kmod/*.[ch] "$src/kmod/"
-    say "$k: building repvol.ko against $KVER's headers"
+    say "$k: building repvol.ko against $KVER's headers${check:+ (and sparse)}"
+    log=$src/build.log
     if [[ $k == trixie ]]; then
         chroot "$KBROOT" /usr/bin/env -i PATH=/usr/bin:/usr/sbin HOME=/root LANG=C \
-            make -C "$KBDIR" M=/build/repvol modules
+            make -C "$KBDIR" M=/build/repvol modules >"$log" 2>&1 || rc=$?
     else
-        make -C "$KBDIR" M="$src" modules
-    fi || { [[ $k == trixie ]] || rm -rf "$src"; die "$k: repvol.ko did not build"; }
+        make -C "$KBDIR" M="$src" ${check[@]+"${check[@]}"} modules >"$log" 2>&1 || rc=$?
+    fi
+    cat "$log"
+    if ((rc != 0)) || grep -q 'warning:\|error:' "$log"; then
+        rm -rf "$src"
+        die "$k: repvol.ko did not build cleanly$( ((rc)) && echo " (make exit $rc)")"
+    fi
     cp "$src/kmod/repvol.ko" "$out/repvol.ko"
     rm -rf "$src"
     say "$k: $out/repvol.ko ($(modinfo -F vermagic "$out/repvol.ko" | cut -d' ' -f1))"
