@@ -163,8 +163,9 @@ bench:
 	    $(MAKE) bench-kernel || echo "bench-kernel failed (above)"; fi
 	BUILD=$(abspath $(B)) BENCH_DIR=$(abspath $(B))/bench tests/perf/bench.sh
 
-# fio through /dev/ublkb0, /dev/nbdN and the NBD socket inside a Debian 13
-# guest (emulated under TCG: labelled so).
+# fio through /dev/ublkb0, /dev/repvolN (repvol.ko), /dev/nbdN and the NBD
+# socket inside a Debian 13 and a Debian 12 guest (emulated under TCG:
+# labelled so).
 bench-kernel: all
 	BUILD=$(abspath $(B)) tests/perf/bench-kernel.sh
 
