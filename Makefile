@@ -26,7 +26,7 @@ UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TESTLIB_SRC := $(wildcard tests/unit/lib/*.c)
 TESTLIB  := $(B)/libtestunit.a
 
-.PHONY: all clean check check-unit check-integration check-hosts check-asan check-kernel bench bench-kernel demo install deps soak crashpoints
+.PHONY: all clean kmod kmod-clean check check-unit check-integration check-hosts check-asan check-kernel bench bench-kernel demo install deps soak crashpoints
 all: $(PROGS) $(TOOLS)
 
 $(B)/%.o: %.c
@@ -169,8 +169,9 @@ bench:
 	    $(MAKE) bench-kernel || echo "bench-kernel failed (above)"; fi
 	BUILD=$(abspath $(B)) BENCH_DIR=$(abspath $(B))/bench tests/perf/bench.sh
 
-# fio through /dev/ublkb0, /dev/nbdN and the NBD socket inside a Debian 13
-# guest (emulated under TCG: labelled so).
+# fio through /dev/ublkb0, /dev/repvolN (repvol.ko), /dev/nbdN and the NBD
+# socket inside a Debian 13 and a Debian 12 guest (emulated under TCG:
+# labelled so).
 bench-kernel: all
 	BUILD=$(abspath $(B)) tests/perf/bench-kernel.sh
 
@@ -208,8 +209,22 @@ install: all
 	install -m 644 completion/repvol.bash $(DESTDIR)$(COMPDIR)/repvol
 	install -m 644 completion/repvol.bash $(DESTDIR)$(COMPDIR)/repvold
 
-clean:
+clean: kmod-clean
 	rm -rf $(B) build-asan
+
+# repvol.ko, out of tree, for the kernel whose build directory is KDIR
+# (default: the running kernel's).  C=1 runs sparse over it.  The kernel
+# test tier builds it for each VM kernel with scripts/kernel-vm.sh kmod.
+KDIR ?= /lib/modules/$(shell uname -r)/build
+kmod:
+	@test -f $(KDIR)/Makefile || { echo "make kmod: no kernel build directory at $(KDIR)" \
+	  "(install linux-headers-$$(uname -r), or pass KDIR=...)" >&2; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(C),C=$(C)) modules
+	@echo "built kmod/repvol.ko for $$(modinfo -F vermagic kmod/repvol.ko 2>/dev/null | cut -d' ' -f1)"
+
+kmod-clean:
+	rm -f kmod/*.o kmod/*.ko kmod/*.mod kmod/*.mod.c kmod/.*.cmd kmod/modules.order \
+	  modules.order Module.symvers .*.cmd kmod/Module.symvers
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 

@@ -40,6 +40,9 @@ PACKAGES=(
     # depmod/modprobe on the unpacked modules, cpio/gzip/xz for the
     # initramfs; nbd-client connects /dev/nbdN to an NBD socket in the guest
     qemu-system-x86 apt dpkg kmod cpio gzip xz-utils debian-archive-keyring nbd-client
+    # repvol.ko (make kmod, scripts/kernel-vm.sh kmod): gcc-12 and make come
+    # with build-essential above; sparse for "make kmod C=1"
+    sparse
 )
 
 # One dpkg-query for all: "ii " = installed and configured; a package that

@@ -17,6 +17,13 @@
 #       and runs "SCRIPT ARGS..." as root in a chroot of the shared root.
 #       Output streams to stdout; exits with SCRIPT's exit status (124 when
 #       the VM hit REPVOL_VM_TIMEOUT, 125 when the VM could not run it).
+#   scripts/kernel-vm.sh kmod KERNEL OUTDIR
+#       Build this tree's kmod/ (repvol.ko) for the cached KERNEL into
+#       OUTDIR/repvol.ko, offline.  fetch also downloads that kernel's
+#       linux-headers and linux-kbuild packages (and, for trixie, whose
+#       6.12 headers need Debian 13's gcc-14, a trixie tool root with
+#       gcc-14 and make; nothing is installed on the host).  bookworm's
+#       6.1 headers are built against with the host's own gcc-12.
 #   scripts/kernel-vm.sh shell KERNEL     an interactive guest shell
 #   scripts/kernel-vm.sh version KERNEL   the cached kernel's version string
 #   scripts/kernel-vm.sh accel            which accelerator run would use
@@ -58,6 +65,10 @@ SMP=${REPVOL_VM_SMP:-2}
 VM_TIMEOUT=${REPVOL_VM_TIMEOUT:-900}
 KERNELS=(trixie bookworm)
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+# What a trixie tool root needs to build a module against trixie's
+# headers; apt adds their closure (libc and the rest).
+TRIXIE_TOOLS="gcc-14 binutils make dash bash coreutils sed grep gawk findutils
+              diffutils libelf1t64 libssl3t64 zlib1g pahole"
 
 say() { printf 'kernel-vm: %s\n' "$*" >&2; }
 die() { printf 'kernel-vm: error: %s\n' "$*" >&2; exit 1; }
@@ -156,6 +167,42 @@ unlock_cache() {
 
 fetched() { [[ -s $CACHE/dl/$1/PACKAGE ]] && compgen -G "$CACHE/dl/$1/linux-image-*.deb" >/dev/null; }
 
+# fetch_kbuild SUITE: the headers (and kbuild) of SUITE's cached kernel
+# into $CACHE/dl/SUITE-kbuild, and for trixie its tool root's packages.
+# Returns 1 after saying why, without failing the kernels' fetch.
+fetch_kbuild() {
+    local suite=$1 dl=$CACHE/dl/$1-kbuild img hdr err tmp pkgs
+    img=$(cat "$CACHE/dl/$suite/PACKAGE")
+    if [[ ${REPVOL_VM_REFRESH:-0} != 1 && "$(cat "$dl/PACKAGE" 2>/dev/null)" == "$img" ]]; then
+        say "$suite: kbuild for $img cached"
+        return 0
+    fi
+    apt_opts "$suite"
+    hdr=linux-headers-${img#linux-image-}
+    err=$CACHE/apt/$suite-kbuild.err
+    pkgs=$(apt-cache "${APT[@]}" depends "$hdr" 2>"$err" |
+           awk '$1 == "Depends:" && $2 ~ /^linux-(headers|kbuild)-/ {print $2}')
+    if [[ -z $pkgs ]]; then
+        say "$suite: cannot resolve $hdr's dependencies ($(apt_reason "$err")): repvol.ko cannot be built for it"
+        return 1
+    fi
+    pkgs="$hdr $pkgs"
+    if [[ $suite == trixie ]]; then
+        # Against an empty dpkg status the closure is a complete root.
+        pkgs="$pkgs $(apt-get "${APT[@]}" -s install $TRIXIE_TOOLS 2>>"$err" | awk '/^Inst/ {print $2}')"
+    fi
+    tmp=$(mktemp -d "$CACHE/dl/.new-$suite-kbuild.XXXXXX")
+    # shellcheck disable=SC2086  # a list of package names
+    if ! (cd "$tmp" && apt-get "${APT[@]}" -q download $pkgs) >>"$err" 2>&1; then
+        rm -rf "$tmp"
+        say "$suite: downloading $hdr failed ($(apt_reason "$err")): repvol.ko cannot be built for it"
+        return 1
+    fi
+    rm -rf "$dl" && mv "$tmp" "$dl"
+    echo "$img" >"$dl/PACKAGE"
+    say "$suite: kbuild for $img: $(ls "$dl" | grep -c '\.deb$') packages"
+}
+
 cmd_fetch() {
     command -v apt-get >/dev/null || skip_fetch "apt-get is not installed"
     [[ -r $KEYRING ]] || skip_fetch "no Debian archive keyring at $KEYRING (debian-archive-keyring)"
@@ -172,7 +219,76 @@ cmd_fetch() {
     done
     for k in "${KERNELS[@]}"; do
         say "$k: $(cd "$CACHE/dl/$k" && ls -- *.deb | tr '\n' ' ')"
+        fetch_kbuild "$k" || true
     done
+}
+
+# prepare_kbuild KERNEL: unpack the kernel's headers (bookworm: for the
+# host's gcc-12, the headers' absolute include made relative to the
+# unpacked root; trixie: a chroot-able tool root with gcc-14).  Redone
+# when the packages change.  Sets KBROOT (the root) and KBDIR (the
+# kernel build directory, inside the chroot for trixie).
+prepare_kbuild() {
+    local k=$1 dl=$CACHE/dl/$1-kbuild stamp d
+    [[ -s $dl/PACKAGE ]] || die "$k: no kbuild packages in the cache; run: $0 fetch"
+    prepare "$k"
+    lock_cache
+    KBROOT=$CACHE/$k/kbuild
+    stamp="$(cd "$dl" && ls -- *.deb | sha256sum | cut -c1-16)"
+    if [[ "$(cat "$KBROOT/.STAMP" 2>/dev/null)" != "$stamp" ]]; then
+        say "$k: unpacking the kernel headers$([[ $k == trixie ]] && echo " and the gcc-14 tool root")"
+        rm -rf "$KBROOT" && mkdir -p "$KBROOT"
+        if [[ $k == trixie ]]; then
+            mkdir -p "$KBROOT"/usr/{bin,sbin,lib,lib64} "$KBROOT/dev" "$KBROOT/build"
+            for d in bin sbin lib lib64; do ln -s "usr/$d" "$KBROOT/$d"; done   # merged /usr
+        fi
+        for d in "$dl"/*.deb; do dpkg-deb -x "$d" "$KBROOT"; done
+        if [[ $k == trixie ]]; then
+            ln -sf gawk "$KBROOT/usr/bin/awk"    # dpkg-deb -x sets up no alternatives
+            mknod -m 666 "$KBROOT/dev/null" c 1 3
+        else
+            sed -i "s|^include /usr/src/|include $KBROOT/usr/src/|" \
+                "$KBROOT/usr/src/linux-headers-$KVER/Makefile"
+        fi
+        echo "$stamp" >"$KBROOT/.STAMP"
+    fi
+    unlock_cache
+    KBDIR=/usr/src/linux-headers-$KVER
+    [[ $k == trixie ]] || KBDIR=$KBROOT$KBDIR
+}
+
+# kmod KERNEL OUTDIR: build a copy of kmod/ for KERNEL into OUTDIR.  For
+# bookworm (host tools) sparse checks it too (C=1) when it is installed.
+# A warning from the compiler or from sparse fails the build.
+cmd_kmod() {
+    local k=$1 out=$2 src log rc=0 check=()
+    prepare_kbuild "$k"
+    if [[ $k == trixie ]]; then
+        src=$KBROOT/build/repvol
+        rm -rf "$src"
+    else
+        src=$(mktemp -d /tmp/repvol-kmod.XXXXXX)
+        command -v sparse >/dev/null && check=(C=1)
+    fi
+    mkdir -p "$src/kmod" "$out"
+    cp "$TREE_DEFAULT/Kbuild" "$src/"
+    cp "$TREE_DEFAULT"/kmod/Kbuild "$TREE_DEFAULT"/kmod/*.[ch] "$src/kmod/"
+    say "$k: building repvol.ko against $KVER's headers${check:+ (and sparse)}"
+    log=$src/build.log
+    if [[ $k == trixie ]]; then
+        chroot "$KBROOT" /usr/bin/env -i PATH=/usr/bin:/usr/sbin HOME=/root LANG=C \
+            make -C "$KBDIR" M=/build/repvol modules >"$log" 2>&1 || rc=$?
+    else
+        make -C "$KBDIR" M="$src" ${check[@]+"${check[@]}"} modules >"$log" 2>&1 || rc=$?
+    fi
+    cat "$log"
+    if ((rc != 0)) || grep -q 'warning:\|error:' "$log"; then
+        rm -rf "$src"
+        die "$k: repvol.ko did not build cleanly$( ((rc)) && echo " (make exit $rc)")"
+    fi
+    cp "$src/kmod/repvol.ko" "$out/repvol.ko"
+    rm -rf "$src"
+    say "$k: $out/repvol.ko ($(modinfo -F vermagic "$out/repvol.ko" | cut -d' ' -f1))"
 }
 
 # prepare KERNEL: unpack the kernel, build the initramfs; redone only when
@@ -402,7 +518,8 @@ fetch)   cmd_fetch ;;
 run)     (($# >= 3)) || die "usage: $0 run trixie|bookworm SCRIPT [ARGS...]"
          modules_for "$2" >/dev/null; shift; cmd_run "$@" ;;
 shell)   (($# == 2)) || die "usage: $0 shell trixie|bookworm"; modules_for "$2" >/dev/null; cmd_shell "$2" ;;
+kmod)    (($# == 3)) || die "usage: $0 kmod trixie|bookworm OUTDIR"; modules_for "$2" >/dev/null; cmd_kmod "$2" "$3" ;;
 version) (($# == 2)) || die "usage: $0 version trixie|bookworm"; prepare "$2"; echo "$KVER" ;;
 accel)   k=trixie; fetched trixie || k=bookworm; prepare "$k"; accel; echo "$ACCEL" ;;
-*)       sed -n '2,40p' "$0" >&2; exit 2 ;;
+*)       sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0" >&2; exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/kernel/run.sh [TEST...] - the kernel test tier ("make check-kernel").
 #
-# Fetches the Debian kernels (scripts/kernel-vm.sh fetch; cached), then boots
+# Fetches the Debian kernels (scripts/kernel-vm.sh fetch; cached), builds
+# repvol.ko for each into $BUILD/kmod/KVER/ (scripts/kernel-vm.sh kmod), then boots
 # each kernel once (REPVOL_VM_KERNELS, default "trixie bookworm") and runs
 # every tests/kernel/[0-9]*.sh (or the TESTs given) inside that one boot
 # through tests/kernel/guest.sh.  Tests that need a driver the kernel lacks,
@@ -68,6 +69,15 @@ declare -A NP=() NF=() NS=() KV=()
 failed=0
 for k in $KERNELS; do
     rm -rf "${OUT:?}/$k" && mkdir -p "$OUT/$k"
+    # repvol.ko for this kernel, where the kmod tests (need_kmod) look.
+    kv=$("$VM" version "$k" 2>/dev/null)
+    if "$VM" kmod "$k" "$BUILD/kmod/$kv" >"$OUT/$k/kmod-build.log" 2>&1; then
+        echo "=== Debian $k: built repvol.ko for $kv"
+    else
+        echo "=== Debian $k: repvol.ko did not build for $kv (its tests will fail):"
+        tail -n 15 "$OUT/$k/kmod-build.log" | sed 's/^/    | /'
+        rm -f "$BUILD/kmod/$kv/repvol.ko"
+    fi
     echo "=== Debian $k: booting ($(elapsed) so far)"
     vrc=0
     REPVOL_VM_PASSENV="BUILD KTEST_TIMEOUT WAIT_TIMEOUT KEEP_TMP KCRASH_POINTS" REPVOL_VM_SHARE=$OUT/$k "$VM" run "$k" "$TOP/tests/kernel/guest.sh" "$OUT/$k" "$@" 2>&1 |

@@ -3,21 +3,28 @@
 # "make bench" where qemu is installed).
 #
 # On the host: fetches the Debian kernels (scripts/kernel-vm.sh fetch;
-# cached) and boots Debian 13 (trixie: ublk_drv and nbd), running this same
-# script inside.  In the guest: two repvold (distinct zones) and one 256 MiB
-# volume, then fio 4k randwrite QD32 and 4k randread QD32 (libaio, O_DIRECT,
-# over a 64 MiB region written sequentially first) through
+# cached), builds repvol.ko for each (scripts/kernel-vm.sh kmod) and boots
+# Debian 13 (trixie: ublk_drv, nbd, repvol.ko) and Debian 12 (bookworm:
+# nbd, repvol.ko; no ublk), running this same script inside each.  In the
+# guest: two repvold (distinct zones) and one 256 MiB volume, then fio 4k
+# randwrite QD32 and 4k randread QD32 (libaio, O_DIRECT, over a 64 MiB
+# region written sequentially first) through
 #   ublk        /dev/ublkb0     repvol attach --ublk
+#   kmod        /dev/repvolN    repvol attach --kmod (repvol.ko)
 #   nbd-kernel  /dev/nbdN       repvol attach --nbd-device auto
 #   nbd-client  /dev/nbd0       repvol attach --nbd unix:S + nbd-client -unix S
 #   nbd-socket  fio nbd engine  repvol attach --nbd unix:S (no kernel driver)
 # A row whose frontend this build (or kernel) lacks is printed as skipped.
 # Under TCG the numbers measure qemu's emulation more than repvol: they are
-# labelled "emulated (qemu TCG)" and only the ratios between rows mean much.
+# labelled "emulated (qemu TCG)" and only the ratios between rows of one
+# boot mean much.  Each boot ends with the ratios of issue 14's goal:
+# kmod / nbd-kernel IOPS at 4k randwrite QD32 (goal >= 1) and kmod / ublk
+# (goal: close to 1), higher is better for both.
 #
 # Environment: BENCH_RUNTIME seconds per job (default 10), BENCH_RAMP
-# (default 2), BENCH_KROWS rows (default "ublk nbd-kernel nbd-client nbd-socket"),
-# BUILD (binaries, default build/).
+# (default 2), BENCH_KROWS rows (default "ublk kmod nbd-kernel nbd-client
+# nbd-socket"), BENCH_KERNELS (default "trixie bookworm"), BUILD
+# (binaries, default build/).
 set -euo pipefail
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,8 +42,16 @@ if [[ -z ${REPVOL_VM_KERNEL:-} ]]; then
     fi
     # The guest's environment is fresh: pass the knobs on the command line.
     export BUILD=${BUILD:-$TOP/build}
-    REPVOL_VM_PASSENV=BUILD exec "$TOP/scripts/kernel-vm.sh" run trixie "$0" \
-        "${BENCH_RUNTIME:-10}" "${BENCH_RAMP:-2}" "${BENCH_KROWS:-ublk nbd-kernel nbd-client nbd-socket}"
+    brc=0
+    for k in ${BENCH_KERNELS:-trixie bookworm}; do
+        kv=$("$TOP/scripts/kernel-vm.sh" version "$k")
+        "$TOP/scripts/kernel-vm.sh" kmod "$k" "$BUILD/kmod/$kv" >/dev/null 2>&1 ||
+            echo "bench-kernel: repvol.ko did not build for $kv: no kmod row (scripts/kernel-vm.sh kmod $k DIR says why)"
+        REPVOL_VM_PASSENV=BUILD "$TOP/scripts/kernel-vm.sh" run "$k" "$0" \
+            "${BENCH_RUNTIME:-10}" "${BENCH_RAMP:-2}" \
+            "${BENCH_KROWS:-ublk kmod nbd-kernel nbd-client nbd-socket}" || brc=1
+    done
+    exit "$brc"
 fi
 
 RUNTIME=$1 RAMP=$2 ROWS=$3
@@ -97,10 +112,15 @@ skip_row() { printf '%s\tskipped: %s\t-\t-\t-\n' "$1" "$2" >>"$RES"; log "row $1
 DEVOPTS=(--ioengine=libaio --direct=1)
 for row in $ROWS; do
     case $row in
-    ublk|nbd-kernel)
+    ublk|kmod|nbd-kernel)
         if [[ $row == ublk ]]; then
             [[ -c /dev/ublk-control ]] || { skip_row "$row" "kernel has no ublk"; continue; }
             args=(--ublk)
+        elif [[ $row == kmod ]]; then
+            ko=$BUILD/kmod/$(uname -r)/repvol.ko
+            [[ -c /dev/repvol-control ]] || insmod "$ko" 2>/dev/null ||
+                { skip_row "$row" "cannot load $ko"; continue; }
+            args=(--kmod)
         else
             args=(--nbd-device auto)
         fi
@@ -125,6 +145,7 @@ done
 
 declare -A LABEL=(
     [ublk]="/dev/ublkb0, repvol attach --ublk"
+    [kmod]="/dev/repvolN, repvol attach --kmod"
     [nbd-kernel]="/dev/nbdN, repvol attach --nbd-device"
     [nbd-client]="/dev/nbd0, nbd-client on the NBD socket"
     [nbd-socket]="NBD socket, fio nbd engine"
@@ -140,3 +161,19 @@ while IFS=$'\t' read -r row job iops p50 p99; do
         printf '%-11s %-40s %-18s %8s %9s %9s\n' "$row" "${LABEL[$row]:-}" "$job" "$iops" "$p50" "$p99"
     fi
 done <"$RES"
+
+# The goal of issue 14: repvol.ko against kernel NBD and ublk, same boot.
+iops() { awk -F'\t' -v r="$1" -v j="$2" '$1 == r && $2 == j && $3 ~ /^[0-9]+$/ {print $3}' "$RES"; }
+ratio() {
+    local a b
+    a=$(iops "$1" 4k-randwrite-qd32) b=$(iops "$2" 4k-randwrite-qd32)
+    if [[ -n $a && -n $b && $b != 0 ]]; then
+        awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}'
+    else
+        echo "not measured"
+    fi
+}
+echo
+echo "4k randwrite QD32, higher is better:"
+printf '  kmod / nbd-kernel  %-13s (goal >= 1.0)\n' "$(ratio kmod nbd-kernel)"
+printf '  kmod / ublk        %-13s (goal: close to 1.0)\n' "$(ratio kmod ublk)"
