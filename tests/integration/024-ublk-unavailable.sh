@@ -1,9 +1,10 @@
 #!/bin/bash
 # Where the kernel offers no ublk (this test's usual machine: no
-# /dev/ublk-control), attach --ublk and --device auto fail at once with
+# /dev/ublk-control) nor repvol.ko, attach --ublk, --kmod and --device
+# auto fail at once with
 # one line naming what is missing, and leave the volume free to attach
-# another way.  The ublk data path itself is tested under
-# real kernels by tests/kernel/01*.sh (make check-kernel).
+# another way.  The ublk and repvol.ko data paths themselves are tested
+# under real kernels by tests/kernel/01*.sh and 05*.sh (make check-kernel).
 . "$(dirname "$0")/lib.sh"
 
 [[ ! -e /dev/ublk-control ]] || skip "ublk_drv is loaded here; see tests/kernel/01*.sh"
@@ -19,6 +20,17 @@ expect_fail_match 'no /dev/ublk-control \(load ublk_drv: modprobe ublk_drv' \
 expect_fail_match 'ublk: no /dev/ublk-control' repvol attach v --device auto
 expect_fail_match 'queues' repvol attach v --ublk --queues 0
 expect_fail_match 'depth' repvol attach v --ublk --depth 5000
+
+# The same for repvol.ko (never loaded on the host): one line naming the
+# module and how to load it; its own, tighter bounds on --queues/--depth.
+if [[ ! -e /dev/repvol-control ]]; then
+    expect_fail_match 'repvol.ko is not loaded .*modprobe repvol / insmod kmod/repvol.ko' \
+        repvol attach v --kmod
+    [[ $(grep -c . <<<"$EXPECT_STDERR") -le 4 ]] || fail "more than a few lines: $EXPECT_STDERR"
+    expect_fail_match 'kmod: repvol.ko is not loaded' repvol attach v --device auto
+fi
+expect_fail_match 'queues must be 1 to 32 with --kmod' repvol attach v --kmod --queues 33
+expect_fail_match 'depth must be 1 to 1024 with --kmod' repvol attach v --kmod --depth 1025
 
 # Nothing was left claimed: the volume attaches over NBD and detaches.
 repvol status v --json | python3 -c '
