@@ -312,9 +312,8 @@ kmod_kick (struct kmod_dev *k)
 
 /* ---- start: a new device, or the one a dead attach left ---- */
 
-/* "queues=N,depth=N" (either may be left out).  0 or -EINVAL (logged). */
-static int
-parse_spec (const char *spec, unsigned *queues, unsigned *depth)
+int
+kmod_parse_spec (const char *spec, unsigned *queues, unsigned *depth)
 {
   char *copy = strdup (spec ? spec : ""), *save = NULL, *tok;
   int rc = 0;
@@ -343,11 +342,8 @@ parse_spec (const char *spec, unsigned *queues, unsigned *depth)
   return rc;
 }
 
-/* The device parameters from the bdev, into k->p.  0 or -EINVAL
- * (logged).
- */
-static int
-geometry (struct kmod_dev *k, unsigned queues, unsigned depth)
+int
+kmod_geometry (struct kmod_dev *k, unsigned queues, unsigned depth)
 {
   const struct bdev_info *info = &k->dev->info;
   uint32_t bs = info->block_size ? info->block_size : 512;
@@ -589,8 +585,8 @@ kmod_start (struct frontend *f, const char *spec)
   k->name = f->export_name;
   k->ctrl_fd = k->chan_fd = -1;
 
-  if ((r = parse_spec (spec, &queues, &depth)) < 0 ||
-      (r = geometry (k, queues, depth)) < 0)
+  if ((r = kmod_parse_spec (spec, &queues, &depth)) < 0 ||
+      (r = kmod_geometry (k, queues, depth)) < 0)
     return r;
   if ((r = ctrl_open (false, &err)) < 0) {
     log_error ("kmod: %s", error_msg (&err));

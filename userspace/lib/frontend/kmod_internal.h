@@ -86,6 +86,15 @@ struct kmod_dev {
   char state_path[256];
 };
 
+/* kmod.c: "queues=N,depth=N" (either may be left out; defaults 1 and
+ * 128).  0, -EINVAL (logged) or -ENOMEM.
+ */
+int kmod_parse_spec (const char *spec, unsigned *queues, unsigned *depth);
+/* kmod.c: ADD's parameters for k->dev into k->p (size, block sizes,
+ * max I/O, features) and k->bdev_max_io.  0 or -EINVAL (logged).
+ */
+int kmod_geometry (struct kmod_dev *k, unsigned queues, unsigned depth);
+
 /* kmod.c: run the deferred life work (finish a stop) at the end of this
  * iteration.
  */
