@@ -526,10 +526,12 @@ try_recover (struct kmod_dev *k)
     return 0;
   }
   /* Serve it as it was made: its queues, depth and buffer size. */
+  /* held counts the requests that were in flight when the old server
+   * died too: the module put them back in front of the queue.
+   */
   log_info ("kmod: %s: recovered /dev/repvol%" PRIu32 " (%s, %" PRIu32
-            " request(s) held, %" PRIu32 " in flight when its server died)",
-            k->name, id, kmod_state_name (info.state), info.held,
-            info.in_flight);
+            " request(s) held)", k->name, id, kmod_state_name (info.state),
+            info.held + info.in_flight);
   if (info.nr_queues != k->p.nr_queues || info.queue_depth != k->p.queue_depth)
     log_info ("kmod: %s: /dev/repvol%" PRIu32 " keeps the %" PRIu32
               " queue(s) of depth %" PRIu32 " it was made with", k->name, id,
