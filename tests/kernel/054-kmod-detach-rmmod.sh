@@ -1,7 +1,8 @@
 #!/bin/bash
 # repvol.ko leaves nothing behind: attach --kmod, write, detach (the
-# device goes), rmmod repvol, and no /dev/repvol* or /sys/block/repvol*
-# remains; the module goes in again and serves again.
+# device goes); attach, SIGKILL the attach, and repvol detach deletes the
+# device it left; rmmod repvol, and no /dev/repvol* or /sys/block/repvol*
+# remains; the module goes in again and serves the data written before.
 . "$(dirname "$0")/lib.sh"
 need_kmod
 need_frontend kmod
@@ -11,6 +12,23 @@ start_dev_attach vol1 --kmod
 dd if=/dev/urandom of="$T/data" bs=1M count=4 status=none
 dd if="$T/data" of="$DEV" bs=1M oflag=direct status=none || fail "write to $DEV failed"
 stop_dev_attach vol1
+
+# An attach that dies leaves its device holding I/O; repvol detach of the
+# dead attach deletes it (nobody serves its channel).
+start_dev_attach vol1 --kmod
+dead=${ATTACH_PID[vol1]}
+kill -KILL "$dead"
+wait_exit "$dead" || true
+[[ -b $DEV ]] || fail "$DEV vanished with its attach (it should wait for recovery)"
+rc=0
+"$REPVOL" detach vol1 >"$T/detach.log" 2>&1 || rc=$?
+cat "$T/detach.log" >&2
+((rc == 1)) || fail "repvol detach of a dead attach: exit $rc, want 1 (not clean)"
+grep -q "disconnected $DEV, left behind by attach process $dead" "$T/detach.log" ||
+    fail "repvol detach did not say it deleted $DEV"
+wait_for dev_released "$DEV"
+unset "ATTACH_DEV[vol1]"
+log "repvol detach deleted $DEV, left by the dead attach $dead"
 
 no_repvol_nodes() {
     local n
