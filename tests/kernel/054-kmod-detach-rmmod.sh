@@ -2,7 +2,8 @@
 # repvol.ko leaves nothing behind: attach --kmod, write, detach (the
 # device goes); attach, SIGKILL the attach, and repvol detach deletes the
 # device it left; rmmod repvol, and no /dev/repvol* or /sys/block/repvol*
-# remains; the module goes in again and serves the data written before.
+# remains; the module goes in again, serves the data written before, and
+# grows online (repvol resize: RESIZE, seen at once).
 . "$(dirname "$0")/lib.sh"
 need_kmod
 need_frontend kmod
@@ -48,7 +49,17 @@ log "rmmod repvol: no /dev/repvol*, no /sys/block/repvol*"
 need_kmod
 start_dev_attach vol1 --kmod
 cmp -n $((4 << 20)) "$T/data" "$DEV" || fail "data written before rmmod differs"
+
+# Online growth: RESIZE shows the new size at once.
+"$REPVOL" resize vol1 --size 96M >"$T/resize.out" || fail "online resize failed"
+log "$(cat "$T/resize.out")"
+grep -q "shows 96 MiB now" "$T/resize.out" || fail "resize did not say $DEV grew: $(cat "$T/resize.out")"
+dev_is_96m() { [[ $(blockdev --getsize64 "$DEV") == $((96 << 20)) ]]; }
+wait_for dev_is_96m
+cmp -n $((4 << 20)) "$T/data" "$DEV" || fail "data changed by the resize"
+cmp -i $((64 << 20)):0 -n $((32 << 20)) "$DEV" /dev/zero || fail "the new space does not read zero"
 stop_dev_attach vol1
+replicas_identical vol1
 no_kernel_io_errors
 bad=$(dmesg | tail -n +"$((DMESG_MARK + 1))" | grep -E 'WARNING|BUG|Oops|general protection' || true)
 [[ -z $bad ]] || fail "the kernel complained: $bad"
