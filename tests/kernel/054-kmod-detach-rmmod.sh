@@ -60,6 +60,17 @@ cmp -n $((4 << 20)) "$T/data" "$DEV" || fail "data changed by the resize"
 cmp -i $((64 << 20)):0 -n $((32 << 20)) "$DEV" /dev/zero || fail "the new space does not read zero"
 stop_dev_attach vol1
 replicas_identical vol1
+
+# --device auto: ublk where the kernel has it, else repvol.ko (loaded
+# now), saying why not ublk.
+start_dev_attach vol1 --device auto
+if [[ -c /dev/ublk-control ]]; then want=ublk; else want=kmod; fi
+assert_frontend vol1 "$want $DEV"
+if [[ $want == kmod ]]; then
+    grep -h 'attach --device auto: kmod (not usable: ublk: ' "$T"/attach-vol1.*.log >&2 ||
+        fail "attach --device auto did not say why it passed over ublk"
+fi
+stop_dev_attach vol1
 no_kernel_io_errors
 bad=$(dmesg | tail -n +"$((DMESG_MARK + 1))" | grep -E 'WARNING|BUG|Oops|general protection' || true)
 [[ -z $bad ]] || fail "the kernel complained: $bad"
