@@ -26,7 +26,7 @@ UNITS    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TESTLIB_SRC := $(wildcard tests/unit/lib/*.c)
 TESTLIB  := $(B)/libtestunit.a
 
-.PHONY: all clean kmod kmod-clean check check-unit check-integration check-hosts check-asan check-kernel bench bench-kernel demo install deps soak crashpoints
+.PHONY: all clean kmod kmod-install kmod-clean check check-unit check-integration check-hosts check-asan check-kernel bench bench-kernel demo install deps soak crashpoints
 all: $(PROGS) $(TOOLS)
 
 $(B)/%.o: %.c
@@ -221,6 +221,12 @@ kmod:
 	  "(install linux-headers-$$(uname -r), or pass KDIR=...)" >&2; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(C),C=$(C)) modules
 	@echo "built kmod/repvol.ko for $$(modinfo -F vermagic kmod/repvol.ko 2>/dev/null | cut -d' ' -f1)"
+
+# Into /lib/modules/KVER/updates, where modprobe (and attach --device auto)
+# finds it; KVER is the kernel it was built for.
+kmod-install: kmod
+	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates modules_install
+	depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) -a $$(modinfo -F vermagic kmod/repvol.ko | cut -d" " -f1)
 
 kmod-clean:
 	rm -f kmod/*.o kmod/*.ko kmod/*.mod kmod/*.mod.c kmod/.*.cmd kmod/modules.order \

@@ -292,16 +292,29 @@ static struct repvol_dev *dev_get(u32 id)
 	return dev;
 }
 
-static int dev_start(struct repvol_dev *dev)
+/* START (from ADDED) and RECOVER (from WAITING or FAILING) make the
+ * device live; both need a server holding the channel.
+ */
+static int go_live(struct repvol_dev *dev, bool recovering)
 {
+	bool from;
 	int ret;
 
 	spin_lock(&dev->lock);
-	ret = dev->state != REPVOL_STATE_ADDED ? -EBUSY :
-	      !dev->chan_open ? -ENOTCONN : 0;
+	from = recovering ? dev->state == REPVOL_STATE_WAITING ||
+			    dev->state == REPVOL_STATE_FAILING
+			  : dev->state == REPVOL_STATE_ADDED;
+	ret = !from ? -EBUSY : !dev->chan_open ? -ENOTCONN : 0;
 	if (!ret)
 		dev->state = REPVOL_STATE_LIVE;
 	spin_unlock(&dev->lock);
+	return ret;
+}
+
+static int dev_start(struct repvol_dev *dev)
+{
+	int ret = go_live(dev, false);
+
 	if (ret)
 		return ret;
 	ret = add_disk(dev->disk);
@@ -370,15 +383,8 @@ static void dev_del(struct repvol_dev *dev)
 
 static int dev_recover(struct repvol_dev *dev)
 {
-	int ret;
+	int ret = go_live(dev, true);
 
-	spin_lock(&dev->lock);
-	ret = dev->state != REPVOL_STATE_WAITING &&
-	      dev->state != REPVOL_STATE_FAILING ? -EBUSY :
-	      !dev->chan_open ? -ENOTCONN : 0;
-	if (!ret)
-		dev->state = REPVOL_STATE_LIVE;
-	spin_unlock(&dev->lock);
 	if (ret)
 		return ret;
 	cancel_delayed_work_sync(&dev->recovery_work);
