@@ -1,9 +1,11 @@
 #!/bin/bash
 # repvol.ko leaves nothing behind: attach --kmod, write, detach (the
 # device goes); attach, SIGKILL the attach, and repvol detach deletes the
-# device it left; rmmod repvol, and no /dev/repvol* or /sys/block/repvol*
-# remains; the module goes in again, serves the data written before, and
-# grows online (repvol resize: RESIZE, seen at once).
+# device it left (and a state file that outlived it never gives the
+# volume another volume's device); rmmod repvol, and no /dev/repvol* or
+# /sys/block/repvol* remains; the module goes in again, serves the data
+# written before, and grows online (repvol resize: RESIZE, seen at once);
+# --device auto picks repvol.ko where ublk is missing.
 . "$(dirname "$0")/lib.sh"
 need_kmod
 need_frontend kmod
@@ -30,6 +32,29 @@ grep -q "disconnected $DEV, left behind by attach process $dead" "$T/detach.log"
 wait_for dev_released "$DEV"
 unset "ATTACH_DEV[vol1]"
 log "repvol detach deleted $DEV, left by the dead attach $dead"
+
+# vol1's state file still names that number, now free.  Another volume of
+# the same size takes it and its attach dies too: vol1's next attach must
+# not take that device (its last attach was not serving it), but make
+# its own.
+old=$DEV
+repvol create vol2 --size 64M --replica "${REPVOLD_ADDR[alpha]}" \
+    --replica "${REPVOLD_ADDR[beta]}" >/dev/null
+start_dev_attach vol2 --kmod
+dev2=$DEV
+[[ $dev2 == "$old" ]] || log "vol2 got $dev2, not $old: the check below is weaker"
+kill -KILL "${ATTACH_PID[vol2]}"
+wait_exit "${ATTACH_PID[vol2]}" || true
+start_dev_attach vol1 --kmod
+[[ $DEV != "$dev2" ]] || fail "vol1's attach took over $dev2, vol2's device"
+grep -h "not taking it over" "$T"/attach-vol1.*.log >&2 || true
+stop_dev_attach vol1
+rc=0
+"$REPVOL" detach vol2 >"$T/detach2.log" 2>&1 || rc=$?
+((rc == 1)) || { cat "$T/detach2.log" >&2; fail "repvol detach vol2 (dead): exit $rc, want 1"; }
+wait_for dev_released "$dev2"
+unset "ATTACH_DEV[vol2]"
+log "vol1 got its own device; $dev2 (vol2's, left by its dead attach) deleted by repvol detach"
 
 no_repvol_nodes() {
     local n

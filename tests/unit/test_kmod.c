@@ -22,24 +22,37 @@ static void
 test_parse_spec (void **state)
 {
   unsigned q, d;
+  int64_t rec;
 
-  assert_int_equal (kmod_parse_spec (NULL, &q, &d), 0);
+  assert_int_equal (kmod_parse_spec (NULL, &q, &d, &rec), 0);
   assert_int_equal (q, 1);
   assert_int_equal (d, 128);
-  assert_int_equal (kmod_parse_spec ("queues=32,depth=1024", &q, &d), 0);
+  assert_true (rec == KMOD_RECOVER_ANY);
+  assert_int_equal (kmod_parse_spec ("queues=32,depth=1024", &q, &d, &rec), 0);
   assert_int_equal (q, 32);
   assert_int_equal (d, 1024);
-  assert_int_equal (kmod_parse_spec ("depth=1", &q, &d), 0);
+  assert_int_equal (kmod_parse_spec ("depth=1", &q, &d, &rec), 0);
   assert_int_equal (q, 1);
   assert_int_equal (d, 1);
 
   /* repvol.ko's limits, tighter than ublk's. */
-  assert_int_equal (kmod_parse_spec ("queues=0", &q, &d), -EINVAL);
-  assert_int_equal (kmod_parse_spec ("queues=33", &q, &d), -EINVAL);
-  assert_int_equal (kmod_parse_spec ("depth=0", &q, &d), -EINVAL);
-  assert_int_equal (kmod_parse_spec ("depth=1025", &q, &d), -EINVAL);
-  assert_int_equal (kmod_parse_spec ("queue=2", &q, &d), -EINVAL);
-  assert_int_equal (kmod_parse_spec ("queues=2,", &q, &d), 0);
+  assert_int_equal (kmod_parse_spec ("queues=0", &q, &d, &rec), -EINVAL);
+  assert_int_equal (kmod_parse_spec ("queues=33", &q, &d, &rec), -EINVAL);
+  assert_int_equal (kmod_parse_spec ("depth=0", &q, &d, &rec), -EINVAL);
+  assert_int_equal (kmod_parse_spec ("depth=1025", &q, &d, &rec), -EINVAL);
+  assert_int_equal (kmod_parse_spec ("queue=2", &q, &d, &rec), -EINVAL);
+  assert_int_equal (kmod_parse_spec ("queues=2,", &q, &d, &rec), 0);
+
+  /* Which device the dead predecessor served, from attach. */
+  assert_int_equal (kmod_parse_spec ("queues=1,recover=/dev/repvol7", &q, &d,
+                                     &rec), 0);
+  assert_true (rec == 7);
+  assert_int_equal (kmod_parse_spec ("recover=none", &q, &d, &rec), 0);
+  assert_true (rec == KMOD_RECOVER_NONE);
+  assert_int_equal (kmod_parse_spec ("recover=/dev/repvol1024", &q, &d,
+                                     &rec), -EINVAL);
+  assert_int_equal (kmod_parse_spec ("recover=/dev/sda", &q, &d, &rec),
+                    -EINVAL);
 }
 
 static int
@@ -126,6 +139,28 @@ test_takes_over (void **state)
   assert_false (frontend_takes_over ("kmod", "nbd-kernel /dev/nbd0"));
   assert_false (frontend_takes_over ("kmod", ""));
   assert_false (frontend_takes_over (NULL, "kmod /dev/repvol0"));
+
+  /* attach tells kmod which device its dead predecessor served. */
+  char buf[128];
+  assert_string_equal (frontend_start_spec ("kmod", "queues=1,depth=8",
+                                            "kmod /dev/repvol3", buf,
+                                            sizeof buf),
+                       "queues=1,depth=8,recover=/dev/repvol3");
+  assert_string_equal (frontend_start_spec ("kmod", "queues=1", NULL, buf,
+                                            sizeof buf),
+                       "queues=1,recover=none");
+  /* Died before it recorded its device: its spec, not a device. */
+  assert_string_equal (frontend_start_spec ("kmod", "queues=1",
+                                            "kmod queues=1,depth=128", buf,
+                                            sizeof buf),
+                       "queues=1,recover=none");
+  assert_string_equal (frontend_start_spec ("kmod", "queues=1",
+                                            "ublk /dev/ublkb0", buf,
+                                            sizeof buf),
+                       "queues=1,recover=none");
+  assert_string_equal (frontend_start_spec ("ublk", "queues=1",
+                                            "kmod /dev/repvol3", buf,
+                                            sizeof buf), "queues=1");
 
   /* A live pid's device is never stale; a bad name is refused. */
   assert_int_equal (frontend_release_stale ("kmod /dev/repvol0", getpid (),

@@ -657,7 +657,13 @@ attach_run (struct registry *reg, const struct attach_opts *o)
       log_error ("%s: out of memory", v.name);
       goto out;
     }
-    a.fe = frontend_start (o->frontend, a.loop, served, v.name, o->spec,
+    /* kmod recovers a device only if our dead predecessor served it. */
+    char spec[300];
+    const char *fe_spec = frontend_start_spec (o->frontend, o->spec,
+                                               a.unclean && !a.took_over
+                                               ? v.fenced.frontend : NULL,
+                                               spec, sizeof spec);
+    a.fe = frontend_start (o->frontend, a.loop, served, v.name, fe_spec,
                            o->nbd_tls);
     if (!a.fe)
       goto out;

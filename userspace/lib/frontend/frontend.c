@@ -138,3 +138,16 @@ frontend_takes_over (const char *name, const char *desc)
 {
   return name && strcmp (name, "kmod") == 0 && strncmp (desc, "kmod ", 5) == 0;
 }
+
+const char *
+frontend_start_spec (const char *name, const char *spec, const char *prev,
+                     char *buf, size_t len)
+{
+  if (!name || strcmp (name, "kmod") != 0)
+    return spec;
+  snprintf (buf, len, "%s%srecover=%s", spec ? spec : "",
+            spec && spec[0] ? "," : "",
+            prev && frontend_takes_over (name, prev)
+            && strncmp (prev + 5, "/dev/", 5) == 0 ? prev + 5 : "none");
+  return buf;
+}

@@ -172,6 +172,15 @@ int frontend_release_stale (const char *desc, long pid, char *where,
  */
 bool frontend_takes_over (const char *name, const char *desc);
 
+/* The spec to start frontend name with: spec, plus for "kmod" which
+ * device the volume's dead predecessor on this host served (prev: its
+ * registry "frontend" field, NULL or "" if there is none), so that a
+ * state file that outlived its device never hands this volume another
+ * volume's device.  Into buf; returns buf, or spec unchanged.
+ */
+const char *frontend_start_spec (const char *name, const char *spec,
+                                 const char *prev, char *buf, size_t len);
+
 /* A /dev/repvolN (dev) left by the dead attach pid: deleted if nobody
  * serves its channel (the module holds or fails its I/O).  1 if it was,
  * 0 if there was nothing to do, a negative errno with why in err.

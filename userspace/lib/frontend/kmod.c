@@ -313,13 +313,15 @@ kmod_kick (struct kmod_dev *k)
 /* ---- start: a new device, or the one a dead attach left ---- */
 
 int
-kmod_parse_spec (const char *spec, unsigned *queues, unsigned *depth)
+kmod_parse_spec (const char *spec, unsigned *queues, unsigned *depth,
+                 int64_t *recover)
 {
   char *copy = strdup (spec ? spec : ""), *save = NULL, *tok;
   int rc = 0;
 
   *queues = KMOD_DEFAULT_QUEUES;
   *depth = KMOD_DEFAULT_DEPTH;
+  *recover = KMOD_RECOVER_ANY;
   if (!copy)
     return -ENOMEM;
   for (tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save)) {
@@ -330,10 +332,15 @@ kmod_parse_spec (const char *spec, unsigned *queues, unsigned *depth)
     else if (strncmp (tok, "depth=", 6) == 0 &&
              parse_uint (tok + 6, 1, REPVOL_MAX_DEPTH, &v) == 0)
       *depth = v;
+    else if (strcmp (tok, "recover=none") == 0)
+      *recover = KMOD_RECOVER_NONE;
+    else if (strncmp (tok, "recover=/dev/" REPVOL_DISK_PREFIX, 19) == 0 &&
+             parse_uint (tok + 19, 0, REPVOL_MAX_DEVICES - 1, &v) == 0)
+      *recover = (int64_t) v;
     else {
       log_error ("kmod: cannot parse '%s' in '%s': expected queues=1..%d,"
-                 "depth=1..%d", tok, spec, REPVOL_MAX_QUEUES,
-                 REPVOL_MAX_DEPTH);
+                 "depth=1..%d,recover=/dev/repvolN|none", tok, spec,
+                 REPVOL_MAX_QUEUES, REPVOL_MAX_DEPTH);
       rc = -EINVAL;
       break;
     }
@@ -471,6 +478,17 @@ try_recover (struct kmod_dev *k)
 
   if (state_read (k, &id) < 0)
     return 0;
+  if (k->recover != KMOD_RECOVER_ANY && k->recover != (int64_t) id) {
+    /* The file outlived its device (deleted by repvol detach, or by
+     * rmmod), and the number may now be another volume's device: only
+     * the one this volume's dead attach was serving is ours to take.
+     */
+    log_info ("kmod: %s: %s names /dev/repvol%" PRIu32 ", which the "
+              "volume's last attach was not serving when it died; not "
+              "taking it over", k->name, k->state_path, id);
+    unlink (k->state_path);
+    return 0;
+  }
   for (;; waited += KMOD_POLL_MS, sleep_ms (KMOD_POLL_MS)) {
     memset (&info, 0, sizeof info);
     r = ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_INFO, id, &info);
@@ -587,7 +605,7 @@ kmod_start (struct frontend *f, const char *spec)
   k->name = f->export_name;
   k->ctrl_fd = k->chan_fd = -1;
 
-  if ((r = kmod_parse_spec (spec, &queues, &depth)) < 0 ||
+  if ((r = kmod_parse_spec (spec, &queues, &depth, &k->recover)) < 0 ||
       (r = kmod_geometry (k, queues, depth)) < 0)
     return r;
   if ((r = ctrl_open (false, &err)) < 0) {

@@ -59,6 +59,9 @@ struct kmod_dev {
   bool have_dev;
   bool created;                 /* by this start, not recovered */
   bool recovering;
+  int64_t recover;              /* the spec's recover=: a device id, or */
+#define KMOD_RECOVER_ANY   (-2)  /* not given: the state file decides */
+#define KMOD_RECOVER_NONE  (-1)  /* no dead attach served one */
   uint32_t bdev_max_io;         /* split discards / write-zeroes to this */
 
   struct kmod_slot *slots;      /* nr_queues * depth */
@@ -86,10 +89,14 @@ struct kmod_dev {
   char state_path[256];
 };
 
-/* kmod.c: "queues=N,depth=N" (either may be left out; defaults 1 and
- * 128).  0, -EINVAL (logged) or -ENOMEM.
+/* kmod.c: "queues=N,depth=N,recover=/dev/repvolN|none" (any may be
+ * left out; defaults 1, 128 and KMOD_RECOVER_ANY).  recover= is which
+ * device the volume's dead predecessor on this host served, as attach
+ * knows it from the registry (frontend_start_spec).  0, -EINVAL
+ * (logged) or -ENOMEM.
  */
-int kmod_parse_spec (const char *spec, unsigned *queues, unsigned *depth);
+int kmod_parse_spec (const char *spec, unsigned *queues, unsigned *depth,
+                     int64_t *recover);
 /* kmod.c: ADD's parameters for k->dev into k->p (size, block sizes,
  * max I/O, features) and k->bdev_max_io.  0 or -EINVAL (logged).
  */
