@@ -581,8 +581,10 @@ device_checks (void)
   /* The child's I/O, with the hostile calls on its requests. */
   fflush (stdout);
   pid = fork ();
-  if (pid == 0)
+  if (pid == 0) {
+    close (d.chan);             /* only the parent serves it */
     _exit (child_io (d.disk));
+  }
   r = serve_until_exit (&d, pid, true);
   expect ("the child's I/O through the hostile round", r, 0);
   check (d.write_tested && d.read_tested && d.eio_done,
@@ -602,8 +604,10 @@ device_checks (void)
   d.eio_done = false;
   fflush (stdout);
   pid = fork ();
-  if (pid == 0)
+  if (pid == 0) {
+    close (d.chan);             /* only the parent serves it */
     _exit (child_io (d.disk));
+  }
   expect ("the child's I/O afterwards", serve_until_exit (&d, pid, false), 0);
 
   /* STOP and DEL on a thread while we serve what the disk sends going. */
@@ -740,6 +744,7 @@ recovery_checks (void)
   struct dev d = { .chan = -1 };
   struct repvol_io io, again;
   pid_t pid;
+  bool ok;
   int r;
 
   c.recovery_timeout_s = 4;
@@ -764,14 +769,17 @@ recovery_checks (void)
   /* The server "dies" holding the child's write. */
   fflush (stdout);
   pid = fork ();
-  if (pid == 0)
+  if (pid == 0) {
+    close (d.chan);             /* only the parent serves it */
     _exit (child_one (d.disk, true, OFF_HOSTILE, 0));
+  }
   check (next_request (&d, REPVOL_OP_WRITE, OFF_HOSTILE, &io),
          "recovery: the write comes", "no request within %d s", WAIT_S);
   close (d.chan);
   d.chan = -1;
-  check (wait_state (d.id, REPVOL_STATE_WAITING, &c),
-         "recovery: WAITING once the channel closed", "state %u", c.state);
+  ok = wait_state (d.id, REPVOL_STATE_WAITING, &c);
+  check (ok, "recovery: WAITING once the channel closed", "state %u",
+         c.state);
   check (c.held + c.in_flight >= 1, "recovery: the write is held",
          "held %u in flight %u", c.held, c.in_flight);
   c = on_dev (d.id);
@@ -797,12 +805,14 @@ recovery_checks (void)
   /* Nobody recovers it: after the window, EIO at once. */
   close (d.chan);
   d.chan = -1;
-  check (wait_state (d.id, REPVOL_STATE_FAILING, &c),
-         "recovery: FAILING after the window", "state %u", c.state);
+  ok = wait_state (d.id, REPVOL_STATE_FAILING, &c);
+  check (ok, "recovery: FAILING after the window", "state %u", c.state);
   fflush (stdout);
   pid = fork ();
-  if (pid == 0)
+  if (pid == 0) {
+    close (d.chan);             /* only the parent serves it */
     _exit (child_one (d.disk, false, OFF_HOSTILE, EIO));
+  }
   {
     int st = 0;
     double deadline = now_s () + WAIT_S;
@@ -827,8 +837,10 @@ recovery_checks (void)
   expect ("recovery: RECOVER from FAILING", ctl (REPVOL_IOC_RECOVER, &c), 0);
   fflush (stdout);
   pid = fork ();
-  if (pid == 0)
+  if (pid == 0) {
+    close (d.chan);             /* only the parent serves it */
     _exit (child_one (d.disk, false, OFF_HOSTILE, 0));
+  }
   expect ("recovery: a read after RECOVER", serve_until_exit (&d, pid, false),
           0);
 
