@@ -115,6 +115,17 @@ void repvol_fail_held(struct repvol_dev *dev)
 
 /* ---- the channel ---- */
 
+/* DEL ran: every call on the channel gets -ENODEV. */
+static bool dev_gone(struct repvol_dev *dev)
+{
+	bool gone;
+
+	spin_lock(&dev->lock);
+	gone = dev->gone;
+	spin_unlock(&dev->lock);
+	return gone;
+}
+
 bool repvol_chan_ready(struct repvol_dev *dev)
 {
 	bool ready;
@@ -356,7 +367,7 @@ static ssize_t rw_data(struct repvol_dev *dev, loff_t pos,
 	mutex_lock(&dev->io_lock);
 	rq = in_flight_rq(dev, rel >> REPVOL_TAG_SHIFT);
 	if (!rq)
-		ret = -ENOENT;
+		ret = dev_gone(dev) ? -ENODEV : -ENOENT;
 	else if (req_op(rq) != (to_user ? REQ_OP_WRITE : REQ_OP_READ) ||
 		 off > blk_rq_bytes(rq) || len > blk_rq_bytes(rq) - off)
 		ret = -EINVAL;
@@ -395,6 +406,8 @@ static ssize_t write_dones(struct repvol_dev *dev, struct iov_iter *from)
 	struct repvol_done recs[BATCH];
 	int err = 0;
 
+	if (dev_gone(dev))
+		return -ENODEV;
 	if (count == 0 || count % sizeof(recs[0]))
 		return -EINVAL;
 	mutex_lock(&dev->io_lock);
