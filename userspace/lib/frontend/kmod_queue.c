@@ -115,8 +115,7 @@ slot_io_done (struct bdev_io *io, int err)
   struct kmod_dev *k = s->k;
 
   s->done_bytes += io->len;
-  if (!err && (s->op == REPVOL_OP_DISCARD ||
-               s->op == REPVOL_OP_WRITE_ZEROES) && s->done_bytes < s->len) {
+  if (!err && s->op != REPVOL_OP_FLUSH && s->done_bytes < s->len) {
     slot_submit_chunk (s);        /* next piece of a large one */
     return;
   }
@@ -141,8 +140,10 @@ slot_io_done (struct bdev_io *io, int err)
   slot_complete (s, 0);
 }
 
-/* Discards and write-zeroes may exceed the bdev's max_io: send them in
- * pieces, one after the other.
+/* A request may exceed the bdev's max_io: discards and write-zeroes
+ * always may, reads and writes on a device recovered from an attach
+ * that made it with larger requests.  Send it in pieces, one after the
+ * other.
  */
 static void
 slot_submit_chunk (struct kmod_slot *s)
@@ -152,11 +153,21 @@ slot_submit_chunk (struct kmod_slot *s)
   uint64_t offset = s->offset + s->done_bytes;
   uint32_t len = MIN (left, k->bdev_max_io);
 
-  /* Either may complete at once. */
-  if (s->op == REPVOL_OP_DISCARD)
+  /* Each may complete at once. */
+  switch (s->op) {
+  case REPVOL_OP_READ:
+    bdev_read (k->dev, &s->io, offset, len, s->buf + s->done_bytes, 0);
+    break;
+  case REPVOL_OP_WRITE:
+    bdev_write (k->dev, &s->io, offset, len, s->buf + s->done_bytes,
+                s->flags);
+    break;
+  case REPVOL_OP_DISCARD:
     bdev_trim (k->dev, &s->io, offset, len, s->flags);
-  else
+    break;
+  default:
     bdev_zero (k->dev, &s->io, offset, len, s->flags);
+  }
 }
 
 static void
@@ -268,20 +279,11 @@ start_request (struct kmod_dev *k, const struct repvol_io *d)
   s->io = (struct bdev_io) { .done = slot_io_done, .opaque = s };
   s->with_bdev = true;
   k->with_bdev++;
-  /* Each may complete at once. */
-  switch (d->op) {
-  case REPVOL_OP_READ:
-    bdev_read (k->dev, &s->io, s->offset, s->len, s->buf, 0);
-    break;
-  case REPVOL_OP_WRITE:
-    bdev_write (k->dev, &s->io, s->offset, s->len, s->buf, s->flags);
-    break;
-  case REPVOL_OP_FLUSH:
+  /* May complete at once. */
+  if (d->op == REPVOL_OP_FLUSH)
     bdev_flush (k->dev, &s->io);
-    break;
-  default:
+  else
     slot_submit_chunk (s);
-  }
 }
 
 static void
