@@ -65,9 +65,10 @@ $(B)/tests/ackload: tests/tools/ackload.c
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -lnbd
 
 # repvol.ko against bad input, through the real module (kernel test 053).
-$(B)/tests/kmod-hostile: tests/kernel/kmod-hostile.c kmod/repvol_uapi.h
+KMOD_HOSTILE_SRC := tests/kernel/kmod-hostile.c tests/kernel/kmod-hostile-recovery.c
+$(B)/tests/kmod-hostile: $(KMOD_HOSTILE_SRC) tests/kernel/kmod-hostile.h kmod/repvol_uapi.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -lpthread
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(KMOD_HOSTILE_SRC) -lpthread
 
 # The bench's TCP relay with a one-way delay (cross-zone rows, test 104).
 $(B)/tests/delayrelay: tests/perf/delayrelay.c
