@@ -41,11 +41,13 @@ start_dev_attach vol1 --nbd-device auto
 assert_eq "$dev" "$DEV" "device served by the recovering attach"
 grep -q "recovering $dev from the attach that died (pid $old)" "$T/attach-vol1.$ATTACH_N.log" ||
     { cat "$T/attach-vol1.$ATTACH_N.log" >&2; fail "the new attach did not say it recovered $dev"; }
+log "attach: $(grep -m1 -o 'nbd-kernel: .*recovering.*' "$T/attach-vol1.$ATTACH_N.log")"
 assert_frontend vol1 "nbd-kernel $DEV"
 rc=0
 wait_exit "$fio_pid" 300 || rc=$?
 ((rc != 124)) || fail "fio still running 300 s after the recovery"
 check_fio recover "$rc"
+log "kernel: $(dmesg | tail -n +"$((DMESG_MARK + 1))" | grep "${dev#/dev/}" | sort | uniq -c | sed 's/^ *//' | tr '\n' ';')"
 no_kernel_io_errors
 umount_dev "$mnt"
 fsck_clean "$dev"
