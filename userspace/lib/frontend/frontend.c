@@ -116,12 +116,14 @@ frontend_release_stale (const char *desc, const char *vol, long pid,
 bool
 frontend_may_recover (const char *name, const char *spec, const char *desc)
 {
-  const char *dev = desc + sizeof nbd_kernel_desc - 1;
-  size_t len = strcspn (dev, ",");
+  const char *dev;
+  size_t len;
 
   if (strcmp (name, "nbd-kernel") != 0 ||
       strncmp (desc, nbd_kernel_desc, sizeof nbd_kernel_desc - 1) != 0)
     return false;
+  dev = desc + sizeof nbd_kernel_desc - 1;
+  len = strcspn (dev, ",");
   /* auto finds it through the state file; /dev/nbdN only if the same. */
   return strncmp (spec, "auto", 4) == 0 ? spec[4] == '\0' || spec[4] == ','
          : strncmp (spec, dev, len) == 0 &&

@@ -14,7 +14,9 @@
  *   "nbd"         nbd.c (server, transmission), nbd_handshake.c,
  *                 nbd_internal.h; nbd_proto.c is the NBD wire codec
  *   "nbd-kernel"  nbd_kernel.c: /dev/nbdN over generic netlink, served
- *                 by nbd.c on one end of a socketpair
+ *                 by nbd.c on one end of a socketpair;
+ *                 nbd_kernel_recover.c (state file, reconnecting the
+ *                 device of an attach that died), nbd_kernel_internal.h
  *   "ublk"        ublk_ctrl.c (control device, life, recovery),
  *                 ublk_queue.c (the I/O queues), ublk_internal.h,
  *                 ublk_abi.h

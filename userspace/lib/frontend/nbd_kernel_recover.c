@@ -286,7 +286,15 @@ nk_try_recover (struct nbd_kernel *nk, uint64_t size, uint32_t bs, int *fd)
     return 0;
   if (nk_device_pid (index) <= 0 || !backend_is_ours (nk, index))
     return 0;                   /* free, or another's: nk_start decides */
-  if ((server = live_server (nk, index)) > 0) {
+  if ((server = live_server (nk, index)) > 0 && nk->index < 0) {
+    /* A live attach we are taking the volume over from (--force): it
+     * is fenced, and its device goes when it exits.
+     */
+    log_info ("nbd-kernel: %s: /dev/nbd%d is still served by pid %ld; "
+              "connecting another device", name, index, server);
+    return 0;
+  }
+  if (server > 0) {
     log_error ("nbd-kernel: %s: /dev/nbd%d already serves this volume "
                "(pid %ld); detach that first", name, index, server);
     return -EBUSY;
