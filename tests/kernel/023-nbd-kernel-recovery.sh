@@ -5,8 +5,9 @@
 # "repvol attach VOL --nbd-device auto" reconnects the same device
 # (NBD_CMD_RECONFIGURE), fio finishes with no error, the kernel logged no
 # I/O error, e2fsck finds the filesystem clean and both replicas hold the
-# same bytes.  Then the recovered attach is killed too, and "repvol
-# detach" disconnects the device it left.
+# same bytes.  Then the recovered attach is killed too and "repvol attach
+# VOL --nbd-device /dev/nbdN" recovers the device by name; that one is
+# killed as well, and "repvol detach" disconnects the device it left.
 . "$(dirname "$0")/lib.sh"
 need_driver nbd
 need_frontend nbd-kernel
@@ -51,6 +52,17 @@ log "kernel: $(dmesg | tail -n +"$((DMESG_MARK + 1))" | grep "${dev#/dev/}" | so
 no_kernel_io_errors
 umount_dev "$mnt"
 fsck_clean "$dev"
+
+# Killed again, and recovered by naming the device.
+old=${ATTACH_PID[vol1]}
+kill -KILL "$old"
+wait_exit "$old" || true
+dev_has_size "$dev" || fail "$dev was released when its attach process was killed"
+start_dev_attach vol1 --nbd-device "$dev"
+assert_eq "$dev" "$DEV" "device served by the attach naming it"
+grep -q "recovering $dev from the attach that died (pid $old)" "$T/attach-vol1.$ATTACH_N.log" ||
+    { cat "$T/attach-vol1.$ATTACH_N.log" >&2; fail "attach --nbd-device $dev did not recover it"; }
+log "attach --nbd-device $dev recovered it from pid $old"
 
 # Killed again, and not recovered: "repvol detach" disconnects the device
 # the dead attach left, although the kernel still shows the first

@@ -14,7 +14,7 @@
  * its I/O for the dead-connection timeout; the next attach of the
  * volume reconnects it (nbd_kernel_recover.c).
  *
- * Raw generic netlink, no libnl: three small messages do not justify a
+ * Raw generic netlink, no libnl: four small messages do not justify a
  * dependency.
  */
 #include <errno.h>

@@ -299,8 +299,8 @@ nk_try_recover (struct nbd_kernel *nk, uint64_t size, uint32_t bs, int *fd)
                "(pid %ld); detach that first", name, index, server);
     return -EBUSY;
   }
-  if (pid <= 0)
-    pid = nk_device_pid (index);
+  if (pid <= 0 && (state_read (nk, &r, &pid) < 0 || r != index))
+    pid = nk_device_pid (index);  /* the first attach's, if none since */
 
   /* The same shape, or larger (the volume grew while nothing served
    * it): a filesystem on the device must find its blocks where they
