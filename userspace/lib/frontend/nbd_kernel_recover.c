@@ -280,7 +280,7 @@ nk_try_recover (struct nbd_kernel *nk, uint64_t size, uint32_t bs, int *fd)
   char buf[32];
   uint64_t sectors = 0, lbs = 0;
   long pid = 0, server;
-  int index = nk->index, r, waited;
+  int index = nk->index, sindex = -1, r, waited;
 
   if (index < 0 && (index = auto_candidate (nk, &pid)) < 0)
     return 0;
@@ -299,7 +299,7 @@ nk_try_recover (struct nbd_kernel *nk, uint64_t size, uint32_t bs, int *fd)
                "(pid %ld); detach that first", name, index, server);
     return -EBUSY;
   }
-  if (pid <= 0 && (state_read (nk, &r, &pid) < 0 || r != index))
+  if (pid <= 0 && (state_read (nk, &sindex, &pid) < 0 || sindex != index))
     pid = nk_device_pid (index);  /* the first attach's, if none since */
 
   /* The same shape, or larger (the volume grew while nothing served
