@@ -8,6 +8,8 @@
 # same bytes.  Then the recovered attach is killed too and "repvol attach
 # VOL --nbd-device /dev/nbdN" recovers the device by name; that one is
 # killed as well, and "repvol detach" disconnects the device it left.
+# Last, an attach killed and not recovered within --nbd-dead-timeout: the
+# device's I/O fails (it does not hang), and detach frees it.
 . "$(dirname "$0")/lib.sh"
 need_driver nbd
 need_frontend nbd-kernel
@@ -87,3 +89,22 @@ fsck_clean "$DEV"
 stop_dev_attach vol1
 replicas_identical vol1
 no_kernel_io_errors
+
+# Not recovered within its dead-connection timeout: the device's I/O then
+# fails (EIO, not a hang), and detach still frees the device.
+start_dev_attach vol1 --nbd-device auto --nbd-dead-timeout 2
+dev=$DEV
+old=${ATTACH_PID[vol1]}
+kill -KILL "$old"
+wait_exit "$old" || true
+rc=0
+timeout 60 dd if="$dev" of=/dev/null bs=4k count=1 iflag=direct 2>"$T/dd.err" || rc=$?
+((rc != 0 && rc != 124)) || { cat "$T/dd.err" >&2; fail "read of $dev with its attach dead past the timeout: exit $rc, expected an I/O error"; }
+log "read of $dev past the dead-connection timeout: $(tail -n 1 "$T/dd.err")"
+rc=0
+"$REPVOL" detach vol1 >"$T/detach2.log" 2>&1 || rc=$?
+((rc == 1)) && grep -q "disconnected $dev" "$T/detach2.log" ||
+    { cat "$T/detach2.log" >&2; fail "detach after the timeout: exit $rc, or $dev not disconnected"; }
+wait_for dev_released "$dev"
+unset "ATTACH_DEV[vol1]"
+log "detach disconnected $dev after its dead-connection timeout"
