@@ -99,15 +99,33 @@ frontend_pick_device (struct error *err)
   return NULL;
 }
 
-int
-frontend_release_stale (const char *desc, long pid, char *where,
-                        size_t wherelen, struct error *err)
-{
-  static const char nbd_kernel[] = "nbd-kernel ";
+static const char nbd_kernel_desc[] = "nbd-kernel ";
 
-  if (strncmp (desc, nbd_kernel, sizeof nbd_kernel - 1) == 0) {
-    snprintf (where, wherelen, "%s", desc + sizeof nbd_kernel - 1);
-    return nbd_kernel_disconnect_stale (where, pid, err);
+int
+frontend_release_stale (const char *desc, const char *vol, long pid,
+                        char *where, size_t wherelen, struct error *err)
+{
+  if (strncmp (desc, nbd_kernel_desc, sizeof nbd_kernel_desc - 1) == 0) {
+    snprintf (where, wherelen, "%s", desc + sizeof nbd_kernel_desc - 1);
+    where[strcspn (where, ",")] = '\0';      /* ",dead-timeout=S" */
+    return nbd_kernel_disconnect_stale (where, vol, pid, err);
   }
   return 0;                     /* sockets go with their process */
+}
+
+bool
+frontend_may_recover (const char *name, const char *spec, const char *desc)
+{
+  const char *dev;
+  size_t len;
+
+  if (strcmp (name, "nbd-kernel") != 0 ||
+      strncmp (desc, nbd_kernel_desc, sizeof nbd_kernel_desc - 1) != 0)
+    return false;
+  dev = desc + sizeof nbd_kernel_desc - 1;
+  len = strcspn (dev, ",");
+  /* auto finds it through the state file; /dev/nbdN only if the same. */
+  return strncmp (spec, "auto", 4) == 0 ? spec[4] == '\0' || spec[4] == ','
+         : strncmp (spec, dev, len) == 0 &&
+           (spec[len] == '\0' || spec[len] == ',');
 }
