@@ -50,7 +50,7 @@ _repvol() {
         --nbd-device) COMPREPLY=($(compgen -W "auto $(ls /dev/nbd* 2>/dev/null)" -- "$cur")); return ;;
         --nbd) COMPREPLY=($(compgen -W "unix: tcp:" -- "$cur")); compopt -o nospace; return ;;
         --block-size) COMPREPLY=($(compgen -W "512 4096" -- "$cur")); return ;;
-        --size|--timeout|--since|--lease-ttl|--heal-after|--resync-rate|--chunk-size|--queues|--depth|--replicas|--name|--to|--host)
+        --size|--timeout|--nbd-dead-timeout|--since|--lease-ttl|--heal-after|--resync-rate|--chunk-size|--queues|--depth|--replicas|--name|--to|--host)
             return ;;
     esac
     if [[ -z $verb ]]; then

@@ -128,17 +128,19 @@ test_probe (void **state)
 }
 
 static void
-test_takes_over (void **state)
+test_recover_release (void **state)
 {
   char where[64];
   struct error err = { 0 };
 
-  assert_true (frontend_takes_over ("kmod", "kmod /dev/repvol3"));
-  assert_false (frontend_takes_over ("ublk", "kmod /dev/repvol3"));
-  assert_false (frontend_takes_over ("kmod", "ublk /dev/ublkb0"));
-  assert_false (frontend_takes_over ("kmod", "nbd-kernel /dev/nbd0"));
-  assert_false (frontend_takes_over ("kmod", ""));
-  assert_false (frontend_takes_over (NULL, "kmod /dev/repvol0"));
+  const char *sp = "queues=1,depth=128";
+  assert_true (frontend_may_recover ("kmod", sp, "kmod /dev/repvol3"));
+  assert_false (frontend_may_recover ("ublk", sp, "kmod /dev/repvol3"));
+  assert_false (frontend_may_recover ("kmod", sp, "ublk /dev/ublkb0"));
+  assert_false (frontend_may_recover ("kmod", sp, "nbd-kernel /dev/nbd0"));
+  assert_false (frontend_may_recover ("kmod", sp, "kmod queues=1,depth=128"));
+  assert_false (frontend_may_recover ("kmod", sp, ""));
+  assert_false (frontend_may_recover ("nbd-kernel", "auto", "kmod /dev/repvol0"));
 
   /* attach tells kmod which device its dead predecessor served. */
   char buf[128];
@@ -162,13 +164,18 @@ test_takes_over (void **state)
                                             "kmod /dev/repvol3", buf,
                                             sizeof buf), "queues=1");
 
-  /* A live pid's device is never stale; a bad name is refused. */
-  assert_int_equal (frontend_release_stale ("kmod /dev/repvol0", getpid (),
+  /* A live pid's device is never stale; a bad name is refused; one that
+   * died before it had a device has nothing to free.
+   */
+  assert_int_equal (frontend_release_stale ("kmod queues=1,depth=128", "v",
+                                            1 << 30, where, sizeof where,
+                                            &err), 0);
+  assert_int_equal (frontend_release_stale ("kmod /dev/repvol0", "v", getpid (),
                                             where, sizeof where, &err), 0);
   assert_string_equal (where, "/dev/repvol0");
-  assert_int_equal (frontend_release_stale ("kmod /dev/sda", 1 << 30, where,
+  assert_int_equal (frontend_release_stale ("kmod /dev/sda", "v", 1 << 30, where,
                                             sizeof where, &err), -EINVAL);
-  assert_int_equal (frontend_release_stale ("kmod /dev/repvol99999",
+  assert_int_equal (frontend_release_stale ("kmod /dev/repvol99999", "v",
                                             1 << 30, where, sizeof where,
                                             &err), -EINVAL);
 }
@@ -180,7 +187,7 @@ main (void)
     cmocka_unit_test (test_parse_spec),
     cmocka_unit_test (test_geometry),
     cmocka_unit_test (test_probe),
-    cmocka_unit_test (test_takes_over),
+    cmocka_unit_test (test_recover_release),
   };
   log_init ("test_kmod");
   return cmocka_run_group_tests (tests, NULL, NULL);

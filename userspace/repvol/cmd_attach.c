@@ -22,6 +22,7 @@ cmd_attach (int argc, char **argv)
     { "queues", required_argument, NULL, 'q' },
     { "depth", required_argument, NULL, 'd' },
     { "nbd-device", required_argument, NULL, 'k' },
+    { "nbd-dead-timeout", required_argument, NULL, 'T' },
     { "device", required_argument, NULL, 'D' },
     { "timeout", required_argument, NULL, 't' },
     { "no-takeover", no_argument, NULL, 'N' },
@@ -42,7 +43,8 @@ cmd_attach (int argc, char **argv)
   uint64_t t, queues = 1, depth = 128;
   const char *nbd = NULL, *nbd_device = NULL, *device = NULL;
   bool ublk = false, kmod = false;
-  char ublk_spec[64];
+  char ublk_spec[64], nbd_spec[96];
+  long nbd_dead = -1;
   int c;
 
   while ((c = cli_getopt (argc, argv, "attach", longopts)) != -1) {
@@ -70,6 +72,12 @@ cmd_attach (int argc, char **argv)
       break;
     case 'k':
       nbd_device = optarg;
+      break;
+    case 'T':
+      if (parse_uint (optarg, 0, 3600, &t) == -1)
+        return usage_error ("attach", "--nbd-dead-timeout must be 0 to 3600 "
+                            "seconds, not '%s'", optarg);
+      nbd_dead = (long) t;
       break;
     case 'D':
       device = optarg;
@@ -205,7 +213,15 @@ cmd_attach (int argc, char **argv)
                           "/dev/nbdN or auto)", nbd_device);
     o.frontend = "nbd-kernel";
     o.spec = nbd_device;
+    if (nbd_dead >= 0) {
+      snprintf (nbd_spec, sizeof nbd_spec, "%s,dead-timeout=%ld", nbd_device,
+                nbd_dead);
+      o.spec = nbd_spec;
+    }
   }
+  else if (nbd_dead >= 0 && !device)      /* ublk picked: no such timeout */
+    return usage_error ("attach", "--nbd-dead-timeout is for --nbd-device "
+                        "(or --device auto serving kernel NBD)");
 
   /* NBD over TCP requires STARTTLS whenever this process has TLS
    * credentials (--tls-dir/--tls-psk, else $REPVOL_TLS_DIR/_PSK, as for

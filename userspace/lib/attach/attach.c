@@ -522,8 +522,8 @@ attach_release_stale (const char *vol, const struct reg_attachment *at)
 {
   struct error err = { 0 };
   char dev[64];
-  int r = frontend_release_stale (at->frontend, at->pid, dev, sizeof dev,
-                                  &err);
+  int r = frontend_release_stale (at->frontend, vol, at->pid, dev,
+                                  sizeof dev, &err);
 
   if (r == 1)
     log_warn ("%s: disconnected %s, left behind by attach process %d", vol,
@@ -621,14 +621,16 @@ attach_run (struct registry *reg, const struct attach_opts *o)
               "reconciling the replicas", v.name);
     engine_reconcile (a.dev, reconciled, &a);
   }
-  if (a.unclean && !a.took_over &&
-      !frontend_takes_over (o->frontend, v.fenced.frontend)) {
-    /* Our own dead predecessor on this host: its kernel device, if it
-     * had one, serves nothing now; free it (it may be the one we want).
-     * Not one our frontend recovers (repvol.ko): its held I/O would fail.
-     */
+  /* Our own dead predecessor on this host: its kernel device, if it
+   * had one, serves nothing now.  Free it (it may be the one we want),
+   * unless our frontend may take it over as it is, with the requests
+   * it holds (kernel NBD and repvol.ko recovery): then only if it
+   * serves elsewhere.
+   */
+  bool recover_stale = a.unclean && !a.took_over && o->job == ATTACH_SERVE &&
+    frontend_may_recover (o->frontend, o->spec, v.fenced.frontend);
+  if (a.unclean && !a.took_over && !recover_stale)
     attach_release_stale (v.name, &v.fenced);
-  }
   struct bdev *below = a.dev;
   if (v.restore.active) {
     if ((below = attach_hydrate_open (&a)) == NULL)
@@ -667,6 +669,16 @@ attach_run (struct registry *reg, const struct attach_opts *o)
                            o->nbd_tls);
     if (!a.fe)
       goto out;
+    if (recover_stale) {
+      /* "nbd-kernel /dev/nbdN[,dead-timeout=S]", or "... auto" if it
+       * died before it was connected.
+       */
+      const char *old = strchr (v.fenced.frontend, ' ') + 1;
+      size_t len = strcspn (old, ",");
+      if (strncmp (old, "auto", len) != 0 &&
+          (strncmp (old, a.fe->where, len) != 0 || a.fe->where[len]))
+        attach_release_stale (v.name, &v.fenced);
+    }
     attach_event (&a, "attached", "host %s pid %d, epoch %llu, %s", a.host,
                   (int) getpid (), (unsigned long long) a.epoch, a.fe->where);
     log_info ("%s: attached (%s, %d replica%s, epoch %llu), serving %s",

@@ -116,27 +116,45 @@ frontend_pick_device (struct error *err, char *why, size_t whylen)
   return NULL;
 }
 
-int
-frontend_release_stale (const char *desc, long pid, char *where,
-                        size_t wherelen, struct error *err)
-{
-  static const char nbd_kernel[] = "nbd-kernel ", kmod[] = "kmod ";
+static const char nbd_kernel_desc[] = "nbd-kernel ", kmod_desc[] = "kmod /dev/";
 
-  if (strncmp (desc, nbd_kernel, sizeof nbd_kernel - 1) == 0) {
-    snprintf (where, wherelen, "%s", desc + sizeof nbd_kernel - 1);
-    return nbd_kernel_disconnect_stale (where, pid, err);
+int
+frontend_release_stale (const char *desc, const char *vol, long pid,
+                        char *where, size_t wherelen, struct error *err)
+{
+  if (strncmp (desc, nbd_kernel_desc, sizeof nbd_kernel_desc - 1) == 0) {
+    snprintf (where, wherelen, "%s", desc + sizeof nbd_kernel_desc - 1);
+    where[strcspn (where, ",")] = '\0';      /* ",dead-timeout=S" */
+    return nbd_kernel_disconnect_stale (where, vol, pid, err);
   }
-  if (strncmp (desc, kmod, sizeof kmod - 1) == 0) {
-    snprintf (where, wherelen, "%s", desc + sizeof kmod - 1);
-    return kmod_release_stale (where, pid, err);
+  /* "kmod queues=..." died before it had a device: nothing to free. */
+  if (strncmp (desc, kmod_desc, sizeof kmod_desc - 1) == 0) {
+    snprintf (where, wherelen, "%s", desc + 5);
+    return kmod_release_stale (where, vol, pid, err);
   }
   return 0;                     /* sockets go with their process */
 }
 
 bool
-frontend_takes_over (const char *name, const char *desc)
+frontend_may_recover (const char *name, const char *spec, const char *desc)
 {
-  return name && strcmp (name, "kmod") == 0 && strncmp (desc, "kmod ", 5) == 0;
+  const char *dev;
+  size_t len;
+
+  /* repvol.ko: the registry's device, checked against the state file
+   * by the frontend (kmod.c, try_recover).
+   */
+  if (strcmp (name, "kmod") == 0)
+    return strncmp (desc, kmod_desc, sizeof kmod_desc - 1) == 0;
+  if (strcmp (name, "nbd-kernel") != 0 ||
+      strncmp (desc, nbd_kernel_desc, sizeof nbd_kernel_desc - 1) != 0)
+    return false;
+  dev = desc + sizeof nbd_kernel_desc - 1;
+  len = strcspn (dev, ",");
+  /* auto finds it through the state file; /dev/nbdN only if the same. */
+  return strncmp (spec, "auto", 4) == 0 ? spec[4] == '\0' || spec[4] == ','
+         : strncmp (spec, dev, len) == 0 &&
+           (spec[len] == '\0' || spec[len] == ',');
 }
 
 const char *
@@ -147,7 +165,6 @@ frontend_start_spec (const char *name, const char *spec, const char *prev,
     return spec;
   snprintf (buf, len, "%s%srecover=%s", spec ? spec : "",
             spec && spec[0] ? "," : "",
-            prev && frontend_takes_over (name, prev)
-            && strncmp (prev + 5, "/dev/", 5) == 0 ? prev + 5 : "none");
+            prev && frontend_may_recover (name, spec, prev) ? prev + 5 : "none");
   return buf;
 }

@@ -14,7 +14,9 @@
  *   "nbd"         nbd.c (server, transmission), nbd_handshake.c,
  *                 nbd_internal.h; nbd_proto.c is the NBD wire codec
  *   "nbd-kernel"  nbd_kernel.c: /dev/nbdN over generic netlink, served
- *                 by nbd.c on one end of a socketpair
+ *                 by nbd.c on one end of a socketpair;
+ *                 nbd_kernel_recover.c (state file, reconnecting the
+ *                 device of an attach that died), nbd_kernel_internal.h
  *   "ublk"        ublk_ctrl.c (control device, life, recovery),
  *                 ublk_queue.c (the I/O queues), ublk_internal.h,
  *                 ublk_abi.h
@@ -147,30 +149,35 @@ int nbd_kernel_probe (struct error *err);
  */
 int kmod_probe (struct error *err);
 
-/* A /dev/nbdN (dev) that the kernel still shows as connected by pid, an
- * attach that died: disconnect it.  1 if it did, 0 if the device is
- * not pid's, a negative errno with why in err on failure.
+/* A /dev/nbdN (dev) an attach of volume vol that died left: disconnect
+ * it if the kernel still shows it as pid's, or (vol not NULL) if it is
+ * vol's and no live process serves it (after a recovery the kernel
+ * keeps showing the first attach's pid).  1 if it did, 0 if the device
+ * is not that attach's, a negative errno with why in err on failure.
  */
-int nbd_kernel_disconnect_stale (const char *dev, long pid,
+int nbd_kernel_disconnect_stale (const char *dev, const char *vol, long pid,
                                  struct error *err);
 
 /* An attach that died may leave a kernel device behind, connected to
  * nothing.  desc is its registry "frontend" field ("nbd-kernel
- * /dev/nbd0"), pid its process.  Frees the device if the kernel still
- * shows it as pid's: 1 (where names it), 0 if there was nothing to do,
- * a negative errno with the reason in err.
+ * /dev/nbd0"), vol the volume, pid its process.  Frees the device if
+ * it is still that attach's: 1 (where names it), 0 if there was nothing
+ * to do, a negative errno with the reason in err.
  */
-int frontend_release_stale (const char *desc, long pid, char *where,
-                            size_t wherelen, struct error *err);
+int frontend_release_stale (const char *desc, const char *vol, long pid,
+                            char *where, size_t wherelen, struct error *err);
 
-/* Whether frontend name, started now for the same volume, takes over
- * the device desc (a registry "frontend" field) that a dead attach
- * left, rather than making a new one: then the caller must not release
- * it first.  Only "kmod" recovers that way through the registry's
- * description (ublk finds its device by its own state file and is never
- * released).
+/* Whether starting frontend name with spec may take over, instead of
+ * replacing, the device desc (as for frontend_release_stale) that a
+ * dead attach of the volume left: then the caller leaves that device
+ * alone until the frontend has started, and releases it only if the
+ * frontend serves somewhere else.  Kernel NBD recovers its device
+ * (nbd_kernel_recover.c), repvol.ko its "kmod /dev/repvolN" (kmod.c,
+ * told which through frontend_start_spec); ublk recovers its own
+ * without this.
  */
-bool frontend_takes_over (const char *name, const char *desc);
+bool frontend_may_recover (const char *name, const char *spec,
+                           const char *desc);
 
 /* The spec to start frontend name with: spec, plus for "kmod" which
  * device the volume's dead predecessor on this host served (prev: its
@@ -181,11 +188,13 @@ bool frontend_takes_over (const char *name, const char *desc);
 const char *frontend_start_spec (const char *name, const char *spec,
                                  const char *prev, char *buf, size_t len);
 
-/* A /dev/repvolN (dev) left by the dead attach pid: deleted if nobody
- * serves its channel (the module holds or fails its I/O).  1 if it was,
- * 0 if there was nothing to do, a negative errno with why in err.
+/* A /dev/repvolN (dev) left by the dead attach pid of volume vol:
+ * deleted if nobody serves its channel (the module holds or fails its
+ * I/O), and vol's state file with it if it names that device.  1 if it
+ * was, 0 if there was nothing to do, a negative errno with why in err.
  */
-int kmod_release_stale (const char *dev, long pid, struct error *err);
+int kmod_release_stale (const char *dev, const char *vol, long pid,
+                        struct error *err);
 
 /* The frontends, for frontend.c's table. */
 extern const struct frontend_ops nbd_frontend_ops;         /* nbd.c */

@@ -755,7 +755,8 @@ const struct frontend_ops kmod_frontend_ops = {
 /* ---- for the CLI: a device a dead attach left ---- */
 
 int
-kmod_release_stale (const char *dev, long pid, struct error *err)
+kmod_release_stale (const char *dev, const char *vol, long pid,
+                    struct error *err)
 {
   struct repvol_ctrl info = { 0 };
   uint64_t id;
@@ -789,5 +790,15 @@ kmod_release_stale (const char *dev, long pid, struct error *err)
   if (r < 0 && r != -ENODEV && r != -ENOENT)
     return error_set (err, -r, "DEL (it was %s): %s",
                       kmod_state_name (info.state), strerror (-r));
+  if (vol) {
+    /* Its number is free now, and may be another volume's next: the
+     * state file must not name it any more.
+     */
+    struct kmod_dev k = { .name = vol };
+    uint32_t named;
+    state_path (&k);
+    if (state_read (&k, &named) == 0 && named == id)
+      unlink (k.state_path);
+  }
   return r < 0 ? 0 : 1;
 }

@@ -10,7 +10,11 @@
  * and shuts its end down, and nbd.c finishes what it had already taken
  * before we report stopped.
  *
- * Raw generic netlink, no libnl: three small messages do not justify a
+ * If this process dies instead, the kernel keeps the device and holds
+ * its I/O for the dead-connection timeout; the next attach of the
+ * volume reconnects it (nbd_kernel_recover.c).
+ *
+ * Raw generic netlink, no libnl: four small messages do not justify a
  * dependency.
  */
 #include <errno.h>
@@ -34,66 +38,18 @@
 #include "core/loop.h"
 #include "frontend/frontend.h"
 #include "frontend/nbd.h"
-#include "frontend/nbd_proto.h"
+#include "frontend/nbd_kernel_internal.h"
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57    /* Linux 5.6 */
 #endif
 
-/* What the kernel is told the server does.  No CAN_MULTI_CONN: there
- * is one socket.  Kernels older than NBD_FLAG_SEND_WRITE_ZEROES (6.1)
- * ignore the bit and never send the command.
- */
-#define NBD_KERNEL_FLAGS \
-  (NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | \
-   NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES)
-
-/* 0 = the kernel never gives up on a slow request (it only logs
- * "possible stuck request" and waits).  With a nonzero timeout and a
- * single socket it would shut our socket down for good; the engine
- * already bounds every request by the replica --timeout.
- */
-#define NBD_KERNEL_TIMEOUT_S    0
-/* If our end dies (attach killed), new I/O waits this long for a
- * reconnect (NBD_CMD_RECONFIGURE, which nothing sends yet), then fails.
- */
-#define NBD_KERNEL_DEAD_CONN_S  10
-
 #define NL_BUF 8192
-
-struct nbd_kernel {
-  struct frontend *fe;
-  struct nbd_server *srv;
-  int nl_fd;
-  uint16_t family;
-  uint32_t seq;
-  int index;                    /* /dev/nbdN, or -1 for auto until connected */
-  bool connected;
-
-  /* Detach: NBD_CMD_DISCONNECT runs on its own thread, because the
-   * kernel sends NBD_CMD_DISC and may wait on the socket while it
-   * does, and only this loop reads that socket.
-   */
-  pthread_t disc_thread;
-  bool disc_running;
-  int disc_err;                 /* NBD_CMD_DISCONNECT: 0 or -errno */
-  int disc_efd;
-  struct loop_watch disc_watch;
-  void (*stopped) (void *opaque);
-  void *stopped_opaque;
-};
-
-static int parse_spec (const char *spec, int *index);
 
 /* ---- generic netlink ---- */
 
-struct nlmsg {
-  struct nlmsghdr *n;
-  char buf[1024] __attribute__ ((aligned (NLMSG_ALIGNTO)));
-};
-
-static void
-msg_init (struct nlmsg *m, uint16_t type, uint8_t cmd, uint8_t version)
+void
+nk_msg_init (struct nlmsg *m, uint16_t type, uint8_t cmd)
 {
   struct genlmsghdr *g;
 
@@ -104,7 +60,7 @@ msg_init (struct nlmsg *m, uint16_t type, uint8_t cmd, uint8_t version)
   m->n->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
   g = NLMSG_DATA (m->n);
   g->cmd = cmd;
-  g->version = version;
+  g->version = type == GENL_ID_CTRL ? 1 : NBD_GENL_VERSION;
 }
 
 static struct nlattr *
@@ -123,16 +79,22 @@ put_attr (struct nlmsg *m, uint16_t type, const void *data, size_t len)
   return a;
 }
 
-static void
-put_u32 (struct nlmsg *m, uint16_t type, uint32_t v)
+void
+nk_put_u32 (struct nlmsg *m, uint16_t type, uint32_t v)
 {
   put_attr (m, type, &v, sizeof v);
 }
 
-static void
-put_u64 (struct nlmsg *m, uint16_t type, uint64_t v)
+void
+nk_put_u64 (struct nlmsg *m, uint16_t type, uint64_t v)
 {
   put_attr (m, type, &v, sizeof v);
+}
+
+void
+nk_put_str (struct nlmsg *m, uint16_t type, const char *s)
+{
+  put_attr (m, type, s, strlen (s) + 1);
 }
 
 static struct nlattr *
@@ -145,6 +107,17 @@ static void
 nest_end (struct nlmsg *m, struct nlattr *a)
 {
   a->nla_len = (char *) m->buf + m->n->nlmsg_len - (char *) a;
+}
+
+void
+nk_put_socket (struct nlmsg *m, int fd)
+{
+  struct nlattr *socks = nest_start (m, NBD_ATTR_SOCKETS);
+  struct nlattr *item = nest_start (m, NBD_SOCK_ITEM);
+
+  nk_put_u32 (m, NBD_SOCK_FD, fd);
+  nest_end (m, item);
+  nest_end (m, socks);
 }
 
 /* Find attribute type in the payload of a generic netlink reply. */
@@ -169,8 +142,8 @@ find_attr (const struct nlmsghdr *n, uint16_t type)
  * errno.  With want_type, the first message of that type that carries
  * attribute want_attr has its u32 (or u16) value put in *value.
  */
-static int
-nl_talk (int fd, uint32_t *seq, struct nlmsg *m, uint16_t want_attr,
+int
+nk_talk (int fd, uint32_t *seq, struct nlmsg *m, uint16_t want_attr,
          uint32_t *value)
 {
   struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
@@ -213,8 +186,8 @@ nl_talk (int fd, uint32_t *seq, struct nlmsg *m, uint16_t want_attr,
 /* A generic netlink socket and the id of family "nbd".  Returns the
  * socket, or a negative errno (-ENOENT: no such family).
  */
-static int
-nl_open_nbd (uint16_t *family, uint32_t *seq)
+int
+nk_open_nbd (uint16_t *family, uint32_t *seq)
 {
   struct sockaddr_nl local = { .nl_family = AF_NETLINK };
   struct nlmsg m;
@@ -228,10 +201,10 @@ nl_open_nbd (uint16_t *family, uint32_t *seq)
       close (fd);
     return r;
   }
-  msg_init (&m, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
+  nk_msg_init (&m, GENL_ID_CTRL, CTRL_CMD_GETFAMILY);
   put_attr (&m, CTRL_ATTR_FAMILY_NAME, NBD_GENL_FAMILY_NAME,
             sizeof NBD_GENL_FAMILY_NAME);
-  r = nl_talk (fd, seq, &m, CTRL_ATTR_FAMILY_ID, &id);
+  r = nk_talk (fd, seq, &m, CTRL_ATTR_FAMILY_ID, &id);
   if (r == 0 && id == 0)
     r = -ENOENT;
   if (r < 0) {
@@ -263,7 +236,7 @@ nbd_kernel_probe (struct error *e)
   if (!have_nbd_module ())
     return error_set (e, ENOENT,
                       "the nbd kernel module is not loaded (modprobe nbd)");
-  fd = nl_open_nbd (&family, &seq);
+  fd = nk_open_nbd (&family, &seq);
   if (fd < 0) {
     err = -fd;
     if (err == ENOENT)
@@ -280,9 +253,8 @@ nbd_kernel_probe (struct error *e)
   return 0;
 }
 
-/* The pid the kernel shows for a connected /dev/nbdN, or 0 if free. */
-static long
-device_pid (int index)
+long
+nk_device_pid (int index)
 {
   char path[64];
   long pid = 0;
@@ -297,10 +269,10 @@ device_pid (int index)
   return pid;
 }
 
-static void
-say_busy (int index)
+void
+nk_say_busy (int index)
 {
-  long pid = device_pid (index);
+  long pid = nk_device_pid (index);
 
   if (pid > 0 && !pid_alive (pid))
     log_error ("nbd-kernel: /dev/nbd%d is busy: connected by pid %ld, which "
@@ -357,32 +329,31 @@ static int
 nbd_connect (struct nbd_kernel *nk, int sock, uint64_t size, uint32_t bs)
 {
   struct nlmsg m;
-  struct nlattr *socks, *item;
   uint32_t index = UINT32_MAX;
   int err;
 
-  msg_init (&m, nk->family, NBD_CMD_CONNECT, NBD_GENL_VERSION);
+  nk_msg_init (&m, nk->family, NBD_CMD_CONNECT);
   /* Without an index the kernel takes a free device (or makes one)
    * and says which in its reply.
    */
   if (nk->index >= 0)
-    put_u32 (&m, NBD_ATTR_INDEX, nk->index);
-  put_u64 (&m, NBD_ATTR_SIZE_BYTES, size);
-  put_u64 (&m, NBD_ATTR_BLOCK_SIZE_BYTES, bs);
-  put_u64 (&m, NBD_ATTR_SERVER_FLAGS, NBD_KERNEL_FLAGS);
-  put_u64 (&m, NBD_ATTR_TIMEOUT, NBD_KERNEL_TIMEOUT_S);
-  put_u64 (&m, NBD_ATTR_DEAD_CONN_TIMEOUT, NBD_KERNEL_DEAD_CONN_S);
-  socks = nest_start (&m, NBD_ATTR_SOCKETS);
-  item = nest_start (&m, NBD_SOCK_ITEM);
-  put_u32 (&m, NBD_SOCK_FD, sock);
-  nest_end (&m, item);
-  nest_end (&m, socks);
+    nk_put_u32 (&m, NBD_ATTR_INDEX, nk->index);
+  nk_put_u64 (&m, NBD_ATTR_SIZE_BYTES, size);
+  nk_put_u64 (&m, NBD_ATTR_BLOCK_SIZE_BYTES, bs);
+  nk_put_u64 (&m, NBD_ATTR_SERVER_FLAGS, NBD_KERNEL_FLAGS);
+  nk_put_u64 (&m, NBD_ATTR_TIMEOUT, NBD_KERNEL_TIMEOUT_S);
+  nk_put_u64 (&m, NBD_ATTR_DEAD_CONN_TIMEOUT, nk->dead_timeout);
+  /* No client flags: neither DISCONNECT_ON_CLOSE (the device would go
+   * when its last opener closes it) nor DESTROY_ON_DISCONNECT.
+   */
+  nk_put_str (&m, NBD_ATTR_BACKEND_IDENTIFIER, nk->backend);
+  nk_put_socket (&m, sock);
 
   /* The kernel only sets the device up here (its I/O starts later, on
    * its own threads), so waiting for the answer on the loop thread is
    * safe.
    */
-  err = nl_talk (nk->nl_fd, &nk->seq, &m, NBD_ATTR_INDEX, &index);
+  err = nk_talk (nk->nl_fd, &nk->seq, &m, NBD_ATTR_INDEX, &index);
   if (err < 0)
     return err;
   if (nk->index < 0) {
@@ -406,10 +377,11 @@ nk_resized (struct frontend *f, const char **when)
   int err;
 
   nbd_server_resized (nk->srv, true);
-  msg_init (&m, nk->family, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
-  put_u32 (&m, NBD_ATTR_INDEX, nk->index);
-  put_u64 (&m, NBD_ATTR_SIZE_BYTES, f->dev->info.size);
-  err = nl_talk (nk->nl_fd, &nk->seq, &m, 0, NULL);
+  nk_msg_init (&m, nk->family, NBD_CMD_RECONFIGURE);
+  nk_put_u32 (&m, NBD_ATTR_INDEX, nk->index);
+  nk_put_str (&m, NBD_ATTR_BACKEND_IDENTIFIER, nk->backend);
+  nk_put_u64 (&m, NBD_ATTR_SIZE_BYTES, f->dev->info.size);
+  err = nk_talk (nk->nl_fd, &nk->seq, &m, 0, NULL);
   if (err < 0) {
     log_error ("nbd-kernel: NBD_CMD_RECONFIGURE of %s to %" PRIu64
                " bytes: %s", f->where, f->dev->info.size, strerror (-err));
@@ -419,30 +391,43 @@ nk_resized (struct frontend *f, const char **when)
   return 0;
 }
 
-/* NBD_CMD_DISCONNECT of /dev/nbd<nk->index>.  0 or a negative errno. */
-static int
-nbd_disconnect (struct nbd_kernel *nk)
+int
+nk_disconnect (struct nbd_kernel *nk)
 {
   struct nlmsg m;
 
-  msg_init (&m, nk->family, NBD_CMD_DISCONNECT, NBD_GENL_VERSION);
-  put_u32 (&m, NBD_ATTR_INDEX, nk->index);
-  return nl_talk (nk->nl_fd, &nk->seq, &m, 0, NULL);
+  nk_msg_init (&m, nk->family, NBD_CMD_DISCONNECT);
+  nk_put_u32 (&m, NBD_ATTR_INDEX, nk->index);
+  return nk_talk (nk->nl_fd, &nk->seq, &m, 0, NULL);
 }
 
 int
-nbd_kernel_disconnect_stale (const char *dev, long pid, struct error *e)
+nbd_kernel_disconnect_stale (const char *dev, const char *vol, long pid,
+                             struct error *e)
 {
   struct nbd_kernel nk = { .nl_fd = -1 };
+  unsigned dt = 0;
+  long kpid;
   int err;
 
-  if (parse_spec (dev, &nk.index) < 0 || nk.index < 0)
+  if (nk_parse_spec (dev, &nk.index, &dt) < 0 || nk.index < 0)
     return error_set (e, EINVAL, "'%s' is not /dev/nbdN", dev);
-  /* Only a device the kernel still shows as that process's. */
-  if (device_pid (nk.index) != pid)
+  if (vol)
+    nk_state_init (&nk, vol);
+  /* Only a device the kernel still shows as that process's, or (after
+   * a recovery, where the kernel keeps the first attach's pid) as this
+   * volume's with no live attach serving it.
+   */
+  kpid = nk_device_pid (nk.index);
+  if (kpid <= 0) {
+    if (vol)
+      nk_state_remove (&nk);    /* gone already */
     return 0;
-  nk.nl_fd = nl_open_nbd (&nk.family, &nk.seq);
-  err = nk.nl_fd < 0 ? nk.nl_fd : nbd_disconnect (&nk);
+  }
+  if (kpid != pid && !(vol && nk_abandoned (&nk)))
+    return 0;
+  nk.nl_fd = nk_open_nbd (&nk.family, &nk.seq);
+  err = nk.nl_fd < 0 ? nk.nl_fd : nk_disconnect (&nk);
   if (err < 0) {
     if (nk.nl_fd >= 0)
       close (nk.nl_fd);
@@ -450,19 +435,30 @@ nbd_kernel_disconnect_stale (const char *dev, long pid, struct error *e)
                       strerror (-err));
   }
   close (nk.nl_fd);
+  if (vol)
+    nk_state_remove (&nk);
   return 1;
 }
 
 /* ---- frontend_ops ---- */
 
-/* "/dev/nbdN" (*index N) or "auto" (-1).  0 or -EINVAL. */
-static int
-parse_spec (const char *spec, int *index)
+int
+nk_parse_spec (const char *spec, int *index, unsigned *dead_timeout)
 {
+  static const char dt[] = ",dead-timeout=";
+  const char *comma = strchr (spec, ',');
+  size_t len = comma ? (size_t) (comma - spec) : strlen (spec);
+  uint64_t t;
   char *end;
   long n;
 
-  if (strcmp (spec, "auto") == 0) {
+  if (comma) {
+    if (strncmp (comma, dt, sizeof dt - 1) != 0 ||
+        parse_uint (comma + sizeof dt - 1, 0, 3600, &t) < 0)
+      return -EINVAL;
+    *dead_timeout = t;
+  }
+  if (len == 4 && strncmp (spec, "auto", 4) == 0) {
     *index = -1;
     return 0;
   }
@@ -470,7 +466,7 @@ parse_spec (const char *spec, int *index)
     return -EINVAL;
   errno = 0;
   n = strtol (spec + 8, &end, 10);
-  if (errno || *end || n < 0 || n > INT32_MAX)
+  if (errno || end != spec + len || n < 0 || n > INT32_MAX)
     return -EINVAL;
   *index = n;
   return 0;
@@ -484,7 +480,7 @@ nk_start (struct frontend *f, const char *spec)
   uint32_t bs = MAX (info->block_size, 512u);
   long page = sysconf (_SC_PAGESIZE);
   struct error why = { 0 };
-  int sv[2], err;
+  int sv[2], fd, err;
 
   if (!nk) {
     log_error ("nbd-kernel: out of memory");
@@ -494,10 +490,11 @@ nk_start (struct frontend *f, const char *spec)
   nk->fe = f;
   nk->nl_fd = -1;
   nk->disc_efd = -1;
+  nk->dead_timeout = NBD_KERNEL_DEAD_CONN_S;
 
-  if (parse_spec (spec, &nk->index) < 0) {
-    log_error ("nbd-kernel: cannot parse '%s': expected /dev/nbdN or auto",
-               spec);
+  if (nk_parse_spec (spec, &nk->index, &nk->dead_timeout) < 0) {
+    log_error ("nbd-kernel: cannot parse '%s': expected /dev/nbdN or auto, "
+               "then optionally ,dead-timeout=SECONDS (0 to 3600)", spec);
     return -EINVAL;
   }
   if (bs & (bs - 1) || bs > page) {
@@ -509,16 +506,13 @@ nk_start (struct frontend *f, const char *spec)
     log_error ("nbd-kernel: cannot serve %s: %s", spec, error_msg (&why));
     return err;
   }
-  if (nk->index >= 0 && device_pid (nk->index) > 0) {
-    say_busy (nk->index);
-    return -EBUSY;
-  }
-  if ((err = nl_open_nbd (&nk->family, &nk->seq)) < 0) {
+  if ((err = nk_open_nbd (&nk->family, &nk->seq)) < 0) {
     log_error ("nbd-kernel: generic netlink family \"nbd\": %s",
                strerror (-err));
     return err;
   }
   nk->nl_fd = err;
+  nk_state_init (nk, f->export_name);
 
   /* The kernel may write back through this process's own device under
    * memory pressure; without this, reclaim in our allocations could
@@ -528,43 +522,59 @@ nk_start (struct frontend *f, const char *spec)
     log_warn ("nbd-kernel: prctl(PR_SET_IO_FLUSHER): %s: under memory "
               "pressure, reclaim may deadlock on %s", strerror (errno), spec);
 
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-    err = -errno;
-    log_error ("nbd-kernel: socketpair: %s", strerror (-err));
+  /* A device a dead attach of this volume left, held for us? */
+  if ((err = nk_try_recover (nk, info->size, bs, &fd)) < 0)
     return err;
-  }
-  err = nbd_connect (nk, sv[0], info->size, bs);
-  close (sv[0]);                /* the kernel holds its own reference */
-  if (err < 0) {
-    close (sv[1]);
-    if (err == -EBUSY && nk->index >= 0)
-      say_busy (nk->index);
-    else if (err == -EBUSY)
-      log_error ("nbd-kernel: no free /dev/nbdN (all busy; modprobe nbd "
-                 "nbds_max=N makes more)");
-    else if (err == -EPERM)
-      log_error ("nbd-kernel: NBD_CMD_CONNECT refused: not permitted "
-                 "(needs CAP_SYS_ADMIN)");
-    else
-      log_error ("nbd-kernel: NBD_CMD_CONNECT for %s: %s", spec,
-                 strerror (-err));
-    return err;
+  nk->recovered = err == 1;
+  if (!nk->recovered) {
+    if (nk->index >= 0 && nk_device_pid (nk->index) > 0) {
+      nk_say_busy (nk->index);
+      return -EBUSY;
+    }
+    if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+      err = -errno;
+      log_error ("nbd-kernel: socketpair: %s", strerror (-err));
+      return err;
+    }
+    err = nbd_connect (nk, sv[0], info->size, bs);
+    close (sv[0]);              /* the kernel holds its own reference */
+    if (err < 0) {
+      close (sv[1]);
+      if (err == -EBUSY && nk->index >= 0)
+        nk_say_busy (nk->index);
+      else if (err == -EBUSY)
+        log_error ("nbd-kernel: no free /dev/nbdN (all busy; modprobe nbd "
+                   "nbds_max=N makes more)");
+      else if (err == -EPERM)
+        log_error ("nbd-kernel: NBD_CMD_CONNECT refused: not permitted "
+                   "(needs CAP_SYS_ADMIN)");
+      else
+        log_error ("nbd-kernel: NBD_CMD_CONNECT for %s: %s", spec,
+                   strerror (-err));
+      return err;
+    }
+    fd = sv[1];
   }
   nk->connected = true;
   snprintf (f->where, sizeof f->where, "/dev/nbd%d", nk->index);
 
-  set_nonblock (sv[1]);
-  nk->srv = nbd_serve_connected_fd (f, sv[1], NBD_KERNEL_FLAGS);
+  set_nonblock (fd);
+  nk->srv = nbd_serve_connected_fd (f, fd, NBD_KERNEL_FLAGS);
   if (!nk->srv) {
-    /* Nothing serves the device: take it back at once. */
-    if ((err = nbd_disconnect (nk)) < 0)
+    /* Nothing serves the device.  A new one goes at once; one we took
+     * over waits, as it did, for the next attach.
+     */
+    if (!nk->recovered && (err = nk_disconnect (nk)) < 0)
       log_warn ("nbd-kernel: NBD_CMD_DISCONNECT %s: %s", f->where,
                 strerror (-err));
     nk->connected = false;
     return -EIO;
   }
+  nk_state_write (nk);
   log_info ("nbd-kernel: serving '%s' as %s (%" PRIu64 " bytes, block %"
-            PRIu32 ")", f->export_name, f->where, info->size, bs);
+            PRIu32 "%s, dead-connection timeout %u s)", f->export_name,
+            f->where, info->size, bs, nk->recovered ? ", recovered" : "",
+            nk->dead_timeout);
   return 0;
 }
 
@@ -585,7 +595,7 @@ disc_thread (void *opaque)
   struct nbd_kernel *nk = opaque;
   uint64_t one = 1;
 
-  nk->disc_err = nbd_disconnect (nk);
+  nk->disc_err = nk_disconnect (nk);
   if (write (nk->disc_efd, &one, sizeof one) != sizeof one)
     abort ();                   /* an eventfd write of 1 cannot fail */
   return NULL;
@@ -606,6 +616,8 @@ on_disconnected (struct loop_watch *w, uint32_t revents)
   if (nk->disc_err < 0)
     log_warn ("nbd-kernel: NBD_CMD_DISCONNECT %s: %s", nk->fe->where,
               strerror (-nk->disc_err));
+  else
+    nk_state_remove (nk);       /* detached: nothing left to recover */
   /* The kernel has failed whatever it had not had answered; what we
    * already took still completes in the engine before stopped runs.
    */
