@@ -139,6 +139,15 @@ need_kmod() {
     log "insmod $KMOD_KO: /dev/repvol-control is there"
 }
 
+# attach_help_has OPT: "repvol attach --help" lists OPT.  The help is read
+# whole first: it is over 4 KiB, so "| grep -q" could exit after the first
+# write and, with pipefail, the SIGPIPE of the second made it look absent.
+attach_help_has() {
+    local help
+    help=$("$REPVOL" attach --help 2>&1) || true
+    [[ $help == *"$1"* ]]
+}
+
 # need_frontend ublk|nbd-kernel|kmod: the attach option must be there (the run
 # itself checks that the frontend is built: start_dev_attach).
 need_frontend() {
@@ -149,7 +158,7 @@ need_frontend() {
     kmod) opt=--kmod ;;
     *) fail "need_frontend: unknown frontend $1" ;;
     esac
-    "$REPVOL" attach --help 2>&1 | grep -q -- "$opt" ||
+    attach_help_has "$opt" ||
         skip "repvol attach has no $opt option in this build"
     if [[ -s $FRONTEND_MISSING/$1 ]]; then
         skip "$(cat "$FRONTEND_MISSING/$1") (found by an earlier test in this boot)"
@@ -294,10 +303,10 @@ nbd_client_disconnect() {
 # socket through nbd-client.  Sets $DEV and $HOW (ublk|nbd-kernel|nbd-client).
 best_device() {
     local vol=$1
-    if [[ -c /dev/ublk-control ]] && "$REPVOL" attach --help 2>&1 | grep -q -- --ublk &&
+    if [[ -c /dev/ublk-control ]] && attach_help_has --ublk &&
         ! frontend_missing ublk && try_dev_attach "$vol" --ublk; then
         HOW=ublk
-    elif [[ -b /dev/nbd0 ]] && "$REPVOL" attach --help 2>&1 | grep -q -- --nbd-device &&
+    elif [[ -b /dev/nbd0 ]] && attach_help_has --nbd-device &&
         ! frontend_missing nbd-kernel && try_dev_attach "$vol" --nbd-device auto; then
         HOW=nbd-kernel
     else
