@@ -148,8 +148,10 @@ static int repvol_chan_open(struct inode *inode, struct file *file)
 		ret = -ENODEV;
 	else if (dev->chan_open)
 		ret = -EBUSY;
-	else
+	else {
 		dev->chan_open = true;
+		dev->server_pid = task_tgid_vnr(current);
+	}
 	spin_unlock(&dev->lock);
 	if (ret)
 		return ret;
@@ -170,6 +172,7 @@ static int repvol_chan_release(struct inode *inode, struct file *file)
 
 	spin_lock(&dev->lock);
 	dev->chan_open = false;
+	dev->server_pid = 0;
 	list_for_each_entry(cmd, &dev->in_flight, list)
 		cmd->state = CMD_HELD;
 	list_splice_init(&dev->in_flight, &dev->pending);

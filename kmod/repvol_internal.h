@@ -54,6 +54,7 @@ struct repvol_dev {
 	spinlock_t lock;
 	u32 state;               /* REPVOL_STATE_* */
 	bool chan_open;
+	u32 server_pid;          /* who holds the channel (INFO), 0 if nobody */
 	bool gone;               /* DEL ran: the tag set is freed */
 	struct list_head pending;       /* CMD_HELD, oldest first */
 	struct list_head in_flight;     /* CMD_IN_FLIGHT */

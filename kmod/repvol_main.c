@@ -47,7 +47,7 @@ static bool reserved_zero(const struct repvol_ctrl *c)
 	for (i = 0; i < ARRAY_SIZE(c->reserved); i++)
 		if (c->reserved[i])
 			return false;
-	return true;
+	return c->reserved0 == 0 && c->server_pid == 0;
 }
 
 /* ADD's parameters, every one range-checked; recovery_timeout_s 0 takes
@@ -90,7 +90,7 @@ static int check_plain(const struct repvol_ctrl *c, bool with_arg)
 	if (c->size || c->logical_block_size || c->physical_block_size ||
 	    c->nr_queues || c->queue_depth || c->max_io_bytes || c->features ||
 	    c->recovery_timeout_s || c->state || c->held || c->in_flight ||
-	    (!with_arg && c->arg))
+	    c->owner || (!with_arg && c->arg))
 		return -EINVAL;
 	return c->dev_id < REPVOL_MAX_DEVICES ? 0 : -ENODEV;
 }
@@ -413,6 +413,7 @@ static void dev_info_fill(struct repvol_dev *dev, struct repvol_ctrl *c)
 	c->state = dev->state;
 	c->held = dev->n_held;
 	c->in_flight = dev->n_in_flight;
+	c->server_pid = dev->server_pid;
 	spin_unlock(&dev->lock);
 }
 

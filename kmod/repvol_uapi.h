@@ -11,8 +11,9 @@
  *   /dev/repvol-control (misc device, root only): ioctls on a
  *   struct repvol_ctrl (ADD, START, STOP, DEL, RECOVER, INFO, RESIZE).
  *   Every field is range-checked; a bad one gets -EINVAL and changes
- *   nothing.  ADD reads the parameters; the other ioctls read only
- *   version, dev_id and (RESIZE) arg, and want every other field 0.
+ *   nothing.  ADD reads the parameters (and owner); the other ioctls
+ *   read only version, dev_id and (RESIZE) arg, and want every other
+ *   field 0.
  *   A dev_id with no device: -ENODEV.
  *
  *   /dev/repvolcN, one per device N (the block device is /dev/repvolN):
@@ -118,7 +119,14 @@ struct repvol_ctrl {
 	__u64 arg;                 /* RESIZE: the new size; else 0 */
 	__u32 held;                /* INFO: requests not yet handed out */
 	__u32 in_flight;           /* INFO: handed out, not completed */
-	__u64 reserved[4];         /* 0 */
+	__u64 owner;               /* ADD: the caller's name for whoever the
+	                            * device is for (repvol attach: a hash of
+	                            * the volume's name), so that a recovery
+	                            * takes over only its own; INFO: as given */
+	__u32 server_pid;          /* INFO: the process holding the request
+	                            * channel open (its thread group), 0 if none */
+	__u32 reserved0;           /* 0 */
+	__u64 reserved[2];         /* 0 */
 };
 
 #define REPVOL_IOC_MAGIC       0xb7

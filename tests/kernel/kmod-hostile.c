@@ -160,7 +160,9 @@ control_checks (void)
   c = good_add (); c.version = 0;              bad_add ("add version 0", c, -EINVAL);
   c = good_add (); c.version = 2;              bad_add ("add version 2", c, -EINVAL);
   c = good_add (); c.reserved[0] = 1;          bad_add ("add reserved[0]", c, -EINVAL);
-  c = good_add (); c.reserved[3] = 1ull << 63; bad_add ("add reserved[3]", c, -EINVAL);
+  c = good_add (); c.reserved[1] = 1ull << 63; bad_add ("add reserved[1]", c, -EINVAL);
+  c = good_add (); c.reserved0 = 1;            bad_add ("add reserved0", c, -EINVAL);
+  c = good_add (); c.server_pid = 1;           bad_add ("add server_pid nonzero", c, -EINVAL);
   c = good_add (); c.size = 0;                 bad_add ("add size 0", c, -EINVAL);
   c = good_add (); c.size = DISK_SIZE + 1;     bad_add ("add size not a block multiple", c, -EINVAL);
   c = good_add (); c.logical_block_size = 4096; c.size = DISK_SIZE + 512;
@@ -507,6 +509,7 @@ device_checks (void)
   int r, fd2;
   pid_t pid;
 
+  c.owner = 0x0123456789abcdefull;
   r = ctl (REPVOL_IOC_ADD, &c);
   expect ("add a good device", r, 0);
   if (r < 0)
@@ -529,6 +532,12 @@ device_checks (void)
   r = ctl (REPVOL_IOC_INFO, &c);
   expect ("INFO", r, 0);
   check (c.state == REPVOL_STATE_ADDED, "INFO says added", "state %u", c.state);
+  check (c.owner == 0x0123456789abcdefull && c.server_pid == 0,
+         "INFO gives ADD's owner and no server", "owner %llx server %u",
+         (unsigned long long) c.owner, c.server_pid);
+  c = on_dev (d.id);
+  c.owner = 1;
+  expect ("INFO with a nonzero owner", ctl (REPVOL_IOC_INFO, &c), -EINVAL);
 
   for (int waited = 0; (d.chan = open (d.chan_path, O_RDWR | O_NONBLOCK)) == -1
        && errno == ENOENT && waited < WAIT_S * 50; waited++)
@@ -537,6 +546,10 @@ device_checks (void)
          strerror (errno));
   if (d.chan < 0)
     return;
+  c = on_dev (d.id);
+  ctl (REPVOL_IOC_INFO, &c);
+  check (c.server_pid == (uint32_t) getpid (), "INFO names the channel's holder",
+         "server_pid %u, we are %d", c.server_pid, (int) getpid ());
   fd2 = open (d.chan_path, O_RDWR | O_NONBLOCK);
   expect ("second opener of the channel", fd2 == -1 ? -errno : 0, -EBUSY);
   if (fd2 >= 0)

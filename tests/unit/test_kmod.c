@@ -86,7 +86,12 @@ test_geometry (void **state)
   assert_int_equal (k.p.features, REPVOL_F_WRITE_CACHE | REPVOL_F_FUA |
                     REPVOL_F_DISCARD | REPVOL_F_WRITE_ZEROES);
   assert_int_equal (k.p.features & ~REPVOL_F_ALL, 0);
-  assert_int_equal (k.p.reserved[0] | k.p.state | k.p.arg, 0);
+  assert_int_equal (k.p.reserved[0] | k.p.state | k.p.arg | k.p.server_pid, 0);
+  /* The owner: the volume's, never 0, another for another name. */
+  assert_true (k.p.owner == kmod_owner (k.name) && k.p.owner != 0);
+  assert_true (kmod_owner ("vol1") == kmod_owner ("vol1"));
+  assert_true (kmod_owner ("vol1") != kmod_owner ("vol2"));
+  assert_true (kmod_owner ("") != 0);
 
   /* A tail shorter than a block is left out: size a block multiple. */
   assert_int_equal (geometry ((1 << 20) + 1000, 4096, 0, &k), 0);

@@ -1,10 +1,10 @@
 /* kmod.c - the kmod frontend: serve a bdev as /dev/repvolN through
  * repvol's own kernel module, repvol.ko (kmod/; the contract is
  * kmod/repvol_uapi.h, its prose docs/DESIGN.md 2.12).  This file is the
- * control side: the ioctls on /dev/repvol-control, the device's life
- * (add, start, stop, delete), recovery and its state file, the frontend
- * ops, and the helpers the CLI uses (probe, stale devices); the request
- * channel is kmod_queue.c, what both share kmod_internal.h.
+ * device's life (add, start, stop, delete), recovery, and the frontend
+ * ops; the control ioctls, the state file and the CLI's helpers (probe,
+ * stale devices) are kmod_ctrl.c, the request channel kmod_queue.c,
+ * what they share kmod_internal.h.
  *
  * ADD and START run on the loop thread: neither waits on I/O (START
  * scans no partitions).  STOP and DEL may wait while the disk writes
@@ -44,183 +44,11 @@
 #include "frontend/frontend.h"
 #include "frontend/kmod_internal.h"
 
-#define KMOD_CONTROL            "/dev/" REPVOL_CONTROL_NAME
 #define KMOD_DEFAULT_QUEUES     1
 #define KMOD_DEFAULT_DEPTH      128
 #define KMOD_MAX_IO             (1u << 20)  /* per-tag buffer */
 #define KMOD_WAIT_MS            10000       /* channel node, old owner's exit */
 #define KMOD_POLL_MS            20
-
-static const char *
-kmod_state_name (uint32_t state)
-{
-  switch (state) {
-  case REPVOL_STATE_ADDED: return "added";
-  case REPVOL_STATE_LIVE: return "live";
-  case REPVOL_STATE_WAITING: return "waiting for recovery";
-  case REPVOL_STATE_FAILING: return "failing (recovery window over)";
-  case REPVOL_STATE_STOPPED: return "stopped";
-  }
-  return "in an unknown state";
-}
-
-/* ---- control ioctls ---- */
-
-/* One control ioctl on dev_id (c may carry ADD's or RESIZE's fields and
- * gets INFO's / ADD's answer).  0 or a negative errno.
- */
-static int
-ctrl_ioctl (int fd, unsigned long ioc, uint32_t dev_id, struct repvol_ctrl *c)
-{
-  struct repvol_ctrl tmp = { 0 };
-
-  if (!c)
-    c = &tmp;
-  c->version = REPVOL_UAPI_VERSION;
-  c->dev_id = dev_id;
-  while (ioctl (fd, ioc, c) == -1)
-    if (errno != EINTR)
-      return -errno;
-  return 0;
-}
-
-static int
-sleep_ms (unsigned ms)
-{
-  return usleep (ms * 1000);
-}
-
-/* Load repvol.ko if it is not: modprobe, bounded by its own exit. */
-static void
-try_modprobe (void)
-{
-  pid_t pid = fork ();
-  int st;
-
-  if (pid == 0) {
-    int null = open ("/dev/null", O_RDWR);
-    if (null >= 0) {
-      dup2 (null, 1);
-      dup2 (null, 2);
-    }
-    execlp ("modprobe", "modprobe", "-q", "repvol", (char *) NULL);
-    _exit (127);
-  }
-  if (pid > 0)
-    while (waitpid (pid, &st, 0) == -1 && errno == EINTR)
-      ;
-}
-
-/* Open /dev/repvol-control (loading the module first if modprobe can).
- * The fd, or a negative errno with what is missing in err.
- */
-static int
-ctrl_open (bool modprobe, struct error *err)
-{
-  struct stat st;
-  int fd;
-
-  if (stat (KMOD_CONTROL, &st) == -1 && errno == ENOENT && modprobe &&
-      geteuid () == 0) {
-    try_modprobe ();
-    /* devtmpfs has the node once misc_register returned. */
-  }
-  if (stat (KMOD_CONTROL, &st) == -1) {
-    if (errno == ENOENT)
-      return error_set (err, ENOENT, "repvol.ko is not loaded (no %s: "
-                        "modprobe repvol / insmod kmod/repvol.ko)",
-                        KMOD_CONTROL);
-    return error_set (err, errno, "%s: %s", KMOD_CONTROL, strerror (errno));
-  }
-  if (geteuid () != 0)
-    return error_set (err, EPERM, "not root (%s is root only)", KMOD_CONTROL);
-  fd = open (KMOD_CONTROL, O_RDWR | O_CLOEXEC);
-  if (fd == -1)
-    return error_set (err, errno, "cannot open %s: %s", KMOD_CONTROL,
-                      strerror (errno));
-  return fd;
-}
-
-int
-kmod_probe (struct error *err)
-{
-  int fd = ctrl_open (true, err);
-
-  if (fd < 0)
-    return fd;
-  close (fd);
-  return 0;
-}
-
-/* ---- the state file: which device serves this volume ---- */
-
-static void
-state_path (struct kmod_dev *k)
-{
-  int err = 0;
-  const char *dir = run_dir (&err);
-
-  if (err < 0)
-    log_warn ("kmod: %s: %s: %s; a crashed attach will not be recovered",
-              k->name, dir, strerror (-err));
-  snprintf (k->state_path, sizeof k->state_path, "%s/%s.kmod", dir, k->name);
-}
-
-/* The device id the state file names: 0, or a negative errno
- * (-ENOENT: there is none).
- */
-static int
-state_read (struct kmod_dev *k, uint32_t *dev_id)
-{
-  char buf[32] = "";
-  uint64_t id;
-  int fd = open (k->state_path, O_RDONLY | O_CLOEXEC);
-  ssize_t n;
-
-  if (fd == -1)
-    return -errno;
-  n = read (fd, buf, sizeof buf - 1);
-  if (n == -1)
-    n = -errno;
-  close (fd);
-  if (n <= 0)
-    return n < 0 ? (int) n : -ENODATA;
-  buf[strcspn (buf, "\n")] = '\0';
-  if (parse_uint (buf, 0, REPVOL_MAX_DEVICES - 1, &id) < 0) {
-    log_warn ("kmod: %s: ignoring %s: not a device id", k->name,
-              k->state_path);
-    return -EINVAL;
-  }
-  *dev_id = id;
-  return 0;
-}
-
-/* Written before the disk appears, so that a crash at any later point
- * leaves a name the next attach can recover or clean up.
- */
-static void
-state_write (struct kmod_dev *k)
-{
-  char tmp[sizeof k->state_path + 8], buf[32];
-  int n, r;
-
-  snprintf (tmp, sizeof tmp, "%s.tmp", k->state_path);
-  n = snprintf (buf, sizeof buf, "%" PRIu32 "\n", k->dev_id);
-  r = atomic_replace (AT_FDCWD, k->state_path, tmp, buf, n, 0600);
-  if (r < 0)
-    log_warn ("kmod: %s: cannot write %s: %s; a crashed attach will not "
-              "be recovered", k->name, k->state_path, strerror (-r));
-}
-
-static void
-state_remove (struct kmod_dev *k)
-{
-  uint32_t id;
-
-  /* Only if it still names our device. */
-  if (state_read (k, &id) == 0 && id == k->dev_id)
-    unlink (k->state_path);
-}
 
 /* ---- the device's life: stop on its thread, then finish ---- */
 
@@ -245,8 +73,8 @@ stopper (void *opaque)
   struct stop_msg *msg = calloc (1, sizeof *msg);
   int s, d;
 
-  s = ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_STOP, k->dev_id, NULL);
-  d = ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_DEL, k->dev_id, NULL);
+  s = kmod_ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_STOP, k->dev_id, NULL);
+  d = kmod_ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_DEL, k->dev_id, NULL);
   if (!msg)
     msg = &stop_oom;
   msg->stop_res = s;
@@ -272,7 +100,7 @@ on_stopped (struct mailbox *mb, struct mailbox_msg *m)
   else {
     log_info ("kmod: %s: /dev/repvol%" PRIu32 " deleted", k->name,
               k->dev_id);
-    state_remove (k);
+    kmod_state_remove (k);
     k->have_dev = false;
   }
   if (msg != &stop_oom)
@@ -349,6 +177,22 @@ kmod_parse_spec (const char *spec, unsigned *queues, unsigned *depth,
   return rc;
 }
 
+/* The owner a device of this volume carries (ADD's owner, shown by
+ * INFO): FNV-1a over the volume's name, never 0 (which means none).  A
+ * recovery takes over only a device with its own volume's owner, so a
+ * state file that outlived its device (rmmod, then another volume's
+ * device under the same number) cannot hand it another volume's disk.
+ */
+uint64_t
+kmod_owner (const char *volume)
+{
+  uint64_t h = 0xcbf29ce484222325ull;
+
+  for (; *volume; volume++)
+    h = (h ^ (unsigned char) *volume) * 0x100000001b3ull;
+  return h ? h : 1;
+}
+
 int
 kmod_geometry (struct kmod_dev *k, unsigned queues, unsigned depth)
 {
@@ -393,6 +237,7 @@ kmod_geometry (struct kmod_dev *k, unsigned queues, unsigned depth)
      */
     .features = REPVOL_F_WRITE_CACHE | REPVOL_F_FUA | REPVOL_F_DISCARD |
                 REPVOL_F_WRITE_ZEROES,
+    .owner = kmod_owner (k->name),
   };
   return 0;
 }
@@ -411,7 +256,7 @@ open_chan (struct kmod_dev *k, uint32_t id)
   snprintf (path, sizeof path, "/dev/" REPVOL_CHAN_PREFIX "%" PRIu32, id);
   while ((k->chan_fd = open (path, O_RDWR | O_NONBLOCK | O_CLOEXEC)) == -1 &&
          (errno == ENOENT || errno == EBUSY) && waited < KMOD_WAIT_MS) {
-    sleep_ms (KMOD_POLL_MS);
+    kmod_sleep_ms (KMOD_POLL_MS);
     waited += KMOD_POLL_MS;
   }
   if (k->chan_fd == -1) {
@@ -430,7 +275,7 @@ static int
 add_device (struct kmod_dev *k)
 {
   struct repvol_ctrl c = k->p;
-  int r = ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_ADD, REPVOL_DEV_ANY, &c);
+  int r = kmod_ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_ADD, REPVOL_DEV_ANY, &c);
 
   if (r < 0) {
     log_error ("kmod: %s: ADD (%" PRIu64 " bytes, block %" PRIu32 ", %"
@@ -443,7 +288,7 @@ add_device (struct kmod_dev *k)
   k->dev_id = c.dev_id;
   k->have_dev = true;
   k->created = true;
-  state_write (k);
+  kmod_state_write (k);
   /* As taken: the module may have lowered a limit. */
   if (c.max_io_bytes && c.max_io_bytes <= k->p.max_io_bytes)
     k->p.max_io_bytes = c.max_io_bytes;
@@ -454,7 +299,7 @@ add_device (struct kmod_dev *k)
 static void
 delete_stale (struct kmod_dev *k, uint32_t id, const char *why)
 {
-  int r = ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_DEL, id, NULL);
+  int r = kmod_ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_DEL, id, NULL);
 
   if (r < 0 && r != -ENODEV && r != -ENOENT)
     log_warn ("kmod: %s: deleting /dev/repvol%" PRIu32 " (%s): %s", k->name,
@@ -476,7 +321,7 @@ try_recover (struct kmod_dev *k)
   uint32_t id;
   int r, waited = 0;
 
-  if (state_read (k, &id) < 0)
+  if (kmod_state_read (k, &id) < 0)
     return 0;
   if (k->recover != KMOD_RECOVER_ANY && k->recover != (int64_t) id) {
     /* The file outlived its device (deleted by repvol detach, or by
@@ -489,9 +334,9 @@ try_recover (struct kmod_dev *k)
     unlink (k->state_path);
     return 0;
   }
-  for (;; waited += KMOD_POLL_MS, sleep_ms (KMOD_POLL_MS)) {
+  for (;; waited += KMOD_POLL_MS, kmod_sleep_ms (KMOD_POLL_MS)) {
     memset (&info, 0, sizeof info);
-    r = ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_INFO, id, &info);
+    r = kmod_ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_INFO, id, &info);
     if (r == -ENODEV || r == -ENOENT) {
       unlink (k->state_path);     /* gone: nothing to recover */
       return 0;
@@ -500,6 +345,14 @@ try_recover (struct kmod_dev *k)
       log_error ("kmod: %s: INFO of /dev/repvol%" PRIu32 ": %s", k->name, id,
                  strerror (-r));
       return r;
+    }
+    if (info.owner != k->p.owner) {
+      log_warn ("kmod: %s: %s names /dev/repvol%" PRIu32 ", which belongs "
+                "to another volume (owner %016" PRIx64 ", ours %016" PRIx64
+                "); leaving it alone", k->name, k->state_path, id,
+                (uint64_t) info.owner, (uint64_t) k->p.owner);
+      unlink (k->state_path);
+      return 0;
     }
     if (info.size != k->p.size ||
         info.logical_block_size != k->p.logical_block_size) {
@@ -524,15 +377,16 @@ try_recover (struct kmod_dev *k)
      */
     if (waited >= KMOD_WAIT_MS) {
       log_error ("kmod: %s: /dev/repvol%" PRIu32 " is still served by "
-                 "another process after %d s (is another attach of this "
-                 "volume running?)", k->name, id, KMOD_WAIT_MS / 1000);
+                 "pid %" PRIu32 " after %d s (is another attach of this "
+                 "volume running?)", k->name, id, info.server_pid,
+                 KMOD_WAIT_MS / 1000);
       return -EBUSY;
     }
   }
 
   if ((r = open_chan (k, id)) < 0)
     return r;
-  r = ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_RECOVER, id, NULL);
+  r = kmod_ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_RECOVER, id, NULL);
   if (r < 0) {
     /* Its held I/O fails; the volume gets a new device. */
     log_warn ("kmod: %s: RECOVER of /dev/repvol%" PRIu32 ": %s; deleting "
@@ -577,11 +431,11 @@ start_failed (struct kmod_dev *k)
     close (k->chan_fd);
   k->chan_fd = -1;
   if (k->have_dev && k->created) {
-    int r = ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_DEL, k->dev_id, NULL);
+    int r = kmod_ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_DEL, k->dev_id, NULL);
     if (r < 0)
       log_error ("kmod: %s: DEL of /dev/repvol%" PRIu32 ": %s", k->name,
                  k->dev_id, strerror (-r));
-    state_remove (k);
+    kmod_state_remove (k);
     k->have_dev = false;
   }
 }
@@ -608,7 +462,7 @@ kmod_start (struct frontend *f, const char *spec)
   if ((r = kmod_parse_spec (spec, &queues, &depth, &k->recover)) < 0 ||
       (r = kmod_geometry (k, queues, depth)) < 0)
     return r;
-  if ((r = ctrl_open (false, &err)) < 0) {
+  if ((r = kmod_ctrl_open (false, &err)) < 0) {
     log_error ("kmod: %s", error_msg (&err));
     return r;
   }
@@ -628,7 +482,7 @@ kmod_start (struct frontend *f, const char *spec)
     log_warn ("kmod: prctl(PR_SET_IO_FLUSHER): %s: under memory pressure, "
               "reclaim may deadlock on /dev/repvolN", strerror (errno));
 
-  state_path (k);
+  kmod_state_path (k);
   r = try_recover (k);
   if (r < 0)
     goto fail;
@@ -639,7 +493,7 @@ kmod_start (struct frontend *f, const char *spec)
 
   if (!k->recovering) {
     /* No I/O inside START: the loop serves what udev reads afterwards. */
-    r = ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_START, k->dev_id, NULL);
+    r = kmod_ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_START, k->dev_id, NULL);
     if (r < 0) {
       log_error ("kmod: %s: START of /dev/repvol%" PRIu32 ": %s", k->name,
                  k->dev_id, strerror (-r));
@@ -698,7 +552,7 @@ kmod_resized (struct frontend *f, const char **when)
   int r;
 
   c.arg = size - size % k->p.logical_block_size;
-  r = ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_RESIZE, k->dev_id, &c);
+  r = kmod_ctrl_ioctl (k->ctrl_fd, REPVOL_IOC_RESIZE, k->dev_id, &c);
   if (r < 0) {
     log_error ("kmod: %s: RESIZE of /dev/repvol%" PRIu32 " to %" PRIu64
                " bytes: %s", k->name, k->dev_id, (uint64_t) c.arg,
@@ -751,54 +605,3 @@ const struct frontend_ops kmod_frontend_ops = {
   .free = kmod_free,
   .resized = kmod_resized,
 };
-
-/* ---- for the CLI: a device a dead attach left ---- */
-
-int
-kmod_release_stale (const char *dev, const char *vol, long pid,
-                    struct error *err)
-{
-  struct repvol_ctrl info = { 0 };
-  uint64_t id;
-  int fd, r;
-
-  if (strncmp (dev, "/dev/" REPVOL_DISK_PREFIX, 11) != 0 ||
-      parse_uint (dev + 11, 0, REPVOL_MAX_DEVICES - 1, &id) < 0)
-    return error_set (err, EINVAL, "not a repvol.ko device");
-  if (pid_alive (pid))
-    return 0;                     /* its server lives: not stale */
-  if ((fd = ctrl_open (false, err)) < 0)
-    return fd == -ENOENT ? 0 : fd;  /* no module: no device */
-  r = ctrl_ioctl (fd, REPVOL_IOC_INFO, id, &info);
-  if (r == -ENODEV || r == -ENOENT) {
-    close (fd);
-    return 0;
-  }
-  if (r < 0) {
-    close (fd);
-    return error_set (err, -r, "INFO: %s", strerror (-r));
-  }
-  if (info.state == REPVOL_STATE_LIVE) {
-    close (fd);
-    return 0;                     /* someone else serves it now */
-  }
-  /* Nobody holds the channel: DEL fails what it holds and waits on no
-   * one.
-   */
-  r = ctrl_ioctl (fd, REPVOL_IOC_DEL, id, NULL);
-  close (fd);
-  if (r < 0 && r != -ENODEV && r != -ENOENT)
-    return error_set (err, -r, "DEL (it was %s): %s",
-                      kmod_state_name (info.state), strerror (-r));
-  if (vol) {
-    /* Its number is free now, and may be another volume's next: the
-     * state file must not name it any more.
-     */
-    struct kmod_dev k = { .name = vol };
-    uint32_t named;
-    state_path (&k);
-    if (state_read (&k, &named) == 0 && named == id)
-      unlink (k.state_path);
-  }
-  return r < 0 ? 0 : 1;
-}

@@ -101,6 +101,30 @@ int kmod_parse_spec (const char *spec, unsigned *queues, unsigned *depth,
  * max I/O, features) and k->bdev_max_io.  0 or -EINVAL (logged).
  */
 int kmod_geometry (struct kmod_dev *k, unsigned queues, unsigned depth);
+/* The owner value the devices of volume carry (never 0). */
+uint64_t kmod_owner (const char *volume);
+
+/* kmod_ctrl.c: the control device and the state file. */
+/* "live", "waiting for recovery"...: a REPVOL_STATE_* for messages. */
+const char *kmod_state_name (uint32_t state);
+/* One control ioctl on dev_id (c may carry ADD's or RESIZE's fields
+ * and gets INFO's / ADD's answer; NULL: none).  0 or a negative errno.
+ */
+int kmod_ctrl_ioctl (int fd, unsigned long ioc, uint32_t dev_id,
+                     struct repvol_ctrl *c);
+/* Open /dev/repvol-control, after modprobe repvol if it is missing and
+ * modprobe is set.  The fd, or a negative errno with why in err.
+ */
+int kmod_ctrl_open (bool modprobe, struct error *err);
+int kmod_sleep_ms (unsigned ms);
+/* RUN_DIR/VOL.kmod: k->state_path from k->name; the device id it names
+ * (0, or a negative errno: -ENOENT, none); written after ADD (a warning
+ * if it cannot be); removed.
+ */
+void kmod_state_path (struct kmod_dev *k);
+int kmod_state_read (struct kmod_dev *k, uint32_t *dev_id);
+void kmod_state_write (struct kmod_dev *k);
+void kmod_state_remove (struct kmod_dev *k);
 
 /* kmod.c: run the deferred life work (finish a stop) at the end of this
  * iteration.
