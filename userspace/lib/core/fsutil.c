@@ -221,3 +221,24 @@ pid_alive (pid_t pid)
 {
   return pid > 0 && (kill (pid, 0) == 0 || errno == EPERM);
 }
+
+int
+read_small_file (const char *path, char *buf, size_t size)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  ssize_t n;
+
+  buf[0] = '\0';
+  if (fd == -1)
+    return -errno;
+  do
+    n = read (fd, buf, size - 1);
+  while (n == -1 && errno == EINTR);
+  if (n == -1)
+    n = -errno;
+  close (fd);
+  if (n <= 0)
+    return n < 0 ? (int) n : -ENODATA;
+  buf[n] = '\0';
+  return (int) n;
+}

@@ -60,6 +60,12 @@ void atomic_file_abort (struct atomic_file *af);
 int atomic_replace (int dirfd, const char *path, const char *tmp,
                     const void *data, size_t len, mode_t mode);
 
+/* A small text file (a state file of a few numbers) into buf, NUL
+ * terminated: its length (at most size - 1 bytes are read), -ENODATA
+ * if it is empty, or a negative errno (-ENOENT: there is none).
+ */
+int read_small_file (const char *path, char *buf, size_t size);
+
 /* The directory for an attach's run-time files (control socket, ublk
  * state): $REPVOL_RUN_DIR, else /run/repvol, created 0700 if missing.
  * *err is 0, or the negative errno of a failed mkdir.

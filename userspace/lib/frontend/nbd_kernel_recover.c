@@ -72,17 +72,10 @@ static int
 state_read (const struct nbd_kernel *nk, int *index, long *pid)
 {
   char buf[64] = "";
-  int fd = open (nk->state_path, O_RDONLY | O_CLOEXEC);
-  ssize_t n;
+  int n = read_small_file (nk->state_path, buf, sizeof buf);
 
-  if (fd == -1)
-    return -errno;
-  n = read (fd, buf, sizeof buf - 1);
-  if (n == -1)
-    n = -errno;
-  close (fd);
-  if (n <= 0)
-    return n < 0 ? (int) n : -ENODATA;
+  if (n < 0)
+    return n;
   if (sscanf (buf, "%d %ld", index, pid) != 2 || *index < 0) {
     log_warn ("nbd-kernel: ignoring %s: not \"INDEX PID\"", nk->state_path);
     return -EINVAL;

@@ -246,17 +246,10 @@ state_read (struct ublk_dev *u, uint32_t *dev_id)
 {
   char buf[32] = "";
   uint64_t id;
-  int fd = open (u->state_path, O_RDONLY | O_CLOEXEC);
-  ssize_t n;
+  int n = read_small_file (u->state_path, buf, sizeof buf);
 
-  if (fd == -1)
-    return -errno;
-  n = read (fd, buf, sizeof buf - 1);
-  if (n == -1)
-    n = -errno;
-  close (fd);
-  if (n <= 0)
-    return n < 0 ? (int) n : -ENODATA;
+  if (n < 0)
+    return n;
   buf[strcspn (buf, "\n")] = '\0';
   if (parse_uint (buf, 0, UINT32_MAX - 1, &id) < 0) {
     log_warn ("ublk: %s: ignoring %s: not a device id", u->name,
