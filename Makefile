@@ -5,8 +5,10 @@ CC       ?= gcc
 # CFLAGS / LDFLAGS are the user's (make CFLAGS="-O1 -fsanitize=address"
 # keeps working); what the code needs is added on top.
 CFLAGS   ?= -O2 -g
+# kmod/ for repvol_uapi.h, the one header userspace shares with repvol.ko.
+INCLUDES   = -Iuserspace/lib -Ikmod
 ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
-            -D_GNU_SOURCE -Iuserspace/lib -Ikmod -MMD -MP
+            -D_GNU_SOURCE $(INCLUDES) -MMD -MP
 ALL_LDLIBS = $(LDLIBS) -luring -laio -ljson-c -lisal -lcurl -lzstd -lcrypto -lblkid -lgnutls -lmicrohttpd -lm
 
 B        ?= build
@@ -244,7 +246,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_CHECK_SECONDS ?= 15
 # UBSan findings stop the run like ASan's (else they are only printed
 # and the fuzzer goes on: check-fuzz would pass over them).
-FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace/lib -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 -D_GNU_SOURCE $(INCLUDES) -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
