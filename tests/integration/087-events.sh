@@ -29,8 +29,12 @@ events_story() {
     start_repvold "${tag}a" zone-a "${reg[@]}"
     start_repvold "${tag}b" zone-b "${reg[@]}"
     wait_for grep -q "registered as ${tag}b" "$T/repvold-${tag}b.log"
-    repvol events --follow --json > "$T/$tag.follow" 2>"$T/$tag.follow.err" &
+    # The binary itself in the background, not the repvol function: $!
+    # must be the follower, or killing it leaves the binary running.
+    "$REPVOL" events --follow --json > "$T/$tag.follow" 2>"$T/$tag.follow.err" &
     local follower=$!
+    PIDS+=("$follower")
+    PID_LOG[$follower]=$T/$tag.follow.err
     repvol create "$vol" --size 16M --replica "${tag}a" --replica "${tag}b"
     start_attach "$vol" "$T/$tag.sock" --host "${tag}h1" --lease-ttl 3
     head -c 16M /dev/urandom > "$T/$tag.data"
