@@ -197,15 +197,16 @@ slot_of (struct kmod_dev *k, uint32_t tag)
   return &k->slots[(size_t) q * k->p.queue_depth + t];
 }
 
-/* A descriptor from the channel: check it and start it.  What we check
- * the module has checked too; a disagreement fails the one request,
+/* A descriptor from the channel: check it and start it.  Here only what
+ * keeps us safe (the tag's buffer, a known op); range and alignment are
+ * the bdev's checked wrappers' (core/bdev.c), which fail a bad request
+ * with EINVAL.  A disagreement with the module fails the one request,
  * not the device.
  */
 static void
 start_request (struct kmod_dev *k, const struct repvol_io *d)
 {
   struct kmod_slot *s = slot_of (k, d->tag);
-  uint64_t size = k->dev->info.size - k->dev->info.size % k->p.logical_block_size;
   uint64_t offset = d->sector << 9;
   const char *why = NULL;
   int err = EIO;
@@ -243,12 +244,6 @@ start_request (struct kmod_dev *k, const struct repvol_io *d)
     why = "unsupported operation";
     err = EOPNOTSUPP;
   }
-  if (!why && d->op != REPVOL_OP_FLUSH &&
-      (d->sector > size >> 9 || d->len > size - offset))
-    why = "beyond the end of the device";
-  if (!why && d->op != REPVOL_OP_FLUSH &&
-      ((offset | d->len) & (k->p.logical_block_size - 1)))
-    why = "not aligned to the block size";
   if (why) {
     bad_request (k, d, why);
     slot_complete (s, -err);
