@@ -168,3 +168,20 @@ frontend_start_spec (const char *name, const char *spec, const char *prev,
             prev && frontend_may_recover (name, spec, prev) ? prev + 5 : "none");
   return buf;
 }
+
+bool
+frontend_queue_option (const char *tok, unsigned max_queues,
+                       unsigned max_depth, unsigned *queues, unsigned *depth)
+{
+  uint64_t v;
+
+  if (strncmp (tok, "queues=", 7) == 0 &&
+      parse_uint (tok + 7, 1, max_queues, &v) == 0)
+    *queues = v;
+  else if (strncmp (tok, "depth=", 6) == 0 &&
+           parse_uint (tok + 6, 1, max_depth, &v) == 0)
+    *depth = v;
+  else
+    return false;
+  return true;
+}

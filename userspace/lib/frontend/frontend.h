@@ -196,6 +196,14 @@ const char *frontend_start_spec (const char *name, const char *spec,
 int kmod_release_stale (const char *dev, const char *vol, long pid,
                         struct error *err);
 
+/* For the device frontends' spec parsers: tok is "queues=N" with N in
+ * 1..max_queues or "depth=N" with N in 1..max_depth; stores it and
+ * returns true, else false (not such an option, or out of range).
+ */
+bool frontend_queue_option (const char *tok, unsigned max_queues,
+                            unsigned max_depth, unsigned *queues,
+                            unsigned *depth);
+
 /* The frontends, for frontend.c's table. */
 extern const struct frontend_ops nbd_frontend_ops;         /* nbd.c */
 extern const struct frontend_ops ublk_frontend_ops;        /* ublk_ctrl.c */

@@ -154,12 +154,9 @@ kmod_parse_spec (const char *spec, unsigned *queues, unsigned *depth,
     return -ENOMEM;
   for (tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save)) {
     uint64_t v;
-    if (strncmp (tok, "queues=", 7) == 0 &&
-        parse_uint (tok + 7, 1, REPVOL_MAX_QUEUES, &v) == 0)
-      *queues = v;
-    else if (strncmp (tok, "depth=", 6) == 0 &&
-             parse_uint (tok + 6, 1, REPVOL_MAX_DEPTH, &v) == 0)
-      *depth = v;
+    if (frontend_queue_option (tok, REPVOL_MAX_QUEUES, REPVOL_MAX_DEPTH,
+                               queues, depth))
+      ;
     else if (strcmp (tok, "recover=none") == 0)
       *recover = KMOD_RECOVER_NONE;
     else if (strncmp (tok, "recover=/dev/" REPVOL_DISK_PREFIX, 19) == 0 &&

@@ -48,14 +48,8 @@ ublk_parse_spec (const char *spec, unsigned *queues, unsigned *depth)
   if (!copy)
     return -ENOMEM;
   for (tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save)) {
-    uint64_t v;
-    if (strncmp (tok, "queues=", 7) == 0 &&
-        parse_uint (tok + 7, 1, UBLK_MAX_QUEUES, &v) == 0)
-      *queues = v;
-    else if (strncmp (tok, "depth=", 6) == 0 &&
-             parse_uint (tok + 6, 1, UBLK_MAX_QUEUE_DEPTH, &v) == 0)
-      *depth = v;
-    else {
+    if (!frontend_queue_option (tok, UBLK_MAX_QUEUES, UBLK_MAX_QUEUE_DEPTH,
+                                queues, depth)) {
       log_error ("ublk: cannot parse '%s' in '%s': expected queues=1..%d,"
                  "depth=1..%d", tok, spec, UBLK_MAX_QUEUES,
                  UBLK_MAX_QUEUE_DEPTH);
