@@ -34,7 +34,6 @@ struct kmod_slot {
   struct kmod_dev *k;
   uint32_t tag;                 /* as the kernel names it */
   bool busy;                    /* read from the channel, not completed */
-  bool with_bdev;               /* its bdev_io is in flight */
   uint8_t op;                   /* REPVOL_OP_* */
   uint32_t flags;               /* BDEV_* */
   uint64_t offset;

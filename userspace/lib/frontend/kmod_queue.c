@@ -119,7 +119,6 @@ slot_io_done (struct bdev_io *io, int err)
     slot_submit_chunk (s);        /* next piece of a large one */
     return;
   }
-  s->with_bdev = false;
   k->with_bdev--;
   if (err) {
     log_debug ("kmod: %s: op %u offset %" PRIu64 " length %" PRIu32 ": %s",
@@ -272,7 +271,6 @@ start_request (struct kmod_dev *k, const struct repvol_io *d)
     }
   }
   s->io = (struct bdev_io) { .done = slot_io_done, .opaque = s };
-  s->with_bdev = true;
   k->with_bdev++;
   /* May complete at once. */
   if (d->op == REPVOL_OP_FLUSH)
